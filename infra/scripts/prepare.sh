@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the tests and the local host need, idempotently, on a fresh Debian machine with the .NET SDK.
+# Debian packages: DICOM peers (dcmtk, gdcm, dicom3tools, pydicom) used as independent checks, the native
+# JPEG 2000 / JPEG-LS codecs, and PyTorch + onnx for src/training (run with /usr/bin/python3).
+set -euo pipefail
+
+APT_PACKAGES=(
+  dcmtk libgdcm-tools dicom3tools python3-pydicom
+  libopenjp2-7 libcharls2
+  python3-numpy python3-pil python3-scipy python3-torch python3-onnx
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "prepare: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace CovidFunctions.Cli;
+
+/// <summary>Every top-level <c>covidfn</c> command. Add new commands here.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return Commands.VersionCommand.Create();
+    }
+}
