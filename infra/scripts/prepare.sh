@@ -8,6 +8,7 @@ APT_PACKAGES=(
   dcmtk libgdcm-tools dicom3tools python3-pydicom
   libopenjp2-7 libcharls2
   python3-numpy python3-pil python3-scipy python3-torch python3-onnx
+  fonts-dejavu-core
 )
 
 missing=()
