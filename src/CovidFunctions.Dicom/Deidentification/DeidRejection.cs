@@ -1,0 +1,23 @@
+namespace CovidFunctions.Dicom.Deidentification;
+
+/// <summary>
+/// Why an instance is refused (quarantined) rather than de-identified. The de-identifier cleans attributes, not pixels, so
+/// anything that may carry burned-in text is refused. Listed in docs/compliance/deid-conformance.md.
+/// </summary>
+public enum DeidRejectReason
+{
+    /// <summary>No SOP Class UID in the dataset or file meta.</summary>
+    MissingSopClass,
+
+    /// <summary>Not CT Image Storage or Enhanced CT Image Storage (secondary captures, dose reports, SR, presentation states, ...).</summary>
+    UnsupportedSopClass,
+
+    /// <summary>Image Type is not ORIGINAL\PRIMARY (derived, secondary, screen saves, dose screens).</summary>
+    NotOriginalPrimary,
+
+    /// <summary>Burned In Annotation (0028,0301) is YES.</summary>
+    BurnedInAnnotation,
+}
+
+/// <summary>A refusal with a message that carries no PHI (only the reason and, where useful, the SOP class UID or image type).</summary>
+public sealed record DeidRejection(DeidRejectReason Reason, string Message);

@@ -1,0 +1,487 @@
+using System.Text;
+
+namespace CovidFunctions.Dicom.Deidentification;
+
+/// <summary>The result of de-identifying one instance: refused with a reason, or done with an audit.</summary>
+public sealed record DeidOutcome(DeidRejection? Rejection, DeidAudit? Audit)
+{
+    /// <summary>True when the instance was de-identified (and may be written).</summary>
+    public bool Accepted => Rejection is null;
+}
+
+/// <summary>
+/// The PS3.15 Annex E de-identifier: table-driven (Table E.1-1 + keep-list, allowlist: no rule → removed), recursive into
+/// sequences, applied to the file meta group too, with keyed deterministic UID, pseudonym and date-shift mappings. Two
+/// engines with the same key and options produce identical output for identical input, in any process. Thread-safe: one
+/// engine may serve many instances in parallel.
+/// </summary>
+public sealed class DeidentificationEngine
+{
+    /// <summary>Our Implementation Class UID, written to (0002,0012) of every output.</summary>
+    public const string ImplementationClassUid = "2.25.270094735512331431093066447960431785536";
+
+    /// <summary>Our Implementation Version Name, written to (0002,0013).</summary>
+    public const string ImplementationVersionName = "COVIDFN_DEID_1";
+
+    /// <summary>CT Image Storage.</summary>
+    public const string CtImageStorage = "1.2.840.10008.5.1.4.1.1.2";
+
+    /// <summary>Enhanced CT Image Storage.</summary>
+    public const string EnhancedCtImageStorage = "1.2.840.10008.5.1.4.1.1.2.1";
+
+    private static readonly DicomTag PatientName = new(0x0010, 0x0010);
+    private static readonly DicomTag PatientId = new(0x0010, 0x0020);
+    private static readonly DicomTag IssuerOfPatientId = new(0x0010, 0x0021);
+    private static readonly DicomTag SopClassUid = new(0x0008, 0x0016);
+    private static readonly DicomTag SopInstanceUid = new(0x0008, 0x0018);
+    private static readonly DicomTag ImageType = new(0x0008, 0x0008);
+    private static readonly DicomTag BurnedInAnnotation = new(0x0028, 0x0301);
+    private static readonly DicomTag PatientIdentityRemoved = new(0x0012, 0x0062);
+    private static readonly DicomTag DeidentificationMethod = new(0x0012, 0x0063);
+    private static readonly DicomTag DeidentificationMethodCodeSequence = new(0x0012, 0x0064);
+    private static readonly DicomTag LongitudinalTemporalInformationModified = new(0x0028, 0x0303);
+    private static readonly DicomTag CodeValue = new(0x0008, 0x0100);
+    private static readonly DicomTag CodingSchemeDesignator = new(0x0008, 0x0102);
+    private static readonly DicomTag CodeMeaning = new(0x0008, 0x0104);
+    private static readonly DicomTag MediaStorageSopClassUid = new(0x0002, 0x0002);
+    private static readonly DicomTag MediaStorageSopInstanceUid = new(0x0002, 0x0003);
+    private static readonly DicomTag ImplementationClassUidTag = new(0x0002, 0x0012);
+    private static readonly DicomTag ImplementationVersionNameTag = new(0x0002, 0x0013);
+
+    private readonly KeyedMappings _mappings;
+    private readonly string[] _methodText;
+
+    /// <summary>An engine under <paramref name="key"/> with <paramref name="options"/> (defaults when null).</summary>
+    public DeidentificationEngine(DeidKey key, DeidentificationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        Options = options ?? new DeidentificationOptions();
+        Options.Validate();
+        Rules = new DeidRuleSet(Options);
+        _mappings = new KeyedMappings(key);
+        _methodText = BuildMethodText(Options);
+    }
+
+    /// <summary>The options in force.</summary>
+    public DeidentificationOptions Options { get; }
+
+    /// <summary>The resolved rules.</summary>
+    public DeidRuleSet Rules { get; }
+
+    /// <summary>The keyed mappings (UIDs, pseudonyms, date shifts) this engine uses.</summary>
+    public KeyedMappings Mappings => _mappings;
+
+    /// <summary>
+    /// The burned-in text policy: only CT Image Storage and Enhanced CT Image Storage with Image Type ORIGINAL\PRIMARY and
+    /// Burned In Annotation not YES pass. Null when the instance passes.
+    /// </summary>
+    public static DeidRejection? CheckPolicy(DicomDataset dataset, DicomDataset? fileMeta = null)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        var sopClass = TrimUid(dataset.TryGetString(SopClassUid, out var s) ? s : null)
+            ?? TrimUid(fileMeta is not null && fileMeta.TryGetString(MediaStorageSopClassUid, out var m) ? m : null);
+        if (string.IsNullOrEmpty(sopClass))
+        {
+            return new DeidRejection(DeidRejectReason.MissingSopClass, "No SOP Class UID: cannot tell whether pixels may carry burned-in text.");
+        }
+
+        if (sopClass is not (CtImageStorage or EnhancedCtImageStorage))
+        {
+            var shown = KeyedMappings.IsWellKnownUid(sopClass) ? sopClass : "a non-standard SOP class";
+            return new DeidRejection(
+                DeidRejectReason.UnsupportedSopClass,
+                $"SOP class {shown} is not CT Image Storage or Enhanced CT Image Storage; it may carry burned-in text (quarantined).");
+        }
+
+        var imageType = dataset.TryGetString(ImageType, out var it) ? it.Split('\\') : [];
+        if (imageType.Length < 2
+            || !imageType[0].Trim().Equals("ORIGINAL", StringComparison.Ordinal)
+            || !imageType[1].Trim().Equals("PRIMARY", StringComparison.Ordinal))
+        {
+            return new DeidRejection(
+                DeidRejectReason.NotOriginalPrimary,
+                "Image Type is not ORIGINAL\\PRIMARY (derived, secondary, screen or dose capture): quarantined.");
+        }
+
+        if (dataset.TryGetString(BurnedInAnnotation, out var burned) && burned.Trim().Equals("YES", StringComparison.OrdinalIgnoreCase))
+        {
+            return new DeidRejection(DeidRejectReason.BurnedInAnnotation, "Burned In Annotation is YES: quarantined.");
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// De-identifies <paramref name="dataset"/> (and <paramref name="fileMeta"/> when given) in place. A refused instance
+    /// is left untouched. Not for concurrent use on the same dataset; one engine may serve many datasets at once.
+    /// </summary>
+    public DeidOutcome Deidentify(DicomDataset dataset, DicomDataset? fileMeta = null)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        var rejection = CheckPolicy(dataset, fileMeta);
+        if (rejection is not null)
+        {
+            return new DeidOutcome(rejection, null);
+        }
+
+        var pseudonym = _mappings.Pseudonym(
+            dataset.TryGetString(IssuerOfPatientId, out var issuer) ? issuer : null,
+            dataset.TryGetString(PatientId, out var pid) ? pid : null,
+            dataset.TryGetString(PatientName, out var pname) ? pname : null,
+            Options.PseudonymLength);
+        var context = new Context(this, pseudonym, _mappings.DateShiftDays(pseudonym), new DeidAudit());
+
+        Process(dataset, context);
+
+        // Always present, always the pseudonym (Type 2 in the CT IOD).
+        dataset.SetString(PatientName, DicomVR.PN, pseudonym);
+        dataset.SetString(PatientId, DicomVR.LO, pseudonym);
+        WriteDeidentificationRecord(dataset);
+        context.Audit.OptionCodes = [.. Rules.EnabledOptions.Select(o => ((int)o).ToString(System.Globalization.CultureInfo.InvariantCulture))];
+
+        if (fileMeta is not null)
+        {
+            ProcessFileMeta(fileMeta, dataset, context);
+        }
+
+        return new DeidOutcome(null, context.Audit);
+    }
+
+    private static string? TrimUid(string? uid) => uid?.Trim('\0', ' ');
+
+    private static string[] BuildMethodText(DeidentificationOptions options)
+    {
+        var names = new List<string>();
+        if (options.CleanDescriptors)
+        {
+            names.Add("CleanDesc");
+        }
+
+        if (options.RetainLongitudinalModifiedDates)
+        {
+            names.Add("RetainLongModifDates");
+        }
+
+        if (options.RetainPatientCharacteristics)
+        {
+            names.Add("RetainPatChars");
+        }
+
+        if (options.RetainDeviceIdentity)
+        {
+            names.Add("RetainDeviceIdent");
+        }
+
+        if (options.RetainInstitutionIdentity)
+        {
+            names.Add("RetainInstIdent");
+        }
+
+        return
+        [
+            "CovidFunctions deid 1: PS3.15 Annex E " + AnnexEActionTable.Edition + " Basic Profile",
+            "allowlist; keyed HMAC-SHA256 UIDs, pseudonym, date shift",
+            "options: " + (names.Count == 0 ? "none" : string.Join(' ', names)),
+        ];
+    }
+
+    private void WriteDeidentificationRecord(DicomDataset dataset)
+    {
+        dataset.SetString(PatientIdentityRemoved, DicomVR.CS, "YES");
+        dataset.SetValues(DeidentificationMethod, DicomVR.LO, _methodText);
+        var items = new List<DicomDataset>();
+        foreach (var option in Rules.EnabledOptions)
+        {
+            var item = new DicomDataset();
+            item.SetString(CodeValue, DicomVR.SH, ((int)option).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            item.SetString(CodingSchemeDesignator, DicomVR.SH, "DCM");
+            item.SetString(CodeMeaning, DicomVR.LO, DeidOptionMeanings.Of(option));
+            items.Add(item);
+        }
+
+        dataset.AddOrUpdate(new DicomSequence(DeidentificationMethodCodeSequence, items));
+        dataset.SetString(LongitudinalTemporalInformationModified, DicomVR.CS, Options.RetainLongitudinalModifiedDates ? "MODIFIED" : "REMOVED");
+    }
+
+    private void ProcessFileMeta(DicomDataset meta, DicomDataset dataset, Context context)
+    {
+        foreach (var element in meta.ToArray())
+        {
+            switch (element.Tag.Value)
+            {
+                case 0x00020001 or 0x00020002 or 0x00020010:
+                    context.Audit.Kept++;
+                    break;
+                case 0x00020003 or 0x00020012 or 0x00020013:
+                    break; // rewritten below
+                default:
+                    // Group length (recomputed by the writer), source/sending/receiving AE titles, private information.
+                    meta.Remove(element.Tag);
+                    if (element.Tag.IsGroupLength)
+                    {
+                        context.Audit.GroupLengthsRemoved++;
+                    }
+                    else
+                    {
+                        context.Audit.Removed++;
+                    }
+
+                    break;
+            }
+        }
+
+        if (dataset.TryGetString(SopInstanceUid, out var sop) && sop.Length > 0)
+        {
+            meta.SetString(MediaStorageSopInstanceUid, DicomVR.UI, sop);
+            context.Audit.UidsRemapped++;
+        }
+        else
+        {
+            meta.Remove(MediaStorageSopInstanceUid);
+        }
+
+        meta.SetString(ImplementationClassUidTag, DicomVR.UI, ImplementationClassUid);
+        meta.SetString(ImplementationVersionNameTag, DicomVR.SH, ImplementationVersionName);
+    }
+
+    private void Process(DicomDataset dataset, Context context)
+    {
+        foreach (var element in dataset.ToArray())
+        {
+            var tag = element.Tag;
+            var value = tag.Value;
+            if (tag.IsPrivate)
+            {
+                dataset.Remove(tag);
+                context.Audit.PrivateRemoved++;
+                continue;
+            }
+
+            if (tag.IsGroupLength)
+            {
+                dataset.Remove(tag);
+                context.Audit.GroupLengthsRemoved++;
+                continue;
+            }
+
+            if (value is 0x00100010 or 0x00100020)
+            {
+                // Patient Name / Patient ID: Z in Table E.1-1; Z allows a dummy, and ours is the keyed pseudonym.
+                var vr = value == 0x00100010 ? DicomVR.PN : DicomVR.LO;
+                dataset.SetString(tag, vr, context.Pseudonym);
+                context.Audit.Dummied++;
+                continue;
+            }
+
+            if (value is 0x00120062 or 0x00120063 or 0x00120064 or 0x00280303)
+            {
+                // The de-identification record is rewritten at the top level, never carried over.
+                dataset.Remove(tag);
+                context.Audit.Removed++;
+                continue;
+            }
+
+            var (action, source) = Rules.Lookup(value);
+            switch (action)
+            {
+                case DeidAction.Keep:
+                    if (element is DicomSequence keptSequence)
+                    {
+                        ProcessItems(keptSequence, context);
+                    }
+
+                    context.Audit.Kept++;
+                    break;
+                case DeidAction.Remove:
+                    dataset.Remove(tag);
+                    if (source == DeidRuleSource.Unlisted)
+                    {
+                        context.Audit.UnlistedRemoved++;
+                    }
+                    else
+                    {
+                        context.Audit.Removed++;
+                    }
+
+                    break;
+                case DeidAction.Zero:
+                    Zero(dataset, element);
+                    context.Audit.Zeroed++;
+                    break;
+                case DeidAction.Dummy:
+                    Dummy(dataset, element, context);
+                    break;
+                case DeidAction.Clean:
+                    Clean(dataset, element, context);
+                    break;
+                case DeidAction.RemapUid:
+                    Remap(dataset, element, context);
+                    break;
+            }
+        }
+    }
+
+    private void ProcessItems(DicomSequence sequence, Context context)
+    {
+        foreach (var item in sequence.Items)
+        {
+            context.Audit.SequenceItems++;
+            Process(item, context);
+        }
+    }
+
+    private static void Zero(DicomDataset dataset, DicomElement element)
+    {
+        switch (element)
+        {
+            case DicomSequence sequence:
+                sequence.Clear();
+                break;
+            default:
+                dataset.AddOrUpdate(new DicomValueElement(element.Tag, EffectiveVR(element), ReadOnlyMemory<byte>.Empty));
+                break;
+        }
+    }
+
+    private void Dummy(DicomDataset dataset, DicomElement element, Context context)
+    {
+        if (element is DicomSequence sequence)
+        {
+            // D on a sequence: keep the items' structure, every attribute in them de-identified by its own rule.
+            ProcessItems(sequence, context);
+            context.Audit.Dummied++;
+            return;
+        }
+
+        var vr = EffectiveVR(element);
+        if (vr == DicomVR.UI)
+        {
+            Remap(dataset, element, context);
+            return;
+        }
+
+        if (vr.IsString)
+        {
+            dataset.SetString(element.Tag, vr, DummyText(vr));
+        }
+        else if (vr == DicomVR.UN)
+        {
+            // An unknown VR cannot be given a meaningful dummy: remove it (stricter).
+            dataset.Remove(element.Tag);
+            context.Audit.Removed++;
+            return;
+        }
+        else
+        {
+            var size = Math.Max(vr.UnitSize, 2);
+            dataset.AddOrUpdate(new DicomValueElement(element.Tag, vr, new byte[size]));
+        }
+
+        context.Audit.Dummied++;
+    }
+
+    private void Clean(DicomDataset dataset, DicomElement element, Context context)
+    {
+        if (element is DicomSequence sequence)
+        {
+            ProcessItems(sequence, context);
+            context.Audit.Cleaned++;
+            return;
+        }
+
+        var vr = EffectiveVR(element);
+        if (vr == DicomVR.DA || vr == DicomVR.DT)
+        {
+            if (!Options.RetainLongitudinalModifiedDates)
+            {
+                Dummy(dataset, element, context);
+                return;
+            }
+
+            var text = dataset.GetString(element.Tag) ?? string.Empty;
+            var shifted = vr == DicomVR.DA ? DateShifter.ShiftDA(text, context.DateShiftDays) : DateShifter.ShiftDT(text, context.DateShiftDays);
+            dataset.SetString(element.Tag, vr, shifted ?? string.Empty);
+            context.Audit.DatesShifted++;
+            return;
+        }
+
+        if (vr == DicomVR.TM)
+        {
+            // A whole-day shift leaves times of day unchanged, so date + time pairs stay consistent.
+            context.Audit.Kept++;
+            return;
+        }
+
+        if (vr == DicomVR.UI)
+        {
+            Remap(dataset, element, context);
+            return;
+        }
+
+        if (vr.IsString)
+        {
+            var text = dataset.GetString(element.Tag) ?? string.Empty;
+            dataset.SetString(element.Tag, vr, DescriptorCleaner.Clean(text));
+            context.Audit.Cleaned++;
+            return;
+        }
+
+        Dummy(dataset, element, context);
+    }
+
+    private void Remap(DicomDataset dataset, DicomElement element, Context context)
+    {
+        if (element is DicomSequence sequence)
+        {
+            ProcessItems(sequence, context);
+            context.Audit.UidsRemapped++;
+            return;
+        }
+
+        var vr = EffectiveVR(element);
+        if (vr != DicomVR.UI)
+        {
+            // U names UID attributes; anything else found under such a tag is not understood: remove it.
+            dataset.Remove(element.Tag);
+            context.Audit.Removed++;
+            return;
+        }
+
+        var text = dataset.GetString(element.Tag) ?? string.Empty;
+        var parts = text.Split('\\');
+        for (var i = 0; i < parts.Length; i++)
+        {
+            parts[i] = _mappings.MapUid(parts[i].Trim('\0', ' '));
+        }
+
+        dataset.SetString(element.Tag, DicomVR.UI, string.Join('\\', parts));
+        context.Audit.UidsRemapped++;
+    }
+
+    private static DicomVR EffectiveVR(DicomElement element)
+    {
+        if (element.VR != DicomVR.UN)
+        {
+            return element.VR;
+        }
+
+        var entry = DicomDictionary.Lookup(element.Tag);
+        return entry is { ValueRepresentations.Count: 1 } && entry.VR != DicomVR.SQ ? entry.VR : DicomVR.UN;
+    }
+
+    private static string DummyText(DicomVR vr) => vr.Code switch
+    {
+        "AE" => "ANONYMOUS",
+        "AS" => "000Y",
+        "CS" => "ANONYMIZED",
+        "DA" => "19000101",
+        "DS" or "IS" => "0",
+        "DT" => "19000101000000",
+        "TM" => "000000",
+        "UR" => "urn:anonymized",
+        "PN" => "ANONYMIZED",
+        _ => "ANONYMIZED",
+    };
+
+    private sealed record Context(DeidentificationEngine Engine, string Pseudonym, int DateShiftDays, DeidAudit Audit);
+}

@@ -1,0 +1,74 @@
+namespace CovidFunctions.Dicom.Deidentification;
+
+/// <summary>
+/// Settings of the de-identifier (configuration section <see cref="SectionName"/>). Each supported PS3.15 option is one
+/// switch; the defaults below are the project defaults and are listed in docs/compliance/deid-conformance.md.
+/// </summary>
+public sealed record DeidentificationOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string SectionName = "Deidentification";
+
+    /// <summary>113107: shift every date of a patient by one keyed offset (intervals and ages stay true). Default on.</summary>
+    public bool RetainLongitudinalModifiedDates { get; init; } = true;
+
+    /// <summary>113108: keep sex, age, size, weight and similar characteristics. Default on.</summary>
+    public bool RetainPatientCharacteristics { get; init; } = true;
+
+    /// <summary>113105: keep descriptions, reduced to an allow-listed vocabulary, instead of removing them. Default on.</summary>
+    public bool CleanDescriptors { get; init; } = true;
+
+    /// <summary>113109: keep station, device serial numbers and similar. Default off.</summary>
+    public bool RetainDeviceIdentity { get; init; }
+
+    /// <summary>113112: keep institution name, address and department. Default off.</summary>
+    public bool RetainInstitutionIdentity { get; init; }
+
+    /// <summary>Number of base32 characters in the patient pseudonym after <c>ANON-</c> (5 bits each). Default 16 (80 bits).</summary>
+    public int PseudonymLength { get; init; } = 16;
+
+    /// <summary>The options in force, including the Basic Profile, in CID 7050 code order.</summary>
+    public IReadOnlyList<DeidOption> EnabledOptions
+    {
+        get
+        {
+            var list = new List<DeidOption> { DeidOption.BasicProfile };
+            if (CleanDescriptors)
+            {
+                list.Add(DeidOption.CleanDescriptors);
+            }
+
+            if (RetainLongitudinalModifiedDates)
+            {
+                list.Add(DeidOption.RetainLongitudinalModifiedDates);
+            }
+
+            if (RetainPatientCharacteristics)
+            {
+                list.Add(DeidOption.RetainPatientCharacteristics);
+            }
+
+            if (RetainDeviceIdentity)
+            {
+                list.Add(DeidOption.RetainDeviceIdentity);
+            }
+
+            if (RetainInstitutionIdentity)
+            {
+                list.Add(DeidOption.RetainInstitutionIdentity);
+            }
+
+            return list;
+        }
+    }
+
+    /// <summary>Throws when a setting is out of range (called by the engine's constructor).</summary>
+    public void Validate()
+    {
+        if (PseudonymLength is < 8 or > 51)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(PseudonymLength), PseudonymLength, SectionName + ":PseudonymLength must be between 8 and 51 base32 characters.");
+        }
+    }
+}
