@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libopenjp2-7 libcharls2
   python3-numpy python3-pil python3-scipy python3-torch python3-onnx
   fonts-dejavu-core
+  shellcheck  # lints infra/scripts/postdeploy.sh (tests/CovidFunctions.Deployment.Tests)
 )
 
 missing=()

@@ -1,0 +1,201 @@
+// The Function app on Flex Consumption (Linux, .NET 10 isolated worker). Every connection is
+// identity-based: AzureWebJobsStorage, Service Bus and Application Insights use the app's user-assigned
+// identity; Key Vault references resolve with the same identity. No keys or connection strings.
+
+@description('Azure region.')
+param location string
+
+@description('Tags applied to the plan.')
+param tags object
+
+@description('azd service name this app is deployed as (tag azd-service-name).')
+param azdServiceName string
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Function app name.')
+param appName string
+
+@description('Name of the Function app user-assigned identity.')
+param identityName string
+
+@description('Storage account name (AzureWebJobsStorage and pipeline data).')
+param storageAccountName string
+
+
+@description('Container holding the deployment package.')
+param deploymentContainerName string
+
+@description('Application Insights component name.')
+param appInsightsName string
+
+@description('Service Bus namespace name.')
+param serviceBusNamespaceName string
+
+@description('Service Bus queue the orchestrator dispatches slice chunks to.')
+param sliceQueueName string
+
+@description('Queue carrying chunk results back (a Storage queue or a Service Bus queue, see resultTransport).')
+param resultQueueName string
+
+@description('How chunk results travel back to the Function app.')
+@allowed([
+  'StorageQueue'
+  'ServiceBus'
+])
+param resultTransport string
+
+@description('Key Vault name holding the de-identification and webhook signing keys.')
+param vaultName string
+
+@description('Upload container the Event Grid blob trigger watches.')
+param uploadContainerName string
+
+@description('Maximum instances Flex Consumption scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('Instance memory size in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@description('Durable Task hub name; changing it orphans in-flight orchestrations.')
+param taskHubName string
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
+  name: identityName
+}
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2025-06-01' existing = {
+  name: storageAccountName
+}
+
+resource serviceBus 'Microsoft.ServiceBus/namespaces@2026-01-01' existing = {
+  name: serviceBusNamespaceName
+}
+
+var identityId = identity.id
+var identityClientId = identity.properties.clientId
+// Host name only (<name>.servicebus.windows.net), read from the resource so no cloud suffix is hard-coded.
+var serviceBusFullyQualifiedNamespace = replace(replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
+  name: vaultName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource app 'Microsoft.Web/sites@2025-03-01' = {
+  name: appName
+  location: location
+  tags: union(tags, { 'azd-service-name': azdServiceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageAccount.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'dotnet-isolated'
+        version: '10.0'
+      }
+    }
+  }
+}
+
+// App settings as a child resource so the site exists (and its identity can be granted roles) first.
+// Flex Consumption sets the worker runtime from functionAppConfig.runtime: FUNCTIONS_WORKER_RUNTIME and
+// FUNCTIONS_EXTENSION_VERSION must not appear here.
+resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
+  parent: app
+  name: 'appsettings'
+  properties: {
+    AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    AZURE_CLIENT_ID: identityClientId
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+    ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
+    ServiceBus__credential: 'managedidentity'
+    ServiceBus__clientId: identityClientId
+    Pipeline__UploadContainer: uploadContainerName
+    Pipeline__SliceQueueName: sliceQueueName
+    Pipeline__ResultQueueName: resultQueueName
+    Pipeline__ResultTransport: resultTransport
+    Pipeline__TaskHubName: taskHubName
+    KeyVault__VaultUri: vault.properties.vaultUri
+    // Key Vault references: resolved by the platform with keyVaultReferenceIdentity; the values never
+    // appear in the template. The secrets are created by infra/scripts/postdeploy.sh.
+    Deidentification__HmacKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=deid-hmac-key)'
+    Webhooks__SigningKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=webhook-signing-key)'
+  }
+}
+
+// Publishing with basic (username/password) credentials is off: azd deploys with Entra ID.
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: app
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+output appName string = app.name
+output defaultHostName string = app.properties.defaultHostName
