@@ -41,3 +41,46 @@ save("decode_expected_grey16.npy", g16)
 save("decode_expected_rgb.npy", rgb)
 save("decode_expected_palette_rgb.npy",
      np.asarray(Image.open(os.path.join(here, "decode_palette.png")).convert("RGB"), dtype=np.uint8))
+
+# NIfTI fixtures written field by field from the NIfTI-2 / NIfTI-1 standards (nibabel is not installed), to check
+# the reader's offsets independently of its own writer. Volume 4x3x2, value = i + 10 j + 100 k.
+import struct
+vol = np.array([[[i + 10 * j + 100 * k for i in range(4)] for j in range(3)] for k in range(2)], dtype=np.float32)
+srow = [[0.0, 0.0, 2.5, -10.0], [0.0, -1.5, 0.0, 20.0], [0.75, 0.0, 0.0, -30.0]]
+
+
+def nifti2(path):
+    h = bytearray(540)
+    struct.pack_into("<i", h, 0, 540)
+    h[4:12] = b"n+2\0\r\n\x1a\n"
+    struct.pack_into("<hh", h, 12, 16, 32)
+    struct.pack_into("<8q", h, 16, 3, 4, 3, 2, 1, 1, 1, 1)
+    struct.pack_into("<8d", h, 104, 1, 0.75, 1.5, 2.5, 0, 0, 0, 0)
+    struct.pack_into("<q", h, 168, 544)
+    struct.pack_into("<dd", h, 176, 2.0, -5.0)
+    h[240:240 + 9] = b"fixture-2"
+    struct.pack_into("<ii", h, 344, 0, 2)
+    for r in range(3):
+        struct.pack_into("<4d", h, 400 + 32 * r, *srow[r])
+    struct.pack_into("<i", h, 500, 2)
+    with open(path, "wb") as f:
+        f.write(bytes(h) + b"\0\0\0\0" + vol.astype("<f4").tobytes())
+
+
+def nifti1_big_endian(path):
+    h = bytearray(348)
+    struct.pack_into(">i", h, 0, 348)
+    struct.pack_into(">8h", h, 40, 3, 4, 3, 2, 1, 1, 1, 1)
+    struct.pack_into(">hh", h, 70, 4, 16)
+    struct.pack_into(">8f", h, 76, -1, 0.75, 1.5, 2.5, 0, 0, 0, 0)
+    struct.pack_into(">fff", h, 108, 352, 1.0, 0.0)
+    h[123] = 2
+    struct.pack_into(">hh", h, 252, 1, 0)
+    struct.pack_into(">6f", h, 256, 0.0, 1.0, 0.0, 5.0, 6.0, 7.0)
+    h[344:348] = b"n+1\0"
+    with open(path, "wb") as f:
+        f.write(bytes(h) + b"\0\0\0\0" + vol.astype(">i2").tobytes())
+
+
+nifti2(os.path.join(here, "nifti2_f32_4x3x2.nii"))
+nifti1_big_endian(os.path.join(here, "nifti1_be_i16_4x3x2.nii"))
