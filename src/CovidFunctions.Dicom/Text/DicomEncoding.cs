@@ -236,11 +236,15 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
         return bytes;
     }
 
+    /// <summary>
+    /// Where the designations return to value 1's (PS3.5 6.1.2.5.3): CR, LF, FF and TAB (and the other controls but ESC)
+    /// in every VR, <c>\</c> between values of multi-valued VRs (not LT, ST, UT, UR), <c>^</c> and <c>=</c> in PN.
+    /// </summary>
     private static bool IsDelimiter(byte b, string vrCode) => b switch
     {
-        (byte)'\\' => true,
+        (byte)'\\' => vrCode is not ("LT" or "ST" or "UT" or "UR"),
         (byte)'^' or (byte)'=' => vrCode == "PN",
-        0x0D or 0x0A or 0x0C or 0x09 => vrCode is "LT" or "ST" or "UT",
+        < 0x20 and not Esc => true,
         _ => false,
     };
 
@@ -516,6 +520,20 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
 
         private static readonly Lazy<CodeElement[]> AllLazy = new(CreateAll);
 
+        private static readonly Lazy<Dictionary<char, int>> JisX0212Reverse = new(() =>
+        {
+            var map = new Dictionary<char, int>(JisX0212Table.MappedCount);
+            for (var i = 0; i < JisX0212Table.Cells.Length; i++)
+            {
+                if (JisX0212Table.Cells[i] != '\uFFFD')
+                {
+                    map.TryAdd(JisX0212Table.Cells[i], i);
+                }
+            }
+
+            return map;
+        });
+
         private static CodeElement[] All => AllLazy.Value;
 
         private static CodeElement[] CreateAll()
@@ -540,7 +558,7 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
                 High("148", 'M', 28599),
                 High("166", 'T', 874),
                 new("ISO 2022 IR 87", Kind.JisX0208, true, 2, [Esc, (byte)'$', (byte)'B'], eucJp),
-                new("ISO 2022 IR 159", Kind.JisX0212, true, 2, [Esc, (byte)'$', (byte)'(', (byte)'D'], eucJp),
+                new("ISO 2022 IR 159", Kind.JisX0212, true, 2, [Esc, (byte)'$', (byte)'(', (byte)'D'], null),
                 new("ISO 2022 IR 149", Kind.EucPairs, false, 2, [Esc, (byte)'$', (byte)')', (byte)'C'],
                     CodePage(51949)),
                 new("ISO 2022 IR 58", Kind.EucPairs, false, 2, [Esc, (byte)'$', (byte)')', (byte)'A'],
@@ -608,24 +626,19 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
                 }
 
                 case Kind.JisX0212:
-                {
-                    var euc = new List<byte>(run.Length * 3 / 2 + 1);
                     for (var k = 0; k + 1 < run.Length; k += 2)
                     {
-                        euc.Add(0x8F);
-                        euc.Add((byte)(run[k] | 0x80));
-                        euc.Add((byte)(run[k + 1] | 0x80));
+                        var row = run[k] - 0x21;
+                        var cell = run[k + 1] - 0x21;
+                        sb.Append(row is >= 0 and < 94 && cell is >= 0 and < 94 ? JisX0212Table.Cells[(row * 94) + cell] : '\uFFFD');
                     }
 
-                    sb.Append(_encoding!.GetString([.. euc]));
                     if (run.Length % 2 == 1)
                     {
                         sb.Append('\uFFFD');
                     }
 
                     break;
-                }
-
                 case Kind.EucPairs:
                     sb.Append(_encoding!.GetString(run));
                     break;
@@ -656,6 +669,14 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
                     }
 
                     return false;
+                case Kind.JisX0212:
+                    if (rune.IsBmp && JisX0212Reverse.Value.TryGetValue((char)rune.Value, out var code))
+                    {
+                        bytes = [(byte)(0x21 + (code / 94)), (byte)(0x21 + (code % 94))];
+                        return true;
+                    }
+
+                    return false;
                 default:
                     if (rune.Value < 0x80)
                     {
@@ -679,9 +700,6 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
                             return true;
                         case Kind.JisX0208 when encoded.Length == 2 && encoded[0] >= 0xA1 && encoded[1] >= 0xA1:
                             bytes = [(byte)(encoded[0] & 0x7F), (byte)(encoded[1] & 0x7F)];
-                            return true;
-                        case Kind.JisX0212 when encoded.Length == 3 && encoded[0] == 0x8F:
-                            bytes = [(byte)(encoded[1] & 0x7F), (byte)(encoded[2] & 0x7F)];
                             return true;
                         case Kind.EucPairs when encoded.Length == 2 && encoded[0] >= 0xA1 && encoded[1] >= 0xA1:
                             bytes = encoded;
