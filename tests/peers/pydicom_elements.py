@@ -13,6 +13,8 @@ The element list holds the file meta group (0002) first, then the dataset, each 
   "items": SQ: list of items, each a list of ELEMENT
   "len"/"sha1": other binary VRs (OB OW OF OD OL OV UN): byte length and SHA-1 of the little-endian value
   "frags"/"bot": encapsulated pixel data: [[length, sha1], ...] per fragment and the basic offset table length
+Elements read with implicit VR also carry "raw": [length, sha1] of the value bytes; private data elements (not
+creators) read with implicit VR have "vr": "*" and only "raw" (their VR and value type are a reader's guess).
 The C# side (PeerNormalizer) builds the same shape from our reader, so the two compare with ==.
 """
 import hashlib
@@ -25,11 +27,14 @@ warnings.simplefilter("ignore")
 
 import pydicom  # noqa: E402
 from pydicom import config  # noqa: E402
+from pydicom.tag import Tag  # noqa: E402
 
 try:  # pydicom >= 2.3: do not raise on invalid values, we compare what is in the file
     config.settings.reading_validation_mode = config.IGNORE
 except AttributeError:
     pass
+# Keep UN as written in the file (pydicom's default replaces it with the dictionary VR).
+config.replace_un_with_known_vr = False
 
 STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 TEXT_VRS = {"LT", "ST", "UT"}
@@ -95,9 +100,18 @@ def fragments(data, little):
 
 def element(ds, tag, little):
     raw = ds.get_item(tag)
+    implicit = isinstance(raw, pydicom.dataelem.RawDataElement) and raw.VR is None
+    raw_bytes = bytes(raw.value) if implicit and isinstance(raw.value, (bytes, bytearray)) else None
     elem = ds[tag]
     vr = elem.VR
     out = {"t": "%08X" % int(tag), "vr": vr}
+    if implicit and raw_bytes is not None and vr != "SQ":
+        # Implicit VR: the VR is a reader's guess (dictionary, private dictionary, US/SS and OB/OW resolution).
+        # Report the raw little-endian bytes too, so a VR disagreement can still be checked on the value.
+        out["raw"] = [len(raw_bytes), sha1(raw_bytes)]
+        if Tag(tag).is_private and not (0x0010 <= Tag(tag).element <= 0x00FF):
+            out["vr"] = "*"
+            return out
     if vr == "SQ":
         out["items"] = [dataset(item, little) for item in (elem.value or [])]
         return out
@@ -172,6 +186,16 @@ def main():
             result = describe(path)
         except Exception as e:  # noqa: BLE001 - any failure is reported per file
             result = {"file": path, "ok": False, "error": "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")}
+            # pydicom cannot use an explicit UN Specific Character Set unless it replaces UN with the dictionary VR:
+            # retry that way and say so ("un_replaced"), so the comparison can allow for it.
+            config.replace_un_with_known_vr = True
+            try:
+                result = describe(path)
+                result["un_replaced"] = True
+            except Exception:  # noqa: BLE001
+                pass
+            finally:
+                config.replace_un_with_known_vr = False
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
