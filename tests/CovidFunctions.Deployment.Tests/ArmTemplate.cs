@@ -68,6 +68,24 @@ internal sealed class ArmTemplate
         _ => Sym.Of(value),
     };
 
+    /// <summary>For a copy-loop resource, the resolved value of the array item each iteration's name indexes with copyIndex().</summary>
+    public IReadOnlyList<string> CopyItems(JsonObject resource)
+    {
+        var name = (string?)resource["name"] ?? throw new InvalidDataException("resource without name");
+        var loop = FindCopyIndexTarget(ArmExpressionParser.Parse(name)) ?? throw new InvalidDataException("no copyIndex() in " + name);
+        var items = Evaluate(loop).Json as JsonArray ?? throw new InvalidDataException("copy loop over a non-literal array in " + name);
+        return items.Select(Resolve).ToList();
+    }
+
+    private static ArmNode? FindCopyIndexTarget(ArmNode node) => node switch
+    {
+        ArmIndex { Index: ArmCall { Name: "copyIndex" } } index => index.Target,
+        ArmIndex index => FindCopyIndexTarget(index.Target) ?? FindCopyIndexTarget(index.Index),
+        ArmMember member => FindCopyIndexTarget(member.Target),
+        ArmCall call => call.Arguments.Select(FindCopyIndexTarget).FirstOrDefault(n => n is not null),
+        _ => null,
+    };
+
     private static string LiteralName(JsonObject resource) =>
         (string?)resource["name"] is { } n && !ArmExpressionParser.IsExpression(n) ? n : throw new InvalidDataException("module deployments need literal names");
 

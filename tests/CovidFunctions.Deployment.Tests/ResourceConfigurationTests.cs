@@ -1,0 +1,204 @@
+using System.Text.Json.Nodes;
+
+namespace CovidFunctions.Deployment.Tests;
+
+/// <summary>The properties the design depends on, read from the compiled ARM JSON.</summary>
+[Collection(CompiledTemplateCollection.Name)]
+public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
+{
+    private ArmTemplate Storage => fixture.Main.Module("storage");
+
+    [Fact]
+    public void StorageAccount_Properties_AllowNoSharedKeyNoPublicBlobsAndTls12()
+    {
+        var properties = Storage.ResourcesOfType("Microsoft.Storage/storageAccounts").Single()["properties"]!;
+
+        Assert.False((bool)properties["allowSharedKeyAccess"]!);
+        Assert.False((bool)properties["allowBlobPublicAccess"]!);
+        Assert.Equal("TLS1_2", (string?)properties["minimumTlsVersion"]);
+        Assert.True((bool)properties["supportsHttpsTrafficOnly"]!);
+        Assert.True((bool)properties["defaultToOAuthAuthentication"]!);
+    }
+
+    [Fact]
+    public void StorageAccount_Children_HaveThePipelineContainersQueuesAndTables()
+    {
+        Assert.Superset(
+            new HashSet<string> { "ct-uploads", "slices", "results", "quarantine", "eventgrid-deadletter" },
+            LoopNames("Microsoft.Storage/storageAccounts/blobServices/containers"));
+        Assert.Superset(
+            new HashSet<string> { "slice-chunks", "slice-results", "slice-chunks-poison", "slice-results-poison" },
+            LoopNames("Microsoft.Storage/storageAccounts/queueServices/queues"));
+        Assert.Equal(
+            new HashSet<string> { "Studies", "SliceResults", "Usage", "WebhookSubscriptions", "WebhookDeliveries" },
+            LoopNames("Microsoft.Storage/storageAccounts/tableServices/tables"));
+        var containers = Storage.ResourcesOfType("Microsoft.Storage/storageAccounts/blobServices/containers").Where(r => r["copy"] is not null);
+        Assert.All(containers, c => Assert.Equal("None", (string?)c["properties"]!["publicAccess"]));
+    }
+
+    [Fact]
+    public void LifecyclePolicy_RawUploads_AreDeletedAfterTheRetentionParameter()
+    {
+        var rules = Storage.ResourcesOfType("Microsoft.Storage/storageAccounts/managementPolicies").Single()["properties"]!["policy"]!["rules"]!.AsArray();
+
+        var rule = Assert.Single(rules)!;
+        Assert.True((bool)rule["enabled"]!);
+        var prefixes = rule["definition"]!["filters"]!["prefixMatch"]!.AsArray().Select(p => Storage.Resolve(p)).ToList();
+        Assert.Equal(["ct-uploads/"], prefixes);
+        Assert.Equal("param:uploadRetentionDays", Storage.Resolve(rule["definition"]!["actions"]!["baseBlob"]!["delete"]!["daysAfterModificationGreaterThan"]));
+        Assert.Equal(7, (int)fixture.Main.Root["parameters"]!["uploadRetentionDays"]!["defaultValue"]!);
+    }
+
+    [Fact]
+    public void ServiceBus_Namespace_DisablesLocalAuthentication()
+    {
+        var properties = fixture.Main.Module("servicebus").ResourcesOfType("Microsoft.ServiceBus/namespaces").Single()["properties"]!;
+
+        Assert.True((bool)properties["disableLocalAuth"]!);
+        Assert.Equal("1.2", (string?)properties["minimumTlsVersion"]);
+    }
+
+    [Fact]
+    public void ServiceBus_SliceQueue_DetectsDuplicatesAndDeadLetters()
+    {
+        var module = fixture.Main.Module("servicebus");
+        var queue = module.ResourcesOfType("Microsoft.ServiceBus/namespaces/queues").Single(q => module.Resolve(q["name"]).EndsWith("/slice-chunks", StringComparison.Ordinal));
+        var properties = queue["properties"]!;
+
+        Assert.True((bool)properties["requiresDuplicateDetection"]!);
+        Assert.Equal("param:duplicateDetectionWindow", module.Resolve(properties["duplicateDetectionHistoryTimeWindow"]));
+        Assert.Equal("param:sliceMaxDeliveryCount", module.Resolve(properties["maxDeliveryCount"]));
+        Assert.Equal("param:sliceLockDuration", module.Resolve(properties["lockDuration"]));
+        Assert.True((bool)properties["deadLetteringOnMessageExpiration"]!);
+        // KEDA's azure-servicebus scaler counts messages, not sessions: a session queue would not scale right.
+        Assert.False((bool)properties["requiresSession"]!);
+        var defaults = fixture.Main.Root["parameters"]!;
+        Assert.Equal("PT1H", (string?)defaults["duplicateDetectionWindow"]!["defaultValue"]);
+        Assert.Equal(5, (int)defaults["sliceMaxDeliveryCount"]!["defaultValue"]!);
+        Assert.Equal("PT2M", (string?)defaults["sliceLockDuration"]!["defaultValue"]);
+    }
+
+    [Fact]
+    public void Scorer_ScaleRule_IsKedaServiceBusOnTheSliceQueueWithIdentityFromZero()
+    {
+        var module = fixture.Main.Module("containerapps");
+        var scale = module.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["scale"]!;
+
+        Assert.Equal(0, (int)scale["minReplicas"]!);
+        Assert.Equal("param:scorerMaxReplicas", module.Resolve(scale["maxReplicas"]));
+        var rule = Assert.Single(scale["rules"]!.AsArray())!;
+        var custom = rule["custom"]!;
+        Assert.Equal("azure-servicebus", (string?)custom["type"]);
+        Assert.Equal("slice-chunks", module.Resolve(custom["metadata"]!["queueName"]));
+        Assert.StartsWith("Microsoft.ManagedIdentity/userAssignedIdentities(", module.Resolve(custom["identity"]), StringComparison.Ordinal);
+        Assert.Equal(fixture.Main.Resolve(fixture.Main.Root["variables"]!["names"]!["serviceBus"]), module.Resolve(custom["metadata"]!["namespace"]));
+        Assert.Equal("string(param:scorerMessagesPerReplica)", module.Resolve(custom["metadata"]!["messageCount"]));
+
+        // The queue KEDA watches is the queue the Function app sends chunks to.
+        var functionApp = fixture.Main.Module("functionapp");
+        var settings = functionApp.ResourcesOfType("Microsoft.Web/sites/config").Single()["properties"]!;
+        Assert.Equal("slice-chunks", functionApp.Resolve(settings["Pipeline__SliceQueueName"]));
+    }
+
+    [Fact]
+    public void Scorer_Runs_OnTheSelectedServerlessGpuProfile()
+    {
+        var module = fixture.Main.Module("containerapps");
+        var environment = module.ResourcesOfType("Microsoft.App/managedEnvironments").Single();
+        var app = module.ResourcesOfType("Microsoft.App/containerApps").Single();
+
+        var profiles = environment["properties"]!["workloadProfiles"]!.AsArray();
+        var profileName = module.Resolve(app["properties"]!["workloadProfileName"]);
+        var gpu = profiles.Single(p => module.Resolve(p!["name"]) == profileName)!;
+        Assert.Equal("param:gpuProfileType", module.Resolve(gpu["workloadProfileType"]));
+        var allowed = fixture.Main.Root["parameters"]!["gpuProfileType"]!["allowedValues"]!.AsArray().Select(v => (string)v!);
+        Assert.Equal(["Consumption-GPU-NC8as-T4", "Consumption-GPU-NC24-A100"], allowed);
+        Assert.Equal("azure-monitor", (string?)environment["properties"]!["appLogsConfiguration"]!["destination"]);
+    }
+
+    [Fact]
+    public void FunctionApp_Site_IsFlexConsumptionDotnetIsolated10WithIdentityDeploymentStorage()
+    {
+        var module = fixture.Main.Module("functionapp");
+        var plan = module.ResourcesOfType("Microsoft.Web/serverfarms").Single();
+        var site = module.ResourcesOfType("Microsoft.Web/sites").Single();
+        var config = site["properties"]!["functionAppConfig"]!;
+
+        Assert.Equal("FlexConsumption", (string?)plan["sku"]!["tier"]);
+        Assert.Equal("functionapp,linux", (string?)site["kind"]);
+        Assert.True((bool)site["properties"]!["httpsOnly"]!);
+        Assert.Equal("dotnet-isolated", (string?)config["runtime"]!["name"]);
+        Assert.Equal("10.0", (string?)config["runtime"]!["version"]);
+        var storage = config["deployment"]!["storage"]!;
+        Assert.Equal("blobContainer", (string?)storage["type"]);
+        Assert.Equal("UserAssignedIdentity", (string?)storage["authentication"]!["type"]);
+        Assert.Null(storage["authentication"]!["storageAccountConnectionStringName"]);
+        Assert.NotNull(config["scaleAndConcurrency"]!["maximumInstanceCount"]);
+        var basicAuth = module.ResourcesOfType("Microsoft.Web/sites/basicPublishingCredentialsPolicies").ToList();
+        Assert.Equal(2, basicAuth.Count);
+        Assert.All(basicAuth, p => Assert.False((bool)p["properties"]!["allow"]!));
+    }
+
+    [Fact]
+    public void KeyVault_Vault_UsesRbacSoftDeleteAndPurgeProtection()
+    {
+        var properties = fixture.Main.Module("keyvault").ResourcesOfType("Microsoft.KeyVault/vaults").Single()["properties"]!;
+
+        Assert.True((bool)properties["enableRbacAuthorization"]!);
+        Assert.True((bool)properties["enableSoftDelete"]!);
+        Assert.True((bool)properties["enablePurgeProtection"]!);
+        Assert.Null(properties["accessPolicies"]);
+        Assert.DoesNotContain(fixture.Main.AllResources(), r => ((string)r.Resource["type"]!).StartsWith("Microsoft.KeyVault/vaults/secrets", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
+    public void Registry_Access_IsIdentityOnly()
+    {
+        var properties = fixture.Main.Module("registry").ResourcesOfType("Microsoft.ContainerRegistry/registries").Single()["properties"]!;
+
+        Assert.False((bool)properties["adminUserEnabled"]!);
+        Assert.False((bool)properties["anonymousPullEnabled"]!);
+    }
+
+    [Fact]
+    public void EventGrid_SystemTopic_WatchesTheStorageAccount()
+    {
+        var module = fixture.Main.Module("eventgrid");
+        var topic = module.ResourcesOfType("Microsoft.EventGrid/systemTopics").Single();
+
+        Assert.Equal("Microsoft.Storage.StorageAccounts", (string?)topic["properties"]!["topicType"]);
+        Assert.StartsWith("Microsoft.Storage/storageAccounts(", module.Resolve(topic["properties"]!["source"]), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EventGrid_OptionalSubscription_FiltersBlobCreatedOnUploadsAndIsConditional()
+    {
+        var deployment = fixture.Main.Module("eventgrid-subscription");
+        Assert.Equal("not(empty(param:blobTriggerWebhookUrl))", fixture.Main.Resolve(deployment.Deployment!["condition"]));
+
+        var subscription = deployment.ResourcesOfType("Microsoft.EventGrid/systemTopics/eventSubscriptions").Single()["properties"]!;
+        Assert.Equal(["Microsoft.Storage.BlobCreated"], subscription["filter"]!["includedEventTypes"]!.AsArray().Select(v => (string)v!));
+        Assert.Equal("/blobServices/default/containers/ct-uploads/", deployment.Resolve(subscription["filter"]!["subjectBeginsWith"]));
+        Assert.Equal("WebHook", (string?)subscription["destination"]!["endpointType"]);
+        Assert.Equal("securestring", (string?)deployment.Root["parameters"]!["webhookUrl"]!["type"]);
+    }
+
+    private HashSet<string> LoopNames(string type)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var resource in Storage.ResourcesOfType(type))
+        {
+            if (resource["copy"] is JsonObject)
+            {
+                names.UnionWith(Storage.CopyItems(resource));
+            }
+            else
+            {
+                var name = Storage.Resolve(resource["name"]);
+                names.Add(name[(name.LastIndexOf('/') + 1)..]);
+            }
+        }
+
+        return names;
+    }
+}

@@ -1,0 +1,116 @@
+using System.Text.RegularExpressions;
+
+namespace CovidFunctions.Deployment.Tests;
+
+/// <summary>No secret leaves the template: no key-listing functions, no keys or connection strings, no secret outputs.</summary>
+[Collection(CompiledTemplateCollection.Name)]
+public sealed partial class TemplateSecurityTests(CompiledTemplateFixture fixture)
+{
+    [Fact]
+    public void CompiledTemplate_Anywhere_CallsNoListFunction()
+    {
+        var json = fixture.Main.Root.ToJsonString();
+
+        // listKeys, listSecrets, listAccountSas, listConnectionStrings, listCredentials, ...
+        Assert.DoesNotMatch(ListFunction(), json);
+    }
+
+    [Fact]
+    public void CompiledTemplate_Anywhere_ContainsNoKeyOrConnectionStringMarkers()
+    {
+        var json = fixture.Main.Root.ToJsonString();
+
+        // ("sharedKey" as a property: the Log Analytics destination of a Container Apps environment would need it.)
+        foreach (var marker in new[] { "AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "DefaultEndpointsProtocol=", "\"sharedKey\"", "primarySharedKey", "primaryKey", "InstrumentationKey=" })
+        {
+            Assert.DoesNotContain(marker, json, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public void Outputs_EveryTemplate_AreNotSecretsByNameTypeOrSource()
+    {
+        foreach (var template in fixture.Main.SelfAndDescendants())
+        {
+            var secureParameters = (template.Root["parameters"]?.AsObject() ?? [])
+                .Where(p => ((string?)p.Value!["type"])?.StartsWith("secure", StringComparison.OrdinalIgnoreCase) == true)
+                .Select(p => p.Key)
+                .ToList();
+            foreach (var (name, output) in template.Root["outputs"]?.AsObject() ?? [])
+            {
+                var where = $"{template.Name} output {name}";
+                Assert.DoesNotMatch(SecretName(), name);
+                Assert.DoesNotContain("secure", (string?)output!["type"] ?? string.Empty, StringComparison.OrdinalIgnoreCase);
+                var value = output["value"]?.ToJsonString() ?? string.Empty;
+                Assert.All(secureParameters, p => Assert.DoesNotContain($"parameters('{p}')", value, StringComparison.Ordinal));
+                Assert.False(value.Contains("ConnectionString", StringComparison.OrdinalIgnoreCase), where + " exposes a connection string");
+            }
+        }
+    }
+
+    [Fact]
+    public void SecureParameters_Main_HaveNoDefaultOtherThanEmpty()
+    {
+        foreach (var (name, parameter) in fixture.Main.Root["parameters"]!.AsObject())
+        {
+            if (((string?)parameter!["type"])?.StartsWith("secure", StringComparison.OrdinalIgnoreCase) == true)
+            {
+                Assert.True(parameter["defaultValue"] is null || (string?)parameter["defaultValue"] == string.Empty, name);
+            }
+        }
+    }
+
+    [Fact]
+    public void ContainerApps_Scorer_DeclaresNoSecrets()
+    {
+        var scorer = fixture.Main.Module("containerapps").ResourcesOfType("Microsoft.App/containerApps").Single();
+
+        Assert.Null(scorer["properties"]!["configuration"]!["secrets"]);
+        var env = scorer["properties"]!["template"]!["containers"]!.AsArray().SelectMany(c => c!["env"]!.AsArray());
+        Assert.All(env, e => Assert.Null(e!["secretRef"]));
+        Assert.Null(scorer["properties"]!["template"]!["scale"]!["rules"]![0]!["custom"]!["auth"]);
+    }
+
+    [Fact]
+    public void FunctionApp_AppSettings_UseIdentityConnectionsOnly()
+    {
+        var module = fixture.Main.Module("functionapp");
+        var settings = module.ResourcesOfType("Microsoft.Web/sites/config").Single(r => ((string)r["name"]!).Contains("appsettings", StringComparison.Ordinal))["properties"]!.AsObject();
+        var text = settings.ToJsonString();
+
+        Assert.DoesNotContain("AccountKey=", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("SharedAccessKey=", text, StringComparison.OrdinalIgnoreCase);
+        Assert.False(settings.ContainsKey("AzureWebJobsStorage"), "AzureWebJobsStorage must be identity-based (__accountName), not a connection string");
+        Assert.Equal("managedidentity", (string?)settings["AzureWebJobsStorage__credential"]);
+        Assert.Equal("managedidentity", (string?)settings["ServiceBus__credential"]);
+        Assert.Equal(fixture.Main.Resolve(fixture.Main.Root["variables"]!["names"]!["storage"]), module.Resolve(settings["AzureWebJobsStorage__accountName"]));
+        Assert.Contains("Microsoft.ServiceBus/namespaces(", module.Resolve(settings["ServiceBus__fullyQualifiedNamespace"]), StringComparison.Ordinal);
+        var identity = module.Resolve(module.Root["variables"]!["identityId"]);
+        Assert.Equal($"reference({identity}).clientId", module.Resolve(settings["AzureWebJobsStorage__clientId"]));
+        Assert.Equal($"reference({identity}).clientId", module.Resolve(settings["ServiceBus__clientId"]));
+        Assert.StartsWith("Authorization=AAD;", module.Resolve(settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]), StringComparison.Ordinal);
+        // Flex Consumption takes the runtime from functionAppConfig; these settings are rejected there.
+        Assert.False(settings.ContainsKey("FUNCTIONS_WORKER_RUNTIME"));
+        Assert.False(settings.ContainsKey("FUNCTIONS_EXTENSION_VERSION"));
+        // Secrets arrive as Key Vault references resolved by the platform, never as values.
+        foreach (var setting in new[] { "Deidentification__HmacKey", "Webhooks__SigningKey" })
+        {
+            Assert.StartsWith("@Microsoft.KeyVault(VaultName=", module.Resolve(settings[setting]), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Monitoring_Telemetry_RequiresEntraAuthentication()
+    {
+        var monitoring = fixture.Main.Module("monitoring");
+
+        Assert.True((bool)monitoring.ResourcesOfType("Microsoft.Insights/components").Single()["properties"]!["DisableLocalAuth"]!);
+        Assert.True((bool)monitoring.ResourcesOfType("Microsoft.OperationalInsights/workspaces").Single()["properties"]!["features"]!["disableLocalAuth"]!);
+    }
+
+    [GeneratedRegex(@"\blist[A-Z][A-Za-z]*\(", RegexOptions.CultureInvariant)]
+    private static partial Regex ListFunction();
+
+    [GeneratedRegex("(?i)(key|secret|password|passwd|connection|token|sas|credential)", RegexOptions.CultureInvariant)]
+    private static partial Regex SecretName();
+}
