@@ -147,43 +147,30 @@ public sealed class DeidentificationEngine
         return new DeidOutcome(null, context.Audit);
     }
 
+    /// <summary>
+    /// De-identifies a file in place: dataset, file meta group and preamble (zeroed: vendors have put text there).
+    /// A refused file is left untouched.
+    /// </summary>
+    public DeidOutcome DeidentifyFile(DicomFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        var outcome = Deidentify(file.Dataset, file.FileMetaInformation);
+        if (outcome.Accepted)
+        {
+            file.Preamble = new byte[128];
+        }
+
+        return outcome;
+    }
+
     private static string? TrimUid(string? uid) => uid?.Trim('\0', ' ');
 
-    private static string[] BuildMethodText(DeidentificationOptions options)
-    {
-        var names = new List<string>();
-        if (options.CleanDescriptors)
-        {
-            names.Add("CleanDesc");
-        }
-
-        if (options.RetainLongitudinalModifiedDates)
-        {
-            names.Add("RetainLongModifDates");
-        }
-
-        if (options.RetainPatientCharacteristics)
-        {
-            names.Add("RetainPatChars");
-        }
-
-        if (options.RetainDeviceIdentity)
-        {
-            names.Add("RetainDeviceIdent");
-        }
-
-        if (options.RetainInstitutionIdentity)
-        {
-            names.Add("RetainInstIdent");
-        }
-
-        return
-        [
-            "CovidFunctions deid 1: PS3.15 Annex E " + AnnexEActionTable.Edition + " Basic Profile",
-            "allowlist; keyed HMAC-SHA256 UIDs, pseudonym, date shift",
-            "options: " + (names.Count == 0 ? "none" : string.Join(' ', names)),
-        ];
-    }
+    private static string[] BuildMethodText(DeidentificationOptions options) =>
+    [
+        "CovidFunctions deid 1: PS3.15 Annex E " + AnnexEActionTable.Edition + " Basic Profile",
+        "allowlist; keyed HMAC-SHA256 UIDs, pseudonym, date shift",
+        "CID 7050: " + string.Join(' ', options.EnabledOptions.Select(o => ((int)o).ToString(System.Globalization.CultureInfo.InvariantCulture))),
+    ];
 
     private void WriteDeidentificationRecord(DicomDataset dataset)
     {
