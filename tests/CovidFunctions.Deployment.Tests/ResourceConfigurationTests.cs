@@ -117,6 +117,21 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
+    public void Scorer_Probes_MatchTheImageHealthcheckAndAllowSlowGpuWarmup()
+    {
+        var module = fixture.Main.Module("containerapps");
+        var container = module.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]![0]!;
+        var probes = container["probes"]!.AsArray();
+
+        Assert.Equal(["Startup", "Liveness"], probes.Select(p => (string)p!["type"]!));
+        Assert.All(probes, p => Assert.Equal("/healthz", (string?)p!["httpGet"]!["path"]));
+        Assert.All(probes, p => Assert.Equal("8080", module.Resolve(p!["httpGet"]!["port"])));
+        var startup = probes[0]!;
+        Assert.True((int)startup["periodSeconds"]! * (int)startup["failureThreshold"]! >= 120, "startup budget must cover model load and the first CUDA inference");
+        Assert.Contains("8080/healthz", File.ReadAllText(Path.Combine(CovidFunctions.TestHelpers.TestData.RepoRoot, "infra", "scorer", "Dockerfile")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void FunctionApp_Site_IsFlexConsumptionDotnetIsolated10WithIdentityDeploymentStorage()
     {
         var module = fixture.Main.Module("functionapp");
