@@ -17,6 +17,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
     private readonly List<DicomElement> _elements;
     private DicomEncoding? _ownCharset;
     private bool _ownCharsetResolved;
+    private bool _undefinedLength = true;
 
     /// <summary>An empty dataset.</summary>
     public DicomDataset() => _elements = [];
@@ -44,7 +45,30 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
     /// For a sequence item: true when it was (or is to be) encoded with undefined length and an item delimitation item.
     /// Ignored for top-level datasets.
     /// </summary>
-    public bool UndefinedLength { get; set; } = true;
+    public bool UndefinedLength
+    {
+        get => _undefinedLength;
+        set
+        {
+            _undefinedLength = value;
+            Parent?.MarkModified();
+        }
+    }
+
+    /// <summary>
+    /// True once the dataset (or anything nested in it) changed after it was read. The writer keeps group length
+    /// values as read only for unmodified datasets written in the encoding they were read in.
+    /// </summary>
+    internal bool IsModified { get; private set; }
+
+    /// <summary>Marks this dataset and its ancestors modified.</summary>
+    internal void MarkModified()
+    {
+        for (var ds = this; ds is not null && !ds.IsModified; ds = ds.Parent)
+        {
+            ds.IsModified = true;
+        }
+    }
 
     /// <summary>
     /// The character set for string values: from this dataset's Specific Character Set (0008,0005) when present,
@@ -104,6 +128,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
     public void AddOrUpdate(DicomElement element)
     {
         ArgumentNullException.ThrowIfNull(element);
+        MarkModified();
         var tag = element.Tag.Value;
         var n = _elements.Count;
         if (n == 0 || _elements[n - 1].Tag.Value < tag)
@@ -154,6 +179,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
         }
 
         _elements.RemoveAt(i);
+        MarkModified();
         if (tag == SpecificCharacterSetTag)
         {
             _ownCharsetResolved = false;
@@ -170,6 +196,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
         if (removed > 0)
         {
             _ownCharsetResolved = false;
+            MarkModified();
         }
 
         return removed;
@@ -180,6 +207,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
     {
         _elements.Clear();
         _ownCharsetResolved = false;
+        MarkModified();
     }
 
     /// <summary>
@@ -187,7 +215,7 @@ public sealed partial class DicomDataset : IEnumerable<DicomElement>
     /// </summary>
     public DicomDataset Clone()
     {
-        var copy = new DicomDataset(_elements.Count) { UndefinedLength = UndefinedLength };
+        var copy = new DicomDataset(_elements.Count) { _undefinedLength = _undefinedLength, IsModified = IsModified };
         foreach (var element in _elements)
         {
             copy._elements.Add(element switch

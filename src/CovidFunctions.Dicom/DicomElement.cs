@@ -80,6 +80,7 @@ public sealed class DicomSequence : DicomElement
 {
     private readonly List<DicomDataset> _items;
     private DicomDataset? _owner;
+    private bool _undefinedLength = true;
 
     /// <summary>A sequence with the given items (SQ).</summary>
     public DicomSequence(DicomTag tag, params IEnumerable<DicomDataset> items)
@@ -104,7 +105,15 @@ public sealed class DicomSequence : DicomElement
     public IReadOnlyList<DicomDataset> Items => _items;
 
     /// <summary>True when the sequence was (or is to be) encoded with undefined length and a delimitation item.</summary>
-    public bool UndefinedLength { get; set; } = true;
+    public bool UndefinedLength
+    {
+        get => _undefinedLength;
+        set
+        {
+            _undefinedLength = value;
+            _owner?.MarkModified();
+        }
+    }
 
     /// <summary>The dataset this sequence is in, once added to one.</summary>
     internal DicomDataset? Owner
@@ -126,6 +135,7 @@ public sealed class DicomSequence : DicomElement
         ArgumentNullException.ThrowIfNull(item);
         item.Parent = _owner;
         _items.Add(item);
+        _owner?.MarkModified();
     }
 
     /// <summary>Inserts an item.</summary>
@@ -134,13 +144,22 @@ public sealed class DicomSequence : DicomElement
         ArgumentNullException.ThrowIfNull(item);
         item.Parent = _owner;
         _items.Insert(index, item);
+        _owner?.MarkModified();
     }
 
     /// <summary>Removes the item at an index.</summary>
-    public void RemoveAt(int index) => _items.RemoveAt(index);
+    public void RemoveAt(int index)
+    {
+        _items.RemoveAt(index);
+        _owner?.MarkModified();
+    }
 
     /// <summary>Removes every item.</summary>
-    public void Clear() => _items.Clear();
+    public void Clear()
+    {
+        _items.Clear();
+        _owner?.MarkModified();
+    }
 
     public override string ToString() => $"{Tag} {VR.Code} {_items.Count} item(s)";
 }
