@@ -51,7 +51,6 @@ param scalerIdentityName string
 @description('Service Bus namespace name (the KEDA scaler metadata).')
 param serviceBusNamespaceName string
 
-
 @description('Service Bus queue carrying slice chunks.')
 param sliceQueueName string
 
@@ -114,7 +113,11 @@ resource registry 'Microsoft.ContainerRegistry/registries@2025-11-01' existing =
 var scorerIdentityId = scorerIdentity.id
 var scalerIdentityId = scalerIdentity.id
 var scorerIdentityClientId = scorerIdentity.properties.clientId
-var serviceBusFullyQualifiedNamespace = replace(replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
+var serviceBusFullyQualifiedNamespace = replace(
+  replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''),
+  ':443/',
+  ''
+)
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName

@@ -52,7 +52,10 @@ resource topicDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-
   properties: {
     principalId: topic.identity.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageBlobDataContributorRoleId
+    )
   }
 }
 

@@ -23,7 +23,6 @@ param identityName string
 @description('Storage account name (AzureWebJobsStorage and pipeline data).')
 param storageAccountName string
 
-
 @description('Container holding the deployment package.')
 param deploymentContainerName string
 
@@ -83,7 +82,11 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2026-01-01' existing = {
 var identityId = identity.id
 var identityClientId = identity.properties.clientId
 // Host name only (<name>.servicebus.windows.net), read from the resource so no cloud suffix is hard-coded.
-var serviceBusFullyQualifiedNamespace = replace(replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
+var serviceBusFullyQualifiedNamespace = replace(
+  replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''),
+  ':443/',
+  ''
+)
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName

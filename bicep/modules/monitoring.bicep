@@ -69,7 +69,10 @@ resource functionPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   properties: {
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      monitoringMetricsPublisherRoleId
+    )
   }
 }
 
@@ -79,7 +82,10 @@ resource scorerPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   properties: {
     principalId: scorerIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      monitoringMetricsPublisherRoleId
+    )
   }
 }
 

@@ -166,6 +166,10 @@ resource functionResultReceiver 'Microsoft.Authorization/roleAssignments@2022-04
 
 output namespaceName string = namespace.name
 // Host name only (<name>.servicebus.windows.net), read from the resource so no cloud suffix is hard-coded.
-output fullyQualifiedNamespace string = replace(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
+output fullyQualifiedNamespace string = replace(
+  replace(namespace.properties.serviceBusEndpoint, 'https://', ''),
+  ':443/',
+  ''
+)
 output sliceQueueName string = sliceQueue.name
 output resultQueueName string = resultQueue.name

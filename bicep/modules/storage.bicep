@@ -274,7 +274,10 @@ resource functionQueueContributor 'Microsoft.Authorization/roleAssignments@2022-
   properties: {
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributorRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageQueueDataContributorRoleId
+    )
   }
 }
 
@@ -284,7 +287,10 @@ resource functionTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   properties: {
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributorRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageTableDataContributorRoleId
+    )
   }
 }
 
@@ -308,7 +314,10 @@ resource scorerResultWriter 'Microsoft.Authorization/roleAssignments@2022-04-01'
   properties: {
     principalId: scorerIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributorRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageBlobDataContributorRoleId
+    )
   }
   dependsOn: [
     containers
@@ -321,7 +330,10 @@ resource scorerResultSender 'Microsoft.Authorization/roleAssignments@2022-04-01'
   properties: {
     principalId: scorerIdentity.properties.principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSenderRoleId)
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageQueueDataMessageSenderRoleId
+    )
   }
   dependsOn: [
     queues

@@ -69,6 +69,26 @@ public sealed class BicepLintTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
+    public async Task Format_EveryFile_IsAlreadyInBicepFormat()
+    {
+        // bicep format rewrites in place; run it on a copy and compare.
+        using var copy = TestData.CreateTempDirectory();
+        foreach (var file in BicepFiles.Append(Path.Combine(BicepCli.BicepDirectory, "bicepconfig.json")))
+        {
+            var target = Path.Combine(copy.Path, Path.GetRelativePath(BicepCli.BicepDirectory, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+
+        var result = await BicepCli.RunAsync(copy.Path, "format", "--pattern", "**/*.bicep");
+
+        Assert.True(result.ExitCode == 0, result.Combined);
+        Assert.All(BicepFiles, file => Assert.True(
+            File.ReadAllText(file) == File.ReadAllText(Path.Combine(copy.Path, Path.GetRelativePath(BicepCli.BicepDirectory, file))),
+            $"{Path.GetRelativePath(BicepCli.BicepDirectory, file)} is not formatted: run bicep format on it"));
+    }
+
+    [Fact]
     public void Modules_AnyFile_UseNoPublicRegistryModules()
     {
         foreach (var file in BicepFiles)
