@@ -1,0 +1,187 @@
+"""Export DFSN / DTCN checkpoints (numpy .npz state dicts from run_all) to ONNX opset 17 with a dynamic batch.
+
+  /usr/bin/python3 -m covidfn_train.export_onnx --ckpt-dir .carry/gpu-out --out models [--metrics M.json]
+
+Writes (fp32 initialisers; every graph takes `image` N x 1 x 352 x 352 in [0, 1], lung2d-v1):
+  dfsn_dtcn.onnx  frozen-backbone DTCN: outputs lesion_prob (N x 1 x 352 x 352) and class_prob (N x 3) from ONE pass
+  dfsn.onnx       lesion_prob only
+  dtcn.onnx       fine-tuned DTCN (own backbone): class_prob (and its own lesion_prob) - written when the checkpoint exists
+and manifest.json (sha256, sizes, training commit, data, validation metrics, thresholds, preprocessing id).
+Also writes parity fixtures (synthetic inputs + PyTorch fp32 outputs as .npy) when --fixtures DIR is given.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import numpy as np
+import torch
+
+from . import CLASSES, PREPROCESSING_ID
+from .engine import load_npz_into
+from .models import DFSN, DTCN, Combined
+
+OPSET = 17
+
+
+class _Seg(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return torch.sigmoid(self.m.features(x)["logit"])
+
+
+class _Cls(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x):
+        logits, prob, _ = self.d.logits_and_prob(x)
+        return torch.softmax(logits, dim=1), prob
+
+
+def load_models(ckpt_dir: str):
+    dfsn = DFSN()
+    load_npz_into(dfsn, os.path.join(ckpt_dir, "dfsn.npz"))
+    dfsn.eval()
+    frozen = DTCN(dfsn)
+    load_npz_into(frozen.head, os.path.join(ckpt_dir, "dtcn_frozen_head.npz"))
+    frozen.eval()
+    ft = None
+    p = os.path.join(ckpt_dir, "dtcn_finetune.npz")
+    if os.path.exists(p):
+        ft = DTCN(DFSN())
+        load_npz_into(ft, p)
+        ft.eval()
+    return dfsn, frozen, ft
+
+
+def export(module: torch.nn.Module, path: str, outputs: list[str]):
+    x = torch.rand(2, 1, 352, 352)
+    dyn = {"image": {0: "batch"}}
+    for o in outputs:
+        dyn[o] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(module, (x,), path, opset_version=OPSET, input_names=["image"], output_names=outputs,
+                          dynamic_axes=dyn, do_constant_folding=True)
+    import onnx
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], text=True, cwd=os.path.dirname(__file__)).strip()
+    except Exception:
+        return "unknown"
+
+
+def synthetic_inputs(n: int = 3, seed: int = 11) -> np.ndarray:
+    """Smooth synthetic 'CT-like' slices (body ellipse, darker lungs, bright blobs), deterministic."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:352, 0:352].astype(np.float32) / 351.0
+    out = np.zeros((n, 1, 352, 352), np.float32)
+    for k in range(n):
+        body = (((xx - 0.5) / 0.45) ** 2 + ((yy - 0.5) / 0.35) ** 2 <= 1).astype(np.float32) * 0.55
+        for cx in (0.32, 0.68):
+            lung = (((xx - cx) / 0.14) ** 2 + ((yy - 0.5) / 0.24) ** 2 <= 1)
+            body[lung] = 0.12
+        for _ in range(4):
+            cx, cy, r = rng.uniform(0.25, 0.75), rng.uniform(0.3, 0.7), rng.uniform(0.02, 0.06)
+            body += 0.35 * np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))).astype(np.float32)
+        body += rng.normal(0, 0.02, body.shape).astype(np.float32)
+        out[k, 0] = np.clip(body, 0, 1)
+    if n > 2:
+        out[-1, 0, :20] = 0  # a letterbox band
+    return out
+
+
+def write_fixtures(fix_dir: str, models: dict):
+    os.makedirs(fix_dir, exist_ok=True)
+    x = synthetic_inputs()
+    np.save(os.path.join(fix_dir, "input.npy"), x)
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        for name, (mod, outs) in models.items():
+            y = mod(t)
+            y = y if isinstance(y, tuple) else (y,)
+            for o, v in zip(outs, y):
+                np.save(os.path.join(fix_dir, f"{name}.{o}.npy"), v.float().numpy().astype(np.float32))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt-dir", required=True, help="folder with dfsn.npz, dtcn_frozen_head.npz [, dtcn_finetune.npz]")
+    ap.add_argument("--out", default="models")
+    ap.add_argument("--metrics", default=None, help="metrics.json of the training run (default: CKPT_DIR/metrics.json)")
+    ap.add_argument("--fixtures", default=None, help="write parity fixtures (.npy) here")
+    ap.add_argument("--data-note", default="see docs/model-card.md")
+    a = ap.parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    dfsn, frozen, ft = load_models(a.ckpt_dir)
+    graphs = {"dfsn_dtcn": (Combined(frozen).eval(), ["lesion_prob", "class_prob"]),
+              "dfsn": (_Seg(dfsn).eval(), ["lesion_prob"])}
+    if ft is not None:
+        graphs["dtcn"] = (_Cls(ft).eval(), ["class_prob", "lesion_prob"])
+    entries = {}
+    for name, (mod, outs) in graphs.items():
+        path = os.path.join(a.out, name + ".onnx")
+        export(mod, path, outs)
+        entries[name] = {"file": name + ".onnx", "sha256": sha256(path), "bytes": os.path.getsize(path),
+                         "inputs": {"image": ["N", 1, 352, 352]}, "outputs": outs, "opset": OPSET,
+                         "initialiser_dtype": "float32"}
+        print(f"exported {path} ({os.path.getsize(path) / 1e6:.2f} MB)", flush=True)
+    mpath = a.metrics or os.path.join(a.ckpt_dir, "metrics.json")
+    metrics = json.load(open(mpath)) if os.path.exists(mpath) else {}
+    summary = summarise(metrics)
+    manifest = {
+        "preprocessing": PREPROCESSING_ID, "classes": list(CLASSES), "lesion_threshold": 0.5,
+        "training_commit": git_commit(), "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "models": entries, "default_models": {"segment": "dfsn_dtcn", "classify": "dfsn_dtcn"},
+        "data": {"segmentation": "COVID-SemiSeg train (40 doctor-labelled + 200 pseudo-labelled slices); 10 doctor slices = validation",
+                 "classification": "UCSD COVID-CT official train (val = official val), MosMed CT-0/1/2 (study id % 5 == 1 -> val), CC-CCII CP scans 3131/3132 (3133 -> val), neg-unknown (2 of 10 groups -> val)",
+                 "note": a.data_note},
+        "validation": summary,
+    }
+    with open(os.path.join(a.out, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=1, default=float)
+    if a.fixtures:
+        write_fixtures(a.fixtures, graphs)
+    return manifest
+
+
+def summarise(m: dict) -> dict:
+    s = {}
+    if "dfsn" in m:
+        v = m["dfsn"]["val"]
+        s["segmentation_val"] = {"n": v["n"], "dice@0.5": v["dice"], "iou@0.5": v["iou"],
+                                 "dice_by_threshold": m["dfsn"].get("val_dice_by_threshold")}
+    for k in ("dtcn_frozen", "dtcn_finetune"):
+        if k in m:
+            v = m[k]["val"]
+            s[k] = {"ucsd_val_covid_vs_rest": v.get("ucsd_val_covid_vs_rest"), "balanced_accuracy_3class": v.get("balanced_accuracy_3class"),
+                    "per_source_accuracy_3class": {src: d["accuracy_3class"] for src, d in v.get("per_source", {}).items()}}
+    if "source_probe" in m:
+        s["source_probe"] = m["source_probe"]
+    if "env" in m:
+        s["trained_on"] = {k: m["env"].get(k) for k in ("device", "gpu", "torch")}
+    return s
+
+
+if __name__ == "__main__":
+    main()
