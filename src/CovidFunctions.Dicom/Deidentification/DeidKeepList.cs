@@ -28,12 +28,9 @@ public static class DeidKeepList
         0x00089206, // Volumetric Properties
         0x00089207, // Volume Based Calculation Technique
         0x00089007, // Frame Type
-        0x00081150, // Referenced SOP Class UID (a class, never an instance)
-        0x00080100, // Code Value
-        0x00080102, // Coding Scheme Designator
-        0x00080104, // Code Meaning
-        0x00080105, // Mapping Resource
-        0x00080118, // Mapping Resource UID
+        0x00081150, // Referenced SOP Class UID (a class; a non-standard class UID is remapped like any UID)
+        // Code Value / Coding Scheme / Code Meaning are deliberately NOT kept: code items inside kept or dummied sequences
+        // (Institution Code Sequence, Person Identification Code Sequence, ...) can name people and places.
 
         // CT acquisition and reconstruction parameters (CT Image module, CT functional groups).
         0x00180015, // Body Part Examined

@@ -276,6 +276,12 @@ public sealed class DeidentificationEngine
                     {
                         ProcessItems(keptSequence, context);
                     }
+                    else if (element.VR == DicomVR.UI)
+                    {
+                        // A kept UID attribute (a class UID): well-known UIDs stay, anything else is remapped.
+                        Remap(dataset, element, context);
+                        break;
+                    }
 
                     context.Audit.Kept++;
                     break;
