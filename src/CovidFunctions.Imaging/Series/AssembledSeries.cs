@@ -1,0 +1,157 @@
+using System.Collections.Concurrent;
+using CovidFunctions.Dicom;
+using CovidFunctions.Dicom.Imaging;
+using CovidFunctions.Imaging.Nifti;
+using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Volumes;
+
+namespace CovidFunctions.Imaging.Series;
+
+/// <summary>
+/// The chosen series, ordered feet to head, with its geometry and the assembly report. Pixels are decoded one slice
+/// at a time (<see cref="ReadHu"/>), so a study never needs to be in memory whole. Dispose to close an archive input.
+/// Slices may be read from several threads.
+/// </summary>
+public sealed class AssembledSeries : IDisposable
+{
+    private readonly SliceSources? _sources;
+    private readonly AxialVolume? _volume;
+    private readonly bool _flipRows;
+    private readonly bool _flipColumns;
+    private readonly short _paddingHu;
+    private readonly ConcurrentDictionary<int, DicomFile> _multiFrameCache = new();
+    private readonly HashSet<int> _multiFrameSources = [];
+
+    internal AssembledSeries(SliceSources sources, IReadOnlyList<SliceInfo> slices, VolumeGeometry geometry, AssemblyReport report, bool flipRows, bool flipColumns, SeriesAssemblyOptions options)
+    {
+        _sources = sources;
+        Slices = slices;
+        Geometry = geometry;
+        Report = report;
+        _flipRows = flipRows;
+        _flipColumns = flipColumns;
+        _paddingHu = options.PaddingHu;
+        _multiFrameSources = slices.GroupBy(s => s.SourceIndex).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet();
+    }
+
+    private AssembledSeries(AxialVolume volume, AssemblyReport report)
+    {
+        _volume = volume;
+        Geometry = volume.Geometry;
+        Report = report;
+        Slices = [];
+    }
+
+    public VolumeGeometry Geometry { get; }
+
+    public AssemblyReport Report { get; }
+
+    /// <summary>The slices in output order (empty for a NIfTI input).</summary>
+    public IReadOnlyList<SliceInfo> Slices { get; }
+
+    public int SliceCount => Geometry.Slices;
+
+    public int Rows => Geometry.Rows;
+
+    public int Columns => Geometry.Columns;
+
+    /// <summary>Slice <paramref name="index"/> (feet to head) in HU as float32, row-major in the output orientation.</summary>
+    public float[] ReadHu(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, SliceCount);
+        if (_volume is not null)
+        {
+            return _volume.Slice(index).ToArray();
+        }
+
+        var slice = Slices[index];
+        int[] samples;
+        try
+        {
+            var file = LoadFile(slice);
+            samples = DicomPixelData.Create(file).GetFrameSamples(slice.FrameIndex);
+        }
+        catch (DicomException ex)
+        {
+            throw ImageFormatException.For(slice.SourceName, "pixel data cannot be decoded: " + ex.Message, ex);
+        }
+
+        var plane = Rows * Columns;
+        if (samples.Length < plane)
+        {
+            throw ImageFormatException.For(slice.SourceName, $"frame holds {samples.Length} samples, expected {plane}");
+        }
+
+        var hu = new float[plane];
+        var slope = slice.RescaleSlope;
+        var intercept = slice.RescaleIntercept;
+        var hasPadding = slice.PaddingValue is not null;
+        var padLow = slice.PaddingValue ?? 0;
+        var padHigh = slice.PaddingRangeLimit ?? padLow;
+        if (padHigh < padLow)
+        {
+            (padLow, padHigh) = (padHigh, padLow);
+        }
+
+        for (var r = 0; r < Rows; r++)
+        {
+            var srcRow = _flipRows ? Rows - 1 - r : r;
+            for (var c = 0; c < Columns; c++)
+            {
+                var srcCol = _flipColumns ? Columns - 1 - c : c;
+                var stored = samples[(srcRow * Columns) + srcCol];
+                hu[(r * Columns) + c] = hasPadding && stored >= padLow && stored <= padHigh
+                    ? _paddingHu
+                    : (float)((stored * slope) + intercept);
+            }
+        }
+
+        return hu;
+    }
+
+    /// <summary>Slice <paramref name="index"/> in HU rounded (half away from zero) and clamped to int16.</summary>
+    public short[] ReadHuInt16(int index)
+    {
+        var hu = ReadHu(index);
+        var result = new short[hu.Length];
+        for (var i = 0; i < hu.Length; i++)
+        {
+            result[i] = (short)Math.Clamp(MathF.Round(hu[i], MidpointRounding.AwayFromZero), short.MinValue, short.MaxValue);
+        }
+
+        return result;
+    }
+
+    /// <summary>Slice <paramref name="index"/> windowed to [0, 1] (step 1 of lung2d-v1).</summary>
+    public GreyImage ReadWindowed(int index, WindowSettings? window = null) => LungPreprocessor.WindowHu(ReadHu(index), Columns, Rows, window);
+
+    public void Dispose() => _sources?.Dispose();
+
+    internal static AssembledSeries FromNifti(string path)
+    {
+        var volume = NiftiOrientation.ToAxialVolume(NiftiFile.Read(path), out var how);
+        var g = volume.Geometry;
+        var issues = new List<GeometryIssue>();
+        if (how.ObliquityDegrees > 1)
+        {
+            issues.Add(new GeometryIssue("oblique", FormattableString.Invariant($"volume axes are oblique by {how.ObliquityDegrees:0.0}° (not resampled)")));
+        }
+
+        var summary = new SeriesSummary(string.Empty, string.Empty, null, Path.GetFileName(path), "CT", "NIFTI", null, g.SliceSpacing, g.Slices, "axial", true, null);
+        var reason = $"NIfTI volume {Path.GetFileName(path)}: orientation from the {how.Source}, axes (i, j, k) → (column, row, slice) = ({string.Join(", ", how.SourceAxisForOutput.Select((a, o) => "ijk"[a] + (how.Flipped[o] ? " flipped" : string.Empty)))})";
+        return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []));
+    }
+
+    private DicomFile LoadFile(SliceInfo slice)
+    {
+        var sources = _sources!;
+        if (!_multiFrameSources.Contains(slice.SourceIndex))
+        {
+            return sources.ReadFull(slice.SourceIndex);
+        }
+
+        // A multi-frame file: read once, keep while its frames are read.
+        return _multiFrameCache.GetOrAdd(slice.SourceIndex, sources.ReadFull);
+    }
+}

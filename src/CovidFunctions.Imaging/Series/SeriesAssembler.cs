@@ -1,0 +1,387 @@
+using System.Globalization;
+using CovidFunctions.Dicom;
+using CovidFunctions.Imaging.Archives;
+using CovidFunctions.Imaging.Nifti;
+using CovidFunctions.Imaging.Volumes;
+
+namespace CovidFunctions.Imaging.Series;
+
+/// <summary>
+/// From an upload to one well-ordered axial CT stack in HU: scans a DICOM file, folder or zip (or reads a NIfTI
+/// volume), groups by study and series, chooses the series to screen and says why, orders its slices by
+/// ImagePositionPatient projected on the slice normal, reports gaps, duplicate positions, variable spacing and gantry
+/// tilt, and refuses what cannot be ordered (<see cref="SeriesAssemblyException"/> with the reason).
+/// </summary>
+/// <remarks>
+/// Selection ranks eligible series (CT, not a localizer, one sample per pixel, axial: normal within
+/// <see cref="SeriesAssemblyOptions.MaxAxialAngleDegrees"/> of head–feet) by: ORIGINAL before DERIVED, most slices,
+/// thinnest slices, lung kernel, then lowest series number. Output orientation: in-plane flips bring an axis-aligned
+/// axial image to the standard display (rows run to the patient's left, columns to posterior); slices go feet to
+/// head. Headers are read first (pixel data is not touched); pixels are decoded slice by slice on demand.
+/// </remarks>
+public static class SeriesAssembler
+{
+    /// <summary>Assembles the series to screen from a DICOM file, a folder (recursive), a zip, or a NIfTI file.</summary>
+    public static AssembledSeries Assemble(string path, SeriesAssemblyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        options ??= SeriesAssemblyOptions.Default;
+        if (File.Exists(path) && NiftiFile.HasNiftiExtension(path))
+        {
+            return AssembledSeries.FromNifti(path);
+        }
+
+        var sources = SliceSources.Open(path, options.ZipLimits);
+        try
+        {
+            return Assemble(sources, options);
+        }
+        catch
+        {
+            sources.Dispose();
+            throw;
+        }
+    }
+
+    private static AssembledSeries Assemble(SliceSources sources, SeriesAssemblyOptions options)
+    {
+        var slices = new List<SliceInfo>();
+        var skipped = new List<string>();
+        for (var i = 0; i < sources.Count; i++)
+        {
+            DicomFile file;
+            try
+            {
+                file = sources.ReadHeader(i);
+            }
+            catch (DicomException ex)
+            {
+                skipped.Add($"{sources.NameOf(i)}: not readable as DICOM ({ex.Message})");
+                continue;
+            }
+
+            var described = DicomScanner.Describe(file, sources.NameOf(i), i, out var skipReason);
+            if (skipReason is not null)
+            {
+                skipped.Add($"{sources.NameOf(i)}: {skipReason}");
+            }
+
+            slices.AddRange(described);
+        }
+
+        if (slices.Count == 0)
+        {
+            throw new SeriesAssemblyException($"{sources.Description}: no DICOM images found ({sources.Count} files examined)")
+            {
+                FilePath = sources.Description,
+                Reason = "no-images",
+            };
+        }
+
+        var groups = slices
+            .GroupBy(s => (s.StudyInstanceUid, s.SeriesInstanceUid))
+            .Select(g => Evaluate(g.ToList(), options))
+            .ToList();
+        var eligible = groups.Where(g => g.Summary.Eligible).ToList();
+        if (eligible.Count == 0)
+        {
+            var why = string.Join("; ", groups.Select(g => $"series {Describe(g.Summary)}: {g.Summary.ExclusionReason}"));
+            throw new SeriesAssemblyException($"{sources.Description}: no series can be screened ({why})")
+            {
+                FilePath = sources.Description,
+                Reason = "no-eligible-series",
+            };
+        }
+
+        var ranked = eligible.OrderBy(g => g, new CandidateComparer(options)).ToList();
+        var chosen = ranked[0];
+        var reason = SelectionReason(chosen, ranked.Skip(1).FirstOrDefault(), options);
+        var others = groups.Where(g => !ReferenceEquals(g, chosen)).Select(g => g.Summary).ToList();
+        return Order(chosen, reason, others, skipped, sources, options);
+    }
+
+    private static AssembledSeries Order(Candidate chosen, string reason, List<SeriesSummary> others, List<string> skipped, SliceSources sources, SeriesAssemblyOptions options)
+    {
+        var where = $"{sources.Description}: series {Describe(chosen.Summary)}";
+        var slices = chosen.Slices;
+        var issues = new List<GeometryIssue>();
+        if (slices.Any(s => s.Position is null || s.RowDirection is null || s.ColumnDirection is null))
+        {
+            throw new SeriesAssemblyException($"{where}: cannot be ordered: ImagePositionPatient/ImageOrientationPatient missing on {slices.Count(s => s.Position is null)} of {slices.Count} slices")
+            {
+                FilePath = sources.Description,
+                Reason = "missing-geometry",
+            };
+        }
+
+        var rowDir = slices[0].RowDirection!.Value.Normalized();
+        var colDir = slices[0].ColumnDirection!.Value.Normalized();
+        if (slices.Any(s => s.RowDirection!.Value.Normalized().AngleTo(rowDir) > 0.5 || s.ColumnDirection!.Value.Normalized().AngleTo(colDir) > 0.5))
+        {
+            throw new SeriesAssemblyException($"{where}: cannot be ordered: slices have different orientations") { FilePath = sources.Description, Reason = "mixed-orientation" };
+        }
+
+        if (slices.Any(s => s.Rows != slices[0].Rows || s.Columns != slices[0].Columns))
+        {
+            throw new SeriesAssemblyException($"{where}: cannot be stacked: slices differ in size") { FilePath = sources.Description, Reason = "mixed-size" };
+        }
+
+        // In-plane normalisation of axis-aligned axial images to the standard display (row → +x, column → +y).
+        var flipColumns = rowDir.X < -0.9;
+        var flipRows = colDir.Y < -0.9;
+        if (flipColumns || flipRows)
+        {
+            issues.Add(new GeometryIssue("flipped-in-plane", $"image flipped {(flipColumns ? "left–right" : string.Empty)}{(flipColumns && flipRows ? " and " : string.Empty)}{(flipRows ? "top–bottom" : string.Empty)} to the standard axial display"));
+        }
+
+        var normal = rowDir.Cross(colDir).Normalized();
+        var ordered = slices
+            .Select(s => (Slice: s, D: s.Position!.Value.Dot(normal)))
+            .OrderBy(x => x.D)
+            .ThenBy(x => x.Slice.InstanceNumber ?? int.MaxValue)
+            .ThenBy(x => x.Slice.SopInstanceUid, StringComparer.Ordinal)
+            .ThenBy(x => x.Slice.FrameIndex)
+            .ToList();
+
+        // Duplicate positions: keep the first; refuse when many (several phases or echoes in one series).
+        var kept = new List<(SliceInfo Slice, double D)>(ordered.Count);
+        var duplicates = 0;
+        foreach (var item in ordered)
+        {
+            if (kept.Count > 0 && Math.Abs(item.D - kept[^1].D) < 0.01)
+            {
+                duplicates++;
+                continue;
+            }
+
+            kept.Add(item);
+        }
+
+        if (duplicates > 0)
+        {
+            if (duplicates * 10 > ordered.Count)
+            {
+                throw new SeriesAssemblyException($"{where}: cannot be ordered: {duplicates} of {ordered.Count} slices repeat a position (several phases in one series?)")
+                {
+                    FilePath = sources.Description,
+                    Reason = "duplicate-positions",
+                };
+            }
+
+            issues.Add(new GeometryIssue("duplicate-position", $"{duplicates} slice(s) at an already-used position were left out"));
+        }
+
+        // Spacing, gaps.
+        var positions = kept.Select(k => k.D).ToArray();
+        if (positions.Length >= 2)
+        {
+            var gaps = positions.Zip(positions.Skip(1), (a, b) => b - a).ToArray();
+            var sorted = gaps.Order().ToArray();
+            var nominal = sorted[sorted.Length / 2];
+            var (min, max) = (sorted[0], sorted[^1]);
+            if (max - min > Math.Max(0.1, 0.1 * nominal))
+            {
+                issues.Add(new GeometryIssue("variable-spacing", FormattableString.Invariant($"slice spacing varies from {min:0.###} to {max:0.###} mm (median {nominal:0.###} mm)")));
+            }
+
+            for (var k = 0; k < gaps.Length; k++)
+            {
+                if (gaps[k] > 1.5 * nominal && gaps[k] - nominal > 0.1)
+                {
+                    issues.Add(new GeometryIssue("gap", FormattableString.Invariant($"gap of {gaps[k]:0.###} mm between slices {k + 1} and {k + 2} (median spacing {nominal:0.###} mm)")));
+                }
+            }
+        }
+
+        // Gantry tilt: slices displaced along a direction that is not the normal.
+        double tilt = 0;
+        if (kept.Count >= 2)
+        {
+            var delta = kept[^1].Slice.Position!.Value - kept[0].Slice.Position!.Value;
+            var along = delta.Dot(normal);
+            var across = (delta - (normal * along)).Length;
+            tilt = Math.Atan2(across, Math.Abs(along)) * 180 / Math.PI;
+            if (tilt > options.TiltReportDegrees)
+            {
+                var header = kept[0].Slice.GantryTilt is { } g ? FormattableString.Invariant($"; GantryDetectorTilt {g:+0.##;-0.##}°") : string.Empty;
+                issues.Add(new GeometryIssue("gantry-tilt", FormattableString.Invariant($"gantry tilt {tilt:0.0}° (slices are sheared, not resampled){header}")));
+            }
+        }
+
+        var axisAngle = normal.AngleTo(new Vec3(0, 0, Math.Sign(normal.Z) == 0 ? 1 : Math.Sign(normal.Z)));
+        if (axisAngle > 1 && tilt <= options.TiltReportDegrees)
+        {
+            issues.Add(new GeometryIssue("oblique", FormattableString.Invariant($"slices are oblique by {axisAngle:0.0}° to the axial plane")));
+        }
+
+        var first = kept[0].Slice;
+        var outRow = flipColumns ? -rowDir : rowDir;
+        var outCol = flipRows ? -colDir : colDir;
+        var origin = first.Position!.Value;
+        if (flipColumns)
+        {
+            origin += rowDir * ((first.Columns - 1) * first.ColumnSpacing);
+        }
+
+        if (flipRows)
+        {
+            origin += colDir * ((first.Rows - 1) * first.RowSpacing);
+        }
+
+        // Slice positions along the output normal (which equals the input normal when both or neither axis flipped).
+        var outNormal = outRow.Cross(outCol).Normalized();
+        var sign = outNormal.Dot(normal) >= 0 ? 1 : -1;
+        var finalSlices = kept.Select(k => k.Slice).ToList();
+        var finalPositions = positions.Select(p => p * sign).ToList();
+        if (sign < 0)
+        {
+            finalSlices.Reverse();
+            finalPositions.Reverse();
+            origin = finalSlices[0].Position!.Value + (origin - first.Position!.Value);
+        }
+
+        var geometry = new VolumeGeometry(first.Columns, first.Rows, finalSlices.Count, first.ColumnSpacing, first.RowSpacing, origin, outRow, outCol, finalPositions);
+        var summary = chosen.Summary with { SliceCount = finalSlices.Count };
+        var report = new AssemblyReport(summary, reason, others, issues, skipped) { GantryTiltDegrees = tilt > options.TiltReportDegrees ? tilt : 0 };
+        return new AssembledSeries(sources, finalSlices, geometry, report, flipRows, flipColumns, options);
+    }
+
+    private static string SelectionReason(Candidate chosen, Candidate? runnerUp, SeriesAssemblyOptions options)
+    {
+        var s = chosen.Summary;
+        var text = FormattableString.Invariant($"series {Describe(s)}: {(chosen.IsOriginal ? "ORIGINAL" : "DERIVED")} axial CT, {s.SliceCount} slices");
+        if (s.SliceThickness is { } t)
+        {
+            text += FormattableString.Invariant($", {t:0.##} mm");
+        }
+
+        if (s.ConvolutionKernel is { } k)
+        {
+            text += $", kernel {k}";
+        }
+
+        if (runnerUp is null)
+        {
+            return text + "; the only screenable series";
+        }
+
+        var r = runnerUp.Summary;
+        string why;
+        if (chosen.IsOriginal != runnerUp.IsOriginal)
+        {
+            why = "it is ORIGINAL";
+        }
+        else if (s.SliceCount != r.SliceCount)
+        {
+            why = "it has the most slices";
+        }
+        else if (Thickness(chosen) != Thickness(runnerUp))
+        {
+            why = "it has the thinnest slices";
+        }
+        else if (IsLungKernel(s.ConvolutionKernel, options) != IsLungKernel(r.ConvolutionKernel, options))
+        {
+            why = "its kernel is a lung kernel";
+        }
+        else
+        {
+            why = "it has the lowest series number (otherwise equal)";
+        }
+
+        return $"{text}; chosen over series {Describe(r)} because {why}";
+    }
+
+    private static string Describe(SeriesSummary s)
+    {
+        var label = s.SeriesNumber is { } n ? n.ToString(CultureInfo.InvariantCulture) : s.SeriesInstanceUid;
+        var extra = string.Join(", ", new[] { s.Description, s.ConvolutionKernel }.Where(x => !string.IsNullOrWhiteSpace(x)));
+        return extra.Length > 0 ? $"{label} ({extra})" : label;
+    }
+
+    private static double Thickness(Candidate c) => Math.Round(c.Summary.SliceThickness ?? double.MaxValue, 3);
+
+    internal static bool IsLungKernel(string? kernel, SeriesAssemblyOptions options) =>
+        kernel is not null && options.LungKernelHints.Any(h => h.Length <= 2
+            ? kernel.Trim().Equals(h, StringComparison.OrdinalIgnoreCase)
+            : kernel.Contains(h, StringComparison.OrdinalIgnoreCase));
+
+    private static Candidate Evaluate(List<SliceInfo> slices, SeriesAssemblyOptions options)
+    {
+        var first = slices[0];
+        var normal = first.Normal;
+        var orientation = normal is not { } n ? "unknown" : Math.Abs(n.Z) >= Math.Cos(options.MaxAxialAngleDegrees * Math.PI / 180) ? "axial" : Math.Abs(n.Y) > Math.Abs(n.X) ? "coronal" : "sagittal";
+        string? exclusion = null;
+        if (!string.Equals(first.Modality, "CT", StringComparison.OrdinalIgnoreCase))
+        {
+            exclusion = $"modality {first.Modality ?? "unknown"}, not CT";
+        }
+        else if (slices.Any(s => s.IsLocalizer))
+        {
+            exclusion = "localizer (scout) images";
+        }
+        else if (first.SamplesPerPixel != 1)
+        {
+            exclusion = "colour images (screen capture or dose report)";
+        }
+        else if (first.ImageType.Count > 1 && first.ImageType[1].Equals("SECONDARY", StringComparison.OrdinalIgnoreCase) && first.ImageType.All(t => !t.Equals("AXIAL", StringComparison.OrdinalIgnoreCase)))
+        {
+            exclusion = "SECONDARY derived images";
+        }
+        else if (orientation != "axial")
+        {
+            exclusion = $"not axial ({orientation})";
+        }
+        else if (slices.Count < options.MinSlices)
+        {
+            exclusion = $"{slices.Count} slices, fewer than {options.MinSlices}";
+        }
+
+        var summary = new SeriesSummary(
+            first.StudyInstanceUid,
+            first.SeriesInstanceUid,
+            first.SeriesNumber,
+            first.SeriesDescription,
+            first.Modality,
+            string.Join('\\', first.ImageType),
+            first.ConvolutionKernel,
+            slices.Select(s => s.SliceThickness).Where(t => t is not null).DefaultIfEmpty(null).Min(),
+            slices.Count,
+            orientation,
+            exclusion is null,
+            exclusion);
+        return new Candidate(summary, slices, slices.All(s => s.IsOriginal));
+    }
+
+    private sealed record Candidate(SeriesSummary Summary, List<SliceInfo> Slices, bool IsOriginal);
+
+    private sealed class CandidateComparer(SeriesAssemblyOptions options) : IComparer<Candidate>
+    {
+        public int Compare(Candidate? x, Candidate? y)
+        {
+            ArgumentNullException.ThrowIfNull(x);
+            ArgumentNullException.ThrowIfNull(y);
+            var c = y.IsOriginal.CompareTo(x.IsOriginal);
+            if (c == 0)
+            {
+                c = y.Summary.SliceCount.CompareTo(x.Summary.SliceCount);
+            }
+
+            if (c == 0)
+            {
+                c = Thickness(x).CompareTo(Thickness(y));
+            }
+
+            if (c == 0)
+            {
+                c = IsLungKernel(y.Summary.ConvolutionKernel, options).CompareTo(IsLungKernel(x.Summary.ConvolutionKernel, options));
+            }
+
+            if (c == 0)
+            {
+                c = (x.Summary.SeriesNumber ?? int.MaxValue).CompareTo(y.Summary.SeriesNumber ?? int.MaxValue);
+            }
+
+            return c != 0 ? c : string.CompareOrdinal(x.Summary.SeriesInstanceUid, y.Summary.SeriesInstanceUid);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using CovidFunctions.Dicom;
+using CovidFunctions.Imaging.Archives;
+
+namespace CovidFunctions.Imaging.Series;
+
+/// <summary>The files of an input (one file, a folder tree, or the entries of a zip), reopened on demand.</summary>
+internal sealed class SliceSources : IDisposable
+{
+    private readonly string[] _files;
+    private readonly SafeZipArchive? _zip;
+    private readonly object _zipLock = new();
+
+    private SliceSources(string description, string[] files, SafeZipArchive? zip)
+    {
+        Description = description;
+        _files = files;
+        _zip = zip;
+    }
+
+    public string Description { get; }
+
+    public int Count => _zip?.Entries.Count ?? _files.Length;
+
+    public static SliceSources Open(string path, ZipSafetyLimits limits)
+    {
+        if (Directory.Exists(path))
+        {
+            var files = Directory.EnumerateFiles(path, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint | FileAttributes.Hidden })
+                .Order(StringComparer.Ordinal)
+                .ToArray();
+            return new SliceSources(path, files, null);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new SeriesAssemblyException($"{path}: no such file or folder") { FilePath = path, Reason = "not-found" };
+        }
+
+        if (SafeZipArchive.IsZip(path))
+        {
+            return new SliceSources(path, [], SafeZipArchive.Open(path, limits));
+        }
+
+        return new SliceSources(path, [path], null);
+    }
+
+    public string NameOf(int index) => _zip is null ? _files[index] : $"{Description}!{_zip.Entries[index].Name}";
+
+    public DicomFile ReadHeader(int index) => Read(index, DicomScanner.HeaderOptions);
+
+    public DicomFile ReadFull(int index) => Read(index, null);
+
+    public void Dispose() => _zip?.Dispose();
+
+    private DicomFile Read(int index, DicomReadOptions? options)
+    {
+        if (_zip is null)
+        {
+            return DicomFile.Open(_files[index], options);
+        }
+
+        lock (_zipLock)
+        {
+            using var stream = _zip.OpenEntry(_zip.Entries[index]);
+            return DicomFile.Read(stream, options, NameOf(index));
+        }
+    }
+}
