@@ -1,0 +1,442 @@
+using System.CommandLine;
+using System.Globalization;
+using System.IO.Compression;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using CovidFunctions.Dicom;
+using CovidFunctions.Dicom.Deidentification;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// <c>covidfn deid INPUT OUTDIR [--key-file F] [--report F.json]</c>: de-identifies DICOM instances per PS3.15 Annex E
+/// (see docs/compliance/deid-conformance.md). INPUT is a file, a directory (recursive) or a .zip. Each accepted instance
+/// is written as <c>OUTDIR/&lt;new SOP Instance UID&gt;.dcm</c> (never the original, possibly identifying, name);
+/// refused instances are listed in the report with their reason and not written. Exit 0 when the run completed (even
+/// with refusals), 2 on unusable arguments, input or key.
+/// </summary>
+internal static class DeidCommand
+{
+    /// <summary>Environment variable holding the key as base64 (configuration / Key Vault reference in Azure).</summary>
+    public const string KeyEnvironmentVariable = "COVIDFN_DEID_KEY";
+
+    /// <summary>Environment variable naming the key file when --key-file is not given.</summary>
+    public const string KeyFileEnvironmentVariable = "COVIDFN_DEID_KEY_FILE";
+
+    /// <summary>Largest zip entry read (uncompressed bytes).</summary>
+    internal const long MaxEntryBytes = 1L << 30;
+
+    /// <summary>Largest total of uncompressed bytes read from one zip.</summary>
+    internal const long MaxArchiveBytes = 32L << 30;
+
+    /// <summary>Most entries read from one zip.</summary>
+    internal const int MaxArchiveEntries = 200_000;
+
+    /// <summary>Largest compression ratio accepted for an entry (zip bombs).</summary>
+    internal const int MaxCompressionRatio = 1000;
+
+    private static readonly JsonSerializerOptions ReportJson = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static Command Create()
+    {
+        var input = new Argument<string>("input") { Description = "A DICOM file, a directory (searched recursively) or a .zip." };
+        var outdir = new Argument<string>("outdir") { Description = "Output folder for the de-identified Part 10 files (<new SOP Instance UID>.dcm)." };
+        var keyFile = new Option<string?>("--key-file")
+        {
+            Description = "Key file (base64, 32 bytes); created with mode 0600 on first use. Default: $COVIDFN_DEID_KEY, $COVIDFN_DEID_KEY_FILE, or ~/.config/covidfn/deid.key.",
+        };
+        var report = new Option<string?>("--report") { Description = "Write a JSON report (per input: status, reason, output, audit counts; no PHI values)." };
+        var command = new Command("deid", "De-identify DICOM instances (PS3.15 Annex E Basic Profile, keyed pseudonyms and UIDs).");
+        command.Arguments.Add(input);
+        command.Arguments.Add(outdir);
+        command.Options.Add(keyFile);
+        command.Options.Add(report);
+        command.SetAction(parseResult => Run(
+            parseResult.GetValue(input) ?? string.Empty,
+            parseResult.GetValue(outdir) ?? string.Empty,
+            parseResult.GetValue(keyFile),
+            parseResult.GetValue(report),
+            parseResult.InvocationConfiguration.Output,
+            parseResult.InvocationConfiguration.Error));
+        return command;
+    }
+
+    /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
+    internal static int Run(string input, string outdir, string? keyFile, string? reportPath, TextWriter output, TextWriter error)
+    {
+        if (string.IsNullOrWhiteSpace(input) || string.IsNullOrWhiteSpace(outdir))
+        {
+            error.WriteLine("deid: INPUT and OUTDIR are required.");
+            return ExitCodes.BadInput;
+        }
+
+        if (!File.Exists(input) && !Directory.Exists(input))
+        {
+            error.WriteLine("deid: input not found: " + input);
+            return ExitCodes.BadInput;
+        }
+
+        DeidKey key;
+        try
+        {
+            key = ResolveKey(keyFile, error);
+        }
+        catch (DeidKeyException ex)
+        {
+            error.WriteLine("deid: unusable key: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(outdir);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            error.WriteLine("deid: cannot create the output folder: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+
+        List<InputItem> items;
+        try
+        {
+            items = EnumerateInputs(input);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or ArchiveRefusedException)
+        {
+            error.WriteLine("deid: unreadable input: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+
+        var engine = new DeidentificationEngine(key);
+        var results = new ReportEntry[items.Count];
+        Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+            results[i] = ProcessOne(items[i], engine, outdir));
+
+        var accepted = results.Count(r => r.Status == "accepted");
+        var rejected = results.Length - accepted;
+        if (reportPath is not null)
+        {
+            var report = new DeidReport(
+                Tool: "covidfn deid",
+                Version: typeof(DeidCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+                AnnexEEdition: AnnexEActionTable.Edition,
+                OptionCodes: [.. engine.Rules.EnabledOptions.Select(o => ((int)o).ToString(CultureInfo.InvariantCulture))],
+                Accepted: accepted,
+                Rejected: rejected,
+                Inputs: results);
+            try
+            {
+                var full = Path.GetFullPath(reportPath);
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                File.WriteAllText(full, JsonSerializer.Serialize(report, ReportJson));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                error.WriteLine("deid: cannot write the report: " + ex.Message);
+                return ExitCodes.BadInput;
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deid: {accepted} accepted, {rejected} rejected, {items.Count} input(s)."));
+        output.Flush();
+        return ExitCodes.Success;
+    }
+
+    private static DeidKey ResolveKey(string? keyFile, TextWriter error)
+    {
+        if (!string.IsNullOrWhiteSpace(keyFile))
+        {
+            return LoadOrCreate(keyFile, error);
+        }
+
+        var inline = Environment.GetEnvironmentVariable(KeyEnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(inline))
+        {
+            return DeidKey.FromBase64(inline);
+        }
+
+        var file = Environment.GetEnvironmentVariable(KeyFileEnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(file))
+        {
+            var config = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+            if (string.IsNullOrWhiteSpace(config))
+            {
+                config = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
+            }
+
+            file = Path.Combine(config, "covidfn", "deid.key");
+        }
+
+        return LoadOrCreate(file, error);
+    }
+
+    private static DeidKey LoadOrCreate(string path, TextWriter error)
+    {
+        var key = DeidKey.LoadOrCreate(path, out var created);
+        if (created)
+        {
+            error.WriteLine("deid: created a new key file (mode 0600): " + path);
+        }
+
+        return key;
+    }
+
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outdir)
+    {
+        if (item.RefusedCode is not null)
+        {
+            return ReportEntry.Refused(item.RelativePath, item.RefusedCode, item.RefusedMessage ?? "refused");
+        }
+
+        DicomFile file;
+        try
+        {
+            file = item.Open();
+        }
+        catch (DicomFormatException ex)
+        {
+            return ReportEntry.Refused(item.RelativePath, "unreadable", "Not a readable DICOM file: " + ex.Reason);
+        }
+        catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or InvalidDataException or ArchiveRefusedException)
+        {
+            return ReportEntry.Refused(item.RelativePath, "unreadable", "Not a readable DICOM file (" + ex.GetType().Name + ").");
+        }
+
+        DeidOutcome outcome;
+        try
+        {
+            outcome = engine.DeidentifyFile(file);
+        }
+        catch (Exception ex) when (ex is DicomException or IOException or FormatException or ArgumentException)
+        {
+            return ReportEntry.Refused(item.RelativePath, "error", "De-identification failed (" + ex.GetType().Name + ").");
+        }
+
+        if (!outcome.Accepted)
+        {
+            return ReportEntry.Refused(item.RelativePath, ReasonCode(outcome.Rejection!.Reason), outcome.Rejection.Message);
+        }
+
+        var uid = file.Dataset.GetString(new DicomTag(0x0008, 0x0018));
+        if (string.IsNullOrEmpty(uid))
+        {
+            return ReportEntry.Refused(item.RelativePath, "missing-sop-instance-uid", "No SOP Instance UID: the output could not be named.");
+        }
+
+        var outputPath = Path.Combine(outdir, uid + ".dcm");
+        try
+        {
+            file.Save(outputPath);
+        }
+        catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            return ReportEntry.Refused(item.RelativePath, "write-failed", "Writing the output failed (" + ex.GetType().Name + ").");
+        }
+
+        return new ReportEntry(item.RelativePath, "accepted", null, null, outputPath, AuditCounts.From(outcome.Audit!));
+    }
+
+    private static string ReasonCode(DeidRejectReason reason) => reason switch
+    {
+        DeidRejectReason.MissingSopClass => "missing-sop-class",
+        DeidRejectReason.UnsupportedSopClass => "unsupported-sop-class",
+        DeidRejectReason.NotOriginalPrimary => "not-original-primary",
+        DeidRejectReason.BurnedInAnnotation => "burned-in-annotation",
+        _ => "rejected",
+    };
+
+    /// <summary>The inputs in a stable order (ordinal by relative path), so reports and outputs are reproducible.</summary>
+    internal static List<InputItem> EnumerateInputs(string input)
+    {
+        if (File.Exists(input))
+        {
+            return IsZip(input) ? EnumerateZip(input, string.Empty) : [InputItem.FromFile(input, Path.GetFileName(input))];
+        }
+
+        var root = Path.GetFullPath(input);
+        var options = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            AttributesToSkip = FileAttributes.ReparsePoint | FileAttributes.Device,
+            IgnoreInaccessible = false,
+        };
+        var items = new List<InputItem>();
+        foreach (var path in Directory.EnumerateFiles(root, "*", options).Order(StringComparer.Ordinal))
+        {
+            var relative = Path.GetRelativePath(root, path).Replace('\\', '/');
+            if (IsZip(path))
+            {
+                items.AddRange(EnumerateZip(path, relative + "!/"));
+            }
+            else
+            {
+                items.Add(InputItem.FromFile(path, relative));
+            }
+        }
+
+        return items;
+    }
+
+    private static bool IsZip(string path)
+    {
+        if (path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+        Span<byte> head = stackalloc byte[132];
+        var n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        // A DICOM Part 10 file has "DICM" at 128; a zip starts with PK\3\4.
+        return n >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4
+            && !(n >= 132 && head[128] == (byte)'D' && head[129] == (byte)'I' && head[130] == (byte)'C' && head[131] == (byte)'M');
+    }
+
+    /// <summary>
+    /// Lists the regular entries of a zip, refusing hostile names (absolute, drive-rooted, <c>..</c> segments) and bombs
+    /// (entry count, total and per-entry size, compression ratio). Entries are read lazily, one at a time, into memory
+    /// with the size cap enforced on the bytes actually inflated.
+    /// </summary>
+    internal static List<InputItem> EnumerateZip(string zipPath, string prefix)
+    {
+        using var archive = ZipFile.OpenRead(zipPath);
+        if (archive.Entries.Count > MaxArchiveEntries)
+        {
+            throw new ArchiveRefusedException($"{Path.GetFileName(zipPath)}: more than {MaxArchiveEntries} entries.");
+        }
+
+        var items = new List<InputItem>();
+        long total = 0;
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in archive.Entries.OrderBy(e => e.FullName, StringComparer.Ordinal))
+        {
+            var name = entry.FullName.Replace('\\', '/');
+            if (name.EndsWith('/'))
+            {
+                continue; // a directory
+            }
+
+            if (!IsSafeEntryName(name))
+            {
+                items.Add(InputItem.Refused(prefix + SanitizeForReport(name), "unsafe-archive-entry", "Archive entry name is absolute or escapes the archive: not read."));
+                continue;
+            }
+
+            if (!seen.Add(name))
+            {
+                items.Add(InputItem.Refused(prefix + name, "unsafe-archive-entry", "Duplicate archive entry name: not read."));
+                continue;
+            }
+
+            if (entry.Length > MaxEntryBytes || (entry.CompressedLength > 0 && entry.Length / Math.Max(1, entry.CompressedLength) > MaxCompressionRatio))
+            {
+                items.Add(InputItem.Refused(prefix + name, "archive-entry-too-large", "Archive entry exceeds the size or compression-ratio limit: not read."));
+                continue;
+            }
+
+            total += entry.Length;
+            if (total > MaxArchiveBytes)
+            {
+                throw new ArchiveRefusedException($"{Path.GetFileName(zipPath)}: more than {MaxArchiveBytes} bytes uncompressed.");
+            }
+
+            var entryName = entry.FullName;
+            items.Add(new InputItem(prefix + name, () => ReadEntry(zipPath, entryName, name), null, null));
+        }
+
+        return items;
+    }
+
+    internal static bool IsSafeEntryName(string name)
+    {
+        if (name.Length == 0 || name.StartsWith('/') || name.Contains('\0', StringComparison.Ordinal)
+            || (name.Length >= 2 && name[1] == ':'))
+        {
+            return false;
+        }
+
+        foreach (var segment in name.Split('/'))
+        {
+            if (segment is ".." or ".")
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static string SanitizeForReport(string name) =>
+        new([.. name.Where(c => !char.IsControl(c)).Take(200)]);
+
+    private static DicomFile ReadEntry(string zipPath, string entryName, string reportName)
+    {
+        using var archive = ZipFile.OpenRead(zipPath);
+        var entry = archive.GetEntry(entryName) ?? throw new ArchiveRefusedException("Archive entry vanished: " + reportName);
+        using var source = entry.Open();
+        var buffer = new MemoryStream((int)Math.Min(entry.Length, MaxEntryBytes));
+        var chunk = new byte[81920];
+        int n;
+        while ((n = source.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            if (buffer.Length + n > MaxEntryBytes || buffer.Length + n > Math.Max(entry.Length, 0))
+            {
+                throw new ArchiveRefusedException("Archive entry inflates beyond its declared size: " + reportName);
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        buffer.Position = 0;
+        return DicomFile.Read(buffer, null, reportName);
+    }
+
+    /// <summary>One input: a file on disk, a zip entry, or an entry refused before reading.</summary>
+    internal sealed record InputItem(string RelativePath, Func<DicomFile>? Opener, string? RefusedCode, string? RefusedMessage)
+    {
+        public static InputItem FromFile(string path, string relative) => new(relative, () => DicomFile.Open(path), null, null);
+
+        public static InputItem Refused(string relative, string code, string message) => new(relative, null, code, message);
+
+        public DicomFile Open() => Opener is not null
+            ? Opener()
+            : throw new ArchiveRefusedException(RefusedMessage ?? "refused");
+    }
+
+    /// <summary>The report, as written with --report.</summary>
+    internal sealed record DeidReport(
+        string Tool, string Version, string AnnexEEdition, IReadOnlyList<string> OptionCodes, int Accepted, int Rejected,
+        IReadOnlyList<ReportEntry> Inputs);
+
+    /// <summary>One input's line in the report: relative input path as given, never a value from the dataset.</summary>
+    internal sealed record ReportEntry(string Input, string Status, string? ReasonCode, string? Reason, string? Output, AuditCounts? Audit)
+    {
+        public static ReportEntry Refused(string input, string code, string reason) => new(input, "rejected", code, reason, null, null);
+    }
+
+    /// <summary>The audit counts of one accepted instance.</summary>
+    internal sealed record AuditCounts(
+        int Kept, int Removed, int PrivateRemoved, int UnlistedRemoved, int GroupLengthsRemoved, int Zeroed, int Dummied, int Cleaned,
+        int DatesShifted, int UidsRemapped, int SequenceItems, IReadOnlyList<string> OptionCodes)
+    {
+        public static AuditCounts From(DeidAudit a) => new(
+            a.Kept, a.Removed, a.PrivateRemoved, a.UnlistedRemoved, a.GroupLengthsRemoved, a.Zeroed, a.Dummied, a.Cleaned,
+            a.DatesShifted, a.UidsRemapped, a.SequenceItems, a.OptionCodes);
+    }
+}
+
+/// <summary>A zip archive or entry refused for safety (traversal names, bombs).</summary>
+internal sealed class ArchiveRefusedException : Exception
+{
+    public ArchiveRefusedException(string message)
+        : base(message)
+    {
+    }
+}
