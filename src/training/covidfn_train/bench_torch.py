@@ -1,0 +1,45 @@
+"""PyTorch CPU per-slice time on the same weights as the ONNX graphs (tools/bench_inference.sh).
+
+  /usr/bin/python3 -m covidfn_train.bench_torch --ckpt-dir DIR [--slices 8] [--threads 1,2]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from .export_onnx import _Cls, _Seg, load_models
+from .models import Combined
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt-dir", required=True)
+    ap.add_argument("--slices", type=int, default=8)
+    ap.add_argument("--threads", default="1,2")
+    a = ap.parse_args(argv)
+    dfsn, frozen, ft = load_models(a.ckpt_dir)
+    graphs = {"dfsn_dtcn": Combined(frozen).eval(), "dfsn": _Seg(dfsn).eval()}
+    if ft is not None:
+        graphs["dtcn"] = _Cls(ft).eval()
+    x = torch.from_numpy(np.random.default_rng(5).random((a.slices, 1, 352, 352)).astype(np.float32))
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for batch in (1, 4):
+            for name, g in graphs.items():
+                with torch.no_grad():
+                    g(x[:batch])
+                    times = []
+                    for _ in range(3):
+                        t = time.perf_counter()
+                        for i in range(0, a.slices, batch):
+                            g(x[i:i + batch])
+                        times.append((time.perf_counter() - t) * 1000 / a.slices)
+                times.sort()
+                print(f"torch\t{name}\tthreads={threads}\tbatch={batch}\tms_per_slice={times[1]:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
