@@ -1,0 +1,229 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+
+namespace CovidFunctions.Inference;
+
+/// <summary>
+/// One ONNX graph with one <see cref="InferenceSession"/> (thread-safe <c>Run</c>). Input <c>image</c>:
+/// N×1×352×352 float32 in [0, 1]. Sessions are created once per (file, options) per process through
+/// <see cref="GetOrCreate"/>.
+/// </summary>
+public sealed class OnnxModel : IDisposable
+{
+    /// <summary>Model input side (lung2d-v1).</summary>
+    public const int Side = Imaging.Preprocessing.LungPreprocessor.InputSize;
+
+    /// <summary>Values per slice.</summary>
+    public const int Plane = Side * Side;
+
+    /// <summary>Input name of every graph.</summary>
+    public const string InputName = "image";
+
+    private static readonly ConcurrentDictionary<string, Lazy<OnnxModel>> Cache = new(StringComparer.Ordinal);
+
+    private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new();
+    private readonly int _maxBatch;
+
+    private OnnxModel(string path, InferenceSession session, string provider, int maxBatch)
+    {
+        Path = path;
+        _session = session;
+        Provider = provider;
+        _maxBatch = maxBatch;
+        OutputNames = [.. session.OutputMetadata.Keys];
+        if (!session.InputMetadata.ContainsKey(InputName))
+        {
+            throw new InferenceException($"Model {path} has no input '{InputName}' (has: {string.Join(", ", session.InputMetadata.Keys)}).") { ModelPath = path };
+        }
+    }
+
+    /// <summary>The ONNX file.</summary>
+    public string Path { get; }
+
+    /// <summary>The execution provider in use: <c>CUDA</c> or <c>CPU</c>.</summary>
+    public string Provider { get; }
+
+    /// <summary>Output names in graph order.</summary>
+    public IReadOnlyList<string> OutputNames { get; }
+
+    /// <summary>The process-wide session for <paramref name="path"/> with <paramref name="options"/>, created on first use.</summary>
+    public static OnnxModel GetOrCreate(string path, InferenceOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var full = System.IO.Path.GetFullPath(path);
+        var key = $"{full}|{options.IntraOpThreads}|{options.InterOpThreads}|{options.PreferCuda}|{options.CudaDeviceId}|{options.MaxBatch}";
+        var lazy = Cache.GetOrAdd(key, _ => new Lazy<OnnxModel>(() => Create(full, options, logger ?? NullLogger.Instance), LazyThreadSafetyMode.ExecutionAndPublication));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            Cache.TryRemove(key, out _);
+            throw;
+        }
+    }
+
+    /// <summary>Creates a new, unshared session (tests and benchmarks); prefer <see cref="GetOrCreate"/>.</summary>
+    public static OnnxModel Create(string path, InferenceOptions options, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        options.Validate();
+        if (!File.Exists(path))
+        {
+            throw new InferenceException($"Model file not found: {path}") { ModelPath = path };
+        }
+
+        var sw = Stopwatch.StartNew();
+        InferenceSession? session = null;
+        var provider = "CPU";
+        if (options.PreferCuda)
+        {
+            try
+            {
+                using var cudaOptions = CreateOptions(options);
+                using var cuda = new OrtCUDAProviderOptions();
+                cuda.UpdateOptions(new Dictionary<string, string>
+                {
+                    ["device_id"] = options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["cudnn_conv_algo_search"] = "HEURISTIC",
+                });
+                cudaOptions.AppendExecutionProvider_CUDA(cuda);
+                session = new InferenceSession(path, cudaOptions);
+                provider = "CUDA";
+            }
+            catch (Exception ex) when (ex is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or TypeInitializationException)
+            {
+                Log.CudaUnavailable(logger, ex.GetType().Name + ": " + FirstLine(ex.Message));
+                session?.Dispose();
+                session = null;
+            }
+        }
+
+        if (session is null)
+        {
+            try
+            {
+                using var cpuOptions = CreateOptions(options);
+                session = new InferenceSession(path, cpuOptions);
+            }
+            catch (OnnxRuntimeException ex)
+            {
+                throw new InferenceException($"Cannot load model {path}: {FirstLine(ex.Message)}", ex) { ModelPath = path };
+            }
+        }
+
+        var model = new OnnxModel(path, session, provider, options.MaxBatch);
+        Log.SessionCreated(logger, System.IO.Path.GetFileName(path), provider, sw.ElapsedMilliseconds);
+        if (options.WarmUp)
+        {
+            var warm = Stopwatch.StartNew();
+            model.Run(new float[Plane], 1);
+            Log.WarmUp(logger, System.IO.Path.GetFileName(path), warm.ElapsedMilliseconds);
+        }
+
+        return model;
+    }
+
+    private static SessionOptions CreateOptions(InferenceOptions options)
+    {
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = options.InterOpThreads > 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = options.IntraOpThreads,
+            InterOpNumThreads = options.InterOpThreads,
+        };
+        return so;
+    }
+
+    private static string FirstLine(string message)
+    {
+        var i = message.IndexOf('\n', StringComparison.Ordinal);
+        return i < 0 ? message : message[..i];
+    }
+
+    /// <summary>Checks an N×1×352×352 input: length, finite values, range [0, 1] (small tolerance).</summary>
+    public static void ValidateInput(ReadOnlySpan<float> input, int count)
+    {
+        if (count < 1)
+        {
+            throw new InferenceException($"Batch size must be >= 1 (got {count}).");
+        }
+
+        if (input.Length != (long)count * Plane)
+        {
+            throw new InferenceException($"Input has {input.Length} values; expected {count}×1×{Side}×{Side} = {(long)count * Plane}. Preprocess with LungPreprocessor (lung2d-v1) first.");
+        }
+
+        for (var i = 0; i < input.Length; i++)
+        {
+            var v = input[i];
+            if (!float.IsFinite(v))
+            {
+                throw new InferenceException($"Input value at slice {i / Plane}, pixel {i % Plane} is not finite ({v}).");
+            }
+
+            if (v < -1e-3f || v > 1.001f)
+            {
+                throw new InferenceException($"Input value at slice {i / Plane}, pixel {i % Plane} is {v}, outside [0, 1]: the tensor is not lung2d-v1 preprocessed.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs the graph on <paramref name="count"/> slices (split into batches of at most MaxBatch) and returns every
+    /// output concatenated over the batch, by output name.
+    /// </summary>
+    public IReadOnlyDictionary<string, float[]> Run(ReadOnlyMemory<float> input, int count)
+    {
+        ValidateInput(input.Span, count);
+        var results = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (var start = 0; start < count; start += _maxBatch)
+        {
+            var n = Math.Min(_maxBatch, count - start);
+            var chunk = input.Slice(start * Plane, n * Plane).ToArray();
+            using var value = OrtValue.CreateTensorValueFromMemory(chunk, [n, 1, Side, Side]);
+            IDisposableReadOnlyCollection<OrtValue> outputs;
+            try
+            {
+                outputs = _session.Run(_runOptions, [InputName], [value], [.. OutputNames]);
+            }
+            catch (OnnxRuntimeException ex)
+            {
+                throw new InferenceException($"ONNX Runtime failed on {System.IO.Path.GetFileName(Path)} (batch {n}): {FirstLine(ex.Message)}", ex) { ModelPath = Path };
+            }
+
+            using (outputs)
+            {
+                for (var k = 0; k < OutputNames.Count; k++)
+                {
+                    var data = outputs[k].GetTensorDataAsSpan<float>();
+                    var perSlice = data.Length / n;
+                    if (!results.TryGetValue(OutputNames[k], out var all))
+                    {
+                        all = new float[(long)perSlice * count];
+                        results[OutputNames[k]] = all;
+                    }
+
+                    data.CopyTo(all.AsSpan(start * perSlice, data.Length));
+                }
+            }
+        }
+
+        return results;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
+}
