@@ -6,7 +6,8 @@ One JSON object per input path and line: {"file", "ok", "rc", "error"?, "element
 own formats, so the comparison is structural: an ELEMENT is {"t": "GGGGEEEE", "vr": "XX", "len": N or -1 (undefined)}
 plus "items" (SQ: list of item element lists), "frags" (encapsulated pixel data: fragment lengths, basic offset table
 first) and "s" (string VRs whose printed value is plain ASCII and not shortened: the value as printed, '\\'-joined).
-dcmdump's "??" VR (unknown tag read with implicit VR) is reported as "UN". Synthetic delimitation items that dcmdump
+dcmdump runs with +Qn so that control characters (CR LF in texts) are quoted and every element is one line; values
+holding '&' (quoting) are not reported as "s". dcmdump's "??" VR (unknown tag read with implicit VR) is reported as "UN". Synthetic delimitation items that dcmdump
 prints "for re-encoding" and real delimitation items are not elements and are skipped.
 Runs one dcmdump process per file (4 at a time) so that each file gets its own exit status and error lines.
 """
@@ -56,14 +57,14 @@ def parse(text):
             stack.append((level, [], node))
         elif vr in STRING_VRS and value.startswith("[") and value.endswith("]"):
             s = value[1:-1]
-            if all(0x20 <= ord(c) < 0x7F for c in s):
+            if all(0x20 <= ord(c) < 0x7F for c in s) and "&" not in s:
                 node["s"] = s
         container.append(node)
     return root
 
 
 def describe(path):
-    proc = subprocess.run(["dcmdump", "-Un", "+E", path], capture_output=True, timeout=120)
+    proc = subprocess.run(["dcmdump", "-Un", "+E", "+Qn", path], capture_output=True, timeout=120)
     text = proc.stdout.decode("latin-1")
     errors = [x for x in proc.stderr.decode("latin-1").splitlines() if x.startswith(("E:", "F:"))]
     result = {"file": path, "ok": proc.returncode == 0 and not errors, "rc": proc.returncode}

@@ -98,22 +98,27 @@ def fragments(data, little):
     return bot or 0, frags
 
 
-def element(ds, tag, little):
+def element(ds, tag, little, implicit):
     raw = ds.get_item(tag)
-    implicit = isinstance(raw, pydicom.dataelem.RawDataElement) and raw.VR is None
-    raw_bytes = bytes(raw.value) if implicit and isinstance(raw.value, (bytes, bytearray)) else None
     elem = ds[tag]
     vr = elem.VR
     out = {"t": "%08X" % int(tag), "vr": vr}
-    if implicit and raw_bytes is not None and vr != "SQ":
+    if implicit and vr != "SQ":
         # Implicit VR: the VR is a reader's guess (dictionary, private dictionary, US/SS and OB/OW resolution).
-        # Report the raw little-endian bytes too, so a VR disagreement can still be checked on the value.
-        out["raw"] = [len(raw_bytes), sha1(raw_bytes)]
+        # Report the raw little-endian bytes too (when pydicom has not converted the element already, or it is
+        # empty), so a VR disagreement can still be checked on the value.
+        raw_bytes = None
+        if isinstance(raw, pydicom.dataelem.RawDataElement):
+            raw_bytes = bytes(raw.value) if raw.value is not None else b""
+        elif elem.value is None or elem.value == "" or elem.value == b"":
+            raw_bytes = b""
+        if raw_bytes is not None:
+            out["raw"] = [len(raw_bytes), sha1(raw_bytes)]
         if Tag(tag).is_private and not (0x0010 <= Tag(tag).element <= 0x00FF):
             out["vr"] = "*"
             return out
     if vr == "SQ":
-        out["items"] = [dataset(item, little) for item in (elem.value or [])]
+        out["items"] = [dataset(item, little, implicit) for item in (elem.value or [])]
         return out
     value = elem.value
     if vr in STRING_VRS:
@@ -165,15 +170,15 @@ def element(ds, tag, little):
     return out
 
 
-def dataset(ds, little):
-    return [element(ds, tag, little) for tag in list(ds.keys())]
+def dataset(ds, little, implicit):
+    return [element(ds, tag, little, implicit) for tag in list(ds.keys())]
 
 
 def describe(path):
     ds = pydicom.dcmread(path, force=True)
     little = ds.is_little_endian if ds.is_little_endian is not None else True
-    meta = dataset(ds.file_meta, True) if getattr(ds, "file_meta", None) is not None else []
-    body = dataset(ds, little)
+    meta = dataset(ds.file_meta, True, False) if getattr(ds, "file_meta", None) is not None else []
+    body = dataset(ds, little, bool(ds.is_implicit_VR))
     return {"file": path, "ok": True, "elements": meta + body}
 
 

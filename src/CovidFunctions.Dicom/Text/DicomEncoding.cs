@@ -140,13 +140,19 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
 
     /// <summary>
     /// Decodes the raw value of a string VR (padding included; the caller trims). Escape sequences are honoured and not
-    /// returned; the designations return to the initial ones at the delimiters for <paramref name="vrCode"/>.
+    /// returned; the designations return to the initial ones at the delimiters for <paramref name="vrCode"/>. VRs the
+    /// character set does not apply to (see <see cref="IsAffectedVR"/>) decode with <see cref="Default"/>.
     /// </summary>
     public string Decode(ReadOnlySpan<byte> value, string vrCode)
     {
         if (value.IsEmpty)
         {
             return string.Empty;
+        }
+
+        if (!IsAffectedVR(vrCode) && !ReferenceEquals(this, Default))
+        {
+            return Default.Decode(value, vrCode);
         }
 
         if (_whole is not null)
@@ -181,6 +187,11 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
         if (value.Length == 0)
         {
             return [];
+        }
+
+        if (!IsAffectedVR(vrCode) && !ReferenceEquals(this, Default))
+        {
+            return Default.Encode(value, vrCode);
         }
 
         if (_whole is not null)
@@ -224,6 +235,12 @@ public sealed class DicomEncoding : IEquatable<DicomEncoding>
 
         return EncodeExtended(value, vrCode);
     }
+
+    /// <summary>
+    /// The VRs whose values use the Specific Character Set (PS3.5 6.1.2.3): SH, LO, UC, ST, LT, UT, PN. All other
+    /// string VRs (AE, AS, CS, DA, DS, DT, IS, TM, UI, UR) use the default repertoire whatever (0008,0005) says.
+    /// </summary>
+    public static bool IsAffectedVR(string vrCode) => vrCode is "SH" or "LO" or "UC" or "ST" or "LT" or "UT" or "PN";
 
     private static byte[] EncodeLatin1Lenient(string value)
     {
