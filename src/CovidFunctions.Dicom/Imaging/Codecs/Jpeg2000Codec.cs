@@ -80,6 +80,12 @@ public sealed unsafe class Jpeg2000Codec : IPixelCodec
                     throw CodecErrors.Corrupt(uid, "OpenJPEG rejected the decoder parameters" + Describe(errors));
                 }
 
+                // A truncated lossless frame must fail, not come back blurred (OpenJPEG decodes what it has otherwise).
+                if (api.DecoderSetStrictMode is not null)
+                {
+                    api.DecoderSetStrictMode(codec, 1);
+                }
+
                 if (api.ReadHeader(stream, codec, &image) == 0 || image is null)
                 {
                     throw CodecErrors.Corrupt(uid, "OpenJPEG could not read the JPEG 2000 header" + Describe(errors));
@@ -215,7 +221,7 @@ public sealed unsafe class Jpeg2000Codec : IPixelCodec
         }
     }
 
-    private static string Describe(StringBuilder errors) => errors.Length == 0 ? string.Empty : ": " + errors.ToString().Trim();
+    private static string Describe(StringBuilder errors) => errors.Length == 0 ? string.Empty : ": " + errors;
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static nuint Read(void* buffer, nuint count, void* userData)
@@ -261,7 +267,11 @@ public sealed unsafe class Jpeg2000Codec : IPixelCodec
     {
         if (GCHandle.FromIntPtr((nint)clientData).Target is StringBuilder errors && errors.Length < 1024)
         {
-            errors.Append(Marshal.PtrToStringUTF8((nint)message)).Append(' ');
+            var text = Marshal.PtrToStringUTF8((nint)message)?.Trim();
+            if (!string.IsNullOrEmpty(text))
+            {
+                errors.Append(errors.Length == 0 ? string.Empty : "; ").Append(text.ReplaceLineEndings(" "));
+            }
         }
     }
 

@@ -15,8 +15,9 @@ internal sealed unsafe class OpenJpegNative
 
     private static readonly Lazy<(OpenJpegNative? Api, string Error)> Instance = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
-    private OpenJpegNative(nint[] e, string version)
+    private OpenJpegNative(nint[] e, string version, nint strictMode)
     {
+        DecoderSetStrictMode = (delegate* unmanaged[Cdecl]<nint, int, int>)strictMode;
         StreamCreate = (delegate* unmanaged[Cdecl]<nuint, int, nint>)e[0];
         StreamSetReadFunction = (delegate* unmanaged[Cdecl]<nint, nint, void>)e[1];
         StreamSetSkipFunction = (delegate* unmanaged[Cdecl]<nint, nint, void>)e[2];
@@ -37,6 +38,9 @@ internal sealed unsafe class OpenJpegNative
     }
 
     public string Version { get; }
+
+    /// <summary>opj_decoder_set_strict_mode (OpenJPEG 2.5+): truncated codestreams fail instead of decoding partially. Null before 2.5.</summary>
+    public delegate* unmanaged[Cdecl]<nint, int, int> DecoderSetStrictMode { get; }
 
     public delegate* unmanaged[Cdecl]<nuint, int, nint> StreamCreate { get; }
 
@@ -103,7 +107,8 @@ internal sealed unsafe class OpenJpegNative
             version = Marshal.PtrToStringUTF8((nint)((delegate* unmanaged[Cdecl]<byte*>)versionExport)()) ?? version;
         }
 
-        return (new OpenJpegNative(exports, version), string.Empty);
+        NativeLibrary.TryGetExport(handle, "opj_decoder_set_strict_mode", out var strictMode);
+        return (new OpenJpegNative(exports, version, strictMode), string.Empty);
     }
 
     /// <summary>opj_image_t.</summary>
