@@ -7,7 +7,7 @@ namespace CovidFunctions.Dicom.IO;
 /// (plus a base offset for streams that start mid-file), skips by seeking when the stream can seek, and never
 /// allocates more than the bytes that actually arrive.
 /// </summary>
-internal sealed class BufferedDicomStream
+internal sealed class BufferedDicomStream : IDisposable
 {
     private const int BufferSize = 32 * 1024;
     private const int LargeChunk = 1 << 20;
@@ -19,11 +19,12 @@ internal sealed class BufferedDicomStream
     private int _len;
     private long _bufferStart;
     private bool _eof;
+    private bool _disposed;
 
     public BufferedDicomStream(Stream stream, long baseOffset = 0)
     {
         _stream = stream;
-        _buffer = new byte[BufferSize];
+        _buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(BufferSize);
         CanSeek = stream.CanSeek;
         _streamLength = CanSeek ? stream.Length : -1;
         _bufferStart = CanSeek ? stream.Position : baseOffset;
@@ -197,6 +198,16 @@ internal sealed class BufferedDicomStream
         }
 
         return true;
+    }
+
+    /// <summary>Returns the buffer to the pool.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            System.Buffers.ArrayPool<byte>.Shared.Return(_buffer);
+        }
     }
 
     private bool Fill(int count)

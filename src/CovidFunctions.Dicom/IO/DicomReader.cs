@@ -76,7 +76,7 @@ internal sealed class DicomReader
 
     private static DicomFile ReadFileCore(Stream stream, DicomReadOptions options, string? sourceName, string? bulkPath)
     {
-        var input = new BufferedDicomStream(stream);
+        using var input = new BufferedDicomStream(stream);
         var reader = new DicomReader(input, options, sourceName, bulkPath, string.Empty);
         if (!input.Ensure(1))
         {
@@ -130,8 +130,8 @@ internal sealed class DicomReader
         if (declared is { IsDeflated: true })
         {
             var datasetStart = input.Position;
-            var inflated = reader.OpenInflater(stream, datasetStart);
-            var inner = new BufferedDicomStream(inflated, 0);
+            using var inflated = reader.OpenInflater(stream, datasetStart);
+            using var inner = new BufferedDicomStream(inflated, 0);
             var innerReader = new DicomReader(inner, options, sourceName, null, " of the inflated dataset");
             var enc = innerReader.SniffEncoding(new Encoding(true, false));
             file.ReadTransferSyntax = enc.Explicit ? declared : TransferSyntax.ImplicitVRLittleEndian;
@@ -465,7 +465,14 @@ internal sealed class DicomReader
                 start);
         }
 
-        if (vr == DicomVR.SQ && !explicitVR && length >= 4 && !StartsWithItem(enc))
+        if (vr == DicomVR.UN && !explicitVR && length >= 8 && StartsWithItem(enc)
+            && (_in.PeekUInt32(4, enc.BigEndian) is var firstItem && (firstItem == UndefinedLength || firstItem <= length - 8)))
+        {
+            // A private or unknown implicit VR element whose value is items: a sequence (as DCMTK's private dictionary
+            // and fo-dicom would read it).
+            vr = DicomVR.SQ;
+        }
+        else if (vr == DicomVR.SQ && !explicitVR && length >= 4 && !StartsWithItem(enc))
         {
             // The dictionary says SQ but the bytes are not items (e.g. a retired tag reused with another VR).
             vr = DicomVR.UN;
@@ -509,7 +516,8 @@ internal sealed class DicomReader
             var n = (int)length;
             if (_arenaUsed + n > _arena.Length)
             {
-                _arena = new byte[ArenaSize];
+                // Small values share arena chunks: 4 KiB first (a typical header), then 16 KiB.
+                _arena = new byte[_arena.Length == 0 ? ArenaSize / 4 : ArenaSize];
                 _arenaUsed = 0;
             }
 
@@ -767,7 +775,7 @@ internal sealed class DicomReader
     }
 
     private bool StartsWithItem(Encoding enc) =>
-        _in.Ensure(4) && _in.PeekUInt16(0, enc.BigEndian) == 0xFFFE && _in.PeekUInt16(2, enc.BigEndian) == 0xE000;
+        _in.Ensure(8) && _in.PeekUInt16(0, enc.BigEndian) == 0xFFFE && _in.PeekUInt16(2, enc.BigEndian) == 0xE000;
 
     private static bool IsUpper(byte b) => b >= (byte)'A' && b <= (byte)'Z';
 
