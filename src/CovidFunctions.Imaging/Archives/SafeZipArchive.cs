@@ -27,11 +27,13 @@ public sealed class SafeZipArchive : IDisposable
 
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
+    private readonly string? _path;
     private long _totalRead;
 
-    private SafeZipArchive(Stream stream, string archiveName, ZipSafetyLimits limits, bool leaveOpen)
+    private SafeZipArchive(Stream stream, string archiveName, ZipSafetyLimits limits, bool leaveOpen, string? path = null)
     {
         _stream = stream;
+        _path = path;
         _leaveOpen = leaveOpen;
         ArchiveName = archiveName;
         Limits = limits;
@@ -60,7 +62,7 @@ public sealed class SafeZipArchive : IDisposable
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
         try
         {
-            return new SafeZipArchive(stream, path, limits ?? ZipSafetyLimits.Default, leaveOpen: false);
+            return new SafeZipArchive(stream, path, limits ?? ZipSafetyLimits.Default, leaveOpen: false, path);
         }
         catch
         {
@@ -83,14 +85,33 @@ public sealed class SafeZipArchive : IDisposable
     /// <summary>
     /// Opens an entry for reading. The stream enforces the limits while it is read and throws
     /// <see cref="ArchiveLimitExceededException"/> or <see cref="ArchiveException"/> (CRC or size mismatch).
-    /// Entries are read one at a time (the archive's stream is shared).
+    /// An archive opened from a path gives each entry stream its own file handle, so entries may be read from several
+    /// threads at once; an archive opened on a caller's stream shares it, so read its entries one at a time.
     /// </summary>
     public Stream OpenEntry(SafeZipEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
+        var source = _path is null ? _stream : new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        try
+        {
+            return OpenEntry(entry, source, ownsSource: _path is not null);
+        }
+        catch
+        {
+            if (_path is not null)
+            {
+                source.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private GuardedEntryStream OpenEntry(SafeZipEntry entry, Stream source, bool ownsSource)
+    {
         Span<byte> local = stackalloc byte[30];
-        _stream.Position = entry.LocalHeaderOffset;
-        if (_stream.Read(local) != 30 || BinaryPrimitives.ReadUInt32LittleEndian(local) != LocalSignature)
+        source.Position = entry.LocalHeaderOffset;
+        if (source.Read(local) != 30 || BinaryPrimitives.ReadUInt32LittleEndian(local) != LocalSignature)
         {
             throw Corrupt(entry.RawName, $"local header at byte {entry.LocalHeaderOffset} is missing");
         }
@@ -98,12 +119,12 @@ public sealed class SafeZipArchive : IDisposable
         var nameLength = BinaryPrimitives.ReadUInt16LittleEndian(local[26..]);
         var extraLength = BinaryPrimitives.ReadUInt16LittleEndian(local[28..]);
         var dataStart = entry.LocalHeaderOffset + 30 + nameLength + extraLength;
-        if (dataStart + entry.CompressedSize > _stream.Length)
+        if (dataStart + entry.CompressedSize > source.Length)
         {
             throw Corrupt(entry.RawName, "entry data runs past the end of the archive");
         }
 
-        var raw = new BoundedReadStream(_stream, dataStart, entry.CompressedSize);
+        var raw = new BoundedReadStream(source, dataStart, entry.CompressedSize, ownsSource);
         Stream decoded = entry.Method == 8 ? new DeflateStream(raw, CompressionMode.Decompress) : raw;
         return new GuardedEntryStream(this, entry, decoded);
     }
@@ -485,13 +506,13 @@ public sealed class SafeZipArchive : IDisposable
             }
 
             _produced += n;
-            owner._totalRead += n;
+            var total = Interlocked.Add(ref owner._totalRead, n);
             if (_produced > entry.UncompressedSize)
             {
                 throw owner.Limit(entry.RawName, "size-mismatch", entry.UncompressedSize, $"expands beyond its declared {entry.UncompressedSize} bytes");
             }
 
-            if (owner._totalRead > owner.Limits.MaxTotalUncompressedBytes)
+            if (total > owner.Limits.MaxTotalUncompressedBytes)
             {
                 throw owner.Limit(entry.RawName, "total-size", owner.Limits.MaxTotalUncompressedBytes, $"the archive expands beyond {owner.Limits.MaxTotalUncompressedBytes} bytes");
             }
@@ -538,8 +559,18 @@ public sealed class SafeZipArchive : IDisposable
     }
 
     /// <summary>A window [start, start+length) of a seekable stream; repositions before each read.</summary>
-    private sealed class BoundedReadStream(Stream inner, long start, long length) : Stream
+    private sealed class BoundedReadStream(Stream inner, long start, long length, bool ownsInner = false) : Stream
     {
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && ownsInner)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
         private long _position;
 
         public override bool CanRead => true;

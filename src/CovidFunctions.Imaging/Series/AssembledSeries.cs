@@ -66,45 +66,48 @@ public sealed class AssembledSeries : IDisposable
         }
 
         var slice = Slices[index];
-        int[] samples;
+        var plane = Rows * Columns;
+        var hu = new float[plane];
         try
         {
-            var file = LoadFile(slice);
-            samples = DicomPixelData.Create(file).GetFrameSamples(slice.FrameIndex);
+            var pixels = DicomPixelData.Create(LoadFile(slice));
+            var f = pixels.Format;
+            if (f.SamplesPerPixel == 1 && f.BitsAllocated == 16 && f.BitsStored <= 16 && !pixels.IsFloat)
+            {
+                // Fast path (nearly every CT): 16-bit samples straight from the frame bytes.
+                ReadOnlyMemory<byte> bytes = pixels.IsEncapsulated ? pixels.DecodeFrame(slice.FrameIndex).Data : pixels.GetEncodedFrame(slice.FrameIndex);
+                var raw = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes.Span);
+                if (raw.Length < plane)
+                {
+                    throw ImageFormatException.For(slice.SourceName, $"frame holds {raw.Length} samples, expected {plane}");
+                }
+
+                var stored = new int[plane];
+                var shift = f.HighBit + 1 - f.BitsStored;
+                var mask = (1 << f.BitsStored) - 1;
+                var signBit = 1 << (f.BitsStored - 1);
+                for (var i = 0; i < plane; i++)
+                {
+                    var v = (raw[i] >> shift) & mask;
+                    stored[i] = f.IsSigned && (v & signBit) != 0 ? v - (mask + 1) : v;
+                }
+
+                Convert(slice, stored, hu);
+            }
+            else
+            {
+                var samples = pixels.GetFrameSamples(slice.FrameIndex);
+                if (samples.Length < plane)
+                {
+                    throw ImageFormatException.For(slice.SourceName, $"frame holds {samples.Length} samples, expected {plane}");
+                }
+
+                Convert(slice, samples, hu);
+            }
         }
         catch (DicomException ex)
         {
             throw ImageFormatException.For(slice.SourceName, "pixel data cannot be decoded: " + ex.Message, ex);
-        }
-
-        var plane = Rows * Columns;
-        if (samples.Length < plane)
-        {
-            throw ImageFormatException.For(slice.SourceName, $"frame holds {samples.Length} samples, expected {plane}");
-        }
-
-        var hu = new float[plane];
-        var slope = slice.RescaleSlope;
-        var intercept = slice.RescaleIntercept;
-        var hasPadding = slice.PaddingValue is not null;
-        var padLow = slice.PaddingValue ?? 0;
-        var padHigh = slice.PaddingRangeLimit ?? padLow;
-        if (padHigh < padLow)
-        {
-            (padLow, padHigh) = (padHigh, padLow);
-        }
-
-        for (var r = 0; r < Rows; r++)
-        {
-            var srcRow = _flipRows ? Rows - 1 - r : r;
-            for (var c = 0; c < Columns; c++)
-            {
-                var srcCol = _flipColumns ? Columns - 1 - c : c;
-                var stored = samples[(srcRow * Columns) + srcCol];
-                hu[(r * Columns) + c] = hasPadding && stored >= padLow && stored <= padHigh
-                    ? _paddingHu
-                    : (float)((stored * slope) + intercept);
-            }
         }
 
         return hu;
@@ -141,6 +144,33 @@ public sealed class AssembledSeries : IDisposable
         var summary = new SeriesSummary(string.Empty, string.Empty, null, Path.GetFileName(path), "CT", "NIFTI", null, g.SliceSpacing, g.Slices, "axial", true, null);
         var reason = $"NIfTI volume {Path.GetFileName(path)}: orientation from the {how.Source}, axes (i, j, k) → (column, row, slice) = ({string.Join(", ", how.SourceAxisForOutput.Select((a, o) => "ijk"[a] + (how.Flipped[o] ? " flipped" : string.Empty)))})";
         return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []));
+    }
+
+    /// <summary>Stored value → HU (padding → air) with the in-plane flips, into <paramref name="hu"/>.</summary>
+    private void Convert(SliceInfo slice, int[] stored, float[] hu)
+    {
+        var slope = slice.RescaleSlope;
+        var intercept = slice.RescaleIntercept;
+        var hasPadding = slice.PaddingValue is not null;
+        var padLow = slice.PaddingValue ?? 0;
+        var padHigh = slice.PaddingRangeLimit ?? padLow;
+        if (padHigh < padLow)
+        {
+            (padLow, padHigh) = (padHigh, padLow);
+        }
+
+        for (var r = 0; r < Rows; r++)
+        {
+            var srcRow = _flipRows ? Rows - 1 - r : r;
+            for (var c = 0; c < Columns; c++)
+            {
+                var srcCol = _flipColumns ? Columns - 1 - c : c;
+                var value = stored[(srcRow * Columns) + srcCol];
+                hu[(r * Columns) + c] = hasPadding && value >= padLow && value <= padHigh
+                    ? _paddingHu
+                    : (float)((value * slope) + intercept);
+            }
+        }
     }
 
     private DicomFile LoadFile(SliceInfo slice)

@@ -8,7 +8,6 @@ internal sealed class SliceSources : IDisposable
 {
     private readonly string[] _files;
     private readonly SafeZipArchive? _zip;
-    private readonly object _zipLock = new();
 
     private SliceSources(string description, string[] files, SafeZipArchive? zip)
     {
@@ -59,10 +58,8 @@ internal sealed class SliceSources : IDisposable
             return DicomFile.Open(_files[index], options);
         }
 
-        lock (_zipLock)
-        {
-            using var stream = _zip.OpenEntry(_zip.Entries[index]);
-            return DicomFile.Read(stream, options, NameOf(index));
-        }
+        // Entry streams of a path-opened archive have their own file handles: no lock needed.
+        using var stream = _zip.OpenEntry(_zip.Entries[index]);
+        return DicomFile.Read(stream, options, NameOf(index));
     }
 }
