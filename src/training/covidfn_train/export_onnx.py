@@ -111,9 +111,9 @@ def synthetic_inputs(n: int = 3, seed: int = 11) -> np.ndarray:
     return out
 
 
-def write_fixtures(fix_dir: str, models: dict):
+def write_fixtures(fix_dir: str, models: dict, n: int = 3):
     os.makedirs(fix_dir, exist_ok=True)
-    x = synthetic_inputs()
+    x = synthetic_inputs(n)
     np.save(os.path.join(fix_dir, "input.npy"), x)
     with torch.no_grad():
         t = torch.from_numpy(x)
@@ -131,28 +131,44 @@ def main(argv=None):
     ap.add_argument("--metrics", default=None, help="metrics.json of the training run (default: CKPT_DIR/metrics.json)")
     ap.add_argument("--fixtures", default=None, help="write parity fixtures (.npy) here")
     ap.add_argument("--data-note", default="see docs/model-card.md")
+    ap.add_argument("--combined-variant", choices=["frozen", "finetune"], default="finetune",
+                    help="which DTCN the one-pass graph dfsn_dtcn.onnx holds (finetune: its own fine-tuned backbone gives both outputs)")
+    ap.add_argument("--graphs", default="dfsn_dtcn,dfsn,dtcn", help="comma list of graphs to write")
+    ap.add_argument("--fixture-slices", type=int, default=3)
+    ap.add_argument("--training-commit", default=None, help="commit of the training code that produced the checkpoints (default: HEAD)")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
     dfsn, frozen, ft = load_models(a.ckpt_dir)
-    graphs = {"dfsn_dtcn": (Combined(frozen).eval(), ["lesion_prob", "class_prob"]),
+    comb_src = ft if (a.combined_variant == "finetune" and ft is not None) else frozen
+    graphs = {"dfsn_dtcn": (Combined(comb_src).eval(), ["lesion_prob", "class_prob"]),
               "dfsn": (_Seg(dfsn).eval(), ["lesion_prob"])}
     if ft is not None:
         graphs["dtcn"] = (_Cls(ft).eval(), ["class_prob", "lesion_prob"])
+    wanted = set(a.graphs.split(","))
+    graphs = {k: v for k, v in graphs.items() if k in wanted}
     entries = {}
     for name, (mod, outs) in graphs.items():
         path = os.path.join(a.out, name + ".onnx")
         export(mod, path, outs)
         entries[name] = {"file": name + ".onnx", "sha256": sha256(path), "bytes": os.path.getsize(path),
                          "inputs": {"image": ["N", 1, 352, 352]}, "outputs": outs, "opset": OPSET,
-                         "initialiser_dtype": "float32"}
+                         "initialiser_dtype": "float32",
+                         "holds": {"dfsn_dtcn": f"DTCN ({'fine-tuned' if comb_src is ft else 'frozen'} backbone): one pass, both outputs",
+                                   "dfsn": "DFSN only", "dtcn": "fine-tuned DTCN (own backbone)"}[name]}
         print(f"exported {path} ({os.path.getsize(path) / 1e6:.2f} MB)", flush=True)
     mpath = a.metrics or os.path.join(a.ckpt_dir, "metrics.json")
     metrics = json.load(open(mpath)) if os.path.exists(mpath) else {}
     summary = summarise(metrics)
+    if comb_src is ft and "dtcn_finetune" in metrics and "seg_val_after_finetune" in metrics["dtcn_finetune"]:
+        v = metrics["dtcn_finetune"]["seg_val_after_finetune"]
+        summary["shipped_lesion_prob_segmentation_val"] = {"n": v["n"], "dice@0.5": v["dice"], "iou@0.5": v["iou"],
+                                                          "note": "lesion_prob of dfsn_dtcn.onnx comes from the fine-tuned backbone"}
+    summary["shipped_class_prob"] = "dtcn_finetune" if comb_src is ft else "dtcn_frozen"
     manifest = {
         "preprocessing": PREPROCESSING_ID, "classes": list(CLASSES), "lesion_threshold": 0.5,
-        "training_commit": git_commit(), "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "training_commit": a.training_commit or git_commit(), "export_commit": git_commit(), "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "models": entries, "default_models": {"segment": "dfsn_dtcn", "classify": "dfsn_dtcn"},
+        "combined_variant": a.combined_variant,
         "data": {"segmentation": "COVID-SemiSeg train (40 doctor-labelled + 200 pseudo-labelled slices); 10 doctor slices = validation",
                  "classification": "UCSD COVID-CT official train (val = official val), MosMed CT-0/1/2 (study id % 5 == 1 -> val), CC-CCII CP scans 3131/3132 (3133 -> val), neg-unknown (2 of 10 groups -> val)",
                  "note": a.data_note},
@@ -161,7 +177,7 @@ def main(argv=None):
     with open(os.path.join(a.out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=1, default=float)
     if a.fixtures:
-        write_fixtures(a.fixtures, graphs)
+        write_fixtures(a.fixtures, graphs, a.fixture_slices)
     return manifest
 
 
