@@ -401,6 +401,8 @@ internal static class DeidCommand
     /// <summary>One input: a file on disk, a zip entry, or an entry refused before reading.</summary>
     internal sealed record InputItem(string RelativePath, Func<DicomFile>? Opener, string? RefusedCode, string? RefusedMessage)
     {
+        // Opened in place: Pixel Data stays a bulk reference into the source and is streamed to the output (reading
+        // whole files into memory measured slower, docs/benchmarks.md).
         public static InputItem FromFile(string path, string relative) => new(relative, () => DicomFile.Open(path), null, null);
 
         public static InputItem Refused(string relative, string code, string message) => new(relative, null, code, message);
