@@ -1,0 +1,61 @@
+using CovidFunctions.Imaging.Series;
+
+namespace CovidFunctions.Imaging.Tiles;
+
+/// <summary>Writes an assembled series as tiles (the pipeline's "assemble" stage output).</summary>
+public static class SeriesTiles
+{
+    /// <summary>
+    /// Decodes the series slice by slice (<paramref name="parallelism"/> slices at a time) and writes int16 HU chunks
+    /// and the manifest under <paramref name="prefix"/>. <paramref name="mapUid"/> de-identifies UIDs before they are
+    /// written (the manifest must never carry source UIDs in production); when null, UIDs are left out.
+    /// </summary>
+    public static async Task<TileManifest> WriteAsync(
+        AssembledSeries series,
+        IBlobStore store,
+        string prefix,
+        Func<string, string>? mapUid,
+        int parallelism,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentOutOfRangeException.ThrowIfLessThan(parallelism, 1);
+        var g = series.Geometry;
+        var report = series.Report;
+        string? Map(string? uid) => uid is { Length: > 0 } && mapUid is not null ? mapUid(uid) : null;
+        var template = new TileManifest
+        {
+            Rows = g.Rows,
+            Columns = g.Columns,
+            PixelSpacing = [g.RowSpacing, g.ColumnSpacing],
+            SliceSpacing = g.SliceSpacing,
+            Origin = [g.Origin.X, g.Origin.Y, g.Origin.Z],
+            RowDirection = [g.RowDirection.X, g.RowDirection.Y, g.RowDirection.Z],
+            ColumnDirection = [g.ColumnDirection.X, g.ColumnDirection.Y, g.ColumnDirection.Z],
+            SlicePositions = g.SlicePositions.ToArray(),
+            StudyInstanceUid = Map(report.Selected.StudyInstanceUid),
+            SeriesInstanceUid = Map(report.Selected.SeriesInstanceUid),
+            SliceIds = mapUid is null || series.Slices.Count == 0 ? null : series.Slices.Select(s => Map(s.SopInstanceUid) ?? string.Empty).ToArray(),
+            Notes = [report.SelectionReason, .. report.Issues.Select(i => $"{i.Kind}: {i.Message}")],
+        };
+        var writer = new TileSeriesWriter(store, prefix, template);
+        var window = Math.Max(parallelism, writer.ChunkSize);
+        for (var start = 0; start < series.SliceCount; start += window)
+        {
+            var count = Math.Min(window, series.SliceCount - start);
+            var decoded = new short[count][];
+            await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, (i, _) =>
+            {
+                decoded[i] = series.ReadHuInt16(start + i);
+                return ValueTask.CompletedTask;
+            }).ConfigureAwait(false);
+            foreach (var slice in decoded)
+            {
+                await writer.AddSliceAsync(slice, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return await writer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+    }
+}
