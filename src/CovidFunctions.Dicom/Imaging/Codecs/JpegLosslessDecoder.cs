@@ -189,6 +189,13 @@ internal static class JpegLosslessDecoder
         var height = info.Height;
         var initial = 1 << (info.Precision - pointTransform - 1);
         var reader = new BitReader(data, entropyStart);
+        if (ns == 1 && restartInterval == 0)
+        {
+            DecodeSingleComponent(ref reader, scanTables[0], planes[componentIndex[0]], width, height, predictor, initial, uid);
+            ShiftPointTransform(planes, componentIndex, pointTransform);
+            return reader.EndPosition();
+        }
+
         var mcusToRestart = restartInterval;
         var resetRow = true; // the first line of the scan (and of each restart interval) predicts from Ra only
         var resetSample = true;
@@ -255,19 +262,81 @@ internal static class JpegLosslessDecoder
             }
         }
 
-        if (pointTransform > 0)
+        ShiftPointTransform(planes, componentIndex, pointTransform);
+        return reader.EndPosition();
+    }
+
+    private static void ShiftPointTransform(ushort[][] planes, int[] componentIndex, int pointTransform)
+    {
+        if (pointTransform == 0)
         {
-            foreach (var index in componentIndex)
-            {
-                var plane = planes[index];
-                for (var p = 0; p < plane.Length; p++)
-                {
-                    plane[p] = (ushort)(plane[p] << pointTransform);
-                }
-            }
+            return;
         }
 
-        return reader.EndPosition();
+        foreach (var index in componentIndex)
+        {
+            var plane = planes[index];
+            for (var p = 0; p < plane.Length; p++)
+            {
+                plane[p] = (ushort)(plane[p] << pointTransform);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The common case (greyscale CT: one component, no restart interval) with the predictor chosen once per row rather
+    /// than per sample. Same arithmetic as the general loop: first row from Ra, first column from Rb, modulo 2^16.
+    /// </summary>
+    private static void DecodeSingleComponent(ref BitReader reader, HuffmanTable table, ushort[] plane, int width, int height,
+        int predictor, int initial, string uid)
+    {
+        var first = plane.AsSpan(0, width);
+        first[0] = (ushort)(initial + reader.DecodeDifference(table, uid));
+        for (var x = 1; x < width; x++)
+        {
+            first[x] = (ushort)(first[x - 1] + reader.DecodeDifference(table, uid));
+        }
+
+        for (var y = 1; y < height; y++)
+        {
+            var above = plane.AsSpan((y - 1) * width, width);
+            var row = plane.AsSpan(y * width, width);
+            row[0] = (ushort)(above[0] + reader.DecodeDifference(table, uid));
+            switch (predictor)
+            {
+                case 1:
+                    for (var x = 1; x < row.Length; x++)
+                    {
+                        row[x] = (ushort)(row[x - 1] + reader.DecodeDifference(table, uid));
+                    }
+
+                    break;
+                case 2:
+                    for (var x = 1; x < row.Length; x++)
+                    {
+                        row[x] = (ushort)(above[x] + reader.DecodeDifference(table, uid));
+                    }
+
+                    break;
+                default:
+                    for (var x = 1; x < row.Length && x < above.Length; x++)
+                    {
+                        int ra = row[x - 1], rb = above[x], rc = above[x - 1];
+                        var prediction = predictor switch
+                        {
+                            3 => rc,
+                            4 => ra + rb - rc,
+                            5 => ra + ((rb - rc) >> 1),
+                            6 => rb + ((ra - rc) >> 1),
+                            7 => (ra + rb) >> 1,
+                            _ => 0,
+                        };
+                        row[x] = (ushort)(prediction + reader.DecodeDifference(table, uid));
+                    }
+
+                    break;
+            }
+        }
     }
 
     /// <summary>A canonical Huffman table with a 9-bit lookahead table and the T.81 F.2.2.3 slow path.</summary>
