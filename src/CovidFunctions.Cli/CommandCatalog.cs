@@ -10,5 +10,7 @@ internal static class CommandCatalog
         yield return Commands.VersionCommand.Create();
         yield return Commands.DumpCommand.Create();
         yield return Commands.DeidCommand.Create();
+        yield return Commands.SegmentCommand.Create();
+        yield return Commands.ClassifyCommand.Create();
     }
 }
