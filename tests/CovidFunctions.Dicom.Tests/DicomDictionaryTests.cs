@@ -14,6 +14,16 @@ public class DicomDictionaryTests
         Assert.Equal(4916, DicomDictionary.Count);
         Assert.Equal(72, DicomDictionary.RepeatingCount);
         Assert.Contains("2022b", DicomDictionary.Source, StringComparison.Ordinal);
+        Assert.Equal(56, DicomPrivateSequences.GeneratedCount); // private.dic rows with VR SQ
+    }
+
+    [Fact]
+    public void PrivateSequences_KnownCreators_AreSequences()
+    {
+        Assert.True(DicomPrivateSequences.IsSequence(0x2001, "Philips Imaging DD 001", 0x5F));
+        Assert.True(DicomPrivateSequences.IsSequence(0x6003, "PAPYRUS 3.0", 0xC0));
+        Assert.False(DicomPrivateSequences.IsSequence(0x2001, "Philips Imaging DD 001", 0x01));
+        Assert.False(DicomPrivateSequences.IsSequence(0x3F03, "aaabbbccc MEDICAL SYSTEMS", 0x01));
     }
 
     [Theory]

@@ -465,14 +465,7 @@ internal sealed class DicomReader
                 start);
         }
 
-        if (vr == DicomVR.UN && !explicitVR && length >= 8 && StartsWithItem(enc)
-            && (_in.PeekUInt32(4, enc.BigEndian) is var firstItem && (firstItem == UndefinedLength || firstItem <= length - 8)))
-        {
-            // A private or unknown implicit VR element whose value is items: a sequence (as DCMTK's private dictionary
-            // and fo-dicom would read it).
-            vr = DicomVR.SQ;
-        }
-        else if (vr == DicomVR.SQ && !explicitVR && length >= 4 && !StartsWithItem(enc))
+        if (vr == DicomVR.SQ && !explicitVR && length >= 4 && !StartsWithItem(enc))
         {
             // The dictionary says SQ but the bytes are not items (e.g. a retired tag reused with another VR).
             vr = DicomVR.UN;
@@ -715,7 +708,7 @@ internal sealed class DicomReader
 
         if (tag.IsPrivate)
         {
-            return tag.IsPrivateCreator ? DicomVR.LO : DicomVR.UN;
+            return tag.IsPrivateCreator ? DicomVR.LO : IsKnownPrivateSequence(tag, dataset) ? DicomVR.SQ : DicomVR.UN;
         }
 
         var entry = DicomDictionary.Lookup(tag);
@@ -731,6 +724,20 @@ internal sealed class DicomReader
         }
 
         return vrs[0];
+    }
+
+    /// <summary>A private element that DCMTK's private dictionary lists as SQ for its creator.</summary>
+    private static bool IsKnownPrivateSequence(DicomTag tag, DicomDataset dataset)
+    {
+        if (tag.Element < 0x1000
+            || !dataset.TryGet(new DicomTag(tag.Group, (ushort)(tag.Element >> 8)), out var creatorElement)
+            || creatorElement is not DicomValueElement { IsBulkData: false } creator)
+        {
+            return false;
+        }
+
+        var text = System.Text.Encoding.Latin1.GetString(creator.InMemoryValue.Span).Trim(' ', '\0');
+        return DicomPrivateSequences.IsSequence(tag.Group, text, (byte)tag.Element);
     }
 
     private static bool IsSignedPixelData(DicomDataset dataset)
