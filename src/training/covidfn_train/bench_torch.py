@@ -10,7 +10,7 @@ import time
 import numpy as np
 import torch
 
-from .export_onnx import _Cls, _Seg, load_models
+from .export_onnx import load_models
 from .models import Combined
 
 
@@ -19,15 +19,15 @@ def main(argv=None):
     ap.add_argument("--ckpt-dir", required=True)
     ap.add_argument("--slices", type=int, default=8)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--batches", default="1,4")
     a = ap.parse_args(argv)
     dfsn, frozen, ft = load_models(a.ckpt_dir)
-    graphs = {"dfsn_dtcn": Combined(frozen).eval(), "dfsn": _Seg(dfsn).eval()}
-    if ft is not None:
-        graphs["dtcn"] = _Cls(ft).eval()
+    # the same graphs as export_onnx's defaults: dfsn_dtcn = fine-tuned DTCN (one pass, both outputs)
+    graphs = {"dfsn_dtcn": Combined(ft if ft is not None else frozen).eval()}
     x = torch.from_numpy(np.random.default_rng(5).random((a.slices, 1, 352, 352)).astype(np.float32))
     for threads in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(threads)
-        for batch in (1, 4):
+        for batch in [int(b) for b in a.batches.split(",")]:
             for name, g in graphs.items():
                 with torch.no_grad():
                     g(x[:batch])
