@@ -1,0 +1,64 @@
+namespace CovidFunctions.Inference;
+
+/// <summary>Patient (study) level result from per-slice predictions.</summary>
+public sealed record StudyPrediction(IReadOnlyList<float> ClassProbabilities, string Label, float LesionFraction, int SlicesUsed);
+
+/// <summary>
+/// The documented patient-level rule (docs/model-card.md): rank slices by lesion burden (mean lesion probability
+/// inside the letterbox box is approximated by the mean over the map), take the top k = max(3, ⌈10 % of slices⌉)
+/// (all slices when fewer), and average their class probabilities; the study lesion fraction is the mean over all
+/// slices of the fraction of pixels with lesion probability ≥ the threshold. Not calibrated: no labelled multi-slice
+/// studies were available for training.
+/// </summary>
+public static class StudyAggregator
+{
+    /// <summary>Aggregates per-slice predictions (any order) into one study prediction.</summary>
+    public static StudyPrediction Aggregate(IReadOnlyList<SlicePrediction> slices, IReadOnlyList<string> classes, float lesionThreshold = 0.5f)
+    {
+        ArgumentNullException.ThrowIfNull(slices);
+        ArgumentNullException.ThrowIfNull(classes);
+        if (slices.Count == 0)
+        {
+            throw new InferenceException("A study needs at least one slice.");
+        }
+
+        var burden = new double[slices.Count];
+        double fraction = 0;
+        for (var s = 0; s < slices.Count; s++)
+        {
+            var map = slices[s].LesionProbability;
+            double sum = 0;
+            var above = 0;
+            foreach (var p in map)
+            {
+                sum += p;
+                above += p >= lesionThreshold ? 1 : 0;
+            }
+
+            burden[s] = map.Length == 0 ? 0 : sum / map.Length;
+            fraction += map.Length == 0 ? 0 : (double)above / map.Length;
+        }
+
+        var k = Math.Min(slices.Count, Math.Max(3, (int)Math.Ceiling(0.1 * slices.Count)));
+        var top = Enumerable.Range(0, slices.Count).OrderByDescending(i => burden[i]).ThenBy(i => i).Take(k).ToList();
+        var probs = new float[classes.Count];
+        foreach (var i in top)
+        {
+            for (var c = 0; c < classes.Count; c++)
+            {
+                probs[c] += slices[i].ClassProbabilities[c] / k;
+            }
+        }
+
+        var best = 0;
+        for (var c = 1; c < probs.Length; c++)
+        {
+            if (probs[c] > probs[best])
+            {
+                best = c;
+            }
+        }
+
+        return new StudyPrediction(probs, classes[best], (float)(fraction / slices.Count), k);
+    }
+}
