@@ -234,6 +234,7 @@ internal static class DeidCommand
         var outputPath = Path.Combine(outdir, uid + ".dcm");
         try
         {
+            LoadBulkDataIntoThreadBuffer(file.Dataset);
             file.Save(outputPath);
         }
         catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or NotSupportedException)
@@ -242,6 +243,33 @@ internal static class DeidCommand
         }
 
         return new ReportEntry(item.RelativePath, "accepted", null, null, outputPath, AuditCounts.From(outcome.Audit!));
+    }
+
+    [ThreadStatic]
+    private static byte[]? t_bulkBuffer;
+
+    /// <summary>
+    /// Replaces the one large bulk value of a CT instance (Pixel Data) by a view of a buffer reused by this worker thread, so
+    /// writing does not allocate and fault in a new large-object-heap array per instance (measured: most of the extra
+    /// system time, docs/benchmarks.md). Safe because the dataset is written synchronously and then dropped.
+    /// </summary>
+    private static void LoadBulkDataIntoThreadBuffer(DicomDataset dataset)
+    {
+        foreach (var element in dataset.ToArray())
+        {
+            if (element is DicomValueElement { IsBulkData: true, BulkData: { } bulk } && bulk.Length <= 64L << 20)
+            {
+                var length = (int)bulk.Length;
+                if (t_bulkBuffer is null || t_bulkBuffer.Length < length)
+                {
+                    t_bulkBuffer = GC.AllocateUninitializedArray<byte>(Math.Max(length, 1 << 20));
+                }
+
+                bulk.ReadRange(0, t_bulkBuffer.AsSpan(0, length));
+                dataset.AddOrUpdate(new DicomValueElement(element.Tag, element.VR, t_bulkBuffer.AsMemory(0, length)));
+                return; // one buffer per thread: only the first (Pixel Data in practice) uses it
+            }
+        }
     }
 
     private static string ReasonCode(DeidRejectReason reason) => reason switch
