@@ -61,10 +61,10 @@ public sealed class DicomPixelData
 
         if (element is DicomSequence)
         {
-            throw new DicomException($"{file.FilePath ?? "<dataset>"}: Pixel Data is a sequence");
+            throw new DicomFormatException(file.FilePath, 0, "Pixel Data is a sequence");
         }
 
-        return new DicomPixelData(file, PixelFormat.FromDataset(ds), element);
+        return new DicomPixelData(file, PixelFormat.FromDataset(ds, file.FilePath), element);
     }
 
     /// <summary>
@@ -257,8 +257,8 @@ public sealed class DicomPixelData
         var endBit = startBit + bits;
         if ((endBit + 7) / 8 > value.Length)
         {
-            throw new DicomException(
-                $"{File.FilePath ?? "<dataset>"}: Pixel Data holds {value.Length} bytes; frame {frame} needs bytes up to {(endBit + 7) / 8}");
+            throw Malformed(
+                $"Pixel Data holds {value.Length} bytes; frame {frame} needs bytes up to {(endBit + 7) / 8}");
         }
 
         if (bits % 8 == 0)
@@ -267,7 +267,7 @@ public sealed class DicomPixelData
             var length = bits / 8;
             if (length > Array.MaxLength)
             {
-                throw new DicomException($"Frame of {length} bytes is too large");
+                throw Malformed($"Frame of {length} bytes is too large");
             }
 
             if (value.BulkData is { } bulk)
@@ -312,7 +312,7 @@ public sealed class DicomPixelData
         _frames ??= MapFrames(sequence);
         if (frame >= _frames.Length)
         {
-            throw new DicomException($"{File.FilePath ?? "<dataset>"}: encapsulated Pixel Data has {_frames.Length} frame(s); frame {frame} requested");
+            throw Malformed($"encapsulated Pixel Data has {_frames.Length} frame(s); frame {frame} requested");
         }
 
         var span = _frames[frame];
@@ -335,7 +335,7 @@ public sealed class DicomPixelData
 
         if (total > Array.MaxLength)
         {
-            throw new DicomException($"Frame of {total} bytes is too large");
+            throw Malformed($"Frame of {total} bytes is too large");
         }
 
         var result = GC.AllocateUninitializedArray<byte>((int)total);
@@ -366,7 +366,7 @@ public sealed class DicomPixelData
         var n = fragments.Count;
         if (n == 0)
         {
-            throw new DicomException($"{File.FilePath ?? "<dataset>"}: encapsulated Pixel Data has no fragments");
+            throw Malformed($"encapsulated Pixel Data has no fragments");
         }
 
         // Offsets of each fragment's item tag, relative to the first fragment item (PS3.5 A.4).
@@ -393,7 +393,7 @@ public sealed class DicomPixelData
                     var length = lengths.Length >= (i + 1) * 8 ? BinaryPrimitives.ReadInt64LittleEndian(lengths[(i * 8)..]) : -1;
                     if (first < 0 || end < first)
                     {
-                        throw new DicomException($"{File.FilePath ?? "<dataset>"}: Extended Offset Table entry {i} ({offset}) is not at a fragment");
+                        throw Malformed($"Extended Offset Table entry {i} ({offset}) is not at a fragment");
                     }
 
                     result[i] = new FrameSpan(first, Math.Max(1, end - first), length);
@@ -473,9 +473,11 @@ public sealed class DicomPixelData
             return result;
         }
 
-        throw new DicomException(
-            $"{File.FilePath ?? "<dataset>"}: cannot assign {n} fragments to {frames} frames (no offset table, no frame markers)");
+        throw Malformed(
+            $"cannot assign {n} fragments to {frames} frames (no offset table, no frame markers)");
     }
+
+    private DicomFormatException Malformed(string reason) => new(File.FilePath, 0, reason);
 
     private static bool IsFrameStart(ReadOnlySpan<byte> head) =>
         (head.Length >= 2 && head[0] == 0xFF && head[1] == 0xD8)

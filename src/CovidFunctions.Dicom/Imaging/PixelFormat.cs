@@ -36,13 +36,16 @@ public sealed record PixelFormat(int Rows, int Columns, int SamplesPerPixel, int
     /// Samples per Pixel 1, Bits Stored = Bits Allocated, High Bit = Bits Stored − 1, Pixel Representation 0,
     /// Planar Configuration 0, MONOCHROME2, 1 frame.
     /// </summary>
-    /// <exception cref="DicomException">A required attribute is missing or a value is out of range.</exception>
-    public static PixelFormat FromDataset(DicomDataset dataset)
+    /// <exception cref="DicomFormatException">A required attribute is missing or a value is out of range.</exception>
+    public static PixelFormat FromDataset(DicomDataset dataset) => FromDataset(dataset, null);
+
+    /// <summary>Reads the pixel module; errors name <paramref name="filePath"/>.</summary>
+    internal static PixelFormat FromDataset(DicomDataset dataset, string? filePath)
     {
         ArgumentNullException.ThrowIfNull(dataset);
-        var rows = Required(dataset, DicomTags.Rows);
-        var columns = Required(dataset, DicomTags.Columns);
-        var bitsAllocated = Required(dataset, DicomTags.BitsAllocated);
+        var rows = Required(dataset, DicomTags.Rows, filePath);
+        var columns = Required(dataset, DicomTags.Columns, filePath);
+        var bitsAllocated = Required(dataset, DicomTags.BitsAllocated, filePath);
         var samples = dataset.TryGetInt32(DicomTags.SamplesPerPixel, out var s) ? s : 1;
         var bitsStored = dataset.TryGetInt32(DicomTags.BitsStored, out var bs) && bs > 0 ? bs : bitsAllocated;
         var highBit = dataset.TryGetInt32(DicomTags.HighBit, out var hb) ? hb : bitsStored - 1;
@@ -53,29 +56,32 @@ public sealed record PixelFormat(int Rows, int Columns, int SamplesPerPixel, int
 
         if (rows <= 0 || columns <= 0 || rows > 65535 || columns > 65535)
         {
-            throw new DicomException($"Invalid image size {rows}x{columns}");
+            throw Invalid(filePath, $"Invalid image size {rows}x{columns}");
         }
 
         if (bitsAllocated is not (1 or 8 or 16 or 32 or 64) && (bitsAllocated <= 0 || bitsAllocated > 64 || bitsAllocated % 8 != 0))
         {
-            throw new DicomException($"Unsupported Bits Allocated {bitsAllocated}");
+            throw Invalid(filePath, $"Unsupported Bits Allocated {bitsAllocated}");
         }
 
         if (samples is < 1 or > 4)
         {
-            throw new DicomException($"Unsupported Samples per Pixel {samples}");
+            throw Invalid(filePath, $"Unsupported Samples per Pixel {samples}");
         }
 
         if (bitsStored > bitsAllocated || highBit >= bitsAllocated || highBit < bitsStored - 1)
         {
-            throw new DicomException($"Bits Stored {bitsStored} / High Bit {highBit} do not fit Bits Allocated {bitsAllocated}");
+            throw Invalid(filePath, $"Bits Stored {bitsStored} / High Bit {highBit} do not fit Bits Allocated {bitsAllocated}");
         }
 
         return new PixelFormat(rows, columns, samples, bitsAllocated, bitsStored, highBit, representation, planar, photometric, frames);
     }
 
-    private static int Required(DicomDataset dataset, DicomTag tag) =>
+    private static int Required(DicomDataset dataset, DicomTag tag, string? filePath) =>
         dataset.TryGetInt32(tag, out var value)
             ? value
-            : throw new DicomException($"Pixel module attribute {tag} {tag.Keyword} is missing or not a number");
+            : throw Invalid(filePath, $"Pixel module attribute {tag} {tag.Keyword} is missing or not a number");
+
+    // The pixel module is parsed from the dataset, not at a byte position: the offset is 0.
+    private static DicomFormatException Invalid(string? filePath, string reason) => new(filePath, 0, reason);
 }
