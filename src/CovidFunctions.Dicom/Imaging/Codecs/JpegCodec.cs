@@ -114,7 +114,8 @@ public sealed class JpegCodec : IPixelCodec
             decoder.SetOutputWriter(new PlaneWriter(planes, info.Width, info.Height));
             decoder.Decode();
         }
-        catch (Exception ex) when (ex is InvalidDataException or InvalidOperationException or ArgumentException or IndexOutOfRangeException or NotSupportedException)
+        catch (Exception ex) when (ex is InvalidDataException or InvalidOperationException or ArgumentException or IndexOutOfRangeException
+            or NotSupportedException or DivideByZeroException or OverflowException or EndOfStreamException)
         {
             throw CodecErrors.Corrupt(uid, "JPEG decode failed", ex);
         }

@@ -47,6 +47,7 @@ public sealed unsafe class JpegLsCodec : IPixelCodec
         }
 
         var api = CharLsNative.TryGet(out var loadError) ?? throw CodecErrors.Unsupported(uid, loadError);
+        RequireEndOfImage(encodedFrame, uid);
         var decoder = api.DecoderCreate();
         if (decoder == 0)
         {
@@ -110,6 +111,25 @@ public sealed unsafe class JpegLsCodec : IPixelCodec
         finally
         {
             api.DecoderDestroy(decoder);
+        }
+    }
+
+    /// <summary>
+    /// Refuses a frame that does not end with the EOI marker (FFD9, then at most a few padding bytes). CharLS 2.4.1 (Debian
+    /// 12) can loop forever on some truncated streams (fixed upstream in team-charls/charls#334, 2024), so truncated
+    /// frames, the common corruption, never reach it.
+    /// </summary>
+    private static void RequireEndOfImage(ReadOnlySpan<byte> data, string uid)
+    {
+        var end = data.Length;
+        while (end > 0 && data.Length - end < 8 && data[end - 1] == 0)
+        {
+            end--;
+        }
+
+        if (end < 4 || data[0] != 0xFF || data[1] != 0xD8 || data[end - 2] != 0xFF || data[end - 1] != 0xD9)
+        {
+            throw CodecErrors.Corrupt(uid, "JPEG-LS frame does not start with SOI (FFD8) and end with EOI (FFD9): truncated or not JPEG-LS");
         }
     }
 

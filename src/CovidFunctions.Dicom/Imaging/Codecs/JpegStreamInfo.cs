@@ -99,6 +99,11 @@ internal sealed record JpegStreamInfo(
                     {
                         ids[c] = segment[6 + (3 * c)];
                         sampling[c] = segment[7 + (3 * c)];
+                        if (sampling[c] >> 4 is < 1 or > 4 || (sampling[c] & 0x0F) is < 1 or > 4)
+                        {
+                            throw CodecErrors.Corrupt(uid, $"component {c} has sampling factors {sampling[c] >> 4}x{sampling[c] & 0x0F} (T.81 allows 1 to 4)");
+                        }
+
                         maxH = Math.Max(maxH, sampling[c] >> 4);
                         maxV = Math.Max(maxV, sampling[c] & 0x0F);
                     }
