@@ -1,6 +1,6 @@
 using System.CommandLine;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
-using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Inference;
 
@@ -17,8 +17,8 @@ public static class ClassifyCommand
     {
         var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive)." };
         var json = new Option<string>("--json") { Description = "Output JSON file.", Required = true };
-        var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var models = ScreeningInputs.ModelsOption();
+        var threads = ScreeningInputs.ThreadsOption();
         var command = new Command("classify", "Per-image covid / cap / normal probabilities for 2-D CT images, as JSON.");
         command.Arguments.Add(input);
         command.Options.Add(json);
@@ -37,52 +37,20 @@ public static class ClassifyCommand
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
     public static int Run(string input, string jsonPath, string? modelsDir, int threads, TextWriter output, TextWriter error)
     {
-        var files = ScreeningInputs.Find2DImages(input, out var problem);
-        if (files is null)
+        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, error, out var files, out var models))
         {
-            error.WriteLine("classify: " + problem);
-            return ExitCodes.BadInput;
-        }
-
-        ScreeningModels models;
-        try
-        {
-            models = ScreeningInputs.LoadModels(modelsDir, threads);
-        }
-        catch (Exception ex) when (ex is InferenceException or ArgumentException)
-        {
-            error.WriteLine("classify: cannot load the models: " + ex.Message);
             return ExitCodes.BadInput;
         }
 
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
-        var failures = 0;
+        var failures = new StrongBox<int>(0);
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
             w.WriteStartArray("items");
-            foreach (var chunk in files.Chunk(ScreeningInputs.Batch))
+            foreach (var images in ScreeningInputs.LoadInBatches(files, "classify", error, failures))
             {
-                var images = new List<(string Path, GreyImage Image)>();
-                foreach (var path in chunk)
-                {
-                    try
-                    {
-                        images.Add((path, ImageLoader.Load(path)));
-                    }
-                    catch (ImagingException ex)
-                    {
-                        error.WriteLine($"classify: {path}: {ex.Message}");
-                        failures++;
-                    }
-                }
-
-                if (images.Count == 0)
-                {
-                    continue;
-                }
-
                 var batch = LungPreprocessor.ToTensor(images.Select(i => i.Image).ToList());
                 IReadOnlyList<SlicePrediction> predictions;
                 try
@@ -122,7 +90,7 @@ public static class ClassifyCommand
         }
 
         File.WriteAllBytes(jsonPath, stream.ToArray());
-        output.WriteLine($"classify: {files.Count - failures} image(s) scored into {jsonPath} ({models.Provider})");
-        return failures == 0 ? ExitCodes.Success : ExitCodes.BadInput;
+        output.WriteLine($"classify: {files.Count - failures.Value} image(s) scored into {jsonPath} ({models.Provider})");
+        return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 }

@@ -1,5 +1,8 @@
 using System.Buffers.Binary;
+using System.CommandLine;
+using System.Diagnostics.CodeAnalysis;
 using System.IO.Compression;
+using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Inference;
 
@@ -54,6 +57,74 @@ public static class ScreeningInputs
         var name = Path.GetFileName(path).ToUpperInvariant();
         return name.EndsWith(".NII", StringComparison.Ordinal) || name.EndsWith(".NII.GZ", StringComparison.Ordinal) ||
                name.EndsWith(".DCM", StringComparison.Ordinal) || name.EndsWith(".ZIP", StringComparison.Ordinal);
+    }
+
+    /// <summary>The <c>--models</c> option both commands take.</summary>
+    public static Option<string?> ModelsOption() =>
+        new("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
+
+    /// <summary>The <c>--threads</c> option both commands take.</summary>
+    public static Option<int> ThreadsOption() =>
+        new("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+
+    /// <summary>The common start of <c>segment</c> and <c>classify</c>: finds the images and loads the models. On failure
+    /// writes one line prefixed with <paramref name="commandName"/> to <paramref name="error"/> and returns false.</summary>
+    public static bool TryStart(
+        string commandName,
+        string input,
+        string? modelsDir,
+        int threads,
+        TextWriter error,
+        [NotNullWhen(true)] out IReadOnlyList<string>? files,
+        [NotNullWhen(true)] out ScreeningModels? models)
+    {
+        models = null;
+        files = Find2DImages(input, out var problem);
+        if (files is null)
+        {
+            error.WriteLine(commandName + ": " + problem);
+            return false;
+        }
+
+        try
+        {
+            models = LoadModels(modelsDir, threads);
+            return true;
+        }
+        catch (Exception ex) when (ex is InferenceException or ArgumentException)
+        {
+            error.WriteLine(commandName + ": cannot load the models: " + ex.Message);
+            files = null;
+            return false;
+        }
+    }
+
+    /// <summary>Loads the images in batches of <see cref="Batch"/>. An image that cannot be read is reported on
+    /// <paramref name="error"/>, counted in <paramref name="failures"/> and skipped; empty batches are not returned.</summary>
+    public static IEnumerable<List<(string Path, GreyImage Image)>> LoadInBatches(
+        IReadOnlyList<string> files, string commandName, TextWriter error, System.Runtime.CompilerServices.StrongBox<int> failures)
+    {
+        foreach (var chunk in files.Chunk(Batch))
+        {
+            var images = new List<(string Path, GreyImage Image)>(chunk.Length);
+            foreach (var path in chunk)
+            {
+                try
+                {
+                    images.Add((path, ImageLoader.Load(path)));
+                }
+                catch (ImagingException ex)
+                {
+                    error.WriteLine($"{commandName}: {path}: {ex.Message}");
+                    failures.Value++;
+                }
+            }
+
+            if (images.Count > 0)
+            {
+                yield return images;
+            }
+        }
     }
 
     /// <summary>Loads the models (one session per graph per process), with optional models folder and thread count.</summary>

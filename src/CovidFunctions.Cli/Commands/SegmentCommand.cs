@@ -1,5 +1,5 @@
 using System.CommandLine;
-using CovidFunctions.Imaging;
+using System.Runtime.CompilerServices;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Inference;
 
@@ -17,8 +17,8 @@ public static class SegmentCommand
     {
         var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive)." };
         var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png).", Required = true };
-        var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var models = ScreeningInputs.ModelsOption();
+        var threads = ScreeningInputs.ThreadsOption();
         var command = new Command("segment", "Lesion masks (0/255 PNG, input size) for 2-D CT images.");
         command.Arguments.Add(input);
         command.Options.Add(outDir);
@@ -37,48 +37,16 @@ public static class SegmentCommand
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
     public static int Run(string input, string outDir, string? modelsDir, int threads, TextWriter output, TextWriter error)
     {
-        var files = ScreeningInputs.Find2DImages(input, out var problem);
-        if (files is null)
+        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, error, out var files, out var models))
         {
-            error.WriteLine("segment: " + problem);
-            return ExitCodes.BadInput;
-        }
-
-        ScreeningModels models;
-        try
-        {
-            models = ScreeningInputs.LoadModels(modelsDir, threads);
-        }
-        catch (Exception ex) when (ex is InferenceException or ArgumentException)
-        {
-            error.WriteLine("segment: cannot load the models: " + ex.Message);
             return ExitCodes.BadInput;
         }
 
         Directory.CreateDirectory(outDir);
-        var failures = 0;
+        var failures = new StrongBox<int>(0);
         var written = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var chunk in files.Chunk(ScreeningInputs.Batch))
+        foreach (var images in ScreeningInputs.LoadInBatches(files, "segment", error, failures))
         {
-            var images = new List<(string Path, GreyImage Image)>();
-            foreach (var path in chunk)
-            {
-                try
-                {
-                    images.Add((path, ImageLoader.Load(path)));
-                }
-                catch (ImagingException ex)
-                {
-                    error.WriteLine($"segment: {path}: {ex.Message}");
-                    failures++;
-                }
-            }
-
-            if (images.Count == 0)
-            {
-                continue;
-            }
-
             var batch = LungPreprocessor.ToTensor(images.Select(i => i.Image).ToList());
             float[] lesion;
             try
@@ -106,6 +74,6 @@ public static class SegmentCommand
         }
 
         output.WriteLine($"segment: {written.Count} mask(s) written to {outDir} ({models.Provider})");
-        return failures == 0 ? ExitCodes.Success : ExitCodes.BadInput;
+        return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 }
