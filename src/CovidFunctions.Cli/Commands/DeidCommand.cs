@@ -95,6 +95,7 @@ internal static class DeidCommand
 
         try
         {
+            outdir = Path.GetFullPath(outdir); // once, not per output file
             Directory.CreateDirectory(outdir);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
@@ -191,6 +192,30 @@ internal static class DeidCommand
 
     private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outdir)
     {
+        if (item.SourcePath is null)
+        {
+            return ProcessOne(item, engine, outdir, null);
+        }
+
+        // A file on disk is opened once: parsed from this stream, and its Pixel Data read back through the same handle.
+        FileStream source;
+        try
+        {
+            source = new FileStream(item.SourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ReportEntry.Refused(item.RelativePath, "unreadable", "Not a readable DICOM file (" + ex.GetType().Name + ").");
+        }
+
+        using (source)
+        {
+            return ProcessOne(item, engine, outdir, source);
+        }
+    }
+
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outdir, FileStream? source)
+    {
         if (item.RefusedCode is not null)
         {
             return ReportEntry.Refused(item.RelativePath, item.RefusedCode, item.RefusedMessage ?? "refused");
@@ -199,7 +224,7 @@ internal static class DeidCommand
         DicomFile file;
         try
         {
-            file = item.Open();
+            file = source is not null ? DicomFile.Read(source, null, item.SourcePath) : item.Open();
         }
         catch (DicomFormatException ex)
         {
@@ -234,7 +259,7 @@ internal static class DeidCommand
         var outputPath = Path.Combine(outdir, uid + ".dcm");
         try
         {
-            LoadBulkDataIntoThreadBuffer(file.Dataset);
+            LoadBulkDataIntoThreadBuffer(file.Dataset, source);
             file.Save(outputPath);
         }
         catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or NotSupportedException)
@@ -253,7 +278,7 @@ internal static class DeidCommand
     /// writing does not allocate and fault in a new large-object-heap array per instance (measured: most of the extra
     /// system time, docs/benchmarks.md). Safe because the dataset is written synchronously and then dropped.
     /// </summary>
-    private static void LoadBulkDataIntoThreadBuffer(DicomDataset dataset)
+    private static void LoadBulkDataIntoThreadBuffer(DicomDataset dataset, FileStream? source)
     {
         foreach (var element in dataset.ToArray())
         {
@@ -265,10 +290,34 @@ internal static class DeidCommand
                     t_bulkBuffer = GC.AllocateUninitializedArray<byte>(Math.Max(length, 1 << 20));
                 }
 
-                bulk.ReadRange(0, t_bulkBuffer.AsSpan(0, length));
+                var destination = t_bulkBuffer.AsSpan(0, length);
+                if (source is not null && bulk.SwapUnitSize == 0 && string.Equals(bulk.FilePath, source.Name, StringComparison.Ordinal))
+                {
+                    ReadAt(source, bulk, destination); // the source is still open: no second open of the file
+                }
+                else
+                {
+                    bulk.ReadRange(0, destination);
+                }
+
                 dataset.AddOrUpdate(new DicomValueElement(element.Tag, element.VR, t_bulkBuffer.AsMemory(0, length)));
                 return; // one buffer per thread: only the first (Pixel Data in practice) uses it
             }
+        }
+    }
+
+    private static void ReadAt(FileStream source, BulkDataReference bulk, Span<byte> destination)
+    {
+        var done = 0;
+        while (done < destination.Length)
+        {
+            var n = RandomAccess.Read(source.SafeFileHandle, destination[done..], bulk.Offset + done);
+            if (n <= 0)
+            {
+                throw new DicomException($"{bulk.FilePath}: file ends inside a bulk value (expected {bulk.Length} bytes at byte {bulk.Offset})");
+            }
+
+            done += n;
         }
     }
 
@@ -318,6 +367,11 @@ internal static class DeidCommand
         if (path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
         {
             return true;
+        }
+
+        if (path.EndsWith(".dcm", StringComparison.OrdinalIgnoreCase))
+        {
+            return false; // named as DICOM: no extra open and read per file to sniff for a zip
         }
 
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
@@ -430,9 +484,13 @@ internal static class DeidCommand
     /// <summary>One input: a file on disk, a zip entry, or an entry refused before reading.</summary>
     internal sealed record InputItem(string RelativePath, Func<DicomFile>? Opener, string? RefusedCode, string? RefusedMessage)
     {
+        /// <summary>The full path of a file on disk (null for zip entries and refused items).</summary>
+        public string? SourcePath { get; init; }
+
         // Opened in place: Pixel Data stays a bulk reference into the source and is streamed to the output (reading
         // whole files into memory measured slower, docs/benchmarks.md).
-        public static InputItem FromFile(string path, string relative) => new(relative, () => DicomFile.Open(path), null, null);
+        public static InputItem FromFile(string path, string relative) =>
+            new(relative, () => DicomFile.Open(path), null, null) { SourcePath = Path.GetFullPath(path) };
 
         public static InputItem Refused(string relative, string code, string message) => new(relative, null, code, message);
 
