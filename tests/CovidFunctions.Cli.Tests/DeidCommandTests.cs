@@ -77,6 +77,32 @@ public sealed class DeidCommandTests
     }
 
     [Fact]
+    public void Deid_DirectoryWithZipByContentAndJunkDcm_ExpandsTheZipAndRefusesTheJunk()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var input = Path.Combine(temp.Path, "in");
+        Directory.CreateDirectory(input);
+        File.Copy(Sbu("A027284", "axial", "19000925-116.dcm"), Path.Combine(input, "a.dcm"));
+        File.WriteAllText(Path.Combine(input, "junk.dcm"), "not dicom");
+        using (var zip = ZipFile.Open(Path.Combine(input, "study.bin"), ZipArchiveMode.Create))
+        {
+            zip.CreateEntryFromFile(Sbu("A027284", "axial", "19001231-131.dcm"), "series/1.dcm");
+        }
+
+        var outdir = Path.Combine(temp.Path, "out");
+        var report = Path.Combine(temp.Path, "r.json");
+        var (rc, output) = Covidfn("deid", input, outdir, "--key-file", Path.Combine(temp.Path, "k"), "--report", report);
+
+        Assert.True(rc == 0, output);
+        Assert.Equal(2, Directory.GetFiles(outdir).Length);
+        using var json = JsonDocument.Parse(File.ReadAllText(report));
+        var entries = json.RootElement.GetProperty("inputs").EnumerateArray()
+            .Select(i => (Input: i.GetProperty("input").GetString(), Status: i.GetProperty("status").GetString()))
+            .ToList();
+        Assert.Equal([("a.dcm", "accepted"), ("junk.dcm", "rejected"), ("study.bin!/series/1.dcm", "accepted")], entries);
+    }
+
+    [Fact]
     public void Deid_SameInputTwice_SameKey_GivesIdenticalOutputs()
     {
         using var temp = TestData.CreateTempDirectory();
