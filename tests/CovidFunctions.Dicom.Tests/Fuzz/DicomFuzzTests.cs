@@ -234,12 +234,6 @@ public class DicomFuzzTests
         {
             return new Outcome("pixels rejected", null);
         }
-        catch (DicomException ex) when (ex.GetType() == typeof(DicomException))
-        {
-            // Known: DicomPixelData/PixelFormat reject an invalid pixel module with the base DicomException rather than
-            // DicomFormatException (Issue2_PixelModuleInvalid_ThrowsDicomFormatException, reported). Tallied, not failed.
-            return new Outcome("pixels invalid (base DicomException, Issue2)", null);
-        }
         catch (Exception ex)
         {
             return new Outcome("crash", ex);

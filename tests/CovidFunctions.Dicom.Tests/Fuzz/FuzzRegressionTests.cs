@@ -19,12 +19,11 @@ public class FuzzRegressionTests
     }
 
     /// <summary>
-    /// Reported to the core owner: an invalid pixel module (Samples per Pixel 9; Rows missing) makes
-    /// <see cref="DicomPixelData.Create"/> throw the base <see cref="DicomException"/>, while the contract for malformed
-    /// input is <see cref="DicomFormatException"/>. Skipped so CI stays green until the core changes the throw sites in
-    /// Imaging/PixelFormat.cs and Imaging/DicomPixelData.cs; remove Skip then.
+    /// Found by the fuzzer: an invalid pixel module (Samples per Pixel 9; Rows missing) made
+    /// <see cref="DicomPixelData.Create"/> throw the base <see cref="DicomException"/>; the contract for malformed
+    /// input is <see cref="DicomFormatException"/>.
     /// </summary>
-    [Theory(Skip = "Issue2: open, reported to the DICOM core owner (PixelFormat/DicomPixelData throw base DicomException)")]
+    [Theory]
     [InlineData("issue2-pixel-samples-per-pixel-9.dcm")]
     [InlineData("issue2-pixel-rows-missing.dcm")]
     public void Issue2_PixelModuleInvalid_ThrowsDicomFormatException(string name)
