@@ -10,7 +10,7 @@ using CovidFunctions.Dicom.Deidentification;
 namespace CovidFunctions.Cli.Commands;
 
 /// <summary>
-/// <c>covidfn deid INPUT OUTDIR [--key-file F] [--report F.json]</c>: de-identifies DICOM instances per PS3.15 Annex E
+/// <c>covidfn deid INPUT OUTDIR [--key-file F] [--report F.json] [--retain-safe-private]</c>: de-identifies DICOM instances per PS3.15 Annex E
 /// (see docs/compliance/deid-conformance.md). INPUT is a file, a directory (recursive) or a .zip. Each accepted instance
 /// is written as <c>OUTDIR/&lt;new SOP Instance UID&gt;.dcm</c> (never the original, possibly identifying, name);
 /// refused instances are listed in the report with their reason and not written. Exit 0 when the run completed (even
@@ -52,23 +52,30 @@ internal static class DeidCommand
             Description = "Key file (base64, 32 bytes); created with mode 0600 on first use. Default: $COVIDFN_DEID_KEY, $COVIDFN_DEID_KEY_FILE, or ~/.config/covidfn/deid.key.",
         };
         var report = new Option<string?>("--report") { Description = "Write a JSON report (per input: status, reason, output, audit counts; no PHI values)." };
+        var retainSafePrivate = new Option<bool>("--retain-safe-private")
+        {
+            Description = "Retain Safe Private Option (113111): keep the private attributes of PS3.15 Table E.3.10-1 and their creators; other private data is still removed.",
+        };
         var command = new Command("deid", "De-identify DICOM instances (PS3.15 Annex E Basic Profile, keyed pseudonyms and UIDs).");
         command.Arguments.Add(input);
         command.Arguments.Add(outdir);
         command.Options.Add(keyFile);
         command.Options.Add(report);
+        command.Options.Add(retainSafePrivate);
         command.SetAction(parseResult => Run(
             parseResult.GetValue(input) ?? string.Empty,
             parseResult.GetValue(outdir) ?? string.Empty,
             parseResult.GetValue(keyFile),
             parseResult.GetValue(report),
             parseResult.InvocationConfiguration.Output,
-            parseResult.InvocationConfiguration.Error));
+            parseResult.InvocationConfiguration.Error,
+            parseResult.GetValue(retainSafePrivate)));
         return command;
     }
 
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
-    internal static int Run(string input, string outdir, string? keyFile, string? reportPath, TextWriter output, TextWriter error)
+    internal static int Run(
+        string input, string outdir, string? keyFile, string? reportPath, TextWriter output, TextWriter error, bool retainSafePrivate = false)
     {
         if (string.IsNullOrWhiteSpace(input) || string.IsNullOrWhiteSpace(outdir))
         {
@@ -115,7 +122,7 @@ internal static class DeidCommand
             return ExitCodes.BadInput;
         }
 
-        var engine = new DeidentificationEngine(key);
+        var engine = new DeidentificationEngine(key, new DeidentificationOptions { RetainSafePrivate = retainSafePrivate });
         var results = new ReportEntry[items.Count];
         // Two workers per core: each instance is a read, a short CPU burst and a write, so I/O waits overlap with work.
         Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 * Environment.ProcessorCount }, i =>

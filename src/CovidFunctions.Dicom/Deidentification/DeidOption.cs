@@ -39,7 +39,7 @@ public enum DeidOption
     /// <summary>113110 Retain UIDs Option (not supported).</summary>
     RetainUids = 113110,
 
-    /// <summary>113111 Retain Safe Private Option (not supported: every private element is removed).</summary>
+    /// <summary>113111 Retain Safe Private Option (PS3.15 Table E.3.10-1 safe private attributes kept).</summary>
     RetainSafePrivate = 113111,
 
     /// <summary>113112 Retain Institution Identity Option.</summary>

@@ -39,7 +39,7 @@ public sealed class DeidRuleSet
     {
         if ((tag & 0x00010000) != 0)
         {
-            // Private groups, creators included: removed. The Retain Safe Private Option is not supported.
+            // Private groups, creators included: removed (the engine itself keeps Table E.3.10-1 elements under 113111).
             return (DeidAction.Remove, DeidRuleSource.Private);
         }
 

@@ -233,12 +233,25 @@ public sealed class DeidentificationEngine
 
     private void Process(DicomDataset dataset, Context context)
     {
+        var safePrivate = Options.RetainSafePrivate ? SafePrivateTags(dataset) : null;
         foreach (var element in dataset.ToArray())
         {
             var tag = element.Tag;
             var value = tag.Value;
             if (tag.IsPrivate)
             {
+                if (safePrivate is not null && safePrivate.Contains(value))
+                {
+                    // Retain Safe Private (113111): a Table E.3.10-1 element or the creator of its block.
+                    if (element is DicomSequence safeSequence)
+                    {
+                        ProcessItems(safeSequence, context);
+                    }
+
+                    context.Audit.Kept++;
+                    continue;
+                }
+
                 dataset.Remove(tag);
                 context.Audit.PrivateRemoved++;
                 continue;
@@ -312,6 +325,37 @@ public sealed class DeidentificationEngine
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// The private tags of <paramref name="dataset"/> (this level only) kept by the Retain Safe Private Option: each data
+    /// element whose group, block creator (resolved from (gggg,00xx), padding trimmed, case-sensitive) and element offset
+    /// match a row of Table E.3.10-1, plus the creator elements of those blocks. A row whose VR is SQ is kept only when the
+    /// element was parsed as a sequence (so its items can be de-identified); raw bytes of an unknown sequence are removed.
+    /// </summary>
+    private static HashSet<uint> SafePrivateTags(DicomDataset dataset)
+    {
+        var kept = new HashSet<uint>();
+        foreach (var element in dataset)
+        {
+            var tag = element.Tag;
+            if (tag.PrivateCreatorTag is not { } creatorTag
+                || !dataset.TryGetString(creatorTag, out var creator))
+            {
+                continue;
+            }
+
+            var row = SafePrivateAttributes.Find(tag.Group, creator, (byte)(tag.Element & 0xFF));
+            if (row is null || (row.VR == "SQ" && element is not DicomSequence))
+            {
+                continue;
+            }
+
+            kept.Add(tag.Value);
+            kept.Add(creatorTag.Value);
+        }
+
+        return kept;
     }
 
     private void ProcessItems(DicomSequence sequence, Context context)

@@ -21,6 +21,12 @@ public sealed record DeidentificationOptions
     /// <summary>113109: keep station, device serial numbers and similar. Default off.</summary>
     public bool RetainDeviceIdentity { get; init; }
 
+    /// <summary>
+    /// 113111: keep the private elements listed in PS3.15 Table E.3.10-1 (matched by group, private creator and element
+    /// offset), and their private creator elements; every other private element is still removed. Default off.
+    /// </summary>
+    public bool RetainSafePrivate { get; init; }
+
     /// <summary>113112: keep institution name, address and department. Default off.</summary>
     public bool RetainInstitutionIdentity { get; init; }
 
@@ -51,6 +57,11 @@ public sealed record DeidentificationOptions
             if (RetainDeviceIdentity)
             {
                 list.Add(DeidOption.RetainDeviceIdentity);
+            }
+
+            if (RetainSafePrivate)
+            {
+                list.Add(DeidOption.RetainSafePrivate);
             }
 
             if (RetainInstitutionIdentity)

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Dicom.Tests.Deidentification;
+
+/// <summary>The Retain Safe Private Option (113111) and its generated PS3.15 Table E.3.10-1.</summary>
+public sealed class SafePrivateTests
+{
+    // GEMS_ACQU_01 (0019,xx23) Table Speed and (0019,xx24) Mid Scan Time are rows of Table E.3.10-1; (0019,xx10) is not.
+    private const string Gems = "GEMS_ACQU_01";
+
+    private static DicomDataset WithPrivate(ushort block)
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        ds.SetString(new DicomTag(0x0019, block), DicomVR.LO, Gems + " "); // padded, as written on the wire
+        ds.SetString(new DicomTag(0x0019, (ushort)((block << 8) | 0x23)), DicomVR.DS, "39.375");
+        ds.SetString(new DicomTag(0x0019, (ushort)((block << 8) | 0x10)), DicomVR.LO, "Doe^John"); // unsafe, same block
+        ds.SetString(new DicomTag(0x0029, 0x0010), DicomVR.LO, "SIEMENS CSA HEADER"); // another block, not in the table
+        ds.SetString(new DicomTag(0x0029, 0x1023), DicomVR.DS, "1.0");
+        ds.SetString(new DicomTag(0x0019, (ushort)(block + 1)), DicomVR.LO, "ACME_SECRET"); // other creator, same group
+        ds.SetString(new DicomTag(0x0019, (ushort)(((block + 1) << 8) | 0x23)), DicomVR.DS, "12.5"); // right offset, wrong creator
+        return ds;
+    }
+
+    [Fact]
+    public void Table_IsGenerated_FromPinnedEdition()
+    {
+        Assert.Equal(AnnexEActionTable.Edition, SafePrivateAttributes.Edition);
+        Assert.Equal(AnnexEActionTable.SourceSha256, SafePrivateAttributes.SourceSha256);
+        Assert.Equal(SafePrivateAttributes.StandardRowCount, SafePrivateAttributes.Rows.Count);
+        Assert.True(SafePrivateAttributes.Rows.Count > 100);
+        Assert.All(SafePrivateAttributes.Rows, r => Assert.Equal(1, r.Group & 1));
+        Assert.True(SafePrivateAttributes.IsSafe(0x0019, "GEMS_ACQU_01", 0x23));
+        Assert.True(SafePrivateAttributes.IsSafe(0x0019, "GEMS_ACQU_01 ", 0x23));
+        Assert.False(SafePrivateAttributes.IsSafe(0x0019, "gems_acqu_01", 0x23)); // case-sensitive
+        Assert.False(SafePrivateAttributes.IsSafe(0x0019, "GEMS_ACQU_01", 0x10));
+        Assert.False(SafePrivateAttributes.IsSafe(0x0021, "GEMS_ACQU_01", 0x23));
+        Assert.True(SafePrivateAttributes.IsSafe(0x2001, "Philips Imaging DD 001", 0x03));
+        Assert.True(SafePrivateAttributes.IsSafe(0x0019, "SIEMENS MR HEADER", 0x0C));
+    }
+
+    [Fact]
+    public void OptionOff_RemovesEveryPrivateElement()
+    {
+        var ds = WithPrivate(0x10);
+        var outcome = new DeidentificationEngine(DeidentificationEngineTests.Key).Deidentify(ds);
+
+        Assert.True(outcome.Accepted);
+        Assert.DoesNotContain(ds, e => e.Tag.IsPrivate);
+        Assert.DoesNotContain("113111", outcome.Audit!.OptionCodes);
+        Assert.DoesNotContain(
+            ds.GetSequence(DicomTags.DeidentificationMethodCodeSequence).Items, i => i.GetString(DicomTags.CodeValue) == "113111");
+    }
+
+    [Theory]
+    [InlineData((ushort)0x10)]
+    [InlineData((ushort)0x11)]
+    [InlineData((ushort)0x42)]
+    public void OptionOn_KeepsOnlySafeElementAndItsCreator(ushort block)
+    {
+        var ds = WithPrivate(block);
+        var outcome = new DeidentificationEngine(DeidentificationEngineTests.Key, new DeidentificationOptions { RetainSafePrivate = true })
+            .Deidentify(ds);
+
+        Assert.True(outcome.Accepted);
+        var creator = new DicomTag(0x0019, block);
+        var safe = new DicomTag(0x0019, (ushort)((block << 8) | 0x23));
+        Assert.Equal([creator, safe], ds.Where(e => e.Tag.IsPrivate).Select(e => e.Tag).ToArray());
+        Assert.Equal(Gems, ds.GetString(creator));
+        Assert.Equal("39.375", ds.GetString(safe));
+        Assert.Contains("113111", outcome.Audit!.OptionCodes);
+        var codes = ds.GetSequence(DicomTags.DeidentificationMethodCodeSequence).Items.Select(i => i.GetString(DicomTags.CodeValue)!).ToArray();
+        Assert.Equal(["113100", "113105", "113107", "113108", "113111"], codes);
+        var item = ds.GetSequence(DicomTags.DeidentificationMethodCodeSequence).Items.Single(i => i.GetString(DicomTags.CodeValue) == "113111");
+        Assert.Equal("Retain Safe Private Option", item.GetString(DicomTags.CodeMeaning));
+        Assert.Contains(ds.GetStrings(DicomTags.DeidentificationMethod), v => v.Contains("113111", StringComparison.Ordinal));
+        Assert.All(ds.GetStrings(DicomTags.DeidentificationMethod), v => Assert.True(v.Length <= 64));
+    }
+
+    [Fact]
+    public void OptionOn_WrongCaseCreatorOrOrphanElement_IsRemoved()
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        ds.SetString(new DicomTag(0x0019, 0x0010), DicomVR.LO, "gems_acqu_01");
+        ds.SetString(new DicomTag(0x0019, 0x1023), DicomVR.DS, "39.375");
+        ds.SetString(new DicomTag(0x0043, 0x1027), DicomVR.SH, "1.375:1"); // GEMS_PARM_01 offset, but no creator at all
+        new DeidentificationEngine(DeidentificationEngineTests.Key, new DeidentificationOptions { RetainSafePrivate = true }).Deidentify(ds);
+
+        Assert.DoesNotContain(ds, e => e.Tag.IsPrivate);
+    }
+
+    [Fact]
+    public void OptionOn_SafeElementInsideSequenceItem_IsKeptAndItemDeidentified()
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        var item = new DicomDataset();
+        item.SetString(new DicomTag(0x2001, 0x0011), DicomVR.LO, "Philips Imaging DD 001");
+        item.AddOrUpdate(new DicomValueElement(new DicomTag(0x2001, 0x1103), DicomVR.FL, BitConverter.GetBytes(1000f)));
+        item.SetString(new DicomTag(0x2001, 0x1105), DicomVR.LO, "Doe^John");
+        item.SetString(DicomTags.PatientName, DicomVR.PN, "Doe^John");
+        ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008, 0x1140), [item])); // Referenced Image Sequence
+        new DeidentificationEngine(DeidentificationEngineTests.Key, new DeidentificationOptions { RetainSafePrivate = true }).Deidentify(ds);
+
+        var outItem = ds.GetSequence(new DicomTag(0x0008, 0x1140)).Items.Single();
+        Assert.Equal([new DicomTag(0x2001, 0x0011), new DicomTag(0x2001, 0x1103)], outItem.Where(e => e.Tag.IsPrivate).Select(e => e.Tag).ToArray());
+    }
+
+    [Fact]
+    public void Generator_Rerun_GivesNoDiff()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var output = Path.Combine(temp.Path, "SafePrivateAttributes.g.cs");
+        var psi = new ProcessStartInfo("/usr/bin/python3")
+        {
+            ArgumentList = { Path.Combine(TestData.RepoRoot, "tools", "deid-tablegen", "gen_safe_private.py"), TestData.Shared("standard", "part15.xml"), output },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(psi)!;
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
+        var committed = File.ReadAllText(Path.Combine(
+            TestData.RepoRoot, "src", "CovidFunctions.Dicom", "Deidentification", "Generated", "SafePrivateAttributes.g.cs"));
+        Assert.Equal(committed, File.ReadAllText(output));
+    }
+}
