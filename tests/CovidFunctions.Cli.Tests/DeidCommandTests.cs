@@ -121,6 +121,34 @@ public sealed class DeidCommandTests
     }
 
     [Fact]
+    public void Deid_RetainSafePrivate_KeepsOnlyTablePrivatesAndRecordsTheOption()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var key = Path.Combine(temp.Path, "deid.key");
+        var input = Sbu("A002304", "axial", "19001231-076.dcm"); // GE, ~125 private elements
+        var plainOut = Path.Combine(temp.Path, "plain");
+        var safeOut = Path.Combine(temp.Path, "safe");
+
+        var (rcPlain, outPlain) = Covidfn("deid", input, plainOut, "--key-file", key);
+        var (rcSafe, outSafe) = Covidfn("deid", input, safeOut, "--key-file", key, "--retain-safe-private");
+
+        Assert.True(rcPlain == 0, outPlain);
+        Assert.True(rcSafe == 0, outSafe);
+        var (_, plainDump) = Run("dcmdump", "-q", Directory.GetFiles(plainOut).Single());
+        var (_, safeDump) = Run("dcmdump", "-q", Directory.GetFiles(safeOut).Single());
+        Assert.DoesNotContain("113111", plainDump, StringComparison.Ordinal);
+        Assert.Contains("113111", safeDump, StringComparison.Ordinal);
+        Assert.Equal(0, CountPrivateElements(plainDump));
+        // The GE source holds many private elements; only those of PS3.15 Table E.3.10-1 (and their creators) remain.
+        Assert.InRange(CountPrivateElements(safeDump), 2, 124);
+        Assert.Contains("(0019,0010) LO [GEMS_ACQU_01]", safeDump, StringComparison.Ordinal);
+        Assert.Contains("(0019,1023) DS", safeDump, StringComparison.Ordinal); // GEMS_ACQU_01 table speed: a safe row
+    }
+
+    private static int CountPrivateElements(string dcmdump) =>
+        dcmdump.Split('\n').Count(line => System.Text.RegularExpressions.Regex.IsMatch(line.TrimStart(), "^\\([0-9a-f]{3}[13579bdf],"));
+
+    [Fact]
     public void Deid_MissingInput_ExitsTwo()
     {
         using var temp = TestData.CreateTempDirectory();
