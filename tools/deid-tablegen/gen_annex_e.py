@@ -8,14 +8,10 @@ Defaults: ../shared/data/standard/part15.xml (DocBook XML, PS3.15 2017c) and the
 Standard library only; the output is deterministic (rows in the order of the standard), so regeneration gives no diff.
 Rows newer than the pinned edition are NOT added here: they go in AnnexESupplement.cs, written by hand.
 """
-import hashlib
-import os
 import re
-import sys
-import xml.etree.ElementTree as ET
 
-XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
-DOCBOOK = "{http://docbook.org/ns/docbook}"
+import part15
+
 
 # Column order of Table E.1-1 after Name, Tag, Retired, In Std. Comp. IOD.
 COLUMNS = [
@@ -47,9 +43,6 @@ CODES = {
 }
 
 
-def text(node):
-    return " ".join("".join(node.itertext()).split())
-
 
 def pattern(tag):
     """Return (value, mask) of a tag or tag pattern such as (0008,0050), (50xx,xxxx), (60xx,3000), (gggg,eeee) odd."""
@@ -74,21 +67,10 @@ def pattern(tag):
 
 
 def main():
-    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-    source = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "..", "shared", "data", "standard", "part15.xml")
-    output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
-        repo, "src", "CovidFunctions.Dicom", "Deidentification", "Generated", "AnnexEActionTable.g.cs")
-    raw = open(source, "rb").read()
-    digest = hashlib.sha256(raw).hexdigest()
-    root = ET.fromstring(raw)
-    title = text(root.find(DOCBOOK + "subtitle")) if root.find(DOCBOOK + "subtitle") is not None else ""
-    edition_match = re.search(r"20\d\d[a-e]", title) or re.search(r"20\d\d[a-e]", raw[:4000].decode("utf-8", "replace"))
-    edition = edition_match.group(0) if edition_match else "unknown"
-    table = next(e for e in root.iter() if e.get(XML_ID) == "table_E.1-1")
-    body = table.find(DOCBOOK + "tbody")
+    source, output = part15.paths("AnnexEActionTable.g.cs")
+    digest, edition, table_rows = part15.read_table(source, "table_E.1-1")
     rows = []
-    for tr in body.findall(DOCBOOK + "tr"):
-        cells = [text(td) for td in tr.findall(DOCBOOK + "td")]
+    for cells in table_rows:
         if len(cells) != 4 + len(COLUMNS):
             raise ValueError("unexpected row width %d: %r" % (len(cells), cells))
         name, tag, retired, in_iod = cells[:4]

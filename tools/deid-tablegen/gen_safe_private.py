@@ -8,18 +8,11 @@ Usage (from the repository root):
 Defaults: ../shared/data/standard/part15.xml (DocBook XML, PS3.15 2017c) and the committed generated file.
 Standard library only; the output is deterministic (rows in the order of the standard), so regeneration gives no diff.
 """
-import hashlib
-import os
 import re
-import sys
-import xml.etree.ElementTree as ET
 
-XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
-DOCBOOK = "{http://docbook.org/ns/docbook}"
+import part15
 
 
-def text(node):
-    return " ".join("".join(node.itertext()).split())
 
 
 def cs_string(s):
@@ -27,21 +20,10 @@ def cs_string(s):
 
 
 def main():
-    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-    source = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, "..", "shared", "data", "standard", "part15.xml")
-    output = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
-        repo, "src", "CovidFunctions.Dicom", "Deidentification", "Generated", "SafePrivateAttributes.g.cs")
-    raw = open(source, "rb").read()
-    digest = hashlib.sha256(raw).hexdigest()
-    root = ET.fromstring(raw)
-    title = text(root.find(DOCBOOK + "subtitle")) if root.find(DOCBOOK + "subtitle") is not None else ""
-    edition_match = re.search(r"20\d\d[a-e]", title) or re.search(r"20\d\d[a-e]", raw[:4000].decode("utf-8", "replace"))
-    edition = edition_match.group(0) if edition_match else "unknown"
-    table = next(e for e in root.iter() if e.get(XML_ID) == "table_E.3.10-1")
-    body = table.find(DOCBOOK + "tbody")
+    source, output = part15.paths("SafePrivateAttributes.g.cs")
+    digest, edition, table_rows = part15.read_table(source, "table_E.3.10-1")
     rows = []
-    for tr in body.findall(DOCBOOK + "tr"):
-        cells = [text(td) for td in tr.findall(DOCBOOK + "td")]
+    for cells in table_rows:
         if len(cells) != 5:
             raise ValueError("unexpected row width %d: %r" % (len(cells), cells))
         tag, creator, vr, vm, meaning = cells
