@@ -111,16 +111,13 @@ def main():
     w("    private static AnnexERow[] CreateStandardRows() =>")
     w("    [")
     for name, tag, retired, in_iod, value, mask, codes in rows:
-        cs_name = name.replace("\\", "\\\\").replace("\"", "\\\"")
         args = ", ".join(CODES[c] for c in codes)
-        w("        new(0x%08X, 0x%08X, \"%s\", \"%s\", %s, %s, %s)," % (
-            value, mask, tag, cs_name, "true" if retired else "false", "true" if in_iod else "false", args))
+        w("        new(0x%08X, 0x%08X, \"%s\", %s, %s, %s, %s)," % (
+            value, mask, tag, part15.cs_string(name), "true" if retired else "false", "true" if in_iod else "false", args))
     w("    ];")
     w("}")
     w("")
-    with open(output, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(out))
-    print("wrote %d rows (edition %s) to %s" % (len(rows), edition, output))
+    part15.write_generated(output, out, len(rows), edition)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,6 @@ import part15
 
 
 
-def cs_string(s):
-    return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
-
 
 def main():
     source, output = part15.paths("SafePrivateAttributes.g.cs")
@@ -68,13 +65,11 @@ def main():
     w("    [")
     for group, offset, tag, creator, vr, vm, meaning in rows:
         w("        new(0x%04X, 0x%02X, %s, %s, %s, %s, %s)," % (
-            group, offset, cs_string(tag), cs_string(creator), cs_string(vr), cs_string(vm), cs_string(meaning)))
+            group, offset, part15.cs_string(tag), part15.cs_string(creator), part15.cs_string(vr), part15.cs_string(vm), part15.cs_string(meaning)))
     w("    ];")
     w("}")
     w("")
-    with open(output, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(out))
-    print("wrote %d rows (edition %s) to %s" % (len(rows), edition, output))
+    part15.write_generated(output, out, len(rows), edition)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,15 @@ def read_table(source, xml_id):
     body = table.find(DOCBOOK + "tbody")
     rows = [[text(td) for td in tr.findall(DOCBOOK + "td")] for tr in body.findall(DOCBOOK + "tr")]
     return digest, edition, rows
+
+
+def cs_string(s):
+    """A C# string literal."""
+    return "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
+
+
+def write_generated(output, lines, row_count, edition):
+    """Writes the generated C# file (LF line ends, UTF-8) and says so."""
+    with open(output, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines))
+    print("wrote %d rows (edition %s) to %s" % (row_count, edition, output))
