@@ -16,31 +16,34 @@ public static class StudyAggregator
     public static StudyPrediction Aggregate(IReadOnlyList<SlicePrediction> slices, IReadOnlyList<string> classes, float lesionThreshold = 0.5f)
     {
         ArgumentNullException.ThrowIfNull(slices);
+        return Aggregate(slices.Select((s, i) => SliceSummary.From(i, s, lesionThreshold)).ToList(), classes);
+    }
+
+    /// <summary>
+    /// Aggregates per-slice summaries (what the pipeline stores per slice; no pixel maps needed) into one study
+    /// prediction. Same rule as the overload on full predictions.
+    /// </summary>
+    public static StudyPrediction Aggregate(IReadOnlyList<SliceSummary> slices, IReadOnlyList<string> classes)
+    {
+        ArgumentNullException.ThrowIfNull(slices);
         ArgumentNullException.ThrowIfNull(classes);
         if (slices.Count == 0)
         {
             throw new InferenceException("A study needs at least one slice.");
         }
 
-        var burden = new double[slices.Count];
         double fraction = 0;
-        for (var s = 0; s < slices.Count; s++)
+        foreach (var s in slices)
         {
-            var map = slices[s].LesionProbability;
-            double sum = 0;
-            var above = 0;
-            foreach (var p in map)
-            {
-                sum += p;
-                above += p >= lesionThreshold ? 1 : 0;
-            }
-
-            burden[s] = map.Length == 0 ? 0 : sum / map.Length;
-            fraction += map.Length == 0 ? 0 : (double)above / map.Length;
+            fraction += s.LesionFraction;
         }
 
         var k = Math.Min(slices.Count, Math.Max(3, (int)Math.Ceiling(0.1 * slices.Count)));
-        var top = Enumerable.Range(0, slices.Count).OrderByDescending(i => burden[i]).ThenBy(i => i).Take(k).ToList();
+        var top = Enumerable.Range(0, slices.Count)
+            .OrderByDescending(i => slices[i].LesionMeanProbability)
+            .ThenBy(i => slices[i].SliceIndex)
+            .Take(k)
+            .ToList();
         var probs = new float[classes.Count];
         foreach (var i in top)
         {
@@ -60,5 +63,30 @@ public static class StudyAggregator
         }
 
         return new StudyPrediction(probs, classes[best], (float)(fraction / slices.Count), k);
+    }
+}
+
+/// <summary>
+/// What the study rule needs of one slice: its index in the series, the mean lesion probability over the map (the
+/// ranking key), the fraction of pixels at or above the lesion threshold, and the class probabilities.
+/// </summary>
+public sealed record SliceSummary(int SliceIndex, float LesionMeanProbability, float LesionFraction, IReadOnlyList<float> ClassProbabilities)
+{
+    /// <summary>Summarises a full prediction.</summary>
+    public static SliceSummary From(int sliceIndex, SlicePrediction prediction, float lesionThreshold)
+    {
+        ArgumentNullException.ThrowIfNull(prediction);
+        var map = prediction.LesionProbability;
+        double sum = 0;
+        var above = 0;
+        foreach (var p in map)
+        {
+            sum += p;
+            above += p >= lesionThreshold ? 1 : 0;
+        }
+
+        return map.Length == 0
+            ? new SliceSummary(sliceIndex, 0, 0, prediction.ClassProbabilities)
+            : new SliceSummary(sliceIndex, (float)(sum / map.Length), (float)above / map.Length, prediction.ClassProbabilities);
     }
 }

@@ -1,0 +1,49 @@
+using CovidFunctions.Pipeline.Messaging;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+
+namespace CovidFunctions.Pipeline.Orchestration;
+
+/// <summary><see cref="IStudyOrchestrationClient"/> over a <see cref="DurableTaskClient"/> (Durable Functions or the local sidecar).</summary>
+public sealed class DurableStudyOrchestrationClient(DurableTaskClient client) : IStudyOrchestrationClient
+{
+    /// <summary>The orchestrator's registered name (the class name; the Function app registers the same).</summary>
+    public const string OrchestratorName = "StudyOrchestrator";
+
+    public async Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var existing = await client.GetInstanceAsync(input.InstanceId, getInputsAndOutputs: false, cancellationToken).ConfigureAwait(false);
+        if (existing is not null)
+        {
+            return false;
+        }
+
+        try
+        {
+            await client.ScheduleNewOrchestrationInstanceAsync(
+                OrchestratorName,
+                input,
+                new StartOrchestrationOptions(input.InstanceId),
+                cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Two ingest deliveries can race past the existence check; the loser finds the instance and stops here.
+            var raced = await client.GetInstanceAsync(input.InstanceId, getInputsAndOutputs: false, cancellationToken).ConfigureAwait(false);
+            if (raced is not null)
+            {
+                return false;
+            }
+
+            throw;
+        }
+    }
+
+    public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return client.RaiseEventAsync(result.OrchestrationId, PipelineNames.ChunkResultEvent, result, cancellationToken);
+    }
+}

@@ -1,0 +1,28 @@
+namespace CovidFunctions.Pipeline;
+
+/// <summary>Pipeline settings (configuration section <c>Pipeline</c>; every one is listed in local.settings.sample.json).</summary>
+public sealed record PipelineOptions
+{
+    public const string SectionName = "Pipeline";
+
+    /// <summary>Slices per scorer message.</summary>
+    public int ChunkSize { get; init; } = 32;
+
+    /// <summary>How long the orchestrator waits for outstanding chunks before re-dispatching them.</summary>
+    public TimeSpan ChunkTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Dispatches per chunk (first + re-dispatches) before the study fails.</summary>
+    public int MaxChunkAttempts { get; init; } = 3;
+
+    /// <summary>A folder upload without a <c>.complete</c> marker is closed when no blob arrived for this long.</summary>
+    public TimeSpan FolderStableAge { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a raw upload is kept after its de-identified outputs are stored (zero: delete at once).</summary>
+    public TimeSpan UploadRetention { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Deliveries of a queue message before it is dead-lettered.</summary>
+    public int MaxDeliveryCount { get; init; } = 5;
+
+    /// <summary>The most affected slices shown in the study montage and listed in the Studies row.</summary>
+    public int MontageSlices { get; init; } = 12;
+}

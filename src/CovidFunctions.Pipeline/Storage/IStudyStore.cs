@@ -1,0 +1,38 @@
+namespace CovidFunctions.Pipeline.Storage;
+
+/// <summary>The <c>Studies</c> table.</summary>
+public interface IStudyStore
+{
+    Task<StudyRecord?> GetAsync(string tenant, string studyId, CancellationToken cancellationToken);
+
+    /// <summary>Inserts the record when no row exists; returns false (and leaves the row alone) when one does.</summary>
+    Task<bool> TryCreateAsync(StudyRecord record, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Reads the row, applies <paramref name="update"/> and writes it back with ETag concurrency, re-reading and
+    /// re-applying on a conflict. Creates the row from <c>update(null)</c> when it does not exist. Returns the stored record.
+    /// </summary>
+    Task<StudyRecord> UpdateAsync(string tenant, string studyId, Func<StudyRecord?, StudyRecord> update, CancellationToken cancellationToken);
+
+    /// <summary>Studies of one tenant (or all tenants when null), newest first, filtered by status and creation time.</summary>
+    IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken);
+}
+
+/// <summary>The <c>SliceResults</c> table.</summary>
+public interface ISliceResultStore
+{
+    /// <summary>Upserts the rows of one chunk (idempotent: the same slice index overwrites).</summary>
+    Task UpsertAsync(IReadOnlyList<SliceResultRecord> records, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<SliceResultRecord>> GetAsync(string tenant, string studyId, CancellationToken cancellationToken);
+}
+
+/// <summary>The <c>Usage</c> table.</summary>
+public interface IUsageStore
+{
+    /// <summary>Inserts the record unless one exists for the same tenant, study and stage; true when inserted.</summary>
+    Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken);
+
+    /// <summary>Records of one tenant in one month (<c>yyyy-MM</c>).</summary>
+    Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken);
+}

@@ -1,0 +1,102 @@
+namespace CovidFunctions.Pipeline.Storage;
+
+/// <summary>Values of <see cref="StudyRecord.Status"/> (the <c>covidfn status --json</c> contract).</summary>
+public static class StudyStatus
+{
+    public const string Queued = "queued";
+    public const string Processing = "processing";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+    public const string Rejected = "rejected";
+
+    public static bool IsTerminal(string status) => status is Completed or Failed or Rejected;
+}
+
+/// <summary>
+/// A row of the <c>Studies</c> table (PartitionKey tenant, RowKey study id). Never holds PHI: the study pseudonym is
+/// the de-identified Study Instance UID; the upload path is the caller's own blob name.
+/// </summary>
+public sealed record StudyRecord
+{
+    public required string Tenant { get; init; }
+
+    public required string StudyId { get; init; }
+
+    public string Status { get; init; } = StudyStatus.Queued;
+
+    /// <summary>Why the study failed or was rejected.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>The upload in <c>ct-uploads</c> (a blob, or a folder prefix ending in '/').</summary>
+    public string? UploadPath { get; init; }
+
+    /// <summary>The de-identified Study Instance UID.</summary>
+    public string? StudyPseudonym { get; init; }
+
+    public string? OrchestrationId { get; init; }
+
+    /// <summary>The tiles prefix in the slices container.</summary>
+    public string? TilesPrefix { get; init; }
+
+    public int SliceCount { get; init; }
+
+    public string? Label { get; init; }
+
+    public double? ProbabilityCovid { get; init; }
+
+    public double? ProbabilityCap { get; init; }
+
+    public double? ProbabilityNormal { get; init; }
+
+    /// <summary>Lesion volume / lung volume estimate, in [0, 1].</summary>
+    public double? LesionBurden { get; init; }
+
+    public string? ModelVersion { get; init; }
+
+    /// <summary>JSON: the selected series, its selection reason and geometry notes, and the other series seen.</summary>
+    public string? SeriesJson { get; init; }
+
+    /// <summary>JSON: per-stage timings in seconds (ingest, scoring, aggregate, total).</summary>
+    public string? TimingsJson { get; init; }
+
+    /// <summary>JSON array of the most affected slices: index, lesion percent, overlay path.</summary>
+    public string? TopSlicesJson { get; init; }
+
+    public string? MontagePath { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    public DateTimeOffset? IngestedAt { get; init; }
+
+    public DateTimeOffset? CompletedAt { get; init; }
+
+    /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
+    public string? ETag { get; init; }
+}
+
+/// <summary>A row of <c>SliceResults</c> (PartitionKey "{tenant}|{studyId}", RowKey slice index D5).</summary>
+public sealed record SliceResultRecord(
+    string Tenant,
+    string StudyId,
+    int SliceIndex,
+    int ChunkIndex,
+    float LesionMeanProbability,
+    float LesionFraction,
+    long LesionPixels,
+    long LungPixels,
+    IReadOnlyList<float> ClassProbabilities,
+    string? OverlayPath);
+
+/// <summary>
+/// A row of <c>Usage</c> (PartitionKey "{tenant}|{yyyy-MM}", RowKey "{studyId}|{stage}"): one per study and stage,
+/// written insert-if-absent so duplicates count once.
+/// </summary>
+public sealed record UsageRecord(
+    string Tenant,
+    string StudyId,
+    string Stage,
+    DateTimeOffset At,
+    int Slices,
+    double CpuSeconds,
+    double GpuSeconds,
+    long BytesStored);
