@@ -26,3 +26,10 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The pinned Azurite (infra/azurite/package-lock.json) that `covidfn up` and the storage integration tests start.
+AZURITE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../azurite" && pwd)"
+if [ ! -f "$AZURITE_DIR/node_modules/azurite/dist/src/azurite.js" ]; then
+  echo "prepare: installing the pinned Azurite in $AZURITE_DIR" >&2
+  npm ci --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error >/dev/null
+fi
