@@ -1,0 +1,55 @@
+using System.Text;
+using System.Text.Json;
+
+namespace CovidFunctions.Pipeline.Api;
+
+/// <summary>A framework-neutral HTTP response: the ASP.NET Core mapping and the Function app write it out as is.</summary>
+public sealed record ApiResponse(int Status, string ContentType, byte[] Body)
+{
+    public const string JsonContentType = "application/json; charset=utf-8";
+    public const string FhirJsonContentType = "application/fhir+json; charset=utf-8";
+    public const string HtmlContentType = "text/html; charset=utf-8";
+
+    public static ApiResponse Json<T>(T value, int status = 200) =>
+        new(status, JsonContentType, JsonSerializer.SerializeToUtf8Bytes(value, ApiJson.Options));
+
+    public static ApiResponse Text(string contentType, string text, int status = 200) => new(status, contentType, Encoding.UTF8.GetBytes(text));
+
+    /// <summary>An error as <c>{"error": "...", "status": n}</c>.</summary>
+    public static ApiResponse Error(int status, string message) => Json(new ApiError(message, status), status);
+
+    public static ApiResponse NotFound(string what) => Error(404, what + " not found");
+
+    public static ApiResponse NoContent { get; } = new(204, "text/plain", []);
+
+    public string BodyText => Encoding.UTF8.GetString(Body);
+}
+
+public sealed record ApiError(string Error, int Status);
+
+/// <summary>
+/// Who is calling: the tenants the caller's key is bound to, or every tenant (<see cref="AllTenants"/>: an
+/// operator key locally, a function key in Azure where the platform has already checked it).
+/// </summary>
+public sealed record ApiCaller(IReadOnlySet<string>? Tenants)
+{
+    public static ApiCaller AllTenants { get; } = new((IReadOnlySet<string>?)null);
+
+    public static ApiCaller ForTenants(params string[] tenants) => new(new HashSet<string>(tenants, StringComparer.Ordinal));
+
+    public bool SeesAllTenants => Tenants is null;
+
+    public bool CanSee(string tenant) => Tenants is null || Tenants.Contains(tenant);
+}
+
+/// <summary>Maps an <c>X-Api-Key</c> value to its caller; null when the key is missing or unknown (401).</summary>
+public interface IApiKeyAuthorizer
+{
+    Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken);
+}
+
+/// <summary>An authorizer that lets every request through as <see cref="ApiCaller.AllTenants"/> (the Function app, behind function keys).</summary>
+public sealed class PlatformKeyAuthorizer : IApiKeyAuthorizer
+{
+    public Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken) => Task.FromResult<ApiCaller?>(ApiCaller.AllTenants);
+}

@@ -1,0 +1,131 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace CovidFunctions.Pipeline.Api;
+
+/// <summary>One local API key and the tenants it may see (<c>*</c>: all).</summary>
+public sealed record LocalApiKey(string Key, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// The API keys of <c>covidfn up</c>: <c>api-keys.json</c> under the data dir (mode 0600), created on first use
+/// with one operator key bound to every tenant. Add a tenant-bound key with <see cref="AddKeyAsync"/>; a key bound
+/// to tenants sees only their studies (another tenant's study answers 404).
+/// </summary>
+public sealed class LocalApiKeys : IApiKeyAuthorizer
+{
+    public const string FileName = "api-keys.json";
+    public const string AllTenantsMarker = "*";
+    public const string HeaderName = "X-Api-Key";
+
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public LocalApiKeys(string dataDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
+        FilePath = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
+    }
+
+    public string FilePath { get; }
+
+    /// <summary>The operator key (bound to all tenants), creating the file with a fresh one when it does not exist.</summary>
+    public async Task<string> GetOrCreateOperatorKeyAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var keys = await ReadAsync(cancellationToken).ConfigureAwait(false);
+            var existing = keys.FirstOrDefault(k => k.Tenants.Contains(AllTenantsMarker));
+            if (existing is not null)
+            {
+                return existing.Key;
+            }
+
+            var key = NewKey();
+            keys.Add(new LocalApiKey(key, [AllTenantsMarker], DateTimeOffset.UtcNow));
+            await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
+            return key;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Adds a key bound to <paramref name="tenants"/> and returns it.</summary>
+    public async Task<string> AddKeyAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenants);
+        foreach (var tenant in tenants)
+        {
+            if (tenant != AllTenantsMarker)
+            {
+                StudyIds.RequireTenant(tenant);
+            }
+        }
+
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var keys = await ReadAsync(cancellationToken).ConfigureAwait(false);
+            var key = NewKey();
+            keys.Add(new LocalApiKey(key, [.. tenants], DateTimeOffset.UtcNow));
+            await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
+            return key;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(apiKey))
+        {
+            return null;
+        }
+
+        var presented = Encoding.UTF8.GetBytes(apiKey);
+        foreach (var entry in await ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(entry.Key)))
+            {
+                return entry.Tenants.Contains(AllTenantsMarker) ? ApiCaller.AllTenants : ApiCaller.ForTenants([.. entry.Tenants]);
+            }
+        }
+
+        return null;
+    }
+
+    private static string NewKey() => "cfk_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+
+    private async Task<List<LocalApiKey>> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (!File.Exists(FilePath))
+        {
+            return [];
+        }
+
+        await using var stream = File.OpenRead(FilePath);
+        return await JsonSerializer.DeserializeAsync<List<LocalApiKey>>(stream, ApiJson.Options, cancellationToken).ConfigureAwait(false) ?? [];
+    }
+
+    private async Task WriteAsync(List<LocalApiKey> keys, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
+        var temp = FilePath + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        await using (var stream = new FileStream(temp, options))
+        {
+            await JsonSerializer.SerializeAsync(stream, keys, ApiJson.Options, cancellationToken).ConfigureAwait(false);
+        }
+
+        File.Move(temp, FilePath, overwrite: true);
+    }
+}

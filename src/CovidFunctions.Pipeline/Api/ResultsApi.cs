@@ -1,0 +1,434 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Reports;
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Pipeline.Api;
+
+/// <summary>The query of <c>GET /api/studies</c>.</summary>
+public sealed record StudyListQuery(
+    string? Tenant = null,
+    string? Status = null,
+    DateTimeOffset? From = null,
+    DateTimeOffset? To = null,
+    string? Continuation = null,
+    int? PageSize = null);
+
+/// <summary>The body of <c>POST /api/webhooks</c>.</summary>
+public sealed record CreateWebhookRequest(string? Url, string? Tenant, IReadOnlyList<string>? Events, string? Secret);
+
+/// <summary>
+/// The results API as framework-neutral handlers: each takes the caller and the request values and returns an
+/// <see cref="ApiResponse"/>. <see cref="ResultsApiEndpoints"/> maps them onto ASP.NET Core (covidfn up); the Function
+/// app's HTTP functions call the same methods. A caller sees only its tenants: another tenant's study or
+/// subscription answers 404, exactly like one that does not exist.
+/// </summary>
+public sealed class ResultsApi(
+    IStudyStore studies,
+    IBlobContainers containers,
+    UsageQueries usage,
+    WebhookManager webhooks,
+    ResultsApiOptions options)
+{
+    public const int DefaultPageSize = 50;
+    public const int MaxPageSize = 500;
+
+    public async Task<ApiResponse> ListStudiesAsync(ApiCaller caller, StudyListQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(query);
+        if (query.Tenant is not null && !StudyIds.IsValidTenant(query.Tenant))
+        {
+            return ApiResponse.Error(400, $"tenant '{query.Tenant}' is not valid");
+        }
+
+        if (query.Tenant is not null && !caller.CanSee(query.Tenant))
+        {
+            return ApiResponse.Error(403, $"this key may not read tenant '{query.Tenant}'");
+        }
+
+        if (query.Status is not null && query.Status is not (StudyStatus.Queued or StudyStatus.Processing or StudyStatus.Completed or StudyStatus.Failed or StudyStatus.Rejected))
+        {
+            return ApiResponse.Error(400, $"status '{query.Status}' is not one of queued, processing, completed, failed, rejected");
+        }
+
+        var pageSize = query.PageSize ?? DefaultPageSize;
+        if (pageSize is < 1 or > MaxPageSize)
+        {
+            return ApiResponse.Error(400, $"pageSize must be 1-{MaxPageSize}");
+        }
+
+        var offset = 0;
+        if (query.Continuation is not null && !TryDecodeContinuation(query.Continuation, out offset))
+        {
+            return ApiResponse.Error(400, "continuation token is not valid");
+        }
+
+        var items = new List<StudySummary>(pageSize);
+        var seen = 0;
+        var more = false;
+        await foreach (var study in studies.QueryAsync(query.Tenant, query.Status, query.From, query.To, cancellationToken).ConfigureAwait(false))
+        {
+            if (!caller.CanSee(study.Tenant))
+            {
+                continue;
+            }
+
+            if (seen++ < offset)
+            {
+                continue;
+            }
+
+            if (items.Count == pageSize)
+            {
+                more = true;
+                break;
+            }
+
+            items.Add(Summary(study));
+        }
+
+        return ApiResponse.Json(new StudyPage(items, more ? EncodeContinuation(offset + items.Count) : null));
+    }
+
+    public async Task<ApiResponse> GetStudyAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
+    {
+        var study = await FindAsync(caller, studyId, tenant, cancellationToken).ConfigureAwait(false);
+        return study is null ? ApiResponse.NotFound($"study {studyId}") : ApiResponse.Json(Detail(study));
+    }
+
+    public async Task<ApiResponse> GetReportAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
+    {
+        var study = await FindAsync(caller, studyId, tenant, cancellationToken).ConfigureAwait(false);
+        if (study is null)
+        {
+            return ApiResponse.NotFound($"study {studyId}");
+        }
+
+        var html = await StudyReportRenderer.RenderAsync(study, containers.Get(PipelineNames.ResultsContainer), options.PublicBaseUrl, cancellationToken).ConfigureAwait(false);
+        return ApiResponse.Text(ApiResponse.HtmlContentType, html);
+    }
+
+    public async Task<ApiResponse> GetFhirAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
+    {
+        var study = await FindAsync(caller, studyId, tenant, cancellationToken).ConfigureAwait(false);
+        if (study is null)
+        {
+            return ApiResponse.NotFound($"study {studyId}");
+        }
+
+        var report = FhirDiagnosticReportBuilder.Build(study, options.PublicBaseUrl);
+        return ApiResponse.Text(ApiResponse.FhirJsonContentType, FhirDiagnosticReportBuilder.ToJson(report));
+    }
+
+    /// <summary>A result file of the study (overlay or montage PNG, chunk JSON) by its path below <c>{tenant}/{studyId}/</c>.</summary>
+    public async Task<ApiResponse> GetFileAsync(ApiCaller caller, string studyId, string path, string? tenant, CancellationToken cancellationToken)
+    {
+        var study = await FindAsync(caller, studyId, tenant, cancellationToken).ConfigureAwait(false);
+        if (study is null)
+        {
+            return ApiResponse.NotFound($"study {studyId}");
+        }
+
+        var segments = (path ?? "").Split('/');
+        if (segments.Length == 0 || segments.Any(s => s.Length == 0 || s is "." or ".." || s.Contains('\\', StringComparison.Ordinal)))
+        {
+            return ApiResponse.Error(400, "file path is not valid");
+        }
+
+        var full = $"{study.Tenant}/{study.StudyId}/{path}";
+        var results = containers.Get(PipelineNames.ResultsContainer);
+        if (!await results.ExistsAsync(full, cancellationToken).ConfigureAwait(false))
+        {
+            return ApiResponse.NotFound($"file {path}");
+        }
+
+        using var buffer = new MemoryStream();
+        await using (var stream = await results.OpenReadAsync(full, cancellationToken).ConfigureAwait(false))
+        {
+            await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new ApiResponse(200, ContentTypeOf(full), buffer.ToArray());
+    }
+
+    public async Task<ApiResponse> GetUsageAsync(ApiCaller caller, string? tenant, string? month, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        month ??= UsageQueries.MonthOf(DateTimeOffset.UtcNow);
+        if (!UsageQueries.IsValidMonth(month))
+        {
+            return ApiResponse.Error(400, $"month '{month}' is not yyyy-MM");
+        }
+
+        if (tenant is null)
+        {
+            if (caller.Tenants is { Count: 1 } single)
+            {
+                tenant = single.First();
+            }
+            else if (caller.SeesAllTenants)
+            {
+                return ApiResponse.Json(await usage.MonthlyTotalsForAllAsync(month, cancellationToken).ConfigureAwait(false));
+            }
+            else
+            {
+                var totals = new List<UsageTotals>();
+                foreach (var t in caller.Tenants!.Order(StringComparer.Ordinal))
+                {
+                    totals.Add(await usage.MonthlyTotalsAsync(t, month, cancellationToken).ConfigureAwait(false));
+                }
+
+                return ApiResponse.Json(totals);
+            }
+        }
+
+        if (!StudyIds.IsValidTenant(tenant))
+        {
+            return ApiResponse.Error(400, $"tenant '{tenant}' is not valid");
+        }
+
+        return caller.CanSee(tenant)
+            ? ApiResponse.Json(await usage.MonthlyTotalsAsync(tenant, month, cancellationToken).ConfigureAwait(false))
+            : ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
+    }
+
+    public async Task<ApiResponse> CreateWebhookAsync(ApiCaller caller, CreateWebhookRequest? request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (request?.Url is not { Length: > 0 } url)
+        {
+            return ApiResponse.Error(400, "url is required");
+        }
+
+        var tenant = request.Tenant ?? (caller.Tenants is { Count: 1 } single ? single.First() : PipelineNames.DefaultTenant);
+        if (!StudyIds.IsValidTenant(tenant))
+        {
+            return ApiResponse.Error(400, $"tenant '{tenant}' is not valid");
+        }
+
+        if (!caller.CanSee(tenant))
+        {
+            return ApiResponse.Error(403, $"this key may not manage tenant '{tenant}'");
+        }
+
+        try
+        {
+            var created = await webhooks.AddAsync(tenant, url, request.Events, request.Secret, cancellationToken).ConfigureAwait(false);
+            return ApiResponse.Json(new CreatedWebhookResponse(WebhookView.Of(created.Subscription), created.SecretGenerated ? created.Secret : null), 201);
+        }
+        catch (WebhookTargetRefusedException ex)
+        {
+            return ApiResponse.Error(422, "webhook target refused: " + ex.Message);
+        }
+        catch (ArgumentException ex)
+        {
+            return ApiResponse.Error(400, ex.Message);
+        }
+    }
+
+    public async Task<ApiResponse> ListWebhooksAsync(ApiCaller caller, string? tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (tenant is not null && !caller.CanSee(tenant))
+        {
+            return ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
+        }
+
+        var all = await webhooks.ListAsync(tenant, cancellationToken).ConfigureAwait(false);
+        return ApiResponse.Json(all.Where(s => caller.CanSee(s.Tenant)).Select(WebhookView.Of).ToList());
+    }
+
+    public async Task<ApiResponse> DeleteWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
+    {
+        var subscription = await FindWebhookAsync(caller, id, tenant, cancellationToken).ConfigureAwait(false);
+        if (subscription is null)
+        {
+            return ApiResponse.NotFound($"webhook {id}");
+        }
+
+        await webhooks.RemoveAsync(subscription.Tenant, subscription.Id, cancellationToken).ConfigureAwait(false);
+        return ApiResponse.NoContent;
+    }
+
+    public async Task<ApiResponse> TestWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
+    {
+        var subscription = await FindWebhookAsync(caller, id, tenant, cancellationToken).ConfigureAwait(false);
+        if (subscription is null)
+        {
+            return ApiResponse.NotFound($"webhook {id}");
+        }
+
+        var delivery = await webhooks.TestAsync(subscription, cancellationToken).ConfigureAwait(false);
+        return ApiResponse.Json(new WebhookTestResponse(delivery.DeliveryId, delivery.Status, delivery.LastStatusCode, delivery.Error));
+    }
+
+    /// <summary>The study of <paramref name="studyId"/> the caller may see (null when none: not found and not allowed look the same).</summary>
+    public async Task<StudyRecord?> FindAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (string.IsNullOrEmpty(studyId))
+        {
+            return null;
+        }
+
+        if (tenant is not null)
+        {
+            return StudyIds.IsValidTenant(tenant) && caller.CanSee(tenant)
+                ? await studies.GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false)
+                : null;
+        }
+
+        if (caller.Tenants is { } tenants)
+        {
+            foreach (var t in tenants.Order(StringComparer.Ordinal))
+            {
+                if (await studies.GetAsync(t, studyId, cancellationToken).ConfigureAwait(false) is { } found)
+                {
+                    return found;
+                }
+            }
+
+            return null;
+        }
+
+        // An all-tenant caller without a tenant: the default tenant first, then a scan (study ids are tenant-unique hashes).
+        if (await studies.GetAsync(PipelineNames.DefaultTenant, studyId, cancellationToken).ConfigureAwait(false) is { } inDefault)
+        {
+            return inDefault;
+        }
+
+        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            if (study.StudyId == studyId)
+            {
+                return study;
+            }
+        }
+
+        return null;
+    }
+
+    private async Task<WebhookSubscription?> FindWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (tenant is not null && !caller.CanSee(tenant))
+        {
+            return null;
+        }
+
+        var subscription = await webhooks.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        return subscription is not null && caller.CanSee(subscription.Tenant) ? subscription : null;
+    }
+
+    private StudySummary Summary(StudyRecord study) => new(
+        study.StudyId,
+        study.Tenant,
+        study.Status,
+        study.Reason,
+        study.CreatedAt,
+        study.CompletedAt,
+        StudyViews.Diagnosis(study),
+        StudyViews.Links(study, options.PublicBaseUrl).Study);
+
+    private StudyDetail Detail(StudyRecord study) => new(
+        study.StudyId,
+        study.Tenant,
+        study.StudyPseudonym,
+        study.Status,
+        study.Reason,
+        Stages(study),
+        StudyViews.ParseColumn(study.TimingsJson),
+        StudyViews.Diagnosis(study),
+        study.ModelVersion,
+        study.SliceCount,
+        StudyViews.ParseColumn(study.SeriesJson),
+        StudyViews.TopSlices(study),
+        StudyViews.Links(study, options.PublicBaseUrl));
+
+    /// <summary>The stages a study has passed, with their times (from the row's timestamps and status).</summary>
+    private static IReadOnlyList<StageView> Stages(StudyRecord study)
+    {
+        var failed = study.Status is StudyStatus.Failed or StudyStatus.Rejected;
+        return
+        [
+            new StageView("queued", "done", study.CreatedAt == default ? null : study.CreatedAt),
+            new StageView("ingest", study.IngestedAt is not null ? "done" : study.Status == StudyStatus.Rejected ? "rejected" : "pending", study.IngestedAt),
+            new StageView("scoring", study.Status == StudyStatus.Completed ? "done" : study.Status == StudyStatus.Processing ? "running" : failed && study.IngestedAt is not null ? "failed" : "pending", null),
+            new StageView("diagnosis", study.Status == StudyStatus.Completed ? "done" : failed ? study.Status : "pending", study.CompletedAt),
+        ];
+    }
+
+    private static string ContentTypeOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".png" => "image/png",
+        ".jpg" or ".jpeg" => "image/jpeg",
+        ".json" => ApiResponse.JsonContentType,
+        _ => "application/octet-stream",
+    };
+
+    private static string EncodeContinuation(int offset) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes("o:" + offset.ToString(CultureInfo.InvariantCulture))).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static bool TryDecodeContinuation(string token, out int offset)
+    {
+        offset = 0;
+        try
+        {
+            var padded = token.Replace('-', '+').Replace('_', '/');
+            padded += new string('=', (4 - (padded.Length % 4)) % 4);
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(padded));
+            return text.StartsWith("o:", StringComparison.Ordinal)
+                && int.TryParse(text.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out offset);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>Settings of the results API.</summary>
+public sealed record ResultsApiOptions
+{
+    /// <summary>The externally visible base URL for links (null: links are relative, <c>/api/…</c>).</summary>
+    public Uri? PublicBaseUrl { get; init; }
+}
+
+public sealed record StudySummary(string Study, string Tenant, string Status, string? Reason, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, DiagnosisView? Diagnosis, string Link);
+
+public sealed record StudyPage(IReadOnlyList<StudySummary> Items, string? Continuation);
+
+public sealed record StageView(string Name, string State, DateTimeOffset? At);
+
+public sealed record StudyDetail(
+    string Study,
+    string Tenant,
+    string? StudyPseudonym,
+    string Status,
+    string? Reason,
+    IReadOnlyList<StageView> Stages,
+    JsonElement? Timings,
+    DiagnosisView? Diagnosis,
+    string? ModelVersion,
+    int Slices,
+    JsonElement? Series,
+    IReadOnlyList<TopSliceView> TopSlices,
+    StudyLinks Links);
+
+public sealed record WebhookView(string Id, string Tenant, string Url, IReadOnlyList<string> Events, bool Active, DateTimeOffset CreatedAt)
+{
+    public static WebhookView Of(WebhookSubscription s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return new(s.Id, s.Tenant, s.Url.ToString(), s.EventTypes, s.Active, s.CreatedAt);
+    }
+}
+
+/// <summary>The answer to <c>POST /api/webhooks</c>: <see cref="Secret"/> only when the server generated it (shown once).</summary>
+public sealed record CreatedWebhookResponse(WebhookView Webhook, string? Secret);
+
+public sealed record WebhookTestResponse(string DeliveryId, string Status, int? StatusCode, string? Error);

@@ -1,0 +1,129 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CovidFunctions.Pipeline.Api;
+
+/// <summary>
+/// The results API on ASP.NET Core minimal APIs: every route authorizes the <c>X-Api-Key</c> header with the
+/// registered <see cref="IApiKeyAuthorizer"/> (401 without a valid key) and calls <see cref="ResultsApi"/>.
+/// Register <see cref="ResultsApi"/> and an <see cref="IApiKeyAuthorizer"/> in the container, then call
+/// <see cref="MapResultsApi"/>.
+/// </summary>
+public static class ResultsApiEndpoints
+{
+    public static IEndpointRouteBuilder MapResultsApi(this IEndpointRouteBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var api = app.MapGroup("/api");
+        api.MapGet("/studies", ListStudies);
+        api.MapGet("/studies/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetStudyAsync(c, id, Value(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/report", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetReportAsync(c, id, Value(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/fhir", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetFhirAsync(c, id, Value(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/files/{**path}", (HttpContext http, string id, string path) => Run(http, (a, c, q, ct) => a.GetFileAsync(c, id, path, Value(q["tenant"]), ct)));
+        api.MapGet("/usage", Usage);
+        api.MapGet("/webhooks", ListWebhooks);
+        api.MapPost("/webhooks", CreateWebhook);
+        api.MapDelete("/webhooks/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.DeleteWebhookAsync(c, id, Value(q["tenant"]), ct)));
+        api.MapPost("/webhooks/{id}/test", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.TestWebhookAsync(c, id, Value(q["tenant"]), ct)));
+        return app;
+    }
+
+    private static Task ListStudies(HttpContext http) => Run(http, ListStudiesAsync);
+
+    private static Task Usage(HttpContext http) => Run(http, (a, c, q, ct) => a.GetUsageAsync(c, Value(q["tenant"]), Value(q["month"]), ct));
+
+    private static Task ListWebhooks(HttpContext http) => Run(http, (a, c, q, ct) => a.ListWebhooksAsync(c, Value(q["tenant"]), ct));
+
+    private static Task CreateWebhook(HttpContext http) => Run(http, (a, c, q, ct) => CreateWebhookAsync(http, a, c, ct));
+
+    private static Task<ApiResponse> ListStudiesAsync(ResultsApi api, ApiCaller caller, IQueryCollection query, CancellationToken cancellationToken)
+    {
+        if (!TryDate(query["from"], out var from) || !TryDate(query["to"], out var to))
+        {
+            return Task.FromResult(ApiResponse.Error(400, "from/to must be ISO 8601 dates"));
+        }
+
+        int? pageSize = int.TryParse(query["pageSize"], NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size : null;
+        return api.ListStudiesAsync(caller, new StudyListQuery(Value(query["tenant"]), Value(query["status"]), from, to, Value(query["continuation"]), pageSize), cancellationToken);
+    }
+
+    private static async Task<ApiResponse> CreateWebhookAsync(HttpContext http, ResultsApi api, ApiCaller caller, CancellationToken cancellationToken)
+    {
+        CreateWebhookRequest? body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<CreateWebhookRequest>(http.Request.Body, ApiJson.Options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JsonException ex)
+        {
+            return ApiResponse.Error(400, "request body is not valid JSON: " + ex.Message);
+        }
+
+        return await api.CreateWebhookAsync(caller, body, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes an <see cref="ApiResponse"/> to an ASP.NET Core response.</summary>
+    public static async Task WriteAsync(HttpResponse response, ApiResponse result)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(result);
+        response.StatusCode = result.Status;
+        response.Headers.CacheControl = "no-store";
+        response.Headers["X-Content-Type-Options"] = "nosniff";
+        if (result.Status == StatusCodes.Status204NoContent)
+        {
+            return;
+        }
+
+        response.ContentType = result.ContentType;
+        if (result.ContentType.StartsWith("text/html", StringComparison.Ordinal))
+        {
+            // The report is self-contained: no scripts, images only as data: URIs.
+            response.Headers.ContentSecurityPolicy = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'";
+        }
+
+        response.ContentLength = result.Body.Length;
+        await response.Body.WriteAsync(result.Body, response.HttpContext.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>One route's work once the caller is known.</summary>
+    private delegate Task<ApiResponse> ApiHandler(ResultsApi api, ApiCaller caller, IQueryCollection query, CancellationToken cancellationToken);
+
+    private static async Task Run(HttpContext http, ApiHandler handler)
+    {
+        var authorizer = http.RequestServices.GetRequiredService<IApiKeyAuthorizer>();
+        var caller = await authorizer.AuthorizeAsync(http.Request.Headers[LocalApiKeys.HeaderName].FirstOrDefault(), http.RequestAborted).ConfigureAwait(false);
+        if (caller is null)
+        {
+            await WriteAsync(http.Response, ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")).ConfigureAwait(false);
+            return;
+        }
+
+        var api = http.RequestServices.GetRequiredService<ResultsApi>();
+        var result = await handler(api, caller, http.Request.Query, http.RequestAborted).ConfigureAwait(false);
+        await WriteAsync(http.Response, result).ConfigureAwait(false);
+    }
+
+    private static string? Value(Microsoft.Extensions.Primitives.StringValues values) => values.Count > 0 && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
+
+    private static bool TryDate(Microsoft.Extensions.Primitives.StringValues values, out DateTimeOffset? value)
+    {
+        value = null;
+        if (Value(values) is not { } text)
+        {
+            return true;
+        }
+
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+        {
+            value = parsed;
+            return true;
+        }
+
+        return false;
+    }
+}

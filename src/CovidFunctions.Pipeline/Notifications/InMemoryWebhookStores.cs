@@ -1,0 +1,138 @@
+using System.Collections.Concurrent;
+
+namespace CovidFunctions.Pipeline.Notifications;
+
+/// <summary>In-memory <see cref="IWebhookSubscriptionStore"/> (tests and <c>covidfn screen</c>).</summary>
+public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
+{
+    private readonly ConcurrentDictionary<(string Tenant, string Id), WebhookSubscription> _rows = new();
+
+    public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription))
+        {
+            throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(_rows.TryGetValue((tenant, id), out var row) ? row : null);
+
+    public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<WebhookSubscription>>(
+            [.. _rows.Values.Where(s => tenant is null || s.Tenant == tenant).OrderBy(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal)]);
+
+    public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) =>
+        Task.FromResult(_rows.TryRemove((tenant, id), out _));
+}
+
+/// <summary>In-memory <see cref="IWebhookSecretStore"/>.</summary>
+public sealed class InMemoryWebhookSecretStore : IWebhookSecretStore
+{
+    private readonly ConcurrentDictionary<string, string> _secrets = new(StringComparer.Ordinal);
+
+    public Task SetAsync(string name, string value, CancellationToken cancellationToken)
+    {
+        _secrets[name] = value;
+        return Task.CompletedTask;
+    }
+
+    public Task<string?> GetAsync(string name, CancellationToken cancellationToken) =>
+        Task.FromResult(_secrets.TryGetValue(name, out var value) ? value : null);
+
+    public Task DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        _secrets.TryRemove(name, out _);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>In-memory <see cref="IWebhookDeliveryLog"/> with the same claim semantics as the table.</summary>
+public sealed class InMemoryWebhookDeliveryLog : IWebhookDeliveryLog
+{
+    private readonly Dictionary<(string Tenant, string Id), WebhookDelivery> _deliveries = [];
+    private readonly List<WebhookDeliveryAttempt> _attempts = [];
+    private readonly Lock _gate = new();
+    private long _version;
+
+    public Task<WebhookDelivery?> TryClaimAsync(WebhookDelivery claim, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(claim);
+        lock (_gate)
+        {
+            var key = (claim.Tenant, claim.DeliveryId);
+            if (_deliveries.TryGetValue(key, out var existing))
+            {
+                if (existing.Status != WebhookDeliveryStatus.Pending || existing.LeaseUntil > now)
+                {
+                    return Task.FromResult<WebhookDelivery?>(null);
+                }
+
+                // The previous claimer's lease ran out: take over, keeping its attempt count.
+                claim = claim with { Attempts = existing.Attempts };
+            }
+
+            var stored = claim with { Status = WebhookDeliveryStatus.Pending, ETag = (++_version).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            _deliveries[key] = stored;
+            return Task.FromResult<WebhookDelivery?>(stored);
+        }
+    }
+
+    public Task RecordAttemptAsync(WebhookDeliveryAttempt attempt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(attempt);
+        lock (_gate)
+        {
+            _attempts.RemoveAll(a => a.Tenant == attempt.Tenant && a.DeliveryId == attempt.DeliveryId && a.Attempt == attempt.Attempt);
+            _attempts.Add(attempt);
+            if (_deliveries.TryGetValue((attempt.Tenant, attempt.DeliveryId), out var delivery) && delivery.Attempts < attempt.Attempt)
+            {
+                _deliveries[(attempt.Tenant, attempt.DeliveryId)] = delivery with { Attempts = attempt.Attempt, LastStatusCode = attempt.StatusCode };
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task CompleteAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        lock (_gate)
+        {
+            _deliveries[(delivery.Tenant, delivery.DeliveryId)] = delivery with { ETag = (++_version).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<WebhookDelivery?> GetAsync(string tenant, string deliveryId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_deliveries.TryGetValue((tenant, deliveryId), out var row) ? row : null);
+        }
+    }
+
+    public Task<IReadOnlyList<WebhookDelivery>> ListAsync(string tenant, string? subscriptionId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<WebhookDelivery>>(
+                [.. _deliveries.Values
+                    .Where(d => d.Tenant == tenant && (subscriptionId is null || d.SubscriptionId == subscriptionId))
+                    .OrderBy(d => d.ClaimedAt)]);
+        }
+    }
+
+    public Task<IReadOnlyList<WebhookDeliveryAttempt>> GetAttemptsAsync(string tenant, string deliveryId, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<WebhookDeliveryAttempt>>(
+                [.. _attempts.Where(a => a.Tenant == tenant && a.DeliveryId == deliveryId).OrderBy(a => a.Attempt)]);
+        }
+    }
+}

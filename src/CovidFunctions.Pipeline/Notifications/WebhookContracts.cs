@@ -1,0 +1,143 @@
+namespace CovidFunctions.Pipeline.Notifications;
+
+/// <summary>
+/// A tenant's webhook subscription (a row of <c>WebhookSubscriptions</c>: PartitionKey tenant, RowKey id). The secret
+/// itself is never stored here: <see cref="SecretName"/> names it in the <see cref="IWebhookSecretStore"/>.
+/// </summary>
+public sealed record WebhookSubscription
+{
+    public required string Tenant { get; init; }
+
+    /// <summary><c>wh</c> + 20 lower-case hex digits.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>The absolute https (or, with the loopback allowance, http loopback) URL deliveries are posted to.</summary>
+    public required Uri Url { get; init; }
+
+    /// <summary>Subscribed <see cref="StudyEventTypes"/>.</summary>
+    public required IReadOnlyList<string> EventTypes { get; init; }
+
+    /// <summary>The secret's name in the secret store (Key Vault secret name in Azure).</summary>
+    public required string SecretName { get; init; }
+
+    public bool Active { get; init; } = true;
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    public bool Wants(string eventType) => Active && EventTypes.Contains(eventType, StringComparer.Ordinal);
+}
+
+/// <summary>The <c>WebhookSubscriptions</c> table.</summary>
+public interface IWebhookSubscriptionStore
+{
+    /// <summary>Inserts a new subscription; throws <see cref="InvalidOperationException"/> when the id exists.</summary>
+    Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken);
+
+    Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken);
+
+    /// <summary>Subscriptions of one tenant, or of every tenant when null, oldest first.</summary>
+    Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken);
+
+    /// <summary>Removes the subscription; false when there was none.</summary>
+    Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken);
+}
+
+/// <summary>Webhook signing secrets by name: Key Vault in Azure, a 0600 file under the data dir locally.</summary>
+public interface IWebhookSecretStore
+{
+    Task SetAsync(string name, string value, CancellationToken cancellationToken);
+
+    /// <summary>The secret, or null when none has that name.</summary>
+    Task<string?> GetAsync(string name, CancellationToken cancellationToken);
+
+    Task DeleteAsync(string name, CancellationToken cancellationToken);
+}
+
+/// <summary>States of a <see cref="WebhookDelivery"/>.</summary>
+public static class WebhookDeliveryStatus
+{
+    /// <summary>Claimed; attempts are running (or the claimer died: a claim whose lease ran out can be taken over).</summary>
+    public const string Pending = "pending";
+
+    /// <summary>A 2xx answer was received.</summary>
+    public const string Delivered = "delivered";
+
+    /// <summary>Every attempt failed (or a permanent failure: 4xx, refused target): the dead-letter record.</summary>
+    public const string DeadLettered = "dead-lettered";
+}
+
+/// <summary>
+/// One logical delivery of one event of one study to one subscription (a row of <c>WebhookDeliveries</c>:
+/// PartitionKey tenant, RowKey <see cref="DeliveryId"/>). It is claimed insert-if-absent before the first attempt,
+/// so a notify activity that runs twice sends once.
+/// </summary>
+public sealed record WebhookDelivery
+{
+    public required string Tenant { get; init; }
+
+    /// <summary>The idempotency id (also the payload's <c>id</c> and the <c>X-CovidFunctions-Delivery</c> header).</summary>
+    public required string DeliveryId { get; init; }
+
+    public required string SubscriptionId { get; init; }
+
+    public required string StudyId { get; init; }
+
+    public required string EventType { get; init; }
+
+    public string Status { get; init; } = WebhookDeliveryStatus.Pending;
+
+    /// <summary>Attempts made so far.</summary>
+    public int Attempts { get; init; }
+
+    /// <summary>A pending claim older than this may be taken over (its claimer is presumed dead).</summary>
+    public DateTimeOffset LeaseUntil { get; init; }
+
+    public DateTimeOffset ClaimedAt { get; init; }
+
+    public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>The last HTTP status received (null when none, e.g. a timeout or a refused target).</summary>
+    public int? LastStatusCode { get; init; }
+
+    /// <summary>Why the delivery was dead-lettered.</summary>
+    public string? Error { get; init; }
+
+    public string? ETag { get; init; }
+}
+
+/// <summary>One HTTP attempt of a delivery (a row of <c>WebhookDeliveries</c>, RowKey "{deliveryId}|a{attempt:D3}").</summary>
+public sealed record WebhookDeliveryAttempt(
+    string Tenant,
+    string DeliveryId,
+    string SubscriptionId,
+    int Attempt,
+    DateTimeOffset At,
+    int? StatusCode,
+    string Outcome,
+    string? Error,
+    double DurationMs);
+
+/// <summary>The delivery claims, per-attempt records and dead-letter records.</summary>
+public interface IWebhookDeliveryLog
+{
+    /// <summary>
+    /// Claims a delivery: inserts <paramref name="claim"/> when no record with its id exists, or takes over a
+    /// <see cref="WebhookDeliveryStatus.Pending"/> record whose lease ended before <paramref name="now"/> (its claimer
+    /// died). Returns the stored record when this caller owns the delivery now, null when another caller does or the
+    /// delivery is finished.
+    /// </summary>
+    Task<WebhookDelivery?> TryClaimAsync(WebhookDelivery claim, DateTimeOffset now, CancellationToken cancellationToken);
+
+    Task RecordAttemptAsync(WebhookDeliveryAttempt attempt, CancellationToken cancellationToken);
+
+    /// <summary>Stores the final state (delivered or dead-lettered) of a claimed delivery.</summary>
+    Task CompleteAsync(WebhookDelivery delivery, CancellationToken cancellationToken);
+
+    Task<WebhookDelivery?> GetAsync(string tenant, string deliveryId, CancellationToken cancellationToken);
+
+    /// <summary>Deliveries of one tenant (optionally of one subscription), oldest claim first.</summary>
+    Task<IReadOnlyList<WebhookDelivery>> ListAsync(string tenant, string? subscriptionId, CancellationToken cancellationToken);
+
+    /// <summary>The attempts of one delivery, in order.</summary>
+    Task<IReadOnlyList<WebhookDeliveryAttempt>> GetAttemptsAsync(string tenant, string deliveryId, CancellationToken cancellationToken);
+}

@@ -1,0 +1,127 @@
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Pipeline.Notifications;
+
+/// <summary>What <see cref="WebhookManager.AddAsync"/> returns: the subscription and, when it generated one, the secret (shown once).</summary>
+public sealed record CreatedWebhook(WebhookSubscription Subscription, string Secret, bool SecretGenerated);
+
+/// <summary>
+/// Subscription management shared by the HTTP endpoints and <c>covidfn webhooks</c>: validates the target with the
+/// SSRF guard at registration, stores the secret in the secret store and only its name in the table.
+/// </summary>
+public sealed class WebhookManager(
+    IWebhookSubscriptionStore subscriptions,
+    IWebhookSecretStore secrets,
+    IWebhookDeliveryLog deliveries,
+    WebhookTargetGuard guard,
+    WebhookDispatcher dispatcher,
+    WebhookOptions options,
+    TimeProvider time)
+{
+    public async Task<CreatedWebhook> AddAsync(string tenant, string url, IReadOnlyList<string>? eventTypes, string? secret, CancellationToken cancellationToken)
+    {
+        StudyIds.RequireTenant(tenant);
+        var target = await guard.ValidateAsync(url, cancellationToken).ConfigureAwait(false);
+        var events = eventTypes is { Count: > 0 } ? eventTypes.Distinct(StringComparer.Ordinal).ToList() : [.. StudyEventTypes.All];
+        var unknown = events.Where(e => !StudyEventTypes.All.Contains(e, StringComparer.Ordinal)).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new ArgumentException($"unknown event type(s): {string.Join(", ", unknown)} (known: {string.Join(", ", StudyEventTypes.All)})", nameof(eventTypes));
+        }
+
+        if (secret is not null && secret.Length < 16)
+        {
+            throw new ArgumentException("a webhook secret must be at least 16 characters", nameof(secret));
+        }
+
+        var generated = secret is null;
+        secret ??= WebhookSignature.NewSecret();
+        var id = WebhookIds.NewSubscriptionId();
+        var subscription = new WebhookSubscription
+        {
+            Tenant = tenant,
+            Id = id,
+            Url = target,
+            EventTypes = events,
+            SecretName = WebhookIds.SecretName(tenant, id),
+            Active = true,
+            CreatedAt = time.GetUtcNow(),
+        };
+
+        // The secret first: a row never points at a secret that is not there.
+        await secrets.SetAsync(subscription.SecretName, secret, cancellationToken).ConfigureAwait(false);
+        await subscriptions.CreateAsync(subscription, cancellationToken).ConfigureAwait(false);
+        return new CreatedWebhook(subscription, secret, generated);
+    }
+
+    public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) =>
+        subscriptions.ListAsync(tenant, cancellationToken);
+
+    /// <summary>Finds a subscription by id alone (the CLI is given only the id); null when none has it.</summary>
+    public async Task<WebhookSubscription?> FindAsync(string? tenant, string id, CancellationToken cancellationToken)
+    {
+        if (tenant is not null)
+        {
+            return await subscriptions.GetAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        }
+
+        return (await subscriptions.ListAsync(null, cancellationToken).ConfigureAwait(false)).FirstOrDefault(s => s.Id == id);
+    }
+
+    public async Task<bool> RemoveAsync(string tenant, string id, CancellationToken cancellationToken)
+    {
+        var subscription = await subscriptions.GetAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        if (subscription is null)
+        {
+            return false;
+        }
+
+        var removed = await subscriptions.DeleteAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        await secrets.DeleteAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false);
+        return removed;
+    }
+
+    /// <summary>
+    /// Sends one signed <c>webhook.test</c> delivery (a fresh idempotency id, a sample payload without any study
+    /// data, one attempt, no retries) and returns its record, so a receiver can be checked before real events flow.
+    /// </summary>
+    public async Task<WebhookDelivery> TestAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        var now = time.GetUtcNow();
+        var deliveryId = "evt_test_" + Guid.NewGuid().ToString("N");
+        var claim = await deliveries.TryClaimAsync(
+            new WebhookDelivery
+            {
+                Tenant = subscription.Tenant,
+                DeliveryId = deliveryId,
+                SubscriptionId = subscription.Id,
+                StudyId = "-",
+                EventType = TestEventType,
+                ClaimedAt = now,
+                LeaseUntil = now + options.ClaimLease,
+            },
+            now,
+            cancellationToken).ConfigureAwait(false) ?? throw new InvalidOperationException("a fresh test delivery id was already claimed");
+        var secret = await secrets.GetAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the subscription's secret '{subscription.SecretName}' is missing");
+        var sample = new StudyRecord
+        {
+            Tenant = subscription.Tenant,
+            StudyId = "s000000000000000000000000",
+            Status = StudyStatus.Completed,
+            Label = "normal",
+            ProbabilityCovid = 0.05,
+            ProbabilityCap = 0.05,
+            ProbabilityNormal = 0.9,
+            LesionBurden = 0,
+            SliceCount = 0,
+            CompletedAt = now,
+        };
+        var body = (WebhookPayload.For(deliveryId, TestEventType, sample, options.PublicBaseUrl, now) with { Test = true }).ToJson();
+        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: false, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The event type of test deliveries (not a study event; subscriptions need not list it).</summary>
+    public const string TestEventType = "webhook.test";
+}

@@ -1,0 +1,54 @@
+namespace CovidFunctions.Pipeline.Notifications;
+
+/// <summary>Webhook delivery settings (configuration section <c>Webhooks</c>).</summary>
+public sealed record WebhookOptions
+{
+    public const string SectionName = "Webhooks";
+
+    /// <summary>
+    /// Allows http:// targets on 127.0.0.1, localhost and [::1] (loopback only). Set by
+    /// <c>covidfn up --allow-loopback-webhooks</c> for local testing; never in Azure.
+    /// </summary>
+    public bool AllowLoopbackWebhooks { get; init; }
+
+    /// <summary>Retries after the first attempt. With the defaults below the schedule spans about 24 h.</summary>
+    public int MaxRetries { get; init; } = 12;
+
+    /// <summary>The first retry delay; each next one doubles (with jitter) up to <see cref="MaxRetryDelay"/>.</summary>
+    public TimeSpan BaseRetryDelay { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>The longest wait between two attempts (also caps a receiver's Retry-After).</summary>
+    public TimeSpan MaxRetryDelay { get; init; } = TimeSpan.FromHours(6);
+
+    /// <summary>How long one attempt may take (connect, send, response headers) before it counts as a timeout.</summary>
+    public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Adds jitter to the backoff (tests turn it off to keep schedules short and exact).</summary>
+    public bool UseJitter { get; init; } = true;
+
+    /// <summary>The base URL of the results API the payload links point to (e.g. <c>http://127.0.0.1:7071</c>).</summary>
+    public Uri? PublicBaseUrl { get; init; }
+
+    /// <summary>
+    /// How long a claim lasts before another notify run may take it over; it must outlast the whole retry schedule
+    /// (an attempt plus the backoff), so the default is derived from the schedule.
+    /// </summary>
+    public TimeSpan ClaimLease => (AttemptTimeout * (MaxRetries + 1)) + (ScheduleSpan * 2) + TimeSpan.FromMinutes(5);
+
+    /// <summary>The sum of the nominal backoff delays (before jitter): about 24.4 h with the defaults.</summary>
+    public TimeSpan ScheduleSpan
+    {
+        get
+        {
+            var total = TimeSpan.Zero;
+            var delay = BaseRetryDelay;
+            for (var retry = 0; retry < MaxRetries; retry++)
+            {
+                total += delay < MaxRetryDelay ? delay : MaxRetryDelay;
+                delay = delay < MaxRetryDelay ? delay * 2 : MaxRetryDelay;
+            }
+
+            return total;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace CovidFunctions.Pipeline.Notifications;
+
+/// <summary>
+/// The <c>X-CovidFunctions-Signature</c> header: <c>t=&lt;unix seconds&gt;,v1=&lt;hex HMAC-SHA256(secret, "t.body")&gt;</c>.
+/// Signing the timestamp with the body lets receivers refuse replays older than their tolerance (docs/webhooks.md).
+/// </summary>
+public static class WebhookSignature
+{
+    public const string SignatureHeader = "X-CovidFunctions-Signature";
+    public const string DeliveryHeader = "X-CovidFunctions-Delivery";
+    public const string EventHeader = "X-CovidFunctions-Event";
+
+    /// <summary>The header value for <paramref name="body"/> signed at <paramref name="timestamp"/>.</summary>
+    public static string Sign(string secret, DateTimeOffset timestamp, string body)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(secret);
+        ArgumentNullException.ThrowIfNull(body);
+        var t = timestamp.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        return $"t={t},v1={Compute(secret, t, body)}";
+    }
+
+    /// <summary>
+    /// Verifies a header value against the body (constant-time comparison); false when it is malformed, does not match,
+    /// or its timestamp is further than <paramref name="tolerance"/> from <paramref name="now"/>.
+    /// </summary>
+    public static bool Verify(string secret, string? header, string body, DateTimeOffset now, TimeSpan tolerance)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(secret);
+        if (string.IsNullOrEmpty(header))
+        {
+            return false;
+        }
+
+        string? t = null;
+        var signatures = new List<string>();
+        foreach (var part in header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part.StartsWith("t=", StringComparison.Ordinal))
+            {
+                t = part[2..];
+            }
+            else if (part.StartsWith("v1=", StringComparison.Ordinal))
+            {
+                signatures.Add(part[3..]);
+            }
+        }
+
+        if (t is null || !long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var unix) || signatures.Count == 0)
+        {
+            return false;
+        }
+
+        if ((now - DateTimeOffset.FromUnixTimeSeconds(unix)).Duration() > tolerance)
+        {
+            return false;
+        }
+
+        var expected = Encoding.ASCII.GetBytes(Compute(secret, t, body));
+        return signatures.Any(s => CryptographicOperations.FixedTimeEquals(expected, Encoding.ASCII.GetBytes(s.ToLowerInvariant())));
+    }
+
+    /// <summary>A new random secret: 32 bytes, as <c>whsec_</c> + 64 hex digits.</summary>
+    public static string NewSecret() => "whsec_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    private static string Compute(string secret, string t, string body) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes(t + "." + body)));
+}
+
+/// <summary>Deterministic webhook identifiers.</summary>
+public static class WebhookIds
+{
+    /// <summary>A new subscription id: <c>wh</c> + 20 random hex digits.</summary>
+    public static string NewSubscriptionId() => "wh" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
+
+    /// <summary>
+    /// The idempotency id of one event of one study for one subscription: <c>evt_</c> + 32 hex digits of
+    /// SHA-256("{tenant}\n{subscription}\n{study}\n{event}"). The same inputs always give the same id, so receivers
+    /// can de-duplicate on it and the delivery claim keys on it.
+    /// </summary>
+    public static string DeliveryId(string tenant, string subscriptionId, string studyId, string eventType)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{tenant}\n{subscriptionId}\n{studyId}\n{eventType}"));
+        return "evt_" + Convert.ToHexStringLower(hash)[..32];
+    }
+
+    /// <summary>The secret's name in the secret store (Key Vault names allow letters, digits and '-').</summary>
+    public static string SecretName(string tenant, string subscriptionId) => $"webhook-{tenant}-{subscriptionId}";
+
+    public static bool IsValidSubscriptionId(string? id) =>
+        id is { Length: 22 } && id.StartsWith("wh", StringComparison.Ordinal) && id.AsSpan(2).ContainsAnyExcept("0123456789abcdef") is false;
+}

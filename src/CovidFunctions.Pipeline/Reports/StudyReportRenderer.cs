@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Pipeline.Reports;
+
+/// <summary>
+/// The study's HTML report: one self-contained page (images embedded as <c>data:</c> URIs, no scripts, no external
+/// resources) with the diagnosis, class probabilities, lesion burden, the montage and the overlays of the most
+/// affected slices, the stage timings, a model card summary and the research-use notice.
+/// </summary>
+public static class StudyReportRenderer
+{
+    public const string ResearchNotice = "Research use only — not a medical device";
+
+    /// <summary>The overlays embedded (the most affected first); the rest are linked.</summary>
+    public const int EmbeddedOverlays = 6;
+
+    /// <summary>
+    /// Renders the report; <paramref name="results"/> is the results container (overlay and montage PNGs are read from
+    /// it; a missing image is noted, not fatal).
+    /// </summary>
+    public static async Task<string> RenderAsync(StudyRecord study, IBlobStore results, Uri? apiBaseUrl, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(study);
+        ArgumentNullException.ThrowIfNull(results);
+        var diagnosis = StudyViews.Diagnosis(study);
+        var top = StudyViews.TopSlices(study);
+        var links = StudyViews.Links(study, apiBaseUrl);
+        var html = new StringBuilder(64 * 1024);
+        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+            .Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
+            .Append("<title>CovidFunctions report ").Append(E(study.StudyId)).Append("</title>")
+            .Append("<style>").Append(Css).Append("</style></head><body>\n")
+            .Append("<div class=\"notice\" id=\"notice\">").Append(E(ResearchNotice)).Append(". Not for diagnosis or treatment decisions.</div>\n")
+            .Append("<h1>CT screening report</h1>\n")
+            .Append("<table class=\"meta\">")
+            .Append(Row("Study", study.StudyId))
+            .Append(Row("Study pseudonym", study.StudyPseudonym ?? "—"))
+            .Append(Row("Tenant", study.Tenant))
+            .Append(Row("Status", study.Status))
+            .Append(Row("Completed", study.CompletedAt?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture) ?? "—"))
+            .Append(Row("Model", study.ModelVersion ?? "—"))
+            .Append("</table>\n");
+
+        html.Append("<section id=\"diagnosis\"><h2>Diagnosis</h2>\n");
+        if (diagnosis is null)
+        {
+            html.Append("<p class=\"label\">No diagnosis</p>");
+            if (study.Reason is not null && study.Status is StudyStatus.Failed or StudyStatus.Rejected)
+            {
+                html.Append("<p>").Append(E(study.Status)).Append(": ").Append(E(study.Reason)).Append("</p>");
+            }
+        }
+        else
+        {
+            html.Append("<p class=\"label label-").Append(E(diagnosis.Label)).Append("\" id=\"diagnosis-label\">")
+                .Append(E(DisplayLabel(diagnosis.Label))).Append(" <span class=\"code\">(").Append(E(diagnosis.Label)).Append(")</span></p>\n")
+                .Append("<table class=\"probs\"><tr><th>Class</th><th>Probability</th><th></th></tr>");
+            foreach (var (name, p) in diagnosis.Probabilities.OrderByDescending(kv => kv.Value))
+            {
+                html.Append("<tr><td>").Append(E(DisplayLabel(name))).Append("</td><td>")
+                    .Append(p.ToString("0.000", CultureInfo.InvariantCulture)).Append("</td><td><div class=\"bar\" style=\"width:")
+                    .Append((Math.Clamp(p, 0, 1) * 200).ToString("0", CultureInfo.InvariantCulture)).Append("px\"></div></td></tr>");
+            }
+
+            html.Append("</table>\n<p id=\"lesion-burden\">Lesion burden: <b>")
+                .Append(diagnosis.LesionBurden is { } burden ? (burden * 100).ToString("0.0", CultureInfo.InvariantCulture) + " %" : "—")
+                .Append("</b> of the estimated lung volume, over ").Append(diagnosis.Slices.ToString(CultureInfo.InvariantCulture)).Append(" slices.</p>\n");
+        }
+
+        html.Append("</section>\n");
+
+        if (study.MontagePath is not null)
+        {
+            html.Append("<section id=\"montage\"><h2>Most affected slices</h2>\n");
+            var montage = await ImageAsync(results, study.MontagePath, cancellationToken).ConfigureAwait(false);
+            html.Append(montage is null
+                ? "<p class=\"missing\">The montage image is not available.</p>"
+                : $"<img class=\"montage\" alt=\"montage of the most affected slices\" src=\"{montage}\">");
+            html.Append("</section>\n");
+        }
+
+        if (top.Count > 0)
+        {
+            html.Append("<section id=\"overlays\"><h2>Lesion overlays</h2><div class=\"grid\">\n");
+            var embedded = 0;
+            foreach (var slice in top)
+            {
+                var caption = string.Create(CultureInfo.InvariantCulture, $"slice {slice.SliceIndex} · lesion {slice.LesionPercent:0.0} % of lung");
+                string? uri = null;
+                if (slice.OverlayPath is not null && embedded < EmbeddedOverlays)
+                {
+                    uri = await ImageAsync(results, slice.OverlayPath, cancellationToken).ConfigureAwait(false);
+                }
+
+                html.Append("<figure>");
+                if (uri is not null)
+                {
+                    embedded++;
+                    html.Append("<img class=\"overlay\" alt=\"").Append(E(caption)).Append("\" src=\"").Append(uri).Append("\">");
+                }
+                else if (StudyViews.StudyRelativePath(study, slice.OverlayPath) is { } relative)
+                {
+                    html.Append("<a href=\"").Append(E(links.Study + "/files/" + relative)).Append("\">overlay</a>");
+                }
+
+                html.Append("<figcaption>").Append(E(caption)).Append("</figcaption></figure>\n");
+            }
+
+            html.Append("</div></section>\n");
+        }
+
+        if (StudyViews.ParseColumn(study.TimingsJson) is { ValueKind: JsonValueKind.Object } timings)
+        {
+            html.Append("<section id=\"timings\"><h2>Stage timings</h2><table>");
+            foreach (var property in timings.EnumerateObject())
+            {
+                html.Append(Row(property.Name, property.Value.ValueKind == JsonValueKind.Number
+                    ? property.Value.GetDouble().ToString("0.00", CultureInfo.InvariantCulture) + " s"
+                    : property.Value.ToString()));
+            }
+
+            html.Append("</table></section>\n");
+        }
+
+        html.Append("<section id=\"model-card\"><h2>Model card summary</h2>\n").Append(ModelCardSummary).Append("</section>\n")
+            .Append("<p class=\"links\">Machine-readable: <a href=\"").Append(E(links.Study)).Append("\">JSON</a> · <a href=\"")
+            .Append(E(links.Fhir)).Append("\">FHIR R4 DiagnosticReport</a></p>\n")
+            .Append("<footer>").Append(E(ResearchNotice)).Append(".</footer>\n</body></html>\n");
+        return html.ToString();
+    }
+
+    public static string DisplayLabel(string label) => label switch
+    {
+        "covid" => "COVID-19 pneumonia pattern",
+        "cap" => "Community-acquired pneumonia pattern",
+        "normal" => "No pneumonia pattern",
+        _ => label,
+    };
+
+    private const string ModelCardSummary =
+        "<ul>" +
+        "<li><b>Models:</b> DFSN (per-slice lesion segmentation) and DTCN (per-slice covid / CAP / normal classification), one ONNX graph; the patient-level label follows the documented StudyAggregator rule (uncalibrated).</li>" +
+        "<li><b>Validation (ours, not a held-out test set):</b> UCSD val covid-vs-rest accuracy 0.82, F1 0.84, AUC 0.90; segmentation Dice about 0.79 on 10 doctor-labelled slices. Below the published targets.</li>" +
+        "<li><b>Known limitation:</b> features identify the data source almost perfectly, so accuracy on mixed sources overstates clinical performance.</li>" +
+        "<li><b>Intended use:</b> research and pipeline testing only; trained on research-only, non-commercial data. See docs/model-card.md.</li>" +
+        "</ul>";
+
+    private const string Css =
+        "body{font-family:system-ui,sans-serif;margin:24px;color:#111;max-width:1100px}" +
+        ".notice{background:#b00020;color:#fff;padding:10px 14px;font-weight:700;border-radius:4px}" +
+        "h1{margin-top:18px}table{border-collapse:collapse}td,th{padding:3px 10px;text-align:left;border-bottom:1px solid #ddd}" +
+        ".label{font-size:28px;font-weight:700;margin:8px 0}.label-covid{color:#b00020}.label-cap{color:#a15c00}.label-normal{color:#1b6e1b}" +
+        ".code{font-size:14px;color:#555;font-weight:400}.bar{height:12px;background:#3367d6}" +
+        ".montage{max-width:100%;border:1px solid #ccc}.grid{display:flex;flex-wrap:wrap;gap:12px}" +
+        "figure{margin:0}figure img{width:240px;height:auto;border:1px solid #ccc;display:block}figcaption{font-size:13px;color:#333}" +
+        ".missing{color:#a15c00}footer{margin-top:24px;font-size:13px;color:#b00020;font-weight:700}";
+
+    private static string Row(string name, string value) => $"<tr><th>{E(name)}</th><td>{E(value)}</td></tr>";
+
+    private static string E(string value) => WebUtility.HtmlEncode(value);
+
+    private static async Task<string?> ImageAsync(IBlobStore results, string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await results.ExistsAsync(path, cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            using var buffer = new MemoryStream();
+            await using (var stream = await results.OpenReadAsync(path, cancellationToken).ConfigureAwait(false))
+            {
+                await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+
+            var mime = path.EndsWith(".jpg", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".jpeg", StringComparison.OrdinalIgnoreCase) ? "image/jpeg" : "image/png";
+            return $"data:{mime};base64,{Convert.ToBase64String(buffer.GetBuffer(), 0, (int)buffer.Length)}";
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+}
