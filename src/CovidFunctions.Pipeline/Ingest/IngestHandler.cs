@@ -1,0 +1,715 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CovidFunctions.Dicom;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging;
+using CovidFunctions.Imaging.Archives;
+using CovidFunctions.Imaging.Nifti;
+using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Ingest;
+
+/// <summary>
+/// Flow step 1: turns one upload unit into de-identified tiles in <c>slices</c> and a started study orchestration,
+/// or into a quarantined upload with a reason. Idempotent per unit: the study id and orchestration id are derived
+/// from the upload path, a study whose tiles are already written is never re-tiled, and the orchestration is started
+/// with <see cref="IStudyOrchestrationClient.StartIfAbsentAsync"/>. The raw upload is deleted only after its outputs
+/// (tiles and Studies row, or the quarantine copy and reason) are written.
+/// </summary>
+/// <remarks>
+/// Only content problems become rejects; storage and transport failures propagate, so the trigger retries the unit.
+/// </remarks>
+public sealed partial class IngestHandler
+{
+    /// <summary>The usage stage this handler records.</summary>
+    public const string UsageStage = "ingest";
+
+    /// <summary>Slices decoded at once while tiling.</summary>
+    public const int TilingParallelism = 2;
+
+    private const string SlicesFolder = "tiles";
+
+    private readonly IBlobContainers _containers;
+    private readonly IStudyStore _studies;
+    private readonly IUsageStore _usage;
+    private readonly IStudyOrchestrationClient _orchestrations;
+    private readonly DeidentificationEngine _deidentification;
+    private readonly PipelineOptions _options;
+    private readonly ILogger<IngestHandler> _logger;
+    private readonly TimeProvider _time;
+    private readonly IStudyNotifier? _notifier;
+
+    public IngestHandler(
+        IBlobContainers containers,
+        IStudyStore studies,
+        IUsageStore usage,
+        IStudyOrchestrationClient orchestrations,
+        DeidentificationEngine deidentification,
+        IOptions<PipelineOptions> options,
+        ILogger<IngestHandler> logger,
+        TimeProvider time,
+        IStudyNotifier? notifier = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _containers = containers ?? throw new ArgumentNullException(nameof(containers));
+        _studies = studies ?? throw new ArgumentNullException(nameof(studies));
+        _usage = usage ?? throw new ArgumentNullException(nameof(usage));
+        _orchestrations = orchestrations ?? throw new ArgumentNullException(nameof(orchestrations));
+        _deidentification = deidentification ?? throw new ArgumentNullException(nameof(deidentification));
+        _options = options.Value;
+        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+        _time = time ?? throw new ArgumentNullException(nameof(time));
+        _notifier = notifier;
+    }
+
+    /// <summary>The tiles prefix of a study in the slices container.</summary>
+    public static string TilesPrefixOf(string tenant, string studyId) => $"{tenant}/{studyId}/{SlicesFolder}";
+
+    /// <summary>The quarantine folder of a study (uploads with an invalid tenant go under <see cref="UploadUnitPlanner.InvalidTenantQuarantine"/>).</summary>
+    public static string QuarantinePrefixOf(UploadUnit unit)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        return $"{(unit.Rejection is null ? unit.Tenant : UploadUnitPlanner.InvalidTenantQuarantine)}/{unit.StudyId}";
+    }
+
+    /// <summary>Ingests one unit (see the class remarks for what is idempotent).</summary>
+    public async Task<IngestOutcome> IngestAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        if (unit.Rejection is not null)
+        {
+            var detail = $"upload {unit.UploadPath}: tenant '{unit.Tenant}' is not valid (use 1-40 of a-z, 0-9 and '-', as the first folder of the blob path)";
+            return await RejectAsync(unit, unit.Rejection, detail, cancellationToken).ConfigureAwait(false);
+        }
+
+        var existing = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
+        if (existing?.IngestedAt is not null)
+        {
+            return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
+        }
+
+        var started = _time.GetUtcNow();
+        var stopwatch = Stopwatch.StartNew();
+        var cpuAtStart = Environment.CpuUsage.TotalTime;
+        Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.UploadPath, unit.Blobs.Count);
+        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
+            ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath }
+            : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath },
+            cancellationToken).ConfigureAwait(false);
+
+        var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
+        try
+        {
+            var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), cancellationToken).ConfigureAwait(false);
+            if (downloaded is null)
+            {
+                return await UploadMissingAsync(unit, cancellationToken).ConfigureAwait(false);
+            }
+
+            var downloadSeconds = stopwatch.Elapsed.TotalSeconds;
+            PreparedSeries prepared;
+            try
+            {
+                prepared = await PrepareAsync(unit, downloaded, work.FullName, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IngestRejectedException ex)
+            {
+                return await RejectAsync(unit, ex.Code, ex.Detail, cancellationToken).ConfigureAwait(false);
+            }
+
+            var deidSeconds = stopwatch.Elapsed.TotalSeconds - downloadSeconds;
+            var tilesPrefix = TilesPrefixOf(unit.Tenant, unit.StudyId);
+            var slicesStore = new CountingBlobStore(_containers.Get(PipelineNames.SlicesContainer));
+            TileManifest manifest;
+            using (prepared.Series)
+            {
+                try
+                {
+                    // UIDs are already pseudonymised by de-identification (NIfTI has none), so they are kept as they are.
+                    manifest = await SeriesTiles.WriteAsync(prepared.Series, slicesStore, tilesPrefix, uid => uid, TilingParallelism, cancellationToken).ConfigureAwait(false);
+                }
+                catch (ImagingException ex)
+                {
+                    await DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
+                    return await RejectAsync(unit, ex.Reason ?? "unreadable", prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            var totalSeconds = stopwatch.Elapsed.TotalSeconds;
+            var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
+            var cpuSeconds = (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
+
+            // Usage before the row says "ingested": a re-delivery that finds the row ingested never needs to record it.
+            await _usage.TryRecordAsync(
+                new UsageRecord(unit.Tenant, unit.StudyId, UsageStage, started, manifest.SliceCount, cpuSeconds, 0, slicesStore.BytesWritten),
+                cancellationToken).ConfigureAwait(false);
+
+            var input = new StudyOrchestrationInput(unit.Tenant, unit.StudyId, tilesPrefix, manifest.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
+            var ingestedAt = _time.GetUtcNow();
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = started }) with
+            {
+                Status = row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : StudyStatus.Processing,
+                UploadPath = unit.UploadPath,
+                TilesPrefix = tilesPrefix,
+                SliceCount = manifest.SliceCount,
+                StudyPseudonym = prepared.StudyPseudonym,
+                SeriesJson = prepared.SeriesJson,
+                IngestedAt = ingestedAt,
+                OrchestrationId = input.InstanceId,
+                TimingsJson = MergeTimings(row?.TimingsJson, totalSeconds, downloadSeconds, deidSeconds, tileSeconds, cpuSeconds),
+            }, cancellationToken).ConfigureAwait(false);
+
+            var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
+            if (_options.UploadRetention <= TimeSpan.Zero)
+            {
+                await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+            }
+
+            Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
+            return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
+        }
+        finally
+        {
+            TryDeleteDirectory(work.FullName);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the raw uploads of studies ingested at least <see cref="PipelineOptions.UploadRetention"/> before
+    /// <paramref name="now"/> (never one whose study is not ingested yet, nor a rejected one: its upload is already in
+    /// quarantine). Returns how many uploads had blobs deleted.
+    /// </summary>
+    public async Task<int> SweepExpiredUploadsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var cutoff = now - _options.UploadRetention;
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        var swept = 0;
+
+        // A study is created before it is ingested, so CreatedAt <= cutoff bounds the query; IngestedAt decides.
+        await foreach (var study in _studies.QueryAsync(null, null, null, cutoff, cancellationToken).ConfigureAwait(false))
+        {
+            if (study.IngestedAt is not { } ingestedAt || ingestedAt > cutoff || study.UploadPath is not { Length: > 0 } uploadPath || study.Status == StudyStatus.Rejected)
+            {
+                continue;
+            }
+
+            var deleted = uploadPath.EndsWith('/')
+                ? await DeletePrefixAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false)
+                : await DeleteIfExistsAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+            if (deleted > 0)
+            {
+                swept++;
+                Log.UploadSwept(_logger, study.Tenant, study.StudyId, deleted);
+            }
+        }
+
+        return swept;
+    }
+
+    private async Task<IngestOutcome> ResumeIngestedAsync(UploadUnit unit, StudyRecord study, CancellationToken cancellationToken)
+    {
+        // Tiles and row are written: only the orchestration start and the upload cleanup can be outstanding. A study in
+        // a terminal state is not started again (its instance may have been purged, and it is done).
+        var started = false;
+        if (!StudyStatus.IsTerminal(study.Status) && study.TilesPrefix is { } tilesPrefix)
+        {
+            var input = new StudyOrchestrationInput(study.Tenant, study.StudyId, tilesPrefix, study.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
+            started = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_options.UploadRetention <= TimeSpan.Zero)
+        {
+            await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
+
+        Log.AlreadyIngested(_logger, unit.Tenant, unit.StudyId, started);
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.AlreadyIngested, study.SliceCount, started);
+    }
+
+    /// <summary>
+    /// A blob of the unit disappeared before it was read: another delivery of the same unit may have finished it
+    /// (ingested, or quarantined it); otherwise the study fails with the reason.
+    /// </summary>
+    private async Task<IngestOutcome> UploadMissingAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        var study = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
+        if (study?.IngestedAt is not null)
+        {
+            return await ResumeIngestedAsync(unit, study, cancellationToken).ConfigureAwait(false);
+        }
+
+        var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
+        var reasonPath = QuarantinePrefixOf(unit) + "/reason.json";
+        if (await quarantine.ExistsAsync(reasonPath, cancellationToken).ConfigureAwait(false))
+        {
+            QuarantineReason reason;
+            await using (var stream = await quarantine.OpenReadAsync(reasonPath, cancellationToken).ConfigureAwait(false))
+            {
+                reason = await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false)
+                    ?? throw new JsonException("empty reason.json");
+            }
+
+            return await RejectAsync(unit, reason.Reason, reason.Detail, cancellationToken).ConfigureAwait(false);
+        }
+
+        var detail = $"upload {unit.UploadPath}: a blob was deleted before ingest could read it";
+        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+        {
+            Status = StudyStatus.Failed,
+            Reason = "upload-missing: " + detail,
+            UploadPath = unit.UploadPath,
+        }, cancellationToken).ConfigureAwait(false);
+        if (_notifier is not null)
+        {
+            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+        }
+
+        Log.UploadMissing(_logger, unit.Tenant, unit.StudyId, unit.UploadPath);
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, "upload-missing", detail);
+    }
+
+    /// <summary>
+    /// Quarantine: copy the originals and write reason.json, THEN delete the upload, set the study rejected and notify.
+    /// Safe to repeat (copies of blobs already moved are skipped; the reason is rewritten).
+    /// </summary>
+    private async Task<IngestOutcome> RejectAsync(UploadUnit unit, string code, string detail, CancellationToken cancellationToken)
+    {
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
+        var prefix = QuarantinePrefixOf(unit);
+        foreach (var blob in unit.Blobs)
+        {
+            Stream source;
+            try
+            {
+                source = await uploads.OpenReadAsync(blob.Path, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // moved by an earlier delivery of this unit
+            }
+
+            await using (source.ConfigureAwait(false))
+            {
+                await quarantine.WriteAsync($"{prefix}/original/{SafeRelativePath(unit.RelativeName(blob.Path))}", source, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        var reason = new QuarantineReason(unit.Tenant, unit.StudyId, unit.UploadPath, code, detail, _time.GetUtcNow());
+        using (var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options)))
+        {
+            await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
+        }
+
+        await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+        Log.Rejected(_logger, unit.Tenant, unit.StudyId, code, detail);
+
+        // An invalid tenant has no Studies partition and no subscribers: the quarantine is its record.
+        if (unit.Rejection is null)
+        {
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = reason.At }) with
+            {
+                Status = StudyStatus.Rejected,
+                Reason = $"{code}: {detail}",
+                UploadPath = unit.UploadPath,
+            }, cancellationToken).ConfigureAwait(false);
+            if (_notifier is not null)
+            {
+                await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Rejected, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Rejected, 0, false, code, detail);
+    }
+
+    /// <summary>Downloads the unit's blobs under <paramref name="folder"/>; null when one of them no longer exists.</summary>
+    private async Task<List<LocalFile>?> DownloadAsync(UploadUnit unit, string folder, CancellationToken cancellationToken)
+    {
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        var root = Path.GetFullPath(folder);
+        Directory.CreateDirectory(root);
+        var files = new List<LocalFile>(unit.Blobs.Count);
+        foreach (var blob in unit.Blobs)
+        {
+            var name = SafeRelativePath(unit.RelativeName(blob.Path));
+            var local = Path.GetFullPath(Path.Combine(root, name.Replace('/', Path.DirectorySeparatorChar)));
+            Directory.CreateDirectory(Path.GetDirectoryName(local)!);
+            try
+            {
+                var source = await uploads.OpenReadAsync(blob.Path, cancellationToken).ConfigureAwait(false);
+                await using (source.ConfigureAwait(false))
+                {
+                    var target = new FileStream(local, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                    await using (target.ConfigureAwait(false))
+                    {
+                        await source.CopyToAsync(target, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (FileNotFoundException)
+            {
+                return null;
+            }
+
+            files.Add(new LocalFile(local, name));
+        }
+
+        return files;
+    }
+
+    /// <summary>Expands zips, de-identifies DICOM instances into a folder and assembles the series (or reads a NIfTI volume).</summary>
+    private async Task<PreparedSeries> PrepareAsync(UploadUnit unit, List<LocalFile> downloaded, string work, CancellationToken cancellationToken)
+    {
+        var inputs = ExpandZips(downloaded, Path.Combine(work, "expanded"));
+        if (inputs.Count == 0)
+        {
+            throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: no files in it");
+        }
+
+        var volumes = inputs.Where(f => NiftiFile.HasNiftiExtension(f.Name)).ToList();
+        var candidates = inputs.Where(f => !NiftiFile.HasNiftiExtension(f.Name)).ToList();
+        var deidFolder = Path.Combine(work, "deid");
+        Directory.CreateDirectory(deidFolder);
+        var results = new InstanceResult[candidates.Count];
+        await Parallel.ForAsync(0, candidates.Count, new ParallelOptions { MaxDegreeOfParallelism = TilingParallelism, CancellationToken = cancellationToken }, (i, _) =>
+        {
+            results[i] = DeidentifyInstance(candidates[i], Path.Combine(deidFolder, $"{i:D5}.dcm"));
+            return ValueTask.CompletedTask;
+        }).ConfigureAwait(false);
+
+        var accepted = results.Count(r => r.Accepted);
+        var skipped = results.Where(r => !r.Accepted).Select(r => r.Note).ToList();
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            names[$"{i:D5}.dcm"] = candidates[i].Name;
+        }
+
+        if (accepted > 0)
+        {
+            skipped.AddRange(volumes.Select(v => $"{v.Name}: NIfTI volume next to DICOM instances (the DICOM series is used)"));
+            return Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted);
+        }
+
+        if (volumes.Count == 1)
+        {
+            // Copied under a neutral name: the volume's file name would otherwise appear in the manifest's notes.
+            var volume = Path.Combine(work, volumes[0].Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? "volume.nii.gz" : "volume.nii");
+            File.Copy(volumes[0].Path, volume);
+            names[Path.GetFileName(volume)] = volumes[0].Name;
+            return Assemble(unit, volume, "nifti", skipped, names, work, 0);
+        }
+
+        if (volumes.Count > 1)
+        {
+            throw new IngestRejectedException("multiple-volumes", $"upload {unit.UploadPath}: {volumes.Count} NIfTI volumes ({string.Join(", ", volumes.Take(5).Select(v => v.Name))}); upload one volume per study");
+        }
+
+        var refused = results.Where(r => r.Refusal is not null).ToList();
+        if (refused.Count > 0 && refused.Count == results.Count(r => r.Readable))
+        {
+            var code = refused.All(r => r.Refusal == DeidRejectReason.UnsupportedSopClass) ? "not-ct" : "deid-refused";
+            throw new IngestRejectedException(code, $"upload {unit.UploadPath}: every DICOM instance was refused by the de-identification policy: {Summarise(skipped)}");
+        }
+
+        if (results.Length == 1)
+        {
+            throw new IngestRejectedException("unreadable", skipped[0]);
+        }
+
+        throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: {results.Length} files, none is a DICOM image: {Summarise(skipped)}");
+    }
+
+    private PreparedSeries Assemble(UploadUnit unit, string path, string source, List<string> skipped, Dictionary<string, string> names, string work, int deidentified)
+    {
+        string Clean(string message)
+        {
+            // Messages name the temporary files; say the upload's own names instead.
+            var cleaned = message.Replace(Path.Combine(work, "deid"), unit.UploadPath.TrimEnd('/'), StringComparison.Ordinal)
+                .Replace(work, unit.UploadPath.TrimEnd('/'), StringComparison.Ordinal);
+            foreach (var (temp, original) in names)
+            {
+                cleaned = cleaned.Replace(temp, original, StringComparison.Ordinal);
+            }
+
+            return cleaned;
+        }
+
+        AssembledSeries series;
+        try
+        {
+            series = SeriesAssembler.Assemble(path);
+        }
+        catch (SeriesAssemblyException ex)
+        {
+            throw new IngestRejectedException(ex.Reason ?? "cannot-assemble", Clean(ex.Message));
+        }
+        catch (ImagingException ex)
+        {
+            throw new IngestRejectedException(ex.Reason ?? "unreadable", Clean(ex.Message));
+        }
+
+        var report = series.Report;
+        skipped.AddRange(report.SkippedSources.Select(Clean));
+        var document = new SeriesDocument(
+            source,
+            report.Selected,
+            report.SelectionReason,
+            [.. report.Issues],
+            report.GantryTiltDegrees,
+            [.. report.Others],
+            deidentified,
+            skipped);
+        var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
+        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean);
+    }
+
+    private InstanceResult DeidentifyInstance(LocalFile input, string output)
+    {
+        DicomFile file;
+        try
+        {
+            file = DicomFile.Open(input.Path);
+        }
+        catch (DicomException ex)
+        {
+            return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", readable: false);
+        }
+
+        DeidOutcome outcome;
+        try
+        {
+            outcome = _deidentification.DeidentifyFile(file);
+        }
+        catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
+        {
+            return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", readable: true);
+        }
+
+        if (!outcome.Accepted)
+        {
+            return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}");
+        }
+
+        try
+        {
+            file.Save(output);
+        }
+        catch (DicomException ex)
+        {
+            return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", readable: true);
+        }
+
+        return new InstanceResult(true, true, null, input.Name);
+    }
+
+    private static List<LocalFile> ExpandZips(List<LocalFile> files, string folder)
+    {
+        var expanded = new List<LocalFile>(files.Count);
+        for (var i = 0; i < files.Count; i++)
+        {
+            var file = files[i];
+            if (!SafeZipArchive.IsZip(file.Path))
+            {
+                expanded.Add(file);
+                continue;
+            }
+
+            var target = Path.Combine(folder, i.ToString("D5", System.Globalization.CultureInfo.InvariantCulture));
+            try
+            {
+                using var stream = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
+                using var archive = SafeZipArchive.Open(stream, file.Name);
+                archive.ExtractTo(target);
+                expanded.AddRange(archive.Entries.Select(e => new LocalFile(
+                    Path.Combine(target, e.Name.Replace('/', Path.DirectorySeparatorChar)),
+                    $"{file.Name}/{e.Name}")));
+            }
+            catch (ArchiveException ex)
+            {
+                throw new IngestRejectedException("zip-refused", $"{file.Name}: {ex.Message}");
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new IngestRejectedException("zip-refused", $"{file.Name}: corrupt zip ({ex.Message})");
+            }
+        }
+
+        return expanded;
+    }
+
+    private async Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        foreach (var blob in unit.Blobs)
+        {
+            await DeleteIfExistsAsync(uploads, blob.Path, cancellationToken).ConfigureAwait(false);
+        }
+
+        // The marker goes last: while it exists the watcher still sees the folder as one closed unit.
+        if (unit.MarkerPath is not null)
+        {
+            await DeleteIfExistsAsync(uploads, unit.MarkerPath, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<bool> DeleteIfExistsAsync(IBlobStore store, string path, CancellationToken cancellationToken)
+    {
+        if (!await store.ExistsAsync(path, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        try
+        {
+            await store.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<int> DeletePrefixAsync(IBlobStore store, string prefix, CancellationToken cancellationToken)
+    {
+        var paths = new List<string>();
+        await foreach (var path in store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            paths.Add(path);
+        }
+
+        var deleted = 0;
+        foreach (var path in paths)
+        {
+            deleted += await DeleteIfExistsAsync(store, path, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+        }
+
+        return deleted;
+    }
+
+    private static string MergeTimings(string? existing, double total, double download, double deidentify, double tile, double cpu)
+    {
+        JsonObject timings;
+        try
+        {
+            timings = existing is { Length: > 0 } && JsonNode.Parse(existing) is JsonObject parsed ? parsed : [];
+        }
+        catch (JsonException)
+        {
+            timings = [];
+        }
+
+        timings["ingest"] = Math.Round(total, 3);
+        timings["ingestDownload"] = Math.Round(download, 3);
+        timings["ingestDeidentify"] = Math.Round(deidentify, 3);
+        timings["ingestTile"] = Math.Round(tile, 3);
+        timings["ingestCpu"] = Math.Round(cpu, 3);
+        return timings.ToJsonString();
+    }
+
+    private static string Summarise(List<string> notes) =>
+        string.Join("; ", notes.Take(5)) + (notes.Count > 5 ? $"; and {notes.Count - 5} more" : string.Empty);
+
+    /// <summary>A blob name made safe as a relative path: no empty, '.' or '..' segments, no backslashes.</summary>
+    internal static string SafeRelativePath(string name) =>
+        string.Join('/', name.Replace('\\', '_').Split('/').Select(s => s is "" or "." or ".." ? "_" : s));
+
+    private static void TryDeleteDirectory(string path)
+    {
+        try
+        {
+            Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still open (a failing decoder): the OS temp cleaner takes it.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private sealed record LocalFile(string Path, string Name);
+
+    private sealed record InstanceResult(bool Accepted, bool Readable, DeidRejectReason? Refusal, string Note)
+    {
+        public static InstanceResult Skipped(string note, bool readable) => new(false, readable, null, note);
+    }
+
+    private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean);
+
+    /// <summary>The Studies row's SeriesJson: what was screened and what was not.</summary>
+    private sealed record SeriesDocument(
+        string Source,
+        SeriesSummary Selected,
+        string SelectionReason,
+        IReadOnlyList<GeometryIssue> Geometry,
+        double GantryTiltDegrees,
+        IReadOnlyList<SeriesSummary> OtherSeries,
+        int DeidentifiedInstances,
+        IReadOnlyList<string> SkippedInstances);
+
+    private sealed class IngestRejectedException(string code, string detail) : Exception(detail)
+    {
+        public string Code { get; } = code;
+
+        public string Detail { get; } = detail;
+    }
+
+    /// <summary>Counts the bytes written through it (the usage record's bytes stored).</summary>
+    private sealed class CountingBlobStore(IBlobStore inner) : IBlobStore
+    {
+        private long _bytesWritten;
+
+        public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+        public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => inner.OpenReadAsync(path, cancellationToken);
+
+        public async Task WriteAsync(string path, Stream content, CancellationToken cancellationToken)
+        {
+            ArgumentNullException.ThrowIfNull(content);
+            var length = content.CanSeek ? content.Length - content.Position : -1;
+            await inner.WriteAsync(path, content, cancellationToken).ConfigureAwait(false);
+            if (length >= 0)
+            {
+                Interlocked.Add(ref _bytesWritten, length);
+            }
+        }
+
+        public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => inner.ExistsAsync(path, cancellationToken);
+
+        public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
+
+        public Task DeleteAsync(string path, CancellationToken cancellationToken) => inner.DeleteAsync(path, cancellationToken);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Ingest {Tenant}/{StudyId}: upload {UploadPath}, {BlobCount} blob(s)")]
+        public static partial void IngestStarted(ILogger logger, string tenant, string studyId, string uploadPath, int blobCount);
+
+        [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Ingested {Tenant}/{StudyId}: {SliceCount} slices in {Seconds:0.00} s, orchestration started: {Started}")]
+        public static partial void Ingested(ILogger logger, string tenant, string studyId, int sliceCount, double seconds, bool started);
+
+        [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} was already ingested; orchestration started now: {Started}")]
+        public static partial void AlreadyIngested(ILogger logger, string tenant, string studyId, bool started);
+
+        [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Rejected {Tenant}/{StudyId} to quarantine: {Reason}: {Detail}")]
+        public static partial void Rejected(ILogger logger, string tenant, string studyId, string reason, string detail);
+
+        [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} failed: upload {UploadPath} disappeared before it was read")]
+        public static partial void UploadMissing(ILogger logger, string tenant, string studyId, string uploadPath);
+
+        [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Retention over for {Tenant}/{StudyId}: deleted {BlobCount} upload blob(s)")]
+        public static partial void UploadSwept(ILogger logger, string tenant, string studyId, int blobCount);
+    }
+}

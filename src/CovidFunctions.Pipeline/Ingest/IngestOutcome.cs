@@ -1,0 +1,35 @@
+namespace CovidFunctions.Pipeline.Ingest;
+
+/// <summary>What ingest did with an upload unit.</summary>
+public enum IngestStatus
+{
+    /// <summary>De-identified, tiled and the orchestration started.</summary>
+    Ingested,
+
+    /// <summary>The study had been ingested before (a re-delivery): the orchestration start was re-checked, nothing re-tiled.</summary>
+    AlreadyIngested,
+
+    /// <summary>Moved to quarantine with a reason; the study is rejected.</summary>
+    Rejected,
+
+    /// <summary>The upload vanished before it could be read (and was not quarantined): the study is failed.</summary>
+    Failed,
+}
+
+/// <summary>
+/// The result of <see cref="IngestHandler.IngestAsync"/>. <see cref="Reason"/> is a short code for rejects
+/// (<c>invalid-tenant</c>, <c>zip-refused</c>, <c>unreadable</c>, <c>no-images</c>, <c>not-ct</c>, <c>deid-refused</c>,
+/// the assembler's codes such as <c>no-eligible-series</c> or <c>missing-geometry</c>, ...), <see cref="Detail"/> the
+/// message naming the file.
+/// </summary>
+public sealed record IngestOutcome(
+    string Tenant,
+    string StudyId,
+    IngestStatus Status,
+    int SliceCount,
+    bool OrchestrationStarted,
+    string? Reason = null,
+    string? Detail = null);
+
+/// <summary>The <c>reason.json</c> written next to a quarantined upload.</summary>
+public sealed record QuarantineReason(string Tenant, string StudyId, string UploadPath, string Reason, string Detail, DateTimeOffset At);

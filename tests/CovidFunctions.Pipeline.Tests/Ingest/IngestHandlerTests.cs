@@ -1,0 +1,336 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using CovidFunctions.Dicom;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Pipeline.Tests.Ingest;
+
+public sealed class IngestHandlerTests
+{
+    private const string Tenant = "lab";
+
+    // A real two-series chest CT study (TCIA Lung-PET-CT-Dx): a sharp B70f and a soft B40f reconstruction.
+    private static string SharpSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f");
+
+    private static string SoftSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f");
+
+    private static List<string> FirstSlices(string folder, int count) =>
+        [.. Directory.EnumerateFiles(folder, "*.dcm").Order(StringComparer.Ordinal).Take(count)];
+
+    [Fact]
+    public async Task Zip_RealChestCtStudy_WritesTilesAndManifest_StartsOneOrchestration_DeletesUpload()
+    {
+        using var host = new IngestTestHost();
+        var sharp = FirstSlices(SharpSeries, 6);
+        var soft = FirstSlices(SoftSeries, 6);
+        await host.UploadAsync($"{Tenant}/chest.zip", Zip([.. sharp.Select(f => ($"b70f/{Path.GetFileName(f)}", File.ReadAllBytes(f))), .. soft.Select(f => ($"b40f/{Path.GetFileName(f)}", File.ReadAllBytes(f)))]));
+
+        var unit = Assert.Single(await host.PlanAsync());
+        var outcome = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal(IngestStatus.Ingested, outcome.Status);
+        Assert.Equal(6, outcome.SliceCount);
+        Assert.True(outcome.OrchestrationStarted);
+        var studyId = StudyIds.ForUpload(Tenant, $"{Tenant}/chest.zip");
+        Assert.Equal(studyId, outcome.StudyId);
+
+        var prefix = $"{Tenant}/{studyId}/tiles";
+        var reader = await TileSeriesReader.OpenAsync(host.Slices, prefix, default);
+        Assert.Equal(6, reader.Manifest.SliceCount);
+        Assert.Equal(512, reader.Manifest.Rows);
+        Assert.Equal(512, reader.Manifest.Columns);
+
+        var started = Assert.Single(host.Orchestrations.Started);
+        Assert.Equal(new StudyOrchestrationInputView(Tenant, studyId, prefix, 6, host.Options.ChunkSize), StudyOrchestrationInputView.Of(started));
+
+        var study = await host.Studies.GetAsync(Tenant, studyId, default);
+        Assert.NotNull(study);
+        Assert.Equal(StudyStatus.Processing, study.Status);
+        Assert.Equal(prefix, study.TilesPrefix);
+        Assert.Equal(6, study.SliceCount);
+        Assert.Equal($"{Tenant}/chest.zip", study.UploadPath);
+        Assert.Equal(started.InstanceId, study.OrchestrationId);
+        Assert.NotNull(study.IngestedAt);
+        Assert.StartsWith("2.25.", study.StudyPseudonym, StringComparison.Ordinal);
+        using (var series = JsonDocument.Parse(study.SeriesJson!))
+        {
+            // The sharp (lung kernel) series is screened; the soft one is listed as seen.
+            Assert.Equal("dicom", series.RootElement.GetProperty("source").GetString());
+            Assert.Equal(12, series.RootElement.GetProperty("deidentifiedInstances").GetInt32());
+            Assert.Equal(1, series.RootElement.GetProperty("otherSeries").GetArrayLength());
+            Assert.Contains("B70", series.RootElement.GetProperty("selected").GetProperty("convolutionKernel").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+
+        using (var timings = JsonDocument.Parse(study.TimingsJson!))
+        {
+            Assert.True(timings.RootElement.GetProperty("ingest").GetDouble() > 0);
+        }
+
+        var usage = Assert.Single(host.Usage.Snapshot());
+        Assert.Equal((Tenant, studyId, IngestHandler.UsageStage, 6), (usage.Tenant, usage.StudyId, usage.Stage, usage.Slices));
+        Assert.True(usage.BytesStored > 6L * 512 * 512 * 2, $"bytes stored {usage.BytesStored}");
+        Assert.True(usage.CpuSeconds > 0);
+
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        await AssertNoPhiAsync(host, [.. sharp, .. soft]);
+    }
+
+    [Fact]
+    public async Task Folder_LooseFilesWithMarker_Ingests_AndReDeliveryNeitherRetilesNorStartsAgain()
+    {
+        using var host = new IngestTestHost();
+        var files = FirstSlices(SharpSeries, 5);
+        foreach (var file in files)
+        {
+            await host.UploadFileAsync($"{Tenant}/study-7/{Path.GetFileName(file)}", file);
+        }
+
+        await host.UploadAsync($"{Tenant}/study-7/notes.txt", Encoding.UTF8.GetBytes("scanner notes, not an image"));
+        await host.UploadAsync($"{Tenant}/study-7/{PipelineNames.CompleteMarker}", []);
+
+        var unit = Assert.Single(await host.PlanAsync());
+        Assert.Equal($"{Tenant}/study-7/", unit.UploadPath);
+        var first = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal(IngestStatus.Ingested, first.Status);
+        Assert.Equal(5, first.SliceCount);
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty)); // marker included
+        var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
+        Assert.Contains("notes.txt", study.SeriesJson, StringComparison.Ordinal);
+
+        var manifestFile = host.Containers.LinkTo(PipelineNames.SlicesContainer, $"{study.TilesPrefix}/manifest.json");
+        var writtenAt = File.GetLastWriteTimeUtc(manifestFile);
+        var tiles = await IngestTestHost.ListAsync(host.Slices, string.Empty);
+
+        // The same unit delivered again (a duplicate event, or a crash before cleanup).
+        var second = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal(IngestStatus.AlreadyIngested, second.Status);
+        Assert.False(second.OrchestrationStarted);
+        Assert.Single(host.Orchestrations.Started);
+        Assert.Equal(2, host.Orchestrations.StartCalls.Count);
+        Assert.Equal(writtenAt, File.GetLastWriteTimeUtc(manifestFile));
+        Assert.Equal(tiles, await IngestTestHost.ListAsync(host.Slices, string.Empty));
+        Assert.Single(host.Usage.Snapshot());
+        await AssertNoPhiAsync(host, files);
+    }
+
+    [Fact]
+    public async Task Nifti_Volume_IsTiledWithoutItsFileName()
+    {
+        using var host = new IngestTestHost();
+        await host.UploadFileAsync($"{Tenant}/patient-volume.nii.gz", TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"));
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Ingested, outcome.Status);
+        Assert.Equal(34, outcome.SliceCount);
+        var study = (await host.Studies.GetAsync(Tenant, outcome.StudyId, default))!;
+        Assert.Null(study.StudyPseudonym);
+        var manifest = Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Slices, $"{study.TilesPrefix}/manifest.json"));
+        Assert.DoesNotContain("patient-volume", manifest, StringComparison.Ordinal);
+        Assert.Single(host.Orchestrations.Started);
+    }
+
+    [Fact]
+    public async Task Reject_TextFileNamedDcm_QuarantinedWithReason_UploadDeleted_StudyRejected()
+    {
+        using var host = new IngestTestHost();
+        var content = Encoding.UTF8.GetBytes("this is a text file, not DICOM\n");
+        await host.UploadAsync($"{Tenant}/x.dcm", content);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        Assert.Equal("unreadable", outcome.Reason);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/x.dcm", "unreadable", "x.dcm", ("x.dcm", content));
+        Assert.Contains("not readable as DICOM", reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "unreadable");
+    }
+
+    [Fact]
+    public async Task Reject_ZipWithTraversalEntry_QuarantinedWithReason()
+    {
+        using var host = new IngestTestHost();
+        var zip = Zip([("ok.txt", Encoding.UTF8.GetBytes("fine")), ("../evil", Encoding.UTF8.GetBytes("escape"))]);
+        await host.UploadAsync($"{Tenant}/bad.zip", zip);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/bad.zip", "zip-refused", "bad.zip", ("bad.zip", zip));
+        Assert.Contains("../evil", reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "zip-refused");
+        Assert.Empty(await IngestTestHost.ListAsync(host.Slices, string.Empty));
+    }
+
+    [Fact]
+    public async Task Reject_FolderWithNoImages_QuarantinesEveryOriginal_AndDeletesTheMarker()
+    {
+        using var host = new IngestTestHost();
+        var readme = Encoding.UTF8.GetBytes("read me");
+        var data = new byte[] { 1, 2, 3, 4, 5 };
+        await host.UploadAsync($"{Tenant}/notes/readme.txt", readme);
+        await host.UploadAsync($"{Tenant}/notes/sub/data.bin", data);
+        await host.UploadAsync($"{Tenant}/notes/{PipelineNames.CompleteMarker}", []);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/notes/", "no-images", "readme.txt", ("readme.txt", readme), ("sub/data.bin", data));
+        Assert.Contains("sub/data.bin", reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "no-images");
+    }
+
+    [Fact]
+    public async Task Reject_InvalidTenant_QuarantinedUnderTheInvalidTenantFolder_NoStudyRow()
+    {
+        using var host = new IngestTestHost();
+        var content = File.ReadAllBytes(FirstSlices(SharpSeries, 1)[0]);
+        await host.UploadAsync("Bad_Tenant/scan.dcm", content);
+
+        var unit = Assert.Single(await host.PlanAsync());
+        var outcome = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        await AssertQuarantinedAsync(host, UploadUnitPlanner.InvalidTenantQuarantine, unit.StudyId, "Bad_Tenant/scan.dcm", "invalid-tenant", "Bad_Tenant", ("scan.dcm", content));
+        Assert.Empty(host.Studies.Snapshot());
+        Assert.Empty(host.Notifier.Events);
+        Assert.Empty(host.Orchestrations.StartCalls);
+    }
+
+    [Fact]
+    public async Task Reject_RedeliveredAfterTheUploadWasMoved_NotifiesAgainWithoutLosingTheQuarantine()
+    {
+        using var host = new IngestTestHost();
+        var content = Encoding.UTF8.GetBytes("not dicom");
+        await host.UploadAsync($"{Tenant}/y.dcm", content);
+        var unit = Assert.Single(await host.PlanAsync());
+        await host.Handler.IngestAsync(unit, default);
+
+        var again = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal(IngestStatus.Rejected, again.Status);
+        Assert.Equal("unreadable", again.Reason);
+        Assert.Equal(content, await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{unit.StudyId}/original/y.dcm"));
+        Assert.Equal(2, host.Notifier.Events.Count);
+    }
+
+    [Fact]
+    public async Task Retention_KeepsTheUploadUntilItExpires_ThenTheSweepDeletesIt_ButNeverANotIngestedOne()
+    {
+        using var host = new IngestTestHost(new PipelineOptions { UploadRetention = TimeSpan.FromHours(1) });
+        var file = FirstSlices(SharpSeries, 1)[0];
+        await host.UploadFileAsync($"{Tenant}/one.dcm", file);
+        var unit = Assert.Single(await host.PlanAsync());
+        Assert.Equal(IngestStatus.Ingested, (await host.Handler.IngestAsync(unit, default)).Status);
+        Assert.Equal([$"{Tenant}/one.dcm"], await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+
+        // The watcher sees the kept upload again: nothing is redone.
+        Assert.Equal(IngestStatus.AlreadyIngested, (await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default)).Status);
+        Assert.Single(host.Orchestrations.Started);
+
+        // An upload whose study exists but is not ingested yet (ingest still running) must survive any sweep.
+        await host.UploadFileAsync($"{Tenant}/pending/1.dcm", file);
+        var pendingId = StudyIds.ForUpload(Tenant, $"{Tenant}/pending/");
+        await host.Studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = pendingId, Status = StudyStatus.Processing, CreatedAt = host.Time.Now.AddDays(-1), UploadPath = $"{Tenant}/pending/" }, default);
+
+        Assert.Equal(0, await host.Handler.SweepExpiredUploadsAsync(host.Time.Now.AddMinutes(30), default));
+        Assert.Contains($"{Tenant}/one.dcm", await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+
+        Assert.Equal(1, await host.Handler.SweepExpiredUploadsAsync(host.Time.Now.AddMinutes(61), default));
+        Assert.Equal([$"{Tenant}/pending/1.dcm"], await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+    }
+
+    private static async Task<QuarantineReason> AssertQuarantinedAsync(IngestTestHost host, string quarantineTenant, string studyId, string uploadPath, string code, string detailNames, params (string Name, byte[] Content)[] originals)
+    {
+        var prefix = $"{quarantineTenant}/{studyId}";
+        foreach (var (name, content) in originals)
+        {
+            Assert.Equal(content, await IngestTestHost.ReadAsync(host.Quarantine, $"{prefix}/original/{name}"));
+        }
+
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{prefix}/reason.json")));
+        Assert.Equal(code, reason.Reason);
+        Assert.Equal(studyId, reason.StudyId);
+        Assert.Equal(uploadPath, reason.UploadPath);
+        Assert.Equal(host.Time.Now, reason.At);
+        Assert.Contains(detailNames, reason.Detail, StringComparison.Ordinal);
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        return reason;
+    }
+
+    private static async Task AssertStudyRejectedAsync(IngestTestHost host, string studyId, string code)
+    {
+        var study = await host.Studies.GetAsync(Tenant, studyId, default);
+        Assert.NotNull(study);
+        Assert.Equal(StudyStatus.Rejected, study.Status);
+        Assert.StartsWith(code + ": ", study.Reason, StringComparison.Ordinal);
+        Assert.Null(study.IngestedAt);
+        Assert.Equal([(Tenant, studyId, StudyEventTypes.Rejected)], host.Notifier.Events);
+        Assert.Empty(host.Orchestrations.StartCalls);
+    }
+
+    /// <summary>Every byte of the tiles, the manifest and the Studies row is free of the sources' identifying strings.</summary>
+    private static async Task AssertNoPhiAsync(IngestTestHost host, IReadOnlyList<string> sources)
+    {
+        var identifying = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var source in sources)
+        {
+            var dataset = DicomFile.Open(source).Dataset;
+            foreach (var tag in new[] { DicomTags.PatientName, DicomTags.PatientID, DicomTags.StudyInstanceUID, DicomTags.SeriesInstanceUID, DicomTags.SOPInstanceUID, DicomTags.InstitutionName })
+            {
+                if (dataset.GetString(tag)?.Trim('\0', ' ') is { Length: >= 4 } value)
+                {
+                    identifying.Add(value);
+                }
+            }
+        }
+
+        Assert.Contains(DicomFile.Open(sources[0]).Dataset.GetString(DicomTags.PatientName)!.Trim(), identifying);
+        var blobs = await IngestTestHost.ListAsync(host.Slices, string.Empty);
+        Assert.Contains(blobs, b => b.EndsWith("/manifest.json", StringComparison.Ordinal));
+        Assert.True(blobs.Count >= 2, "tiles and manifest");
+        var texts = new List<(string Where, string Text)>();
+        foreach (var blob in blobs)
+        {
+            texts.Add((blob, Encoding.Latin1.GetString(await IngestTestHost.ReadAsync(host.Slices, blob))));
+        }
+
+        texts.AddRange(host.Studies.Snapshot().Select(s => ($"Studies/{s.StudyId}", JsonSerializer.Serialize(s))));
+        foreach (var (where, text) in texts)
+        {
+            foreach (var value in identifying)
+            {
+                Assert.False(text.Contains(value, StringComparison.Ordinal), $"{where} contains the source value '{value}'");
+            }
+        }
+    }
+
+    private static byte[] Zip(IEnumerable<(string Name, byte[] Content)> entries)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, content) in entries)
+            {
+                using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
+                stream.Write(content);
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    private sealed record StudyOrchestrationInputView(string Tenant, string StudyId, string TilesPrefix, int SliceCount, int ChunkSize)
+    {
+        public static StudyOrchestrationInputView Of(CovidFunctions.Pipeline.Orchestration.StudyOrchestrationInput input) =>
+            new(input.Tenant, input.StudyId, input.TilesPrefix, input.SliceCount, input.ChunkSize);
+    }
+}
