@@ -1,0 +1,92 @@
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.DurableTask;
+
+namespace CovidFunctions.Pipeline.Orchestration.Activities;
+
+/// <summary>Sets the Studies row to processing with the orchestration id, tiles prefix and slice count.</summary>
+public sealed class MarkStudyProcessingActivity(IStudyStore studies, TimeProvider? timeProvider = null) : TaskActivity<StudyOrchestrationInput, bool>
+{
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, StudyOrchestrationInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var now = _time.GetUtcNow();
+        await studies.UpdateAsync(input.Tenant, input.StudyId, existing => (existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = now }) with
+        {
+            Status = StudyStatus.Processing,
+            Reason = null,
+            OrchestrationId = input.InstanceId,
+            TilesPrefix = input.TilesPrefix,
+            SliceCount = input.SliceCount,
+        }, CancellationToken.None).ConfigureAwait(false);
+        return true;
+    }
+}
+
+/// <summary>
+/// Sends one chunk request to the scorer's queue. The message id is deterministic per (study, chunk, attempt), so a
+/// retried activity does not produce a second message where the queue detects duplicates (Service Bus), and the
+/// scorer's outputs are idempotent where it does not (Storage queues).
+/// </summary>
+public sealed class DispatchChunkActivity(IMessageSender sender) : TaskActivity<ChunkRequest, bool>
+{
+    public override async Task<bool> RunAsync(TaskActivityContext context, ChunkRequest input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        await sender.SendAsync(PipelineNames.SliceRequestsQueue, new QueueMessage(input.MessageId, PipelineJson.Serialize(input)), CancellationToken.None).ConfigureAwait(false);
+        return true;
+    }
+}
+
+/// <summary>Records the scoring usage of a study once (insert-if-absent on tenant, study and stage).</summary>
+public sealed class RecordUsageActivity(IUsageStore usage) : TaskActivity<RecordUsageInput, bool>
+{
+    public override Task<bool> RunAsync(TaskActivityContext context, RecordUsageInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var record = new UsageRecord(
+            input.Tenant,
+            input.StudyId,
+            StudyOrchestration.UsageStage,
+            new DateTimeOffset(DateTime.SpecifyKind(input.At, DateTimeKind.Utc)),
+            input.Slices,
+            input.CpuSeconds,
+            input.GpuSeconds,
+            BytesStored: 0);
+        return usage.TryRecordAsync(record, CancellationToken.None);
+    }
+}
+
+/// <summary>Tells subscribers that the study reached a terminal state (the notifier delivers at most once per event).</summary>
+public sealed class NotifyStudyActivity(IStudyNotifier notifier) : TaskActivity<NotifyStudyInput, bool>
+{
+    public override async Task<bool> RunAsync(TaskActivityContext context, NotifyStudyInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        await notifier.NotifyAsync(input.Tenant, input.StudyId, input.EventType, CancellationToken.None).ConfigureAwait(false);
+        return true;
+    }
+}
+
+/// <summary>Marks the Studies row failed with the reason (a completed row is left alone: a late failure cannot undo it).</summary>
+public sealed class FailStudyActivity(IStudyStore studies, TimeProvider? timeProvider = null) : TaskActivity<FailStudyInput, bool>
+{
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, FailStudyInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var now = _time.GetUtcNow();
+        var stored = await studies.UpdateAsync(input.Tenant, input.StudyId, existing =>
+        {
+            var record = existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = now };
+            return record.Status == StudyStatus.Completed
+                ? record
+                : record with { Status = StudyStatus.Failed, Reason = input.Reason, CompletedAt = now };
+        }, CancellationToken.None).ConfigureAwait(false);
+        return stored.Status == StudyStatus.Failed;
+    }
+}

@@ -1,0 +1,218 @@
+using System.Globalization;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.DurableTask;
+using Microsoft.Extensions.Logging;
+
+namespace CovidFunctions.Pipeline.Orchestration;
+
+/// <summary>
+/// One study, end to end after ingest: mark it processing, fan the series out to the scorer in chunks (one message
+/// per chunk through <see cref="StudyOrchestration.DispatchChunk"/>), collect the chunk results as external events
+/// with a durable timer, re-dispatch what is missing a bounded number of times, aggregate, record usage and notify.
+/// Only blob references pass through here (claim check), never pixels.
+/// </summary>
+/// <remarks>
+/// Replay-safe: time comes from <see cref="TaskOrchestrationContext.CurrentUtcDateTime"/>, every side effect is an
+/// activity, logging goes through the replay-safe logger, and collections are iterated in a fixed order.
+/// Duplicate events (the relay delivers at least once; a re-dispatched chunk may answer twice) and events of other
+/// studies are ignored, so each chunk counts once.
+/// </remarks>
+public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, StudyOutcome>
+{
+    // Activities touch storage and queues: transient faults are retried here, a few times, before the study fails.
+    private static readonly TaskOptions ActivityRetry = TaskOptions.FromRetryPolicy(new RetryPolicy(
+        maxNumberOfAttempts: 3,
+        firstRetryInterval: TimeSpan.FromSeconds(2),
+        backoffCoefficient: 2));
+
+    public override async Task<StudyOutcome> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(input);
+        var logger = context.CreateReplaySafeLogger<StudyOrchestrator>();
+        var startedAt = context.CurrentUtcDateTime;
+        string reason;
+        try
+        {
+            if (Validate(input) is { } invalid)
+            {
+                reason = invalid;
+            }
+            else
+            {
+                await context.CallActivityAsync<bool>(StudyOrchestration.MarkStudyProcessing, input, ActivityRetry);
+                var collected = await CollectChunksAsync(context, input, logger);
+                if (collected.Failure is null)
+                {
+                    var aggregateInput = new AggregateStudyInput(input.Tenant, input.StudyId, input.TilesPrefix, collected.Results, startedAt, context.CurrentUtcDateTime);
+                    var diagnosis = await context.CallActivityAsync<StudyDiagnosis>(StudyOrchestration.AggregateStudy, aggregateInput, ActivityRetry);
+                    await context.CallActivityAsync<bool>(StudyOrchestration.RecordUsage, UsageOf(input, collected.Results, context.CurrentUtcDateTime), ActivityRetry);
+                    await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed), ActivityRetry);
+                    Log.Completed(logger, input.Tenant, input.StudyId, diagnosis.Label, diagnosis.Slices);
+                    return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Completed, null, diagnosis);
+                }
+
+                reason = collected.Failure;
+            }
+        }
+        catch (TaskFailedException ex)
+        {
+            reason = $"activity {ex.TaskName} failed: {ex.FailureDetails.ErrorMessage}";
+        }
+
+        Log.Failed(logger, input.Tenant, input.StudyId, reason);
+        await context.CallActivityAsync<bool>(StudyOrchestration.FailStudy, new FailStudyInput(input.Tenant, input.StudyId, reason), ActivityRetry);
+        await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Failed), ActivityRetry);
+        return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Failed, reason, null);
+    }
+
+    /// <summary>Chunk <c>i</c> covers slices <c>[i·size, min((i+1)·size, count))</c>.</summary>
+    public static IReadOnlyList<(int FirstSlice, int SliceCount)> PlanChunks(int sliceCount, int chunkSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sliceCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
+        var chunks = new List<(int, int)>((sliceCount + chunkSize - 1) / chunkSize);
+        for (var first = 0; first < sliceCount; first += chunkSize)
+        {
+            chunks.Add((first, Math.Min(chunkSize, sliceCount - first)));
+        }
+
+        return chunks;
+    }
+
+    private static string? Validate(StudyOrchestrationInput input) =>
+        !StudyIds.IsValidTenant(input.Tenant) ? $"tenant '{input.Tenant}' is not valid"
+        : string.IsNullOrEmpty(input.StudyId) ? "the study id is empty"
+        : string.IsNullOrEmpty(input.TilesPrefix) ? "the study has no tiles prefix"
+        : input.SliceCount < 1 ? $"the study has {input.SliceCount} slices"
+        : input.ChunkSize < 1 ? $"chunk size {input.ChunkSize} is not positive"
+        : input.MaxChunkAttempts < 1 ? $"max chunk attempts {input.MaxChunkAttempts} is not positive"
+        : input.ChunkTimeout <= TimeSpan.Zero ? $"chunk timeout {input.ChunkTimeout} is not positive"
+        : null;
+
+    private static async Task<(IReadOnlyList<ChunkResult> Results, string? Failure)> CollectChunksAsync(
+        TaskOrchestrationContext context, StudyOrchestrationInput input, ILogger logger)
+    {
+        var plan = PlanChunks(input.SliceCount, input.ChunkSize);
+        var attempts = new int[plan.Count];
+        var results = new ChunkResult?[plan.Count];
+        var received = 0;
+
+        async Task DispatchAsync(IReadOnlyList<int> chunkIndexes)
+        {
+            var dispatches = new List<Task>(chunkIndexes.Count);
+            foreach (var i in chunkIndexes)
+            {
+                attempts[i]++;
+                var request = new ChunkRequest(input.Tenant, input.StudyId, input.InstanceId, input.TilesPrefix, i, plan[i].FirstSlice, plan[i].SliceCount, attempts[i]);
+                dispatches.Add(context.CallActivityAsync<bool>(StudyOrchestration.DispatchChunk, request, ActivityRetry));
+            }
+
+            await Task.WhenAll(dispatches);
+        }
+
+        await DispatchAsync([.. Enumerable.Range(0, plan.Count)]);
+        var deadline = context.CurrentUtcDateTime + input.ChunkTimeout;
+        while (received < plan.Count)
+        {
+            ChunkResult? result = null;
+            var remaining = deadline - context.CurrentUtcDateTime;
+            if (remaining > TimeSpan.Zero)
+            {
+                try
+                {
+                    result = await context.WaitForExternalEvent<ChunkResult>(PipelineNames.ChunkResultEvent, remaining);
+                }
+                catch (TaskCanceledException)
+                {
+                    // The durable timer fired first: handled below as a timeout.
+                }
+            }
+
+            if (result is null)
+            {
+                var missing = Enumerable.Range(0, plan.Count).Where(i => results[i] is null).ToList();
+                var exhausted = missing.Where(i => attempts[i] >= input.MaxChunkAttempts).ToList();
+                if (exhausted.Count > 0)
+                {
+                    return ([], FormattableString.Invariant(
+                        $"no result for chunk(s) {Describe(exhausted, plan)} after {input.MaxChunkAttempts} attempt(s) of {input.ChunkTimeout.TotalSeconds:0.#} s each"));
+                }
+
+                Log.Redispatching(logger, input.Tenant, input.StudyId, string.Join(",", missing));
+                await DispatchAsync(missing);
+                deadline = context.CurrentUtcDateTime + input.ChunkTimeout;
+                continue;
+            }
+
+            if (result.Tenant != input.Tenant || result.StudyId != input.StudyId || result.ChunkIndex < 0 || result.ChunkIndex >= plan.Count)
+            {
+                Log.IgnoredForeign(logger, input.Tenant, input.StudyId, result.Tenant, result.StudyId, result.ChunkIndex);
+                continue;
+            }
+
+            if (results[result.ChunkIndex] is not null)
+            {
+                Log.IgnoredDuplicate(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt);
+                continue;
+            }
+
+            if (result.Error is not null || string.IsNullOrEmpty(result.ResultPath))
+            {
+                return ([], $"chunk {Describe([result.ChunkIndex], plan)} could not be scored: {result.Error ?? "the scorer gave no result document"}");
+            }
+
+            results[result.ChunkIndex] = result;
+            received++;
+        }
+
+        return ([.. results.Select(r => r!)], null);
+    }
+
+    private static string Describe(IReadOnlyList<int> chunkIndexes, IReadOnlyList<(int FirstSlice, int SliceCount)> plan) =>
+        string.Join(", ", chunkIndexes.Select(i => string.Create(
+            CultureInfo.InvariantCulture, $"{i} (slices {plan[i].FirstSlice}-{plan[i].FirstSlice + plan[i].SliceCount - 1})")));
+
+    private static RecordUsageInput UsageOf(StudyOrchestrationInput input, IReadOnlyList<ChunkResult> results, DateTime at)
+    {
+        double cpu = 0, gpu = 0;
+        var slices = 0;
+        foreach (var r in results)
+        {
+            slices += r.SliceCount;
+            if (IsGpu(r.Device))
+            {
+                gpu += r.ScoringSeconds;
+            }
+            else
+            {
+                cpu += r.ScoringSeconds;
+            }
+        }
+
+        return new RecordUsageInput(input.Tenant, input.StudyId, at, slices, cpu, gpu);
+    }
+
+    private static bool IsGpu(string? device) =>
+        device is not null && (device.Contains("CUDA", StringComparison.OrdinalIgnoreCase) || device.Contains("GPU", StringComparison.OrdinalIgnoreCase));
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} completed: {Label} over {Slices} slices")]
+        public static partial void Completed(ILogger logger, string tenant, string studyId, string label, int slices);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} failed: {Reason}")]
+        public static partial void Failed(ILogger logger, string tenant, string studyId, string reason);
+
+        [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: no result in time for chunk(s) {Chunks}; dispatching them again")]
+        public static partial void Redispatching(ILogger logger, string tenant, string studyId, string chunks);
+
+        [LoggerMessage(EventId = 2004, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: ignored a duplicate result of chunk {Chunk} (attempt {Attempt})")]
+        public static partial void IgnoredDuplicate(ILogger logger, string tenant, string studyId, int chunk, int attempt);
+
+        [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: ignored a result for {OtherTenant}/{OtherStudyId} chunk {Chunk}")]
+        public static partial void IgnoredForeign(ILogger logger, string tenant, string studyId, string otherTenant, string otherStudyId, int chunk);
+    }
+}

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using CovidFunctions.Imaging;
+using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Rendering;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Inference;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Scoring;
+
+/// <summary>
+/// Scores one chunk request from <see cref="PipelineNames.SliceRequestsQueue"/>: reads the chunk's slices from the
+/// tiles, runs DFSN + DTCN in batches, writes per-slice masks and overlays and the chunk's
+/// <see cref="ChunkResultDocument"/> to the results container, upserts the SliceResults rows and posts a
+/// <see cref="ChunkResult"/> to <see cref="PipelineNames.SliceResultsQueue"/>.
+/// </summary>
+/// <remarks>
+/// Settlement: malformed messages are dead-lettered with the reason; a chunk that can never be scored (tiles or
+/// manifest missing or corrupt, slices outside the series, another preprocessing) is answered with a
+/// <see cref="ChunkResult.Error"/> so the study fails fast, and completed; any other exception propagates, so the
+/// consumer retries it and dead-letters it after the last delivery. Idempotent: a re-delivered or re-dispatched
+/// chunk overwrites the same blobs and rows (all named by study, chunk and slice index) with the same values.
+/// </remarks>
+public sealed partial class ScoringHandler(
+    IBlobContainers containers,
+    ISliceResultStore sliceResults,
+    IMessageSender sender,
+    ScreeningModels models,
+    IOptions<ScoringOptions> options,
+    ILogger<ScoringHandler> logger)
+{
+    private readonly int _batchSize = Math.Max(1, options.Value.BatchSize);
+
+    /// <summary>The result document of a chunk in the results container.</summary>
+    public static string ChunkDocumentPath(string tenant, string studyId, int chunkIndex) =>
+        string.Create(CultureInfo.InvariantCulture, $"{tenant}/{studyId}/chunks/{chunkIndex:D4}.json");
+
+    public static string OverlayPath(string tenant, string studyId, int sliceIndex) =>
+        string.Create(CultureInfo.InvariantCulture, $"{tenant}/{studyId}/overlays/{sliceIndex:D4}.png");
+
+    public static string MaskPath(string tenant, string studyId, int sliceIndex) =>
+        string.Create(CultureInfo.InvariantCulture, $"{tenant}/{studyId}/masks/{sliceIndex:D4}.png");
+
+    /// <summary>The model version recorded with results: each graph in use as <c>name@sha256[..12]</c>.</summary>
+    public static string ModelVersionOf(ModelManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        var names = manifest.DefaultModels is { Count: > 0 } defaults
+            ? defaults.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
+            : manifest.Models.Keys.Order(StringComparer.Ordinal);
+        return string.Join("+", names.Select(n =>
+            manifest.Models.TryGetValue(n, out var entry) && entry.Sha256 is { Length: >= 12 } sha ? $"{n}@{sha[..12]}" : n));
+    }
+
+    public async Task<Settlement> HandleAsync(ReceivedMessage message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        ChunkRequest request;
+        try
+        {
+            request = PipelineJson.Deserialize<ChunkRequest>(message.Body);
+        }
+        catch (JsonException ex)
+        {
+            Log.Malformed(logger, message.MessageId, ex.Message);
+            return new Settlement(SettlementAction.DeadLetter, $"not a chunk request: {ex.Message}");
+        }
+
+        if (Problem(request) is { } problem)
+        {
+            Log.Malformed(logger, message.MessageId, problem);
+            return new Settlement(SettlementAction.DeadLetter, $"invalid chunk request: {problem}");
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        IReadOnlyList<SliceScore> scores;
+        try
+        {
+            scores = await ScoreAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or ImagingException or UnscorableChunkException)
+        {
+            var error = ex is FileNotFoundException or DirectoryNotFoundException
+                ? $"tiles not found under {PipelineNames.SlicesContainer}/{request.TilesPrefix}"
+                : ex.Message;
+            Log.Unscorable(logger, request.Tenant, request.StudyId, request.ChunkIndex, error);
+            await SendResultAsync(request, null, stopwatch.Elapsed.TotalSeconds, error, cancellationToken).ConfigureAwait(false);
+            return Settlement.Complete;
+        }
+
+        var documentPath = ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
+        var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, ModelVersionOf(models.Manifest), models.Classes, scores);
+        await WriteAsync(documentPath, JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), cancellationToken).ConfigureAwait(false);
+        await sliceResults.UpsertAsync(
+            [.. scores.Select(s => new SliceResultRecord(request.Tenant, request.StudyId, s.SliceIndex, request.ChunkIndex, s.LesionMeanProbability, s.LesionFraction, s.LesionPixels, s.LungPixels, s.ClassProbabilities, s.OverlayPath))],
+            cancellationToken).ConfigureAwait(false);
+        var seconds = stopwatch.Elapsed.TotalSeconds;
+        await SendResultAsync(request, documentPath, seconds, null, cancellationToken).ConfigureAwait(false);
+        Log.Scored(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, scores.Count, seconds, models.Provider);
+        return Settlement.Complete;
+    }
+
+    private static string? Problem(ChunkRequest r) =>
+        !StudyIds.IsValidTenant(r.Tenant) ? $"tenant '{r.Tenant}' is not valid"
+        : string.IsNullOrWhiteSpace(r.StudyId) ? "studyId is missing"
+        : string.IsNullOrWhiteSpace(r.OrchestrationId) ? "orchestrationId is missing"
+        : string.IsNullOrWhiteSpace(r.TilesPrefix) ? "tilesPrefix is missing"
+        : r.ChunkIndex < 0 ? $"chunkIndex {r.ChunkIndex} is negative"
+        : r.FirstSlice < 0 ? $"firstSlice {r.FirstSlice} is negative"
+        : r.SliceCount < 1 ? $"sliceCount {r.SliceCount} is not positive"
+        : null;
+
+    private async Task<IReadOnlyList<SliceScore>> ScoreAsync(ChunkRequest request, CancellationToken cancellationToken)
+    {
+        var reader = await TileSeriesReader.OpenAsync(containers.Get(PipelineNames.SlicesContainer), request.TilesPrefix, cancellationToken).ConfigureAwait(false);
+        var manifest = reader.Manifest;
+        if (manifest.PreprocessingId != models.Manifest.Preprocessing)
+        {
+            throw new UnscorableChunkException($"the tiles need preprocessing '{manifest.PreprocessingId}', the models take '{models.Manifest.Preprocessing}'");
+        }
+
+        if (request.FirstSlice + request.SliceCount > manifest.SliceCount)
+        {
+            throw new UnscorableChunkException(string.Create(CultureInfo.InvariantCulture,
+                $"slices {request.FirstSlice}-{request.FirstSlice + request.SliceCount - 1} are outside the series of {manifest.SliceCount} slices"));
+        }
+
+        var scores = new List<SliceScore>(request.SliceCount);
+        for (var first = request.FirstSlice; first < request.FirstSlice + request.SliceCount; first += _batchSize)
+        {
+            var count = Math.Min(_batchSize, request.FirstSlice + request.SliceCount - first);
+            var slices = await TileSlices.ReadAsync(reader, Enumerable.Range(first, count), cancellationToken).ConfigureAwait(false);
+            var batch = LungPreprocessor.ToTensor([.. slices.Select(s => s.Image)]);
+            var predictions = models.Predict(batch.Tensor, batch.Count);
+            for (var n = 0; n < slices.Count; n++)
+            {
+                scores.Add(await ScoreSliceAsync(request, slices[n], predictions[n], batch.Boxes[n], cancellationToken).ConfigureAwait(false));
+            }
+        }
+
+        return scores;
+    }
+
+    private async Task<SliceScore> ScoreSliceAsync(ChunkRequest request, TileSlice slice, SlicePrediction prediction, LetterboxBox box, CancellationToken cancellationToken)
+    {
+        var image = slice.Image;
+        var summary = SliceSummary.From(slice.SliceIndex, prediction, models.LesionThreshold);
+        var mask = LungPreprocessor.MaskToImage(prediction.LesionProbability, box, image.Height, image.Width, models.LesionThreshold);
+        long lesionPixels = 0;
+        foreach (var m in mask)
+        {
+            lesionPixels += m != 0 ? 1 : 0;
+        }
+
+        long lungPixels;
+        if (slice.Hu is { } hu)
+        {
+            // Lung estimate from HU (LungRegion) plus the lesion itself, which is denser than the air threshold.
+            var lung = LungRegion.Estimate(hu, image.Width, image.Height);
+            lungPixels = 0;
+            for (var i = 0; i < lung.Length; i++)
+            {
+                lungPixels += lung[i] != 0 || mask[i] != 0 ? 1 : 0;
+            }
+        }
+        else
+        {
+            // Kind "unit" (2-D research images, no HU): the denominator is the model's letterbox box, which maps to
+            // the whole source image, so the burden is the lesion share of the image.
+            lungPixels = (long)image.Width * image.Height;
+        }
+
+        string? overlayPath = null, maskPath = null;
+        if (lesionPixels > 0)
+        {
+            overlayPath = OverlayPath(request.Tenant, request.StudyId, slice.SliceIndex);
+            maskPath = MaskPath(request.Tenant, request.StudyId, slice.SliceIndex);
+            await WriteAsync(overlayPath, OverlayRenderer.RenderOverlayPng(image, mask), cancellationToken).ConfigureAwait(false);
+            await WriteAsync(maskPath, MaskPng.Encode(mask, image.Width, image.Height), cancellationToken).ConfigureAwait(false);
+        }
+
+        return new SliceScore(slice.SliceIndex, summary.LesionMeanProbability, summary.LesionFraction, lesionPixels, lungPixels, [.. prediction.ClassProbabilities], overlayPath, maskPath);
+    }
+
+    private Task WriteAsync(string path, byte[] content, CancellationToken cancellationToken) =>
+        containers.Get(PipelineNames.ResultsContainer).WriteAsync(path, new MemoryStream(content, writable: false), cancellationToken);
+
+    private Task SendResultAsync(ChunkRequest request, string? resultPath, double seconds, string? error, CancellationToken cancellationToken)
+    {
+        var result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, resultPath, seconds, models.Provider, error);
+        return sender.SendAsync(PipelineNames.SliceResultsQueue, new QueueMessage(result.MessageId, PipelineJson.Serialize(result)), cancellationToken);
+    }
+
+    /// <summary>A chunk that no retry can score (its tiles do not fit the request or the models).</summary>
+    private sealed class UnscorableChunkException(string message) : Exception(message);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Chunk request {MessageId} is malformed: {Reason}")]
+        public static partial void Malformed(ILogger logger, string messageId, string reason);
+
+        [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} chunk {Chunk} cannot be scored: {Error}")]
+        public static partial void Unscorable(ILogger logger, string tenant, string studyId, int chunk, string error);
+
+        [LoggerMessage(EventId = 2203, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}): {Slices} slices scored in {Seconds:0.00} s on {Device}")]
+        public static partial void Scored(ILogger logger, string tenant, string studyId, int chunk, int attempt, int slices, double seconds, string device);
+    }
+}
