@@ -1,0 +1,42 @@
+using CovidFunctions.Pipeline.Messaging;
+
+namespace CovidFunctions.Pipeline.Azure.Messaging;
+
+/// <summary>
+/// The one settlement rule both transports apply (pure, unit-tested): the handler's answer stands, except that an
+/// exception is a <see cref="SettlementAction.Retry"/> with the exception's message, and a retry on the last allowed
+/// delivery (<see cref="ConsumerOptions.MaxDeliveryCount"/>) becomes a <see cref="SettlementAction.DeadLetter"/> with that reason.
+/// </summary>
+public static class SettlementPolicy
+{
+    /// <summary>Decides what happens to a message after its handler ran (or threw <paramref name="handlerError"/>).</summary>
+    public static Settlement Decide(Settlement? handlerResult, Exception? handlerError, int deliveryCount, int maxDeliveryCount)
+    {
+        var outcome = handlerError is not null
+            ? new Settlement(SettlementAction.Retry, $"{handlerError.GetType().Name}: {handlerError.Message}")
+            : handlerResult ?? Settlement.Complete;
+
+        return outcome.Action switch
+        {
+            SettlementAction.Retry when deliveryCount >= maxDeliveryCount =>
+                new Settlement(SettlementAction.DeadLetter, $"gave up after {deliveryCount} deliveries (max {maxDeliveryCount}): {outcome.Reason ?? "the handler asked for a retry"}"),
+            SettlementAction.DeadLetter when string.IsNullOrWhiteSpace(outcome.Reason) =>
+                outcome with { Reason = "dead-lettered by the handler" },
+            _ => outcome,
+        };
+    }
+
+    /// <summary>
+    /// A message delivered more often than allowed (its handler kept crashing the process, so it was never settled)
+    /// is dead-lettered before the handler runs again.
+    /// </summary>
+    public static bool IsOverDelivered(int deliveryCount, int maxDeliveryCount) => deliveryCount > maxDeliveryCount;
+
+    /// <summary>Backoff before a retried Storage-queue message is visible again: base × 2^(delivery−1), capped.</summary>
+    public static TimeSpan RetryDelay(int deliveryCount, TimeSpan baseDelay, TimeSpan maxDelay)
+    {
+        var exponent = Math.Clamp(deliveryCount - 1, 0, 20);
+        var delay = TimeSpan.FromTicks(Math.Min(baseDelay.Ticks * (1L << exponent), maxDelay.Ticks));
+        return delay < TimeSpan.Zero ? TimeSpan.Zero : delay;
+    }
+}

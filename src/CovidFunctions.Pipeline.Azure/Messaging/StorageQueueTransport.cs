@@ -1,0 +1,340 @@
+using System.Collections.Concurrent;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+using CovidFunctions.Pipeline.Messaging;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using QueueMessage = CovidFunctions.Pipeline.Messaging.QueueMessage;
+using StorageMessage = Azure.Storage.Queues.Models.QueueMessage;
+
+namespace CovidFunctions.Pipeline.Azure.Messaging;
+
+/// <summary>Settings of <see cref="StorageQueueTransport"/> beyond <see cref="ConsumerOptions"/>.</summary>
+public sealed record StorageQueueTransportOptions
+{
+    /// <summary>First retry backoff; doubled per delivery (see <see cref="SettlementPolicy.RetryDelay"/>).</summary>
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// While a handler runs, its message's invisibility is extended every half <see cref="ConsumerOptions.VisibilityTimeout"/>
+    /// (like Service Bus lock renewal), for at most this long; after that the message may be redelivered.
+    /// </summary>
+    public TimeSpan MaxVisibilityRenewal { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Create the queue (and the dead-letter container) on first use.</summary>
+    public bool CreateIfMissing { get; init; } = true;
+
+    /// <summary>How long to wait before polling again after the service failed (Azurite restarting, network).</summary>
+    public TimeSpan ErrorBackoff { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// <see cref="IMessageSender"/> and <see cref="IMessageConsumer"/> over Azure Storage queues (the local transport, and a
+/// possible Azure one). Messages are <see cref="StorageQueueEnvelope"/> JSON (Base64-encoded by the queue client options
+/// of <see cref="Storage.PipelineStorage"/>).
+/// <para>
+/// Receiving: up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once; each received message is invisible for
+/// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended while its handler runs; <c>DequeueCount</c> is the delivery
+/// count, so a message whose handler crashed the process comes back after the timeout with a higher count. Settlement
+/// (<see cref="SettlementPolicy"/>): Complete deletes it; Retry makes it visible again after a backoff; DeadLetter
+/// writes a <see cref="DeadLetterRecord"/> to <c>dead-letters/{queue}/{messageId}-{n}.json</c> and then deletes it.
+/// Storage queues have no duplicate detection: handlers must be idempotent (the pipeline's are).
+/// </para>
+/// <para>
+/// <see cref="RunAsync"/> returns when its token is cancelled, after the running handlers finish; a handler that stops
+/// on that token leaves its message visible again at once for another consumer.
+/// </para>
+/// </summary>
+public sealed partial class StorageQueueTransport : IMessageSender, IMessageConsumer
+{
+    private readonly QueueServiceClient _queues;
+    private readonly BlobContainerClient _deadLetters;
+    private readonly ILogger _logger;
+    private readonly StorageQueueTransportOptions _options;
+    private readonly ConcurrentDictionary<string, Lazy<Task>> _created = new(StringComparer.Ordinal);
+
+    public StorageQueueTransport(QueueServiceClient queues, BlobContainerClient deadLetters, ILogger? logger = null, StorageQueueTransportOptions? options = null)
+    {
+        _queues = queues ?? throw new ArgumentNullException(nameof(queues));
+        _deadLetters = deadLetters ?? throw new ArgumentNullException(nameof(deadLetters));
+        _logger = logger ?? NullLogger.Instance;
+        _options = options ?? new StorageQueueTransportOptions();
+    }
+
+    public async Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var client = await GetQueueAsync(queue, cancellationToken).ConfigureAwait(false);
+        await client.SendMessageAsync(StorageQueueEnvelope.Serialize(message), cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RunAsync(string queue, Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler, ConsumerOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentNullException.ThrowIfNull(options);
+        var maxConcurrency = Math.Max(1, options.MaxConcurrency);
+        using var slots = new SemaphoreSlim(maxConcurrency, maxConcurrency);
+        var running = new ConcurrentDictionary<Task, byte>();
+        QueueClient? client = null;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                var free = 1;
+                while (free < maxConcurrency && slots.Wait(0, CancellationToken.None))
+                {
+                    free++;
+                }
+
+                StorageMessage[] messages;
+                try
+                {
+                    client ??= await GetQueueAsync(queue, cancellationToken).ConfigureAwait(false);
+                    var response = await client.ReceiveMessagesAsync(Math.Min(free, 32), options.VisibilityTimeout, cancellationToken).ConfigureAwait(false);
+                    messages = response.Value;
+                }
+                catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+                {
+                    slots.Release(free);
+                    LogReceiveFailed(_logger, queue, ex.Message);
+                    await Task.Delay(_options.ErrorBackoff, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (free > messages.Length)
+                {
+                    slots.Release(free - messages.Length);
+                }
+
+                if (messages.Length == 0)
+                {
+                    await Task.Delay(options.PollInterval, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                foreach (var message in messages)
+                {
+                    var task = HandleOneAsync(client!, queue, message, handler, options, cancellationToken);
+                    running[task] = 0;
+                    _ = task.ContinueWith(
+                        t =>
+                        {
+                            running.TryRemove(t, out _);
+                            slots.Release();
+                        },
+                        CancellationToken.None,
+                        TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping: fall through to drain.
+        }
+        finally
+        {
+            await Task.WhenAll(running.Keys).ConfigureAwait(false);
+        }
+    }
+
+    private async Task HandleOneAsync(
+        QueueClient client,
+        string queue,
+        StorageMessage message,
+        Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler,
+        ConsumerOptions options,
+        CancellationToken cancellationToken)
+    {
+        var lease = new Lease(message.MessageId, message.PopReceipt);
+        var deliveryCount = (int)Math.Min(message.DequeueCount, int.MaxValue);
+        try
+        {
+            var envelope = StorageQueueEnvelope.TryParse(message.MessageText);
+            if (envelope is null)
+            {
+                await DeadLetterAsync(client, queue, lease, message.MessageId, deliveryCount, "malformed message: not a {messageId, body} envelope", message.MessageText).ConfigureAwait(false);
+                return;
+            }
+
+            if (SettlementPolicy.IsOverDelivered(deliveryCount, options.MaxDeliveryCount))
+            {
+                await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, $"delivered {deliveryCount} times (max {options.MaxDeliveryCount}) without being settled: its handler kept failing or crashing", envelope.Body).ConfigureAwait(false);
+                return;
+            }
+
+            Settlement? result = null;
+            Exception? error = null;
+            using (var renewal = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                var renewTask = RenewVisibilityAsync(client, lease, options.VisibilityTimeout, renewal.Token);
+                try
+                {
+                    result = await handler(new ReceivedMessage(envelope.MessageId, envelope.Body, deliveryCount), cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    await renewal.CancelAsync().ConfigureAwait(false);
+                    await renewTask.ConfigureAwait(false);
+                    await ReleaseAsync(client, queue, lease, TimeSpan.Zero).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    error = ex;
+                }
+
+                await renewal.CancelAsync().ConfigureAwait(false);
+                await renewTask.ConfigureAwait(false);
+            }
+
+            var settlement = SettlementPolicy.Decide(result, error, deliveryCount, options.MaxDeliveryCount);
+            switch (settlement.Action)
+            {
+                case SettlementAction.Complete:
+                    await DeleteAsync(client, queue, lease).ConfigureAwait(false);
+                    break;
+                case SettlementAction.Retry:
+                    LogRetrying(_logger, queue, envelope.MessageId, deliveryCount, settlement.Reason ?? "");
+                    await ReleaseAsync(client, queue, lease, SettlementPolicy.RetryDelay(deliveryCount, _options.RetryBaseDelay, _options.RetryMaxDelay)).ConfigureAwait(false);
+                    break;
+                default:
+                    await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, settlement.Reason ?? "dead-lettered", envelope.Body).ConfigureAwait(false);
+                    break;
+            }
+        }
+        catch (Exception ex) when (IsTransient(ex))
+        {
+            // Settlement failed (storage unreachable): the message becomes visible again after its timeout.
+            LogSettleFailed(_logger, queue, message.MessageId, ex.Message);
+        }
+    }
+
+    private async Task RenewVisibilityAsync(QueueClient client, Lease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken)
+    {
+        var interval = TimeSpan.FromTicks(Math.Max(visibilityTimeout.Ticks / 2, TimeSpan.FromSeconds(1).Ticks));
+        var started = DateTimeOffset.UtcNow;
+        try
+        {
+            while (DateTimeOffset.UtcNow - started < _options.MaxVisibilityRenewal)
+            {
+                await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    var response = await client.UpdateMessageAsync(lease.MessageId, lease.PopReceipt, visibilityTimeout: visibilityTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    lease.PopReceipt = response.Value.PopReceipt;
+                }
+                catch (Exception ex) when (IsTransient(ex))
+                {
+                    LogRenewFailed(_logger, lease.MessageId, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The handler finished.
+        }
+    }
+
+    private async Task DeleteAsync(QueueClient client, string queue, Lease lease)
+    {
+        try
+        {
+            await client.DeleteMessageAsync(lease.MessageId, lease.PopReceipt, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 400)
+        {
+            // The visibility lapsed and another consumer holds (or already settled) the message.
+            LogLostLease(_logger, queue, lease.MessageId, ex.ErrorCode ?? ex.Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    private async Task ReleaseAsync(QueueClient client, string queue, Lease lease, TimeSpan delay)
+    {
+        try
+        {
+            await client.UpdateMessageAsync(lease.MessageId, lease.PopReceipt, visibilityTimeout: delay, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 400)
+        {
+            LogLostLease(_logger, queue, lease.MessageId, ex.ErrorCode ?? ex.Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    private async Task DeadLetterAsync(QueueClient client, string queue, Lease lease, string messageId, int deliveryCount, string reason, string body)
+    {
+        var record = new DeadLetterRecord(queue, messageId, deliveryCount, reason, body, DateTimeOffset.UtcNow);
+        var path = DeadLetterRecord.PathOf(queue, messageId, deliveryCount);
+        if (_options.CreateIfMissing)
+        {
+            await EnsureCreatedAsync("blob:" + _deadLetters.Name, () => _deadLetters.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
+        }
+
+        // Written before the delete: a crash in between leaves the message to be dead-lettered again (same path), never lost.
+        await _deadLetters.GetBlobClient(path).UploadAsync(BinaryData.FromString(PipelineJson.Serialize(record)), overwrite: true, CancellationToken.None).ConfigureAwait(false);
+        LogDeadLettered(_logger, queue, messageId, deliveryCount, reason, path);
+        await DeleteAsync(client, queue, lease).ConfigureAwait(false);
+    }
+
+    private async Task<QueueClient> GetQueueAsync(string queue, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(queue);
+        var client = _queues.GetQueueClient(queue);
+        if (_options.CreateIfMissing)
+        {
+            await EnsureCreatedAsync("queue:" + queue, () => client.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None), cancellationToken).ConfigureAwait(false);
+        }
+
+        return client;
+    }
+
+    private async Task EnsureCreatedAsync(string key, Func<Task> create, CancellationToken cancellationToken)
+    {
+        var lazy = _created.GetOrAdd(key, _ => new Lazy<Task>(create));
+        try
+        {
+            await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Try again next time (the service may have been down).
+            _created.TryRemove(new KeyValuePair<string, Lazy<Task>>(key, lazy));
+            throw;
+        }
+    }
+
+    /// <summary>Failures of the storage service or the network (Azure.Core wraps exhausted retries in an AggregateException).</summary>
+    internal static bool IsTransient(Exception ex) =>
+        ex is RequestFailedException or HttpRequestException or IOException or TimeoutException or TaskCanceledException
+        || (ex is AggregateException aggregate && aggregate.InnerExceptions.All(IsTransient));
+
+    /// <summary>The current pop receipt of a received message (each visibility update issues a new one).</summary>
+    private sealed class Lease(string messageId, string popReceipt)
+    {
+        public string MessageId { get; } = messageId;
+
+        public string PopReceipt { get; set; } = popReceipt;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Receiving from queue {Queue} failed: {Error}")]
+    private static partial void LogReceiveFailed(ILogger logger, string queue, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} on {Queue} (delivery {DeliveryCount}) will be retried: {Reason}")]
+    private static partial void LogRetrying(ILogger logger, string queue, string messageId, int deliveryCount, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {MessageId} on {Queue} dead-lettered after delivery {DeliveryCount}: {Reason} ({Path})")]
+    private static partial void LogDeadLettered(ILogger logger, string queue, string messageId, int deliveryCount, string reason, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Settling message {MessageId} on {Queue} failed: {Error}")]
+    private static partial void LogSettleFailed(ILogger logger, string queue, string messageId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Extending the visibility of message {MessageId} failed: {Error}")]
+    private static partial void LogRenewFailed(ILogger logger, string messageId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} on {Queue} was no longer ours to settle ({Code})")]
+    private static partial void LogLostLease(ILogger logger, string queue, string messageId, string code);
+}

@@ -1,0 +1,100 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Pipeline.Azure.Storage;
+
+/// <summary><see cref="IBlobContainers"/> on a Blob service: each container is an <see cref="AzureBlobStore"/>; links are blob URLs.</summary>
+public sealed class AzureBlobContainers(BlobServiceClient service) : IBlobContainers
+{
+    private readonly ConcurrentDictionary<string, AzureBlobStore> _stores = new(StringComparer.Ordinal);
+
+    public IBlobStore Get(string container)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(container);
+        return _stores.GetOrAdd(container, name => new AzureBlobStore(service.GetBlobContainerClient(name)));
+    }
+
+    public string LinkTo(string container, string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(container);
+        return service.GetBlobContainerClient(container).GetBlobClient(AzureBlobStore.ValidatePath(path)).Uri.AbsoluteUri;
+    }
+}
+
+/// <summary>
+/// <see cref="IBlobStore"/> on one blob container. A write is one Put Blob (or staged blocks committed at the end by
+/// the SDK for large content): readers see the old blob or the whole new one, never a partial one. A missing blob reads
+/// as <see cref="FileNotFoundException"/>; deleting a missing blob is not an error (as with the file-system store).
+/// </summary>
+public sealed class AzureBlobStore(BlobContainerClient container) : IBlobStore
+{
+    public BlobContainerClient Container { get; } = container;
+
+    public async Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken)
+    {
+        var blob = Container.GetBlobClient(ValidatePath(path));
+        try
+        {
+            var response = await blob.DownloadStreamingAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Value.Content;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            throw new FileNotFoundException($"Blob '{path}' not found in container '{Container.Name}'.", path, ex);
+        }
+    }
+
+    public async Task WriteAsync(string path, Stream content, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var blob = Container.GetBlobClient(ValidatePath(path));
+        var options = new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = ContentTypeOf(path) } };
+        await blob.UploadAsync(content, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken)
+    {
+        var response = await Container.GetBlobClient(ValidatePath(path)).ExistsAsync(cancellationToken).ConfigureAwait(false);
+        return response.Value;
+    }
+
+    public async IAsyncEnumerable<string> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        await foreach (var item in Container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix.Length == 0 ? null : prefix }, cancellationToken).ConfigureAwait(false))
+        {
+            yield return item.Name;
+        }
+    }
+
+    public async Task DeleteAsync(string path, CancellationToken cancellationToken) =>
+        await Container.GetBlobClient(ValidatePath(path)).DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Same path rules as the file-system store: relative, '/'-separated, no empty, '.' or '..' segments.</summary>
+    internal static string ValidatePath(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (path.StartsWith('/') || path.Contains('\\', StringComparison.Ordinal) || path.Split('/').Any(s => s is "" or "." or ".."))
+        {
+            throw new ArgumentException($"Blob path '{path}' must be relative and '/'-separated, without empty, '.' or '..' segments.", nameof(path));
+        }
+
+        return path;
+    }
+
+    internal static string ContentTypeOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".json" => "application/json",
+        ".png" => "image/png",
+        ".html" => "text/html; charset=utf-8",
+        ".txt" => "text/plain; charset=utf-8",
+        ".zip" => "application/zip",
+        ".dcm" => "application/dicom",
+        _ => "application/octet-stream",
+    };
+}

@@ -1,0 +1,65 @@
+using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Local;
+
+[Collection(AzuriteCollection.Name)]
+public sealed class AzuriteServerTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task The_probe_sees_the_running_server_and_not_a_free_port()
+    {
+        Assert.True(await AzuriteServer.IsRunningAtAsync(azurite.Server.Ports, CancellationToken.None));
+        Assert.False(await AzuriteServer.IsRunningAtAsync(AzuriteServer.FreePorts(), CancellationToken.None));
+        Assert.NotNull(azurite.Server.ProcessId);
+        Assert.Contains($"BlobEndpoint=http://127.0.0.1:{azurite.Server.Ports.Blob}/devstoreaccount1", azurite.Server.ConnectionString, StringComparison.Ordinal);
+        Assert.True(File.Exists(azurite.Server.LogPath));
+    }
+
+    [Fact]
+    public async Task Starting_on_a_taken_port_fails_with_the_port_in_the_message()
+    {
+        using var data = TestData.CreateTempDirectory();
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            AzuriteServer.StartAsync(new AzuriteServerOptions { DataDirectory = data.Path, Ports = azurite.Server.Ports }, null, CancellationToken.None));
+        Assert.Contains(azurite.Server.Ports.Blob.ToString(System.Globalization.CultureInfo.InvariantCulture), error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_restart_keeps_blobs_rows_and_queued_messages_and_stop_ends_the_process()
+    {
+        using var data = TestData.CreateTempDirectory();
+        await using var server = await AzuriteServer.StartAsync(new AzuriteServerOptions { DataDirectory = data.Path, Ports = AzuriteServer.FreePorts() }, null, CancellationToken.None);
+        var storage = PipelineStorage.FromConnectionString(server.ConnectionString);
+        await storage.EnsureCreatedAsync(CancellationToken.None);
+        await storage.BlobContainers.Get(PipelineNames.ResultsContainer).WriteAsync("t/s/x.json", new MemoryStream("{\"a\":1}"u8.ToArray()), CancellationToken.None);
+        await storage.Usage.TryRecordAsync(new UsageRecord("t", "s", "scoring", DateTimeOffset.UtcNow, 1, 1, 0, 1), CancellationToken.None);
+        var transport = storage.CreateQueueTransport();
+        await transport.SendAsync(PipelineNames.SliceRequestsQueue, new QueueMessage("m1", "{\"chunk\":1}"), CancellationToken.None);
+        var pid = server.ProcessId!.Value;
+
+        await server.RestartAsync(CancellationToken.None);
+
+        Assert.NotEqual(pid, server.ProcessId);
+        Assert.True(await storage.BlobContainers.Get(PipelineNames.ResultsContainer).ExistsAsync("t/s/x.json", CancellationToken.None));
+        Assert.Single(await storage.Usage.GetMonthAsync("t", TableUsageStore.MonthOf(DateTimeOffset.UtcNow), CancellationToken.None));
+        var peeked = await storage.Queues.GetQueueClient(PipelineNames.SliceRequestsQueue).PeekMessagesAsync(10);
+        Assert.Equal("m1", StorageQueueEnvelope.TryParse(peeked.Value.Single().MessageText)!.MessageId);
+
+        await server.StopAsync(CancellationToken.None);
+        Assert.Null(server.ProcessId);
+        Assert.False(await AzuriteServer.IsRunningAtAsync(server.Ports, CancellationToken.None));
+        Assert.Throws<ArgumentException>(() => System.Diagnostics.Process.GetProcessById(pid));
+    }
+
+    [Fact]
+    public void The_repository_root_is_found_from_the_test_binaries()
+    {
+        var root = AzuriteServer.FindRepoRoot();
+        Assert.True(File.Exists(Path.Combine(root, "infra", "azurite", "package-lock.json")));
+    }
+}

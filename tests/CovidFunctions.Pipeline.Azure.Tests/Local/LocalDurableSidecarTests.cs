@@ -1,0 +1,59 @@
+using CovidFunctions.Pipeline.Azure.Local;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Local;
+
+[Collection(AzuriteCollection.Name)]
+public sealed class LocalDurableSidecarTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task A_class_based_orchestration_runs_an_activity_and_waits_for_an_external_event_on_azurite()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var ct = timeout.Token;
+        await using var sidecar = await LocalDurableSidecar.StartAsync(
+            new LocalDurableSidecarOptions { StorageConnectionString = azurite.Server.ConnectionString, TaskHubName = "sidecartest" },
+            null,
+            ct);
+        using var channel = sidecar.CreateChannel();
+        using var worker = LocalDurableWorker.BuildHost(channel, tasks => tasks.AddOrchestrator<GreetingOrchestrator>().AddActivity<GreetActivity>());
+        await worker.StartAsync(ct);
+        try
+        {
+            var client = worker.Services.GetRequiredService<DurableTaskClient>();
+            var instanceId = "greeting-" + Guid.NewGuid().ToString("N")[..8];
+            await client.ScheduleNewOrchestrationInstanceAsync(nameof(GreetingOrchestrator), "azurite", new StartOrchestrationOptions(instanceId), ct);
+            await client.WaitForInstanceStartAsync(instanceId, ct);
+            await client.RaiseEventAsync(instanceId, GreetingOrchestrator.ApprovalEvent, "approved", ct);
+
+            var done = await client.WaitForInstanceCompletionAsync(instanceId, getInputsAndOutputs: true, ct);
+
+            Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+            Assert.Equal("hello azurite: approved", done.ReadOutputAs<string>());
+        }
+        finally
+        {
+            // The worker host first, then the sidecar (a connected worker makes the sidecar's shutdown wait).
+            await worker.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private sealed class GreetingOrchestrator : TaskOrchestrator<string, string>
+    {
+        public const string ApprovalEvent = "approval";
+
+        public override async Task<string> RunAsync(TaskOrchestrationContext context, string input)
+        {
+            var greeting = await context.CallActivityAsync<string>(nameof(GreetActivity), input);
+            var approval = await context.WaitForExternalEvent<string>(ApprovalEvent, TimeSpan.FromMinutes(2));
+            return $"{greeting}: {approval}";
+        }
+    }
+
+    private sealed class GreetActivity : TaskActivity<string, string>
+    {
+        public override Task<string> RunAsync(TaskActivityContext context, string input) => Task.FromResult($"hello {input}");
+    }
+}

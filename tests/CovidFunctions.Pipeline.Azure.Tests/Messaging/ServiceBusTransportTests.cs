@@ -1,0 +1,149 @@
+using Azure.Messaging.ServiceBus;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Messaging;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
+
+/// <summary>The Service Bus path without a broker: message construction, processor options and settlement on a recording receiver.</summary>
+public sealed class ServiceBusTransportTests
+{
+    [Fact]
+    public void A_chunk_request_becomes_a_json_message_keyed_by_its_deterministic_id()
+    {
+        var request = new ChunkRequest("tenant-a", "s0123", "study-tenant-a-s0123", "tenant-a/s0123/tiles/", 2, 64, 32, 1);
+        var message = ServiceBusTransport.CreateMessage(new QueueMessage(request.MessageId, PipelineJson.Serialize(request)));
+
+        Assert.Equal("s0123-c0002-a1", message.MessageId);
+        Assert.Equal("application/json", message.ContentType);
+        Assert.Equal(request, PipelineJson.Deserialize<ChunkRequest>(message.Body.ToString()));
+
+        // The same request sent twice carries the same MessageId: the queue's duplicate detection drops the second.
+        Assert.Equal(message.MessageId, ServiceBusTransport.CreateMessage(new QueueMessage(request.MessageId, "{}")).MessageId);
+        Assert.Throws<ArgumentException>(() => ServiceBusTransport.CreateMessage(new QueueMessage("", "{}")));
+    }
+
+    [Fact]
+    public void The_processor_peek_locks_without_auto_complete_and_bounds_concurrency()
+    {
+        var options = ServiceBusTransport.CreateProcessorOptions(
+            new ConsumerOptions { MaxConcurrency = 4 },
+            new ServiceBusTransportOptions { MaxAutoLockRenewalDuration = TimeSpan.FromMinutes(20) });
+
+        Assert.Equal(ServiceBusReceiveMode.PeekLock, options.ReceiveMode);
+        Assert.False(options.AutoCompleteMessages);
+        Assert.Equal(4, options.MaxConcurrentCalls);
+        Assert.Equal(TimeSpan.FromMinutes(20), options.MaxAutoLockRenewalDuration);
+        Assert.Equal(0, options.PrefetchCount);
+        Assert.Equal(1, ServiceBusTransport.CreateProcessorOptions(new ConsumerOptions { MaxConcurrency = 0 }, new ServiceBusTransportOptions()).MaxConcurrentCalls);
+    }
+
+    [Fact]
+    public void A_received_message_keeps_its_id_body_and_delivery_count()
+    {
+        var received = ServiceBusTransport.ToReceivedMessage(Received("m-1", "{\"x\":1}", deliveryCount: 3));
+        Assert.Equal(new ReceivedMessage("m-1", "{\"x\":1}", 3), received);
+    }
+
+    [Fact]
+    public void Dead_letter_fields_are_short_reason_and_full_description()
+    {
+        var (reason, description) = ServiceBusTransport.DeadLetterFields("gave up after 5 deliveries\nstack line");
+        Assert.Equal("gave up after 5 deliveries", reason);
+        Assert.Equal("gave up after 5 deliveries\nstack line", description);
+
+        var (longReason, longDescription) = ServiceBusTransport.DeadLetterFields(new string('x', 10_000));
+        Assert.Equal(ServiceBusTransport.MaxDeadLetterReasonLength, longReason.Length);
+        Assert.Equal(ServiceBusTransport.MaxDeadLetterDescriptionLength, longDescription.Length);
+        Assert.Equal("dead-lettered", ServiceBusTransport.DeadLetterFields(null).Reason);
+    }
+
+    [Fact]
+    public async Task A_handled_message_is_completed()
+    {
+        var receiver = new RecordingReceiver();
+        var settlement = await ServiceBusTransport.ProcessAsync(Args(receiver, deliveryCount: 1), (_, _) => Task.FromResult(Settlement.Complete), maxDeliveryCount: 5);
+
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        Assert.Equal(["complete"], receiver.Calls);
+    }
+
+    [Fact]
+    public async Task A_throwing_handler_abandons_until_the_last_delivery_then_dead_letters_with_the_exception_message()
+    {
+        static Task<Settlement> Throwing(ReceivedMessage message, CancellationToken ct) => throw new InvalidDataException("tiles missing");
+
+        var early = new RecordingReceiver();
+        Assert.Equal(SettlementAction.Retry, (await ServiceBusTransport.ProcessAsync(Args(early, deliveryCount: 4), Throwing, maxDeliveryCount: 5)).Action);
+        Assert.Equal(["abandon"], early.Calls);
+
+        var last = new RecordingReceiver();
+        var settlement = await ServiceBusTransport.ProcessAsync(Args(last, deliveryCount: 5), Throwing, maxDeliveryCount: 5);
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        var call = Assert.Single(last.Calls);
+        Assert.StartsWith("deadletter:gave up after 5 deliveries", call, StringComparison.Ordinal);
+        Assert.Contains("InvalidDataException: tiles missing", last.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_handler_dead_letter_keeps_its_reason()
+    {
+        var receiver = new RecordingReceiver();
+        await ServiceBusTransport.ProcessAsync(Args(receiver, deliveryCount: 1), (_, _) => Task.FromResult(new Settlement(SettlementAction.DeadLetter, "not a chunk request")), maxDeliveryCount: 5);
+        Assert.Equal(["deadletter:not a chunk request"], receiver.Calls);
+        Assert.Equal("not a chunk request", receiver.Description);
+    }
+
+    [Fact]
+    public async Task A_handler_stopped_by_shutdown_abandons_its_message_for_another_replica()
+    {
+        var receiver = new RecordingReceiver();
+        using var stopping = new CancellationTokenSource();
+        await stopping.CancelAsync();
+        var args = new ProcessMessageEventArgs(Received("m", "{}", 1), receiver, stopping.Token);
+
+        var settlement = await ServiceBusTransport.ProcessAsync(args, (_, ct) => Task.FromCanceled<Settlement>(ct), maxDeliveryCount: 5);
+
+        Assert.Equal(SettlementAction.Retry, settlement.Action);
+        Assert.Equal(["abandon"], receiver.Calls);
+    }
+
+    private static ServiceBusReceivedMessage Received(string id, string body, int deliveryCount) =>
+        ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromString(body), messageId: id, deliveryCount: deliveryCount, lockTokenGuid: Guid.NewGuid());
+
+    private static ProcessMessageEventArgs Args(RecordingReceiver receiver, int deliveryCount) =>
+        new(Received("m-" + deliveryCount, "{}", deliveryCount), receiver, CancellationToken.None);
+
+    /// <summary>Records what the processor's settlement methods asked of the receiver.</summary>
+    private sealed class RecordingReceiver : ServiceBusReceiver
+    {
+        public List<string> Calls { get; } = [];
+
+        public string? Description { get; private set; }
+
+        public override Task CompleteMessageAsync(ServiceBusReceivedMessage message, CancellationToken cancellationToken = default)
+        {
+            Calls.Add("complete");
+            return Task.CompletedTask;
+        }
+
+        public override Task AbandonMessageAsync(ServiceBusReceivedMessage message, IDictionary<string, object>? propertiesToModify = null, CancellationToken cancellationToken = default)
+        {
+            Calls.Add("abandon");
+            return Task.CompletedTask;
+        }
+
+        public override Task DeadLetterMessageAsync(ServiceBusReceivedMessage message, string deadLetterReason, string? deadLetterErrorDescription = null, CancellationToken cancellationToken = default)
+        {
+            Calls.Add("deadletter:" + deadLetterReason);
+            Description = deadLetterErrorDescription;
+            return Task.CompletedTask;
+        }
+
+        public override Task DeadLetterMessageAsync(ServiceBusReceivedMessage message, IDictionary<string, object>? propertiesToModify, string? deadLetterReason, string? deadLetterErrorDescription = null, CancellationToken cancellationToken = default)
+        {
+            Calls.Add("deadletter:" + deadLetterReason);
+            Description = deadLetterErrorDescription;
+            return Task.CompletedTask;
+        }
+    }
+}
