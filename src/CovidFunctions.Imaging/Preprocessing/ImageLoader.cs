@@ -48,6 +48,49 @@ public static class ImageLoader
         };
     }
 
+    /// <summary>
+    /// The width and height of an image without decoding its pixels (PNG: the IHDR chunk; JPEG: the frame header via
+    /// Skia; TIFF: decoded, the baseline reader has no header-only path).
+    /// </summary>
+    public static (int Width, int Height) ReadSize(ReadOnlySpan<byte> data, string? sourceName = null)
+    {
+        int width;
+        int height;
+        switch (DetectFormat(data))
+        {
+            case ImageFileFormat.Png:
+                if (data.Length < 24 || !data.Slice(12, 4).SequenceEqual("IHDR"u8))
+                {
+                    throw ImageFormatException.For(sourceName, "PNG without an IHDR chunk");
+                }
+
+                width = (int)Math.Min(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(data.Slice(16, 4)), int.MaxValue);
+                height = (int)Math.Min(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(data.Slice(20, 4)), int.MaxValue);
+                break;
+            case ImageFileFormat.Jpeg:
+                using (var skData = SKData.CreateCopy(data))
+                using (var codec = SKCodec.Create(skData) ?? throw ImageFormatException.For(sourceName, "the image decoder rejected the file (corrupt or unsupported)"))
+                {
+                    (width, height) = (codec.Info.Width, codec.Info.Height);
+                }
+
+                break;
+            case ImageFileFormat.Tiff:
+                var tiff = TiffDecoder.Decode(data, sourceName);
+                (width, height) = (tiff.Width, tiff.Height);
+                break;
+            default:
+                throw ImageFormatException.For(sourceName, "not a PNG, JPEG or TIFF image (unrecognised signature)");
+        }
+
+        if (width < 1 || height < 1 || width > MaxSide || height > MaxSide)
+        {
+            throw ImageFormatException.For(sourceName, $"image size {width}×{height} is outside 1…{MaxSide}");
+        }
+
+        return (width, height);
+    }
+
     /// <summary>Recognises PNG, JPEG and TIFF by their first bytes.</summary>
     public static ImageFileFormat DetectFormat(ReadOnlySpan<byte> data)
     {

@@ -12,6 +12,13 @@ namespace CovidFunctions.Imaging.Series;
 /// at a time (<see cref="ReadHu"/>), so a study never needs to be in memory whole. Dispose to close an archive input.
 /// Slices may be read from several threads.
 /// </summary>
+/// <remarks>
+/// A series of 2-D images (<see cref="ValueKind"/> <see cref="Tiles.TileKinds.Unit"/>, <see cref="AssemblyReport.InputKind"/>
+/// <c>images</c>) holds already-windowed values in [0, 1] and no Hounsfield units: read it with <see cref="ReadUnit"/>
+/// or <see cref="ReadWindowed"/> (which then ignores the window); <see cref="ReadHu"/> refuses it. Its slices are in
+/// natural file-name order and its <see cref="Geometry"/> is in pixel and slice-index units (spacing 1, positions
+/// 0, 1, 2, ...), not millimetres.
+/// </remarks>
 public sealed class AssembledSeries : IDisposable
 {
     private readonly SliceSources? _sources;
@@ -21,6 +28,7 @@ public sealed class AssembledSeries : IDisposable
     private readonly short _paddingHu;
     private readonly ConcurrentDictionary<int, DicomFile> _multiFrameCache = new();
     private readonly HashSet<int> _multiFrameSources = [];
+    private readonly bool _unitImages;
 
     internal AssembledSeries(SliceSources sources, IReadOnlyList<SliceInfo> slices, VolumeGeometry geometry, AssemblyReport report, bool flipRows, bool flipColumns, SeriesAssemblyOptions options)
     {
@@ -42,11 +50,26 @@ public sealed class AssembledSeries : IDisposable
         Slices = [];
     }
 
+    private AssembledSeries(SliceSources sources, IReadOnlyList<SliceInfo> slices, VolumeGeometry geometry, AssemblyReport report)
+    {
+        _sources = sources;
+        _unitImages = true;
+        Slices = slices;
+        Geometry = geometry;
+        Report = report;
+    }
+
     public VolumeGeometry Geometry { get; }
+
+    /// <summary>
+    /// What a slice holds: <see cref="Tiles.TileKinds.Hu"/> (CT in Hounsfield units: DICOM, NIfTI) or
+    /// <see cref="Tiles.TileKinds.Unit"/> (2-D images already in [0, 1]); the tiles are written with this kind.
+    /// </summary>
+    public string ValueKind => _unitImages ? Tiles.TileKinds.Unit : Tiles.TileKinds.Hu;
 
     public AssemblyReport Report { get; }
 
-    /// <summary>The slices in output order (empty for a NIfTI input).</summary>
+    /// <summary>The slices in output order (empty for a NIfTI input; for 2-D images one per file, UIDs empty).</summary>
     public IReadOnlyList<SliceInfo> Slices { get; }
 
     public int SliceCount => Geometry.Slices;
@@ -60,6 +83,11 @@ public sealed class AssembledSeries : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, SliceCount);
+        if (_unitImages)
+        {
+            throw new InvalidOperationException("This series is made of 2-D images that are already windowed to [0, 1]; they hold no Hounsfield units (use ReadUnit or ReadWindowed).");
+        }
+
         if (_volume is not null)
         {
             return _volume.Slice(index).ToArray();
@@ -126,8 +154,45 @@ public sealed class AssembledSeries : IDisposable
         return result;
     }
 
-    /// <summary>Slice <paramref name="index"/> windowed to [0, 1] (step 1 of lung2d-v1).</summary>
-    public GreyImage ReadWindowed(int index, WindowSettings? window = null) => LungPreprocessor.WindowHu(ReadHu(index), Columns, Rows, window);
+    /// <summary>
+    /// Slice <paramref name="index"/> windowed to [0, 1] (step 1 of lung2d-v1). For 2-D images the stored values are
+    /// returned as they are and <paramref name="window"/> is not used (they were windowed before they were saved).
+    /// </summary>
+    public GreyImage ReadWindowed(int index, WindowSettings? window = null) =>
+        _unitImages ? ReadUnit(index) : LungPreprocessor.WindowHu(ReadHu(index), Columns, Rows, window);
+
+    /// <summary>
+    /// Slice <paramref name="index"/> of a 2-D image series, decoded by <see cref="ImageLoader"/> into [0, 1] (grey
+    /// <c>g/255</c>, colour as luma). Throws <see cref="InvalidOperationException"/> for a CT series.
+    /// </summary>
+    public GreyImage ReadUnit(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, SliceCount);
+        if (!_unitImages)
+        {
+            throw new InvalidOperationException("This series holds Hounsfield units, not [0, 1] images (use ReadHu or ReadWindowed).");
+        }
+
+        var slice = Slices[index];
+        byte[] bytes;
+        try
+        {
+            bytes = _sources!.ReadAllBytes(slice.SourceIndex);
+        }
+        catch (IOException ex)
+        {
+            throw ImageFormatException.For(slice.SourceName, "cannot read the file: " + ex.Message, ex);
+        }
+
+        var image = ImageLoader.Decode(bytes, slice.SourceName);
+        if (image.Width != Columns || image.Height != Rows)
+        {
+            throw ImageFormatException.For(slice.SourceName, $"image is {image.Width}×{image.Height}, but the series is {Columns}×{Rows} (did the file change?)");
+        }
+
+        return image;
+    }
 
     public void Dispose() => _sources?.Dispose();
 
@@ -143,7 +208,14 @@ public sealed class AssembledSeries : IDisposable
 
         var summary = new SeriesSummary(string.Empty, string.Empty, null, Path.GetFileName(path), "CT", "NIFTI", null, g.SliceSpacing, g.Slices, "axial", true, null);
         var reason = $"NIfTI volume {Path.GetFileName(path)}: orientation from the {how.Source}, axes (i, j, k) → (column, row, slice) = ({string.Join(", ", how.SourceAxisForOutput.Select((a, o) => "ijk"[a] + (how.Flipped[o] ? " flipped" : string.Empty)))})";
-        return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []));
+        return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []) { InputKind = AssemblyInputKinds.Nifti });
+    }
+
+    internal static AssembledSeries FromImages(SliceSources sources, IReadOnlyList<SliceInfo> slices, AssemblyReport report)
+    {
+        var first = slices[0];
+        var geometry = new VolumeGeometry(first.Columns, first.Rows, slices.Count, 1, 1, new Vec3(0, 0, 0), new Vec3(1, 0, 0), new Vec3(0, 1, 0), Enumerable.Range(0, slices.Count).Select(k => (double)k).ToArray());
+        return new AssembledSeries(sources, slices, geometry, report);
     }
 
     /// <summary>Stored value → HU (padding → air) with the in-plane flips, into <paramref name="hu"/>.</summary>

@@ -2,7 +2,10 @@ using System.Globalization;
 using CovidFunctions.Dicom;
 using CovidFunctions.Imaging.Archives;
 using CovidFunctions.Imaging.Nifti;
+using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Imaging.Volumes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Imaging.Series;
 
@@ -22,24 +25,70 @@ namespace CovidFunctions.Imaging.Series;
 public static class SeriesAssembler
 {
     /// <summary>Assembles the series to screen from a DICOM file, a folder (recursive), a zip, or a NIfTI file.</summary>
-    public static AssembledSeries Assemble(string path, SeriesAssemblyOptions? options = null)
+    public static AssembledSeries Assemble(string path, SeriesAssemblyOptions? options = null) => Assemble(path, options, null);
+
+    /// <summary>
+    /// Assembles the series to screen from a DICOM file, a folder (recursive), a zip, a NIfTI file, or a folder/zip
+    /// of 2-D PNG/JPEG/TIFF slices, and logs what was chosen and why, the files left out and the geometry findings to
+    /// <paramref name="logger"/> (when given).
+    /// </summary>
+    public static AssembledSeries Assemble(string path, SeriesAssemblyOptions? options, ILogger? logger)
     {
         ArgumentNullException.ThrowIfNull(path);
         options ??= SeriesAssemblyOptions.Default;
-        if (File.Exists(path) && NiftiFile.HasNiftiExtension(path))
-        {
-            return AssembledSeries.FromNifti(path);
-        }
-
-        var sources = SliceSources.Open(path, options.ZipLimits);
+        logger ??= NullLogger.Instance;
         try
         {
-            return Assemble(sources, options);
+            AssembledSeries series;
+            if (File.Exists(path) && NiftiFile.HasNiftiExtension(path))
+            {
+                series = AssembledSeries.FromNifti(path);
+            }
+            else
+            {
+                var sources = SliceSources.Open(path, options.ZipLimits);
+                try
+                {
+                    series = Assemble(sources, options);
+                }
+                catch
+                {
+                    sources.Dispose();
+                    throw;
+                }
+            }
+
+            LogReport(logger, path, series);
+            return series;
         }
-        catch
+        catch (ImagingException ex)
         {
-            sources.Dispose();
+            ImagingLog.AssemblyRefused(logger, path, ex.Reason ?? "unknown", ex.Message);
             throw;
+        }
+    }
+
+    private static void LogReport(ILogger logger, string path, AssembledSeries series)
+    {
+        var report = series.Report;
+        ImagingLog.SeriesSelected(logger, path, series.SliceCount, report.InputKind, report.SelectionReason);
+        foreach (var other in report.Others)
+        {
+            ImagingLog.SeriesNotChosen(logger, path, Describe(other), other.ExclusionReason ?? "ranked lower");
+        }
+
+        if (report.SkippedSources.Count > 0)
+        {
+            ImagingLog.SourcesSkipped(logger, path, report.SkippedSources.Count);
+            foreach (var skipped in report.SkippedSources)
+            {
+                ImagingLog.SourceSkipped(logger, path, skipped);
+            }
+        }
+
+        foreach (var issue in report.Issues)
+        {
+            ImagingLog.GeometryIssueFound(logger, path, issue.Kind, issue.Message);
         }
     }
 
@@ -47,6 +96,7 @@ public static class SeriesAssembler
     {
         var slices = new List<SliceInfo>();
         var skipped = new List<string>();
+        var images = new List<int>();
         for (var i = 0; i < sources.Count; i++)
         {
             DicomFile file;
@@ -56,11 +106,26 @@ public static class SeriesAssembler
             }
             catch (DicomException ex)
             {
-                skipped.Add($"{sources.NameOf(i)}: not readable as DICOM ({ex.Message})");
+                // Not DICOM: a 2-D image (by signature), or neither. Only non-DICOM sources pay for the sniff.
+                if (IsImage(sources, i))
+                {
+                    images.Add(i);
+                }
+                else
+                {
+                    skipped.Add($"{sources.NameOf(i)}: neither DICOM nor a PNG/JPEG/TIFF image ({ex.Message})");
+                }
+
                 continue;
             }
 
             var described = DicomScanner.Describe(file, sources.NameOf(i), i, out var skipReason);
+            if (described.Count == 0 && IsImage(sources, i))
+            {
+                images.Add(i);
+                continue;
+            }
+
             if (skipReason is not null)
             {
                 skipped.Add($"{sources.NameOf(i)}: {skipReason}");
@@ -69,9 +134,16 @@ public static class SeriesAssembler
             slices.AddRange(described);
         }
 
+        if (slices.Count == 0 && images.Count > 0)
+        {
+            return AssembleImages(sources, images, skipped, options);
+        }
+
+        // DICOM wins over 2-D images in the same input: the images are recorded, not stacked with the CT.
+        skipped.AddRange(images.Select(i => $"{sources.NameOf(i)}: 2-D image not used, the input holds DICOM images"));
         if (slices.Count == 0)
         {
-            throw new SeriesAssemblyException($"{sources.Description}: no DICOM images found ({sources.Count} files examined)")
+            throw new SeriesAssemblyException($"{sources.Description}: no DICOM images or 2-D images found ({sources.Count} files examined)")
             {
                 FilePath = sources.Description,
                 Reason = "no-images",
@@ -99,6 +171,138 @@ public static class SeriesAssembler
         var others = groups.Where(g => !ReferenceEquals(g, chosen)).Select(g => g.Summary).ToList();
         return Order(chosen, reason, others, skipped, sources, options);
     }
+
+    private static bool IsImage(SliceSources sources, int index)
+    {
+        try
+        {
+            return ImageLoader.DetectFormat(sources.ReadHead(index, 8)) != ImageFileFormat.Unknown;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// 2-D images as one series: grouped by folder, the folder with the most images chosen (mask/label folders never),
+    /// ordered by natural sort of file names, one size per stack (<see cref="SeriesAssemblyOptions.MixedImageSizes"/>).
+    /// </summary>
+    private static AssembledSeries AssembleImages(SliceSources sources, List<int> images, List<string> skipped, SeriesAssemblyOptions options)
+    {
+        var folders = images
+            .Select(i => (Index: i, Name: sources.RelativeNameOf(i)))
+            .GroupBy(e => FolderOf(e.Name), StringComparer.Ordinal)
+            .Select(g => new ImageFolder(
+                g.Key,
+                g.OrderBy(e => FileNameOf(e.Name), NaturalSortComparer.Instance).Select(e => e.Index).ToList(),
+                MaskFolderSegment(g.Key, options)))
+            .OrderBy(f => f.Folder, NaturalSortComparer.Instance)
+            .ToList();
+        var eligible = folders.Where(f => f.MaskSegment is null).OrderByDescending(f => f.Sources.Count).ToList(); // stable: natural folder order on ties
+        if (eligible.Count == 0)
+        {
+            throw new SeriesAssemblyException($"{sources.Description}: no 2-D images to screen: only mask or label folders ({string.Join(", ", folders.Select(f => Label(f.Folder)))})")
+            {
+                FilePath = sources.Description,
+                Reason = "no-eligible-series",
+            };
+        }
+
+        var chosen = eligible[0];
+        var where = $"{sources.Description}: folder {Label(chosen.Folder)}";
+
+        // Sizes from the image headers (pixels are decoded later, slice by slice).
+        var sized = new List<(int Index, int Width, int Height, ImageFileFormat Format)>();
+        foreach (var index in chosen.Sources)
+        {
+            try
+            {
+                var bytes = sources.ReadAllBytes(index);
+                var (width, height) = ImageLoader.ReadSize(bytes, sources.NameOf(index));
+                sized.Add((index, width, height, ImageLoader.DetectFormat(bytes)));
+            }
+            catch (ImageFormatException ex)
+            {
+                skipped.Add($"{sources.NameOf(index)}: 2-D image that cannot be read ({ex.Message})");
+            }
+        }
+
+        if (sized.Count == 0)
+        {
+            throw new SeriesAssemblyException($"{where}: none of its {chosen.Sources.Count} images can be read") { FilePath = sources.Description, Reason = "no-images" };
+        }
+
+        var issues = new List<GeometryIssue>();
+        var bySize = sized.GroupBy(s => (s.Width, s.Height)).OrderByDescending(g => g.Count()).ToList(); // ties: first in file order
+        if (bySize.Count > 1)
+        {
+            var listing = string.Join(", ", bySize.Select(g => $"{g.Key.Width}×{g.Key.Height}: {g.Count()} (e.g. {FileNameOf(sources.RelativeNameOf(g.First().Index))})"));
+            if (options.MixedImageSizes == MixedImageSizePolicy.Refuse)
+            {
+                throw new SeriesAssemblyException($"{where}: cannot be stacked: the 2-D images differ in size ({listing}); a series has one size (MixedImageSizes = KeepMostCommonSize keeps the most common one)")
+                {
+                    FilePath = sources.Description,
+                    Reason = "mixed-size",
+                };
+            }
+
+            var keep = bySize[0].Key;
+            foreach (var other in sized.Where(s => (s.Width, s.Height) != keep))
+            {
+                skipped.Add($"{sources.NameOf(other.Index)}: 2-D image of {other.Width}×{other.Height}, not the series size {keep.Width}×{keep.Height}");
+            }
+
+            issues.Add(new GeometryIssue("mixed-size", $"{sized.Count - bySize[0].Count()} of {sized.Count} images differ from the most common size {keep.Width}×{keep.Height} and were left out ({listing})"));
+            sized = [.. bySize[0]];
+            sized.Sort((a, b) => chosen.Sources.IndexOf(a.Index).CompareTo(chosen.Sources.IndexOf(b.Index)));
+        }
+
+        issues.Add(new GeometryIssue("no-geometry", "2-D images carry no pixel spacing, slice positions or orientation: geometry is in pixel and slice-index units"));
+        var formats = string.Join('\\', sized.Select(s => s.Format.ToString().ToUpperInvariant()).Distinct());
+        var slices = sized.Select((s, k) => new SliceInfo
+        {
+            SourceName = sources.NameOf(s.Index),
+            SourceIndex = s.Index,
+            StudyInstanceUid = string.Empty,
+            SeriesInstanceUid = string.Empty,
+            InstanceNumber = k + 1,
+            ImageType = [s.Format.ToString().ToUpperInvariant()],
+            Rows = s.Height,
+            Columns = s.Width,
+        }).ToList();
+
+        var summary = SummaryOf(chosen, formats, slices.Count, null);
+        var reason = FormattableString.Invariant(
+            $"2-D images: {slices.Count} {formats} slices of {slices[0].Columns}×{slices[0].Rows} in folder {Label(chosen.Folder)}, already windowed (tiles of kind unit), in natural file-name order ({FileNameOf(sources.RelativeNameOf(slices[0].SourceIndex))} … {FileNameOf(sources.RelativeNameOf(slices[^1].SourceIndex))})");
+        reason += eligible.Count == 1
+            ? "; the only folder of images"
+            : $"; chosen over folder {Label(eligible[1].Folder)} because {(eligible[1].Sources.Count < chosen.Sources.Count ? "it has the most images" : "it comes first in natural order (otherwise equal)")}";
+        var others = folders
+            .Where(f => !ReferenceEquals(f, chosen))
+            .Select(f => SummaryOf(f, "IMAGES", f.Sources.Count, f.MaskSegment is { } m ? $"folder name '{m}' marks segmentation masks or labels, not CT slices" : null))
+            .ToList();
+        var report = new AssemblyReport(summary, reason, others, issues, skipped) { InputKind = AssemblyInputKinds.Images };
+        return AssembledSeries.FromImages(sources, slices, report);
+
+        SeriesSummary SummaryOf(ImageFolder folder, string imageType, int count, string? exclusion) =>
+            new(string.Empty, string.Empty, null, Label(folder.Folder), null, imageType, null, null, count, "unknown", exclusion is null, exclusion);
+
+        string Label(string folder) => folder.Length == 0 ? $"{Path.GetFileName(sources.Description.TrimEnd('/', Path.DirectorySeparatorChar))} (top level)" : folder;
+    }
+
+    private static string FolderOf(string relativeName)
+    {
+        var slash = relativeName.LastIndexOf('/');
+        return slash < 0 ? string.Empty : relativeName[..slash];
+    }
+
+    private static string FileNameOf(string relativeName) => relativeName[(relativeName.LastIndexOf('/') + 1)..];
+
+    private static string? MaskFolderSegment(string folder, SeriesAssemblyOptions options) =>
+        folder.Split('/').FirstOrDefault(segment => options.MaskFolderNames.Any(m => segment.Equals(m, StringComparison.OrdinalIgnoreCase)));
+
+    private sealed record ImageFolder(string Folder, List<int> Sources, string? MaskSegment);
 
     private static AssembledSeries Order(Candidate chosen, string reason, List<SeriesSummary> others, List<string> skipped, SliceSources sources, SeriesAssemblyOptions options)
     {

@@ -16,7 +16,7 @@ public sealed record SeriesSummary(
     string? ExclusionReason);
 
 /// <summary>A geometry finding about the chosen series.</summary>
-/// <param name="Kind"><c>gap</c>, <c>duplicate-position</c>, <c>variable-spacing</c>, <c>gantry-tilt</c>, <c>flipped-in-plane</c>, <c>oblique</c>.</param>
+/// <param name="Kind"><c>gap</c>, <c>duplicate-position</c>, <c>variable-spacing</c>, <c>gantry-tilt</c>, <c>flipped-in-plane</c>, <c>oblique</c>; for 2-D images <c>mixed-size</c> (images of another size left out) and <c>no-geometry</c> (no spacing or positions).</param>
 /// <param name="Message">A sentence for people.</param>
 public sealed record GeometryIssue(string Kind, string Message);
 
@@ -28,6 +28,9 @@ public sealed record AssemblyReport(
     IReadOnlyList<GeometryIssue> Issues,
     IReadOnlyList<string> SkippedSources)
 {
+    /// <summary>What the input was: <see cref="AssemblyInputKinds.Dicom"/>, <see cref="AssemblyInputKinds.Nifti"/> or <see cref="AssemblyInputKinds.Images"/>.</summary>
+    public string InputKind { get; init; } = AssemblyInputKinds.Dicom;
+
     /// <summary>The gantry tilt in degrees measured from the slice positions (0 when none).</summary>
     public double GantryTiltDegrees { get; init; }
 
@@ -35,6 +38,29 @@ public sealed record AssemblyReport(
     public bool HasVariableSpacing => Issues.Any(i => i.Kind == "variable-spacing");
 
     public bool HasGaps => Issues.Any(i => i.Kind == "gap");
+}
+
+/// <summary>Values of <see cref="AssemblyReport.InputKind"/>.</summary>
+public static class AssemblyInputKinds
+{
+    /// <summary>DICOM files (a file, a folder, a zip).</summary>
+    public const string Dicom = "dicom";
+
+    /// <summary>A NIfTI-1/-2 volume.</summary>
+    public const string Nifti = "nifti";
+
+    /// <summary>2-D PNG/JPEG/TIFF slices, already windowed (tiles of kind <c>unit</c>).</summary>
+    public const string Images = "images";
+}
+
+/// <summary>What to do when the 2-D images of the chosen folder differ in size.</summary>
+public enum MixedImageSizePolicy
+{
+    /// <summary>Refuse the input (<see cref="SeriesAssemblyException"/>, reason <c>mixed-size</c>) listing the sizes found.</summary>
+    Refuse,
+
+    /// <summary>Keep the images of the most common size (ties: the size of the first image in order); list the others as skipped.</summary>
+    KeepMostCommonSize,
 }
 
 /// <summary>Knobs of series assembly; defaults are the documented behaviour.</summary>
@@ -60,4 +86,14 @@ public sealed record SeriesAssemblyOptions
     /// <summary>Kernel names (case-insensitive substrings) preferred as lung kernels when series otherwise tie.</summary>
     public IReadOnlyList<string> LungKernelHints { get; init; } =
         ["LUNG", "B70", "B60", "B80", "BR60", "BL57", "BL64", "I70", "HR64", "FC51", "FC52", "FC53", "FC55", "FC56", "FC86", "YA", "YB", "BONEPLUS", "L"];
+
+    /// <summary>2-D images whose sizes differ within the chosen folder: refused by default (a stack has one size).</summary>
+    public MixedImageSizePolicy MixedImageSizes { get; init; } = MixedImageSizePolicy.Refuse;
+
+    /// <summary>
+    /// Folder names (whole path segments, case-insensitive) that mark 2-D images as segmentation masks or labels rather
+    /// than CT slices; such folders are recorded, never screened (research sets ship images/ beside masks/).
+    /// </summary>
+    public IReadOnlyList<string> MaskFolderNames { get; init; } =
+        ["mask", "masks", "label", "labels", "edge", "edges", "gt", "groundtruth", "ground_truth", "annotation", "annotations", "segmentation", "segmentations"];
 }

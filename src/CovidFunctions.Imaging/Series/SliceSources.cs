@@ -45,6 +45,31 @@ internal sealed class SliceSources : IDisposable
 
     public string NameOf(int index) => _zip is null ? _files[index] : $"{Description}!{_zip.Entries[index].Name}";
 
+    /// <summary>The name relative to the input: the path under the folder ('/'-separated), the zip entry name, or the file name.</summary>
+    public string RelativeNameOf(int index)
+    {
+        if (_zip is not null)
+        {
+            return _zip.Entries[index].Name;
+        }
+
+        return Directory.Exists(Description)
+            ? Path.GetRelativePath(Description, _files[index]).Replace(Path.DirectorySeparatorChar, '/')
+            : Path.GetFileName(_files[index]);
+    }
+
+    /// <summary>The first bytes of a source (fewer when it is shorter), for format sniffing.</summary>
+    public byte[] ReadHead(int index, int count)
+    {
+        using var stream = _zip is null ? File.OpenRead(_files[index]) : _zip.OpenEntry(_zip.Entries[index]);
+        var buffer = new byte[count];
+        var read = stream.ReadAtLeast(buffer, count, throwOnEndOfStream: false);
+        return read == count ? buffer : buffer[..read];
+    }
+
+    /// <summary>The whole source (a 2-D image file; zip entries stay within the archive limits).</summary>
+    public byte[] ReadAllBytes(int index) => _zip is null ? File.ReadAllBytes(_files[index]) : _zip.ReadAllBytes(_zip.Entries[index]);
+
     public DicomFile ReadHeader(int index) => Read(index, DicomScanner.HeaderOptions);
 
     public DicomFile ReadFull(int index) => Read(index, null);

@@ -10,6 +10,12 @@ public static class SeriesTiles
     /// and the manifest under <paramref name="prefix"/>. <paramref name="mapUid"/> de-identifies UIDs before they are
     /// written (the manifest must never carry source UIDs in production); when null, UIDs are left out.
     /// </summary>
+    /// <remarks>
+    /// A series of 2-D images (<see cref="AssembledSeries.ValueKind"/> <see cref="TileKinds.Unit"/>) is written as
+    /// float32 [0, 1] chunks of kind <c>unit</c>, without spacing, origin, directions or slice positions (the images
+    /// carry none); its <c>sliceIds</c> are <paramref name="mapUid"/> of each file's name within the upload, so no
+    /// file name reaches the manifest.
+    /// </remarks>
     public static async Task<TileManifest> WriteAsync(
         AssembledSeries series,
         IBlobStore store,
@@ -24,6 +30,11 @@ public static class SeriesTiles
         var g = series.Geometry;
         var report = series.Report;
         string? Map(string? uid) => uid is { Length: > 0 } && mapUid is not null ? mapUid(uid) : null;
+        if (series.ValueKind == TileKinds.Unit)
+        {
+            return await WriteUnitAsync(series, store, prefix, mapUid, parallelism, cancellationToken).ConfigureAwait(false);
+        }
+
         var template = new TileManifest
         {
             Rows = g.Rows,
@@ -48,6 +59,37 @@ public static class SeriesTiles
             await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, (i, _) =>
             {
                 decoded[i] = series.ReadHuInt16(start + i);
+                return ValueTask.CompletedTask;
+            }).ConfigureAwait(false);
+            foreach (var slice in decoded)
+            {
+                await writer.AddSliceAsync(slice, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return await writer.CompleteAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<TileManifest> WriteUnitAsync(AssembledSeries series, IBlobStore store, string prefix, Func<string, string>? mapUid, int parallelism, CancellationToken cancellationToken)
+    {
+        var report = series.Report;
+        var template = new TileManifest
+        {
+            Kind = TileKinds.Unit,
+            Rows = series.Rows,
+            Columns = series.Columns,
+            SliceIds = mapUid is null ? null : series.Slices.Select(s => mapUid(Path.GetFileName(s.SourceName.Replace('\\', '/')))).ToArray(),
+            Notes = [report.SelectionReason, .. report.Issues.Select(i => $"{i.Kind}: {i.Message}")],
+        };
+        var writer = new TileSeriesWriter(store, prefix, template);
+        var window = Math.Max(parallelism, writer.ChunkSize);
+        for (var start = 0; start < series.SliceCount; start += window)
+        {
+            var count = Math.Min(window, series.SliceCount - start);
+            var decoded = new float[count][];
+            await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, (i, _) =>
+            {
+                decoded[i] = series.ReadUnit(start + i).Pixels;
                 return ValueTask.CompletedTask;
             }).ConfigureAwait(false);
             foreach (var slice in decoded)

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.IO.Compression;
 using CovidFunctions.Imaging.Archives;
 using CovidFunctions.TestHelpers;
@@ -114,14 +113,11 @@ public sealed class SafeZipArchiveTests
         Assert.True(new FileInfo(path).Length < 8 << 20, "the bomb should be small on disk");
 
         var allocated = GC.GetAllocatedBytesForCurrentThread();
-        var clock = Stopwatch.StartNew();
         var ex = Assert.Throws<ArchiveLimitExceededException>(() => SafeZipArchive.Open(path));
-        clock.Stop();
 
         Assert.Equal("compression-ratio", ex.Reason);
         Assert.Equal("zeros.dcm", ex.EntryName);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - allocated < 16 << 20, "opening must not allocate much");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using CovidFunctions.Imaging.Archives;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Volumes;
 using CovidFunctions.TestHelpers;
@@ -200,5 +201,39 @@ public sealed class SeriesAssemblerTests
 
         var ex = Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(temp.Path));
         Assert.Equal("no-images", ex.Reason);
+    }
+
+    [Fact]
+    public void Assemble_ZipBombs_RefusedWithTheArchiveReasonAndBoundedMemory()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var bomb = Path.Combine(temp.Path, "bomb.zip");
+        Archives.ZeroBomb.Write(bomb, "study/zeros.dcm", 1024); // 1 GiB of zeros, declared honestly
+        var liar = Path.Combine(temp.Path, "liar.zip");
+        Archives.ZeroBomb.Write(liar, "study/zeros.dcm", 1024, declaredUncompressed: 4 << 20); // declares 4 MiB
+        var allocated = GC.GetAllocatedBytesForCurrentThread();
+
+        var declared = Assert.Throws<ArchiveLimitExceededException>(() => SeriesAssembler.Assemble(bomb));
+        var streamed = Assert.Throws<ArchiveLimitExceededException>(() => SeriesAssembler.Assemble(liar, new SeriesAssemblyOptions { ZipLimits = ZipSafetyLimits.Default with { MaxCompressionRatio = 5000 } }));
+
+        Assert.Equal("compression-ratio", declared.Reason);
+        Assert.Equal("size-mismatch", streamed.Reason); // not swallowed as "not DICOM": the upload is refused
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - allocated < 64 << 20, "assembly must not buffer a bomb");
+    }
+
+    [Fact]
+    public void Assemble_TraversalEntryName_RefusedBeforeAnyEntryIsRead()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var zipPath = Path.Combine(temp.Path, "upload.zip");
+        using (var zip = ZipFile.Open(zipPath, ZipArchiveMode.Create))
+        {
+            zip.CreateEntryFromFile(LungDx("A0002-s2-b70f", "1-01.dcm"), "ok/1-01.dcm");
+            zip.CreateEntryFromFile(LungDx("A0002-s2-b70f", "1-02.dcm"), "../../etc/cron.d/1-02.dcm");
+        }
+
+        var ex = Assert.Throws<UnsafeArchiveEntryException>(() => SeriesAssembler.Assemble(zipPath));
+
+        Assert.Equal("path-traversal", ex.Reason);
     }
 }
