@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Inference;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Tests.Scoring;
+
+/// <summary>The scorer's handler on tiles of a real chest CT series with the committed model.</summary>
+public sealed class ScoringHandlerTests : IDisposable
+{
+    private const string Tenant = "lab-1";
+    private const string StudyId = "s-real";
+    private const string TilesPrefix = "lab-1/s-real/tiles";
+    private readonly TempDirectory _temp = TestData.CreateTempDirectory();
+    private readonly FileSystemBlobContainers _containers;
+    private readonly InMemorySliceResultStore _sliceResults = new();
+    private readonly RecordingSender _sender = new();
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+
+    public ScoringHandlerTests()
+    {
+        _containers = new FileSystemBlobContainers(_temp.Path);
+    }
+
+    public void Dispose()
+    {
+        _timeout.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task ScoresAChunkOfARealSeries()
+    {
+        var manifest = await WriteRealTilesAsync();
+        var models = ScreeningModels.Load();
+        var handler = CreateHandler(models);
+        var request = new ChunkRequest(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, ChunkIndex: 3, FirstSlice: 12, SliceCount: 4, Attempt: 1);
+
+        var settlement = await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token);
+
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        var (queue, message) = Assert.Single(_sender.Sent);
+        Assert.Equal(PipelineNames.SliceResultsQueue, queue);
+        var result = PipelineJson.Deserialize<ChunkResult>(message.Body);
+        Assert.Equal(result.MessageId, message.MessageId);
+        Assert.Null(result.Error);
+        Assert.Equal((3, 1, 4, models.Provider), (result.ChunkIndex, result.Attempt, result.SliceCount, result.Device));
+        Assert.True(result.ScoringSeconds > 0);
+        Assert.Equal("lab-1/s-real/chunks/0003.json", result.ResultPath);
+
+        var document = PipelineJson.Deserialize<ChunkResultDocument>(await ReadTextAsync(result.ResultPath!));
+        Assert.Equal(ScoringHandler.ModelVersionOf(models.Manifest), document.ModelVersion);
+        Assert.Equal(models.Classes, document.Classes);
+        Assert.Equal([12, 13, 14, 15], document.Slices.Select(s => s.SliceIndex));
+        var plane = (long)manifest.Rows * manifest.Columns;
+        foreach (var slice in document.Slices)
+        {
+            Assert.Equal(1.0, slice.ClassProbabilities.Sum(), 4);
+            Assert.InRange(slice.LesionMeanProbability, 0, 1);
+            // A chest slice: the lung estimate is a real part of the image but far from all of it.
+            Assert.InRange(slice.LungPixels, plane / 20, plane / 2);
+            Assert.InRange(slice.LesionPixels, 0, slice.LungPixels);
+            Assert.Equal(slice.LesionPixels > 0, slice.OverlayPath is not null);
+            Assert.Equal(slice.LesionPixels > 0, slice.MaskPath is not null);
+        }
+
+        var withLesion = document.Slices.Where(s => s.LesionPixels > 0).ToList();
+        Assert.NotEmpty(withLesion);
+        foreach (var slice in withLesion)
+        {
+            var overlay = ImageLoader.Decode(await File.ReadAllBytesAsync(Link(slice.OverlayPath!)), slice.OverlayPath);
+            Assert.Equal((manifest.Columns, manifest.Rows), (overlay.Width, overlay.Height));
+            var (mask, width, height) = MaskPng.Decode(await File.ReadAllBytesAsync(Link(slice.MaskPath!)), slice.MaskPath);
+            Assert.Equal((manifest.Columns, manifest.Rows), (width, height));
+            Assert.Equal(slice.LesionPixels, mask.Count(m => m != 0));
+        }
+
+        var rows = await _sliceResults.GetAsync(Tenant, StudyId, _timeout.Token);
+        Assert.Equal([12, 13, 14, 15], rows.Select(r => r.SliceIndex).Order());
+        Assert.All(rows, r => Assert.Equal(3, r.ChunkIndex));
+
+        // A re-delivery overwrites the same document and rows with the same values.
+        var firstDocument = await ReadTextAsync(result.ResultPath!);
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 2), _timeout.Token)).Action);
+        Assert.Equal(firstDocument, await ReadTextAsync(result.ResultPath!));
+        Assert.Equal(4, (await _sliceResults.GetAsync(Tenant, StudyId, _timeout.Token)).Count);
+        Assert.Equal(2, _sender.Sent.Count);
+    }
+
+    [Fact]
+    public async Task MissingTilesAnswerWithAnErrorSoTheStudyFailsFast()
+    {
+        var handler = CreateHandler(ScreeningModels.Load());
+        var request = new ChunkRequest(Tenant, "s-none", StudyIds.OrchestrationId(Tenant, "s-none"), "lab-1/s-none/tiles", 0, 0, 2, 1);
+
+        var settlement = await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token);
+
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        Assert.Null(result.ResultPath);
+        Assert.Equal("tiles not found under slices/lab-1/s-none/tiles", result.Error);
+    }
+
+    [Fact]
+    public async Task SlicesOutsideTheSeriesAnswerWithAnError()
+    {
+        var manifest = await WriteRealTilesAsync();
+        var handler = CreateHandler(ScreeningModels.Load());
+        var request = new ChunkRequest(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, 1, manifest.SliceCount - 1, 2, 1);
+
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token)).Action);
+
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        Assert.Contains($"outside the series of {manifest.SliceCount} slices", result.Error);
+    }
+
+    [Theory]
+    [InlineData("{not json")]
+    [InlineData("null")]
+    [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"\",\"orchestrationId\":\"x\",\"tilesPrefix\":\"p\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    [InlineData("{\"tenant\":\"Bad Tenant\",\"studyId\":\"s\",\"orchestrationId\":\"x\",\"tilesPrefix\":\"p\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    public async Task MalformedRequestsAreDeadLetteredWithAReason(string body)
+    {
+        var handler = CreateHandler(ScreeningModels.Load());
+
+        var settlement = await handler.HandleAsync(new ReceivedMessage("m1", body, 1), _timeout.Token);
+
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        Assert.False(string.IsNullOrEmpty(settlement.Reason));
+        Assert.Empty(_sender.Sent);
+    }
+
+    private ScoringHandler CreateHandler(ScreeningModels models) =>
+        new(_containers, _sliceResults, _sender, models, Options.Create(new ScoringOptions { BatchSize = 3 }), NullLogger<ScoringHandler>.Instance);
+
+    private async Task<TileManifest> WriteRealTilesAsync()
+    {
+        using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
+        return await SeriesTiles.WriteAsync(series, _containers.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
+    }
+
+    private string Link(string resultsPath) => _containers.LinkTo(PipelineNames.ResultsContainer, resultsPath);
+
+    private Task<string> ReadTextAsync(string resultsPath) => File.ReadAllTextAsync(Link(resultsPath), _timeout.Token);
+
+    private sealed class RecordingSender : IMessageSender
+    {
+        private readonly ConcurrentQueue<(string Queue, QueueMessage Message)> _sent = new();
+
+        public IReadOnlyList<(string Queue, QueueMessage Message)> Sent => [.. _sent];
+
+        public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
+        {
+            _sent.Enqueue((queue, message));
+            return Task.CompletedTask;
+        }
+    }
+}
