@@ -139,10 +139,12 @@ public sealed partial class IngestHandler
                 catch (ImagingException ex)
                 {
                     await DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
-                    return await RejectAsync(unit, ex.Reason ?? "unreadable", prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
+                    return await RejectAsync(unit, ReasonCode(ex), prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
                 }
             }
 
+            // Instances left out (refused by policy, unreadable) are not lost with the upload: they are kept in quarantine.
+            await KeepSkippedAsync(unit, prepared.SkippedFiles, cancellationToken).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
@@ -396,7 +398,7 @@ public sealed partial class IngestHandler
         if (accepted > 0)
         {
             skipped.AddRange(volumes.Select(v => $"{v.Name}: NIfTI volume next to DICOM instances (the DICOM series is used)"));
-            return Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted);
+            return Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted) with { SkippedFiles = SkippedFiles(results) };
         }
 
         if (volumes.Count == 1)
@@ -405,7 +407,7 @@ public sealed partial class IngestHandler
             var volume = Path.Combine(work, volumes[0].Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? "volume.nii.gz" : "volume.nii");
             File.Copy(volumes[0].Path, volume);
             names[Path.GetFileName(volume)] = volumes[0].Name;
-            return Assemble(unit, volume, "nifti", skipped, names, work, 0);
+            return Assemble(unit, volume, "nifti", skipped, names, work, 0) with { SkippedFiles = SkippedFiles(results) };
         }
 
         if (volumes.Count > 1)
@@ -432,8 +434,15 @@ public sealed partial class IngestHandler
     {
         string Clean(string message)
         {
-            // Messages name the temporary files; say the upload's own names instead.
-            var cleaned = message.Replace(Path.Combine(work, "deid"), unit.UploadPath.TrimEnd('/'), StringComparison.Ordinal)
+            // Messages name the temporary files; say the upload's own names instead (whole paths first, then bare names).
+            var folder = File.Exists(path) ? Path.GetDirectoryName(path)! : path;
+            var cleaned = message;
+            foreach (var (temp, original) in names)
+            {
+                cleaned = cleaned.Replace(Path.Combine(folder, temp), original, StringComparison.Ordinal);
+            }
+
+            cleaned = cleaned.Replace(path, unit.UploadPath.TrimEnd('/'), StringComparison.Ordinal)
                 .Replace(work, unit.UploadPath.TrimEnd('/'), StringComparison.Ordinal);
             foreach (var (temp, original) in names)
             {
@@ -448,16 +457,13 @@ public sealed partial class IngestHandler
         {
             series = SeriesAssembler.Assemble(path);
         }
-        catch (SeriesAssemblyException ex)
-        {
-            throw new IngestRejectedException(ex.Reason ?? "cannot-assemble", Clean(ex.Message));
-        }
         catch (ImagingException ex)
         {
-            throw new IngestRejectedException(ex.Reason ?? "unreadable", Clean(ex.Message));
+            throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
         }
 
         var report = series.Report;
+        var keptIn = skipped.Count > 0 ? $"{PipelineNames.QuarantineContainer}/{QuarantinePrefixOf(unit)}/skipped/" : null;
         skipped.AddRange(report.SkippedSources.Select(Clean));
         var document = new SeriesDocument(
             source,
@@ -467,9 +473,10 @@ public sealed partial class IngestHandler
             report.GantryTiltDegrees,
             [.. report.Others],
             deidentified,
-            skipped);
+            skipped,
+            keptIn);
         var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
-        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean);
+        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, []);
     }
 
     private InstanceResult DeidentifyInstance(LocalFile input, string output)
@@ -481,7 +488,7 @@ public sealed partial class IngestHandler
         }
         catch (DicomException ex)
         {
-            return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", readable: false);
+            return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", input, readable: false);
         }
 
         DeidOutcome outcome;
@@ -491,12 +498,12 @@ public sealed partial class IngestHandler
         }
         catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
         {
-            return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", readable: true);
+            return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", input, readable: true);
         }
 
         if (!outcome.Accepted)
         {
-            return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}");
+            return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
         }
 
         try
@@ -505,11 +512,13 @@ public sealed partial class IngestHandler
         }
         catch (DicomException ex)
         {
-            return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", readable: true);
+            return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", input, readable: true);
         }
 
         return new InstanceResult(true, true, null, input.Name);
     }
+
+    private static List<LocalFile> SkippedFiles(InstanceResult[] results) => [.. results.Where(r => !r.Accepted && r.File is not null).Select(r => r.File!)];
 
     private static List<LocalFile> ExpandZips(List<LocalFile> files, string folder)
     {
@@ -535,7 +544,8 @@ public sealed partial class IngestHandler
             }
             catch (ArchiveException ex)
             {
-                throw new IngestRejectedException("zip-refused", $"{file.Name}: {ex.Message}");
+                // The reader's message names the archive (opened under its upload name) and the entry.
+                throw new IngestRejectedException("zip-refused", ex.Message.Contains(file.Name, StringComparison.Ordinal) ? ex.Message : $"{file.Name}: {ex.Message}");
             }
             catch (InvalidDataException ex)
             {
@@ -544,6 +554,24 @@ public sealed partial class IngestHandler
         }
 
         return expanded;
+    }
+
+    private async Task KeepSkippedAsync(UploadUnit unit, IReadOnlyList<LocalFile> skipped, CancellationToken cancellationToken)
+    {
+        if (skipped.Count == 0)
+        {
+            return;
+        }
+
+        var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
+        foreach (var file in skipped)
+        {
+            var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using (source.ConfigureAwait(false))
+            {
+                await quarantine.WriteAsync($"{QuarantinePrefixOf(unit)}/skipped/{SafeRelativePath(file.Name)}", source, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     private async Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)
@@ -616,6 +644,15 @@ public sealed partial class IngestHandler
         return timings.ToJsonString();
     }
 
+    /// <summary>The short reject code of an imaging failure (the assembler's own code where it gives one).</summary>
+    private static string ReasonCode(ImagingException ex) => ex switch
+    {
+        SeriesAssemblyException { Reason: { Length: > 0 } code } => code,
+        SeriesAssemblyException => "cannot-assemble",
+        ArchiveException => "zip-refused",
+        _ => "unreadable",
+    };
+
     private static string Summarise(List<string> notes) =>
         string.Join("; ", notes.Take(5)) + (notes.Count > 5 ? $"; and {notes.Count - 5} more" : string.Empty);
 
@@ -642,10 +679,13 @@ public sealed partial class IngestHandler
 
     private sealed record InstanceResult(bool Accepted, bool Readable, DeidRejectReason? Refusal, string Note)
     {
-        public static InstanceResult Skipped(string note, bool readable) => new(false, readable, null, note);
+        /// <summary>The input file of a skipped instance (kept in quarantine when the study is ingested).</summary>
+        public LocalFile? File { get; init; }
+
+        public static InstanceResult Skipped(string note, LocalFile file, bool readable) => new(false, readable, null, note) { File = file };
     }
 
-    private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean);
+    private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean, IReadOnlyList<LocalFile> SkippedFiles);
 
     /// <summary>The Studies row's SeriesJson: what was screened and what was not.</summary>
     private sealed record SeriesDocument(
@@ -656,7 +696,8 @@ public sealed partial class IngestHandler
         double GantryTiltDegrees,
         IReadOnlyList<SeriesSummary> OtherSeries,
         int DeidentifiedInstances,
-        IReadOnlyList<string> SkippedInstances);
+        IReadOnlyList<string> SkippedInstances,
+        string? SkippedKeptIn);
 
     private sealed class IngestRejectedException(string code, string detail) : Exception(detail)
     {

@@ -103,6 +103,7 @@ public sealed class IngestHandlerTests
         Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty)); // marker included
         var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
         Assert.Contains("notes.txt", study.SeriesJson, StringComparison.Ordinal);
+        Assert.Equal("scanner notes, not an image", Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{unit.StudyId}/skipped/notes.txt")));
 
         var manifestFile = host.Containers.LinkTo(PipelineNames.SlicesContainer, $"{study.TilesPrefix}/manifest.json");
         var writtenAt = File.GetLastWriteTimeUtc(manifestFile);
@@ -155,6 +156,22 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task Reject_CorruptNifti_NamesTheUploadedFile()
+    {
+        using var host = new IngestTestHost();
+        var content = Encoding.UTF8.GetBytes("not a volume");
+        await host.UploadAsync($"{Tenant}/vol.nii", content);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal("unreadable", outcome.Reason);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/vol.nii", "unreadable", "vol.nii: not a NIfTI file", ("vol.nii", content));
+        Assert.DoesNotContain("volume.nii", reason.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(Path.GetTempPath(), reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "unreadable");
+    }
+
+    [Fact]
     public async Task Reject_ZipWithTraversalEntry_QuarantinedWithReason()
     {
         using var host = new IngestTestHost();
@@ -165,7 +182,8 @@ public sealed class IngestHandlerTests
 
         Assert.Equal(IngestStatus.Rejected, outcome.Status);
         var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/bad.zip", "zip-refused", "bad.zip", ("bad.zip", zip));
-        Assert.Contains("../evil", reason.Detail, StringComparison.Ordinal);
+        Assert.Contains("'../evil'", reason.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("bad.zip: bad.zip", reason.Detail, StringComparison.Ordinal);
         await AssertStudyRejectedAsync(host, outcome.StudyId, "zip-refused");
         Assert.Empty(await IngestTestHost.ListAsync(host.Slices, string.Empty));
     }
