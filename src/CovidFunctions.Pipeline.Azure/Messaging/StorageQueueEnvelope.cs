@@ -16,6 +16,13 @@ public sealed record StorageQueueEnvelope(string MessageId, string Body)
         return PipelineJson.Serialize(new StorageQueueEnvelope(message.MessageId, message.Body));
     }
 
+    /// <summary>
+    /// The handler's view of a queue-triggered message (an Azure Functions <c>QueueTrigger</c> binds the text and the
+    /// dequeue count); null when the text is not an envelope.
+    /// </summary>
+    public static ReceivedMessage? ToReceivedMessage(string text, long dequeueCount) =>
+        TryParse(text) is { } envelope ? new ReceivedMessage(envelope.MessageId, envelope.Body, (int)Math.Clamp(dequeueCount, 1, int.MaxValue)) : null;
+
     /// <summary>Parses an envelope; null when the text is not one (such a message is dead-lettered as malformed).</summary>
     public static StorageQueueEnvelope? TryParse(string text)
     {

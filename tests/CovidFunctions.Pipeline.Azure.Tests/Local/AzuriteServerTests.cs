@@ -57,6 +57,42 @@ public sealed class AzuriteServerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_running_queue_consumer_rides_out_an_azurite_restart()
+    {
+        using var data = TestData.CreateTempDirectory();
+        await using var server = await AzuriteServer.StartAsync(new AzuriteServerOptions { DataDirectory = data.Path, Ports = AzuriteServer.FreePorts() }, null, CancellationToken.None);
+        var storage = PipelineStorage.FromConnectionString(server.ConnectionString);
+        var transport = storage.CreateQueueTransport(options: new StorageQueueTransportOptions { ErrorBackoff = TimeSpan.FromMilliseconds(200) });
+        await transport.SendAsync("restart-q", new QueueMessage("before", "{}"), CancellationToken.None);
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var both = new TaskCompletionSource();
+        using var stop = new CancellationTokenSource();
+        var consumer = transport.RunAsync("restart-q", (message, _) =>
+        {
+            seen.Enqueue(message.MessageId);
+            if (seen.Count == 2)
+            {
+                both.TrySetResult();
+            }
+
+            return Task.FromResult(Settlement.Complete);
+        }, new ConsumerOptions { PollInterval = TimeSpan.FromMilliseconds(100) }, stop.Token);
+        while (seen.IsEmpty)
+        {
+            await Task.Delay(100);
+        }
+
+        await server.RestartAsync(CancellationToken.None);
+        await transport.SendAsync("restart-q", new QueueMessage("after", "{}"), CancellationToken.None);
+
+        var finished = await Task.WhenAny(both.Task, Task.Delay(TimeSpan.FromSeconds(60)));
+        await stop.CancelAsync();
+        await consumer;
+        Assert.Same(both.Task, finished);
+        Assert.Equal(["before", "after"], seen);
+    }
+
+    [Fact]
     public void The_repository_root_is_found_from_the_test_binaries()
     {
         var root = AzuriteServer.FindRepoRoot();

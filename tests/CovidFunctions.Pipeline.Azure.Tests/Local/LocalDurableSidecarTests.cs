@@ -40,6 +40,53 @@ public sealed class LocalDurableSidecarTests(AzuriteFixture azurite)
         }
     }
 
+    [Fact]
+    public async Task An_orchestration_waiting_for_an_event_survives_a_restart_of_worker_and_sidecar()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var ct = timeout.Token;
+        var options = new LocalDurableSidecarOptions { StorageConnectionString = azurite.Server.ConnectionString, TaskHubName = "restarttest" };
+        var instanceId = "restart-" + Guid.NewGuid().ToString("N")[..8];
+
+        // First run: start the orchestration, let its activity finish, then stop everything while it waits for the event.
+        await using (var sidecar = await LocalDurableSidecar.StartAsync(options, null, ct))
+        {
+            using var channel = sidecar.CreateChannel();
+            using var worker = LocalDurableWorker.BuildHost(channel, tasks => tasks.AddOrchestrator<GreetingOrchestrator>().AddActivity<GreetActivity>());
+            await worker.StartAsync(ct);
+            var client = worker.Services.GetRequiredService<DurableTaskClient>();
+            await client.ScheduleNewOrchestrationInstanceAsync(nameof(GreetingOrchestrator), "again", new StartOrchestrationOptions(instanceId), ct);
+            while ((await client.GetInstanceAsync(instanceId, getInputsAndOutputs: true, ct)) is not { RuntimeStatus: OrchestrationRuntimeStatus.Running } running
+                   || !(running.SerializedCustomStatus ?? "").Contains("greeted", StringComparison.Ordinal))
+            {
+                await Task.Delay(250, ct);
+            }
+
+            await worker.StopAsync(ct);
+            await sidecar.StopAsync(ct);
+        }
+
+        // Second run: a new sidecar and worker on the same Azurite pick the instance up where it was.
+        await using (var sidecar = await LocalDurableSidecar.StartAsync(options, null, ct))
+        {
+            using var channel = sidecar.CreateChannel();
+            using var worker = LocalDurableWorker.BuildHost(channel, tasks => tasks.AddOrchestrator<GreetingOrchestrator>().AddActivity<GreetActivity>());
+            await worker.StartAsync(ct);
+            try
+            {
+                var client = worker.Services.GetRequiredService<DurableTaskClient>();
+                await client.RaiseEventAsync(instanceId, GreetingOrchestrator.ApprovalEvent, "after restart", ct);
+                var done = await client.WaitForInstanceCompletionAsync(instanceId, getInputsAndOutputs: true, ct);
+                Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+                Assert.Equal("hello again: after restart", done.ReadOutputAs<string>());
+            }
+            finally
+            {
+                await worker.StopAsync(CancellationToken.None);
+            }
+        }
+    }
+
     private sealed class GreetingOrchestrator : TaskOrchestrator<string, string>
     {
         public const string ApprovalEvent = "approval";
@@ -47,6 +94,7 @@ public sealed class LocalDurableSidecarTests(AzuriteFixture azurite)
         public override async Task<string> RunAsync(TaskOrchestrationContext context, string input)
         {
             var greeting = await context.CallActivityAsync<string>(nameof(GreetActivity), input);
+            context.SetCustomStatus("greeted");
             var approval = await context.WaitForExternalEvent<string>(ApprovalEvent, TimeSpan.FromMinutes(2));
             return $"{greeting}: {approval}";
         }

@@ -45,3 +45,18 @@ public sealed class SettlementPolicyTests
         Assert.Equal([1, 2, 4, 8, 16, 30, 30], delays);
     }
 }
+
+public sealed class StorageQueueEnvelopeTests
+{
+    [Fact]
+    public void An_envelope_round_trips_and_anything_else_is_refused()
+    {
+        var text = StorageQueueEnvelope.Serialize(new QueueMessage("s1-r0001-a1", "{\"chunkIndex\":1}"));
+        Assert.Equal("{\"messageId\":\"s1-r0001-a1\",\"body\":\"{\\u0022chunkIndex\\u0022:1}\"}", text);
+        Assert.Equal(new ReceivedMessage("s1-r0001-a1", "{\"chunkIndex\":1}", 2), StorageQueueEnvelope.ToReceivedMessage(text, 2));
+
+        Assert.Null(StorageQueueEnvelope.TryParse("{\"chunkIndex\":1}"));
+        Assert.Null(StorageQueueEnvelope.TryParse("not json"));
+        Assert.Null(StorageQueueEnvelope.ToReceivedMessage("{\"messageId\":\"\",\"body\":\"{}\"}", 1));
+    }
+}

@@ -1,0 +1,45 @@
+using Azure;
+using Azure.Security.KeyVault.Secrets;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Pipeline.Azure.Webhooks;
+
+/// <summary>
+/// <see cref="IWebhookSecretStore"/> on Azure Key Vault (the Function app's managed identity needs the
+/// "Key Vault Secrets Officer" role to add and remove, "Secrets User" to read). Secret names are
+/// <c>webhook-{tenant}-{id}</c> (letters, digits and '-', as Key Vault requires). Deleting starts a soft delete.
+/// </summary>
+public sealed class KeyVaultWebhookSecretStore(SecretClient client) : IWebhookSecretStore
+{
+    public async Task SetAsync(string name, string value, CancellationToken cancellationToken)
+    {
+        var secret = new KeyVaultSecret(name, value);
+        secret.Properties.ContentType = "webhook-signing-secret";
+        await client.SetSecretAsync(secret, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<string?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var response = await client.GetSecretAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Value.Value;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    public async Task DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.StartDeleteSecretAsync(name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Already gone.
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using Azure;
+using Azure.Data.Tables;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Pipeline.Azure.Webhooks;
+
+/// <summary>
+/// <see cref="IWebhookSubscriptionStore"/> on the <c>WebhookSubscriptions</c> table: PartitionKey tenant, RowKey
+/// subscription id; event types as a comma-separated string; only the secret's name (the secret is in Key Vault or the
+/// local secret file).
+/// </summary>
+public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookSubscriptionStore
+{
+    public TableClient Table { get; } = table;
+
+    public async Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        var entity = new TableEntity(subscription.Tenant, subscription.Id)
+        {
+            ["Url"] = subscription.Url.ToString(),
+            ["EventTypes"] = string.Join(',', subscription.EventTypes),
+            ["SecretName"] = subscription.SecretName,
+            ["Active"] = subscription.Active,
+            ["CreatedAt"] = subscription.CreatedAt.ToUniversalTime(),
+        };
+        try
+        {
+            await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            throw new InvalidOperationException($"webhook subscription {subscription.Id} exists", ex);
+        }
+    }
+
+    public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
+    {
+        var response = await Table.GetEntityIfExistsAsync<TableEntity>(tenant, id, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return response.HasValue && response.Value is { } entity ? FromEntity(entity) : null;
+    }
+
+    public async Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken)
+    {
+        var query = tenant is null
+            ? Table.QueryAsync<TableEntity>(cancellationToken: cancellationToken)
+            : Table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {tenant}"), cancellationToken: cancellationToken);
+        var list = new List<WebhookSubscription>();
+        await foreach (var entity in query.ConfigureAwait(false))
+        {
+            list.Add(FromEntity(entity));
+        }
+
+        return [.. list.OrderBy(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal)];
+    }
+
+    public async Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken)
+    {
+        var response = await Table.DeleteEntityAsync(tenant, id, ETag.All, cancellationToken).ConfigureAwait(false);
+        return response.Status != 404;
+    }
+
+    private static WebhookSubscription FromEntity(TableEntity entity) => new()
+    {
+        Tenant = entity.PartitionKey,
+        Id = entity.RowKey,
+        Url = new Uri(entity.GetString("Url") ?? throw new InvalidOperationException($"webhook {entity.RowKey} has no Url")),
+        EventTypes = (entity.GetString("EventTypes") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+        SecretName = entity.GetString("SecretName") ?? "",
+        Active = entity.GetBoolean("Active") ?? true,
+        CreatedAt = entity.GetDateTimeOffset("CreatedAt") ?? default,
+    };
+}

@@ -1,0 +1,19 @@
+using Azure.Data.Tables;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Pipeline.Azure.Webhooks;
+
+/// <summary>The webhook tables on one <see cref="TableServiceClient"/> (Azurite locally, the Storage account in Azure).</summary>
+public sealed class WebhookStorage(TableServiceClient tables)
+{
+    public IWebhookSubscriptionStore Subscriptions { get; } = new TableWebhookSubscriptionStore(tables.GetTableClient(PipelineNames.WebhookSubscriptionsTable));
+
+    public IWebhookDeliveryLog Deliveries { get; } = new TableWebhookDeliveryLog(tables.GetTableClient(PipelineNames.WebhookDeliveriesTable));
+
+    /// <summary>Creates the two tables when missing (PipelineStorage.EnsureCreatedAsync creates them too).</summary>
+    public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
+    {
+        await tables.CreateTableIfNotExistsAsync(PipelineNames.WebhookSubscriptionsTable, cancellationToken).ConfigureAwait(false);
+        await tables.CreateTableIfNotExistsAsync(PipelineNames.WebhookDeliveriesTable, cancellationToken).ConfigureAwait(false);
+    }
+}
