@@ -41,9 +41,25 @@ public sealed class DurableStudyOrchestrationClient(DurableTaskClient client) : 
         }
     }
 
-    public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken)
+    /// <remarks>
+    /// A result that arrives after its study finished (a duplicate delivery, or a re-dispatched chunk answering twice)
+    /// is dropped: where the engine refuses events for finished instances, the refusal is swallowed once the instance
+    /// is confirmed terminal. Any other failure propagates, so the relay's consumer retries it.
+    /// </remarks>
+    public async Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(result);
-        return client.RaiseEventAsync(result.OrchestrationId, PipelineNames.ChunkResultEvent, result, cancellationToken);
+        try
+        {
+            await client.RaiseEventAsync(result.OrchestrationId, PipelineNames.ChunkResultEvent, result, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            var instance = await client.GetInstanceAsync(result.OrchestrationId, getInputsAndOutputs: false, cancellationToken).ConfigureAwait(false);
+            if (instance is null || !instance.IsCompleted)
+            {
+                throw;
+            }
+        }
     }
 }

@@ -94,6 +94,13 @@ public sealed class StudyOrchestratorTests
         Assert.Equal(5, usage.Slices);
         Assert.Equal(1.5, usage.CpuSeconds, 9);
         Assert.Equal([(OrchestrationHarness.Tenant, "s-dup", StudyEventTypes.Completed)], harness.Notifier.Events);
+
+        // A result relayed after the study finished is dropped without an error (the relay completes its message).
+        var late = new ChunkResult(OrchestrationHarness.Tenant, "s-dup", input.InstanceId, 0, 1, 2, "lab-1/s-dup/chunks/0000.json", 0.5, "CPU", null);
+        await new DurableStudyOrchestrationClient(harness.Client).RaiseChunkResultAsync(late, CancellationToken.None);
+        var metadata = await harness.Client.GetInstanceAsync(input.InstanceId, getInputsAndOutputs: true);
+        Assert.Equal(Microsoft.DurableTask.Client.OrchestrationRuntimeStatus.Completed, metadata!.RuntimeStatus);
+        Assert.Single(harness.Usage.Snapshot());
     }
 
     [Fact]
