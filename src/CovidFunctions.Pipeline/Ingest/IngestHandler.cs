@@ -37,6 +37,11 @@ public sealed partial class IngestHandler
 
     private const string SlicesFolder = "tiles";
 
+    /// <summary>Skipped-instance notes kept in the Studies row (a table property holds at most 32 K characters).</summary>
+    private const int MaxSkippedNotes = 100;
+
+    private static readonly HashSet<string> ImageExtensions = new([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"], StringComparer.OrdinalIgnoreCase);
+
     private readonly IBlobContainers _containers;
     private readonly IStudyStore _studies;
     private readonly IUsageStore _usage;
@@ -422,6 +427,14 @@ public sealed partial class IngestHandler
             throw new IngestRejectedException(code, $"upload {unit.UploadPath}: every DICOM instance was refused by the de-identification policy: {Summarise(skipped)}");
         }
 
+        var images = candidates.Where(f => ImageExtensions.Contains(Path.GetExtension(f.Name))).ToList();
+        if (images.Count > 0 && images.Count == results.Count(r => !r.Readable))
+        {
+            // 2-D images carry no header to de-identify and may carry burned-in text: the same policy that refuses
+            // secondary captures refuses them here.
+            throw new IngestRejectedException("images-not-accepted", $"upload {unit.UploadPath}: {images.Count} 2-D image file(s) ({string.Join(", ", images.Take(3).Select(i => i.Name))}{(images.Count > 3 ? ", ..." : string.Empty)}) and no DICOM or NIfTI; ingest takes DICOM instances (a file, a folder or a zip) or one NIfTI volume, since 2-D images cannot be de-identified");
+        }
+
         if (results.Length == 1)
         {
             throw new IngestRejectedException("unreadable", skipped[0]);
@@ -473,7 +486,7 @@ public sealed partial class IngestHandler
             report.GantryTiltDegrees,
             [.. report.Others],
             deidentified,
-            skipped,
+            skipped.Count <= MaxSkippedNotes ? skipped : [.. skipped.Take(MaxSkippedNotes), $"... and {skipped.Count - MaxSkippedNotes} more"],
             keptIn);
         var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
         return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, []);

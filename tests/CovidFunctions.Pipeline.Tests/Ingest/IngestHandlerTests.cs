@@ -172,6 +172,22 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task Reject_TwoDimensionalImages_AreNotAccepted()
+    {
+        using var host = new IngestTestHost();
+        var png = File.ReadAllBytes(TestData.Shared("cls", "ucsd-covid-ct", "COVID", "2020.02.26.20027938-p6-80_2_0.png"));
+        await host.UploadAsync($"{Tenant}/slices/1.png", png);
+        await host.UploadAsync($"{Tenant}/slices/2.png", png);
+        await host.UploadAsync($"{Tenant}/slices/{PipelineNames.CompleteMarker}", []);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal("images-not-accepted", outcome.Reason);
+        await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/slices/", "images-not-accepted", "1.png", ("1.png", png), ("2.png", png));
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "images-not-accepted");
+    }
+
+    [Fact]
     public async Task Reject_ZipWithTraversalEntry_QuarantinedWithReason()
     {
         using var host = new IngestTestHost();
