@@ -10,6 +10,7 @@ APT_PACKAGES=(
   python3-numpy python3-pil python3-scipy python3-torch python3-onnx
   fonts-dejavu-core
   shellcheck  # lints infra/scripts/postdeploy.sh (tests/CovidFunctions.Deployment.Tests)
+  chromium tesseract-ocr tesseract-ocr-eng  # report screenshot test: render the HTML report, read its text back
 )
 
 missing=()
