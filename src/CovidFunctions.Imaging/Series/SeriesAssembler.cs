@@ -21,6 +21,11 @@ namespace CovidFunctions.Imaging.Series;
 /// thinnest slices, lung kernel, then lowest series number. Output orientation: in-plane flips bring an axis-aligned
 /// axial image to the standard display (rows run to the patient's left, columns to posterior); slices go feet to
 /// head. Headers are read first (pixel data is not touched); pixels are decoded slice by slice on demand.
+/// An input without DICOM images whose files are PNG/JPEG/TIFF (by signature) becomes one series of 2-D images
+/// (<see cref="AssembledSeries.ValueKind"/> <c>unit</c>): the folder with the most images (mask/label folders never),
+/// in natural file-name order (<see cref="NaturalSortComparer"/>), one size per stack
+/// (<see cref="SeriesAssemblyOptions.MixedImageSizes"/>). When DICOM images are present they win and the 2-D images
+/// are listed in <see cref="AssemblyReport.SkippedSources"/>.
 /// </remarks>
 public static class SeriesAssembler
 {

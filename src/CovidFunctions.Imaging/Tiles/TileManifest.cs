@@ -59,7 +59,7 @@ public sealed record TileManifest
 
     public string? SeriesInstanceUid { get; init; }
 
-    /// <summary>Per-slice SOP Instance UIDs after de-identification (or source names for non-DICOM inputs).</summary>
+    /// <summary>Per-slice SOP Instance UIDs after de-identification; for kind <c>unit</c> the caller's mapping of each file name.</summary>
     public string[]? SliceIds { get; init; }
 
     /// <summary>Free-form notes from assembly: selection reason, geometry warnings.</summary>
