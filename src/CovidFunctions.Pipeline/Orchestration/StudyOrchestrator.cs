@@ -34,6 +34,8 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         var logger = context.CreateReplaySafeLogger<StudyOrchestrator>();
         var startedAt = context.CurrentUtcDateTime;
         string reason;
+        StudyDiagnosis? diagnosis = null;
+        IReadOnlyList<ChunkResult> results = [];
         try
         {
             if (Validate(input) is { } invalid)
@@ -44,22 +46,28 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
             {
                 await context.CallActivityAsync<bool>(StudyOrchestration.MarkStudyProcessing, input, ActivityRetry);
                 var collected = await CollectChunksAsync(context, input, logger);
+                results = collected.Results;
+                reason = collected.Failure ?? string.Empty;
                 if (collected.Failure is null)
                 {
-                    var aggregateInput = new AggregateStudyInput(input.Tenant, input.StudyId, input.TilesPrefix, collected.Results, startedAt, context.CurrentUtcDateTime);
-                    var diagnosis = await context.CallActivityAsync<StudyDiagnosis>(StudyOrchestration.AggregateStudy, aggregateInput, ActivityRetry);
-                    await context.CallActivityAsync<bool>(StudyOrchestration.RecordUsage, UsageOf(input, collected.Results, context.CurrentUtcDateTime), ActivityRetry);
-                    await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed), ActivityRetry);
-                    Log.Completed(logger, input.Tenant, input.StudyId, diagnosis.Label, diagnosis.Slices);
-                    return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Completed, null, diagnosis);
+                    var aggregateInput = new AggregateStudyInput(input.Tenant, input.StudyId, input.TilesPrefix, results, startedAt, context.CurrentUtcDateTime);
+                    diagnosis = await context.CallActivityAsync<StudyDiagnosis>(StudyOrchestration.AggregateStudy, aggregateInput, ActivityRetry);
                 }
-
-                reason = collected.Failure;
             }
         }
         catch (TaskFailedException ex)
         {
             reason = $"activity {ex.TaskName} failed: {ex.FailureDetails.ErrorMessage}";
+        }
+
+        if (diagnosis is not null)
+        {
+            // The diagnosis is stored: from here a failing activity (after its retries) fails the orchestration
+            // itself, visible in Durable's instance status, and never turns the completed study into a failed one.
+            await context.CallActivityAsync<bool>(StudyOrchestration.RecordUsage, UsageOf(input, results, context.CurrentUtcDateTime), ActivityRetry);
+            await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed), ActivityRetry);
+            Log.Completed(logger, input.Tenant, input.StudyId, diagnosis.Label, diagnosis.Slices);
+            return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Completed, null, diagnosis);
         }
 
         Log.Failed(logger, input.Tenant, input.StudyId, reason);

@@ -20,6 +20,9 @@ public enum FakeScorerAction
     AnswerTwice,
     Drop,
     Error,
+
+    /// <summary>Raises a result whose document was never written (the aggregate activity cannot read it).</summary>
+    AnswerWithoutDocument,
 }
 
 /// <summary>
@@ -156,6 +159,11 @@ public sealed class OrchestrationHarness : IAsyncDisposable
             if (action == FakeScorerAction.Error)
             {
                 result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, null, 0.1, "CPU", "tile chunk hash does not match the manifest");
+            }
+            else if (action == FakeScorerAction.AnswerWithoutDocument)
+            {
+                var missing = ScoringHandler.ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
+                result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, missing, 0.5, "CPU", null);
             }
             else
             {

@@ -153,6 +153,22 @@ public sealed class StudyOrchestratorTests
         Assert.Equal([(OrchestrationHarness.Tenant, "s-error", StudyEventTypes.Failed)], harness.Notifier.Events);
     }
 
+    [Fact]
+    public async Task AFailingAggregateFailsTheStudyWithTheActivityError()
+    {
+        await using var harness = await OrchestrationHarness.StartAsync(r => r.ChunkIndex == 1 ? FakeScorerAction.AnswerWithoutDocument : FakeScorerAction.Answer);
+        var input = await harness.CreateStudyAsync("s-nodoc", sliceCount: 4, chunkSize: 2);
+
+        var outcome = await harness.RunAsync(input);
+
+        Assert.Equal(StudyStatus.Failed, outcome.Status);
+        Assert.StartsWith("activity AggregateStudy failed:", outcome.Reason);
+        var row = await harness.Studies.GetAsync(OrchestrationHarness.Tenant, "s-nodoc", CancellationToken.None);
+        Assert.Equal((StudyStatus.Failed, outcome.Reason), (row!.Status, row.Reason));
+        Assert.Empty(harness.Usage.Snapshot());
+        Assert.Equal([(OrchestrationHarness.Tenant, "s-nodoc", StudyEventTypes.Failed)], harness.Notifier.Events);
+    }
+
     [Theory]
     [InlineData(1, 32, new[] { 0, 1 })]
     [InlineData(64, 32, new[] { 0, 32, 32, 32 })]

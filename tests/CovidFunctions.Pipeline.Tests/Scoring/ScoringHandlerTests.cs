@@ -95,6 +95,29 @@ public sealed class ScoringHandlerTests : IDisposable
     }
 
     [Fact]
+    public async Task UnitTilesTakeTheWholeImageAsTheBurdenDenominator()
+    {
+        const int rows = 40, columns = 56;
+        var writer = new TileSeriesWriter(_containers.Get(PipelineNames.SlicesContainer), "lab-1/s-unit/tiles", new TileManifest { Kind = TileKinds.Unit, Rows = rows, Columns = columns });
+        for (var s = 0; s < 2; s++)
+        {
+            await writer.AddSliceAsync(Enumerable.Range(0, rows * columns).Select(i => ((i % columns) + (s * 7)) / (float)(columns + 7)).ToArray(), _timeout.Token);
+        }
+
+        await writer.CompleteAsync(_timeout.Token);
+        var handler = CreateHandler(ScreeningModels.Load());
+        var request = new ChunkRequest(Tenant, "s-unit", StudyIds.OrchestrationId(Tenant, "s-unit"), "lab-1/s-unit/tiles", 0, 0, 2, 1);
+
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token)).Action);
+
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        var document = PipelineJson.Deserialize<ChunkResultDocument>(await ReadTextAsync(result.ResultPath!));
+        Assert.Equal([0, 1], document.Slices.Select(s => s.SliceIndex));
+        Assert.All(document.Slices, s => Assert.Equal(rows * columns, s.LungPixels));
+        Assert.All(document.Slices, s => Assert.Equal(1.0, s.ClassProbabilities.Sum(), 4));
+    }
+
+    [Fact]
     public async Task MissingTilesAnswerWithAnErrorSoTheStudyFailsFast()
     {
         var handler = CreateHandler(ScreeningModels.Load());
