@@ -12,6 +12,9 @@ public sealed record StudyPrediction(IReadOnlyList<float> ClassProbabilities, st
 /// </summary>
 public static class StudyAggregator
 {
+    /// <summary>The rule in one line (written next to study results).</summary>
+    public const string RuleDescription = "mean class probabilities of the top k = max(3, ceil(10 % of slices)) slices by mean lesion probability; label = argmax";
+
     /// <summary>Aggregates per-slice predictions (any order) into one study prediction.</summary>
     public static StudyPrediction Aggregate(IReadOnlyList<SlicePrediction> slices, IReadOnlyList<string> classes, float lesionThreshold = 0.5f)
     {

@@ -109,7 +109,7 @@ public sealed class ScreeningCommandTests
     }
 
     [Fact]
-    public void Segment_NiftiInput_ReturnsBadInputNotSupportedYet()
+    public void Segment_CorruptNiftiInput_ReturnsBadInputWithMessage()
     {
         using var dir = TestData.CreateTempDirectory();
         var nii = Path.Combine(dir.Path, "v.nii.gz");
@@ -119,7 +119,7 @@ public sealed class ScreeningCommandTests
         var rc = SegmentCommand.Run(nii, Path.Combine(dir.Path, "out"), Models, 0, TextWriter.Null, error);
 
         Assert.Equal(ExitCodes.BadInput, rc);
-        Assert.Contains("not supported yet", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("cannot read it as a CT series", error.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
 
 namespace CovidFunctions.Cli.Commands;
@@ -9,13 +11,16 @@ namespace CovidFunctions.Cli.Commands;
 /// <summary>
 /// <c>covidfn classify INPUT --json F</c>: scores each 2-D image below INPUT (recursively) on its own with DTCN and
 /// writes <c>{"items":[{"path":"&lt;relative to INPUT&gt;","probabilities":{"covid":p,"cap":p,"normal":p},"label":"…"}]}</c>.
+/// For a series (NIfTI volume, DICOM file/folder/zip) <c>items</c> holds the slices (feet to head; each also has
+/// <c>"slice"</c>, its 0-based index, and <c>"lesion_percent"</c>) and a <c>"study"</c> object holds the
+/// patient-level probabilities and label of <see cref="StudyAggregator"/>.
 /// Exit 0 on success; 2 with a message on stderr on bad input.
 /// </summary>
 public static class ClassifyCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive)." };
+        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume, or a DICOM file/folder/zip (one series)." };
         var json = new Option<string>("--json") { Description = "Output JSON file.", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
@@ -37,9 +42,14 @@ public static class ClassifyCommand
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
     public static int Run(string input, string jsonPath, string? modelsDir, int threads, TextWriter output, TextWriter error)
     {
-        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, error, out var files, out var models))
+        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, error, out var isSeries, out var files, out var models))
         {
             return ExitCodes.BadInput;
+        }
+
+        if (isSeries)
+        {
+            return RunSeries(input, jsonPath, models, output, error);
         }
 
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
@@ -83,14 +93,97 @@ public static class ClassifyCommand
             w.WriteEndObject();
         }
 
-        var dir = Path.GetDirectoryName(Path.GetFullPath(jsonPath));
-        if (!string.IsNullOrEmpty(dir))
-        {
-            Directory.CreateDirectory(dir);
-        }
-
-        File.WriteAllBytes(jsonPath, stream.ToArray());
+        ScreeningInputs.WriteFile(jsonPath, stream.ToArray());
         output.WriteLine($"classify: {files.Count - failures.Value} image(s) scored into {jsonPath} ({models.Provider})");
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
+    }
+
+    private static int RunSeries(string input, string jsonPath, ScreeningModels models, TextWriter output, TextWriter error)
+    {
+        using var series = ScreeningInputs.TryAssemble("classify", input, error);
+        if (series is null)
+        {
+            return ExitCodes.BadInput;
+        }
+
+        ScreenedSeries result;
+        try
+        {
+            result = SeriesScreening.Screen(series, models, ScreeningInputs.Batch);
+        }
+        catch (ImagingException ex)
+        {
+            error.WriteLine($"classify: {input}: a slice cannot be read: {ex.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (InferenceException ex)
+        {
+            error.WriteLine("classify: inference failed: " + ex.Message);
+            return ExitCodes.InternalError;
+        }
+
+        var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("items");
+            foreach (var slice in result.Slices)
+            {
+                w.WriteStartObject();
+                w.WriteString("path", SlicePath(input, root, series, slice.Index));
+                w.WriteNumber("slice", slice.Index);
+                WriteProbabilities(w, models.Classes, slice.Summary.ClassProbabilities);
+                w.WriteString("label", slice.Label);
+                w.WriteNumber("lesion_percent", Math.Round(slice.LesionPercent, 4));
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteStartObject("study");
+            WriteProbabilities(w, models.Classes, result.Study.ClassProbabilities);
+            w.WriteString("label", result.Study.Label);
+            w.WriteNumber("lesion_fraction", Math.Round(result.Study.LesionFraction, 6));
+            w.WriteNumber("slices", result.Slices.Count);
+            w.WriteNumber("slices_used", result.Study.SlicesUsed);
+            w.WriteString("rule", StudyAggregator.RuleDescription);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        ScreeningInputs.WriteFile(jsonPath, stream.ToArray());
+        output.WriteLine(FormattableString.Invariant(
+            $"classify: {result.Slices.Count} slice(s) scored into {jsonPath}; study {result.Study.Label} (covid {result.Study.ClassProbabilities[0]:0.000}) ({models.Provider})"));
+        return ExitCodes.Success;
+    }
+
+    private static void WriteProbabilities(Utf8JsonWriter w, IReadOnlyList<string> classes, IReadOnlyList<float> probabilities)
+    {
+        w.WriteStartObject("probabilities");
+        for (var k = 0; k < classes.Count; k++)
+        {
+            w.WriteNumber(classes[k], Math.Round(probabilities[k], 6));
+        }
+
+        w.WriteEndObject();
+    }
+
+    /// <summary>A slice's source relative to INPUT: the DICOM file under the folder, the zip entry, or the file name
+    /// (a NIfTI volume: every slice has the volume's file name; <c>"slice"</c> tells them apart).</summary>
+    private static string SlicePath(string input, string root, AssembledSeries series, int index)
+    {
+        if (series.Slices.Count == 0)
+        {
+            return Path.GetFileName(input);
+        }
+
+        var source = series.Slices[index].SourceName;
+        var bang = source.LastIndexOf('!');
+        if (bang >= 0 && !File.Exists(source))
+        {
+            return source[(bang + 1)..];
+        }
+
+        return Path.GetRelativePath(root, Path.GetFullPath(source)).Replace('\\', '/');
     }
 }

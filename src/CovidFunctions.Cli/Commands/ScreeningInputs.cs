@@ -4,6 +4,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.IO.Compression;
 using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
 
 namespace CovidFunctions.Cli.Commands;
@@ -15,15 +16,16 @@ public static class ScreeningInputs
     public const int Batch = 8;
 
     /// <summary>2-D images under <paramref name="input"/>: the file itself or every image file below the folder
-    /// (recursive, ordinal order); null and a message when the input is not usable as 2-D images.</summary>
+    /// (recursive, ordinal order); null and a message when the input is missing, has no 2-D images, or is a
+    /// volume / DICOM input (see <see cref="IsSeriesInput"/>).</summary>
     public static IReadOnlyList<string>? Find2DImages(string input, out string? problem)
     {
         problem = null;
         if (File.Exists(input))
         {
-            if (IsVolumeOrDicom(input))
+            if (IsSeriesInput(input))
             {
-                problem = $"{input}: NIfTI / DICOM / zip input is not supported yet by this command (2-D PNG/JPG/TIFF only).";
+                problem = $"{input}: a NIfTI / DICOM / zip input is a series, not a 2-D image.";
                 return null;
             }
 
@@ -42,21 +44,110 @@ public static class ScreeningInputs
             .ToList();
         if (files.Count == 0)
         {
-            var volumes = Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories).Any(IsVolumeOrDicom);
-            problem = volumes
-                ? $"{input}: holds NIfTI / DICOM files; volume input is not supported yet by this command (2-D PNG/JPG/TIFF only)."
-                : $"{input}: no PNG/JPG/TIFF images found (searched recursively).";
+            problem = $"{input}: no PNG/JPG/TIFF images found (searched recursively).";
             return null;
         }
 
         return files;
     }
 
-    private static bool IsVolumeOrDicom(string path)
+    /// <summary>
+    /// Whether <paramref name="input"/> is screened as one 3-D series (<c>SeriesAssembler.Assemble</c>): a
+    /// NIfTI file, a DICOM file, a zip, or a folder holding no PNG/JPG/TIFF image (a DICOM folder). Anything else is
+    /// 2-D input (a folder with images is always 2-D, as before).
+    /// </summary>
+    public static bool IsSeriesInput(string input)
     {
-        var name = Path.GetFileName(path).ToUpperInvariant();
-        return name.EndsWith(".NII", StringComparison.Ordinal) || name.EndsWith(".NII.GZ", StringComparison.Ordinal) ||
-               name.EndsWith(".DCM", StringComparison.Ordinal) || name.EndsWith(".ZIP", StringComparison.Ordinal);
+        if (Directory.Exists(input))
+        {
+            return !Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories).Any(ImageLoader.HasImageExtension) &&
+                   Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories).Any();
+        }
+
+        if (!File.Exists(input))
+        {
+            return false;
+        }
+
+        var name = Path.GetFileName(input).ToUpperInvariant();
+        if (name.EndsWith(".NII", StringComparison.Ordinal) || name.EndsWith(".NII.GZ", StringComparison.Ordinal) ||
+            name.EndsWith(".DCM", StringComparison.Ordinal) || name.EndsWith(".ZIP", StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        return !ImageLoader.HasImageExtension(input) && HasDicomPreamble(input);
+    }
+
+    /// <summary>The file name of a series input without its volume extension (<c>ct.nii.gz</c> → <c>ct</c>;
+    /// a folder → its name); <c>covidfn segment</c> writes <c>&lt;name&gt;_lesion.nii.gz</c>.</summary>
+    public static string SeriesName(string input)
+    {
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(input)));
+        foreach (var ext in (string[])[".nii.gz", ".nii", ".dcm", ".zip"])
+        {
+            if (name.Length > ext.Length && name.EndsWith(ext, StringComparison.OrdinalIgnoreCase))
+            {
+                return name[..^ext.Length];
+            }
+        }
+
+        return string.IsNullOrEmpty(name) ? "series" : name;
+    }
+
+    private static bool HasDicomPreamble(string path)
+    {
+        try
+        {
+            using var f = File.OpenRead(path);
+            Span<byte> head = stackalloc byte[132];
+            return f.ReadAtLeast(head, 132, throwOnEndOfStream: false) == 132 && head[128..].SequenceEqual("DICM"u8);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Assembles a series input; on failure writes one line prefixed with <paramref name="commandName"/> to
+    /// <paramref name="error"/> and returns null.
+    /// </summary>
+    public static AssembledSeries? TryAssemble(string commandName, string input, TextWriter error)
+    {
+        try
+        {
+            var series = SeriesAssembler.Assemble(input);
+            if (series.SliceCount == 0)
+            {
+                series.Dispose();
+                error.WriteLine($"{commandName}: {input}: the series has no slices.");
+                return null;
+            }
+
+            return series;
+        }
+        catch (Exception ex) when (ex is ImagingException or Dicom.DicomException or IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"{commandName}: {input}: cannot read it as a CT series: {ex.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Writes the bytes to <paramref name="path"/>, creating its folder.</summary>
+    public static void WriteFile(string path, byte[] bytes)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        File.WriteAllBytes(path, bytes);
     }
 
     /// <summary>The <c>--models</c> option both commands take.</summary>
@@ -67,19 +158,24 @@ public static class ScreeningInputs
     public static Option<int> ThreadsOption() =>
         new("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
 
-    /// <summary>The common start of <c>segment</c> and <c>classify</c>: finds the images and loads the models. On failure
-    /// writes one line prefixed with <paramref name="commandName"/> to <paramref name="error"/> and returns false.</summary>
+    /// <summary>The common start of <c>segment</c> and <c>classify</c>: decides between 2-D images and one series
+    /// (<see cref="IsSeriesInput"/>), finds the images and loads the models. On failure writes one line prefixed with
+    /// <paramref name="commandName"/> to <paramref name="error"/> and returns false. For a series
+    /// <paramref name="files"/> is empty and <paramref name="isSeries"/> true (assemble it with <see cref="TryAssemble"/>).</summary>
     public static bool TryStart(
         string commandName,
         string input,
         string? modelsDir,
         int threads,
         TextWriter error,
+        out bool isSeries,
         [NotNullWhen(true)] out IReadOnlyList<string>? files,
         [NotNullWhen(true)] out ScreeningModels? models)
     {
         models = null;
-        files = Find2DImages(input, out var problem);
+        string? problem = null;
+        isSeries = IsSeriesInput(input);
+        files = isSeries ? [] : Find2DImages(input, out problem);
         if (files is null)
         {
             error.WriteLine(commandName + ": " + problem);

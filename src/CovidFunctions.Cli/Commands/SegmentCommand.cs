@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Runtime.CompilerServices;
+using CovidFunctions.Imaging;
+using CovidFunctions.Imaging.Nifti;
 using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Rendering;
+using CovidFunctions.Imaging.Volumes;
 using CovidFunctions.Inference;
 
 namespace CovidFunctions.Cli.Commands;
@@ -8,38 +12,71 @@ namespace CovidFunctions.Cli.Commands;
 /// <summary>
 /// <c>covidfn segment INPUT --out-dir D</c>: for each 2-D image (a file, or every PNG/JPG/TIFF below a folder) writes
 /// <c>D/&lt;file name stem&gt;.png</c>, a binary lesion mask (0/255) of the input's width and height (DFSN, lung2d-v1,
-/// threshold from the model manifest). Exit 0 on success; 2 with a message on stderr on bad input (any image that
-/// cannot be read is reported and the others are still written).
+/// threshold from the model manifest). For a series (a NIfTI volume, a DICOM file/folder/zip; see
+/// <see cref="ScreeningInputs.IsSeriesInput"/>) writes <c>D/&lt;name&gt;_lesion.nii.gz</c>: the lesion mask volume
+/// (int16 0/1) on the series grid with its geometry, and prints the per-slice lesion shares and the study result.
+/// Options: <c>--overlays DIR</c> (a PNG per slice with lesion, mask drawn over the lung-windowed image),
+/// <c>--montage F.png</c> (the most affected slices of a series with their lesion percentages), <c>--mask-out F</c>
+/// (a second copy of the mask volume at F). Exit 0 on success; 2 with a message on stderr on bad input (any image
+/// that cannot be read is reported and the others are still written).
 /// </summary>
 public static class SegmentCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive)." };
+        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume, or a DICOM file/folder/zip (one series)." };
         var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png).", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
-        var command = new Command("segment", "Lesion masks (0/255 PNG, input size) for 2-D CT images.");
+        var overlays = new Option<string?>("--overlays") { Description = "Folder for overlay PNGs (one per image or slice with lesion)." };
+        var montage = new Option<string?>("--montage") { Description = "Series only: PNG montage of the most affected slices with lesion percentages." };
+        var maskOut = new Option<string?>("--mask-out") { Description = "Series only: also write the lesion mask volume (NIfTI, .nii or .nii.gz) here." };
+        var command = new Command("segment", "Lesion masks: 0/255 PNG of input size for 2-D CT images, a NIfTI mask volume for a series.");
         command.Arguments.Add(input);
         command.Options.Add(outDir);
         command.Options.Add(models);
         command.Options.Add(threads);
+        command.Options.Add(overlays);
+        command.Options.Add(montage);
+        command.Options.Add(maskOut);
         command.SetAction(parseResult => Run(
             parseResult.GetValue(input) ?? string.Empty,
             parseResult.GetValue(outDir) ?? string.Empty,
             parseResult.GetValue(models),
             parseResult.GetValue(threads),
+            new SegmentExtras(parseResult.GetValue(overlays), parseResult.GetValue(montage), parseResult.GetValue(maskOut)),
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error));
         return command;
     }
 
+    /// <summary>Runs the command without the optional outputs; separated from the parser so tests can call it directly.</summary>
+    public static int Run(string input, string outDir, string? modelsDir, int threads, TextWriter output, TextWriter error) =>
+        Run(input, outDir, modelsDir, threads, SegmentExtras.None, output, error);
+
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
-    public static int Run(string input, string outDir, string? modelsDir, int threads, TextWriter output, TextWriter error)
+    public static int Run(string input, string outDir, string? modelsDir, int threads, SegmentExtras extras, TextWriter output, TextWriter error)
     {
-        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, error, out var files, out var models))
+        ArgumentNullException.ThrowIfNull(extras);
+        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, error, out var isSeries, out var files, out var models))
         {
             return ExitCodes.BadInput;
+        }
+
+        if (isSeries)
+        {
+            return RunSeries(input, outDir, models, extras, output, error);
+        }
+
+        if (extras.MontagePath is not null || extras.MaskOutPath is not null)
+        {
+            error.WriteLine("segment: --montage and --mask-out need a series input (NIfTI volume or DICOM file/folder/zip).");
+            return ExitCodes.BadInput;
+        }
+
+        if (extras.OverlaysDir is not null)
+        {
+            Directory.CreateDirectory(extras.OverlaysDir);
         }
 
         Directory.CreateDirectory(outDir);
@@ -70,10 +107,110 @@ public static class SegmentCommand
                 }
 
                 ScreeningInputs.WriteGreyPng(Path.Combine(outDir, name), mask, image.Width, image.Height);
+                if (extras.OverlaysDir is not null && mask.AsSpan().ContainsAnyExcept((byte)0))
+                {
+                    File.WriteAllBytes(Path.Combine(extras.OverlaysDir, name), OverlayRenderer.RenderOverlayPng(image, mask));
+                }
             }
         }
 
         output.WriteLine($"segment: {written.Count} mask(s) written to {outDir} ({models.Provider})");
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
+
+    private static int RunSeries(string input, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    {
+        using var series = ScreeningInputs.TryAssemble("segment", input, error);
+        if (series is null)
+        {
+            return ExitCodes.BadInput;
+        }
+
+        var name = ScreeningInputs.SeriesName(input);
+        Directory.CreateDirectory(outDir);
+        if (extras.OverlaysDir is not null)
+        {
+            Directory.CreateDirectory(extras.OverlaysDir);
+        }
+
+        ScreenedSeries result;
+        var overlays = 0;
+        try
+        {
+            result = SeriesScreening.Screen(series, models, ScreeningInputs.Batch, (slice, image) =>
+            {
+                if (extras.OverlaysDir is not null && slice.Mask.AsSpan().ContainsAnyExcept((byte)0))
+                {
+                    var file = Path.Combine(extras.OverlaysDir, FormattableString.Invariant($"{name}_slice{slice.Index + 1:D4}.png"));
+                    File.WriteAllBytes(file, OverlayRenderer.RenderOverlayPng(image, slice.Mask));
+                    overlays++;
+                }
+            });
+        }
+        catch (ImagingException ex)
+        {
+            error.WriteLine($"segment: {input}: a slice cannot be read: {ex.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (InferenceException ex)
+        {
+            error.WriteLine("segment: inference failed: " + ex.Message);
+            return ExitCodes.InternalError;
+        }
+
+        var plane = result.Rows * result.Columns;
+        var voxels = new float[(long)plane * result.Slices.Count];
+        foreach (var slice in result.Slices)
+        {
+            var offset = (long)slice.Index * plane;
+            for (var i = 0; i < plane; i++)
+            {
+                voxels[offset + i] = slice.Mask[i] != 0 ? 1f : 0f;
+            }
+        }
+
+        var nifti = NiftiOrientation.FromAxialVolume(new AxialVolume(series.Geometry, voxels), NiftiDataType.Int16);
+        nifti.Header.Description = "covidfn segment: lesion mask (1 = lesion)";
+        var maskPath = Path.Combine(outDir, name + "_lesion.nii.gz");
+        NiftiFile.Write(maskPath, nifti);
+        if (extras.MaskOutPath is not null)
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(extras.MaskOutPath));
+            if (!string.IsNullOrEmpty(dir))
+            {
+                Directory.CreateDirectory(dir);
+            }
+
+            NiftiFile.Write(extras.MaskOutPath, nifti);
+        }
+
+        var percents = result.Slices.Select(s => s.LesionPercent).ToList();
+        if (extras.MontagePath is not null)
+        {
+            var tiles = OverlayRenderer.MostAffected(percents, MontageSlices)
+                .Select(i => new MontageTile(series.ReadWindowed(i), result.Slices[i].Mask, i, percents[i]))
+                .ToList();
+            var title = FormattableString.Invariant($"{name}: {result.Study.Label}, lesion {100 * result.Study.LesionFraction:0.0} % of the slice area ({result.Slices.Count} slices)");
+            ScreeningInputs.WriteFile(extras.MontagePath, OverlayRenderer.RenderMontagePng(tiles, title: title));
+        }
+
+        foreach (var slice in result.Slices.Where(s => s.LesionPercent > 0))
+        {
+            output.WriteLine(FormattableString.Invariant($"segment: slice {slice.Index + 1}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
+        }
+
+        output.WriteLine(FormattableString.Invariant(
+            $"segment: {name}: {result.Slices.Count} slices, {percents.Count(p => p > 0)} with lesion, study {result.Study.Label} (lesion {100 * result.Study.LesionFraction:0.00} % of the slice area); mask {maskPath}{(overlays > 0 ? $", {overlays} overlay(s)" : string.Empty)} ({models.Provider})"));
+        return ExitCodes.Success;
+    }
+
+    /// <summary>Slices shown in a montage (the most affected ones).</summary>
+    public const int MontageSlices = 8;
+}
+
+/// <summary>The optional outputs of <c>covidfn segment</c>.</summary>
+public sealed record SegmentExtras(string? OverlaysDir, string? MontagePath, string? MaskOutPath)
+{
+    /// <summary>No optional output.</summary>
+    public static SegmentExtras None { get; } = new(null, null, null);
 }

@@ -1,0 +1,218 @@
+using CovidFunctions.Imaging.Preprocessing;
+using CovidFunctions.Imaging.Rendering;
+using CovidFunctions.Imaging.Series;
+
+namespace CovidFunctions.Inference;
+
+/// <summary>
+/// One screened slice of a series: its summary for the study rule, its label, its binary lesion mask on the slice
+/// grid (0/255, rows × columns of the series) and the lesion share of the (coarse, <see cref="LungMask"/>) lung
+/// in percent: lesion pixels inside the lung mask over lung pixels, 0 when the slice has no lung.
+/// </summary>
+public sealed record ScreenedSlice(int Index, SliceSummary Summary, string Label, byte[] Mask, double LesionPercent);
+
+/// <summary>A screened series: every slice (feet to head) and the patient-level result of <see cref="StudyAggregator"/>.</summary>
+public sealed record ScreenedSeries(IReadOnlyList<ScreenedSlice> Slices, StudyPrediction Study, int Rows, int Columns);
+
+/// <summary>
+/// Runs DFSN + DTCN over every slice of an assembled 3-D series with the same preprocessing as 2-D input (HU →
+/// lung window → lung2d-v1 letterbox), brings each lesion map back to the slice grid, and aggregates the study.
+/// </summary>
+public static class SeriesScreening
+{
+    /// <summary>
+    /// Screens <paramref name="series"/> in batches of <paramref name="batchSize"/> slices. <paramref name="onSlice"/>
+    /// (optional) sees each slice's windowed image with its result as soon as it is scored, so callers can write
+    /// overlays without keeping every image in memory.
+    /// </summary>
+    public static ScreenedSeries Screen(AssembledSeries series, ScreeningModels models, int batchSize = 8, Action<ScreenedSlice, GreyImage>? onSlice = null)
+    {
+        ArgumentNullException.ThrowIfNull(series);
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        if (series.SliceCount == 0)
+        {
+            throw new InferenceException("The series has no slices.");
+        }
+
+        var rows = series.Rows;
+        var columns = series.Columns;
+        var slices = new List<ScreenedSlice>(series.SliceCount);
+        for (var start = 0; start < series.SliceCount; start += batchSize)
+        {
+            var count = Math.Min(batchSize, series.SliceCount - start);
+            var images = new GreyImage[count];
+            var lungs = new byte[count][];
+            for (var n = 0; n < count; n++)
+            {
+                var hu = series.ReadHu(start + n);
+                images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
+                lungs[n] = LungMask.FromHu(hu, columns, rows);
+            }
+
+            var batch = LungPreprocessor.ToTensor(images);
+            var predictions = models.Predict(batch.Tensor, count);
+            for (var n = 0; n < count; n++)
+            {
+                var index = start + n;
+                var mask = LungPreprocessor.MaskToImage(predictions[n].LesionProbability, batch.Boxes[n], rows, columns, models.LesionThreshold);
+                var percent = OverlayRenderer.LesionPercent(mask, lungs[n]);
+                var slice = new ScreenedSlice(index, SliceSummary.From(index, predictions[n], models.LesionThreshold), predictions[n].Label, mask, percent);
+                slices.Add(slice);
+                onSlice?.Invoke(slice, images[n]);
+            }
+        }
+
+        var study = StudyAggregator.Aggregate(slices.Select(s => s.Summary).ToList(), models.Classes);
+        return new ScreenedSeries(slices, study, rows, columns);
+    }
+}
+
+/// <summary>
+/// A coarse lung mask from HU, for lesion percentages only (not a segmentation model): air-like pixels
+/// (HU &lt; −320) not connected to the image border (which removes the air around the body), holes enclosed by them
+/// filled (dense lesions inside aerated lung count as lung), and components smaller than
+/// <see cref="MinComponentFraction"/> of the slice dropped (small gas pockets, vessels' partial volume). Bowel gas
+/// and the trachea can remain; the percentage is "lesion pixels inside this mask / mask pixels".
+/// </summary>
+public static class LungMask
+{
+    /// <summary>Upper HU bound of lung parenchyma for this mask.</summary>
+    public const float AirThresholdHu = -320f;
+
+    /// <summary>Smallest kept component, as a fraction of the slice area.</summary>
+    public const double MinComponentFraction = 0.002;
+
+    /// <summary>The mask (1 = lung, 0 = other) of one slice.</summary>
+    public static byte[] FromHu(ReadOnlySpan<float> hu, int width, int height)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
+        if (hu.Length < width * height)
+        {
+            throw new ArgumentException($"{hu.Length} values for a {width}×{height} slice.", nameof(hu));
+        }
+
+        var plane = width * height;
+        var mask = new byte[plane];
+        for (var i = 0; i < plane; i++)
+        {
+            mask[i] = hu[i] < AirThresholdHu ? (byte)1 : (byte)0;
+        }
+
+        // Air connected to the border is outside the body.
+        FillFromBorder(mask, width, height, value: 1, replacement: 0);
+
+        // Holes: non-lung pixels that the border cannot reach through non-lung pixels.
+        var outside = new byte[plane];
+        for (var i = 0; i < plane; i++)
+        {
+            outside[i] = mask[i] == 0 ? (byte)1 : (byte)0;
+        }
+
+        FillFromBorder(outside, width, height, value: 1, replacement: 2);
+        for (var i = 0; i < plane; i++)
+        {
+            if (outside[i] == 1)
+            {
+                mask[i] = 1;
+            }
+        }
+
+        // Drop small components (label 1 → 2 while measuring; kept ones become 1 again, dropped ones 0).
+        var minArea = (int)Math.Ceiling(MinComponentFraction * plane);
+        var component = new List<int>();
+        for (var seed = 0; seed < plane; seed++)
+        {
+            if (mask[seed] != 1)
+            {
+                continue;
+            }
+
+            component.Clear();
+            Flood(mask, width, height, seed, 1, 2, component);
+            var keep = component.Count >= minArea ? (byte)3 : (byte)0;
+            foreach (var i in component)
+            {
+                mask[i] = keep;
+            }
+        }
+
+        for (var i = 0; i < plane; i++)
+        {
+            mask[i] = mask[i] == 3 ? (byte)1 : (byte)0;
+        }
+
+        return mask;
+    }
+
+    /// <summary>The number of lung pixels of a mask.</summary>
+    public static int Area(ReadOnlySpan<byte> mask)
+    {
+        var area = 0;
+        foreach (var v in mask)
+        {
+            area += v != 0 ? 1 : 0;
+        }
+
+        return area;
+    }
+
+    private static void FillFromBorder(byte[] mask, int width, int height, byte value, byte replacement)
+    {
+        for (var x = 0; x < width; x++)
+        {
+            Flood(mask, width, height, x, value, replacement, null);
+            Flood(mask, width, height, ((height - 1) * width) + x, value, replacement, null);
+        }
+
+        for (var y = 0; y < height; y++)
+        {
+            Flood(mask, width, height, y * width, value, replacement, null);
+            Flood(mask, width, height, (y * width) + width - 1, value, replacement, null);
+        }
+    }
+
+    /// <summary>4-connected flood fill of <paramref name="value"/> from <paramref name="seed"/>, writing <paramref name="replacement"/>.</summary>
+    private static void Flood(byte[] mask, int width, int height, int seed, byte value, byte replacement, List<int>? visited)
+    {
+        if (mask[seed] != value)
+        {
+            return;
+        }
+
+        var plane = width * height;
+        var stack = new Stack<int>();
+        mask[seed] = replacement;
+        stack.Push(seed);
+        while (stack.Count > 0)
+        {
+            var i = stack.Pop();
+            visited?.Add(i);
+            var x = i % width;
+            if (x > 0 && mask[i - 1] == value)
+            {
+                mask[i - 1] = replacement;
+                stack.Push(i - 1);
+            }
+
+            if (x < width - 1 && mask[i + 1] == value)
+            {
+                mask[i + 1] = replacement;
+                stack.Push(i + 1);
+            }
+
+            if (i >= width && mask[i - width] == value)
+            {
+                mask[i - width] = replacement;
+                stack.Push(i - width);
+            }
+
+            if (i < plane - width && mask[i + width] == value)
+            {
+                mask[i + width] = replacement;
+                stack.Push(i + width);
+            }
+        }
+    }
+}
