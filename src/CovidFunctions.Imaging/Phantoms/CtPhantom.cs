@@ -292,7 +292,8 @@ public sealed class CtPhantom
                 PhaseU: random.NextDouble() * 2 * Math.PI,
                 PhaseV: random.NextDouble() * 2 * Math.PI,
                 PeriodU: 25 + (random.NextDouble() * 30),
-                PeriodV: 25 + (random.NextDouble() * 30));
+                PeriodV: 25 + (random.NextDouble() * 30),
+                Visibility: random.NextDouble());
         }
 
         return vessels;
@@ -363,8 +364,10 @@ public sealed class CtPhantom
 
     private void DrawVessel(Vessel vessel, SliceAnatomy anatomy, double z, Span<short> hu, Span<PhantomTissue> labels)
     {
-        if (!anatomy.TryGetLung(vessel.Left, out var cx, out var cy, out var a, out var b))
+        if (!anatomy.TryGetLung(vessel.Left, out var cx, out var cy, out var a, out var b, out var f) || vessel.Visibility >= f * f)
         {
+            // Small lung cross-sections (apices, bases) hold fewer and thinner vessels, as in a real chest; crowding
+            // every vessel into a small section would look like consolidation.
             return;
         }
 
@@ -374,7 +377,7 @@ public sealed class CtPhantom
         var side = vessel.Left ? 1 : -1;
         var x0 = cx + (side * u * a);
         var y0 = cy + (v * b);
-        var r = vessel.RadiusMm;
+        var r = vessel.RadiusMm * (0.5 + (0.5 * f));
         var box = Bounds(x0, y0, r, r);
         for (var row = box.Row0; row <= box.Row1; row++)
         {
@@ -430,7 +433,7 @@ public sealed class CtPhantom
     private static bool InEllipse(double x, double y, double cx, double cy, double a, double b) =>
         a > 0 && b > 0 && Sq((x - cx) / a) + Sq((y - cy) / b) < 1;
 
-    private sealed record Vessel(bool Left, double U, double V, double RadiusMm, double PhaseU, double PhaseV, double PeriodU, double PeriodV);
+    private sealed record Vessel(bool Left, double U, double V, double RadiusMm, double PhaseU, double PhaseV, double PeriodU, double PeriodV, double Visibility);
 
     private sealed record Lesion(double X, double Y, double Z, double Rx, double Ry, double Rz);
 
@@ -467,9 +470,9 @@ public sealed class CtPhantom
             _disc = phase < 6;
         }
 
-        public bool TryGetLung(bool left, out double cx, out double cy, out double a, out double b)
+        public bool TryGetLung(bool left, out double cx, out double cy, out double a, out double b, out double f)
         {
-            var f = left ? _leftF : _rightF;
+            f = left ? _leftF : _rightF;
             (cx, cy, a, b) = LungEllipse(left, f);
             return f > 0;
         }

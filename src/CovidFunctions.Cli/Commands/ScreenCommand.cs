@@ -1,0 +1,195 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Dicom;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging;
+using CovidFunctions.Inference;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Reports;
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// <c>covidfn screen INPUT [--json F] [--report F.html] [--tenant T] [--out-dir D]</c>: the pipeline's stages in this
+/// process without storage services (<see cref="OfflineScreening"/>): de-identify, tile, score every chunk, aggregate.
+/// Prints the diagnosis; <c>--json</c> writes the <c>covidfn status --json</c> document; <c>--report</c> a
+/// self-contained HTML report. Exit 0 when screened; 2 when the study is rejected (reason on stderr) or the input is
+/// unusable; 1 when scoring fails.
+/// </summary>
+public static class ScreenCommand
+{
+    public static Command Create()
+    {
+        var input = new Argument<string>("input") { Description = "A DICOM file, a .zip, a NIfTI volume or a folder of DICOM instances." };
+        var json = new Option<string?>("--json") { Description = "Write the study as JSON (the same document as `covidfn status STUDY --json`)." };
+        var report = new Option<string?>("--report") { Description = "Write a self-contained HTML report." };
+        var tenant = new Option<string>("--tenant") { Description = "Tenant (a-z, 0-9, '-').", DefaultValueFactory = _ => PipelineNames.DefaultTenant };
+        var outDir = new Option<string?>("--out-dir") { Description = "Keep the de-identified tiles, masks, overlays and montage under this folder (default: a temporary folder, deleted)." };
+        var keyFile = new Option<string?>("--key-file") { Description = "De-identification key file (as for `covidfn deid`)." };
+        var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var command = new Command("screen", "Screen one study offline: de-identify, tile, score and aggregate in this process (no storage needed).");
+        command.Arguments.Add(input);
+        command.Options.Add(json);
+        command.Options.Add(report);
+        command.Options.Add(tenant);
+        command.Options.Add(outDir);
+        command.Options.Add(keyFile);
+        command.Options.Add(models);
+        command.Options.Add(threads);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(
+            new ScreenArguments(
+                parseResult.GetValue(input) ?? string.Empty,
+                parseResult.GetValue(json),
+                parseResult.GetValue(report),
+                parseResult.GetValue(tenant) ?? PipelineNames.DefaultTenant,
+                parseResult.GetValue(outDir),
+                parseResult.GetValue(keyFile),
+                parseResult.GetValue(models),
+                parseResult.GetValue(threads)),
+            parseResult.InvocationConfiguration.Output,
+            parseResult.InvocationConfiguration.Error,
+            cancellationToken));
+        return command;
+    }
+
+    public sealed record ScreenArguments(string Input, string? Json, string? Report, string Tenant, string? OutDir, string? KeyFile, string? Models, int Threads);
+
+    public static async Task<int> RunAsync(ScreenArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (!File.Exists(args.Input) && !Directory.Exists(args.Input))
+        {
+            error.WriteLine($"screen: no such file or folder: {args.Input}");
+            return ExitCodes.BadInput;
+        }
+
+        if (!StudyIds.IsValidTenant(args.Tenant))
+        {
+            error.WriteLine($"screen: tenant '{args.Tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+            return ExitCodes.BadInput;
+        }
+
+        DeidKey key;
+        ScreeningModels models;
+        try
+        {
+            key = DeidKeys.Resolve(args.KeyFile, out var createdKey);
+            if (createdKey is not null)
+            {
+                error.WriteLine("screen: created a new de-identification key file (mode 0600): " + createdKey);
+            }
+
+            models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = args.Models, IntraOpThreads = args.Threads });
+        }
+        catch (Exception ex) when (ex is DicomException or InferenceException or ArgumentException or IOException)
+        {
+            error.WriteLine("screen: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+
+        var keep = args.OutDir is not null;
+        var work = keep ? Path.GetFullPath(args.OutDir!) : Directory.CreateTempSubdirectory("covidfn-screen-").FullName;
+        try
+        {
+            Directory.CreateDirectory(work);
+            var result = await new OfflineScreening(models, key).RunAsync(args.Input, args.Tenant, work, cancellationToken).ConfigureAwait(false);
+            var study = result.Study;
+            if (args.Json is not null)
+            {
+                WriteText(args.Json, StudyStatusJson.Serialize(study) + "\n");
+            }
+
+            if (args.Report is not null)
+            {
+                var html = await StudyReportRenderer.RenderAsync(study, result.Containers.Get(PipelineNames.ResultsContainer), null, cancellationToken).ConfigureAwait(false);
+                WriteText(args.Report, html);
+            }
+
+            WriteSummary(args.Input, result, keep, models.Provider, output);
+            return study.Status switch
+            {
+                StudyStatus.Completed => ExitCodes.Success,
+                StudyStatus.Rejected => Reject(study, error),
+                _ => Fail(study, error),
+            };
+        }
+        catch (ImagingException ex)
+        {
+            error.WriteLine("screen: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+        finally
+        {
+            if (!keep)
+            {
+                try
+                {
+                    Directory.Delete(work, recursive: true);
+                }
+                catch (IOException)
+                {
+                    // A temporary folder left behind is harmless.
+                }
+            }
+        }
+    }
+
+    private static int Reject(StudyRecord study, TextWriter error)
+    {
+        error.WriteLine($"screen: rejected: {study.Reason}");
+        return ExitCodes.BadInput;
+    }
+
+    private static int Fail(StudyRecord study, TextWriter error)
+    {
+        error.WriteLine($"screen: failed: {study.Reason}");
+        return ExitCodes.InternalError;
+    }
+
+    private static void WriteSummary(string input, OfflineScreeningResult result, bool kept, string provider, TextWriter output)
+    {
+        var s = result.Study;
+        var inv = CultureInfo.InvariantCulture;
+        output.WriteLine($"screen: {input} -> study {s.StudyId} ({s.Status})");
+        if (result.Ingest.Status == IngestStatus.Rejected)
+        {
+            output.WriteLine($"  rejected: {result.Ingest.Reason}: {result.Ingest.Detail}");
+        }
+
+        if (s.Label is not null)
+        {
+            output.WriteLine(string.Create(inv, $"  diagnosis: {s.Label}  (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000})"));
+            output.WriteLine(string.Create(inv, $"  lesion burden: {(s.LesionBurden ?? 0) * 100:0.00} % of the lung estimate"));
+            output.WriteLine(string.Create(inv, $"  slices: {s.SliceCount}  model: {s.ModelVersion} ({provider})"));
+            var top = StatusCommand.TopSlices(s.TopSlicesJson);
+            if (top.Count > 0)
+            {
+                output.WriteLine("  most affected slices: " + string.Join(", ", top.Take(6).Select(t => string.Create(inv, $"{t.SliceIndex} ({t.LesionPercent:0.0} %)"))));
+            }
+        }
+
+        output.WriteLine("  stages: " + string.Join(", ", result.StageSeconds.Select(kv => string.Create(inv, $"{kv.Key} {kv.Value:0.0} s"))));
+        if (kept && s.MontagePath is not null)
+        {
+            output.WriteLine("  results: " + Path.GetDirectoryName(result.Containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath)));
+        }
+
+        output.WriteLine("  research use only - not a medical device");
+    }
+
+    private static void WriteText(string path, string text)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        File.WriteAllText(path, text, new UTF8Encoding(false));
+    }
+}

@@ -1,0 +1,282 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Azure;
+using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Storage;
+using Spectre.Console;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// <c>covidfn status [STUDY] [--tenant T] [--json]</c>: with STUDY, its stages, timings, diagnosis and links (or with
+/// <c>--json</c> exactly the <see cref="StudyStatusJson"/> document); without STUDY, the latest studies. Exit 0; 1 for
+/// an unknown study or unreachable storage.
+/// </summary>
+public static class StatusCommand
+{
+    private const int ListLimit = 50;
+
+    public static Command Create()
+    {
+        var study = new Argument<string?>("study") { Description = "The study id `covidfn submit` printed (omit to list studies).", Arity = ArgumentArity.ZeroOrOne };
+        var tenant = new Option<string?>("--tenant") { Description = "Tenant (default: the study's own, searched across tenants; for the list, all tenants)." };
+        var json = new Option<bool>("--json") { Description = "Print the study as one JSON document (the status contract)." };
+        var dataDir = new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." };
+        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true };
+        var command = new Command("status", "Show a study's stages and diagnosis, or list the studies of the local pipeline.");
+        command.Arguments.Add(study);
+        command.Options.Add(tenant);
+        command.Options.Add(json);
+        command.Options.Add(dataDir);
+        command.Options.Add(storage);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(
+            parseResult.GetValue(study),
+            parseResult.GetValue(tenant),
+            parseResult.GetValue(json),
+            parseResult.GetValue(storage),
+            parseResult.GetValue(dataDir),
+            parseResult.InvocationConfiguration.Output,
+            parseResult.InvocationConfiguration.Error,
+            cancellationToken));
+        return command;
+    }
+
+    public static async Task<int> RunAsync(string? studyId, string? tenant, bool json, string? connection, string? dataDir, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        if (tenant is not null && !StudyIds.IsValidTenant(tenant))
+        {
+            error.WriteLine($"status: tenant '{tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+            return ExitCodes.BadInput;
+        }
+
+        var storage = await LocalStorageConnection.OpenAsync("status", connection, dataDir, error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
+            return ExitCodes.InternalError;
+        }
+
+        try
+        {
+            if (string.IsNullOrEmpty(studyId))
+            {
+                var studies = new List<StudyRecord>();
+                await foreach (var record in storage.Studies.QueryAsync(tenant, null, null, null, cancellationToken).ConfigureAwait(false))
+                {
+                    studies.Add(record);
+                }
+
+                studies = [.. studies.OrderByDescending(s => s.CreatedAt).Take(ListLimit)];
+                if (json)
+                {
+                    output.WriteLine("[" + string.Join(",", studies.Select(StudyStatusJson.Serialize)) + "]");
+                }
+                else
+                {
+                    WriteList(studies, output);
+                }
+
+                return ExitCodes.Success;
+            }
+
+            var found = await FindAsync(storage.Studies, studyId, tenant, cancellationToken).ConfigureAwait(false);
+            if (found is null)
+            {
+                error.WriteLine($"status: no study '{studyId}'{(tenant is null ? string.Empty : $" for tenant '{tenant}'")} (ids are printed by `covidfn submit`; `covidfn status` lists them)");
+                return ExitCodes.InternalError;
+            }
+
+            if (json)
+            {
+                output.WriteLine(StudyStatusJson.Serialize(found));
+            }
+            else
+            {
+                WriteStudy(found, storage.BlobContainers, output);
+            }
+
+            return ExitCodes.Success;
+        }
+        catch (RequestFailedException ex)
+        {
+            error.WriteLine($"status: storage refused the query: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+            return ExitCodes.InternalError;
+        }
+    }
+
+    /// <summary>The study in <paramref name="tenant"/>, else (no tenant given) in the default tenant, else in any tenant.</summary>
+    public static async Task<StudyRecord?> FindAsync(IStudyStore studies, string studyId, string? tenant, CancellationToken cancellationToken)
+    {
+        if (tenant is not null)
+        {
+            return await studies.GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (await studies.GetAsync(PipelineNames.DefaultTenant, studyId, cancellationToken).ConfigureAwait(false) is { } inDefault)
+        {
+            return inDefault;
+        }
+
+        await foreach (var record in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            if (string.Equals(record.StudyId, studyId, StringComparison.Ordinal))
+            {
+                return record;
+            }
+        }
+
+        return null;
+    }
+
+    private static IAnsiConsole ConsoleFor(TextWriter output) =>
+        AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+
+    private static void WriteList(IReadOnlyList<StudyRecord> studies, TextWriter output)
+    {
+        if (studies.Count == 0)
+        {
+            output.WriteLine("status: no studies yet (submit one with `covidfn submit INPUT`)");
+            return;
+        }
+
+        var table = new Table().AddColumns("study", "tenant", "status", "label", "lesion burden", "slices", "created (UTC)", "took");
+        foreach (var s in studies)
+        {
+            table.AddRow(
+                Markup.Escape(s.StudyId),
+                Markup.Escape(s.Tenant),
+                StatusMarkup(s.Status),
+                Markup.Escape(s.Label ?? "-"),
+                s.LesionBurden is { } b ? Percent(b) : "-",
+                s.SliceCount > 0 ? s.SliceCount.ToString(CultureInfo.InvariantCulture) : "-",
+                s.CreatedAt == default ? "-" : s.CreatedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                s.CompletedAt is { } done && s.CreatedAt != default ? Seconds((done - s.CreatedAt).TotalSeconds) : "-");
+        }
+
+        ConsoleFor(output).Write(table);
+    }
+
+    private static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
+    {
+        var console = ConsoleFor(output);
+        var table = new Table().HideHeaders().AddColumns("field", "value");
+        table.AddRow("study", Markup.Escape(s.StudyId));
+        table.AddRow("tenant", Markup.Escape(s.Tenant));
+        table.AddRow("status", StatusMarkup(s.Status) + (s.Reason is null ? string.Empty : " — " + Markup.Escape(s.Reason)));
+        table.AddRow("upload", Markup.Escape(s.UploadPath is null ? "-" : $"{PipelineNames.UploadsContainer}/{s.UploadPath}"));
+        table.AddRow("created", Time(s.CreatedAt));
+        table.AddRow("ingested", s.IngestedAt is { } ingested ? Time(ingested) : "-");
+        table.AddRow("completed", s.CompletedAt is { } completed ? Time(completed) : "-");
+        if (s.TilesPrefix is not null)
+        {
+            table.AddRow("tiles", Markup.Escape(containers.LinkTo(PipelineNames.SlicesContainer, s.TilesPrefix.TrimEnd('/') + "/manifest.json")));
+        }
+
+        if (s.Label is not null)
+        {
+            table.AddRow("diagnosis", $"[bold]{Markup.Escape(s.Label)}[/]  covid {Probability(s.ProbabilityCovid)} · cap {Probability(s.ProbabilityCap)} · normal {Probability(s.ProbabilityNormal)}");
+            table.AddRow("lesion burden", s.LesionBurden is { } burden ? Percent(burden) : "-");
+            table.AddRow("slices", s.SliceCount.ToString(CultureInfo.InvariantCulture));
+            table.AddRow("model", Markup.Escape(s.ModelVersion ?? "-"));
+        }
+        else if (s.SliceCount > 0)
+        {
+            table.AddRow("slices", s.SliceCount.ToString(CultureInfo.InvariantCulture));
+        }
+
+        foreach (var (stage, seconds) in Timings(s.TimingsJson))
+        {
+            table.AddRow("time: " + Markup.Escape(stage), Seconds(seconds));
+        }
+
+        if (s.MontagePath is not null)
+        {
+            table.AddRow("montage", Markup.Escape(containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath)));
+        }
+
+        foreach (var top in TopSlices(s.TopSlicesJson).Take(5))
+        {
+            table.AddRow(
+                string.Create(CultureInfo.InvariantCulture, $"slice {top.SliceIndex}"),
+                string.Create(CultureInfo.InvariantCulture, $"{top.LesionPercent:0.0} % lesion  ") + Markup.Escape(top.OverlayPath is null ? string.Empty : containers.LinkTo(PipelineNames.ResultsContainer, top.OverlayPath)));
+        }
+
+        console.Write(table);
+    }
+
+    internal static IEnumerable<(string Stage, double Seconds)> Timings(string? timingsJson)
+    {
+        if (string.IsNullOrEmpty(timingsJson))
+        {
+            yield break;
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(timingsJson);
+        }
+        catch (JsonException)
+        {
+            yield break;
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                yield break;
+            }
+
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Value.ValueKind == JsonValueKind.Number)
+                {
+                    yield return (property.Name, property.Value.GetDouble());
+                }
+            }
+        }
+    }
+
+    internal static IReadOnlyList<TopSlice> TopSlices(string? topSlicesJson)
+    {
+        if (string.IsNullOrEmpty(topSlicesJson))
+        {
+            return [];
+        }
+
+        try
+        {
+            return PipelineJson.Deserialize<List<TopSlice>>(topSlicesJson);
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+
+    private static string StatusMarkup(string status) => status switch
+    {
+        StudyStatus.Completed => "[green]completed[/]",
+        StudyStatus.Failed => "[red]failed[/]",
+        StudyStatus.Rejected => "[yellow]rejected[/]",
+        StudyStatus.Processing => "[blue]processing[/]",
+        _ => Markup.Escape(status),
+    };
+
+    private static string Probability(double? p) => p is { } v ? v.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+
+    private static string Percent(double fraction) => (fraction * 100).ToString("0.00", CultureInfo.InvariantCulture) + " %";
+
+    private static string Seconds(double seconds) => seconds.ToString("0.0", CultureInfo.InvariantCulture) + " s";
+
+    private static string Time(DateTimeOffset at) => at == default ? "-" : at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,21 @@
+using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Azure.Storage;
+
+namespace CovidFunctions.Cli.LocalHost;
+
+/// <summary>Opens the pipeline storage for <c>submit</c> and <c>status</c>, failing fast with a clear message when nothing answers.</summary>
+public static class LocalStorageConnection
+{
+    /// <summary>The storage, or null with the reason written to <paramref name="error"/> (Azurite not running).</summary>
+    public static async Task<PipelineStorage?> OpenAsync(string command, string? connection, string? dataDir, TextWriter error, CancellationToken cancellationToken)
+    {
+        var connectionString = LocalStorage.ResolveConnectionString(connection, LocalStorage.ResolveDataDir(dataDir));
+        if (LocalStorage.PortsOf(connectionString) is { } ports && !await AzuriteServer.IsRunningAtAsync(ports, cancellationToken).ConfigureAwait(false))
+        {
+            error.WriteLine($"{command}: no local storage answers at 127.0.0.1:{ports.Blob}/{ports.Queue}/{ports.Table}; start the pipeline with `covidfn up` first (or set {LocalStorage.ConnectionVariable}).");
+            return null;
+        }
+
+        return PipelineStorage.FromConnectionString(connectionString);
+    }
+}
