@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using CovidFunctions.Dicom;
+using CovidFunctions.Imaging.Phantoms;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
@@ -120,6 +121,26 @@ public sealed class IngestHandlerTests
         Assert.Equal(tiles, await IngestTestHost.ListAsync(host.Slices, string.Empty));
         Assert.Single(host.Usage.Snapshot());
         await AssertNoPhiAsync(host, files);
+    }
+
+    [Fact]
+    public async Task Phantom_PlantedPhi_NeverReachesTilesManifestOrStudyRow()
+    {
+        using var host = new IngestTestHost();
+        var phantom = new CtPhantom(new CtPhantomOptions { Matrix = 128, Slices = 6 });
+        using (var zip = new MemoryStream())
+        {
+            phantom.WriteZip(zip);
+            await host.UploadAsync($"{Tenant}/phantom.zip", zip.ToArray());
+        }
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Ingested, outcome.Status);
+        Assert.Equal(6, outcome.SliceCount);
+        var uids = new[] { phantom.StudyInstanceUid, phantom.SeriesInstanceUid, phantom.FrameOfReferenceUid }
+            .Concat(Enumerable.Range(0, 6).Select(phantom.SopInstanceUid));
+        await AssertAbsentAsync(host, [.. PlantedPhi.All, .. uids]);
     }
 
     [Fact]
@@ -328,6 +349,11 @@ public sealed class IngestHandlerTests
         }
 
         Assert.Contains(DicomFile.Open(sources[0]).Dataset.GetString(DicomTags.PatientName)!.Trim(), identifying);
+        await AssertAbsentAsync(host, identifying);
+    }
+
+    private static async Task AssertAbsentAsync(IngestTestHost host, IReadOnlyCollection<string> identifying)
+    {
         var blobs = await IngestTestHost.ListAsync(host.Slices, string.Empty);
         Assert.Contains(blobs, b => b.EndsWith("/manifest.json", StringComparison.Ordinal));
         Assert.True(blobs.Count >= 2, "tiles and manifest");
