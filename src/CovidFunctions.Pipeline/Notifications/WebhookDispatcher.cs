@@ -58,7 +58,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             // addresses again for the connection it actually opens.
             _guard.CheckForm(target);
             await _guard.ResolveAllowedAsync(target.IdnHost, cancellationToken).ConfigureAwait(false);
-            var pipeline = BuildPipeline(retry ? _options.MaxRetries : 0);
+            var pipeline = BuildPipeline(claim.DeliveryId, retry ? _options.MaxRetries : 0);
             last = await pipeline.ExecuteAsync(
                 async token =>
                 {
@@ -100,12 +100,15 @@ public sealed partial class WebhookDispatcher : IDisposable
         return final;
     }
 
+    /// <summary>Called with (delivery id, attempt that failed, delay before the next one) each time a retry is scheduled.</summary>
+    public Action<string, int, TimeSpan>? RetryScheduled { get; set; }
+
     public void Dispose() => _http.Dispose();
 
     /// <summary>Whether an HTTP status is worth another attempt: 5xx, 408 Request Timeout, 429 Too Many Requests.</summary>
     public static bool IsRetryable(int statusCode) => statusCode >= 500 || statusCode is 408 or 429;
 
-    private ResiliencePipeline<AttemptResult> BuildPipeline(int maxRetries)
+    private ResiliencePipeline<AttemptResult> BuildPipeline(string deliveryId, int maxRetries)
     {
         var builder = new ResiliencePipelineBuilder<AttemptResult> { TimeProvider = _time };
         if (maxRetries > 0)
@@ -125,6 +128,12 @@ public sealed partial class WebhookDispatcher : IDisposable
                     return ValueTask.FromResult(retryAfter is { } after
                         ? (TimeSpan?)(after < _options.MaxRetryDelay ? after : _options.MaxRetryDelay)
                         : null);
+                },
+                OnRetry = args =>
+                {
+                    Log.RetryScheduled(_logger, deliveryId, args.AttemptNumber + 1, args.RetryDelay.TotalSeconds);
+                    RetryScheduled?.Invoke(deliveryId, args.AttemptNumber + 1, args.RetryDelay);
+                    return ValueTask.CompletedTask;
                 },
             });
         }
@@ -221,6 +230,9 @@ public sealed partial class WebhookDispatcher : IDisposable
 
         [LoggerMessage(EventId = 8102, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} dead-lettered after {Attempts} attempt(s): {Error}")]
         public static partial void DeadLettered(ILogger logger, string deliveryId, int attempts, string error);
+
+        [LoggerMessage(EventId = 8104, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId}: attempt {Attempt} failed, next in {DelaySeconds:0.###} s")]
+        public static partial void RetryScheduled(ILogger logger, string deliveryId, int attempt, double delaySeconds);
 
         [LoggerMessage(EventId = 8103, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} refused by the SSRF guard: {Reason}")]
         public static partial void Refused(ILogger logger, string deliveryId, string reason);

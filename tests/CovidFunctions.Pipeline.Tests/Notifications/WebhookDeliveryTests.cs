@@ -1,0 +1,254 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Pipeline.Tests.Notifications;
+
+/// <summary>Delivery against a real Kestrel receiver on 127.0.0.1: signatures, retries, Retry-After, dead letters, exactly once.</summary>
+public sealed class WebhookDeliveryTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Fact]
+    public async Task Notify_SignsThePayload_ReceiverVerifiesItWithTheSecret()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        var request = Assert.Single(receiver.Received);
+        var signature = request.Headers[WebhookSignature.SignatureHeader];
+        Assert.Matches("^t=[0-9]+,v1=[0-9a-f]{64}$", signature);
+        Assert.True(WebhookSignature.Verify(created.Secret, signature, request.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
+        Assert.False(WebhookSignature.Verify("whsec_some_other_secret_value", signature, request.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
+        Assert.False(WebhookSignature.Verify(created.Secret, signature, request.Body.Replace("covid", "normal", StringComparison.Ordinal), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
+
+        var expectedId = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        Assert.Equal(expectedId, request.Headers[WebhookSignature.DeliveryHeader]);
+        using var payload = JsonDocument.Parse(request.Body);
+        var root = payload.RootElement;
+        Assert.Equal(expectedId, root.GetProperty("id").GetString());
+        Assert.Equal("study.completed", root.GetProperty("type").GetString());
+        Assert.Equal(WebhookTestKit.StudyId, root.GetProperty("study").GetString());
+        Assert.Equal("covid", root.GetProperty("diagnosis").GetProperty("label").GetString());
+        Assert.Equal(0.81, root.GetProperty("diagnosis").GetProperty("probabilities").GetProperty("covid").GetDouble(), 6);
+        Assert.Equal(0.134, root.GetProperty("diagnosis").GetProperty("lesionBurden").GetDouble(), 6);
+        Assert.Equal(64, root.GetProperty("diagnosis").GetProperty("slices").GetInt32());
+        Assert.Equal("dfsn-dtcn-1.0", root.GetProperty("modelVersion").GetString());
+        Assert.Equal($"http://127.0.0.1:7071/api/studies/{WebhookTestKit.StudyId}/files/overlays/0031.png", root.GetProperty("links").GetProperty("overlays")[0].GetString());
+
+        // Never PHI (the upload path carries a patient name here), never pixels.
+        Assert.DoesNotContain("Doe", request.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("chest.zip", request.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("base64", request.Body, StringComparison.Ordinal);
+        Assert.True(request.Body.Length < 2048, $"payload is {request.Body.Length} bytes");
+
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+        Assert.Equal(1, delivery.Attempts);
+    }
+
+    [Fact]
+    public void Signature_MatchesAnIndependentHmac()
+    {
+        // Vector from Python: hmac.new(b'whsec_known_vector_secret', b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
+        var header = WebhookSignature.Sign("whsec_known_vector_secret", DateTimeOffset.FromUnixTimeSeconds(1700000000), "{\"a\":1}");
+        Assert.Equal("t=1700000000,v1=06fa92e03eabcf0804f94bbcefae08d6b6cc2b685f5b1ddf2ab4984e33f01d95", header);
+        Assert.True(WebhookSignature.Verify("whsec_known_vector_secret", header, "{\"a\":1}", DateTimeOffset.FromUnixTimeSeconds(1700000100), TimeSpan.FromMinutes(5)));
+        Assert.False(WebhookSignature.Verify("whsec_known_vector_secret", header, "{\"a\":1}", DateTimeOffset.FromUnixTimeSeconds(1700009999), TimeSpan.FromMinutes(5)));
+    }
+
+    [Fact]
+    public async Task Deliver_RetriesOn500_UntilDelivered_LogsEveryAttempt()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(i => new ReceiverReply(i < 2 ? 500 : 200));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Equal(3, receiver.Received.Count);
+        Assert.Single(receiver.Received.Select(r => r.Headers[WebhookSignature.DeliveryHeader]).Distinct());
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, created.Subscription.Id, None));
+        Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+        var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
+        Assert.Equal([500, 500, 200], attempts.Select(a => a.StatusCode ?? 0));
+        Assert.Equal([1, 2, 3], attempts.Select(a => a.Attempt));
+    }
+
+    [Fact]
+    public async Task Deliver_RetriesAfterATimeout()
+    {
+        // The first answer stalls past the 1 s attempt timeout; the second is immediate.
+        await using var receiver = await WebhookReceiver.StartAsync(i => i == 0 ? new ReceiverReply(200, Stall: TimeSpan.FromSeconds(10)) : new ReceiverReply(204));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+        var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
+        Assert.Equal(["timeout", "delivered"], attempts.Select(a => a.Outcome));
+        Assert.Null(attempts[0].StatusCode);
+        Assert.Equal(204, attempts[1].StatusCode);
+    }
+
+    [Fact]
+    public async Task Deliver_On429_WaitsTheRetryAfterTheReceiverAsked()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(i => i == 0 ? new ReceiverReply(429, RetryAfter: "2") : new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        var scheduled = new ConcurrentQueue<TimeSpan>();
+        kit.Dispatcher.RetryScheduled = (_, _, delay) => scheduled.Enqueue(delay);
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Equal(2, receiver.Received.Count);
+        // The backoff alone would wait 20 ms; the retry waited the 2 s the receiver asked for.
+        Assert.Equal([TimeSpan.FromSeconds(2)], scheduled);
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+        var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
+        Assert.Equal([429, 200], attempts.Select(a => a.StatusCode ?? 0));
+    }
+
+    [Fact]
+    public async Task Deliver_On400_DoesNotRetry_AndDeadLetters()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(400));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Single(receiver.Received);
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+        Assert.Equal(1, delivery.Attempts);
+        Assert.Equal(400, delivery.LastStatusCode);
+        Assert.Contains("not retried", delivery.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(408)]
+    [InlineData(503)]
+    public async Task Deliver_RetriesOn408And5xx(int status)
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(i => new ReceiverReply(i == 0 ? status : 200));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Equal(2, receiver.Received.Count);
+        Assert.Equal(WebhookDeliveryStatus.Delivered, Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None)).Status);
+    }
+
+    [Fact]
+    public async Task Deliver_AfterTheLastAttempt_WritesADeadLetterRecord()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(503));
+        using var kit = new WebhookTestKit(WebhookTestKit.FastOptions(maxRetries: 3));
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Equal(4, receiver.Received.Count);
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+        Assert.Equal(4, delivery.Attempts);
+        Assert.Equal(503, delivery.LastStatusCode);
+        Assert.Equal("HTTP 503", delivery.Error);
+        Assert.NotNull(delivery.FinishedAt);
+        Assert.Equal(4, (await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None)).Count);
+    }
+
+    [Fact]
+    public async Task Deliver_DoesNotFollowRedirects()
+    {
+        await using var other = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(307, Location: other.Url.ToString()));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Single(receiver.Received);
+        Assert.Empty(other.Received);
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+        Assert.Contains("redirects are not followed", delivery.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Notify_RunTwice_AndConcurrently_DeliversOnce()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None)));
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Single(receiver.Received);
+        Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+
+        // A different event of the same study is a different delivery.
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Failed, None);
+        Assert.Equal(2, receiver.Received.Count);
+    }
+
+    [Fact]
+    public async Task Notify_TakesOverAClaimWhoseOwnerDied()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url);
+        var id = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        var past = DateTimeOffset.UtcNow.AddHours(-30);
+        await kit.Deliveries.TryClaimAsync(
+            new WebhookDelivery { Tenant = WebhookTestKit.Tenant, DeliveryId = id, SubscriptionId = created.Subscription.Id, StudyId = WebhookTestKit.StudyId, EventType = StudyEventTypes.Completed, ClaimedAt = past, LeaseUntil = past.AddHours(1) },
+            past,
+            None);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Single(receiver.Received);
+        Assert.Equal(WebhookDeliveryStatus.Delivered, (await kit.Deliveries.GetAsync(WebhookTestKit.Tenant, id, None))!.Status);
+    }
+
+    [Fact]
+    public async Task Notify_SkipsSubscriptionsThatDoNotWantTheEvent()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        await kit.Studies.TryCreateAsync(WebhookTestKit.CompletedStudy(), None);
+        await kit.Manager.AddAsync(WebhookTestKit.Tenant, receiver.Url.ToString(), [StudyEventTypes.Failed], null, None);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        Assert.Empty(receiver.Received);
+    }
+
+    [Fact]
+    public async Task TestDelivery_SendsOneSignedSample()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(500));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url, secret: null);
+        Assert.True(created.SecretGenerated);
+        Assert.Matches("^whsec_[0-9a-f]{64}$", created.Secret);
+
+        var delivery = await kit.Manager.TestAsync(created.Subscription, None);
+
+        var request = Assert.Single(receiver.Received);
+        Assert.Equal(WebhookManager.TestEventType, request.Headers[WebhookSignature.EventHeader]);
+        Assert.True(WebhookSignature.Verify(created.Secret, request.Headers[WebhookSignature.SignatureHeader], request.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
+        Assert.Equal(500, delivery.LastStatusCode);
+        Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+    }
+}
