@@ -124,6 +124,27 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task SameUnitDeliveredTwiceAtOnce_OneOrchestration_OneUsageRecord_UploadGone()
+    {
+        using var host = new IngestTestHost();
+        var files = FirstSlices(SharpSeries, 4);
+        await host.UploadAsync($"{Tenant}/twice.zip", Zip(files.Select(f => (Path.GetFileName(f), File.ReadAllBytes(f)))));
+        var unit = Assert.Single(await host.PlanAsync());
+
+        var outcomes = await Task.WhenAll(
+            Task.Run(() => host.Handler.IngestAsync(unit, default)),
+            Task.Run(() => host.Handler.IngestAsync(unit, default)));
+
+        Assert.All(outcomes, o => Assert.Contains(o.Status, new[] { IngestStatus.Ingested, IngestStatus.AlreadyIngested }));
+        Assert.Single(host.Orchestrations.Started);
+        Assert.Single(host.Usage.Snapshot());
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
+        Assert.Equal(4, study.SliceCount);
+        Assert.Equal(4, (await TileSeriesReader.OpenAsync(host.Slices, study.TilesPrefix!, default)).Manifest.SliceCount);
+    }
+
+    [Fact]
     public async Task Phantom_PlantedPhi_NeverReachesTilesManifestOrStudyRow()
     {
         using var host = new IngestTestHost();
