@@ -72,6 +72,7 @@ public sealed partial class AzuriteServer : IAsyncDisposable
     private readonly string _scriptPath;
     private readonly ILogger _logger;
     private Process? _process;
+    private long _logStartOffset;
 
     private AzuriteServer(AzuriteServerOptions options, string scriptPath, ILogger logger)
     {
@@ -260,8 +261,10 @@ public sealed partial class AzuriteServer : IAsyncDisposable
                 }
                 else
                 {
+                    // The first SIGTERM closes the three services (flushing their metadata); the process then lingers
+                    // until a second one. Send it once the log says all three closed (or after 10 s).
                     _ = SendSignal(process.Id, SigTerm);
-                    if (!await WaitForExitAsync(process, TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(false))
+                    if (!await WaitForServicesClosedAsync(process, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false))
                     {
                         _ = SendSignal(process.Id, SigTerm);
                         if (!await WaitForExitAsync(process, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false))
@@ -301,6 +304,7 @@ public sealed partial class AzuriteServer : IAsyncDisposable
     private async Task StartProcessAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(DataDirectory);
+        _logStartOffset = File.Exists(LogPath) ? new FileInfo(LogPath).Length : 0;
         foreach (var port in new[] { Ports.Blob, Ports.Queue, Ports.Table })
         {
             if (IsListening(port))
@@ -331,9 +335,14 @@ public sealed partial class AzuriteServer : IAsyncDisposable
         else
         {
             // exec keeps the pid the server's; output goes straight to the log file, so it outlives no pipe of ours.
+            // setsid puts it in its own session: a Ctrl+C in the terminal must not close the storage while the
+            // pipeline's hosts are still draining (StopAsync ends it last). setsid forks only for a group leader,
+            // which the shell started here is not, so the pid stays the same.
             start.FileName = "/bin/sh";
             start.ArgumentList.Add("-c");
-            start.ArgumentList.Add("log=\"$1\"; shift; exec \"$@\" >>\"$log\" 2>&1");
+            start.ArgumentList.Add(File.Exists("/usr/bin/setsid") || File.Exists("/bin/setsid")
+                ? "log=\"$1\"; shift; exec setsid \"$@\" >>\"$log\" 2>&1"
+                : "log=\"$1\"; shift; exec \"$@\" >>\"$log\" 2>&1");
             start.ArgumentList.Add("azurite");
             start.ArgumentList.Add(LogPath);
             start.ArgumentList.Add(_options.NodeExecutable);
@@ -398,6 +407,48 @@ public sealed partial class AzuriteServer : IAsyncDisposable
         catch (SocketException)
         {
             return false;
+        }
+    }
+
+    /// <summary>True when the process exited; false once the log reports the three services closed or the timeout passed.</summary>
+    private async Task<bool> WaitForServicesClosedAsync(Process process, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < timeout)
+        {
+            if (await WaitForExitAsync(process, TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false))
+            {
+                return true;
+            }
+
+            if (CountInLogSinceStart("successfully closed") >= 3)
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    private int CountInLogSinceStart(string text)
+    {
+        try
+        {
+            using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.Seek(Math.Min(_logStartOffset, stream.Length), SeekOrigin.Begin);
+            using var reader = new StreamReader(stream);
+            var log = reader.ReadToEnd();
+            var count = 0;
+            for (var at = log.IndexOf(text, StringComparison.Ordinal); at >= 0; at = log.IndexOf(text, at + text.Length, StringComparison.Ordinal))
+            {
+                count++;
+            }
+
+            return count;
+        }
+        catch (IOException)
+        {
+            return 0;
         }
     }
 

@@ -21,6 +21,18 @@ public sealed class AzuriteServerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public void The_recorded_process_is_node_in_its_own_session_so_a_terminal_ctrl_c_does_not_reach_it()
+    {
+        var pid = azurite.Server.ProcessId!.Value;
+        Assert.Equal("node", System.Diagnostics.Process.GetProcessById(pid).ProcessName);
+
+        // /proc/PID/stat: "pid (comm) state ppid pgrp session ..." — the session leader is the server itself.
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[3]);
+    }
+
+    [Fact]
     public async Task Starting_on_a_taken_port_fails_with_the_port_in_the_message()
     {
         using var data = TestData.CreateTempDirectory();
