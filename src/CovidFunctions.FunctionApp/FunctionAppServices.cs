@@ -1,0 +1,117 @@
+using Azure.Core;
+using Azure.Identity;
+using Azure.Security.KeyVault.Secrets;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.FunctionApp.Functions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Azure.Webhooks;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.FunctionApp;
+
+/// <summary>The Function app's services: options, storage (PipelineStorage), transports, the key, the handlers.</summary>
+public static class FunctionAppServices
+{
+    public static IServiceCollection AddCovidFunctionsApp(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var settings = configuration.GetSection(PipelineOptions.SectionName).Get<FunctionAppSettings>() ?? new FunctionAppSettings();
+        services.Configure<PipelineOptions>(configuration.GetSection(PipelineOptions.SectionName));
+        services.AddSingleton(Options.Create(settings));
+        services.AddSingleton(TimeProvider.System);
+        TokenCredential credential = new DefaultAzureCredential();
+        services.AddSingleton(credential);
+
+        services.AddSingleton(_ => CreateStorage(configuration, credential));
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().BlobContainers);
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().Studies);
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().SliceResults);
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().Usage);
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().UploadListing);
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(sp.GetRequiredService<ILogger<StorageQueueTransport>>()));
+        services.AddSingleton<IMessageSender>(sp => CreateSender(sp, configuration, settings, credential));
+        services.AddSingleton(sp => DeidKeyProvider.Load(configuration, credential));
+        services.AddSingleton(sp => new DeidentificationEngine(sp.GetRequiredService<DeidKey>()));
+
+        AddNotificationsAndApi(services, configuration, credential);
+        services.AddSingleton<DeadLetterWriter>();
+        services.AddSingleton<ResultRelayHandlerFactory>();
+        return services;
+    }
+
+    /// <summary>
+    /// Webhooks (the notifier the orchestration's notify activity and ingest call) and the results API. Subscriptions
+    /// and deliveries live in the <c>WebhookSubscriptions</c>/<c>WebhookDeliveries</c> tables; subscription secrets in
+    /// Key Vault when <c>KeyVault:VaultUri</c> is set, otherwise in process memory (local runs only).
+    /// </summary>
+    private static void AddNotificationsAndApi(IServiceCollection services, IConfiguration configuration, TokenCredential credential)
+    {
+        var webhookOptions = configuration.GetSection(WebhookOptions.SectionName).Get<WebhookOptions>() ?? new WebhookOptions();
+        services.AddSingleton(webhookOptions);
+        services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables));
+        services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Subscriptions);
+        services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Deliveries);
+        services.AddSingleton<IWebhookSecretStore>(_ => configuration["KeyVault:VaultUri"] is { Length: > 0 } vault
+            ? new KeyVaultWebhookSecretStore(new SecretClient(new Uri(vault), credential))
+            : new InMemoryWebhookSecretStore());
+        services.AddSingleton(sp => new WebhookTargetGuard(webhookOptions));
+        services.AddSingleton<WebhookDispatcher>();
+        services.AddSingleton<WebhookManager>();
+        services.AddSingleton<IStudyNotifier, WebhookNotifier>();
+        services.AddSingleton<UsageQueries>();
+        services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
+        services.AddSingleton<ResultsApi>();
+        services.TryAddSingleton<IApiKeyAuthorizer, PlatformKeyAuthorizer>();
+    }
+
+    /// <summary>
+    /// Pipeline storage on the same account as the Functions host: a connection string (<c>AzureWebJobsStorage</c>,
+    /// Azurite locally) or the identity-based <c>AzureWebJobsStorage__accountName</c> that bicep sets.
+    /// </summary>
+    public static PipelineStorage CreateStorage(IConfiguration configuration, TokenCredential credential)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (configuration[FunctionAppSettings.StorageConnection] is { Length: > 0 } connectionString)
+        {
+            return PipelineStorage.FromConnectionString(connectionString);
+        }
+
+        var section = configuration.GetSection(FunctionAppSettings.StorageConnection);
+        if (section["blobServiceUri"] is { Length: > 0 } blob && section["queueServiceUri"] is { Length: > 0 } queue && section["tableServiceUri"] is { Length: > 0 } table)
+        {
+            return PipelineStorage.FromEndpoints(new Uri(blob), new Uri(queue), new Uri(table), credential);
+        }
+
+        if (section["accountName"] is { Length: > 0 } accountName)
+        {
+            return PipelineStorage.FromAccountName(accountName, credential);
+        }
+
+        throw new InvalidOperationException("Set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName (identity-based).");
+    }
+
+    /// <summary>Chunk requests to the configured queue and transport; everything else to the Storage queues.</summary>
+    private static RoutedMessageSender CreateSender(IServiceProvider services, IConfiguration configuration, FunctionAppSettings settings, TokenCredential credential)
+    {
+        var storageQueues = services.GetRequiredService<StorageQueueTransport>();
+        var serviceBusNamespace = configuration[$"{FunctionAppSettings.ServiceBusSection}:fullyQualifiedNamespace"];
+        var transport = settings.Transport ?? (string.IsNullOrEmpty(serviceBusNamespace) ? MessageTransport.StorageQueue : MessageTransport.ServiceBus);
+        IMessageSender requests = transport == MessageTransport.ServiceBus
+            ? FunctionAppServiceBus.CreateSender(services, serviceBusNamespace ?? throw new InvalidOperationException("Pipeline:Transport is ServiceBus but ServiceBus:fullyQualifiedNamespace is not set."), credential)
+            : storageQueues;
+        return new RoutedMessageSender(
+            new Dictionary<string, QueueRoute>(StringComparer.Ordinal) { [PipelineNames.SliceRequestsQueue] = new(settings.SliceQueueName, requests) },
+            storageQueues);
+    }
+}

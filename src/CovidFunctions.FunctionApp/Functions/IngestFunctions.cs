@@ -1,0 +1,139 @@
+using Azure;
+using Azure.Storage.Blobs;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Orchestration;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.FunctionApp.Functions;
+
+/// <summary>
+/// Ingest (flow step 1) in Azure. A blob created in <c>ct-uploads</c> arrives through Event Grid (the only blob
+/// trigger Flex Consumption supports): a single upload (<c>{tenant}/{name}</c>) is ingested at once; a folder upload
+/// is ingested when its <c>.complete</c> marker arrives, or by the minute timer once no blob arrived in it for
+/// <see cref="PipelineOptions.FolderStableAge"/>. An hourly timer deletes raw uploads whose retention is over.
+/// Each function plans with <see cref="UploadUnitPlanner"/> and hands the unit to <see cref="IngestHandler"/>, which
+/// is idempotent per unit (re-deliveries start no second orchestration).
+/// </summary>
+public sealed partial class IngestFunctions(
+    IServiceProvider services,
+    IUploadListing uploads,
+    IOptions<PipelineOptions> options,
+    TimeProvider time,
+    ILogger<IngestFunctions> logger)
+{
+    public const string IngestUploadName = "IngestUpload";
+    public const string SweepFolderUploadsName = "SweepFolderUploads";
+    public const string SweepUploadRetentionName = "SweepUploadRetention";
+
+    [Function(IngestUploadName)]
+    public async Task IngestUpload(
+        [BlobTrigger(PipelineNames.UploadsContainer + "/{name}", Source = BlobTriggerSource.EventGrid, Connection = FunctionAppSettings.StorageConnection)] BlobClient blob,
+        string name,
+        [DurableClient] DurableTaskClient durableClient,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(name);
+        var handler = CreateHandler(durableClient);
+        UploadBlob uploaded;
+        try
+        {
+            var properties = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            uploaded = new UploadBlob(name, properties.LastModified, properties.ContentLength);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // A re-delivered event for an upload already ingested and deleted (retention zero): the handler knows the
+            // study from its deterministic id and only re-checks the orchestration.
+            uploaded = new UploadBlob(name, time.GetUtcNow(), 0);
+        }
+
+        var unit = UploadUnitPlanner.ForSingleBlob(uploaded);
+        if (unit is null)
+        {
+            // A blob inside a folder: only the marker closes the folder here; other blobs wait for it or for the timer.
+            if (!name.EndsWith("/" + PipelineNames.CompleteMarker, StringComparison.Ordinal))
+            {
+                Log.FolderBlobWaiting(logger, name);
+                return;
+            }
+
+            var folder = name[..^PipelineNames.CompleteMarker.Length];
+            var blobs = new List<UploadBlob>();
+            await foreach (var upload in uploads.ListAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (upload.Path.StartsWith(folder, StringComparison.Ordinal))
+                {
+                    blobs.Add(upload);
+                }
+            }
+
+            unit = UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value).SingleOrDefault(u => u.UploadPath == folder);
+            if (unit is null)
+            {
+                return;
+            }
+        }
+
+        var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        Log.Ingested(logger, unit.UploadPath, outcome.Status, outcome.StudyId, outcome.Reason ?? "-");
+    }
+
+    /// <summary>Closes folder uploads without a marker once they are stable (the rule the local watcher applies too).</summary>
+    [Function(SweepFolderUploadsName)]
+    public async Task SweepFolderUploads(
+        [TimerTrigger("0 * * * * *")] TimerInfo timer,
+        [DurableClient] DurableTaskClient durableClient,
+        CancellationToken cancellationToken)
+    {
+        var blobs = new List<UploadBlob>();
+        await foreach (var upload in uploads.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            blobs.Add(upload);
+        }
+
+        var handler = CreateHandler(durableClient);
+        var ingested = 0;
+        foreach (var unit in UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value).Where(u => u.Kind == UploadUnitKind.Folder))
+        {
+            var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+            ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;
+        }
+
+        Log.FoldersSwept(logger, ingested);
+    }
+
+    /// <summary>Deletes raw uploads whose de-identified outputs are stored and whose retention is over.</summary>
+    [Function(SweepUploadRetentionName)]
+    public async Task SweepUploadRetention(
+        [TimerTrigger("0 0 * * * *")] TimerInfo timer,
+        [DurableClient] DurableTaskClient durableClient,
+        CancellationToken cancellationToken)
+    {
+        var deleted = await CreateHandler(durableClient).SweepExpiredUploadsAsync(time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        Log.RetentionSwept(logger, deleted);
+    }
+
+    private IngestHandler CreateHandler(DurableTaskClient durableClient) =>
+        ActivatorUtilities.CreateInstance<IngestHandler>(services, (IStudyOrchestrationClient)new DurableStudyOrchestrationClient(durableClient));
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "Blob {Name} is part of a folder upload: it is ingested with its folder")]
+        public static partial void FolderBlobWaiting(ILogger logger, string name);
+
+        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload {UploadPath}: {Status} as study {StudyId} ({Reason})")]
+        public static partial void Ingested(ILogger logger, string uploadPath, IngestStatus status, string studyId, string reason);
+
+        [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Folder sweep ingested {Count} folder upload(s)")]
+        public static partial void FoldersSwept(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Retention sweep deleted the uploads of {Count} study(ies)")]
+        public static partial void RetentionSwept(ILogger logger, int count);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Reflection;
+using System.Text.Json.Nodes;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// The Worker SDK's build output is what the Functions host indexes: functions.metadata must list every function
+/// with the trigger the deployment relies on (the Event Grid blob trigger Flex Consumption requires, the Durable
+/// triggers under the names the orchestrator calls, the queue relay, the timers, Function-key HTTP endpoints), and
+/// extensions.json must register the host-side extensions those triggers need (Timer and HTTP are built into the host).
+/// </summary>
+public sealed class FunctionMetadataTests
+{
+    private static readonly string OutputDirectory = typeof(FunctionMetadataTests).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "FunctionAppOutput").Value!;
+
+    private static JsonArray Functions => JsonNode.Parse(File.ReadAllText(Path.Combine(OutputDirectory, "functions.metadata")))!.AsArray();
+
+    private static JsonObject Function(string name) =>
+        Functions.Select(f => f!.AsObject()).SingleOrDefault(f => (string?)f["name"] == name)
+        ?? throw new Xunit.Sdk.XunitException($"functions.metadata has no function '{name}' (has: {string.Join(", ", Functions.Select(f => (string?)f!["name"]))})");
+
+    private static JsonObject Trigger(string name) =>
+        Function(name)["bindings"]!.AsArray().Select(b => b!.AsObject()).Single(b => ((string?)b["type"])!.EndsWith("Trigger", StringComparison.Ordinal));
+
+    [Fact]
+    public void Metadata_IngestIsAnEventGridBlobTriggerOnTheUploadsContainer()
+    {
+        var trigger = Trigger("IngestUpload");
+        Assert.Equal("blobTrigger", (string?)trigger["type"]);
+        Assert.Equal($"{PipelineNames.UploadsContainer}/{{name}}", (string?)trigger["path"]);
+        Assert.Equal("EventGrid", (string?)trigger["source"]);
+        Assert.Equal("AzureWebJobsStorage", (string?)trigger["connection"]);
+    }
+
+    [Fact]
+    public void Metadata_OrchestratorAndActivitiesHaveTheNamesTheOrchestratorCalls()
+    {
+        Assert.Equal("orchestrationTrigger", (string?)Trigger(DurableStudyOrchestrationClient.OrchestratorName)["type"]);
+        foreach (var (name, _) in StudyOrchestration.Activities)
+        {
+            Assert.Equal("activityTrigger", (string?)Trigger(name)["type"]);
+        }
+    }
+
+    [Fact]
+    public void Metadata_RelayIsAQueueTriggerOnSliceResults()
+    {
+        var trigger = Trigger("RelayChunkResult");
+        Assert.Equal("queueTrigger", (string?)trigger["type"]);
+        Assert.Equal(PipelineNames.SliceResultsQueue, (string?)trigger["queueName"]);
+        Assert.Equal("AzureWebJobsStorage", (string?)trigger["connection"]);
+    }
+
+    [Fact]
+    public void Metadata_TimersSweepFolderUploadsAndRetention()
+    {
+        Assert.Equal("timerTrigger", (string?)Trigger("SweepFolderUploads")["type"]);
+        Assert.Equal("timerTrigger", (string?)Trigger("SweepUploadRetention")["type"]);
+    }
+
+    [Fact]
+    public void Metadata_HttpEndpointsRequireAFunctionKey()
+    {
+        var http = Functions.Select(f => f!.AsObject())
+            .Select(f => (Name: (string?)f["name"], Trigger: f["bindings"]!.AsArray().Select(b => b!.AsObject()).SingleOrDefault(b => (string?)b["type"] == "httpTrigger")))
+            .Where(f => f.Trigger is not null)
+            .ToList();
+        Assert.NotEmpty(http);
+        Assert.All(http, f => Assert.Equal("Function", (string?)f.Trigger!["authLevel"]));
+    }
+
+    [Fact]
+    public void Extensions_RegisterTheHostSideExtensionsOfEveryTriggerType()
+    {
+        var extensions = JsonNode.Parse(File.ReadAllText(Path.Combine(OutputDirectory, "extensions.json")))!["extensions"]!.AsArray()
+            .Select(e => (string?)e!["name"]).ToList();
+        Assert.Contains("DurableTask", extensions);
+        Assert.Contains("AzureStorageBlobs", extensions);
+        Assert.Contains("AzureStorageQueues", extensions);
+
+        // Timer and HTTP triggers are built into the host; nothing else (no extension the project does not use).
+        Assert.Empty(extensions.Except(["DurableTask", "AzureStorageBlobs", "AzureStorageQueues", "Startup"]));
+    }
+
+    [Fact]
+    public void HostJson_DurableHubIsThePipelinesAndQueueSettingsAreBounded()
+    {
+        var host = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "src", "CovidFunctions.FunctionApp", "host.json")))!;
+        Assert.Equal(PipelineNames.TaskHubName, (string?)host["extensions"]!["durableTask"]!["hubName"]);
+        Assert.True((int)host["extensions"]!["durableTask"]!["maxConcurrentActivityFunctions"]! > 0);
+        Assert.True((int)host["extensions"]!["queues"]!["maxDequeueCount"]! > 1);
+
+        // The transports Base64-encode queue messages (PipelineStorage's queue options); the trigger must decode the same.
+        Assert.Equal("base64", (string?)host["extensions"]!["queues"]!["messageEncoding"]);
+        Assert.Equal(File.ReadAllText(Path.Combine(TestData.RepoRoot, "src", "CovidFunctions.FunctionApp", "host.json")), File.ReadAllText(Path.Combine(OutputDirectory, "host.json")));
+    }
+}

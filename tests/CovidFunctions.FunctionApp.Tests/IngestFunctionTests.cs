@@ -1,0 +1,134 @@
+using System.IO.Compression;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.FunctionApp.Functions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// The Event Grid blob-triggered ingest function, called directly with a blob client on a real Azurite and a real
+/// Durable client (in-process test host, where a stand-in answers to the orchestrator's name): a zip of real CT
+/// slices becomes de-identified tiles, a Studies row and one orchestration under the deterministic id, also when
+/// the event is delivered twice; a folder upload waits for its <c>.complete</c> marker.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class IngestFunctionTests(AzuriteFixture azurite)
+{
+    private const string Tenant = "ingest-fn-tests";
+
+    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
+    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
+
+    [Fact]
+    public async Task IngestUpload_ZipOfRealSlices_WritesTilesAndStartsOneOrchestration()
+    {
+        await using var durable = await StartDurableAsync();
+        var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
+        await UploadAsync(name, ZipOfSlices());
+        var functions = CreateFunctions();
+
+        await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
+
+        var studyId = StudyIds.ForUpload(Tenant, name);
+        var instanceId = StudyIds.OrchestrationId(Tenant, studyId);
+        var tilesPrefix = IngestHandler.TilesPrefixOf(Tenant, studyId);
+        Assert.True(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ExistsAsync($"{tilesPrefix}/manifest.json", CancellationToken.None));
+        var row = await azurite.Storage.Studies.GetAsync(Tenant, studyId, CancellationToken.None);
+        Assert.NotNull(row);
+        Assert.NotNull(row.IngestedAt);
+        Assert.Equal(SliceFiles.Length, row.SliceCount);
+        var instance = await durable.Client.GetInstanceAsync(instanceId, getInputsAndOutputs: true);
+        Assert.NotNull(instance);
+        var input = instance.ReadInputAs<StudyOrchestrationInput>();
+        Assert.Equal(studyId, input?.StudyId);
+        Assert.Equal(tilesPrefix, input?.TilesPrefix);
+        Assert.Equal(SliceFiles.Length, input?.SliceCount);
+
+        // Event Grid delivers at least once: the same event again starts nothing new and re-tiles nothing.
+        await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
+        var again = await durable.Client.GetInstanceAsync(instanceId);
+        Assert.Equal(instance.CreatedAt, again?.CreatedAt);
+        Assert.Equal(row.IngestedAt, (await azurite.Storage.Studies.GetAsync(Tenant, studyId, CancellationToken.None))?.IngestedAt);
+    }
+
+    [Fact]
+    public async Task IngestUpload_FolderUpload_WaitsForTheMarkerThenIngestsTheFolder()
+    {
+        await using var durable = await StartDurableAsync();
+        var folder = $"{Tenant}/folder-{Guid.NewGuid():N}/";
+        foreach (var file in SliceFiles)
+        {
+            await UploadAsync(folder + file, await File.ReadAllBytesAsync(Source(file)));
+        }
+
+        var functions = CreateFunctions();
+        var studyId = StudyIds.ForUpload(Tenant, folder);
+
+        // A blob of the folder alone does nothing: the folder is not complete yet.
+        await functions.IngestUpload(Blob(folder + SliceFiles[0]), folder + SliceFiles[0], durable.Client, CancellationToken.None);
+        Assert.Null(await azurite.Storage.Studies.GetAsync(Tenant, studyId, CancellationToken.None));
+
+        var marker = folder + PipelineNames.CompleteMarker;
+        await UploadAsync(marker, []);
+        await functions.IngestUpload(Blob(marker), marker, durable.Client, CancellationToken.None);
+
+        var row = await azurite.Storage.Studies.GetAsync(Tenant, studyId, CancellationToken.None);
+        Assert.Equal(SliceFiles.Length, row?.SliceCount);
+        Assert.NotNull(await durable.Client.GetInstanceAsync(StudyIds.OrchestrationId(Tenant, studyId)));
+    }
+
+    private static Task<DurableTaskTestHost> StartDurableAsync() =>
+        DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator(DurableStudyOrchestrationClient.OrchestratorName, typeof(StandInStudyOrchestrator)));
+
+    private IngestFunctions CreateFunctions()
+    {
+        var services = new ServiceCollection()
+            .AddLogging()
+            .AddSingleton(azurite.Storage.BlobContainers)
+            .AddSingleton(azurite.Storage.Studies)
+            .AddSingleton(azurite.Storage.Usage)
+            .AddSingleton(new DeidentificationEngine(DeidKey.Generate()))
+            .AddSingleton(Options.Create(new PipelineOptions()))
+            .AddSingleton(TimeProvider.System)
+            .BuildServiceProvider();
+        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), TimeProvider.System, NullLogger<IngestFunctions>.Instance);
+    }
+
+    private Azure.Storage.Blobs.BlobClient Blob(string name) =>
+        azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).GetBlobClient(name);
+
+    private async Task UploadAsync(string name, byte[] content) =>
+        await Blob(name).UploadAsync(BinaryData.FromBytes(content), overwrite: true);
+
+    private static string Source(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);
+
+    private static byte[] ZipOfSlices()
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var file in SliceFiles)
+            {
+                zip.CreateEntryFromFile(Source(file), "series/" + file);
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>Answers to the study orchestrator's name: ingest only has to start it with the right input.</summary>
+    private sealed class StandInStudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, int>
+    {
+        public override Task<int> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input) => Task.FromResult(input.SliceCount);
+    }
+}
