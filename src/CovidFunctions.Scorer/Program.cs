@@ -1,0 +1,4 @@
+using CovidFunctions.Scorer;
+
+var app = ScorerApp.Build(args);
+await app.RunAsync().ConfigureAwait(false);

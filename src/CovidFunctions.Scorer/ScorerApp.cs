@@ -1,0 +1,91 @@
+using Azure.Core;
+using Azure.Identity;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Scorer;
+
+/// <summary>Builds the scorer's web host: options, storage, transports, the worker and the health endpoints.</summary>
+public static class ScorerApp
+{
+    /// <summary>
+    /// The host the container runs. Configuration: appsettings.json, environment variables (<c>Scorer__*</c>,
+    /// <c>ServiceBus__*</c> from bicep), command-line arguments; <paramref name="configure"/> lets tests add theirs.
+    /// </summary>
+    public static WebApplication Build(string[] args, Action<IConfigurationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        configure?.Invoke(builder.Configuration);
+        var scorer = builder.Configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>() ?? new ScorerOptions();
+        scorer.Validate();
+
+        builder.Services.AddSingleton(Options.Create(scorer));
+        builder.Services.Configure<ScoringOptions>(builder.Configuration.GetSection(ScoringOptions.SectionName));
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = scorer.DrainTimeout + TimeSpan.FromSeconds(15));
+        builder.Services.AddSingleton<ScorerReadiness>();
+        AddMessaging(builder.Services, builder.Configuration, scorer);
+        builder.Services.AddHostedService<ScorerWorker>();
+
+        builder.WebHost.ConfigureKestrel(k => k.ListenAnyIP(scorer.HealthPort));
+        var app = builder.Build();
+        app.MapGet("/healthz", () => Results.Text("alive"));
+        app.MapGet("/readyz", (ScorerReadiness readiness) => readiness.IsReady
+            ? Results.Json(new ReadinessView("ready", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView)
+            : Results.Json(new ReadinessView(readiness.IsDraining ? "draining" : "warming-up", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView, statusCode: StatusCodes.Status503ServiceUnavailable));
+        return app;
+    }
+
+    /// <summary>
+    /// Storage (blobs, queues, the SliceResults table) from a connection string or identity-based endpoints, the
+    /// chunk-request consumer (Service Bus or Storage queue) and the result sender routed to the configured queue.
+    /// </summary>
+    internal static void AddMessaging(IServiceCollection services, IConfiguration configuration, ScorerOptions scorer)
+    {
+        var serviceBusNamespace = configuration["ServiceBus:fullyQualifiedNamespace"];
+        var sliceTransport = scorer.SliceTransport ?? (string.IsNullOrEmpty(serviceBusNamespace) ? MessageTransport.StorageQueue : MessageTransport.ServiceBus);
+        TokenCredential credential = new DefaultAzureCredential();
+
+        services.AddSingleton(_ => scorer.StorageConnectionString is { Length: > 0 } connection
+            ? PipelineStorage.FromConnectionString(connection)
+            : PipelineStorage.FromEndpoints(
+                scorer.BlobServiceUri!,
+                scorer.QueueServiceUri ?? throw new InvalidOperationException("Scorer:QueueServiceUri must be set with Scorer:BlobServiceUri"),
+                scorer.TableServiceUri ?? new Uri(scorer.BlobServiceUri!.AbsoluteUri.Replace(".blob.", ".table.", StringComparison.Ordinal)),
+                credential));
+        services.AddSingleton<IBlobContainers>(sp => new RenamedContainers(
+            sp.GetRequiredService<PipelineStorage>().BlobContainers,
+            new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                [PipelineNames.SlicesContainer] = scorer.SliceContainer,
+                [PipelineNames.ResultsContainer] = scorer.ResultContainer,
+            }));
+        services.AddSingleton(sp => scorer.StorageConnectionString is { Length: > 0 } || scorer.TableServiceUri is not null
+            ? sp.GetRequiredService<PipelineStorage>().SliceResults
+            : (ISliceResultStore)new SkippedSliceResultStore(sp.GetRequiredService<ILogger<SkippedSliceResultStore>>()));
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(sp.GetRequiredService<ILogger<Pipeline.Azure.Messaging.StorageQueueTransport>>()));
+        ScorerServiceBus.Add(services, serviceBusNamespace, credential, scorer, sliceTransport);
+        services.AddSingleton<IMessageSender>(sp => new RoutedMessageSender(
+            new Dictionary<string, QueueRoute>(StringComparer.Ordinal)
+            {
+                [PipelineNames.SliceResultsQueue] = new(scorer.ResultQueueName, scorer.ResultTransport == MessageTransport.ServiceBus
+                    ? ScorerServiceBus.Sender(sp)
+                    : sp.GetRequiredService<Pipeline.Azure.Messaging.StorageQueueTransport>()),
+            },
+            sp.GetRequiredService<Pipeline.Azure.Messaging.StorageQueueTransport>()));
+        services.AddSingleton<IMessageConsumer>(sp => sliceTransport == MessageTransport.ServiceBus
+            ? ScorerServiceBus.Consumer(sp)
+            : sp.GetRequiredService<Pipeline.Azure.Messaging.StorageQueueTransport>());
+    }
+
+}
+
+/// <summary>What /readyz answers.</summary>
+public sealed record ReadinessView(string Status, string? Provider, double? WarmUpSeconds, int InFlight);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(ReadinessView))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
+internal sealed partial class ScorerJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,124 @@
+using CovidFunctions.Pipeline;
+
+namespace CovidFunctions.Scorer;
+
+/// <summary>How messages travel (the same words as bicep's <c>resultTransport</c>).</summary>
+public enum MessageTransport
+{
+    StorageQueue,
+    ServiceBus,
+}
+
+/// <summary>
+/// Scorer settings (configuration section <c>Scorer</c>; bicep/modules/containerapps.bicep sets them as
+/// <c>Scorer__*</c> environment variables, local.settings.sample.json lists them for Azurite).
+/// </summary>
+public sealed record ScorerOptions
+{
+    public const string SectionName = "Scorer";
+
+    /// <summary>The queue chunk requests arrive on (<c>slice-chunks</c> on Service Bus in Azure).</summary>
+    public string SliceQueueName { get; init; } = PipelineNames.SliceRequestsQueue;
+
+    /// <summary>The queue chunk results are posted to.</summary>
+    public string ResultQueueName { get; init; } = PipelineNames.SliceResultsQueue;
+
+    /// <summary>How chunk requests arrive; null: Service Bus when <c>ServiceBus:fullyQualifiedNamespace</c> is set, else a Storage queue.</summary>
+    public MessageTransport? SliceTransport { get; init; }
+
+    /// <summary>How chunk results are posted (bicep's <c>resultTransport</c>).</summary>
+    public MessageTransport ResultTransport { get; init; } = MessageTransport.StorageQueue;
+
+    /// <summary>A storage connection string (Azurite: <c>UseDevelopmentStorage=true</c>); when set, the service URIs are not used.</summary>
+    public string? StorageConnectionString { get; init; }
+
+    /// <summary>Blob endpoint for identity-based access (Azure).</summary>
+    public Uri? BlobServiceUri { get; init; }
+
+    /// <summary>Queue endpoint for identity-based access (Azure).</summary>
+    public Uri? QueueServiceUri { get; init; }
+
+    /// <summary>Table endpoint for the SliceResults rows; when neither it nor a connection string is set, rows are not written (the chunk documents in results carry the same values).</summary>
+    public Uri? TableServiceUri { get; init; }
+
+    public string SliceContainer { get; init; } = PipelineNames.SlicesContainer;
+
+    public string ResultContainer { get; init; } = PipelineNames.ResultsContainer;
+
+    /// <summary><c>Cuda</c> tries the CUDA provider first and falls back to CPU (logged); <c>Cpu</c> never tries it.</summary>
+    public string ExecutionProvider { get; init; } = "Cpu";
+
+    /// <summary>The models folder (manifest.json + ONNX files); null: next to the executable.</summary>
+    public string? ModelDirectory { get; init; }
+
+    /// <summary>Port of /healthz and /readyz (0: any free port, for tests).</summary>
+    public int HealthPort { get; init; } = 8080;
+
+    /// <summary>Chunks scored at once (Service Bus MaxConcurrentCalls). One GPU is busiest with 2: one chunk computes while the next reads tiles.</summary>
+    public int MaxConcurrentCalls { get; init; } = 2;
+
+    /// <summary>Deliveries before a failing chunk is dead-lettered (the Service Bus queue's own limit is bicep's sliceMaxDeliveryCount).</summary>
+    public int MaxDeliveryCount { get; init; } = 5;
+
+    /// <summary>Visibility timeout per delivery (Storage queue); on Service Bus the lock is renewed up to this long.</summary>
+    public TimeSpan MessageLockDuration { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Idle wait between empty polls of a Storage queue.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// On SIGTERM: stop receiving, then let in-flight chunks finish for at most this long before cancelling them
+    /// (their messages come back after the lock/visibility expires). Below the container's 120 s grace period.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(100);
+
+    /// <summary>Intra-op threads of ONNX Runtime on CPU (0: one per core).</summary>
+    public int IntraOpThreads { get; init; }
+
+    public bool PreferCuda => string.Equals(ExecutionProvider, "Cuda", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when one is out of range.</summary>
+    public void Validate()
+    {
+        static InvalidOperationException Bad(string name, object? value, string rule) => new($"{SectionName}:{name} {rule} (got '{value}').");
+        if (string.IsNullOrWhiteSpace(SliceQueueName))
+        {
+            throw Bad(nameof(SliceQueueName), SliceQueueName, "must be set");
+        }
+
+        if (string.IsNullOrWhiteSpace(ResultQueueName))
+        {
+            throw Bad(nameof(ResultQueueName), ResultQueueName, "must be set");
+        }
+
+        if (ExecutionProvider is not ("Cuda" or "Cpu" or "cuda" or "cpu" or "CUDA" or "CPU"))
+        {
+            throw Bad(nameof(ExecutionProvider), ExecutionProvider, "must be Cuda or Cpu");
+        }
+
+        if (MaxConcurrentCalls is < 1 or > 64)
+        {
+            throw Bad(nameof(MaxConcurrentCalls), MaxConcurrentCalls, "must be in 1..64");
+        }
+
+        if (MaxDeliveryCount < 1)
+        {
+            throw Bad(nameof(MaxDeliveryCount), MaxDeliveryCount, "must be at least 1");
+        }
+
+        if (DrainTimeout < TimeSpan.Zero)
+        {
+            throw Bad(nameof(DrainTimeout), DrainTimeout, "must not be negative");
+        }
+
+        if (HealthPort is < 0 or > 65535)
+        {
+            throw Bad(nameof(HealthPort), HealthPort, "must be a port number");
+        }
+
+        if (StorageConnectionString is null && BlobServiceUri is null)
+        {
+            throw Bad(nameof(BlobServiceUri), null, "or Scorer:StorageConnectionString must be set");
+        }
+    }
+}

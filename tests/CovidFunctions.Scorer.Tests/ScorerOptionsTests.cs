@@ -1,0 +1,55 @@
+using System.Text.Json.Nodes;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Configuration;
+
+namespace CovidFunctions.Scorer.Tests;
+
+/// <summary>The scorer's settings: the repository's local.settings.sample.json binds and validates; bad values are refused by name.</summary>
+public sealed class ScorerOptionsTests
+{
+    private static IConfiguration SampleSettings()
+    {
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject();
+        return new ConfigurationBuilder()
+            .AddInMemoryCollection(values.Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value)))
+            .Build();
+    }
+
+    [Fact]
+    public void SampleSettings_BindToValidScorerOptionsForAzurite()
+    {
+        var options = SampleSettings().GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
+
+        options.Validate();
+        Assert.Equal("UseDevelopmentStorage=true", options.StorageConnectionString);
+        Assert.Equal(MessageTransport.StorageQueue, options.SliceTransport);
+        Assert.Equal(Pipeline.PipelineNames.SliceRequestsQueue, options.SliceQueueName);
+        Assert.Equal(Pipeline.PipelineNames.SliceResultsQueue, options.ResultQueueName);
+        Assert.False(options.PreferCuda);
+        Assert.True(options.DrainTimeout < TimeSpan.FromSeconds(120), "the drain must end within Container Apps' 120 s grace period");
+    }
+
+    [Theory]
+    [InlineData("ExecutionProvider", "Rocm")]
+    [InlineData("MaxConcurrentCalls", "0")]
+    [InlineData("MaxDeliveryCount", "0")]
+    [InlineData("SliceQueueName", " ")]
+    public void Validate_RefusesOutOfRangeSettingsByName(string setting, string value)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>($"Scorer:{setting}", value)])
+            .Build();
+        var options = configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
+
+        var error = Assert.Throws<InvalidOperationException>(options.Validate);
+        Assert.Contains($"Scorer:{setting}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_RequiresStorage()
+    {
+        var error = Assert.Throws<InvalidOperationException>(new ScorerOptions().Validate);
+        Assert.Contains("Scorer:StorageConnectionString", error.Message, StringComparison.Ordinal);
+    }
+}
