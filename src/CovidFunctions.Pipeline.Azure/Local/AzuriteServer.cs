@@ -32,6 +32,12 @@ public sealed record AzuriteServerOptions
     /// <summary>The Node.js executable (<c>node</c> on PATH by default).</summary>
     public string NodeExecutable { get; init; } = "node";
 
+    /// <summary>
+    /// The process whose death ends the server (<c>infra/azurite/parent-watchdog.cjs</c> checks every second); this
+    /// process by default, so a killed test run or <c>covidfn up</c> leaves no orphan Azurite. Null: none.
+    /// </summary>
+    public int? ParentProcessId { get; init; } = Environment.ProcessId;
+
     /// <summary>How long to wait for the listeners to answer after the process starts.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
@@ -313,9 +319,13 @@ public sealed partial class AzuriteServer : IAsyncDisposable
             }
         }
 
+        // infra/azurite/node_modules/azurite/dist/src/azurite.js -> infra/azurite/parent-watchdog.cjs
+        var packageDir = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(_scriptPath)!, "..", "..", "..", ".."));
+        var watchdog = Path.Combine(packageDir, "parent-watchdog.cjs");
+        string[] preload = _options.ParentProcessId is > 0 && File.Exists(watchdog) ? ["-r", watchdog] : [];
         string[] azuriteArgs =
         [
-            _scriptPath, "--silent", "--skipApiVersionCheck", "--loose",
+            .. preload, _scriptPath, "--silent", "--skipApiVersionCheck", "--loose",
             "--location", DataDirectory,
             "--blobHost", Host, "--queueHost", Host, "--tableHost", Host,
             "--blobPort", Ports.Blob.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -324,6 +334,11 @@ public sealed partial class AzuriteServer : IAsyncDisposable
         ];
 
         var start = new ProcessStartInfo { UseShellExecute = false, RedirectStandardInput = true };
+        if (_options.ParentProcessId is > 0 and var parent)
+        {
+            start.Environment["COVIDFN_AZURITE_PARENT_PID"] = parent.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         if (OperatingSystem.IsWindows())
         {
             start.FileName = _options.NodeExecutable;

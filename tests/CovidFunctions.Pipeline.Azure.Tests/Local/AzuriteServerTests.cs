@@ -105,6 +105,30 @@ public sealed class AzuriteServerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task The_server_ends_itself_when_the_process_that_started_it_is_gone()
+    {
+        using var data = TestData.CreateTempDirectory();
+        using var parent = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", "600") { UseShellExecute = false })!;
+        await using var server = await AzuriteServer.StartAsync(
+            new AzuriteServerOptions { DataDirectory = data.Path, Ports = AzuriteServer.FreePorts(), ParentProcessId = parent.Id },
+            null,
+            CancellationToken.None);
+        Assert.NotNull(server.ProcessId);
+
+        // The "parent" dies without stopping the server (as a killed test run or covidfn up would).
+        parent.Kill();
+        await parent.WaitForExitAsync();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (server.ProcessId is not null && waited.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.Null(server.ProcessId);
+        Assert.False(await AzuriteServer.IsRunningAtAsync(server.Ports, CancellationToken.None));
+    }
+
+    [Fact]
     public void The_repository_root_is_found_from_the_test_binaries()
     {
         var root = AzuriteServer.FindRepoRoot();
