@@ -16,8 +16,11 @@ public sealed class ScreeningModels
     private readonly OnnxModel? _segmenter;
     private readonly OnnxModel? _classifier;
 
-    private ScreeningModels(ModelManifest manifest, OnnxModel? combined, OnnxModel? segmenter, OnnxModel? classifier)
+    private readonly bool _flipTta;
+
+    private ScreeningModels(ModelManifest manifest, OnnxModel? combined, OnnxModel? segmenter, OnnxModel? classifier, bool flipTta)
     {
+        _flipTta = flipTta;
         Manifest = manifest;
         _combined = combined;
         _segmenter = segmenter;
@@ -49,14 +52,14 @@ public sealed class ScreeningModels
         {
             var combined = OnnxModel.GetOrCreate(manifest.PathOf("dfsn_dtcn"), options, logger);
             RequireOutputs(combined, "lesion_prob", "class_prob");
-            return new ScreeningModels(manifest, combined, null, null);
+            return new ScreeningModels(manifest, combined, null, null, options.FlipTestTimeAugmentation);
         }
 
         var seg = OnnxModel.GetOrCreate(manifest.PathOf("dfsn"), options, logger);
         var cls = OnnxModel.GetOrCreate(manifest.PathOf("dtcn"), options, logger);
         RequireOutputs(seg, "lesion_prob");
         RequireOutputs(cls, "class_prob");
-        return new ScreeningModels(manifest, null, seg, cls);
+        return new ScreeningModels(manifest, null, seg, cls, options.FlipTestTimeAugmentation);
     }
 
     private static void RequireOutputs(OnnxModel model, params string[] names)
@@ -70,28 +73,34 @@ public sealed class ScreeningModels
         }
     }
 
+    /// <summary>Whether horizontal-flip test-time augmentation is on (<see cref="InferenceOptions.FlipTestTimeAugmentation"/>).</summary>
+    public bool FlipTestTimeAugmentation => _flipTta;
+
     /// <summary>Lesion probability maps only (N×352×352 flattened).</summary>
     public float[] Segment(ReadOnlyMemory<float> input, int count)
     {
         var model = _combined ?? _segmenter!;
-        return model.Run(input, count)["lesion_prob"];
+        var lesion = model.Run(input, count)["lesion_prob"];
+        if (_flipTta)
+        {
+            AverageMirrored(lesion, model.Run(Mirror(input.Span, count), count)["lesion_prob"], count);
+        }
+
+        return lesion;
     }
 
     /// <summary>Both outputs for each slice.</summary>
     public IReadOnlyList<SlicePrediction> Predict(ReadOnlyMemory<float> input, int count)
     {
-        float[] lesion;
-        float[] probs;
-        if (_combined is not null)
+        var (lesion, probs) = RunBoth(input, count);
+        if (_flipTta)
         {
-            var r = _combined.Run(input, count);
-            lesion = r["lesion_prob"];
-            probs = r["class_prob"];
-        }
-        else
-        {
-            lesion = _segmenter!.Run(input, count)["lesion_prob"];
-            probs = _classifier!.Run(input, count)["class_prob"];
+            var (mirroredLesion, mirroredProbs) = RunBoth(Mirror(input.Span, count), count);
+            AverageMirrored(lesion, mirroredLesion, count);
+            for (var i = 0; i < probs.Length; i++)
+            {
+                probs[i] = 0.5f * (probs[i] + mirroredProbs[i]);
+            }
         }
 
         var k = Classes.Count;
@@ -113,4 +122,45 @@ public sealed class ScreeningModels
 
         return result;
     }
+
+    private (float[] Lesion, float[] Probs) RunBoth(ReadOnlyMemory<float> input, int count)
+    {
+        if (_combined is not null)
+        {
+            var r = _combined.Run(input, count);
+            return (r["lesion_prob"], r["class_prob"]);
+        }
+
+        return (_segmenter!.Run(input, count)["lesion_prob"], _classifier!.Run(input, count)["class_prob"]);
+    }
+
+    /// <summary>The N×1×S×S input mirrored left-right (each row reversed).</summary>
+    private static float[] Mirror(ReadOnlySpan<float> input, int count)
+    {
+        const int side = LungPreprocessorSide;
+        var mirrored = input[..(count * side * side)].ToArray();
+        for (var row = 0; row < count * side; row++)
+        {
+            mirrored.AsSpan(row * side, side).Reverse();
+        }
+
+        return mirrored;
+    }
+
+    /// <summary><paramref name="lesion"/> ← ½(lesion + mirror(mirroredLesion)), per map.</summary>
+    private static void AverageMirrored(float[] lesion, float[] mirroredLesion, int count)
+    {
+        const int side = LungPreprocessorSide;
+        for (var row = 0; row < count * side; row++)
+        {
+            var a = lesion.AsSpan(row * side, side);
+            var b = mirroredLesion.AsSpan(row * side, side);
+            for (var x = 0; x < side; x++)
+            {
+                a[x] = 0.5f * (a[x] + b[side - 1 - x]);
+            }
+        }
+    }
+
+    private const int LungPreprocessorSide = Imaging.Preprocessing.LungPreprocessor.InputSize;
 }

@@ -20,6 +20,33 @@ public sealed class StudyAggregatorTests
         Assert.Equal(0.5f, study.LesionFraction, 5); // slices 5..9 have lesion probability >= 0.5
     }
 
+    [Theory]
+    [InlineData(0.65f, "normal")] // covid is the argmax but below the calibrated threshold
+    [InlineData(0.70f, "covid")]
+    [InlineData(0.95f, "covid")]
+    public void Aggregate_CovidNeedsTheCalibratedThreshold(float covid, string expected)
+    {
+        var slices = Enumerable.Range(0, 5).Select(i => new SliceSummary(i, 0.2f, 0.1f, [covid, 0.1f * (1 - covid), 0.9f * (1 - covid)])).ToList();
+
+        var study = StudyAggregator.Aggregate(slices, Classes);
+
+        Assert.Equal(expected, study.Label);
+        Assert.Equal(covid, study.ClassProbabilities[0], 5);
+    }
+
+    [Fact]
+    public void Aggregate_SummariesAndFullPredictions_GiveTheSameStudy()
+    {
+        var predictions = Enumerable.Range(0, 12).Select(i => Slice(i % 4 / 4f, i % 3 == 0 ? 0.8f : 0.3f)).ToList();
+
+        var fromPredictions = StudyAggregator.Aggregate(predictions, Classes);
+        var fromSummaries = StudyAggregator.Aggregate(predictions.Select((p, i) => SliceSummary.From(i, p, 0.5f)).ToList(), Classes);
+
+        Assert.Equal(fromPredictions.Label, fromSummaries.Label);
+        Assert.Equal(fromPredictions.ClassProbabilities, fromSummaries.ClassProbabilities);
+        Assert.Equal(fromPredictions.SlicesUsed, fromSummaries.SlicesUsed);
+    }
+
     [Fact]
     public void Aggregate_Empty_Throws()
     {
