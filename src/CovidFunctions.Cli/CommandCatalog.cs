@@ -16,5 +16,7 @@ internal static class CommandCatalog
         yield return Commands.SubmitCommand.Create();
         yield return Commands.StatusCommand.Create();
         yield return Commands.PhantomCommand.Create();
+        yield return Commands.WebhooksCommand.Create();
+        yield return Commands.UsageCommand.Create();
     }
 }

@@ -1,0 +1,205 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Azure;
+using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// <c>covidfn webhooks add URL [--tenant T] [--events E,…] [--secret S]</c>, <c>list</c>, <c>remove ID</c>,
+/// <c>test ID</c>: manage the local host's webhook subscriptions (Azurite tables; secrets in the data folder's 0600
+/// file). <c>add</c> checks the target with the SSRF guard: https only, unless the last <c>covidfn up</c> ran with
+/// <c>--allow-loopback-webhooks</c>, which allows http://127.0.0.1, localhost and [::1].
+/// </summary>
+public static class WebhooksCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("webhooks", "Manage webhook subscriptions of the local pipeline (study.completed, study.failed, study.rejected).");
+        command.Subcommands.Add(CreateAdd());
+        command.Subcommands.Add(CreateList());
+        command.Subcommands.Add(CreateRemove());
+        command.Subcommands.Add(CreateTest());
+        return command;
+    }
+
+    private static Command CreateAdd()
+    {
+        var url = new Argument<string>("url") { Description = "The receiver's https URL (http://127.0.0.1 only with `covidfn up --allow-loopback-webhooks`)." };
+        var tenant = new Option<string?>("--tenant") { Description = "Tenant (default: default)." };
+        var events = new Option<string?>("--events") { Description = "Comma-separated event types (default: all of study.completed,study.failed,study.rejected)." };
+        var secret = new Option<string?>("--secret") { Description = "The signing secret (at least 16 characters; default: a generated one, printed once)." };
+        var common = CommonOptions.Create();
+        var command = new Command("add", "Subscribe a URL; prints the subscription id (and the generated secret when none was given).");
+        command.Arguments.Add(url);
+        command.Options.Add(tenant);
+        command.Options.Add(events);
+        command.Options.Add(secret);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks add", async (webhooks, output, error, ct) =>
+        {
+            var t = parseResult.GetValue(tenant) ?? PipelineNames.DefaultTenant;
+            if (!StudyIds.IsValidTenant(t))
+            {
+                error.WriteLine($"webhooks add: tenant '{t}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+                return ExitCodes.BadInput;
+            }
+
+            var eventList = parseResult.GetValue(events)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            try
+            {
+                var created = await webhooks.Manager.AddAsync(t, parseResult.GetValue(url)!, eventList, parseResult.GetValue(secret), ct).ConfigureAwait(false);
+                if (created.SecretGenerated)
+                {
+                    output.WriteLine($"secret: {created.Secret}");
+                }
+
+                output.WriteLine(created.Subscription.Id);
+                return ExitCodes.Success;
+            }
+            catch (WebhookTargetRefusedException ex)
+            {
+                var hint = webhooks.Options.AllowLoopbackWebhooks ? "" : " (local receivers need `covidfn up --allow-loopback-webhooks`)";
+                error.WriteLine($"webhooks add: target refused: {ex.Message}{hint}");
+                return ExitCodes.BadInput;
+            }
+            catch (ArgumentException ex)
+            {
+                error.WriteLine($"webhooks add: {ex.Message}");
+                return ExitCodes.BadInput;
+            }
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command CreateList()
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant's subscriptions." };
+        var json = new Option<bool>("--json") { Description = "Print a JSON array." };
+        var common = CommonOptions.Create();
+        var command = new Command("list", "List subscriptions (secrets are never shown).");
+        command.Options.Add(tenant);
+        command.Options.Add(json);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks list", async (webhooks, output, error, ct) =>
+        {
+            var list = await webhooks.Manager.ListAsync(parseResult.GetValue(tenant), ct).ConfigureAwait(false);
+            if (parseResult.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(list.Select(WebhookView.Of).ToList(), ApiJson.Options));
+                return ExitCodes.Success;
+            }
+
+            if (list.Count == 0)
+            {
+                output.WriteLine("no webhook subscriptions");
+            }
+
+            foreach (var s in list)
+            {
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Id}  {s.Tenant}  {(s.Active ? "active" : "inactive")}  {string.Join(',', s.EventTypes)}  {s.Url}"));
+            }
+
+            return ExitCodes.Success;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command CreateRemove()
+    {
+        var id = new Argument<string>("id") { Description = "The subscription id `webhooks add` printed." };
+        var tenant = new Option<string?>("--tenant") { Description = "The subscription's tenant (default: searched)." };
+        var common = CommonOptions.Create();
+        var command = new Command("remove", "Remove a subscription and its secret.");
+        command.Arguments.Add(id);
+        command.Options.Add(tenant);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks remove", async (webhooks, output, error, ct) =>
+        {
+            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (found is null)
+            {
+                error.WriteLine($"webhooks remove: no subscription '{parseResult.GetValue(id)}'");
+                return ExitCodes.InternalError;
+            }
+
+            await webhooks.Manager.RemoveAsync(found.Tenant, found.Id, ct).ConfigureAwait(false);
+            output.WriteLine($"removed {found.Id}");
+            return ExitCodes.Success;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command CreateTest()
+    {
+        var id = new Argument<string>("id") { Description = "The subscription id." };
+        var tenant = new Option<string?>("--tenant") { Description = "The subscription's tenant (default: searched)." };
+        var common = CommonOptions.Create();
+        var command = new Command("test", "Send one signed webhook.test delivery (no retries) and print the receiver's answer.");
+        command.Arguments.Add(id);
+        command.Options.Add(tenant);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks test", async (webhooks, output, error, ct) =>
+        {
+            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (found is null)
+            {
+                error.WriteLine($"webhooks test: no subscription '{parseResult.GetValue(id)}'");
+                return ExitCodes.InternalError;
+            }
+
+            var delivery = await webhooks.Manager.TestAsync(found, ct).ConfigureAwait(false);
+            var status = delivery.LastStatusCode is { } code ? code.ToString(CultureInfo.InvariantCulture) : "no response";
+            output.WriteLine($"{delivery.Status}: HTTP {status}{(delivery.Error is null ? "" : " (" + delivery.Error + ")")} delivery {delivery.DeliveryId}");
+            return delivery.Status == WebhookDeliveryStatus.Delivered ? ExitCodes.Success : ExitCodes.InternalError;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(
+        ParseResult parseResult,
+        CommonOptions common,
+        string name,
+        Func<LocalWebhooks, TextWriter, TextWriter, CancellationToken, Task<int>> body,
+        CancellationToken cancellationToken)
+    {
+        var output = parseResult.InvocationConfiguration.Output;
+        var error = parseResult.InvocationConfiguration.Error;
+        var storage = await LocalStorageConnection.OpenAsync(name, parseResult.GetValue(common.Storage), parseResult.GetValue(common.DataDir), error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
+            return ExitCodes.InternalError;
+        }
+
+        var dataDir = LocalStorage.ResolveDataDir(parseResult.GetValue(common.DataDir));
+        var baseUrl = File.Exists(Path.Combine(dataDir, LocalApiServer.UrlFileName)) && Uri.TryCreate(File.ReadAllText(Path.Combine(dataDir, LocalApiServer.UrlFileName)).Trim(), UriKind.Absolute, out var url) ? url : null;
+        using var webhooks = new LocalWebhooks(dataDir, storage.Tables, storage.Studies, LocalWebhooks.LoopbackAllowedIn(dataDir), baseUrl);
+        try
+        {
+            await webhooks.Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
+            return await body(webhooks, output, error, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex)
+        {
+            error.WriteLine($"{name}: storage refused the request: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+            return ExitCodes.InternalError;
+        }
+    }
+
+    private sealed record CommonOptions(Option<string?> DataDir, Option<string?> Storage)
+    {
+        public static CommonOptions Create() => new(
+            new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." },
+            new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true });
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(DataDir);
+            command.Options.Add(Storage);
+        }
+    }
+}
