@@ -40,6 +40,9 @@ public sealed partial class IngestHandler
     /// <summary>Skipped-instance notes kept in the Studies row (a table property holds at most 32 K characters).</summary>
     private const int MaxSkippedNotes = 100;
 
+    /// <summary>Clock skew allowed between a blob's last-modified time and the ingest host's clock.</summary>
+    private static readonly TimeSpan ReuploadTolerance = TimeSpan.FromMinutes(1);
+
     private static readonly HashSet<string> ImageExtensions = new([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"], StringComparer.OrdinalIgnoreCase);
 
     private readonly IBlobContainers _containers;
@@ -96,8 +99,17 @@ public sealed partial class IngestHandler
         }
 
         var existing = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
-        if (existing?.IngestedAt is not null)
+        if (existing?.IngestedAt is { } previouslyIngestedAt)
         {
+            // A blob written after the study was ingested is a new upload to the same path, not a re-delivery: it would
+            // map to the same (finished) study, so it is kept in quarantine rather than silently deleted.
+            var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
+            if (newest > previouslyIngestedAt + ReuploadTolerance)
+            {
+                var detail = $"upload {unit.UploadPath} was written again at {newest:O}, after its study was ingested at {previouslyIngestedAt:O}; upload under a new name to screen it";
+                return await RejectAsync(unit, "reupload-after-ingest", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+            }
+
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
@@ -287,11 +299,11 @@ public sealed partial class IngestHandler
     /// Quarantine: copy the originals and write reason.json, THEN delete the upload, set the study rejected and notify.
     /// Safe to repeat (copies of blobs already moved are skipped; the reason is rewritten).
     /// </summary>
-    private async Task<IngestOutcome> RejectAsync(UploadUnit unit, string code, string detail, CancellationToken cancellationToken)
+    private async Task<IngestOutcome> RejectAsync(UploadUnit unit, string code, string detail, CancellationToken cancellationToken, string? quarantinePrefix = null, bool updateStudy = true)
     {
         var uploads = _containers.Get(PipelineNames.UploadsContainer);
         var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
-        var prefix = QuarantinePrefixOf(unit);
+        var prefix = quarantinePrefix ?? QuarantinePrefixOf(unit);
         foreach (var blob in unit.Blobs)
         {
             Stream source;
@@ -319,8 +331,9 @@ public sealed partial class IngestHandler
         await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
         Log.Rejected(_logger, unit.Tenant, unit.StudyId, code, detail);
 
-        // An invalid tenant has no Studies partition and no subscribers: the quarantine is its record.
-        if (unit.Rejection is null)
+        // An invalid tenant has no Studies partition and no subscribers: the quarantine is its record. A re-upload
+        // leaves its (finished) study as it is.
+        if (unit.Rejection is null && updateStudy)
         {
             await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = reason.At }) with
             {

@@ -299,6 +299,33 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task ReuploadToAnIngestedPath_IsQuarantined_NotSilentlyDeleted_AndTheStudyIsLeftAlone()
+    {
+        using var host = new IngestTestHost();
+        var file = FirstSlices(SharpSeries, 1)[0];
+        await host.UploadFileAsync($"{Tenant}/again.dcm", file);
+        var first = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+        Assert.Equal(IngestStatus.Ingested, first.Status);
+        var before = await host.Studies.GetAsync(Tenant, first.StudyId, default);
+
+        // Ten minutes later the user uploads a file under the same name.
+        host.Time.Now = host.Time.Now.AddMinutes(10);
+        var content = File.ReadAllBytes(FirstSlices(SharpSeries, 2)[1]);
+        await host.UploadAsync($"{Tenant}/again.dcm", content);
+        var second = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, second.Status);
+        Assert.Equal("reupload-after-ingest", second.Reason);
+        var prefix = $"{Tenant}/{first.StudyId}/reupload-{host.Time.Now.UtcDateTime:yyyyMMddTHHmmssZ}";
+        Assert.Equal(content, await IngestTestHost.ReadAsync(host.Quarantine, $"{prefix}/original/again.dcm"));
+        Assert.True(await host.Quarantine.ExistsAsync($"{prefix}/reason.json", default));
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        Assert.Equal(before, await host.Studies.GetAsync(Tenant, first.StudyId, default));
+        Assert.Single(host.Orchestrations.Started);
+        Assert.Empty(host.Notifier.Events);
+    }
+
+    [Fact]
     public async Task Retention_KeepsTheUploadUntilItExpires_ThenTheSweepDeletesIt_ButNeverANotIngestedOne()
     {
         using var host = new IngestTestHost(new PipelineOptions { UploadRetention = TimeSpan.FromHours(1) });
