@@ -242,6 +242,10 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
               value: resultContainerName
             }
             {
+              name: 'Scorer__TableServiceUri'
+              value: storageAccount.properties.primaryEndpoints.table
+            }
+            {
               name: 'Scorer__ExecutionProvider'
               value: 'Cuda'
             }

@@ -256,6 +256,12 @@ resource resultQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: resultQueueName
 }
 
+// The scorer upserts the per-slice rows of each chunk it scores (SliceResults); no other table.
+resource sliceResultsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' existing = {
+  parent: tableService
+  name: 'SliceResults'
+}
+
 // Function app: the Functions host (AzureWebJobsStorage) creates its own containers, queues and tables
 // (host locks, blob receipts, Durable Task hub), so these three roles are needed on the account itself.
 resource functionBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -294,7 +300,7 @@ resource functionTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
-// Scorer: reads tiles, writes masks and overlays, posts chunk results. Nothing else in the account.
+// Scorer: reads tiles, writes masks and overlays and its SliceResults rows, posts chunk results. Nothing else in the account.
 resource scorerSliceReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(sliceContainer.id, scorerIdentity.id, storageBlobDataReaderRoleId)
   scope: sliceContainer
@@ -321,6 +327,22 @@ resource scorerResultWriter 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
   dependsOn: [
     containers
+  ]
+}
+
+resource scorerSliceResultsWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(sliceResultsTable.id, scorerIdentity.id, storageTableDataContributorRoleId)
+  scope: sliceResultsTable
+  properties: {
+    principalId: scorerIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId(
+      'Microsoft.Authorization/roleDefinitions',
+      storageTableDataContributorRoleId
+    )
+  }
+  dependsOn: [
+    tables
   ]
 }
 

@@ -46,6 +46,7 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
         new("function", "Monitoring Metrics Publisher", "Microsoft.Insights/components", "*", Always),
         new("scorer", "Storage Blob Data Reader", "Microsoft.Storage/storageAccounts/blobServices/containers", "slices", Always),
         new("scorer", "Storage Blob Data Contributor", "Microsoft.Storage/storageAccounts/blobServices/containers", "results", Always),
+        new("scorer", "Storage Table Data Contributor", "Microsoft.Storage/storageAccounts/tableServices/tables", "SliceResults", Always),
         new("scorer", "Storage Queue Data Message Sender", "Microsoft.Storage/storageAccounts/queueServices/queues", "slice-results", WhenStorageQueueResults),
         new("scorer", "Azure Service Bus Data Receiver", "Microsoft.ServiceBus/namespaces/queues", "slice-chunks", Always),
         new("scorer", "Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues", "slice-results", WhenServiceBusResults),
