@@ -3,9 +3,9 @@ using CovidFunctions.Pipeline.Storage;
 namespace CovidFunctions.Scorer;
 
 /// <summary>
-/// Used when the scorer has no table endpoint (the Azure deployment grants it blob and queue roles only): the chunk
-/// result document in the results container carries the same per-slice values, and the orchestrator aggregates
-/// from it; the SliceResults rows are not written from the scorer then.
+/// Used when the scorer is given no table endpoint (neither Scorer:TableServiceUri nor a connection string): the
+/// chunk result document in the results container carries the same per-slice values and the orchestrator
+/// aggregates from it, so scoring still works; only the SliceResults rows are missing then.
 /// </summary>
 internal sealed partial class SkippedSliceResultStore(ILogger<SkippedSliceResultStore> logger) : ISliceResultStore
 {
