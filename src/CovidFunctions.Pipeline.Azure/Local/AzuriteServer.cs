@@ -38,6 +38,12 @@ public sealed record AzuriteServerOptions
     /// </summary>
     public int? ParentProcessId { get; init; } = Environment.ProcessId;
 
+    /// <summary>
+    /// Pass <c>--skipApiVersionCheck</c> (default). The pipeline's clients pin service versions Azurite accepts, so they
+    /// also work without it, like against an Azurite someone else started; tests turn it off to prove that.
+    /// </summary>
+    public bool SkipApiVersionCheck { get; init; } = true;
+
     /// <summary>How long to wait for the listeners to answer after the process starts.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
@@ -323,9 +329,10 @@ public sealed partial class AzuriteServer : IAsyncDisposable
         var packageDir = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(_scriptPath)!, "..", "..", "..", ".."));
         var watchdog = Path.Combine(packageDir, "parent-watchdog.cjs");
         string[] preload = _options.ParentProcessId is > 0 && File.Exists(watchdog) ? ["-r", watchdog] : [];
+        string[] skipApiVersionCheck = _options.SkipApiVersionCheck ? ["--skipApiVersionCheck"] : [];
         string[] azuriteArgs =
         [
-            .. preload, _scriptPath, "--silent", "--skipApiVersionCheck", "--loose",
+            .. preload, _scriptPath, "--silent", .. skipApiVersionCheck, "--loose",
             "--location", DataDirectory,
             "--blobHost", Host, "--queueHost", Host, "--tableHost", Host,
             "--blobPort", Ports.Blob.ToString(System.Globalization.CultureInfo.InvariantCulture),

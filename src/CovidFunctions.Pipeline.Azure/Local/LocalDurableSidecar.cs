@@ -153,7 +153,17 @@ public sealed partial class LocalDurableSidecar : IAsyncDisposable
 
         _stopped = true;
         await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-        await _service.StopAsync().ConfigureAwait(false);
+        try
+        {
+            // The gRPC server also stops the service when the host stops, but without waiting; this waits, so the
+            // partition leases are released before the process ends.
+            await _service.StopAsync().ConfigureAwait(false);
+        }
+        catch (NullReferenceException)
+        {
+            // Never started: the gRPC server starts the service only once a worker connects, and
+            // AzureStorageOrchestrationService.StopAsync dereferences state that StartAsync creates.
+        }
         LogStopped(_logger, Port);
     }
 

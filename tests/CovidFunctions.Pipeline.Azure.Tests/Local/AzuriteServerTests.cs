@@ -129,6 +129,30 @@ public sealed class AzuriteServerTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task The_pipeline_clients_and_the_durable_backend_work_with_an_azurite_that_checks_api_versions()
+    {
+        using var data = TestData.CreateTempDirectory();
+        await using var server = await AzuriteServer.StartAsync(
+            new AzuriteServerOptions { DataDirectory = data.Path, Ports = AzuriteServer.FreePorts(), SkipApiVersionCheck = false },
+            null,
+            CancellationToken.None);
+
+        // The SDK default (2026-10-06) is refused by this Azurite: the unpinned client fails, the pipeline's do not.
+        var unpinned = new global::Azure.Storage.Blobs.BlobServiceClient(server.ConnectionString);
+        await Assert.ThrowsAsync<global::Azure.RequestFailedException>(() => unpinned.GetBlobContainerClient("probe").CreateIfNotExistsAsync());
+
+        var storage = PipelineStorage.FromConnectionString(server.ConnectionString);
+        await storage.EnsureCreatedAsync(CancellationToken.None);
+        await storage.BlobContainers.Get(PipelineNames.SlicesContainer).WriteAsync("t/s/a.json", new MemoryStream("{}"u8.ToArray()), CancellationToken.None);
+        Assert.Equal(["t/s/a.json"], await storage.BlobContainers.Get(PipelineNames.SlicesContainer).ListAsync("t/", CancellationToken.None).ToListAsync());
+        await storage.CreateQueueTransport().SendAsync(PipelineNames.SliceResultsQueue, new QueueMessage("m", "{}"), CancellationToken.None);
+        Assert.True(await storage.Usage.TryRecordAsync(new UsageRecord("t", "s", "ingest", DateTimeOffset.UtcNow, 1, 0, 0, 0), CancellationToken.None));
+
+        await using var sidecar = await LocalDurableSidecar.StartAsync(new LocalDurableSidecarOptions { StorageConnectionString = server.ConnectionString }, null, CancellationToken.None);
+        Assert.True(sidecar.Port > 0);
+    }
+
+    [Fact]
     public void The_repository_root_is_found_from_the_test_binaries()
     {
         var root = AzuriteServer.FindRepoRoot();
