@@ -61,6 +61,15 @@ public sealed class WebhookDeliveryTests
     }
 
     [Fact]
+    public void DefaultSchedule_SpansAboutADay()
+    {
+        // 45 s doubling, capped at 6 h, 12 retries: 45·(2^9 − 1) + 3·21600 = 87795 s ≈ 24.4 h before jitter.
+        var options = new WebhookOptions();
+        Assert.Equal(TimeSpan.FromSeconds(87795), options.ScheduleSpan);
+        Assert.True(options.ClaimLease > options.ScheduleSpan + (options.AttemptTimeout * (options.MaxRetries + 1)));
+    }
+
+    [Fact]
     public async Task Deliver_RetriesOn500_UntilDelivered_LogsEveryAttempt()
     {
         await using var receiver = await WebhookReceiver.StartAsync(i => new ReceiverReply(i < 2 ? 500 : 200));
