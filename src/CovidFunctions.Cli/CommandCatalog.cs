@@ -12,6 +12,7 @@ internal static class CommandCatalog
         yield return Commands.DeidCommand.Create();
         yield return Commands.SegmentCommand.Create();
         yield return Commands.ClassifyCommand.Create();
+        yield return Commands.UpCommand.Create();
         yield return Commands.ScreenCommand.Create();
         yield return Commands.SubmitCommand.Create();
         yield return Commands.StatusCommand.Create();

@@ -83,8 +83,11 @@ public sealed class LocalApiServer : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private LocalApiServer(WebApplication app, Uri baseUrl, string operatorKey, LocalApiKeys keys, LocalWebhooks webhooks)
+    private readonly bool _ownsWebhooks;
+
+    private LocalApiServer(WebApplication app, Uri baseUrl, string operatorKey, LocalApiKeys keys, LocalWebhooks webhooks, bool ownsWebhooks)
     {
+        _ownsWebhooks = ownsWebhooks;
         _app = app;
         BaseUrl = baseUrl;
         OperatorKey = operatorKey;
@@ -102,7 +105,11 @@ public sealed class LocalApiServer : IAsyncDisposable
     /// <summary>The webhook parts; <see cref="LocalWebhooks.Notifier"/> is the notifier the orchestrator should use.</summary>
     public LocalWebhooks Webhooks { get; }
 
-    public static async Task<LocalApiServer> StartAsync(LocalApiServerOptions options, PipelineStorage storage, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the server. Pass <paramref name="webhooks"/> to share the notifier the pipeline already uses (built with
+    /// <see cref="LocalWebhooks"/> and <see cref="BaseUrlFor"/>); the server then leaves disposing it to the caller.
+    /// </summary>
+    public static async Task<LocalApiServer> StartAsync(LocalApiServerOptions options, PipelineStorage storage, ILoggerFactory? loggerFactory, CancellationToken cancellationToken, LocalWebhooks? webhooks = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(storage);
@@ -123,8 +130,9 @@ public sealed class LocalApiServer : IAsyncDisposable
 
         // The base URL goes into payload links and the report, so the port is fixed before the services are built.
         var port = options.Port == 0 ? FreePort() : options.Port;
-        var baseUrl = new Uri($"http://127.0.0.1:{port}");
-        var webhooks = new LocalWebhooks(dataDir, storage.Tables, storage.Studies, options.AllowLoopbackWebhooks, baseUrl, loggerFactory);
+        var baseUrl = BaseUrlFor(port);
+        var ownsWebhooks = webhooks is null;
+        webhooks ??= new LocalWebhooks(dataDir, storage.Tables, storage.Studies, options.AllowLoopbackWebhooks, baseUrl, loggerFactory);
         await webhooks.Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
         var api = new ResultsApi(storage.Studies, storage.BlobContainers, new UsageQueries(storage.Usage, storage.Studies), webhooks.Manager, new ResultsApiOptions { PublicBaseUrl = baseUrl });
 
@@ -141,21 +149,31 @@ public sealed class LocalApiServer : IAsyncDisposable
         }
         catch
         {
-            webhooks.Dispose();
+            if (ownsWebhooks)
+            {
+                webhooks.Dispose();
+            }
+
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
         await File.WriteAllTextAsync(Path.Combine(dataDir, UrlFileName), baseUrl + "\n", cancellationToken).ConfigureAwait(false);
-        return new LocalApiServer(app, baseUrl, operatorKey, keys, webhooks);
+        return new LocalApiServer(app, baseUrl, operatorKey, keys, webhooks, ownsWebhooks);
     }
 
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
-        Webhooks.Dispose();
+        if (_ownsWebhooks)
+        {
+            Webhooks.Dispose();
+        }
     }
+
+    /// <summary>The base URL the server has on <paramref name="port"/> (links in payloads and reports use it).</summary>
+    public static Uri BaseUrlFor(int port) => new($"http://127.0.0.1:{port}");
 
     private static int FreePort()
     {

@@ -1,0 +1,207 @@
+using System.CommandLine;
+using System.Globalization;
+using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Imaging.Phantoms;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// <c>covidfn up [--data-dir D] [--port P] [--demo]</c>: runs the whole pipeline on this machine
+/// (<see cref="LocalPipelineHost"/>) until Ctrl+C, showing each study's progress and where its results are. Azurite keeps
+/// its data under <c>D/azurite</c>, the de-identification key is <c>D/keys/deid.key</c>, logs go to
+/// <c>D/logs/covidfn-up.log</c>. <c>--demo</c> submits a synthetic chest CT (<see cref="CtPhantom"/>) once the pipeline
+/// is up. Exit 0 after a clean stop; 1 when it cannot start.
+/// </summary>
+public static class UpCommand
+{
+    public static Command Create()
+    {
+        var dataDir = new Option<string?>("--data-dir") { Description = "Azurite data, keys and logs (default .covidfn/ in the working directory)." };
+        var port = new Option<int>("--port") { Description = "Azurite's blob port; queue and table use the next two (default 10000-10002).", DefaultValueFactory = _ => AzuritePorts.Default.Blob };
+        var demo = new Option<bool>("--demo") { Description = "Submit a synthetic chest CT phantom (DICOM with ground-glass opacities) once the pipeline is up." };
+        var demoSlices = new Option<int>("--demo-slices") { Description = "Slices of the demo phantom.", DefaultValueFactory = _ => 64 };
+        var exitWhenDone = new Option<bool>("--exit-when-done") { Description = "Stop once every study submitted while running has finished (for scripts)." };
+        var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the scorer (0: one per core).", DefaultValueFactory = _ => 0 };
+        var storage = new Option<string?>("--storage") { Description = "Storage connection string instead of Azurite (default: COVIDFN_STORAGE).", Hidden = true };
+        var chunkSize = new Option<int>("--chunk-size") { Description = "Slices per scorer message.", DefaultValueFactory = _ => new PipelineOptions().ChunkSize, Hidden = true };
+        var command = new Command("up", "Run the local pipeline (Azurite, Durable orchestrator, upload watcher, scorer, relay) until Ctrl+C.");
+        command.Options.Add(dataDir);
+        command.Options.Add(port);
+        command.Options.Add(demo);
+        command.Options.Add(demoSlices);
+        command.Options.Add(exitWhenDone);
+        command.Options.Add(models);
+        command.Options.Add(threads);
+        command.Options.Add(storage);
+        command.Options.Add(chunkSize);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(
+            new UpArguments(
+                parseResult.GetValue(dataDir),
+                parseResult.GetValue(port),
+                parseResult.GetValue(demo),
+                parseResult.GetValue(demoSlices),
+                parseResult.GetValue(exitWhenDone),
+                parseResult.GetValue(models),
+                parseResult.GetValue(threads),
+                parseResult.GetValue(storage),
+                parseResult.GetValue(chunkSize)),
+            parseResult.InvocationConfiguration.Output,
+            parseResult.InvocationConfiguration.Error,
+            cancellationToken));
+        return command;
+    }
+
+    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int Threads, string? Storage, int ChunkSize);
+
+    public static async Task<int> RunAsync(UpArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Port is < 1 or > 65533 || args.ChunkSize < 1 || args.DemoSlices is < 8 or > 1000)
+        {
+            error.WriteLine("up: --port must be 1-65533, --chunk-size at least 1, --demo-slices 8-1000");
+            return ExitCodes.BadInput;
+        }
+
+        var dataDir = LocalStorage.ResolveDataDir(args.DataDir);
+        var connection = args.Storage is { Length: > 0 } ? args.Storage : Environment.GetEnvironmentVariable(LocalStorage.ConnectionVariable);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+        });
+        var logPath = Path.Combine(dataDir, "logs", "covidfn-up.log");
+        using var fileLog = new FileLoggerProvider(logPath);
+        using var loggers = LoggerFactory.Create(b => b.AddProvider(fileLog).SetMinimumLevel(LogLevel.Information));
+
+        console.MarkupLine($"[bold]covidfn up[/] — data in [blue]{Markup.Escape(dataDir)}[/], log in {Markup.Escape(logPath)}");
+        console.MarkupLine("starting Azurite (or reusing one), the Durable sidecar and worker, the watcher, scorer and relay…");
+        LocalPipelineHost host;
+        try
+        {
+            host = await LocalPipelineHost.StartAsync(new LocalPipelineOptions
+            {
+                DataDirectory = dataDir,
+                ConnectionString = connection,
+                AzuritePorts = new AzuritePorts(args.Port, args.Port + 1, args.Port + 2),
+                Pipeline = new PipelineOptions { ChunkSize = args.ChunkSize },
+                ModelsDirectory = args.Models,
+                InferenceThreads = args.Threads,
+            }, loggers, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            error.WriteLine("up: interrupted while starting");
+            return ExitCodes.InternalError;
+        }
+        catch (Exception ex)
+        {
+            error.WriteLine($"up: cannot start the local pipeline: {ex.Message} (details in {logPath})");
+            return ExitCodes.InternalError;
+        }
+
+        await using (host.ConfigureAwait(false))
+        {
+            var uploads = host.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).Uri + "/{tenant}/";
+            console.MarkupLine($"[green]ready[/]: storage {(host.StartedAzurite ? "Azurite (started, data in " + Markup.Escape(Path.Combine(dataDir, "azurite")) + ")" : "reused")}; drop studies into [blue]{Markup.Escape(uploads)}[/] or run [bold]covidfn submit INPUT[/]; Ctrl+C stops");
+            var startedAt = DateTimeOffset.UtcNow;
+            if (args.Demo)
+            {
+                var id = await SubmitDemoAsync(host, dataDir, args.DemoSlices, console, cancellationToken).ConfigureAwait(false);
+                console.MarkupLine($"demo study submitted: [bold]{Markup.Escape(id)}[/] (follow with `covidfn status {Markup.Escape(id)}`)");
+            }
+
+            try
+            {
+                await WatchProgressAsync(host, startedAt, args.ExitWhenDone, console, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Ctrl+C.
+            }
+
+            console.MarkupLine("stopping: watcher, scorer and relay, then the Durable worker, the sidecar" + (host.StartedAzurite ? " and Azurite" : string.Empty) + "…");
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            console.MarkupLine("stopped; unfinished studies resume on the next [bold]covidfn up[/]");
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static async Task<string> SubmitDemoAsync(LocalPipelineHost host, string dataDir, int slices, IAnsiConsole console, CancellationToken cancellationToken)
+    {
+        var folder = Path.Combine(dataDir, "demo", "phantom-" + DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmss", CultureInfo.InvariantCulture));
+        var phantom = new CtPhantom(new CtPhantomOptions { Slices = slices, SliceSpacing = Math.Round(160.0 / slices, 2), UidSeed = Guid.NewGuid().ToString("N") });
+        console.MarkupLine($"demo: writing a synthetic chest CT ({slices} slices, 512×512, {phantom.LesionCount} ground-glass opacities, planted PHI) to {Markup.Escape(folder)}");
+        await Task.Run(() => phantom.WriteFolder(folder), cancellationToken).ConfigureAwait(false);
+        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies).SubmitAsync(folder, PipelineNames.DefaultTenant, cancellationToken).ConfigureAwait(false);
+        return submitted.StudyId;
+    }
+
+    /// <summary>Prints one line per study state change until cancelled (or, with <paramref name="exitWhenDone"/>, until every new study is terminal).</summary>
+    private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, IAnsiConsole console, CancellationToken cancellationToken)
+    {
+        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (true)
+        {
+            var studies = new List<StudyRecord>();
+            try
+            {
+                await foreach (var study in host.Storage.Studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+                {
+                    studies.Add(study);
+                }
+            }
+            catch (Azure.RequestFailedException)
+            {
+                // Storage briefly away; the next round shows it.
+            }
+
+            foreach (var s in studies.OrderBy(s => s.CreatedAt))
+            {
+                var state = $"{s.Status}|{s.SliceCount}|{s.IngestedAt}";
+                if (seen.TryGetValue($"{s.Tenant}/{s.StudyId}", out var before) && before == state)
+                {
+                    continue;
+                }
+
+                var first = !seen.ContainsKey($"{s.Tenant}/{s.StudyId}");
+                seen[$"{s.Tenant}/{s.StudyId}"] = state;
+                if (first && StudyStatus.IsTerminal(s.Status) && s.CreatedAt < since)
+                {
+                    continue; // finished before this run: not news
+                }
+
+                console.MarkupLine(Describe(s, host));
+            }
+
+            if (exitWhenDone && studies.Any(s => s.CreatedAt >= since) && studies.Where(s => s.CreatedAt >= since).All(s => StudyStatus.IsTerminal(s.Status)))
+            {
+                return;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static string Describe(StudyRecord s, LocalPipelineHost host)
+    {
+        var time = DateTimeOffset.UtcNow.ToString("HH:mm:ss", CultureInfo.InvariantCulture);
+        var id = Markup.Escape($"{s.Tenant}/{s.StudyId}");
+        return s.Status switch
+        {
+            StudyStatus.Completed => string.Create(CultureInfo.InvariantCulture,
+                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {s.SliceCount} slices; montage {Markup.Escape(s.MontagePath is null ? "-" : host.Storage.BlobContainers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
+            StudyStatus.Failed => $"{time} {id} [red]failed[/]: {Markup.Escape(s.Reason ?? "?")}",
+            StudyStatus.Rejected => $"{time} {id} [yellow]rejected[/]: {Markup.Escape(s.Reason ?? "?")} (original and reason.json in quarantine/)",
+            StudyStatus.Processing when s.IngestedAt is not null => string.Create(CultureInfo.InvariantCulture, $"{time} {id} [blue]processing[/]: de-identified and tiled ({s.SliceCount} slices), scoring"),
+            StudyStatus.Processing => $"{time} {id} [blue]processing[/]: ingesting (de-identification, tiles)",
+            _ => $"{time} {id} {Markup.Escape(s.Status)}",
+        };
+    }
+}

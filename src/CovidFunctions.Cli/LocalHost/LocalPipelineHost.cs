@@ -1,0 +1,349 @@
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Inference;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Relay;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.Pipeline.Storage;
+using Grpc.Net.Client;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Cli.LocalHost;
+
+/// <summary>How <see cref="LocalPipelineHost"/> runs.</summary>
+public sealed record LocalPipelineOptions
+{
+    /// <summary>Azurite data, keys (<c>keys/deid.key</c>) and logs (<c>logs/</c>) live here.</summary>
+    public required string DataDirectory { get; init; }
+
+    /// <summary>An explicit Storage connection string (tests, or <c>COVIDFN_STORAGE</c>); null: Azurite on <see cref="AzuritePorts"/>.</summary>
+    public string? ConnectionString { get; init; }
+
+    /// <summary>The Azurite ports to reuse or start on when no connection string is given.</summary>
+    public AzuritePorts AzuritePorts { get; init; } = AzuritePorts.Default;
+
+    public PipelineOptions Pipeline { get; init; } = new();
+
+    public ScoringOptions Scoring { get; init; } = new();
+
+    public string? ModelsDirectory { get; init; }
+
+    public int InferenceThreads { get; init; }
+
+    /// <summary>How often the upload watcher lists <c>ct-uploads</c>.</summary>
+    public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Uploads ingested at once.</summary>
+    public int IngestConcurrency { get; init; } = 2;
+
+    /// <summary>Chunk messages scored at once (one ONNX Runtime session uses every core already).</summary>
+    public int ScorerConcurrency { get; init; } = 1;
+
+    /// <summary>How long a received chunk message stays invisible; a killed scorer's chunk comes back after this.</summary>
+    public TimeSpan ScorerVisibilityTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Wraps the message sender every stage uses (tests: deliver every message twice).</summary>
+    public Func<IMessageSender, IMessageSender>? SenderDecorator { get; init; }
+
+    /// <summary>The notifier (webhooks when wired); null logs terminal states only.</summary>
+    public Func<PipelineStorage, ILoggerFactory, IStudyNotifier>? NotifierFactory { get; init; }
+}
+
+/// <summary>
+/// The whole pipeline on this machine (<c>covidfn up</c>): Azurite (reused when one answers, else the pinned one started
+/// with its data under the data folder), the Durable sidecar over DurableTask.AzureStorage on Azurite and a worker host
+/// running <see cref="StudyOrchestrator"/> and its activities, the upload watcher (<see cref="IngestHandler"/>), the
+/// scorer (<see cref="ScoringHandler"/> on the slice-requests queue) and the relay (<see cref="ResultRelayHandler"/> on
+/// slice-results). Everything durable is in storage, so stopping and starting again resumes unfinished studies.
+/// Stop order: watcher, scorer and relay, then the worker, then the sidecar, then Azurite if this host started it.
+/// </summary>
+public sealed partial class LocalPipelineHost : IAsyncDisposable
+{
+    private readonly LocalPipelineOptions _options;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _loops = [];
+    private AzuriteServer? _azurite;
+    private LocalDurableSidecar? _sidecar;
+    private GrpcChannel? _channel;
+    private IHost? _worker;
+    private StorageQueueTransport? _transport;
+    private ScoringHandler? _scoring;
+    private CancellationTokenSource? _scorerStop;
+    private Task? _scorerLoop;
+    private bool _stopped;
+
+    private LocalPipelineHost(LocalPipelineOptions options, ILoggerFactory loggers)
+    {
+        _options = options;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<LocalPipelineHost>();
+        DataDirectory = Path.GetFullPath(options.DataDirectory);
+    }
+
+    public string DataDirectory { get; }
+
+    /// <summary>The Storage connection string in use (Azurite's, or the one given).</summary>
+    public string ConnectionString { get; private set; } = string.Empty;
+
+    /// <summary>True when this host started Azurite (and stops it).</summary>
+    public bool StartedAzurite => _azurite is not null;
+
+    /// <summary>The Azurite this host started (null when it reused one or was given a connection string).</summary>
+    public AzuriteServer? Azurite => _azurite;
+
+    public PipelineStorage Storage { get; private set; } = null!;
+
+    public DurableTaskClient Durable { get; private set; } = null!;
+
+    public UploadWatcher Watcher { get; private set; } = null!;
+
+    public string DeidKeyPath { get; private set; } = string.Empty;
+
+    public bool IsScorerRunning => _scorerLoop is { IsCompleted: false };
+
+    public static async Task<LocalPipelineHost> StartAsync(LocalPipelineOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggers);
+        var host = new LocalPipelineHost(options, loggers);
+        try
+        {
+            await host.StartCoreAsync(cancellationToken).ConfigureAwait(false);
+            return host;
+        }
+        catch
+        {
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(DataDirectory);
+        if (_options.ConnectionString is { Length: > 0 } given)
+        {
+            ConnectionString = given;
+        }
+        else if (await AzuriteServer.IsRunningAtAsync(_options.AzuritePorts, cancellationToken).ConfigureAwait(false))
+        {
+            ConnectionString = AzuriteServer.ConnectionStringFor(_options.AzuritePorts);
+            Log.ReusingAzurite(_logger, _options.AzuritePorts.Blob);
+        }
+        else
+        {
+            _azurite = await AzuriteServer.StartAsync(
+                new AzuriteServerOptions { DataDirectory = Path.Combine(DataDirectory, "azurite"), Ports = _options.AzuritePorts },
+                _loggers.CreateLogger<AzuriteServer>(),
+                cancellationToken).ConfigureAwait(false);
+            ConnectionString = _azurite.ConnectionString;
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(DataDirectory, LocalStorage.ConnectionFileName), ConnectionString + "\n", cancellationToken).ConfigureAwait(false);
+        Storage = PipelineStorage.FromConnectionString(ConnectionString);
+        await Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
+
+        var key = DeidKeys.ForDataDir(DataDirectory, out var keyPath, out var created);
+        DeidKeyPath = keyPath;
+        if (created)
+        {
+            Log.KeyCreated(_logger, keyPath);
+        }
+
+        _transport = Storage.CreateQueueTransport(_loggers.CreateLogger<StorageQueueTransport>());
+        var sender = _options.SenderDecorator is { } decorate ? decorate(_transport) : _transport;
+        var notifier = _options.NotifierFactory?.Invoke(Storage, _loggers) ?? new LoggingStudyNotifier(_loggers.CreateLogger<LoggingStudyNotifier>());
+        var pipelineOptions = Options.Create(_options.Pipeline);
+
+        _sidecar = await LocalDurableSidecar.StartAsync(new LocalDurableSidecarOptions { StorageConnectionString = ConnectionString }, _loggers, cancellationToken).ConfigureAwait(false);
+        _channel = _sidecar.CreateChannel();
+        var storage = Storage;
+        _worker = LocalDurableWorker.BuildHost(
+            _channel,
+            tasks => tasks.AddStudyOrchestration(),
+            services =>
+            {
+                services.AddSingleton(storage.BlobContainers);
+                services.AddSingleton(storage.Studies);
+                services.AddSingleton(storage.Usage);
+                services.AddSingleton(storage.SliceResults);
+                services.AddSingleton(sender);
+                services.AddSingleton(notifier);
+                services.AddSingleton(pipelineOptions);
+                services.AddSingleton(TimeProvider.System);
+                services.AddLogging();
+            },
+            _loggers);
+        await _worker.StartAsync(cancellationToken).ConfigureAwait(false);
+        Durable = _worker.Services.GetRequiredService<DurableTaskClient>();
+        var orchestrations = new DurableStudyOrchestrationClient(Durable);
+
+        var ingest = new IngestHandler(Storage.BlobContainers, Storage.Studies, Storage.Usage, orchestrations, new DeidentificationEngine(key),
+            pipelineOptions, _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, notifier);
+        Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
+
+        var models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads }, _loggers.CreateLogger<ScreeningModels>());
+        _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring), _loggers.CreateLogger<ScoringHandler>());
+        var relay = new ResultRelayHandler(orchestrations, _loggers.CreateLogger<ResultRelayHandler>());
+
+        var token = _stopping.Token;
+        _loops.Add(Task.Run(() => Watcher.RunAsync(_options.WatchInterval, token), CancellationToken.None));
+        _loops.Add(Task.Run(() => _transport.RunAsync(PipelineNames.SliceResultsQueue, relay.HandleAsync, ConsumerFor(4, TimeSpan.FromSeconds(30)), token), CancellationToken.None));
+        StartScorer();
+        Log.Started(_logger, ConnectionString.Contains("127.0.0.1", StringComparison.Ordinal) ? "Azurite" : "storage", _sidecar.Port);
+    }
+
+    /// <summary>Starts the scorer loop (again, after <see cref="StopScorerAsync"/>).</summary>
+    public void StartScorer()
+    {
+        if (IsScorerRunning || _scoring is null || _transport is null)
+        {
+            return;
+        }
+
+        _scorerStop = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        var token = _scorerStop.Token;
+        var scoring = _scoring;
+        var transport = _transport;
+        _scorerLoop = Task.Run(
+            () => transport.RunAsync(PipelineNames.SliceRequestsQueue, scoring.HandleAsync, ConsumerFor(_options.ScorerConcurrency, _options.ScorerVisibilityTimeout), token),
+            CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Stops the scorer at once, abandoning the chunk it is scoring (as a crash would): the message is not completed and
+    /// comes back after its visibility timeout.
+    /// </summary>
+    public async Task StopScorerAsync()
+    {
+        if (_scorerStop is null || _scorerLoop is null)
+        {
+            return;
+        }
+
+        await _scorerStop.CancelAsync().ConfigureAwait(false);
+        await Quietly(_scorerLoop).ConfigureAwait(false);
+        _scorerStop.Dispose();
+        _scorerStop = null;
+        _scorerLoop = null;
+    }
+
+    /// <summary>Stops everything in order: loops, worker, sidecar, then Azurite if this host started it.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stopped)
+        {
+            return;
+        }
+
+        _stopped = true;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_scorerLoop is not null)
+        {
+            _loops.Add(_scorerLoop);
+        }
+
+        foreach (var loop in _loops)
+        {
+            await Quietly(loop).ConfigureAwait(false);
+        }
+
+        if (_worker is not null)
+        {
+            await Quietly(_worker.StopAsync(cancellationToken)).ConfigureAwait(false);
+            _worker.Dispose();
+        }
+
+        if (_sidecar is not null)
+        {
+            await Quietly(_sidecar.StopAsync(cancellationToken)).ConfigureAwait(false);
+            await _sidecar.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _channel?.Dispose();
+        if (_azurite is not null)
+        {
+            await Quietly(_azurite.StopAsync(cancellationToken)).ConfigureAwait(false);
+            await _azurite.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _scorerStop?.Dispose();
+        Log.Stopped(_logger);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private ConsumerOptions ConsumerFor(int concurrency, TimeSpan visibility) => new()
+    {
+        MaxConcurrency = concurrency,
+        MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount,
+        VisibilityTimeout = visibility,
+        PollInterval = TimeSpan.FromMilliseconds(500),
+    };
+
+    private async Task Quietly(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected while stopping.
+        }
+        catch (Exception ex)
+        {
+            Log.StopProblem(_logger, ex.GetType().Name, ex.Message);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Reusing the Azurite that answers on port {BlobPort} (and the two after it)")]
+        public static partial void ReusingAzurite(ILogger logger, int blobPort);
+
+        [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Created the de-identification key {Path} (mode 0600)")]
+        public static partial void KeyCreated(ILogger logger, string path);
+
+        [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Local pipeline started on {Storage}; Durable sidecar on 127.0.0.1:{Port}")]
+        public static partial void Started(ILogger logger, string storage, int port);
+
+        [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Local pipeline stopped")]
+        public static partial void Stopped(ILogger logger);
+
+        [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "While stopping: {Type}: {Message}")]
+        public static partial void StopProblem(ILogger logger, string type, string message);
+    }
+}
+
+/// <summary>The notifier when no webhooks are wired: logs each terminal state.</summary>
+public sealed partial class LoggingStudyNotifier(ILogger<LoggingStudyNotifier> logger) : IStudyNotifier
+{
+    public Task NotifyAsync(string tenant, string studyId, string eventType, CancellationToken cancellationToken)
+    {
+        Log.Notified(logger, tenant, studyId, eventType);
+        return Task.CompletedTask;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4010, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: {EventType}")]
+        public static partial void Notified(ILogger logger, string tenant, string studyId, string eventType);
+    }
+}

@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
+using Microsoft.Extensions.Logging;
+
+namespace CovidFunctions.Cli.LocalHost;
+
+/// <summary>
+/// The local stand-in for the blob trigger (Azurite raises no Event Grid events): polls <c>ct-uploads</c>, plans ready
+/// units (<see cref="UploadUnitPlanner"/>: single blobs, folders closed by <c>.complete</c> or the stable age) and runs
+/// <see cref="IngestHandler"/> for each with bounded concurrency. A unit in flight is not started twice; a unit that
+/// failed is retried on a later poll (ingest is idempotent, so a unit seen again after a restart is safe).
+/// </summary>
+public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler ingest, PipelineOptions options, int concurrency, ILogger logger, TimeProvider? timeProvider = null)
+{
+    private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _done = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
+
+    /// <summary>Raised after each ingest (from a pool thread).</summary>
+    public event Action<IngestOutcome>? Ingested;
+
+    public async Task RunAsync(TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var gate = new SemaphoreSlim(Math.Max(1, concurrency));
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await PollAsync(gate, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                // Storage briefly away (an Azurite restart): try again on the next poll.
+                Log.PollFailed(logger, ex.GetType().Name, ex.Message);
+            }
+
+            try
+            {
+                await Task.Delay(interval, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(_inFlight.Values).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: an interrupted ingest is repeated on the next start (its upload is still there).
+        }
+    }
+
+    private async Task PollAsync(SemaphoreSlim gate, CancellationToken cancellationToken)
+    {
+        var blobs = new List<UploadBlob>();
+        await foreach (var blob in listing.ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            blobs.Add(blob);
+        }
+
+        foreach (var unit in UploadUnitPlanner.Plan(blobs, _time.GetUtcNow(), options))
+        {
+            var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
+            if (_inFlight.ContainsKey(unit.UploadPath) || (_done.TryGetValue(unit.UploadPath, out var seen) && seen >= newest))
+            {
+                continue;
+            }
+
+            _inFlight[unit.UploadPath] = Task.Run(() => IngestOneAsync(unit, newest, gate, cancellationToken), CancellationToken.None);
+        }
+    }
+
+    private async Task IngestOneAsync(UploadUnit unit, DateTimeOffset newest, SemaphoreSlim gate, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var outcome = await ingest.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+                _done[unit.UploadPath] = newest;
+                Log.UnitIngested(logger, unit.UploadPath, outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
+                Ingested?.Invoke(outcome);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        catch (Exception ex)
+        {
+            Log.IngestFailed(logger, unit.UploadPath, ex.GetType().Name, ex.Message);
+        }
+        finally
+        {
+            _inFlight.TryRemove(unit.UploadPath, out _);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 4101, Level = LogLevel.Warning, Message = "Listing ct-uploads failed ({Type}: {Message}); retrying")]
+        public static partial void PollFailed(ILogger logger, string type, string message);
+
+        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload {UploadPath} -> study {StudyId}: {Status} {Reason}")]
+        public static partial void UnitIngested(ILogger logger, string uploadPath, string studyId, string status, string reason);
+
+        [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Ingest of {UploadPath} failed ({Type}: {Message}); it is retried on a later poll")]
+        public static partial void IngestFailed(ILogger logger, string uploadPath, string type, string message);
+    }
+}
