@@ -55,9 +55,19 @@ public static class UsageCommand
             try
             {
                 var queries = new UsageQueries(store.Usage, store.Studies);
-                IReadOnlyList<UsageTotals> totals = t is null
-                    ? await queries.MonthlyTotalsForAllAsync(m, cancellationToken).ConfigureAwait(false)
-                    : [await queries.MonthlyTotalsAsync(t, m, cancellationToken).ConfigureAwait(false)];
+                IReadOnlyList<UsageTotals> totals;
+                try
+                {
+                    totals = t is null
+                        ? await queries.MonthlyTotalsForAllAsync(m, cancellationToken).ConfigureAwait(false)
+                        : [await queries.MonthlyTotalsAsync(t, m, cancellationToken).ConfigureAwait(false)];
+                }
+                catch (RequestFailedException ex) when (ex.Status == 404)
+                {
+                    // No table yet: nothing has run on this storage, so nothing was used.
+                    totals = t is null ? [] : [UsageQueries.Total(t, m, [])];
+                }
+
                 if (parseResult.GetValue(json))
                 {
                     output.WriteLine(t is null ? JsonSerializer.Serialize(totals, ApiJson.Options) : JsonSerializer.Serialize(totals[0], ApiJson.Options));
