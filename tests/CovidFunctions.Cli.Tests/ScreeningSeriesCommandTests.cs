@@ -105,6 +105,30 @@ public sealed class ScreeningSeriesCommandTests
     }
 
     [Fact]
+    public void Segment_RealMosMedNifti_MaskHasTheSourceGridAndAffine()
+    {
+        // A real MosMed NIfTI header and orientation (the file is a lesion mask, not CT: only the volume path is
+        // exercised here, the model output on it means nothing).
+        var nii = TestData.Shared("seg", "mosmed-masks", "masks", "study_0277_mask.nii.gz");
+        using var dir = TestData.CreateTempDirectory();
+        var error = new StringWriter();
+
+        var rc = SegmentCommand.Run(nii, dir.Path, Models, 0, TextWriter.Null, error);
+
+        Assert.True(rc == ExitCodes.Success, error.ToString());
+        var source = NiftiOrientation.ToAxialVolume(NiftiFile.Read(nii)).Geometry;
+        var mask = NiftiOrientation.ToAxialVolume(NiftiFile.Read(Path.Combine(dir.Path, "study_0277_mask_lesion.nii.gz")));
+        var g = mask.Geometry;
+        Assert.Equal((source.Columns, source.Rows, source.Slices), (g.Columns, g.Rows, g.Slices));
+        Assert.Equal(source.ColumnSpacing, g.ColumnSpacing, 4);
+        Assert.Equal(source.RowSpacing, g.RowSpacing, 4);
+        Assert.Equal(source.SliceSpacing, g.SliceSpacing, 3);
+        Assert.True((source.Origin - g.Origin).Length < 1e-3, $"origin {g.Origin} vs {source.Origin}");
+        Assert.True((source.RowDirection - g.RowDirection).Length < 1e-6 && (source.ColumnDirection - g.ColumnDirection).Length < 1e-6);
+        _ = LesionVoxelsPerSlice(mask); // values are 0/1
+    }
+
+    [Fact]
     public void Classify_DicomZip_ItemsAreTheSlicesAndStudyHoldsThePatientLevelResult()
     {
         using var dir = TestData.CreateTempDirectory();
