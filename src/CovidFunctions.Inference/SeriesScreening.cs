@@ -1,6 +1,7 @@
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Imaging.Rendering;
 using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Tiles;
 
 namespace CovidFunctions.Inference;
 
@@ -45,6 +46,14 @@ public static class SeriesScreening
             var lungs = new byte[count][];
             for (var n = 0; n < count; n++)
             {
+                if (series.ValueKind == TileKinds.Unit)
+                {
+                    // 2-D research images are already windowed and carry no HU: the percentage is of the whole image.
+                    images[n] = series.ReadUnit(start + n);
+                    lungs[n] = []; // an empty lung mask means the whole image (OverlayRenderer.LesionPercent)
+                    continue;
+                }
+
                 var hu = series.ReadHu(start + n);
                 images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
                 lungs[n] = LungMask.FromHu(hu, columns, rows);

@@ -160,6 +160,31 @@ public sealed class ScreeningSeriesCommandTests
     }
 
     [Fact]
+    public void Classify_ZipOf2DImages_ScreensThemAsOneAlreadyWindowedSeries()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var folder = Path.Combine(dir.Path, "slices");
+        Directory.CreateDirectory(folder);
+        // One real slice twice: a series needs one image size, and COVID-SemiSeg slices differ in size.
+        foreach (var name in new[] { "slice1.jpg", "slice2.jpg" })
+        {
+            File.Copy(TestData.Shared("seg", "covid-semiseg", "train", "images", "0.jpg"), Path.Combine(folder, name));
+        }
+
+        var zip = Path.Combine(dir.Path, "images.zip");
+        ZipFile.CreateFromDirectory(folder, zip);
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(zip, json, Models, 0, TextWriter.Null, error);
+
+        Assert.True(rc == ExitCodes.Success, error.ToString());
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(2, doc.RootElement.GetProperty("items").GetArrayLength());
+        Assert.Equal(2, doc.RootElement.GetProperty("study").GetProperty("slices").GetInt32());
+    }
+
+    [Fact]
     public void Classify_OneDicomFile_OneItemAndAStudy()
     {
         var file = TestData.Shared("dicom", "chest-ct", "covid19-ny-sbu", "A002304", "axial", "19001231-076.dcm");
