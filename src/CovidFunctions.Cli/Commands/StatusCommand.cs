@@ -131,13 +131,22 @@ public static class StatusCommand
         return null;
     }
 
-    private static IAnsiConsole ConsoleFor(TextWriter output) =>
-        AnsiConsole.Create(new AnsiConsoleSettings
+    private static IAnsiConsole ConsoleFor(TextWriter output)
+    {
+        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(output),
-            Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
         });
+        if (!terminal)
+        {
+            console.Profile.Width = 200; // redirected: do not wrap ids and paths at 80 columns
+        }
+
+        return console;
+    }
 
     private static void WriteList(IReadOnlyList<StudyRecord> studies, TextWriter output)
     {

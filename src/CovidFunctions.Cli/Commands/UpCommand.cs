@@ -29,6 +29,8 @@ public static class UpCommand
         var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the scorer (0: one per core).", DefaultValueFactory = _ => 0 };
         var storage = new Option<string?>("--storage") { Description = "Storage connection string instead of Azurite (default: COVIDFN_STORAGE).", Hidden = true };
+        var apiPort = new Option<int>("--api-port") { Description = "Results API (and webhook links) on 127.0.0.1:PORT; 0 disables it.", DefaultValueFactory = _ => 7071 };
+        var allowLoopback = new Option<bool>("--allow-loopback-webhooks") { Description = "Allow http://127.0.0.1 webhook targets (local testing only)." };
         var chunkSize = new Option<int>("--chunk-size") { Description = "Slices per scorer message.", DefaultValueFactory = _ => new PipelineOptions().ChunkSize, Hidden = true };
         var command = new Command("up", "Run the local pipeline (Azurite, Durable orchestrator, upload watcher, scorer, relay) until Ctrl+C.");
         command.Options.Add(dataDir);
@@ -40,6 +42,8 @@ public static class UpCommand
         command.Options.Add(threads);
         command.Options.Add(storage);
         command.Options.Add(chunkSize);
+        command.Options.Add(apiPort);
+        command.Options.Add(allowLoopback);
         command.SetAction((parseResult, cancellationToken) => RunAsync(
             new UpArguments(
                 parseResult.GetValue(dataDir),
@@ -50,14 +54,16 @@ public static class UpCommand
                 parseResult.GetValue(models),
                 parseResult.GetValue(threads),
                 parseResult.GetValue(storage),
-                parseResult.GetValue(chunkSize)),
+                parseResult.GetValue(chunkSize),
+                parseResult.GetValue(apiPort),
+                parseResult.GetValue(allowLoopback)),
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error,
             cancellationToken));
         return command;
     }
 
-    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int Threads, string? Storage, int ChunkSize);
+    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int Threads, string? Storage, int ChunkSize, int ApiPort = 0, bool AllowLoopbackWebhooks = false);
 
     public static async Task<int> RunAsync(UpArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
@@ -92,6 +98,8 @@ public static class UpCommand
                 Pipeline = new PipelineOptions { ChunkSize = args.ChunkSize },
                 ModelsDirectory = args.Models,
                 InferenceThreads = args.Threads,
+                ApiPort = args.ApiPort > 0 ? args.ApiPort : null,
+                AllowLoopbackWebhooks = args.AllowLoopbackWebhooks,
             }, loggers, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
@@ -109,6 +117,15 @@ public static class UpCommand
         {
             var uploads = host.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).Uri + "/{tenant}/";
             console.MarkupLine($"[green]ready[/]: storage {(host.StartedAzurite ? "Azurite (started, data in " + Markup.Escape(Path.Combine(dataDir, "azurite")) + ")" : "reused")}; drop studies into [blue]{Markup.Escape(uploads)}[/] or run [bold]covidfn submit INPUT[/]; Ctrl+C stops");
+            if (host.Api is { } api)
+            {
+                console.MarkupLine($"results API: [blue]{Markup.Escape(api.BaseUrl.ToString())}api/studies[/] (header X-Api-Key; the operator key is in {Markup.Escape(Path.Combine(dataDir, "api-keys.json"))})");
+            }
+            else if (host.ApiProblem is { } problem)
+            {
+                console.MarkupLine($"[yellow]results API not started[/]: {Markup.Escape(problem)}");
+            }
+
             var startedAt = DateTimeOffset.UtcNow;
             if (args.Demo)
             {

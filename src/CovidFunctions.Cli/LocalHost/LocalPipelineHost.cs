@@ -55,7 +55,13 @@ public sealed record LocalPipelineOptions
     /// <summary>Wraps the message sender every stage uses (tests: deliver every message twice).</summary>
     public Func<IMessageSender, IMessageSender>? SenderDecorator { get; init; }
 
-    /// <summary>The notifier (webhooks when wired); null logs terminal states only.</summary>
+    /// <summary>The results API port on 127.0.0.1 (H6's <see cref="LocalApiServer"/>, with signed webhooks as the notifier); null: no API, terminal states are only logged.</summary>
+    public int? ApiPort { get; init; }
+
+    /// <summary>Allows http://127.0.0.1 webhook targets (local testing only).</summary>
+    public bool AllowLoopbackWebhooks { get; init; }
+
+    /// <summary>The notifier (overrides the API's webhooks); null: webhooks when the API runs, else logging only.</summary>
     public Func<PipelineStorage, ILoggerFactory, IStudyNotifier>? NotifierFactory { get; init; }
 }
 
@@ -83,6 +89,8 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
     private CancellationTokenSource? _scorerStop;
     private Task? _scorerLoop;
     private bool _stopped;
+    private LocalWebhooks? _webhooks;
+    private LocalApiServer? _api;
 
     private LocalPipelineHost(LocalPipelineOptions options, ILoggerFactory loggers)
     {
@@ -112,6 +120,12 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
     public string DeidKeyPath { get; private set; } = string.Empty;
 
     public bool IsScorerRunning => _scorerLoop is { IsCompleted: false };
+
+    /// <summary>The results API when it runs (<see cref="LocalPipelineOptions.ApiPort"/>).</summary>
+    public LocalApiServer? Api => _api;
+
+    /// <summary>Why the results API did not start (null when it runs or was not asked for).</summary>
+    public string? ApiProblem { get; private set; }
 
     public static async Task<LocalPipelineHost> StartAsync(LocalPipelineOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
@@ -164,7 +178,14 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         _transport = Storage.CreateQueueTransport(_loggers.CreateLogger<StorageQueueTransport>());
         var sender = _options.SenderDecorator is { } decorate ? decorate(_transport) : _transport;
-        var notifier = _options.NotifierFactory?.Invoke(Storage, _loggers) ?? new LoggingStudyNotifier(_loggers.CreateLogger<LoggingStudyNotifier>());
+        if (_options.ApiPort is { } apiPort && _options.NotifierFactory is null)
+        {
+            _webhooks = new LocalWebhooks(DataDirectory, Storage.Tables, Storage.Studies, _options.AllowLoopbackWebhooks, LocalApiServer.BaseUrlFor(apiPort), _loggers);
+        }
+
+        var notifier = _options.NotifierFactory?.Invoke(Storage, _loggers)
+            ?? (IStudyNotifier?)_webhooks?.Notifier
+            ?? new LoggingStudyNotifier(_loggers.CreateLogger<LoggingStudyNotifier>());
         var pipelineOptions = Options.Create(_options.Pipeline);
 
         _sidecar = await LocalDurableSidecar.StartAsync(new LocalDurableSidecarOptions { StorageConnectionString = ConnectionString }, _loggers, cancellationToken).ConfigureAwait(false);
@@ -202,6 +223,21 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         _loops.Add(Task.Run(() => Watcher.RunAsync(_options.WatchInterval, token), CancellationToken.None));
         _loops.Add(Task.Run(() => _transport.RunAsync(PipelineNames.SliceResultsQueue, relay.HandleAsync, ConsumerFor(4, TimeSpan.FromSeconds(30)), token), CancellationToken.None));
         StartScorer();
+        if (_options.ApiPort is { } port)
+        {
+            try
+            {
+                _api = await LocalApiServer.StartAsync(
+                    new LocalApiServerOptions { DataDir = DataDirectory, Port = port, AllowLoopbackWebhooks = _options.AllowLoopbackWebhooks },
+                    Storage, _loggers, cancellationToken, _webhooks).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException)
+            {
+                // The pipeline runs without the API (for example the port is taken); up says so.
+                ApiProblem = ex.Message;
+            }
+        }
+
         Log.Started(_logger, ConnectionString.Contains("127.0.0.1", StringComparison.Ordinal) ? "Azurite" : "storage", _sidecar.Port);
     }
 
@@ -260,6 +296,11 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
             await Quietly(loop).ConfigureAwait(false);
         }
 
+        if (_api is not null)
+        {
+            await _api.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_worker is not null)
         {
             await Quietly(_worker.StopAsync(cancellationToken)).ConfigureAwait(false);
@@ -280,6 +321,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         }
 
         _scorerStop?.Dispose();
+        _webhooks?.Dispose();
         Log.Stopped(_logger);
     }
 
