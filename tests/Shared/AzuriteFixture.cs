@@ -2,9 +2,13 @@ using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.TestHelpers;
 
-namespace CovidFunctions.Scorer.Tests;
+namespace CovidFunctions.Tests.Shared;
 
-/// <summary>A real Azurite for the scorer tests: its own free ports and data folder, stopped after the collection.</summary>
+/// <summary>
+/// A real Azurite for a test assembly: its own free ports and data folder, stopped after the collection. One source
+/// file compiled into the Function app and scorer test projects (linked from their csproj), which both reference
+/// CovidFunctions.Pipeline.Azure; TestHelpers does not, so it cannot live there.
+/// </summary>
 public sealed class AzuriteFixture : IAsyncLifetime
 {
     private readonly TempDirectory _data = TestData.CreateTempDirectory();
@@ -33,5 +37,5 @@ public sealed class AzuriteFixture : IAsyncLifetime
 [CollectionDefinition(Name)]
 public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
 {
-    public const string Name = "scorer-azurite";
+    public const string Name = "azurite";
 }
