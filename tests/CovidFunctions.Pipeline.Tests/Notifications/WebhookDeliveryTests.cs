@@ -92,7 +92,7 @@ public sealed class WebhookDeliveryTests
     {
         // The first answer stalls past the 1 s attempt timeout; the second is immediate.
         await using var receiver = await WebhookReceiver.StartAsync(i => i == 0 ? new ReceiverReply(200, Stall: TimeSpan.FromSeconds(10)) : new ReceiverReply(204));
-        using var kit = new WebhookTestKit();
+        using var kit = new WebhookTestKit(WebhookTestKit.FastOptions(attemptTimeout: TimeSpan.FromSeconds(1)));
         await kit.SubscribeAsync(receiver.Url);
 
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
@@ -100,9 +100,13 @@ public sealed class WebhookDeliveryTests
         var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
         Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
         var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
-        Assert.Equal(["timeout", "delivered"], attempts.Select(a => a.Outcome));
+        // On a loaded machine the immediate answer can itself miss the 1 s timeout once more: what matters is that the
+        // stalled attempt timed out and a retry delivered.
+        Assert.Equal("timeout", attempts[0].Outcome);
         Assert.Null(attempts[0].StatusCode);
-        Assert.Equal(204, attempts[1].StatusCode);
+        Assert.Equal("delivered", attempts[^1].Outcome);
+        Assert.Equal(204, attempts[^1].StatusCode);
+        Assert.All(attempts.Take(attempts.Count - 1), a => Assert.Equal("timeout", a.Outcome));
     }
 
     [Fact]
