@@ -109,24 +109,7 @@ public static class LungMask
             mask[i] = hu[i] < AirThresholdHu ? (byte)1 : (byte)0;
         }
 
-        // Air connected to the border is outside the body.
-        FillFromBorder(mask, width, height, value: 1, replacement: 0);
-
-        // Holes: non-lung pixels that the border cannot reach through non-lung pixels.
-        var outside = new byte[plane];
-        for (var i = 0; i < plane; i++)
-        {
-            outside[i] = mask[i] == 0 ? (byte)1 : (byte)0;
-        }
-
-        FillFromBorder(outside, width, height, value: 1, replacement: 2);
-        for (var i = 0; i < plane; i++)
-        {
-            if (outside[i] == 1)
-            {
-                mask[i] = 1;
-            }
-        }
+        KeepEnclosedAndFillHoles(mask, width, height);
 
         // Drop small components (label 1 → 2 while measuring; kept ones become 1 again, dropped ones 0).
         var minArea = (int)Math.Ceiling(MinComponentFraction * plane);
@@ -153,6 +136,37 @@ public static class LungMask
         }
 
         return mask;
+    }
+
+    /// <summary>
+    /// The enclosed-air step of a threshold lung mask, in place on a 0/1 <paramref name="mask"/> of air-like pixels:
+    /// regions 4-connected to the image border (the air around the body) become 0, and the holes of what is left
+    /// (vessels, nodules, dense lesions enclosed by lung: 0-pixels the border cannot reach through 0-pixels) become 1.
+    /// Shared with the pipeline's lesion-burden denominator (CovidFunctions.Pipeline.Scoring.LungRegion).
+    /// </summary>
+    public static void KeepEnclosedAndFillHoles(byte[] mask, int width, int height)
+    {
+        ArgumentNullException.ThrowIfNull(mask);
+        var plane = width * height;
+
+        // Air connected to the border is outside the body.
+        FillFromBorder(mask, width, height, value: 1, replacement: 0);
+
+        // Holes: non-lung pixels that the border cannot reach through non-lung pixels.
+        var outside = new byte[plane];
+        for (var i = 0; i < plane; i++)
+        {
+            outside[i] = mask[i] == 0 ? (byte)1 : (byte)0;
+        }
+
+        FillFromBorder(outside, width, height, value: 1, replacement: 2);
+        for (var i = 0; i < plane; i++)
+        {
+            if (outside[i] == 1)
+            {
+                mask[i] = 1;
+            }
+        }
     }
 
     /// <summary>The number of lung pixels of a mask.</summary>

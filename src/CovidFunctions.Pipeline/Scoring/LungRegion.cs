@@ -1,3 +1,5 @@
+using CovidFunctions.Inference;
+
 namespace CovidFunctions.Pipeline.Scoring;
 
 /// <summary>
@@ -23,87 +25,19 @@ public static class LungRegion
             throw new ArgumentException($"Expected {width}×{height} values, got {hu.Length}.", nameof(hu));
         }
 
-        var candidate = new bool[hu.Length];
-        for (var i = 0; i < hu.Length; i++)
-        {
-            candidate[i] = hu[i] <= AirThresholdHu;
-        }
-
-        // Air connected to the border is outside the patient.
-        var outside = FloodFromBorder(candidate, width, height);
         var lung = new byte[hu.Length];
-        var notLung = new bool[hu.Length];
         for (var i = 0; i < hu.Length; i++)
         {
-            var isLung = candidate[i] && !outside[i];
-            lung[i] = isLung ? (byte)255 : (byte)0;
-            notLung[i] = !isLung;
+            lung[i] = hu[i] <= AirThresholdHu ? (byte)1 : (byte)0;
         }
 
-        // Non-lung pixels the border cannot reach are enclosed by lung: holes to fill.
-        var reachable = FloodFromBorder(notLung, width, height);
-        for (var i = 0; i < hu.Length; i++)
+        // Border air dropped, enclosed holes filled: the same step as the CLI's coarse lung mask.
+        LungMask.KeepEnclosedAndFillHoles(lung, width, height);
+        for (var i = 0; i < lung.Length; i++)
         {
-            if (notLung[i] && !reachable[i])
-            {
-                lung[i] = 255;
-            }
+            lung[i] = lung[i] != 0 ? (byte)255 : (byte)0;
         }
 
         return lung;
-    }
-
-    /// <summary>The pixels of <paramref name="passable"/> 4-connected to a passable border pixel.</summary>
-    private static bool[] FloodFromBorder(bool[] passable, int width, int height)
-    {
-        var reached = new bool[passable.Length];
-        var stack = new Stack<int>();
-        void Seed(int i)
-        {
-            if (passable[i] && !reached[i])
-            {
-                reached[i] = true;
-                stack.Push(i);
-            }
-        }
-
-        for (var x = 0; x < width; x++)
-        {
-            Seed(x);
-            Seed(((height - 1) * width) + x);
-        }
-
-        for (var y = 0; y < height; y++)
-        {
-            Seed(y * width);
-            Seed((y * width) + width - 1);
-        }
-
-        while (stack.Count > 0)
-        {
-            var i = stack.Pop();
-            int x = i % width, y = i / width;
-            if (x > 0)
-            {
-                Seed(i - 1);
-            }
-
-            if (x < width - 1)
-            {
-                Seed(i + 1);
-            }
-
-            if (y > 0)
-            {
-                Seed(i - width);
-            }
-
-            if (y < height - 1)
-            {
-                Seed(i + width);
-            }
-        }
-
-        return reached;
     }
 }
