@@ -25,8 +25,8 @@ public static class StatusCommand
         var study = new Argument<string?>("study") { Description = "The study id `covidfn submit` printed (omit to list studies).", Arity = ArgumentArity.ZeroOrOne };
         var tenant = new Option<string?>("--tenant") { Description = "Tenant (default: the study's own, searched across tenants; for the list, all tenants)." };
         var json = new Option<bool>("--json") { Description = "Print the study as one JSON document (the status contract)." };
-        var dataDir = new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." };
-        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true };
+        var dataDir = LocalStorageConnection.DataDirOption();
+        var storage = LocalStorageConnection.StorageOption();
         var command = new Command("status", "Show a study's stages and diagnosis, or list the studies of the local pipeline.");
         command.Arguments.Add(study);
         command.Options.Add(tenant);

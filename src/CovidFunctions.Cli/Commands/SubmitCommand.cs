@@ -17,8 +17,8 @@ public static class SubmitCommand
     {
         var input = new Argument<string>("input") { Description = "A DICOM file, a .zip, a NIfTI volume or a folder of DICOM instances." };
         var tenant = new Option<string>("--tenant") { Description = "Tenant (a-z, 0-9, '-').", DefaultValueFactory = _ => PipelineNames.DefaultTenant };
-        var dataDir = new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." };
-        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true };
+        var dataDir = LocalStorageConnection.DataDirOption();
+        var storage = LocalStorageConnection.StorageOption();
         var command = new Command("submit", "Upload a study to the local pipeline started by `covidfn up`; prints the study id last.");
         command.Arguments.Add(input);
         command.Options.Add(tenant);

@@ -20,8 +20,8 @@ public static class UsageCommand
         var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant with studies)." };
         var month = new Option<string?>("--month") { Description = "The month, yyyy-MM (default: the current UTC month)." };
         var json = new Option<bool>("--json") { Description = "Print JSON (one object with --tenant, else an array)." };
-        var dataDir = new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." };
-        var storage = new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true };
+        var dataDir = LocalStorageConnection.DataDirOption();
+        var storage = LocalStorageConnection.StorageOption();
         var command = new Command("usage", "Show the month's metered usage per tenant (slices screened, compute seconds, bytes stored).");
         command.Options.Add(tenant);
         command.Options.Add(month);

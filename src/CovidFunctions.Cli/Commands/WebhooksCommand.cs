@@ -193,8 +193,8 @@ public static class WebhooksCommand
     private sealed record CommonOptions(Option<string?> DataDir, Option<string?> Storage)
     {
         public static CommonOptions Create() => new(
-            new Option<string?>("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." },
-            new Option<string?>("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true });
+            LocalStorageConnection.DataDirOption(),
+            LocalStorageConnection.StorageOption());
 
         public void AddTo(Command command)
         {

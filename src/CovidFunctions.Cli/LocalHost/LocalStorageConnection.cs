@@ -1,3 +1,4 @@
+using System.CommandLine;
 using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Azure.Storage;
 
@@ -6,6 +7,14 @@ namespace CovidFunctions.Cli.LocalHost;
 /// <summary>Opens the pipeline storage for <c>submit</c> and <c>status</c>, failing fast with a clear message when nothing answers.</summary>
 public static class LocalStorageConnection
 {
+    /// <summary><c>--data-dir</c> of the commands that talk to the storage of a running <c>covidfn up</c>.</summary>
+    public static Option<string?> DataDirOption() =>
+        new("--data-dir") { Description = "The data folder of `covidfn up` (default .covidfn/ in the working directory)." };
+
+    /// <summary>The hidden <c>--storage</c> connection-string override of those commands (tests, other accounts).</summary>
+    public static Option<string?> StorageOption() =>
+        new("--storage") { Description = "Storage connection string (default: COVIDFN_STORAGE, else Azurite on 10000-10002).", Hidden = true };
+
     /// <summary>The storage, or null with the reason written to <paramref name="error"/> (Azurite not running).</summary>
     public static async Task<PipelineStorage?> OpenAsync(string command, string? connection, string? dataDir, TextWriter error, CancellationToken cancellationToken)
     {
