@@ -130,6 +130,8 @@ public sealed class LocalPipelineEndToEndTests
         Assert.True(row.Status == StudyStatus.Completed, $"{row.Status} {row.Reason}");
         Assert.Equal(6, row.SliceCount);
 
+        await PipelineFixture.WaitForOrchestrationEndAsync(host, "lab-c", study.StudyId);
+
         // Usage: one row per stage, whatever the duplicates and the re-delivery.
         var month = DateTimeOffset.UtcNow.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture);
         var usage = (await host.Storage.Usage.GetMonthAsync("lab-c", month, CancellationToken.None)).Where(u => u.StudyId == study.StudyId).ToList();
@@ -181,6 +183,7 @@ public sealed class LocalPipelineEndToEndTests
         var row = await PipelineFixture.WaitForTerminalAsync(second.Storage.Studies, tenant, study.StudyId, log.Path);
         Assert.True(row.Status == StudyStatus.Completed, $"{row.Status} {row.Reason}");
         Assert.Equal(6, row.SliceCount);
+        await PipelineFixture.WaitForOrchestrationEndAsync(second, tenant, study.StudyId);
         var month = DateTimeOffset.UtcNow.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture);
         var usage = (await second.Storage.Usage.GetMonthAsync(tenant, month, CancellationToken.None)).Where(u => u.StudyId == study.StudyId).ToList();
         Assert.Single(usage, u => u.Stage == StudyOrchestration.UsageStage);

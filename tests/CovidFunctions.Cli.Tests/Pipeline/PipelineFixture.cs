@@ -3,6 +3,7 @@ using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
+using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Cli.Tests.Pipeline;
@@ -72,6 +73,16 @@ internal static class PipelineFixture
 
         var log = logPath is not null && File.Exists(logPath) ? string.Join('\n', File.ReadLines(logPath).TakeLast(40)) : "";
         throw new TimeoutException($"study {tenant}/{studyId} not finished in {StudyTimeout}: last status {last?.Status} {last?.Reason}\n{log}");
+    }
+
+    /// <summary>
+    /// Waits until the study's orchestration has ended. The row turns completed in the aggregate step; usage and
+    /// notify follow in the same orchestration, so a test counting them right after the row raced the last activities.
+    /// </summary>
+    public static async Task WaitForOrchestrationEndAsync(LocalPipelineHost host, string tenant, string studyId)
+    {
+        using var timeout = new CancellationTokenSource(StudyTimeout);
+        await host.Durable.WaitForInstanceCompletionAsync(StudyIds.OrchestrationId(tenant, studyId), getInputsAndOutputs: false, timeout.Token);
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds (polling every 250 ms).</summary>
