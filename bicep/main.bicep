@@ -1,5 +1,6 @@
 // CovidFunctions in Azure: one resource group with storage, Event Grid, the Function app (Flex
-// Consumption), Service Bus, the GPU scorer on Container Apps, Key Vault, a registry and monitoring.
+// Consumption), Service Bus, the GPU scorer on Container Apps, two Key Vaults (the de-identification keys,
+// read-only to the app, and the webhook subscription secrets it writes), a registry and monitoring.
 // Deployed by `azd up` (azure.yaml); docs/deployment.md explains every parameter and role.
 // Plain modules only: public-registry (br/public:) modules cannot be restored in this project's CI.
 targetScope = 'subscription'
@@ -120,6 +121,7 @@ var names = {
   storage: '${abbreviations.storage}${resourceToken}'
   serviceBus: '${abbreviations.serviceBus}${resourceToken}'
   keyVault: '${abbreviations.keyVault}${resourceToken}'
+  webhookKeyVault: '${abbreviations.keyVault}wh-${resourceToken}'
   registry: '${abbreviations.registry}${resourceToken}'
   functionPlan: '${abbreviations.functionPlan}${resourceToken}'
   functionApp: '${abbreviations.functionApp}${resourceToken}'
@@ -224,7 +226,29 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     vaultName: names.keyVault
     functionIdentityName: names.functionIdentity
+    // Read-only: the app resolves Key Vault references and reads the de-identification key, never writes.
+    functionVaultRole: 'SecretsUser'
     deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
+  }
+  dependsOn: [
+    identities
+  ]
+}
+
+// A vault of its own for the per-subscription webhook signing secrets, so the Function app's write access
+// (Key Vault Secrets Officer, needed to create and delete them) cannot reach the de-identification key.
+// The deployer gets nothing here: the app creates every secret in it at run time.
+module webhookKeyVault 'modules/keyvault.bicep' = {
+  name: 'webhook-keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    vaultName: names.webhookKeyVault
+    functionIdentityName: names.functionIdentity
+    functionVaultRole: 'SecretsOfficer'
+    deployerPrincipalId: ''
     deployerPrincipalType: principalType
   }
   dependsOn: [
@@ -264,6 +288,7 @@ module functionApp 'modules/functionapp.bicep' = {
     resultQueueName: resultQueueName
     resultTransport: resultTransport
     vaultName: names.keyVault
+    webhookVaultName: names.webhookKeyVault
     uploadContainerName: uploadContainerName
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
@@ -275,6 +300,7 @@ module functionApp 'modules/functionapp.bicep' = {
     storage
     serviceBus
     keyVault
+    webhookKeyVault
   ]
 }
 
@@ -356,6 +382,7 @@ output AZURE_UPLOAD_CONTAINER string = uploadContainerName
 output AZURE_EVENTGRID_DEADLETTER_CONTAINER string = eventGridDeadLetterContainerName
 output AZURE_EVENTGRID_SYSTEM_TOPIC string = eventGrid.outputs.topicName
 output AZURE_VAULT_NAME string = keyVault.outputs.vaultName
+output AZURE_WEBHOOK_VAULT_URI string = webhookKeyVault.outputs.vaultUri
 output AZURE_SERVICEBUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output AZURE_SCORER_APP_NAME string = containerApps.outputs.appName
 output INGEST_FUNCTION_NAME string = ingestFunctionName

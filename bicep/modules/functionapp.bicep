@@ -45,8 +45,11 @@ param resultQueueName string
 ])
 param resultTransport string
 
-@description('Key Vault name holding the de-identification and webhook signing keys.')
+@description('Key Vault name holding the de-identification and webhook signing keys (the app identity reads it).')
 param vaultName string
+
+@description('Key Vault name for the per-subscription webhook secrets (the app identity writes and deletes them).')
+param webhookVaultName string
 
 @description('Upload container the Event Grid blob trigger watches.')
 param uploadContainerName string
@@ -94,6 +97,10 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 resource vault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
   name: vaultName
+}
+
+resource webhookVault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
+  name: webhookVaultName
 }
 
 resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
@@ -176,6 +183,7 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     Pipeline__ResultTransport: resultTransport
     Pipeline__TaskHubName: taskHubName
     KeyVault__VaultUri: vault.properties.vaultUri
+    Webhooks__KeyVaultUri: webhookVault.properties.vaultUri
     // Key Vault references: resolved by the platform with keyVaultReferenceIdentity; the values never
     // appear in the template. The secrets are created by infra/scripts/postdeploy.sh.
     Deidentification__HmacKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=deid-hmac-key)'

@@ -154,14 +154,19 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
         Assert.All(basicAuth, p => Assert.False((bool)p["properties"]!["allow"]!));
     }
 
-    [Fact]
-    public void KeyVault_Vault_UsesRbacSoftDeleteAndPurgeProtection()
+    [Theory]
+    [InlineData("keyvault")]
+    [InlineData("webhook-keyvault")]
+    public void KeyVault_EachVault_UsesRbacSoftDeletePurgeProtectionAndNoDeploymentAccess(string moduleName)
     {
-        var properties = fixture.Main.Module("keyvault").ResourcesOfType("Microsoft.KeyVault/vaults").Single()["properties"]!;
+        var properties = fixture.Main.Module(moduleName).ResourcesOfType("Microsoft.KeyVault/vaults").Single()["properties"]!;
 
         Assert.True((bool)properties["enableRbacAuthorization"]!);
         Assert.True((bool)properties["enableSoftDelete"]!);
         Assert.True((bool)properties["enablePurgeProtection"]!);
+        Assert.False((bool)properties["enabledForDeployment"]!);
+        Assert.False((bool)properties["enabledForDiskEncryption"]!);
+        Assert.False((bool)properties["enabledForTemplateDeployment"]!);
         Assert.Null(properties["accessPolicies"]);
         Assert.DoesNotContain(fixture.Main.AllResources(), r => ((string)r.Resource["type"]!).StartsWith("Microsoft.KeyVault/vaults/secrets", StringComparison.OrdinalIgnoreCase));
     }

@@ -7,6 +7,8 @@ namespace CovidFunctions.Deployment.Tests;
 /// resource group or subscription), and each principal holds exactly the roles in the table below.
 /// Principals are identified from the template itself: the identity attached to the Function app, the scorer's
 /// registry identity, the KEDA scale rule's identity, the Event Grid topic's own identity and the deployer.
+/// The two Key Vaults are told apart by name: the de-identification vault (<c>names.keyVault</c>, read-only to the
+/// Function app) and the webhook-secrets vault (<c>names.webhookKeyVault</c>, where the app writes subscription secrets).
 /// </summary>
 [Collection(CompiledTemplateCollection.Name)]
 public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
@@ -15,6 +17,13 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
     private const string WhenStorageQueueResults = "resultTransport=StorageQueue";
     private const string WhenServiceBusResults = "resultTransport=ServiceBus";
     private const string WhenDeployerGiven = "principalId given";
+
+    /// <summary>A condition that is false whatever the parameters (the module got an empty deployer principal): never deployed.</summary>
+    private const string Never = "never";
+
+    private const string KeyVaultType = "Microsoft.KeyVault/vaults";
+    private const string DeidVault = "de-identification vault";
+    private const string WebhookVault = "webhook-secrets vault";
 
     /// <summary>Built-in role definition IDs (learn.microsoft.com/azure/role-based-access-control/built-in-roles).</summary>
     private static readonly Dictionary<string, string> BuiltInRoles = new(StringComparer.OrdinalIgnoreCase)
@@ -42,7 +51,8 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
         new("function", "Storage Table Data Contributor", "Microsoft.Storage/storageAccounts", "*", Always),
         new("function", "Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues", "slice-chunks", Always),
         new("function", "Azure Service Bus Data Receiver", "Microsoft.ServiceBus/namespaces/queues", "slice-results", WhenServiceBusResults),
-        new("function", "Key Vault Secrets User", "Microsoft.KeyVault/vaults", "*", Always),
+        new("function", "Key Vault Secrets User", KeyVaultType, DeidVault, Always),
+        new("function", "Key Vault Secrets Officer", KeyVaultType, WebhookVault, Always),
         new("function", "Monitoring Metrics Publisher", "Microsoft.Insights/components", "*", Always),
         new("scorer", "Storage Blob Data Reader", "Microsoft.Storage/storageAccounts/blobServices/containers", "slices", Always),
         new("scorer", "Storage Blob Data Contributor", "Microsoft.Storage/storageAccounts/blobServices/containers", "results", Always),
@@ -54,14 +64,13 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
         new("scorer", "Monitoring Metrics Publisher", "Microsoft.Insights/components", "*", Always),
         new("scaler", "Azure Service Bus Data Owner", "Microsoft.ServiceBus/namespaces/queues", "slice-chunks", Always),
         new("eventgrid-topic", "Storage Blob Data Contributor", "Microsoft.Storage/storageAccounts/blobServices/containers", "eventgrid-deadletter", Always),
-        new("deployer", "Key Vault Secrets Officer", "Microsoft.KeyVault/vaults", "*", WhenDeployerGiven),
+        new("deployer", "Key Vault Secrets Officer", KeyVaultType, DeidVault, WhenDeployerGiven),
     ];
 
     /// <summary>Scope types where one resource of the type exists in the deployment, so the type alone pins it.</summary>
     private static readonly string[] SingletonScopeTypes =
     [
         "Microsoft.Storage/storageAccounts",
-        "Microsoft.KeyVault/vaults",
         "Microsoft.Insights/components",
         "Microsoft.ContainerRegistry/registries",
     ];
@@ -102,6 +111,42 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
+    public void KeyVaults_Deployment_AreTheDeidentificationAndTheWebhookVaultWithDistinctNames()
+    {
+        var vaults = fixture.Main.AllResources()
+            .Where(r => string.Equals((string?)r.Resource["type"], KeyVaultType, StringComparison.OrdinalIgnoreCase))
+            .Select(r => r.Template.Resolve(r.Resource["name"]))
+            .ToList();
+
+        Assert.Equal(2, vaults.Count);
+        Assert.Equal(new[] { DeidVault, WebhookVault }.Order(StringComparer.Ordinal), vaults.Select(VaultLabel).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void KeyVaultRoles_FunctionIdentity_WritesOnlyTheWebhookVaultAndOnlyReadsTheDeidentificationVault()
+    {
+        var function = ActualGrants().Select(g => g.Grant).Where(g => g.Principal == "function" && g.ScopeType == KeyVaultType).ToList();
+
+        // Officer (set and delete secrets) on the webhook vault and nowhere else; the de-identification key stays read-only.
+        var officer = Assert.Single(function, g => g.Role == "Key Vault Secrets Officer");
+        Assert.Equal(WebhookVault, officer.Leaf);
+        var user = Assert.Single(function, g => g.Role == "Key Vault Secrets User");
+        Assert.Equal(DeidVault, user.Leaf);
+        Assert.Equal(2, function.Count);
+    }
+
+    [Fact]
+    public void KeyVaultRoles_ScorerScalerAndEventGrid_HaveNone()
+    {
+        var vaultGrants = ActualGrants().Select(g => g.Grant).Where(g => g.ScopeType == KeyVaultType).ToList();
+
+        Assert.DoesNotContain(vaultGrants, g => g.Principal is "scorer" or "scaler" or "eventgrid-topic");
+        // The webhook vault's only principal is the Function app: the deployer creates no secret there.
+        Assert.Equal(["function"], vaultGrants.Where(g => g.Leaf == WebhookVault).Select(g => g.Principal));
+        Assert.All(vaultGrants, g => Assert.Contains(g.Principal, new[] { "function", "deployer" }));
+    }
+
+    [Fact]
     public void Identities_Workloads_UseDistinctUserAssignedIdentities()
     {
         var principals = Principals();
@@ -135,8 +180,18 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
             {
                 leaf = "*";
             }
+            else if (string.Equals(scopeType, KeyVaultType, StringComparison.OrdinalIgnoreCase))
+            {
+                leaf = VaultLabel(leaf);
+            }
 
-            var grant = new Grant(PrincipalLabel(template.Resolve(properties["principalId"]), principals), role, scopeType, leaf, Condition(template, resource));
+            var condition = Condition(template, resource);
+            if (condition == Never)
+            {
+                continue;
+            }
+
+            var grant = new Grant(PrincipalLabel(template.Resolve(properties["principalId"]), principals), role, scopeType, leaf, condition);
             yield return (grant, scope);
         }
     }
@@ -159,6 +214,18 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
             [scorerIdentity] = "scorer",
             [scalerIdentity] = "scaler",
         };
+    }
+
+    /// <summary>Which of the two vaults a resolved vault name is, from main.bicep's <c>names</c>.</summary>
+    private string VaultLabel(string vaultName)
+    {
+        var names = fixture.Main.Root["variables"]!["names"]!;
+        if (vaultName == fixture.Main.Resolve(names["keyVault"]))
+        {
+            return DeidVault;
+        }
+
+        return vaultName == fixture.Main.Resolve(names["webhookKeyVault"]) ? WebhookVault : "unknown vault " + vaultName;
     }
 
     private static string PrincipalLabel(string principal, Dictionary<string, string> principals)
@@ -192,6 +259,7 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
             "equals(param:resultTransport, StorageQueue)" => WhenStorageQueueResults,
             "equals(param:resultTransport, ServiceBus)" => WhenServiceBusResults,
             "not(empty(param:principalId))" => WhenDeployerGiven,
+            "not(empty())" => Never,
             _ => "unexpected: " + condition,
         };
     }

@@ -92,11 +92,46 @@ public sealed partial class TemplateSecurityTests(CompiledTemplateFixture fixtur
         // Flex Consumption takes the runtime from functionAppConfig; these settings are rejected there.
         Assert.False(settings.ContainsKey("FUNCTIONS_WORKER_RUNTIME"));
         Assert.False(settings.ContainsKey("FUNCTIONS_EXTENSION_VERSION"));
-        // Secrets arrive as Key Vault references resolved by the platform, never as values.
+        // Secrets arrive as Key Vault references resolved by the platform, never as values; they live in the
+        // de-identification vault, which the app identity may only read.
+        var names = fixture.Main.Root["variables"]!["names"]!;
+        var deidVault = fixture.Main.Resolve(names["keyVault"]);
         foreach (var setting in new[] { "Deidentification__HmacKey", "Webhooks__SigningKey" })
         {
-            Assert.StartsWith("@Microsoft.KeyVault(VaultName=", module.Resolve(settings[setting]), StringComparison.Ordinal);
+            Assert.StartsWith($"@Microsoft.KeyVault(VaultName={deidVault};", module.Resolve(settings[setting]), StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public void FunctionApp_VaultSettings_PointAtTheDeidentificationAndTheWebhookVault()
+    {
+        var module = fixture.Main.Module("functionapp");
+        var settings = module.ResourcesOfType("Microsoft.Web/sites/config").Single()["properties"]!;
+        var names = fixture.Main.Root["variables"]!["names"]!;
+        var deidVault = fixture.Main.Resolve(names["keyVault"]);
+        var webhookVault = fixture.Main.Resolve(names["webhookKeyVault"]);
+
+        Assert.NotEqual(deidVault, webhookVault);
+        // The de-identification key is read from KeyVault__VaultUri; webhook subscription secrets are written to
+        // Webhooks__KeyVaultUri (FunctionAppServices), the only vault where the app identity is Secrets Officer.
+        Assert.Equal($"reference(Microsoft.KeyVault/vaults({deidVault})).vaultUri", module.Resolve(settings["KeyVault__VaultUri"]));
+        Assert.Equal($"reference(Microsoft.KeyVault/vaults({webhookVault})).vaultUri", module.Resolve(settings["Webhooks__KeyVaultUri"]));
+        // The webhook vault the app uses is the vault the webhook-keyvault module deploys and grants on.
+        var webhookModule = fixture.Main.Module("webhook-keyvault");
+        Assert.Equal(webhookVault, webhookModule.Resolve(webhookModule.ResourcesOfType("Microsoft.KeyVault/vaults").Single()["name"]));
+        Assert.Equal("SecretsOfficer", fixture.Main.Resolve(webhookModule.Deployment!["properties"]!["parameters"]!["functionVaultRole"]!["value"]));
+        var deidModule = fixture.Main.Module("keyvault");
+        Assert.Equal("SecretsUser", fixture.Main.Resolve(deidModule.Deployment!["properties"]!["parameters"]!["functionVaultRole"]!["value"]));
+    }
+
+    [Fact]
+    public void Outputs_WebhookVault_IsItsUriFromTheModule()
+    {
+        var output = fixture.Main.Root["outputs"]!["AZURE_WEBHOOK_VAULT_URI"]!;
+
+        Assert.Equal("string", (string?)output["type"]);
+        Assert.Contains("'webhook-keyvault'", (string?)output["value"], StringComparison.Ordinal);
+        Assert.EndsWith(".outputs.vaultUri.value]", (string?)output["value"], StringComparison.Ordinal);
     }
 
     [Fact]
