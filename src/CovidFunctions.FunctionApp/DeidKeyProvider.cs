@@ -29,7 +29,8 @@ public static class DeidKeyProvider
             return DeidKey.LoadOrCreate(file, out _);
         }
 
-        if (configuration["KeyVault:VaultUri"] is { Length: > 0 } vault)
+        // The de-identification vault only: Webhooks:KeyVaultUri (the writable webhook-secrets vault) never holds this key.
+        if (configuration[FunctionAppServices.DeidVaultUriSetting] is { Length: > 0 } vault)
         {
             var secretName = configuration["Deidentification:SecretName"] is { Length: > 0 } s ? s : DefaultSecretName;
             var secret = new SecretClient(new Uri(vault), credential).GetSecret(secretName);

@@ -23,6 +23,12 @@ namespace CovidFunctions.FunctionApp;
 /// <summary>The Function app's services: options, storage (PipelineStorage), transports, the key, the handlers.</summary>
 public static class FunctionAppServices
 {
+    /// <summary>The vault webhook subscription secrets are written to (bicep: the webhook-secrets vault, where the app is Secrets Officer).</summary>
+    public const string WebhookVaultUriSetting = "Webhooks:KeyVaultUri";
+
+    /// <summary>The de-identification vault (read-only to the app in Azure); <see cref="DeidKeyProvider"/> reads it.</summary>
+    public const string DeidVaultUriSetting = "KeyVault:VaultUri";
+
     public static IServiceCollection AddCovidFunctionsApp(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
@@ -53,7 +59,7 @@ public static class FunctionAppServices
     /// <summary>
     /// Webhooks (the notifier the orchestration's notify activity and ingest call) and the results API. Subscriptions
     /// and deliveries live in the <c>WebhookSubscriptions</c>/<c>WebhookDeliveries</c> tables; subscription secrets in
-    /// Key Vault when <c>KeyVault:VaultUri</c> is set, otherwise in process memory (local runs only).
+    /// the Key Vault <see cref="CreateWebhookSecretStore"/> picks.
     /// </summary>
     private static void AddNotificationsAndApi(IServiceCollection services, IConfiguration configuration, TokenCredential credential)
     {
@@ -62,9 +68,7 @@ public static class FunctionAppServices
         services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables));
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Subscriptions);
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Deliveries);
-        services.AddSingleton<IWebhookSecretStore>(_ => configuration["KeyVault:VaultUri"] is { Length: > 0 } vault
-            ? new KeyVaultWebhookSecretStore(new SecretClient(new Uri(vault), credential))
-            : new InMemoryWebhookSecretStore());
+        services.AddSingleton(_ => CreateWebhookSecretStore(configuration, credential));
         services.AddSingleton(sp => new WebhookTargetGuard(webhookOptions));
         services.AddSingleton<WebhookDispatcher>();
         services.AddSingleton<WebhookManager>();
@@ -73,6 +77,21 @@ public static class FunctionAppServices
         services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
         services.AddSingleton<ResultsApi>();
         services.TryAddSingleton<IApiKeyAuthorizer, PlatformKeyAuthorizer>();
+    }
+
+    /// <summary>
+    /// Where webhook subscription secrets are kept, first match wins: the vault <c>Webhooks:KeyVaultUri</c> (bicep sets
+    /// it to the webhook-secrets vault, the only vault the app identity may write); else <c>KeyVault:VaultUri</c>, as
+    /// before the vaults were split (a single vault where the identity must then be Secrets Officer); else process
+    /// memory, for local runs only (secrets are lost on restart).
+    /// </summary>
+    public static IWebhookSecretStore CreateWebhookSecretStore(IConfiguration configuration, TokenCredential credential)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var vault = configuration[WebhookVaultUriSetting] is { Length: > 0 } webhookVault ? webhookVault : configuration[DeidVaultUriSetting];
+        return string.IsNullOrEmpty(vault)
+            ? new InMemoryWebhookSecretStore()
+            : new KeyVaultWebhookSecretStore(new SecretClient(new Uri(vault), credential));
     }
 
     /// <summary>

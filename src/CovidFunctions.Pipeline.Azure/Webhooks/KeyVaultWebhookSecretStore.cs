@@ -6,11 +6,15 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 
 /// <summary>
 /// <see cref="IWebhookSecretStore"/> on Azure Key Vault (the Function app's managed identity needs the
-/// "Key Vault Secrets Officer" role to add and remove, "Secrets User" to read). Secret names are
+/// "Key Vault Secrets Officer" role to add and remove, "Secrets User" to read; in Azure it holds Officer on a vault of
+/// its own, bicep's webhook-secrets vault, never on the de-identification vault). Secret names are
 /// <c>webhook-{tenant}-{id}</c> (letters, digits and '-', as Key Vault requires). Deleting starts a soft delete.
 /// </summary>
 public sealed class KeyVaultWebhookSecretStore(SecretClient client) : IWebhookSecretStore
 {
+    /// <summary>The vault the secrets go to (the webhook-secrets vault in Azure).</summary>
+    public Uri VaultUri => client.VaultUri;
+
     public async Task SetAsync(string name, string value, CancellationToken cancellationToken)
     {
         var secret = new KeyVaultSecret(name, value);
