@@ -44,7 +44,7 @@ param scorerMaxReplicas int = 4
 @maxValue(1000)
 param scorerMessagesPerReplica int = 8
 
-@description('How chunk results travel from the scorer back to the Function app.')
+@description('How chunk results travel from the scorer back to the Function app. Only StorageQueue is relayed today: the Function app has no Service Bus trigger and refuses to start with ServiceBus.')
 @allowed([
   'StorageQueue'
   'ServiceBus'

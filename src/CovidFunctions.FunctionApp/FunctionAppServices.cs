@@ -33,6 +33,14 @@ public static class FunctionAppServices
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var settings = configuration.GetSection(PipelineOptions.SectionName).Get<FunctionAppSettings>() ?? new FunctionAppSettings();
+        if (settings.ResultTransport != MessageTransport.StorageQueue)
+        {
+            // The relay is a Storage-queue trigger only (no Service Bus trigger in this app): results the scorer sent
+            // over Service Bus would never reach an orchestration, and every study would fail after its chunk retries.
+            throw new InvalidOperationException(
+                $"Pipeline:ResultTransport is {settings.ResultTransport}, but this Function app relays chunk results only from the Storage queue '{PipelineNames.SliceResultsQueue}'. Deploy with resultTransport=StorageQueue.");
+        }
+
         services.Configure<PipelineOptions>(configuration.GetSection(PipelineOptions.SectionName));
         services.AddSingleton(Options.Create(settings));
         services.AddSingleton(TimeProvider.System);
