@@ -101,6 +101,35 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
+    public void Scorer_ChunkResults_GoToTheStorageQueueTheFunctionAppRelays()
+    {
+        var containerApps = fixture.Main.Module("containerapps");
+        var env = containerApps.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]![0]!["env"]!.AsArray()
+            .ToDictionary(e => (string)e!["name"]!, e => containerApps.Resolve(e!["value"]));
+        var functionApp = fixture.Main.Module("functionapp");
+        var settings = functionApp.ResourcesOfType("Microsoft.Web/sites/config").Single()["properties"]!;
+        var storageName = fixture.Main.Resolve(fixture.Main.Root["variables"]!["names"]!["storage"]);
+
+        // Default transport: the Storage queue slice-results on the Function app's own account, which the relay's
+        // queue trigger (PipelineNames.SliceResultsQueue, connection AzureWebJobsStorage) listens on.
+        Assert.Equal("StorageQueue", (string?)fixture.Main.Root["parameters"]!["resultTransport"]!["defaultValue"]);
+        Assert.Equal("param:resultTransport", env["Scorer__ResultTransport"]);
+        Assert.Equal("param:resultTransport", functionApp.Resolve(settings["Pipeline__ResultTransport"]));
+        Assert.Equal("slice-results", env["Scorer__ResultQueueName"]);
+        Assert.Equal("slice-results", functionApp.Resolve(settings["Pipeline__ResultQueueName"]));
+        Assert.Equal($"reference(Microsoft.Storage/storageAccounts({storageName})).primaryEndpoints.queue", env["Scorer__QueueServiceUri"]);
+        Assert.Equal(storageName, functionApp.Resolve(settings["AzureWebJobsStorage__accountName"]));
+
+        // The scorer may only add messages, and only to that queue; the Function identity processes it through its
+        // account-wide Storage Queue Data Contributor (which the Durable hub's run-time queues need anyway).
+        var storage = fixture.Main.Module("storage");
+        var sender = storage.ResourcesOfType("Microsoft.Authorization/roleAssignments")
+            .Single(r => storage.Resolve(r["properties"]!["roleDefinitionId"]).Contains("c6a89b2d-59bc-44d0-9896-0f6e12d7b80a", StringComparison.OrdinalIgnoreCase));
+        Assert.Equal($"Microsoft.Storage/storageAccounts/queueServices/queues({storageName}/default/slice-results)", storage.Resolve(sender["scope"]));
+        Assert.Equal("equals(param:resultTransport, StorageQueue)", storage.Resolve(sender["condition"]));
+    }
+
+    [Fact]
     public void Scorer_Runs_OnTheSelectedServerlessGpuProfile()
     {
         var module = fixture.Main.Module("containerapps");
