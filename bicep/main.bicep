@@ -44,10 +44,12 @@ param scorerMaxReplicas int = 4
 @maxValue(1000)
 param scorerMessagesPerReplica int = 8
 
-@description('How chunk results travel from the scorer back to the Function app. Only StorageQueue is relayed today: the Function app has no Service Bus trigger and refuses to start with ServiceBus.')
+// The modules also take 'ServiceBus' (scorer sender and relay roles), but the Function app has no Service Bus
+// trigger to relay results with (the Worker Service Bus extension is not available to this build), so a deployment
+// may only choose StorageQueue; the app refuses to start with ServiceBus as well.
+@description('How chunk results travel from the scorer back to the Function app (a Storage queue the Function app relays).')
 @allowed([
   'StorageQueue'
-  'ServiceBus'
 ])
 param resultTransport string = 'StorageQueue'
 
