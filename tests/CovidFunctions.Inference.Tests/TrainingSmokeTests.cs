@@ -31,19 +31,23 @@ public sealed class TrainingSmokeTests
         var log = await stdout + await stderr;
         Assert.True(process.ExitCode == 0, "smoke failed:\n" + log[Math.Max(0, log.Length - 4000)..]);
 
-        var models = Path.Combine(dir.Path, "models");
-        var manifest = ModelManifest.Load(models);
-        var input = NpyFormat.Read(Path.Combine(dir.Path, "fixtures", "input.npy"));
-        var options = new InferenceOptions { ModelsDirectory = models, WarmUp = false };
-        foreach (var (name, entry) in manifest.Models)
+        // round 1 layout (one DTCN per graph, fp32) and the shipped round 2 layout (mean of members, fp16 storage)
+        foreach (var (modelsFolder, fixturesFolder) in new[] { ("models", "fixtures"), ("models-ensemble", "fixtures-ensemble") })
         {
-            using var model = OnnxModel.Create(manifest.PathOf(name), options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-            var outputs = model.Run(input.ToSingle(), input.Shape[0]);
-            foreach (var output in entry.Outputs)
+            var models = Path.Combine(dir.Path, modelsFolder);
+            var manifest = ModelManifest.Load(models);
+            var input = NpyFormat.Read(Path.Combine(dir.Path, fixturesFolder, "input.npy"));
+            var options = new InferenceOptions { ModelsDirectory = models, WarmUp = false };
+            foreach (var (name, entry) in manifest.Models)
             {
-                var expected = NpyFormat.Read(Path.Combine(dir.Path, "fixtures", $"{name}.{output}.npy")).ToSingle();
-                var diff = OnnxModelTests.MaxAbsDiff(expected, outputs[output]);
-                Assert.True(diff <= 1e-4f, $"{name}.{output}: max abs diff {diff}");
+                using var model = OnnxModel.Create(manifest.PathOf(name), options, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+                var outputs = model.Run(input.ToSingle(), input.Shape[0]);
+                foreach (var output in entry.Outputs)
+                {
+                    var expected = NpyFormat.Read(Path.Combine(dir.Path, fixturesFolder, $"{name}.{output}.npy")).ToSingle();
+                    var diff = OnnxModelTests.MaxAbsDiff(expected, outputs[output]);
+                    Assert.True(diff <= 1e-4f, $"{modelsFolder}/{name}.{output}: max abs diff {diff}");
+                }
             }
         }
     }

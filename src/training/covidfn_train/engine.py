@@ -271,26 +271,65 @@ def train_dfsn(data: dict, cfg: dict, device, out: str) -> tuple[DFSN, dict]:
     return model, res
 
 
-def cls_sampling_weights(items: list[dict], idx: np.ndarray) -> np.ndarray:
-    """Each class equally likely; within a class each source equally likely (guards against source priors)."""
-    from collections import Counter
+def cls_sampling_weights(items: list[dict], idx: np.ndarray, ucsd_min_share: float | None = None) -> np.ndarray:
+    """Each class equally likely; within a class each source equally likely (guards against source priors).
+
+    ucsd_min_share: within a class that UCSD has, UCSD gets at least this share of the class's draws and the other
+    sources split the rest equally. UCSD is the only source whose "normal" class holds non-COVID disease (the others
+    are clean normals), so only UCSD teaches "abnormal but not COVID"; equal source shares give it a third of the
+    normal draws."""
+    from collections import Counter, defaultdict
     cnt = Counter((items[i]["label"], items[i]["source"]) for i in idx)
-    src_per_label = Counter(lab for lab, _ in cnt)
-    w = np.array([1.0 / (src_per_label[items[i]["label"]] * cnt[(items[i]["label"], items[i]["source"])]) for i in idx])
+    sources = defaultdict(list)
+    for lab, src in cnt:
+        sources[lab].append(src)
+    share = {}
+    for lab, srcs in sources.items():
+        for src in srcs:
+            share[(lab, src)] = 1.0 / len(srcs)
+        if ucsd_min_share is not None and "ucsd" in srcs and len(srcs) > 1 and share[(lab, "ucsd")] < ucsd_min_share:
+            for src in srcs:
+                share[(lab, src)] = ucsd_min_share if src == "ucsd" else (1.0 - ucsd_min_share) / (len(srcs) - 1)
+    w = np.array([share[(items[i]["label"], items[i]["source"])] / cnt[(items[i]["label"], items[i]["source"])] for i in idx])
     return w / w.sum()
 
 
+class Ema:
+    """Exponential moving average of a model's weights and BN statistics (decay warms up as (1+t)/(10+t))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.t = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module):
+        self.t += 1
+        d = min(self.decay, (1 + self.t) / (10 + self.t))
+        src = model.state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(src[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(src[k])
+
+
 def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bool) -> tuple[DTCN, dict]:
-    set_seed(cfg["seed"] + (1 if finetune else 0))
-    name = "DTCN-finetune" if finetune else "DTCN-frozen"
+    name = cfg.get("dtcn_name") or ("DTCN-finetune" if finetune else "DTCN-frozen")
+    # head_seed fixes the head's initialisation across runs that differ only in their data order (weight averaging
+    # of such runs needs one shared initialisation); the run's own seed then drives sampling and augmentation
+    set_seed(cfg.get("head_seed", cfg["seed"] + (1 if finetune else 0)))
     backbone = copy.deepcopy(dfsn)
     dtcn = DTCN(backbone).to(device)
+    set_seed(cfg["seed"] + (1 if finetune else 0))
     for p in dtcn.dfsn.parameters():
         p.requires_grad_(finetune)
     items = data["cls"]
     tr = np.array([i for i, c in enumerate(items) if c["split"] == "train"])
     val = np.array([i for i, c in enumerate(items) if c["split"] == "val"])
-    w = torch.from_numpy(cls_sampling_weights(items, tr))
+    w = torch.from_numpy(cls_sampling_weights(items, tr, cfg.get("ucsd_min_share")))
     y_all = torch.from_numpy(data["cls_y"])
     groups = [{"params": list(dtcn.head.parameters()), "lr": cfg["head_lr"]}]
     if finetune:
@@ -302,7 +341,9 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
     bs = cfg["dtcn_bs"]
     seg_tr = np.array([i for i, s in enumerate(data["seg"]) if s["split"] == "train"])
     g = torch.Generator().manual_seed(cfg["seed"] + 7)
-    best, best_state, hist, step, t_steps = -1.0, None, [], 0, 0.0
+    ema = Ema(dtcn, cfg["ema_decay"]) if cfg.get("ema_decay") else None
+    save_best = cfg.get("save_best", True)
+    best, best_state, best_from, hist, step, t_steps = -1.0, None, "raw", [], 0, 0.0
     next_eval = cfg["eval_every_s"]
     while not bud.done(step):
         ts = time.time()
@@ -340,6 +381,8 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in dtcn.parameters() if p.requires_grad], 5.0)
         opt.step()
+        if ema is not None:
+            ema.update(dtcn)
         step += 1
         if device.type == "cuda" and step % 50 == 0:
             torch.cuda.synchronize()
@@ -347,24 +390,26 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
         elapsed = time.time() - bud.t0
         if elapsed >= next_eval or bud.done(step):
             next_eval = elapsed + cfg["eval_every_s"]
-            rep, _ = eval_cls(dtcn, data, val, device, cfg["amp"])
-            sc = cls_score(rep)
-            u = rep["ucsd_val_covid_vs_rest"]
-            hist.append({"step": step, "elapsed_s": elapsed, "loss": float(loss), "score": sc,
-                         "ucsd": {k: u.get(k) for k in ("accuracy", "f1", "auc")},
-                         "balanced_accuracy_3class": rep["balanced_accuracy_3class"]})
-            log(f"{name} step {step} loss {float(loss):.4f} score {sc:.4f} UCSD acc {u.get('accuracy', float('nan')):.3f} "
-                f"F1 {u.get('f1', float('nan')):.3f} AUC {u.get('auc', float('nan')):.3f} bal3 {rep['balanced_accuracy_3class']:.3f} "
-                f"({t_steps / step:.3f} s/step)", out)
-            if sc > best:
-                best, best_state = sc, copy.deepcopy(dtcn.state_dict())
-                if finetune:
-                    save_npz(os.path.join(out, "dtcn_finetune.npz"), dtcn)
-                else:
-                    save_npz(os.path.join(out, "dtcn_frozen_head.npz"), dtcn.head)
+            for kind, model in (("raw", dtcn),) + ((("ema", ema.model),) if ema is not None else ()):
+                rep, _ = eval_cls(model, data, val, device, cfg["amp"])
+                sc = cls_score(rep)
+                u = rep["ucsd_val_covid_vs_rest"]
+                hist.append({"step": step, "elapsed_s": elapsed, "loss": float(loss), "score": sc, "weights": kind,
+                             "ucsd": {k: u.get(k) for k in ("accuracy", "f1", "auc")},
+                             "balanced_accuracy_3class": rep["balanced_accuracy_3class"]})
+                log(f"{name} step {step} {kind} loss {float(loss):.4f} score {sc:.4f} UCSD acc {u.get('accuracy', float('nan')):.3f} "
+                    f"F1 {u.get('f1', float('nan')):.3f} AUC {u.get('auc', float('nan')):.3f} bal3 {rep['balanced_accuracy_3class']:.3f} "
+                    f"({t_steps / step:.3f} s/step)", out)
+                if sc > best:
+                    best, best_state, best_from = sc, copy.deepcopy(model.state_dict()), kind
+                    if save_best and finetune:
+                        save_npz(os.path.join(out, "dtcn_finetune.npz"), model)
+                    elif save_best:
+                        save_npz(os.path.join(out, "dtcn_frozen_head.npz"), model.head)
     dtcn.load_state_dict(best_state)
     rep, prob = eval_cls(dtcn, data, val, device, cfg["amp"])
-    res = {"variant": "finetune" if finetune else "frozen", "steps": step, "batch": bs,
+    res = {"variant": "finetune" if finetune else "frozen", "steps": step, "batch": bs, "best_weights": best_from,
+           "ema_decay": cfg.get("ema_decay"), "ucsd_min_share": cfg.get("ucsd_min_share"),
            "seconds_per_step": t_steps / max(step, 1), "history": hist, "val": rep, "score": cls_score(rep),
            "train_counts": _counts(items, tr), "val_counts": _counts(items, val)}
     if finetune:

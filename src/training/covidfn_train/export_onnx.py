@@ -23,7 +23,7 @@ import torch
 
 from . import CLASSES, PREPROCESSING_ID
 from .engine import load_npz_into
-from .models import DFSN, DTCN, Combined
+from .models import DFSN, DTCN, Combined, EnsembleCombined
 
 OPSET = 17
 
@@ -63,17 +63,57 @@ def load_models(ckpt_dir: str):
     return dfsn, frozen, ft
 
 
-def export(module: torch.nn.Module, path: str, outputs: list[str]):
+def export(module: torch.nn.Module, path: str, outputs: list[str], fp16_storage: bool = False):
     x = torch.rand(2, 1, 352, 352)
     dyn = {"image": {0: "batch"}}
     for o in outputs:
         dyn[o] = {0: "batch"}
+    # fp16 storage must round exactly the tensors PyTorch holds: exporting in EVAL mode folds BatchNorm into the
+    # convolution weights (new values, not fp16-exact), so the fp16 graph is exported with the module in eval()
+    # but TrainingMode.PRESERVE (BatchNormalization nodes kept; ONNX Runtime fuses them at load, in fp32)
+    mode = torch.onnx.TrainingMode.PRESERVE if fp16_storage else torch.onnx.TrainingMode.EVAL
     with torch.no_grad():
         torch.onnx.export(module, (x,), path, opset_version=OPSET, input_names=["image"], output_names=outputs,
-                          dynamic_axes=dyn, do_constant_folding=True)
+                          dynamic_axes=dyn, do_constant_folding=not fp16_storage, training=mode)
     import onnx
+    if fp16_storage:
+        m = onnx.load(path)
+        fp16_initialisers(m)
+        onnx.save(m, path)
     m = onnx.load(path)
     onnx.checker.check_model(m)
+
+
+FP16_MIN_ELEMENTS = 4096  # the same rule as finetune_round.save_fp16: big weight tensors only, BN statistics stay fp32
+
+
+def fp16_initialisers(model) -> int:
+    """Stores every float initialiser of >= FP16_MIN_ELEMENTS values that fp16 holds exactly as fp16 plus a Cast
+    back to fp32 (constant-folded by ONNX Runtime at load). Exact: the weights come from fp16 checkpoints
+    (finetune_round.save_fp16). Returns the number of tensors converted; refuses a tensor fp16 would change."""
+    import onnx
+    from onnx import helper, numpy_helper
+    g = model.graph
+    keep, casts, n = [], [], 0
+    for init in g.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= FP16_MIN_ELEMENTS:
+            a = numpy_helper.to_array(init)
+            h = a.astype(np.float16)
+            if np.array_equal(h.astype(np.float32), a):
+                keep.append(numpy_helper.from_array(h, init.name + "__fp16"))
+                casts.append(helper.make_node("Cast", [init.name + "__fp16"], [init.name], to=onnx.TensorProto.FLOAT,
+                                              name=init.name + "__cast"))
+                n += 1
+                continue
+            raise ValueError(f"initialiser {init.name} is not fp16-exact (max abs change "
+                             f"{float(np.abs(h.astype(np.float32) - a).max())}); export fp32 instead")
+        keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(casts + nodes)
+    return n
 
 
 def sha256(path: str) -> str:
@@ -126,7 +166,7 @@ def write_fixtures(fix_dir: str, models: dict, n: int = 3):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt-dir", required=True, help="folder with dfsn.npz, dtcn_frozen_head.npz [, dtcn_finetune.npz]")
+    ap.add_argument("--ckpt-dir", default=None, help="folder with dfsn.npz, dtcn_frozen_head.npz [, dtcn_finetune.npz] (not with --members)")
     ap.add_argument("--out", default="models")
     ap.add_argument("--metrics", default=None, help="metrics.json of the training run (default: CKPT_DIR/metrics.json)")
     ap.add_argument("--fixtures", default=None, help="write parity fixtures (.npy) here")
@@ -136,34 +176,60 @@ def main(argv=None):
     ap.add_argument("--graphs", default="dfsn_dtcn,dfsn,dtcn", help="comma list of graphs to write")
     ap.add_argument("--fixture-slices", type=int, default=3)
     ap.add_argument("--training-commit", default=None, help="commit of the training code that produced the checkpoints (default: HEAD)")
+    ap.add_argument("--members", default=None,
+                    help="comma list of fine-tuned DTCN checkpoints (finetune_round member_k.npz): dfsn_dtcn.onnx is their "
+                         "mean (EnsembleCombined) instead of CKPT_DIR's checkpoints; implies --graphs dfsn_dtcn")
+    ap.add_argument("--validation", default=None, help="JSON written as the manifest's validation section (evaluate.py's summary)")
+    ap.add_argument("--fp16-storage", action="store_true", help="store big weight tensors as fp16 (exact for fp16 checkpoints)")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    dfsn, frozen, ft = load_models(a.ckpt_dir)
-    comb_src = ft if (a.combined_variant == "finetune" and ft is not None) else frozen
-    graphs = {"dfsn_dtcn": (Combined(comb_src).eval(), ["lesion_prob", "class_prob"]),
-              "dfsn": (_Seg(dfsn).eval(), ["lesion_prob"])}
-    if ft is not None:
-        graphs["dtcn"] = (_Cls(ft).eval(), ["class_prob", "lesion_prob"])
+    if not a.members and not a.ckpt_dir:
+        ap.error("--ckpt-dir or --members is required")
+    if a.members:
+        members = []
+        for p in a.members.split(","):
+            m = DTCN(DFSN())
+            load_npz_into(m, p)
+            members.append(m.eval())
+        graphs = {"dfsn_dtcn": (EnsembleCombined(members).eval(), ["lesion_prob", "class_prob"])}
+        comb_src = ft = members[0]
+    else:
+        dfsn, frozen, ft = load_models(a.ckpt_dir)
+        comb_src = ft if (a.combined_variant == "finetune" and ft is not None) else frozen
+        graphs = {"dfsn_dtcn": (Combined(comb_src).eval(), ["lesion_prob", "class_prob"]),
+                  "dfsn": (_Seg(dfsn).eval(), ["lesion_prob"])}
+        if ft is not None:
+            graphs["dtcn"] = (_Cls(ft).eval(), ["class_prob", "lesion_prob"])
     wanted = set(a.graphs.split(","))
     graphs = {k: v for k, v in graphs.items() if k in wanted}
     entries = {}
     for name, (mod, outs) in graphs.items():
         path = os.path.join(a.out, name + ".onnx")
-        export(mod, path, outs)
+        export(mod, path, outs, a.fp16_storage)
+        holds = {"dfsn_dtcn": f"DTCN ({'fine-tuned' if comb_src is ft else 'frozen'} backbone): one pass, both outputs",
+                 "dfsn": "DFSN only", "dtcn": "fine-tuned DTCN (own backbone)"}[name]
+        if a.members:
+            holds = (f"mean of {len(a.members.split(','))} fine-tuned DTCNs (each its own backbone pass): "
+                     "lesion_prob and class_prob averaged")
         entries[name] = {"file": name + ".onnx", "sha256": sha256(path), "bytes": os.path.getsize(path),
                          "inputs": {"image": ["N", 1, 352, 352]}, "outputs": outs, "opset": OPSET,
-                         "initialiser_dtype": "float32",
-                         "holds": {"dfsn_dtcn": f"DTCN ({'fine-tuned' if comb_src is ft else 'frozen'} backbone): one pass, both outputs",
-                                   "dfsn": "DFSN only", "dtcn": "fine-tuned DTCN (own backbone)"}[name]}
+                         "initialiser_dtype": "float16 (weights >= 4096 values, cast to float32 at load) + float32" if a.fp16_storage else "float32",
+                         "holds": holds}
+        if a.members:
+            entries[name]["members"] = [os.path.basename(p) for p in a.members.split(",")]
         print(f"exported {path} ({os.path.getsize(path) / 1e6:.2f} MB)", flush=True)
-    mpath = a.metrics or os.path.join(a.ckpt_dir, "metrics.json")
+    mpath = a.metrics or os.path.join(a.ckpt_dir or ".", "metrics.json")
     metrics = json.load(open(mpath)) if os.path.exists(mpath) else {}
     summary = summarise(metrics)
-    if comb_src is ft and "dtcn_finetune" in metrics and "seg_val_after_finetune" in metrics["dtcn_finetune"]:
+    if a.validation:
+        with open(a.validation) as fh:
+            summary = json.load(fh)
+    elif comb_src is ft and "dtcn_finetune" in metrics and "seg_val_after_finetune" in metrics["dtcn_finetune"]:
         v = metrics["dtcn_finetune"]["seg_val_after_finetune"]
         summary["shipped_lesion_prob_segmentation_val"] = {"n": v["n"], "dice@0.5": v["dice"], "iou@0.5": v["iou"],
                                                           "note": "lesion_prob of dfsn_dtcn.onnx comes from the fine-tuned backbone"}
-    summary["shipped_class_prob"] = "dtcn_finetune" if comb_src is ft else "dtcn_frozen"
+    if not a.validation:
+        summary["shipped_class_prob"] = "dtcn_finetune" if comb_src is ft else "dtcn_frozen"
     manifest = {
         "preprocessing": PREPROCESSING_ID, "classes": list(CLASSES), "lesion_threshold": 0.5,
         "training_commit": a.training_commit or git_commit(), "export_commit": git_commit(), "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

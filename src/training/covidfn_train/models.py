@@ -203,3 +203,23 @@ class Combined(nn.Module):
     def forward(self, x):
         logits, prob, _ = self.dtcn.logits_and_prob(x)
         return prob, torch.softmax(logits, dim=1)
+
+
+class EnsembleCombined(nn.Module):
+    """Mean of several fine-tuned DTCNs, each one pass of its own backbone: lesion_prob = mean of the members' lesion
+    maps, class_prob = mean of their class probabilities. Members differ only in data order and sampling
+    (docs/model-card.md, round 2); averaging them lowers the variance that picking one checkpoint on a 118-image
+    validation split leaves in."""
+
+    def __init__(self, members: list[DTCN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        lesion, cls = [], []
+        for m in self.members:
+            logits, prob, _ = m.logits_and_prob(x)
+            lesion.append(prob)
+            cls.append(torch.softmax(logits, dim=1))
+        n = float(len(self.members))
+        return sum(lesion) / n, sum(cls) / n

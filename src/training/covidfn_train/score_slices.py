@@ -27,11 +27,28 @@ from .models import DFSN, DTCN
 from .preprocess import preprocess_file
 
 
-def load_dtcn(ckpt: str) -> DTCN:
-    m = DTCN(DFSN())
-    load_npz_into(m, ckpt)
-    m.eval()
-    return m
+class MeanOfMembers(torch.nn.Module):
+    """Scores like models.EnsembleCombined (the exported mean of members): `logits` are log mean class
+    probabilities (softmax of them gives the mean probabilities back), the lesion map is the mean map."""
+
+    def __init__(self, members: list[DTCN]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def logits_and_prob(self, x):
+        outs = [m.logits_and_prob(x) for m in self.members]
+        p = torch.stack([torch.softmax(o[0], 1) for o in outs]).mean(0)
+        return torch.log(p), torch.stack([o[1] for o in outs]).mean(0), None
+
+
+def load_dtcn(ckpt: str) -> torch.nn.Module:
+    """One checkpoint, or a comma list of members scored as their mean."""
+    members = []
+    for path in ckpt.split(","):
+        m = DTCN(DFSN())
+        load_npz_into(m, path)
+        members.append(m.eval())
+    return members[0] if len(members) == 1 else MeanOfMembers(members).eval()
 
 
 KEYS = ("logits", "logits_flip", "lesion_mean", "lesion_frac", "lesion_mean_tta", "lesion_frac_tta")
@@ -72,7 +89,8 @@ def score(model: DTCN, paths: list[str], bs: int = 8, log_every: int = 40, parti
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True, help="dtcn_finetune.npz (the weights exported as models/dfsn_dtcn.onnx)")
+    ap.add_argument("--ckpt", required=True, help="dtcn_finetune.npz (the weights exported as models/dfsn_dtcn.onnx), or a comma list of "
+                                                  "members (finetune_round member_k.npz) scored as their mean")
     ap.add_argument("--out", required=True)
     ap.add_argument("--shared", default=None)
     ap.add_argument("--groups", default="val")

@@ -3,7 +3,8 @@
   cd src/training && /usr/bin/python3 -m covidfn_train.smoke --out DIR
 
 DIR/models/ then holds dfsn_dtcn.onnx, dfsn.onnx, dtcn.onnx, manifest.json; DIR/fixtures/ the PyTorch outputs on
-synthetic inputs (.npy) that the C# test compares with ONNX Runtime. Uses the ImageNet encoder when the NuGet
+synthetic inputs (.npy) that the C# test compares with ONNX Runtime. DIR/models-ensemble/ + DIR/fixtures-ensemble/ do
+the same for the shipped layout: finetune_round members exported as their mean with fp16 storage. Uses the ImageNet encoder when the NuGet
 package is restored (tools/FetchResNet18), else a random encoder.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ def main(argv=None):
     t0 = time.time()
     sys.path.insert(0, os.path.dirname(HERE))
     import pack_for_gpu  # noqa: E402
-    from . import export_onnx, run_all
+    from . import export_onnx, finetune_round, run_all
     from .data import default_shared
     pack = os.path.join(a.out, "pack")
     run = os.path.join(a.out, "run")
@@ -32,6 +33,13 @@ def main(argv=None):
     run_all.main(["--pack", pack, "--out", run, "--device", "cpu", "--smoke", "--skip-bench", "--skip-probe"])
     export_onnx.main(["--ckpt-dir", run, "--out", os.path.join(a.out, "models"), "--fixtures", os.path.join(a.out, "fixtures"),
                       "--data-note", "SMOKE TEST ONLY: 2 steps per stage on a handful of images"])
+    # round 2 (the shipped layout): members fine-tuned from the DFSN above, exported as their mean with fp16 storage
+    round2 = os.path.join(a.out, "round2")
+    finetune_round.main(["--pack", pack, "--dfsn-init", os.path.join(run, "dfsn.npz"), "--out", round2, "--device", "cpu",
+                         "--smoke", "--members", "11:none,12:0.5", "--skip-bench"])
+    export_onnx.main(["--members", ",".join(os.path.join(round2, f"member_{k}.npz") for k in range(2)), "--fp16-storage",
+                      "--out", os.path.join(a.out, "models-ensemble"), "--fixtures", os.path.join(a.out, "fixtures-ensemble"),
+                      "--metrics", os.path.join(round2, "metrics.json"), "--data-note", "SMOKE TEST ONLY"])
     print(f"smoke OK in {time.time() - t0:.0f} s: {a.out}", flush=True)
 
 
