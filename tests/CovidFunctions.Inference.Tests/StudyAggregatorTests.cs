@@ -21,12 +21,12 @@ public sealed class StudyAggregatorTests
     }
 
     [Theory]
-    [InlineData(0.65f, "normal")] // covid is the argmax but below the calibrated threshold
-    [InlineData(0.70f, "covid")]
-    [InlineData(0.95f, "covid")]
-    public void Aggregate_CovidNeedsTheCalibratedThreshold(float covid, string expected)
+    [InlineData(0.40f, 0.35f, "covid")] // the most probable class, even below one half: no covid threshold
+    [InlineData(0.30f, 0.45f, "normal")]
+    [InlineData(0.30f, 0.20f, "cap")]
+    public void Aggregate_LabelIsTheMostProbableClassOfTheTopKMean(float covid, float normal, string expected)
     {
-        var slices = Enumerable.Range(0, 5).Select(i => new SliceSummary(i, 0.2f, 0.1f, [covid, 0.1f * (1 - covid), 0.9f * (1 - covid)])).ToList();
+        var slices = Enumerable.Range(0, 5).Select(i => new SliceSummary(i, 0.2f, 0.1f, [covid, 1 - covid - normal, normal])).ToList();
 
         var study = StudyAggregator.Aggregate(slices, Classes);
 
