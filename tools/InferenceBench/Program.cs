@@ -3,12 +3,15 @@ using System.Globalization;
 using CovidFunctions.Inference;
 using Microsoft.Extensions.Logging.Abstractions;
 
-// Usage: InferenceBench MODELS_DIR [slices=8] [threads=1,2] [batches=1,4]
+// Usage: InferenceBench MODELS_DIR [slices=8] [threads=1,2] [batches=1,4] [interop=1]
 // Prints one line per (graph, threads, batch): milliseconds per slice (median of 3 repetitions after a warm-up).
+// interop > 1 runs independent branches of the graph in parallel (ExecutionMode.ORT_PARALLEL), e.g. the two members
+// of the mean-of-members graph, each with `threads` intra-op threads.
 var dir = args.Length > 0 ? args[0] : Path.Combine(AppContext.BaseDirectory, "models");
 var slices = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;
 var threadList = (args.Length > 2 ? args[2] : "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
 var batches = (args.Length > 3 ? args[3] : "1,4").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+var interOp = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
 var manifest = ModelManifest.Load(dir);
 var rng = new Random(5);
 var input = new float[slices * OnnxModel.Plane];
@@ -21,7 +24,7 @@ foreach (var threads in threadList)
 {
     foreach (var batch in batches)
     {
-        var options = new InferenceOptions { ModelsDirectory = dir, PreferCuda = false, IntraOpThreads = threads, MaxBatch = batch };
+        var options = new InferenceOptions { ModelsDirectory = dir, PreferCuda = false, IntraOpThreads = threads, InterOpThreads = interOp, MaxBatch = batch };
         foreach (var name in manifest.Models.Keys)
         {
             using var model = OnnxModel.Create(manifest.PathOf(name), options, NullLogger.Instance);
@@ -35,7 +38,7 @@ foreach (var threads in threadList)
             }
 
             times.Sort();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ort\t{name}\tthreads={threads}\tbatch={batch}\tms_per_slice={times[1]:F1}"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ort\t{name}\tthreads={threads}{(interOp > 1 ? $"x{interOp} parallel" : "")}\tbatch={batch}\tms_per_slice={times[1]:F1}"));
         }
     }
 }
