@@ -9,7 +9,8 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 /// the delivery record (claim, then final state; a dead-lettered record is the dead letter) at RowKey
 /// <c>{deliveryId}</c>, and one row per attempt at RowKey <c>{deliveryId}|a{attempt:D3}</c>. A claim is an insert
 /// (409 when another caller has it); taking over an expired pending claim is an ETag-conditional replace, so of two
-/// callers racing for it one wins (412 for the other).
+/// callers racing for it one wins (412 for the other). A retry handler claims a due attempt the same way
+/// (<see cref="TryReplaceAsync"/>, ETag-conditional).
 /// </summary>
 public sealed class TableWebhookDeliveryLog(TableClient table) : IWebhookDeliveryLog
 {
@@ -118,6 +119,34 @@ public sealed class TableWebhookDeliveryLog(TableClient table) : IWebhookDeliver
         return [.. list.OrderBy(a => a.Attempt)];
     }
 
+    public async Task<IReadOnlyList<WebhookDelivery>> ListDueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
+    {
+        // A cross-partition query: due deliveries of every tenant. Finished records and attempt rows never match.
+        var filter = TableClient.CreateQueryFilter($"Kind eq {KindDelivery} and Status eq {WebhookDeliveryStatus.Pending} and NextAttemptAt le {now.ToUniversalTime()}");
+        var list = new List<WebhookDelivery>();
+        await foreach (var entity in Table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(FromEntity(entity));
+        }
+
+        return [.. list.OrderBy(d => d.NextAttemptAt).Take(max)];
+    }
+
+    public async Task<WebhookDelivery?> TryReplaceAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        ArgumentException.ThrowIfNullOrEmpty(delivery.ETag);
+        try
+        {
+            var replaced = await Table.UpdateEntityAsync(ToEntity(delivery), new ETag(delivery.ETag), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+            return delivery with { ETag = replaced.Headers.ETag?.ToString() };
+        }
+        catch (RequestFailedException ex) when (ex.Status is 412 or 404)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Drops null properties (a missing property reads back as null).</summary>
     private static TableEntity WithoutNulls(TableEntity entity)
     {
@@ -142,6 +171,8 @@ public sealed class TableWebhookDeliveryLog(TableClient table) : IWebhookDeliver
         ["FinishedAt"] = d.FinishedAt?.ToUniversalTime(),
         ["LastStatusCode"] = d.LastStatusCode,
         ["Error"] = d.Error,
+        ["NextAttemptAt"] = d.NextAttemptAt?.ToUniversalTime(),
+        ["Body"] = d.Body,
     });
 
     private static WebhookDelivery FromEntity(TableEntity e) => new()
@@ -158,6 +189,8 @@ public sealed class TableWebhookDeliveryLog(TableClient table) : IWebhookDeliver
         FinishedAt = e.GetDateTimeOffset("FinishedAt"),
         LastStatusCode = e.GetInt32("LastStatusCode"),
         Error = e.GetString("Error"),
+        NextAttemptAt = e.GetDateTimeOffset("NextAttemptAt"),
+        Body = e.GetString("Body"),
         ETag = e.ETag.ToString(),
     };
 }

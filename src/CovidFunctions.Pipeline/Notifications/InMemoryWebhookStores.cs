@@ -135,4 +135,38 @@ public sealed class InMemoryWebhookDeliveryLog : IWebhookDeliveryLog
                 [.. _attempts.Where(a => a.Tenant == tenant && a.DeliveryId == deliveryId).OrderBy(a => a.Attempt)]);
         }
     }
+
+    public Task<IReadOnlyList<WebhookDelivery>> ListDueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult<IReadOnlyList<WebhookDelivery>>(
+                [.. _deliveries.Values
+                    .Where(d => d.Status == WebhookDeliveryStatus.Pending && d.NextAttemptAt is { } due && due <= now)
+                    .OrderBy(d => d.NextAttemptAt)
+                    .Take(max)]);
+        }
+    }
+
+    public Task<WebhookDelivery?> TryReplaceAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(delivery);
+        lock (_gate)
+        {
+            var key = (delivery.Tenant, delivery.DeliveryId);
+            if (!_deliveries.TryGetValue(key, out var existing) || existing.ETag != delivery.ETag)
+            {
+                return Task.FromResult<WebhookDelivery?>(null);
+            }
+
+            // RecordAttemptAsync may have raised the stored attempt count without changing the ETag; never lower it.
+            var stored = delivery with
+            {
+                Attempts = Math.Max(existing.Attempts, delivery.Attempts),
+                ETag = (++_version).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            _deliveries[key] = stored;
+            return Task.FromResult<WebhookDelivery?>(stored);
+        }
+    }
 }

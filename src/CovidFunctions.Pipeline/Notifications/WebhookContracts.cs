@@ -56,7 +56,10 @@ public interface IWebhookSecretStore
 /// <summary>States of a <see cref="WebhookDelivery"/>.</summary>
 public static class WebhookDeliveryStatus
 {
-    /// <summary>Claimed; attempts are running (or the claimer died: a claim whose lease ran out can be taken over).</summary>
+    /// <summary>
+    /// Claimed and not finished: an attempt is running, or the next one is due at
+    /// <see cref="WebhookDelivery.NextAttemptAt"/> (the retry handler makes it).
+    /// </summary>
     public const string Pending = "pending";
 
     /// <summary>A 2xx answer was received.</summary>
@@ -103,6 +106,16 @@ public sealed record WebhookDelivery
     public string? Error { get; init; }
 
     public string? ETag { get; init; }
+
+    /// <summary>
+    /// When the next attempt of a <see cref="WebhookDeliveryStatus.Pending"/> delivery is due (the retry handler makes
+    /// it); while an attempt runs, the end of that attempt's lease, so an attempt whose worker died is made again.
+    /// Null when finished (and on records written before retries were scheduled).
+    /// </summary>
+    public DateTimeOffset? NextAttemptAt { get; init; }
+
+    /// <summary>The signed JSON body, stored with the claim so every attempt sends the same payload.</summary>
+    public string? Body { get; init; }
 }
 
 /// <summary>One HTTP attempt of a delivery (a row of <c>WebhookDeliveries</c>, RowKey "{deliveryId}|a{attempt:D3}").</summary>
@@ -140,4 +153,17 @@ public interface IWebhookDeliveryLog
 
     /// <summary>The attempts of one delivery, in order.</summary>
     Task<IReadOnlyList<WebhookDeliveryAttempt>> GetAttemptsAsync(string tenant, string deliveryId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Pending deliveries of every tenant whose <see cref="WebhookDelivery.NextAttemptAt"/> is at or before
+    /// <paramref name="now"/>, earliest first, at most <paramref name="max"/>; each carries the ETag to claim it with.
+    /// </summary>
+    Task<IReadOnlyList<WebhookDelivery>> ListDueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces a delivery record only if it is unchanged since it was read (its <see cref="WebhookDelivery.ETag"/>):
+    /// the stored record with its new ETag, or null when another caller changed (or removed) it first. Of two workers
+    /// claiming the same due attempt this way, one wins.
+    /// </summary>
+    Task<WebhookDelivery?> TryReplaceAsync(WebhookDelivery delivery, CancellationToken cancellationToken);
 }

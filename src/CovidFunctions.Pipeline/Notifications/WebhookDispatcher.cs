@@ -3,16 +3,18 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using Polly;
-using Polly.Retry;
 
 namespace CovidFunctions.Pipeline.Notifications;
 
 /// <summary>
-/// Sends one claimed delivery: a signed POST per attempt, retried with exponential backoff and jitter (Polly) on 5xx,
-/// timeouts, connection failures, 408 and 429 (a Retry-After is honoured, capped at
-/// <see cref="WebhookOptions.MaxRetryDelay"/>); any other 4xx, a 3xx (redirects are not followed) and a target the
-/// SSRF guard refuses end the delivery at once. Every attempt is logged; the delivery ends delivered or dead-lettered.
+/// Makes ONE attempt of a claimed delivery (a signed POST with the per-attempt timeout) and stores the delivery's
+/// next state, so the caller (the notify activity, or the <see cref="WebhookRetryHandler"/>) returns at once instead
+/// of waiting out a backoff. 5xx, timeouts, connection failures, 408 and 429 are retryable: the delivery stays
+/// pending with its attempt count and the time its next attempt is due (exponential backoff with jitter from
+/// <see cref="WebhookOptions.BaseRetryDelay"/>, a receiver's Retry-After honoured, both capped at
+/// <see cref="WebhookOptions.MaxRetryDelay"/>) until <see cref="WebhookOptions.MaxRetries"/> retries are spent; then,
+/// or at once for any other 4xx, a 3xx (redirects are not followed) and a target the SSRF guard refuses, the delivery
+/// is dead-lettered. Every attempt is logged.
 /// </summary>
 public sealed partial class WebhookDispatcher : IDisposable
 {
@@ -37,8 +39,11 @@ public sealed partial class WebhookDispatcher : IDisposable
     }
 
     /// <summary>
-    /// Runs the attempts of <paramref name="claim"/> (already claimed by the caller) and stores its final state.
-    /// <paramref name="retry"/> false makes one attempt only (the subscription test endpoint).
+    /// Makes the next attempt of <paramref name="claim"/> (already claimed by the caller, its ETag current) and stores
+    /// the outcome: delivered, dead-lettered, or (retryable, retries left, <paramref name="retry"/> true) pending with
+    /// <see cref="WebhookDelivery.NextAttemptAt"/> set. <paramref name="retry"/> false ends the delivery after this
+    /// attempt whatever happened (the subscription test endpoint). Returns the stored record; a pending one whose
+    /// conditional write lost (another worker took the delivery over) is returned as computed, not stored.
     /// </summary>
     public async Task<WebhookDelivery> DeliverAsync(
         WebhookDelivery claim,
@@ -50,36 +55,51 @@ public sealed partial class WebhookDispatcher : IDisposable
     {
         ArgumentNullException.ThrowIfNull(claim);
         ArgumentNullException.ThrowIfNull(target);
-        var attempt = claim.Attempts;
+        var attempt = claim.Attempts + 1;
         AttemptResult last;
         try
         {
-            // The form and the resolved addresses are checked before every delivery; the connect callback checks the
+            // The form and the resolved addresses are checked before every attempt; the connect callback checks the
             // addresses again for the connection it actually opens.
             _guard.CheckForm(target);
             await _guard.ResolveAllowedAsync(target.IdnHost, cancellationToken).ConfigureAwait(false);
-            var pipeline = BuildPipeline(claim.DeliveryId, retry ? _options.MaxRetries : 0);
-            last = await pipeline.ExecuteAsync(
-                async token =>
-                {
-                    attempt++;
-                    var result = await SendOnceAsync(claim, target, secret, body, attempt, token).ConfigureAwait(false);
-                    await _log.RecordAttemptAsync(
-                        new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), result.StatusCode, result.Outcome, result.Error, result.DurationMs),
-                        CancellationToken.None).ConfigureAwait(false);
-                    Log.Attempt(_logger, claim.DeliveryId, attempt, result.Outcome, result.StatusCode);
-                    return result;
-                },
-                cancellationToken).ConfigureAwait(false);
+            last = await SendOnceAsync(claim, target, secret, body, attempt, cancellationToken).ConfigureAwait(false);
+            await _log.RecordAttemptAsync(
+                new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), last.StatusCode, last.Outcome, last.Error, last.DurationMs),
+                CancellationToken.None).ConfigureAwait(false);
+            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, last.StatusCode);
         }
         catch (WebhookTargetRefusedException ex)
         {
-            attempt++;
             last = new AttemptResult(null, "refused", ex.Message, 0, null);
             await _log.RecordAttemptAsync(
                 new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), null, last.Outcome, last.Error, 0),
                 CancellationToken.None).ConfigureAwait(false);
             Log.Refused(_logger, claim.DeliveryId, ex.Message);
+        }
+
+        if (retry && last.Retryable && attempt <= _options.MaxRetries)
+        {
+            var delay = RetryDelay(attempt, last.RetryAfter);
+            var pending = claim with
+            {
+                Status = WebhookDeliveryStatus.Pending,
+                Attempts = attempt,
+                LastStatusCode = last.StatusCode,
+                Error = last.Error ?? last.Outcome,
+                NextAttemptAt = _time.GetUtcNow() + delay,
+                Body = body,
+            };
+            var stored = await _log.TryReplaceAsync(pending, CancellationToken.None).ConfigureAwait(false);
+            if (stored is null)
+            {
+                Log.LostClaim(_logger, claim.DeliveryId, attempt);
+                return pending;
+            }
+
+            Log.RetryScheduled(_logger, claim.DeliveryId, attempt, delay.TotalSeconds);
+            RetryScheduled?.Invoke(claim.DeliveryId, attempt, delay);
+            return stored;
         }
 
         var delivered = last.Outcome == "delivered";
@@ -90,6 +110,8 @@ public sealed partial class WebhookDispatcher : IDisposable
             LastStatusCode = last.StatusCode,
             FinishedAt = _time.GetUtcNow(),
             Error = delivered ? null : last.Error ?? last.Outcome,
+            NextAttemptAt = null,
+            Body = body,
         };
         await _log.CompleteAsync(final, CancellationToken.None).ConfigureAwait(false);
         if (!delivered)
@@ -100,6 +122,37 @@ public sealed partial class WebhookDispatcher : IDisposable
         return final;
     }
 
+    /// <summary>
+    /// The wait after failed attempt <paramref name="attempt"/> (1-based): the receiver's Retry-After when it sent one,
+    /// else <see cref="WebhookOptions.BaseRetryDelay"/> doubled per retry (the nominal schedule of
+    /// <see cref="WebhookOptions.ScheduleSpan"/>) with ±20 % jitter; capped at <see cref="WebhookOptions.MaxRetryDelay"/>.
+    /// </summary>
+    public TimeSpan RetryDelay(int attempt, TimeSpan? retryAfter)
+    {
+        var cap = _options.MaxRetryDelay;
+        if (retryAfter is { } after)
+        {
+            return after < cap ? after : cap;
+        }
+
+        var nominal = _options.BaseRetryDelay;
+        for (var retry = 1; retry < attempt && nominal < cap; retry++)
+        {
+            nominal *= 2;
+        }
+
+        if (nominal > cap)
+        {
+            nominal = cap;
+        }
+
+        // Jitter spreads receivers' retries that failed together (an outage) so they do not all come back at once.
+#pragma warning disable CA5394 // not security-sensitive randomness
+        var delay = _options.UseJitter ? nominal * (0.8 + (0.4 * Random.Shared.NextDouble())) : nominal;
+#pragma warning restore CA5394
+        return delay < cap ? delay : cap;
+    }
+
     /// <summary>Called with (delivery id, attempt that failed, delay before the next one) each time a retry is scheduled.</summary>
     public Action<string, int, TimeSpan>? RetryScheduled { get; set; }
 
@@ -107,39 +160,6 @@ public sealed partial class WebhookDispatcher : IDisposable
 
     /// <summary>Whether an HTTP status is worth another attempt: 5xx, 408 Request Timeout, 429 Too Many Requests.</summary>
     public static bool IsRetryable(int statusCode) => statusCode >= 500 || statusCode is 408 or 429;
-
-    private ResiliencePipeline<AttemptResult> BuildPipeline(string deliveryId, int maxRetries)
-    {
-        var builder = new ResiliencePipelineBuilder<AttemptResult> { TimeProvider = _time };
-        if (maxRetries > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions<AttemptResult>
-            {
-                MaxRetryAttempts = maxRetries,
-                Delay = _options.BaseRetryDelay,
-                MaxDelay = _options.MaxRetryDelay,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = _options.UseJitter,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Result is { Retryable: true }),
-                DelayGenerator = args =>
-                {
-                    // A receiver's Retry-After (429/503) replaces the backoff delay for that retry.
-                    var retryAfter = args.Outcome.Result?.RetryAfter;
-                    return ValueTask.FromResult(retryAfter is { } after
-                        ? (TimeSpan?)(after < _options.MaxRetryDelay ? after : _options.MaxRetryDelay)
-                        : null);
-                },
-                OnRetry = args =>
-                {
-                    Log.RetryScheduled(_logger, deliveryId, args.AttemptNumber + 1, args.RetryDelay.TotalSeconds);
-                    RetryScheduled?.Invoke(deliveryId, args.AttemptNumber + 1, args.RetryDelay);
-                    return ValueTask.CompletedTask;
-                },
-            });
-        }
-
-        return builder.Build();
-    }
 
     private async Task<AttemptResult> SendOnceAsync(WebhookDelivery claim, Uri target, string secret, string body, int attempt, CancellationToken cancellationToken)
     {
@@ -217,7 +237,7 @@ public sealed partial class WebhookDispatcher : IDisposable
         return null;
     }
 
-    /// <summary>What one attempt produced (no response object: Polly disposes discarded results, and nothing else is needed).</summary>
+    /// <summary>What one attempt produced (no response object: nothing else of it is needed).</summary>
     private sealed record AttemptResult(int? StatusCode, string Outcome, string? Error, double DurationMs, TimeSpan? RetryAfter)
     {
         public bool Retryable { get; init; }
@@ -233,6 +253,9 @@ public sealed partial class WebhookDispatcher : IDisposable
 
         [LoggerMessage(EventId = 8104, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId}: attempt {Attempt} failed, next in {DelaySeconds:0.###} s")]
         public static partial void RetryScheduled(ILogger logger, string deliveryId, int attempt, double delaySeconds);
+
+        [LoggerMessage(EventId = 8105, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId}: attempt {Attempt} was made, but another worker changed the delivery first; its state was not overwritten")]
+        public static partial void LostClaim(ILogger logger, string deliveryId, int attempt);
 
         [LoggerMessage(EventId = 8103, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} refused by the SSRF guard: {Reason}")]
         public static partial void Refused(ILogger logger, string deliveryId, string reason);

@@ -6,9 +6,13 @@ namespace CovidFunctions.Pipeline.Notifications;
 /// <summary>
 /// <see cref="IStudyNotifier"/> over webhooks: for each active subscription of the study's tenant that wants the
 /// event, claims the delivery <c>(subscription, study, event)</c> insert-if-absent and, only when this call won the
-/// claim, builds the payload from the Studies row and hands it to the <see cref="WebhookDispatcher"/>. A notify
-/// activity that runs twice (or two hosts racing) therefore sends each delivery once; a claim whose owner died is
-/// taken over by a later call once its lease (<see cref="WebhookOptions.ClaimLease"/>) ran out.
+/// claim, builds the payload from the Studies row (stored with the claim) and makes the FIRST attempt through the
+/// <see cref="WebhookDispatcher"/>. It never waits for a retry: a retryable failure leaves the delivery pending with its
+/// next attempt due, and the <see cref="WebhookRetryHandler"/> (a timer in the Function app, a loop in the local host)
+/// makes the rest, so the notify activity stays short. A notify activity that runs twice (or two hosts racing)
+/// therefore sends each delivery once; a claim whose owner died is taken over by a later call once its lease
+/// (<see cref="WebhookOptions.ClaimLease"/>) ran out, and its attempt is made again by the retry handler once the
+/// attempt's lease (<see cref="WebhookOptions.AttemptLease"/>) ran out.
 /// </summary>
 public sealed partial class WebhookNotifier(
     IStudyStore studies,
@@ -45,13 +49,17 @@ public sealed partial class WebhookNotifier(
         await Task.WhenAll(targets.Select(s => DeliverAsync(s, study, eventType, cancellationToken))).ConfigureAwait(false);
     }
 
-    /// <summary>Delivers one event to one subscription unless another call has (or is doing) it; the final record, or null when skipped.</summary>
+    /// <summary>
+    /// Makes the first attempt of one event to one subscription unless another call has (or is doing) it: the stored
+    /// record (delivered, dead-lettered, or pending with its retry due), or null when skipped.
+    /// </summary>
     public async Task<WebhookDelivery?> DeliverAsync(WebhookSubscription subscription, StudyRecord study, string eventType, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
         ArgumentNullException.ThrowIfNull(study);
         var now = time.GetUtcNow();
         var deliveryId = WebhookIds.DeliveryId(subscription.Tenant, subscription.Id, study.StudyId, eventType);
+        var body = WebhookPayload.For(deliveryId, eventType, study, options.PublicBaseUrl, now).ToJson();
         var claim = await deliveries.TryClaimAsync(
             new WebhookDelivery
             {
@@ -62,6 +70,8 @@ public sealed partial class WebhookNotifier(
                 EventType = eventType,
                 ClaimedAt = now,
                 LeaseUntil = now + options.ClaimLease,
+                NextAttemptAt = now + options.AttemptLease,
+                Body = body,
             },
             now,
             cancellationToken).ConfigureAwait(false);
@@ -79,12 +89,12 @@ public sealed partial class WebhookNotifier(
                 Status = WebhookDeliveryStatus.DeadLettered,
                 FinishedAt = time.GetUtcNow(),
                 Error = $"the subscription's secret '{subscription.SecretName}' is missing",
+                NextAttemptAt = null,
             };
             await deliveries.CompleteAsync(missing, CancellationToken.None).ConfigureAwait(false);
             return missing;
         }
 
-        var body = WebhookPayload.For(deliveryId, eventType, study, options.PublicBaseUrl, now).ToJson();
         return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 

@@ -26,12 +26,25 @@ public sealed record WebhookOptions
     /// <summary>Adds jitter to the backoff (tests turn it off to keep schedules short and exact).</summary>
     public bool UseJitter { get; init; } = true;
 
+    /// <summary>
+    /// How often the local host's loop runs the <see cref="WebhookRetryHandler"/> (the Function app's timer has its own
+    /// schedule). Due retries wait at most this long beyond their due time.
+    /// </summary>
+    public TimeSpan RetryPollInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long one attempt holds its delivery (a claimed attempt whose worker died is made again after it): the
+    /// attempt timeout plus room for the address check and the log writes.
+    /// </summary>
+    public TimeSpan AttemptLease => AttemptTimeout + TimeSpan.FromMinutes(2);
+
     /// <summary>The base URL of the results API the payload links point to (e.g. <c>http://127.0.0.1:7071</c>).</summary>
     public Uri? PublicBaseUrl { get; init; }
 
     /// <summary>
-    /// How long a claim lasts before another notify run may take it over; it must outlast the whole retry schedule
-    /// (an attempt plus the backoff), so the default is derived from the schedule.
+    /// How long a notify run's claim lasts before another notify run may take the delivery over. The retries of a
+    /// pending delivery are the <see cref="WebhookRetryHandler"/>'s, so the lease outlasts the whole retry schedule
+    /// (an attempt plus the backoff) and a notify activity that runs again never competes with them.
     /// </summary>
     public TimeSpan ClaimLease => (AttemptTimeout * (MaxRetries + 1)) + (ScheduleSpan * 2) + TimeSpan.FromMinutes(5);
 

@@ -109,6 +109,120 @@ public sealed class TableWebhookStoreTests(AzuriteFixture azurite)
         Assert.Single(await storage.Deliveries.GetAttemptsAsync(tenant, delivery.DeliveryId, None));
     }
 
+    [Fact]
+    public async Task DueAttempt_ClaimedByRacingWorkers_OneWins_AndListDueSeesOnlyDuePendingRecords()
+    {
+        var storage = new WebhookStorage(azurite.Storage.Tables);
+        await storage.EnsureCreatedAsync(None);
+        var tenant = AzuriteFixture.NewTenant();
+        // Whole seconds (the table keeps times to the tick, Azurite may not), years back so no other test's row is due.
+        var now = new DateTimeOffset(2021, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        var delivery = new WebhookDelivery { Tenant = tenant, DeliveryId = "evt_due", SubscriptionId = "wh1", StudyId = "s1", EventType = StudyEventTypes.Completed, ClaimedAt = now, LeaseUntil = now.AddHours(50), NextAttemptAt = now.AddMinutes(1), Body = "{\"id\":\"evt_due\"}" };
+        var claimed = await storage.Deliveries.TryClaimAsync(delivery, now, None);
+        Assert.NotNull(claimed);
+        var stored = await storage.Deliveries.TryReplaceAsync(claimed with { Attempts = 1, LastStatusCode = 503 }, None);
+        Assert.NotNull(stored);
+        await storage.Deliveries.CompleteAsync(delivery with { DeliveryId = "evt_done", Status = WebhookDeliveryStatus.Delivered, NextAttemptAt = null }, None);
+
+        Assert.DoesNotContain(await storage.Deliveries.ListDueAsync(now, 1000, None), d => d.Tenant == tenant);
+        var due = Assert.Single(await storage.Deliveries.ListDueAsync(now.AddMinutes(1), 1000, None), d => d.Tenant == tenant);
+        Assert.Equal("evt_due", due.DeliveryId);
+        Assert.Equal(1, due.Attempts);
+        Assert.Equal(503, due.LastStatusCode);
+        Assert.Equal(delivery.Body, due.Body);
+        Assert.Equal(now.AddMinutes(1), due.NextAttemptAt);
+
+        var claims = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => storage.Deliveries.TryReplaceAsync(due with { NextAttemptAt = now.AddMinutes(5) }, None)));
+        Assert.Single(claims, c => c is not null);
+        Assert.DoesNotContain(await storage.Deliveries.ListDueAsync(now.AddMinutes(2), 1000, None), d => d.Tenant == tenant);
+    }
+
+    [Fact]
+    public async Task Retry_503OnAzurite_TwoConcurrentRetryHandlers_SendEachAttemptOnce_ThenDeadLetter()
+    {
+        var received = new ConcurrentQueue<(string DeliveryId, string Attempt)>();
+        await using var receiver = await StartStatusReceiverAsync(503, received);
+        var tenant = AzuriteFixture.NewTenant();
+        var studyId = "s" + Guid.NewGuid().ToString("N")[..24];
+        await azurite.Storage.Studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = studyId, Status = StudyStatus.Completed, Label = "normal", ProbabilityCovid = 0.1, ProbabilityCap = 0.1, ProbabilityNormal = 0.8, LesionBurden = 0, SliceCount = 40, CreatedAt = DateTimeOffset.UtcNow, CompletedAt = DateTimeOffset.UtcNow }, None);
+        var options = new WebhookOptions { AllowLoopbackWebhooks = true, MaxRetries = 3, BaseRetryDelay = TimeSpan.FromSeconds(45), UseJitter = false, AttemptTimeout = TimeSpan.FromSeconds(10) };
+        var clock = new ManualClock(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        var secrets = new InMemoryWebhookSecretStore();
+        var guard = new WebhookTargetGuard(options);
+
+        // Two workers, each with its own table clients (two Function instances, or a Function app and a local host).
+        var workers = Enumerable.Range(0, 2).Select(_ =>
+        {
+            var storage = new WebhookStorage(new global::Azure.Data.Tables.TableServiceClient(azurite.Server.ConnectionString));
+            var dispatcher = new WebhookDispatcher(guard, storage.Deliveries, options, clock, NullLogger<WebhookDispatcher>.Instance);
+            return (Storage: storage, Dispatcher: dispatcher, Retries: new WebhookRetryHandler(storage.Deliveries, storage.Subscriptions, secrets, dispatcher, options, clock, NullLogger<WebhookRetryHandler>.Instance));
+        }).ToList();
+        try
+        {
+            var first = workers[0];
+            await first.Storage.EnsureCreatedAsync(None);
+            var manager = new WebhookManager(first.Storage.Subscriptions, secrets, first.Storage.Deliveries, guard, first.Dispatcher, options, clock);
+            await manager.AddAsync(tenant, receiver.Url, [StudyEventTypes.Completed], null, None);
+            var notifier = new WebhookNotifier(azurite.Storage.Studies, first.Storage.Subscriptions, secrets, first.Storage.Deliveries, first.Dispatcher, options, clock, NullLogger<WebhookNotifier>.Instance);
+
+            // The activity: attempt 1, then the delivery is pending with attempt 2 due 45 s later.
+            await notifier.NotifyAsync(tenant, studyId, StudyEventTypes.Completed, None);
+            Assert.Single(received);
+            var pending = Assert.Single(await first.Storage.Deliveries.ListAsync(tenant, null, None));
+            Assert.Equal(WebhookDeliveryStatus.Pending, pending.Status);
+            Assert.Equal(clock.GetUtcNow() + TimeSpan.FromSeconds(45), pending.NextAttemptAt);
+
+            // Each round the clock skips to the next due time and both workers run at once: one attempt per round.
+            for (var round = 0; round < 5; round++)
+            {
+                var next = (await first.Storage.Deliveries.GetAsync(tenant, pending.DeliveryId, None))!.NextAttemptAt;
+                if (next is null)
+                {
+                    break;
+                }
+
+                clock.Now = next.Value;
+                await Task.WhenAll(workers.Select(w => w.Retries.RunDueAsync(clock.GetUtcNow(), None)));
+            }
+
+            Assert.Equal(["1", "2", "3", "4"], received.Where(r => r.DeliveryId == pending.DeliveryId).Select(r => r.Attempt).Order(StringComparer.Ordinal));
+            var dead = await first.Storage.Deliveries.GetAsync(tenant, pending.DeliveryId, None);
+            Assert.Equal(WebhookDeliveryStatus.DeadLettered, dead!.Status);
+            Assert.Equal(4, dead.Attempts);
+            Assert.Equal(503, dead.LastStatusCode);
+            Assert.Equal("HTTP 503", dead.Error);
+            Assert.Null(dead.NextAttemptAt);
+            Assert.Equal(pending.Body, dead.Body);
+            Assert.Equal([1, 2, 3, 4], (await first.Storage.Deliveries.GetAttemptsAsync(tenant, pending.DeliveryId, None)).Select(a => a.Attempt));
+
+            // The schedule was 45, 90, 180 s after attempts 1..3; nothing is due after the dead letter.
+            clock.Now += TimeSpan.FromDays(2);
+            await Task.WhenAll(workers.Select(w => w.Retries.RunDueAsync(clock.GetUtcNow(), None)));
+            Assert.Equal(4, received.Count(r => r.DeliveryId == pending.DeliveryId));
+        }
+        finally
+        {
+            workers.ForEach(w => w.Dispatcher.Dispose());
+        }
+    }
+
+    private static async Task<Receiver> StartStatusReceiverAsync(int status, ConcurrentQueue<(string DeliveryId, string Attempt)> received)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        app.Run(context =>
+        {
+            received.Enqueue((context.Request.Headers[WebhookSignature.DeliveryHeader].ToString(), context.Request.Headers["X-CovidFunctions-Attempt"].ToString()));
+            context.Response.StatusCode = status;
+            return Task.CompletedTask;
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new Receiver(app, address + "/hook");
+    }
+
     private static async Task<Receiver> StartReceiverAsync(ConcurrentQueue<(string, string, string)> received)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -135,4 +249,12 @@ public sealed class TableWebhookStoreTests(AzuriteFixture azurite)
             await App.DisposeAsync();
         }
     }
+}
+
+/// <summary>A clock the test sets (retries due in minutes are made without waiting).</summary>
+internal sealed class ManualClock(DateTimeOffset now) : TimeProvider
+{
+    public DateTimeOffset Now { get; set; } = now;
+
+    public override DateTimeOffset GetUtcNow() => Now;
 }

@@ -4,7 +4,11 @@ using CovidFunctions.Pipeline.Notifications;
 
 namespace CovidFunctions.Pipeline.Tests.Notifications;
 
-/// <summary>Delivery against a real Kestrel receiver on 127.0.0.1: signatures, retries, Retry-After, dead letters, exactly once.</summary>
+/// <summary>
+/// Delivery against a real Kestrel receiver on 127.0.0.1: signatures, retries, Retry-After, dead letters, exactly once.
+/// The notifier (the notify activity) makes only the first attempt; the retry handler makes the rest, with the kit's
+/// clock skipped to each due time instead of waiting.
+/// </summary>
 public sealed class WebhookDeliveryTests
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -77,9 +81,13 @@ public sealed class WebhookDeliveryTests
         var created = await kit.SubscribeAsync(receiver.Url);
 
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        Assert.Single(receiver.Received);
+        Assert.Equal(2, await kit.RunRetriesUntilSettledAsync());
 
         Assert.Equal(3, receiver.Received.Count);
         Assert.Single(receiver.Received.Select(r => r.Headers[WebhookSignature.DeliveryHeader]).Distinct());
+        Assert.Single(receiver.Received.Select(r => r.Body).Distinct());
+        Assert.Equal(["1", "2", "3"], receiver.Received.Select(r => r.Headers["X-CovidFunctions-Attempt"]));
         var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, created.Subscription.Id, None));
         Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
         var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
@@ -96,6 +104,8 @@ public sealed class WebhookDeliveryTests
         await kit.SubscribeAsync(receiver.Url);
 
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        Assert.Equal(WebhookDeliveryStatus.Pending, Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None)).Status);
+        await kit.RunRetriesUntilSettledAsync();
 
         var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
         Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
@@ -112,21 +122,50 @@ public sealed class WebhookDeliveryTests
     [Fact]
     public async Task Deliver_On429_WaitsTheRetryAfterTheReceiverAsked()
     {
-        await using var receiver = await WebhookReceiver.StartAsync(i => i == 0 ? new ReceiverReply(429, RetryAfter: "2") : new ReceiverReply(200));
-        using var kit = new WebhookTestKit();
+        await using var receiver = await WebhookReceiver.StartAsync(i => i == 0 ? new ReceiverReply(429, RetryAfter: "120") : new ReceiverReply(200));
+        using var kit = new WebhookTestKit(WebhookTestKit.FastOptions() with { MaxRetryDelay = TimeSpan.FromHours(1) });
         var scheduled = new ConcurrentQueue<TimeSpan>();
         kit.Dispatcher.RetryScheduled = (_, _, delay) => scheduled.Enqueue(delay);
         await kit.SubscribeAsync(receiver.Url);
 
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
 
+        // The backoff alone would wait 20 ms; the retry is due after the 120 s the receiver asked for.
+        Assert.Single(receiver.Received);
+        Assert.Equal([TimeSpan.FromSeconds(120)], scheduled);
+        var pending = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.Pending, pending.Status);
+        Assert.Equal(1, pending.Attempts);
+        Assert.Equal(429, pending.LastStatusCode);
+        var dueAt = pending.NextAttemptAt!.Value;
+        Assert.InRange(dueAt - kit.Clock.GetUtcNow(), TimeSpan.FromSeconds(100), TimeSpan.FromSeconds(120));
+
+        // A run before the receiver's time makes nothing; one at it delivers.
+        kit.Clock.AdvanceTo(dueAt - TimeSpan.FromSeconds(5));
+        Assert.Equal(0, await kit.Retries.RunDueAsync(kit.Clock.GetUtcNow(), None));
+        Assert.Single(receiver.Received);
+        kit.Clock.AdvanceTo(dueAt);
+        Assert.Equal(1, await kit.Retries.RunDueAsync(kit.Clock.GetUtcNow(), None));
+
         Assert.Equal(2, receiver.Received.Count);
-        // The backoff alone would wait 20 ms; the retry waited the 2 s the receiver asked for.
-        Assert.Equal([TimeSpan.FromSeconds(2)], scheduled);
         var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
         Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+        Assert.Null(delivery.NextAttemptAt);
         var attempts = await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None);
         Assert.Equal([429, 200], attempts.Select(a => a.StatusCode ?? 0));
+    }
+
+    [Fact]
+    public async Task RetryAfter_LongerThanTheCap_IsCappedAtMaxRetryDelay()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(503, RetryAfter: "86400"));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        var pending = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.InRange(pending.NextAttemptAt!.Value - kit.Clock.GetUtcNow(), TimeSpan.FromSeconds(1), kit.Options.MaxRetryDelay);
     }
 
     [Fact]
@@ -156,28 +195,141 @@ public sealed class WebhookDeliveryTests
         await kit.SubscribeAsync(receiver.Url);
 
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        Assert.Single(receiver.Received);
+        await kit.RunRetriesUntilSettledAsync();
 
         Assert.Equal(2, receiver.Received.Count);
         Assert.Equal(WebhookDeliveryStatus.Delivered, Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None)).Status);
     }
 
     [Fact]
-    public async Task Deliver_AfterTheLastAttempt_WritesADeadLetterRecord()
+    public async Task Deliver_503_FirstAttemptFromTheActivity_RetriesFromTheHandler_ThenADeadLetterRecord()
     {
         await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(503));
         using var kit = new WebhookTestKit(WebhookTestKit.FastOptions(maxRetries: 3));
-        await kit.SubscribeAsync(receiver.Url);
+        var created = await kit.SubscribeAsync(receiver.Url);
+        var scheduled = new ConcurrentQueue<(int Attempt, TimeSpan Delay)>();
+        kit.Dispatcher.RetryScheduled = (_, attempt, delay) => scheduled.Enqueue((attempt, delay));
 
+        // The notify activity returns after one attempt, leaving the delivery pending with its next attempt due.
         await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        Assert.Single(receiver.Received);
+        var pending = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.Pending, pending.Status);
+        Assert.Equal(1, pending.Attempts);
+        Assert.Equal(503, pending.LastStatusCode);
+        Assert.NotNull(pending.NextAttemptAt);
+        Assert.Null(pending.FinishedAt);
 
-        Assert.Equal(4, receiver.Received.Count);
+        // Attempts 2..4 from the retry handler, one per due time (20, 40, 80 ms without jitter), none before it.
+        for (var attempt = 2; attempt <= 4; attempt++)
+        {
+            var due = (await kit.Deliveries.GetAsync(WebhookTestKit.Tenant, pending.DeliveryId, None))!.NextAttemptAt!.Value;
+            Assert.Equal(0, await kit.Retries.RunDueAsync(due - TimeSpan.FromMilliseconds(1), None));
+            kit.Clock.AdvanceTo(due);
+            Assert.Equal(1, await kit.Retries.RunDueAsync(kit.Clock.GetUtcNow(), None));
+            Assert.Equal(attempt, receiver.Received.Count);
+        }
+
+        Assert.Equal([(1, TimeSpan.FromMilliseconds(20)), (2, TimeSpan.FromMilliseconds(40)), (3, TimeSpan.FromMilliseconds(80))], scheduled);
         var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
         Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
         Assert.Equal(4, delivery.Attempts);
         Assert.Equal(503, delivery.LastStatusCode);
         Assert.Equal("HTTP 503", delivery.Error);
         Assert.NotNull(delivery.FinishedAt);
-        Assert.Equal(4, (await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None)).Count);
+        Assert.Null(delivery.NextAttemptAt);
+        Assert.Equal([1, 2, 3, 4], (await kit.Deliveries.GetAttemptsAsync(WebhookTestKit.Tenant, delivery.DeliveryId, None)).Select(a => a.Attempt));
+
+        // Every attempt: the same delivery id and body, its attempt number, a signature valid at the time it was sent.
+        Assert.Equal(["1", "2", "3", "4"], receiver.Received.Select(r => r.Headers["X-CovidFunctions-Attempt"]));
+        Assert.Single(receiver.Received.Select(r => r.Headers[WebhookSignature.DeliveryHeader]).Distinct());
+        Assert.Single(receiver.Received.Select(r => r.Body).Distinct());
+        Assert.All(receiver.Received, r => Assert.True(WebhookSignature.Verify(created.Secret, r.Headers[WebhookSignature.SignatureHeader], r.Body, kit.Clock.GetUtcNow(), TimeSpan.FromMinutes(5))));
+
+        // After the dead letter nothing is due any more.
+        kit.Clock.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(0, await kit.Retries.RunDueAsync(kit.Clock.GetUtcNow(), None));
+        Assert.Equal(4, receiver.Received.Count);
+    }
+
+    [Fact]
+    public async Task Retry_ConcurrentRunsOfTheHandler_SendEachAttemptOnce()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(i => new ReceiverReply(i < 3 ? 503 : 200));
+        using var kit = new WebhookTestKit(WebhookTestKit.FastOptions(maxRetries: 5));
+        await kit.SubscribeAsync(receiver.Url);
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+
+        for (var run = 0; run < 5; run++)
+        {
+            kit.Clock.Advance(TimeSpan.FromSeconds(10));
+            var now = kit.Clock.GetUtcNow();
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => kit.Retries.RunDueAsync(now, None)));
+        }
+
+        Assert.Equal(["1", "2", "3", "4"], receiver.Received.Select(r => r.Headers["X-CovidFunctions-Attempt"]));
+        Assert.Equal(WebhookDeliveryStatus.Delivered, Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None)).Status);
+    }
+
+    [Fact]
+    public async Task Retry_AttemptWhoseWorkerDied_IsMadeAgainAfterItsLease()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(i => new ReceiverReply(i == 0 ? 503 : 200));
+        using var kit = new WebhookTestKit();
+        await kit.SubscribeAsync(receiver.Url);
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        var due = Assert.Single(await kit.Deliveries.ListDueAsync(kit.Clock.GetUtcNow() + TimeSpan.FromMinutes(1), 10, None));
+
+        // A worker claims the attempt and dies before sending: nothing is due until the attempt's lease is over.
+        var now = kit.Clock.GetUtcNow() + TimeSpan.FromMinutes(1);
+        Assert.NotNull(await kit.Deliveries.TryReplaceAsync(due with { NextAttemptAt = now + kit.Options.AttemptLease }, None));
+        Assert.Null(await kit.Retries.RetryAsync(due, now, None));
+        Assert.Equal(0, await kit.Retries.RunDueAsync(now + TimeSpan.FromSeconds(30), None));
+        Assert.Single(receiver.Received);
+
+        Assert.Equal(1, await kit.Retries.RunDueAsync(now + kit.Options.AttemptLease, None));
+        Assert.Equal(2, receiver.Received.Count);
+        Assert.Equal(WebhookDeliveryStatus.Delivered, Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None)).Status);
+    }
+
+    [Fact]
+    public async Task Retry_SubscriptionRemovedMeanwhile_DeadLettersWithoutSending()
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(503));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url);
+        await kit.Notifier.NotifyAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, StudyEventTypes.Completed, None);
+        await kit.Manager.RemoveAsync(WebhookTestKit.Tenant, created.Subscription.Id, None);
+
+        await kit.RunRetriesUntilSettledAsync();
+
+        Assert.Single(receiver.Received);
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+        Assert.Equal(1, delivery.Attempts);
+        Assert.Contains("removed", delivery.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RetryDelay_DefaultOptions_FollowTheNominalScheduleWithBoundedJitter()
+    {
+        var nominal = new WebhookOptions { UseJitter = false };
+        using var exact = new WebhookDispatcher(new WebhookTargetGuard(nominal), new InMemoryWebhookDeliveryLog(), nominal, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookDispatcher>.Instance);
+        var delays = Enumerable.Range(1, nominal.MaxRetries).Select(a => exact.RetryDelay(a, null)).ToList();
+        Assert.Equal(TimeSpan.FromSeconds(45), delays[0]);
+        Assert.Equal(TimeSpan.FromSeconds(90), delays[1]);
+        Assert.Equal(nominal.ScheduleSpan, delays.Aggregate(TimeSpan.Zero, (a, b) => a + b));
+        Assert.Equal(TimeSpan.FromSeconds(30), exact.RetryDelay(3, TimeSpan.FromSeconds(30)));
+        Assert.Equal(nominal.MaxRetryDelay, exact.RetryDelay(1, TimeSpan.FromDays(3)));
+
+        var jittered = new WebhookOptions();
+        using var dispatcher = new WebhookDispatcher(new WebhookTargetGuard(jittered), new InMemoryWebhookDeliveryLog(), jittered, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookDispatcher>.Instance);
+        for (var attempt = 1; attempt <= jittered.MaxRetries; attempt++)
+        {
+            var delay = dispatcher.RetryDelay(attempt, null);
+            Assert.InRange(delay, delays[attempt - 1] * 0.8, delays[attempt - 1] * 1.2 < jittered.MaxRetryDelay ? delays[attempt - 1] * 1.2 : jittered.MaxRetryDelay);
+        }
     }
 
     [Fact]

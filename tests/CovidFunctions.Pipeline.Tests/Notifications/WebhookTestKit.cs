@@ -16,7 +16,35 @@ public sealed class MapResolver(Func<string, int, IPAddress[]> map) : IHostAddre
         Task.FromResult(map(host, Interlocked.Increment(ref _calls)));
 }
 
-/// <summary>The webhook stack wired on in-memory stores, with a millisecond retry schedule.</summary>
+/// <summary>
+/// A clock that runs with the real one plus an offset the test moves forward: a retry due in hours is made at once,
+/// without waiting, and timestamps (claims, signatures) still advance between calls.
+/// </summary>
+public sealed class SkippableClock : TimeProvider
+{
+    private long _offsetTicks;
+
+    public TimeSpan Offset => TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
+
+    public override DateTimeOffset GetUtcNow() => DateTimeOffset.UtcNow + Offset;
+
+    public void Advance(TimeSpan by) => Interlocked.Add(ref _offsetTicks, by.Ticks);
+
+    /// <summary>Moves the clock to <paramref name="at"/> when that is later than now.</summary>
+    public void AdvanceTo(DateTimeOffset at)
+    {
+        var now = GetUtcNow();
+        if (at > now)
+        {
+            Advance(at - now);
+        }
+    }
+}
+
+/// <summary>
+/// The webhook stack wired on in-memory stores, with a millisecond retry schedule and a <see cref="SkippableClock"/>:
+/// the notifier makes the first attempt, <see cref="Retries"/> the rest when the test moves the clock to their due time.
+/// </summary>
 public sealed class WebhookTestKit : IDisposable
 {
     public const string Tenant = "alpha";
@@ -26,10 +54,15 @@ public sealed class WebhookTestKit : IDisposable
     {
         Options = options ?? FastOptions();
         Guard = new WebhookTargetGuard(Options, resolver);
-        Dispatcher = new WebhookDispatcher(Guard, Deliveries, Options, TimeProvider.System, NullLogger<WebhookDispatcher>.Instance);
-        Manager = new WebhookManager(Subscriptions, Secrets, Deliveries, Guard, Dispatcher, Options, TimeProvider.System);
-        Notifier = new WebhookNotifier(Studies, Subscriptions, Secrets, Deliveries, Dispatcher, Options, TimeProvider.System, NullLogger<WebhookNotifier>.Instance);
+        Dispatcher = new WebhookDispatcher(Guard, Deliveries, Options, Clock, NullLogger<WebhookDispatcher>.Instance);
+        Manager = new WebhookManager(Subscriptions, Secrets, Deliveries, Guard, Dispatcher, Options, Clock);
+        Notifier = new WebhookNotifier(Studies, Subscriptions, Secrets, Deliveries, Dispatcher, Options, Clock, NullLogger<WebhookNotifier>.Instance);
+        Retries = new WebhookRetryHandler(Deliveries, Subscriptions, Secrets, Dispatcher, Options, Clock, NullLogger<WebhookRetryHandler>.Instance);
     }
+
+    public SkippableClock Clock { get; } = new();
+
+    public WebhookRetryHandler Retries { get; }
 
     public WebhookOptions Options { get; }
 
@@ -89,6 +122,32 @@ public sealed class WebhookTestKit : IDisposable
     {
         await Studies.TryCreateAsync(CompletedStudy(), CancellationToken.None);
         return await Manager.AddAsync(Tenant, url.ToString(), null, secret, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Runs the retry handler as its timer would, skipping the clock to each next due time instead of waiting, until no
+    /// delivery of the kit is pending; returns the attempts the handler made.
+    /// </summary>
+    public async Task<int> RunRetriesUntilSettledAsync(int maxRuns = 50)
+    {
+        var made = 0;
+        for (var run = 0; run < maxRuns; run++)
+        {
+            var next = (await Deliveries.ListAsync(Tenant, null, CancellationToken.None))
+                .Where(d => d.Status == WebhookDeliveryStatus.Pending && d.NextAttemptAt is not null)
+                .Select(d => d.NextAttemptAt!.Value)
+                .DefaultIfEmpty()
+                .Min();
+            if (next == default)
+            {
+                return made;
+            }
+
+            Clock.AdvanceTo(next);
+            made += await Retries.RunDueAsync(Clock.GetUtcNow(), CancellationToken.None);
+        }
+
+        throw new InvalidOperationException($"deliveries still pending after {maxRuns} retry runs");
     }
 
     public void Dispose() => Dispatcher.Dispose();
