@@ -81,6 +81,7 @@ public static class FunctionAppServices
         services.AddSingleton<WebhookDispatcher>();
         services.AddSingleton<WebhookManager>();
         services.AddSingleton<IStudyNotifier, WebhookNotifier>();
+        services.AddSingleton<WebhookRetryHandler>();
         services.AddSingleton<UsageQueries>();
         services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
         services.AddSingleton<ResultsApi>();

@@ -36,6 +36,7 @@ public sealed class FunctionAppServicesTests(AzuriteFixture azurite)
         Assert.NotNull(ActivatorUtilities.CreateInstance<IngestFunctions>(services));
         Assert.NotNull(ActivatorUtilities.CreateInstance<RelayFunctions>(services));
         Assert.NotNull(ActivatorUtilities.CreateInstance<ApiFunctions>(services));
+        Assert.NotNull(ActivatorUtilities.CreateInstance<WebhookFunctions>(services));
         foreach (var (name, type) in StudyOrchestration.Activities)
         {
             Assert.True(ActivatorUtilities.CreateInstance(services, type) is not null, name);

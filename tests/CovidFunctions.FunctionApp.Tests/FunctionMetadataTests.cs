@@ -56,10 +56,13 @@ public sealed class FunctionMetadataTests
     }
 
     [Fact]
-    public void Metadata_TimersSweepFolderUploadsAndRetention()
+    public void Metadata_TimersSweepFolderUploadsAndRetention_AndRetryWebhooks()
     {
         Assert.Equal("timerTrigger", (string?)Trigger("SweepFolderUploads")["type"]);
         Assert.Equal("timerTrigger", (string?)Trigger("SweepUploadRetention")["type"]);
+        var retries = Trigger("RetryWebhookDeliveries");
+        Assert.Equal("timerTrigger", (string?)retries["type"]);
+        Assert.Equal("*/30 * * * * *", (string?)retries["schedule"]);
     }
 
     [Fact]
