@@ -47,6 +47,7 @@ public sealed class LocalWebhooks : IDisposable
         Dispatcher = new WebhookDispatcher(Guard, Storage.Deliveries, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookDispatcher>());
         Manager = new WebhookManager(Storage.Subscriptions, Secrets, Storage.Deliveries, Guard, Dispatcher, Options, TimeProvider.System);
         Notifier = new WebhookNotifier(studies, Storage.Subscriptions, Secrets, Storage.Deliveries, Dispatcher, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookNotifier>());
+        Retries = new WebhookRetryHandler(Storage.Deliveries, Storage.Subscriptions, Secrets, Dispatcher, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookRetryHandler>());
     }
 
     public WebhookOptions Options { get; }
@@ -63,6 +64,9 @@ public sealed class LocalWebhooks : IDisposable
 
     /// <summary>The <see cref="IStudyNotifier"/> the orchestrator's notify activity calls.</summary>
     public WebhookNotifier Notifier { get; }
+
+    /// <summary>Makes the due retries of deliveries whose first attempt failed (the host runs it in a loop).</summary>
+    public WebhookRetryHandler Retries { get; }
 
     /// <summary>Whether the data folder says loopback webhooks are allowed (the last <c>up</c> was started with the flag).</summary>
     public static bool LoopbackAllowedIn(string dataDir) => File.Exists(Path.Combine(dataDir, AllowLoopbackMarker));

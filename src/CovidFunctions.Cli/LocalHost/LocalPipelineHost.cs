@@ -70,7 +70,7 @@ public sealed record LocalPipelineOptions
 /// with its data under the data folder), the Durable sidecar over DurableTask.AzureStorage on Azurite and a worker host
 /// running <see cref="StudyOrchestrator"/> and its activities, the upload watcher (<see cref="IngestHandler"/>), the
 /// scorer (<see cref="ScoringHandler"/> on the slice-requests queue) and the relay (<see cref="ResultRelayHandler"/> on
-/// slice-results). Everything durable is in storage, so stopping and starting again resumes unfinished studies.
+/// slice-results), and with the API the webhook retry loop (<see cref="WebhookRetryHandler"/>). Everything durable is in storage, so stopping and starting again resumes unfinished studies.
 /// Stop order: watcher, scorer and relay, then the worker, then the sidecar, then Azurite if this host started it.
 /// </summary>
 public sealed partial class LocalPipelineHost : IAsyncDisposable
@@ -222,6 +222,12 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         var token = _stopping.Token;
         _loops.Add(Task.Run(() => Watcher.RunAsync(_options.WatchInterval, token), CancellationToken.None));
         _loops.Add(Task.Run(() => _transport.RunAsync(PipelineNames.SliceResultsQueue, relay.HandleAsync, ConsumerFor(4, TimeSpan.FromSeconds(30)), token), CancellationToken.None));
+        if (_webhooks is { } webhooks)
+        {
+            // The notify activity makes only the first attempt of a delivery; this loop makes the due retries.
+            _loops.Add(Task.Run(() => webhooks.Retries.RunAsync(webhooks.Options.RetryPollInterval, token), CancellationToken.None));
+        }
+
         StartScorer();
         if (_options.ApiPort is { } port)
         {

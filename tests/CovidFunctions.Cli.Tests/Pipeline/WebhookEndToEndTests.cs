@@ -17,6 +17,7 @@ namespace CovidFunctions.Cli.Tests.Pipeline;
 /// loopback webhooks, as <c>covidfn up --allow-loopback-webhooks</c> runs it) over a real Azurite: a real CT study
 /// dropped with a registered webhook produces exactly one signed <c>study.completed</c> delivery, also when the
 /// notify step runs twice more afterwards; the body carries the stored diagnosis and no PHI of the source files.
+/// The running host also makes due webhook retries from its own loop.
 /// </summary>
 [Collection(PipelineCollection.Name)]
 public sealed class WebhookEndToEndTests
@@ -79,6 +80,56 @@ public sealed class WebhookEndToEndTests
                 }
             }
         }
+    }
+
+    [Fact]
+    public async Task Running_host_makes_a_due_webhook_retry_from_its_retry_loop()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var azurite = await PipelineFixture.StartAzuriteAsync(temp.Path);
+        var dataDir = Path.Combine(temp.Path, "data");
+        using var loggers = PipelineFixture.Loggers(dataDir, out var log);
+        using var _ = log;
+        using var receiver = new RecordingReceiver();
+        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
+        {
+            ApiPort = FreePort(),
+            AllowLoopbackWebhooks = true,
+        };
+        await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
+        using var webhooks = new LocalWebhooks(dataDir, host.Storage.Tables, host.Storage.Studies, allowLoopback: true, publicBaseUrl: null);
+        var created = await webhooks.Manager.AddAsync("lab-r", receiver.Url, [StudyEventTypes.Completed], secret: null, CancellationToken.None);
+
+        // A delivery whose first attempt (the notify activity's) failed and whose retry is due now, as the activity left it.
+        var now = DateTimeOffset.UtcNow;
+        var deliveryId = WebhookIds.DeliveryId("lab-r", created.Subscription.Id, "s-retry", StudyEventTypes.Completed);
+        var pending = await webhooks.Storage.Deliveries.TryClaimAsync(
+            new WebhookDelivery
+            {
+                Tenant = "lab-r",
+                DeliveryId = deliveryId,
+                SubscriptionId = created.Subscription.Id,
+                StudyId = "s-retry",
+                EventType = StudyEventTypes.Completed,
+                ClaimedAt = now,
+                LeaseUntil = now + webhooks.Options.ClaimLease,
+                Attempts = 1,
+                LastStatusCode = 503,
+                NextAttemptAt = now,
+                Body = $$"""{"id":"{{deliveryId}}","type":"study.completed"}""",
+            },
+            now,
+            CancellationToken.None);
+        Assert.NotNull(pending);
+
+        // Nobody calls the handler here: the host's loop (every RetryPollInterval) makes attempt 2.
+        await PipelineFixture.WaitUntilAsync(
+            async () => (await webhooks.Storage.Deliveries.GetAsync("lab-r", deliveryId, CancellationToken.None))?.Status == WebhookDeliveryStatus.Delivered,
+            "the retried delivery");
+        var request = Assert.Single(receiver.Requests);
+        Assert.Equal(deliveryId, request.DeliveryId);
+        Assert.Equal(pending.Body, request.Body);
+        Assert.Equal(2, (await webhooks.Storage.Deliveries.GetAsync("lab-r", deliveryId, CancellationToken.None))!.Attempts);
     }
 
     private static int FreePort()
