@@ -42,6 +42,14 @@ public sealed record InferenceOptions
     /// (<c>dfsn.onnx</c> + <c>dtcn.onnx</c>); null: the manifest's <c>default_models</c>.</summary>
     public ModelLayout? Layout { get; init; }
 
+    /// <summary>
+    /// On inputs with HU (CT volumes, DICOM series), keep lesion output inside the lungs: mask pixels outside the
+    /// enclosed-air lung estimate dilated by <see cref="LungRestriction.MarginMm"/> are dropped, and the slice ranking
+    /// of the study rule uses the map restricted the same way (<see cref="LungRestriction"/>). 2-D images are never
+    /// restricted. On by default: the network, trained on lung crops, otherwise marks body wall, table and bowel.
+    /// </summary>
+    public bool RestrictLesionsToLungs { get; init; } = true;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the setting when a value is out of range.</summary>
     public void Validate()
     {

@@ -18,9 +18,10 @@ public sealed class ScreeningModels
 
     private readonly bool _flipTta;
 
-    private ScreeningModels(ModelManifest manifest, OnnxModel? combined, OnnxModel? segmenter, OnnxModel? classifier, bool flipTta)
+    private ScreeningModels(ModelManifest manifest, OnnxModel? combined, OnnxModel? segmenter, OnnxModel? classifier, bool flipTta, bool restrictLesionsToLungs)
     {
         _flipTta = flipTta;
+        RestrictLesionsToLungs = restrictLesionsToLungs;
         Manifest = manifest;
         _combined = combined;
         _segmenter = segmenter;
@@ -52,14 +53,14 @@ public sealed class ScreeningModels
         {
             var combined = OnnxModel.GetOrCreate(manifest.PathOf("dfsn_dtcn"), options, logger);
             RequireOutputs(combined, "lesion_prob", "class_prob");
-            return new ScreeningModels(manifest, combined, null, null, options.FlipTestTimeAugmentation);
+            return new ScreeningModels(manifest, combined, null, null, options.FlipTestTimeAugmentation, options.RestrictLesionsToLungs);
         }
 
         var seg = OnnxModel.GetOrCreate(manifest.PathOf("dfsn"), options, logger);
         var cls = OnnxModel.GetOrCreate(manifest.PathOf("dtcn"), options, logger);
         RequireOutputs(seg, "lesion_prob");
         RequireOutputs(cls, "class_prob");
-        return new ScreeningModels(manifest, null, seg, cls, options.FlipTestTimeAugmentation);
+        return new ScreeningModels(manifest, null, seg, cls, options.FlipTestTimeAugmentation, options.RestrictLesionsToLungs);
     }
 
     private static void RequireOutputs(OnnxModel model, params string[] names)
@@ -75,6 +76,9 @@ public sealed class ScreeningModels
 
     /// <summary>Whether horizontal-flip test-time augmentation is on (<see cref="InferenceOptions.FlipTestTimeAugmentation"/>).</summary>
     public bool FlipTestTimeAugmentation => _flipTta;
+
+    /// <summary>Whether lesion output on HU inputs is kept inside the lungs (<see cref="InferenceOptions.RestrictLesionsToLungs"/>).</summary>
+    public bool RestrictLesionsToLungs { get; }
 
     /// <summary>Lesion probability maps only (N×352×352 flattened).</summary>
     public float[] Segment(ReadOnlyMemory<float> input, int count)

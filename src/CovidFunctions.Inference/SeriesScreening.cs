@@ -17,7 +17,9 @@ public sealed record ScreenedSeries(IReadOnlyList<ScreenedSlice> Slices, StudyPr
 
 /// <summary>
 /// Runs DFSN + DTCN over every slice of an assembled 3-D series with the same preprocessing as 2-D input (HU →
-/// lung window → lung2d-v1 letterbox), brings each lesion map back to the slice grid, and aggregates the study.
+/// lung window → lung2d-v1 letterbox), brings each lesion map back to the slice grid, keeps it inside the lungs on HU
+/// series (<see cref="LungRestriction"/>, when <see cref="ScreeningModels.RestrictLesionsToLungs"/>), and aggregates
+/// the study.
 /// </summary>
 public static class SeriesScreening
 {
@@ -38,12 +40,14 @@ public static class SeriesScreening
 
         var rows = series.Rows;
         var columns = series.Columns;
+        var (rowSpacing, columnSpacing) = LungRestriction.SpacingOrAssumed(series.Geometry.RowSpacing, series.Geometry.ColumnSpacing, columns, rows);
         var slices = new List<ScreenedSlice>(series.SliceCount);
         for (var start = 0; start < series.SliceCount; start += batchSize)
         {
             var count = Math.Min(batchSize, series.SliceCount - start);
             var images = new GreyImage[count];
             var lungs = new byte[count][];
+            var regions = new byte[]?[count];
             for (var n = 0; n < count; n++)
             {
                 if (series.ValueKind == TileKinds.Unit)
@@ -57,6 +61,7 @@ public static class SeriesScreening
                 var hu = series.ReadHu(start + n);
                 images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
                 lungs[n] = LungMask.FromHu(hu, columns, rows);
+                regions[n] = models.RestrictLesionsToLungs ? LungRestriction.Region(hu, columns, rows, rowSpacing, columnSpacing) : null;
             }
 
             var batch = LungPreprocessor.ToTensor(images);
@@ -64,9 +69,9 @@ public static class SeriesScreening
             for (var n = 0; n < count; n++)
             {
                 var index = start + n;
-                var mask = LungPreprocessor.MaskToImage(predictions[n].LesionProbability, batch.Boxes[n], rows, columns, models.LesionThreshold);
-                var percent = OverlayRenderer.LesionPercent(mask, lungs[n]);
-                var slice = new ScreenedSlice(index, SliceSummary.From(index, predictions[n], models.LesionThreshold), predictions[n].Label, mask, percent);
+                var output = LungRestriction.Apply(index, predictions[n], batch.Boxes[n], rows, columns, models.LesionThreshold, regions[n]);
+                var percent = OverlayRenderer.LesionPercent(output.Mask, lungs[n]);
+                var slice = new ScreenedSlice(index, output.Summary, predictions[n].Label, output.Mask, percent);
                 slices.Add(slice);
                 onSlice?.Invoke(slice, images[n]);
             }
