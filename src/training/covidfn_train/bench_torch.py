@@ -11,9 +11,9 @@ import time
 import numpy as np
 import torch
 
-from .engine import load_npz_into
+from .engine import load_dtcn_members
 from .export_onnx import load_models
-from .models import DFSN, DTCN, Combined, EnsembleCombined
+from .models import Combined, EnsembleCombined
 
 
 def main(argv=None):
@@ -25,12 +25,7 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,4")
     a = ap.parse_args(argv)
     if a.members:
-        members = []
-        for p in a.members.split(","):
-            m = DTCN(DFSN())
-            load_npz_into(m, p)
-            members.append(m.eval())
-        graphs = {"dfsn_dtcn": EnsembleCombined(members).eval()}
+        graphs = {"dfsn_dtcn": EnsembleCombined(load_dtcn_members(a.members)).eval()}
     else:
         dfsn, frozen, ft = load_models(a.ckpt_dir)
         # the same graphs as export_onnx's defaults: dfsn_dtcn = fine-tuned DTCN (one pass, both outputs)

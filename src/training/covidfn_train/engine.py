@@ -76,6 +76,16 @@ def load_npz_into(model: torch.nn.Module, path: str, prefix: str = "", strict: b
     return model.load_state_dict(sd, strict=strict)
 
 
+def load_dtcn_members(paths: str) -> list[DTCN]:
+    """Fine-tuned DTCN checkpoints from a comma list of .npz paths (finetune_round member_k.npz), in eval mode."""
+    members = []
+    for path in paths.split(","):
+        m = DTCN(DFSN())
+        load_npz_into(m, path)
+        members.append(m.eval())
+    return members
+
+
 def load_encoder(model: DFSN, pack: str) -> bool:
     p = os.path.join(pack, "encoder_resnet18.npz")
     if not os.path.exists(p):

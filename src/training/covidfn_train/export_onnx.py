@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import CLASSES, PREPROCESSING_ID
-from .engine import load_npz_into
+from .engine import load_dtcn_members, load_npz_into
 from .models import DFSN, DTCN, Combined, EnsembleCombined
 
 OPSET = 17
@@ -186,11 +186,7 @@ def main(argv=None):
     if not a.members and not a.ckpt_dir:
         ap.error("--ckpt-dir or --members is required")
     if a.members:
-        members = []
-        for p in a.members.split(","):
-            m = DTCN(DFSN())
-            load_npz_into(m, p)
-            members.append(m.eval())
+        members = load_dtcn_members(a.members)
         graphs = {"dfsn_dtcn": (EnsembleCombined(members).eval(), ["lesion_prob", "class_prob"])}
         comb_src = ft = members[0]
     else:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from .data import cls_index, default_shared
-from .engine import load_npz_into
-from .models import DFSN, DTCN
+from .engine import load_dtcn_members
+from .models import DTCN
 from .preprocess import preprocess_file
 
 
@@ -43,11 +43,7 @@ class MeanOfMembers(torch.nn.Module):
 
 def load_dtcn(ckpt: str) -> torch.nn.Module:
     """One checkpoint, or a comma list of members scored as their mean."""
-    members = []
-    for path in ckpt.split(","):
-        m = DTCN(DFSN())
-        load_npz_into(m, path)
-        members.append(m.eval())
+    members = load_dtcn_members(ckpt)
     return members[0] if len(members) == 1 else MeanOfMembers(members).eval()
 
 
