@@ -133,6 +133,11 @@ public sealed partial class ScoringHandler(
         // All of the chunk's slices at once, so each tile file is read (and hash-checked) once; a 32-slice chunk of
         // 512×512 slices holds about 50 MB here. The model sees them in batches of BatchSize.
         var slices = await TileSlices.ReadAsync(reader, Enumerable.Range(request.FirstSlice, request.SliceCount), cancellationToken).ConfigureAwait(false);
+        var spacing = LungRestriction.SpacingOrAssumed(
+            manifest.PixelSpacing is [var rowSpacing, _] ? rowSpacing : null,
+            manifest.PixelSpacing is [_, var columnSpacing] ? columnSpacing : null,
+            manifest.Columns,
+            manifest.Rows);
         var scores = new List<SliceScore>(request.SliceCount);
         for (var first = 0; first < slices.Count; first += _batchSize)
         {
@@ -141,18 +146,25 @@ public sealed partial class ScoringHandler(
             var predictions = models.Predict(batch.Tensor, batch.Count);
             for (var n = 0; n < batchSlices.Count; n++)
             {
-                scores.Add(await ScoreSliceAsync(request, batchSlices[n], predictions[n], batch.Boxes[n], cancellationToken).ConfigureAwait(false));
+                scores.Add(await ScoreSliceAsync(request, batchSlices[n], predictions[n], batch.Boxes[n], spacing, cancellationToken).ConfigureAwait(false));
             }
         }
 
         return scores;
     }
 
-    private async Task<SliceScore> ScoreSliceAsync(ChunkRequest request, TileSlice slice, SlicePrediction prediction, LetterboxBox box, CancellationToken cancellationToken)
+    private async Task<SliceScore> ScoreSliceAsync(ChunkRequest request, TileSlice slice, SlicePrediction prediction, LetterboxBox box, (double Row, double Column) spacing, CancellationToken cancellationToken)
     {
         var image = slice.Image;
-        var summary = SliceSummary.From(slice.SliceIndex, prediction, models.LesionThreshold);
-        var mask = LungPreprocessor.MaskToImage(prediction.LesionProbability, box, image.Height, image.Width, models.LesionThreshold);
+
+        // Slices with HU: lesion output kept inside the (dilated) lungs, the same step as `covidfn segment` on a
+        // series, so masks, overlays, the lesion fraction, the burden numerator and the ranking key agree.
+        var region = slice.Hu is { } sliceHu && models.RestrictLesionsToLungs
+            ? LungRestriction.Region(sliceHu, image.Width, image.Height, spacing.Row, spacing.Column)
+            : null;
+        var output = LungRestriction.Apply(slice.SliceIndex, prediction, box, image.Height, image.Width, models.LesionThreshold, region);
+        var summary = output.Summary;
+        var mask = output.Mask;
         long lesionPixels = 0;
         foreach (var m in mask)
         {
