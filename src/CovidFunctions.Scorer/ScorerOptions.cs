@@ -75,6 +75,12 @@ public sealed record ScorerOptions
     /// <summary>Intra-op threads of ONNX Runtime on CPU (0: one per core).</summary>
     public int IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// Keep lesion output on HU tiles inside the (dilated) lungs: masks, overlays, lesion pixels and the slice ranking
+    /// key (<see cref="Inference.InferenceOptions.RestrictLesionsToLungs"/>, the same rule as <c>covidfn segment</c>).
+    /// </summary>
+    public bool RestrictLesionsToLungs { get; init; } = true;
+
     public bool PreferCuda => string.Equals(ExecutionProvider, "Cuda", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when one is out of range.</summary>

@@ -37,6 +37,7 @@ public sealed partial class ScorerWorker(
                 PreferCuda = options.PreferCuda,
                 IntraOpThreads = options.IntraOpThreads,
                 WarmUp = true,
+                RestrictLesionsToLungs = options.RestrictLesionsToLungs,
             },
             logger);
 

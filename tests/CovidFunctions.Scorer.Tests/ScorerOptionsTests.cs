@@ -29,6 +29,18 @@ public sealed class ScorerOptionsTests
         Assert.True(options.DrainTimeout < TimeSpan.FromSeconds(120), "the drain must end within Container Apps' 120 s grace period");
     }
 
+    [Fact]
+    public void RestrictLesionsToLungs_OnByDefault_BindsFromTheScorerSection()
+    {
+        Assert.True(SampleSettings().GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!.RestrictLesionsToLungs);
+        var configuration = new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scorer:RestrictLesionsToLungs", "false")])
+            .Build();
+
+        Assert.False(configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!.RestrictLesionsToLungs);
+    }
+
     [Theory]
     [InlineData("ExecutionProvider", "Rocm")]
     [InlineData("MaxConcurrentCalls", "0")]
