@@ -5,15 +5,15 @@ namespace CovidFunctions.Inference;
 /// <summary>
 /// Keeps lesion output inside the lungs on inputs that carry HU (CT volumes and DICOM series). The lesion network was
 /// trained on 2-D lung crops; on a full chest slice it also marks some body wall, table, arms and bowel, which nobody
-/// reads as lesion. The lung estimate: pixels at or below <see cref="AirThresholdHu"/> inside the
-/// body (the largest region not connected to the border air, so the air inside a hollow table is not lung), regions
-/// touching the border dropped and enclosed holes filled (<see cref="LungMask.KeepEnclosedAndFillHoles"/>, the rule
-/// of the pipeline's burden denominator); the region (<c>Region</c>)
-/// is that estimate dilated by <see cref="MarginMm"/> in physical units. <see cref="Apply"/> keeps a predicted lesion
-/// component whole when at least <see cref="AnchorFraction"/> of it lies in the region, and otherwise only its pixels
-/// inside the region; the probability map the study rule ranks slices by is zeroed outside what is kept. 2-D images
-/// (no HU) are never restricted. The one implementation shared by <see cref="SeriesScreening"/> (CLI) and the
-/// pipeline scorer.
+/// reads as lesion. The lung estimate: pixels at or below <see cref="AirThresholdHu"/> inside the body (the largest
+/// region the border cannot reach through air, so the air inside a hollow table or between arm and chest is not lung),
+/// regions touching the border dropped and enclosed holes filled (<see cref="LungMask.KeepEnclosedAndFillHoles"/>: the
+/// pipeline's burden-denominator rule plus the body step); the region (<c>Region</c>) is that estimate dilated by
+/// <see cref="MarginMm"/> in physical units. <see cref="Apply"/> keeps a predicted lesion component whole when at least
+/// <see cref="AnchorFraction"/> of it lies in the region, and otherwise only its pixels inside the region; the
+/// probability map the study rule ranks slices by is zeroed outside what is kept. 2-D images (no HU) are never
+/// restricted. The one implementation shared by <see cref="SeriesScreening"/> (CLI) and the pipeline scorer.
+/// Known limit: bowel gas below the diaphragm is enclosed air inside the body and counts as lung.
 /// </summary>
 public static class LungRestriction
 {
@@ -35,7 +35,7 @@ public static class LungRestriction
     /// Dense consolidation (above −300 HU) that fills the dependent lung against the pleura is not in the HU lung
     /// estimate and can be centimetres deep, more than any margin that still excludes the chest wall; it is connected
     /// to the ground glass and aerated lung around it, so the component it belongs to lies largely in the region
-    /// (measured on COVID-19-NY-SBU slices: a pixel-wise cut removed a third of such lesions). Components mostly
+    /// (measured on COVID-19-NY-SBU slices: a pixel-wise cut removed up to a third of such lesions). Components mostly
     /// outside (table, arms, body wall, bowel away from the lungs) keep only their pixels inside the region.
     /// </summary>
     public const double AnchorFraction = 0.25;
