@@ -88,7 +88,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
             {
                 var outcome = await ingest.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
                 _done[unit.UploadPath] = newest;
-                Log.UnitIngested(logger, unit.UploadPath, outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
+                Log.UnitIngested(logger, unit.Tenant, outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
                 Ingested?.Invoke(outcome);
             }
             finally
@@ -102,7 +102,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
         }
         catch (Exception ex)
         {
-            Log.IngestFailed(logger, unit.UploadPath, ex.GetType().Name, ex.Message);
+            Log.IngestFailed(logger, unit.Tenant, unit.StudyId, ex.GetType().Name, ex.Message);
         }
         finally
         {
@@ -115,10 +115,12 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
         [LoggerMessage(EventId = 4101, Level = LogLevel.Warning, Message = "Listing ct-uploads failed ({Type}: {Message}); retrying")]
         public static partial void PollFailed(ILogger logger, string type, string message);
 
-        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload {UploadPath} -> study {StudyId}: {Status} {Reason}")]
-        public static partial void UnitIngested(ILogger logger, string uploadPath, string studyId, string status, string reason);
+        // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
+        // Insights), so they name the study by its pseudonymous id (a hash of tenant and path) instead.
+        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} {Reason}")]
+        public static partial void UnitIngested(ILogger logger, string tenant, string studyId, string status, string reason);
 
-        [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Ingest of {UploadPath} failed ({Type}: {Message}); it is retried on a later poll")]
-        public static partial void IngestFailed(ILogger logger, string uploadPath, string type, string message);
+        [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Ingest of study {Tenant}/{StudyId} failed ({Type}: {Message}); it is retried on a later poll")]
+        public static partial void IngestFailed(ILogger logger, string tenant, string studyId, string type, string message);
     }
 }

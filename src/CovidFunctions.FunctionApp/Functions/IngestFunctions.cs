@@ -59,7 +59,7 @@ public sealed partial class IngestFunctions(
             // A blob inside a folder: only the marker closes the folder here; other blobs wait for it or for the timer.
             if (!name.EndsWith("/" + PipelineNames.CompleteMarker, StringComparison.Ordinal))
             {
-                Log.FolderBlobWaiting(logger, name);
+                Log.FolderBlobWaiting(logger);
                 return;
             }
 
@@ -81,7 +81,7 @@ public sealed partial class IngestFunctions(
         }
 
         var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
-        Log.Ingested(logger, unit.UploadPath, outcome.Status, outcome.StudyId, outcome.Reason ?? "-");
+        Log.Ingested(logger, unit.Tenant, outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
     }
 
     /// <summary>Closes folder uploads without a marker once they are stable (the rule the local watcher applies too).</summary>
@@ -124,11 +124,13 @@ public sealed partial class IngestFunctions(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "Blob {Name} is part of a folder upload: it is ingested with its folder")]
-        public static partial void FolderBlobWaiting(ILogger logger, string name);
+        // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
+        // Insights), so they name the study by its pseudonymous id (a hash of tenant and path) instead.
+        [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "A blob of a folder upload arrived: it is ingested with its folder")]
+        public static partial void FolderBlobWaiting(ILogger logger);
 
-        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload {UploadPath}: {Status} as study {StudyId} ({Reason})")]
-        public static partial void Ingested(ILogger logger, string uploadPath, IngestStatus status, string studyId, string reason);
+        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} ({Reason})")]
+        public static partial void Ingested(ILogger logger, string tenant, string studyId, IngestStatus status, string reason);
 
         [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Folder sweep ingested {Count} folder upload(s)")]
         public static partial void FoldersSwept(ILogger logger, int count);

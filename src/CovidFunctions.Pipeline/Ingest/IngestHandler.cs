@@ -116,7 +116,7 @@ public sealed partial class IngestHandler
         var started = _time.GetUtcNow();
         var stopwatch = Stopwatch.StartNew();
         var cpuAtStart = Environment.CpuUsage.TotalTime;
-        Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.UploadPath, unit.Blobs.Count);
+        Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.Blobs.Count);
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
             ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath }
             : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath },
@@ -291,7 +291,7 @@ public sealed partial class IngestHandler
             await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
         }
 
-        Log.UploadMissing(_logger, unit.Tenant, unit.StudyId, unit.UploadPath);
+        Log.UploadMissing(_logger, unit.Tenant, unit.StudyId);
         return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, "upload-missing", detail);
     }
 
@@ -761,8 +761,10 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Ingest {Tenant}/{StudyId}: upload {UploadPath}, {BlobCount} blob(s)")]
-        public static partial void IngestStarted(ILogger logger, string tenant, string studyId, string uploadPath, int blobCount);
+        // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
+        // Insights), so they name the study by its pseudonymous id (a hash of tenant and path) instead.
+        [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Ingest {Tenant}/{StudyId}: {BlobCount} upload blob(s)")]
+        public static partial void IngestStarted(ILogger logger, string tenant, string studyId, int blobCount);
 
         [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Ingested {Tenant}/{StudyId}: {SliceCount} slices in {Seconds:0.00} s, orchestration started: {Started}")]
         public static partial void Ingested(ILogger logger, string tenant, string studyId, int sliceCount, double seconds, bool started);
@@ -773,8 +775,8 @@ public sealed partial class IngestHandler
         [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Rejected {Tenant}/{StudyId} to quarantine: {Reason}: {Detail}")]
         public static partial void Rejected(ILogger logger, string tenant, string studyId, string reason, string detail);
 
-        [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} failed: upload {UploadPath} disappeared before it was read")]
-        public static partial void UploadMissing(ILogger logger, string tenant, string studyId, string uploadPath);
+        [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} failed: a blob of its upload disappeared before it was read")]
+        public static partial void UploadMissing(ILogger logger, string tenant, string studyId);
 
         [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Retention over for {Tenant}/{StudyId}: deleted {BlobCount} upload blob(s)")]
         public static partial void UploadSwept(ILogger logger, string tenant, string studyId, int blobCount);
