@@ -29,4 +29,28 @@ public sealed class LungRegionTests
         Assert.Equal(0, lung[0]);
         Assert.Equal(0, lung[(15 * w) + 19]);
     }
+
+    [Fact]
+    public void DropsTheEnclosedAirOfAHollowTableUnderThePatient()
+    {
+        const int w = 60, h = 50;
+        var hu = new short[w * h];
+        bool InBody(int x, int y) => Math.Pow((x - 30) / 25.0, 2) + Math.Pow((y - 20) / 15.0, 2) <= 1;
+        bool InLung(int x, int y) => x is >= 15 and < 27 && y is >= 12 and < 28;
+        bool InTableShell(int x, int y) => x is >= 6 and < 54 && y is >= 40 and < 47;
+        bool InTableAir(int x, int y) => x is >= 8 and < 52 && y is >= 42 and < 45;
+        for (var y = 0; y < h; y++)
+        {
+            for (var x = 0; x < w; x++)
+            {
+                hu[(y * w) + x] = (short)(InBody(x, y) ? (InLung(x, y) ? -850 : 40)
+                    : InTableShell(x, y) ? (InTableAir(x, y) ? -1000 : 200) : -1024);
+            }
+        }
+
+        var lung = LungRegion.Estimate(hu, w, h);
+
+        Assert.Equal(12 * 16, lung.Count(v => v != 0)); // the lung only: the table's air (44 x 3) is not in the body
+        Assert.Equal(0, lung[(43 * w) + 30]);
+    }
 }
