@@ -16,7 +16,10 @@ public static partial class StudyIds
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the tenant when it is not valid.</summary>
     public static string RequireTenant(string? tenant) =>
-        IsValidTenant(tenant) ? tenant! : throw new ArgumentException($"tenant '{tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'", nameof(tenant));
+        IsValidTenant(tenant) ? tenant! : throw new ArgumentException(InvalidTenantMessage(tenant), nameof(tenant));
+
+    /// <summary>What is wrong with a tenant that <see cref="IsValidTenant"/> refuses (one wording for every caller).</summary>
+    public static string InvalidTenantMessage(string? tenant) => $"tenant '{tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'";
 
     /// <summary><c>s</c> + 24 lower-case hex digits of SHA-256("{tenant}\n{uploadPath}").</summary>
     public static string ForUpload(string tenant, string uploadPath)

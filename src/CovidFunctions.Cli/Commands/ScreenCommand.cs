@@ -70,7 +70,7 @@ public static class ScreenCommand
 
         if (!StudyIds.IsValidTenant(args.Tenant))
         {
-            error.WriteLine($"screen: tenant '{args.Tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+            error.WriteLine($"screen: {StudyIds.InvalidTenantMessage(args.Tenant)}");
             return ExitCodes.BadInput;
         }
 

@@ -49,7 +49,7 @@ public static class StatusCommand
     {
         if (tenant is not null && !StudyIds.IsValidTenant(tenant))
         {
-            error.WriteLine($"status: tenant '{tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+            error.WriteLine($"status: {StudyIds.InvalidTenantMessage(tenant)}");
             return ExitCodes.BadInput;
         }
 

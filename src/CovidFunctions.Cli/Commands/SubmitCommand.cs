@@ -39,7 +39,7 @@ public static class SubmitCommand
     {
         if (!StudyIds.IsValidTenant(tenant))
         {
-            error.WriteLine($"submit: tenant '{tenant}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+            error.WriteLine($"submit: {StudyIds.InvalidTenantMessage(tenant)}");
             return ExitCodes.BadInput;
         }
 

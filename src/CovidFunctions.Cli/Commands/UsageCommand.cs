@@ -36,7 +36,7 @@ public static class UsageCommand
             var m = parseResult.GetValue(month) ?? UsageQueries.MonthOf(DateTimeOffset.UtcNow);
             if (t is not null && !StudyIds.IsValidTenant(t))
             {
-                error.WriteLine($"usage: tenant '{t}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+                error.WriteLine($"usage: {StudyIds.InvalidTenantMessage(t)}");
                 return ExitCodes.BadInput;
             }
 

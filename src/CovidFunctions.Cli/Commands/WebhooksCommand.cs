@@ -45,7 +45,7 @@ public static class WebhooksCommand
             var t = parseResult.GetValue(tenant) ?? PipelineNames.DefaultTenant;
             if (!StudyIds.IsValidTenant(t))
             {
-                error.WriteLine($"webhooks add: tenant '{t}' is not valid: use 1-40 of a-z, 0-9 and '-'");
+                error.WriteLine($"webhooks add: {StudyIds.InvalidTenantMessage(t)}");
                 return ExitCodes.BadInput;
             }
 
