@@ -20,43 +20,50 @@ public static class ResultsApiEndpoints
         ArgumentNullException.ThrowIfNull(app);
         var api = app.MapGroup("/api");
         api.MapGet("/studies", ListStudies);
-        api.MapGet("/studies/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetStudyAsync(c, id, Value(q["tenant"]), ct)));
-        api.MapGet("/studies/{id}/report", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetReportAsync(c, id, Value(q["tenant"]), ct)));
-        api.MapGet("/studies/{id}/fhir", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetFhirAsync(c, id, Value(q["tenant"]), ct)));
-        api.MapGet("/studies/{id}/files/{**path}", (HttpContext http, string id, string path) => Run(http, (a, c, q, ct) => a.GetFileAsync(c, id, path, Value(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetStudyAsync(c, id, QueryValue(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/report", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetReportAsync(c, id, QueryValue(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/fhir", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetFhirAsync(c, id, QueryValue(q["tenant"]), ct)));
+        api.MapGet("/studies/{id}/files/{**path}", (HttpContext http, string id, string path) => Run(http, (a, c, q, ct) => a.GetFileAsync(c, id, path, QueryValue(q["tenant"]), ct)));
         api.MapGet("/usage", Usage);
         api.MapGet("/webhooks", ListWebhooks);
         api.MapPost("/webhooks", CreateWebhook);
-        api.MapDelete("/webhooks/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.DeleteWebhookAsync(c, id, Value(q["tenant"]), ct)));
-        api.MapPost("/webhooks/{id}/test", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.TestWebhookAsync(c, id, Value(q["tenant"]), ct)));
+        api.MapDelete("/webhooks/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.DeleteWebhookAsync(c, id, QueryValue(q["tenant"]), ct)));
+        api.MapPost("/webhooks/{id}/test", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.TestWebhookAsync(c, id, QueryValue(q["tenant"]), ct)));
         return app;
     }
 
     private static Task ListStudies(HttpContext http) => Run(http, ListStudiesAsync);
 
-    private static Task Usage(HttpContext http) => Run(http, (a, c, q, ct) => a.GetUsageAsync(c, Value(q["tenant"]), Value(q["month"]), ct));
+    private static Task Usage(HttpContext http) => Run(http, (a, c, q, ct) => a.GetUsageAsync(c, QueryValue(q["tenant"]), QueryValue(q["month"]), ct));
 
-    private static Task ListWebhooks(HttpContext http) => Run(http, (a, c, q, ct) => a.ListWebhooksAsync(c, Value(q["tenant"]), ct));
+    private static Task ListWebhooks(HttpContext http) => Run(http, (a, c, q, ct) => a.ListWebhooksAsync(c, QueryValue(q["tenant"]), ct));
 
-    private static Task CreateWebhook(HttpContext http) => Run(http, (a, c, q, ct) => CreateWebhookAsync(http, a, c, ct));
+    private static Task CreateWebhook(HttpContext http) => Run(http, (a, c, q, ct) => CreateWebhookAsync(a, c, http.Request.Body, ct));
 
-    private static Task<ApiResponse> ListStudiesAsync(ResultsApi api, ApiCaller caller, IQueryCollection query, CancellationToken cancellationToken)
+    /// <summary>The study list from its query string (tenant, status, from/to ISO 8601 dates, continuation, pageSize);
+    /// 400 on a bad date. Shared with the Function app's ListStudies function.</summary>
+    public static Task<ApiResponse> ListStudiesAsync(ResultsApi api, ApiCaller caller, IQueryCollection query, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(api);
+        ArgumentNullException.ThrowIfNull(query);
         if (!TryDate(query["from"], out var from) || !TryDate(query["to"], out var to))
         {
             return Task.FromResult(ApiResponse.Error(400, "from/to must be ISO 8601 dates"));
         }
 
         int? pageSize = int.TryParse(query["pageSize"], NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size : null;
-        return api.ListStudiesAsync(caller, new StudyListQuery(Value(query["tenant"]), Value(query["status"]), from, to, Value(query["continuation"]), pageSize), cancellationToken);
+        return api.ListStudiesAsync(caller, new StudyListQuery(QueryValue(query["tenant"]), QueryValue(query["status"]), from, to, QueryValue(query["continuation"]), pageSize), cancellationToken);
     }
 
-    private static async Task<ApiResponse> CreateWebhookAsync(HttpContext http, ResultsApi api, ApiCaller caller, CancellationToken cancellationToken)
+    /// <summary>Creates a webhook subscription from a JSON request body; 400 when the body is not valid JSON. Shared
+    /// with the Function app's CreateWebhook function.</summary>
+    public static async Task<ApiResponse> CreateWebhookAsync(ResultsApi api, ApiCaller caller, Stream requestBody, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(api);
         CreateWebhookRequest? body;
         try
         {
-            body = await JsonSerializer.DeserializeAsync<CreateWebhookRequest>(http.Request.Body, ApiJson.Options, cancellationToken).ConfigureAwait(false);
+            body = await JsonSerializer.DeserializeAsync<CreateWebhookRequest>(requestBody, ApiJson.Options, cancellationToken).ConfigureAwait(false);
         }
         catch (JsonException ex)
         {
@@ -108,12 +115,13 @@ public static class ResultsApiEndpoints
         await WriteAsync(http.Response, result).ConfigureAwait(false);
     }
 
-    private static string? Value(Microsoft.Extensions.Primitives.StringValues values) => values.Count > 0 && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
+    /// <summary>A query parameter's first value, or null when it is absent or empty.</summary>
+    public static string? QueryValue(Microsoft.Extensions.Primitives.StringValues values) => values.Count > 0 && !string.IsNullOrEmpty(values[0]) ? values[0] : null;
 
     private static bool TryDate(Microsoft.Extensions.Primitives.StringValues values, out DateTimeOffset? value)
     {
         value = null;
-        if (Value(values) is not { } text)
+        if (QueryValue(values) is not { } text)
         {
             return true;
         }
