@@ -41,6 +41,13 @@ def write_json(out: str, name: str, obj):
     os.replace(tmp, os.path.join(out, name))
 
 
+def data_to_device(data: dict, device) -> dict:
+    """Moves load_pack's numpy arrays onto the device once (as *_t tensors) and drops the numpy copies."""
+    for key in ("seg_img", "seg_mask", "cls_img"):
+        data[key + "_t"] = torch.from_numpy(data.pop(key)).to(device)
+    return data
+
+
 def take(t: torch.Tensor, idx) -> torch.Tensor:
     """Rows of a (possibly device-resident) tensor by a numpy index array."""
     return t.index_select(0, torch.as_tensor(np.asarray(idx, dtype=np.int64), device=t.device))

@@ -156,10 +156,7 @@ def main(argv=None):
     write_json(a.out, "metrics.json", metrics)
     log(f"start: {env}", a.out)
     data = load_pack(a.pack, smoke=a.smoke)
-    data["seg_img_t"] = torch.from_numpy(data["seg_img"]).to(device)
-    data["seg_mask_t"] = torch.from_numpy(data["seg_mask"]).to(device)
-    data["cls_img_t"] = torch.from_numpy(data["cls_img"]).to(device)
-    del data["seg_img"], data["seg_mask"], data["cls_img"]
+    engine.data_to_device(data, device)
     dfsn = load_dfsn(a.dfsn_init, device)
     segv = np.array([i for i, s in enumerate(data["seg"]) if s["split"] == "val"])
     gts = load_seg_originals(a.pack, [data["seg"][i] for i in segv])
@@ -230,17 +227,15 @@ def main(argv=None):
     log(f"chosen {chosen} members {ids}: {brief(final_rep)}; seg val Dice {sf['dice']:.4f}", a.out)
     log(f"candidates: { {k: round(v['score'], 4) for k, v in metrics['candidates'].items()} }; reference {metrics['reference_only']}", a.out)
     write_json(a.out, "metrics.json", metrics)
-    try:
-        if a.skip_bench:
-            metrics["throughput"] = {"skipped": "--skip-bench"}
-            raise StopIteration
-        metrics["throughput"] = bench_combined(final, device, a.bench_iters, (1, 2) if a.smoke else (1, 8, 32, 64))
-        log(f"throughput: {metrics['throughput']['runs']}", a.out)
-    except StopIteration:
-        pass
-    except Exception as e:  # never lose the run to the benchmark
-        metrics["throughput"] = {"error": repr(e)}
-        log(f"benchmark failed: {e!r}", a.out)
+    if a.skip_bench:
+        metrics["throughput"] = {"skipped": "--skip-bench"}
+    else:
+        try:
+            metrics["throughput"] = bench_combined(final, device, a.bench_iters, (1, 2) if a.smoke else (1, 8, 32, 64))
+            log(f"throughput: {metrics['throughput']['runs']}", a.out)
+        except Exception as e:  # never lose the run to the benchmark
+            metrics["throughput"] = {"error": repr(e)}
+            log(f"benchmark failed: {e!r}", a.out)
     metrics["total_s"] = time.time() - t_start
     write_json(a.out, "metrics.json", metrics)
     log(f"done in {metrics['total_s']:.1f} s", a.out)

@@ -73,10 +73,7 @@ def main(argv=None):
     log(f"start: {env}", a.out)
     data = load_pack(a.pack, smoke=a.smoke)
     # everything on the device once
-    data["seg_img_t"] = torch.from_numpy(data["seg_img"]).to(device)
-    data["seg_mask_t"] = torch.from_numpy(data["seg_mask"]).to(device)
-    data["cls_img_t"] = torch.from_numpy(data["cls_img"]).to(device)
-    del data["seg_img"], data["seg_mask"], data["cls_img"]
+    engine.data_to_device(data, device)
     log(f"data on {device}: seg {len(data['seg'])}, cls {len(data['cls'])} (load {time.time() - t_start:.1f} s)", a.out)
     metrics["data_load_s"] = time.time() - t_start
 
