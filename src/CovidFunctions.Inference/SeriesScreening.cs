@@ -7,8 +7,11 @@ namespace CovidFunctions.Inference;
 
 /// <summary>
 /// One screened slice of a series: its summary for the study rule, its label, its binary lesion mask on the slice
-/// grid (0/255, rows × columns of the series) and the lesion share of the (coarse, <see cref="LungMask"/>) lung
-/// in percent: lesion pixels inside the lung mask over lung pixels, 0 when the slice has no lung.
+/// grid (0/255, rows × columns of the series) and the lesion share of the lung in percent. On HU series the lung is
+/// the undilated <see cref="LungRestriction"/> estimate plus the lesion itself (consolidation is denser than the air
+/// threshold), the same rule as the pipeline's lesion burden (CovidFunctions.Pipeline.Scoring.LungRegion), so
+/// <c>covidfn segment</c> and a screened study report the same percentages; 0 when the slice has no lung. On 2-D
+/// images (no HU) it is the share of the whole image.
 /// </summary>
 public sealed record ScreenedSlice(int Index, SliceSummary Summary, string Label, byte[] Mask, double LesionPercent);
 
@@ -60,8 +63,13 @@ public static class SeriesScreening
 
                 var hu = series.ReadHu(start + n);
                 images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
-                lungs[n] = LungMask.FromHu(hu, columns, rows);
-                regions[n] = models.RestrictLesionsToLungs ? LungRestriction.Region(hu, columns, rows, rowSpacing, columnSpacing) : null;
+
+                // One lung estimate serves both: undilated it is the percentage's denominator, dilated by the margin
+                // it is the restriction region (LungRestriction.Region with a margin is exactly this dilation).
+                lungs[n] = LungRestriction.Region(hu, columns, rows, rowSpacing, columnSpacing, marginMm: 0);
+                regions[n] = models.RestrictLesionsToLungs
+                    ? LungRestriction.Dilate(lungs[n], columns, rows, rowSpacing, columnSpacing, LungRestriction.MarginMm)
+                    : null;
             }
 
             var batch = LungPreprocessor.ToTensor(images);
@@ -70,7 +78,7 @@ public static class SeriesScreening
             {
                 var index = start + n;
                 var output = LungRestriction.Apply(index, predictions[n], batch.Boxes[n], rows, columns, models.LesionThreshold, regions[n]);
-                var percent = OverlayRenderer.LesionPercent(output.Mask, lungs[n]);
+                var percent = OverlayRenderer.LesionPercent(output.Mask, WithLesion(lungs[n], output.Mask));
                 var slice = new ScreenedSlice(index, output.Summary, predictions[n].Label, output.Mask, percent);
                 slices.Add(slice);
                 onSlice?.Invoke(slice, images[n]);
@@ -80,69 +88,25 @@ public static class SeriesScreening
         var study = StudyAggregator.Aggregate(slices.Select(s => s.Summary).ToList(), models.Classes);
         return new ScreenedSeries(slices, study, rows, columns);
     }
+
+    /// <summary>The lung estimate with the lesion added, in place; an empty lung (2-D input: the whole image) stays empty.</summary>
+    private static byte[] WithLesion(byte[] lung, byte[] lesion)
+    {
+        for (var i = 0; i < lung.Length; i++)
+        {
+            lung[i] |= lesion[i] != 0 ? (byte)1 : (byte)0;
+        }
+
+        return lung;
+    }
 }
 
 /// <summary>
-/// A coarse lung mask from HU, for lesion percentages only (not a segmentation model): air-like pixels
-/// (HU &lt; −320) not connected to the image border (which removes the air around the body), holes enclosed by them
-/// filled (dense lesions inside aerated lung count as lung), and components smaller than
-/// <see cref="MinComponentFraction"/> of the slice dropped (small gas pockets, vessels' partial volume). Bowel gas
-/// and the trachea can remain; the percentage is "lesion pixels inside this mask / mask pixels".
+/// Mask steps shared by the lung estimate of <see cref="LungRestriction"/> (and through it the pipeline's lesion-burden
+/// denominator): keeping enclosed air and filling its holes, and counting a mask's area.
 /// </summary>
 public static class LungMask
 {
-    /// <summary>Upper HU bound of lung parenchyma for this mask.</summary>
-    public const float AirThresholdHu = -320f;
-
-    /// <summary>Smallest kept component, as a fraction of the slice area.</summary>
-    public const double MinComponentFraction = 0.002;
-
-    /// <summary>The mask (1 = lung, 0 = other) of one slice.</summary>
-    public static byte[] FromHu(ReadOnlySpan<float> hu, int width, int height)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
-        if (hu.Length < width * height)
-        {
-            throw new ArgumentException($"{hu.Length} values for a {width}×{height} slice.", nameof(hu));
-        }
-
-        var plane = width * height;
-        var mask = new byte[plane];
-        for (var i = 0; i < plane; i++)
-        {
-            mask[i] = hu[i] < AirThresholdHu ? (byte)1 : (byte)0;
-        }
-
-        KeepEnclosedAndFillHoles(mask, width, height);
-
-        // Drop small components (label 1 → 2 while measuring; kept ones become 1 again, dropped ones 0).
-        var minArea = (int)Math.Ceiling(MinComponentFraction * plane);
-        var component = new List<int>();
-        for (var seed = 0; seed < plane; seed++)
-        {
-            if (mask[seed] != 1)
-            {
-                continue;
-            }
-
-            component.Clear();
-            Flood(mask, width, height, seed, 1, 2, component);
-            var keep = component.Count >= minArea ? (byte)3 : (byte)0;
-            foreach (var i in component)
-            {
-                mask[i] = keep;
-            }
-        }
-
-        for (var i = 0; i < plane; i++)
-        {
-            mask[i] = mask[i] == 3 ? (byte)1 : (byte)0;
-        }
-
-        return mask;
-    }
-
     /// <summary>
     /// The enclosed-air step of a threshold lung mask, in place on a 0/1 <paramref name="mask"/> of air-like pixels:
     /// regions 4-connected to the image border (the air around the body) become 0, and the holes of what is left
