@@ -110,7 +110,8 @@ public sealed record WebhookDelivery
     /// <summary>
     /// When the next attempt of a <see cref="WebhookDeliveryStatus.Pending"/> delivery is due (the retry handler makes
     /// it); while an attempt runs, the end of that attempt's lease, so an attempt whose worker died is made again.
-    /// Null when finished (and on records written before retries were scheduled).
+    /// Null when finished, and on records written before retries were scheduled: a pending one of those is due when its
+    /// <see cref="LeaseUntil"/> ends (its claimer is presumed dead).
     /// </summary>
     public DateTimeOffset? NextAttemptAt { get; init; }
 
@@ -155,8 +156,9 @@ public interface IWebhookDeliveryLog
     Task<IReadOnlyList<WebhookDeliveryAttempt>> GetAttemptsAsync(string tenant, string deliveryId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Pending deliveries of every tenant whose <see cref="WebhookDelivery.NextAttemptAt"/> is at or before
-    /// <paramref name="now"/>, earliest first, at most <paramref name="max"/>; each carries the ETag to claim it with.
+    /// Pending deliveries of every tenant whose <see cref="WebhookDelivery.NextAttemptAt"/> (or, on records without one,
+    /// <see cref="WebhookDelivery.LeaseUntil"/>) is at or before <paramref name="now"/>, earliest first, at most
+    /// <paramref name="max"/>; each carries the ETag to claim it with.
     /// </summary>
     Task<IReadOnlyList<WebhookDelivery>> ListDueAsync(DateTimeOffset now, int max, CancellationToken cancellationToken);
 

@@ -1,3 +1,4 @@
+using CovidFunctions.Pipeline.Storage;
 using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Notifications;
@@ -9,6 +10,9 @@ namespace CovidFunctions.Pipeline.Notifications;
 /// it), and makes ONE attempt through the <see cref="WebhookDispatcher"/> with the stored body, the same delivery id
 /// and a fresh signature. The dispatcher stores the next state: delivered, pending with the next retry due, or, after
 /// the last attempt, the dead-letter record. Runs from a timer in the Function app and a loop in the local host.
+/// A pending record written before retries were scheduled (no <see cref="WebhookDelivery.NextAttemptAt"/>, no stored
+/// body) is due when its claim's lease ends; given the Studies store, its body is built again from the Studies row
+/// (the same payload the notifier builds: same id, same fields), else it is dead-lettered with the reason.
 /// </summary>
 public sealed partial class WebhookRetryHandler(
     IWebhookDeliveryLog deliveries,
@@ -19,6 +23,23 @@ public sealed partial class WebhookRetryHandler(
     TimeProvider time,
     ILogger<WebhookRetryHandler> logger)
 {
+    private readonly IStudyStore? _studies;
+
+    /// <summary>As the primary constructor, with the Studies store that rebuilds the body of records that have none.</summary>
+    public WebhookRetryHandler(
+        IWebhookDeliveryLog deliveries,
+        IWebhookSubscriptionStore subscriptions,
+        IWebhookSecretStore secrets,
+        WebhookDispatcher dispatcher,
+        WebhookOptions options,
+        TimeProvider time,
+        ILogger<WebhookRetryHandler> logger,
+        IStudyStore studies)
+        : this(deliveries, subscriptions, secrets, dispatcher, options, time, logger)
+    {
+        _studies = studies;
+    }
+
     /// <summary>The most due deliveries one run takes (the next run takes the rest).</summary>
     public const int BatchSize = 100;
 
@@ -85,7 +106,8 @@ public sealed partial class WebhookRetryHandler(
     public async Task<WebhookDelivery?> RetryAsync(WebhookDelivery due, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(due);
-        if (due.Status != WebhookDeliveryStatus.Pending || due.NextAttemptAt is not { } dueAt || dueAt > now)
+        // A record without NextAttemptAt predates scheduled retries: it is due when its claim's lease ends.
+        if (due.Status != WebhookDeliveryStatus.Pending || (due.NextAttemptAt ?? due.LeaseUntil) > now)
         {
             return null;
         }
@@ -100,7 +122,14 @@ public sealed partial class WebhookRetryHandler(
 
         var subscription = await subscriptions.GetAsync(claim.Tenant, claim.SubscriptionId, cancellationToken).ConfigureAwait(false);
         var secret = subscription is { Active: true } ? await secrets.GetAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false) : null;
-        if (subscription is not { Active: true } || secret is null || string.IsNullOrEmpty(claim.Body))
+        var body = claim.Body;
+        if (string.IsNullOrEmpty(body) && _studies is not null && subscription is { Active: true } && secret is not null
+            && await _studies.GetAsync(claim.Tenant, claim.StudyId, cancellationToken).ConfigureAwait(false) is { } study)
+        {
+            body = WebhookPayload.For(claim.DeliveryId, claim.EventType, study, options.PublicBaseUrl, time.GetUtcNow()).ToJson();
+        }
+
+        if (subscription is not { Active: true } || secret is null || string.IsNullOrEmpty(body))
         {
             var error = subscription is not { Active: true } ? "the subscription was removed or deactivated before the delivery succeeded"
                 : secret is null ? $"the subscription's secret '{subscription.SecretName}' is missing"
@@ -111,7 +140,7 @@ public sealed partial class WebhookRetryHandler(
             return dead;
         }
 
-        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, claim.Body, retry: true, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
     private static partial class Log

@@ -311,6 +311,60 @@ public sealed class WebhookDeliveryTests
         Assert.Contains("removed", delivery.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Retry_RecordWithoutNextAttemptAtOrBody_IsDueAtItsLeaseEnd_ItsBodyRebuiltFromTheStudiesRow(bool withStudies)
+    {
+        await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
+        using var kit = new WebhookTestKit();
+        var created = await kit.SubscribeAsync(receiver.Url);
+
+        // As the notifier wrote it before NextAttemptAt and Body existed; its claimer died after attempt 1.
+        var now = kit.Clock.GetUtcNow();
+        var deliveryId = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        Assert.NotNull(await kit.Deliveries.TryClaimAsync(
+            new WebhookDelivery
+            {
+                Tenant = WebhookTestKit.Tenant,
+                DeliveryId = deliveryId,
+                SubscriptionId = created.Subscription.Id,
+                StudyId = WebhookTestKit.StudyId,
+                EventType = StudyEventTypes.Completed,
+                Attempts = 1,
+                ClaimedAt = now - TimeSpan.FromHours(26),
+                LeaseUntil = now + TimeSpan.FromMinutes(1),
+            },
+            now,
+            None));
+        Assert.Empty(await kit.Deliveries.ListDueAsync(now, 10, None));
+        Assert.Single(await kit.Deliveries.ListDueAsync(now + TimeSpan.FromMinutes(1), 10, None));
+
+        var retries = withStudies
+            ? new WebhookRetryHandler(kit.Deliveries, kit.Subscriptions, kit.Secrets, kit.Dispatcher, kit.Options, kit.Clock, Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookRetryHandler>.Instance, kit.Studies)
+            : kit.Retries;
+        Assert.Equal(1, await retries.RunDueAsync(now + TimeSpan.FromMinutes(1), None));
+
+        var delivery = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
+        if (withStudies)
+        {
+            var request = Assert.Single(receiver.Received);
+            Assert.Equal(WebhookDeliveryStatus.Delivered, delivery.Status);
+            Assert.Equal(2, delivery.Attempts);
+            Assert.Equal(request.Body, delivery.Body);
+            using var body = JsonDocument.Parse(request.Body);
+            Assert.Equal(deliveryId, body.RootElement.GetProperty("id").GetString());
+            Assert.Equal(WebhookTestKit.StudyId, body.RootElement.GetProperty("study").GetString());
+            Assert.DoesNotContain("Doe^Jane", request.Body, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(receiver.Received);
+            Assert.Equal(WebhookDeliveryStatus.DeadLettered, delivery.Status);
+            Assert.Contains("no stored body", delivery.Error, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void RetryDelay_DefaultOptions_FollowTheNominalScheduleWithBoundedJitter()
     {
