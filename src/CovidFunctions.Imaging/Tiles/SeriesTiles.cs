@@ -1,3 +1,4 @@
+using CovidFunctions.Imaging.Diagnostics;
 using CovidFunctions.Imaging.Series;
 
 namespace CovidFunctions.Imaging.Tiles;
@@ -16,12 +17,26 @@ public static class SeriesTiles
     /// carry none); its <c>sliceIds</c> are <paramref name="mapUid"/> of each file's name within the upload, so no
     /// file name reaches the manifest.
     /// </remarks>
+    public static Task<TileManifest> WriteAsync(
+        AssembledSeries series,
+        IBlobStore store,
+        string prefix,
+        Func<string, string>? mapUid,
+        int parallelism,
+        CancellationToken cancellationToken) =>
+        WriteAsync(series, store, prefix, mapUid, parallelism, cpu: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="WriteAsync(AssembledSeries, IBlobStore, string, Func{string, string}?, int, CancellationToken)"/>,
+    /// adding the CPU time of decoding the slices (the tiling's compute) to <paramref name="cpu"/> when given.
+    /// </summary>
     public static async Task<TileManifest> WriteAsync(
         AssembledSeries series,
         IBlobStore store,
         string prefix,
         Func<string, string>? mapUid,
         int parallelism,
+        CpuTimeAccount? cpu,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(series);
@@ -32,7 +47,7 @@ public static class SeriesTiles
         string? Map(string? uid) => uid is { Length: > 0 } && mapUid is not null ? mapUid(uid) : null;
         if (series.ValueKind == TileKinds.Unit)
         {
-            return await WriteUnitAsync(series, store, prefix, mapUid, parallelism, cancellationToken).ConfigureAwait(false);
+            return await WriteUnitAsync(series, store, prefix, mapUid, parallelism, cpu, cancellationToken).ConfigureAwait(false);
         }
 
         var template = new TileManifest
@@ -58,7 +73,8 @@ public static class SeriesTiles
             var decoded = new short[count][];
             await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, (i, _) =>
             {
-                decoded[i] = series.ReadHuInt16(start + i);
+                var index = start + i;
+                decoded[i] = cpu is null ? series.ReadHuInt16(index) : cpu.Measure(() => series.ReadHuInt16(index));
                 return ValueTask.CompletedTask;
             }).ConfigureAwait(false);
             foreach (var slice in decoded)
@@ -70,7 +86,7 @@ public static class SeriesTiles
         return await writer.CompleteAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task<TileManifest> WriteUnitAsync(AssembledSeries series, IBlobStore store, string prefix, Func<string, string>? mapUid, int parallelism, CancellationToken cancellationToken)
+    private static async Task<TileManifest> WriteUnitAsync(AssembledSeries series, IBlobStore store, string prefix, Func<string, string>? mapUid, int parallelism, CpuTimeAccount? cpu, CancellationToken cancellationToken)
     {
         var report = series.Report;
         var template = new TileManifest
@@ -89,7 +105,8 @@ public static class SeriesTiles
             var decoded = new float[count][];
             await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = parallelism, CancellationToken = cancellationToken }, (i, _) =>
             {
-                decoded[i] = series.ReadUnit(start + i).Pixels;
+                var index = start + i;
+                decoded[i] = cpu is null ? series.ReadUnit(index).Pixels : cpu.Measure(() => series.ReadUnit(index).Pixels);
                 return ValueTask.CompletedTask;
             }).ConfigureAwait(false);
             foreach (var slice in decoded)

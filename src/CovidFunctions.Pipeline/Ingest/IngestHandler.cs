@@ -5,6 +5,7 @@ using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Archives;
+using CovidFunctions.Imaging.Diagnostics;
 using CovidFunctions.Imaging.Nifti;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
@@ -115,6 +116,10 @@ public sealed partial class IngestHandler
 
         var started = _time.GetUtcNow();
         var stopwatch = Stopwatch.StartNew();
+        // This study's compute only: per-thread CPU time of its de-identification, assembly and decoding sections
+        // (other studies ingested by the same process at the same time are not counted). Where the platform has no
+        // per-thread clock, the process-wide delta stands in (an overcount under concurrency).
+        var cpu = new CpuTimeAccount();
         var cpuAtStart = Environment.CpuUsage.TotalTime;
         Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.Blobs.Count);
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
@@ -135,7 +140,7 @@ public sealed partial class IngestHandler
             PreparedSeries prepared;
             try
             {
-                prepared = await PrepareAsync(unit, downloaded, work.FullName, cancellationToken).ConfigureAwait(false);
+                prepared = await PrepareAsync(unit, downloaded, work.FullName, cpu, cancellationToken).ConfigureAwait(false);
             }
             catch (IngestRejectedException ex)
             {
@@ -151,7 +156,7 @@ public sealed partial class IngestHandler
                 try
                 {
                     // UIDs are already pseudonymised by de-identification (NIfTI has none), so they are kept as they are.
-                    manifest = await SeriesTiles.WriteAsync(prepared.Series, slicesStore, tilesPrefix, uid => uid, TilingParallelism, cancellationToken).ConfigureAwait(false);
+                    manifest = await SeriesTiles.WriteAsync(prepared.Series, slicesStore, tilesPrefix, uid => uid, TilingParallelism, cpu, cancellationToken).ConfigureAwait(false);
                 }
                 catch (ImagingException ex)
                 {
@@ -164,7 +169,7 @@ public sealed partial class IngestHandler
             await KeepSkippedAsync(unit, prepared.SkippedFiles, cancellationToken).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
-            var cpuSeconds = (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
+            var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
 
             // Usage before the row says "ingested": a re-delivery that finds the row ingested never needs to record it.
             await _usage.TryRecordAsync(
@@ -386,9 +391,9 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>Expands zips, de-identifies DICOM instances into a folder and assembles the series (or reads a NIfTI volume).</summary>
-    private async Task<PreparedSeries> PrepareAsync(UploadUnit unit, List<LocalFile> downloaded, string work, CancellationToken cancellationToken)
+    private async Task<PreparedSeries> PrepareAsync(UploadUnit unit, List<LocalFile> downloaded, string work, CpuTimeAccount cpu, CancellationToken cancellationToken)
     {
-        var inputs = ExpandZips(downloaded, Path.Combine(work, "expanded"));
+        var inputs = cpu.Measure(() => ExpandZips(downloaded, Path.Combine(work, "expanded")));
         if (inputs.Count == 0)
         {
             throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: no files in it");
@@ -401,7 +406,8 @@ public sealed partial class IngestHandler
         var results = new InstanceResult[candidates.Count];
         await Parallel.ForAsync(0, candidates.Count, new ParallelOptions { MaxDegreeOfParallelism = TilingParallelism, CancellationToken = cancellationToken }, (i, _) =>
         {
-            results[i] = DeidentifyInstance(candidates[i], Path.Combine(deidFolder, $"{i:D5}.dcm"));
+            var index = i;
+            results[index] = cpu.Measure(() => DeidentifyInstance(candidates[index], Path.Combine(deidFolder, $"{index:D5}.dcm")));
             return ValueTask.CompletedTask;
         }).ConfigureAwait(false);
 
@@ -416,7 +422,7 @@ public sealed partial class IngestHandler
         if (accepted > 0)
         {
             skipped.AddRange(volumes.Select(v => $"{v.Name}: NIfTI volume next to DICOM instances (the DICOM series is used)"));
-            return Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted) with { SkippedFiles = SkippedFiles(results) };
+            return cpu.Measure(() => Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted)) with { SkippedFiles = SkippedFiles(results) };
         }
 
         if (volumes.Count == 1)
@@ -425,7 +431,7 @@ public sealed partial class IngestHandler
             var volume = Path.Combine(work, volumes[0].Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? "volume.nii.gz" : "volume.nii");
             File.Copy(volumes[0].Path, volume);
             names[Path.GetFileName(volume)] = volumes[0].Name;
-            return Assemble(unit, volume, "nifti", skipped, names, work, 0) with { SkippedFiles = SkippedFiles(results) };
+            return cpu.Measure(() => Assemble(unit, volume, "nifti", skipped, names, work, 0)) with { SkippedFiles = SkippedFiles(results) };
         }
 
         if (volumes.Count > 1)

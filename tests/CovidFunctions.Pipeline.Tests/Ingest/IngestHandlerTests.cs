@@ -83,6 +83,30 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task TwoStudiesIngestedAtOnce_EachIsMeteredForItsOwnCpu_TogetherNoMoreThanTheProcessUsed()
+    {
+        // A process-wide CPU delta would give each study the other's work as well (their sum then exceeds what the
+        // process used); per-thread accounting cannot.
+        using var host = new IngestTestHost();
+        var sharp = FirstSlices(SharpSeries, 12);
+        var soft = FirstSlices(SoftSeries, 12);
+        await host.UploadAsync($"{Tenant}/sharp.zip", Zip(sharp.Select(f => (Path.GetFileName(f), File.ReadAllBytes(f)))));
+        await host.UploadAsync($"{Tenant}/soft.zip", Zip(soft.Select(f => (Path.GetFileName(f), File.ReadAllBytes(f)))));
+        var units = await host.PlanAsync();
+        Assert.Equal(2, units.Count);
+
+        var processBefore = Environment.CpuUsage.TotalTime;
+        var outcomes = await Task.WhenAll(units.Select(u => Task.Run(() => host.Handler.IngestAsync(u, default))));
+        var processSeconds = (Environment.CpuUsage.TotalTime - processBefore).TotalSeconds;
+
+        Assert.All(outcomes, o => Assert.Equal(IngestStatus.Ingested, o.Status));
+        var usage = host.Usage.Snapshot();
+        Assert.Equal(2, usage.Count);
+        Assert.All(usage, u => Assert.True(u.CpuSeconds > 0, $"{u.StudyId}: {u.CpuSeconds} s"));
+        Assert.True(usage.Sum(u => u.CpuSeconds) <= processSeconds, $"studies {string.Join(" + ", usage.Select(u => u.CpuSeconds))} s, process {processSeconds} s");
+    }
+
+    [Fact]
     public async Task Folder_LooseFilesWithMarker_Ingests_AndReDeliveryNeitherRetilesNorStartsAgain()
     {
         using var host = new IngestTestHost();
