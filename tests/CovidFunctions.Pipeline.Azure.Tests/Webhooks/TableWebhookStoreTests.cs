@@ -206,7 +206,7 @@ public sealed class TableWebhookStoreTests(AzuriteFixture azurite)
         }
     }
 
-    private static async Task<Receiver> StartStatusReceiverAsync(int status, ConcurrentQueue<(string DeliveryId, string Attempt)> received)
+    internal static async Task<Receiver> StartStatusReceiverAsync(int status, ConcurrentQueue<(string DeliveryId, string Attempt)> received)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -223,7 +223,7 @@ public sealed class TableWebhookStoreTests(AzuriteFixture azurite)
         return new Receiver(app, address + "/hook");
     }
 
-    private static async Task<Receiver> StartReceiverAsync(ConcurrentQueue<(string, string, string)> received)
+    internal static async Task<Receiver> StartReceiverAsync(ConcurrentQueue<(string, string, string)> received)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -241,7 +241,7 @@ public sealed class TableWebhookStoreTests(AzuriteFixture azurite)
         return new Receiver(app, address + "/hook");
     }
 
-    private sealed record Receiver(WebApplication App, string Url) : IAsyncDisposable
+    internal sealed record Receiver(WebApplication App, string Url) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {
