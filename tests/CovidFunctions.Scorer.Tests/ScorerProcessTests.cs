@@ -1,104 +1,123 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
-using System.Reflection;
-using System.Text;
+using Azure.Storage.Queues;
+using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Scorer.Tests;
 
 /// <summary>
-/// The scorer as the container runs it (<c>dotnet CovidFunctions.Scorer.dll</c>, settings from environment
-/// variables as bicep sets them) on CPU with the Storage-queue transport against Azurite: it becomes ready, and
-/// SIGTERM (Container Apps' stop signal) ends it cleanly through the drain path with exit code 0.
+/// The scorer as the container runs it (<see cref="ScorerProcess"/>), on CPU with the Storage-queue transport against
+/// Azurite: it becomes ready, SIGTERM ends it cleanly through the drain path, and a replica killed with SIGKILL in
+/// the middle of a chunk loses nothing: the chunk comes back after its visibility timeout and another replica
+/// scores it.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class ScorerProcessTests(AzuriteFixture azurite)
 {
-    private static readonly string ScorerDll = Path.Combine(
-        typeof(ScorerProcessTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ScorerOutput").Value!,
-        "CovidFunctions.Scorer.dll");
+    private const string Tenant = "lab";
 
     [Fact]
     public async Task EntryPoint_OnCpuWithStorageQueues_BecomesReadyAndDrainsOnSigterm()
     {
-        Assert.True(File.Exists(ScorerDll), ScorerDll);
-        var port = FreePort();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(ScorerDll);
-        start.Environment["Scorer__StorageConnectionString"] = azurite.Server.ConnectionString;
-        start.Environment["Scorer__SliceQueueName"] = "proc-" + Guid.NewGuid().ToString("N")[..8];
-        start.Environment["Scorer__ExecutionProvider"] = "Cpu";
-        start.Environment["Scorer__HealthPort"] = port.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Scorer__IntraOpThreads"] = "1";
-        start.Environment["Logging__Console__FormatterName"] = "simple";
-        var output = new StringBuilder();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(5) };
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-            while (!await IsReadyAsync(http))
-            {
-                Assert.False(process.HasExited, "the scorer exited before it was ready:\n" + Snapshot(output));
-                Assert.True(DateTime.UtcNow < deadline, "the scorer did not become ready:\n" + Snapshot(output));
-                await Task.Delay(250);
-            }
+        using var scorer = await ScorerProcess.StartReadyAsync(ScorerEnvironment("proc-" + Guid.NewGuid().ToString("N")[..8], "res-proc"));
+        await scorer.TerminateAsync();
 
-            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-
-            using var exit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-            await process.WaitForExitAsync(exit.Token);
-            Assert.Equal(0, process.ExitCode);
-            var log = Snapshot(output);
-            Assert.Contains("Scorer ready on CPU", log, StringComparison.OrdinalIgnoreCase);
-            Assert.Contains("Scorer drained", log, StringComparison.Ordinal);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
+        Assert.Equal(0, scorer.ExitCode);
+        Assert.Contains("Scorer ready on CPU", scorer.Output, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("Scorer drained", scorer.Output, StringComparison.Ordinal);
     }
 
-    private static async Task<bool> IsReadyAsync(HttpClient http)
+    [Fact]
+    public async Task Sigkill_MidChunk_TheChunkReturnsAndASecondReplicaScoresIt_OneResultNothingLost()
     {
-        try
+        // A whole 30-slice series in one chunk: seconds of CPU scoring, so the kill lands while it is in flight.
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (requests, results) = ($"req-kill-{suffix}", $"res-kill-{suffix}");
+        var studyId = StudyIds.ForUpload(Tenant, "kill-test.zip");
+        var (tilesPrefix, sliceCount) = await WriteTilesAsync(studyId);
+        var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, sliceCount, 1);
+        await azurite.Storage.CreateQueueTransport().SendAsync(requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);
+        var requestQueue = azurite.Storage.Queues.GetQueueClient(requests);
+        var resultQueue = azurite.Storage.Queues.GetQueueClient(results);
+
+        using (var first = await ScorerProcess.StartReadyAsync(ScorerEnvironment(requests, results)))
         {
-            return (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.OK;
+            // Received = still in the queue but no longer visible (the replica holds it for its visibility timeout).
+            await WaitForAsync(async () => (await requestQueue.PeekMessagesAsync(1)).Value.Length == 0, "the first replica to receive the chunk");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await first.KillAsync();
+            Assert.NotEqual(0, first.ExitCode);
         }
-        catch (HttpRequestException)
+
+        Assert.Equal(0, await CountAsync(resultQueue)); // killed before it could post a result
+        Assert.Equal(1, (await requestQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount); // not lost: invisible until the timeout ends
+
+        using var second = await ScorerProcess.StartReadyAsync(ScorerEnvironment(requests, results));
+        ChunkResult? result = null;
+        await WaitForAsync(async () =>
         {
-            return false;
-        }
-        catch (TaskCanceledException)
-        {
-            return false;
-        }
+            if (!(await resultQueue.ExistsAsync()).Value)
+            {
+                return false;
+            }
+
+            var message = (await resultQueue.PeekMessagesAsync(1)).Value.SingleOrDefault();
+            result = message is null ? null : PipelineJson.Deserialize<ChunkResult>(StorageQueueEnvelope.TryParse(message.MessageText)!.Body);
+            return result is not null;
+        }, "the second replica's result");
+        await second.TerminateAsync();
+
+        Assert.Equal(0, second.ExitCode);
+        Assert.NotNull(result);
+        Assert.Null(result.Error);
+        Assert.Equal((request.OrchestrationId, 0, sliceCount), (result.OrchestrationId, result.ChunkIndex, result.SliceCount));
+        Assert.Equal(1, await CountAsync(resultQueue)); // exactly one result for the chunk
+        Assert.Equal(0, (await requestQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount); // settled once scored
+        Assert.Equal(sliceCount, (await azurite.Storage.SliceResults.GetAsync(Tenant, studyId, CancellationToken.None)).Count);
     }
 
-    private static string Snapshot(StringBuilder output)
+    private Dictionary<string, string> ScorerEnvironment(string requests, string results) => new()
     {
-        lock (output)
-        {
-            return output.ToString();
-        }
+        ["Scorer__StorageConnectionString"] = azurite.Server.ConnectionString,
+        ["Scorer__SliceTransport"] = "StorageQueue",
+        ["Scorer__SliceQueueName"] = requests,
+        ["Scorer__ResultQueueName"] = results,
+        ["Scorer__ExecutionProvider"] = "Cpu",
+        ["Scorer__IntraOpThreads"] = "1",
+        ["Scorer__MaxConcurrentCalls"] = "1",
+        ["Scorer__PollInterval"] = "00:00:00.200",
+
+        // The visibility timeout a killed replica's message waits out before it is delivered again (renewed every
+        // half of it while a replica is alive and scoring). Short here so the test does not wait five minutes.
+        ["Scorer__MessageLockDuration"] = "00:00:20",
+    };
+
+    private async Task<(string Prefix, int Slices)> WriteTilesAsync(string studyId)
+    {
+        using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
+        var prefix = $"{Tenant}/{studyId}/tiles";
+        await SeriesTiles.WriteAsync(series, azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer), prefix, mapUid: null, parallelism: 1, CancellationToken.None);
+        return (prefix, series.SliceCount);
     }
 
-    private static int FreePort()
+    private static async Task<int> CountAsync(QueueClient queue) =>
+        (await queue.ExistsAsync()).Value ? (await queue.GetPropertiesAsync()).Value.ApproximateMessagesCount : 0;
+
+    /// <summary>Polls a condition (a generous bound for a loaded 2-core machine; not a timing assertion).</summary>
+    private static async Task WaitForAsync(Func<Task<bool>> condition, string what)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("gave up waiting for " + what);
+            }
+
+            await Task.Delay(200);
+        }
     }
 }
