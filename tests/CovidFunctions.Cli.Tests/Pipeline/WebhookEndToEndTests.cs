@@ -25,27 +25,13 @@ public sealed class WebhookEndToEndTests
     [Fact]
     public async Task Dropped_study_with_a_webhook_gives_one_signed_completed_delivery_even_when_notify_runs_again()
     {
-        using var temp = TestData.CreateTempDirectory();
-        await using var azurite = await PipelineFixture.StartAzuriteAsync(temp.Path);
-        var dataDir = Path.Combine(temp.Path, "data");
-        using var loggers = PipelineFixture.Loggers(dataDir, out var log);
-        using var _ = log;
-        using var receiver = new RecordingReceiver();
-        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
-        {
-            ApiPort = FreePort(),
-            AllowLoopbackWebhooks = true,
-        };
-        await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
-
-        // Registered the way `covidfn webhooks add` does (same data folder: file secret store, Azurite tables).
-        using var webhooks = new LocalWebhooks(dataDir, host.Storage.Tables, host.Storage.Studies, allowLoopback: true, publicBaseUrl: null);
-        var created = await webhooks.Manager.AddAsync("lab-w", receiver.Url, [StudyEventTypes.Completed], secret: null, CancellationToken.None);
+        await using var arranged = await WebhookHost.StartAsync("lab-w");
+        var (receiver, host, webhooks, created) = (arranged.Receiver, arranged.Host, arranged.Webhooks, arranged.Created);
         Assert.True(created.SecretGenerated);
 
-        var series = PipelineFixture.RealSubset(Path.Combine(temp.Path, "series"), 3);
+        var series = PipelineFixture.RealSubset(Path.Combine(arranged.TempPath, "series"), 3);
         var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies).SubmitAsync(series, "lab-w", CancellationToken.None);
-        var row = await PipelineFixture.WaitForTerminalAsync(host.Storage.Studies, submitted.Tenant, submitted.StudyId, log.Path);
+        var row = await PipelineFixture.WaitForTerminalAsync(host.Storage.Studies, submitted.Tenant, submitted.StudyId, arranged.LogPath);
         Assert.True(row.Status == StudyStatus.Completed, $"{row.Status} {row.Reason}");
         await PipelineFixture.WaitUntilAsync(() => Task.FromResult(!receiver.Requests.IsEmpty), "the study.completed delivery");
 
@@ -85,20 +71,8 @@ public sealed class WebhookEndToEndTests
     [Fact]
     public async Task Running_host_makes_a_due_webhook_retry_from_its_retry_loop()
     {
-        using var temp = TestData.CreateTempDirectory();
-        await using var azurite = await PipelineFixture.StartAzuriteAsync(temp.Path);
-        var dataDir = Path.Combine(temp.Path, "data");
-        using var loggers = PipelineFixture.Loggers(dataDir, out var log);
-        using var _ = log;
-        using var receiver = new RecordingReceiver();
-        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
-        {
-            ApiPort = FreePort(),
-            AllowLoopbackWebhooks = true,
-        };
-        await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
-        using var webhooks = new LocalWebhooks(dataDir, host.Storage.Tables, host.Storage.Studies, allowLoopback: true, publicBaseUrl: null);
-        var created = await webhooks.Manager.AddAsync("lab-r", receiver.Url, [StudyEventTypes.Completed], secret: null, CancellationToken.None);
+        await using var arranged = await WebhookHost.StartAsync("lab-r");
+        var (receiver, webhooks, created) = (arranged.Receiver, arranged.Webhooks, arranged.Created);
 
         // A delivery whose first attempt (the notify activity's) failed and whose retry is due now, as the activity left it.
         var now = DateTimeOffset.UtcNow;
@@ -140,6 +114,90 @@ public sealed class WebhookEndToEndTests
     }
 
     private sealed record Received(string Body, string? Signature, string? DeliveryId);
+
+    /// <summary>
+    /// The arrangement both tests share: a real Azurite in a temporary folder, the local host with the API port and
+    /// loopback webhooks (as <c>covidfn up --allow-loopback-webhooks</c> runs it), a <see cref="RecordingReceiver"/>,
+    /// and a subscription of the tenant to <c>study.completed</c> registered the way <c>covidfn webhooks add</c> does
+    /// (same data folder: file secret store, Azurite tables). Everything is disposed in the reverse order of creation,
+    /// also when a later step of the arrangement fails.
+    /// </summary>
+    private sealed class WebhookHost : IAsyncDisposable
+    {
+        private readonly Stack<Func<ValueTask>> _cleanup = new();
+
+        private WebhookHost()
+        {
+        }
+
+        public string TempPath { get; private set; } = "";
+
+        public string LogPath { get; private set; } = "";
+
+        public RecordingReceiver Receiver { get; private set; } = null!;
+
+        public LocalPipelineHost Host { get; private set; } = null!;
+
+        public LocalWebhooks Webhooks { get; private set; } = null!;
+
+        public CreatedWebhook Created { get; private set; } = null!;
+
+        public static async Task<WebhookHost> StartAsync(string tenant)
+        {
+            var arranged = new WebhookHost();
+            try
+            {
+                var temp = arranged.Disposes(TestData.CreateTempDirectory());
+                arranged.TempPath = temp.Path;
+                var azurite = arranged.DisposesAsync(await PipelineFixture.StartAzuriteAsync(temp.Path));
+                var dataDir = Path.Combine(temp.Path, "data");
+                var loggers = arranged.Disposes(PipelineFixture.Loggers(dataDir, out var log));
+                arranged.Disposes(log);
+                arranged.LogPath = log.Path;
+                arranged.Receiver = arranged.Disposes(new RecordingReceiver());
+                var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
+                {
+                    ApiPort = FreePort(),
+                    AllowLoopbackWebhooks = true,
+                };
+                arranged.Host = arranged.DisposesAsync(await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None));
+                arranged.Webhooks = arranged.Disposes(new LocalWebhooks(dataDir, arranged.Host.Storage.Tables, arranged.Host.Storage.Studies, allowLoopback: true, publicBaseUrl: null));
+                arranged.Created = await arranged.Webhooks.Manager.AddAsync(tenant, arranged.Receiver.Url, [StudyEventTypes.Completed], secret: null, CancellationToken.None);
+                return arranged;
+            }
+            catch
+            {
+                await arranged.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            while (_cleanup.TryPop(out var dispose))
+            {
+                await dispose();
+            }
+        }
+
+        private T Disposes<T>(T resource)
+            where T : IDisposable
+        {
+            _cleanup.Push(() =>
+            {
+                resource.Dispose();
+                return ValueTask.CompletedTask;
+            });
+            return resource;
+        }
+
+        private T DisposesAsync<T>(T resource)
+            where T : IAsyncDisposable
+        {
+            _cleanup.Push(resource.DisposeAsync);
+            return resource;
+        }
+    }
 
     /// <summary>An HTTP receiver on 127.0.0.1 that records every request and answers 204.</summary>
     private sealed class RecordingReceiver : IDisposable
