@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Azure.Storage.Queues;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
@@ -37,14 +36,14 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, SliceFiles.Length, 1);
         await transport.SendAsync(queues.Requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);
 
-        var port = FreePort();
+        var port = TestWaits.FreePort();
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(Settings(queues, port, maxConcurrentCalls: 2)));
         await app.StartAsync();
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/healthz", UriKind.Relative))).StatusCode);
-            await WaitForAsync(async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.OK, "the scorer to become ready");
+            await TestWaits.UntilAsync(async () => (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode == HttpStatusCode.OK, "the scorer to become ready");
             var ready = await http.GetStringAsync(new Uri("/readyz", UriKind.Relative));
             Assert.Contains("\"status\":\"ready\"", ready, StringComparison.Ordinal);
             Assert.Contains("CPU", ready, StringComparison.OrdinalIgnoreCase);
@@ -85,7 +84,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
 
             // The malformed request is not retried: it is dead-lettered once, with the handler's reason.
             var deadLetterPath = DeadLetterRecord.PathOf(queues.Requests, "malformed-1", 1);
-            await WaitForAsync(() => azurite.Storage.BlobContainers.Get(PipelineNames.DeadLetterContainer).ExistsAsync(deadLetterPath, CancellationToken.None), "the dead-letter record");
+            await TestWaits.UntilAsync(() => azurite.Storage.BlobContainers.Get(PipelineNames.DeadLetterContainer).ExistsAsync(deadLetterPath, CancellationToken.None), "the dead-letter record");
             string deadLetter;
             await using (var stream = await azurite.Storage.BlobContainers.Get(PipelineNames.DeadLetterContainer).OpenReadAsync(deadLetterPath, CancellationToken.None))
             using (var reader = new StreamReader(stream))
@@ -110,7 +109,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         var queues = UniqueQueues("b");
         var studyId = StudyIds.ForUpload(Tenant, "host-test-b.zip");
         var tilesPrefix = await WriteTilesAsync(studyId);
-        var port = FreePort();
+        var port = TestWaits.FreePort();
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(Settings(queues, port, maxConcurrentCalls: 1)));
         await app.StartAsync();
         var readiness = app.Services.GetRequiredService<ScorerReadiness>();
@@ -119,10 +118,10 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         var second = new ChunkRequest(Tenant, studyId, orchestrationId, tilesPrefix, 1, 0, SliceFiles.Length, 1);
         try
         {
-            await WaitForAsync(() => Task.FromResult(readiness.IsReady), "the scorer to become ready");
+            await TestWaits.UntilAsync(() => Task.FromResult(readiness.IsReady), "the scorer to become ready");
             var transport = azurite.Storage.CreateQueueTransport();
             await transport.SendAsync(queues.Requests, new QueueMessage(first.MessageId, PipelineJson.Serialize(first)), CancellationToken.None);
-            await WaitForAsync(() => Task.FromResult(readiness.InFlight > 0), "the first chunk to be in flight");
+            await TestWaits.UntilAsync(() => Task.FromResult(readiness.InFlight > 0), "the first chunk to be in flight");
             await transport.SendAsync(queues.Requests, new QueueMessage(second.MessageId, PipelineJson.Serialize(second)), CancellationToken.None);
 
             // SIGTERM path: the host's StopAsync. One call slot is busy, so the second request is never received.
@@ -187,7 +186,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
     {
         var client = azurite.Storage.Queues.GetQueueClient(queue);
         var results = new List<ChunkResult>();
-        await WaitForAsync(async () =>
+        await TestWaits.UntilAsync(async () =>
         {
             if (!(await client.ExistsAsync()).Value)
             {
@@ -204,27 +203,5 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
             return results.Count >= expected;
         }, $"{expected} chunk result(s) on {queue}");
         return results;
-    }
-
-    /// <summary>Polls a condition (a generous bound for a loaded 2-core machine; not a timing assertion).</summary>
-    private static async Task WaitForAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("gave up waiting for " + what);
-            }
-
-            await Task.Delay(200);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

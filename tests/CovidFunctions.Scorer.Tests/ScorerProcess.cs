@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 
@@ -24,7 +23,7 @@ internal sealed class ScorerProcess : IDisposable
     private ScorerProcess(IReadOnlyDictionary<string, string> environment)
     {
         Assert.True(File.Exists(ScorerDll), ScorerDll);
-        var port = FreePort();
+        var port = TestWaits.FreePort();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(ScorerDll);
         start.Environment["Scorer__HealthPort"] = port.ToString(CultureInfo.InvariantCulture);
@@ -129,12 +128,5 @@ internal sealed class ScorerProcess : IDisposable
         {
             _output.AppendLine(line);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -46,7 +46,7 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
         using (var first = await ScorerProcess.StartReadyAsync(ScorerEnvironment(requests, results)))
         {
             // Received = still in the queue but no longer visible (the replica holds it for its visibility timeout).
-            await WaitForAsync(async () => (await requestQueue.PeekMessagesAsync(1)).Value.Length == 0, "the first replica to receive the chunk");
+            await TestWaits.UntilAsync(async () => (await requestQueue.PeekMessagesAsync(1)).Value.Length == 0, "the first replica to receive the chunk");
             await Task.Delay(TimeSpan.FromSeconds(1));
             await first.KillAsync();
             Assert.NotEqual(0, first.ExitCode);
@@ -57,7 +57,7 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
 
         using var second = await ScorerProcess.StartReadyAsync(ScorerEnvironment(requests, results));
         ChunkResult? result = null;
-        await WaitForAsync(async () =>
+        await TestWaits.UntilAsync(async () =>
         {
             if (!(await resultQueue.ExistsAsync()).Value)
             {
@@ -105,19 +105,4 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
 
     private static async Task<int> CountAsync(QueueClient queue) =>
         (await queue.ExistsAsync()).Value ? (await queue.GetPropertiesAsync()).Value.ApproximateMessagesCount : 0;
-
-    /// <summary>Polls a condition (a generous bound for a loaded 2-core machine; not a timing assertion).</summary>
-    private static async Task WaitForAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException("gave up waiting for " + what);
-            }
-
-            await Task.Delay(200);
-        }
-    }
 }
