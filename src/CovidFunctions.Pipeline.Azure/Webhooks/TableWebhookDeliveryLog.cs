@@ -22,8 +22,8 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 /// <see cref="ListDueAsync"/> is one range query <c>RowKey lt {now ticks + 1}</c> in one partition. The delivery row
 /// stays the source of truth: a write that makes a delivery due at a new time first writes a NEW index row (its
 /// nonce makes the key unique to that write), then writes the delivery row pointing at it, then deletes the old index
-/// row; a write that fails (409/412) deletes its own new index row (unless the delivery row points at it: a write
-/// whose response was lost and that the SDK retried). A crash between the writes leaves an extra index
+/// row; a write that fails (409/412) deletes its own new index row, unless the delivery row names it: then the write
+/// landed and only its response was lost (the SDK retried it), and it counts as done. A crash between the writes leaves an extra index
 /// row, never a pending delivery without one; a reader returns a delivery only when its row still points at the
 /// index row read, and deletes index rows whose delivery finished, or that point at nothing for longer than
 /// <see cref="StaleIndexGrace"/> (a write that may still land is never older than that, see
@@ -108,7 +108,13 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
         }
 
         var existingEntity = await GetEntityAsync(claim.Tenant, claim.DeliveryId, cancellationToken).ConfigureAwait(false);
-        await DeleteUnusedDueIndexAsync(index.Key, existingEntity, cancellationToken).ConfigureAwait(false);
+        if (Names(existingEntity, index.Key))
+        {
+            // Our insert landed and its response was lost (the SDK's retry got the 409): the claim is ours.
+            return pending with { ETag = existingEntity!.ETag.ToString() };
+        }
+
+        await DeleteDueIndexAsync(index.Key, ETag.All, cancellationToken).ConfigureAwait(false);
         var existing = existingEntity is null ? null : FromEntity(existingEntity);
         if (existing is null || existing.Status != WebhookDeliveryStatus.Pending || existing.LeaseUntil > now)
         {
@@ -295,7 +301,14 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
             {
                 // Changed since the query: the writer that changed it indexed it (or the next pass will).
                 var current = await GetEntityAsync(entity.PartitionKey, entity.RowKey, cancellationToken).ConfigureAwait(false);
-                await DeleteUnusedDueIndexAsync(index.Key, current, cancellationToken).ConfigureAwait(false);
+                if (Names(current, index.Key))
+                {
+                    indexed++;
+                }
+                else
+                {
+                    await DeleteDueIndexAsync(index.Key, ETag.All, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
@@ -378,8 +391,14 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
         catch (RequestFailedException ex) when (ex.Status is 412 or 404)
         {
             var current = await GetEntityAsync(delivery.Tenant, delivery.DeliveryId, cancellationToken).ConfigureAwait(false);
-            await DeleteUnusedDueIndexAsync(index.Key, current, cancellationToken).ConfigureAwait(false);
-            return null;
+            if (!Names(current, index.Key))
+            {
+                await DeleteDueIndexAsync(index.Key, ETag.All, cancellationToken).ConfigureAwait(false);
+                return null;
+            }
+
+            // Our replace landed and its response was lost (the SDK's retry got the 412): the row is ours.
+            etag = current!.ETag.ToString();
         }
 
         if (previousKey != index.Key)
@@ -412,11 +431,12 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
     }
 
     /// <summary>
-    /// Deletes the index row a failed conditional write wrote, unless the delivery row (read after the failure) points
-    /// at it: a write whose response was lost and that the SDK retried lands once and then reports 409/412.
+    /// Whether the delivery row names the index row <paramref name="key"/> that one write created (its nonce makes it
+    /// unique to that write). After a 409/412 this tells a write that lost from one that landed but whose response was
+    /// lost, so the SDK's retry of it failed: nothing else writes that key, and every later write of the row changes it.
     /// </summary>
-    private Task DeleteUnusedDueIndexAsync(string? key, TableEntity? delivery, CancellationToken cancellationToken) =>
-        key is null || delivery?.GetString(DueIndexKeyProperty) == key ? Task.CompletedTask : DeleteDueIndexAsync(key, ETag.All, cancellationToken);
+    private static bool Names(TableEntity? delivery, string? key) =>
+        key is not null && delivery is not null && delivery.GetString(DueIndexKeyProperty) == key;
 
     private async Task DeleteDueIndexAsync(string? key, ETag ifMatch, CancellationToken cancellationToken)
     {

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Azure.Core;
+using Azure.Core.Pipeline;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Azure.Webhooks;
 using CovidFunctions.Pipeline.Notifications;
@@ -165,6 +167,42 @@ public sealed class WebhookDueIndexTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task LostResponse_TheSdkRetriesAWriteThatLanded_ThenSees409Or412_TheWriteCountsAsDone()
+    {
+        var (_, tenant) = await NewLogAsync();
+        var losesResponse = new LoseOneResponsePolicy();
+        var options = new TableClientOptions();
+        options.Retry.Delay = TimeSpan.FromMilliseconds(10);
+        options.AddPolicy(losesResponse, HttpPipelinePosition.PerRetry);
+        var log = new TableWebhookDeliveryLog(new TableClient(azurite.Server.ConnectionString, PipelineNames.WebhookDeliveriesTable, options));
+
+        // The claim's insert lands, its response is lost, the SDK retries it and gets 409: the row names this write's
+        // index row, so the claim is this caller's, and the delivery comes due through that index row.
+        losesResponse.Arm(m => m.Request.Method == RequestMethod.Post);
+        var claimed = await log.TryClaimAsync(Delivery(tenant, "evt_lost", nextAttemptAt: T0.AddMinutes(1)), T0, None);
+        Assert.NotNull(claimed);
+        Assert.True(losesResponse.Fired);
+        var row = Assert.Single(await IndexRowsAsync(log, tenant));
+        Assert.Equal(row.RowKey, await StoredIndexKeyAsync(log, tenant, "evt_lost"));
+        var due = Assert.Single(await log.ListDueAsync(T0.AddMinutes(1), All, None), d => d.Tenant == tenant);
+
+        Assert.Equal(claimed.ETag, due.ETag);
+
+        // The same for the retry handler's ETag-conditional claim: it lands, the SDK's retry gets 412, and the claim is
+        // still this caller's (with the row's ETag); the old index row is gone, the new one names the lease end.
+        losesResponse.Arm(m => m.Request.Method == RequestMethod.Put && m.Request.Headers.TryGetValue("If-Match", out var ifMatch) && ifMatch != "*");
+        var claim = await log.TryReplaceAsync(due with { NextAttemptAt = T0.AddMinutes(5) }, None);
+        Assert.NotNull(claim);
+        Assert.True(losesResponse.Fired);
+        Assert.NotNull(await log.TryReplaceAsync(claim with { Attempts = 1 }, None));
+        row = Assert.Single(await IndexRowsAsync(log, tenant));
+        Assert.StartsWith(TableWebhookDeliveryLog.DueTicksPrefix(T0.AddMinutes(5)) + "|", row.RowKey, StringComparison.Ordinal);
+        Assert.Equal(row.RowKey, await StoredIndexKeyAsync(log, tenant, "evt_lost"));
+        Assert.DoesNotContain(await log.ListDueAsync(T0.AddMinutes(4), All, None), d => d.Tenant == tenant);
+        Assert.Single(await log.ListDueAsync(T0.AddMinutes(5), All, None), d => d.Tenant == tenant);
+    }
+
+    [Fact]
     public async Task OldShapeRow_PendingWithoutNextAttemptAtOrBody_IsBackfilled_DueAtItsLeaseEnd_AndRetriedWithItsBodyRebuilt()
     {
         var received = new ConcurrentQueue<(string Signature, string Body, string Event)>();
@@ -294,4 +332,43 @@ public sealed class WebhookDueIndexTests(AzuriteFixture azurite)
 
     private static async Task<string?> StoredIndexKeyAsync(TableWebhookDeliveryLog log, string tenant, string deliveryId) =>
         (await log.Table.GetEntityAsync<TableEntity>(tenant, deliveryId, cancellationToken: None)).Value.GetString(TableWebhookDeliveryLog.DueIndexKeyProperty);
+}
+
+/// <summary>
+/// Lets one matching request reach the table and then throws a transient error instead of returning its response
+/// (a response lost on the way back), so the SDK's retry policy sends the request again.
+/// </summary>
+internal sealed class LoseOneResponsePolicy : HttpPipelinePolicy
+{
+    private Func<HttpMessage, bool>? _match;
+    private int _fired;
+
+    public bool Fired => Volatile.Read(ref _fired) == 1;
+
+    public void Arm(Func<HttpMessage, bool> match)
+    {
+        Volatile.Write(ref _fired, 0);
+        _match = match;
+    }
+
+    public override async ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+    {
+        await ProcessNextAsync(message, pipeline);
+        LoseIfMatching(message);
+    }
+
+    public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+    {
+        ProcessNext(message, pipeline);
+        LoseIfMatching(message);
+    }
+
+    private void LoseIfMatching(HttpMessage message)
+    {
+        if (_match is { } match && match(message) && message.Response.Status is >= 200 and < 300 && Interlocked.Exchange(ref _fired, 1) == 0)
+        {
+            _match = null;
+            throw new IOException("response lost (simulated)");
+        }
+    }
 }
