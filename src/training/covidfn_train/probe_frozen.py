@@ -4,7 +4,8 @@
   /usr/bin/python3 -m covidfn_train.probe_frozen extract --out ../../.carry/round3cpu [--dfsn ../../.carry/gpu-out/dfsn.npz]
   /usr/bin/python3 -m covidfn_train.probe_frozen fit --out ../../.carry/round3cpu \
       --ensemble-scores ../../.carry/scores/ensemble --json ../../models/training_round3cpu_probe.json
-  /usr/bin/python3 -m covidfn_train.probe_frozen bench --out ../../.carry/round3cpu     (size + CPU cost per slice)
+  /usr/bin/python3 -m covidfn_train.probe_frozen bench --out ../../.carry/round3cpu [--dfsn ../../.carry/gpu-out/dfsn.npz]
+      (size in fp16 MB + PyTorch CPU cost per slice, batch 1, --threads)
 
 `fit --cv-only` runs the cross-validated selection without touching UCSD val.
 
@@ -389,25 +390,39 @@ def bench(a) -> None:
            "fp16_MB_to_layer3": round(2 * n3 / 1e6, 2), "fp16_MB_to_layer4": round(2 * (n3 + n4) / 1e6, 2),
            "bn_buffers_fp32_MB_to_layer4": round(4 * (b3 + b4) / 1e6, 2), "threads": torch.get_num_threads()}
 
-    def timed(fn, reps=10):
-        for _ in range(2):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return round(1000 * float(np.median(ts)), 1)
-
     def to_l3():
         e = trunk
         z = x * 255.0 - mean
         return e.layer3(e.layer2(e.layer1(e.maxpool(F.relu(e.bn1(e.conv1(z)))))))
-    res["torch_ms_per_slice_to_layer3_bs1"] = timed(to_l3)
-    res["torch_ms_per_slice_to_layer4_bs1"] = timed(lambda: trunk.forward_all(x * 255.0 - mean))
+    fns = {"torch_ms_per_slice_to_layer3_bs1": to_l3,
+           "torch_ms_per_slice_to_layer4_bs1": lambda: trunk.forward_all(x * 255.0 - mean)}
+    if a.dfsn:  # the round-1 DFSN branch (a second, frozen backbone next to the shipped members)
+        dfsn = DFSN()
+        load_npz_into(dfsn, a.dfsn)
+        dfsn.eval()
+        nd = sum(p.numel() for p in dfsn.parameters())
+        res["params_dfsn"] = nd
+        res["fp16_MB_dfsn"] = round(2 * nd / 1e6, 2)
+        fns["torch_ms_per_slice_dfsn_pools_bs1"] = lambda: dfsn_pools(dfsn, x)
+    ts = {k: [] for k in fns}
+    for r in range(22):  # interleaved rounds (the machine is shared: load changes between blocks); 2 warm-up
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r >= 2:
+                ts[k].append(time.perf_counter() - t)
+    for k, v in ts.items():
+        res[k] = {"median": round(1000 * float(np.median(v)), 1), "min": round(1000 * float(np.min(v)), 1)}
+    res["how"] = "PyTorch CPU (torch.set_num_threads(--threads)), batch 1, 352x352, median and min of 20 interleaved rounds after 2 warm-up rounds (shared machine: min is the least disturbed)"
     print(json.dumps(res, indent=1))
     with open(os.path.join(a.out, "bench.json"), "w") as fh:
         json.dump(res, fh, indent=1)
+    if os.path.exists(a.json):  # add to fit's results file
+        with open(a.json) as fh:
+            out = json.load(fh)
+        out["size_and_cpu_cost"] = res
+        with open(a.json, "w") as fh:
+            json.dump(out, fh, indent=1)
 
 
 def main(argv=None):
