@@ -66,13 +66,15 @@ public sealed partial class LocalDurableSidecar : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly AzureStorageOrchestrationService _service;
+    private readonly ISidecarOrchestrationService _stopOnce;
     private readonly ILogger _logger;
     private bool _stopped;
 
-    private LocalDurableSidecar(WebApplication app, AzureStorageOrchestrationService service, int port, ILogger logger)
+    private LocalDurableSidecar(WebApplication app, AzureStorageOrchestrationService service, ISidecarOrchestrationService stopOnce, int port, ILogger logger)
     {
         _app = app;
         _service = service;
+        _stopOnce = stopOnce;
         Port = port;
         _logger = logger;
     }
@@ -103,14 +105,15 @@ public sealed partial class LocalDurableSidecar : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
             kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
-        builder.Services.AddSingleton<CoreOrchestrationService>(service);
-        builder.Services.AddSingleton<CoreOrchestrationServiceClient>(service);
+        var stopOnce = StopOnceOrchestrationService.Create(service, logger);
+        builder.Services.AddSingleton<CoreOrchestrationService>(stopOnce);
+        builder.Services.AddSingleton<CoreOrchestrationServiceClient>(stopOnce);
         builder.Services.AddSingleton<TaskHubGrpcServer>();
         var app = builder.Build();
         app.MapGrpcService<TaskHubGrpcServer>();
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         LogStarted(logger, port, options.TaskHubName);
-        return new LocalDurableSidecar(app, service, port, logger);
+        return new LocalDurableSidecar(app, service, stopOnce, port, logger);
     }
 
     /// <summary>The task hub settings on the given storage (pinned service versions when it is Azurite).</summary>
@@ -153,17 +156,10 @@ public sealed partial class LocalDurableSidecar : IAsyncDisposable
 
         _stopped = true;
         await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            // The gRPC server also stops the service when the host stops, but without waiting; this waits, so the
-            // partition leases are released before the process ends.
-            await _service.StopAsync().ConfigureAwait(false);
-        }
-        catch (NullReferenceException)
-        {
-            // Never started: the gRPC server starts the service only once a worker connects, and
-            // AzureStorageOrchestrationService.StopAsync dereferences state that StartAsync creates.
-        }
+
+        // The gRPC server also stops the service when the host stops, but without waiting; this waits for that same
+        // stop (StopOnceOrchestrationService), so the partition leases are released before the process ends.
+        await _stopOnce.StopAsync().ConfigureAwait(false);
         LogStopped(_logger, Port);
     }
 

@@ -2,12 +2,45 @@ using CovidFunctions.Pipeline.Azure.Local;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Local;
 
 [Collection(AzuriteCollection.Name)]
 public sealed class LocalDurableSidecarTests(AzuriteFixture azurite)
 {
+    [Fact]
+    public async Task A_sidecar_no_worker_ever_connected_to_stops_cleanly()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var sidecar = await LocalDurableSidecar.StartAsync(
+            new LocalDurableSidecarOptions { StorageConnectionString = azurite.Server.ConnectionString, TaskHubName = "idletest" },
+            null,
+            timeout.Token);
+        await sidecar.StopAsync(timeout.Token);
+        await sidecar.DisposeAsync(); // a second stop is a no-op
+    }
+
+    [Fact]
+    public async Task The_orchestration_service_is_stopped_once_however_many_callers_stop_it_at_the_same_time()
+    {
+        // The gRPC server's ApplicationStopping callback and the sidecar's own StopAsync both stop the service; two
+        // concurrent AzureStorageOrchestrationService.StopAsync calls can throw from its lease manager.
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await using var sidecar = await LocalDurableSidecar.StartAsync(
+            new LocalDurableSidecarOptions { StorageConnectionString = azurite.Server.ConnectionString, TaskHubName = "stoponcetest" },
+            null,
+            timeout.Token);
+        var stopOnce = StopOnceOrchestrationService.Create(sidecar.OrchestrationService, NullLogger.Instance);
+        Assert.Equal(sidecar.OrchestrationService.MaxConcurrentTaskActivityWorkItems, stopOnce.MaxConcurrentTaskActivityWorkItems); // forwarded
+        await stopOnce.StartAsync();
+
+        var stops = Enumerable.Range(0, 4).Select(i => i % 2 == 0 ? stopOnce.StopAsync() : stopOnce.StopAsync(isForced: false)).ToList<Task>();
+        await Task.WhenAll(stops);
+
+        Assert.All(stops, stop => Assert.Same(stops[0], stop));
+    }
+
     [Fact]
     public async Task A_class_based_orchestration_runs_an_activity_and_waits_for_an_external_event_on_azurite()
     {
