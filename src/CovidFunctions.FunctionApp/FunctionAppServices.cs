@@ -73,7 +73,7 @@ public static class FunctionAppServices
     {
         var webhookOptions = configuration.GetSection(WebhookOptions.SectionName).Get<WebhookOptions>() ?? new WebhookOptions();
         services.AddSingleton(webhookOptions);
-        services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables));
+        services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables, sp.GetService<ILoggerFactory>()));
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Subscriptions);
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Deliveries);
         services.AddSingleton(_ => CreateWebhookSecretStore(configuration, credential));

@@ -41,13 +41,13 @@ public sealed class LocalWebhooks : IDisposable
     {
         loggerFactory ??= NullLoggerFactory.Instance;
         Options = new WebhookOptions { AllowLoopbackWebhooks = allowLoopback, PublicBaseUrl = publicBaseUrl };
-        Storage = new WebhookStorage(tables);
+        Storage = new WebhookStorage(tables, loggerFactory);
         Secrets = new FileWebhookSecretStore(dataDir);
         Guard = new WebhookTargetGuard(Options);
         Dispatcher = new WebhookDispatcher(Guard, Storage.Deliveries, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookDispatcher>());
         Manager = new WebhookManager(Storage.Subscriptions, Secrets, Storage.Deliveries, Guard, Dispatcher, Options, TimeProvider.System);
         Notifier = new WebhookNotifier(studies, Storage.Subscriptions, Secrets, Storage.Deliveries, Dispatcher, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookNotifier>());
-        Retries = new WebhookRetryHandler(Storage.Deliveries, Storage.Subscriptions, Secrets, Dispatcher, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookRetryHandler>());
+        Retries = new WebhookRetryHandler(Storage.Deliveries, Storage.Subscriptions, Secrets, Dispatcher, Options, TimeProvider.System, loggerFactory.CreateLogger<WebhookRetryHandler>(), studies);
     }
 
     public WebhookOptions Options { get; }

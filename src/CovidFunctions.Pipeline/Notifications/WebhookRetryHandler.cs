@@ -21,24 +21,11 @@ public sealed partial class WebhookRetryHandler(
     WebhookDispatcher dispatcher,
     WebhookOptions options,
     TimeProvider time,
-    ILogger<WebhookRetryHandler> logger)
+    ILogger<WebhookRetryHandler> logger,
+    IStudyStore? studies = null)
 {
-    private readonly IStudyStore? _studies;
-
-    /// <summary>As the primary constructor, with the Studies store that rebuilds the body of records that have none.</summary>
-    public WebhookRetryHandler(
-        IWebhookDeliveryLog deliveries,
-        IWebhookSubscriptionStore subscriptions,
-        IWebhookSecretStore secrets,
-        WebhookDispatcher dispatcher,
-        WebhookOptions options,
-        TimeProvider time,
-        ILogger<WebhookRetryHandler> logger,
-        IStudyStore studies)
-        : this(deliveries, subscriptions, secrets, dispatcher, options, time, logger)
-    {
-        _studies = studies;
-    }
+    /// <summary>Rebuilds the body of records that have none (written before bodies were stored); null: they are dead-lettered.</summary>
+    private readonly IStudyStore? _studies = studies;
 
     /// <summary>The most due deliveries one run takes (the next run takes the rest).</summary>
     public const int BatchSize = 100;
