@@ -7,8 +7,8 @@ namespace CovidFunctions.Inference;
 /// trained on 2-D lung crops; on a full chest slice it also marks some body wall, table, arms and bowel, which nobody
 /// reads as lesion. The lung estimate: pixels at or below <see cref="AirThresholdHu"/> inside the body (the largest
 /// region the border cannot reach through air, so the air inside a hollow table or between arm and chest is not lung),
-/// regions touching the border dropped and enclosed holes filled (<see cref="LungMask.KeepEnclosedAndFillHoles"/>: the
-/// pipeline's burden-denominator rule plus the body step); the region (<c>Region</c>) is that estimate dilated by
+/// regions touching the border dropped and enclosed holes filled (<see cref="LungMask.KeepEnclosedAndFillHoles"/>),
+/// also the lesion share's denominator (<see cref="LesionAndLungArea"/>); the region (<c>Region</c>) is that estimate dilated by
 /// <see cref="MarginMm"/> in physical units. <see cref="Apply"/> keeps a predicted lesion component whole when at least
 /// <see cref="AnchorFraction"/> of it lies in the region, and otherwise only its pixels inside the region; the
 /// probability map the study rule ranks slices by is zeroed outside what is kept. 2-D images (no HU) are never
@@ -17,7 +17,7 @@ namespace CovidFunctions.Inference;
 /// </summary>
 public static class LungRestriction
 {
-    /// <summary>Pixels at or below this HU are lung (or air) candidates (the pipeline's LungRegion threshold).</summary>
+    /// <summary>Pixels at or below this HU are lung (or air) candidates.</summary>
     public const float AirThresholdHu = -300f;
 
     /// <summary>
@@ -68,6 +68,49 @@ public static class LungRestriction
         }
 
         return Finish(air, width, height, rowSpacingMm, columnSpacingMm, marginMm);
+    }
+
+    /// <summary>
+    /// The undilated lung estimate (1 = lung) of a row-major 16-bit HU slice and, when <paramref name="restrict"/>, the
+    /// restriction region: that estimate dilated by <see cref="MarginMm"/>, which is exactly
+    /// <see cref="Region(ReadOnlySpan{short}, int, int, double, double, double)"/> with the margin, so one estimate
+    /// serves the restriction and the lesion share's denominator (<see cref="LesionAndLungArea"/>).
+    /// </summary>
+    public static (byte[] Lung, byte[]? Region) LungAndRegion(ReadOnlySpan<short> hu, int width, int height, double rowSpacingMm, double columnSpacingMm, bool restrict)
+    {
+        var lung = Region(hu, width, height, rowSpacingMm, columnSpacingMm, marginMm: 0);
+        return (lung, restrict ? Dilate(lung, width, height, rowSpacingMm, columnSpacingMm, MarginMm) : null);
+    }
+
+    /// <summary>As <see cref="LungAndRegion(ReadOnlySpan{short}, int, int, double, double, bool)"/> for a float HU slice.</summary>
+    public static (byte[] Lung, byte[]? Region) LungAndRegion(ReadOnlySpan<float> hu, int width, int height, double rowSpacingMm, double columnSpacingMm, bool restrict)
+    {
+        var lung = Region(hu, width, height, rowSpacingMm, columnSpacingMm, marginMm: 0);
+        return (lung, restrict ? Dilate(lung, width, height, rowSpacingMm, columnSpacingMm, MarginMm) : null);
+    }
+
+    /// <summary>
+    /// The lesion share's numerator and denominator: lesion pixels, and the pixels of the lung estimate with the lesion
+    /// added (consolidation is denser than the air threshold, so the estimate alone misses it). An empty
+    /// <paramref name="lung"/> means the whole slice (2-D images carry no HU). The one rule behind the scorer's lesion
+    /// burden and the lesion percentages of <c>covidfn segment</c>/<c>classify</c> on series.
+    /// </summary>
+    public static (long Lesion, long LungWithLesion) LesionAndLungArea(ReadOnlySpan<byte> lesion, ReadOnlySpan<byte> lung)
+    {
+        if (!lung.IsEmpty && lung.Length != lesion.Length)
+        {
+            throw new ArgumentException($"{lung.Length} lung pixels for {lesion.Length} lesion pixels.", nameof(lung));
+        }
+
+        long lesionPixels = 0, area = 0;
+        for (var i = 0; i < lesion.Length; i++)
+        {
+            var isLesion = lesion[i] != 0;
+            lesionPixels += isLesion ? 1 : 0;
+            area += isLesion || lung.IsEmpty || lung[i] != 0 ? 1 : 0;
+        }
+
+        return (lesionPixels, area);
     }
 
     /// <summary>

@@ -1,5 +1,4 @@
 using CovidFunctions.Imaging.Preprocessing;
-using CovidFunctions.Imaging.Rendering;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
 
@@ -9,7 +8,7 @@ namespace CovidFunctions.Inference;
 /// One screened slice of a series: its summary for the study rule, its label, its binary lesion mask on the slice
 /// grid (0/255, rows × columns of the series) and the lesion share of the lung in percent. On HU series the lung is
 /// the undilated <see cref="LungRestriction"/> estimate plus the lesion itself (consolidation is denser than the air
-/// threshold), the same rule as the pipeline's lesion burden (CovidFunctions.Pipeline.Scoring.LungRegion), so
+/// threshold), the same rule as the pipeline's lesion burden (<see cref="LungRestriction.LesionAndLungArea"/>), so
 /// <c>covidfn segment</c> and a screened study report the same percentages; 0 when the slice has no lung. On 2-D
 /// images (no HU) it is the share of the whole image.
 /// </summary>
@@ -57,19 +56,13 @@ public static class SeriesScreening
                 {
                     // 2-D research images are already windowed and carry no HU: the percentage is of the whole image.
                     images[n] = series.ReadUnit(start + n);
-                    lungs[n] = []; // an empty lung mask means the whole image (OverlayRenderer.LesionPercent)
+                    lungs[n] = []; // an empty lung mask means the whole image (LungRestriction.LesionAndLungArea)
                     continue;
                 }
 
                 var hu = series.ReadHu(start + n);
                 images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
-
-                // One lung estimate serves both: undilated it is the percentage's denominator, dilated by the margin
-                // it is the restriction region (LungRestriction.Region with a margin is exactly this dilation).
-                lungs[n] = LungRestriction.Region(hu, columns, rows, rowSpacing, columnSpacing, marginMm: 0);
-                regions[n] = models.RestrictLesionsToLungs
-                    ? LungRestriction.Dilate(lungs[n], columns, rows, rowSpacing, columnSpacing, LungRestriction.MarginMm)
-                    : null;
+                (lungs[n], regions[n]) = LungRestriction.LungAndRegion(hu, columns, rows, rowSpacing, columnSpacing, models.RestrictLesionsToLungs);
             }
 
             var batch = LungPreprocessor.ToTensor(images);
@@ -78,7 +71,8 @@ public static class SeriesScreening
             {
                 var index = start + n;
                 var output = LungRestriction.Apply(index, predictions[n], batch.Boxes[n], rows, columns, models.LesionThreshold, regions[n]);
-                var percent = OverlayRenderer.LesionPercent(output.Mask, WithLesion(lungs[n], output.Mask));
+                var (lesion, lung) = LungRestriction.LesionAndLungArea(output.Mask, lungs[n]);
+                var percent = lung == 0 ? 0 : 100.0 * lesion / lung;
                 var slice = new ScreenedSlice(index, output.Summary, predictions[n].Label, output.Mask, percent);
                 slices.Add(slice);
                 onSlice?.Invoke(slice, images[n]);
@@ -87,17 +81,6 @@ public static class SeriesScreening
 
         var study = StudyAggregator.Aggregate(slices.Select(s => s.Summary).ToList(), models.Classes);
         return new ScreenedSeries(slices, study, rows, columns);
-    }
-
-    /// <summary>The lung estimate with the lesion added, in place; an empty lung (2-D input: the whole image) stays empty.</summary>
-    private static byte[] WithLesion(byte[] lung, byte[] lesion)
-    {
-        for (var i = 0; i < lung.Length; i++)
-        {
-            lung[i] |= lesion[i] != 0 ? (byte)1 : (byte)0;
-        }
-
-        return lung;
     }
 }
 
@@ -111,7 +94,7 @@ public static class LungMask
     /// The enclosed-air step of a threshold lung mask, in place on a 0/1 <paramref name="mask"/> of air-like pixels:
     /// regions 4-connected to the image border (the air around the body) become 0, and the holes of what is left
     /// (vessels, nodules, dense lesions enclosed by lung: 0-pixels the border cannot reach through 0-pixels) become 1.
-    /// Shared with the pipeline's lesion-burden denominator (CovidFunctions.Pipeline.Scoring.LungRegion).
+    /// Shared by the lung estimate of <see cref="LungRestriction"/>.
     /// </summary>
     public static void KeepEnclosedAndFillHoles(byte[] mask, int width, int height)
     {

@@ -158,36 +158,16 @@ public sealed partial class ScoringHandler(
         var image = slice.Image;
 
         // Slices with HU: lesion output kept inside the (dilated) lungs, the same step as `covidfn segment` on a
-        // series, so masks, overlays, the lesion fraction, the burden numerator and the ranking key agree.
-        var region = slice.Hu is { } sliceHu && models.RestrictLesionsToLungs
-            ? LungRestriction.Region(sliceHu, image.Width, image.Height, spacing.Row, spacing.Column)
-            : null;
+        // series, so masks, overlays, the lesion fraction, the burden numerator and the ranking key agree. The
+        // undilated lung estimate (plus the lesion) is the burden's denominator. Kind "unit" (2-D research images, no
+        // HU): the denominator is the model's letterbox box, which maps to the whole source image.
+        var (lung, region) = slice.Hu is { } hu
+            ? LungRestriction.LungAndRegion(hu, image.Width, image.Height, spacing.Row, spacing.Column, models.RestrictLesionsToLungs)
+            : ([], null);
         var output = LungRestriction.Apply(slice.SliceIndex, prediction, box, image.Height, image.Width, models.LesionThreshold, region);
         var summary = output.Summary;
         var mask = output.Mask;
-        long lesionPixels = 0;
-        foreach (var m in mask)
-        {
-            lesionPixels += m != 0 ? 1 : 0;
-        }
-
-        long lungPixels;
-        if (slice.Hu is { } hu)
-        {
-            // Lung estimate from HU (LungRegion) plus the lesion itself, which is denser than the air threshold.
-            var lung = LungRegion.Estimate(hu, image.Width, image.Height);
-            lungPixels = 0;
-            for (var i = 0; i < lung.Length; i++)
-            {
-                lungPixels += lung[i] != 0 || mask[i] != 0 ? 1 : 0;
-            }
-        }
-        else
-        {
-            // Kind "unit" (2-D research images, no HU): the denominator is the model's letterbox box, which maps to
-            // the whole source image, so the burden is the lesion share of the image.
-            lungPixels = (long)image.Width * image.Height;
-        }
+        var (lesionPixels, lungPixels) = LungRestriction.LesionAndLungArea(mask, lung);
 
         string? overlayPath = null, maskPath = null;
         if (lesionPixels > 0)
