@@ -84,13 +84,6 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
     public static string NewDueIndexKey(DateTimeOffset due, string tenant, string deliveryId) =>
         $"{DueTicksPrefix(due)}|{tenant}|{deliveryId}|{Guid.NewGuid().ToString("N")[..12]}";
 
-    /// <summary>When a record is due for the retry handler: pending records at their next attempt, or at the end of their lease when they predate it.</summary>
-    public static DateTimeOffset? DueAt(WebhookDelivery delivery)
-    {
-        ArgumentNullException.ThrowIfNull(delivery);
-        return delivery.Status == WebhookDeliveryStatus.Pending ? delivery.NextAttemptAt ?? delivery.LeaseUntil : null;
-    }
-
     public async Task<WebhookDelivery?> TryClaimAsync(WebhookDelivery claim, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(claim);
@@ -149,7 +142,7 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
     {
         ArgumentNullException.ThrowIfNull(delivery);
         var previousKey = (await GetEntityAsync(delivery.Tenant, delivery.DeliveryId, cancellationToken).ConfigureAwait(false))?.GetString(DueIndexKeyProperty);
-        if (DueAt(delivery) is null)
+        if (delivery.DueAt is null)
         {
             // The final state (the contract's use): nothing is due any more.
             await Table.UpsertEntityAsync(ToEntity(delivery, null), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
@@ -380,7 +373,7 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
     /// </summary>
     private async Task<string?> ReplaceIndexedAsync(WebhookDelivery delivery, ETag ifMatch, string? previousKey, CancellationToken cancellationToken)
     {
-        var index = DueAt(delivery) is null ? default : await WriteDueIndexAsync(delivery, cancellationToken).ConfigureAwait(false);
+        var index = delivery.DueAt is null ? default : await WriteDueIndexAsync(delivery, cancellationToken).ConfigureAwait(false);
         string? etag;
         try
         {
@@ -411,7 +404,7 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
 
     private async Task<DueIndexWrite> WriteDueIndexAsync(WebhookDelivery delivery, CancellationToken cancellationToken)
     {
-        var due = DueAt(delivery) ?? throw new InvalidOperationException($"delivery {delivery.DeliveryId} is not pending: nothing to index");
+        var due = delivery.DueAt ?? throw new InvalidOperationException($"delivery {delivery.DeliveryId} is not pending: nothing to index");
         var key = NewDueIndexKey(due, delivery.Tenant, delivery.DeliveryId);
         await Table.UpsertEntityAsync(DueIndexEntity(delivery, key), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
         return new DueIndexWrite(key, Stopwatch.GetTimestamp());
@@ -466,7 +459,7 @@ public sealed partial class TableWebhookDeliveryLog(TableClient table, ILogger? 
         ["Kind"] = KindDueIndex,
         ["Tenant"] = delivery.Tenant,
         ["DeliveryId"] = delivery.DeliveryId,
-        ["DueAt"] = DueAt(delivery)?.ToUniversalTime(),
+        ["DueAt"] = delivery.DueAt?.ToUniversalTime(),
     };
 
     /// <summary>Drops null properties (a missing property reads back as null).</summary>

@@ -142,8 +142,8 @@ public sealed class InMemoryWebhookDeliveryLog : IWebhookDeliveryLog
         {
             return Task.FromResult<IReadOnlyList<WebhookDelivery>>(
                 [.. _deliveries.Values
-                    .Where(d => d.Status == WebhookDeliveryStatus.Pending && (d.NextAttemptAt ?? d.LeaseUntil) <= now)
-                    .OrderBy(d => d.NextAttemptAt ?? d.LeaseUntil)
+                    .Where(d => d.DueAt <= now)
+                    .OrderBy(d => d.DueAt)
                     .Take(max)]);
         }
     }

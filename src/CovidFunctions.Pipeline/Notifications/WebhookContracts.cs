@@ -115,6 +115,12 @@ public sealed record WebhookDelivery
     /// </summary>
     public DateTimeOffset? NextAttemptAt { get; init; }
 
+    /// <summary>
+    /// When the retry handler may make the next attempt: <see cref="NextAttemptAt"/>, or <see cref="LeaseUntil"/> on a
+    /// pending record written before it existed; null when the delivery is finished.
+    /// </summary>
+    public DateTimeOffset? DueAt => Status == WebhookDeliveryStatus.Pending ? NextAttemptAt ?? LeaseUntil : null;
+
     /// <summary>The signed JSON body, stored with the claim so every attempt sends the same payload.</summary>
     public string? Body { get; init; }
 }

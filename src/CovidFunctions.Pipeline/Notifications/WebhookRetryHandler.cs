@@ -94,7 +94,7 @@ public sealed partial class WebhookRetryHandler(
     {
         ArgumentNullException.ThrowIfNull(due);
         // A record without NextAttemptAt predates scheduled retries: it is due when its claim's lease ends.
-        if (due.Status != WebhookDeliveryStatus.Pending || (due.NextAttemptAt ?? due.LeaseUntil) > now)
+        if (due.DueAt is not { } dueAt || dueAt > now)
         {
             return null;
         }
