@@ -178,7 +178,7 @@ internal sealed class DicomReader
         }
         else
         {
-            compressed = new PrefixStream(_in.Span.ToArray(), stream);
+            compressed = new PrefixedStream(_in.Span.ToArray(), stream);
         }
 
         // Some writers emit a zlib header (RFC 1950) instead of raw deflate (RFC 1951): accept both.
@@ -787,45 +787,4 @@ internal sealed class DicomReader
     private static bool IsUpper(byte b) => b >= (byte)'A' && b <= (byte)'Z';
 
     private DicomFormatException Error(string reason, long offset) => new(_source, offset, reason + _offsetNote);
-
-    /// <summary>Bytes already buffered followed by the rest of a stream.</summary>
-    private sealed class PrefixStream(byte[] prefix, Stream rest) : Stream
-    {
-        private int _prefixPos;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            if (_prefixPos < prefix.Length)
-            {
-                var n = Math.Min(buffer.Length, prefix.Length - _prefixPos);
-                prefix.AsSpan(_prefixPos, n).CopyTo(buffer);
-                _prefixPos += n;
-                return n;
-            }
-
-            return rest.Read(buffer);
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using CovidFunctions.Dicom.IO;
 
 namespace CovidFunctions.Imaging.Nifti;
 
@@ -440,51 +441,11 @@ public static class NiftiFile
                     got += n;
                 }
 
-                var prefixed = new PrefixStream(head.AsMemory(0, got), inner);
+                var prefixed = new PrefixedStream(head.AsMemory(0, got), inner);
                 _source = got == 2 && head[0] == 0x1F && head[1] == 0x8B ? new GZipStream(prefixed, CompressionMode.Decompress) : prefixed;
             }
 
             return _source;
         }
-    }
-
-    private sealed class PrefixStream(ReadOnlyMemory<byte> prefix, Stream inner) : Stream
-    {
-        private ReadOnlyMemory<byte> _prefix = prefix;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            if (!_prefix.IsEmpty)
-            {
-                var n = Math.Min(buffer.Length, _prefix.Length);
-                _prefix.Span[..n].CopyTo(buffer);
-                _prefix = _prefix[n..];
-                return n;
-            }
-
-            return inner.Read(buffer);
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
