@@ -1,12 +1,15 @@
 using System.Buffers.Binary;
+using System.IO.Compression;
 
 namespace CovidFunctions.Imaging.Preprocessing;
 
 /// <summary>
-/// A baseline TIFF reader (first image only): strips, uncompressed or PackBits, chunky planar configuration,
-/// 8- or 16-bit unsigned grey (BlackIsZero / WhiteIsZero), 8-bit palette, and 8- or 16-bit RGB(A).
-/// Anything else (LZW, Deflate, JPEG, tiles, floats) is refused with <see cref="ImageFormatException"/> naming
-/// what was found. SkiaSharp has no TIFF decoder, and the research sets use only these baseline forms.
+/// A TIFF reader for the forms CT slices come in (first image only): strips; uncompressed, PackBits, LZW or Deflate
+/// (zlib), with or without horizontal-differencing prediction (Predictor 2); chunky planar configuration; 8- or
+/// 16-bit unsigned grey (BlackIsZero / WhiteIsZero), 8-bit palette, and 8- or 16-bit RGB(A). Anything else (JPEG or
+/// CCITT compression, pre-6.0 LZW, tiles, floats) is refused with <see cref="ImageFormatException"/> naming what was
+/// found. SkiaSharp has no TIFF decoder. LZW with Predictor 2 is not hypothetical: 17 of the `neg-unknown` research
+/// slices are such TIFFs under a .jpg name (the training code read them through PIL).
 /// </summary>
 internal static class TiffDecoder
 {
@@ -20,6 +23,7 @@ internal static class TiffDecoder
     private const ushort TagRowsPerStrip = 278;
     private const ushort TagStripByteCounts = 279;
     private const ushort TagPlanarConfiguration = 284;
+    private const ushort TagPredictor = 317;
     private const ushort TagColorMap = 320;
     private const ushort TagTileWidth = 322;
     private const ushort TagSampleFormat = 339;
@@ -29,6 +33,12 @@ internal static class TiffDecoder
         var reader = new TiffReader(data.ToArray(), source);
         return reader.ReadFirstImage();
     }
+
+    private const uint CompressionNone = 1;
+    private const uint CompressionLzw = 5;
+    private const uint CompressionDeflate = 8;
+    private const uint CompressionDeflateOld = 32946;
+    private const uint CompressionPackBits = 32773;
 
     private sealed class TiffReader(byte[] data, string? source)
     {
@@ -96,9 +106,15 @@ internal static class TiffDecoder
             }
 
             var compression = Optional(TagCompression, 1);
-            if (compression is not (1 or 32773))
+            if (compression is not (CompressionNone or CompressionLzw or CompressionDeflate or CompressionDeflateOld or CompressionPackBits))
             {
-                throw Fail($"TIFF compression {compression} is not supported (only none and PackBits)");
+                throw Fail($"TIFF compression {compression} is not supported (only none, LZW, Deflate and PackBits)");
+            }
+
+            var predictor = Optional(TagPredictor, 1);
+            if (predictor is not (1 or 2))
+            {
+                throw Fail($"TIFF predictor {predictor} is not supported (only none and horizontal differencing)");
             }
 
             if (_tags.ContainsKey(TagTileWidth))
@@ -140,6 +156,9 @@ internal static class TiffDecoder
                 throw Fail("StripOffsets and StripByteCounts differ in length");
             }
 
+            // Each strip holds RowsPerStrip rows (the last one fewer); decoding is bounded by the rows the header
+            // declares, so a crafted strip cannot expand past the image.
+            var rowsPerStrip = (long)Math.Min(Optional(TagRowsPerStrip, uint.MaxValue), (uint)height);
             var written = 0;
             for (var s = 0; s < offsets.Length && written < raw.Length; s++)
             {
@@ -149,14 +168,30 @@ internal static class TiffDecoder
                 }
 
                 var strip = data.AsSpan((int)offsets[s], (int)counts[s]);
-                written += compression == 1
-                    ? CopyInto(strip, raw.AsSpan(written))
-                    : UnpackBits(strip, raw.AsSpan(written));
+                var destination = raw.AsSpan(written, (int)Math.Min(raw.Length - written, rowsPerStrip * stride));
+                var n = compression switch
+                {
+                    CompressionNone => CopyInto(strip, destination),
+                    CompressionPackBits => UnpackBits(strip, destination),
+                    CompressionLzw => DecodeLzw(strip, destination, s),
+                    _ => Inflate(strip, destination, s),
+                };
+                if (n < destination.Length && s < offsets.Length - 1)
+                {
+                    throw Fail($"strip {s} decodes to {n} bytes; {destination.Length} expected");
+                }
+
+                written += n;
             }
 
             if (written < raw.Length)
             {
                 throw Fail("TIFF image data is truncated");
+            }
+
+            if (predictor == 2)
+            {
+                UndoHorizontalDifferencing(raw, stride, samples, bytesPerSample);
             }
 
             var colourMap = photometric == 3 ? (_tags.TryGetValue(TagColorMap, out var cm) && cm.Length >= 768 ? cm : throw Fail("palette TIFF without a 256-entry ColorMap")) : null;
@@ -230,6 +265,193 @@ internal static class TiffDecoder
             }
 
             return o;
+        }
+
+        /// <summary>
+        /// TIFF 6.0 LZW (section 13): MSB-first codes of 9–12 bits, Clear 256, EndOfInformation 257, and the code
+        /// width growing one code early (after entry 510, 1022, 2046), as every TIFF writer since 6.0 does. Pre-6.0
+        /// LSB-first streams start with the bytes 00 01 and are refused.
+        /// </summary>
+        private int DecodeLzw(ReadOnlySpan<byte> strip, Span<byte> destination, int stripIndex)
+        {
+            const int Clear = 256, End = 257, First = 258, MaxCodes = 4096;
+            if (strip.Length >= 2 && strip[0] == 0 && (strip[1] & 1) == 1)
+            {
+                throw Fail($"strip {stripIndex} uses pre-TIFF-6.0 (LSB-first) LZW, which is not supported");
+            }
+
+            var prefix = new short[MaxCodes];
+            var suffix = new byte[MaxCodes];
+            var length = new short[MaxCodes];
+            for (var c = 0; c < 256; c++)
+            {
+                suffix[c] = (byte)c;
+                length[c] = 1;
+            }
+
+            int next = First, width = 9, previous = -1, o = 0;
+            long bitPosition = 0, totalBits = strip.Length * 8L;
+            while (o < destination.Length && bitPosition + width <= totalBits)
+            {
+                var code = ReadBits(strip, bitPosition, width);
+                bitPosition += width;
+                if (code == End)
+                {
+                    break;
+                }
+
+                if (code == Clear)
+                {
+                    next = First;
+                    width = 9;
+                    previous = -1;
+                    continue;
+                }
+
+                int emitted;
+                if (previous < 0)
+                {
+                    if (code > 255)
+                    {
+                        throw Fail($"strip {stripIndex}: LZW code {code} where a literal must follow Clear");
+                    }
+
+                    emitted = code;
+                }
+                else if (code < next)
+                {
+                    emitted = code;
+                    AddEntry(previous, FirstByte(code));
+                }
+                else if (code == next && next < MaxCodes)
+                {
+                    AddEntry(previous, FirstByte(previous));
+                    emitted = code;
+                }
+                else
+                {
+                    throw Fail($"strip {stripIndex}: LZW code {code} is not in the table (next free {next})");
+                }
+
+                o += Emit(emitted, destination[o..]);
+                previous = code;
+            }
+
+            return o;
+
+            byte FirstByte(int code)
+            {
+                while (length[code] > 1)
+                {
+                    code = prefix[code];
+                }
+
+                return suffix[code];
+            }
+
+            void AddEntry(int before, byte last)
+            {
+                if (next >= MaxCodes)
+                {
+                    return; // table full without a Clear: libtiff keeps decoding with the full table
+                }
+
+                prefix[next] = (short)before;
+                suffix[next] = last;
+                length[next] = (short)(length[before] + 1);
+                next++;
+                if (next >= (1 << width) - 1 && width < 12)
+                {
+                    width++;
+                }
+            }
+
+            int Emit(int code, Span<byte> target)
+            {
+                // A code's string is its prefix chain read backwards; bytes past the end of the strip's rows are
+                // dropped.
+                var n = length[code];
+                for (var k = n - 1; k >= 0; k--)
+                {
+                    if (k < target.Length)
+                    {
+                        target[k] = suffix[code];
+                    }
+
+                    code = prefix[code];
+                }
+
+                return Math.Min(n, target.Length);
+            }
+        }
+
+        private static int ReadBits(ReadOnlySpan<byte> bytes, long bitPosition, int width)
+        {
+            var i = (int)(bitPosition >> 3);
+            var window = (uint)bytes[i] << 16;
+            if (i + 1 < bytes.Length)
+            {
+                window |= (uint)bytes[i + 1] << 8;
+            }
+
+            if (i + 2 < bytes.Length)
+            {
+                window |= bytes[i + 2];
+            }
+
+            var shift = 24 - (int)(bitPosition & 7) - width;
+            return (int)((window >> shift) & ((1u << width) - 1));
+        }
+
+        private int Inflate(ReadOnlySpan<byte> strip, Span<byte> destination, int stripIndex)
+        {
+            try
+            {
+                using var zlib = new ZLibStream(new MemoryStream(strip.ToArray(), writable: false), CompressionMode.Decompress);
+                var o = 0;
+                int n;
+                while (o < destination.Length && (n = zlib.Read(destination[o..])) > 0)
+                {
+                    o += n;
+                }
+
+                return o;
+            }
+            catch (InvalidDataException ex)
+            {
+                throw Fail($"strip {stripIndex}: Deflate data is corrupt ({ex.Message})");
+            }
+        }
+
+        /// <summary>Predictor 2: each sample was stored as the difference from the same sample of the pixel to its left.</summary>
+        private void UndoHorizontalDifferencing(byte[] raw, int stride, int samples, int bytesPerSample)
+        {
+            for (var row = 0; row + stride <= raw.Length; row += stride)
+            {
+                if (bytesPerSample == 1)
+                {
+                    for (var i = row + samples; i < row + stride; i++)
+                    {
+                        raw[i] += raw[i - samples];
+                    }
+
+                    continue;
+                }
+
+                var step = samples * 2;
+                for (var i = row + step; i < row + stride; i += 2)
+                {
+                    var value = (ushort)(Sample(raw, i, 2) + Sample(raw, i - step, 2));
+                    if (_bigEndian)
+                    {
+                        BinaryPrimitives.WriteUInt16BigEndian(raw.AsSpan(i), value);
+                    }
+                    else
+                    {
+                        BinaryPrimitives.WriteUInt16LittleEndian(raw.AsSpan(i), value);
+                    }
+                }
+            }
         }
 
         private uint Required(ushort tag) => _tags.TryGetValue(tag, out var v) && v.Length > 0 ? v[0] : throw Fail($"required TIFF tag {tag} is missing");

@@ -42,6 +42,21 @@ save("decode_expected_rgb.npy", rgb)
 save("decode_expected_palette_rgb.npy",
      np.asarray(Image.open(os.path.join(here, "decode_palette.png")).convert("RGB"), dtype=np.uint8))
 
+# Compressed TIFF fixtures (LZW and Deflate with Predictor 2, as libtiff writes them through PIL): a 257x131 pattern
+# with a closed form, v = (x*x + 3*y*y + x*y) % 251, so the C# test recomputes the expected pixels without an oracle
+# file. Big enough for the LZW code width to reach 12 bits and the table to be cleared, and (16-bit, RGB) to span
+# two strips.
+ty, tx = np.mgrid[0:131, 0:257].astype(np.int64)
+tv = ((tx * tx + 3 * ty * ty + tx * ty) % 251).astype(np.uint8)
+Image.fromarray(tv, mode="L").save(os.path.join(here, "decode_grey8_lzw_predictor.tif"),
+                                   compression="tiff_lzw", tiffinfo={317: 2, 278: 16})
+t16 = ((tv.astype(np.int64) * 257 + tx * 11) % 65536).astype(np.uint16)
+Image.fromarray(t16.astype(np.int32), mode="I").convert("I;16").save(
+    os.path.join(here, "decode_grey16_deflate_predictor.tif"), compression="tiff_adobe_deflate", tiffinfo={317: 2, 278: 16})
+trgb = np.stack([tv, 255 - tv, ((tv.astype(np.int64) * 3) % 256).astype(np.uint8)], axis=-1)
+Image.fromarray(trgb, mode="RGB").save(os.path.join(here, "decode_rgb_lzw_predictor.tif"),
+                                       compression="tiff_lzw", tiffinfo={317: 2, 278: 16})
+
 # NIfTI fixtures written field by field from the NIfTI-2 / NIfTI-1 standards (nibabel is not installed), to check
 # the reader's offsets independently of its own writer. Volume 4x3x2, value = i + 10 j + 100 k.
 import struct
