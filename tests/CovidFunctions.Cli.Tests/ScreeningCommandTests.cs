@@ -123,6 +123,21 @@ public sealed class ScreeningCommandTests
     }
 
     [Fact]
+    public void Classify_NiftiLabelMask_ReturnsBadInputSayingItIsNotHounsfield()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var mask = TestData.Shared("seg", "mosmed-masks", "masks", "study_0277_mask.nii.gz");
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(mask, json, Models, 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains("study_0277_mask.nii.gz does not hold CT in Hounsfield units", error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(json));
+    }
+
+    [Fact]
     public void Segment_CorruptImageInFolder_WritesOthersAndReturnsBadInput()
     {
         using var dir = TestData.CreateTempDirectory();

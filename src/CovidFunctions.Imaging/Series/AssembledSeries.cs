@@ -196,9 +196,20 @@ public sealed class AssembledSeries : IDisposable
 
     public void Dispose() => _sources?.Dispose();
 
+    /// <summary>HU below which a voxel is air or aerated lung.</summary>
+    internal const float AirOrLungHu = -500f;
+
+    /// <summary>
+    /// The least share of voxels at or below <see cref="AirOrLungHu"/> a NIfTI volume must have to be taken as CT in
+    /// Hounsfield units. A chest CT has 20–60 % (air around the body, the lungs); a label mask, an MR or PET volume,
+    /// or CT stored with an offset but no scl_slope/scl_inter has none.
+    /// </summary>
+    internal const double MinAirOrLungShare = 0.005;
+
     internal static AssembledSeries FromNifti(string path)
     {
         var volume = NiftiOrientation.ToAxialVolume(NiftiFile.Read(path), out var how);
+        RequireHounsfieldUnits(volume, Path.GetFileName(path), path);
         var g = volume.Geometry;
         var issues = new List<GeometryIssue>();
         if (how.ObliquityDegrees > 1)
@@ -209,6 +220,39 @@ public sealed class AssembledSeries : IDisposable
         var summary = new SeriesSummary(string.Empty, string.Empty, null, Path.GetFileName(path), "CT", "NIFTI", null, g.SliceSpacing, g.Slices, "axial", true, null);
         var reason = $"NIfTI volume {Path.GetFileName(path)}: orientation from the {how.Source}, axes (i, j, k) → (column, row, slice) = ({string.Join(", ", how.SourceAxisForOutput.Select((a, o) => "ijk"[a] + (how.Flipped[o] ? " flipped" : string.Empty)))})";
         return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []) { InputKind = AssemblyInputKinds.Nifti });
+    }
+
+    /// <summary>
+    /// NIfTI says nothing about modality or units, so a volume is screened only if it looks like CT in HU: enough air
+    /// or lung (see <see cref="MinAirOrLungShare"/>). Anything else would be screened as if it were CT and get a
+    /// meaningless diagnosis; it is refused with the evidence instead.
+    /// </summary>
+    private static void RequireHounsfieldUnits(AxialVolume volume, string name, string path)
+    {
+        var voxels = volume.Voxels;
+        long low = 0;
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        foreach (var v in voxels)
+        {
+            if (v <= AirOrLungHu)
+            {
+                low++;
+            }
+
+            min = Math.Min(min, v);
+            max = Math.Max(max, v);
+        }
+
+        var share = voxels.Length == 0 ? 0 : (double)low / voxels.Length;
+        if (share < MinAirOrLungShare)
+        {
+            throw new SeriesAssemblyException(FormattableString.Invariant(
+                $"NIfTI volume {name} does not hold CT in Hounsfield units: its values run from {min:0.###} to {max:0.###} and {share:0.##%} of the voxels are at or below {AirOrLungHu:0} HU, where a chest CT has air and lung in {MinAirOrLungShare:0.#%} or more. A label mask, an MR or PET volume, or CT stored with an offset but without scl_slope/scl_inter looks like this."))
+            {
+                FilePath = path,
+                Reason = "not-hounsfield",
+            };
+        }
     }
 
     internal static AssembledSeries FromImages(SliceSources sources, IReadOnlyList<SliceInfo> slices, AssemblyReport report)

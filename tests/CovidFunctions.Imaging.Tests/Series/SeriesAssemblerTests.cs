@@ -154,11 +154,28 @@ public sealed class SeriesAssemblerTests
     [Fact]
     public void Assemble_NiftiVolume_ReadsAsAxialSeries()
     {
-        using var series = SeriesAssembler.Assemble(TestData.Shared("seg", "mosmed-masks", "masks", "study_0255_mask.nii.gz"));
+        using var temp = TestData.CreateTempDirectory();
+        using var series = SeriesAssembler.Assemble(NiftiTestVolumes.MaskAsHounsfield(TestData.Shared("seg", "mosmed-masks", "masks", "study_0255_mask.nii.gz"), temp.Path));
 
         Assert.Equal(38, series.SliceCount);
         Assert.Contains("sform", series.Report.SelectionReason, StringComparison.Ordinal);
         Assert.Equal(8.0, series.Geometry.SliceSpacing, 6);
+        Assert.Equal(-1000f, series.ReadHu(0)[0]);
+    }
+
+    [Fact]
+    public void Assemble_NiftiLabelMask_RefusedAsNotHounsfieldWithTheEvidence()
+    {
+        // A real MosMed lesion mask (0/1): NIfTI carries no modality, and screening it as CT would give a diagnosis of
+        // nothing. It has no voxel at or below -500 HU.
+        var mask = TestData.Shared("seg", "mosmed-masks", "masks", "study_0255_mask.nii.gz");
+
+        var ex = Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(mask));
+
+        Assert.Equal("not-hounsfield", ex.Reason);
+        Assert.Equal(mask, ex.FilePath);
+        Assert.Contains("study_0255_mask.nii.gz does not hold CT in Hounsfield units", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("from 0 to 1", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

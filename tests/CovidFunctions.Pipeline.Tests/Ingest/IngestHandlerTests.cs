@@ -192,7 +192,8 @@ public sealed class IngestHandlerTests
     public async Task Nifti_Volume_IsTiledWithoutItsFileName()
     {
         using var host = new IngestTestHost();
-        await host.UploadFileAsync($"{Tenant}/patient-volume.nii.gz", TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"));
+        using var temp = TestData.CreateTempDirectory();
+        await host.UploadFileAsync($"{Tenant}/patient-volume.nii.gz", NiftiTestVolumes.MaskAsHounsfield(TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"), temp.Path));
 
         var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
 
@@ -219,6 +220,22 @@ public sealed class IngestHandlerTests
         var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/x.dcm", "unreadable", "x.dcm", ("x.dcm", content));
         Assert.Contains("not readable as DICOM", reason.Detail, StringComparison.Ordinal);
         await AssertStudyRejectedAsync(host, outcome.StudyId, "unreadable");
+    }
+
+    [Fact]
+    public async Task Reject_NiftiLabelMask_QuarantinedAsNotHounsfield()
+    {
+        using var host = new IngestTestHost();
+        var content = File.ReadAllBytes(TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"));
+        await host.UploadAsync($"{Tenant}/lesions.nii.gz", content);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        Assert.Equal("not-hounsfield", outcome.Reason);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/lesions.nii.gz", "not-hounsfield", "lesions.nii.gz does not hold CT in Hounsfield units", ("lesions.nii.gz", content));
+        Assert.DoesNotContain(Path.GetTempPath(), reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "not-hounsfield");
     }
 
     [Fact]
