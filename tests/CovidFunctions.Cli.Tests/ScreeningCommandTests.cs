@@ -138,6 +138,21 @@ public sealed class ScreeningCommandTests
     }
 
     [Fact]
+    public void Classify_HeadCt_ReturnsBadInput_NoLungs()
+    {
+        // The networks would still answer (study "covid" 0.51 before this check); a CT without lungs is refused.
+        using var dir = TestData.CreateTempDirectory();
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(TestData.Shared("dicom", "edge", "ge-head-tilt"), json, Models, 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains("not screened: no lungs on any of the 10 slice(s)", error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(json));
+    }
+
+    [Fact]
     public void Segment_CorruptImageInFolder_WritesOthersAndReturnsBadInput()
     {
         using var dir = TestData.CreateTempDirectory();

@@ -110,7 +110,7 @@ public sealed class ScreeningSeriesCommandTests
         // A real MosMed NIfTI header and orientation (the file is a lesion mask, not CT: only the volume path is
         // exercised here, the model output on it means nothing).
         using var dir = TestData.CreateTempDirectory();
-        var nii = NiftiTestVolumes.MaskAsHounsfield(TestData.Shared("seg", "mosmed-masks", "masks", "study_0277_mask.nii.gz"), Path.Combine(dir.Path, "in"));
+        var nii = NiftiTestVolumes.ChestOnMaskGeometry(TestData.Shared("seg", "mosmed-masks", "masks", "study_0277_mask.nii.gz"), Path.Combine(dir.Path, "in"));
         var error = new StringWriter();
 
         var rc = SegmentCommand.Run(nii, dir.Path, Models, 0, TextWriter.Null, error);

@@ -129,6 +129,14 @@ public static class ScreeningInputs
                 return null;
             }
 
+            // The networks answer for any CT; a study without lungs (a head CT, an abdomen) is refused instead.
+            if (ChestCoverage.Measure(series) is { ShowsLungs: false } coverage)
+            {
+                series.Dispose();
+                error.WriteLine($"{commandName}: {input}: not screened: {coverage.Reason}");
+                return null;
+            }
+
             return series;
         }
         catch (Exception ex) when (ex is ImagingException or Dicom.DicomException or IOException or InvalidDataException or UnauthorizedAccessException)

@@ -9,6 +9,7 @@ using CovidFunctions.Imaging.Diagnostics;
 using CovidFunctions.Imaging.Nifti;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
@@ -492,6 +493,13 @@ public sealed partial class IngestHandler
         catch (ImagingException ex)
         {
             throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
+        }
+
+        // Screening a study without lungs (a head CT, an abdomen) would give a diagnosis of nothing.
+        if (ChestCoverage.Measure(series) is { ShowsLungs: false } coverage)
+        {
+            series.Dispose();
+            throw new IngestRejectedException("no-lungs", $"upload {unit.UploadPath}: {coverage.Reason}");
         }
 
         var report = series.Report;

@@ -155,7 +155,7 @@ public sealed class SeriesAssemblerTests
     public void Assemble_NiftiVolume_ReadsAsAxialSeries()
     {
         using var temp = TestData.CreateTempDirectory();
-        using var series = SeriesAssembler.Assemble(NiftiTestVolumes.MaskAsHounsfield(TestData.Shared("seg", "mosmed-masks", "masks", "study_0255_mask.nii.gz"), temp.Path));
+        using var series = SeriesAssembler.Assemble(NiftiTestVolumes.ChestOnMaskGeometry(TestData.Shared("seg", "mosmed-masks", "masks", "study_0255_mask.nii.gz"), temp.Path));
 
         Assert.Equal(38, series.SliceCount);
         Assert.Contains("sform", series.Report.SelectionReason, StringComparison.Ordinal);

@@ -24,6 +24,10 @@ public sealed class IngestHandlerTests
     private static List<string> FirstSlices(string folder, int count) =>
         [.. Directory.EnumerateFiles(folder, "*.dcm").Order(StringComparer.Ordinal).Take(count)];
 
+    /// <summary>Slices from the middle of the chest (1-11 on): the first ones are lung apices, too little lung to screen alone.</summary>
+    private static List<string> MidChestSlices(string folder, int count) =>
+        [.. Directory.EnumerateFiles(folder, "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
+
     [Fact]
     public async Task Zip_RealChestCtStudy_WritesTilesAndManifest_StartsOneOrchestration_DeletesUpload()
     {
@@ -193,7 +197,7 @@ public sealed class IngestHandlerTests
     {
         using var host = new IngestTestHost();
         using var temp = TestData.CreateTempDirectory();
-        await host.UploadFileAsync($"{Tenant}/patient-volume.nii.gz", NiftiTestVolumes.MaskAsHounsfield(TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"), temp.Path));
+        await host.UploadFileAsync($"{Tenant}/patient-volume.nii.gz", NiftiTestVolumes.ChestOnMaskGeometry(TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"), temp.Path));
 
         var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
 
@@ -236,6 +240,30 @@ public sealed class IngestHandlerTests
         var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/lesions.nii.gz", "not-hounsfield", "lesions.nii.gz does not hold CT in Hounsfield units", ("lesions.nii.gz", content));
         Assert.DoesNotContain(Path.GetTempPath(), reason.Detail, StringComparison.Ordinal);
         await AssertStudyRejectedAsync(host, outcome.StudyId, "not-hounsfield");
+    }
+
+    [Fact]
+    public async Task Reject_HeadCt_QuarantinedAsNoLungs()
+    {
+        using var host = new IngestTestHost();
+        var originals = new List<(string Name, byte[] Content)>();
+        foreach (var file in Directory.GetFiles(TestData.Shared("dicom", "edge", "ge-head-tilt"), "*.dcm").Order(StringComparer.Ordinal))
+        {
+            var content = File.ReadAllBytes(file);
+            originals.Add((Path.GetFileName(file), content));
+            await host.UploadAsync($"{Tenant}/head/{Path.GetFileName(file)}", content);
+        }
+
+        await host.UploadAsync($"{Tenant}/head/{PipelineNames.CompleteMarker}", []);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        Assert.Equal("no-lungs", outcome.Reason);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/head/", "no-lungs", "no lungs on any of the 10 slice(s)", [.. originals]);
+        Assert.Contains("not a chest CT", reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "no-lungs");
+        Assert.Empty(await IngestTestHost.ListAsync(host.Slices, string.Empty));
     }
 
     [Fact]
@@ -309,7 +337,7 @@ public sealed class IngestHandlerTests
     public async Task Reject_InvalidTenant_QuarantinedUnderTheInvalidTenantFolder_NoStudyRow()
     {
         using var host = new IngestTestHost();
-        var content = File.ReadAllBytes(FirstSlices(SharpSeries, 1)[0]);
+        var content = File.ReadAllBytes(MidChestSlices(SharpSeries, 1)[0]);
         await host.UploadAsync("Bad_Tenant/scan.dcm", content);
 
         var unit = Assert.Single(await host.PlanAsync());
@@ -343,7 +371,7 @@ public sealed class IngestHandlerTests
     public async Task ReuploadToAnIngestedPath_IsQuarantined_NotSilentlyDeleted_AndTheStudyIsLeftAlone()
     {
         using var host = new IngestTestHost();
-        var file = FirstSlices(SharpSeries, 1)[0];
+        var file = MidChestSlices(SharpSeries, 1)[0];
         await host.UploadFileAsync($"{Tenant}/again.dcm", file);
         var first = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
         Assert.Equal(IngestStatus.Ingested, first.Status);
@@ -351,7 +379,7 @@ public sealed class IngestHandlerTests
 
         // Ten minutes later the user uploads a file under the same name.
         host.Time.Now = host.Time.Now.AddMinutes(10);
-        var content = File.ReadAllBytes(FirstSlices(SharpSeries, 2)[1]);
+        var content = File.ReadAllBytes(MidChestSlices(SharpSeries, 2)[1]);
         await host.UploadAsync($"{Tenant}/again.dcm", content);
         var second = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
 
@@ -370,7 +398,7 @@ public sealed class IngestHandlerTests
     public async Task Retention_KeepsTheUploadUntilItExpires_ThenTheSweepDeletesIt_ButNeverANotIngestedOne()
     {
         using var host = new IngestTestHost(new PipelineOptions { UploadRetention = TimeSpan.FromHours(1) });
-        var file = FirstSlices(SharpSeries, 1)[0];
+        var file = MidChestSlices(SharpSeries, 1)[0];
         await host.UploadFileAsync($"{Tenant}/one.dcm", file);
         var unit = Assert.Single(await host.PlanAsync());
         Assert.Equal(IngestStatus.Ingested, (await host.Handler.IngestAsync(unit, default)).Status);
