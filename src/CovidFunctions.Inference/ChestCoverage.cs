@@ -48,15 +48,10 @@ public sealed record ChestCoverage(int SlicesExamined, int SliceCount, double La
         foreach (var k in sampled)
         {
             var (lung, _) = LungRestriction.LungAndRegion(series.ReadHu(k), series.Columns, series.Rows, rowSpacing, columnSpacing, restrict: false);
-            long count = 0;
-            foreach (var b in lung)
+            var area = LungMask.Area(lung) * pixelCm2;
+            if (area > largest)
             {
-                count += b != 0 ? 1 : 0;
-            }
-
-            if (count * pixelCm2 > largest)
-            {
-                (largest, at) = (count * pixelCm2, k);
+                (largest, at) = (area, k);
             }
         }
 

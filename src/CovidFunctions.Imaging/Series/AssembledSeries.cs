@@ -209,7 +209,7 @@ public sealed class AssembledSeries : IDisposable
     internal static AssembledSeries FromNifti(string path)
     {
         var volume = NiftiOrientation.ToAxialVolume(NiftiFile.Read(path), out var how);
-        RequireHounsfieldUnits(volume, Path.GetFileName(path), path);
+        RequireHounsfieldUnits(volume, path);
         var g = volume.Geometry;
         var issues = new List<GeometryIssue>();
         if (how.ObliquityDegrees > 1)
@@ -227,7 +227,7 @@ public sealed class AssembledSeries : IDisposable
     /// or lung (see <see cref="MinAirOrLungShare"/>). Anything else would be screened as if it were CT and get a
     /// meaningless diagnosis; it is refused with the evidence instead.
     /// </summary>
-    private static void RequireHounsfieldUnits(AxialVolume volume, string name, string path)
+    private static void RequireHounsfieldUnits(AxialVolume volume, string path)
     {
         var voxels = volume.Voxels;
         long low = 0;
@@ -247,7 +247,7 @@ public sealed class AssembledSeries : IDisposable
         if (share < MinAirOrLungShare)
         {
             throw new SeriesAssemblyException(FormattableString.Invariant(
-                $"NIfTI volume {name} does not hold CT in Hounsfield units: its values run from {min:0.###} to {max:0.###} and {share:0.##%} of the voxels are at or below {AirOrLungHu:0} HU, where a chest CT has air and lung in {MinAirOrLungShare:0.#%} or more. A label mask, an MR or PET volume, or CT stored with an offset but without scl_slope/scl_inter looks like this."))
+                $"NIfTI volume {Path.GetFileName(path)} does not hold CT in Hounsfield units: its values run from {min:0.###} to {max:0.###} and {share:0.##%} of the voxels are at or below {AirOrLungHu:0} HU, where a chest CT has air and lung in {MinAirOrLungShare:0.#%} or more. A label mask, an MR or PET volume, or CT stored with an offset but without scl_slope/scl_inter looks like this."))
             {
                 FilePath = path,
                 Reason = "not-hounsfield",
