@@ -344,7 +344,10 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
     for p in dtcn.dfsn.parameters():
         p.requires_grad_(finetune)
     items = data["cls"]
-    tr = np.array([i for i, c in enumerate(items) if c["split"] == "train"])
+    # train_splits ("train",) by default; ("train", "val") refits on the validation items too (round 4's refit arm:
+    # its validation numbers are then in-sample and reported as such)
+    train_splits = tuple(cfg.get("train_splits", ("train",)))
+    tr = np.array([i for i, c in enumerate(items) if c["split"] in train_splits])
     val = np.array([i for i, c in enumerate(items) if c["split"] == "val"])
     w = torch.from_numpy(cls_sampling_weights(items, tr, cfg.get("ucsd_min_share")))
     y_all = torch.from_numpy(data["cls_y"])
@@ -428,7 +431,7 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
     res = {"variant": "finetune" if finetune else "frozen", "steps": step, "batch": bs, "best_weights": best_from,
            "ema_decay": cfg.get("ema_decay"), "ucsd_min_share": cfg.get("ucsd_min_share"),
            "seconds_per_step": t_steps / max(step, 1), "history": hist, "val": rep, "score": cls_score(rep),
-           "train_counts": _counts(items, tr), "val_counts": _counts(items, val)}
+           "train_counts": _counts(items, tr), "val_counts": _counts(items, val), "train_splits": list(train_splits)}
     if finetune:
         segv = np.array([i for i, s in enumerate(data["seg"]) if s["split"] == "val"])
         gts = load_seg_originals(cfg["pack"], [data["seg"][i] for i in segv])

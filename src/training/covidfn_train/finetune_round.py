@@ -134,6 +134,12 @@ def main(argv=None):
     ap.add_argument("--bench-iters", type=int, default=20)
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--no-amp", dest="amp", action="store_false")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="fixed step count per member (cosine over the steps, no time budget); 0 = --member-budget-s")
+    ap.add_argument("--train-on-val", action="store_true",
+                    help="classification val items join training (refit); val numbers are then in-sample")
+    ap.add_argument("--members-only", action="store_true",
+                    help="train and save the members, then stop (no soups, no benchmark)")
     ap.add_argument("--smoke", action="store_true", help="a handful of images, 2 steps per member (CI)")
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
@@ -141,7 +147,9 @@ def main(argv=None):
     device = torch.device(a.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    max_steps = 2 if a.smoke else 10**9
+    max_steps = 2 if a.smoke else (a.steps if a.steps > 0 else 10**9)
+    if a.steps > 0 and not a.smoke:
+        a.member_budget_s = 1e9  # the cosine schedule runs over the step count alone
     if a.smoke:
         a.dtcn_bs, a.eval_every_s, a.bench_iters = 3, 1e9, 1
     members = []
@@ -169,7 +177,8 @@ def main(argv=None):
     base_cfg = {"pack": a.pack, "amp": amp, "dtcn_bs": a.dtcn_bs, "head_lr": 1e-3, "backbone_lr": 1e-4,
                 "ft_seg_weight": 0.5, "ft_seg_bs": 4, "dtcn_max_steps": max_steps, "eval_every_s": a.eval_every_s,
                 "smoke": a.smoke, "head_seed": a.head_seed, "ema_decay": a.ema_decay, "save_best": False,
-                "dtcn_ft_budget_s": a.member_budget_s, "dtcn_frozen_budget_s": a.member_budget_s}
+                "dtcn_ft_budget_s": a.member_budget_s, "dtcn_frozen_budget_s": a.member_budget_s,
+                "train_splits": ("train", "val") if a.train_on_val else ("train",)}
     trained: list[tuple[dict, DTCN]] = []
     for k, (seed, share) in enumerate(members):
         cfg = dict(base_cfg, seed=seed, ucsd_min_share=share, dtcn_name=f"member{k}(seed {seed}, ucsd>={share})")
@@ -180,6 +189,16 @@ def main(argv=None):
         trained.append((r, model))
         save_fp16(os.path.join(a.out, f"member_{k}.npz"), model.state_dict())
         write_json(a.out, "metrics.json", metrics)
+        if a.members_only:
+            del model, trained[-1]  # keep device memory flat; the member is on disk
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    if a.members_only:
+        metrics["total_s"] = time.time() - t_start
+        write_json(a.out, "metrics.json", metrics)
+        log(f"members only: done in {metrics['total_s']:.1f} s", a.out)
+        return metrics
 
     # weight averaging (all members share the DFSN and the head initialisation) and a logit ensemble for reference
     cands = {}
