@@ -54,5 +54,7 @@ wait "$PID_E" "$PID_F"
 if [ -n "$UTIL_PID" ]; then kill "$UTIL_PID" 2>/dev/null; fi
 RC_E=$(cat "$OUT/E/rc" 2>/dev/null || echo 99); RC_F=$(cat "$OUT/F/rc" 2>/dev/null || echo 99)
 ls -la "$OUT" "$OUT/E" "$OUT/F" | tee -a "$OUT/progress.log"
+# the device tool brings back at most 8 files: one tar per arm (round 4 lost arm F's files to that limit)
+for arm in E F; do tar -C "$OUT" -cf "$OUT/$arm.tar" "$arm" && rm -rf "${OUT:?}/$arm"; done
 log "gpu_refit.sh end: arm E rc=$RC_E, arm F rc=$RC_F"
 [ "$RC_E" = 0 ] && [ "$RC_F" = 0 ]
