@@ -13,9 +13,6 @@
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
 : "${ARMS:?set ARMS}"
-PACK="${PACK:-.carry/pack}"
-INIT="${INIT:-.carry/init/dfsn.npz}"
-PY="${PYTHON:-python3}"
 HARD="${HARD:-300}"
 cd "$(dirname "$0")/../.."
 source src/training/gpu_common.sh

@@ -1,6 +1,11 @@
 # Sourced by the device scripts (gpu_run.sh, gpu_finetune.sh, gpu_arms.sh): one place for the log line, the carried
 # inputs check, the environment record, the device choice and the GPU utilisation sampler.
-# Expects OUT and PY to be set; sets DEVICE (cuda when torch sees a GPU, else cpu) unless it is set already.
+# Expects OUT; PACK, INIT and PYTHON have the defaults below; gpu_start sets DEVICE (cuda when torch sees a GPU, else
+# cpu) unless it is set already.
+
+PACK="${PACK:-.carry/pack}"
+INIT="${INIT:-.carry/init/dfsn.npz}"
+PY="${PYTHON:-python3}"
 
 log() { echo "[$(date -u +%H:%M:%S)Z] $*" | tee -a "$OUT/progress.log"; }
 

@@ -9,9 +9,6 @@
 #      PYTHON (default python3), SMOKE=1 (CPU check of this script on a smoke pack).
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
-PACK="${PACK:-.carry/pack}"
-INIT="${INIT:-.carry/init/dfsn.npz}"
-PY="${PYTHON:-python3}"
 MEMBER_BUDGET="${MEMBER_BUDGET:-80}"
 MEMBERS="${MEMBERS:-11:none,12:none,11:0.5,12:0.5}"
 cd "$(dirname "$0")/../.."

@@ -9,8 +9,6 @@
 set -uo pipefail
 : "${OUT:?set OUT to an empty output folder}"
 BUDGET="${BUDGET:-400}"
-PACK="${PACK:-.carry/pack}"
-PY="${PYTHON:-python3}"
 cd "$(dirname "$0")/../.."
 source src/training/gpu_common.sh
 gpu_start "gpu_run.sh (budget ${BUDGET}s)" "$PACK/index.json"
