@@ -4,7 +4,8 @@
 
 DIR/models/ then holds dfsn_dtcn.onnx, dfsn.onnx, dtcn.onnx, manifest.json; DIR/fixtures/ the PyTorch outputs on
 synthetic inputs (.npy) that the C# test compares with ONNX Runtime. DIR/models-ensemble/ + DIR/fixtures-ensemble/ do
-the same for the shipped layout: finetune_round members exported as their mean with fp16 storage. Uses the ImageNet encoder when the NuGet
+the same for the shipped layout: finetune_round members exported as their mean with fp16 storage; DIR/round4/ one
+member of round 4's refit arm (fixed steps, train + val, members only). Uses the ImageNet encoder when the NuGet
 package is restored (tools/FetchResNet18), else a random encoder.
 """
 from __future__ import annotations
@@ -40,6 +41,14 @@ def main(argv=None):
     export_onnx.main(["--members", ",".join(os.path.join(round2, f"member_{k}.npz") for k in range(2)), "--fp16-storage",
                       "--out", os.path.join(a.out, "models-ensemble"), "--fixtures", os.path.join(a.out, "fixtures-ensemble"),
                       "--metrics", os.path.join(round2, "metrics.json"), "--data-note", "SMOKE TEST ONLY"])
+    # round 4 (gpu_arms.sh): fixed steps, final raw weights, members only; the refit arm trains on val too
+    round4 = os.path.join(a.out, "round4")
+    m4 = finetune_round.main(["--pack", pack, "--dfsn-init", os.path.join(run, "dfsn.npz"), "--out", round4, "--device", "cpu",
+                              "--smoke", "--members", "41:0.5", "--members-only", "--train-on-val", "--steps", "1150",
+                              "--ema-decay", "0", "--eval-every-s", "1e9"])
+    r4 = m4["members"][0]
+    if r4["train_splits"] != ["train", "val"] or r4["best_weights"] != "raw" or not os.path.isfile(os.path.join(round4, "member_0.npz")):
+        raise SystemExit(f"round-4 refit arm: unexpected result {r4['train_splits']} {r4['best_weights']}")
     print(f"smoke OK in {time.time() - t0:.0f} s: {a.out}", flush=True)
 
 
