@@ -2,8 +2,8 @@
 # Several DTCN fine-tuning arms at the same time on one GPU (round 4, docs/model-card.md): each arm is a set of
 # members of the round-2 recipe with a fixed step count and the final raw weights (no EMA, no evaluation during
 # training, no selection), one process per arm; each member is written when it finishes, so an arm stopped by HARD
-# keeps the members it finished. Each arm's folder comes back as one tar, $OUT/<arm>.tar (the device tool returns at
-# most 8 files: round 4's first call lost an arm's files to that limit).
+# keeps the members it finished. Each arm's folder comes back as tars of at most 15 MiB, $OUT/<arm>.<k>.tar
+# (gpu_bundle: the device tool returns at most 8 files of 16 MiB; round 4's first call lost an arm's files to that).
 #
 #   OUT=/some/empty/dir ARMS="E:31,32,33:0.5:1150 F:41,42,43:0.5:1150:--train-on-val" HARD=470 bash src/training/gpu_arms.sh
 #
@@ -41,7 +41,7 @@ gpu_stop
 RCS=""
 for name in "${NAMES[@]}"; do
   RCS="$RCS $name=$(cat "$OUT/$name/rc" 2>/dev/null || echo 99)"
-  tar -C "$OUT" -cf "$OUT/$name.tar" "$name" && rm -rf "${OUT:?}/$name"
+  gpu_bundle "$name"
 done
 ls -la "$OUT" | tee -a "$OUT/progress.log"
 log "gpu_arms.sh end:$RCS"

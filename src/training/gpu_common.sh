@@ -34,3 +34,23 @@ gpu_start() {
 gpu_stop() {
   if [ -n "${UTIL_PID:-}" ]; then kill "$UTIL_PID" 2>/dev/null; fi
 }
+
+# gpu_bundle NAME: packs the folder $OUT/NAME into tars $OUT/NAME.<k>.tar of at most 15 MiB each and removes the folder.
+# The device tool brings back at most 8 files of at most 16 MiB each (64 MiB together); round 4's first call lost an
+# arm's 14 files to the count. A single file over 15 MiB gets a tar of its own, which will not come back: logged.
+gpu_bundle() {
+  local name=$1 part=0 size=0 limit=$((15 * 1024 * 1024)) f s
+  local -a list=()
+  [ -d "$OUT/$name" ] || return 0
+  while IFS= read -r f; do
+    s=$(stat -c %s "$OUT/$f")
+    if [ "$s" -gt "$limit" ]; then log "WARNING: $f is $s bytes, over what the device tool returns"; fi
+    if [ "${#list[@]}" -gt 0 ] && [ $((size + s)) -gt "$limit" ]; then
+      tar -C "$OUT" -cf "$OUT/$name.$part.tar" "${list[@]}" || return 1
+      part=$((part + 1)); list=(); size=0
+    fi
+    list+=("$f"); size=$((size + s))
+  done < <(cd "$OUT" && find "$name" -type f | sort)
+  if [ "${#list[@]}" -gt 0 ]; then tar -C "$OUT" -cf "$OUT/$name.$part.tar" "${list[@]}" || return 1; fi
+  rm -rf "${OUT:?}/$name"
+}

@@ -221,6 +221,12 @@ def train_dfsn(data: dict, cfg: dict, device, out: str) -> tuple[DFSN, dict]:
     set_seed(cfg["seed"])
     model = DFSN().to(device)
     pretrained = load_encoder(model, cfg["pack"])
+    if cfg.get("encoder_init") is not None:
+        # an encoder adapted after ImageNet (ssl_round.py: self-supervised on CT); the same keys as the ImageNet load
+        missing, unexpected = model.load_state_dict(cfg["encoder_init"], strict=False)
+        if unexpected or any(k.startswith("enc.") and not k.endswith("num_batches_tracked") for k in missing):
+            raise RuntimeError(f"encoder_init mismatch: missing {[k for k in missing if k.startswith('enc.')]} unexpected {unexpected}")
+        pretrained = "imagenet+encoder_init" if pretrained else "encoder_init"
     log(f"DFSN: {sum(p.numel() for p in model.parameters())} params, ImageNet encoder loaded={pretrained}", out)
     seg = data["seg"]
     tr_doc = np.array([i for i, s in enumerate(seg) if s["split"] == "train" and s["kind"] == "doctor"])

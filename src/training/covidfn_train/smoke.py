@@ -5,7 +5,8 @@
 DIR/models/ then holds dfsn_dtcn.onnx, dfsn.onnx, dtcn.onnx, manifest.json; DIR/fixtures/ the PyTorch outputs on
 synthetic inputs (.npy) that the C# test compares with ONNX Runtime. DIR/models-ensemble/ + DIR/fixtures-ensemble/ do
 the same for the shipped layout: finetune_round members exported as their mean with fp16 storage; DIR/round4/ one
-member of round 4's refit arm (fixed steps, train + val, members only). Uses the ImageNet encoder when the NuGet
+member of round 4's refit arm (fixed steps, train + val, members only); DIR/round5/ the prepared SSL round (2 steps per
+stage, one member). Uses the ImageNet encoder when the NuGet
 package is restored (tools/FetchResNet18), else a random encoder.
 """
 from __future__ import annotations
@@ -49,6 +50,11 @@ def main(argv=None):
     r4 = m4["members"][0]
     if r4["train_splits"] != ["train", "val"] or r4["best_weights"] != "raw" or not os.path.isfile(os.path.join(round4, "member_0.npz")):
         raise SystemExit(f"round-4 refit arm: unexpected result {r4['train_splits']} {r4['best_weights']}")
+    # round 5 (prepared, gpu_ssl.sh): SimCLR on the encoder, DFSN from it, one DTCN member
+    from . import ssl_round
+    m5 = ssl_round.main(["--pack", pack, "--out", os.path.join(a.out, "round5"), "--device", "cpu", "--smoke", "--members", "31:0.5"])
+    if m5["dfsn"]["pretrained_encoder"] not in ("imagenet+encoder_init", "encoder_init") or len(m5["members"]) != 1:
+        raise SystemExit(f"round-5 smoke: the SSL encoder did not reach the DFSN ({m5['dfsn']['pretrained_encoder']})")
     print(f"smoke OK in {time.time() - t0:.0f} s: {a.out}", flush=True)
 
 
