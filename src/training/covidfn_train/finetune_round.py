@@ -14,6 +14,10 @@ validation split:
   source shares as in round 1).
 A logit ensemble of the members is reported for comparison only (it costs one backbone pass per member).
 
+Round 4 (gpu_arms.sh) runs it with --steps N --ema-decay 0 --eval-every-s 1e9 --members-only: a fixed step count, one
+evaluation at the end, the final raw weights, no soups; --train-on-val adds the classification val items to training
+(the refit arm; its val numbers are then in-sample).
+
 Writes to OUT as it goes: progress.log, metrics.json, member_<k>.npz (best state of each member, fp16 floats),
 soup.npz (the chosen soup, fp16 floats) and at the end the PyTorch throughput of the chosen model on the device.
 """
