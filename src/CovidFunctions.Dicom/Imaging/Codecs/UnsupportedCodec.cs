@@ -22,7 +22,10 @@ public sealed class UnsupportedCodec : IPixelCodec
     /// <summary>The codecs for every known-but-undecodable syntax, each with its reason.</summary>
     public static IEnumerable<UnsupportedCodec> All()
     {
-        const string htj2k = "High-Throughput JPEG 2000 is not supported by this build (no HTJ2K decoder is bound)";
+        // libopenjp2 2.5.0 decodes HTJ2K, but Debian's build aborts the process on some corrupt HT code-blocks (an assert in
+        // ht_dec.c mel_init, uclouvain/openjpeg#1500), which no DicomFormatException can contain; see docs/pixel-codecs.md.
+        const string htj2k = "High-Throughput JPEG 2000 is not supported by this build (the system OpenJPEG 2.5.0 HT decoder "
+            + "can abort the process on corrupt frames, uclouvain/openjpeg#1500)";
         yield return new UnsupportedCodec(TransferSyntaxNames.HtJ2kLossless, htj2k);
         yield return new UnsupportedCodec(TransferSyntaxNames.HtJ2kLosslessRpcl, htj2k);
         yield return new UnsupportedCodec(TransferSyntaxNames.HtJ2k, htj2k);
