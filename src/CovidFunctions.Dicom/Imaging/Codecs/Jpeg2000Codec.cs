@@ -9,7 +9,8 @@ namespace CovidFunctions.Dicom.Imaging.Codecs;
 /// JPEG 2000 (lossless-only and lossy, J2K codestream or JP2 file) through the system OpenJPEG library, read from
 /// memory with the stream API. The decoded image's size, component count and precision are checked against the
 /// DICOM header before a sample is copied. OpenJPEG applies the inverse multi-component transform itself, so
-/// YBR_ICT / YBR_RCT frames come back as RGB.
+/// YBR_ICT / YBR_RCT frames come back as RGB. High-Throughput (Part 15) codestreams are refused before OpenJPEG
+/// sees them (<see cref="J2kCodestreamHeader"/>).
 /// </summary>
 public sealed unsafe class Jpeg2000Codec : IPixelCodec
 {
@@ -48,6 +49,9 @@ public sealed unsafe class Jpeg2000Codec : IPixelCodec
         var geometry = FrameGeometry.From(format, uid);
         var api = OpenJpegNative.TryGet(out var loadError) ?? throw CodecErrors.Unsupported(uid, loadError);
         var codecFormat = DetectFormat(encodedFrame, uid);
+
+        // OpenJPEG 2.5.0 decodes HT code-blocks in any J2K stream and can abort() the process on corrupt ones.
+        J2kCodestreamHeader.EnsurePart1(encodedFrame, codecFormat == OpenJpegNative.CodecJP2, uid);
 
         var output = new byte[geometry.FrameBytes];
         var errors = new StringBuilder();
