@@ -41,6 +41,14 @@ def write_json(out: str, name: str, obj):
     os.replace(tmp, os.path.join(out, name))
 
 
+def finish_run(metrics: dict, t_start: float, out: str, what: str = "done") -> dict:
+    """The end of every training entry point: total time into metrics.json and the last progress line."""
+    metrics["total_s"] = time.time() - t_start
+    write_json(out, "metrics.json", metrics)
+    log(f"{what} in {metrics['total_s']:.1f} s", out)
+    return metrics
+
+
 def data_to_device(data: dict, device) -> dict:
     """Moves load_pack's numpy arrays onto the device once (as *_t tensors) and drops the numpy copies."""
     for key in ("seg_img", "seg_mask", "cls_img"):

@@ -199,10 +199,7 @@ def main(argv=None):
                 torch.cuda.empty_cache()
 
     if a.members_only:
-        metrics["total_s"] = time.time() - t_start
-        write_json(a.out, "metrics.json", metrics)
-        log(f"members only: done in {metrics['total_s']:.1f} s", a.out)
-        return metrics
+        return engine.finish_run(metrics, t_start, a.out, "members only: done")
 
     # weight averaging (all members share the DFSN and the head initialisation) and a logit ensemble for reference
     cands = {}
@@ -259,10 +256,7 @@ def main(argv=None):
         except Exception as e:  # never lose the run to the benchmark
             metrics["throughput"] = {"error": repr(e)}
             log(f"benchmark failed: {e!r}", a.out)
-    metrics["total_s"] = time.time() - t_start
-    write_json(a.out, "metrics.json", metrics)
-    log(f"done in {metrics['total_s']:.1f} s", a.out)
-    return metrics
+    return engine.finish_run(metrics, t_start, a.out)
 
 
 if __name__ == "__main__":

@@ -114,10 +114,7 @@ def main(argv=None):
         except Exception as e:
             metrics["throughput"] = {"error": repr(e)}
             log(f"benchmark failed: {e!r}", a.out)
-    metrics["total_s"] = time.time() - t_start
-    write_json(a.out, "metrics.json", metrics)
-    log(f"done in {metrics['total_s']:.1f} s; outputs in {a.out}", a.out)
-    return metrics
+    return engine.finish_run(metrics, t_start, a.out, f"done (outputs in {a.out})")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -182,10 +181,7 @@ def main(argv=None):
         save_fp16(os.path.join(a.out, f"member_{k}.npz"), model.state_dict())
         write_json(a.out, "metrics.json", metrics)
         del model
-    metrics["total_s"] = time.time() - t_start
-    write_json(a.out, "metrics.json", metrics)
-    log(f"done in {metrics['total_s']:.1f} s", a.out)
-    return metrics
+    return engine.finish_run(metrics, t_start, a.out)
 
 
 if __name__ == "__main__":
