@@ -101,35 +101,7 @@ internal static class J2kCodestreamHeader
 
         // Main header: SIZ first, then marker segments up to the first SOT.
         var components = -1;
-        var position = 2;
-        while (true)
-        {
-            var marker = ReadMarker(cs, position, cs.Length, origin, uid, "main header");
-            if (marker == Sot)
-            {
-                break;
-            }
-
-            var payload = Segment(cs, position, cs.Length, marker, origin, uid, "main header");
-            if (marker == Siz)
-            {
-                if (components >= 0 || position != 2)
-                {
-                    throw CodecErrors.Corrupt(uid, $"second SIZ marker at offset {origin + position}");
-                }
-
-                // Rsiz(2), Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz (4 each), Csiz(2), then 3 bytes per component.
-                if (payload.Length < 36 || payload.Length < 36 + (3 * BinaryPrimitives.ReadUInt16BigEndian(payload[34..])))
-                {
-                    throw CodecErrors.Corrupt(uid, $"SIZ marker segment of {payload.Length} bytes is too short");
-                }
-
-                components = BinaryPrimitives.ReadUInt16BigEndian(payload[34..]);
-            }
-
-            CheckSegment(marker, payload, components, origin + position, uid, "main header");
-            position += 2 + payload.Length + 2;
-        }
+        var position = WalkHeader(cs, 2, cs.Length, Sot, ref components, origin, uid, "main header");
 
         // Tile-parts: SOT, tile-part header up to SOD, data skipped with Psot; Psot 0 runs to the end.
         while (cs.Length - position >= 2)
@@ -158,24 +130,7 @@ internal static class J2kCodestreamHeader
             }
 
             var end = psot == 0 ? cs.Length : sot + (int)psot;
-            position = sot + 12;
-            while (true)
-            {
-                var tileMarker = ReadMarker(cs, position, end, origin, uid, "tile-part header");
-                if (tileMarker == Sod)
-                {
-                    break;
-                }
-
-                var payload = Segment(cs, position, end, tileMarker, origin, uid, "tile-part header");
-                if (tileMarker is Siz or Sot)
-                {
-                    throw CodecErrors.Corrupt(uid, $"marker 0x{tileMarker:X4} in the tile-part header at offset {origin + position}");
-                }
-
-                CheckSegment(tileMarker, payload, components, origin + position, uid, "tile-part header");
-                position += 2 + payload.Length + 2;
-            }
+            WalkHeader(cs, sot + 12, end, Sod, ref components, origin, uid, "tile-part header");
 
             if (psot == 0)
             {
@@ -183,6 +138,44 @@ internal static class J2kCodestreamHeader
             }
 
             position = end;
+        }
+    }
+
+    /// <summary>
+    /// Checks the marker segments of one header (the main header, or a tile-part header) from <paramref name="position"/>
+    /// up to the marker <paramref name="until"/> (SOT, or SOD), and returns that marker's position. SIZ is allowed only
+    /// as the first segment of the main header, where it sets <paramref name="components"/>; SOT and SOD are not
+    /// header segments (<see cref="IsKnownSegment"/>), so they are refused anywhere but as <paramref name="until"/>.
+    /// </summary>
+    private static int WalkHeader(ReadOnlySpan<byte> cs, int position, int end, ushort until, ref int components, int origin, string uid, string where)
+    {
+        while (true)
+        {
+            var marker = ReadMarker(cs, position, end, origin, uid, where);
+            if (marker == until)
+            {
+                return position;
+            }
+
+            var payload = Segment(cs, position, end, marker, origin, uid, where);
+            if (marker == Siz)
+            {
+                if (components >= 0 || position != 2)
+                {
+                    throw CodecErrors.Corrupt(uid, $"SIZ marker in the {where} at offset {origin + position} (only the first main-header segment may be SIZ)");
+                }
+
+                // Rsiz(2), Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz (4 each), Csiz(2), then 3 bytes per component.
+                if (payload.Length < 36 || payload.Length < 36 + (3 * BinaryPrimitives.ReadUInt16BigEndian(payload[34..])))
+                {
+                    throw CodecErrors.Corrupt(uid, $"SIZ marker segment of {payload.Length} bytes is too short");
+                }
+
+                components = BinaryPrimitives.ReadUInt16BigEndian(payload[34..]);
+            }
+
+            CheckSegment(marker, payload, components, origin + position, uid, where);
+            position += 2 + 2 + payload.Length;
         }
     }
 

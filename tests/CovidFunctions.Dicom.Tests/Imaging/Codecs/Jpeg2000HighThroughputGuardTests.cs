@@ -181,7 +181,7 @@ public sealed class Jpeg2000HighThroughputGuardTests
         var codec = Jpeg2000Codec.ForSyntax(Lossless);
         var expected = codec.Decode(frame, format);
 
-        foreach (var jp2 in new[] { Jp2(frame, format, JpcBox.Plain), Jp2(frame, format, JpcBox.ToEnd), Jp2(frame, format, JpcBox.Extended) })
+        foreach (var jp2 in Enum.GetValues<JpcBox>().Select(style => Jp2(frame, format, style)))
         {
             var actual = codec.Decode(jp2, format);
 
@@ -196,7 +196,7 @@ public sealed class Jpeg2000HighThroughputGuardTests
         var (frame, format) = Frame(Part1Path);
         SetHtBitInMainCod(frame, 0);
 
-        foreach (var jp2 in new[] { Jp2(frame, format, JpcBox.Plain), Jp2(frame, format, JpcBox.ToEnd), Jp2(frame, format, JpcBox.Extended) })
+        foreach (var jp2 in Enum.GetValues<JpcBox>().Select(style => Jp2(frame, format, style)))
         {
             var ex = Assert.Throws<DicomFormatException>(() => Jpeg2000Codec.ForSyntax(Lossy).Decode(jp2, format));
 
