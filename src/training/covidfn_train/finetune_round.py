@@ -93,6 +93,26 @@ def flip_tta_report(model: DTCN, data: dict, val: np.ndarray, device, amp: bool)
     return engine.cls_report(prob, data["cls_y"][val], [data["cls"][i] for i in val])
 
 
+def parse_members(spec: str) -> list[tuple[int, float | None]]:
+    """--members "SEED:UCSD_MIN_SHARE,..." ("none" = equal source shares) as (seed, share) pairs."""
+    members = []
+    for item in spec.split(","):
+        seed, share = item.split(":")
+        members.append((int(seed), None if share == "none" else float(share)))
+    return members
+
+
+def member_config(pack: str, amp: bool, *, dtcn_bs: int, max_steps: int, budget_s: float, eval_every_s: float,
+                  smoke: bool, head_seed: int, ema_decay: float, train_splits=("train",)) -> dict:
+    """Round 2's DTCN fine-tuning recipe from a trained DFSN (head lr 1e-3, backbone lr 1e-4, 0.5 x seg loss on 4
+    seg slices per step), shared by this round, round 4 (gpu_arms.sh) and round 5 (ssl_round.py); per member add
+    seed, ucsd_min_share and dtcn_name."""
+    return {"pack": pack, "amp": amp, "dtcn_bs": dtcn_bs, "head_lr": 1e-3, "backbone_lr": 1e-4,
+            "ft_seg_weight": 0.5, "ft_seg_bs": 4, "dtcn_max_steps": max_steps, "eval_every_s": eval_every_s,
+            "smoke": smoke, "head_seed": head_seed, "ema_decay": ema_decay, "save_best": False,
+            "dtcn_ft_budget_s": budget_s, "dtcn_frozen_budget_s": budget_s, "train_splits": tuple(train_splits)}
+
+
 def brief(rep: dict) -> dict:
     u = rep.get("ucsd_val_covid_vs_rest") or {}
     return {"score": cls_score(rep), "ucsd_accuracy": u.get("accuracy"), "ucsd_f1": u.get("f1"), "ucsd_auc": u.get("auc"),
@@ -156,10 +176,7 @@ def main(argv=None):
         a.member_budget_s = 1e9  # the cosine schedule runs over the step count alone
     if a.smoke:
         a.dtcn_bs, a.eval_every_s, a.bench_iters = 3, 1e9, 1
-    members = []
-    for spec in a.members.split(","):
-        seed, share = spec.split(":")
-        members.append((int(seed), None if share == "none" else float(share)))
+    members = parse_members(a.members)
     amp = a.amp and device.type == "cuda"
     env = {"python": sys.version.split()[0], "torch": torch.__version__, "device": a.device, "platform": platform.platform(),
            "cuda": torch.version.cuda, "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
@@ -178,11 +195,9 @@ def main(argv=None):
         f"(load {time.time() - t_start:.1f} s)", a.out)
     val = np.array([i for i, c in enumerate(data["cls"]) if c["split"] == "val"])
 
-    base_cfg = {"pack": a.pack, "amp": amp, "dtcn_bs": a.dtcn_bs, "head_lr": 1e-3, "backbone_lr": 1e-4,
-                "ft_seg_weight": 0.5, "ft_seg_bs": 4, "dtcn_max_steps": max_steps, "eval_every_s": a.eval_every_s,
-                "smoke": a.smoke, "head_seed": a.head_seed, "ema_decay": a.ema_decay, "save_best": False,
-                "dtcn_ft_budget_s": a.member_budget_s, "dtcn_frozen_budget_s": a.member_budget_s,
-                "train_splits": ("train", "val") if a.train_on_val else ("train",)}
+    base_cfg = member_config(a.pack, amp, dtcn_bs=a.dtcn_bs, max_steps=max_steps, budget_s=a.member_budget_s,
+                             eval_every_s=a.eval_every_s, smoke=a.smoke, head_seed=a.head_seed, ema_decay=a.ema_decay,
+                             train_splits=("train", "val") if a.train_on_val else ("train",))
     trained: list[tuple[dict, DTCN]] = []
     for k, (seed, share) in enumerate(members):
         cfg = dict(base_cfg, seed=seed, ucsd_min_share=share, dtcn_name=f"member{k}(seed {seed}, ucsd>={share})")

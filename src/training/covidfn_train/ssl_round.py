@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from . import augment, engine
 from .data import load_pack
 from .engine import Budget, autocast_ctx, cosine_lr, log, take, write_json
-from .finetune_round import save_fp16
+from .finetune_round import member_config, parse_members, save_fp16
 from .models import DEFAULT_INPUT_MEAN, ResNet18Trunk
 
 
@@ -168,16 +168,14 @@ def main(argv=None):
     metrics["dfsn"] = r
     write_json(a.out, "metrics.json", metrics)
 
-    base = {"pack": a.pack, "amp": a.amp, "dtcn_bs": 3 if a.smoke else 32, "head_lr": 1e-3, "backbone_lr": 1e-4,
-            "ft_seg_weight": 0.5, "ft_seg_bs": 4, "dtcn_max_steps": a.steps, "eval_every_s": 1e9, "smoke": a.smoke,
-            "head_seed": 6, "ema_decay": 0, "save_best": False, "dtcn_ft_budget_s": 1e9, "dtcn_frozen_budget_s": 1e9}
+    # round 4's protocol: fixed steps, one evaluation at the end, final raw weights (no EMA)
+    base = member_config(a.pack, a.amp, dtcn_bs=3 if a.smoke else 32, max_steps=a.steps, budget_s=1e9, eval_every_s=1e9,
+                         smoke=a.smoke, head_seed=6, ema_decay=0)
     metrics["members"] = []
-    for k, spec in enumerate(a.members.split(",")):
-        seed, share = spec.split(":")
-        cfg_m = dict(base, seed=int(seed), ucsd_min_share=None if share == "none" else float(share),
-                     dtcn_name=f"ssl-member{k}(seed {seed}, ucsd>={share})")
+    for k, (seed, share) in enumerate(parse_members(a.members)):
+        cfg_m = dict(base, seed=seed, ucsd_min_share=share, dtcn_name=f"ssl-member{k}(seed {seed}, ucsd>={share})")
         model, rm = engine.train_dtcn(data, cfg_m, dfsn, device, a.out, finetune=True)
-        metrics["members"].append({"seed": int(seed), **rm})
+        metrics["members"].append({"seed": seed, **rm})
         save_fp16(os.path.join(a.out, f"member_{k}.npz"), model.state_dict())
         write_json(a.out, "metrics.json", metrics)
         del model
