@@ -139,6 +139,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--no-amp", dest="amp", action="store_false")
     ap.add_argument("--smoke", action="store_true", help="a handful of images, 2 steps per stage (CI)")
+    ap.add_argument("--ssl-only", action="store_true", help="stop after the SimCLR stage (the CPU pilot, ssl_probe.py)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     a = ap.parse_args(argv)
     a.max_steps = 10**9
     if a.smoke:
@@ -147,6 +149,8 @@ def main(argv=None):
     t_start = time.time()
     device = torch.device(a.device)
     a.amp = a.amp and device.type == "cuda"
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     env = {"python": sys.version.split()[0], "torch": torch.__version__, "device": a.device, "platform": platform.platform(),
@@ -160,6 +164,8 @@ def main(argv=None):
     enc_state, metrics["ssl"] = train_ssl(data, a, device, a.out)
     save_fp16(os.path.join(a.out, "ssl_encoder.npz"), enc_state)
     write_json(a.out, "metrics.json", metrics)
+    if a.ssl_only:
+        return engine.finish_run(metrics, t_start, a.out)
 
     cfg = {"seed": a.seed, "pack": a.pack, "amp": a.amp, "dfsn_lr": 1e-3, "dfsn_bs": a.dfsn_bs, "doctor_frac": 0.5,
            "pseudo_weight": 0.5, "dfsn_budget_s": 1e9 if a.smoke else a.dfsn_budget_s, "dfsn_max_steps": a.max_steps,
