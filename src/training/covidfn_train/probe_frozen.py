@@ -294,12 +294,18 @@ def source_probe(items, z, feat) -> dict:
     return res
 
 
+def load_features(out: str) -> tuple[list[dict], dict]:
+    """An extract step's items.json and features.npz, checked to be in the same order."""
+    with open(os.path.join(out, "items.json")) as fh:
+        items = json.load(fh)
+    z = dict(np.load(os.path.join(out, "features.npz")))
+    assert list(z["ids"]) == [it["id"] for it in items]
+    return items, z
+
+
 def fit(a) -> None:
     torch.manual_seed(SEED)
-    with open(os.path.join(a.out, "items.json")) as fh:
-        items = json.load(fh)
-    z = dict(np.load(os.path.join(a.out, "features.npz")))
-    assert list(z["ids"]) == [it["id"] for it in items]
+    items, z = load_features(a.out)
     if os.path.exists(os.path.join(a.out, "dfsn.npz")) and not a.no_dfsn:
         z["dfsn"] = np.load(os.path.join(a.out, "dfsn.npz"))["dfsn"]
     feats = ["l3", "l4", "l3+l4"]

@@ -46,7 +46,7 @@ from .data import default_shared
 from .metrics import auc, binary
 from .models import ResNet18Trunk
 from .preprocess import preprocess_file
-from .probe_frozen import CS, FOLD_SEEDS, SEED, choose, fit_logreg, select_items, train_rows
+from .probe_frozen import CS, FOLD_SEEDS, SEED, choose, fit_logreg, load_features, select_items, train_rows
 
 SIZES = (128, 352)
 ENCODERS = ("imagenet", "ssl")
@@ -122,10 +122,7 @@ def cv_auc(items, z, feat, shared, c) -> dict:
 
 def fit(a) -> None:
     torch.manual_seed(SEED)
-    with open(os.path.join(a.out, "items.json")) as fh:
-        items = json.load(fh)
-    z = dict(np.load(os.path.join(a.out, "features.npz")))
-    assert list(z["ids"]) == [it["id"] for it in items]
+    items, z = load_features(a.out)
     res: dict = {"how": "ssl_probe.py (pre-registered in its docstring): layer3 GAP of the ImageNet trunk and of the "
                         "SimCLR-adapted trunk, L2 logistic regression covid vs rest, patient-grouped 5-fold CV on UCSD "
                         "train (3 fold seeds), one evaluation of each chosen head on UCSD val",
