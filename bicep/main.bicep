@@ -1,5 +1,5 @@
 // CovidFunctions in Azure: one resource group with storage, Event Grid, the Function app (Flex
-// Consumption), Service Bus, the GPU scorer on Container Apps, two Key Vaults (the de-identification keys,
+// Consumption), Service Bus, the GPU scorer on Container Apps, two Key Vaults (the de-identification key,
 // read-only to the app, and the webhook subscription secrets it writes), a registry and monitoring.
 // Deployed by `azd up` (azure.yaml); docs/deployment.md explains every parameter and role.
 // Plain modules only: public-registry (br/public:) modules cannot be restored in this project's CI.
@@ -167,7 +167,6 @@ module monitoring 'modules/monitoring.bicep' = {
     workspaceName: names.workspace
     appInsightsName: names.appInsights
     functionIdentityName: names.functionIdentity
-    scorerIdentityName: names.scorerIdentity
   }
   dependsOn: [
     identities
@@ -287,14 +286,11 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: names.appInsights
     serviceBusNamespaceName: names.serviceBus
     sliceQueueName: sliceQueueName
-    resultQueueName: resultQueueName
     resultTransport: resultTransport
     vaultName: names.keyVault
     webhookVaultName: names.webhookKeyVault
-    uploadContainerName: uploadContainerName
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
-    taskHubName: 'covidfn'
   }
   // The roles first: the host starts with its identity the moment the site exists.
   dependsOn: [
@@ -330,7 +326,6 @@ module containerApps 'modules/containerapps.bicep' = {
     storageAccountName: names.storage
     sliceContainerName: sliceContainerName
     resultContainerName: resultContainerName
-    appInsightsName: names.appInsights
   }
   // AcrPull and the queue roles must exist before the first revision pulls and scales.
   dependsOn: [

@@ -73,9 +73,6 @@ param sliceContainerName string
 @description('Container the scorer writes masks and overlays to.')
 param resultContainerName string
 
-@description('Application Insights component name.')
-param appInsightsName string
-
 // One serverless GPU replica gets the whole card and this share of the node (Container Apps limits).
 var gpuReplicaResources = {
   'Consumption-GPU-NC8as-T4': {
@@ -118,10 +115,6 @@ var serviceBusFullyQualifiedNamespace = replace(
   ':443/',
   ''
 )
-
-resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
-  name: appInsightsName
-}
 
 resource environment 'Microsoft.App/managedEnvironments@2026-01-01' = {
   name: environmentName
@@ -252,14 +245,6 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
             {
               name: 'Scorer__HealthPort'
               value: string(healthPort)
-            }
-            {
-              name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-              value: appInsights.properties.ConnectionString
-            }
-            {
-              name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-              value: 'Authorization=AAD;ClientId=${scorerIdentityClientId}'
             }
           ]
           probes: [

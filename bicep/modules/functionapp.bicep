@@ -35,9 +35,6 @@ param serviceBusNamespaceName string
 @description('Service Bus queue the orchestrator dispatches slice chunks to.')
 param sliceQueueName string
 
-@description('Queue carrying chunk results back (a Storage queue or a Service Bus queue, see resultTransport).')
-param resultQueueName string
-
 @description('How chunk results travel back to the Function app.')
 @allowed([
   'StorageQueue'
@@ -45,14 +42,11 @@ param resultQueueName string
 ])
 param resultTransport string
 
-@description('Key Vault name holding the de-identification and webhook signing keys (the app identity reads it).')
+@description('Key Vault name holding the de-identification key (the app identity reads it).')
 param vaultName string
 
 @description('Key Vault name for the per-subscription webhook secrets (the app identity writes and deletes them).')
 param webhookVaultName string
-
-@description('Upload container the Event Grid blob trigger watches.')
-param uploadContainerName string
 
 @description('Maximum instances Flex Consumption scales out to.')
 @minValue(1)
@@ -66,9 +60,6 @@ param maximumInstanceCount int
   4096
 ])
 param instanceMemoryMB int
-
-@description('Durable Task hub name; changing it orphans in-flight orchestrations.')
-param taskHubName string
 
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: identityName
@@ -177,17 +168,13 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
     ServiceBus__credential: 'managedidentity'
     ServiceBus__clientId: identityClientId
-    Pipeline__UploadContainer: uploadContainerName
     Pipeline__SliceQueueName: sliceQueueName
-    Pipeline__ResultQueueName: resultQueueName
     Pipeline__ResultTransport: resultTransport
-    Pipeline__TaskHubName: taskHubName
     KeyVault__VaultUri: vault.properties.vaultUri
     Webhooks__KeyVaultUri: webhookVault.properties.vaultUri
-    // Key Vault references: resolved by the platform with keyVaultReferenceIdentity; the values never
-    // appear in the template. The secrets are created by infra/scripts/postdeploy.sh.
+    // A Key Vault reference: resolved by the platform with keyVaultReferenceIdentity; the value never
+    // appears in the template. The secret is created by infra/scripts/postdeploy.sh.
     Deidentification__HmacKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=deid-hmac-key)'
-    Webhooks__SigningKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=webhook-signing-key)'
   }
 }
 

@@ -1,5 +1,6 @@
 // Log Analytics workspace and workspace-based Application Insights with local (key) authentication
-// disabled: telemetry is accepted only from identities holding Monitoring Metrics Publisher.
+// disabled: telemetry is accepted only from identities holding Monitoring Metrics Publisher (the Function app's;
+// the scorer sends no telemetry, so its identity gets no role here).
 
 @description('Azure region.')
 param location string
@@ -21,18 +22,11 @@ param retentionInDays int = 30
 @description('Name of the Function app identity.')
 param functionIdentityName string
 
-@description('Name of the scorer identity.')
-param scorerIdentityName string
-
 // Monitoring Metrics Publisher: the role Entra-authenticated Application Insights ingestion requires.
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: functionIdentityName
-}
-
-resource scorerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
-  name: scorerIdentityName
 }
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
@@ -68,19 +62,6 @@ resource functionPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   scope: appInsights
   properties: {
     principalId: functionIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId(
-      'Microsoft.Authorization/roleDefinitions',
-      monitoringMetricsPublisherRoleId
-    )
-  }
-}
-
-resource scorerPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(appInsights.id, scorerIdentity.id, monitoringMetricsPublisherRoleId)
-  scope: appInsights
-  properties: {
-    principalId: scorerIdentity.properties.principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId(
       'Microsoft.Authorization/roleDefinitions',

@@ -1,9 +1,9 @@
 #!/bin/sh
 # azd postdeploy hook (azure.yaml): the two steps that cannot be declared in Bicep.
 #
-#  1. Key Vault secrets. The de-identification HMAC key and the webhook signing key are generated here, once,
-#     from /dev/urandom, and only when missing (rotating the HMAC key would break pseudonym linkage). Values go
-#     to `az` through a file, never through the command line or the template.
+#  1. Key Vault secret. The de-identification HMAC key is generated here, once, from /dev/urandom, and only
+#     when missing (rotating it would break pseudonym linkage). The value goes to `az` through a file, never
+#     through the command line or the template.
 #  2. Event Grid subscription. Flex Consumption only supports the Event Grid-sourced blob trigger, whose
 #     webhook needs the function's blobs_extension system key. That key exists only after the code is
 #     deployed and the host has started, so the subscription (BlobCreated on ct-uploads) is created here,
@@ -50,7 +50,7 @@ retry() {
     done
 }
 
-# ---- 1. secrets ---------------------------------------------------------------------------------------
+# ---- 1. secret ----------------------------------------------------------------------------------------
 secret_exists() {
     az keyvault secret show --vault-name "$AZURE_VAULT_NAME" --name "$1" --query id --output tsv >/dev/null 2>&1
 }
@@ -60,23 +60,22 @@ set_secret_from_file() {
         --content-type "$3" --output none
 }
 
-secrets_created=0
-for secret in deid-hmac-key webhook-signing-key; do
-    if secret_exists "$secret"; then
-        log "secret $secret exists; left unchanged"
-        continue
-    fi
+secret="deid-hmac-key"
+secret_created=0
+if secret_exists "$secret"; then
+    log "secret $secret exists; left unchanged"
+else
     value_file="$workdir/$secret"
-    # 64 random bytes, base64 (no line breaks): 512 bits for HMAC-SHA256 keys.
+    # 64 random bytes, base64 (no line breaks): 512 bits for the HMAC-SHA256 key.
     head -c 64 /dev/urandom | base64 | tr -d '\n' >"$value_file"
     if ! retry set_secret_from_file "$secret" "$value_file" "application/octet-stream;base64"; then
         log "could not write $secret to $AZURE_VAULT_NAME (does the deployer hold Key Vault Secrets Officer? set AZURE_PRINCIPAL_ID and re-provision)"
         exit 1
     fi
     rm -f "$value_file"
-    secrets_created=1
+    secret_created=1
     log "secret $secret created"
-done
+fi
 
 # ---- 2. Event Grid subscription -----------------------------------------------------------------------
 read_blob_extension_key() {
@@ -147,8 +146,8 @@ if ! retry put_subscription; then
 fi
 rm -f "$body_file"
 
-# Key Vault references in app settings are resolved at start: restart once so new secrets are picked up.
-if [ "$secrets_created" -eq 1 ]; then
+# Key Vault references in app settings are resolved at start: restart once so a new secret is picked up.
+if [ "$secret_created" -eq 1 ]; then
     log "restarting $AZURE_FUNCTION_APP_NAME so its Key Vault references resolve"
     az functionapp restart --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" --output none
 fi

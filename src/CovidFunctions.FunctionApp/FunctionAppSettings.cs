@@ -11,7 +11,10 @@ public enum MessageTransport
 
 /// <summary>
 /// The Function app's host settings beyond <see cref="PipelineOptions"/> (both bind the <c>Pipeline</c> section;
-/// bicep/modules/functionapp.bicep sets them as <c>Pipeline__*</c> app settings).
+/// bicep/modules/functionapp.bicep sets them as <c>Pipeline__*</c> app settings). What a trigger attribute or host.json
+/// fixes is not a setting here: the uploads container (<see cref="PipelineNames.UploadsContainer"/>, the blob trigger
+/// path), the result queue (<see cref="PipelineNames.SliceResultsQueue"/>, the relay's queue trigger), the Durable task
+/// hub (host.json <c>durableTask.hubName</c>) and the relay's poison limit (host.json <c>queues.maxDequeueCount</c>).
 /// </summary>
 public sealed record FunctionAppSettings
 {
@@ -21,20 +24,12 @@ public sealed record FunctionAppSettings
     /// <summary>The Service Bus connection section (<c>ServiceBus__fullyQualifiedNamespace</c>, <c>__credential</c>, <c>__clientId</c>).</summary>
     public const string ServiceBusSection = "ServiceBus";
 
-    public string UploadContainer { get; init; } = PipelineNames.UploadsContainer;
-
     /// <summary>The physical queue chunk requests go to (<c>slice-chunks</c> on Service Bus in Azure).</summary>
     public string SliceQueueName { get; init; } = PipelineNames.SliceRequestsQueue;
-
-    /// <summary>The physical queue chunk results come back on (the relay's queue trigger listens on <c>slice-results</c>).</summary>
-    public string ResultQueueName { get; init; } = PipelineNames.SliceResultsQueue;
 
     /// <summary>How chunk requests are sent; null: Service Bus when <c>ServiceBus:fullyQualifiedNamespace</c> is set, else a Storage queue.</summary>
     public MessageTransport? Transport { get; init; }
 
     /// <summary>How chunk results come back (only StorageQueue has a trigger in this app: the Service Bus worker extension is not available).</summary>
     public MessageTransport ResultTransport { get; init; } = MessageTransport.StorageQueue;
-
-    /// <summary>Informational: host.json's durableTask.hubName must equal it (a test checks).</summary>
-    public string TaskHubName { get; init; } = PipelineNames.TaskHubName;
 }

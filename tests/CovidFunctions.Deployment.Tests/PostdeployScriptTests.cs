@@ -57,7 +57,7 @@ public sealed class PostdeployScriptTests
     }
 
     [Fact]
-    public async Task Run_FreshDeployment_CreatesSecretsAndSubscriptionWithoutExposingKeys()
+    public async Task Run_FreshDeployment_CreatesTheDeidKeyAndSubscriptionWithoutExposingKeys()
     {
         using var dir = TestData.CreateTempDirectory();
 
@@ -65,11 +65,14 @@ public sealed class PostdeployScriptTests
 
         Assert.True(result.ExitCode == 0, result.Combined);
         var argv = File.ReadAllText(Path.Combine(dir.Path, "argv.log"));
-        var secrets = new[] { "deid-hmac-key", "webhook-signing-key" }.Select(n => File.ReadAllText(Path.Combine(dir.Path, "secret-" + n))).ToList();
-        Assert.All(secrets, s => Assert.Equal(64, Convert.FromBase64String(s).Length));
-        Assert.NotEqual(secrets[0], secrets[1]);
-        // Neither the generated keys nor the function key ever appear on a command line or in the hook's output.
-        foreach (var secret in secrets.Append(BlobKey))
+        // The one secret the app reads (Deidentification__HmacKey's Key Vault reference); webhooks are signed with
+        // per-subscription secrets the app writes itself, so the hook creates nothing else.
+        var written = Assert.Single(Directory.GetFiles(dir.Path, "secret-*"));
+        Assert.Equal(Path.Combine(dir.Path, "secret-deid-hmac-key"), written);
+        var deidKey = File.ReadAllText(written);
+        Assert.Equal(64, Convert.FromBase64String(deidKey).Length);
+        // Neither the generated key nor the function key ever appears on a command line or in the hook's output.
+        foreach (var secret in new[] { deidKey, BlobKey })
         {
             Assert.DoesNotContain(secret, argv, StringComparison.Ordinal);
             Assert.DoesNotContain(secret, result.Combined, StringComparison.Ordinal);

@@ -116,7 +116,8 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
         Assert.Equal("param:resultTransport", env["Scorer__ResultTransport"]);
         Assert.Equal("param:resultTransport", functionApp.Resolve(settings["Pipeline__ResultTransport"]));
         Assert.Equal("slice-results", env["Scorer__ResultQueueName"]);
-        Assert.Equal("slice-results", functionApp.Resolve(settings["Pipeline__ResultQueueName"]));
+        // The relay's queue is the trigger attribute's constant, not a setting: an app setting could not move it.
+        Assert.Null(settings["Pipeline__ResultQueueName"]);
         Assert.Equal($"reference(Microsoft.Storage/storageAccounts({storageName})).primaryEndpoints.queue", env["Scorer__QueueServiceUri"]);
         Assert.Equal(storageName, functionApp.Resolve(settings["AzureWebJobsStorage__accountName"]));
 

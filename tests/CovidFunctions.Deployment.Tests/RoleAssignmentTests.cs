@@ -61,7 +61,6 @@ public sealed class RoleAssignmentTests(CompiledTemplateFixture fixture)
         new("scorer", "Azure Service Bus Data Receiver", "Microsoft.ServiceBus/namespaces/queues", "slice-chunks", Always),
         new("scorer", "Azure Service Bus Data Sender", "Microsoft.ServiceBus/namespaces/queues", "slice-results", WhenServiceBusResults),
         new("scorer", "AcrPull", "Microsoft.ContainerRegistry/registries", "*", Always),
-        new("scorer", "Monitoring Metrics Publisher", "Microsoft.Insights/components", "*", Always),
         new("scaler", "Azure Service Bus Data Owner", "Microsoft.ServiceBus/namespaces/queues", "slice-chunks", Always),
         new("eventgrid-topic", "Storage Blob Data Contributor", "Microsoft.Storage/storageAccounts/blobServices/containers", "eventgrid-deadletter", Always),
         new("deployer", "Key Vault Secrets Officer", KeyVaultType, DeidVault, WhenDeployerGiven),

@@ -92,14 +92,15 @@ public sealed partial class TemplateSecurityTests(CompiledTemplateFixture fixtur
         // Flex Consumption takes the runtime from functionAppConfig; these settings are rejected there.
         Assert.False(settings.ContainsKey("FUNCTIONS_WORKER_RUNTIME"));
         Assert.False(settings.ContainsKey("FUNCTIONS_EXTENSION_VERSION"));
-        // Secrets arrive as Key Vault references resolved by the platform, never as values; they live in the
-        // de-identification vault, which the app identity may only read.
+        // The one secret the app reads, the de-identification key (DeidKeyProvider), arrives as a Key Vault reference
+        // resolved by the platform, never as a value; it lives in the de-identification vault, which the app identity
+        // may only read. Webhooks are signed with per-subscription secrets, so no other reference exists.
         var names = fixture.Main.Root["variables"]!["names"]!;
         var deidVault = fixture.Main.Resolve(names["keyVault"]);
-        foreach (var setting in new[] { "Deidentification__HmacKey", "Webhooks__SigningKey" })
-        {
-            Assert.StartsWith($"@Microsoft.KeyVault(VaultName={deidVault};", module.Resolve(settings[setting]), StringComparison.Ordinal);
-        }
+        Assert.StartsWith($"@Microsoft.KeyVault(VaultName={deidVault};", module.Resolve(settings["Deidentification__HmacKey"]), StringComparison.Ordinal);
+        Assert.Contains("SecretName=deid-hmac-key", module.Resolve(settings["Deidentification__HmacKey"]), StringComparison.Ordinal);
+        var references = settings.Where(s => s.Value is not null && s.Value.ToJsonString().Contains("@Microsoft.KeyVault(", StringComparison.Ordinal)).Select(s => s.Key);
+        Assert.Equal(["Deidentification__HmacKey"], references);
     }
 
     [Fact]
