@@ -41,6 +41,23 @@ public sealed class ScorerOptionsTests
         Assert.False(configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!.RestrictLesionsToLungs);
     }
 
+    [Fact]
+    public void SampleSettings_ListEveryScorerSetting()
+    {
+        var keys = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Select(v => v.Key).ToHashSet(StringComparer.Ordinal);
+        var settable = Settable(typeof(ScorerOptions), ScorerOptions.SectionName)
+            .Concat(Settable(typeof(Pipeline.Scoring.ScoringOptions), Pipeline.Scoring.ScoringOptions.SectionName))
+            .ToList();
+
+        Assert.Contains("Scorer__RestrictLesionsToLungs", settable);
+        var missing = settable.Where(k => !keys.Contains(k)).ToList();
+        Assert.True(missing.Count == 0, $"local.settings.sample.json lacks {string.Join(", ", missing)}");
+    }
+
+    private static IEnumerable<string> Settable(Type options, string section) =>
+        options.GetProperties().Where(p => p.SetMethod is { IsPublic: true }).Select(p => $"{section}__{p.Name}");
+
     [Theory]
     [InlineData("ExecutionProvider", "Rocm")]
     [InlineData("MaxConcurrentCalls", "0")]
