@@ -1,6 +1,7 @@
 namespace CovidFunctions.Pipeline;
 
-/// <summary>Pipeline settings (configuration section <c>Pipeline</c>; every one is listed in local.settings.sample.json).</summary>
+/// <summary>Pipeline settings (configuration section <c>Pipeline</c>; those the Function app reads are listed in local.settings.sample.json,
+/// <see cref="MaxDeliveryCount"/> is used only by the local host).</summary>
 public sealed record PipelineOptions
 {
     public const string SectionName = "Pipeline";
