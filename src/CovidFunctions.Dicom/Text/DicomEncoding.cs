@@ -7,8 +7,8 @@ namespace CovidFunctions.Dicom.Text;
 /// string VRs. Single-valued terms without code extensions (<c>ISO_IR 100</c>, <c>ISO_IR 192</c>, <c>GB18030</c>, ...) use
 /// one encoding for the whole value; terms with code extensions (<c>ISO 2022 IR nnn</c>) switch the G0 and G1 code
 /// elements with escape sequences (PS3.5 6.1.2.5, PS3.3 C.12.1.1.2) and return to the initial designation of value 1 at
-/// the delimiters the standard gives per VR: <c>\</c> for every VR, <c>^</c> and <c>=</c> for PN, CR, LF, FF and TAB for
-/// LT, ST and UT.
+/// the delimiters the standard gives per VR: <c>\</c> between the values of multi-valued VRs (not LT, ST, UT, UR),
+/// <c>^</c> and <c>=</c> for PN, CR, LF, FF and TAB in every VR.
 /// </summary>
 /// <remarks>
 /// Deliberate leniencies, shared with pydicom: bytes 0x80–0xFF under the default repertoire decode as ISO 8859-1;

@@ -34,7 +34,7 @@ public sealed record AssemblyReport(
     /// <summary>The gantry tilt in degrees measured from the slice positions (0 when none).</summary>
     public double GantryTiltDegrees { get; init; }
 
-    /// <summary>Whether spacing between slices varies by more than 10 % (or 0.1 mm).</summary>
+    /// <summary>Whether spacing between slices varies (max − min) by more than 10 % of the median and more than 0.1 mm.</summary>
     public bool HasVariableSpacing => Issues.Any(i => i.Kind == "variable-spacing");
 
     public bool HasGaps => Issues.Any(i => i.Kind == "gap");
