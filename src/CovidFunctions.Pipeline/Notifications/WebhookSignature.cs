@@ -49,7 +49,9 @@ public static class WebhookSignature
             }
         }
 
-        if (t is null || !long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var unix) || signatures.Count == 0)
+        // A timestamp past year 9999 parses as a long but is no date (FromUnixTimeSeconds would throw): malformed.
+        if (t is null || !long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var unix) || signatures.Count == 0
+            || unix > DateTimeOffset.MaxValue.ToUnixTimeSeconds())
         {
             return false;
         }

@@ -64,6 +64,19 @@ public sealed class WebhookDeliveryTests
         Assert.False(WebhookSignature.Verify("whsec_known_vector_secret", header, "{\"a\":1}", DateTimeOffset.FromUnixTimeSeconds(1700009999), TimeSpan.FromMinutes(5)));
     }
 
+    [Theory]
+    [InlineData("t=99999999999999,v1=00")]
+    [InlineData("t=253402300800,v1=00")]
+    [InlineData("t=-1,v1=00")]
+    [InlineData("t=1700000000")]
+    [InlineData("v1=06fa92e03eabcf0804f94bbcefae08d6b6cc2b685f5b1ddf2ab4984e33f01d95")]
+    [InlineData("t=1700000000,v1=éé")]
+    [InlineData(",,,")]
+    public void Verify_MalformedHeader_IsFalseNotAnException(string header)
+    {
+        Assert.False(WebhookSignature.Verify("whsec_known_vector_secret", header, "{\"a\":1}", DateTimeOffset.FromUnixTimeSeconds(1700000100), TimeSpan.FromMinutes(5)));
+    }
+
     [Fact]
     public void DefaultSchedule_SpansAboutADay()
     {
