@@ -41,7 +41,7 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
                 return existing.Key;
             }
 
-            var key = NewKey();
+            var key = ApiKeyFormat.NewKey();
             keys.Add(new LocalApiKey(key, [AllTenantsMarker], DateTimeOffset.UtcNow));
             await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
             return key;
@@ -68,7 +68,7 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         try
         {
             var keys = await ReadAsync(cancellationToken).ConfigureAwait(false);
-            var key = NewKey();
+            var key = ApiKeyFormat.NewKey();
             keys.Add(new LocalApiKey(key, [.. tenants], DateTimeOffset.UtcNow));
             await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
             return key;
@@ -97,8 +97,6 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
 
         return null;
     }
-
-    private static string NewKey() => "cfk_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
 
     private async Task<List<LocalApiKey>> ReadAsync(CancellationToken cancellationToken)
     {
