@@ -68,6 +68,7 @@ public static class FunctionAppServices
     /// Webhooks (the notifier the orchestration's notify activity and ingest call) and the results API. Subscriptions
     /// and deliveries live in the <c>WebhookSubscriptions</c>/<c>WebhookDeliveries</c> tables; subscription secrets in
     /// the Key Vault <see cref="CreateWebhookSecretStore"/> picks.
+    /// The results API's callers come from the <c>ApiKeys</c> table (<see cref="StoredApiKeyAuthorizer"/>).
     /// </summary>
     private static void AddNotificationsAndApi(IServiceCollection services, IConfiguration configuration, TokenCredential credential)
     {
@@ -85,7 +86,12 @@ public static class FunctionAppServices
         services.AddSingleton<UsageQueries>();
         services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
         services.AddSingleton<ResultsApi>();
-        services.TryAddSingleton<IApiKeyAuthorizer, PlatformKeyAuthorizer>();
+
+        // Tenant-bound X-Api-Key keys, stored as SHA-256 hashes in the ApiKeys table and minted by the operator through
+        // the Admin-level /api/apikeys functions (ApiKeyFunctions). The function key alone no longer reaches any data.
+        services.AddSingleton<IApiKeyStore>(sp => new TableApiKeyStore(sp.GetRequiredService<PipelineStorage>().Tables));
+        services.TryAddSingleton<IApiKeyAuthorizer, StoredApiKeyAuthorizer>();
+        services.AddSingleton<ApiKeyAdmin>();
     }
 
     /// <summary>

@@ -9,8 +9,9 @@ namespace CovidFunctions.FunctionApp.Tests;
 /// <summary>
 /// The Worker SDK's build output is what the Functions host indexes: functions.metadata must list every function
 /// with the trigger the deployment relies on (the Event Grid blob trigger Flex Consumption requires, the Durable
-/// triggers under the names the orchestrator calls, the queue relay, the timers, Function-key HTTP endpoints), and
-/// extensions.json must register the host-side extensions those triggers need (Timer and HTTP are built into the host).
+/// triggers under the names the orchestrator calls, the queue relay, the timers, Function-key HTTP endpoints, the
+/// Admin-level API key management), and extensions.json must register the host-side extensions those triggers need
+/// (Timer and HTTP are built into the host).
 /// </summary>
 public sealed class FunctionMetadataTests
 {
@@ -65,15 +66,40 @@ public sealed class FunctionMetadataTests
         Assert.Equal("*/30 * * * * *", (string?)retries["schedule"]);
     }
 
-    [Fact]
-    public void Metadata_HttpEndpointsRequireAFunctionKey()
-    {
-        var http = Functions.Select(f => f!.AsObject())
+    /// <summary>The operator's key-management functions: only the host master key may mint, list or revoke API keys.</summary>
+    private static readonly string[] AdminFunctions = ["MintApiKey", "ListApiKeys", "RevokeApiKey"];
+
+    private static List<(string? Name, JsonObject Trigger)> HttpFunctions() =>
+        [.. Functions.Select(f => f!.AsObject())
             .Select(f => (Name: (string?)f["name"], Trigger: f["bindings"]!.AsArray().Select(b => b!.AsObject()).SingleOrDefault(b => (string?)b["type"] == "httpTrigger")))
             .Where(f => f.Trigger is not null)
-            .ToList();
+            .Select(f => (f.Name, f.Trigger!))];
+
+    [Fact]
+    public void Metadata_HttpEndpointsRequireAFunctionKey_ApiKeyManagementTheMasterKey()
+    {
+        var http = HttpFunctions();
         Assert.NotEmpty(http);
-        Assert.All(http, f => Assert.Equal("Function", (string?)f.Trigger!["authLevel"]));
+        Assert.All(http.Where(f => !AdminFunctions.Contains(f.Name ?? "")), f => Assert.Equal("Function", (string?)f.Trigger["authLevel"]));
+        foreach (var name in AdminFunctions)
+        {
+            var trigger = Trigger(name);
+            Assert.Equal("httpTrigger", (string?)trigger["type"]);
+            Assert.Equal("Admin", (string?)trigger["authLevel"]);
+            Assert.StartsWith("apikeys", (string?)trigger["route"], StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Metadata_NoRouteClaimsTheHostsReservedAdminOrRuntimePrefix()
+    {
+        // The host refuses a function whose route starts with "admin" or "runtime" ("The specified route conflicts
+        // with one or more built in routes"), whatever host.json's routePrefix is: that is why keys live at /api/apikeys.
+        Assert.All(HttpFunctions(), f =>
+        {
+            var route = ((string?)f.Trigger["route"] ?? f.Name ?? "").Trim('/');
+            Assert.False(route.StartsWith("admin", StringComparison.OrdinalIgnoreCase) || route.StartsWith("runtime", StringComparison.OrdinalIgnoreCase), $"{f.Name}: route '{route}'");
+        });
     }
 
     [Fact]

@@ -8,8 +8,9 @@ namespace CovidFunctions.FunctionApp.Functions;
 /// <summary>
 /// The results API (study list and detail, report, FHIR, files, usage, webhook subscriptions) as HTTP functions over
 /// the same <see cref="ResultsApi"/> handlers <c>covidfn up</c> serves. The Functions host checks the function key
-/// (authorization level Function); the caller's tenants then come from the registered <see cref="IApiKeyAuthorizer"/>
-/// (<see cref="PlatformKeyAuthorizer"/>: a function key sees every tenant).
+/// (authorization level Function); the caller's tenants then come from the <c>X-Api-Key</c> header through the
+/// registered <see cref="IApiKeyAuthorizer"/> (<see cref="StoredApiKeyAuthorizer"/>: tenant-bound keys in the
+/// <c>ApiKeys</c> table, minted by <see cref="ApiKeyFunctions"/>). No valid <c>X-Api-Key</c>: 401.
 /// </summary>
 public sealed class ApiFunctions(ResultsApi api, IApiKeyAuthorizer authorizer)
 {

@@ -28,8 +28,8 @@ public sealed record ApiResponse(int Status, string ContentType, byte[] Body)
 public sealed record ApiError(string Error, int Status);
 
 /// <summary>
-/// Who is calling: the tenants the caller's key is bound to, or every tenant (<see cref="AllTenants"/>: an
-/// operator key locally, a function key in Azure where the platform has already checked it).
+/// Who is calling: the tenants the caller's <c>X-Api-Key</c> is bound to, or every tenant (<see cref="AllTenants"/>: a
+/// key bound to <c>*</c>, locally in <c>api-keys.json</c>, in Azure in the <c>ApiKeys</c> table).
 /// </summary>
 public sealed record ApiCaller(IReadOnlySet<string>? Tenants)
 {
@@ -46,10 +46,4 @@ public sealed record ApiCaller(IReadOnlySet<string>? Tenants)
 public interface IApiKeyAuthorizer
 {
     Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken);
-}
-
-/// <summary>An authorizer that lets every request through as <see cref="ApiCaller.AllTenants"/> (the Function app, behind function keys).</summary>
-public sealed class PlatformKeyAuthorizer : IApiKeyAuthorizer
-{
-    public Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken) => Task.FromResult<ApiCaller?>(ApiCaller.AllTenants);
 }
