@@ -13,7 +13,7 @@ param environmentName string
 @description('Azure region for every resource (must offer Flex Consumption and Container Apps serverless GPUs).')
 param location string
 
-@description('Object ID of the principal running azd (granted Key Vault Secrets Officer so the postdeploy hook can create the keys); empty to skip.')
+@description('Object ID of the principal running azd (granted Key Vault Secrets Officer so the postdeploy hook can create the de-identification key); empty to skip.')
 param principalId string = ''
 
 @description('Type of that principal.')
