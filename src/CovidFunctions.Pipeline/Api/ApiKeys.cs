@@ -34,6 +34,36 @@ public static class ApiKeyFormat
     }
 }
 
+/// <summary>
+/// The tenants an API key (local or stored) is bound to: valid tenant names (<see cref="StudyIds.IsValidTenant"/>), or
+/// <see cref="LocalApiKeys.AllTenantsMarker"/> for every tenant.
+/// </summary>
+public static class ApiKeyTenants
+{
+    /// <summary>Whether <paramref name="tenant"/> may be bound to a key.</summary>
+    public static bool IsValid(string tenant) => tenant == LocalApiKeys.AllTenantsMarker || StudyIds.IsValidTenant(tenant);
+
+    /// <summary>Throws as <see cref="StudyIds.RequireTenant"/> does for the first tenant that may not be bound to a key.</summary>
+    public static void Require(IEnumerable<string> tenants)
+    {
+        ArgumentNullException.ThrowIfNull(tenants);
+        foreach (var tenant in tenants)
+        {
+            if (tenant != LocalApiKeys.AllTenantsMarker)
+            {
+                StudyIds.RequireTenant(tenant);
+            }
+        }
+    }
+
+    /// <summary>The caller a key bound to <paramref name="tenants"/> is (<c>*</c> among them: every tenant).</summary>
+    public static ApiCaller CallerFor(IReadOnlyList<string> tenants)
+    {
+        ArgumentNullException.ThrowIfNull(tenants);
+        return tenants.Contains(LocalApiKeys.AllTenantsMarker) ? ApiCaller.AllTenants : ApiCaller.ForTenants([.. tenants]);
+    }
+}
+
 /// <summary>A stored API key: never the key itself, only its hash, id, tenants (<c>*</c>: all) and creation time.</summary>
 public sealed record StoredApiKey(string Id, string Hash, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
 
@@ -76,7 +106,7 @@ public sealed class StoredApiKeyAuthorizer(IApiKeyStore store) : IApiKeyAuthoriz
         }
 
         var stored = await store.FindByHashAsync(ApiKeyFormat.Hash(apiKey), cancellationToken).ConfigureAwait(false);
-        return stored is null ? null : ApiKeyAdmin.CallerFor(stored.Tenants);
+        return stored is null ? null : ApiKeyTenants.CallerFor(stored.Tenants);
     }
 }
 
@@ -95,13 +125,6 @@ public sealed record ApiKeySummary(string Id, IReadOnlyList<string> Tenants, Dat
 /// </summary>
 public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
 {
-    /// <summary>The caller a key bound to <paramref name="tenants"/> is (<c>*</c> among them: every tenant).</summary>
-    public static ApiCaller CallerFor(IReadOnlyList<string> tenants)
-    {
-        ArgumentNullException.ThrowIfNull(tenants);
-        return tenants.Contains(LocalApiKeys.AllTenantsMarker) ? ApiCaller.AllTenants : ApiCaller.ForTenants([.. tenants]);
-    }
-
     /// <summary>Mints a key bound to <paramref name="tenants"/> (each valid per <see cref="StudyIds.IsValidTenant"/>, or <c>*</c>).</summary>
     public async Task<MintedApiKey> MintAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
     {
@@ -111,14 +134,7 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
             throw new ArgumentException("a key needs at least one tenant (or \"*\")", nameof(tenants));
         }
 
-        foreach (var tenant in tenants)
-        {
-            if (tenant != LocalApiKeys.AllTenantsMarker)
-            {
-                StudyIds.RequireTenant(tenant);
-            }
-        }
-
+        ApiKeyTenants.Require(tenants);
         var key = ApiKeyFormat.NewKey();
         var hash = ApiKeyFormat.Hash(key);
         var stored = new StoredApiKey(ApiKeyFormat.IdOf(hash), hash, [.. tenants.Distinct(StringComparer.Ordinal)], time.GetUtcNow());
@@ -144,7 +160,7 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
             return ApiResponse.Error(400, "body must be {\"tenants\": [\"tenant\", ...]} (\"*\": every tenant)");
         }
 
-        if (tenants.FirstOrDefault(t => t != LocalApiKeys.AllTenantsMarker && !StudyIds.IsValidTenant(t)) is { } invalid)
+        if (tenants.FirstOrDefault(t => !ApiKeyTenants.IsValid(t)) is { } invalid)
         {
             return ApiResponse.Error(400, StudyIds.InvalidTenantMessage(invalid));
         }

@@ -56,14 +56,7 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
     public async Task<string> AddKeyAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenants);
-        foreach (var tenant in tenants)
-        {
-            if (tenant != AllTenantsMarker)
-            {
-                StudyIds.RequireTenant(tenant);
-            }
-        }
-
+        ApiKeyTenants.Require(tenants);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -91,7 +84,7 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         {
             if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(entry.Key)))
             {
-                return entry.Tenants.Contains(AllTenantsMarker) ? ApiCaller.AllTenants : ApiCaller.ForTenants([.. entry.Tenants]);
+                return ApiKeyTenants.CallerFor(entry.Tenants);
             }
         }
 
