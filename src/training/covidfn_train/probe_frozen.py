@@ -236,35 +236,40 @@ def train_rows(items, rows: np.ndarray, z: dict, feat: str, n_classes: int):
     return x, np.concatenate([y, y]), np.concatenate([w, w]) * 0.5
 
 
-def cross_validate(items, z, feats, shared) -> list[dict]:
+def grouped_cv(items, z, feat: str, c: float, shared, extra_rows=None) -> dict:
+    """Patient-grouped, label-stratified 5-fold CV of the covid-vs-rest head on UCSD train, for each of FOLD_SEEDS;
+    held-out rows are UCSD train patients only, `extra_rows` (item indices) are always training rows."""
     pid = ucsd_patients(shared)
     ut = np.array([i for i, it in enumerate(items) if it["source"] == "ucsd" and it["split"] == "train"])
-    others = np.array([i for i, it in enumerate(items) if it["source"] != "ucsd" and it["split"] == "train"])
     truth = np.array([1 if items[i]["label"] == "covid" else 0 for i in ut])
     groups = np.array([pid[items[i]["id"]] for i in ut])
+    xa = feature_matrix(z, feat)
+    aucs, fold_aucs, accs, f1s = [], [], [], []
+    for fs in FOLD_SEEDS:
+        oof = np.zeros(len(ut))
+        for te in grouped_folds(groups, truth, 5, fs):
+            tr = np.setdiff1d(np.arange(len(ut)), te)
+            rows = ut[tr] if extra_rows is None else np.concatenate([ut[tr], extra_rows])
+            oof[te] = fit_logreg(*train_rows(items, rows, z, feat, 2), c)(xa[ut[te]])[:, 0]
+            fold_aucs.append(auc(oof[te], truth[te]))
+        m = binary((oof >= 0.5).astype(int), truth, oof)
+        aucs.append(m["auc"]), accs.append(m["accuracy"]), f1s.append(m["f1"])
+    return {"features": feat, "C": c, "cv_auc": float(np.mean(aucs)), "cv_auc_per_seed": [float(v) for v in aucs],
+            "cv_fold_auc_mean": float(np.mean(fold_aucs)), "cv_fold_auc_sd": float(np.std(fold_aucs)),
+            "cv_accuracy": float(np.mean(accs)), "cv_f1": float(np.mean(f1s))}
+
+
+def cross_validate(items, z, feats, shared) -> list[dict]:
+    others = np.array([i for i, it in enumerate(items) if it["source"] != "ucsd" and it["split"] == "train"])
     results = []
     for feat in feats:
-        xa = feature_matrix(z, feat)
         for rows_name in ("ucsd", "all"):
             if "dfsn" in feat and rows_name == "all":
                 continue  # DFSN vectors were extracted for UCSD only
             for c in CS:
                 t0 = time.time()
-                aucs, fold_aucs, accs, f1s = [], [], [], []
-                for fs in FOLD_SEEDS:
-                    oof = np.zeros(len(ut))
-                    for te in grouped_folds(groups, truth, 5, fs):
-                        tr = np.setdiff1d(np.arange(len(ut)), te)
-                        rows = ut[tr] if rows_name == "ucsd" else np.concatenate([ut[tr], others])
-                        x, y, w = train_rows(items, rows, z, feat, 2)
-                        oof[te] = fit_logreg(x, y, w, c)(xa[ut[te]])[:, 0]
-                        fold_aucs.append(auc(oof[te], truth[te]))
-                    m = binary((oof >= 0.5).astype(int), truth, oof)
-                    aucs.append(m["auc"]), accs.append(m["accuracy"]), f1s.append(m["f1"])
-                r = {"features": feat, "train_rows": rows_name, "C": c, "cv_auc": float(np.mean(aucs)),
-                     "cv_auc_per_seed": [float(v) for v in aucs], "cv_fold_auc_mean": float(np.mean(fold_aucs)),
-                     "cv_fold_auc_sd": float(np.std(fold_aucs)), "cv_accuracy": float(np.mean(accs)),
-                     "cv_f1": float(np.mean(f1s))}
+                cv = grouped_cv(items, z, feat, c, shared, None if rows_name == "ucsd" else others)
+                r = {"features": feat, "train_rows": rows_name, **{k: v for k, v in cv.items() if k != "features"}}
                 results.append(r)
                 print(f"  {feat:14s} {rows_name:4s} C={c:<6g} CV AUC {r['cv_auc']:.3f} (folds {r['cv_fold_auc_mean']:.3f}"
                       f" +- {r['cv_fold_auc_sd']:.3f}) acc {r['cv_accuracy']:.3f} F1 {r['cv_f1']:.3f}  {time.time() - t0:.0f} s",

@@ -41,12 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibrate import grouped_folds, ucsd_patients
 from .data import default_shared
-from .metrics import auc, binary
+from .metrics import binary
 from .models import ResNet18Trunk
 from .preprocess import preprocess_file
-from .probe_frozen import CS, FOLD_SEEDS, SEED, choose, fit_logreg, load_features, select_items, train_rows
+from .probe_frozen import CS, SEED, choose, fit_logreg, grouped_cv, load_features, select_items, train_rows
 
 SIZES = (128, 352)
 ENCODERS = ("imagenet", "ssl")
@@ -102,24 +101,6 @@ def extract(a) -> None:
     print("wrote", os.path.join(a.out, "features.npz"), flush=True)
 
 
-def cv_auc(items, z, feat, shared, c) -> dict:
-    pid = ucsd_patients(shared)
-    ut = np.array([i for i, it in enumerate(items) if it["split"] == "train"])
-    truth = np.array([1 if items[i]["label"] == "covid" else 0 for i in ut])
-    groups = np.array([pid[items[i]["id"]] for i in ut])
-    xa = z[feat].astype(np.float64)
-    aucs, accs, f1s = [], [], []
-    for fs in FOLD_SEEDS:
-        oof = np.zeros(len(ut))
-        for te in grouped_folds(groups, truth, 5, fs):
-            tr = np.setdiff1d(np.arange(len(ut)), te)
-            oof[te] = fit_logreg(*train_rows(items, ut[tr], z, feat, 2), c)(xa[ut[te]])[:, 0]
-        m = binary((oof >= 0.5).astype(int), truth, oof)
-        aucs.append(m["auc"]), accs.append(m["accuracy"]), f1s.append(m["f1"])
-    return {"features": feat, "C": c, "cv_auc": float(np.mean(aucs)), "cv_auc_per_seed": [float(v) for v in aucs],
-            "cv_accuracy": float(np.mean(accs)), "cv_f1": float(np.mean(f1s))}
-
-
 def fit(a) -> None:
     torch.manual_seed(SEED)
     items, z = load_features(a.out)
@@ -141,7 +122,7 @@ def fit(a) -> None:
             feat = f"{enc}@{size}"
             grid = []
             for c in CS:
-                r = cv_auc(items, z, feat, a.shared, c)
+                r = grouped_cv(items, z, feat, c, a.shared)
                 grid.append(r)
                 print(f"  {feat:13s} C={c:<6g} CV AUC {r['cv_auc']:.4f} acc {r['cv_accuracy']:.3f} F1 {r['cv_f1']:.3f}",
                       flush=True)
