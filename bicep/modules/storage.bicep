@@ -65,11 +65,14 @@ param resultTransport string
 
 // WARNING: names shared with the code (CovidFunctions.Pipeline); renaming one strands stored data.
 var quarantineContainerName = 'quarantine'
+// The Function app's DeadLetterWriter stores refused slice-results messages here with their reason.
+var deadLetterContainerName = 'dead-letters'
 var containerNames = [
   uploadContainerName
   sliceContainerName
   resultContainerName
   quarantineContainerName
+  deadLetterContainerName
   eventGridDeadLetterContainerName
   deploymentContainerName
 ]
@@ -88,6 +91,7 @@ var tableNames = [
   'Usage'
   'WebhookSubscriptions'
   'WebhookDeliveries'
+  'ApiKeys'
 ]
 
 // Built-in role definition IDs (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).

@@ -18,7 +18,7 @@ public static class PipelineNames
     /// <summary>Rejected uploads: the original under <c>{tenant}/{studyId}/</c> plus <c>reason.json</c>.</summary>
     public const string QuarantineContainer = "quarantine";
 
-    /// <summary>Poison messages after the last delivery attempt, with the reason: <c>{queue}/{messageId}.json</c>.</summary>
+    /// <summary>Poison messages after the last delivery attempt, with the reason: <c>{queue}/{messageId}-{n}.json</c>.</summary>
     public const string DeadLetterContainer = "dead-letters";
 
     /// <summary>Chunk requests for the scorer (Storage queue locally, Service Bus queue in Azure).</summary>
@@ -32,6 +32,9 @@ public static class PipelineNames
     public const string UsageTable = "Usage";
     public const string WebhookSubscriptionsTable = "WebhookSubscriptions";
     public const string WebhookDeliveriesTable = "WebhookDeliveries";
+
+    /// <summary>The Function app's tenant-bound results-API keys, as SHA-256 hashes only (<c>Api/ApiKeys.cs</c>).</summary>
+    public const string ApiKeysTable = "ApiKeys";
 
     /// <summary>The external event a chunk result is raised as.</summary>
     public const string ChunkResultEvent = "chunk-result";
@@ -49,5 +52,5 @@ public static class PipelineNames
 
     public static IReadOnlyList<string> Queues { get; } = [SliceRequestsQueue, SliceResultsQueue];
 
-    public static IReadOnlyList<string> Tables { get; } = [StudiesTable, SliceResultsTable, UsageTable, WebhookSubscriptionsTable, WebhookDeliveriesTable];
+    public static IReadOnlyList<string> Tables { get; } = [StudiesTable, SliceResultsTable, UsageTable, WebhookSubscriptionsTable, WebhookDeliveriesTable, ApiKeysTable];
 }

@@ -7,14 +7,12 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// <summary>
 /// <see cref="IApiKeyStore"/> on the <c>ApiKeys</c> table: PartitionKey <see cref="ApiKeyNames.Partition"/>, RowKey the
 /// key's SHA-256 (lower-case hex); properties <c>Id</c> (the hash's first 12 hex digits), <c>Tenants</c>
-/// (comma-separated, <c>*</c>: all) and <c>CreatedAt</c>. The plaintext key is never written. The table is not in
-/// bicep: <see cref="AddAsync"/> creates it on the first mint (the Function identity is Storage Table Data Contributor
-/// on the account), and before that every lookup finds nothing.
+/// (comma-separated, <c>*</c>: all) and <c>CreatedAt</c>. The plaintext key is never written. The table is one of
+/// <see cref="PipelineNames.Tables"/> (bicep creates it in Azure, <see cref="PipelineStorage.EnsureCreatedAsync"/>
+/// locally); should it be missing all the same, lookups find nothing (401: the API fails closed) and a mint fails.
 /// </summary>
 public sealed class TableApiKeyStore : IApiKeyStore
 {
-    private volatile bool _created;
-
     public TableApiKeyStore(TableServiceClient tables)
     {
         ArgumentNullException.ThrowIfNull(tables);
@@ -23,21 +21,9 @@ public sealed class TableApiKeyStore : IApiKeyStore
 
     public TableClient Table { get; }
 
-    /// <summary>Creates the table when missing (idempotent).</summary>
-    public async Task EnsureCreatedAsync(CancellationToken cancellationToken)
-    {
-        await Table.CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
-        _created = true;
-    }
-
     public async Task AddAsync(StoredApiKey key, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (!_created)
-        {
-            await EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-        }
-
         var entity = new TableEntity(ApiKeyNames.Partition, key.Hash)
         {
             ["Id"] = key.Id,
@@ -64,7 +50,7 @@ public sealed class TableApiKeyStore : IApiKeyStore
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
-            return null; // no table yet: no key was ever minted
+            return null; // no table: a deployment without it has no keys, so nobody is authorized
         }
     }
 

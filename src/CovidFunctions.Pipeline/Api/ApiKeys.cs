@@ -82,10 +82,10 @@ public interface IApiKeyStore
     Task<bool> DeleteByIdAsync(string id, CancellationToken cancellationToken);
 }
 
-/// <summary>Names of the stored-key table (created on first mint; bicep does not create it).</summary>
+/// <summary>Names of the stored-key table (one of <see cref="PipelineNames.Tables"/>: bicep and the local host create it).</summary>
 public static class ApiKeyNames
 {
-    public const string Table = "ApiKeys";
+    public const string Table = PipelineNames.ApiKeysTable;
 
     /// <summary>Every key row shares this PartitionKey; the RowKey is the key's hash.</summary>
     public const string Partition = "apikey";

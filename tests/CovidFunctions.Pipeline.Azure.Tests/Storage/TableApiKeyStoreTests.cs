@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Azure;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Azure.Storage;
@@ -123,10 +124,17 @@ public sealed class TableApiKeyStoreTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task BeforeTheTableExists_LookupsFindNothing_AndTheFirstMintCreatesIt()
+    public void ApiKeysTable_IsOneOfThePipelineTables_SoItExistsBeforeTheFirstMint()
     {
-        // A fresh account (the deployment's, before the first mint) has no ApiKeys table: a separate table service
-        // cannot be made on the shared Azurite, so delete and recreate the shared table around the check.
+        Assert.Contains(ApiKeyNames.Table, PipelineNames.Tables);
+    }
+
+    [Fact]
+    public async Task WithoutTheTable_LookupsFindNothing_AndAMintFails()
+    {
+        // A deployment that lost its ApiKeys table must fail closed: nobody is authorized, and a mint is an error, not a
+        // silent re-creation. A separate table service cannot be made on the shared Azurite, so delete and recreate
+        // the shared table around the check.
         var store = Store;
         await store.Table.DeleteAsync(None);
         try
@@ -135,13 +143,12 @@ public sealed class TableApiKeyStoreTests(AzuriteFixture azurite)
             Assert.Empty(await store.ListAsync(None));
             Assert.False(await store.DeleteByIdAsync("0123456789ab", None));
 
-            var fresh = new TableApiKeyStore(azurite.Storage.Tables);
-            var minted = await new ApiKeyAdmin(fresh, TimeProvider.System).MintAsync(["*"], None);
-            Assert.True((await new StoredApiKeyAuthorizer(fresh).AuthorizeAsync(minted.Key, None))?.SeesAllTenants);
+            var refused = await Assert.ThrowsAsync<RequestFailedException>(() => new ApiKeyAdmin(store, TimeProvider.System).MintAsync(["*"], None));
+            Assert.Equal(404, refused.Status);
         }
         finally
         {
-            await store.EnsureCreatedAsync(None);
+            await store.Table.CreateIfNotExistsAsync(None);
         }
     }
 }
