@@ -71,9 +71,12 @@ public sealed class DeidCommandTests
         Assert.Single(Directory.GetFiles(outdir));
         Assert.False(File.Exists(Path.Combine(temp.Path, "escape.dcm")));
         using var json = JsonDocument.Parse(File.ReadAllText(report));
-        var codes = json.RootElement.GetProperty("inputs").EnumerateArray()
-            .Select(i => i.TryGetProperty("reasonCode", out var c) ? c.GetString() : "accepted").ToList();
+        var inputs = json.RootElement.GetProperty("inputs").EnumerateArray().ToList();
+        var codes = inputs.Select(i => i.TryGetProperty("reasonCode", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : "accepted").ToList();
         Assert.Equal(2, codes.Count(c => c == "unsafe-archive-entry"));
+        // Each line names the archive it came from, as for a zip inside a folder.
+        Assert.All(inputs, i => Assert.StartsWith("study.zip!/", i.GetProperty("input").GetString(), StringComparison.Ordinal));
+        Assert.Contains(inputs, i => i.GetProperty("input").GetString() == "study.zip!/series/1.dcm");
     }
 
     [Fact]

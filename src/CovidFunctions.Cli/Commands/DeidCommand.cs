@@ -342,7 +342,8 @@ internal static class DeidCommand
     {
         if (File.Exists(input))
         {
-            return IsZip(input) ? EnumerateZip(input, string.Empty) : [InputItem.FromFile(input, Path.GetFileName(input))];
+            // Entries of a zip given as INPUT are named "<archive>!/<entry>", as they are when the zip lies in a folder.
+            return IsZip(input) ? EnumerateZip(input, Path.GetFileName(input) + "!/") : [InputItem.FromFile(input, Path.GetFileName(input))];
         }
 
         var root = Path.GetFullPath(input);
