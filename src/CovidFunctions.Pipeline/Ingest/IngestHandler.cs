@@ -23,8 +23,10 @@ namespace CovidFunctions.Pipeline.Ingest;
 /// Flow step 1: turns one upload unit into de-identified tiles in <c>slices</c> and a started study orchestration,
 /// or into a quarantined upload with a reason. Idempotent per unit: the study id and orchestration id are derived
 /// from the upload path, a study whose tiles are already written is never re-tiled, and the orchestration is started
-/// with <see cref="IStudyOrchestrationClient.StartIfAbsentAsync"/>. The raw upload is deleted only after its outputs
-/// (tiles and Studies row, or the quarantine copy and reason) are written.
+/// with <see cref="IStudyOrchestrationClient.StartIfAbsentAsync"/>. A rejected upload is deleted only after its
+/// quarantine copy and reason are written. An ingested upload stays in <c>ct-uploads</c> until its study's results are
+/// stored: the AggregateStudy activity deletes it then (or the retention sweep, <see cref="PipelineOptions.UploadRetention"/>
+/// later), and the FailStudy activity moves it to quarantine with the reason if the study fails after ingest.
 /// </summary>
 /// <remarks>
 /// Only content problems become rejects; storage and transport failures propagate, so the trigger retries the unit.
@@ -33,6 +35,9 @@ public sealed partial class IngestHandler
 {
     /// <summary>The usage stage this handler records.</summary>
     public const string UsageStage = "ingest";
+
+    /// <summary>The reason code in <c>reason.json</c> of an upload whose study failed after ingest.</summary>
+    public const string StudyFailedReason = "study-failed";
 
     /// <summary>Slices decoded at once while tiling.</summary>
     public const int TilingParallelism = 2;
@@ -192,12 +197,9 @@ public sealed partial class IngestHandler
                 TimingsJson = MergeTimings(row?.TimingsJson, totalSeconds, downloadSeconds, deidSeconds, tileSeconds, cpuSeconds),
             }, cancellationToken).ConfigureAwait(false);
 
+            // The upload is kept: tiles are not results, and a study that fails after ingest returns its original to
+            // the quarantine (see the class summary).
             var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
-            if (_options.UploadRetention <= TimeSpan.Zero)
-            {
-                await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
-            }
-
             Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
             return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
         }
@@ -208,27 +210,24 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>
-    /// Deletes the raw uploads of studies ingested at least <see cref="PipelineOptions.UploadRetention"/> before
-    /// <paramref name="now"/> (never one whose study is not ingested yet, nor a rejected one: its upload is already in
-    /// quarantine). Returns how many uploads had blobs deleted.
+    /// Deletes the raw uploads of studies completed at least <see cref="PipelineOptions.UploadRetention"/> before
+    /// <paramref name="now"/> (never one whose results are not stored yet; a rejected or failed study's upload is already
+    /// in quarantine). Returns how many uploads had blobs deleted.
     /// </summary>
     public async Task<int> SweepExpiredUploadsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var cutoff = now - _options.UploadRetention;
-        var uploads = _containers.Get(PipelineNames.UploadsContainer);
         var swept = 0;
 
-        // A study is created before it is ingested, so CreatedAt <= cutoff bounds the query; IngestedAt decides.
+        // A study is created before it completes, so CreatedAt <= cutoff bounds the query; CompletedAt decides.
         await foreach (var study in _studies.QueryAsync(null, null, null, cutoff, cancellationToken).ConfigureAwait(false))
         {
-            if (study.IngestedAt is not { } ingestedAt || ingestedAt > cutoff || study.UploadPath is not { Length: > 0 } uploadPath || study.Status == StudyStatus.Rejected)
+            if (study.Status != StudyStatus.Completed || study.CompletedAt is not { } completedAt || completedAt > cutoff || study.UploadPath is not { Length: > 0 } uploadPath)
             {
                 continue;
             }
 
-            var deleted = uploadPath.EndsWith('/')
-                ? await DeletePrefixAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false)
-                : await DeleteIfExistsAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+            var deleted = await UploadArchive.DeleteAsync(_containers, uploadPath, cancellationToken).ConfigureAwait(false);
             if (deleted > 0)
             {
                 swept++;
@@ -250,9 +249,16 @@ public sealed partial class IngestHandler
             started = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
         }
 
-        if (_options.UploadRetention <= TimeSpan.Zero)
+        // The upload outlives ingest until the study is settled; a re-delivery after that settles it as the orchestration
+        // would have (the activity may have run before this upload was written back, or crashed before its cleanup).
+        if (study.Status == StudyStatus.Completed && _options.UploadRetention <= TimeSpan.Zero)
         {
             await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
+        else if (study.Status == StudyStatus.Failed)
+        {
+            var reason = new QuarantineReason(unit.Tenant, unit.StudyId, unit.UploadPath, StudyFailedReason, study.Reason ?? "the study failed after ingest", _time.GetUtcNow());
+            await UploadArchive.QuarantineAsync(_containers, reason, cancellationToken).ConfigureAwait(false);
         }
 
         Log.AlreadyIngested(_logger, unit.Tenant, unit.StudyId, started);

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using CovidFunctions.Imaging.Rendering;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Inference;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
@@ -18,7 +19,8 @@ namespace CovidFunctions.Pipeline.Orchestration.Activities;
 /// (<see cref="StudyAggregator"/>) over the per-slice summaries, the lesion burden Σ lesion pixels / Σ lung-estimate
 /// pixels, the most affected slices (lesion share of the lung estimate) and their montage PNG
 /// (<c>{tenant}/{studyId}/montage.png</c> in results, drawn from the tiles and the stored masks). Writes the Studies
-/// row completed. Idempotent: a re-run recomputes the same values and overwrites the same blob and row.
+/// row completed, then deletes the study's raw upload (unless <see cref="PipelineOptions.UploadRetention"/> keeps it).
+/// Idempotent: a re-run recomputes the same values and overwrites the same blob and row.
 /// </summary>
 public sealed partial class AggregateStudyActivity(
     IBlobContainers containers,
@@ -87,7 +89,7 @@ public sealed partial class AggregateStudyActivity(
         var diagnosis = new StudyDiagnosis(prediction.Label, classes, probabilities, burden, slices.Count, modelVersion, montagePath, top);
         var completedAt = _time.GetUtcNow();
         var aggregateSeconds = stopwatch.Elapsed.TotalSeconds;
-        await studies.UpdateAsync(input.Tenant, input.StudyId, existing =>
+        var stored = await studies.UpdateAsync(input.Tenant, input.StudyId, existing =>
         {
             var record = existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = completedAt };
             return record with
@@ -107,6 +109,14 @@ public sealed partial class AggregateStudyActivity(
                 CompletedAt = completedAt,
             };
         }, cancellationToken).ConfigureAwait(false);
+
+        // The results are stored: only now may the raw upload go (ingest keeps it; with a retention the sweep deletes it
+        // later). A crash before this line re-runs the activity, which recomputes the same row and deletes it then.
+        if (options.Value.UploadRetention <= TimeSpan.Zero && stored.UploadPath is { Length: > 0 } uploadPath)
+        {
+            await UploadArchive.DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
+        }
+
         Log.Aggregated(logger, input.Tenant, input.StudyId, prediction.Label, burden, slices.Count, top.Count);
         return diagnosis;
 

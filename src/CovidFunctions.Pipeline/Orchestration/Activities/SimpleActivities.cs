@@ -1,3 +1,4 @@
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
@@ -71,8 +72,12 @@ public sealed class NotifyStudyActivity(IStudyNotifier notifier) : TaskActivity<
     }
 }
 
-/// <summary>Marks the Studies row failed with the reason (a completed row is left alone: a late failure cannot undo it).</summary>
-public sealed class FailStudyActivity(IStudyStore studies, TimeProvider? timeProvider = null) : TaskActivity<FailStudyInput, bool>
+/// <summary>
+/// Marks the Studies row failed with the reason (a completed row is left alone: a late failure cannot undo it), then
+/// moves the study's raw upload, which ingest kept, to <c>quarantine/{tenant}/{studyId}/</c> with the reason
+/// (<see cref="IngestHandler.StudyFailedReason"/>), so nothing is lost with the failed study.
+/// </summary>
+public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers containers, TimeProvider? timeProvider = null) : TaskActivity<FailStudyInput, bool>
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
 
@@ -87,6 +92,17 @@ public sealed class FailStudyActivity(IStudyStore studies, TimeProvider? timePro
                 ? record
                 : record with { Status = StudyStatus.Failed, Reason = input.Reason, CompletedAt = now };
         }, CancellationToken.None).ConfigureAwait(false);
-        return stored.Status == StudyStatus.Failed;
+        if (stored.Status != StudyStatus.Failed)
+        {
+            return false;
+        }
+
+        if (stored.UploadPath is { Length: > 0 } uploadPath)
+        {
+            var reason = new QuarantineReason(input.Tenant, input.StudyId, uploadPath, IngestHandler.StudyFailedReason, input.Reason, now);
+            await UploadArchive.QuarantineAsync(containers, reason, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        return true;
     }
 }

@@ -1,0 +1,242 @@
+using System.IO.Compression;
+using System.Text;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Orchestration.Activities;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.DurableTask;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
+
+/// <summary>
+/// "Nothing is lost": on a real Azurite, the raw upload stays in ct-uploads from ingest until the study's results are
+/// stored (then it is deleted), or until the study fails (then it is moved to quarantine with the reason), whatever
+/// crashes and re-deliveries happen in between. Ingest, the AggregateStudy and the FailStudy activities are run as
+/// the hosts run them, each step by a fresh instance (a restarted process).
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class UploadLifecycleTests(AzuriteFixture azurite)
+{
+    private static readonly DeidKey Key = DeidKey.Generate();
+
+    private static List<string> MidChestSlices(int count) =>
+        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
+
+    private IBlobStore Uploads => azurite.Storage.BlobContainers.Get(PipelineNames.UploadsContainer);
+
+    private IBlobStore Quarantine => azurite.Storage.BlobContainers.Get(PipelineNames.QuarantineContainer);
+
+    [Fact]
+    public async Task CrashBeforeTheOrchestrationStarts_UploadKeptThroughReDeliveries_DeletedOnlyOnceTheResultsAreStored()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var uploadPath = $"{tenant}/scan.zip";
+        await WriteAsync(Uploads, uploadPath, Zip(MidChestSlices(3)));
+
+        // Process 1 writes the tiles and the Studies row, then dies before the orchestration is started.
+        var crashed = await Assert.ThrowsAsync<IOException>(async () => await NewIngest(new RecordingOrchestrations(failStarts: true)).IngestAsync(await PlanAsync(tenant), CancellationToken.None));
+        Assert.Equal("process killed", crashed.Message);
+        var unit = await PlanAsync(tenant);
+        var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.NotNull(row.IngestedAt);
+        Assert.True(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ExistsAsync($"{row.TilesPrefix}/manifest.json", CancellationToken.None));
+        Assert.True(await Uploads.ExistsAsync(uploadPath, CancellationToken.None));
+
+        // Process 2 gets the same blob event again: it starts the orchestration (once) and keeps the upload.
+        var orchestrations = new RecordingOrchestrations();
+        var resumed = await NewIngest(orchestrations).IngestAsync(unit, CancellationToken.None);
+        Assert.Equal((IngestStatus.AlreadyIngested, true), (resumed.Status, resumed.OrchestrationStarted));
+        var again = await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+        Assert.Equal((IngestStatus.AlreadyIngested, false), (again.Status, again.OrchestrationStarted));
+        Assert.Single(orchestrations.Started);
+        Assert.True(await Uploads.ExistsAsync(uploadPath, CancellationToken.None), "the upload must outlive ingest while the study is scored");
+
+        // Scoring stored its chunk result; the aggregate stores the diagnosis and only then deletes the upload.
+        var input = orchestrations.Started[0];
+        var chunk = await WriteChunkResultAsync(input, sliceCount: 3);
+        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, Options.Create(new PipelineOptions()), NullLogger<AggregateStudyActivity>.Instance);
+        var diagnosis = await aggregate.RunAsync(new ActivityContext(StudyOrchestration.AggregateStudy, input.InstanceId), new AggregateStudyInput(tenant, input.StudyId, input.TilesPrefix, [chunk], DateTime.UtcNow, DateTime.UtcNow));
+
+        Assert.Equal(3, diagnosis.Slices);
+        Assert.Equal(StudyStatus.Completed, (await azurite.Storage.Studies.GetAsync(tenant, input.StudyId, CancellationToken.None))!.Status);
+        Assert.False(await Uploads.ExistsAsync(uploadPath, CancellationToken.None));
+
+        // A late re-delivery of the blob event finds a completed study: nothing is started or written.
+        var late = await NewIngest(orchestrations).IngestAsync(unit, CancellationToken.None);
+        Assert.Equal((IngestStatus.AlreadyIngested, false), (late.Status, late.OrchestrationStarted));
+        Assert.Empty(await Quarantine.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync());
+    }
+
+    [Fact]
+    public async Task StudyFailingAfterIngest_MovesTheOriginalsToQuarantineWithTheReason_MarkerLast()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var slices = MidChestSlices(3);
+        foreach (var file in slices)
+        {
+            await WriteAsync(Uploads, $"{tenant}/series-4/{Path.GetFileName(file)}", File.ReadAllBytes(file));
+        }
+
+        await WriteAsync(Uploads, $"{tenant}/series-4/{PipelineNames.CompleteMarker}", []);
+        var orchestrations = new RecordingOrchestrations();
+        var outcome = await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+        Assert.Equal(IngestStatus.Ingested, outcome.Status);
+        Assert.Equal(4, (await Uploads.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync()).Count);
+
+        // The orchestration gives up on a chunk (a poison chunk after all its attempts).
+        const string Reason = "no result for chunk(s) 0 (slices 0-2) after 3 attempt(s) of 600 s each";
+        var fail = new FailStudyActivity(azurite.Storage.Studies, azurite.Storage.BlobContainers);
+        Assert.True(await fail.RunAsync(new ActivityContext(StudyOrchestration.FailStudy, orchestrations.Started[0].InstanceId), new FailStudyInput(tenant, outcome.StudyId, Reason)));
+
+        var row = (await azurite.Storage.Studies.GetAsync(tenant, outcome.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Failed, Reason), (row.Status, row.Reason));
+        Assert.Empty(await Uploads.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync());
+        foreach (var file in slices)
+        {
+            Assert.Equal(File.ReadAllBytes(file), await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/original/{Path.GetFileName(file)}"));
+        }
+
+        var reasonJson = await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/reason.json");
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(reasonJson));
+        Assert.Equal((IngestHandler.StudyFailedReason, Reason, $"{tenant}/series-4/"), (reason.Reason, reason.Detail, reason.UploadPath));
+
+        // The activity retried after a crash, and a late blob event, change nothing and lose nothing.
+        Assert.True(await fail.RunAsync(new ActivityContext(StudyOrchestration.FailStudy, orchestrations.Started[0].InstanceId), new FailStudyInput(tenant, outcome.StudyId, Reason)));
+        var late = await NewIngest(orchestrations).IngestAsync(FolderUnitWithoutBlobs(tenant), CancellationToken.None);
+        Assert.Equal(IngestStatus.AlreadyIngested, late.Status);
+        Assert.Equal(reasonJson, await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/reason.json"));
+        Assert.Equal(3, (await Quarantine.ListAsync($"{tenant}/{outcome.StudyId}/original/", CancellationToken.None).ToListAsync()).Count);
+        Assert.Single(orchestrations.Started);
+    }
+
+    [Fact]
+    public async Task RetentionSweep_NeverDeletesTheUploadOfAStudyStillBeingScored()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var uploadPath = $"{tenant}/kept.zip";
+        await WriteAsync(Uploads, uploadPath, Zip(MidChestSlices(2)));
+        var orchestrations = new RecordingOrchestrations();
+        var ingest = NewIngest(orchestrations, new PipelineOptions { UploadRetention = TimeSpan.FromMinutes(5) });
+        Assert.Equal(IngestStatus.Ingested, (await ingest.IngestAsync(await PlanAsync(tenant), CancellationToken.None)).Status);
+
+        // Long past the retention, but the study has no results yet.
+        Assert.Equal(0, await ingest.SweepExpiredUploadsAsync(DateTimeOffset.UtcNow.AddDays(2), CancellationToken.None));
+        Assert.True(await Uploads.ExistsAsync(uploadPath, CancellationToken.None));
+
+        var input = orchestrations.Started[0];
+        var chunk = await WriteChunkResultAsync(input, sliceCount: 2);
+        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, Options.Create(new PipelineOptions { UploadRetention = TimeSpan.FromMinutes(5) }), NullLogger<AggregateStudyActivity>.Instance);
+        await aggregate.RunAsync(new ActivityContext(StudyOrchestration.AggregateStudy, input.InstanceId), new AggregateStudyInput(tenant, input.StudyId, input.TilesPrefix, [chunk], DateTime.UtcNow, DateTime.UtcNow));
+        Assert.True(await Uploads.ExistsAsync(uploadPath, CancellationToken.None), "kept for the retention after the results");
+
+        Assert.True(await ingest.SweepExpiredUploadsAsync(DateTimeOffset.UtcNow.AddMinutes(6), CancellationToken.None) >= 1);
+        Assert.False(await Uploads.ExistsAsync(uploadPath, CancellationToken.None));
+    }
+
+    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations, PipelineOptions? options = null) => new(
+        azurite.Storage.BlobContainers,
+        azurite.Storage.Studies,
+        azurite.Storage.Usage,
+        orchestrations,
+        new DeidentificationEngine(Key),
+        Options.Create(options ?? new PipelineOptions()),
+        NullLogger<IngestHandler>.Instance,
+        TimeProvider.System);
+
+    private async Task<UploadUnit> PlanAsync(string tenant)
+    {
+        var blobs = new List<UploadBlob>();
+        await foreach (var blob in azurite.Storage.UploadListing.ListAsync(CancellationToken.None))
+        {
+            if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
+            {
+                blobs.Add(blob);
+            }
+        }
+
+        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions()));
+    }
+
+    /// <summary>The folder unit as a late event would carry it after the upload was moved away (no blobs left to list).</summary>
+    private static UploadUnit FolderUnitWithoutBlobs(string tenant) =>
+        new(tenant, StudyIds.ForUpload(tenant, $"{tenant}/series-4/"), $"{tenant}/series-4/", UploadUnitKind.Folder, [], null);
+
+    /// <summary>What the scorer stores for one chunk: its result document (no lesion, so no masks) and the chunk result.</summary>
+    private async Task<ChunkResult> WriteChunkResultAsync(StudyOrchestrationInput input, int sliceCount)
+    {
+        var slices = Enumerable.Range(0, sliceCount).Select(s => new SliceScore(s, 0.01f, 0, 0, 1000, [0.1f, 0.1f, 0.8f], null, null)).ToList();
+        var path = ScoringHandler.ChunkDocumentPath(input.Tenant, input.StudyId, 0);
+        var document = new ChunkResultDocument(input.StudyId, 0, "test@000000000000", ["covid", "cap", "normal"], slices);
+        await WriteAsync(azurite.Storage.BlobContainers.Get(PipelineNames.ResultsContainer), path, Encoding.UTF8.GetBytes(PipelineJson.Serialize(document)));
+        return new ChunkResult(input.Tenant, input.StudyId, input.InstanceId, 0, 1, sliceCount, path, 0.5, "CPU", null);
+    }
+
+    private static async Task WriteAsync(IBlobStore store, string path, byte[] content) =>
+        await store.WriteAsync(path, new MemoryStream(content, writable: false), CancellationToken.None);
+
+    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
+    {
+        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer);
+        return buffer.ToArray();
+    }
+
+    private static byte[] Zip(IEnumerable<string> files)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var file in files)
+            {
+                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
+                stream.Write(File.ReadAllBytes(file));
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>Starts each instance id once, like the Durable client; with <c>failStarts</c> the process "dies" on the start.</summary>
+    private sealed class RecordingOrchestrations(bool failStarts = false) : IStudyOrchestrationClient
+    {
+        private readonly HashSet<string> _ids = [];
+
+        public List<StudyOrchestrationInput> Started { get; } = [];
+
+        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken)
+        {
+            if (failStarts)
+            {
+                throw new IOException("process killed");
+            }
+
+            lock (_ids)
+            {
+                if (!_ids.Add(input.InstanceId))
+                {
+                    return Task.FromResult(false);
+                }
+
+                Started.Add(input);
+                return Task.FromResult(true);
+            }
+        }
+
+        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private sealed class ActivityContext(string name, string instanceId) : TaskActivityContext
+    {
+        public override TaskName Name { get; } = new(name);
+
+        public override string InstanceId { get; } = instanceId;
+    }
+}
