@@ -29,7 +29,7 @@ public sealed class IngestHandlerTests
         [.. Directory.EnumerateFiles(folder, "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
 
     [Fact]
-    public async Task Zip_RealChestCtStudy_WritesTilesAndManifest_StartsOneOrchestration_DeletesUpload()
+    public async Task Zip_RealChestCtStudy_WritesTilesAndManifest_StartsOneOrchestration_KeepsUploadUntilResults()
     {
         using var host = new IngestTestHost();
         var sharp = FirstSlices(SharpSeries, 6);
@@ -82,7 +82,7 @@ public sealed class IngestHandlerTests
         Assert.True(usage.BytesStored > 6L * 512 * 512 * 2, $"bytes stored {usage.BytesStored}");
         Assert.True(usage.CpuSeconds > 0);
 
-        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        Assert.Equal([$"{Tenant}/chest.zip"], await IngestTestHost.ListAsync(host.Uploads, string.Empty)); // kept until the results are stored
         await AssertNoPhiAsync(host, [.. sharp, .. soft]);
     }
 
@@ -129,7 +129,7 @@ public sealed class IngestHandlerTests
 
         Assert.Equal(IngestStatus.Ingested, first.Status);
         Assert.Equal(5, first.SliceCount);
-        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty)); // marker included
+        Assert.Equal(7, (await IngestTestHost.ListAsync(host.Uploads, string.Empty)).Count); // kept (marker included) until the results are stored
         var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
         Assert.Contains("notes.txt", study.SeriesJson, StringComparison.Ordinal);
         Assert.Equal("scanner notes, not an image", Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{unit.StudyId}/skipped/notes.txt")));
@@ -152,7 +152,7 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
-    public async Task SameUnitDeliveredTwiceAtOnce_OneOrchestration_OneUsageRecord_UploadGone()
+    public async Task SameUnitDeliveredTwiceAtOnce_OneOrchestration_OneUsageRecord_UploadKept()
     {
         using var host = new IngestTestHost();
         var files = FirstSlices(SharpSeries, 4);
@@ -166,7 +166,7 @@ public sealed class IngestHandlerTests
         Assert.All(outcomes, o => Assert.Contains(o.Status, new[] { IngestStatus.Ingested, IngestStatus.AlreadyIngested }));
         Assert.Single(host.Orchestrations.Started);
         Assert.Single(host.Usage.Snapshot());
-        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+        Assert.Equal([$"{Tenant}/twice.zip"], await IngestTestHost.ListAsync(host.Uploads, string.Empty));
         var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
         Assert.Equal(4, study.SliceCount);
         Assert.Equal(4, (await TileSeriesReader.OpenAsync(host.Slices, study.TilesPrefix!, default)).Manifest.SliceCount);
@@ -407,6 +407,9 @@ public sealed class IngestHandlerTests
         // The watcher sees the kept upload again: nothing is redone.
         Assert.Equal(IngestStatus.AlreadyIngested, (await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default)).Status);
         Assert.Single(host.Orchestrations.Started);
+
+        // Retention counts from the stored results (what the AggregateStudy activity writes).
+        await host.Studies.UpdateAsync(Tenant, unit.StudyId, row => row! with { Status = StudyStatus.Completed, CompletedAt = host.Time.Now }, default);
 
         // An upload whose study exists but is not ingested yet (ingest still running) must survive any sweep.
         await host.UploadFileAsync($"{Tenant}/pending/1.dcm", file);
