@@ -42,16 +42,32 @@ public static class ClassifyCommand
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
     public static int Run(string input, string jsonPath, string? modelsDir, int threads, TextWriter output, TextWriter error)
     {
-        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, error, out var isSeries, out var files, out var models))
+        ArgumentNullException.ThrowIfNull(error);
+        if (Directory.Exists(jsonPath))
+        {
+            error.WriteLine($"classify: {jsonPath}: is a folder; --json needs a file name.");
+            return ExitCodes.BadInput;
+        }
+
+        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, [], error, out var isSeries, out var files, out var models))
         {
             return ExitCodes.BadInput;
         }
 
-        if (isSeries)
+        try
         {
-            return RunSeries(input, jsonPath, models, output, error);
+            return isSeries ? RunSeries(input, jsonPath, models, output, error) : RunImages(input, files, jsonPath, models, output, error);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The JSON cannot be written (its folder is a file, no permission, disk full): an unusable argument.
+            error.WriteLine($"classify: cannot write {jsonPath}: {ex.Message}");
+            return ExitCodes.BadInput;
+        }
+    }
 
+    private static int RunImages(string input, IReadOnlyList<string> files, string jsonPath, ScreeningModels models, TextWriter output, TextWriter error)
+    {
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
         var failures = new StrongBox<int>(0);
         using var stream = new MemoryStream();

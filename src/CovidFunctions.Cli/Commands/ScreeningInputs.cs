@@ -17,9 +17,21 @@ public static class ScreeningInputs
 
     /// <summary>2-D images under <paramref name="input"/>: the file itself or every image file below the folder
     /// (recursive, ordinal order); null and a message when the input is missing, has no 2-D images, or is a
-    /// volume / DICOM input (see <see cref="IsSeriesInput"/>).</summary>
-    public static IReadOnlyList<string>? Find2DImages(string input, out string? problem)
+    /// volume / DICOM input (see <see cref="IsSeriesInput"/>). Files skipped in a folder are not reported.</summary>
+    public static IReadOnlyList<string>? Find2DImages(string input, out string? problem) =>
+        Find2DImages(input, "covidfn", TextWriter.Null, [], out problem);
+
+    /// <summary>
+    /// 2-D images under <paramref name="input"/> as <see cref="Find2DImages(string, out string?)"/>; in a folder,
+    /// files that are not PNG/JPG/TIFF by name, hidden files and folders (a name starting with '.', e.g. .DS_Store and
+    /// macOS' <c>._x.png</c> AppleDouble files), <c>__MACOSX</c> folders and anything below
+    /// <paramref name="outputFolders"/> (a mask folder inside INPUT) are skipped, named in one warning line on
+    /// <paramref name="warnings"/>; they do not change the exit status.
+    /// </summary>
+    public static IReadOnlyList<string>? Find2DImages(string input, string commandName, TextWriter warnings, IReadOnlyList<string> outputFolders, out string? problem)
     {
+        ArgumentNullException.ThrowIfNull(warnings);
+        ArgumentNullException.ThrowIfNull(outputFolders);
         problem = null;
         if (File.Exists(input))
         {
@@ -38,18 +50,70 @@ public static class ScreeningInputs
             return null;
         }
 
-        var files = Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
-            .Where(ImageLoader.HasImageExtension)
-            .OrderBy(p => p, StringComparer.Ordinal)
-            .ToList();
-        if (files.Count == 0)
+        var scan = ScanFolder(input, outputFolders);
+        if (scan.Skipped.Count > 0)
+        {
+            const int Named = 5;
+            var names = string.Join(", ", scan.Skipped.Take(Named).Select(p => Path.GetRelativePath(input, Path.TrimEndingDirectorySeparator(p)).Replace('\\', '/') + (p.EndsWith('/') ? "/" : string.Empty)));
+            var more = scan.Skipped.Count > Named ? $" and {scan.Skipped.Count - Named} more" : string.Empty;
+            warnings.WriteLine($"{commandName}: warning: skipped {scan.Skipped.Count} entr{(scan.Skipped.Count == 1 ? "y" : "ies")} in {input} (not PNG/JPG/TIFF by name, hidden, or an output folder): {names}{more}");
+        }
+
+        if (scan.Images.Count == 0)
         {
             problem = $"{input}: no PNG/JPG/TIFF images found (searched recursively).";
             return null;
         }
 
-        return files;
+        return scan.Images;
     }
+
+    /// <summary>Image files below a folder and the entries skipped (files, and folders with a trailing '/'), both in
+    /// ordinal order (see <see cref="Find2DImages(string, string, TextWriter, IReadOnlyList{string}, out string?)"/>).
+    /// Linked folders are followed once (a link loop ends there); unreadable subfolders are passed over.</summary>
+    private static (List<string> Images, List<string> Skipped) ScanFolder(string folder, IReadOnlyList<string> outputFolders)
+    {
+        var excluded = outputFolders.Select(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f))).ToHashSet(StringComparer.Ordinal);
+        var visited = new HashSet<string>(StringComparer.Ordinal);
+        var images = new List<string>();
+        var skipped = new List<string>();
+        var options = new EnumerationOptions { RecurseSubdirectories = false, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        var pending = new Stack<string>();
+        pending.Push(folder);
+        while (pending.Count > 0)
+        {
+            var dir = pending.Pop();
+            var info = new DirectoryInfo(dir);
+            if (!visited.Add((info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) ?? info).FullName))
+            {
+                continue;
+            }
+
+            foreach (var file in Directory.EnumerateFiles(dir, "*", options))
+            {
+                (IsHiddenName(Path.GetFileName(file)) || !ImageLoader.HasImageExtension(file) ? skipped : images).Add(file);
+            }
+
+            foreach (var sub in Directory.EnumerateDirectories(dir, "*", options))
+            {
+                var name = Path.GetFileName(sub);
+                if (IsHiddenName(name) || name.Equals("__MACOSX", StringComparison.OrdinalIgnoreCase) || excluded.Contains(Path.GetFullPath(sub)))
+                {
+                    skipped.Add(sub + "/");
+                    continue;
+                }
+
+                pending.Push(sub);
+            }
+        }
+
+        images.Sort(StringComparer.Ordinal);
+        skipped.Sort(StringComparer.Ordinal);
+        return (images, skipped);
+    }
+
+    /// <summary>Hidden by convention: .DS_Store, ._x.png (AppleDouble), .git and the like.</summary>
+    private static bool IsHiddenName(string name) => name.StartsWith('.');
 
     /// <summary>
     /// Whether <paramref name="input"/> is screened as one 3-D series (<c>SeriesAssembler.Assemble</c>): a
@@ -60,8 +124,8 @@ public static class ScreeningInputs
     {
         if (Directory.Exists(input))
         {
-            return !Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories).Any(ImageLoader.HasImageExtension) &&
-                   Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories).Any();
+            var scan = ScanFolder(input, []);
+            return scan.Images.Count == 0 && scan.Skipped.Count > 0;
         }
 
         if (!File.Exists(input))
@@ -169,12 +233,14 @@ public static class ScreeningInputs
     /// <summary>The common start of <c>segment</c> and <c>classify</c>: decides between 2-D images and one series
     /// (<see cref="IsSeriesInput"/>), finds the images and loads the models. On failure writes one line prefixed with
     /// <paramref name="commandName"/> to <paramref name="error"/> and returns false. For a series
-    /// <paramref name="files"/> is empty and <paramref name="isSeries"/> true (assemble it with <see cref="TryAssemble"/>).</summary>
+    /// <paramref name="files"/> is empty and <paramref name="isSeries"/> true (assemble it with <see cref="TryAssemble"/>).
+    /// Files below <paramref name="outputFolders"/> are not inputs (a mask folder inside INPUT on a second run).</summary>
     public static bool TryStart(
         string commandName,
         string input,
         string? modelsDir,
         int threads,
+        IReadOnlyList<string> outputFolders,
         TextWriter error,
         out bool isSeries,
         [NotNullWhen(true)] out IReadOnlyList<string>? files,
@@ -183,7 +249,7 @@ public static class ScreeningInputs
         models = null;
         string? problem = null;
         isSeries = IsSeriesInput(input);
-        files = isSeries ? [] : Find2DImages(input, out problem);
+        files = isSeries ? [] : Find2DImages(input, commandName, error, outputFolders, out problem);
         if (files is null)
         {
             error.WriteLine(commandName + ": " + problem);
@@ -204,7 +270,7 @@ public static class ScreeningInputs
     }
 
     /// <summary>Loads the images in batches of <see cref="Batch"/>. An image that cannot be read is reported on
-    /// <paramref name="error"/>, counted in <paramref name="failures"/> and skipped; empty batches are not returned.</summary>
+    /// <paramref name="error"/> as <c>command: path: reason</c>, counted in <paramref name="failures"/> and skipped; empty batches are not returned.</summary>
     public static IEnumerable<List<(string Path, GreyImage Image)>> LoadInBatches(
         IReadOnlyList<string> files, string commandName, TextWriter error, System.Runtime.CompilerServices.StrongBox<int> failures)
     {
@@ -217,9 +283,11 @@ public static class ScreeningInputs
                 {
                     images.Add((path, ImageLoader.Load(path)));
                 }
-                catch (ImagingException ex)
+                catch (Exception ex) when (ex is ImagingException or IOException or UnauthorizedAccessException)
                 {
-                    error.WriteLine($"{commandName}: {path}: {ex.Message}");
+                    // ImageFormatException's message already starts with the path; print the path once.
+                    var reason = ex is ImageFormatException { Reason: { } r } ? r : ex.Message;
+                    error.WriteLine($"{commandName}: {path}: {reason}");
                     failures.Value++;
                 }
             }

@@ -18,7 +18,10 @@ namespace CovidFunctions.Cli.Commands;
 /// Options: <c>--overlays DIR</c> (a PNG per slice with lesion, mask drawn over the lung-windowed image),
 /// <c>--montage F.png</c> (the most affected slices of a series with their lesion percentages), <c>--mask-out F</c>
 /// (a second copy of the mask volume at F). Exit 0 on success; 2 with a message on stderr on bad input (any image
-/// that cannot be read is reported and the others are still written).
+/// that cannot be read is reported and the others are still written). Masks are flat in D whatever subfolder an image
+/// was in, so two images with the same stem (<c>x/a.png</c> and <c>y/a.png</c>, or <c>a.png</c> and <c>a.jpg</c>) are
+/// refused with exit 2, naming both, before anything is written (<see cref="MaskNames"/>). In a folder, files that are
+/// not PNG/JPG/TIFF by name, hidden files (.DS_Store, ._x.png) and D itself are skipped with one warning line.
 /// </summary>
 public static class SegmentCommand
 {
@@ -58,22 +61,76 @@ public static class SegmentCommand
     public static int Run(string input, string outDir, string? modelsDir, int threads, SegmentExtras extras, TextWriter output, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(extras);
-        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, error, out var isSeries, out var files, out var models))
+        ArgumentNullException.ThrowIfNull(error);
+        string[] outputFolders = extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir];
+        if (outputFolders.FirstOrDefault(File.Exists) is { } notAFolder)
+        {
+            error.WriteLine($"segment: {notAFolder}: is a file; --out-dir and --overlays need a folder (it is created when missing).");
+            return ExitCodes.BadInput;
+        }
+
+        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, outputFolders, error, out var isSeries, out var files, out var models))
         {
             return ExitCodes.BadInput;
         }
 
-        if (isSeries)
+        try
         {
-            return RunSeries(input, outDir, models, extras, output, error);
+            return isSeries ? RunSeries(input, outDir, models, extras, output, error) : RunImages(input, files, outDir, models, extras, output, error);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // An output that cannot be written (the out-dir is a file, no permission, disk full) is an unusable argument.
+            error.WriteLine($"segment: cannot write the output: {ex.Message}");
+            return ExitCodes.BadInput;
+        }
+    }
+
+    /// <summary>
+    /// The mask file name of each 2-D image: its file name stem + <c>.png</c>, flat in the out-dir whatever subfolder
+    /// the image was in. Null when two images would get the same name (the same stem in two folders, or
+    /// <c>x.png</c> and <c>x.jpg</c>; compared ignoring case, as on Windows and macOS file systems); each clash is
+    /// named on <paramref name="error"/>. Refusing beats letting one mask silently overwrite the other.
+    /// </summary>
+    public static IReadOnlyList<string>? MaskNames(string input, IReadOnlyList<string> files, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(error);
+        var names = files.Select(f => Path.GetFileNameWithoutExtension(f) + ".png").ToList();
+        var clashes = files.Zip(names)
+            .GroupBy(p => p.Second, StringComparer.OrdinalIgnoreCase)
+            .Where(g => g.Count() > 1)
+            .ToList();
+        if (clashes.Count == 0)
+        {
+            return names;
         }
 
+        var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
+        foreach (var clash in clashes)
+        {
+            var sources = string.Join(" and ", clash.Select(p => Path.GetRelativePath(root, Path.GetFullPath(p.First)).Replace('\\', '/')));
+            error.WriteLine($"segment: {input}: {sources} would both be written as {clash.Key} (masks are named <file name stem>.png, flat in the out-dir); rename one or segment the folders separately");
+        }
+
+        return null;
+    }
+
+    private static int RunImages(string input, IReadOnlyList<string> files, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    {
         if (extras.MontagePath is not null || extras.MaskOutPath is not null)
         {
             error.WriteLine("segment: --montage and --mask-out need a series input (NIfTI volume or DICOM file/folder/zip).");
             return ExitCodes.BadInput;
         }
 
+        var maskNames = MaskNames(input, files, error);
+        if (maskNames is null)
+        {
+            return ExitCodes.BadInput;
+        }
+
+        var maskNameOf = files.Zip(maskNames).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
         if (extras.OverlaysDir is not null)
         {
             Directory.CreateDirectory(extras.OverlaysDir);
@@ -81,7 +138,7 @@ public static class SegmentCommand
 
         Directory.CreateDirectory(outDir);
         var failures = new StrongBox<int>(0);
-        var written = new HashSet<string>(StringComparer.Ordinal);
+        var written = 0;
         foreach (var images in ScreeningInputs.LoadInBatches(files, "segment", error, failures))
         {
             var batch = LungPreprocessor.ToTensor(images.Select(i => i.Image).ToList());
@@ -100,13 +157,9 @@ public static class SegmentCommand
             {
                 var (path, image) = images[n];
                 var mask = LungPreprocessor.MaskToImage(lesion.AsSpan(n * OnnxModel.Plane, OnnxModel.Plane), batch.Boxes[n], image.Height, image.Width, models.LesionThreshold);
-                var name = Path.GetFileNameWithoutExtension(path) + ".png";
-                if (!written.Add(name))
-                {
-                    error.WriteLine($"segment: warning: {name} written twice (same file name stem in two folders); the later one wins");
-                }
-
+                var name = maskNameOf[path];
                 ScreeningInputs.WriteGreyPng(Path.Combine(outDir, name), mask, image.Width, image.Height);
+                written++;
                 if (extras.OverlaysDir is not null && mask.AsSpan().ContainsAnyExcept((byte)0))
                 {
                     File.WriteAllBytes(Path.Combine(extras.OverlaysDir, name), OverlayRenderer.RenderOverlayPng(image, mask));
@@ -114,7 +167,7 @@ public static class SegmentCommand
             }
         }
 
-        output.WriteLine($"segment: {written.Count} mask(s) written to {outDir} ({models.Provider})");
+        output.WriteLine($"segment: {written} mask(s) written to {outDir} ({models.Provider})");
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 
