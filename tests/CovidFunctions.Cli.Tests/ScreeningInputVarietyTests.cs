@@ -287,7 +287,7 @@ public sealed class ScreeningInputVarietyTests
     }
 
     [Theory]
-    [InlineData(0, "not a PNG, JPEG or TIFF image")]
+    [InlineData(0, "the file is empty (0 bytes)")]
     [InlineData(1, "not a PNG, JPEG or TIFF image")]
     [InlineData(2, "truncated")]
     public void Segment_BadImageInAFolder_NamesTheFileOnceWithTheReasonAndWritesTheOthers(int kind, string reason)
@@ -322,6 +322,23 @@ public sealed class ScreeningInputVarietyTests
         Assert.StartsWith($"segment: {bad}: ", line, StringComparison.Ordinal);
         Assert.Contains(reason, line, StringComparison.Ordinal);
         Assert.Equal(1, line.Split("bad.png").Length - 1);
+    }
+
+    [Fact]
+    public void Segment_MaskWouldReplaceTheInputImage_ExitsBadInputAndLeavesTheImage()
+    {
+        // "covidfn segment scan.png --out-dir ." from the image's folder: the mask is also named scan.png.
+        using var dir = TestData.CreateTempDirectory();
+        var image = Path.Combine(dir.Path, "scan.png");
+        WritePng(image, 32, 32, 2, 8);
+        var before = File.ReadAllBytes(image);
+        var error = new StringWriter();
+
+        var rc = SegmentCommand.Run(image, dir.Path, Models, 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains("would replace the input image", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(image));
     }
 
     [Fact]

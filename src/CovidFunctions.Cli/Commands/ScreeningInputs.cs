@@ -281,6 +281,14 @@ public static class ScreeningInputs
             {
                 try
                 {
+                    if (new FileInfo(path).Length == 0)
+                    {
+                        // Said plainly: "unrecognised signature" for a 0-byte file (a failed copy) misleads.
+                        error.WriteLine($"{commandName}: {path}: the file is empty (0 bytes)");
+                        failures.Value++;
+                        continue;
+                    }
+
                     images.Add((path, ImageLoader.Load(path)));
                 }
                 catch (Exception ex) when (ex is ImagingException or IOException or UnauthorizedAccessException)

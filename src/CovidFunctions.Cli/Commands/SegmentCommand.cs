@@ -20,7 +20,8 @@ namespace CovidFunctions.Cli.Commands;
 /// (a second copy of the mask volume at F). Exit 0 on success; 2 with a message on stderr on bad input (any image
 /// that cannot be read is reported and the others are still written). Masks are flat in D whatever subfolder an image
 /// was in, so two images with the same stem (<c>x/a.png</c> and <c>y/a.png</c>, or <c>a.png</c> and <c>a.jpg</c>) are
-/// refused with exit 2, naming both, before anything is written (<see cref="MaskNames"/>). In a folder, files that are
+/// refused with exit 2, naming both, before anything is written (<see cref="MaskNames"/>), as is a mask that would
+/// replace an input image. In a folder, files that are
 /// not PNG/JPG/TIFF by name, hidden files (.DS_Store, ._x.png) and D itself are skipped with one warning line.
 /// </summary>
 public static class SegmentCommand
@@ -89,31 +90,41 @@ public static class SegmentCommand
     /// <summary>
     /// The mask file name of each 2-D image: its file name stem + <c>.png</c>, flat in the out-dir whatever subfolder
     /// the image was in. Null when two images would get the same name (the same stem in two folders, or
-    /// <c>x.png</c> and <c>x.jpg</c>; compared ignoring case, as on Windows and macOS file systems); each clash is
-    /// named on <paramref name="error"/>. Refusing beats letting one mask silently overwrite the other.
+    /// <c>x.png</c> and <c>x.jpg</c>; compared ignoring case, as on Windows and macOS file systems), or when a mask (or
+    /// overlay) in <paramref name="outputFolders"/> would replace an input image (<c>segment a.png --out-dir .</c>);
+    /// each case is named on <paramref name="error"/>. Refusing beats silently overwriting a mask or an image.
     /// </summary>
-    public static IReadOnlyList<string>? MaskNames(string input, IReadOnlyList<string> files, TextWriter error)
+    public static IReadOnlyList<string>? MaskNames(string input, IReadOnlyList<string> files, IReadOnlyList<string> outputFolders, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(outputFolders);
         ArgumentNullException.ThrowIfNull(error);
         var names = files.Select(f => Path.GetFileNameWithoutExtension(f) + ".png").ToList();
-        var clashes = files.Zip(names)
-            .GroupBy(p => p.Second, StringComparer.OrdinalIgnoreCase)
-            .Where(g => g.Count() > 1)
-            .ToList();
-        if (clashes.Count == 0)
-        {
-            return names;
-        }
-
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
-        foreach (var clash in clashes)
+        string Relative(string file) => Path.GetRelativePath(root, Path.GetFullPath(file)).Replace('\\', '/');
+        var refused = false;
+        foreach (var clash in files.Zip(names).GroupBy(p => p.Second, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
         {
-            var sources = string.Join(" and ", clash.Select(p => Path.GetRelativePath(root, Path.GetFullPath(p.First)).Replace('\\', '/')));
+            var sources = string.Join(" and ", clash.Select(p => Relative(p.First)));
             error.WriteLine($"segment: {input}: {sources} would both be written as {clash.Key} (masks are named <file name stem>.png, flat in the out-dir); rename one or segment the folders separately");
+            refused = true;
         }
 
-        return null;
+        var inputs = files.Select(Path.GetFullPath).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var folder in outputFolders)
+        {
+            foreach (var (file, name) in files.Zip(names))
+            {
+                var target = Path.GetFullPath(Path.Combine(folder, name));
+                if (inputs.Contains(target))
+                {
+                    error.WriteLine($"segment: {file}: writing {name} into {folder} would replace the input image {target}; choose another folder");
+                    refused = true;
+                }
+            }
+        }
+
+        return refused ? null : names;
     }
 
     private static int RunImages(string input, IReadOnlyList<string> files, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
@@ -124,7 +135,7 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
-        var maskNames = MaskNames(input, files, error);
+        var maskNames = MaskNames(input, files, extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir], error);
         if (maskNames is null)
         {
             return ExitCodes.BadInput;
