@@ -23,7 +23,9 @@ namespace CovidFunctions.Pipeline.Scoring;
 /// Settlement: malformed messages are dead-lettered with the reason; a chunk that can never be scored (tiles or
 /// manifest missing or corrupt, slices outside the series, another preprocessing) is answered with a
 /// <see cref="ChunkResult.Error"/> so the study fails fast, and completed; any other exception propagates, so the
-/// consumer retries it and dead-letters it after the last delivery. Idempotent: a re-delivered or re-dispatched
+/// consumer retries it, except on the last delivery (<see cref="ScoringOptions.MaxDeliveryCount"/>): there the poison
+/// chunk is answered with an error result naming the exception and dead-lettered, so its study fails with the cause
+/// rather than after every re-dispatch timed out. Idempotent: a re-delivered or re-dispatched
 /// chunk overwrites the same blobs and rows (all named by study, chunk and slice index) with the same values.
 /// </remarks>
 public sealed partial class ScoringHandler(
@@ -35,6 +37,7 @@ public sealed partial class ScoringHandler(
     ILogger<ScoringHandler> logger)
 {
     private readonly int _batchSize = Math.Max(1, options.Value.BatchSize);
+    private readonly int _maxDeliveryCount = Math.Max(1, options.Value.MaxDeliveryCount);
 
     /// <summary>The result document of a chunk in the results container.</summary>
     public static string ChunkDocumentPath(string tenant, string studyId, int chunkIndex) =>
@@ -92,17 +95,41 @@ public sealed partial class ScoringHandler(
             await SendResultAsync(request, null, stopwatch.Elapsed.TotalSeconds, error, cancellationToken).ConfigureAwait(false);
             return Settlement.Complete;
         }
+        catch (Exception ex) when (ex is not OperationCanceledException && message.DeliveryCount >= _maxDeliveryCount)
+        {
+            return await GiveUpAsync(request, message, ex, stopwatch.Elapsed.TotalSeconds, cancellationToken).ConfigureAwait(false);
+        }
 
-        var documentPath = ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
-        var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, ModelVersionOf(models.Manifest), models.Classes, scores);
-        await WriteAsync(documentPath, JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), cancellationToken).ConfigureAwait(false);
-        await sliceResults.UpsertAsync(
-            [.. scores.Select(s => new SliceResultRecord(request.Tenant, request.StudyId, s.SliceIndex, request.ChunkIndex, s.LesionMeanProbability, s.LesionFraction, s.LesionPixels, s.LungPixels, s.ClassProbabilities, s.OverlayPath))],
-            cancellationToken).ConfigureAwait(false);
-        var seconds = stopwatch.Elapsed.TotalSeconds;
-        await SendResultAsync(request, documentPath, seconds, null, cancellationToken).ConfigureAwait(false);
-        Log.Scored(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, scores.Count, seconds, models.Provider);
-        return Settlement.Complete;
+        try
+        {
+            var documentPath = ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
+            var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, ModelVersionOf(models.Manifest), models.Classes, scores);
+            await WriteAsync(documentPath, JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), cancellationToken).ConfigureAwait(false);
+            await sliceResults.UpsertAsync(
+                [.. scores.Select(s => new SliceResultRecord(request.Tenant, request.StudyId, s.SliceIndex, request.ChunkIndex, s.LesionMeanProbability, s.LesionFraction, s.LesionPixels, s.LungPixels, s.ClassProbabilities, s.OverlayPath))],
+                cancellationToken).ConfigureAwait(false);
+            var seconds = stopwatch.Elapsed.TotalSeconds;
+            await SendResultAsync(request, documentPath, seconds, null, cancellationToken).ConfigureAwait(false);
+            Log.Scored(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, scores.Count, seconds, models.Provider);
+            return Settlement.Complete;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && message.DeliveryCount >= _maxDeliveryCount)
+        {
+            return await GiveUpAsync(request, message, ex, stopwatch.Elapsed.TotalSeconds, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The last delivery of a chunk failed: tell the orchestration why (an error result, so the study fails now with the
+    /// cause) and dead-letter the message with the same reason. If even the error result cannot be sent, the exception
+    /// propagates and the consumer dead-letters the message; the orchestration then fails the study on its timeout.
+    /// </summary>
+    private async Task<Settlement> GiveUpAsync(ChunkRequest request, ReceivedMessage message, Exception ex, double seconds, CancellationToken cancellationToken)
+    {
+        var error = string.Create(CultureInfo.InvariantCulture, $"scoring failed on each of {message.DeliveryCount} deliveries; the last: {ex.GetType().Name}: {ex.Message}");
+        Log.GaveUp(logger, request.Tenant, request.StudyId, request.ChunkIndex, message.DeliveryCount, ex.GetType().Name, ex.Message);
+        await SendResultAsync(request, null, seconds, error, cancellationToken).ConfigureAwait(false);
+        return new Settlement(SettlementAction.DeadLetter, error);
     }
 
     private static string? Problem(ChunkRequest r) =>
@@ -200,6 +227,9 @@ public sealed partial class ScoringHandler(
 
         [LoggerMessage(EventId = 2202, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} chunk {Chunk} cannot be scored: {Error}")]
         public static partial void Unscorable(ILogger logger, string tenant, string studyId, int chunk, string error);
+
+        [LoggerMessage(EventId = 2204, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} chunk {Chunk} failed on its last delivery ({Deliveries}): {Type}: {Error}; answered with an error result and dead-lettered")]
+        public static partial void GaveUp(ILogger logger, string tenant, string studyId, int chunk, int deliveries, string type, string error);
 
         [LoggerMessage(EventId = 2203, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}): {Slices} slices scored in {Seconds:0.00} s on {Device}")]
         public static partial void Scored(ILogger logger, string tenant, string studyId, int chunk, int attempt, int slices, double seconds, string device);

@@ -7,4 +7,12 @@ public sealed record ScoringOptions
 
     /// <summary>Slices preprocessed and sent to the model at once (bounds memory: 8 × 352² floats per batch).</summary>
     public int BatchSize { get; init; } = 8;
+
+    /// <summary>
+    /// The consumer's deliveries per chunk message before it is dead-lettered (ScorerOptions.MaxDeliveryCount in the
+    /// scorer, PipelineOptions.MaxDeliveryCount locally; both 5 by default). On that last delivery a failing chunk is
+    /// answered with an error result, so its study fails at once with the cause instead of waiting out every
+    /// re-dispatch timeout. Set it to the consumer's value; a larger one only loses that shortcut.
+    /// </summary>
+    public int MaxDeliveryCount { get; init; } = 5;
 }
