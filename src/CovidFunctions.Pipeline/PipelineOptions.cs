@@ -18,8 +18,16 @@ public sealed record PipelineOptions
     /// <summary>A folder upload without a <c>.complete</c> marker is closed when no blob arrived for this long.</summary>
     public TimeSpan FolderStableAge { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>How long a raw upload is kept after its de-identified outputs are stored (zero: delete at once).</summary>
+    /// <summary>How long a raw upload is kept after its study's results are stored (zero: delete at once). Until then it is
+    /// always kept, and a study that fails moves it to quarantine.</summary>
     public TimeSpan UploadRetention { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// The most bytes one upload unit may declare (a blob, or a folder's blobs together) before ingest rejects it to
+    /// quarantine as <c>too-large</c> without downloading it (ingest copies an upload to local disk). 0: no limit.
+    /// The default matches the zip reader's 4 GiB expansion limit.
+    /// </summary>
+    public long MaxUploadBytes { get; init; } = 4L * 1024 * 1024 * 1024;
 
     /// <summary>Deliveries of a queue message before it is dead-lettered.</summary>
     public int MaxDeliveryCount { get; init; } = 5;
