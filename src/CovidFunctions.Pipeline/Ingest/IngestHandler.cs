@@ -120,6 +120,15 @@ public sealed partial class IngestHandler
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
+        // Ingest copies the upload to local disk: a unit over the limit is refused before that, by its declared size.
+        var declaredBytes = unit.Blobs.Sum(b => Math.Max(0, b.Length));
+        if (_options.MaxUploadBytes > 0 && declaredBytes > _options.MaxUploadBytes)
+        {
+            var detail = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"upload {unit.UploadPath}: {declaredBytes} bytes in {unit.Blobs.Count} blob(s), over the limit of {_options.MaxUploadBytes} bytes (Pipeline:MaxUploadBytes); upload the series alone, or in parts as separate studies");
+            return await RejectAsync(unit, "too-large", detail, cancellationToken).ConfigureAwait(false);
+        }
+
         var started = _time.GetUtcNow();
         var stopwatch = Stopwatch.StartNew();
         // This study's compute only: per-thread CPU time of its de-identification, assembly and decoding sections
@@ -527,6 +536,13 @@ public sealed partial class IngestHandler
 
     private InstanceResult DeidentifyInstance(LocalFile input, string output)
     {
+        // Top-level zips are expanded before this: a zip here came out of one. It is not opened (one level bounds what
+        // an upload can expand to), and saying so beats the DICOM reader's complaint about its bytes.
+        if (SafeZipArchive.IsZip(input.Path))
+        {
+            return InstanceResult.Skipped($"{input.Name}: a zip inside a zip is not opened (upload its files in one zip)", input, readable: false);
+        }
+
         DicomFile file;
         try
         {
