@@ -36,6 +36,7 @@ public static partial class StudyIds
     /// <summary>The deterministic message id of a chunk request (Service Bus duplicate detection keys on it).</summary>
     public static string ChunkMessageId(string studyId, int chunkIndex, int attempt) => $"{studyId}-c{chunkIndex:D4}-a{attempt}";
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,39}$")]
+    // \z, not $: $ also matches before a final "\n", which let "alpha\n" pass as a valid tenant.
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9-]{0,39}\z")]
     private static partial Regex TenantPattern();
 }
