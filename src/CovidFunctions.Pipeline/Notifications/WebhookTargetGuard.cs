@@ -23,9 +23,9 @@ public sealed class WebhookTargetRefusedException(string message) : Exception(me
 
 /// <summary>
 /// The SSRF guard. A webhook target must be an absolute https URL without credentials whose host resolves only to
-/// public unicast addresses: loopback, link-local, private, CGNAT, unique-local, unspecified, multicast, reserved
-/// and cloud metadata addresses are refused, checked at registration and again at every delivery. The delivery
-/// client connects through <see cref="CreateHandler"/>, whose connect callback resolves and vets the host itself
+/// public unicast addresses: loopback, link-local, private, CGNAT, unique-local, unspecified, multicast, reserved,
+/// cloud metadata and the Azure platform address (168.63.129.16) are refused, checked at registration and again at
+/// every delivery. The delivery client connects through <see cref="CreateHandler"/>, whose connect callback resolves and vets the host itself
 /// and connects only to a vetted address, so a DNS answer that changes between the check and the connect
 /// (rebinding) cannot reach an internal address; redirects are not followed and no proxy is used.
 /// With <see cref="WebhookOptions.AllowLoopbackWebhooks"/> (local testing only) http and https targets on
@@ -114,7 +114,11 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
             var reason = RefusalReason(address, options.AllowLoopbackWebhooks);
             if (reason is not null)
             {
-                throw new WebhookTargetRefusedException($"host '{bare}' resolves to {address}, a {reason} address");
+                // The range only, never the address a name resolved to: the message reaches API callers (422, the
+                // test endpoint's error), who could otherwise map internal DNS names to internal addresses.
+                throw new WebhookTargetRefusedException(literal is null
+                    ? $"host '{bare}' resolves to a {reason} address"
+                    : $"host '{bare}' is a {reason} address");
             }
         }
 
@@ -239,6 +243,9 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
     private static string? IPv4Reason(ReadOnlySpan<byte> b) => (b[0], b[1]) switch
     {
         (169, 254) when b[2] == 169 && b[3] == 254 => "cloud metadata",
+
+        // Azure's virtual public IP (WireServer, platform DNS and health probes): public in form, internal in use.
+        (168, 63) when b[2] == 129 && b[3] == 16 => "Azure platform",
         (169, 254) => "link-local",
         (0, _) => "unspecified",
         (127, _) => "loopback",
