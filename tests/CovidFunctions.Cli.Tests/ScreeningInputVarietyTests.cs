@@ -342,6 +342,24 @@ public sealed class ScreeningInputVarietyTests
     }
 
     [Fact]
+    public void Classify_FolderWithALinkLoop_ScoresEachImageOnce()
+    {
+        // a/up -> .. and self -> the input: the recursive walk used to follow them without end (the run never finished).
+        using var dir = TestData.CreateTempDirectory();
+        var input = Path.Combine(dir.Path, "in");
+        WritePng(Path.Combine(input, "a", "scan.png"), 32, 32, 0, 8);
+        Directory.CreateSymbolicLink(Path.Combine(input, "a", "up"), "..");
+        Directory.CreateSymbolicLink(Path.Combine(input, "self"), input);
+        var json = Path.Combine(dir.Path, "r.json");
+
+        var rc = ClassifyCommand.Run(input, json, Models, 0, TextWriter.Null, TextWriter.Null);
+
+        Assert.Equal(ExitCodes.Success, rc);
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(json));
+        Assert.Equal(new[] { "a/scan.png" }, doc.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("path").GetString()).ToArray());
+    }
+
+    [Fact]
     public void Segment_OutDirIsAnExistingFile_ExitsBadInputNamingIt()
     {
         using var dir = TestData.CreateTempDirectory();
