@@ -88,7 +88,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
             {
                 var outcome = await ingest.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
                 _done[unit.UploadPath] = newest;
-                Log.UnitIngested(logger, unit.Tenant, outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
+                Log.UnitIngested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
                 Ingested?.Invoke(outcome);
             }
             finally
@@ -102,7 +102,8 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
         }
         catch (Exception ex)
         {
-            Log.IngestFailed(logger, unit.Tenant, unit.StudyId, ex.GetType().Name, ex.Message);
+            // Exception messages can name the upload's blobs or their temporary copies: masked like every ingest log line.
+            Log.IngestFailed(logger, UploadNames.LoggableTenant(unit), unit.StudyId, ex.GetType().Name, UploadNames.Mask(ex.Message, unit));
         }
         finally
         {

@@ -81,7 +81,7 @@ public sealed partial class IngestFunctions(
         }
 
         var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
-        Log.Ingested(logger, unit.Tenant, outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
+        Log.Ingested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
     }
 
     /// <summary>Closes folder uploads without a marker once they are stable (the rule the local watcher applies too).</summary>

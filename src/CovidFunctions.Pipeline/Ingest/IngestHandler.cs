@@ -237,6 +237,7 @@ public sealed partial class IngestHandler
             }
 
             var deleted = await UploadArchive.DeleteAsync(_containers, uploadPath, cancellationToken).ConfigureAwait(false);
+            await UploadNames.ForgetUploadPathAsync(_studies, study.Tenant, study.StudyId, cancellationToken).ConfigureAwait(false);
             if (deleted > 0)
             {
                 swept++;
@@ -304,7 +305,7 @@ public sealed partial class IngestHandler
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
         {
             Status = StudyStatus.Failed,
-            Reason = "upload-missing: " + detail,
+            Reason = "upload-missing: " + UploadNames.Mask(detail, unit),
             UploadPath = unit.UploadPath,
         }, cancellationToken).ConfigureAwait(false);
         if (_notifier is not null)
@@ -350,7 +351,11 @@ public sealed partial class IngestHandler
         }
 
         await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
-        Log.Rejected(_logger, unit.Tenant, unit.StudyId, code, detail);
+
+        // reason.json keeps the upload's names (the quarantine holds the originals anyway); the log and the Studies row
+        // (API, report, status) get them masked: file names can carry patient names (docs/compliance/phi-flow.md).
+        var maskedDetail = UploadNames.Mask(detail, unit);
+        Log.Rejected(_logger, UploadNames.LoggableTenant(unit), unit.StudyId, code, maskedDetail);
 
         // An invalid tenant has no Studies partition and no subscribers: the quarantine is its record. A re-upload
         // leaves its (finished) study as it is.
@@ -359,8 +364,10 @@ public sealed partial class IngestHandler
             await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = reason.At }) with
             {
                 Status = StudyStatus.Rejected,
-                Reason = $"{code}: {detail}",
-                UploadPath = unit.UploadPath,
+                Reason = $"{code}: {maskedDetail}",
+
+                // The upload is gone from ct-uploads; its path (a name the uploader chose) lives on in reason.json only.
+                UploadPath = null,
             }, cancellationToken).ConfigureAwait(false);
             if (_notifier is not null)
             {
@@ -528,7 +535,10 @@ public sealed partial class IngestHandler
             report.GantryTiltDegrees,
             [.. report.Others],
             deidentified,
-            skipped.Count <= MaxSkippedNotes ? skipped : [.. skipped.Take(MaxSkippedNotes), $"... and {skipped.Count - MaxSkippedNotes} more"],
+            // The notes name the upload's files: masked in the row (the skipped files are kept in quarantine under their names).
+            skipped.Count <= MaxSkippedNotes
+                ? [.. skipped.Select(n => UploadNames.Mask(n, unit))]
+                : [.. skipped.Take(MaxSkippedNotes).Select(n => UploadNames.Mask(n, unit)), $"... and {skipped.Count - MaxSkippedNotes} more"],
             keptIn);
         var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
         return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, []);

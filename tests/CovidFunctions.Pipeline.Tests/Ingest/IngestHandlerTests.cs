@@ -131,7 +131,9 @@ public sealed class IngestHandlerTests
         Assert.Equal(5, first.SliceCount);
         Assert.Equal(7, (await IngestTestHost.ListAsync(host.Uploads, string.Empty)).Count); // kept (marker included) until the results are stored
         var study = (await host.Studies.GetAsync(Tenant, unit.StudyId, default))!;
-        Assert.Contains("notes.txt", study.SeriesJson, StringComparison.Ordinal);
+        // The skipped file is noted with its name masked (names can carry PHI); it is kept in quarantine under its name.
+        Assert.DoesNotContain("notes.txt", study.SeriesJson, StringComparison.Ordinal);
+        Assert.Contains(UploadNames.Masked + ": not readable as DICOM", study.SeriesJson, StringComparison.Ordinal);
         Assert.Equal("scanner notes, not an image", Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{unit.StudyId}/skipped/notes.txt")));
 
         var manifestFile = host.Containers.LinkTo(PipelineNames.SlicesContainer, $"{study.TilesPrefix}/manifest.json");

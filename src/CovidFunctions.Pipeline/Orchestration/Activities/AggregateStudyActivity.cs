@@ -115,6 +115,7 @@ public sealed partial class AggregateStudyActivity(
         if (options.Value.UploadRetention <= TimeSpan.Zero && stored.UploadPath is { Length: > 0 } uploadPath)
         {
             await UploadArchive.DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
+            await UploadNames.ForgetUploadPathAsync(studies, input.Tenant, input.StudyId, cancellationToken).ConfigureAwait(false);
         }
 
         Log.Aggregated(logger, input.Tenant, input.StudyId, prediction.Label, burden, slices.Count, top.Count);
