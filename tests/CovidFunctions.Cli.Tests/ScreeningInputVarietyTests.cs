@@ -360,6 +360,21 @@ public sealed class ScreeningInputVarietyTests
     }
 
     [Fact]
+    public void Segment_OverlaysInTheOutDir_ExitsBadInput()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var image = Path.Combine(dir.Path, "a.png");
+        WritePng(image, 32, 32, 0, 8);
+        var outDir = Path.Combine(dir.Path, "out");
+        var error = new StringWriter();
+
+        var rc = SegmentCommand.Run(image, outDir, Models, 0, new SegmentExtras(outDir + "/", null, null), TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains("is the --out-dir", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Segment_OutDirIsAnExistingFile_ExitsBadInputNamingIt()
     {
         using var dir = TestData.CreateTempDirectory();

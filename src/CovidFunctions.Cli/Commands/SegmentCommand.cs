@@ -135,6 +135,14 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
+        if (extras.OverlaysDir is not null &&
+            string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(extras.OverlaysDir)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir)), StringComparison.OrdinalIgnoreCase))
+        {
+            // 2-D overlays carry the masks' names; in one folder each overlay would replace its mask (a series' do not).
+            error.WriteLine($"segment: --overlays {extras.OverlaysDir} is the --out-dir; give the overlays their own folder.");
+            return ExitCodes.BadInput;
+        }
+
         var maskNames = MaskNames(input, files, extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir], error);
         if (maskNames is null)
         {
