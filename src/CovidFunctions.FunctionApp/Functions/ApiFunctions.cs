@@ -58,7 +58,7 @@ public sealed class ApiFunctions(ResultsApi api, IApiKeyAuthorizer authorizer)
     {
         ArgumentNullException.ThrowIfNull(request);
         var cancellationToken = request.HttpContext.RequestAborted;
-        var caller = await authorizer.AuthorizeAsync(request.Headers[LocalApiKeys.HeaderName].FirstOrDefault(), cancellationToken).ConfigureAwait(false);
+        var caller = await authorizer.AuthorizeAsync(ResultsApiEndpoints.ApiKeyOf(request.Headers), cancellationToken).ConfigureAwait(false);
         var response = caller is null
             ? ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")
             : await handler(caller, request.Query, cancellationToken).ConfigureAwait(false);

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 
 namespace CovidFunctions.Pipeline.Api;
 
@@ -142,17 +141,13 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
         return new MintedApiKey(stored.Id, key, stored.Tenants, stored.CreatedAt);
     }
 
-    /// <summary><c>POST</c>: 201 with the new key; 400 on a body that is not <c>{"tenants": [...]}</c> or an invalid tenant.</summary>
+    /// <summary><c>POST</c>: 201 with the new key; 400 on a body that is not <c>{"tenants": [...]}</c> or an invalid tenant; 413 over <see cref="ApiRequestBody.MaxBytes"/>.</summary>
     public async Task<ApiResponse> MintAsync(Stream requestBody, CancellationToken cancellationToken)
     {
-        MintApiKeyRequest? body;
-        try
+        var (body, error) = await ApiRequestBody.ReadJsonAsync<MintApiKeyRequest>(requestBody, cancellationToken).ConfigureAwait(false);
+        if (error is not null)
         {
-            body = await JsonSerializer.DeserializeAsync<MintApiKeyRequest>(requestBody, ApiJson.Options, cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException ex)
-        {
-            return ApiResponse.Error(400, "request body is not valid JSON: " + ex.Message);
+            return error;
         }
 
         if (body?.Tenants is not { Count: > 0 } tenants || tenants.Any(t => t is null))

@@ -270,7 +270,7 @@ public sealed class ResultsApi(
     public async Task<StudyRecord?> FindAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        if (string.IsNullOrEmpty(studyId))
+        if (!IsPlausibleStudyId(studyId))
         {
             return null;
         }
@@ -315,7 +315,7 @@ public sealed class ResultsApi(
     private async Task<WebhookSubscription?> FindWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        if (tenant is not null && !caller.CanSee(tenant))
+        if (!WebhookIds.IsValidSubscriptionId(id) || (tenant is not null && (!StudyIds.IsValidTenant(tenant) || !caller.CanSee(tenant))))
         {
             return null;
         }
@@ -323,6 +323,14 @@ public sealed class ResultsApi(
         var subscription = await webhooks.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
         return subscription is not null && caller.CanSee(subscription.Tenant) ? subscription : null;
     }
+
+    /// <summary>
+    /// Whether <paramref name="studyId"/> can name a study (1-64 ASCII letters, digits, '-' and '_'; real ids are
+    /// <c>s</c> + 24 hex digits). Anything else is answered 404 before the store sees it: a '/' in a table key fails
+    /// the point read (500), and an all-tenant caller's lookup would scan every study for an id that cannot exist.
+    /// </summary>
+    public static bool IsPlausibleStudyId(string? studyId) =>
+        studyId is { Length: > 0 and <= 64 } && studyId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     private StudySummary Summary(StudyRecord study) => new(
         study.StudyId,

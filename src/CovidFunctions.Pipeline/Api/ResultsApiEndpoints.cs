@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -55,22 +54,14 @@ public static class ResultsApiEndpoints
         return api.ListStudiesAsync(caller, new StudyListQuery(QueryValue(query["tenant"]), QueryValue(query["status"]), from, to, QueryValue(query["continuation"]), pageSize), cancellationToken);
     }
 
-    /// <summary>Creates a webhook subscription from a JSON request body; 400 when the body is not valid JSON. Shared
+    /// <summary>Creates a webhook subscription from a JSON request body; 400 when the body is not valid JSON, 413 when it
+    /// is over <see cref="ApiRequestBody.MaxBytes"/>. Shared
     /// with the Function app's CreateWebhook function.</summary>
     public static async Task<ApiResponse> CreateWebhookAsync(ResultsApi api, ApiCaller caller, Stream requestBody, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(api);
-        CreateWebhookRequest? body;
-        try
-        {
-            body = await JsonSerializer.DeserializeAsync<CreateWebhookRequest>(requestBody, ApiJson.Options, cancellationToken).ConfigureAwait(false);
-        }
-        catch (JsonException ex)
-        {
-            return ApiResponse.Error(400, "request body is not valid JSON: " + ex.Message);
-        }
-
-        return await api.CreateWebhookAsync(caller, body, cancellationToken).ConfigureAwait(false);
+        var (body, error) = await ApiRequestBody.ReadJsonAsync<CreateWebhookRequest>(requestBody, cancellationToken).ConfigureAwait(false);
+        return error ?? await api.CreateWebhookAsync(caller, body, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Writes an <see cref="ApiResponse"/> to an ASP.NET Core response.</summary>
@@ -90,7 +81,8 @@ public static class ResultsApiEndpoints
         if (result.ContentType.StartsWith("text/html", StringComparison.Ordinal))
         {
             // The report is self-contained: no scripts, images only as data: URIs.
-            response.Headers.ContentSecurityPolicy = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'";
+            // Nor may it be framed by another site, change its base URL or submit forms.
+            response.Headers.ContentSecurityPolicy = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
         }
 
         response.ContentLength = result.Body.Length;
@@ -103,7 +95,7 @@ public static class ResultsApiEndpoints
     private static async Task Run(HttpContext http, ApiHandler handler)
     {
         var authorizer = http.RequestServices.GetRequiredService<IApiKeyAuthorizer>();
-        var caller = await authorizer.AuthorizeAsync(http.Request.Headers[LocalApiKeys.HeaderName].FirstOrDefault(), http.RequestAborted).ConfigureAwait(false);
+        var caller = await authorizer.AuthorizeAsync(ApiKeyOf(http.Request.Headers), http.RequestAborted).ConfigureAwait(false);
         if (caller is null)
         {
             await WriteAsync(http.Response, ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")).ConfigureAwait(false);
@@ -113,6 +105,16 @@ public static class ResultsApiEndpoints
         var api = http.RequestServices.GetRequiredService<ResultsApi>();
         var result = await handler(api, caller, http.Request.Query, http.RequestAborted).ConfigureAwait(false);
         await WriteAsync(http.Response, result).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The request's <c>X-Api-Key</c>: null (401) when it is absent or sent more than once. With two values, which one
+    /// counts would depend on the order a proxy keeps them in, so neither does.
+    /// </summary>
+    public static string? ApiKeyOf(IHeaderDictionary headers)
+    {
+        ArgumentNullException.ThrowIfNull(headers);
+        return headers.TryGetValue(LocalApiKeys.HeaderName, out var values) && values.Count == 1 ? values[0] : null;
     }
 
     /// <summary>A query parameter's first value, or null when it is absent or empty.</summary>

@@ -18,9 +18,26 @@ public sealed class WebhookManager(
     WebhookOptions options,
     TimeProvider time)
 {
+    /// <summary>The longest secret a caller may choose (generated ones are 70 characters).</summary>
+    public const int MaxSecretLength = 256;
+
+    /// <summary>The longest target URL accepted.</summary>
+    public const int MaxUrlLength = 2048;
+
     public async Task<CreatedWebhook> AddAsync(string tenant, string url, IReadOnlyList<string>? eventTypes, string? secret, CancellationToken cancellationToken)
     {
         StudyIds.RequireTenant(tenant);
+        ArgumentNullException.ThrowIfNull(url);
+        if (url.Length > MaxUrlLength)
+        {
+            throw new ArgumentException($"a webhook URL must be at most {MaxUrlLength} characters", nameof(url));
+        }
+
+        if (secret is not null && secret.Length > MaxSecretLength)
+        {
+            throw new ArgumentException($"a webhook secret must be at most {MaxSecretLength} characters", nameof(secret));
+        }
+
         var target = await guard.ValidateAsync(url, cancellationToken).ConfigureAwait(false);
         var events = eventTypes is { Count: > 0 } ? eventTypes.Distinct(StringComparer.Ordinal).ToList() : [.. StudyEventTypes.All];
         var unknown = events.Where(e => !StudyEventTypes.All.Contains(e, StringComparer.Ordinal)).ToList();

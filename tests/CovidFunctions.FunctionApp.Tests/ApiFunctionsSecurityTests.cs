@@ -1,0 +1,111 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using CovidFunctions.FunctionApp.Functions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Primitives;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// Adversarial requests to the Function app's HTTP functions through its composition root (tables on the test's
+/// Azurite): a duplicated <c>X-Api-Key</c>, an oversized mint body, and study or webhook ids that are no valid table
+/// keys (they must answer 404 like any unknown id, not fail in the table client).
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ApiFunctionsSecurityTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task DuplicatedApiKeyHeader_Is401_EvenWhenTheFirstValueIsValid()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path);
+        var (api, key, studyId) = await TenantWithStudyAsync(services);
+
+        Assert.Equal(200, (await Run(await api.GetStudy(Request("GET", [key]), studyId))).Status);
+        Assert.Equal(401, (await Run(await api.GetStudy(Request("GET", [key, ApiKeyFormat.NewKey()]), studyId))).Status);
+        Assert.Equal(401, (await Run(await api.GetStudy(Request("GET", [ApiKeyFormat.NewKey(), key]), studyId))).Status);
+    }
+
+    [Fact]
+    public async Task MintApiKey_ABodyOverTheLimit_Is413()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path);
+        var admin = ActivatorUtilities.CreateInstance<ApiKeyFunctions>(services);
+        var tenants = string.Join(",", Enumerable.Range(0, 10_000).Select(i => $"\"t{i}\""));
+
+        var minted = await Run(await admin.MintApiKey(Request("POST", body: "{\"tenants\":[" + tenants + "]}")));
+
+        Assert.Equal(413, minted.Status);
+    }
+
+    [Theory]
+    [InlineData("a#b")]
+    [InlineData("a\\b")]
+    [InlineData("a?b")]
+    [InlineData("a'b")]
+    [InlineData("a\u0001b")]
+    [InlineData("a/b")]
+    public async Task IdsThatAreNoTableKeys_Answer404(string id)
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path);
+        var (api, key, _) = await TenantWithStudyAsync(services);
+
+        Assert.Equal(404, (await Run(await api.GetStudy(Request("GET", [key]), id))).Status);
+        Assert.Equal(404, (await Run(await api.GetStudyReport(Request("GET", [key]), id))).Status);
+        Assert.Equal(404, (await Run(await api.DeleteWebhook(Request("DELETE", [key]), id))).Status);
+        Assert.Equal(404, (await Run(await api.TestWebhook(Request("POST", [key]), id))).Status);
+    }
+
+    private static async Task<(ApiFunctions Api, string Key, string StudyId)> TenantWithStudyAsync(ServiceProvider services)
+    {
+        var tenant = "fs-" + Guid.NewGuid().ToString("N")[..10];
+        var studyId = StudyIds.ForUpload(tenant, "scan.zip");
+        Assert.True(await services.GetRequiredService<IStudyStore>().TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = studyId, UploadPath = "scan.zip", CreatedAt = DateTimeOffset.UtcNow }, CancellationToken.None));
+        var minted = await services.GetRequiredService<ApiKeyAdmin>().MintAsync([tenant], CancellationToken.None);
+        return (ActivatorUtilities.CreateInstance<ApiFunctions>(services), minted.Key, studyId);
+    }
+
+    private static HttpRequest Request(string method, string[]? apiKeys = null, string? body = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = method;
+        if (apiKeys is not null)
+        {
+            context.Request.Headers[LocalApiKeys.HeaderName] = new StringValues(apiKeys);
+        }
+
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
+        context.Response.Body = new MemoryStream();
+        return context.Request;
+    }
+
+    private static async Task<ApiResponse> Run(IActionResult result)
+    {
+        var context = new DefaultHttpContext();
+        var buffer = new MemoryStream();
+        context.Response.Body = buffer;
+        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
+        return new ApiResponse(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray());
+    }
+
+    private ServiceProvider Build(string keyDirectory)
+    {
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
+            .Where(v => !string.IsNullOrEmpty(v.Value))
+            .ToDictionary();
+        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
+        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
+    }
+}

@@ -1,0 +1,257 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Tests.Notifications;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace CovidFunctions.Pipeline.Tests.Api;
+
+/// <summary>
+/// Adversarial checks of the results API over real HTTP (Kestrel on 127.0.0.1, local keys): oversized bodies, tenant
+/// names that only look valid, duplicated key headers, error texts that name internals, and the report's headers.
+/// </summary>
+public sealed class ApiSecurityTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Fact]
+    public async Task CreateWebhook_ABodyOverTheLimit_Is413_AndNothingIsStored()
+    {
+        using var kit = new ApiTestKit();
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var (app, baseUrl) = await StartAsync(kit, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        // A 1 MiB secret: before the limit this was read whole, accepted (201) and stored in the secret store.
+        var body = new { url = "http://127.0.0.1:9/hook", secret = new string('x', 1024 * 1024) };
+        using var response = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, body);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync(null, None));
+    }
+
+    [Fact]
+    public async Task CreateWebhook_ASecretOrUrlOverItsLimit_Is400()
+    {
+        using var kit = new ApiTestKit();
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var (app, baseUrl) = await StartAsync(kit, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        using var longSecret = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength + 1) });
+        Assert.Equal(HttpStatusCode.BadRequest, longSecret.StatusCode);
+        using var longUrl = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/" + new string('a', WebhookManager.MaxUrlLength) });
+        Assert.Equal(HttpStatusCode.BadRequest, longUrl.StatusCode);
+        Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync(null, None));
+
+        // The limits leave ordinary values alone.
+        using var ok = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength) });
+        Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
+    }
+
+    [Fact]
+    public async Task MintApiKey_ABodyOverTheLimit_Is413()
+    {
+        var store = new InMemoryKeyStore();
+        var admin = new ApiKeyAdmin(store, TimeProvider.System);
+        var tenants = string.Join(",", Enumerable.Repeat("\"alpha\"", 20_000));
+        using var body = new MemoryStream(Encoding.UTF8.GetBytes("{\"tenants\":[" + tenants + "]}"));
+
+        var response = await admin.MintAsync(body, None);
+
+        Assert.Equal(413, response.Status);
+        Assert.Empty(store.Keys);
+    }
+
+    [Fact]
+    public async Task InvalidJson_TheErrorDoesNotNameInternalTypes()
+    {
+        using var kit = new ApiTestKit();
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var (app, baseUrl) = await StartAsync(kit, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        using var response = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new[] { 1, 2 });
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("not valid JSON", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("CovidFunctions.", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", text, StringComparison.Ordinal);
+
+        var minted = await new ApiKeyAdmin(new InMemoryKeyStore(), TimeProvider.System).MintAsync(new MemoryStream("[1]"u8.ToArray()), None);
+        Assert.Equal(400, minted.Status);
+        Assert.DoesNotContain("CovidFunctions.", minted.BodyText, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("alpha\n")]
+    [InlineData("alpha\r\n")]
+    public async Task TenantWithATrailingNewline_IsNotValid_Anywhere(string tenant)
+    {
+        // The tenant pattern ended in '$', which also matches before a final '\n': "alpha\n" passed as valid.
+        Assert.False(StudyIds.IsValidTenant(tenant));
+        Assert.Throws<ArgumentException>(() => StudyIds.RequireTenant(tenant));
+        Assert.False(ApiKeyTenants.IsValid(tenant));
+
+        var store = new InMemoryKeyStore();
+        var admin = new ApiKeyAdmin(store, TimeProvider.System);
+        using var body = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new { tenants = new[] { tenant } }));
+        Assert.Equal(400, (await admin.MintAsync(body, None)).Status);
+        Assert.Empty(store.Keys);
+
+        using var kit = new ApiTestKit();
+        var list = await kit.Api.ListStudiesAsync(ApiCaller.AllTenants, new StudyListQuery(Tenant: tenant), None);
+        Assert.Equal(400, list.Status);
+    }
+
+    [Fact]
+    public async Task DuplicatedKeyHeader_Is401_WhicheverValueComesFirst()
+    {
+        using var kit = new ApiTestKit();
+        await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var (app, baseUrl) = await StartAsync(kit, keys);
+        await using var server = app;
+
+        // Two header lines (HttpClient would join the values into one line): before, the first one counted.
+        foreach (var pair in new[] { new[] { alphaKey, "cfk_other" }, ["cfk_other", alphaKey], [alphaKey, alphaKey] })
+        {
+            Assert.Equal(401, await RawGetStatusAsync(baseUrl, "/api/studies/s0000000000000000000000a1", pair));
+        }
+
+        Assert.Equal(200, await RawGetStatusAsync(baseUrl, "/api/studies/s0000000000000000000000a1", [alphaKey]));
+    }
+
+    /// <summary>A GET written by hand, one <c>X-Api-Key</c> line per value; returns the status code.</summary>
+    private static async Task<int> RawGetStatusAsync(Uri baseUrl, string path, string[] keys)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(baseUrl.Host, baseUrl.Port);
+        await using var stream = client.GetStream();
+        var request = new StringBuilder($"GET {path} HTTP/1.1\r\nHost: {baseUrl.Authority}\r\nConnection: close\r\n");
+        foreach (var key in keys)
+        {
+            request.Append(LocalApiKeys.HeaderName).Append(": ").Append(key).Append("\r\n");
+        }
+
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request.Append("\r\n").ToString()));
+        using var reader = new StreamReader(stream, Encoding.ASCII);
+        var statusLine = await reader.ReadLineAsync() ?? "";
+        return int.Parse(statusLine.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task Report_MayNotBeFramed_AndLoadsNothingExternal()
+    {
+        using var kit = new ApiTestKit();
+        await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var (app, baseUrl) = await StartAsync(kit, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        using var report = await Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1/report", alphaKey);
+
+        Assert.Equal(HttpStatusCode.OK, report.StatusCode);
+        var csp = string.Join(";", report.Headers.GetValues("Content-Security-Policy"));
+        Assert.Contains("default-src 'none'", csp, StringComparison.Ordinal);
+        Assert.Contains("frame-ancestors 'none'", csp, StringComparison.Ordinal);
+        Assert.Contains("base-uri 'none'", csp, StringComparison.Ordinal);
+        Assert.Contains("form-action 'none'", csp, StringComparison.Ordinal);
+        Assert.Equal("nosniff", Assert.Single(report.Headers.GetValues("X-Content-Type-Options")));
+    }
+
+    [Fact]
+    public async Task Report_EscapesEveryStoredString()
+    {
+        using var kit = new ApiTestKit();
+        var study = await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        const string Script = "<script>alert(1)</script>";
+        await kit.Studies.UpdateAsync(
+            "alpha",
+            study.StudyId,
+            s => s! with
+            {
+                StudyPseudonym = "2.25.1\"><img src=x onerror=alert(1)>",
+                ModelVersion = Script,
+                Label = Script,
+                TimingsJson = "{\"<b>stage</b>\":\"" + "<i>x</i>" + "\"}",
+                TopSlicesJson = "[{\"sliceIndex\":1,\"lesionPercent\":2,\"overlayPath\":\"alpha/s0000000000000000000000a1/\\\"><script>x</script>.png\"}]",
+            },
+            None);
+
+        var report = await kit.Api.GetReportAsync(ApiCaller.ForTenants("alpha"), study.StudyId, null, None);
+
+        Assert.Equal(200, report.Status);
+        var html = report.BodyText;
+        Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<img src=x", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<b>stage", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<i>x", html, StringComparison.Ordinal);
+        Assert.Contains("&lt;script&gt;", html, StringComparison.Ordinal);
+    }
+
+    private static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
+        request.Headers.Add(LocalApiKeys.HeaderName, key);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body);
+        }
+
+        return await http.SendAsync(request);
+    }
+
+    private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ApiTestKit kit, LocalApiKeys keys)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddSingleton(kit.Api);
+        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
+        var app = builder.Build();
+        app.MapResultsApi();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return (app, new Uri(address));
+    }
+
+    /// <summary>An <see cref="IApiKeyStore"/> in memory (the admin handlers need nothing more).</summary>
+    private sealed class InMemoryKeyStore : IApiKeyStore
+    {
+        public List<StoredApiKey> Keys { get; } = [];
+
+        public Task AddAsync(StoredApiKey key, CancellationToken cancellationToken)
+        {
+            Keys.Add(key);
+            return Task.CompletedTask;
+        }
+
+        public Task<StoredApiKey?> FindByHashAsync(string hash, CancellationToken cancellationToken) =>
+            Task.FromResult(Keys.FirstOrDefault(k => k.Hash == hash));
+
+        public Task<IReadOnlyList<StoredApiKey>> ListAsync(CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<StoredApiKey>>(Keys);
+
+        public Task<bool> DeleteByIdAsync(string id, CancellationToken cancellationToken) =>
+            Task.FromResult(Keys.RemoveAll(k => k.Id == id) > 0);
+    }
+}
