@@ -517,8 +517,21 @@ public sealed partial class IngestHandler
             throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
         }
 
-        // Screening a study without lungs (a head CT, an abdomen) would give a diagnosis of nothing.
-        if (ChestCoverage.Measure(series) is { ShowsLungs: false } coverage)
+        // Screening a study without lungs (a head CT, an abdomen) would give a diagnosis of nothing. Measuring decodes
+        // pixel data for the first time: a corrupt codestream fails here, and is a reject like any other bad content
+        // (thrown on, it would fail every re-delivery the same way and leave the study processing for ever).
+        ChestCoverage? coverage;
+        try
+        {
+            coverage = ChestCoverage.Measure(series);
+        }
+        catch (ImagingException ex)
+        {
+            series.Dispose();
+            throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
+        }
+
+        if (coverage is { ShowsLungs: false })
         {
             series.Dispose();
             throw new IngestRejectedException("no-lungs", $"upload {unit.UploadPath}: {coverage.Reason}");

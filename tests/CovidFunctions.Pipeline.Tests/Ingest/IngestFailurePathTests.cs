@@ -47,6 +47,26 @@ public sealed class IngestFailurePathTests
     }
 
     [Fact]
+    public async Task CtWithACorruptJpegCodestream_IsRejectedNamingTheFile_NotRetriedForEver()
+    {
+        // Before: the decode error escaped from the lung-coverage check (outside the reject handling), so ingest threw
+        // on every delivery, the study stayed "processing" and the message named the temporary de-identified copy.
+        var content = File.ReadAllBytes(TestData.Shared("dicom", "conformance", "dcm4che-testdata", "CT-JPEGLosslessSV1.dcm"));
+        var random = new Random(7);
+        for (var i = content.Length * 6 / 10; i < content.Length - 16; i += 7)
+        {
+            content[i] = (byte)random.Next(256);
+        }
+
+        var (host, outcome) = await IngestOneAsync("jpeg.dcm", content);
+        using (host)
+        {
+            await AssertRejectedAsync(host, outcome, "jpeg.dcm", "jpeg.dcm: pixel data cannot be decoded", content);
+            Assert.Equal("unreadable", outcome.Reason);
+        }
+    }
+
+    [Fact]
     public async Task ZeroByteBlob_IsRejected_NotLeftInTheUploads()
     {
         var (host, outcome) = await IngestOneAsync("empty.dcm", []);
