@@ -70,7 +70,7 @@ public sealed class ResultsApi(
         var items = new List<StudySummary>(pageSize);
         var seen = 0;
         var more = false;
-        await foreach (var study in studies.QueryAsync(query.Tenant, query.Status, query.From, query.To, cancellationToken).ConfigureAwait(false))
+        await foreach (var study in studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, query.To, cancellationToken).ConfigureAwait(false))
         {
             if (!caller.CanSee(study.Tenant))
             {
@@ -238,7 +238,7 @@ public sealed class ResultsApi(
             return ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
         }
 
-        var all = await webhooks.ListAsync(tenant, cancellationToken).ConfigureAwait(false);
+        var all = await webhooks.ListAsync(tenant ?? SingleTenantOf(caller), cancellationToken).ConfigureAwait(false);
         return ApiResponse.Json(all.Where(s => caller.CanSee(s.Tenant)).Select(WebhookView.Of).ToList());
     }
 
@@ -323,6 +323,12 @@ public sealed class ResultsApi(
         var subscription = await webhooks.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
         return subscription is not null && caller.CanSee(subscription.Tenant) ? subscription : null;
     }
+
+    /// <summary>
+    /// The one tenant of a key bound to a single tenant (null otherwise): its lists query that tenant's partition only,
+    /// so other tenants' rows are never read for it (the <see cref="ApiCaller.CanSee"/> filter stays as the second guard).
+    /// </summary>
+    private static string? SingleTenantOf(ApiCaller caller) => caller.Tenants is { Count: 1 } only ? only.First() : null;
 
     /// <summary>
     /// Whether <paramref name="studyId"/> can name a study (1-64 ASCII letters, digits, '-' and '_'; real ids are

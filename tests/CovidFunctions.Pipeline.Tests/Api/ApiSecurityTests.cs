@@ -208,6 +208,37 @@ public sealed class ApiSecurityTests
         Assert.Contains("&lt;script&gt;", html, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task ATenantBoundKeysLists_QueryOnlyItsTenant_NotEveryTenantsRows()
+    {
+        // Before, a key bound to one tenant listed studies and webhooks by reading every tenant's rows and dropping the
+        // others in memory: isolation rested on that filter alone, and each page read the whole table.
+        using var kit = new ApiTestKit();
+        await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        await kit.AddCompletedStudyAsync("beta", "s0000000000000000000000b1");
+        await kit.Webhooks.Manager.AddAsync("beta", "http://127.0.0.1:9/beta", null, null, None);
+        var studies = new RecordingStudyStore(kit.Studies);
+        var subscriptions = new RecordingSubscriptionStore(kit.Webhooks.Subscriptions);
+        var w = kit.Webhooks;
+        var manager = new WebhookManager(subscriptions, w.Secrets, w.Deliveries, w.Guard, w.Dispatcher, w.Options, TimeProvider.System);
+        var api = new ResultsApi(studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, studies), manager, new ResultsApiOptions());
+        var alpha = ApiCaller.ForTenants("alpha");
+
+        var list = await api.ListStudiesAsync(alpha, new StudyListQuery(), None);
+        var hooks = await api.ListWebhooksAsync(alpha, null, None);
+
+        Assert.Equal(200, list.Status);
+        Assert.Contains("s0000000000000000000000a1", list.BodyText, StringComparison.Ordinal);
+        Assert.DoesNotContain("s0000000000000000000000b1", list.BodyText, StringComparison.Ordinal);
+        Assert.Equal(["alpha"], studies.QueriedTenants);
+        Assert.Equal("[]", hooks.BodyText);
+        Assert.Equal(["alpha"], subscriptions.ListedTenants);
+
+        // An all-tenant key still lists across tenants.
+        await api.ListStudiesAsync(ApiCaller.AllTenants, new StudyListQuery(), None);
+        Assert.Equal(["alpha", null], studies.QueriedTenants);
+    }
+
     private static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
     {
         using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
@@ -232,6 +263,43 @@ public sealed class ApiSecurityTests
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return (app, new Uri(address));
+    }
+
+    /// <summary>Records the tenant of every query and passes everything through.</summary>
+    private sealed class RecordingStudyStore(CovidFunctions.Pipeline.Storage.IStudyStore inner) : CovidFunctions.Pipeline.Storage.IStudyStore
+    {
+        public List<string?> QueriedTenants { get; } = [];
+
+        public Task<CovidFunctions.Pipeline.Storage.StudyRecord?> GetAsync(string tenant, string studyId, CancellationToken cancellationToken) => inner.GetAsync(tenant, studyId, cancellationToken);
+
+        public Task<bool> TryCreateAsync(CovidFunctions.Pipeline.Storage.StudyRecord record, CancellationToken cancellationToken) => inner.TryCreateAsync(record, cancellationToken);
+
+        public Task<CovidFunctions.Pipeline.Storage.StudyRecord> UpdateAsync(string tenant, string studyId, Func<CovidFunctions.Pipeline.Storage.StudyRecord?, CovidFunctions.Pipeline.Storage.StudyRecord> update, CancellationToken cancellationToken) =>
+            inner.UpdateAsync(tenant, studyId, update, cancellationToken);
+
+        public IAsyncEnumerable<CovidFunctions.Pipeline.Storage.StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken)
+        {
+            QueriedTenants.Add(tenant);
+            return inner.QueryAsync(tenant, status, from, to, cancellationToken);
+        }
+    }
+
+    /// <summary>Records the tenant of every list and passes everything through.</summary>
+    private sealed class RecordingSubscriptionStore(IWebhookSubscriptionStore inner) : IWebhookSubscriptionStore
+    {
+        public List<string?> ListedTenants { get; } = [];
+
+        public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
+
+        public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken) => inner.GetAsync(tenant, id, cancellationToken);
+
+        public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken)
+        {
+            ListedTenants.Add(tenant);
+            return inner.ListAsync(tenant, cancellationToken);
+        }
+
+        public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
     }
 
     /// <summary>An <see cref="IApiKeyStore"/> in memory (the admin handlers need nothing more).</summary>
