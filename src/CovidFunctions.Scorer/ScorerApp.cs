@@ -24,7 +24,9 @@ public static class ScorerApp
         scorer.Validate();
 
         builder.Services.AddSingleton(Options.Create(scorer));
-        builder.Services.Configure<ScoringOptions>(builder.Configuration.GetSection(ScoringOptions.SectionName));
+        // The handler's last-delivery shortcut must count the deliveries the consumer counts: one value, Scorer:MaxDeliveryCount.
+        var scoring = (builder.Configuration.GetSection(ScoringOptions.SectionName).Get<ScoringOptions>() ?? new ScoringOptions()) with { MaxDeliveryCount = scorer.MaxDeliveryCount };
+        builder.Services.AddSingleton(Options.Create(scoring));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = scorer.DrainTimeout + TimeSpan.FromSeconds(15));
         builder.Services.AddSingleton<ScorerReadiness>();
         AddMessaging(builder.Services, builder.Configuration, scorer);

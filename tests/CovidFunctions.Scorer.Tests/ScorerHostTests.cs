@@ -145,6 +145,22 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         Assert.DoesNotContain(first.MessageId, left);
     }
 
+    [Fact]
+    public async Task ScoringHandler_CountsDeliveriesLikeTheConsumer_FromScorerMaxDeliveryCount()
+    {
+        // The handler answers a failing chunk with an error result on the consumer's last delivery; a Scoring value
+        // that disagreed with Scorer:MaxDeliveryCount would fail a chunk early or lose that shortcut, so only one counts.
+        var settings = Settings(UniqueQueues("o"), TestWaits.FreePort(), maxConcurrentCalls: 1);
+        settings["Scorer:MaxDeliveryCount"] = "3";
+        settings["Scoring:MaxDeliveryCount"] = "9";
+        settings["Scoring:BatchSize"] = "4";
+        await using var app = ScorerApp.Build([], c => c.AddInMemoryCollection(settings));
+
+        var scoring = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<CovidFunctions.Pipeline.Scoring.ScoringOptions>>().Value;
+        Assert.Equal(3, scoring.MaxDeliveryCount);
+        Assert.Equal(4, scoring.BatchSize);
+    }
+
     private static (string Requests, string Results) UniqueQueues(string test)
     {
         var suffix = Guid.NewGuid().ToString("N")[..8];

@@ -216,7 +216,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
 
         var models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads }, _loggers.CreateLogger<ScreeningModels>());
-        _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring), _loggers.CreateLogger<ScoringHandler>());
+        _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>());
         var relay = new ResultRelayHandler(orchestrations, _loggers.CreateLogger<ResultRelayHandler>());
 
         var token = _stopping.Token;

@@ -12,7 +12,8 @@ public sealed record ScoringOptions
     /// The consumer's deliveries per chunk message before it is dead-lettered (ScorerOptions.MaxDeliveryCount in the
     /// scorer, PipelineOptions.MaxDeliveryCount locally; both 5 by default). On that last delivery a failing chunk is
     /// answered with an error result, so its study fails at once with the cause instead of waiting out every
-    /// re-dispatch timeout. Set it to the consumer's value; a larger one only loses that shortcut.
+    /// re-dispatch timeout. The scorer host and <c>covidfn up</c> set it from the consumer's value; a larger one would
+    /// only lose that shortcut, a smaller one would fail a chunk the consumer still retries.
     /// </summary>
     public int MaxDeliveryCount { get; init; } = 5;
 }
