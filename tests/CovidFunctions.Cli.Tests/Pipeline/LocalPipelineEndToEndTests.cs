@@ -71,7 +71,9 @@ public sealed class LocalPipelineEndToEndTests
             var json = StudyStatusJson.Serialize(row);
             Assert.StartsWith($"{{\"study\":\"{submitted.StudyId}\",\"tenant\":\"{submitted.Tenant}\",\"status\":\"completed\",\"reason\":null,\"diagnosis\":{{\"label\":\"", json, StringComparison.Ordinal);
 
-            // The raw upload is gone once its de-identified outputs exist.
+            // The raw upload is gone once its results are stored: the aggregate deletes it just after writing the
+            // completed row, so wait for the orchestration to end rather than racing that delete.
+            await PipelineFixture.WaitForOrchestrationEndAsync(host, submitted.Tenant, submitted.StudyId);
             Assert.Empty(await PipelineFixture.ListAsync(host.Storage.BlobContainers, PipelineNames.UploadsContainer, submitted.UploadPath));
         }
 
