@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
 using System.IO.Compression;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Azure.Data.Tables;
@@ -61,8 +58,8 @@ public sealed class PhiFlowEndToEndTests
         var dataDir = Path.Combine(temp.Path, "data");
         using var loggers = PipelineFixture.Loggers(dataDir, out var log);
         using var _ = log;
-        using var receiver = new RecordingReceiver();
-        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with { ApiPort = FreePort(), AllowLoopbackWebhooks = true };
+        using var receiver = new RecordingWebhookReceiver();
+        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with { ApiPort = RecordingWebhookReceiver.FreePort(), AllowLoopbackWebhooks = true };
         await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
         Assert.True(host.Api is not null, host.ApiProblem);
         await host.Api.Webhooks.Manager.AddAsync(Tenant, receiver.Url, StudyEventTypes.All, secret: null, CancellationToken.None);
@@ -141,7 +138,7 @@ public sealed class PhiFlowEndToEndTests
             }
         }
 
-        seen.AddRange(receiver.Requests.Select(body => ("webhook body", body)));
+        seen.AddRange(receiver.Requests.Select(request => ("webhook body", request.Body)));
         foreach (var study in studies)
         {
             foreach (var json in new[] { false, true })
@@ -283,65 +280,5 @@ public sealed class PhiFlowEndToEndTests
     {
         var start = Math.Max(0, at - 60);
         return text.Substring(start, Math.Min(text.Length - start, 140)).ReplaceLineEndings(" ");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>An HTTP receiver on 127.0.0.1 that records every request body and answers 204.</summary>
-    private sealed class RecordingReceiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly Task _loop;
-
-        public RecordingReceiver()
-        {
-            Url = $"http://127.0.0.1:{FreePort()}/hook/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _loop = Task.Run(LoopAsync);
-        }
-
-        public string Url { get; }
-
-        public ConcurrentQueue<string> Requests { get; } = new();
-
-        public void Dispose()
-        {
-            _listener.Close();
-            try
-            {
-                _loop.Wait(TimeSpan.FromSeconds(5));
-            }
-            catch (AggregateException)
-            {
-                // The listener was closed under a pending accept.
-            }
-        }
-
-        private async Task LoopAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-
-                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
-                Requests.Enqueue(await reader.ReadToEndAsync());
-                context.Response.StatusCode = 204;
-                context.Response.Close();
-            }
-        }
     }
 }

@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -106,18 +103,9 @@ public sealed class WebhookEndToEndTests
         Assert.Equal(2, (await webhooks.Storage.Deliveries.GetAsync("lab-r", deliveryId, CancellationToken.None))!.Attempts);
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private sealed record Received(string Body, string? Signature, string? DeliveryId);
-
     /// <summary>
     /// The arrangement both tests share: a real Azurite in a temporary folder, the local host with the API port and
-    /// loopback webhooks (as <c>covidfn up --allow-loopback-webhooks</c> runs it), a <see cref="RecordingReceiver"/>,
+    /// loopback webhooks (as <c>covidfn up --allow-loopback-webhooks</c> runs it), a <see cref="RecordingWebhookReceiver"/>,
     /// and a subscription of the tenant to <c>study.completed</c> registered the way <c>covidfn webhooks add</c> does
     /// (same data folder: file secret store, Azurite tables). Everything is disposed in the reverse order of creation,
     /// also when a later step of the arrangement fails.
@@ -134,7 +122,7 @@ public sealed class WebhookEndToEndTests
 
         public string LogPath { get; private set; } = "";
 
-        public RecordingReceiver Receiver { get; private set; } = null!;
+        public RecordingWebhookReceiver Receiver { get; private set; } = null!;
 
         public LocalPipelineHost Host { get; private set; } = null!;
 
@@ -154,10 +142,10 @@ public sealed class WebhookEndToEndTests
                 var loggers = arranged.Disposes(PipelineFixture.Loggers(dataDir, out var log));
                 arranged.Disposes(log);
                 arranged.LogPath = log.Path;
-                arranged.Receiver = arranged.Disposes(new RecordingReceiver());
+                arranged.Receiver = arranged.Disposes(new RecordingWebhookReceiver());
                 var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
                 {
-                    ApiPort = FreePort(),
+                    ApiPort = RecordingWebhookReceiver.FreePort(),
                     AllowLoopbackWebhooks = true,
                 };
                 arranged.Host = arranged.DisposesAsync(await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None));
@@ -196,61 +184,6 @@ public sealed class WebhookEndToEndTests
         {
             _cleanup.Push(resource.DisposeAsync);
             return resource;
-        }
-    }
-
-    /// <summary>An HTTP receiver on 127.0.0.1 that records every request and answers 204.</summary>
-    private sealed class RecordingReceiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly Task _loop;
-
-        public RecordingReceiver()
-        {
-            var port = FreePort();
-            Url = $"http://127.0.0.1:{port}/hook/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _loop = Task.Run(LoopAsync);
-        }
-
-        public string Url { get; }
-
-        public ConcurrentQueue<Received> Requests { get; } = new();
-
-        public void Dispose()
-        {
-            _listener.Close();
-            try
-            {
-                _loop.Wait(TimeSpan.FromSeconds(5));
-            }
-            catch (AggregateException)
-            {
-                // The listener was closed under a pending accept.
-            }
-        }
-
-        private async Task LoopAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-
-                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
-                var body = await reader.ReadToEndAsync();
-                Requests.Enqueue(new Received(body, context.Request.Headers["X-CovidFunctions-Signature"], context.Request.Headers["X-CovidFunctions-Delivery"]));
-                context.Response.StatusCode = 204;
-                context.Response.Close();
-            }
         }
     }
 }
