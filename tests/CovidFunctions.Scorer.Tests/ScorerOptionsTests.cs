@@ -48,6 +48,8 @@ public sealed class ScorerOptionsTests
             .Select(v => v.Key).ToHashSet(StringComparer.Ordinal);
         var settable = Settable(typeof(ScorerOptions), ScorerOptions.SectionName)
             .Concat(Settable(typeof(Pipeline.Scoring.ScoringOptions), Pipeline.Scoring.ScoringOptions.SectionName))
+            // Not a setting of its own: ScorerApp sets it from Scorer__MaxDeliveryCount (see ScorerHostTests).
+            .Where(k => k != "Scoring__MaxDeliveryCount")
             .ToList();
 
         Assert.Contains("Scorer__RestrictLesionsToLungs", settable);
