@@ -92,6 +92,7 @@ var tableNames = [
   'WebhookSubscriptions'
   'WebhookDeliveries'
   'ApiKeys'
+  'RateLimits'
 ]
 
 // Built-in role definition IDs (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).

@@ -36,6 +36,12 @@ public static class PipelineNames
     /// <summary>The Function app's tenant-bound results-API keys, as SHA-256 hashes only (<c>Api/ApiKeys.cs</c>).</summary>
     public const string ApiKeysTable = "ApiKeys";
 
+    /// <summary>
+    /// Fixed-window request counters shared by every instance of the Function app (the webhook test endpoint's per-tenant
+    /// limit, <c>Notifications/WebhookTestRateLimiter.cs</c>): PartitionKey the tenant, RowKey the limited operation.
+    /// </summary>
+    public const string RateLimitsTable = "RateLimits";
+
     /// <summary>The external event a chunk result is raised as.</summary>
     public const string ChunkResultEvent = "chunk-result";
 
@@ -52,5 +58,5 @@ public static class PipelineNames
 
     public static IReadOnlyList<string> Queues { get; } = [SliceRequestsQueue, SliceResultsQueue];
 
-    public static IReadOnlyList<string> Tables { get; } = [StudiesTable, SliceResultsTable, UsageTable, WebhookSubscriptionsTable, WebhookDeliveriesTable, ApiKeysTable];
+    public static IReadOnlyList<string> Tables { get; } = [StudiesTable, SliceResultsTable, UsageTable, WebhookSubscriptionsTable, WebhookDeliveriesTable, ApiKeysTable, RateLimitsTable];
 }

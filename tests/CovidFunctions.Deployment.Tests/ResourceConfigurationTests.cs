@@ -31,7 +31,7 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
             new HashSet<string> { "slice-chunks", "slice-results", "slice-chunks-poison", "slice-results-poison" },
             LoopNames("Microsoft.Storage/storageAccounts/queueServices/queues"));
         Assert.Equal(
-            new HashSet<string> { "Studies", "SliceResults", "Usage", "WebhookSubscriptions", "WebhookDeliveries", "ApiKeys" },
+            new HashSet<string> { "Studies", "SliceResults", "Usage", "WebhookSubscriptions", "WebhookDeliveries", "ApiKeys", "RateLimits" },
             LoopNames("Microsoft.Storage/storageAccounts/tableServices/tables"));
         var containers = Storage.ResourcesOfType("Microsoft.Storage/storageAccounts/blobServices/containers").Where(r => r["copy"] is not null);
         Assert.All(containers, c => Assert.Equal("None", (string?)c["properties"]!["publicAccess"]));
