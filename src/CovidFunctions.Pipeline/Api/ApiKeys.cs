@@ -33,6 +33,23 @@ public static class ApiKeyFormat
     }
 }
 
+/// <summary>Settings of the API keys (configuration section <c>ApiKeys</c>).</summary>
+public sealed record ApiKeyOptions
+{
+    public const string SectionName = "ApiKeys";
+
+    /// <summary>The default of <see cref="MaxTenantsPerKey"/>.</summary>
+    public const int DefaultMaxTenantsPerKey = 25;
+
+    /// <summary>
+    /// The most tenants one key may be bound to (<c>*</c>, every tenant, counts as one). Each request of a key bound to
+    /// several tenants may read each of them (a study lookup without <c>?tenant=</c> tries every one, usage sums
+    /// every one), so an unbounded list makes one request cost as many reads as the key has tenants; and a key for
+    /// many groups is better minted as several keys that can be revoked one by one.
+    /// </summary>
+    public int MaxTenantsPerKey { get; init; } = DefaultMaxTenantsPerKey;
+}
+
 /// <summary>
 /// The tenants an API key (local or stored) is bound to: valid tenant names (<see cref="StudyIds.IsValidTenant"/>), or
 /// <see cref="LocalApiKeys.AllTenantsMarker"/> for every tenant.
@@ -52,6 +69,28 @@ public static class ApiKeyTenants
             {
                 StudyIds.RequireTenant(tenant);
             }
+        }
+    }
+
+    /// <summary>
+    /// The error for a key bound to more than <paramref name="maxTenants"/> distinct tenants, or null when the count is
+    /// within the cap.
+    /// </summary>
+    public static string? TooManyTenants(IEnumerable<string> tenants, int maxTenants)
+    {
+        ArgumentNullException.ThrowIfNull(tenants);
+        var count = tenants.Distinct(StringComparer.Ordinal).Count();
+        return count > maxTenants
+            ? $"a key may be bound to at most {maxTenants} tenants, not {count} (ApiKeys:MaxTenantsPerKey); mint one key per group of tenants"
+            : null;
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> with <see cref="TooManyTenants"/>'s message when the key would exceed the cap.</summary>
+    public static void RequireWithinCap(IEnumerable<string> tenants, int maxTenants)
+    {
+        if (TooManyTenants(tenants, maxTenants) is { } error)
+        {
+            throw new ArgumentException(error, nameof(tenants));
         }
     }
 
@@ -122,9 +161,16 @@ public sealed record ApiKeySummary(string Id, IReadOnlyList<string> Tenants, Dat
 /// Minting, listing and revoking the stored API keys: the handlers behind the Function app's operator routes
 /// (<c>/api/apikeys</c>, authorization level Admin: only the host master key reaches them).
 /// </summary>
-public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
+public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time, ApiKeyOptions? options = null)
 {
-    /// <summary>Mints a key bound to <paramref name="tenants"/> (each valid per <see cref="StudyIds.IsValidTenant"/>, or <c>*</c>).</summary>
+    private readonly int _maxTenants = (options ?? new ApiKeyOptions()).MaxTenantsPerKey is var max && max >= 1
+        ? max
+        : throw new ArgumentOutOfRangeException(nameof(options), max, "ApiKeys:MaxTenantsPerKey must be at least 1");
+
+    /// <summary>
+    /// Mints a key bound to <paramref name="tenants"/> (each valid per <see cref="StudyIds.IsValidTenant"/>, or <c>*</c>;
+    /// at most <see cref="ApiKeyOptions.MaxTenantsPerKey"/> distinct ones).
+    /// </summary>
     public async Task<MintedApiKey> MintAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenants);
@@ -134,6 +180,7 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
         }
 
         ApiKeyTenants.Require(tenants);
+        ApiKeyTenants.RequireWithinCap(tenants, _maxTenants);
         var key = ApiKeyFormat.NewKey();
         var hash = ApiKeyFormat.Hash(key);
         var stored = new StoredApiKey(ApiKeyFormat.IdOf(hash), hash, [.. tenants.Distinct(StringComparer.Ordinal)], time.GetUtcNow());
@@ -141,7 +188,10 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
         return new MintedApiKey(stored.Id, key, stored.Tenants, stored.CreatedAt);
     }
 
-    /// <summary><c>POST</c>: 201 with the new key; 400 on a body that is not <c>{"tenants": [...]}</c> or an invalid tenant; 413 over <see cref="ApiRequestBody.MaxBytes"/>.</summary>
+    /// <summary>
+    /// <c>POST</c>: 201 with the new key; 400 on a body that is not <c>{"tenants": [...]}</c>, an invalid tenant or more
+    /// tenants than <see cref="ApiKeyOptions.MaxTenantsPerKey"/>; 413 over <see cref="ApiRequestBody.MaxBytes"/>.
+    /// </summary>
     public async Task<ApiResponse> MintAsync(Stream requestBody, CancellationToken cancellationToken)
     {
         var (body, error) = await ApiRequestBody.ReadJsonAsync<MintApiKeyRequest>(requestBody, cancellationToken).ConfigureAwait(false);
@@ -158,6 +208,11 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time)
         if (tenants.FirstOrDefault(t => !ApiKeyTenants.IsValid(t)) is { } invalid)
         {
             return ApiResponse.Error(400, StudyIds.InvalidTenantMessage(invalid));
+        }
+
+        if (ApiKeyTenants.TooManyTenants(tenants, _maxTenants) is { } tooMany)
+        {
+            return ApiResponse.Error(400, tooMany);
         }
 
         return ApiResponse.Json(await MintAsync(tenants, cancellationToken).ConfigureAwait(false), 201);

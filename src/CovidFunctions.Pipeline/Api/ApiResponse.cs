@@ -23,6 +23,9 @@ public sealed record ApiResponse(int Status, string ContentType, byte[] Body)
     public static ApiResponse NoContent { get; } = new(204, "text/plain", []);
 
     public string BodyText => Encoding.UTF8.GetString(Body);
+
+    /// <summary>Sent as the <c>Retry-After</c> header in whole seconds (a 429's wait).</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 public sealed record ApiError(string Error, int Status);

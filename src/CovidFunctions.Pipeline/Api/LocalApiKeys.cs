@@ -52,11 +52,15 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         }
     }
 
-    /// <summary>Adds a key bound to <paramref name="tenants"/> and returns it.</summary>
+    /// <summary>
+    /// Adds a key bound to <paramref name="tenants"/> (at most <see cref="ApiKeyOptions.DefaultMaxTenantsPerKey"/>
+    /// distinct ones, as for stored keys) and returns it.
+    /// </summary>
     public async Task<string> AddKeyAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ApiKeyTenants.Require(tenants);
+        ApiKeyTenants.RequireWithinCap(tenants, ApiKeyOptions.DefaultMaxTenantsPerKey);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {

@@ -11,6 +11,52 @@ public sealed record WebhookOptions
     /// </summary>
     public bool AllowLoopbackWebhooks { get; init; }
 
+    /// <summary>The port an https target uses when <see cref="AllowedPorts"/> is not set: the https default.</summary>
+    public const int DefaultHttpsPort = 443;
+
+    /// <summary>
+    /// The ports a webhook target may use, comma-separated (e.g. <c>443,8443</c>); default <c>443</c> only. A tenant's
+    /// URL otherwise picks any port on a public host, which turns the deliveries and the test endpoint into a port
+    /// probe (SSH, SMTP, databases on public addresses). Checked at registration and before every attempt, including
+    /// the connection itself. Loopback targets under <see cref="AllowLoopbackWebhooks"/> may use any port (local
+    /// receivers listen on a free one).
+    /// </summary>
+    public string AllowedPorts { get; init; } = "443";
+
+    /// <summary>
+    /// How many <c>POST /api/webhooks/{id}/test</c> calls one tenant may make per <see cref="TestRateWindow"/> (each makes an
+    /// outbound request to a URL the tenant chose); over it the endpoint answers 429 with Retry-After.
+    /// </summary>
+    public int TestRequestsPerWindow { get; init; } = 5;
+
+    /// <summary>The fixed window <see cref="TestRequestsPerWindow"/> counts in (aligned to the clock: 12:00:00-12:01:00, ...).</summary>
+    public TimeSpan TestRateWindow { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// <see cref="AllowedPorts"/> parsed; throws <see cref="FormatException"/> for anything that is not a list of ports
+    /// 1-65535 (a typo must fail at start-up, not allow or refuse every target).
+    /// </summary>
+    public IReadOnlySet<int> ParseAllowedPorts()
+    {
+        var ports = new HashSet<int>();
+        foreach (var part in (AllowedPorts ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            {
+                throw new FormatException($"Webhooks:AllowedPorts must be a comma-separated list of ports 1-65535, not '{AllowedPorts}'");
+            }
+
+            ports.Add(port);
+        }
+
+        if (ports.Count == 0)
+        {
+            throw new FormatException("Webhooks:AllowedPorts lists no port (the default is 443)");
+        }
+
+        return ports;
+    }
+
     /// <summary>Retries after the first attempt. With the defaults below the schedule spans about 24 h.</summary>
     public int MaxRetries { get; init; } = 12;
 

@@ -28,12 +28,20 @@ public sealed class WebhookTargetRefusedException(string message) : Exception(me
 /// every delivery. The delivery client connects through <see cref="CreateHandler"/>, whose connect callback resolves and vets the host itself
 /// and connects only to a vetted address, so a DNS answer that changes between the check and the connect
 /// (rebinding) cannot reach an internal address; redirects are not followed and no proxy is used.
+/// The target's port must be one of <see cref="WebhookOptions.AllowedPorts"/> (443 only by default), checked with the
+/// form and again in the connect callback for the connection actually opened.
 /// With <see cref="WebhookOptions.AllowLoopbackWebhooks"/> (local testing only) http and https targets on
-/// 127.0.0.1, localhost and [::1] are allowed, and nothing else changes.
+/// 127.0.0.1, localhost and [::1] are allowed on any port, and nothing else changes.
 /// </summary>
 public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResolver? resolver = null)
 {
     private readonly IHostAddressResolver _resolver = resolver ?? DnsHostAddressResolver.Instance;
+
+    /// <summary>Parsed once, so a bad <see cref="WebhookOptions.AllowedPorts"/> fails where the guard is built (start-up).</summary>
+    private readonly IReadOnlySet<int> _allowedPorts = options.ParseAllowedPorts();
+
+    /// <summary>The ports a non-loopback target may use.</summary>
+    public IReadOnlySet<int> AllowedPorts => _allowedPorts;
 
     public bool AllowLoopback => options.AllowLoopbackWebhooks;
 
@@ -50,7 +58,7 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
         return uri;
     }
 
-    /// <summary>Checks the URL's form only: scheme, credentials, and the loopback rule for http.</summary>
+    /// <summary>Checks the URL's form only: scheme, credentials, port, and the loopback rule for http.</summary>
     public void CheckForm(Uri uri)
     {
         ArgumentNullException.ThrowIfNull(uri);
@@ -66,6 +74,7 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
 
         if (uri.Scheme == Uri.UriSchemeHttps)
         {
+            CheckPort(uri.IdnHost, uri.Port);
             return;
         }
 
@@ -77,6 +86,22 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
         throw new WebhookTargetRefusedException(options.AllowLoopbackWebhooks
             ? $"only https targets (or http on 127.0.0.1, localhost, [::1]) are allowed, not {uri.Scheme}://{uri.Authority}"
             : $"only https targets are allowed, not {uri.Scheme}://{uri.Authority}");
+    }
+
+    /// <summary>
+    /// Throws <see cref="WebhookTargetRefusedException"/> unless <paramref name="port"/> is one of
+    /// <see cref="WebhookOptions.AllowedPorts"/>, or the host is a loopback name under the loopback allowance.
+    /// </summary>
+    public void CheckPort(string host, int port)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (_allowedPorts.Contains(port) || (options.AllowLoopbackWebhooks && IsLoopbackName(host)))
+        {
+            return;
+        }
+
+        throw new WebhookTargetRefusedException(
+            $"port {port.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not allowed for webhook targets (allowed: {string.Join(", ", _allowedPorts.Order())})");
     }
 
     /// <summary>
@@ -137,6 +162,7 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
         PooledConnectionLifetime = TimeSpan.FromMinutes(1),
         ConnectCallback = async (context, cancellationToken) =>
         {
+            CheckPort(context.DnsEndPoint.Host, context.DnsEndPoint.Port);
             var addresses = await ResolveAllowedAsync(context.DnsEndPoint.Host, cancellationToken).ConfigureAwait(false);
             Exception? last = null;
             foreach (var address in addresses)
