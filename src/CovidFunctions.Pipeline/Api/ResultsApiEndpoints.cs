@@ -72,6 +72,11 @@ public static class ResultsApiEndpoints
         response.StatusCode = result.Status;
         response.Headers.CacheControl = "no-store";
         response.Headers["X-Content-Type-Options"] = "nosniff";
+        if (result.RetryAfter is { } retryAfter)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        }
+
         if (result.Status == StatusCodes.Status204NoContent)
         {
             return;
