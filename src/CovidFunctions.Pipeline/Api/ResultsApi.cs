@@ -24,15 +24,19 @@ public sealed record CreateWebhookRequest(string? Url, string? Tenant, IReadOnly
 /// The results API as framework-neutral handlers: each takes the caller and the request values and returns an
 /// <see cref="ApiResponse"/>. <see cref="ResultsApiEndpoints"/> maps them onto ASP.NET Core (covidfn up); the Function
 /// app's HTTP functions call the same methods. A caller sees only its tenants: another tenant's study or
-/// subscription answers 404, exactly like one that does not exist.
+/// subscription answers 404, exactly like one that does not exist. The webhook test endpoint is rate-limited per tenant
+/// (<c>webhookTests</c>; without one, a per-process limiter with the default limits).
 /// </summary>
 public sealed class ResultsApi(
     IStudyStore studies,
     IBlobContainers containers,
     UsageQueries usage,
     WebhookManager webhooks,
-    ResultsApiOptions options)
+    ResultsApiOptions options,
+    WebhookTestRateLimiter? webhookTests = null)
 {
+    private readonly WebhookTestRateLimiter _webhookTests = webhookTests ?? WebhookTestRateLimiter.InMemory(new WebhookOptions());
+
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 500;
 
@@ -260,6 +264,13 @@ public sealed class ResultsApi(
         if (subscription is null)
         {
             return ApiResponse.NotFound($"webhook {id}");
+        }
+
+        // Counted after the lookup (an unknown id sends nothing) and per tenant (the subscription's, whichever key asks).
+        var decision = await _webhookTests.TryAcquireAsync(subscription.Tenant, cancellationToken).ConfigureAwait(false);
+        if (!decision.Allowed)
+        {
+            return ApiResponse.Error(429, $"at most {_webhookTests.PermitLimit} webhook tests per {_webhookTests.Window.TotalSeconds:0} s per tenant; retry after {decision.RetryAfter.TotalSeconds:0} s") with { RetryAfter = decision.RetryAfter };
         }
 
         var delivery = await webhooks.TestAsync(subscription, cancellationToken).ConfigureAwait(false);
