@@ -73,6 +73,9 @@ public static class FunctionAppServices
     private static void AddNotificationsAndApi(IServiceCollection services, IConfiguration configuration, TokenCredential credential)
     {
         var webhookOptions = configuration.GetSection(WebhookOptions.SectionName).Get<WebhookOptions>() ?? new WebhookOptions();
+
+        // Fails start-up on a Webhooks:AllowedPorts that is no port list (the guard would throw on first use instead).
+        _ = webhookOptions.ParseAllowedPorts();
         services.AddSingleton(webhookOptions);
         services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables, sp.GetService<ILoggerFactory>()));
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Subscriptions);
@@ -85,12 +88,18 @@ public static class FunctionAppServices
         services.AddSingleton<WebhookRetryHandler>();
         services.AddSingleton<UsageQueries>();
         services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
+
+        // The webhook test endpoint's per-tenant limit counts in the RateLimits table, so it holds across every instance
+        // the app scales out to (a per-process count would allow the limit once per instance).
+        services.AddSingleton<IRateWindowStore>(sp => new TableRateWindowStore(sp.GetRequiredService<PipelineStorage>().Tables));
+        services.AddSingleton<WebhookTestRateLimiter>();
         services.AddSingleton<ResultsApi>();
 
         // Tenant-bound X-Api-Key keys, stored as SHA-256 hashes in the ApiKeys table and minted by the operator through
         // the Admin-level /api/apikeys functions (ApiKeyFunctions). The function key alone no longer reaches any data.
         services.AddSingleton<IApiKeyStore>(sp => new TableApiKeyStore(sp.GetRequiredService<PipelineStorage>().Tables));
         services.TryAddSingleton<IApiKeyAuthorizer, StoredApiKeyAuthorizer>();
+        services.AddSingleton(configuration.GetSection(ApiKeyOptions.SectionName).Get<ApiKeyOptions>() ?? new ApiKeyOptions());
         services.AddSingleton<ApiKeyAdmin>();
     }
 

@@ -1,0 +1,186 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using CovidFunctions.FunctionApp.Functions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.TestHelpers;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Primitives;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// The API hardening of session 9 through the Function app's composition root on the test's Azurite: the webhook test
+/// endpoint's per-tenant limit holds across app instances (two service providers on one storage account are two
+/// instances), the tenants-per-key cap of the mint endpoint, and the webhook port policy from configuration.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Fact]
+    public async Task TestWebhook_TheLimitHoldsAcrossInstances_429WithRetryAfter()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var first = Build(temp.Path, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
+        await using var second = Build(temp.Path, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
+        var tenant = "rl-" + Guid.NewGuid().ToString("N")[..10];
+        var key = (await first.GetRequiredService<ApiKeyAdmin>().MintAsync([tenant], None)).Key;
+
+        // A loopback target nobody listens on (the sample settings allow loopback): each test is one refused connection.
+        var created = await Run(await Api(first).CreateWebhook(Request("POST", key, $$"""{"url":"http://127.0.0.1:{{ClosedPort()}}/hook"}""")));
+        Assert.Equal(201, created.Status);
+        var id = (string)JsonNode.Parse(created.Body)!["webhook"]!["id"]!;
+
+        // Without a vault each instance keeps secrets in its own memory: give the second one the secret too.
+        var secretName = WebhookIds.SecretName(tenant, id);
+        await second.GetRequiredService<IWebhookSecretStore>().SetAsync(secretName, (await first.GetRequiredService<IWebhookSecretStore>().GetAsync(secretName, None))!, None);
+
+        var statuses = new List<int>();
+        string? retryAfter = null;
+        for (var i = 0; i < 5; i++)
+        {
+            var (status, headers) = await RunWithHeaders(await Api(i % 2 == 0 ? first : second).TestWebhook(Request("POST", key), id));
+            statuses.Add(status);
+            retryAfter ??= status == 429 ? headers.RetryAfter.ToString() : null;
+        }
+
+        // An hour-long window: the count cannot restart between the calls. Per-process counts would allow 3 per instance.
+        Assert.Equal([200, 200, 200, 429, 429], statuses);
+        Assert.True(int.TryParse(retryAfter, out var seconds) && seconds is >= 1 and <= 3600, $"Retry-After '{retryAfter}'");
+        var row = await new CovidFunctions.Pipeline.Azure.Webhooks.TableRateWindowStore(azurite.Storage.Tables).GetAsync(WebhookTestRateLimiter.Scope, tenant, None);
+        Assert.Equal(3, row!.Count);
+    }
+
+    [Fact]
+    public async Task TestWebhook_ConcurrentCallsOnTwoInstances_NeverPassTheLimit()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var first = Build(temp.Path, ("Webhooks:TestRateWindow", "01:00:00"));
+        await using var second = Build(temp.Path, ("Webhooks:TestRateWindow", "01:00:00"));
+        var tenant = "rc-" + Guid.NewGuid().ToString("N")[..10];
+        var limiters = new[] { first.GetRequiredService<WebhookTestRateLimiter>(), second.GetRequiredService<WebhookTestRateLimiter>() };
+
+        var decisions = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => limiters[i % 2].TryAcquireAsync(tenant, None))));
+
+        Assert.InRange(decisions.Count(d => d.Allowed), 1, 5);
+        var row = await new CovidFunctions.Pipeline.Azure.Webhooks.TableRateWindowStore(azurite.Storage.Tables).GetAsync(WebhookTestRateLimiter.Scope, tenant, None);
+        Assert.Equal(decisions.Count(d => d.Allowed), row!.Count);
+    }
+
+    [Fact]
+    public async Task MintApiKey_MoreTenantsThanTheCap_Is400_WithTheCapInTheMessage()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path, ("ApiKeys:MaxTenantsPerKey", "3"));
+        var admin = ActivatorUtilities.CreateInstance<ApiKeyFunctions>(services);
+        var before = (await services.GetRequiredService<IApiKeyStore>().ListAsync(None)).Count;
+
+        var refused = await Run(await admin.MintApiKey(Request("POST", body: """{"tenants":["t1","t2","t3","t4"]}""")));
+        Assert.Equal(400, refused.Status);
+        Assert.Contains("at most 3 tenants, not 4 (ApiKeys:MaxTenantsPerKey)", Encoding.UTF8.GetString(refused.Body), StringComparison.Ordinal);
+        Assert.Equal(before, (await services.GetRequiredService<IApiKeyStore>().ListAsync(None)).Count);
+
+        // Repeated names count once; three distinct tenants are within the cap.
+        Assert.Equal(201, (await Run(await admin.MintApiKey(Request("POST", body: """{"tenants":["t1","t2","t3","t1"]}""")))).Status);
+    }
+
+    [Fact]
+    public async Task MintApiKey_TheDefaultCapIs25()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path, ("ApiKeys:MaxTenantsPerKey", null));
+        var admin = services.GetRequiredService<ApiKeyAdmin>();
+        string[] Tenants(int n) => [.. Enumerable.Range(0, n).Select(i => $"cap-{i}")];
+
+        Assert.Equal(25, (await admin.MintAsync(Tenants(25), None)).Tenants.Count);
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => admin.MintAsync(Tenants(26), None));
+        Assert.StartsWith("a key may be bound to at most 25 tenants, not 26", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CreateWebhook_PortPolicyComesFromConfiguration()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path, ("Webhooks:AllowLoopbackWebhooks", "false"));
+        var key = (await services.GetRequiredService<ApiKeyAdmin>().MintAsync(["pp-" + Guid.NewGuid().ToString("N")[..10]], None)).Key;
+
+        // An IP literal: refused on its port before any lookup or connection.
+        var refused = await Run(await Api(services).CreateWebhook(Request("POST", key, """{"url":"https://93.184.216.34:8443/hook"}""")));
+        Assert.Equal(422, refused.Status);
+        Assert.Contains("port 8443 is not allowed for webhook targets (allowed: 443)", Encoding.UTF8.GetString(refused.Body), StringComparison.Ordinal);
+
+        // A setting that is no port list stops the app at start-up rather than refusing (or allowing) every target.
+        var ex = Assert.Throws<FormatException>(() => Build(temp.Path, ("Webhooks:AllowedPorts", "443;8443")));
+        Assert.Contains("Webhooks:AllowedPorts", ex.Message, StringComparison.Ordinal);
+    }
+
+    private static ApiFunctions Api(IServiceProvider services) => ActivatorUtilities.CreateInstance<ApiFunctions>(services);
+
+    private static int ClosedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static HttpRequest Request(string method, string? apiKey = null, string? body = null)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = method;
+        if (apiKey is not null)
+        {
+            context.Request.Headers[LocalApiKeys.HeaderName] = new StringValues(apiKey);
+        }
+
+        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
+        return context.Request;
+    }
+
+    private static async Task<ApiResponse> Run(IActionResult result) => (await Execute(result)).Response;
+
+    private static async Task<(int Status, IHeaderDictionary Headers)> RunWithHeaders(IActionResult result)
+    {
+        var (response, headers) = await Execute(result);
+        return (response.Status, headers);
+    }
+
+    private static async Task<(ApiResponse Response, IHeaderDictionary Headers)> Execute(IActionResult result)
+    {
+        var context = new DefaultHttpContext();
+        var buffer = new MemoryStream();
+        context.Response.Body = buffer;
+        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
+        return (new ApiResponse(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray()), context.Response.Headers);
+    }
+
+    /// <summary>The app's services from local.settings.sample.json on the test's Azurite, with <paramref name="overrides"/> (null removes a setting).</summary>
+    private ServiceProvider Build(string keyDirectory, params (string Key, string? Value)[] overrides)
+    {
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
+            .Where(v => !string.IsNullOrEmpty(v.Value))
+            .ToDictionary();
+        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
+        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
+        foreach (var (key, value) in overrides)
+        {
+            if (value is null)
+            {
+                values.Remove(key);
+            }
+            else
+            {
+                values[key] = value;
+            }
+        }
+
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
+    }
+}
