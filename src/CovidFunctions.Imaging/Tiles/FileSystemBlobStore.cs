@@ -79,10 +79,29 @@ public sealed class FileSystemBlobStore : IBlobStore
         }
     }
 
+    /// <remarks>
+    /// A missing blob is not an error (<see cref="IBlobStore.DeleteAsync"/>): <see cref="File.Delete"/> already ignores a
+    /// missing file, but throws <see cref="DirectoryNotFoundException"/> when a parent folder is missing, and
+    /// <see cref="UnauthorizedAccessException"/> for a path that is a folder (a prefix, which is no blob here or in Azure).
+    /// </remarks>
     public Task DeleteAsync(string path, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        File.Delete(Resolve(path));
+        var full = Resolve(path);
+        if (Directory.Exists(full))
+        {
+            return Task.CompletedTask;
+        }
+
+        try
+        {
+            File.Delete(full);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // A parent folder does not exist: neither does the blob.
+        }
+
         return Task.CompletedTask;
     }
 

@@ -18,5 +18,11 @@ public interface IBlobStore
     /// <summary>Paths of the blobs under a prefix (a folder-like prefix ending in '/', or empty for all).</summary>
     IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes a blob. A missing blob is not an error: deleting a path that holds no blob (never written, already
+    /// deleted, under a folder or container that does not exist, or a folder-like prefix with no blob of its own)
+    /// does nothing and returns normally, so callers never check <see cref="ExistsAsync"/> first. Invalid paths and
+    /// storage failures still throw.
+    /// </summary>
     Task DeleteAsync(string path, CancellationToken cancellationToken);
 }

@@ -29,7 +29,7 @@ public sealed class AzureBlobContainers(BlobServiceClient service) : IBlobContai
 /// <summary>
 /// <see cref="IBlobStore"/> on one blob container. A write is one Put Blob (or staged blocks committed at the end by
 /// the SDK for large content): readers see the old blob or the whole new one, never a partial one. A missing blob reads
-/// as <see cref="FileNotFoundException"/>; deleting a missing blob is not an error (as with the file-system store).
+/// as <see cref="FileNotFoundException"/>; deleting a missing blob is not an error (the <see cref="IBlobStore.DeleteAsync"/> contract).
 /// </summary>
 public sealed class AzureBlobStore(BlobContainerClient container) : IBlobStore
 {
@@ -72,8 +72,22 @@ public sealed class AzureBlobStore(BlobContainerClient container) : IBlobStore
         }
     }
 
-    public async Task DeleteAsync(string path, CancellationToken cancellationToken) =>
-        await Container.GetBlobClient(ValidatePath(path)).DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, cancellationToken: cancellationToken).ConfigureAwait(false);
+    /// <remarks>
+    /// A missing blob is not an error (<see cref="IBlobStore.DeleteAsync"/>): Delete Blob If Exists answers a missing blob
+    /// (and a missing container) with false; any other 404 is treated the same way, since nothing is there to delete.
+    /// </remarks>
+    public async Task DeleteAsync(string path, CancellationToken cancellationToken)
+    {
+        var blob = Container.GetBlobClient(ValidatePath(path));
+        try
+        {
+            await blob.DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Not there (the SDK maps BlobNotFound and ContainerNotFound to false; a 404 with another code means the same).
+        }
+    }
 
     /// <summary>Same path rules as the file-system store: relative, '/'-separated, no empty, '.' or '..' segments.</summary>
     internal static string ValidatePath(string path)

@@ -175,7 +175,7 @@ public sealed partial class IngestHandler
                 }
                 catch (ImagingException ex)
                 {
-                    await DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
+                    await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
                     return await RejectAsync(unit, ReasonCode(ex), prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -236,8 +236,7 @@ public sealed partial class IngestHandler
                 continue;
             }
 
-            var deleted = await UploadArchive.DeleteAsync(_containers, uploadPath, cancellationToken).ConfigureAwait(false);
-            await UploadNames.ForgetUploadPathAsync(_studies, study.Tenant, study.StudyId, cancellationToken).ConfigureAwait(false);
+            var deleted = await UploadArchive.SettleAsync(_containers, _studies, study.Tenant, study.StudyId, uploadPath, quarantineWith: null, cancellationToken).ConfigureAwait(false);
             if (deleted > 0)
             {
                 swept++;
@@ -659,54 +658,17 @@ public sealed partial class IngestHandler
         }
     }
 
-    private async Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)
+    private Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)
     {
-        var uploads = _containers.Get(PipelineNames.UploadsContainer);
-        foreach (var blob in unit.Blobs)
-        {
-            await DeleteIfExistsAsync(uploads, blob.Path, cancellationToken).ConfigureAwait(false);
-        }
-
-        // The marker goes last: while it exists the watcher still sees the folder as one closed unit.
+        // The unit's own blobs (a blob written into the folder after planning is not the unit's to delete), and the
+        // marker last: while it exists the watcher still sees the folder as one closed unit.
+        IEnumerable<string> paths = unit.Blobs.Select(b => b.Path);
         if (unit.MarkerPath is not null)
         {
-            await DeleteIfExistsAsync(uploads, unit.MarkerPath, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private static async Task<bool> DeleteIfExistsAsync(IBlobStore store, string path, CancellationToken cancellationToken)
-    {
-        if (!await store.ExistsAsync(path, cancellationToken).ConfigureAwait(false))
-        {
-            return false;
+            paths = paths.Append(unit.MarkerPath);
         }
 
-        try
-        {
-            await store.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (FileNotFoundException)
-        {
-            return false;
-        }
-    }
-
-    private static async Task<int> DeletePrefixAsync(IBlobStore store, string prefix, CancellationToken cancellationToken)
-    {
-        var paths = new List<string>();
-        await foreach (var path in store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
-        {
-            paths.Add(path);
-        }
-
-        var deleted = 0;
-        foreach (var path in paths)
-        {
-            deleted += await DeleteIfExistsAsync(store, path, cancellationToken).ConfigureAwait(false) ? 1 : 0;
-        }
-
-        return deleted;
+        return UploadArchive.DeleteBlobsAsync(_containers.Get(PipelineNames.UploadsContainer), paths, cancellationToken);
     }
 
     private static string MergeTimings(string? existing, double total, double download, double deidentify, double tile, double cpu)

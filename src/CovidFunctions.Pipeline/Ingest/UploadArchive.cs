@@ -13,17 +13,73 @@ namespace CovidFunctions.Pipeline.Ingest;
 /// </summary>
 internal static class UploadArchive
 {
+    /// <summary>
+    /// Settles a study's raw upload, then forgets its path: deletes the upload (<paramref name="quarantineWith"/> null:
+    /// the study's results are stored) or moves it to quarantine with that reason (the study failed), and only then
+    /// clears the Studies row's <c>UploadPath</c> (<see cref="UploadNames.ForgetUploadPathAsync"/>), which is how every
+    /// later step finds the upload: forgotten first, a crash in between would leave the upload behind for good. Used by
+    /// the AggregateStudy and FailStudy activities and the retention sweep; safe to repeat. Returns the blobs deleted
+    /// or moved.
+    /// </summary>
+    public static async Task<int> SettleAsync(
+        IBlobContainers containers,
+        IStudyStore studies,
+        string tenant,
+        string studyId,
+        string uploadPath,
+        QuarantineReason? quarantineWith,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(studies);
+        if (quarantineWith is not null && (quarantineWith.Tenant != tenant || quarantineWith.StudyId != studyId || quarantineWith.UploadPath != uploadPath))
+        {
+            throw new ArgumentException("the quarantine reason names another study or upload", nameof(quarantineWith));
+        }
+
+        var blobs = quarantineWith is null
+            ? await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false)
+            : await QuarantineAsync(containers, quarantineWith, cancellationToken).ConfigureAwait(false);
+        await UploadNames.ForgetUploadPathAsync(studies, tenant, studyId, cancellationToken).ConfigureAwait(false);
+        return blobs;
+    }
+
     /// <summary>Deletes the upload's blobs (a folder's <c>.complete</c> marker last, so a half-deleted folder stays one closed unit).</summary>
     public static async Task<int> DeleteAsync(IBlobContainers containers, string uploadPath, CancellationToken cancellationToken)
     {
         var uploads = containers.Get(PipelineNames.UploadsContainer);
-        var deleted = 0;
-        foreach (var path in await ListAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false))
+        var paths = await ListAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false);
+        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
+        return paths.Count;
+    }
+
+    /// <summary>
+    /// Deletes <paramref name="paths"/> one after the other, in the order given (callers put a folder's marker last).
+    /// The one blob-deleting loop of ingest and the upload lifecycle: <see cref="IBlobStore.DeleteAsync"/> treats a
+    /// missing blob as deleted, so there is no existence check (one storage call per blob) and no exception to catch.
+    /// </summary>
+    public static async Task DeleteBlobsAsync(IBlobStore store, IEnumerable<string> paths, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(paths);
+        foreach (var path in paths)
         {
-            deleted += await TryDeleteAsync(uploads, path, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+            await store.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Deletes every blob under <paramref name="prefix"/> (listed first, then deleted); returns how many were listed.</summary>
+    public static async Task<int> DeletePrefixAsync(IBlobStore store, string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var paths = new List<string>();
+        await foreach (var path in store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            paths.Add(path);
         }
 
-        return deleted;
+        await DeleteBlobsAsync(store, paths, cancellationToken).ConfigureAwait(false);
+        return paths.Count;
     }
 
     /// <summary>
@@ -73,11 +129,7 @@ internal static class UploadArchive
             await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var path in paths)
-        {
-            await TryDeleteAsync(uploads, path, cancellationToken).ConfigureAwait(false);
-        }
-
+        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
         return moved.Count;
     }
 
@@ -116,18 +168,5 @@ internal static class UploadArchive
 
         var slash = path.LastIndexOf('/');
         return slash >= 0 ? path[(slash + 1)..] : path;
-    }
-
-    private static async Task<bool> TryDeleteAsync(IBlobStore store, string path, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await store.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        catch (FileNotFoundException)
-        {
-            return false;
-        }
     }
 }

@@ -114,8 +114,7 @@ public sealed partial class AggregateStudyActivity(
         // later). A crash before this line re-runs the activity, which recomputes the same row and deletes it then.
         if (options.Value.UploadRetention <= TimeSpan.Zero && stored.UploadPath is { Length: > 0 } uploadPath)
         {
-            await UploadArchive.DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
-            await UploadNames.ForgetUploadPathAsync(studies, input.Tenant, input.StudyId, cancellationToken).ConfigureAwait(false);
+            await UploadArchive.SettleAsync(containers, studies, input.Tenant, input.StudyId, uploadPath, quarantineWith: null, cancellationToken).ConfigureAwait(false);
         }
 
         Log.Aggregated(logger, input.Tenant, input.StudyId, prediction.Label, burden, slices.Count, top.Count);

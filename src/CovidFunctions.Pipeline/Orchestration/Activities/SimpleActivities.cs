@@ -100,8 +100,7 @@ public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers conta
         if (stored.UploadPath is { Length: > 0 } uploadPath)
         {
             var reason = new QuarantineReason(input.Tenant, input.StudyId, uploadPath, IngestHandler.StudyFailedReason, input.Reason, now);
-            await UploadArchive.QuarantineAsync(containers, reason, CancellationToken.None).ConfigureAwait(false);
-            await UploadNames.ForgetUploadPathAsync(studies, input.Tenant, input.StudyId, CancellationToken.None).ConfigureAwait(false);
+            await UploadArchive.SettleAsync(containers, studies, input.Tenant, input.StudyId, uploadPath, reason, CancellationToken.None).ConfigureAwait(false);
         }
 
         return true;
