@@ -83,7 +83,7 @@ public static class UsageCommand
                 {
                     output.WriteLine(string.Create(
                         CultureInfo.InvariantCulture,
-                        $"{u.Tenant} {u.Month}: {u.Studies} studies, {u.SlicesScreened} slices screened, CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, {u.BytesStored} bytes stored"));
+                        $"{u.Tenant} {u.Month}: {u.Studies} studies, {u.SlicesScreened} slices screened, CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, {u.BytesStored} bytes stored{(u.UnscreenedStudies > 0 ? $"; {u.UnscreenedStudies} not screened (failed or running, not billed)" : "")}"));
                 }
 
                 return ExitCodes.Success;

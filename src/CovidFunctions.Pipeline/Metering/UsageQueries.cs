@@ -1,12 +1,15 @@
 using System.Globalization;
+using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Metering;
 
 /// <summary>
-/// A tenant's usage in one month. <see cref="SlicesScreened"/> counts each study's slices once (the largest slice
-/// count any of its stages recorded), CPU/GPU seconds and bytes add up over distinct (study, stage) records, so a
-/// duplicate record, however it got there, is not billed twice.
+/// A tenant's bill for one month: the studies the pipeline screened (those with a <c>scoring</c> record, which the
+/// orchestration writes only for a completed study) and, for those studies, the slices screened and the CPU/GPU seconds
+/// and bytes of every stage. Each (study, stage) record counts once, however many copies reach the totals. A study with
+/// records but no scoring record (it failed after ingest, or is still running) is not billed: it is counted in
+/// <see cref="UnscreenedStudies"/> only. <see cref="Records"/> counts every distinct record of the month.
 /// </summary>
 public sealed record UsageTotals(
     string Tenant,
@@ -16,7 +19,8 @@ public sealed record UsageTotals(
     double CpuSeconds,
     double GpuSeconds,
     long BytesStored,
-    int Records);
+    int Records,
+    int UnscreenedStudies = 0);
 
 /// <summary>Monthly totals over <see cref="IUsageStore"/> (the billing view of <c>covidfn usage</c> and <c>GET /api/usage</c>).</summary>
 public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
@@ -41,19 +45,24 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
     }
 
     /// <summary>
-    /// Totals for every tenant with studies (the Studies table names the tenants; the Usage table is partitioned by
-    /// tenant and month), tenants without usage that month left out.
+    /// Totals for every tenant with records filed under the month (the Usage table's month index, plus the tenants of
+    /// the Studies table for records written before that index existed), tenants without records that month left out.
     /// </summary>
     public async Task<IReadOnlyList<UsageTotals>> MonthlyTotalsForAllAsync(string month, CancellationToken cancellationToken)
     {
-        var tenants = new SortedSet<string>(StringComparer.Ordinal);
+        if (!IsValidMonth(month))
+        {
+            throw new ArgumentException($"month '{month}' is not yyyy-MM", nameof(month));
+        }
+
+        var tenants = new SortedSet<string>(await usage.GetTenantsAsync(month, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
         await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
         {
             tenants.Add(study.Tenant);
         }
 
         var totals = new List<UsageTotals>();
-        foreach (var tenant in tenants)
+        foreach (var tenant in tenants.Where(StudyIds.IsValidTenant))
         {
             var total = await MonthlyTotalsAsync(tenant, month, cancellationToken).ConfigureAwait(false);
             if (total.Records > 0)
@@ -65,7 +74,7 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
         return totals;
     }
 
-    /// <summary>Totals of a set of records (duplicates of one (study, stage) count once).</summary>
+    /// <summary>Totals of a set of records (duplicates of one (study, stage) count once; see <see cref="UsageTotals"/>).</summary>
     public static UsageTotals Total(string tenant, string month, IEnumerable<UsageRecord> records)
     {
         ArgumentNullException.ThrowIfNull(records);
@@ -75,14 +84,20 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
             .Select(g => g.OrderBy(r => r.At).First())
             .ToList();
         var perStudy = distinct.GroupBy(r => r.StudyId).ToList();
+        var screened = perStudy
+            .Select(g => (Records: g.ToList(), Scoring: g.FirstOrDefault(r => r.Stage == StudyOrchestration.UsageStage)))
+            .Where(s => s.Scoring is not null)
+            .ToList();
+        var billed = screened.SelectMany(s => s.Records).ToList();
         return new UsageTotals(
             tenant,
             month,
-            perStudy.Count,
-            perStudy.Sum(g => (long)g.Max(r => r.Slices)),
-            Math.Round(distinct.Sum(r => r.CpuSeconds), 3),
-            Math.Round(distinct.Sum(r => r.GpuSeconds), 3),
-            distinct.Sum(r => r.BytesStored),
-            distinct.Count);
+            screened.Count,
+            screened.Sum(s => (long)s.Scoring!.Slices),
+            Math.Round(billed.Sum(r => r.CpuSeconds), 3),
+            Math.Round(billed.Sum(r => r.GpuSeconds), 3),
+            billed.Sum(r => r.BytesStored),
+            distinct.Count,
+            perStudy.Count - screened.Count);
     }
 }

@@ -27,12 +27,23 @@ public interface ISliceResultStore
     Task<IReadOnlyList<SliceResultRecord>> GetAsync(string tenant, string studyId, CancellationToken cancellationToken);
 }
 
-/// <summary>The <c>Usage</c> table.</summary>
+/// <summary>
+/// The <c>Usage</c> table. A study is billed in one month: the UTC month of its first record (its <em>billing
+/// month</em>, claimed once per tenant and study); every later stage of the study is filed under that month too, whatever
+/// its own time, so a study that starts on the last day of a month and finishes on the first of the next is billed once.
+/// </summary>
 public interface IUsageStore
 {
-    /// <summary>Inserts the record unless one exists for the same tenant, study and stage; true when inserted.</summary>
+    /// <summary>
+    /// Inserts the record unless one exists for the same tenant, study and stage, in any month (a retry or a second run
+    /// with a later time, even in the next month, is refused); true when inserted.
+    /// </summary>
     Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken);
 
-    /// <summary>Records of one tenant in one month (<c>yyyy-MM</c>).</summary>
+    /// <summary>Records of one tenant filed under one billing month (<c>yyyy-MM</c>).</summary>
     Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken);
+
+    /// <summary>The tenants with records filed under a billing month (the all-tenant usage view; no Studies rows needed).</summary>
+    Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<string>>([]);
 }

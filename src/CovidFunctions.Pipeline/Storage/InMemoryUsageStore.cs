@@ -3,25 +3,26 @@ using System.Globalization;
 namespace CovidFunctions.Pipeline.Storage;
 
 /// <summary>
-/// The <c>Usage</c> table in memory (thread-safe). Keyed like the table: partition "{tenant}|{yyyy-MM}" of the
-/// record's time (UTC), row "{studyId}|{stage}"; a second record with the same keys is refused, so duplicates count
-/// once (as in the table, a duplicate filed in another month would be a separate row: callers pass a stable time).
+/// The <c>Usage</c> table in memory (thread-safe), with the table's rules: one record per (tenant, study, stage) whatever
+/// its time, and every record of a study filed under the study's billing month, the UTC month of its first record
+/// (see <see cref="IUsageStore"/>).
 /// </summary>
 public sealed class InMemoryUsageStore : IUsageStore
 {
-    private readonly Dictionary<(string Tenant, string Month, string StudyId, string Stage), UsageRecord> _records = [];
+    private readonly Dictionary<(string Tenant, string StudyId, string Stage), (string Month, UsageRecord Record)> _records = [];
+    private readonly Dictionary<(string Tenant, string StudyId), string> _billingMonths = [];
     private readonly Lock _gate = new();
 
-    /// <summary>Every record, in tenant, study and stage order (a snapshot).</summary>
+    /// <summary>Every record, in tenant, month, study and stage order (a snapshot).</summary>
     public IReadOnlyList<UsageRecord> Snapshot()
     {
         lock (_gate)
         {
             return [.. _records.OrderBy(r => r.Key.Tenant, StringComparer.Ordinal)
-                .ThenBy(r => r.Key.Month, StringComparer.Ordinal)
+                .ThenBy(r => r.Value.Month, StringComparer.Ordinal)
                 .ThenBy(r => r.Key.StudyId, StringComparer.Ordinal)
                 .ThenBy(r => r.Key.Stage, StringComparer.Ordinal)
-                .Select(r => r.Value)];
+                .Select(r => r.Value.Record)];
         }
     }
 
@@ -31,7 +32,13 @@ public sealed class InMemoryUsageStore : IUsageStore
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
-            return Task.FromResult(_records.TryAdd((record.Tenant, MonthOf(record.At), record.StudyId, record.Stage), record));
+            if (!_billingMonths.TryGetValue((record.Tenant, record.StudyId), out var month))
+            {
+                month = MonthOf(record.At);
+                _billingMonths.Add((record.Tenant, record.StudyId), month);
+            }
+
+            return Task.FromResult(_records.TryAdd((record.Tenant, record.StudyId, record.Stage), (month, record)));
         }
     }
 
@@ -40,14 +47,25 @@ public sealed class InMemoryUsageStore : IUsageStore
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
-            IReadOnlyList<UsageRecord> records = [.. _records.Values
-                .Where(r => r.Tenant == tenant && MonthOf(r.At) == month)
+            IReadOnlyList<UsageRecord> records = [.. _records
+                .Where(r => r.Key.Tenant == tenant && r.Value.Month == month)
+                .Select(r => r.Value.Record)
                 .OrderBy(r => r.StudyId, StringComparer.Ordinal)
                 .ThenBy(r => r.Stage, StringComparer.Ordinal)];
             return Task.FromResult(records);
         }
     }
 
-    /// <summary>The <c>yyyy-MM</c> month (UTC) a usage record is filed under.</summary>
+    public Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            IReadOnlyList<string> tenants = [.. _records.Where(r => r.Value.Month == month).Select(r => r.Key.Tenant).Distinct().Order(StringComparer.Ordinal)];
+            return Task.FromResult(tenants);
+        }
+    }
+
+    /// <summary>The <c>yyyy-MM</c> month (UTC) of a time.</summary>
     public static string MonthOf(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM", CultureInfo.InvariantCulture);
 }

@@ -88,8 +88,9 @@ public sealed record SliceResultRecord(
     string? OverlayPath);
 
 /// <summary>
-/// A row of <c>Usage</c> (PartitionKey "{tenant}|{yyyy-MM}", RowKey "{studyId}|{stage}"): one per study and stage,
-/// written insert-if-absent so duplicates count once.
+/// A row of <c>Usage</c> (PartitionKey "{tenant}|{yyyy-MM}" of the study's billing month, RowKey "{studyId}|{stage}"):
+/// one per study and stage, written insert-if-absent so duplicates count once. <see cref="At"/> is the stage's own time,
+/// which may fall after the billing month (see <see cref="IUsageStore"/>).
 /// </summary>
 public sealed record UsageRecord(
     string Tenant,

@@ -145,7 +145,9 @@ public sealed class TableStoreTests(AzuriteFixture azurite)
         var inserted = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(() => azurite.Storage.Usage.TryRecordAsync(record, None))));
         Assert.Equal(1, inserted.Count(i => i));
         Assert.True(await azurite.Storage.Usage.TryRecordAsync(record with { Stage = "ingest" }, None));
-        Assert.True(await azurite.Storage.Usage.TryRecordAsync(record with { At = at.AddMonths(1) }, None));
+        // The same study and stage a month later (a retry after the month turned) is the same record, not a new one.
+        Assert.False(await azurite.Storage.Usage.TryRecordAsync(record with { At = at.AddMonths(1) }, None));
+        Assert.True(await azurite.Storage.Usage.TryRecordAsync(record with { StudyId = "s2", At = at.AddMonths(1) }, None));
 
         var month = await azurite.Storage.Usage.GetMonthAsync(tenant, "2026-11", None);
         Assert.Equal(2, month.Count);
