@@ -81,27 +81,17 @@ public sealed partial class ScoringHandler(
         }
 
         var stopwatch = Stopwatch.StartNew();
-        IReadOnlyList<SliceScore> scores;
-        try
-        {
-            scores = await ScoreAsync(request, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or ImagingException or UnscorableChunkException)
-        {
-            var error = ex is FileNotFoundException or DirectoryNotFoundException
-                ? $"tiles not found under {PipelineNames.SlicesContainer}/{request.TilesPrefix}"
-                : ex.Message;
-            Log.Unscorable(logger, request.Tenant, request.StudyId, request.ChunkIndex, error);
-            await SendResultAsync(request, null, stopwatch.Elapsed.TotalSeconds, error, cancellationToken).ConfigureAwait(false);
-            return Settlement.Complete;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException && message.DeliveryCount >= _maxDeliveryCount)
-        {
-            return await GiveUpAsync(request, message, ex, stopwatch.Elapsed.TotalSeconds, cancellationToken).ConfigureAwait(false);
-        }
 
+        // One try, so the last-delivery rule (GiveUpAsync) is stated once for scoring and storing. The flag keeps the
+        // "unscorable" answer to scoring: a FileNotFoundException or ImagingException while storing the results is a
+        // storage fault to retry (and to give up on at the last delivery), not missing tiles. A failure to send the
+        // unscorable answer is not taken for a poison chunk either: an exception thrown inside a catch clause is not
+        // caught by its sibling clauses, so it propagates to the consumer, as it did with two separate trys.
+        var scoring = true;
         try
         {
+            var scores = await ScoreAsync(request, cancellationToken).ConfigureAwait(false);
+            scoring = false;
             var documentPath = ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
             var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, ModelVersionOf(models.Manifest), models.Classes, scores);
             await WriteAsync(documentPath, JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), cancellationToken).ConfigureAwait(false);
@@ -111,6 +101,15 @@ public sealed partial class ScoringHandler(
             var seconds = stopwatch.Elapsed.TotalSeconds;
             await SendResultAsync(request, documentPath, seconds, null, cancellationToken).ConfigureAwait(false);
             Log.Scored(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, scores.Count, seconds, models.Provider);
+            return Settlement.Complete;
+        }
+        catch (Exception ex) when (scoring && ex is FileNotFoundException or DirectoryNotFoundException or ImagingException or UnscorableChunkException)
+        {
+            var error = ex is FileNotFoundException or DirectoryNotFoundException
+                ? $"tiles not found under {PipelineNames.SlicesContainer}/{request.TilesPrefix}"
+                : ex.Message;
+            Log.Unscorable(logger, request.Tenant, request.StudyId, request.ChunkIndex, error);
+            await SendResultAsync(request, null, stopwatch.Elapsed.TotalSeconds, error, cancellationToken).ConfigureAwait(false);
             return Settlement.Complete;
         }
         catch (Exception ex) when (ex is not OperationCanceledException && message.DeliveryCount >= _maxDeliveryCount)

@@ -1,0 +1,170 @@
+using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Inference;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Tests.Scoring;
+
+/// <summary>
+/// The edges of the scorer's last-delivery rule (<see cref="ScoringOptions.MaxDeliveryCount"/>), pinned when the two
+/// identical catch clauses (scoring, storing) became one: a fault while scoring or while storing is retried before the
+/// last delivery and answered with an error result and dead-lettered on it; only scoring faults can be "unscorable"
+/// (a FileNotFoundException while storing is a storage fault, not missing tiles); and a failure to send the unscorable
+/// answer propagates to the consumer rather than being taken for a poison chunk. Each passed before the change too.
+/// </summary>
+public sealed class ScoringHandlerLastDeliveryTests : IDisposable
+{
+    private const string Tenant = "lab-1";
+    private const string StudyId = "s-edge";
+    private const string TilesPrefix = "lab-1/s-edge/tiles";
+    private const int MaxDeliveries = 3;
+    private readonly TempDirectory _temp = TestData.CreateTempDirectory();
+    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+
+    public void Dispose()
+    {
+        _timeout.Dispose();
+        _temp.Dispose();
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(MaxDeliveries, true)]
+    public async Task A_fault_while_scoring_is_retried_then_answered_and_dead_lettered_on_the_last_delivery(int delivery, bool last)
+    {
+        // The tiles cannot be read for a reason that is no "unscorable" one (an I/O fault of the slices store).
+        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { FailSlicesReads = true };
+        var sender = new RecordingSender();
+        var handler = Handler(containers, sender);
+        var request = Request(sliceCount: 2);
+
+        if (!last)
+        {
+            await Assert.ThrowsAsync<IOException>(() => handler.HandleAsync(Message(request, delivery), _timeout.Token));
+            Assert.Empty(sender.Sent);
+            return;
+        }
+
+        var settlement = await handler.HandleAsync(Message(request, delivery), _timeout.Token);
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
+        Assert.Equal($"scoring failed on each of {MaxDeliveries} deliveries; the last: IOException: slices store away", result.Error);
+        Assert.Equal(result.Error, settlement.Reason);
+    }
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(MaxDeliveries, true)]
+    public async Task A_FileNotFoundException_while_storing_is_a_storage_fault_not_missing_tiles(int delivery, bool last)
+    {
+        var inner = new FileSystemBlobContainers(_temp.Path);
+        await WriteRealTilesAsync(inner);
+        var containers = new FaultyContainers(inner) { FailChunkDocumentWrites = true };
+        var sender = new RecordingSender();
+        var handler = Handler(containers, sender);
+        var request = Request(sliceCount: 2);
+
+        if (!last)
+        {
+            await Assert.ThrowsAsync<FileNotFoundException>(() => handler.HandleAsync(Message(request, delivery), _timeout.Token));
+            Assert.Empty(sender.Sent);
+            return;
+        }
+
+        var settlement = await handler.HandleAsync(Message(request, delivery), _timeout.Token);
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
+        Assert.StartsWith($"scoring failed on each of {MaxDeliveries} deliveries; the last: FileNotFoundException:", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("tiles not found", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unscorable_answer_that_cannot_be_sent_on_the_last_delivery_propagates_without_a_second_answer()
+    {
+        // No tiles: unscorable. The results queue refuses the answer: the consumer sees the exception (and dead-letters
+        // the message itself); the handler does not try again with a "scoring failed" answer.
+        var sender = new RecordingSender { Fail = true };
+        var handler = Handler(new FileSystemBlobContainers(_temp.Path), sender);
+
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token));
+
+        Assert.Equal("results queue away", thrown.Message);
+        var attempted = Assert.Single(sender.Attempts);
+        Assert.Equal("tiles not found under slices/lab-1/s-edge/tiles", PipelineJson.Deserialize<ChunkResult>(attempted.Body).Error);
+    }
+
+    private static ChunkRequest Request(int sliceCount) =>
+        new(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, ChunkIndex: 0, FirstSlice: 0, SliceCount: sliceCount, Attempt: 1);
+
+    private static ReceivedMessage Message(ChunkRequest request, int delivery) => new(request.MessageId, PipelineJson.Serialize(request), delivery);
+
+    private static ScoringHandler Handler(IBlobContainers containers, IMessageSender sender) =>
+        new(containers, new InMemorySliceResultStore(), sender, ScreeningModels.Load(), Options.Create(new ScoringOptions { BatchSize = 2, MaxDeliveryCount = MaxDeliveries }), NullLogger<ScoringHandler>.Instance);
+
+    private async Task WriteRealTilesAsync(IBlobContainers containers)
+    {
+        using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
+        await SeriesTiles.WriteAsync(series, containers.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
+    }
+
+    private sealed class RecordingSender : IMessageSender
+    {
+        public bool Fail { get; init; }
+
+        public List<QueueMessage> Attempts { get; } = [];
+
+        public List<QueueMessage> Sent { get; } = [];
+
+        public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
+        {
+            lock (Attempts)
+            {
+                Attempts.Add(message);
+                if (Fail)
+                {
+                    throw new InvalidOperationException("results queue away");
+                }
+
+                Sent.Add(message);
+            }
+
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Containers whose slices reads fail with an I/O fault, or whose chunk-document writes fail with FileNotFoundException.</summary>
+    private sealed class FaultyContainers(IBlobContainers inner) : IBlobContainers
+    {
+        public bool FailSlicesReads { get; init; }
+
+        public bool FailChunkDocumentWrites { get; init; }
+
+        public IBlobStore Get(string container) => new FaultyStore(inner.Get(container), container, this);
+
+        public string LinkTo(string container, string path) => inner.LinkTo(container, path);
+
+        private sealed class FaultyStore(IBlobStore store, string container, FaultyContainers faults) : IBlobStore
+        {
+            public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) =>
+                faults.FailSlicesReads && container == PipelineNames.SlicesContainer
+                    ? throw new IOException("slices store away")
+                    : store.OpenReadAsync(path, cancellationToken);
+
+            public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) =>
+                faults.FailChunkDocumentWrites && container == PipelineNames.ResultsContainer && path.Contains("/chunks/", StringComparison.Ordinal)
+                    ? throw new FileNotFoundException("results store lost the folder", path)
+                    : store.WriteAsync(path, content, cancellationToken);
+
+            public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
+
+            public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
+        }
+    }
+}
