@@ -241,7 +241,12 @@ public static class SegmentCommand
             }
         }
 
-        var nifti = NiftiOrientation.FromAxialVolume(new AxialVolume(series.Geometry, voxels), NiftiDataType.Int16);
+        // A NIfTI input gets its mask on its own voxel grid and header geometry (the axial volume the model saw is
+        // only a reorientation of it), so viewers and evaluation code overlay the two voxel for voxel.
+        var maskVolume = new AxialVolume(series.Geometry, voxels);
+        var nifti = series.NiftiSource is { } grid
+            ? NiftiOrientation.ToSourceGrid(maskVolume, grid.Header, grid.Reorientation, NiftiDataType.Int16)
+            : NiftiOrientation.FromAxialVolume(maskVolume, NiftiDataType.Int16);
         nifti.Header.Description = "covidfn segment: lesion mask (1 = lesion)";
         var maskPath = Path.Combine(outDir, name + "_lesion.nii.gz");
         NiftiFile.Write(maskPath, nifti);

@@ -10,6 +10,12 @@ namespace CovidFunctions.Imaging.Nifti;
 public sealed record NiftiReorientation(int[] SourceAxisForOutput, bool[] Flipped, double ObliquityDegrees, string Source);
 
 /// <summary>
+/// The voxel grid of a NIfTI input (its header, voxels not kept) and how it was brought to the axial output, so a
+/// result computed on the axial volume can be written back onto that grid (<see cref="NiftiOrientation.ToSourceGrid"/>).
+/// </summary>
+public sealed record NiftiSourceGrid(NiftiHeader Header, NiftiReorientation Reorientation);
+
+/// <summary>
 /// Brings NIfTI volumes to the axial convention used across CovidFunctions and converts back.
 /// </summary>
 /// <remarks>
@@ -88,21 +94,7 @@ public static class NiftiOrientation
         var slices = checked((int)n[sourceAxis[2]]);
         var values = image.ToSingle();
         var output = new float[(long)columns * rows * slices];
-        long[] stride = [1, n[0], n[0] * n[1]];
-
-        // Output (c, r, s) → source index: start + c·step0 + r·step1 + s·step2.
-        var step = new long[3];
-        long start = 0;
-        for (var o = 0; o < 3; o++)
-        {
-            var a = sourceAxis[o];
-            step[o] = flipped[o] ? -stride[a] : stride[a];
-            if (flipped[o])
-            {
-                start += (n[a] - 1) * stride[a];
-            }
-        }
-
+        var (start, step) = Walk(n, sourceAxis, flipped);
         long dst = 0;
         for (var s = 0; s < slices; s++)
         {
@@ -142,6 +134,106 @@ public static class NiftiOrientation
 
     /// <summary>Reads the image as an axial LPS volume.</summary>
     public static AxialVolume ToAxialVolume(NiftiImage image) => ToAxialVolume(image, out _);
+
+    /// <summary>
+    /// The inverse of <see cref="ToAxialVolume(NiftiImage, out NiftiReorientation)"/>: stores an axial volume (a mask
+    /// computed on it) on the voxel grid of the NIfTI image it came from, so the result overlays the source voxel for
+    /// voxel. The header is the source's spatial part unchanged (dim, pixdim with qfac, qform and sform codes and
+    /// parameters, units, NIfTI version); the data type is <paramref name="dataType"/> (int16 or uint8, values rounded),
+    /// with no scaling (scl_slope 1, scl_inter 0). A source with several volumes (t &gt; 1) gives a 3-D image: only its
+    /// first volume was read. A 4-D source with t = 1 keeps dim[0] = 4, so both have the same shape.
+    /// </summary>
+    public static NiftiImage ToSourceGrid(AxialVolume volume, NiftiHeader source, NiftiReorientation reorientation, NiftiDataType dataType = NiftiDataType.Int16)
+    {
+        ArgumentNullException.ThrowIfNull(volume);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(reorientation);
+        long[] n = [source.Width, source.Height, source.Depth];
+        var g = volume.Geometry;
+        var (columns, rows, slices) = ((int)n[reorientation.SourceAxisForOutput[0]], (int)n[reorientation.SourceAxisForOutput[1]], (int)n[reorientation.SourceAxisForOutput[2]]);
+        if ((g.Columns, g.Rows, g.Slices) != (columns, rows, slices))
+        {
+            throw new ArgumentException(FormattableString.Invariant($"The volume is {g.Columns}×{g.Rows}×{g.Slices}; the source grid reoriented is {columns}×{rows}×{slices}."), nameof(volume));
+        }
+
+        var header = source.Clone();
+        header.DataType = dataType;
+        header.SclSlope = 1;
+        header.SclInter = 0;
+        header.CalMin = 0;
+        header.CalMax = 0;
+        header.IntentCode = 0;
+        header.Description = string.Empty;
+        header.VoxOffset = 0;
+        var dims = (int)Math.Clamp(header.Dim[0], 1, 7);
+        if (dims > 3 && header.Dim.AsSpan(4, dims - 3).ContainsAnyExcept(1L))
+        {
+            header.Dim[0] = 3;
+        }
+
+        header.Dim.AsSpan(4).Fill(1);
+        if (dataType is not (NiftiDataType.Int16 or NiftiDataType.UInt8))
+        {
+            throw new ArgumentOutOfRangeException(nameof(dataType), dataType, "Write int16 or uint8.");
+        }
+
+        var shorts = dataType == NiftiDataType.Int16 ? new short[n[0] * n[1] * n[2]] : [];
+        var bytes = dataType == NiftiDataType.UInt8 ? new byte[n[0] * n[1] * n[2]] : [];
+        var voxels = volume.Voxels;
+        var (start, step) = Walk(n, reorientation.SourceAxisForOutput, reorientation.Flipped);
+        long dst = 0;
+        for (var s = 0; s < slices; s++)
+        {
+            for (var r = 0; r < rows; r++)
+            {
+                var src = start + (s * step[2]) + (r * step[1]);
+                for (var c = 0; c < columns; c++)
+                {
+                    var value = Math.Round(voxels[dst++], MidpointRounding.AwayFromZero);
+                    if (dataType == NiftiDataType.Int16)
+                    {
+                        shorts[src] = (short)Math.Clamp(value, short.MinValue, short.MaxValue);
+                    }
+                    else
+                    {
+                        bytes[src] = (byte)Math.Clamp(value, byte.MinValue, byte.MaxValue);
+                    }
+
+                    src += step[0];
+                }
+            }
+        }
+
+        if (dataType == NiftiDataType.Int16)
+        {
+            bytes = new byte[shorts.Length * 2];
+            Buffer.BlockCopy(shorts, 0, bytes, 0, bytes.Length);
+        }
+
+        return new NiftiImage(header, bytes);
+    }
+
+    /// <summary>
+    /// How output voxel (c, r, s) maps into the first 3-D volume of a source of size <paramref name="n"/>: source index
+    /// <c>start + c·step[0] + r·step[1] + s·step[2]</c>.
+    /// </summary>
+    private static (long Start, long[] Step) Walk(long[] n, int[] sourceAxisForOutput, bool[] flipped)
+    {
+        long[] stride = [1, n[0], n[0] * n[1]];
+        var step = new long[3];
+        long start = 0;
+        for (var o = 0; o < 3; o++)
+        {
+            var a = sourceAxisForOutput[o];
+            step[o] = flipped[o] ? -stride[a] : stride[a];
+            if (flipped[o])
+            {
+                start += (n[a] - 1) * stride[a];
+            }
+        }
+
+        return (start, step);
+    }
 
     /// <summary>
     /// Builds a NIfTI image (float32 or int16, rounded) of an axial volume, with sform and qform (code 1, scanner)

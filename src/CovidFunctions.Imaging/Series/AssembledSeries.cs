@@ -42,12 +42,13 @@ public sealed class AssembledSeries : IDisposable
         _multiFrameSources = slices.GroupBy(s => s.SourceIndex).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet();
     }
 
-    private AssembledSeries(AxialVolume volume, AssemblyReport report)
+    private AssembledSeries(AxialVolume volume, AssemblyReport report, NiftiSourceGrid niftiSource)
     {
         _volume = volume;
         Geometry = volume.Geometry;
         Report = report;
         Slices = [];
+        NiftiSource = niftiSource;
     }
 
     private AssembledSeries(SliceSources sources, IReadOnlyList<SliceInfo> slices, VolumeGeometry geometry, AssemblyReport report)
@@ -68,6 +69,12 @@ public sealed class AssembledSeries : IDisposable
     public string ValueKind => _unitImages ? Tiles.TileKinds.Unit : Tiles.TileKinds.Hu;
 
     public AssemblyReport Report { get; }
+
+    /// <summary>
+    /// For a NIfTI input, its voxel grid and how it was reoriented to <see cref="Geometry"/>: write results that must
+    /// overlay the input voxel for voxel with <see cref="NiftiOrientation.ToSourceGrid"/>. Null for DICOM and 2-D images.
+    /// </summary>
+    public NiftiSourceGrid? NiftiSource { get; }
 
     /// <summary>The slices in output order (empty for a NIfTI input; for 2-D images one per file, UIDs empty).</summary>
     public IReadOnlyList<SliceInfo> Slices { get; }
@@ -208,7 +215,8 @@ public sealed class AssembledSeries : IDisposable
 
     internal static AssembledSeries FromNifti(string path)
     {
-        var volume = NiftiOrientation.ToAxialVolume(NiftiFile.Read(path), out var how);
+        var image = NiftiFile.Read(path);
+        var volume = NiftiOrientation.ToAxialVolume(image, out var how);
         RequireHounsfieldUnits(volume, path);
         var g = volume.Geometry;
         var issues = new List<GeometryIssue>();
@@ -219,7 +227,7 @@ public sealed class AssembledSeries : IDisposable
 
         var summary = new SeriesSummary(string.Empty, string.Empty, null, Path.GetFileName(path), "CT", "NIFTI", null, g.SliceSpacing, g.Slices, "axial", true, null);
         var reason = $"NIfTI volume {Path.GetFileName(path)}: orientation from the {how.Source}, axes (i, j, k) → (column, row, slice) = ({string.Join(", ", how.SourceAxisForOutput.Select((a, o) => "ijk"[a] + (how.Flipped[o] ? " flipped" : string.Empty)))})";
-        return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []) { InputKind = AssemblyInputKinds.Nifti });
+        return new AssembledSeries(volume, new AssemblyReport(summary, reason, [], issues, []) { InputKind = AssemblyInputKinds.Nifti }, new NiftiSourceGrid(image.Header.Clone(), how));
     }
 
     /// <summary>
