@@ -6,6 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   dcmtk libgdcm-tools dicom3tools python3-pydicom
+  python3-nibabel  # independent NIfTI reader/writer for the CLI's 3-D contract (tests/CovidFunctions.Cli.Tests/volume_contract.py)
   libopenjp2-7 libcharls2
   python3-numpy python3-pil python3-scipy python3-torch python3-onnx
   fonts-dejavu-core
