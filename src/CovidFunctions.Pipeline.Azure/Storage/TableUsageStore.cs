@@ -40,7 +40,7 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
 
     public async Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(record);
+        UsageRecord.Validate(record);
         var month = await ClaimBillingMonthAsync(record, cancellationToken).ConfigureAwait(false);
         await AddIfAbsentAsync(new TableEntity(MonthIndexPartitionKeyOf(month), record.Tenant), cancellationToken).ConfigureAwait(false);
         var entity = new TableEntity(PartitionKeyOf(record.Tenant, month), RowKeyOf(record.StudyId, record.Stage))

@@ -28,7 +28,7 @@ public sealed class InMemoryUsageStore : IUsageStore
 
     public Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(record);
+        UsageRecord.Validate(record);
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {

@@ -100,4 +100,32 @@ public sealed record UsageRecord(
     int Slices,
     double CpuSeconds,
     double GpuSeconds,
-    long BytesStored);
+    long BytesStored)
+{
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> for a record that cannot be billed correctly: an invalid tenant (it is
+    /// part of the partition key), an empty study or stage, no time (the default time would file the study under the
+    /// year 1, where no query looks), or a negative or non-finite quantity (it would lower or poison the month's sum).
+    /// The stores call it before writing anything.
+    /// </summary>
+    public static void Validate(UsageRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        StudyIds.RequireTenant(record.Tenant);
+        ArgumentException.ThrowIfNullOrEmpty(record.StudyId, nameof(record));
+        ArgumentException.ThrowIfNullOrEmpty(record.Stage, nameof(record));
+        if (record.At == default)
+        {
+            throw new ArgumentException($"usage of {record.Tenant}/{record.StudyId} ({record.Stage}) has no time", nameof(record));
+        }
+
+        if (record.Slices < 0 || record.BytesStored < 0 || !IsBillableSeconds(record.CpuSeconds) || !IsBillableSeconds(record.GpuSeconds))
+        {
+            throw new ArgumentException(
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"usage of {record.Tenant}/{record.StudyId} ({record.Stage}) has a negative or non-finite quantity: {record.Slices} slices, CPU {record.CpuSeconds} s, GPU {record.GpuSeconds} s, {record.BytesStored} bytes"),
+                nameof(record));
+        }
+    }
+
+    private static bool IsBillableSeconds(double seconds) => double.IsFinite(seconds) && seconds >= 0;
+}

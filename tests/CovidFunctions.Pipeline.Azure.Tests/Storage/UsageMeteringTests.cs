@@ -90,6 +90,22 @@ public sealed class UsageMeteringTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_record_without_a_time_or_with_a_non_finite_quantity_writes_no_row_at_all()
+    {
+        // Refused before the billing-month claim: a claim for the year 1 would file the study's later stages there too.
+        var tenant = AzuriteFixture.NewTenant();
+        await Assert.ThrowsAsync<ArgumentException>(() => Usage.TryRecordAsync(new UsageRecord(tenant, "s1", "ingest", default, 300, 12, 0, 1), None));
+        await Assert.ThrowsAsync<ArgumentException>(() => Usage.TryRecordAsync(new UsageRecord(tenant, "s1", "ingest", LastSecondOfNovember, 300, double.NaN, 0, 1), None));
+
+        var table = ((TableUsageStore)Usage).Table;
+        var filter = TableClient.CreateQueryFilter($"PartitionKey ge {tenant} and PartitionKey lt {tenant + "~"}");
+        Assert.Empty(await table.QueryAsync<TableEntity>(filter, cancellationToken: None).ToListAsync());
+        Assert.DoesNotContain(tenant, await Usage.GetTenantsAsync("0001-01", None));
+        Assert.True(await Usage.TryRecordAsync(new UsageRecord(tenant, "s1", "ingest", LastSecondOfNovember, 300, 12, 0, 1), None));
+        Assert.Single(await Usage.GetMonthAsync(tenant, "2026-11", None));
+    }
+
+    [Fact]
     public async Task Concurrent_records_of_one_tenant_lose_nothing_and_duplicate_nothing()
     {
         // No counter row is read-modify-written: each (study, stage) is its own insert-only row. Eight studies of one

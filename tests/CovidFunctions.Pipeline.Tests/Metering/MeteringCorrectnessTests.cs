@@ -98,6 +98,32 @@ public sealed class MeteringCorrectnessTests
         Assert.Equal(0, gamma.GetProperty("unscreenedStudies").GetInt32());
     }
 
+    public static TheoryData<UsageRecord> Unbillable => new()
+    {
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, default, 8, 1, 0, 0),
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, -8, 1, 0, 0),
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, double.NaN, 0, 0),
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, 1, double.PositiveInfinity, 0),
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, -1, 0, 0),
+        new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, 1, 0, -1),
+        new UsageRecord("t", "", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, 1, 0, 0),
+        new UsageRecord("t", "s1", "", LastSecondOfMarch, 8, 1, 0, 0),
+        new UsageRecord("T|2026-03", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, 1, 0, 0),
+    };
+
+    [Theory]
+    [MemberData(nameof(Unbillable))]
+    public async Task InMemoryStore_RefusesARecordThatCannotBeBilledCorrectly_AndKeepsNothing(UsageRecord record)
+    {
+        // A default time would file the study under the year 1 (no query looks there) and claim that month for its
+        // later stages too; NaN or a negative value would poison or lower the month's sum.
+        var usage = new InMemoryUsageStore();
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => usage.TryRecordAsync(record, None));
+        Assert.Empty(usage.Snapshot());
+        Assert.True(await usage.TryRecordAsync(new UsageRecord("t", "s1", StudyOrchestration.UsageStage, LastSecondOfMarch, 8, 1, 0, 0), None));
+        Assert.Single(await usage.GetMonthAsync("t", "2026-03", None));
+    }
+
     private static byte[] Zip(IEnumerable<string> files)
     {
         using var buffer = new MemoryStream();
