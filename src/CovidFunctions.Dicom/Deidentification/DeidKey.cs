@@ -26,6 +26,17 @@ public sealed class DeidKey
     /// <summary>The key bytes (internal: only the keyed mappings see them).</summary>
     internal ReadOnlySpan<byte> Bytes => _bytes;
 
+    /// <summary>
+    /// A 32-byte key for another keyed mapping, derived from this one with HKDF-SHA256 (RFC 5869; no salt, info =
+    /// <paramref name="purpose"/> in UTF-8): one secret serves several mappings without any of them revealing it or
+    /// each other (a derived key cannot be turned back into this one). The same key and purpose give the same bytes.
+    /// </summary>
+    public byte[] DeriveSubkey(string purpose)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(purpose);
+        return HKDF.DeriveKey(HashAlgorithmName.SHA256, _bytes, MinimumLength, salt: [], info: System.Text.Encoding.UTF8.GetBytes(purpose));
+    }
+
     /// <summary>A key from raw bytes (copied).</summary>
     public static DeidKey FromBytes(ReadOnlySpan<byte> bytes) => new(bytes.ToArray());
 
