@@ -58,6 +58,10 @@ public static class FunctionAppServices
         services.AddSingleton(sp => DeidKeyProvider.Load(configuration, credential));
         services.AddSingleton(sp => new DeidentificationEngine(sp.GetRequiredService<DeidKey>()));
 
+        // Study ids are keyed by a key derived from the de-identification key: a study id cannot be checked against
+        // guessed upload names without it. Local hosts (covidfn up/submit/screen) derive theirs from their own key.
+        services.AddSingleton(sp => StudyIdKey.From(sp.GetRequiredService<DeidKey>()));
+
         AddNotificationsAndApi(services, configuration, credential);
         services.AddSingleton<DeadLetterWriter>();
         services.AddSingleton<ResultRelayHandlerFactory>();

@@ -68,7 +68,7 @@ public sealed class ApiFunctionsSecurityTests(AzuriteFixture azurite)
     private static async Task<(ApiFunctions Api, string Key, string StudyId)> TenantWithStudyAsync(ServiceProvider services)
     {
         var tenant = "fs-" + Guid.NewGuid().ToString("N")[..10];
-        var studyId = StudyIds.ForUpload(tenant, "scan.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), tenant, "scan.zip");
         Assert.True(await services.GetRequiredService<IStudyStore>().TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = studyId, UploadPath = "scan.zip", CreatedAt = DateTimeOffset.UtcNow }, CancellationToken.None));
         var minted = await services.GetRequiredService<ApiKeyAdmin>().MintAsync([tenant], CancellationToken.None);
         return (ActivatorUtilities.CreateInstance<ApiFunctions>(services), minted.Key, studyId);

@@ -66,7 +66,7 @@ public sealed class ApiKeyFunctionsTests(AzuriteFixture azurite)
 
     private static async Task<string> AddStudyAsync(IStudyStore studies, string tenant)
     {
-        var studyId = StudyIds.ForUpload(tenant, "scan.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), tenant, "scan.zip");
         Assert.True(await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = studyId, UploadPath = "scan.zip", CreatedAt = DateTimeOffset.UtcNow }, CancellationToken.None));
         return studyId;
     }

@@ -29,6 +29,11 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
     /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
     private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
 
+    /// <summary>The Function app's de-identification key here; study ids are keyed with the key derived from it.</summary>
+    private static readonly DeidKey DeidKey = DeidKey.Generate();
+
+    private static readonly StudyIdKey StudyIdKey = StudyIdKey.From(DeidKey);
+
     [Fact]
     public async Task IngestUpload_ZipOfRealSlices_WritesTilesAndStartsOneOrchestration()
     {
@@ -39,7 +44,7 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
 
         await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
 
-        var studyId = StudyIds.ForUpload(Tenant, name);
+        var studyId = StudyIds.ForUpload(StudyIdKey, Tenant, name);
         var instanceId = StudyIds.OrchestrationId(Tenant, studyId);
         var tilesPrefix = IngestHandler.TilesPrefixOf(Tenant, studyId);
         Assert.True(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ExistsAsync($"{tilesPrefix}/manifest.json", CancellationToken.None));
@@ -79,7 +84,7 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
         }
 
         var functions = CreateFunctions();
-        var studyId = StudyIds.ForUpload(Tenant, folder);
+        var studyId = StudyIds.ForUpload(StudyIdKey, Tenant, folder);
 
         // A blob of the folder alone does nothing: the folder is not complete yet.
         await functions.IngestUpload(Blob(folder + SliceFiles[0]), folder + SliceFiles[0], durable.Client, CancellationToken.None);
@@ -104,11 +109,11 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
             .AddSingleton(azurite.Storage.BlobContainers)
             .AddSingleton(azurite.Storage.Studies)
             .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(DeidKey.Generate()))
+            .AddSingleton(new DeidentificationEngine(DeidKey))
             .AddSingleton(Options.Create(new PipelineOptions()))
             .AddSingleton(TimeProvider.System)
             .BuildServiceProvider();
-        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), TimeProvider.System, NullLogger<IngestFunctions>.Instance);
+        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), StudyIdKey, TimeProvider.System, NullLogger<IngestFunctions>.Instance);
     }
 
     private Azure.Storage.Blobs.BlobClient Blob(string name) =>

@@ -24,7 +24,7 @@ public sealed class RelayFunctionTests(AzuriteFixture azurite)
     public async Task Relay_RaisesTheChunkResultAsTheOrchestrationsEvent()
     {
         await using var durable = await DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator<AwaitChunkResult>());
-        var studyId = StudyIds.ForUpload(Tenant, "relay.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "relay.zip");
         var instanceId = StudyIds.OrchestrationId(Tenant, studyId);
         await durable.Client.ScheduleNewOrchestrationInstanceAsync(nameof(AwaitChunkResult), new StartOrchestrationOptions(instanceId));
         await durable.Client.WaitForInstanceStartAsync(instanceId);

@@ -29,7 +29,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
     public async Task Scorer_ScoresRealTiles_PostsTheChunkResultWritesResultsAndDeadLettersAMalformedRequest()
     {
         var queues = UniqueQueues("a");
-        var studyId = StudyIds.ForUpload(Tenant, "host-test-a.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "host-test-a.zip");
         var tilesPrefix = await WriteTilesAsync(studyId);
         var transport = azurite.Storage.CreateQueueTransport();
         await transport.SendAsync(queues.Requests, new QueueMessage("malformed-1", "{ this is not json"), CancellationToken.None);
@@ -107,7 +107,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
     public async Task Scorer_OnStop_StopsReceivingAndFinishesTheChunkInFlight()
     {
         var queues = UniqueQueues("b");
-        var studyId = StudyIds.ForUpload(Tenant, "host-test-b.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "host-test-b.zip");
         var tilesPrefix = await WriteTilesAsync(studyId);
         var port = TestWaits.FreePort();
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(Settings(queues, port, maxConcurrentCalls: 1)));

@@ -36,7 +36,7 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
         // A whole 30-slice series in one chunk: seconds of CPU scoring, so the kill lands while it is in flight.
         var suffix = Guid.NewGuid().ToString("N")[..8];
         var (requests, results) = ($"req-kill-{suffix}", $"res-kill-{suffix}");
-        var studyId = StudyIds.ForUpload(Tenant, "kill-test.zip");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "kill-test.zip");
         var (tilesPrefix, sliceCount) = await WriteTilesAsync(studyId);
         var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, sliceCount, 1);
         await azurite.Storage.CreateQueueTransport().SendAsync(requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Azure;
 using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Pipeline;
 
 namespace CovidFunctions.Cli.Commands;
@@ -9,7 +10,9 @@ namespace CovidFunctions.Cli.Commands;
 /// <summary>
 /// <c>covidfn submit INPUT [--tenant T] [--data-dir D]</c>: uploads a file, a zip or a folder (its files, then its
 /// <c>.complete</c> marker) to the local <c>ct-uploads</c> container that <c>covidfn up</c> watches, creates the study's
-/// row (queued) and prints the study id on the last line of stdout. Exit 0; 2 on bad input; 1 when storage is unreachable.
+/// row (queued) and prints the study id on the last line of stdout. The id is keyed with the data folder's
+/// de-identification key (<c>D/keys/deid.key</c>, the one <c>covidfn up</c> in that folder uses; created when missing), so it
+/// is the id ingest gives the upload. Exit 0; 2 on bad input; 1 when storage is unreachable or the key cannot be read.
 /// </summary>
 public static class SubmitCommand
 {
@@ -19,7 +22,7 @@ public static class SubmitCommand
         var tenant = new Option<string>("--tenant") { Description = "Tenant (a-z, 0-9, '-').", DefaultValueFactory = _ => PipelineNames.DefaultTenant };
         var dataDir = LocalStorageConnection.DataDirOption();
         var storage = LocalStorageConnection.StorageOption();
-        var command = new Command("submit", "Upload a study to the local pipeline started by `covidfn up`; prints the study id last.");
+        var command = new Command("submit", "Upload a study to the local pipeline started by `covidfn up`; prints the study id last (keyed with the data folder's key: use the data folder of that `covidfn up`).");
         command.Arguments.Add(input);
         command.Options.Add(tenant);
         command.Options.Add(dataDir);
@@ -55,10 +58,28 @@ public static class SubmitCommand
             return ExitCodes.InternalError;
         }
 
+        // Study ids are keyed: the key of the pipeline that ingests the upload (covidfn up in the same data folder).
+        StudyIdKey studyIdKey;
+        try
+        {
+            var deidKey = DeidKeys.ForDataDir(LocalStorage.ResolveDataDir(dataDir), out var keyPath, out var created);
+            if (created)
+            {
+                error.WriteLine($"submit: created the de-identification key {keyPath}; `covidfn up` with this data folder uses it");
+            }
+
+            studyIdKey = StudyIdKey.From(deidKey);
+        }
+        catch (DeidKeyException ex)
+        {
+            error.WriteLine("submit: " + ex.Message);
+            return ExitCodes.InternalError;
+        }
+
         try
         {
             await storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-            var submitted = await new StudySubmitter(storage.BlobContainers, storage.Studies).SubmitAsync(input, tenant, cancellationToken).ConfigureAwait(false);
+            var submitted = await new StudySubmitter(storage.BlobContainers, storage.Studies, studyIdKey).SubmitAsync(input, tenant, cancellationToken).ConfigureAwait(false);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"submit: {submitted.Blobs} blob(s), {submitted.Bytes / 1048576.0:0.0} MiB uploaded to ct-uploads/{submitted.UploadPath}; follow it with `covidfn status {submitted.StudyId}`"));
             output.WriteLine(submitted.StudyId);

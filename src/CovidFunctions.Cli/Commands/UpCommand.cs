@@ -156,7 +156,7 @@ public static class UpCommand
         var phantom = new CtPhantom(new CtPhantomOptions { Slices = slices, SliceSpacing = Math.Round(160.0 / slices, 2), UidSeed = Guid.NewGuid().ToString("N") });
         console.MarkupLine($"demo: writing a synthetic chest CT ({slices} slices, 512×512, {phantom.LesionCount} ground-glass opacities, planted PHI) to {Markup.Escape(folder)}");
         await Task.Run(() => phantom.WriteFolder(folder), cancellationToken).ConfigureAwait(false);
-        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies).SubmitAsync(folder, PipelineNames.DefaultTenant, cancellationToken).ConfigureAwait(false);
+        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey).SubmitAsync(folder, PipelineNames.DefaultTenant, cancellationToken).ConfigureAwait(false);
         return submitted.StudyId;
     }
 

@@ -119,6 +119,9 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
     public string DeidKeyPath { get; private set; } = string.Empty;
 
+    /// <summary>The study-id key (derived from <c>keys/deid.key</c>): a <see cref="StudySubmitter"/> for this host needs it.</summary>
+    public StudyIdKey StudyIdKey { get; private set; } = null!;
+
     public bool IsScorerRunning => _scorerLoop is { IsCompleted: false };
 
     /// <summary>The results API when it runs (<see cref="LocalPipelineOptions.ApiPort"/>).</summary>
@@ -171,6 +174,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         var key = DeidKeys.ForDataDir(DataDirectory, out var keyPath, out var created);
         DeidKeyPath = keyPath;
+        StudyIdKey = StudyIdKey.From(key);
         if (created)
         {
             Log.KeyCreated(_logger, keyPath);
@@ -213,7 +217,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         var ingest = new IngestHandler(Storage.BlobContainers, Storage.Studies, Storage.Usage, orchestrations, new DeidentificationEngine(key),
             pipelineOptions, _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, notifier);
-        Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
+        Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, StudyIdKey, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
 
         var models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads }, _loggers.CreateLogger<ScreeningModels>());
         _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>());

@@ -44,7 +44,8 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
         var orchestrations = new CapturingOrchestrationClient();
         var pipelineOptions = Options.Create(_options);
 
-        var submitted = await new StudySubmitter(containers, studies).SubmitAsync(input, tenant, cancellationToken).ConfigureAwait(false);
+        var studyIdKey = StudyIdKey.From(key);
+        var submitted = await new StudySubmitter(containers, studies, studyIdKey).SubmitAsync(input, tenant, cancellationToken).ConfigureAwait(false);
         stages["upload"] = Lap(stopwatch);
 
         var blobs = new List<UploadBlob>();
@@ -55,7 +56,7 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
             blobs.Add(new UploadBlob(path, DateTimeOffset.UtcNow, length));
         }
 
-        var unit = UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, _options).SingleOrDefault(u => u.StudyId == submitted.StudyId)
+        var unit = UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, _options, studyIdKey).SingleOrDefault(u => u.StudyId == submitted.StudyId)
             ?? throw new InvalidOperationException($"the upload {submitted.UploadPath} did not form an ingest unit");
         var ingest = new IngestHandler(containers, studies, usage, orchestrations, new DeidentificationEngine(key), pipelineOptions,
             _loggers.CreateLogger<IngestHandler>(), TimeProvider.System);

@@ -13,10 +13,12 @@ public sealed record SubmittedStudy(string Tenant, string StudyId, string Upload
 /// Uploads a study to <c>ct-uploads</c> the way a research group would: a file (DICOM, zip, NIfTI) as one blob
 /// <c>{tenant}/{stamp}-{name}</c>; a folder as <c>{tenant}/{stamp}-{folder}/{relative path}</c> for each file, then the
 /// folder's <c>.complete</c> marker last so the watcher never ingests a half-uploaded folder. The stamp makes each
-/// submission its own study (the study id is derived from the upload path, <see cref="StudyIds.ForUpload"/>). The Studies
-/// row is created (queued) before the first byte is uploaded so <c>status</c> knows the study at once.
+/// submission its own study (the study id is derived from the upload path under the pipeline's key,
+/// <see cref="StudyIds.ForUpload"/>: <paramref name="studyIdKey"/> must be the key of the pipeline that ingests the
+/// upload, e.g. <see cref="LocalPipelineHost.StudyIdKey"/>, or ingest names the study differently). The Studies row is
+/// created (queued) before the first byte is uploaded so <c>status</c> knows the study at once.
 /// </summary>
-public sealed class StudySubmitter(IBlobContainers containers, IStudyStore studies, TimeProvider? timeProvider = null)
+public sealed class StudySubmitter(IBlobContainers containers, IStudyStore studies, StudyIdKey studyIdKey, TimeProvider? timeProvider = null)
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
 
@@ -41,7 +43,7 @@ public sealed class StudySubmitter(IBlobContainers containers, IStudyStore studi
         }
 
         var uploadPath = isFolder ? basePath + "/" : basePath;
-        var studyId = StudyIds.ForUpload(tenant, uploadPath);
+        var studyId = StudyIds.ForUpload(studyIdKey, tenant, uploadPath);
         await studies.TryCreateAsync(new StudyRecord
         {
             Tenant = tenant,

@@ -11,7 +11,7 @@ namespace CovidFunctions.Cli.LocalHost;
 /// <see cref="IngestHandler"/> for each with bounded concurrency. A unit in flight is not started twice; a unit that
 /// failed is retried on a later poll (ingest is idempotent, so a unit seen again after a restart is safe).
 /// </summary>
-public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler ingest, PipelineOptions options, int concurrency, ILogger logger, TimeProvider? timeProvider = null)
+public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler ingest, PipelineOptions options, StudyIdKey studyIdKey, int concurrency, ILogger logger, TimeProvider? timeProvider = null)
 {
     private readonly ConcurrentDictionary<string, Task> _inFlight = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _done = new(StringComparer.Ordinal);
@@ -67,7 +67,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
             blobs.Add(blob);
         }
 
-        foreach (var unit in UploadUnitPlanner.Plan(blobs, _time.GetUtcNow(), options))
+        foreach (var unit in UploadUnitPlanner.Plan(blobs, _time.GetUtcNow(), options, studyIdKey))
         {
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
             if (_inFlight.ContainsKey(unit.UploadPath) || (_done.TryGetValue(unit.UploadPath, out var seen) && seen >= newest))

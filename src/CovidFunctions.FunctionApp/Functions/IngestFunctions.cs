@@ -23,6 +23,7 @@ public sealed partial class IngestFunctions(
     IServiceProvider services,
     IUploadListing uploads,
     IOptions<PipelineOptions> options,
+    StudyIdKey studyIdKey,
     TimeProvider time,
     ILogger<IngestFunctions> logger)
 {
@@ -53,7 +54,7 @@ public sealed partial class IngestFunctions(
             uploaded = new UploadBlob(name, time.GetUtcNow(), 0);
         }
 
-        var unit = UploadUnitPlanner.ForSingleBlob(uploaded);
+        var unit = UploadUnitPlanner.ForSingleBlob(uploaded, studyIdKey);
         if (unit is null)
         {
             // A blob inside a folder: only the marker closes the folder here; other blobs wait for it or for the timer.
@@ -73,7 +74,7 @@ public sealed partial class IngestFunctions(
                 }
             }
 
-            unit = UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value).SingleOrDefault(u => u.UploadPath == folder);
+            unit = UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).SingleOrDefault(u => u.UploadPath == folder);
             if (unit is null)
             {
                 return;
@@ -99,7 +100,7 @@ public sealed partial class IngestFunctions(
 
         var handler = CreateHandler(durableClient);
         var ingested = 0;
-        foreach (var unit in UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value).Where(u => u.Kind == UploadUnitKind.Folder))
+        foreach (var unit in UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder))
         {
             var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
             ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;

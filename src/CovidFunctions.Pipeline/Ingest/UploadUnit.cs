@@ -19,7 +19,7 @@ public enum UploadUnitKind
 /// <remarks>
 /// A unit whose tenant is not valid (<see cref="StudyIds.IsValidTenant"/>) carries <see cref="Rejection"/>: ingest
 /// quarantines it under <see cref="UploadUnitPlanner.InvalidTenantQuarantine"/> instead of ignoring it. Its
-/// <see cref="StudyId"/> is computed like <see cref="StudyIds.ForUpload"/> (the tenant is not validated).
+/// <see cref="StudyId"/> is <see cref="StudyIds.ForUploadUnchecked"/> (keyed like every study id; the tenant is not validated).
 /// </remarks>
 public sealed record UploadUnit(
     string Tenant,

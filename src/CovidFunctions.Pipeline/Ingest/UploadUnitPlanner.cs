@@ -1,6 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
-
 namespace CovidFunctions.Pipeline.Ingest;
 
 /// <summary>
@@ -9,6 +6,7 @@ namespace CovidFunctions.Pipeline.Ingest;
 /// ready when <c>{tenant}/{folder}/.complete</c> exists or when the newest blob in it is at least
 /// <see cref="PipelineOptions.FolderStableAge"/> old. A tenant segment that is not a valid tenant (or a blob at the
 /// container root, which has none) still yields units, marked rejected, so nothing uploaded is silently ignored.
+/// Each unit's study id is keyed (<see cref="StudyIds.ForUpload"/> under the caller's <see cref="StudyIdKey"/>).
 /// </summary>
 public static class UploadUnitPlanner
 {
@@ -19,10 +17,11 @@ public static class UploadUnitPlanner
     public const string InvalidTenantReason = "invalid-tenant";
 
     /// <summary>The units ready at <paramref name="now"/>, in upload path order.</summary>
-    public static IReadOnlyList<UploadUnit> Plan(IEnumerable<UploadBlob> blobs, DateTimeOffset now, PipelineOptions options)
+    public static IReadOnlyList<UploadUnit> Plan(IEnumerable<UploadBlob> blobs, DateTimeOffset now, PipelineOptions options, StudyIdKey studyIdKey)
     {
         ArgumentNullException.ThrowIfNull(blobs);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(studyIdKey);
         var singles = new List<UploadUnit>();
         var folders = new SortedDictionary<string, (string Tenant, List<UploadBlob> Blobs, UploadBlob? Marker)>(StringComparer.Ordinal);
         foreach (var blob in blobs.DistinctBy(b => b.Path).OrderBy(b => b.Path, StringComparer.Ordinal))
@@ -32,7 +31,7 @@ public static class UploadUnitPlanner
             if (first < 0)
             {
                 // At the container root: no tenant segment at all.
-                singles.Add(Unit(string.Empty, path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null));
+                singles.Add(Unit(studyIdKey, string.Empty, path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null));
                 continue;
             }
 
@@ -40,7 +39,7 @@ public static class UploadUnitPlanner
             var second = path.IndexOf('/', first + 1);
             if (second < 0)
             {
-                singles.Add(Unit(tenant, path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null));
+                singles.Add(Unit(studyIdKey, tenant, path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null));
                 continue;
             }
 
@@ -67,7 +66,7 @@ public static class UploadUnitPlanner
         {
             if (folder.Marker is not null || IsStable(folder.Blobs, now, options.FolderStableAge))
             {
-                ready.Add(Unit(folder.Tenant, prefix, UploadUnitKind.Folder, folder.Blobs, folder.Marker?.Path));
+                ready.Add(Unit(studyIdKey, folder.Tenant, prefix, UploadUnitKind.Folder, folder.Blobs, folder.Marker?.Path));
             }
         }
 
@@ -78,9 +77,10 @@ public static class UploadUnitPlanner
     /// The unit of one blob the caller was told about (the Azure blob trigger): a unit when the blob lies directly under
     /// a tenant (or at the container root), null when it is inside a folder (folders are closed by <see cref="Plan"/>).
     /// </summary>
-    public static UploadUnit? ForSingleBlob(UploadBlob blob)
+    public static UploadUnit? ForSingleBlob(UploadBlob blob, StudyIdKey studyIdKey)
     {
         ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(studyIdKey);
         var path = blob.Path.TrimStart('/');
         var first = path.IndexOf('/', StringComparison.Ordinal);
         if (first >= 0 && path.IndexOf('/', first + 1) >= 0)
@@ -88,26 +88,20 @@ public static class UploadUnitPlanner
             return null;
         }
 
-        return Unit(first < 0 ? string.Empty : path[..first], path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null);
+        return Unit(studyIdKey, first < 0 ? string.Empty : path[..first], path, UploadUnitKind.SingleBlob, [blob with { Path = path }], null);
     }
 
     private static bool IsStable(List<UploadBlob> blobs, DateTimeOffset now, TimeSpan stableAge) =>
         blobs.Count > 0 && now - blobs.Max(b => b.LastModified) >= stableAge;
 
-    private static UploadUnit Unit(string tenant, string uploadPath, UploadUnitKind kind, List<UploadBlob> blobs, string? markerPath)
+    private static UploadUnit Unit(StudyIdKey studyIdKey, string tenant, string uploadPath, UploadUnitKind kind, List<UploadBlob> blobs, string? markerPath)
     {
         if (StudyIds.IsValidTenant(tenant))
         {
-            return new UploadUnit(tenant, StudyIds.ForUpload(tenant, uploadPath), uploadPath, kind, blobs, markerPath);
+            return new UploadUnit(tenant, StudyIds.ForUpload(studyIdKey, tenant, uploadPath), uploadPath, kind, blobs, markerPath);
         }
 
-        return new UploadUnit(tenant, UncheckedStudyId(tenant, uploadPath), uploadPath, kind, blobs, markerPath, InvalidTenantReason);
-    }
-
-    // StudyIds.ForUpload's formula without its tenant check: a stable id for quarantining an upload with a bad tenant.
-    private static string UncheckedStudyId(string tenant, string uploadPath)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{tenant}\n{uploadPath.Trim('/')}"));
-        return "s" + Convert.ToHexStringLower(hash)[..24];
+        // The same keyed formula without the tenant check: a stable id for quarantining an upload with a bad tenant.
+        return new UploadUnit(tenant, StudyIds.ForUploadUnchecked(studyIdKey, tenant, uploadPath), uploadPath, kind, blobs, markerPath, InvalidTenantReason);
     }
 }

@@ -24,7 +24,7 @@ public sealed class CovidfnProcessContractTests
         await using var host = await LocalPipelineHost.StartAsync(PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 4), loggers, CancellationToken.None);
         var series = PipelineFixture.RealSubset(Path.Combine(temp.Path, "series"), 4);
 
-        var submit = await CovidfnAsync(azurite.ConnectionString, "submit", series, "--tenant", "proc-lab");
+        var submit = await CovidfnAsync(azurite.ConnectionString, "submit", series, "--tenant", "proc-lab", "--data-dir", dataDir);
         Assert.True(submit.ExitCode == 0, submit.Stderr);
         var studyId = submit.Stdout.TrimEnd().Split('\n')[^1].Trim();
         Assert.Matches("^s[0-9a-f]{24}$", studyId);

@@ -29,7 +29,7 @@ public sealed class LocalPipelineEndToEndTests
         using var loggers = PipelineFixture.Loggers(dataDir, out var log);
         using var _ = log;
         await using var host = await LocalPipelineHost.StartAsync(PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3), loggers, CancellationToken.None);
-        var submitter = new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies);
+        var submitter = new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey);
 
         var loose = PipelineFixture.RealSubset(Path.Combine(temp.Path, "loose"), 4);
         var zip = Path.Combine(temp.Path, "series.zip");
@@ -117,7 +117,7 @@ public sealed class LocalPipelineEndToEndTests
         var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 2) with { SenderDecorator = inner => new TwiceSender(inner) };
         await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
 
-        var study = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies)
+        var study = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey)
             .SubmitAsync(PipelineFixture.RealSubset(Path.Combine(temp.Path, "series"), 6), "lab-c", CancellationToken.None);
 
         // Kill the scorer once the first chunk is scored (two more chunks to go), then restart it.
@@ -168,7 +168,7 @@ public sealed class LocalPipelineEndToEndTests
         SubmittedStudy study;
         await using (var first = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None))
         {
-            study = await new StudySubmitter(first.Storage.BlobContainers, first.Storage.Studies)
+            study = await new StudySubmitter(first.Storage.BlobContainers, first.Storage.Studies, first.StudyIdKey)
                 .SubmitAsync(PipelineFixture.RealSubset(Path.Combine(temp.Path, "series"), 6), tenant, CancellationToken.None);
 
             // Stop everything once the orchestration has dispatched and the first chunk result exists.

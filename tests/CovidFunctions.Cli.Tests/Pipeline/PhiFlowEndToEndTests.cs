@@ -105,7 +105,7 @@ public sealed class PhiFlowEndToEndTests
         var reject = Path.Combine(temp.Path, "in", RejectName);
         await File.WriteAllTextAsync(reject, "not a DICOM file, but named after one");
 
-        var submitter = new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies);
+        var submitter = new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey);
         var folderStudy = await submitter.SubmitAsync(folder, Tenant, CancellationToken.None);
         var zipStudy = await submitter.SubmitAsync(zip, Tenant, CancellationToken.None);
         var niftiStudy = await submitter.SubmitAsync(nifti, Tenant, CancellationToken.None);

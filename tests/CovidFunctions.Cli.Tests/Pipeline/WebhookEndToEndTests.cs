@@ -27,7 +27,7 @@ public sealed class WebhookEndToEndTests
         Assert.True(created.SecretGenerated);
 
         var series = PipelineFixture.RealSubset(Path.Combine(arranged.TempPath, "series"), 3);
-        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies).SubmitAsync(series, "lab-w", CancellationToken.None);
+        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey).SubmitAsync(series, "lab-w", CancellationToken.None);
         var row = await PipelineFixture.WaitForTerminalAsync(host.Storage.Studies, submitted.Tenant, submitted.StudyId, arranged.LogPath);
         Assert.True(row.Status == StudyStatus.Completed, $"{row.Status} {row.Reason}");
         await PipelineFixture.WaitUntilAsync(() => Task.FromResult(!receiver.Requests.IsEmpty), "the study.completed delivery");

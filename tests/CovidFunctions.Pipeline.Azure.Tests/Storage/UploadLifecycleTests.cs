@@ -161,12 +161,12 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
             }
         }
 
-        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions()));
+        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions(), StudyIdKey.From(Key)));
     }
 
     /// <summary>The folder unit as a late event would carry it after the upload was moved away (no blobs left to list).</summary>
     private static UploadUnit FolderUnitWithoutBlobs(string tenant) =>
-        new(tenant, StudyIds.ForUpload(tenant, $"{tenant}/series-4/"), $"{tenant}/series-4/", UploadUnitKind.Folder, [], null);
+        new(tenant, StudyIds.ForUpload(StudyIdKey.From(Key), tenant, $"{tenant}/series-4/"), $"{tenant}/series-4/", UploadUnitKind.Folder, [], null);
 
     /// <summary>What the scorer stores for one chunk: its result document (no lesion, so no masks) and the chunk result.</summary>
     private async Task<ChunkResult> WriteChunkResultAsync(StudyOrchestrationInput input, int sliceCount)

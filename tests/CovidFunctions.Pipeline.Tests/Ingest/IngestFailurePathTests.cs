@@ -226,7 +226,7 @@ public sealed class IngestFailurePathTests
         using var host = new IngestTestHost(new PipelineOptions { MaxUploadBytes = 100_000 });
         var content = File.ReadAllBytes(MidChestSlices(1)[0]);
         await host.UploadAsync($"{Tenant}/big.dcm", content);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob($"{Tenant}/big.dcm", host.Time.Now, content.Length))!;
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob($"{Tenant}/big.dcm", host.Time.Now, content.Length), host.StudyIdKey)!;
 
         var outcome = await host.Handler.IngestAsync(unit, default);
 
@@ -240,7 +240,7 @@ public sealed class IngestFailurePathTests
         using var host = new IngestTestHost(new PipelineOptions { MaxUploadBytes = 10_000_000 });
         var content = File.ReadAllBytes(MidChestSlices(1)[0]);
         await host.UploadAsync($"{Tenant}/small.dcm", content);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob($"{Tenant}/small.dcm", host.Time.Now, content.Length))!;
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob($"{Tenant}/small.dcm", host.Time.Now, content.Length), host.StudyIdKey)!;
 
         Assert.Equal(IngestStatus.Ingested, (await host.Handler.IngestAsync(unit, default)).Status);
     }

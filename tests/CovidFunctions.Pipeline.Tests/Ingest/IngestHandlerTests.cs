@@ -42,7 +42,7 @@ public sealed class IngestHandlerTests
         Assert.Equal(IngestStatus.Ingested, outcome.Status);
         Assert.Equal(6, outcome.SliceCount);
         Assert.True(outcome.OrchestrationStarted);
-        var studyId = StudyIds.ForUpload(Tenant, $"{Tenant}/chest.zip");
+        var studyId = StudyIds.ForUpload(host.StudyIdKey, Tenant, $"{Tenant}/chest.zip");
         Assert.Equal(studyId, outcome.StudyId);
 
         var prefix = $"{Tenant}/{studyId}/tiles";
@@ -415,7 +415,7 @@ public sealed class IngestHandlerTests
 
         // An upload whose study exists but is not ingested yet (ingest still running) must survive any sweep.
         await host.UploadFileAsync($"{Tenant}/pending/1.dcm", file);
-        var pendingId = StudyIds.ForUpload(Tenant, $"{Tenant}/pending/");
+        var pendingId = StudyIds.ForUpload(host.StudyIdKey, Tenant, $"{Tenant}/pending/");
         await host.Studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = pendingId, Status = StudyStatus.Processing, CreatedAt = host.Time.Now.AddDays(-1), UploadPath = $"{Tenant}/pending/" }, default);
 
         Assert.Equal(0, await host.Handler.SweepExpiredUploadsAsync(host.Time.Now.AddMinutes(30), default));

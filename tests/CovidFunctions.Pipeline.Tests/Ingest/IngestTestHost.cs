@@ -25,7 +25,7 @@ internal sealed class IngestTestHost : IDisposable
             Studies,
             Usage,
             Orchestrations,
-            new DeidentificationEngine(DeidKey.Generate()),
+            new DeidentificationEngine(DeidKey),
             Microsoft.Extensions.Options.Options.Create(Options),
             NullLogger<IngestHandler>.Instance,
             Time,
@@ -33,6 +33,11 @@ internal sealed class IngestTestHost : IDisposable
     }
 
     public PipelineOptions Options { get; }
+
+    /// <summary>The host's de-identification key; study ids are keyed with <see cref="StudyIdKey"/>, derived from it.</summary>
+    public DeidKey DeidKey { get; } = DeidKey.Generate();
+
+    public StudyIdKey StudyIdKey => StudyIdKey.From(DeidKey);
 
     public FileSystemBlobContainers Containers { get; }
 
@@ -78,7 +83,7 @@ internal sealed class IngestTestHost : IDisposable
             blobs.Add(new UploadBlob(path, Time.GetUtcNow(), 0));
         }
 
-        return UploadUnitPlanner.Plan(blobs, Time.GetUtcNow(), Options);
+        return UploadUnitPlanner.Plan(blobs, Time.GetUtcNow(), Options, StudyIdKey);
     }
 
     public static async Task<List<string>> ListAsync(IBlobStore store, string prefix)

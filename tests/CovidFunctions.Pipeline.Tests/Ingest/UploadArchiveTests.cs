@@ -33,7 +33,7 @@ public sealed class UploadArchiveTests : IDisposable
         }
 
         var unit = UploadUnitPlanner.Plan(
-            [.. (await uploads.ListAsync(string.Empty, default).ToListAsync()).Select(p => new UploadBlob(p, Now, 9))], Now, new PipelineOptions()).Single();
+            [.. (await uploads.ListAsync(string.Empty, default).ToListAsync()).Select(p => new UploadBlob(p, Now, 9))], Now, new PipelineOptions(), TestStudyIdKeys.Fixed).Single();
         var handler = new IngestHandler(
             containers, new InMemoryStudyStore(), new InMemoryUsageStore(), new RecordingOrchestrationClient(),
             new DeidentificationEngine(DeidKey.Generate()), Options.Create(new PipelineOptions()), NullLogger<IngestHandler>.Instance, new ManualTimeProvider(Now));

@@ -28,7 +28,8 @@ public sealed class UploadNamesTests
         var unit = Assert.Single(UploadUnitPlanner.Plan(
             [Blob("lab-a/Smith_John_MRN4711/IM0001.dcm"), Blob("lab-a/Smith_John_MRN4711/sub/Doe.dcm"), Blob("lab-a/Smith_John_MRN4711/.complete")],
             Now,
-            new PipelineOptions()));
+            new PipelineOptions(),
+            TestStudyIdKeys.Fixed));
 
         var masked = UploadNames.Mask(
             "upload lab-a/Smith_John_MRN4711: 2 files; IM0001.dcm: refused (Image Type ORIGINAL\\SECONDARY); sub/Doe.dcm: not DICOM; a subset; tenant lab-a",
@@ -44,7 +45,7 @@ public sealed class UploadNamesTests
     [Fact]
     public void Mask_ZipEntriesAndTemporaryPaths_TheUnitDoesNotList_AreMaskedAsPaths()
     {
-        var unit = UploadUnitPlanner.ForSingleBlob(Blob("lab-a/Doe_Jane.zip"))!;
+        var unit = UploadUnitPlanner.ForSingleBlob(Blob("lab-a/Doe_Jane.zip"), TestStudyIdKeys.Fixed)!;
 
         var masked = UploadNames.Mask("Doe_Jane.zip/Jane Doe/CT1.dcm: not readable ('/tmp/covidfn-ingest-x/upload/Doe_Jane.zip'), MRN_88/a.dcm", unit);
 
@@ -56,12 +57,12 @@ public sealed class UploadNamesTests
     [Fact]
     public void InvalidTenant_IsMaskedAndLoggedAsTheInvalidTenantFolder()
     {
-        var unit = UploadUnitPlanner.ForSingleBlob(Blob("Smith_John/scan.dcm"))!;
+        var unit = UploadUnitPlanner.ForSingleBlob(Blob("Smith_John/scan.dcm"), TestStudyIdKeys.Fixed)!;
         Assert.NotNull(unit.Rejection);
 
         Assert.Equal(UploadUnitPlanner.InvalidTenantQuarantine, UploadNames.LoggableTenant(unit));
         Assert.Equal("tenant '[name]' is not valid", UploadNames.Mask("tenant 'Smith_John' is not valid", unit));
-        Assert.Equal("lab-a", UploadNames.LoggableTenant(UploadUnitPlanner.ForSingleBlob(Blob("lab-a/x.dcm"))!));
+        Assert.Equal("lab-a", UploadNames.LoggableTenant(UploadUnitPlanner.ForSingleBlob(Blob("lab-a/x.dcm"), TestStudyIdKeys.Fixed)!));
     }
 
     [Fact]
@@ -86,7 +87,7 @@ public sealed class UploadNamesTests
             await containers.Get(PipelineNames.UploadsContainer).WriteAsync(Name, content, default);
         }
 
-        var unit = UploadUnitPlanner.ForSingleBlob(Blob(Name))!;
+        var unit = UploadUnitPlanner.ForSingleBlob(Blob(Name), TestStudyIdKeys.Fixed)!;
         var outcome = await handler.IngestAsync(unit, default);
 
         Assert.Equal(IngestStatus.Rejected, outcome.Status);

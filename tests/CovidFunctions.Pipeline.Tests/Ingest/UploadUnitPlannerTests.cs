@@ -6,12 +6,13 @@ public sealed class UploadUnitPlannerTests
 {
     private static readonly DateTimeOffset Now = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly PipelineOptions Options = new() { FolderStableAge = TimeSpan.FromSeconds(60) };
+    private static readonly StudyIdKey Key = TestStudyIdKeys.Fixed;
 
     [Fact]
     public void Plan_BlobsDirectlyUnderTenant_AreSingleBlobUnits()
     {
         var units = UploadUnitPlanner.Plan(
-            [Blob("lab/chest.zip", 0), Blob("lab/one.dcm", 0), Blob("lab/vol.nii", 0), Blob("lab/vol2.nii.gz", 0)], Now, Options);
+            [Blob("lab/chest.zip", 0), Blob("lab/one.dcm", 0), Blob("lab/vol.nii", 0), Blob("lab/vol2.nii.gz", 0)], Now, Options, Key);
 
         Assert.Equal(["lab/chest.zip", "lab/one.dcm", "lab/vol.nii", "lab/vol2.nii.gz"], units.Select(u => u.UploadPath));
         Assert.All(units, u =>
@@ -21,7 +22,7 @@ public sealed class UploadUnitPlannerTests
             Assert.Null(u.Rejection);
             Assert.Null(u.MarkerPath);
             Assert.Equal([u.UploadPath], u.BlobPaths);
-            Assert.Equal(StudyIds.ForUpload("lab", u.UploadPath), u.StudyId);
+            Assert.Equal(StudyIds.ForUpload(Key, "lab", u.UploadPath), u.StudyId);
         });
         Assert.Equal("chest.zip", units[0].RelativeName("lab/chest.zip"));
     }
@@ -30,14 +31,14 @@ public sealed class UploadUnitPlannerTests
     public void Plan_FolderWithMarker_IsReadyAtOnce_WithoutTheMarkerInItsBlobs()
     {
         var units = UploadUnitPlanner.Plan(
-            [Blob("lab/study1/a/1.dcm", 0), Blob("lab/study1/2.dcm", 0), Blob("lab/study1/.complete", 0)], Now, Options);
+            [Blob("lab/study1/a/1.dcm", 0), Blob("lab/study1/2.dcm", 0), Blob("lab/study1/.complete", 0)], Now, Options, Key);
 
         var unit = Assert.Single(units);
         Assert.Equal(UploadUnitKind.Folder, unit.Kind);
         Assert.Equal("lab/study1/", unit.UploadPath);
         Assert.Equal(["lab/study1/2.dcm", "lab/study1/a/1.dcm"], unit.BlobPaths);
         Assert.Equal("lab/study1/.complete", unit.MarkerPath);
-        Assert.Equal(StudyIds.ForUpload("lab", "lab/study1/"), unit.StudyId);
+        Assert.Equal(StudyIds.ForUpload(Key, "lab", "lab/study1/"), unit.StudyId);
         Assert.Equal("a/1.dcm", unit.RelativeName("lab/study1/a/1.dcm"));
     }
 
@@ -45,9 +46,9 @@ public sealed class UploadUnitPlannerTests
     public void Plan_FolderWithoutMarker_ReadyOnlyWhenTheNewestBlobIsOlderThanTheStableAge()
     {
         UploadBlob[] blobs = [Blob("lab/s/1.dcm", 600), Blob("lab/s/2.dcm", 59)];
-        Assert.Empty(UploadUnitPlanner.Plan(blobs, Now, Options));
+        Assert.Empty(UploadUnitPlanner.Plan(blobs, Now, Options, Key));
 
-        var later = UploadUnitPlanner.Plan(blobs, Now.AddSeconds(1), Options);
+        var later = UploadUnitPlanner.Plan(blobs, Now.AddSeconds(1), Options, Key);
         var unit = Assert.Single(later);
         Assert.Equal(2, unit.Blobs.Count);
         Assert.Null(unit.MarkerPath);
@@ -56,13 +57,13 @@ public sealed class UploadUnitPlannerTests
     [Fact]
     public void Plan_NestedMarker_DoesNotCloseTheFolder()
     {
-        Assert.Empty(UploadUnitPlanner.Plan([Blob("lab/s/1.dcm", 0), Blob("lab/s/sub/.complete", 0)], Now, Options));
+        Assert.Empty(UploadUnitPlanner.Plan([Blob("lab/s/1.dcm", 0), Blob("lab/s/sub/.complete", 0)], Now, Options, Key));
     }
 
     [Fact]
     public void Plan_MarkerAlone_IsAUnitWithNoBlobs()
     {
-        var unit = Assert.Single(UploadUnitPlanner.Plan([Blob("lab/s/.complete", 0)], Now, Options));
+        var unit = Assert.Single(UploadUnitPlanner.Plan([Blob("lab/s/.complete", 0)], Now, Options, Key));
         Assert.Empty(unit.Blobs);
         Assert.Equal("lab/s/.complete", unit.MarkerPath);
     }
@@ -71,7 +72,7 @@ public sealed class UploadUnitPlannerTests
     public void Plan_InvalidTenants_AreRejectedUnits_NotIgnored()
     {
         var units = UploadUnitPlanner.Plan(
-            [Blob("Bad_Tenant/x.zip", 0), Blob("root.dcm", 0), Blob("UPPER/f/1.dcm", 0), Blob("UPPER/f/.complete", 0)], Now, Options);
+            [Blob("Bad_Tenant/x.zip", 0), Blob("root.dcm", 0), Blob("UPPER/f/1.dcm", 0), Blob("UPPER/f/.complete", 0)], Now, Options, Key);
 
         Assert.Equal(["Bad_Tenant/x.zip", "UPPER/f/", "root.dcm"], units.Select(u => u.UploadPath));
         Assert.All(units, u =>
@@ -87,8 +88,8 @@ public sealed class UploadUnitPlannerTests
     public void Plan_IsDeterministic_AndIgnoresDuplicateListings()
     {
         UploadBlob[] blobs = [Blob("lab/b.zip", 0), Blob("lab/a.zip", 0), Blob("lab/a.zip", 0)];
-        var first = UploadUnitPlanner.Plan(blobs, Now, Options);
-        var second = UploadUnitPlanner.Plan(blobs.Reverse(), Now, Options);
+        var first = UploadUnitPlanner.Plan(blobs, Now, Options, Key);
+        var second = UploadUnitPlanner.Plan(blobs.Reverse(), Now, Options, Key);
         Assert.Equal(first.Select(u => u.StudyId), second.Select(u => u.StudyId));
         Assert.Equal(2, first.Count);
     }
@@ -96,10 +97,10 @@ public sealed class UploadUnitPlannerTests
     [Fact]
     public void ForSingleBlob_FolderBlob_IsNull()
     {
-        Assert.Null(UploadUnitPlanner.ForSingleBlob(Blob("lab/s/1.dcm", 0)));
-        var unit = UploadUnitPlanner.ForSingleBlob(Blob("lab/chest.zip", 0));
+        Assert.Null(UploadUnitPlanner.ForSingleBlob(Blob("lab/s/1.dcm", 0), Key));
+        var unit = UploadUnitPlanner.ForSingleBlob(Blob("lab/chest.zip", 0), Key);
         Assert.NotNull(unit);
-        Assert.Equal(StudyIds.ForUpload("lab", "lab/chest.zip"), unit.StudyId);
+        Assert.Equal(StudyIds.ForUpload(Key, "lab", "lab/chest.zip"), unit.StudyId);
     }
 
     private static UploadBlob Blob(string path, int ageSeconds) => new(path, Now.AddSeconds(-ageSeconds), 10);
