@@ -34,4 +34,20 @@ public sealed record PipelineOptions
 
     /// <summary>The most affected slices shown in the study montage and listed in the Studies row.</summary>
     public int MontageSlices { get; init; } = 12;
+
+    /// <summary>
+    /// Ingest attempts of one study (counted in its Studies row, so restarts do not reset them) before ingest gives up:
+    /// the upload goes to quarantine with the last error and the study fails like any study failing after ingest
+    /// (<c>study.failed</c>). Below the 5 tries Azure's blob trigger makes before its poison queue, so the bound is
+    /// reached in Azure too. 0: no bound.
+    /// </summary>
+    public int MaxIngestAttempts { get; init; } = 3;
+
+    /// <summary>
+    /// The hourly sweep fails a study still <c>processing</c> this long after it was created (never ingested) or
+    /// ingested, when nothing can finish it any more: its ingest never completed, or its orchestration is not running
+    /// (it failed, for example because FailStudy could not write). Well above the longest orchestration
+    /// (<see cref="MaxChunkAttempts"/> × <see cref="ChunkTimeout"/>, 30 minutes by default). Zero: no watchdog.
+    /// </summary>
+    public TimeSpan StuckStudyAge { get; init; } = TimeSpan.FromHours(6);
 }

@@ -130,6 +130,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         Put(entity, nameof(StudyRecord.TimingsJson), record.TimingsJson);
         Put(entity, nameof(StudyRecord.TopSlicesJson), record.TopSlicesJson);
         Put(entity, nameof(StudyRecord.MontagePath), record.MontagePath);
+        Put(entity, nameof(StudyRecord.IngestAttempts), record.IngestAttempts == 0 ? null : record.IngestAttempts);
+        Put(entity, nameof(StudyRecord.IngestError), record.IngestError);
 
         // Table Storage dates start in 1601: an unset CreatedAt (default) is simply not stored.
         Put(entity, nameof(StudyRecord.CreatedAt), record.CreatedAt == default ? null : record.CreatedAt.ToUniversalTime());
@@ -159,6 +161,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         TimingsJson = entity.GetString(nameof(StudyRecord.TimingsJson)),
         TopSlicesJson = entity.GetString(nameof(StudyRecord.TopSlicesJson)),
         MontagePath = entity.GetString(nameof(StudyRecord.MontagePath)),
+        IngestAttempts = entity.GetInt32(nameof(StudyRecord.IngestAttempts)) ?? 0,
+        IngestError = entity.GetString(nameof(StudyRecord.IngestError)),
         CreatedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default,
         IngestedAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestedAt)),
         CompletedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CompletedAt)),

@@ -13,6 +13,7 @@ using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Orchestration.Activities;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -38,6 +39,12 @@ public sealed partial class IngestHandler
 
     /// <summary>The reason code in <c>reason.json</c> of an upload whose study failed after ingest.</summary>
     public const string StudyFailedReason = "study-failed";
+
+    /// <summary>The reason code of an upload whose ingest failed on each of <see cref="PipelineOptions.MaxIngestAttempts"/> attempts.</summary>
+    public const string IngestFailedReason = "ingest-failed";
+
+    /// <summary>The reason code of an upload whose study the watchdog failed (<see cref="PipelineOptions.StuckStudyAge"/>).</summary>
+    public const string StuckReason = "stuck-processing";
 
     /// <summary>Slices decoded at once while tiling.</summary>
     public const int TilingParallelism = 2;
@@ -120,6 +127,15 @@ public sealed partial class IngestHandler
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
+        // An ingest that failed on every attempt (storage away for good, a decoder bug outside the classified errors, a
+        // process that dies) would leave the study processing for ever: the count in the row bounds it, across restarts.
+        // Checked before the next attempt too, for attempts that died before they could give up themselves.
+        if (_options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
+            && existing.Status is StudyStatus.Processing or StudyStatus.Failed)
+        {
+            return await GiveUpAsync(unit, existing, cancellationToken).ConfigureAwait(false);
+        }
+
         // Ingest copies the upload to local disk: a unit over the limit is refused before that, by its declared size.
         var declaredBytes = unit.Blobs.Sum(b => Math.Max(0, b.Length));
         if (_options.MaxUploadBytes > 0 && declaredBytes > _options.MaxUploadBytes)
@@ -137,10 +153,12 @@ public sealed partial class IngestHandler
         var cpu = new CpuTimeAccount();
         var cpuAtStart = Environment.CpuUsage.TotalTime;
         Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.Blobs.Count);
-        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
-            ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath }
-            : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath },
-            cancellationToken).ConfigureAwait(false);
+
+        // This write counts the attempt: if storage is away it fails, and the attempt is neither made nor counted.
+        var attempt = (await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
+            ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, IngestAttempts = 1 }
+            : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, IngestAttempts = row.IngestAttempts + 1 },
+            cancellationToken).ConfigureAwait(false)).IngestAttempts;
 
         var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
         try
@@ -212,6 +230,21 @@ public sealed partial class IngestHandler
             Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
             return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host is stopping (a scale-in, a restart): not a failure of this upload, so the attempt is not counted.
+            await UncountAttemptAsync(unit).ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            if (await FailedAttemptAsync(unit, attempt, ex).ConfigureAwait(false) is { } gaveUp)
+            {
+                return gaveUp;
+            }
+
+            throw;
+        }
         finally
         {
             TryDeleteDirectory(work.FullName);
@@ -221,10 +254,13 @@ public sealed partial class IngestHandler
     /// <summary>
     /// Deletes the raw uploads of studies completed at least <see cref="PipelineOptions.UploadRetention"/> before
     /// <paramref name="now"/> (never one whose results are not stored yet; a rejected or failed study's upload is already
-    /// in quarantine). Returns how many uploads had blobs deleted.
+    /// in quarantine), after failing the stuck studies (<see cref="FailStuckStudiesAsync"/>). Returns how many uploads
+    /// had blobs deleted.
     /// </summary>
     public async Task<int> SweepExpiredUploadsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
+        // The hourly timer that runs this sweep also runs the stuck-study watchdog (no second timer to deploy).
+        await FailStuckStudiesAsync(now, cancellationToken).ConfigureAwait(false);
         var cutoff = now - _options.UploadRetention;
         var swept = 0;
 
@@ -245,6 +281,136 @@ public sealed partial class IngestHandler
         }
 
         return swept;
+    }
+
+    /// <summary>
+    /// The watchdog (run by the hourly sweep, <see cref="SweepExpiredUploadsAsync"/>): fails the studies still
+    /// <c>processing</c> <see cref="PipelineOptions.StuckStudyAge"/> after they were created (never ingested) or
+    /// ingested, whose orchestration is not running (ended without settling the study, as when FailStudy itself failed
+    /// for good, or never started). A study whose orchestration is running, or whose state the client cannot tell, is
+    /// left alone: the orchestration bounds itself. Each goes the way of every study failing after ingest: row failed
+    /// with the reason, upload to quarantine with <c>reason.json</c>, then <c>study.failed</c>. Returns how many.
+    /// </summary>
+    public async Task<int> FailStuckStudiesAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_options.StuckStudyAge <= TimeSpan.Zero)
+        {
+            return 0;
+        }
+
+        var cutoff = now - _options.StuckStudyAge;
+        var stuck = new List<(StudyRecord Study, string Why)>();
+
+        // A study is created before it is ingested, so CreatedAt <= cutoff bounds the query; IngestedAt decides.
+        await foreach (var study in _studies.QueryAsync(null, StudyStatus.Processing, null, cutoff, cancellationToken).ConfigureAwait(false))
+        {
+            if (study.Status != StudyStatus.Processing || (study.IngestedAt ?? study.CreatedAt) > cutoff)
+            {
+                continue;
+            }
+
+            if (study.IngestedAt is null)
+            {
+                stuck.Add((study, "its ingest never finished"));
+                continue;
+            }
+
+            var instanceId = study.OrchestrationId ?? StudyIds.OrchestrationId(study.Tenant, study.StudyId);
+            if (await _orchestrations.IsRunningAsync(instanceId, cancellationToken).ConfigureAwait(false) == false)
+            {
+                stuck.Add((study, "its orchestration is not running (it ended without settling the study, or never started)"));
+            }
+        }
+
+        var failed = 0;
+        foreach (var (study, why) in stuck)
+        {
+            var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"the study was still processing {_options.StuckStudyAge.TotalHours:0.##} h after it was {(study.IngestedAt is null ? "created" : "ingested")} (Pipeline:StuckStudyAge): {why}")
+                + (study.IngestError is { } error ? $"; the last ingest error: {error}" : string.Empty);
+            if (await FailStudyActivity.FailAsync(_studies, _containers, study.Tenant, study.StudyId, reason, StuckReason, reason, now, null, cancellationToken).ConfigureAwait(false))
+            {
+                failed++;
+                Log.StuckFailed(_logger, study.Tenant, study.StudyId, why);
+                if (_notifier is not null)
+                {
+                    await _notifier.NotifyAsync(study.Tenant, study.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        return failed;
+    }
+
+    /// <summary>
+    /// A failed attempt: its error goes into the row, and on the last allowed attempt ingest gives up here rather than
+    /// leave it to a next attempt that may never come (Azure's blob trigger stops after 5 tries). Null: the caller
+    /// rethrows so the trigger retries. If storage fails here too, nothing is recorded: the next attempt (or the
+    /// watchdog) decides, and the original exception is the one the trigger sees.
+    /// </summary>
+    private async Task<IngestOutcome?> FailedAttemptAsync(UploadUnit unit, int attempt, Exception ex)
+    {
+        // Messages can name the upload's files or their temporary copies: masked like every ingest log line and reason.
+        var error = $"{ex.GetType().Name}: {UploadNames.Mask(ex.Message, unit)}";
+        Log.AttemptFailed(_logger, unit.Tenant, unit.StudyId, attempt, _options.MaxIngestAttempts, error);
+        try
+        {
+            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => (r ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+            {
+                IngestError = error,
+            }, CancellationToken.None).ConfigureAwait(false);
+            if (_options.MaxIngestAttempts > 0 && attempt >= _options.MaxIngestAttempts && row.IngestedAt is null && row.Status == StudyStatus.Processing)
+            {
+                return await GiveUpAsync(unit, row, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        catch (Exception recordFailure) when (recordFailure is not OperationCanceledException)
+        {
+            Log.AttemptNotRecorded(_logger, unit.Tenant, unit.StudyId, recordFailure.GetType().Name);
+        }
+
+        return null;
+    }
+
+    private async Task UncountAttemptAsync(UploadUnit unit)
+    {
+        try
+        {
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => (r ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+            {
+                IngestAttempts = Math.Max(0, (r?.IngestAttempts ?? 0) - 1),
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Counted then: one attempt less before ingest gives up, never a study left processing.
+            Log.AttemptNotRecorded(_logger, unit.Tenant, unit.StudyId, ex.GetType().Name);
+        }
+    }
+
+    /// <summary>
+    /// Ingest failed on each of <see cref="PipelineOptions.MaxIngestAttempts"/> attempts: the partial tiles are
+    /// deleted, and the study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync"/>:
+    /// row failed with the reason, the upload to quarantine with the last error in <c>reason.json</c>, its path
+    /// forgotten), then <c>study.failed</c> is sent, once: a late re-delivery settles a re-written upload the same way.
+    /// </summary>
+    private async Task<IngestOutcome> GiveUpAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
+    {
+        var lastError = row.IngestError ?? "none was recorded (the process ended during the attempt, or storage failed with it)";
+        var detail = $"ingest failed on each of {row.IngestAttempts} attempt(s) (Pipeline:MaxIngestAttempts {_options.MaxIngestAttempts}); the last error: {lastError}";
+        var alreadyFailed = row.Status == StudyStatus.Failed;
+        await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
+        var failed = await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, detail, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
+        if (failed && !alreadyFailed)
+        {
+            Log.GaveUp(_logger, unit.Tenant, unit.StudyId, row.IngestAttempts, lastError);
+            if (_notifier is not null)
+            {
+                await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
     }
 
     private async Task<IngestOutcome> ResumeIngestedAsync(UploadUnit unit, StudyRecord study, CancellationToken cancellationToken)
@@ -295,6 +461,12 @@ public sealed partial class IngestHandler
             {
                 reason = await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false)
                     ?? throw new JsonException("empty reason.json");
+            }
+
+            // Moved there because the study failed (a concurrent delivery gave up on it, or the watchdog): not a reject.
+            if (reason.Reason is StudyFailedReason or IngestFailedReason or StuckReason)
+            {
+                return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, reason.Reason, reason.Detail);
             }
 
             return await RejectAsync(unit, reason.Reason, reason.Detail, cancellationToken).ConfigureAwait(false);
@@ -801,5 +973,17 @@ public sealed partial class IngestHandler
 
         [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Retention over for {Tenant}/{StudyId}: deleted {BlobCount} upload blob(s)")]
         public static partial void UploadSwept(ILogger logger, string tenant, string studyId, int blobCount);
+
+        [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId} failed on attempt {Attempt} of {MaxAttempts}: {Error}")]
+        public static partial void AttemptFailed(ILogger logger, string tenant, string studyId, int attempt, int maxAttempts, string error);
+
+        [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the attempt's outcome could not be recorded ({Type}); the next attempt or the watchdog decides")]
+        public static partial void AttemptNotRecorded(ILogger logger, string tenant, string studyId, string type);
+
+        [LoggerMessage(EventId = 108, Level = LogLevel.Error, Message = "Ingest of {Tenant}/{StudyId} failed on each of {Attempts} attempt(s); the upload is in quarantine and the study failed. The last error: {Error}")]
+        public static partial void GaveUp(ILogger logger, string tenant, string studyId, int attempts, string error);
+
+        [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} was stuck processing and is failed now: {Why}")]
+        public static partial void StuckFailed(ILogger logger, string tenant, string studyId, string why);
     }
 }

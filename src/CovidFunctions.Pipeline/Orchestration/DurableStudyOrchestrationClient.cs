@@ -41,6 +41,14 @@ public sealed class DurableStudyOrchestrationClient(DurableTaskClient client) : 
         }
     }
 
+    /// <summary>An instance that exists and is not completed, failed or terminated (purged or never started: false).</summary>
+    public async Task<bool?> IsRunningAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(instanceId);
+        var instance = await client.GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellationToken).ConfigureAwait(false);
+        return instance is not null && !instance.IsCompleted;
+    }
+
     /// <remarks>
     /// A result that arrives after its study finished (a duplicate delivery, or a re-dispatched chunk answering twice)
     /// is dropped: where the engine refuses events for finished instances, the refusal is swallowed once the instance

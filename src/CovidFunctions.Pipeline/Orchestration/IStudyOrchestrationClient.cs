@@ -13,6 +13,12 @@ public interface IStudyOrchestrationClient
 
     /// <summary>Raises a chunk result as the <see cref="PipelineNames.ChunkResultEvent"/> event of its orchestration.</summary>
     Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether the orchestration instance exists and has not ended (pending, running or suspended): true or false, or
+    /// null where this client cannot tell (then nothing is decided on it: the stuck-study watchdog leaves the study).
+    /// </summary>
+    Task<bool?> IsRunningAsync(string instanceId, CancellationToken cancellationToken) => Task.FromResult<bool?>(null);
 }
 
 /// <summary>The orchestration's input: references only.</summary>

@@ -70,6 +70,16 @@ public sealed record StudyRecord
 
     public DateTimeOffset? CompletedAt { get; init; }
 
+    /// <summary>
+    /// Ingest attempts started for this study, counted by the write that marks the row processing (so an attempt
+    /// whose process died counts too, and one that could not reach storage does not). Ingest gives up after
+    /// <see cref="PipelineOptions.MaxIngestAttempts"/>.
+    /// </summary>
+    public int IngestAttempts { get; init; }
+
+    /// <summary>The last failed ingest attempt's error (exception type and message, the upload's names masked): the reason given when ingest gives up.</summary>
+    public string? IngestError { get; init; }
+
     /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
     public string? ETag { get; init; }
 }

@@ -413,10 +413,11 @@ public sealed class IngestHandlerTests
         // Retention counts from the stored results (what the AggregateStudy activity writes).
         await host.Studies.UpdateAsync(Tenant, unit.StudyId, row => row! with { Status = StudyStatus.Completed, CompletedAt = host.Time.Now }, default);
 
-        // An upload whose study exists but is not ingested yet (ingest still running) must survive any sweep.
+        // An upload whose study exists but is not ingested yet (ingest still running) must survive any retention sweep
+        // (created an hour ago: within Pipeline:StuckStudyAge, after which the sweep's watchdog would fail the study).
         await host.UploadFileAsync($"{Tenant}/pending/1.dcm", file);
         var pendingId = StudyIds.ForUpload(host.StudyIdKey, Tenant, $"{Tenant}/pending/");
-        await host.Studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = pendingId, Status = StudyStatus.Processing, CreatedAt = host.Time.Now.AddDays(-1), UploadPath = $"{Tenant}/pending/" }, default);
+        await host.Studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = pendingId, Status = StudyStatus.Processing, CreatedAt = host.Time.Now.AddHours(-1), UploadPath = $"{Tenant}/pending/" }, default);
 
         Assert.Equal(0, await host.Handler.SweepExpiredUploadsAsync(host.Time.Now.AddMinutes(30), default));
         Assert.Contains($"{Tenant}/one.dcm", await IngestTestHost.ListAsync(host.Uploads, string.Empty));

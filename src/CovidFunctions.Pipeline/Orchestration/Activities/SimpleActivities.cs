@@ -81,26 +81,50 @@ public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers conta
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
 
-    public override async Task<bool> RunAsync(TaskActivityContext context, FailStudyInput input)
+    public override Task<bool> RunAsync(TaskActivityContext context, FailStudyInput input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var now = _time.GetUtcNow();
-        var stored = await studies.UpdateAsync(input.Tenant, input.StudyId, existing =>
+        return FailAsync(studies, containers, input.Tenant, input.StudyId, input.Reason, IngestHandler.StudyFailedReason, input.Reason, _time.GetUtcNow(), null, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The one failure path of a study whose upload is kept until the study is settled: the row is set failed with
+    /// <paramref name="reason"/> (a completed or rejected row is left alone; false then), THEN the upload (the row's
+    /// <c>UploadPath</c>, else <paramref name="uploadPath"/>) is moved to quarantine with <paramref name="code"/> and
+    /// <paramref name="detail"/> in <c>reason.json</c> and the path forgotten (<see cref="UploadArchive.SettleAsync"/>).
+    /// Used by this activity, by ingest when it gives up (<see cref="PipelineOptions.MaxIngestAttempts"/>) and by the
+    /// stuck-study watchdog (<see cref="PipelineOptions.StuckStudyAge"/>); the caller sends <c>study.failed</c>. Safe to repeat.
+    /// </summary>
+    public static async Task<bool> FailAsync(
+        IStudyStore studies,
+        IBlobContainers containers,
+        string tenant,
+        string studyId,
+        string reason,
+        string code,
+        string detail,
+        DateTimeOffset now,
+        string? uploadPath,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(studies);
+        ArgumentNullException.ThrowIfNull(containers);
+        var stored = await studies.UpdateAsync(tenant, studyId, existing =>
         {
-            var record = existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = now };
-            return record.Status == StudyStatus.Completed
+            var record = existing ?? new StudyRecord { Tenant = tenant, StudyId = studyId, CreatedAt = now };
+            return record.Status is StudyStatus.Completed or StudyStatus.Rejected
                 ? record
-                : record with { Status = StudyStatus.Failed, Reason = input.Reason, CompletedAt = now };
-        }, CancellationToken.None).ConfigureAwait(false);
+                : record with { Status = StudyStatus.Failed, Reason = reason, CompletedAt = now };
+        }, cancellationToken).ConfigureAwait(false);
         if (stored.Status != StudyStatus.Failed)
         {
             return false;
         }
 
-        if (stored.UploadPath is { Length: > 0 } uploadPath)
+        if ((stored.UploadPath ?? uploadPath) is { Length: > 0 } upload)
         {
-            var reason = new QuarantineReason(input.Tenant, input.StudyId, uploadPath, IngestHandler.StudyFailedReason, input.Reason, now);
-            await UploadArchive.SettleAsync(containers, studies, input.Tenant, input.StudyId, uploadPath, reason, CancellationToken.None).ConfigureAwait(false);
+            var quarantineReason = new QuarantineReason(tenant, studyId, upload, code, detail, now);
+            await UploadArchive.SettleAsync(containers, studies, tenant, studyId, upload, quarantineReason, cancellationToken).ConfigureAwait(false);
         }
 
         return true;
