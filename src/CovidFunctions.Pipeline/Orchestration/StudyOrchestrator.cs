@@ -27,6 +27,19 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         firstRetryInterval: TimeSpan.FromSeconds(2),
         backoffCoefficient: 2));
 
+    // The steps after a study is settled (usage, notification, the failed row) have no later chance: nothing re-runs
+    // them once the orchestration ends, so a storage or queue outage of a few seconds would leave a completed study
+    // unbilled and its clinicians untold. They retry for about four minutes (2 s doubling to a 2 min cap, 8 tries).
+    // A refusal by validation (ArgumentException) is permanent and is not retried.
+    private static readonly TaskOptions SettledStepRetry = TaskOptions.FromRetryPolicy(new RetryPolicy(
+        maxNumberOfAttempts: 8,
+        firstRetryInterval: TimeSpan.FromSeconds(2),
+        backoffCoefficient: 2,
+        maxRetryInterval: TimeSpan.FromMinutes(2))
+    {
+        HandleFailure = failure => !failure.IsCausedBy<ArgumentException>(),
+    });
+
     public override async Task<StudyOutcome> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -64,15 +77,38 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         {
             // The diagnosis is stored: from here a failing activity (after its retries) fails the orchestration
             // itself, visible in Durable's instance status, and never turns the completed study into a failed one.
-            await context.CallActivityAsync<bool>(StudyOrchestration.RecordUsage, UsageOf(input, results, context.CurrentUtcDateTime), ActivityRetry);
-            await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed), ActivityRetry);
+            // Usage and the notification are independent: the clinicians are told even when billing failed, and the
+            // orchestration then fails naming what did not happen.
+            var unsettled = new List<string>(2);
+            foreach (var (activity, activityInput) in new (string, object)[]
+            {
+                (StudyOrchestration.RecordUsage, UsageOf(input, results, context.CurrentUtcDateTime)),
+                (StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed)),
+            })
+            {
+                try
+                {
+                    await context.CallActivityAsync<bool>(activity, activityInput, SettledStepRetry);
+                }
+                catch (TaskFailedException ex)
+                {
+                    Log.SettledStepFailed(logger, input.Tenant, input.StudyId, activity, ex.FailureDetails.ErrorMessage);
+                    unsettled.Add($"{activity}: {ex.FailureDetails.ErrorMessage}");
+                }
+            }
+
+            if (unsettled.Count > 0)
+            {
+                throw new InvalidOperationException($"study {input.Tenant}/{input.StudyId} completed, but {string.Join("; ", unsettled)}");
+            }
+
             Log.Completed(logger, input.Tenant, input.StudyId, diagnosis.Label, diagnosis.Slices);
             return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Completed, null, diagnosis);
         }
 
         Log.Failed(logger, input.Tenant, input.StudyId, reason);
-        await context.CallActivityAsync<bool>(StudyOrchestration.FailStudy, new FailStudyInput(input.Tenant, input.StudyId, reason), ActivityRetry);
-        await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Failed), ActivityRetry);
+        await context.CallActivityAsync<bool>(StudyOrchestration.FailStudy, new FailStudyInput(input.Tenant, input.StudyId, reason), SettledStepRetry);
+        await context.CallActivityAsync<bool>(StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Failed), SettledStepRetry);
         return new StudyOutcome(input.Tenant, input.StudyId, StudyStatus.Failed, reason, null);
     }
 
@@ -222,5 +258,8 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
 
         [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: ignored a result for {OtherTenant}/{OtherStudyId} chunk {Chunk}")]
         public static partial void IgnoredForeign(ILogger logger, string tenant, string studyId, string otherTenant, string otherStudyId, int chunk);
+
+        [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} completed, but {Activity} failed after its retries: {Error}")]
+        public static partial void SettledStepFailed(ILogger logger, string tenant, string studyId, string activity, string error);
     }
 }

@@ -58,7 +58,13 @@ public sealed class OrchestrationHarness : IAsyncDisposable
 
     public DurableTaskClient Client => _host!.Client;
 
-    public static async Task<OrchestrationHarness> StartAsync(Func<ChunkRequest, FakeScorerAction> behaviour, int montageSlices = 4)
+    /// <param name="wrapUsage">Puts a store in front of <see cref="Usage"/> (a failing one, to test the settled steps).</param>
+    /// <param name="wrapNotifier">Puts a notifier in front of <see cref="Notifier"/>.</param>
+    public static async Task<OrchestrationHarness> StartAsync(
+        Func<ChunkRequest, FakeScorerAction> behaviour,
+        int montageSlices = 4,
+        Func<IUsageStore, IUsageStore>? wrapUsage = null,
+        Func<IStudyNotifier, IStudyNotifier>? wrapNotifier = null)
     {
         var harness = new OrchestrationHarness(behaviour);
         harness._host = await DurableTaskTestHost.StartAsync(
@@ -69,9 +75,9 @@ public sealed class OrchestrationHarness : IAsyncDisposable
                 {
                     services.AddSingleton<IBlobContainers>(harness.Containers);
                     services.AddSingleton<IStudyStore>(harness.Studies);
-                    services.AddSingleton<IUsageStore>(harness.Usage);
+                    services.AddSingleton(wrapUsage is null ? harness.Usage : wrapUsage(harness.Usage));
                     services.AddSingleton<IMessageSender>(harness.Scorer);
-                    services.AddSingleton<IStudyNotifier>(harness.Notifier);
+                    services.AddSingleton(wrapNotifier is null ? harness.Notifier : wrapNotifier(harness.Notifier));
                     services.AddSingleton(Options.Create(new PipelineOptions { MontageSlices = montageSlices }));
                 },
             });
