@@ -1,5 +1,9 @@
 using System.Diagnostics;
+using System.Text.Json;
 using CovidFunctions.Cli.Commands;
+using CovidFunctions.Imaging.Nifti;
+using CovidFunctions.Imaging.Series;
+using CovidFunctions.Imaging.Volumes;
 using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests;
@@ -84,5 +88,167 @@ public sealed class VolumeContractTests
         Assert.True(SegmentCommand.Run(dicom, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
 
         Assert.Contains("ok 1", Python("dicom-affine", dicom, Path.Combine(dir.Path, "a0002_lesion.nii.gz")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Segment_DicomWithMissingSliceOrGantryTilt_EverySliceLiesWhereItsDicomSliceLies()
+    {
+        // NIfTI stores one slice step: before, a missing slice moved every later mask slice one step towards the gap
+        // (the affine used the median spacing) and a tilted (sheared) stack was written with an unsheared affine.
+        using var dir = TestData.CreateTempDirectory();
+        var dicom = CopySeries(Path.Combine(dir.Path, "a0002"), files: ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"]);
+        foreach (var kind in new[] { "gap", "tilt" })
+        {
+            var input = Path.Combine(dir.Path, kind);
+            Python("derive", dicom, input, kind);
+            var error = new StringWriter();
+
+            Assert.True(SegmentCommand.Run(input, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+
+            var report = Python("dicom-world", input, Path.Combine(dir.Path, kind + "_lesion.nii.gz"));
+            Assert.Contains(kind == "gap" ? "ok 3 slices, 1 empty" : "ok 4 slices, 0 empty", report, StringComparison.Ordinal);
+            Assert.Contains(kind == "gap" ? "missing slice position(s) filled with empty slices" : "gantry-tilt", error.ToString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Segment_ProneSeries_SameMaskAndAffineAsTheSameVoxelsStoredSupine()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var dicom = CopySeries(Path.Combine(dir.Path, "supine"));
+        var prone = Path.Combine(dir.Path, "prone");
+        Python("derive", dicom, prone, "prone");
+        var error = new StringWriter();
+
+        Assert.True(SegmentCommand.Run(dicom, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+        Assert.True(SegmentCommand.Run(prone, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+
+        Assert.Contains("ok 3 slices, 0 empty", Python("dicom-world", prone, Path.Combine(dir.Path, "prone_lesion.nii.gz")), StringComparison.Ordinal);
+        var a = NiftiFile.Read(Path.Combine(dir.Path, "supine_lesion.nii.gz"));
+        var b = NiftiFile.Read(Path.Combine(dir.Path, "prone_lesion.nii.gz"));
+        Assert.True(a.Data.AsSpan().SequenceEqual(b.Data), "the prone copy's mask differs");
+        Assert.Equal(a.Header.SRow.Select(v => Math.Round(v, 3)), b.Header.SRow.Select(v => Math.Round(v, 3)));
+    }
+
+    [Fact]
+    public void Classify_FolderWithTwoSeriesAndAScout_ScreensTheDocumentedOneAndSaysWhich()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var study = Path.Combine(dir.Path, "study");
+        Python("derive", CopySeries(Path.Combine(dir.Path, "b70f")), Path.Combine(study, "b70f"), "localizer");
+        CopySeries(Path.Combine(study, "b40f"), "A0002-s3-b40f");
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(study, json, Models, 0, TextWriter.Null, error);
+
+        Assert.True(rc == ExitCodes.Success, error.ToString());
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var paths = doc.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("path").GetString()).ToList();
+        Assert.Equal(new[] { "b70f/1-16.dcm", "b70f/1-15.dcm", "b70f/1-14.dcm" }, paths); // feet to head, the lung kernel
+        var notes = error.ToString();
+        Assert.Contains("screened series 2", notes, StringComparison.Ordinal);
+        Assert.Contains("because its kernel is a lung kernel", notes, StringComparison.Ordinal);
+        Assert.Contains("series 1 (Topogram), 1 slice(s), not screened: localizer (scout) images", notes, StringComparison.Ordinal);
+        Assert.Contains("series 3 (ThoraxRoutine  8.0.0  B40f), 3 slice(s), not screened: ranked lower", notes, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SegmentAndClassify_FolderOfNiftiVolumes_OneMaskAndOneStudyPerVolume()
+    {
+        // Before, a folder of NIfTI volumes was refused: "no DICOM images or 2-D images found".
+        using var dir = TestData.CreateTempDirectory();
+        var folder = Path.Combine(dir.Path, "volumes");
+        WriteNifti(CopySeries(Path.Combine(dir.Path, "a0002")), Path.Combine(folder, "p1", "ct.nii.gz"));
+        File.Copy(Path.Combine(folder, "p1", "ct.nii.gz"), Path.Combine(folder, "p2.nii"));
+        var noise = new NiftiHeader { Dim = [3, 16, 16, 2, 1, 1, 1, 1], DataType = NiftiDataType.UInt8 };
+        NiftiFile.Write(Path.Combine(folder, "mr.nii.gz"), new NiftiImage(noise, Enumerable.Range(0, 512).Select(i => (byte)(i * 7)).ToArray()));
+        var masks = Path.Combine(dir.Path, "masks");
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var segment = SegmentCommand.Run(folder, masks, Models, 0, TextWriter.Null, error);
+        var classify = ClassifyCommand.Run(folder, json, Models, 0, TextWriter.Null, error);
+
+        // The MR-like volume is refused by name (exit 2); the others are still written.
+        Assert.Equal((ExitCodes.BadInput, ExitCodes.BadInput), (segment, classify));
+        Assert.Contains("mr.nii.gz does not hold CT in Hounsfield units", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(new[] { "ct_lesion.nii.gz", "p2_lesion.nii.gz" }, Directory.GetFiles(masks).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var items = doc.RootElement.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal(new[] { "p1/ct.nii.gz", "p1/ct.nii.gz", "p1/ct.nii.gz", "p2.nii", "p2.nii", "p2.nii" }, items.Select(i => i.GetProperty("path").GetString()));
+        var studies = doc.RootElement.GetProperty("studies").EnumerateArray().ToList();
+        Assert.Equal(new[] { "p1/ct.nii.gz", "p2.nii" }, studies.Select(s => s.GetProperty("path").GetString()));
+        foreach (var s in studies)
+        {
+            var p = s.GetProperty("probabilities");
+            Assert.InRange(p.GetProperty("covid").GetDouble() + p.GetProperty("cap").GetDouble() + p.GetProperty("normal").GetDouble(), 0.999, 1.001);
+        }
+
+        Assert.False(doc.RootElement.TryGetProperty("study", out _));
+
+        // Two volumes that would write the same mask name are refused before anything is written.
+        File.Copy(Path.Combine(folder, "p2.nii"), Path.Combine(folder, "ct.nii"));
+        var clash = new StringWriter();
+        Assert.Equal(ExitCodes.BadInput, SegmentCommand.Run(folder, Path.Combine(dir.Path, "m2"), Models, 0, TextWriter.Null, clash));
+        Assert.Contains("ct.nii and p1/ct.nii.gz would both be written as ct_lesion.nii.gz", clash.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "m2")));
+    }
+
+    [Theory]
+    [InlineData("truncated", "file is truncated")]
+    [InlineData("corrupt", "corrupt gzip stream")]
+    public void Segment_BrokenNiftiGz_ExitTwoNamingTheFile(string kind, string expected)
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var good = Path.Combine(dir.Path, "good.nii.gz");
+        WriteNifti(CopySeries(Path.Combine(dir.Path, "a0002")), good);
+        var bytes = File.ReadAllBytes(good);
+        if (kind == "truncated")
+        {
+            bytes = bytes[..(bytes.Length / 2)];
+        }
+        else
+        {
+            new Random(5).NextBytes(bytes.AsSpan(100, 2000));
+        }
+
+        var broken = Path.Combine(dir.Path, kind + ".nii.gz");
+        File.WriteAllBytes(broken, bytes);
+        var error = new StringWriter();
+
+        var rc = SegmentCommand.Run(broken, Path.Combine(dir.Path, "out"), Models, 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains(kind + ".nii.gz", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains(expected, error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir.Path, "out", kind + "_lesion.nii.gz")));
+    }
+
+    [Fact]
+    public void Classify_MrSeries_RefusedAsNotCt()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(TestData.Shared("dicom", "conformance", "dcmqa-deident-mr"), Path.Combine(dir.Path, "r.json"), Models, 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        Assert.Contains("modality MR, not CT", error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dir.Path, "r.json")));
+    }
+
+    /// <summary>The DICOM series as a NIfTI volume in the axial LPS layout (HU, int16).</summary>
+    private static void WriteNifti(string dicomFolder, string path)
+    {
+        using var series = SeriesAssembler.Assemble(dicomFolder);
+        var voxels = new float[series.Rows * series.Columns * series.SliceCount];
+        for (var k = 0; k < series.SliceCount; k++)
+        {
+            series.ReadHu(k).CopyTo(voxels, k * series.Rows * series.Columns);
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        NiftiFile.Write(path, NiftiOrientation.FromAxialVolume(new AxialVolume(series.Geometry, voxels), NiftiDataType.Int16));
     }
 }

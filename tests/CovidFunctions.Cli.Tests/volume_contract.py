@@ -9,6 +9,8 @@ checks covidfn's `_lesion.nii.gz` outputs with nibabel, never with the C# NIfTI 
         (the mask lies on the input's voxel grid), values 0/1, and the voxels equal the reference mask carried
         through the variant's own axis permutation and flips (no flip/transpose on the way back). Prints one line
         per variant and 'ok N' at the end; exits 1 on the first failure.
+  volume_contract.py derive DICOM_DIR OUT_DIR gap|tilt|prone|localizer   a changed copy of the series (see derive)
+  volume_contract.py dicom-world DICOM_DIR MASK   every DICOM slice lies on the mask grid (see dicom_world)
   volume_contract.py dicom-affine DICOM_DIR MASK
         the mask written for a DICOM input: its affine equals the one derived here from ImagePositionPatient,
         ImageOrientationPatient and PixelSpacing (LPS -> RAS), slices ordered along the normal, in DICOM pixel order.
@@ -197,12 +199,90 @@ def dicom_affine(dicom_dir, mask):
     print("ok 1")
 
 
+def derive(src_dir, dst_dir, kind):
+    """A changed copy of a DICOM series: `gap` drops the middle slice, `tilt` shifts each slice 2 mm further anterior
+    (y) per slice (a sheared stack, as gantry tilt gives), `prone` stores every slice rotated by 180 degrees with
+    ImageOrientationPatient (-1, 0, 0, 0, -1, 0) and ImagePositionPatient at the old last pixel (the same voxels in the same
+    places, stored the other way round, as a prone scan is)."""
+    os.makedirs(dst_dir, exist_ok=True)
+    names = sorted(os.listdir(src_dir))
+    slices = sorted(((pydicom.dcmread(os.path.join(src_dir, f)), f) for f in names), key=lambda p: float(p[0].ImagePositionPatient[2]))
+    if kind == "gap":
+        slices = slices[:len(slices) // 2] + slices[len(slices) // 2 + 1:]
+    if kind == "localizer":
+        # The series as it is, plus a scout in its own series (ImageType LOCALIZER) in a subfolder.
+        for ds, name in slices:
+            ds.save_as(os.path.join(dst_dir, name))
+        scout = slices[0][0]
+        scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        scout.SeriesInstanceUID = scout.SeriesInstanceUID + ".99"
+        scout.SOPInstanceUID = scout.SOPInstanceUID + ".99"
+        scout.file_meta.MediaStorageSOPInstanceUID = scout.SOPInstanceUID
+        scout.SeriesNumber = 1
+        scout.SeriesDescription = "Topogram"
+        os.makedirs(os.path.join(dst_dir, "scout"), exist_ok=True)
+        scout.save_as(os.path.join(dst_dir, "scout", "topogram.dcm"))
+        return
+    for rank, (ds, name) in enumerate(slices):
+        ipp = np.array(ds.ImagePositionPatient, dtype=float)
+        if kind == "tilt":
+            ipp[1] -= 2.0 * rank
+        elif kind == "prone":
+            iop = np.array(ds.ImageOrientationPatient, dtype=float)
+            ps = [float(v) for v in ds.PixelSpacing]
+            ipp = ipp + iop[:3] * ps[1] * (ds.Columns - 1) + iop[3:] * ps[0] * (ds.Rows - 1)
+            ds.ImageOrientationPatient = [float(v) for v in np.concatenate([-iop[:3], -iop[3:]])]
+            ds.PixelData = np.ascontiguousarray(ds.pixel_array[::-1, ::-1]).astype(ds.pixel_array.dtype).tobytes()
+        ds.ImagePositionPatient = [float(v) for v in ipp]
+        ds.save_as(os.path.join(dst_dir, name))
+
+
+def dicom_world(dicom_dir, mask):
+    """Every DICOM slice lies on the mask grid: the world positions (LPS -> RAS) of its first and last pixel map
+    through the inverse of the mask's affine onto whole voxel indices inside the mask, one mask slice per DICOM slice.
+    Mask slices no DICOM slice maps to must be empty."""
+    out = nib.load(mask)
+    inverse = np.linalg.inv(out.affine)
+    data = np.asarray(out.dataobj)
+    hit = set()
+    for f in sorted(os.listdir(dicom_dir)):
+        ds = pydicom.dcmread(os.path.join(dicom_dir, f))
+        iop = np.array(ds.ImageOrientationPatient, dtype=float)
+        ps = [float(v) for v in ds.PixelSpacing]
+        ipp = np.array(ds.ImagePositionPatient, dtype=float)
+        ks = set()
+        for (c, r) in ((0, 0), (ds.Columns - 1, ds.Rows - 1), (ds.Columns - 1, 0)):
+            lps = ipp + iop[:3] * ps[1] * c + iop[3:] * ps[0] * r
+            ijk = (inverse @ np.append(lps * [-1, -1, 1], 1.0))[:3]
+            if not np.allclose(ijk, np.round(ijk), atol=2e-3):
+                fail(f"{f}: pixel ({c}, {r}) maps to voxel {ijk}, not a whole index")
+            i, j, k = (int(v) for v in np.round(ijk))
+            if not (0 <= i < data.shape[0] and 0 <= j < data.shape[1] and 0 <= k < data.shape[2]):
+                fail(f"{f}: pixel ({c}, {r}) maps to voxel {(i, j, k)} outside the mask {data.shape}")
+            ks.add(k)
+        if len(ks) != 1:
+            fail(f"{f}: its corners map to mask slices {sorted(ks)}")
+        k = ks.pop()
+        if k in hit:
+            fail(f"{f}: mask slice {k} already holds another DICOM slice")
+        hit.add(k)
+    empty = [k for k in range(data.shape[2]) if k not in hit]
+    for k in empty:
+        if data[:, :, k].any():
+            fail(f"mask slice {k} holds no DICOM slice but has lesion voxels")
+    print(f"ok {len(hit)} slices, {len(empty)} empty")
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "make":
         make(sys.argv[2], sys.argv[3])
     elif command == "check":
         check(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif command == "derive":
+        derive(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif command == "dicom-world":
+        dicom_world(sys.argv[2], sys.argv[3])
     elif command == "dicom-affine":
         dicom_affine(sys.argv[2], sys.argv[3])
     else:

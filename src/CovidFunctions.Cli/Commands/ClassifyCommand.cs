@@ -114,63 +114,116 @@ public static class ClassifyCommand
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 
+    /// <summary>
+    /// One series (a NIfTI file, a DICOM file/folder/zip): its slices in <c>items</c> and its result in <c>study</c>.
+    /// A folder of NIfTI volumes (<see cref="ScreeningInputs.FindVolumes"/>): every volume's slices in <c>items</c>
+    /// (<c>path</c> = the volume relative to INPUT), one result per volume in <c>studies</c> (each with its
+    /// <c>path</c>), and <c>study</c> as well when there is one volume. A volume that cannot be screened is reported and
+    /// left out (exit 2); nothing is written when none can be.
+    /// </summary>
     private static int RunSeries(string input, string jsonPath, ScreeningModels models, TextWriter output, TextWriter error)
     {
-        using var series = ScreeningInputs.TryAssemble("classify", input, error);
-        if (series is null)
-        {
-            return ExitCodes.BadInput;
-        }
-
-        ScreenedSeries result;
-        try
-        {
-            result = SeriesScreening.Screen(series, models, ScreeningInputs.Batch);
-        }
-        catch (ImagingException ex)
-        {
-            error.WriteLine($"classify: {input}: a slice cannot be read: {ex.Message}");
-            return ExitCodes.BadInput;
-        }
-        catch (InferenceException ex)
-        {
-            error.WriteLine("classify: inference failed: " + ex.Message);
-            return ExitCodes.InternalError;
-        }
-
+        var volumes = ScreeningInputs.FindVolumes(input, []);
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
+        var studies = new List<(string Path, ScreenedSeries Result)>();
+        var status = ExitCodes.Success;
+        var slices = 0;
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
         {
             w.WriteStartObject();
             w.WriteStartArray("items");
-            foreach (var slice in result.Slices)
+            foreach (var source in volumes ?? [input])
             {
-                w.WriteStartObject();
-                w.WriteString("path", SlicePath(input, root, series, slice.Index));
-                w.WriteNumber("slice", slice.Index);
-                WriteProbabilities(w, models.Classes, slice.Summary.ClassProbabilities);
-                w.WriteString("label", slice.Label);
-                w.WriteNumber("lesion_percent", Math.Round(slice.LesionPercent, 4));
-                w.WriteEndObject();
+                using var series = ScreeningInputs.TryAssemble("classify", source, error);
+                if (series is null)
+                {
+                    status = ExitCodes.BadInput;
+                    continue;
+                }
+
+                ScreenedSeries result;
+                try
+                {
+                    result = SeriesScreening.Screen(series, models, ScreeningInputs.Batch);
+                }
+                catch (ImagingException ex)
+                {
+                    error.WriteLine($"classify: {source}: a slice cannot be read: {ex.Message}");
+                    status = ExitCodes.BadInput;
+                    continue;
+                }
+                catch (InferenceException ex)
+                {
+                    error.WriteLine("classify: inference failed: " + ex.Message);
+                    return ExitCodes.InternalError;
+                }
+
+                var volumePath = volumes is null ? Path.GetFileName(Path.TrimEndingDirectorySeparator(input)) : ScreeningInputs.RelativeTo(root, source);
+                foreach (var slice in result.Slices)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("path", volumes is null ? SlicePath(input, root, series, slice.Index) : volumePath);
+                    w.WriteNumber("slice", slice.Index);
+                    WriteProbabilities(w, models.Classes, slice.Summary.ClassProbabilities);
+                    w.WriteString("label", slice.Label);
+                    w.WriteNumber("lesion_percent", Math.Round(slice.LesionPercent, 4));
+                    w.WriteEndObject();
+                }
+
+                studies.Add((volumePath, result));
+                slices += result.Slices.Count;
             }
 
             w.WriteEndArray();
-            w.WriteStartObject("study");
-            WriteProbabilities(w, models.Classes, result.Study.ClassProbabilities);
-            w.WriteString("label", result.Study.Label);
-            w.WriteNumber("lesion_fraction", Math.Round(result.Study.LesionFraction, 6));
-            w.WriteNumber("slices", result.Slices.Count);
-            w.WriteNumber("slices_used", result.Study.SlicesUsed);
-            w.WriteString("rule", StudyAggregator.RuleDescription);
-            w.WriteEndObject();
+            if (studies.Count == 1)
+            {
+                w.WritePropertyName("study");
+                WriteStudy(w, models, studies[0].Result, volumes is null ? null : studies[0].Path);
+            }
+
+            if (volumes is not null)
+            {
+                w.WriteStartArray("studies");
+                foreach (var (path, result) in studies)
+                {
+                    WriteStudy(w, models, result, path);
+                }
+
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
         }
 
+        if (studies.Count == 0)
+        {
+            return ExitCodes.BadInput;
+        }
+
         ScreeningInputs.WriteFile(jsonPath, stream.ToArray());
-        output.WriteLine(FormattableString.Invariant(
-            $"classify: {result.Slices.Count} slice(s) scored into {jsonPath}; study {result.Study.Label} (covid {result.Study.ClassProbabilities[0]:0.000}) ({models.Provider})"));
-        return ExitCodes.Success;
+        var summary = studies.Count == 1
+            ? FormattableString.Invariant($"study {studies[0].Result.Study.Label} (covid {studies[0].Result.Study.ClassProbabilities[0]:0.000})")
+            : $"{studies.Count} studies";
+        output.WriteLine($"classify: {slices} slice(s) scored into {jsonPath}; {summary} ({models.Provider})");
+        return status;
+    }
+
+    private static void WriteStudy(Utf8JsonWriter w, ScreeningModels models, ScreenedSeries result, string? path)
+    {
+        w.WriteStartObject();
+        if (path is not null)
+        {
+            w.WriteString("path", path);
+        }
+
+        WriteProbabilities(w, models.Classes, result.Study.ClassProbabilities);
+        w.WriteString("label", result.Study.Label);
+        w.WriteNumber("lesion_fraction", Math.Round(result.Study.LesionFraction, 6));
+        w.WriteNumber("slices", result.Slices.Count);
+        w.WriteNumber("slices_used", result.Study.SlicesUsed);
+        w.WriteString("rule", StudyAggregator.RuleDescription);
+        w.WriteEndObject();
     }
 
     private static void WriteProbabilities(Utf8JsonWriter w, IReadOnlyList<string> classes, IReadOnlyList<float> probabilities)

@@ -143,6 +143,76 @@ public static class ScreeningInputs
         return !ImageLoader.HasImageExtension(input) && HasDicomPreamble(input);
     }
 
+    /// <summary>
+    /// The NIfTI volumes (<c>.nii</c>, <c>.nii.gz</c>) of a folder screened one by one, in ordinal order of their
+    /// paths: a folder (recursive; hidden entries and <c>__MACOSX</c> passed over) holding at least one NIfTI file and
+    /// no DICOM file (by <c>.dcm</c> name or the DICM preamble; a DICOM folder is one series for
+    /// <see cref="SeriesAssembler"/>, and NIfTI files beside it are not read). Masks this command wrote
+    /// (<c>*_lesion.nii.gz</c> below <paramref name="outputFolders"/>, e.g. an out-dir inside INPUT) are not inputs.
+    /// Null when <paramref name="input"/> is not such a folder.
+    /// </summary>
+    public static IReadOnlyList<string>? FindVolumes(string input, IReadOnlyList<string> outputFolders)
+    {
+        ArgumentNullException.ThrowIfNull(outputFolders);
+        if (!Directory.Exists(input))
+        {
+            return null;
+        }
+
+        var outputs = outputFolders.Select(f => Path.TrimEndingDirectorySeparator(Path.GetFullPath(f)) + Path.DirectorySeparatorChar).ToList();
+        var volumes = new List<string>();
+        var scan = ScanFolder(input, []);
+        foreach (var file in scan.Skipped.Where(p => !p.EndsWith('/')))
+        {
+            var name = Path.GetFileName(file);
+            if (IsHiddenName(name))
+            {
+                continue;
+            }
+
+            if (Imaging.Nifti.NiftiFile.HasNiftiExtension(name))
+            {
+                var full = Path.GetFullPath(file);
+                if (!(name.EndsWith("_lesion.nii.gz", StringComparison.OrdinalIgnoreCase) && outputs.Any(o => full.StartsWith(o, StringComparison.Ordinal))))
+                {
+                    volumes.Add(file);
+                }
+            }
+            else if (name.EndsWith(".dcm", StringComparison.OrdinalIgnoreCase) || HasDicomPreamble(file))
+            {
+                return null;
+            }
+        }
+
+        volumes.Sort(StringComparer.Ordinal);
+        return volumes.Count > 0 ? volumes : null;
+    }
+
+    /// <summary>
+    /// The series name of each volume (<see cref="SeriesName"/>), or null when two would write the same mask (compared
+    /// ignoring case, as on Windows and macOS file systems: <c>a/ct.nii.gz</c> and <c>b/ct.nii</c>); each clash is
+    /// named on <paramref name="error"/>. Refusing beats one mask silently replacing another.
+    /// </summary>
+    public static IReadOnlyList<string>? VolumeNames(string commandName, string input, IReadOnlyList<string> volumes, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(volumes);
+        ArgumentNullException.ThrowIfNull(error);
+        var names = volumes.Select(SeriesName).ToList();
+        var refused = false;
+        foreach (var clash in volumes.Zip(names).GroupBy(p => p.Second, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        {
+            var sources = string.Join(" and ", clash.Select(p => RelativeTo(input, p.First)));
+            error.WriteLine($"{commandName}: {input}: {sources} would both be written as {clash.Key}_lesion.nii.gz (masks are named <volume name>_lesion.nii.gz, flat in the out-dir); rename one or run the folders separately");
+            refused = true;
+        }
+
+        return refused ? null : names;
+    }
+
+    /// <summary>A path below the folder <paramref name="root"/> relative to it, with '/'.</summary>
+    public static string RelativeTo(string root, string path) =>
+        Path.GetRelativePath(Path.GetFullPath(root), Path.GetFullPath(path)).Replace('\\', '/');
+
     /// <summary>The file name of a series input without its volume extension (<c>ct.nii.gz</c> → <c>ct</c>;
     /// a folder → its name); <c>covidfn segment</c> writes <c>&lt;name&gt;_lesion.nii.gz</c>.</summary>
     public static string SeriesName(string input)
@@ -201,12 +271,47 @@ public static class ScreeningInputs
                 return null;
             }
 
+            WriteNotes(commandName, input, series.Report, error);
             return series;
         }
         catch (Exception ex) when (ex is ImagingException or Dicom.DicomException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
             error.WriteLine($"{commandName}: {input}: cannot read it as a CT series: {ex.Message}");
             return null;
+        }
+    }
+
+    /// <summary>
+    /// What the user of a series should know, on <paramref name="error"/> (it does not change the exit status): which
+    /// series was screened and why when the input held others (each named with why it was not), files left out, and
+    /// each geometry finding (gap, tilt, variable spacing, obliquity, duplicate positions, a 4-D NIfTI's later volumes).
+    /// </summary>
+    public static void WriteNotes(string commandName, string input, AssemblyReport report, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        ArgumentNullException.ThrowIfNull(error);
+        if (report.Others.Count > 0)
+        {
+            error.WriteLine($"{commandName}: note: {input}: screened {report.SelectionReason}");
+            foreach (var other in report.Others)
+            {
+                var label = other.SeriesNumber is { } n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : other.SeriesInstanceUid;
+                error.WriteLine($"{commandName}: note: {input}: series {label}{(string.IsNullOrWhiteSpace(other.Description) ? string.Empty : $" ({other.Description})")}, {other.SliceCount} slice(s), not screened: {other.ExclusionReason ?? "ranked lower"}");
+            }
+        }
+
+        if (report.SkippedSources.Count > 0)
+        {
+            const int Named = 3;
+            var more = report.SkippedSources.Count > Named ? $"; and {report.SkippedSources.Count - Named} more" : string.Empty;
+            error.WriteLine($"{commandName}: note: {input}: {report.SkippedSources.Count} file(s) not used: {string.Join("; ", report.SkippedSources.Take(Named))}{more}");
+        }
+
+        foreach (var issue in report.Issues.Where(i => i.Kind != "no-geometry"))
+        {
+            // An in-plane flip to the standard display is routine (prone scans, some vendors); the rest may matter.
+            var level = issue.Kind == "flipped-in-plane" ? "note" : "warning";
+            error.WriteLine($"{commandName}: {level}: {input}: {issue.Kind}: {issue.Message}");
         }
     }
 

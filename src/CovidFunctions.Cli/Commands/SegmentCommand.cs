@@ -4,6 +4,7 @@ using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Nifti;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Imaging.Rendering;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Volumes;
 using CovidFunctions.Inference;
 
@@ -77,7 +78,7 @@ public static class SegmentCommand
 
         try
         {
-            return isSeries ? RunSeries(input, outDir, models, extras, output, error) : RunImages(input, files, outDir, models, extras, output, error);
+            return isSeries ? RunVolumes(input, outDir, models, extras, output, error) : RunImages(input, files, outDir, models, extras, output, error);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -190,7 +191,46 @@ public static class SegmentCommand
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 
-    private static int RunSeries(string input, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    /// <summary>
+    /// One series (a NIfTI file, a DICOM file/folder/zip), or each NIfTI volume of a folder of volumes
+    /// (<see cref="ScreeningInputs.FindVolumes"/>) in turn: a volume that cannot be screened is reported and the others
+    /// are still written (exit 2 then).
+    /// </summary>
+    private static int RunVolumes(string input, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    {
+        string[] outputFolders = extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir];
+        if (ScreeningInputs.FindVolumes(input, outputFolders) is not { } volumes)
+        {
+            return RunSeries(input, ScreeningInputs.SeriesName(input), outDir, models, extras, output, error);
+        }
+
+        if (volumes.Count > 1 && (extras.MontagePath is not null || extras.MaskOutPath is not null))
+        {
+            error.WriteLine($"segment: {input} holds {volumes.Count} NIfTI volumes; --montage and --mask-out name one file, so they need a single volume.");
+            return ExitCodes.BadInput;
+        }
+
+        if (ScreeningInputs.VolumeNames("segment", input, volumes, error) is not { } names)
+        {
+            return ExitCodes.BadInput;
+        }
+
+        var status = ExitCodes.Success;
+        foreach (var (volume, name) in volumes.Zip(names))
+        {
+            var rc = RunSeries(volume, name, outDir, models, extras, output, error);
+            if (rc == ExitCodes.InternalError)
+            {
+                return rc;
+            }
+
+            status = rc == ExitCodes.Success ? status : rc;
+        }
+
+        return status;
+    }
+
+    private static int RunSeries(string input, string name, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
     {
         using var series = ScreeningInputs.TryAssemble("segment", input, error);
         if (series is null)
@@ -198,7 +238,6 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
-        var name = ScreeningInputs.SeriesName(input);
         Directory.CreateDirectory(outDir);
         if (extras.OverlaysDir is not null)
         {
@@ -230,23 +269,7 @@ public static class SegmentCommand
             return ExitCodes.InternalError;
         }
 
-        var plane = result.Rows * result.Columns;
-        var voxels = new float[(long)plane * result.Slices.Count];
-        foreach (var slice in result.Slices)
-        {
-            var offset = (long)slice.Index * plane;
-            for (var i = 0; i < plane; i++)
-            {
-                voxels[offset + i] = slice.Mask[i] != 0 ? 1f : 0f;
-            }
-        }
-
-        // A NIfTI input gets its mask on its own voxel grid and header geometry (the axial volume the model saw is
-        // only a reorientation of it), so viewers and evaluation code overlay the two voxel for voxel.
-        var maskVolume = new AxialVolume(series.Geometry, voxels);
-        var nifti = series.NiftiSource is { } grid
-            ? NiftiOrientation.ToSourceGrid(maskVolume, grid.Header, grid.Reorientation, NiftiDataType.Int16)
-            : NiftiOrientation.FromAxialVolume(maskVolume, NiftiDataType.Int16);
+        var nifti = MaskImage(series, result, error, input);
         nifti.Header.Description = "covidfn segment: lesion mask (1 = lesion)";
         var maskPath = Path.Combine(outDir, name + "_lesion.nii.gz");
         NiftiFile.Write(maskPath, nifti);
@@ -273,12 +296,62 @@ public static class SegmentCommand
 
         foreach (var slice in result.Slices.Where(s => s.LesionPercent > 0))
         {
-            output.WriteLine(FormattableString.Invariant($"segment: slice {slice.Index + 1}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
+            output.WriteLine(FormattableString.Invariant($"segment: {name}: slice {slice.Index + 1}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
         }
 
         output.WriteLine(FormattableString.Invariant(
             $"segment: {name}: {result.Slices.Count} slices, {percents.Count(p => p > 0)} with lesion, study {result.Study.Label} (lesion {100 * result.Study.LesionFraction:0.00} % of the slice area); mask {maskPath}{(overlays > 0 ? $", {overlays} overlay(s)" : string.Empty)} ({models.Provider})"));
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The lesion mask volume (int16 0/1). A NIfTI input gets it on its own voxel grid and header geometry (the axial
+    /// volume the model saw is only a reorientation of it), so viewers and evaluation code overlay the two voxel for
+    /// voxel. A DICOM series gets the series grid with an affine from ImagePositionPatient, ImageOrientationPatient and
+    /// PixelSpacing (<see cref="SliceGrid"/>): NIfTI stores one slice step, so missing slices become empty mask slices
+    /// at their positions and a gantry tilt becomes a sheared sform; each slice then lies where its DICOM slice lies.
+    /// </summary>
+    private static NiftiImage MaskImage(AssembledSeries series, ScreenedSeries result, TextWriter error, string input)
+    {
+        var plane = result.Rows * result.Columns;
+        if (series.NiftiSource is { } source)
+        {
+            var voxels = new float[(long)plane * result.Slices.Count];
+            foreach (var slice in result.Slices)
+            {
+                CopyMask(slice.Mask, voxels.AsSpan((int)((long)slice.Index * plane), plane));
+            }
+
+            return NiftiOrientation.ToSourceGrid(new AxialVolume(series.Geometry, voxels), source.Header, source.Reorientation, NiftiDataType.Int16);
+        }
+
+        var positions = series.Slices.Count == series.SliceCount && series.Slices.All(s => s.Position is not null)
+            ? series.Slices.Select(s => s.Position!.Value).ToList()
+            : null;
+        var grid = SliceGrid.Plan(series.Geometry, positions);
+        if (grid.Note is not null)
+        {
+            error.WriteLine($"segment: note: {input}: mask: {grid.Note}");
+        }
+
+        var gridVoxels = new float[(long)plane * grid.GridSlices];
+        foreach (var slice in result.Slices)
+        {
+            CopyMask(slice.Mask, gridVoxels.AsSpan((int)((long)grid.GridIndex[slice.Index] * plane), plane));
+        }
+
+        var g = series.Geometry;
+        var step = grid.Step.Dot(g.Normal);
+        var gridGeometry = g with { Slices = grid.GridSlices, SlicePositions = Enumerable.Range(0, grid.GridSlices).Select(k => g.SlicePositions[0] + (k * step)).ToArray() };
+        return NiftiOrientation.FromAxialVolume(new AxialVolume(gridGeometry, gridVoxels), NiftiDataType.Int16, sliceStep: grid.Step);
+
+        static void CopyMask(byte[] mask, Span<float> destination)
+        {
+            for (var i = 0; i < destination.Length; i++)
+            {
+                destination[i] = mask[i] != 0 ? 1f : 0f;
+            }
+        }
     }
 
     /// <summary>Slices shown in a montage (the most affected ones).</summary>

@@ -237,18 +237,22 @@ public static class NiftiOrientation
 
     /// <summary>
     /// Builds a NIfTI image (float32 or int16, rounded) of an axial volume, with sform and qform (code 1, scanner)
-    /// set to its geometry converted to RAS.
+    /// set to its geometry converted to RAS. The slice axis is <paramref name="sliceStep"/> (LPS, mm: the displacement
+    /// from one slice to the next, sheared for a gantry-tilted stack; <see cref="SliceGrid.Step"/>) or, when null, the
+    /// normal times the median slice spacing. The sform holds it exactly; the qform, which cannot shear, holds its
+    /// component along the normal.
     /// </summary>
-    public static NiftiImage FromAxialVolume(AxialVolume volume, NiftiDataType dataType = NiftiDataType.Float32, int version = 1)
+    public static NiftiImage FromAxialVolume(AxialVolume volume, NiftiDataType dataType = NiftiDataType.Float32, int version = 1, Vec3? sliceStep = null)
     {
         ArgumentNullException.ThrowIfNull(volume);
         var g = volume.Geometry;
-        var sliceStep = g.SliceSpacing > 0 ? g.SliceSpacing : 1;
         var cx = g.RowDirection * g.ColumnSpacing;
         var cy = g.ColumnDirection * g.RowSpacing;
-        var cz = g.Normal * sliceStep;
+        var cz = sliceStep ?? (g.Normal * (g.SliceSpacing > 0 ? g.SliceSpacing : 1));
         static Vec3 ToRas(Vec3 v) => new(-v.X, -v.Y, v.Z);
         Vec3[] cols = [ToRas(cx), ToRas(cy), ToRas(cz)];
+        var alongNormal = g.Normal * cz.Dot(g.Normal);
+        Vec3[] orthogonal = [cols[0], cols[1], ToRas(alongNormal.Length > 0 ? alongNormal : cz)];
         var o = ToRas(g.Origin);
         var header = new NiftiHeader
         {
@@ -265,7 +269,7 @@ public static class NiftiOrientation
             ],
             XyztUnits = 2,
         };
-        SetQuaternion(header, cols, o);
+        SetQuaternion(header, orthogonal, o);
         byte[] data;
         switch (dataType)
         {

@@ -220,6 +220,13 @@ public sealed class AssembledSeries : IDisposable
         RequireHounsfieldUnits(volume, path);
         var g = volume.Geometry;
         var issues = new List<GeometryIssue>();
+        var dims = (int)Math.Clamp(image.Header.Dim[0], 1, 7);
+        var volumes = image.Header.Dim.Skip(4).Take(Math.Max(0, dims - 3)).Aggregate(1L, (a, b) => a * Math.Max(1, b));
+        if (volumes > 1)
+        {
+            issues.Add(new GeometryIssue("4-d", FormattableString.Invariant($"the image holds {volumes} volumes (dim {string.Join('×', image.Header.Dim.Skip(1).Take(dims))}); only the first is screened")));
+        }
+
         if (how.ObliquityDegrees > 1)
         {
             issues.Add(new GeometryIssue("oblique", FormattableString.Invariant($"volume axes are oblique by {how.ObliquityDegrees:0.0}° (not resampled)")));

@@ -16,7 +16,7 @@ public sealed record SeriesSummary(
     string? ExclusionReason);
 
 /// <summary>A geometry finding about the chosen series.</summary>
-/// <param name="Kind"><c>gap</c>, <c>duplicate-position</c>, <c>variable-spacing</c>, <c>gantry-tilt</c>, <c>flipped-in-plane</c>, <c>oblique</c>; for 2-D images <c>mixed-size</c> (images of another size left out) and <c>no-geometry</c> (no spacing or positions).</param>
+/// <param name="Kind"><c>gap</c>, <c>duplicate-position</c>, <c>variable-spacing</c>, <c>gantry-tilt</c>, <c>flipped-in-plane</c>, <c>oblique</c>, <c>4-d</c> (a NIfTI image with several volumes: the first is used); for 2-D images <c>mixed-size</c> (images of another size left out) and <c>no-geometry</c> (no spacing or positions).</param>
 /// <param name="Message">A sentence for people.</param>
 public sealed record GeometryIssue(string Kind, string Message);
 
