@@ -238,6 +238,58 @@ public sealed class VolumeContractTests
         Assert.False(File.Exists(Path.Combine(dir.Path, "r.json")));
     }
 
+    [Fact]
+    public void Classify_NiftiStoredHeadFirstOrSagittalFirst_ItemsSayWhereEachSliceIsInTheFile()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var variants = Path.Combine(dir.Path, "variants");
+        Python("make", CopySeries(Path.Combine(dir.Path, "a0002")), variants);
+        foreach (var (file, axis, indices) in new[] { ("headfirst.nii.gz", "k", new[] { 2, 1, 0 }), ("sagittal_first.nii.gz", "i", new[] { 0, 1, 2 }) })
+        {
+            var json = Path.Combine(dir.Path, file + ".json");
+            var error = new StringWriter();
+
+            Assert.True(ClassifyCommand.Run(Path.Combine(variants, file), json, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            var items = doc.RootElement.GetProperty("items").EnumerateArray().ToList();
+            Assert.All(items, i => Assert.Equal(file, i.GetProperty("path").GetString()));
+            Assert.All(items, i => Assert.Equal(axis, i.GetProperty("voxel_axis").GetString()));
+            Assert.Equal(indices, items.Select(i => i.GetProperty("voxel_index").GetInt32()));
+            Assert.Equal("normal", doc.RootElement.GetProperty("study").GetProperty("label").GetString()); // a lung-cancer CT
+        }
+    }
+
+    [Fact]
+    public void Segment_ChestSeriesInCompressedTransferSyntaxes_SameMaskAsUncompressed()
+    {
+        // gdcmconv (libgdcm-tools, prepare.sh) re-encodes 3 real slices losslessly: JPEG 2000, JPEG-LS, JPEG process 14
+        // SV1, RLE. The conformance corpora's compressed CT images (CTImage.dcm_*) show no lungs and are refused as not
+        // chest CT, so a chest series is transcoded here.
+        using var dir = TestData.CreateTempDirectory();
+        var dicom = CopySeries(Path.Combine(dir.Path, "plain"));
+        var error = new StringWriter();
+        Assert.True(SegmentCommand.Run(dicom, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+        var reference = NiftiFile.Read(Path.Combine(dir.Path, "plain_lesion.nii.gz"));
+        foreach (var codec in new[] { "j2k", "jpegls", "jpeg", "rle" })
+        {
+            var folder = Path.Combine(dir.Path, codec);
+            Directory.CreateDirectory(folder);
+            foreach (var f in SeriesFiles)
+            {
+                using var gdcm = Process.Start("gdcmconv", [$"--{codec}", Path.Combine(dicom, f), Path.Combine(folder, f)])!;
+                gdcm.WaitForExit();
+                Assert.Equal(0, gdcm.ExitCode);
+            }
+
+            Assert.True(SegmentCommand.Run(folder, dir.Path, Models, 0, TextWriter.Null, error) == ExitCodes.Success, $"{codec}: {error}");
+
+            var mask = NiftiFile.Read(Path.Combine(dir.Path, codec + "_lesion.nii.gz"));
+            Assert.True(reference.Data.AsSpan().SequenceEqual(mask.Data), $"{codec}: the mask differs from the uncompressed series' mask");
+            Assert.Equal(reference.Header.SRow, mask.Header.SRow);
+        }
+    }
+
     /// <summary>The DICOM series as a NIfTI volume in the axial LPS layout (HU, int16).</summary>
     private static void WriteNifti(string dicomFolder, string path)
     {

@@ -12,8 +12,11 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>covidfn classify INPUT --json F</c>: scores each 2-D image below INPUT (recursively) on its own with DTCN and
 /// writes <c>{"items":[{"path":"&lt;relative to INPUT&gt;","probabilities":{"covid":p,"cap":p,"normal":p},"label":"…"}]}</c>.
 /// For a series (NIfTI volume, DICOM file/folder/zip) <c>items</c> holds the slices (feet to head; each also has
-/// <c>"slice"</c>, its 0-based index, and <c>"lesion_percent"</c>) and a <c>"study"</c> object holds the
-/// patient-level probabilities and label of <see cref="StudyAggregator"/>.
+/// <c>"slice"</c>, its 0-based index, and <c>"lesion_percent"</c>; a NIfTI slice also <c>"voxel_axis"</c> and
+/// <c>"voxel_index"</c>, where it is in the file, e.g. <c>data[:, :, 12]</c> for k and 12) and a <c>"study"</c> object
+/// holds the patient-level probabilities and label of <see cref="StudyAggregator"/>. <c>path</c> is the slice's DICOM
+/// file relative to INPUT (the entry name in a zip; the file name for one file), or the NIfTI file's name. A folder
+/// of NIfTI volumes: see <see cref="RunSeries"/>.
 /// Exit 0 on success; 2 with a message on stderr on bad input.
 /// </summary>
 public static class ClassifyCommand
@@ -165,6 +168,15 @@ public static class ClassifyCommand
                     w.WriteStartObject();
                     w.WriteString("path", volumes is null ? SlicePath(input, root, series, slice.Index) : volumePath);
                     w.WriteNumber("slice", slice.Index);
+                    if (series.NiftiSource is { } grid)
+                    {
+                        // Where the slice is in the file: slices run feet to head, a NIfTI's own axis may not.
+                        var axis = grid.Reorientation.SourceAxisForOutput[2];
+                        var size = axis switch { 0 => grid.Header.Width, 1 => grid.Header.Height, _ => grid.Header.Depth };
+                        w.WriteString("voxel_axis", "ijk"[axis].ToString());
+                        w.WriteNumber("voxel_index", grid.Reorientation.Flipped[2] ? size - 1 - slice.Index : slice.Index);
+                    }
+
                     WriteProbabilities(w, models.Classes, slice.Summary.ClassProbabilities);
                     w.WriteString("label", slice.Label);
                     w.WriteNumber("lesion_percent", Math.Round(slice.LesionPercent, 4));
