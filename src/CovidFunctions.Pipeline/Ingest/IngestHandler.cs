@@ -30,7 +30,9 @@ namespace CovidFunctions.Pipeline.Ingest;
 /// later), and the FailStudy activity moves it to quarantine with the reason if the study fails after ingest.
 /// </summary>
 /// <remarks>
-/// Only content problems become rejects; storage and transport failures propagate, so the trigger retries the unit.
+/// Only content problems become rejects; storage and transport failures propagate, so the trigger retries the unit, up
+/// to <see cref="PipelineOptions.MaxIngestAttempts"/> attempts counted in the Studies row: then the study fails with the
+/// last error and its upload goes to quarantine (docs/design/failure-semantics.md, "Studies that could hang").
 /// </remarks>
 public sealed partial class IngestHandler
 {
@@ -236,8 +238,9 @@ public sealed partial class IngestHandler
             await UncountAttemptAsync(unit).ConfigureAwait(false);
             throw;
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
+            // A cancellation this caller did not ask for (an SDK timeout) is a failed attempt like any other.
             if (await FailedAttemptAsync(unit, attempt, ex).ConfigureAwait(false) is { } gaveUp)
             {
                 return gaveUp;

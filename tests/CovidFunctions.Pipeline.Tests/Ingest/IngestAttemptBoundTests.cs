@@ -121,6 +121,20 @@ public sealed class IngestAttemptBoundTests : IDisposable
     }
 
     [Fact]
+    public async Task A_cancellation_the_caller_did_not_ask_for_is_a_failed_attempt()
+    {
+        // An SDK timeout surfaces as TaskCanceledException with the ingest's own token not cancelled: counted, recorded.
+        var unit = await UploadAsync(Zip(MidChestSlices(3)));
+        _containers.FailSlicesWrites = true;
+        _containers.SlicesWriteFault = () => new TaskCanceledException("The operation was cancelled because it exceeded the configured timeout");
+
+        await Assert.ThrowsAsync<TaskCanceledException>(() => Handler().IngestAsync(unit, default));
+
+        var row = (await _studies.GetAsync(Tenant, StudyId, default))!;
+        Assert.Equal((1, "TaskCanceledException: The operation was cancelled because it exceeded the configured timeout"), (row.IngestAttempts, row.IngestError));
+    }
+
+    [Fact]
     public async Task The_sweep_fails_studies_stuck_processing_whose_orchestration_is_not_running_and_leaves_the_others()
     {
         var old = Now - TimeSpan.FromHours(7);
@@ -257,6 +271,8 @@ public sealed class IngestAttemptBoundTests : IDisposable
 
         public Action? BeforeUploadRead { get; set; }
 
+        public Func<Exception> SlicesWriteFault { get; set; } = () => new IOException("No space left on device");
+
         public IBlobStore Get(string container) => new FaultyStore(inner.Get(container), container, this);
 
         public string LinkTo(string container, string path) => inner.LinkTo(container, path);
@@ -275,7 +291,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
 
             public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) =>
                 faults.FailSlicesWrites && container == PipelineNames.SlicesContainer
-                    ? throw new IOException("No space left on device")
+                    ? throw faults.SlicesWriteFault()
                     : store.WriteAsync(path, content, cancellationToken);
 
             public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
