@@ -23,7 +23,7 @@ public static class ClassifyCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume, or a DICOM file/folder/zip (one series)." };
+        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume or a folder of them, or a DICOM file/folder/zip (one series)." };
         var json = new Option<string>("--json") { Description = "Output JSON file.", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();

@@ -15,7 +15,9 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>D/&lt;file name stem&gt;.png</c>, a binary lesion mask (0/255) of the input's width and height (DFSN, lung2d-v1,
 /// threshold from the model manifest). For a series (a NIfTI volume, a DICOM file/folder/zip; see
 /// <see cref="ScreeningInputs.IsSeriesInput"/>) writes <c>D/&lt;name&gt;_lesion.nii.gz</c>: the lesion mask volume
-/// (int16 0/1) on the series grid with its geometry, and prints the per-slice lesion shares and the study result.
+/// (int16 0/1; a NIfTI input's on its own voxel grid and header geometry, a DICOM series' on the series grid placed by
+/// ImagePositionPatient, see <see cref="MaskImage"/>), and prints the per-slice lesion shares and the study result; a
+/// folder of NIfTI volumes (<see cref="ScreeningInputs.FindVolumes"/>) gets one mask per volume.
 /// Options: <c>--overlays DIR</c> (a PNG per slice with lesion, mask drawn over the lung-windowed image),
 /// <c>--montage F.png</c> (the most affected slices of a series with their lesion percentages), <c>--mask-out F</c>
 /// (a second copy of the mask volume at F). Exit 0 on success; 2 with a message on stderr on bad input (any image
@@ -29,7 +31,7 @@ public static class SegmentCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume, or a DICOM file/folder/zip (one series)." };
+        var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume or a folder of them, or a DICOM file/folder/zip (one series)." };
         var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png).", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
