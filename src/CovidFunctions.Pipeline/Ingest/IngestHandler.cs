@@ -135,6 +135,15 @@ public sealed partial class IngestHandler
         if (_options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
             && existing.Status is StudyStatus.Processing or StudyStatus.Failed)
         {
+            // Given up and settled (the path is forgotten once the upload is in quarantine): blobs at the path now are a
+            // new upload, kept apart so the first one's quarantined originals are not overwritten.
+            if (existing is { Status: StudyStatus.Failed, UploadPath: null } && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+            {
+                var newest = unit.Blobs.Max(b => b.LastModified);
+                var detail = $"upload {unit.UploadPath} was written again at {newest:O}, after its study failed ({existing.Reason}); upload under a new name to screen it";
+                return await RejectAsync(unit, "reupload-after-failure", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+            }
+
             return await GiveUpAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
@@ -373,6 +382,20 @@ public sealed partial class IngestHandler
         }
 
         return null;
+    }
+
+    private async Task<bool> AnyBlobExistsAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        foreach (var blob in unit.Blobs)
+        {
+            if (await uploads.ExistsAsync(blob.Path, cancellationToken).ConfigureAwait(false))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private async Task UncountAttemptAsync(UploadUnit unit)

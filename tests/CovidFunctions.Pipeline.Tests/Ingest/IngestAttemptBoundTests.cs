@@ -80,6 +80,18 @@ public sealed class IngestAttemptBoundTests : IDisposable
         Assert.Equal(StudyStatus.Failed, (await _studies.GetAsync(Tenant, StudyId, default))!.Status);
         Assert.Single(_notifier.Events);
         Assert.Equal(2, (await Quarantine.ListAsync($"{Tenant}/", default).ToListAsync()).Count);
+
+        // A new upload written to the same path later is kept apart: the first upload's quarantined original stays as it was.
+        var second = Zip(MidChestSlices(2));
+        _time.Now = Now.AddHours(2);
+        await Uploads.WriteAsync(UploadPath, new MemoryStream(second), default);
+        var again = await Handler().IngestAsync(new UploadUnit(Tenant, StudyId, UploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(UploadPath, _time.Now, second.Length)], null), default);
+        Assert.Equal((IngestStatus.Rejected, "reupload-after-failure"), (again.Status, again.Reason));
+        Assert.Equal(zip, await ReadAsync(Quarantine, $"{Tenant}/{StudyId}/original/Doe_Jane_scan.zip"));
+        Assert.Equal(second, await ReadAsync(Quarantine, $"{Tenant}/{StudyId}/reupload-20260301T140000Z/original/Doe_Jane_scan.zip"));
+        Assert.Empty(await Uploads.ListAsync(string.Empty, default).ToListAsync());
+        Assert.Equal((StudyStatus.Failed, Detail), ((await _studies.GetAsync(Tenant, StudyId, default))!.Status, (await _studies.GetAsync(Tenant, StudyId, default))!.Reason));
+        Assert.Single(_notifier.Events);
     }
 
     [Fact]
