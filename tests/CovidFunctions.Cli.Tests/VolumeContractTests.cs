@@ -290,6 +290,40 @@ public sealed class VolumeContractTests
         }
     }
 
+    [Fact]
+    public void SegmentAndClassify_ZipWithNestedFoldersAndOneDicomFile_NamesFollowTheInput()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        var tree = Path.Combine(dir.Path, "tree");
+        CopySeries(Path.Combine(tree, "outer", "inner"));
+        var zip = Path.Combine(dir.Path, "Study 7.zip");
+        System.IO.Compression.ZipFile.CreateFromDirectory(tree, zip);
+        var single = Path.Combine(dir.Path, "one.slice.dcm");
+        File.Copy(Path.Combine(tree, "outer", "inner", "1-15.dcm"), single);
+        var masks = Path.Combine(dir.Path, "masks");
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        Assert.True(SegmentCommand.Run(zip, masks, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+        Assert.True(SegmentCommand.Run(single, masks, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+        Assert.True(ClassifyCommand.Run(zip, json, Models, 0, TextWriter.Null, error) == ExitCodes.Success, error.ToString());
+
+        Assert.Equal(new[] { "Study 7_lesion.nii.gz", "one.slice_lesion.nii.gz" }, Directory.GetFiles(masks).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Contains("ok 1 slices, 0 empty", Python("dicom-world", CopyOne(single, dir.Path), Path.Combine(masks, "one.slice_lesion.nii.gz")), StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal(new[] { "outer/inner/1-16.dcm", "outer/inner/1-15.dcm", "outer/inner/1-14.dcm" }, doc.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("path").GetString()));
+        Assert.Equal(3, doc.RootElement.GetProperty("study").GetProperty("slices").GetInt32());
+    }
+
+    /// <summary>A folder holding only <paramref name="file"/> (dicom-world reads every file of a folder).</summary>
+    private static string CopyOne(string file, string parent)
+    {
+        var folder = Path.Combine(parent, "only-" + Path.GetFileNameWithoutExtension(file));
+        Directory.CreateDirectory(folder);
+        File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        return folder;
+    }
+
     /// <summary>The DICOM series as a NIfTI volume in the axial LPS layout (HU, int16).</summary>
     private static void WriteNifti(string dicomFolder, string path)
     {
