@@ -43,6 +43,12 @@ public sealed record LocalPipelineOptions
     /// <summary>How often the upload watcher lists <c>ct-uploads</c>.</summary>
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How often the upload sweep runs: the retention sweep of completed studies' uploads and the stuck-study watchdog
+    /// (<see cref="IngestHandler.SweepExpiredUploadsAsync"/>; the Function app's hourly timer). It also runs at start.
+    /// </summary>
+    public TimeSpan SweepInterval { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Uploads ingested at once.</summary>
     public int IngestConcurrency { get; init; } = 2;
 
@@ -226,6 +232,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         var token = _stopping.Token;
         _loops.Add(Task.Run(() => Watcher.RunAsync(_options.WatchInterval, token), CancellationToken.None));
         _loops.Add(Task.Run(() => _transport.RunAsync(PipelineNames.SliceResultsQueue, relay.HandleAsync, ConsumerFor(4, TimeSpan.FromSeconds(30)), token), CancellationToken.None));
+        _loops.Add(Task.Run(() => RunSweepsAsync(ingest, _options.SweepInterval, token), CancellationToken.None));
         if (_webhooks is { } webhooks)
         {
             // The notify activity makes only the first attempt of a delivery; this loop makes the due retries.
@@ -365,8 +372,47 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         }
     }
 
+    // Without this loop `covidfn up` kept every upload when Pipeline:UploadRetention is above zero and never failed a
+    // study stuck in processing (a FailStudy that failed for good): the Function app runs the same sweep hourly.
+    private async Task RunSweepsAsync(IngestHandler ingest, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var swept = await ingest.SweepExpiredUploadsAsync(DateTimeOffset.UtcNow, cancellationToken).ConfigureAwait(false);
+                Log.Swept(_logger, swept);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                // Storage briefly away: the next interval tries again (each step of the sweep is safe to repeat).
+                Log.SweepFailed(_logger, ex.GetType().Name);
+            }
+
+            try
+            {
+                await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "Upload sweep done: {Swept} upload(s) past retention deleted")]
+        public static partial void Swept(ILogger logger, int swept);
+
+        // The type only: an exception message of a storage call may name an upload (a patient's name).
+        [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Upload sweep failed ({Type}); trying again at the next interval")]
+        public static partial void SweepFailed(ILogger logger, string type);
+
         [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Reusing the Azurite that answers on port {BlobPort} (and the two after it)")]
         public static partial void ReusingAzurite(ILogger logger, int blobPort);
 
