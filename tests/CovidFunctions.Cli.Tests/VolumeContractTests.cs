@@ -310,6 +310,7 @@ public sealed class VolumeContractTests
 
         Assert.Equal(new[] { "Study 7_lesion.nii.gz", "one.slice_lesion.nii.gz" }, Directory.GetFiles(masks).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Contains("ok 1 slices, 0 empty", Python("dicom-world", CopyOne(single, dir.Path), Path.Combine(masks, "one.slice_lesion.nii.gz")), StringComparison.Ordinal);
+        Assert.Equal(8.0, NiftiFile.Read(Path.Combine(masks, "one.slice_lesion.nii.gz")).Header.PixDim[3], 6); // SliceThickness
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         Assert.Equal(new[] { "outer/inner/1-16.dcm", "outer/inner/1-15.dcm", "outer/inner/1-14.dcm" }, doc.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("path").GetString()));
         Assert.Equal(3, doc.RootElement.GetProperty("study").GetProperty("slices").GetInt32());

@@ -330,7 +330,7 @@ public static class SegmentCommand
         var positions = series.Slices.Count == series.SliceCount && series.Slices.All(s => s.Position is not null)
             ? series.Slices.Select(s => s.Position!.Value).ToList()
             : null;
-        var grid = SliceGrid.Plan(series.Geometry, positions);
+        var grid = SliceGrid.Plan(series.Geometry, positions, series.Slices.Count > 0 ? series.Slices[0].SliceThickness : null);
         if (grid.Note is not null)
         {
             error.WriteLine($"segment: note: {input}: mask: {grid.Note}");

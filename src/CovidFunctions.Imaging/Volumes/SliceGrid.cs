@@ -17,17 +17,18 @@ public sealed record SliceGrid(IReadOnlyList<int> GridIndex, int GridSlices, Vec
     /// <summary>
     /// Plans the grid for a stack with geometry <paramref name="geometry"/> whose slice <c>k</c> has pixel (0, 0) at
     /// <paramref name="firstPixelPositions"/>[k] (LPS; null when unknown: the displacement is then taken along the
-    /// normal). A gap is a whole multiple m of the nominal spacing (the median, else the smallest) when it is within
+    /// normal; <paramref name="singleSliceThickness"/> is the step of a one-slice stack). A gap is a whole multiple m of the nominal spacing (the median, else the smallest) when it is within
     /// 10 % of the spacing (and 0.1 mm at least) of m·spacing; then m − 1 empty grid slices stand for the missing ones.
     /// </summary>
-    public static SliceGrid Plan(VolumeGeometry geometry, IReadOnlyList<Vec3>? firstPixelPositions = null)
+    public static SliceGrid Plan(VolumeGeometry geometry, IReadOnlyList<Vec3>? firstPixelPositions = null, double? singleSliceThickness = null)
     {
         ArgumentNullException.ThrowIfNull(geometry);
         var n = geometry.Slices;
         var along = geometry.SlicePositions;
         if (n < 2)
         {
-            return new SliceGrid([0], 1, geometry.Normal * (geometry.SliceSpacing > 0 ? geometry.SliceSpacing : 1), true, null);
+            // One slice has no spacing: its thickness (DICOM SliceThickness) is the step, else 1 mm.
+            return new SliceGrid([0], 1, geometry.Normal * (singleSliceThickness is > 0 and var t ? t : 1), true, null);
         }
 
         // The step is the median spacing or, when that fails (as many gaps as steps: 0, 8, 24 has median 16), the

@@ -18,6 +18,13 @@ public sealed class SliceGridTests
         Assert.True((grid.Step - new Vec3(0, 0, 8)).Length < 1e-9);
     }
 
+    [Fact]
+    public void Plan_OneSlice_StepIsItsThicknessElseOneMillimetre()
+    {
+        Assert.True((SliceGrid.Plan(Stack(40), null, 8).Step - new Vec3(0, 0, 8)).Length < 1e-9);
+        Assert.True((SliceGrid.Plan(Stack(40)).Step - new Vec3(0, 0, 1)).Length < 1e-9);
+    }
+
     [Theory]
     [InlineData(new double[] { 0, 8, 24 }, new[] { 0, 1, 3 })] // median gap 16: the smallest gap is the step
     [InlineData(new double[] { 0, 8, 16, 40, 48 }, new[] { 0, 1, 2, 5, 6 })]
