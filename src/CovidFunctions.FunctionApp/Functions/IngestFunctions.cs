@@ -81,7 +81,7 @@ public sealed partial class IngestFunctions(
             }
         }
 
-        var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
         Log.Ingested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
     }
 
@@ -102,7 +102,7 @@ public sealed partial class IngestFunctions(
         var ingested = 0;
         foreach (var unit in UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder))
         {
-            var outcome = await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+            var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
             ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;
         }
 
@@ -118,6 +118,19 @@ public sealed partial class IngestFunctions(
     {
         var deleted = await CreateHandler(durableClient).SweepExpiredUploadsAsync(time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         Log.RetentionSwept(logger, deleted);
+    }
+
+    /// <summary>Ingests the unit; a failure is rethrown as <see cref="IngestFailedException"/> (the host logs it whole).</summary>
+    private static async Task<IngestOutcome> IngestAsync(IngestHandler handler, UploadUnit unit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await handler.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw IngestFailedException.For(unit, ex);
+        }
     }
 
     private IngestHandler CreateHandler(DurableTaskClient durableClient) =>
