@@ -1,3 +1,5 @@
+using Azure.Storage;
+using Azure.Storage.Blobs;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
@@ -31,16 +33,7 @@ public sealed class IngestFailureLoggingTests(AzuriteFixture azurite)
         await blob.UploadAsync(BinaryData.FromString("not looked at: the Studies table fails first"), overwrite: true);
         var key = DeidKey.Generate();
         var studyIdKey = StudyIdKey.From(key);
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton(azurite.Storage.BlobContainers)
-            .AddSingleton<IStudyStore>(new StudiesQuotingTheBlob(azurite.Storage.Studies, $"{PipelineNames.UploadsContainer}/{name}"))
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(key))
-            .AddSingleton(Options.Create(new PipelineOptions()))
-            .AddSingleton(TimeProvider.System)
-            .BuildServiceProvider();
-        var functions = new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), studyIdKey, TimeProvider.System, NullLogger<IngestFunctions>.Instance);
+        var functions = Functions(new StudiesQuotingTheBlob(azurite.Storage.Studies, $"{PipelineNames.UploadsContainer}/{name}"), key);
 
         var thrown = await Assert.ThrowsAsync<IngestFailedException>(() => functions.IngestUpload(blob, name, durable.Client, CancellationToken.None));
 
@@ -48,6 +41,40 @@ public sealed class IngestFailureLoggingTests(AzuriteFixture azurite)
         Assert.StartsWith($"ingest of study {Tenant}/{studyId} failed: System.IO.IOException: the table write failed for {UploadNames.Masked}", thrown.Message, StringComparison.Ordinal);
         Assert.Null(thrown.InnerException);
         Assert.DoesNotContain(patient, thrown.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_storage_error_reading_the_upload_leaves_only_its_status_in_the_exception()
+    {
+        await using var durable = await DurableTaskTestHost.StartAsync(_ => { });
+        var patient = $"DOE_JOHN_{Guid.NewGuid():N}";
+        var name = $"{Tenant}/{patient}.zip";
+        var real = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).GetBlobClient(name);
+        await real.UploadAsync(BinaryData.FromString("x"), overwrite: true);
+
+        // The same blob through a wrong account key: Azurite answers 403, and the SDK's message quotes the request.
+        var forbidden = new BlobClient(real.Uri, new StorageSharedKeyCredential(real.AccountName, Convert.ToBase64String(new byte[64])));
+        var functions = Functions(azurite.Storage.Studies, DeidKey.Generate());
+
+        var thrown = await Assert.ThrowsAsync<IngestFailedException>(() => functions.IngestUpload(forbidden, name, durable.Client, CancellationToken.None));
+
+        Assert.StartsWith("ingest could not read an upload's properties: Azure.RequestFailedException: status 403", thrown.Message, StringComparison.Ordinal);
+        Assert.Null(thrown.InnerException);
+        Assert.DoesNotContain(patient, thrown.ToString(), StringComparison.Ordinal);
+    }
+
+    private IngestFunctions Functions(IStudyStore studies, DeidKey key)
+    {
+        var services = new ServiceCollection()
+            .AddLogging()
+            .AddSingleton(azurite.Storage.BlobContainers)
+            .AddSingleton(studies)
+            .AddSingleton(azurite.Storage.Usage)
+            .AddSingleton(new DeidentificationEngine(key))
+            .AddSingleton(Options.Create(new PipelineOptions()))
+            .AddSingleton(TimeProvider.System)
+            .BuildServiceProvider();
+        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), StudyIdKey.From(key), TimeProvider.System, NullLogger<IngestFunctions>.Instance);
     }
 
     /// <summary>A Studies table whose writes fail with a message quoting the upload's blob path, as storage errors do.</summary>

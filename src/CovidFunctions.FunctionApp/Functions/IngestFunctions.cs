@@ -53,6 +53,11 @@ public sealed partial class IngestFunctions(
             // study from its deterministic id and only re-checks the orchestration.
             uploaded = new UploadBlob(name, time.GetUtcNow(), 0);
         }
+        catch (RequestFailedException ex)
+        {
+            // Its message can quote the request, whose URL holds the blob path (see IngestFailedException).
+            throw new IngestFailedException($"ingest could not read an upload's properties: {ex.GetType().FullName}: status {ex.Status} {ex.ErrorCode}");
+        }
 
         var unit = UploadUnitPlanner.ForSingleBlob(uploaded, studyIdKey);
         if (unit is null)
