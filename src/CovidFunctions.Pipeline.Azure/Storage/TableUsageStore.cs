@@ -1,6 +1,6 @@
-using System.Globalization;
 using Azure;
 using Azure.Data.Tables;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Azure.Storage;
@@ -26,7 +26,8 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
 
     public TableClient Table { get; } = table;
 
-    public static string MonthOf(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM", CultureInfo.InvariantCulture);
+    /// <summary>The billing month of a time (<see cref="UsageQueries.MonthOf"/>: the queries and both stores use one rule).</summary>
+    public static string MonthOf(DateTimeOffset at) => UsageQueries.MonthOf(at);
 
     public static string PartitionKeyOf(string tenant, string month) => $"{tenant}|{month}";
 

@@ -1,4 +1,4 @@
-using System.Globalization;
+using CovidFunctions.Pipeline.Metering;
 
 namespace CovidFunctions.Pipeline.Storage;
 
@@ -34,7 +34,7 @@ public sealed class InMemoryUsageStore : IUsageStore
         {
             if (!_billingMonths.TryGetValue((record.Tenant, record.StudyId), out var month))
             {
-                month = MonthOf(record.At);
+                month = UsageQueries.MonthOf(record.At);
                 _billingMonths.Add((record.Tenant, record.StudyId), month);
             }
 
@@ -65,7 +65,4 @@ public sealed class InMemoryUsageStore : IUsageStore
             return Task.FromResult(tenants);
         }
     }
-
-    /// <summary>The <c>yyyy-MM</c> month (UTC) of a time.</summary>
-    public static string MonthOf(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM", CultureInfo.InvariantCulture);
 }
