@@ -222,7 +222,7 @@ public sealed partial class IngestHandler
 
             var input = new StudyOrchestrationInput(unit.Tenant, unit.StudyId, tilesPrefix, manifest.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
             var ingestedAt = _time.GetUtcNow();
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = started }) with
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => RowOrNew(row, unit, started) with
             {
                 Status = row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : StudyStatus.Processing,
                 UploadPath = unit.UploadPath,
@@ -367,7 +367,7 @@ public sealed partial class IngestHandler
         Log.AttemptFailed(_logger, unit.Tenant, unit.StudyId, attempt, _options.MaxIngestAttempts, error);
         try
         {
-            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => (r ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with
             {
                 IngestError = error,
             }, CancellationToken.None).ConfigureAwait(false);
@@ -383,6 +383,10 @@ public sealed partial class IngestHandler
 
         return null;
     }
+
+    /// <summary>The study's row, or a new one for the unit when there is none yet (what an update of a missing row starts from).</summary>
+    private static StudyRecord RowOrNew(StudyRecord? row, UploadUnit unit, DateTimeOffset createdAt) =>
+        row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = createdAt };
 
     private async Task<bool> AnyBlobExistsAsync(UploadUnit unit, CancellationToken cancellationToken)
     {
@@ -402,7 +406,7 @@ public sealed partial class IngestHandler
     {
         try
         {
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => (r ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with
             {
                 IngestAttempts = Math.Max(0, (r?.IngestAttempts ?? 0) - 1),
             }, CancellationToken.None).ConfigureAwait(false);
@@ -499,7 +503,7 @@ public sealed partial class IngestHandler
         }
 
         var detail = $"upload {unit.UploadPath}: a blob was deleted before ingest could read it";
-        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = _time.GetUtcNow() }) with
+        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => RowOrNew(row, unit, _time.GetUtcNow()) with
         {
             Status = StudyStatus.Failed,
             Reason = "upload-missing: " + UploadNames.Mask(detail, unit),
@@ -558,7 +562,7 @@ public sealed partial class IngestHandler
         // leaves its (finished) study as it is.
         if (unit.Rejection is null && updateStudy)
         {
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => (row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = reason.At }) with
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => RowOrNew(row, unit, reason.At) with
             {
                 Status = StudyStatus.Rejected,
                 Reason = $"{code}: {maskedDetail}",
