@@ -58,7 +58,7 @@ param resultTransport string = 'StorageQueue'
 @maxValue(365)
 param uploadRetentionDays int = 7
 
-@description('Deliveries of a chunk message before it is dead-lettered.')
+@description('Deliveries of a chunk message before it is dead-lettered (the Service Bus queue and the scorer\'s Scorer__MaxDeliveryCount).')
 @minValue(1)
 @maxValue(100)
 param sliceMaxDeliveryCount int = 5
@@ -84,6 +84,10 @@ param functionMaximumInstanceCount int = 100
   4096
 ])
 param functionInstanceMemoryMB int = 2048
+
+@description('Ports webhook targets may use, comma-separated (Webhooks__AllowedPorts; the Function app refuses to start on anything but a list of ports 1-65535).')
+@minLength(1)
+param webhookAllowedPorts string = '443'
 
 @description('Name of the Event Grid-sourced blob-triggered ingest function (the webhook targets it).')
 param ingestFunctionName string = 'IngestUpload'
@@ -291,6 +295,7 @@ module functionApp 'modules/functionapp.bicep' = {
     webhookVaultName: names.webhookKeyVault
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
+    webhookAllowedPorts: webhookAllowedPorts
   }
   // The roles first: the host starts with its identity the moment the site exists.
   dependsOn: [
@@ -326,6 +331,7 @@ module containerApps 'modules/containerapps.bicep' = {
     storageAccountName: names.storage
     sliceContainerName: sliceContainerName
     resultContainerName: resultContainerName
+    maxDeliveryCount: sliceMaxDeliveryCount
   }
   // AcrPull and the queue roles must exist before the first revision pulls and scales.
   dependsOn: [

@@ -73,6 +73,9 @@ param sliceContainerName string
 @description('Container the scorer writes masks and overlays to.')
 param resultContainerName string
 
+@description('Deliveries of a chunk message before it is dead-lettered: the slice queue\'s maxDeliveryCount, so the scorer answers the last delivery with an error result.')
+param maxDeliveryCount int
+
 // One serverless GPU replica gets the whole card and this share of the node (Container Apps limits).
 var gpuReplicaResources = {
   'Consumption-GPU-NC8as-T4': {
@@ -199,14 +202,6 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
               value: serviceBusFullyQualifiedNamespace
             }
             {
-              name: 'ServiceBus__credential'
-              value: 'managedidentity'
-            }
-            {
-              name: 'ServiceBus__clientId'
-              value: scorerIdentityClientId
-            }
-            {
               name: 'Scorer__SliceQueueName'
               value: sliceQueueName
             }
@@ -245,6 +240,13 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
             {
               name: 'Scorer__HealthPort'
               value: string(healthPort)
+            }
+            {
+              // Must equal the Service Bus queue's maxDeliveryCount: the scorer turns the last delivery of a failing
+              // chunk into an error result (the study fails at once); with another count that shortcut never fires
+              // or fires before the queue would redeliver.
+              name: 'Scorer__MaxDeliveryCount'
+              value: string(maxDeliveryCount)
             }
           ]
           probes: [

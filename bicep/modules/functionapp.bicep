@@ -61,6 +61,9 @@ param maximumInstanceCount int
 ])
 param instanceMemoryMB int
 
+@description('Ports webhook targets may use, comma-separated (Webhooks__AllowedPorts).')
+param webhookAllowedPorts string
+
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: identityName
 }
@@ -165,13 +168,17 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     AZURE_CLIENT_ID: identityClientId
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+    // The app's Service Bus client authenticates with DefaultAzureCredential (AZURE_CLIENT_ID); no trigger binds
+    // to a ServiceBus connection, so __credential/__clientId would be read by nothing.
     ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
-    ServiceBus__credential: 'managedidentity'
-    ServiceBus__clientId: identityClientId
     Pipeline__SliceQueueName: sliceQueueName
     Pipeline__ResultTransport: resultTransport
     KeyVault__VaultUri: vault.properties.vaultUri
     Webhooks__KeyVaultUri: webhookVault.properties.vaultUri
+    // Absolute links in webhook payloads and API views; unset, they would be relative (/api/studies/...), which a
+    // receiver cannot follow.
+    Webhooks__PublicBaseUrl: 'https://${app.properties.defaultHostName}'
+    Webhooks__AllowedPorts: webhookAllowedPorts
     // A Key Vault reference: resolved by the platform with keyVaultReferenceIdentity; the value never
     // appears in the template. The secret is created by infra/scripts/postdeploy.sh.
     Deidentification__HmacKey: '@Microsoft.KeyVault(VaultName=${vault.name};SecretName=deid-hmac-key)'

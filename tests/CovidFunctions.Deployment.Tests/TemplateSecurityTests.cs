@@ -82,12 +82,14 @@ public sealed partial class TemplateSecurityTests(CompiledTemplateFixture fixtur
         Assert.DoesNotContain("SharedAccessKey=", text, StringComparison.OrdinalIgnoreCase);
         Assert.False(settings.ContainsKey("AzureWebJobsStorage"), "AzureWebJobsStorage must be identity-based (__accountName), not a connection string");
         Assert.Equal("managedidentity", (string?)settings["AzureWebJobsStorage__credential"]);
-        Assert.Equal("managedidentity", (string?)settings["ServiceBus__credential"]);
+        // The app's Service Bus client takes DefaultAzureCredential (AZURE_CLIENT_ID); no binding reads a ServiceBus
+        // connection, so ServiceBus__credential/__clientId would be dead settings (ConfigurationContractTests).
+        Assert.False(settings.ContainsKey("ServiceBus__credential"));
+        Assert.Equal($"reference({module.Resolve(module.Root["variables"]!["identityId"])}).clientId", module.Resolve(settings["AZURE_CLIENT_ID"]));
         Assert.Equal(fixture.Main.Resolve(fixture.Main.Root["variables"]!["names"]!["storage"]), module.Resolve(settings["AzureWebJobsStorage__accountName"]));
         Assert.Contains("Microsoft.ServiceBus/namespaces(", module.Resolve(settings["ServiceBus__fullyQualifiedNamespace"]), StringComparison.Ordinal);
         var identity = module.Resolve(module.Root["variables"]!["identityId"]);
         Assert.Equal($"reference({identity}).clientId", module.Resolve(settings["AzureWebJobsStorage__clientId"]));
-        Assert.Equal($"reference({identity}).clientId", module.Resolve(settings["ServiceBus__clientId"]));
         Assert.StartsWith("Authorization=AAD;", module.Resolve(settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]), StringComparison.Ordinal);
         // Flex Consumption takes the runtime from functionAppConfig; these settings are rejected there.
         Assert.False(settings.ContainsKey("FUNCTIONS_WORKER_RUNTIME"));

@@ -1,0 +1,323 @@
+using System.Reflection;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Scoring;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Deployment.Tests;
+
+/// <summary>
+/// Every setting the Function app and the scorer read, against what bicep sets (compiled ARM JSON), the scorer image's
+/// ENV, local.settings.sample.json and README's Configuration table. A name bicep sets that the code does not read (a
+/// typo, or a setting the code dropped) silently leaves the code default in Azure, so every name must be known; and
+/// every setting the code reads must be either set by bicep or listed here as left to its code default in Azure, so a
+/// new option cannot ship without that decision.
+/// </summary>
+[Collection(CompiledTemplateCollection.Name)]
+public sealed partial class ConfigurationContractTests(CompiledTemplateFixture fixture)
+{
+    /// <summary>Read by the platform or an SDK, not by our code: allowed where they are set, never required of the code.</summary>
+    private static readonly HashSet<string> FunctionAppPlatformSettings = new(StringComparer.Ordinal)
+    {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "AZURE_CLIENT_ID", // DefaultAzureCredential's user-assigned identity
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "AzureWebJobsStorage__credential", // the host's identity-based connection (triggers, Durable hub)
+        "AzureWebJobsStorage__clientId",
+    };
+
+    private static readonly HashSet<string> ScorerPlatformSettings = new(StringComparer.Ordinal) { "AZURE_CLIENT_ID" };
+
+    /// <summary>Function app settings bicep leaves to the code, and why (each must be a setting the app reads).</summary>
+    private static readonly Dictionary<string, string> FunctionAppCodeDefaults = new(StringComparer.Ordinal)
+    {
+        ["AzureWebJobsStorage"] = "a keyed connection string: never in Azure (identity-based __accountName instead)",
+        ["AzureWebJobsStorage__blobServiceUri"] = "the alternative to __accountName",
+        ["AzureWebJobsStorage__queueServiceUri"] = "the alternative to __accountName",
+        ["AzureWebJobsStorage__tableServiceUri"] = "the alternative to __accountName",
+        ["Pipeline__Transport"] = "derived: ServiceBus because ServiceBus__fullyQualifiedNamespace is set",
+        ["Pipeline__ChunkSize"] = "code default",
+        ["Pipeline__ChunkTimeout"] = "code default",
+        ["Pipeline__MaxChunkAttempts"] = "code default",
+        ["Pipeline__FolderStableAge"] = "code default",
+        ["Pipeline__UploadRetention"] = "code default (0: the aggregate deletes uploads; the lifecycle rule is the backstop)",
+        ["Pipeline__MaxUploadBytes"] = "code default",
+        ["Pipeline__MaxIngestAttempts"] = "code default (3, below the blob trigger's 5 tries)",
+        ["Pipeline__StuckStudyAge"] = "code default",
+        ["Pipeline__MontageSlices"] = "code default",
+        ["Pipeline__MaxDeliveryCount"] = "the local host's consumer only (covidfn up)",
+        ["Webhooks__AllowLoopbackWebhooks"] = "local testing only: must never be set in Azure",
+        ["Webhooks__MaxRetries"] = "code default",
+        ["Webhooks__AttemptTimeout"] = "code default",
+        ["Webhooks__BaseRetryDelay"] = "code default",
+        ["Webhooks__MaxRetryDelay"] = "code default",
+        ["Webhooks__UseJitter"] = "code default",
+        ["Webhooks__RetryPollInterval"] = "the local host's loop only (the Function app's retry timer has its own schedule)",
+        ["Webhooks__TestRequestsPerWindow"] = "code default",
+        ["Webhooks__TestRateWindow"] = "code default",
+        ["ApiKeys__MaxTenantsPerKey"] = "code default",
+        ["Deidentification__KeyFile"] = "a local key file: never in Azure (HmacKey, a Key Vault reference, wins anyway)",
+        ["Deidentification__SecretName"] = "read only without HmacKey, which bicep sets",
+    };
+
+    /// <summary>Scorer settings neither bicep nor the image sets, and why.</summary>
+    private static readonly Dictionary<string, string> ScorerCodeDefaults = new(StringComparer.Ordinal)
+    {
+        ["Scorer__SliceTransport"] = "derived: ServiceBus because ServiceBus__fullyQualifiedNamespace is set",
+        ["Scorer__StorageConnectionString"] = "a keyed connection string: never in Azure (the service URIs instead)",
+        ["Scorer__MaxConcurrentCalls"] = "code default",
+        ["Scorer__MessageLockDuration"] = "code default",
+        ["Scorer__PollInterval"] = "Storage-queue consumer only; chunk requests arrive over Service Bus in Azure",
+        ["Scorer__DrainTimeout"] = "code default (below terminationGracePeriodSeconds)",
+        ["Scorer__IntraOpThreads"] = "CPU only",
+        ["Scorer__RestrictLesionsToLungs"] = "code default",
+        ["Scoring__BatchSize"] = "code default",
+    };
+
+    /// <summary>Settings read by name (not through an options class), with the file that must still read them.</summary>
+    private static readonly (string Setting, string Host, string File, string Literal)[] DirectReads =
+    [
+        ("AzureWebJobsStorage", "func", "src/CovidFunctions.FunctionApp/FunctionAppSettings.cs", "\"AzureWebJobsStorage\""),
+        ("AzureWebJobsStorage__accountName", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "[\"accountName\"]"),
+        ("AzureWebJobsStorage__blobServiceUri", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "[\"blobServiceUri\"]"),
+        ("AzureWebJobsStorage__queueServiceUri", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "[\"queueServiceUri\"]"),
+        ("AzureWebJobsStorage__tableServiceUri", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "[\"tableServiceUri\"]"),
+        ("ServiceBus__fullyQualifiedNamespace", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", ":fullyQualifiedNamespace\"]"),
+        ("KeyVault__VaultUri", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "\"KeyVault:VaultUri\""),
+        ("Webhooks__KeyVaultUri", "func", "src/CovidFunctions.FunctionApp/FunctionAppServices.cs", "\"Webhooks:KeyVaultUri\""),
+        ("Deidentification__HmacKey", "func", "src/CovidFunctions.FunctionApp/DeidKeyProvider.cs", "[\"Deidentification:HmacKey\"]"),
+        ("Deidentification__KeyFile", "func", "src/CovidFunctions.FunctionApp/DeidKeyProvider.cs", "[\"Deidentification:KeyFile\"]"),
+        ("Deidentification__SecretName", "func", "src/CovidFunctions.FunctionApp/DeidKeyProvider.cs", "[\"Deidentification:SecretName\"]"),
+        ("ServiceBus__fullyQualifiedNamespace", "scorer", "src/CovidFunctions.Scorer/ScorerApp.cs", "[\"ServiceBus:fullyQualifiedNamespace\"]"),
+    ];
+
+    private static HashSet<string> FunctionAppSettingsRead { get; } = BuildFunctionAppSettings();
+
+    private static HashSet<string> ScorerSettingsRead { get; } = BuildScorerSettings();
+
+    [Fact]
+    public void CodeSettings_Sources_AreFoundWhereThisTestLooks()
+    {
+        // Guards the test itself: the source-parsed classes and the direct reads must still exist as written.
+        foreach (var (setting, _, file, literal) in DirectReads)
+        {
+            Assert.True(File.ReadAllText(Path.Combine(TestData.RepoRoot, file)).Contains(literal, StringComparison.Ordinal), $"{setting}: {file} no longer contains {literal}");
+        }
+
+        Assert.Contains("Pipeline__SliceQueueName", FunctionAppSettingsRead);
+        Assert.Contains("Pipeline__ResultTransport", FunctionAppSettingsRead);
+        Assert.Contains("Pipeline__StuckStudyAge", FunctionAppSettingsRead);
+        Assert.Contains("Webhooks__AllowedPorts", FunctionAppSettingsRead);
+        Assert.Contains("ApiKeys__MaxTenantsPerKey", FunctionAppSettingsRead);
+        Assert.Contains("Scorer__MaxDeliveryCount", ScorerSettingsRead);
+        Assert.Contains("Scorer__ModelDirectory", ScorerSettingsRead);
+        Assert.Contains("Scoring__BatchSize", ScorerSettingsRead);
+
+        // Scoring:MaxDeliveryCount is replaced by Scorer:MaxDeliveryCount in the scorer (ScorerApp), so it is no setting.
+        Assert.DoesNotContain("Scoring__MaxDeliveryCount", ScorerSettingsRead);
+    }
+
+    [Fact]
+    public void FunctionApp_AppSettings_AreEverySettingTheCodeReadsAndNoOther()
+    {
+        var bicep = FunctionAppBicepNames();
+
+        var unknown = bicep.Where(name => !FunctionAppSettingsRead.Contains(name) && !FunctionAppPlatformSettings.Contains(name)).Order().ToList();
+        Assert.True(unknown.Count == 0, "bicep sets Function app settings no code reads (typo or dead): " + string.Join(", ", unknown));
+
+        var undecided = FunctionAppSettingsRead.Where(name => !bicep.Contains(name) && !FunctionAppCodeDefaults.ContainsKey(name)).Order().ToList();
+        Assert.True(undecided.Count == 0, "settings the Function app reads that bicep neither sets nor leaves to a listed code default: " + string.Join(", ", undecided));
+
+        var both = FunctionAppCodeDefaults.Keys.Where(bicep.Contains).Order().ToList();
+        Assert.True(both.Count == 0, "listed as a code default but set by bicep: " + string.Join(", ", both));
+        var stale = FunctionAppCodeDefaults.Keys.Where(name => !FunctionAppSettingsRead.Contains(name)).Order().ToList();
+        Assert.True(stale.Count == 0, "listed as code defaults but no longer read: " + string.Join(", ", stale));
+    }
+
+    [Fact]
+    public void Scorer_ContainerEnvironment_IsEverySettingTheCodeReadsAndNoOther()
+    {
+        var bicep = ScorerBicepEnvironment().Keys.ToHashSet(StringComparer.Ordinal);
+        var image = ScorerImageEnvironment();
+        var set = bicep.Union(image).ToHashSet(StringComparer.Ordinal);
+
+        var unknown = set.Where(name => !ScorerSettingsRead.Contains(name) && !ScorerPlatformSettings.Contains(name)).Order().ToList();
+        Assert.True(unknown.Count == 0, "bicep or the image sets scorer settings no code reads (typo or dead): " + string.Join(", ", unknown));
+
+        var undecided = ScorerSettingsRead.Where(name => !set.Contains(name) && !ScorerCodeDefaults.ContainsKey(name)).Order().ToList();
+        Assert.True(undecided.Count == 0, "settings the scorer reads that neither bicep nor the image sets nor are listed as code defaults: " + string.Join(", ", undecided));
+
+        var both = ScorerCodeDefaults.Keys.Where(set.Contains).Order().ToList();
+        Assert.True(both.Count == 0, "listed as a code default but set: " + string.Join(", ", both));
+        var stale = ScorerCodeDefaults.Keys.Where(name => !ScorerSettingsRead.Contains(name)).Order().ToList();
+        Assert.True(stale.Count == 0, "listed as code defaults but no longer read: " + string.Join(", ", stale));
+    }
+
+    [Fact]
+    public void FunctionApp_LocalOnlySettings_AreNeverSetInAzure()
+    {
+        var settings = FunctionAppBicepNames();
+
+        // Loopback http:// targets are for a developer's machine; in Azure they would let a tenant reach the app's own
+        // host. A key file or keyed connection string would bypass the Key Vault and identity-based forms.
+        Assert.DoesNotContain("Webhooks__AllowLoopbackWebhooks", settings);
+        Assert.DoesNotContain("Deidentification__KeyFile", settings);
+        Assert.DoesNotContain("AzureWebJobsStorage", settings);
+        Assert.DoesNotContain("Scorer__StorageConnectionString", ScorerBicepEnvironment().Keys);
+    }
+
+    [Fact]
+    public void FunctionApp_PublicBaseUrl_IsTheAppsHttpsHost()
+    {
+        // Unset, webhook payload and API links are relative (/api/studies/...), which a receiver cannot follow.
+        var module = fixture.Main.Module("functionapp");
+        var appName = module.Resolve(module.ResourcesOfType("Microsoft.Web/sites").Single()["name"]);
+
+        Assert.Equal($"https://reference(Microsoft.Web/sites({appName})).defaultHostName", ResolvedFunctionAppSetting("Webhooks__PublicBaseUrl"));
+    }
+
+    [Fact]
+    public void FunctionApp_AllowedPorts_IsAMainParameterDefaultingToHttpsOnly()
+    {
+        var parameter = fixture.Main.Root["parameters"]!["webhookAllowedPorts"]!;
+
+        Assert.Equal("param:webhookAllowedPorts", ResolvedFunctionAppSetting("Webhooks__AllowedPorts"));
+        Assert.Equal(new WebhookOptions().AllowedPorts, (string?)parameter["defaultValue"]);
+        Assert.False(string.IsNullOrEmpty((string?)parameter["metadata"]?["description"]));
+    }
+
+    [Fact]
+    public void Scorer_MaxDeliveryCount_IsTheSliceQueuesMaxDeliveryCount()
+    {
+        // The scorer answers a failing chunk's last delivery with an error result so the study fails at once; that
+        // needs the scorer's count to be the queue's, or the shortcut never fires (queue lower) or fires early.
+        var serviceBus = fixture.Main.Module("servicebus");
+        var queue = serviceBus.ResourcesOfType("Microsoft.ServiceBus/namespaces/queues")
+            .Single(q => serviceBus.Resolve(q["name"]).EndsWith("/slice-chunks", StringComparison.Ordinal));
+
+        Assert.Equal("param:sliceMaxDeliveryCount", serviceBus.Resolve(queue["properties"]!["maxDeliveryCount"]));
+        Assert.Equal("string(param:sliceMaxDeliveryCount)", ScorerBicepEnvironment()["Scorer__MaxDeliveryCount"]);
+        Assert.Equal(5, (int)fixture.Main.Root["parameters"]!["sliceMaxDeliveryCount"]!["defaultValue"]!);
+    }
+
+    [Fact]
+    public void ParametersFiles_AnyValue_HoldsNoSecretOrKeyVaultValue()
+    {
+        // Secrets reach the app as Key Vault references resolved by the platform, never through parameters.
+        foreach (var file in Directory.EnumerateFiles(BicepCli.BicepDirectory, "*.json", SearchOption.AllDirectories).Concat(Directory.EnumerateFiles(BicepCli.BicepDirectory, "*.bicepparam", SearchOption.AllDirectories)))
+        {
+            var text = File.ReadAllText(file);
+            foreach (var marker in new[] { "AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "DefaultEndpointsProtocol=", "InstrumentationKey=", "\"reference\"", "keyVault" })
+            {
+                Assert.False(text.Contains(marker, StringComparison.OrdinalIgnoreCase), $"{file} contains {marker}");
+            }
+        }
+    }
+
+    [Fact]
+    public void LocalSettingsSample_Values_AreKnownAndCoverEveryLocalSetting()
+    {
+        var sample = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+        var known = FunctionAppSettingsRead.Union(ScorerSettingsRead).Union(FunctionAppPlatformSettings).ToHashSet(StringComparer.Ordinal);
+
+        var unknown = sample.Where(name => !known.Contains(name)).Order().ToList();
+        Assert.True(unknown.Count == 0, "local.settings.sample.json lists settings no code reads: " + string.Join(", ", unknown));
+
+        // Azure-only forms (identity-based connections) and settings no deployed host reads are not in the sample.
+        var notLocal = new HashSet<string>(StringComparer.Ordinal)
+        {
+            "AZURE_CLIENT_ID", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+            "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+            "AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
+            "Pipeline__MaxDeliveryCount", "Webhooks__RetryPollInterval",
+        };
+        var missing = known.Where(name => !sample.Contains(name) && !notLocal.Contains(name)).Order().ToList();
+        Assert.True(missing.Count == 0, "settings the code reads that local.settings.sample.json does not list: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public void Readme_ConfigurationTable_NamesEverySettingTheCodeReads()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestData.RepoRoot, "README.md"));
+        var start = readme.IndexOf("## Configuration", StringComparison.Ordinal);
+        Assert.True(start >= 0, "README has no Configuration section");
+        var end = readme.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        var lines = readme[start..(end < 0 ? readme.Length : end)].Split('\n');
+        var notDocumented = new HashSet<string>(StringComparer.Ordinal) { "AZURE_CLIENT_ID", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId", "Pipeline__MaxDeliveryCount", "Webhooks__RetryPollInterval" };
+
+        // A row may name several settings of one section as "Section__A / __B" or "`Section__A`, `Section__B`".
+        var missing = FunctionAppSettingsRead.Union(ScorerSettingsRead)
+            .Where(name => !notDocumented.Contains(name))
+            .Where(name =>
+            {
+                var split = name.IndexOf("__", StringComparison.Ordinal);
+                return !lines.Any(line => line.Contains(name, StringComparison.Ordinal)
+                    || (split > 0 && line.Contains(name[..(split + 2)], StringComparison.Ordinal) && line.Contains(name[split..] + "`", StringComparison.Ordinal))
+                    || (split > 0 && line.Contains(name[..(split + 2)], StringComparison.Ordinal) && line.Contains(name[split..] + " ", StringComparison.Ordinal)));
+            })
+            .Order().ToList();
+        Assert.True(missing.Count == 0, "README Configuration does not name: " + string.Join(", ", missing));
+    }
+
+    private JsonObject FunctionAppBicepSettings() =>
+        fixture.Main.Module("functionapp").ResourcesOfType("Microsoft.Web/sites/config").Single()["properties"]!.AsObject();
+
+    private HashSet<string> FunctionAppBicepNames() => FunctionAppBicepSettings().Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+
+    private string ResolvedFunctionAppSetting(string name) => fixture.Main.Module("functionapp").Resolve(FunctionAppBicepSettings()[name]);
+
+    private Dictionary<string, string> ScorerBicepEnvironment()
+    {
+        var module = fixture.Main.Module("containerapps");
+        return module.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]!.AsArray()
+            .SelectMany(c => c!["env"]!.AsArray())
+            .ToDictionary(e => (string)e!["name"]!, e => module.Resolve(e!["value"]), StringComparer.Ordinal);
+    }
+
+    private static HashSet<string> ScorerImageEnvironment()
+    {
+        var text = File.ReadAllText(Path.Combine(TestData.RepoRoot, "infra", "scorer", "Dockerfile"));
+        return EnvSettingName().Matches(text).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+    }
+
+    private static HashSet<string> BuildFunctionAppSettings()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        names.UnionWith(Bindable(typeof(PipelineOptions), PipelineOptions.SectionName));
+        names.UnionWith(SourceBindable("src/CovidFunctions.FunctionApp/FunctionAppSettings.cs", PipelineOptions.SectionName));
+        names.UnionWith(Bindable(typeof(WebhookOptions), WebhookOptions.SectionName));
+        names.UnionWith(Bindable(typeof(ApiKeyOptions), ApiKeyOptions.SectionName));
+        names.UnionWith(DirectReads.Where(r => r.Host == "func").Select(r => r.Setting));
+        return names;
+    }
+
+    private static HashSet<string> BuildScorerSettings()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        names.UnionWith(SourceBindable("src/CovidFunctions.Scorer/ScorerOptions.cs", "Scorer"));
+        names.UnionWith(Bindable(typeof(ScoringOptions), ScoringOptions.SectionName).Where(n => n != "Scoring__MaxDeliveryCount"));
+        names.UnionWith(DirectReads.Where(r => r.Host == "scorer").Select(r => r.Setting));
+        return names;
+    }
+
+    /// <summary>What the configuration binder sets on <paramref name="type"/>: public properties with a setter or init.</summary>
+    private static IEnumerable<string> Bindable(Type type, string section) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.SetMethod is { IsPublic: true })
+            .Select(p => $"{section}__{p.Name}");
+
+    /// <summary>The same for a class in a project this test does not reference (the Function app, the scorer): its source.</summary>
+    private static IEnumerable<string> SourceBindable(string file, string section) =>
+        InitProperty().Matches(File.ReadAllText(Path.Combine(TestData.RepoRoot, file))).Select(m => $"{section}__{m.Groups[1].Value}");
+
+    [GeneratedRegex(@"public\s+[\w.<>?,\[\] ]+?\s+(\w+)\s*\{\s*get;\s*(?:init|set);\s*\}", RegexOptions.CultureInvariant)]
+    private static partial Regex InitProperty();
+
+    [GeneratedRegex(@"\b((?:Scorer|Scoring|ServiceBus)__\w+)=", RegexOptions.CultureInvariant)]
+    private static partial Regex EnvSettingName();
+}
