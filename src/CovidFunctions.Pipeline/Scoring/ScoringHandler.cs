@@ -112,7 +112,7 @@ public sealed partial class ScoringHandler(
             await SendResultAsync(request, null, stopwatch.Elapsed.TotalSeconds, error, cancellationToken).ConfigureAwait(false);
             return Settlement.Complete;
         }
-        catch (Exception ex) when (ex is not OperationCanceledException && message.DeliveryCount >= _maxDeliveryCount)
+        catch (Exception ex) when (!IsHostCancellation(ex, cancellationToken) && message.DeliveryCount >= _maxDeliveryCount)
         {
             return await GiveUpAsync(request, message, ex, stopwatch.Elapsed.TotalSeconds, cancellationToken).ConfigureAwait(false);
         }
@@ -130,6 +130,14 @@ public sealed partial class ScoringHandler(
         await SendResultAsync(request, null, seconds, error, cancellationToken).ConfigureAwait(false);
         return new Settlement(SettlementAction.DeadLetter, error);
     }
+
+    /// <summary>
+    /// The host stopping (the token the consumer passed is cancelled): the message goes back unsettled, no answer. An
+    /// OperationCanceledException the caller did not ask for (an Azure SDK network timeout surfaces as a
+    /// TaskCanceledException) is a failed delivery like any other, so the last one still answers with the cause.
+    /// </summary>
+    private static bool IsHostCancellation(Exception ex, CancellationToken cancellationToken) =>
+        ex is OperationCanceledException && cancellationToken.IsCancellationRequested;
 
     private static string? Problem(ChunkRequest r) =>
         !StudyIds.IsValidTenant(r.Tenant) ? $"tenant '{r.Tenant}' is not valid"

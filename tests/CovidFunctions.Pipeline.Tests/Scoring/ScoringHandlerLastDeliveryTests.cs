@@ -84,6 +84,38 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     }
 
     [Fact]
+    public async Task An_sdk_timeout_on_the_last_delivery_is_answered_and_dead_lettered_like_any_other_fault()
+    {
+        // Azure.Core reports a network timeout as a TaskCanceledException while the caller's token is not cancelled.
+        // Before: every OperationCanceledException skipped the last-delivery answer, so the consumer dead-lettered the
+        // chunk silently and the study waited out each re-dispatch timeout (3 × 10 min) instead of failing with the cause.
+        var timeout = new TaskCanceledException("The operation was cancelled because it exceeded the configured timeout of 0:01:40.");
+        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => timeout };
+        var sender = new RecordingSender();
+        var handler = Handler(containers, sender);
+
+        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token);
+
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
+        Assert.Equal($"scoring failed on each of {MaxDeliveries} deliveries; the last: TaskCanceledException: {timeout.Message}", result.Error);
+    }
+
+    [Fact]
+    public async Task The_host_stopping_on_the_last_delivery_sends_no_answer_and_leaves_the_message_to_the_consumer()
+    {
+        using var stopping = new CancellationTokenSource();
+        await stopping.CancelAsync();
+        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => new OperationCanceledException(stopping.Token) };
+        var sender = new RecordingSender();
+        var handler = Handler(containers, sender);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), stopping.Token));
+
+        Assert.Empty(sender.Attempts);
+    }
+
+    [Fact]
     public async Task An_unscorable_answer_that_cannot_be_sent_on_the_last_delivery_propagates_without_a_second_answer()
     {
         // No tiles: unscorable. The results queue refuses the answer: the consumer sees the exception (and dead-letters
@@ -142,6 +174,9 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     {
         public bool FailSlicesReads { get; init; }
 
+        /// <summary>When set, every read of the slices container throws what it returns.</summary>
+        public Func<Exception>? SlicesReadFault { get; init; }
+
         public bool FailChunkDocumentWrites { get; init; }
 
         public IBlobStore Get(string container) => new FaultyStore(inner.Get(container), container, this);
@@ -151,9 +186,10 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
         private sealed class FaultyStore(IBlobStore store, string container, FaultyContainers faults) : IBlobStore
         {
             public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) =>
-                faults.FailSlicesReads && container == PipelineNames.SlicesContainer
-                    ? throw new IOException("slices store away")
-                    : store.OpenReadAsync(path, cancellationToken);
+                container != PipelineNames.SlicesContainer ? store.OpenReadAsync(path, cancellationToken)
+                : faults.SlicesReadFault is { } fault ? throw fault()
+                : faults.FailSlicesReads ? throw new IOException("slices store away")
+                : store.OpenReadAsync(path, cancellationToken);
 
             public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) =>
                 faults.FailChunkDocumentWrites && container == PipelineNames.ResultsContainer && path.Contains("/chunks/", StringComparison.Ordinal)
