@@ -11,6 +11,6 @@ internal static partial class Log
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "CUDA execution provider unavailable ({Reason}); using CPU")]
     public static partial void CudaUnavailable(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Warm-up run of {Model} took {ElapsedMs} ms")]
-    public static partial void WarmUp(ILogger logger, string model, long elapsedMs);
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Debug, Message = "Warm-up run of {Model} on {Provider} took {ElapsedMs} ms")]
+    public static partial void WarmUp(ILogger logger, string model, string provider, long elapsedMs);
 }

@@ -27,6 +27,8 @@ public sealed class OnnxModel : IDisposable
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
     private readonly int _maxBatch;
+    private string? _cacheKey;
+    private bool _disposed;
 
     private OnnxModel(string path, InferenceSession session, string provider, int maxBatch)
     {
@@ -35,6 +37,7 @@ public sealed class OnnxModel : IDisposable
         Provider = provider;
         _maxBatch = maxBatch;
         OutputNames = [.. session.OutputMetadata.Keys];
+        OutputShapes = session.OutputMetadata.ToDictionary(o => o.Key, o => (IReadOnlyList<int>)[.. o.Value.Dimensions], StringComparer.Ordinal);
         if (!session.InputMetadata.ContainsKey(InputName))
         {
             throw new InferenceException($"Model {path} has no input '{InputName}' (has: {string.Join(", ", session.InputMetadata.Keys)}).") { ModelPath = path };
@@ -50,6 +53,9 @@ public sealed class OnnxModel : IDisposable
     /// <summary>Output names in graph order.</summary>
     public IReadOnlyList<string> OutputNames { get; }
 
+    /// <summary>Each output's dimensions as the graph declares them (−1 for a symbolic one such as the batch).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<int>> OutputShapes { get; }
+
     /// <summary>The process-wide session for <paramref name="path"/> with <paramref name="options"/>, created on first use.</summary>
     public static OnnxModel GetOrCreate(string path, InferenceOptions options, ILogger? logger = null)
     {
@@ -57,7 +63,14 @@ public sealed class OnnxModel : IDisposable
         options.Validate();
         var full = System.IO.Path.GetFullPath(path);
         var key = $"{full}|{options.IntraOpThreads}|{options.InterOpThreads}|{options.PreferCuda}|{options.CudaDeviceId}|{options.MaxBatch}";
-        var lazy = Cache.GetOrAdd(key, _ => new Lazy<OnnxModel>(() => Create(full, options, logger ?? NullLogger.Instance), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = Cache.GetOrAdd(key, _ => new Lazy<OnnxModel>(
+            () =>
+            {
+                var created = Create(full, options, logger ?? NullLogger.Instance);
+                created._cacheKey = key;
+                return created;
+            },
+            LazyThreadSafetyMode.ExecutionAndPublication));
         try
         {
             return lazy.Value;
@@ -81,33 +94,37 @@ public sealed class OnnxModel : IDisposable
         }
 
         var sw = Stopwatch.StartNew();
-        InferenceSession? session = null;
-        var provider = "CPU";
+        var name = System.IO.Path.GetFileName(path);
+        OnnxModel? model = null;
         if (options.PreferCuda)
         {
+            InferenceSession? session = null;
             try
             {
                 using var cudaOptions = CreateOptions(options);
                 using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(new Dictionary<string, string>
-                {
-                    ["device_id"] = options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["cudnn_conv_algo_search"] = "HEURISTIC",
-                });
+                cuda.UpdateOptions(new Dictionary<string, string>(CudaProviderOptions(options), StringComparer.Ordinal));
                 cudaOptions.AppendExecutionProvider_CUDA(cuda);
                 session = new InferenceSession(path, cudaOptions);
-                provider = "CUDA";
+                model = new OnnxModel(path, session, "CUDA", options.MaxBatch);
+                session = null;
+
+                // The warm-up belongs to the provider choice: the CUDA libraries can load and the session be created,
+                // yet the first run fail (driver too old for the toolkit, cuDNN mismatch, no memory): then CPU it is.
+                WarmUpOrDispose(model, options, logger);
             }
-            catch (Exception ex) when (ex is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or TypeInitializationException)
+            catch (Exception ex) when (ex is OnnxRuntimeException or InferenceException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or TypeInitializationException)
             {
                 Log.CudaUnavailable(logger, ex.GetType().Name + ": " + FirstLine(ex.Message));
                 session?.Dispose();
-                session = null;
+                model?.Dispose();
+                model = null;
             }
         }
 
-        if (session is null)
+        if (model is null)
         {
+            InferenceSession session;
             try
             {
                 using var cpuOptions = CreateOptions(options);
@@ -117,18 +134,58 @@ public sealed class OnnxModel : IDisposable
             {
                 throw new InferenceException($"Cannot load model {path}: {FirstLine(ex.Message)}", ex) { ModelPath = path };
             }
+
+            try
+            {
+                model = new OnnxModel(path, session, "CPU", options.MaxBatch);
+            }
+            catch
+            {
+                session.Dispose();
+                throw;
+            }
+
+            WarmUpOrDispose(model, options, logger);
         }
 
-        var model = new OnnxModel(path, session, provider, options.MaxBatch);
-        Log.SessionCreated(logger, System.IO.Path.GetFileName(path), provider, sw.ElapsedMilliseconds);
-        if (options.WarmUp)
+        Log.SessionCreated(logger, name, model.Provider, sw.ElapsedMilliseconds);
+        return model;
+    }
+
+    /// <summary>
+    /// The CUDA execution provider settings (ONNX Runtime's <c>OrtCUDAProviderOptions</c> keys): the device, and cuDNN's
+    /// convolution algorithm chosen by HEURISTIC (no per-shape benchmarking, which the default EXHAUSTIVE repeats for
+    /// every new batch size: a partial last batch would pay it on the request path).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> CudaProviderOptions(InferenceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["device_id"] = options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["cudnn_conv_algo_search"] = "HEURISTIC",
+        };
+    }
+
+    /// <summary>One dummy slice through a new session (when <see cref="InferenceOptions.WarmUp"/>); a failure disposes it.</summary>
+    private static void WarmUpOrDispose(OnnxModel model, InferenceOptions options, ILogger logger)
+    {
+        if (!options.WarmUp)
+        {
+            return;
+        }
+
+        try
         {
             var warm = Stopwatch.StartNew();
             model.Run(new float[Plane], 1);
-            Log.WarmUp(logger, System.IO.Path.GetFileName(path), warm.ElapsedMilliseconds);
+            Log.WarmUp(logger, System.IO.Path.GetFileName(model.Path), model.Provider, warm.ElapsedMilliseconds);
         }
-
-        return model;
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     private static SessionOptions CreateOptions(InferenceOptions options)
@@ -183,6 +240,7 @@ public sealed class OnnxModel : IDisposable
     /// </summary>
     public IReadOnlyDictionary<string, float[]> Run(ReadOnlyMemory<float> input, int count)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ValidateInput(input.Span, count);
         var results = new Dictionary<string, float[]>(StringComparer.Ordinal);
         for (var start = 0; start < count; start += _maxBatch)
@@ -220,9 +278,23 @@ public sealed class OnnxModel : IDisposable
         return results;
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// Frees the session. A process-wide instance (<see cref="GetOrCreate"/>) leaves the cache first, so a later
+    /// <see cref="GetOrCreate"/> creates a new session instead of handing out this disposed one.
+    /// </summary>
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_cacheKey is { } key && Cache.TryGetValue(key, out var lazy) && lazy.IsValueCreated && ReferenceEquals(lazy.Value, this))
+        {
+            Cache.TryRemove(new KeyValuePair<string, Lazy<OnnxModel>>(key, lazy));
+        }
+
         _session.Dispose();
         _runOptions.Dispose();
     }

@@ -53,6 +53,7 @@ public sealed class ScreeningModels
         {
             var combined = OnnxModel.GetOrCreate(manifest.PathOf("dfsn_dtcn"), options, logger);
             RequireOutputs(combined, "lesion_prob", "class_prob");
+            RequireClassCount(combined, manifest);
             return new ScreeningModels(manifest, combined, null, null, options.FlipTestTimeAugmentation, options.RestrictLesionsToLungs);
         }
 
@@ -60,6 +61,7 @@ public sealed class ScreeningModels
         var cls = OnnxModel.GetOrCreate(manifest.PathOf("dtcn"), options, logger);
         RequireOutputs(seg, "lesion_prob");
         RequireOutputs(cls, "class_prob");
+        RequireClassCount(cls, manifest);
         return new ScreeningModels(manifest, null, seg, cls, options.FlipTestTimeAugmentation, options.RestrictLesionsToLungs);
     }
 
@@ -71,6 +73,26 @@ public sealed class ScreeningModels
             {
                 throw new InferenceException($"Model {model.Path} has no output '{name}' (has: {string.Join(", ", model.OutputNames)}).") { ModelPath = model.Path };
             }
+        }
+    }
+
+    /// <summary>
+    /// The manifest's class list must match the width of <c>class_prob</c>: a shorter list would label every slice from
+    /// the wrong probabilities (slice n's read from slice n+1's), a longer one would read past the output.
+    /// </summary>
+    private static void RequireClassCount(OnnxModel model, ModelManifest manifest)
+    {
+        var shape = model.OutputShapes["class_prob"];
+        if (manifest.Classes.Count == 0)
+        {
+            throw new InferenceException($"{Path.Combine(manifest.Directory, ModelManifest.FileName)} lists no classes.") { ModelPath = model.Path };
+        }
+
+        // A symbolic width (−1) is checked on each run instead (Predict).
+        var width = shape.Count == 2 ? shape[1] : -1;
+        if (width > 0 && width != manifest.Classes.Count)
+        {
+            throw new InferenceException($"Model {model.Path} gives {width} class probabilities, but {Path.Combine(manifest.Directory, ModelManifest.FileName)} lists {manifest.Classes.Count} classes ({string.Join(", ", manifest.Classes)}).") { ModelPath = model.Path };
         }
     }
 
@@ -108,6 +130,11 @@ public sealed class ScreeningModels
         }
 
         var k = Classes.Count;
+        if (probs.Length != (long)count * k || lesion.Length != (long)count * OnnxModel.Plane)
+        {
+            throw new InferenceException($"The model gave {probs.Length} class probabilities and {lesion.Length} lesion values for {count} slice(s); expected {count}×{k} ({string.Join(", ", Classes)}) and {count}×{OnnxModel.Side}×{OnnxModel.Side}.");
+        }
+
         var result = new SlicePrediction[count];
         for (var n = 0; n < count; n++)
         {

@@ -50,6 +50,7 @@ public static class StudyAggregator
         double fraction = 0;
         foreach (var s in slices)
         {
+            Check(s, classes);
             fraction += s.LesionFraction;
         }
 
@@ -78,6 +79,32 @@ public static class StudyAggregator
         }
 
         return new StudyPrediction(probs, classes[best], (float)(fraction / slices.Count), k);
+    }
+
+    /// <summary>
+    /// A slice the rule cannot use is an error naming it, not a silent answer: with a NaN probability no class compares
+    /// greater, so the argmax would fall to the first class ("covid"); a short probability list would be read past.
+    /// </summary>
+    private static void Check(SliceSummary slice, IReadOnlyList<string> classes)
+    {
+        ArgumentNullException.ThrowIfNull(slice);
+        if (slice.ClassProbabilities is null || slice.ClassProbabilities.Count != classes.Count)
+        {
+            throw new InferenceException($"Slice {slice.SliceIndex} has {slice.ClassProbabilities?.Count ?? 0} class probabilities; the study has {classes.Count} classes ({string.Join(", ", classes)}).");
+        }
+
+        foreach (var p in slice.ClassProbabilities)
+        {
+            if (!float.IsFinite(p))
+            {
+                throw new InferenceException($"Slice {slice.SliceIndex} has a non-finite class probability ({p}).");
+            }
+        }
+
+        if (!float.IsFinite(slice.LesionMeanProbability) || !float.IsFinite(slice.LesionFraction))
+        {
+            throw new InferenceException($"Slice {slice.SliceIndex} has a non-finite lesion value (mean probability {slice.LesionMeanProbability}, fraction {slice.LesionFraction}).");
+        }
     }
 }
 

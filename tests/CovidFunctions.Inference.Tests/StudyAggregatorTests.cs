@@ -52,4 +52,49 @@ public sealed class StudyAggregatorTests
     {
         Assert.Throws<InferenceException>(() => StudyAggregator.Aggregate([], Classes));
     }
+
+    [Fact]
+    public void Aggregate_OneSlice_IsThatSlice()
+    {
+        var study = StudyAggregator.Aggregate([new SliceSummary(4, 0.1f, 0.02f, [0.2f, 0.7f, 0.1f])], Classes);
+
+        Assert.Equal(1, study.SlicesUsed);
+        Assert.Equal("cap", study.Label);
+        Assert.Equal([0.2f, 0.7f, 0.1f], study.ClassProbabilities);
+        Assert.Equal(0.02f, study.LesionFraction);
+    }
+
+    [Fact]
+    public void Aggregate_NoLesionOnAnySlice_TakesTheFirstKByIndexWithoutNaN()
+    {
+        // Every map zeroed (all slices outside the lung restriction): ties in lesion burden go to the lower slice index.
+        var slices = Enumerable.Range(0, 40).Select(i => new SliceSummary(i, 0f, 0f, i < 4 ? [0.1f, 0.1f, 0.8f] : [0.8f, 0.1f, 0.1f])).Reverse().ToList();
+
+        var study = StudyAggregator.Aggregate(slices, Classes);
+
+        Assert.Equal(4, study.SlicesUsed); // max(3, ceil(10 % of 40))
+        Assert.Equal("normal", study.Label);
+        Assert.Equal(0f, study.LesionFraction);
+        Assert.All(study.ClassProbabilities, p => Assert.True(float.IsFinite(p)));
+    }
+
+    [Fact]
+    public void Aggregate_NaNProbability_ThrowsNamingTheSliceInsteadOfLabellingCovid()
+    {
+        var slices = new List<SliceSummary> { new(0, 0.3f, 0.1f, [0.1f, 0.1f, 0.8f]), new(7, 0.2f, 0.1f, [float.NaN, 0.1f, 0.8f]) };
+
+        var ex = Assert.Throws<InferenceException>(() => StudyAggregator.Aggregate(slices, Classes));
+
+        Assert.Contains("Slice 7", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Aggregate_SliceWithTooFewClassProbabilities_ThrowsNamingTheSlice()
+    {
+        var slices = new List<SliceSummary> { new(0, 0.3f, 0.1f, [0.1f, 0.1f, 0.8f]), new(2, 0.2f, 0.1f, [0.1f, 0.9f]) };
+
+        var ex = Assert.Throws<InferenceException>(() => StudyAggregator.Aggregate(slices, Classes));
+
+        Assert.Contains("Slice 2 has 2 class probabilities; the study has 3 classes", ex.Message, StringComparison.Ordinal);
+    }
 }
