@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using CovidFunctions.Pipeline.Messaging;
 
 namespace CovidFunctions.Pipeline.Orchestration;
@@ -31,5 +32,28 @@ public sealed record StudyOrchestrationInput(
     int MaxChunkAttempts,
     TimeSpan ChunkTimeout)
 {
+    /// <summary>
+    /// The orchestrator revision that new instances run. An orchestration replays its history against the code, so
+    /// a change to the sequence of durable actions (activities, timers, events) would break instances started before
+    /// it; such a change gets a new revision and the orchestrator keeps the old sequence for inputs of older revisions
+    /// until none can still be in flight. 0: one durable timer per awaited chunk result (inputs written before the
+    /// revision existed carry none); 1: one durable timer per collection round.
+    /// </summary>
+    public const int CurrentRevision = 1;
+
+    /// <summary>
+    /// Used by the JSON serializer only: an input without <c>revision</c> (started by code older than the revision)
+    /// is revision 0, while inputs built in code are <see cref="CurrentRevision"/>.
+    /// </summary>
+    [JsonConstructor]
+    public StudyOrchestrationInput(string tenant, string studyId, string tilesPrefix, int sliceCount, int chunkSize, int maxChunkAttempts, TimeSpan chunkTimeout, int revision)
+        : this(tenant, studyId, tilesPrefix, sliceCount, chunkSize, maxChunkAttempts, chunkTimeout)
+    {
+        Revision = revision;
+    }
+
+    /// <summary>The orchestrator revision this instance runs (<see cref="CurrentRevision"/>).</summary>
+    public int Revision { get; init; } = CurrentRevision;
+
     public string InstanceId => StudyIds.OrchestrationId(Tenant, StudyId);
 }

@@ -11,7 +11,14 @@ public sealed record StudyOutcome(
     string StudyId,
     string Status,
     string? Reason,
-    StudyDiagnosis? Diagnosis);
+    StudyDiagnosis? Diagnosis)
+{
+    /// <summary>
+    /// The <see cref="Status"/> of an orchestration that found its study already completed, failed or rejected by
+    /// another path (the stuck-study watchdog) and did nothing more: the Studies row holds the study's status.
+    /// </summary>
+    public const string AlreadySettled = "already-settled";
+}
 
 /// <summary>The patient-level result of a completed study.</summary>
 /// <param name="Label">The winning class (manifest class names: covid, cap, normal).</param>
