@@ -1,6 +1,7 @@
 using System.Globalization;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Orchestration.Activities;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging;
@@ -22,10 +23,14 @@ namespace CovidFunctions.Pipeline.Orchestration;
 public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, StudyOutcome>
 {
     // Activities touch storage and queues: transient faults are retried here, a few times, before the study fails.
+    // A study settled by another path (StudyAlreadySettledException) stays settled: no retry changes that.
     private static readonly TaskOptions ActivityRetry = TaskOptions.FromRetryPolicy(new RetryPolicy(
         maxNumberOfAttempts: 3,
         firstRetryInterval: TimeSpan.FromSeconds(2),
-        backoffCoefficient: 2));
+        backoffCoefficient: 2)
+    {
+        HandleFailure = failure => !IsAlreadySettled(failure),
+    });
 
     // The steps after a study is settled (usage, notification, the failed row) have no later chance: nothing re-runs
     // them once the orchestration ends, so a storage or queue outage of a few seconds would leave a completed study
@@ -57,7 +62,14 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
             }
             else
             {
-                await context.CallActivityAsync<bool>(StudyOrchestration.MarkStudyProcessing, input, ActivityRetry);
+                if (!await context.CallActivityAsync<bool>(StudyOrchestration.MarkStudyProcessing, input, ActivityRetry))
+                {
+                    // Failed (or otherwise settled) by another path before this orchestration began, as when the
+                    // stuck-study watchdog failed it while a late ingest re-delivery started it: nothing to do, and
+                    // nothing to tell (whoever settled it sent the event).
+                    return AlreadySettled(input, logger, "the study was already settled when its orchestration began; nothing was dispatched");
+                }
+
                 var collected = await CollectChunksAsync(context, input, logger);
                 results = collected.Results;
                 reason = collected.Failure ?? string.Empty;
@@ -67,6 +79,11 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
                     diagnosis = await context.CallActivityAsync<StudyDiagnosis>(StudyOrchestration.AggregateStudy, aggregateInput, ActivityRetry);
                 }
             }
+        }
+        catch (TaskFailedException ex) when (IsAlreadySettled(ex.FailureDetails))
+        {
+            // The row was failed by another path while the chunks were scored: the first settled state stands.
+            return AlreadySettled(input, logger, ex.FailureDetails.ErrorMessage);
         }
         catch (TaskFailedException ex)
         {
@@ -126,6 +143,15 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         return chunks;
     }
 
+    private static bool IsAlreadySettled(TaskFailureDetails failure) =>
+        failure.ErrorType == typeof(StudyAlreadySettledException).FullName;
+
+    private static StudyOutcome AlreadySettled(StudyOrchestrationInput input, ILogger logger, string reason)
+    {
+        Log.AlreadySettled(logger, input.Tenant, input.StudyId, reason);
+        return new StudyOutcome(input.Tenant, input.StudyId, StudyOutcome.AlreadySettled, reason, null);
+    }
+
     private static string? Validate(StudyOrchestrationInput input) =>
         !StudyIds.IsValidTenant(input.Tenant) ? $"tenant '{input.Tenant}' is not valid"
         : string.IsNullOrEmpty(input.StudyId) ? "the study id is empty"
@@ -159,60 +185,105 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
 
         await DispatchAsync([.. Enumerable.Range(0, plan.Count)]);
         var deadline = context.CurrentUtcDateTime + input.ChunkTimeout;
-        while (received < plan.Count)
+
+        // One durable timer per collection round, raced against the pending event. Revision 0 passed a timeout to each
+        // wait instead, which creates a durable timer per awaited result: a study of n chunks left n timers that each
+        // still fire (one more orchestration episode, each replaying the whole history) while the study is running.
+        // Kept for instances started under it, whose histories hold those timers (see StudyOrchestrationInput.Revision).
+        using var timerCancellation = new CancellationTokenSource();
+        var roundTimer = input.Revision >= 1 ? context.CreateTimer(deadline, timerCancellation.Token) : null;
+        Task<ChunkResult>? pendingResult = null;
+        try
         {
-            ChunkResult? result = null;
-            var remaining = deadline - context.CurrentUtcDateTime;
-            if (remaining > TimeSpan.Zero)
+            while (received < plan.Count)
             {
-                try
+                ChunkResult? result = null;
+                if (roundTimer is not null)
                 {
-                    result = await context.WaitForExternalEvent<ChunkResult>(PipelineNames.ChunkResultEvent, remaining);
+                    pendingResult ??= context.WaitForExternalEvent<ChunkResult>(PipelineNames.ChunkResultEvent);
+                    if (await Task.WhenAny(pendingResult, roundTimer) == pendingResult)
+                    {
+                        result = await pendingResult;
+                        pendingResult = null;
+                    }
                 }
-                catch (TaskCanceledException)
+                else
                 {
-                    // The durable timer fired first: handled below as a timeout.
-                }
-            }
-
-            if (result is null)
-            {
-                var missing = Enumerable.Range(0, plan.Count).Where(i => results[i] is null).ToList();
-                var exhausted = missing.Where(i => attempts[i] >= input.MaxChunkAttempts).ToList();
-                if (exhausted.Count > 0)
-                {
-                    return ([], FormattableString.Invariant(
-                        $"no result for chunk(s) {Describe(exhausted, plan)} after {input.MaxChunkAttempts} attempt(s) of {input.ChunkTimeout.TotalSeconds:0.#} s each"));
+                    result = await WaitWithTimerPerEventAsync(context, deadline);
                 }
 
-                Log.Redispatching(logger, input.Tenant, input.StudyId, string.Join(",", missing));
-                await DispatchAsync(missing);
-                deadline = context.CurrentUtcDateTime + input.ChunkTimeout;
-                continue;
+                if (result is null)
+                {
+                    var missing = Enumerable.Range(0, plan.Count).Where(i => results[i] is null).ToList();
+                    var exhausted = missing.Where(i => attempts[i] >= input.MaxChunkAttempts).ToList();
+                    if (exhausted.Count > 0)
+                    {
+                        return ([], FormattableString.Invariant(
+                            $"no result for chunk(s) {Describe(exhausted, plan)} after {input.MaxChunkAttempts} attempt(s) of {input.ChunkTimeout.TotalSeconds:0.#} s each"));
+                    }
+
+                    Log.Redispatching(logger, input.Tenant, input.StudyId, string.Join(",", missing));
+                    await DispatchAsync(missing);
+                    deadline = context.CurrentUtcDateTime + input.ChunkTimeout;
+                    if (roundTimer is not null)
+                    {
+                        roundTimer = context.CreateTimer(deadline, timerCancellation.Token);
+                    }
+
+                    continue;
+                }
+
+                if (result.Tenant != input.Tenant || result.StudyId != input.StudyId || result.ChunkIndex < 0 || result.ChunkIndex >= plan.Count)
+                {
+                    Log.IgnoredForeign(logger, input.Tenant, input.StudyId, result.Tenant, result.StudyId, result.ChunkIndex);
+                    continue;
+                }
+
+                if (results[result.ChunkIndex] is not null)
+                {
+                    Log.IgnoredDuplicate(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt);
+                    continue;
+                }
+
+                if (result.Error is not null || string.IsNullOrEmpty(result.ResultPath))
+                {
+                    return ([], $"chunk {Describe([result.ChunkIndex], plan)} could not be scored: {result.Error ?? "the scorer gave no result document"}");
+                }
+
+                results[result.ChunkIndex] = result;
+                received++;
             }
 
-            if (result.Tenant != input.Tenant || result.StudyId != input.StudyId || result.ChunkIndex < 0 || result.ChunkIndex >= plan.Count)
-            {
-                Log.IgnoredForeign(logger, input.Tenant, input.StudyId, result.Tenant, result.StudyId, result.ChunkIndex);
-                continue;
-            }
+            return ([.. results.Select(r => r!)], null);
+        }
+        finally
+        {
+            // The study is collected (or failed): the round's timer has nothing left to wake. Cancel, not CancelAsync:
+            // the cancellation callbacks must run on the orchestrator's own thread.
+#pragma warning disable CA1849
+            timerCancellation.Cancel();
+#pragma warning restore CA1849
+        }
+    }
 
-            if (results[result.ChunkIndex] is not null)
-            {
-                Log.IgnoredDuplicate(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt);
-                continue;
-            }
-
-            if (result.Error is not null || string.IsNullOrEmpty(result.ResultPath))
-            {
-                return ([], $"chunk {Describe([result.ChunkIndex], plan)} could not be scored: {result.Error ?? "the scorer gave no result document"}");
-            }
-
-            results[result.ChunkIndex] = result;
-            received++;
+    /// <summary>Revision 0's wait: a durable timer for each awaited result; null when the deadline passed.</summary>
+    private static async Task<ChunkResult?> WaitWithTimerPerEventAsync(TaskOrchestrationContext context, DateTime deadline)
+    {
+        var remaining = deadline - context.CurrentUtcDateTime;
+        if (remaining <= TimeSpan.Zero)
+        {
+            return null;
         }
 
-        return ([.. results.Select(r => r!)], null);
+        try
+        {
+            return await context.WaitForExternalEvent<ChunkResult>(PipelineNames.ChunkResultEvent, remaining);
+        }
+        catch (TaskCanceledException)
+        {
+            // The durable timer fired first: handled by the caller as a timeout.
+            return null;
+        }
     }
 
     private static string Describe(IReadOnlyList<int> chunkIndexes, IReadOnlyList<(int FirstSlice, int SliceCount)> plan) =>
@@ -261,5 +332,8 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
 
         [LoggerMessage(EventId = 2006, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} completed, but {Activity} failed after its retries: {Error}")]
         public static partial void SettledStepFailed(ILogger logger, string tenant, string studyId, string activity, string error);
+
+        [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} was settled by another path; this orchestration stops: {Reason}")]
+        public static partial void AlreadySettled(ILogger logger, string tenant, string studyId, string reason);
     }
 }

@@ -92,6 +92,12 @@ public sealed partial class AggregateStudyActivity(
         var stored = await studies.UpdateAsync(input.Tenant, input.StudyId, existing =>
         {
             var record = existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = completedAt };
+            if (record.Status is StudyStatus.Failed or StudyStatus.Rejected)
+            {
+                // Settled by another path while the chunks were scored (the watchdog): the first settled state stands.
+                return record;
+            }
+
             return record with
             {
                 Status = StudyStatus.Completed,
@@ -109,6 +115,10 @@ public sealed partial class AggregateStudyActivity(
                 CompletedAt = completedAt,
             };
         }, cancellationToken).ConfigureAwait(false);
+        if (stored.Status != StudyStatus.Completed)
+        {
+            throw new StudyAlreadySettledException($"study {input.Tenant}/{input.StudyId} was {stored.Status} ({stored.Reason}) before its results could be stored; they were not");
+        }
 
         // The results are stored: only now may the raw upload go (ingest keeps it; with a retention the sweep deletes it
         // later). A crash before this line re-runs the activity, which recomputes the same row and deletes it then.

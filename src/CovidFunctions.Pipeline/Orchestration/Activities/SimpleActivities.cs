@@ -6,7 +6,12 @@ using Microsoft.DurableTask;
 
 namespace CovidFunctions.Pipeline.Orchestration.Activities;
 
-/// <summary>Sets the Studies row to processing with the orchestration id, tiles prefix and slice count.</summary>
+/// <summary>
+/// Sets the Studies row to processing with the orchestration id, tiles prefix and slice count; true. A row already
+/// completed, failed or rejected is left as it is and the answer is false: the study was settled by another path
+/// before this orchestration began (the stuck-study watchdog failing it while a late ingest re-delivery started the
+/// orchestration), and a settled study is never reopened (its upload may be in quarantine, its event sent).
+/// </summary>
 public sealed class MarkStudyProcessingActivity(IStudyStore studies, TimeProvider? timeProvider = null) : TaskActivity<StudyOrchestrationInput, bool>
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
@@ -15,15 +20,39 @@ public sealed class MarkStudyProcessingActivity(IStudyStore studies, TimeProvide
     {
         ArgumentNullException.ThrowIfNull(input);
         var now = _time.GetUtcNow();
-        await studies.UpdateAsync(input.Tenant, input.StudyId, existing => (existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = now }) with
-        {
-            Status = StudyStatus.Processing,
-            Reason = null,
-            OrchestrationId = input.InstanceId,
-            TilesPrefix = input.TilesPrefix,
-            SliceCount = input.SliceCount,
-        }, CancellationToken.None).ConfigureAwait(false);
-        return true;
+        var stored = await studies.UpdateAsync(input.Tenant, input.StudyId, existing => existing is not null && StudyStatus.IsTerminal(existing.Status)
+            ? existing
+            : (existing ?? new StudyRecord { Tenant = input.Tenant, StudyId = input.StudyId, CreatedAt = now }) with
+            {
+                Status = StudyStatus.Processing,
+                Reason = null,
+                OrchestrationId = input.InstanceId,
+                TilesPrefix = input.TilesPrefix,
+                SliceCount = input.SliceCount,
+            }, CancellationToken.None).ConfigureAwait(false);
+        return stored.Status == StudyStatus.Processing;
+    }
+}
+
+/// <summary>
+/// Thrown by <see cref="AggregateStudyActivity"/> when the study's row was failed or rejected by another path (the
+/// stuck-study watchdog) while its chunks were scored: the first settled state stands, so the results are not stored
+/// over it. The orchestrator does not retry it and ends without failing or notifying the study a second time.
+/// </summary>
+public sealed class StudyAlreadySettledException : InvalidOperationException
+{
+    public StudyAlreadySettledException()
+    {
+    }
+
+    public StudyAlreadySettledException(string message)
+        : base(message)
+    {
+    }
+
+    public StudyAlreadySettledException(string message, Exception innerException)
+        : base(message, innerException)
+    {
     }
 }
 
