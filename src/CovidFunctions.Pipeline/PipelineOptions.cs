@@ -50,4 +50,31 @@ public sealed record PipelineOptions
     /// (<see cref="MaxChunkAttempts"/> × <see cref="ChunkTimeout"/>, 30 minutes by default). Zero: no watchdog.
     /// </summary>
     public TimeSpan StuckStudyAge { get; init; } = TimeSpan.FromHours(6);
+
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> naming the setting (<c>Pipeline:Name</c>) when a value is out of
+    /// range, so that a bad app setting stops the host at start-up instead of failing studies (a zero chunk size or
+    /// timeout, a negative age) once they arrive.
+    /// </summary>
+    public void Validate()
+    {
+        static void Require(bool valid, string name, object value, string rule)
+        {
+            if (!valid)
+            {
+                throw new InvalidOperationException($"{SectionName}:{name} {rule} (got '{value}').");
+            }
+        }
+
+        Require(ChunkSize >= 1, nameof(ChunkSize), ChunkSize, "must be at least 1");
+        Require(ChunkTimeout > TimeSpan.Zero, nameof(ChunkTimeout), ChunkTimeout, "must be positive");
+        Require(MaxChunkAttempts >= 1, nameof(MaxChunkAttempts), MaxChunkAttempts, "must be at least 1");
+        Require(FolderStableAge >= TimeSpan.Zero, nameof(FolderStableAge), FolderStableAge, "must not be negative");
+        Require(UploadRetention >= TimeSpan.Zero, nameof(UploadRetention), UploadRetention, "must not be negative (0: delete at once)");
+        Require(MaxUploadBytes >= 0, nameof(MaxUploadBytes), MaxUploadBytes, "must not be negative (0: no limit)");
+        Require(MaxDeliveryCount >= 1, nameof(MaxDeliveryCount), MaxDeliveryCount, "must be at least 1");
+        Require(MontageSlices >= 0, nameof(MontageSlices), MontageSlices, "must not be negative");
+        Require(MaxIngestAttempts >= 0, nameof(MaxIngestAttempts), MaxIngestAttempts, "must not be negative (0: no bound)");
+        Require(StuckStudyAge >= TimeSpan.Zero, nameof(StuckStudyAge), StuckStudyAge, "must not be negative (0: no watchdog)");
+    }
 }

@@ -48,6 +48,15 @@ public sealed record ApiKeyOptions
     /// many groups is better minted as several keys that can be revoked one by one.
     /// </summary>
     public int MaxTenantsPerKey { get; init; } = DefaultMaxTenantsPerKey;
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when <see cref="MaxTenantsPerKey"/> is below 1 (at start-up, not at the first mint).</summary>
+    public void Validate()
+    {
+        if (MaxTenantsPerKey < 1)
+        {
+            throw new InvalidOperationException($"{SectionName}:{nameof(MaxTenantsPerKey)} must be at least 1 (got '{MaxTenantsPerKey}').");
+        }
+    }
 }
 
 /// <summary>

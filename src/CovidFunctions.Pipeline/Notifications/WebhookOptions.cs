@@ -57,6 +57,38 @@ public sealed record WebhookOptions
         return ports;
     }
 
+    /// <summary>
+    /// Throws <see cref="InvalidOperationException"/> naming the setting (<c>Webhooks:Name</c>) when a value is out of
+    /// range (<see cref="FormatException"/> for an <see cref="AllowedPorts"/> that is no port list), so a bad app
+    /// setting stops the host at start-up instead of failing the first registration or delivery.
+    /// </summary>
+    public void Validate()
+    {
+        static void Require(bool valid, string name, object? value, string rule)
+        {
+            if (!valid)
+            {
+                throw new InvalidOperationException($"{SectionName}:{name} {rule} (got '{value}').");
+            }
+        }
+
+        // A FormatException naming Webhooks:AllowedPorts, as the guard has always thrown for it.
+        _ = ParseAllowedPorts();
+
+        Require(MaxRetries >= 0, nameof(MaxRetries), MaxRetries, "must not be negative");
+        Require(AttemptTimeout > TimeSpan.Zero, nameof(AttemptTimeout), AttemptTimeout, "must be positive");
+        Require(BaseRetryDelay >= TimeSpan.Zero, nameof(BaseRetryDelay), BaseRetryDelay, "must not be negative");
+        Require(MaxRetryDelay >= BaseRetryDelay, nameof(MaxRetryDelay), MaxRetryDelay, $"must not be below {SectionName}:{nameof(BaseRetryDelay)} ({BaseRetryDelay})");
+        Require(RetryPollInterval > TimeSpan.Zero, nameof(RetryPollInterval), RetryPollInterval, "must be positive");
+        Require(TestRequestsPerWindow >= 1, nameof(TestRequestsPerWindow), TestRequestsPerWindow, "must be at least 1");
+        Require(TestRateWindow > TimeSpan.Zero, nameof(TestRateWindow), TestRateWindow, "must be positive");
+        Require(
+            PublicBaseUrl is null || (PublicBaseUrl.IsAbsoluteUri && (PublicBaseUrl.Scheme == Uri.UriSchemeHttps || PublicBaseUrl.Scheme == Uri.UriSchemeHttp)),
+            nameof(PublicBaseUrl),
+            PublicBaseUrl,
+            "must be an absolute http(s) URL");
+    }
+
     /// <summary>Retries after the first attempt. With the defaults below the schedule spans about 24 h.</summary>
     public int MaxRetries { get; init; } = 12;
 
