@@ -32,7 +32,8 @@ public static class FunctionAppServices
     public static IServiceCollection AddCovidFunctionsApp(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var settings = configuration.GetSection(PipelineOptions.SectionName).Get<FunctionAppSettings>() ?? new FunctionAppSettings();
+        // Every option section bound and validated now: a bad or misspelt setting stops start-up, naming it.
+        var settings = FunctionAppOptions.Load(configuration).Host;
         if (settings.ResultTransport != MessageTransport.StorageQueue)
         {
             // The relay is a Storage-queue trigger only (no Service Bus trigger in this app): results the scorer sent

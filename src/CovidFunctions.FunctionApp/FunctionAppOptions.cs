@@ -1,0 +1,55 @@
+using System.Reflection;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+using Microsoft.Extensions.Configuration;
+
+namespace CovidFunctions.FunctionApp;
+
+/// <summary>
+/// The Function app's option sections (<c>Pipeline</c>, <c>Webhooks</c>, <c>ApiKeys</c>), bound and validated once when
+/// the app starts: a value that does not convert, is out of range, or a key no option reads (a typo such as
+/// <c>Pipeline__MaxIngestAttemps</c>, which would otherwise leave the default silently) stops start-up with an
+/// <see cref="InvalidOperationException"/> naming the setting, instead of failing the first study, delivery or mint.
+/// </summary>
+public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSettings Host, WebhookOptions Webhooks, ApiKeyOptions ApiKeys)
+{
+    /// <summary>Keys of the <c>Webhooks</c> section read by name rather than bound (<see cref="FunctionAppServices.WebhookVaultUriSetting"/>).</summary>
+    private static readonly string[] WebhookKeysReadByName = [FunctionAppServices.WebhookVaultUriSetting.Split(':')[1]];
+
+    public static FunctionAppOptions Load(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        RejectUnknownKeys(configuration.GetSection(PipelineOptions.SectionName), [], typeof(PipelineOptions), typeof(FunctionAppSettings));
+        RejectUnknownKeys(configuration.GetSection(WebhookOptions.SectionName), WebhookKeysReadByName, typeof(WebhookOptions));
+        RejectUnknownKeys(configuration.GetSection(ApiKeyOptions.SectionName), [], typeof(ApiKeyOptions));
+
+        // Get<T> throws naming the key ("Failed to convert configuration value at 'Pipeline:ChunkSize' ...") on a value
+        // that does not convert; Validate names the key of a value out of range.
+        var pipeline = configuration.GetSection(PipelineOptions.SectionName).Get<PipelineOptions>() ?? new PipelineOptions();
+        var host = configuration.GetSection(PipelineOptions.SectionName).Get<FunctionAppSettings>() ?? new FunctionAppSettings();
+        var webhooks = configuration.GetSection(WebhookOptions.SectionName).Get<WebhookOptions>() ?? new WebhookOptions();
+        var apiKeys = configuration.GetSection(ApiKeyOptions.SectionName).Get<ApiKeyOptions>() ?? new ApiKeyOptions();
+        pipeline.Validate();
+        webhooks.Validate();
+        apiKeys.Validate();
+        return new FunctionAppOptions(pipeline, host, webhooks, apiKeys);
+    }
+
+    private static void RejectUnknownKeys(IConfigurationSection section, IReadOnlyCollection<string> readByName, params Type[] optionTypes)
+    {
+        // Configuration keys are case-insensitive, as the binder matches them.
+        var known = optionTypes
+            .SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+            .Where(p => p.SetMethod is { IsPublic: true })
+            .Select(p => p.Name)
+            .Concat(readByName)
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var unknown = section.GetChildren().Select(c => c.Key).Where(k => !known.Contains(k)).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"Unknown setting {string.Join(", ", unknown.Select(k => $"{section.Path}:{k} ({section.Path}__{k})"))}: no option reads it, so it would change nothing. Known {section.Path} settings: {string.Join(", ", known.Order(StringComparer.Ordinal))}.");
+        }
+    }
+}

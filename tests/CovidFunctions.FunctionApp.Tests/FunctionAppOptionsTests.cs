@@ -1,0 +1,105 @@
+using System.Text.Json.Nodes;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// A bad app setting stops the Function app at start-up (AddCovidFunctionsApp, which Program.cs calls before the host
+/// is built) with a message naming the setting, instead of failing the first study, delivery or API call; a misspelt
+/// key fails too, instead of leaving the default silently.
+/// </summary>
+public sealed class FunctionAppOptionsTests
+{
+    [Fact]
+    public void SampleSettings_Load_WithTheSamplesValues()
+    {
+        var options = FunctionAppOptions.Load(Configuration(SampleValues()));
+
+        Assert.Equal(3, options.Pipeline.MaxIngestAttempts);
+        Assert.Equal(TimeSpan.FromHours(6), options.Pipeline.StuckStudyAge);
+        Assert.Equal(new HashSet<int> { 443 }, options.Webhooks.ParseAllowedPorts());
+        Assert.Equal(new Uri("http://localhost:7071"), options.Webhooks.PublicBaseUrl);
+        Assert.Equal(25, options.ApiKeys.MaxTenantsPerKey);
+        Assert.Equal("slice-requests", options.Host.SliceQueueName);
+    }
+
+    [Theory]
+    [InlineData("Pipeline:ChunkSize", "0", "Pipeline:ChunkSize must be at least 1")]
+    [InlineData("Pipeline:ChunkSize", "many", "Pipeline:ChunkSize")]
+    [InlineData("Pipeline:ChunkTimeout", "00:00:00", "Pipeline:ChunkTimeout must be positive")]
+    [InlineData("Pipeline:MaxChunkAttempts", "0", "Pipeline:MaxChunkAttempts must be at least 1")]
+    [InlineData("Pipeline:UploadRetention", "-1.00:00:00", "Pipeline:UploadRetention must not be negative")]
+    [InlineData("Pipeline:MaxUploadBytes", "-1", "Pipeline:MaxUploadBytes must not be negative")]
+    [InlineData("Pipeline:MaxIngestAttempts", "-1", "Pipeline:MaxIngestAttempts must not be negative")]
+    [InlineData("Pipeline:StuckStudyAge", "-06:00:00", "Pipeline:StuckStudyAge must not be negative")]
+    [InlineData("Pipeline:StuckStudyAge", "6h", "Pipeline:StuckStudyAge")]
+    [InlineData("Pipeline:Transport", "Kafka", "Pipeline:Transport")]
+    [InlineData("Webhooks:MaxRetries", "-1", "Webhooks:MaxRetries must not be negative")]
+    [InlineData("Webhooks:AttemptTimeout", "00:00:00", "Webhooks:AttemptTimeout must be positive")]
+    [InlineData("Webhooks:MaxRetryDelay", "00:00:10", "Webhooks:MaxRetryDelay must not be below Webhooks:BaseRetryDelay")]
+    [InlineData("Webhooks:TestRequestsPerWindow", "0", "Webhooks:TestRequestsPerWindow must be at least 1")]
+    [InlineData("Webhooks:TestRateWindow", "00:00:00", "Webhooks:TestRateWindow must be positive")]
+    [InlineData("Webhooks:PublicBaseUrl", "/api", "Webhooks:PublicBaseUrl must be an absolute http(s) URL")]
+    [InlineData("Webhooks:PublicBaseUrl", "ftp://example.org", "Webhooks:PublicBaseUrl must be an absolute http(s) URL")]
+    [InlineData("ApiKeys:MaxTenantsPerKey", "0", "ApiKeys:MaxTenantsPerKey must be at least 1")]
+    public void BadValue_AtStartUp_StopsTheAppNamingTheSetting(string key, string value, string expected)
+    {
+        var values = SampleValues();
+        values[key] = value;
+
+        var error = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddLogging().AddCovidFunctionsApp(Configuration(values)));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("443,https")]
+    [InlineData("70000")]
+    [InlineData(",")]
+    public void AllowedPortsThatAreNoPortList_AtStartUp_StopTheAppNamingTheSetting(string value)
+    {
+        var values = SampleValues();
+        values["Webhooks:AllowedPorts"] = value;
+
+        var error = Assert.Throws<FormatException>(() => new ServiceCollection().AddLogging().AddCovidFunctionsApp(Configuration(values)));
+
+        Assert.Contains("Webhooks:AllowedPorts", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Pipeline:MaxIngestAttemps", "Pipeline:MaxIngestAttemps (Pipeline__MaxIngestAttemps)")]
+    [InlineData("Webhooks:AllowedPort", "Webhooks:AllowedPort (Webhooks__AllowedPort)")]
+    [InlineData("ApiKeys:MaxTenants", "ApiKeys:MaxTenants (ApiKeys__MaxTenants)")]
+    public void MisspeltKey_AtStartUp_StopsTheAppNamingIt(string key, string expected)
+    {
+        var values = SampleValues();
+        values[key] = "1";
+
+        var error = Assert.Throws<InvalidOperationException>(() => new ServiceCollection().AddLogging().AddCovidFunctionsApp(Configuration(values)));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void KeysInOtherCase_AndReadByName_AreKnown()
+    {
+        // Configuration keys are case-insensitive (environment variables arrive as written); Webhooks:KeyVaultUri is
+        // read by name, not bound.
+        var values = SampleValues();
+        values.Remove("Pipeline:ChunkSize");
+        values.Add("pipeline:chunksize", "16");
+        values["Webhooks:KeyVaultUri"] = "https://kv-wh.vault.azure.net/";
+
+        Assert.Equal(16, FunctionAppOptions.Load(Configuration(values)).Pipeline.ChunkSize);
+    }
+
+    private static Dictionary<string, string?> SampleValues() =>
+        JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Where(v => !string.IsNullOrEmpty((string?)v.Value))
+            .ToDictionary(v => v.Key.Replace("__", ":", StringComparison.Ordinal), v => (string?)v.Value, StringComparer.OrdinalIgnoreCase);
+
+    private static IConfiguration Configuration(Dictionary<string, string?> values) =>
+        new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+}
