@@ -169,7 +169,9 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
 
             Settlement? result = null;
             Exception? error = null;
-            using (var renewal = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            // Not linked to the consumer's token: when stopping, a handler that keeps running to finish its message (the
+            // scorer drains for Scorer:DrainTimeout) must keep it invisible, or another replica takes it meanwhile.
+            using (var renewal = new CancellationTokenSource())
             {
                 var renewTask = RenewVisibilityAsync(client, lease, options.VisibilityTimeout, renewal.Token);
                 try

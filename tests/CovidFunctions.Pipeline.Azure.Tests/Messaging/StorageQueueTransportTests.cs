@@ -181,6 +181,46 @@ public sealed class StorageQueueTransportTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_handler_still_running_after_the_consumer_stops_keeps_its_message_invisible_until_it_settles()
+    {
+        // The scorer's drain: receiving stops, the handler in flight finishes on its own token (Scorer:DrainTimeout,
+        // 100 s). Before, the visibility renewal was tied to the consumer's token and ended at the stop, so the message
+        // became visible again after its timeout and another replica scored it a second time while this one finished.
+        var queue = AzuriteFixture.NewQueue();
+        var transport = NewTransport();
+        await transport.SendAsync(queue, new QueueMessage("draining", "{}"), CancellationToken.None);
+        var started = new TaskCompletionSource();
+        var finish = new TaskCompletionSource();
+        var options = Fast() with { VisibilityTimeout = TimeSpan.FromSeconds(2) };
+        using var stop = new CancellationTokenSource();
+        var consumer = transport.RunAsync(queue, async (_, _) =>
+        {
+            started.TrySetResult();
+            await finish.Task;
+            return Settlement.Complete;
+        }, options, stop.Token);
+
+        await started.Task.WaitAsync(Patience);
+        await stop.CancelAsync();
+
+        // Three visibility timeouts while the handler drains: the message must never be visible to another consumer.
+        var raw = azurite.Storage.Queues.GetQueueClient(queue);
+        var seenVisible = false;
+        var drainEnds = DateTime.UtcNow + TimeSpan.FromSeconds(6);
+        while (DateTime.UtcNow < drainEnds && !seenVisible)
+        {
+            seenVisible = (await raw.PeekMessagesAsync(1)).Value.Length > 0;
+            await Task.Delay(250);
+        }
+
+        finish.SetResult();
+        await consumer.WaitAsync(Patience);
+
+        Assert.False(seenVisible, "the message became visible while its handler was still draining");
+        Assert.Equal(0, await QueueLengthAsync(queue));
+    }
+
+    [Fact]
     public async Task No_more_handlers_run_at_once_than_the_concurrency_allows()
     {
         var queue = AzuriteFixture.NewQueue();
