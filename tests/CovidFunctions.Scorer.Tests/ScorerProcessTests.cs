@@ -5,6 +5,7 @@ using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.TestHelpers;
+using Xunit.Abstractions;
 
 namespace CovidFunctions.Scorer.Tests;
 
@@ -15,7 +16,7 @@ namespace CovidFunctions.Scorer.Tests;
 /// scores it.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
-public sealed class ScorerProcessTests(AzuriteFixture azurite)
+public sealed class ScorerProcessTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
     private const string Tenant = "lab";
 
@@ -69,6 +70,7 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
             return result is not null;
         }, "the second replica's result");
         await second.TerminateAsync();
+        output.WriteLine(second.Output);
 
         Assert.Equal(0, second.ExitCode);
         Assert.NotNull(result);
@@ -77,6 +79,39 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite)
         Assert.Equal(1, await CountAsync(resultQueue)); // exactly one result for the chunk
         Assert.Equal(0, (await requestQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount); // settled once scored
         Assert.Equal(sliceCount, (await azurite.Storage.SliceResults.GetAsync(Tenant, studyId, CancellationToken.None)).Count);
+    }
+
+    [Fact]
+    public async Task Sigterm_MidChunk_PastTheDrainTimeout_ReleasesTheChunkAtOnce_NotAfterItsVisibilityTimeout()
+    {
+        // The drain ends at once (DrainTimeout 0), so the chunk in flight is cancelled: its message must go straight
+        // back to the queue for another replica, not stay invisible for the rest of its (5 min) visibility timeout,
+        // and the process must still exit cleanly (Container Apps' SIGKILL comes terminationGracePeriodSeconds later).
+        // Regression cover for the drain-timeout path (it held before this test was written).
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (requests, results) = ($"req-term-{suffix}", $"res-term-{suffix}");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "term-test.zip");
+        var (tilesPrefix, sliceCount) = await WriteTilesAsync(studyId);
+        var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, sliceCount, 1);
+        await azurite.Storage.CreateQueueTransport().SendAsync(requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);
+        var requestQueue = azurite.Storage.Queues.GetQueueClient(requests);
+        var environment = ScorerEnvironment(requests, results);
+        environment["Scorer__DrainTimeout"] = "00:00:00";
+        environment["Scorer__MessageLockDuration"] = "00:05:00";
+
+        using var scorer = await ScorerProcess.StartReadyAsync(environment);
+        await TestWaits.UntilAsync(async () => (await requestQueue.PeekMessagesAsync(1)).Value.Length == 0, "the replica to receive the chunk");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await scorer.TerminateAsync();
+        output.WriteLine(scorer.Output);
+
+        Assert.Equal(0, scorer.ExitCode);
+        Assert.Contains("Drain timeout: cancelling 1 in-flight chunk(s)", scorer.Output, StringComparison.Ordinal);
+        Assert.Equal(0, await CountAsync(azurite.Storage.Queues.GetQueueClient(results)));
+
+        // Visible again now (Peek sees only visible messages), with its delivery not lost.
+        var back = Assert.Single((await requestQueue.PeekMessagesAsync(1)).Value);
+        Assert.Equal(request.MessageId, StorageQueueEnvelope.TryParse(back.MessageText)!.MessageId);
     }
 
     private Dictionary<string, string> ScorerEnvironment(string requests, string results) => new()
