@@ -16,12 +16,31 @@ public static class DeidKeyProvider
 {
     public const string DefaultSecretName = "deid-hmac-key";
 
+    /// <summary>How an app setting that is a Key Vault reference starts (App Service keeps it as is when resolution fails).</summary>
+    private const string UnresolvedKeyVaultReference = "@Microsoft.KeyVault(";
+
     public static DeidKey Load(IConfiguration configuration, TokenCredential credential)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         if (configuration["Deidentification:HmacKey"] is { Length: > 0 } base64)
         {
-            return DeidKey.FromBase64(base64);
+            // The platform leaves a Key Vault reference it cannot resolve as its literal text; say so rather than
+            // report a base64 error on the reference (or, worse, on a key that is present but wrong).
+            if (base64.StartsWith(UnresolvedKeyVaultReference, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidOperationException(
+                    "Deidentification:HmacKey is an unresolved Key Vault reference: the secret does not exist yet (infra/scripts/postdeploy.sh creates deid-hmac-key) or the app identity cannot read the vault (Key Vault Secrets User, keyVaultReferenceIdentity). Fix either and restart the app.");
+            }
+
+            try
+            {
+                return DeidKey.FromBase64(base64);
+            }
+            catch (DeidKeyException e)
+            {
+                // DeidKeyException messages hold no key material; this one names the setting too.
+                throw new InvalidOperationException($"Deidentification:HmacKey: {e.Message}", e);
+            }
         }
 
         if (configuration["Deidentification:KeyFile"] is { Length: > 0 } file)
