@@ -1,4 +1,4 @@
 using CovidFunctions.Scorer;
 
 var app = ScorerApp.Build(args);
-await app.RunAsync().ConfigureAwait(false);
+return await ScorerApp.RunAsync(app).ConfigureAwait(false);

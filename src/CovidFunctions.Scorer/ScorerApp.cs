@@ -42,6 +42,21 @@ public static class ScorerApp
     }
 
     /// <summary>
+    /// Runs the host until it stops and returns the process exit code: 1 when the scorer's worker failed (models
+    /// missing, a consumer that cannot go on), else 0. The host stops, and its RunAsync returns normally, in both cases;
+    /// without this a failed scorer exited 0, which reads as a clean stop.
+    /// </summary>
+    public static async Task<int> RunAsync(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+
+        // Resolved before running: the host disposes its services when it stops.
+        var workers = app.Services.GetServices<IHostedService>().OfType<ScorerWorker>().ToList();
+        await app.RunAsync().ConfigureAwait(false);
+        return workers.Any(w => w.ExecuteTask is { IsFaulted: true }) ? 1 : 0;
+    }
+
+    /// <summary>
     /// Storage (blobs, queues, the SliceResults table) from a connection string or identity-based endpoints, the
     /// chunk-request consumer (Service Bus or Storage queue) and the result sender routed to the configured queue.
     /// </summary>

@@ -60,6 +60,16 @@ internal sealed class ScorerProcess : IDisposable
         }
     }
 
+    /// <summary>Starts the scorer without waiting for it.</summary>
+    public static ScorerProcess Start(IReadOnlyDictionary<string, string> environment) => new(environment);
+
+    /// <summary>Waits for the process to end by itself.</summary>
+    public async Task WaitForExitAsync()
+    {
+        using var exit = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await _process.WaitForExitAsync(exit.Token);
+    }
+
     /// <summary>Starts the scorer and waits until <c>/readyz</c> says ready (a generous bound for a loaded machine).</summary>
     public static async Task<ScorerProcess> StartReadyAsync(IReadOnlyDictionary<string, string> environment)
     {

@@ -32,6 +32,20 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_worker_that_cannot_start_ends_the_process_with_a_non_zero_exit_code()
+    {
+        // Before: the host logged "BackgroundService failed", stopped, and the process exited 0, which reads as a clean
+        // stop in Container Apps' logs and is not restarted by an on-failure policy.
+        var environment = ScorerEnvironment("req-fatal-" + Guid.NewGuid().ToString("N")[..8], "res-fatal");
+        environment["Scorer__ModelDirectory"] = Path.Combine(Path.GetTempPath(), "no-models-" + Guid.NewGuid().ToString("N"));
+        using var scorer = ScorerProcess.Start(environment);
+        await scorer.WaitForExitAsync();
+
+        Assert.Contains("Model manifest not found", scorer.Output, StringComparison.Ordinal);
+        Assert.Equal(1, scorer.ExitCode);
+    }
+
+    [Fact]
     public async Task Sigkill_MidChunk_TheChunkReturnsAndASecondReplicaScoresIt_OneResultNothingLost()
     {
         // A whole 30-slice series in one chunk: seconds of CPU scoring, so the kill lands while it is in flight.
