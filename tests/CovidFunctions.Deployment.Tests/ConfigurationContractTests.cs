@@ -205,6 +205,20 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
     }
 
     [Fact]
+    public void Scorer_DrainTimeoutDefault_EndsWithinTheTerminationGracePeriod()
+    {
+        // bicep leaves Scorer__DrainTimeout to its default; the host waits it plus 15 s (ScorerApp's ShutdownTimeout),
+        // which must end before Container Apps kills the replica, or in-flight chunks are cut rather than drained.
+        var source = File.ReadAllText(Path.Combine(TestData.RepoRoot, "src/CovidFunctions.Scorer/ScorerOptions.cs"));
+        var match = DrainTimeoutDefault().Match(source);
+        Assert.True(match.Success, "ScorerOptions.DrainTimeout's default is no longer TimeSpan.FromSeconds(n): update this test");
+        var grace = (int)fixture.Main.Module("containerapps").ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["terminationGracePeriodSeconds"]!;
+
+        Assert.DoesNotContain("Scorer__DrainTimeout", ScorerBicepEnvironment().Keys);
+        Assert.True(int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) + 15 <= grace, $"DrainTimeout {match.Groups[1].Value} s + 15 s exceeds terminationGracePeriodSeconds {grace}");
+    }
+
+    [Fact]
     public void ParametersFiles_AnyValue_HoldsNoSecretOrKeyVaultValue()
     {
         // Secrets reach the app as Key Vault references resolved by the platform, never through parameters.
@@ -317,6 +331,9 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
 
     [GeneratedRegex(@"public\s+[\w.<>?,\[\] ]+?\s+(\w+)\s*\{\s*get;\s*(?:init|set);\s*\}", RegexOptions.CultureInvariant)]
     private static partial Regex InitProperty();
+
+    [GeneratedRegex(@"DrainTimeout\s*\{\s*get;\s*init;\s*\}\s*=\s*TimeSpan\.FromSeconds\((\d+)\)", RegexOptions.CultureInvariant)]
+    private static partial Regex DrainTimeoutDefault();
 
     [GeneratedRegex(@"\b((?:Scorer|Scoring|ServiceBus)__\w+)=", RegexOptions.CultureInvariant)]
     private static partial Regex EnvSettingName();
