@@ -16,6 +16,16 @@ public sealed record ServiceBusTransportOptions
 
     /// <summary>Messages fetched ahead of the handlers (0: none, so an idle replica holds no locks another could use).</summary>
     public int PrefetchCount { get; init; }
+
+    /// <summary>
+    /// A message to retry is held (its lock renewed) this long, doubled per delivery up to <see cref="RetryMaxDelay"/>,
+    /// before it is abandoned (<see cref="SettlementPolicy.RetryDelay"/>, as the Storage-queue transport waits). An
+    /// abandoned message is available again at once, so without the wait a transient storage fault used up every
+    /// delivery within seconds, and the scorer's last delivery then fails the whole study.
+    /// </summary>
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>
@@ -122,15 +132,20 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
 
     /// <summary>
     /// Runs <paramref name="handler"/> on one message and settles it (the processor's message callback, exposed for tests).
-    /// A handler stopped by the processor's cancellation abandons the message so another replica takes it at once.
+    /// A handler stopped by the processor's cancellation abandons the message so another replica takes it at once. A
+    /// retry waits <see cref="ServiceBusTransportOptions.RetryBaseDelay"/> (doubled per delivery) before the abandon, cut
+    /// short when the processor stops; <paramref name="delay"/> is that wait (<see cref="Task.Delay(TimeSpan, CancellationToken)"/>; tests record it).
     /// </summary>
     public static async Task<Settlement> ProcessAsync(
         ProcessMessageEventArgs args,
         Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler,
-        int maxDeliveryCount)
+        int maxDeliveryCount,
+        ServiceBusTransportOptions? transport = null,
+        Func<TimeSpan, CancellationToken, Task>? delay = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);
+        transport ??= new ServiceBusTransportOptions();
         var received = ToReceivedMessage(args.Message);
         Settlement? result = null;
         Exception? error = null;
@@ -150,6 +165,19 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         }
 
         var settlement = SettlementPolicy.Decide(result, error, received.DeliveryCount, maxDeliveryCount);
+        if (settlement.Action == SettlementAction.Retry)
+        {
+            var wait = SettlementPolicy.RetryDelay(received.DeliveryCount, transport.RetryBaseDelay, transport.RetryMaxDelay);
+            try
+            {
+                await (delay ?? Task.Delay)(wait, args.CancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
+            {
+                // Stopping: abandon now, another replica takes it.
+            }
+        }
+
         await SettleAsync(args, settlement, CancellationToken.None).ConfigureAwait(false);
         return settlement;
     }
@@ -169,7 +197,7 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         await using var processor = _client.CreateProcessor(queue, CreateProcessorOptions(options, _options));
         processor.ProcessMessageAsync += async args =>
         {
-            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount).ConfigureAwait(false);
+            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options).ConfigureAwait(false);
             if (settlement.Action != SettlementAction.Complete)
             {
                 LogSettled(_logger, queue, args.Message.MessageId, args.Message.DeliveryCount, settlement.Action, settlement.Reason ?? "");

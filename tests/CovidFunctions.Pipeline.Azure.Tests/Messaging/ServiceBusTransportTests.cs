@@ -73,7 +73,7 @@ public sealed class ServiceBusTransportTests
         static Task<Settlement> Throwing(ReceivedMessage message, CancellationToken ct) => throw new InvalidDataException("tiles missing");
 
         var early = new RecordingReceiver();
-        Assert.Equal(SettlementAction.Retry, (await ServiceBusTransport.ProcessAsync(Args(early, deliveryCount: 4), Throwing, maxDeliveryCount: 5)).Action);
+        Assert.Equal(SettlementAction.Retry, (await ServiceBusTransport.ProcessAsync(Args(early, deliveryCount: 4), Throwing, maxDeliveryCount: 5, delay: NoWait)).Action);
         Assert.Equal(["abandon"], early.Calls);
 
         var last = new RecordingReceiver();
@@ -82,6 +82,51 @@ public sealed class ServiceBusTransportTests
         var call = Assert.Single(last.Calls);
         Assert.StartsWith("deadletter:gave up after 5 deliveries", call, StringComparison.Ordinal);
         Assert.Contains("InvalidDataException: tiles missing", last.Description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_retry_is_held_back_doubling_per_delivery_before_the_abandon_and_not_on_the_last_delivery()
+    {
+        // Before: abandoned at once, so a chunk failing on a transient storage fault was delivered again at once and
+        // used up its five deliveries within seconds; the scorer's last-delivery answer then failed the whole study.
+        static Task<Settlement> Throwing(ReceivedMessage message, CancellationToken ct) => throw new IOException("storage away");
+
+        var waits = new List<TimeSpan>();
+        var options = new ServiceBusTransportOptions { RetryBaseDelay = TimeSpan.FromSeconds(1), RetryMaxDelay = TimeSpan.FromSeconds(30) };
+        for (var delivery = 1; delivery <= 5; delivery++)
+        {
+            var receiver = new RecordingReceiver();
+            var settlement = await ServiceBusTransport.ProcessAsync(Args(receiver, delivery), Throwing, maxDeliveryCount: 5, options, (wait, _) =>
+            {
+                // The wait comes before the settlement: nothing is settled yet.
+                Assert.Empty(receiver.Calls);
+                waits.Add(wait);
+                return Task.CompletedTask;
+            });
+            Assert.Equal(delivery < 5 ? "abandon" : "deadletter", Assert.Single(receiver.Calls).Split(':')[0]);
+            Assert.Equal(delivery < 5 ? SettlementAction.Retry : SettlementAction.DeadLetter, settlement.Action);
+        }
+
+        Assert.Equal([TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(8)], waits);
+    }
+
+    [Fact]
+    public async Task A_held_back_retry_is_abandoned_at_once_when_the_processor_stops()
+    {
+        var receiver = new RecordingReceiver();
+        using var stopping = new CancellationTokenSource();
+        await stopping.CancelAsync();
+        var args = new ProcessMessageEventArgs(Received("m", "{}", 2), receiver, stopping.Token);
+
+        // The real wait (30 s here) ends at once on the processor's cancelled token.
+        var settlement = await ServiceBusTransport.ProcessAsync(
+            args,
+            (_, _) => throw new IOException("storage away"),
+            maxDeliveryCount: 5,
+            new ServiceBusTransportOptions { RetryBaseDelay = TimeSpan.FromSeconds(30) }).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(SettlementAction.Retry, settlement.Action);
+        Assert.Equal(["abandon"], receiver.Calls);
     }
 
     [Fact]
@@ -106,6 +151,8 @@ public sealed class ServiceBusTransportTests
         Assert.Equal(SettlementAction.Retry, settlement.Action);
         Assert.Equal(["abandon"], receiver.Calls);
     }
+
+    private static Task NoWait(TimeSpan wait, CancellationToken cancellationToken) => Task.CompletedTask;
 
     private static ServiceBusReceivedMessage Received(string id, string body, int deliveryCount) =>
         ServiceBusModelFactory.ServiceBusReceivedMessage(body: BinaryData.FromString(body), messageId: id, deliveryCount: deliveryCount, lockTokenGuid: Guid.NewGuid());
