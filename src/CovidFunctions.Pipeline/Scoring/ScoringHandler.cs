@@ -128,7 +128,7 @@ public sealed partial class ScoringHandler(
         var error = string.Create(CultureInfo.InvariantCulture, $"scoring failed on each of {message.DeliveryCount} deliveries; the last: {ex.GetType().Name}: {ex.Message}");
         Log.GaveUp(logger, request.Tenant, request.StudyId, request.ChunkIndex, message.DeliveryCount, ex.GetType().Name, ex.Message);
         await SendResultAsync(request, null, seconds, error, cancellationToken).ConfigureAwait(false);
-        return new Settlement(SettlementAction.DeadLetter, error);
+        return new Settlement(SettlementAction.DeadLetter, error.Length > MaxErrorLength ? error[..(MaxErrorLength - 1)] + "…" : error);
     }
 
     /// <summary>
@@ -218,8 +218,16 @@ public sealed partial class ScoringHandler(
     private Task WriteAsync(string path, byte[] content, CancellationToken cancellationToken) =>
         containers.Get(PipelineNames.ResultsContainer).WriteAsync(path, new MemoryStream(content, writable: false), cancellationToken);
 
+    /// <summary>
+    /// The longest error a chunk result carries. An exception message has no bound of its own, and a Storage-queue
+    /// message holds 64 KiB after Base64 (48 KiB of text): a longer answer could not be sent, so the chunk was
+    /// dead-lettered without one and its study waited out every re-dispatch instead of failing with the cause.
+    /// </summary>
+    public const int MaxErrorLength = 4000;
+
     private Task SendResultAsync(ChunkRequest request, string? resultPath, double seconds, string? error, CancellationToken cancellationToken)
     {
+        error = error is { Length: > MaxErrorLength } ? error[..(MaxErrorLength - 1)] + "…" : error;
         var result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, resultPath, seconds, models.Provider, error);
         return sender.SendAsync(PipelineNames.SliceResultsQueue, new QueueMessage(result.MessageId, PipelineJson.Serialize(result)), cancellationToken);
     }

@@ -102,6 +102,26 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     }
 
     [Fact]
+    public async Task A_huge_exception_message_on_the_last_delivery_is_cut_so_the_answer_fits_a_storage_queue_message()
+    {
+        var fault = new IOException(new string('x', 100_000));
+        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => fault };
+        var sender = new RecordingSender();
+        var handler = Handler(containers, sender);
+
+        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token);
+
+        var sent = Assert.Single(sender.Sent);
+        var result = PipelineJson.Deserialize<ChunkResult>(sent.Body);
+        Assert.Equal(ScoringHandler.MaxErrorLength, result.Error!.Length);
+        Assert.StartsWith($"scoring failed on each of {MaxDeliveries} deliveries; the last: IOException: xxx", result.Error, StringComparison.Ordinal);
+        Assert.Equal(result.Error, settlement.Reason);
+
+        // A Storage-queue message is at most 64 KiB after Base64 (48 KiB of envelope text); this one is far below.
+        Assert.InRange(System.Text.Encoding.UTF8.GetByteCount(sent.Body), 1, 8 * 1024);
+    }
+
+    [Fact]
     public async Task The_host_stopping_on_the_last_delivery_sends_no_answer_and_leaves_the_message_to_the_consumer()
     {
         using var stopping = new CancellationTokenSource();
