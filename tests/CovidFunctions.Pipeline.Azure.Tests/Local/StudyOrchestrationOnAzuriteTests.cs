@@ -66,8 +66,54 @@ public sealed class StudyOrchestrationOnAzuriteTests(AzuriteFixture azurite, ITe
         Assert.Equal(revision == 0 ? chunks : 1, timersCreated);
     }
 
+    [Fact]
+    public async Task Starting_one_study_four_times_at_once_and_once_more_after_it_ended_runs_one_orchestration()
+    {
+        // Ingest re-deliveries can race (two deliveries of one blob, the watcher and the sweep): the instance id is
+        // the keyed study id, so only one orchestration may come of them, and the losers must not fail.
+        var hub = "start" + Guid.NewGuid().ToString("N")[..8];
+        var tenant = AzuriteFixture.NewTenant();
+        var input = new StudyOrchestrationInput(tenant, "s-twice", $"{tenant}/s-twice/tiles", 6, 2, MaxChunkAttempts: 3, ChunkTimeout: TimeSpan.FromMinutes(10));
+        await azurite.Storage.Studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = input.StudyId, CreatedAt = DateTimeOffset.UtcNow }, CancellationToken.None);
+
+        var scorer = await WithSidecarAsync(hub, async (client, ct) =>
+        {
+            var orchestrations = new DurableStudyOrchestrationClient(client);
+            var starts = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => orchestrations.StartIfAbsentAsync(input, ct), ct)));
+            // Racing callers can all pass the existence check and all hear "started" (measured: 4 of 4); the backend
+            // keeps one execution (asserted below), so the flag is only what the caller logs.
+            output.WriteLine($"starts that said started: {starts.Count(started => started)} of {starts.Length}");
+            Assert.Contains(true, starts);
+            var done = await client.WaitForInstanceCompletionAsync(input.InstanceId, getInputsAndOutputs: true, ct);
+            Assert.Equal(StudyStatus.Completed, done.ReadOutputAs<StudyOutcome>()!.Status);
+            Assert.False(await orchestrations.StartIfAbsentAsync(input, ct));
+            Assert.False(await orchestrations.IsRunningAsync(input.InstanceId, ct));
+        }, TimeSpan.FromMinutes(4));
+
+        var history = await HistoryAsync(hub, input.InstanceId);
+        output.WriteLine($"ExecutionStarted rows: {history.Count(e => e == "ExecutionStarted")}; requests: {string.Join(" ", scorer.Requests.Select(r => (r.ChunkIndex, r.Attempt)).Order())}");
+        Assert.Equal(1, history.Count(e => e == "ExecutionStarted"));
+        Assert.Equal([(0, 1), (1, 1), (2, 1)], scorer.Requests.Select(r => (r.ChunkIndex, r.Attempt)).Order());
+    }
+
     /// <summary>Starts sidecar and worker on a fresh task hub, runs the study to its end and stops both.</summary>
     private async Task<(StudyOutcome Outcome, TimeSpan Elapsed)> RunOnSidecarAsync(string hub, StudyOrchestrationInput input, TimeSpan limit)
+    {
+        (StudyOutcome, TimeSpan) outcome = default;
+        await WithSidecarAsync(hub, async (client, ct) =>
+        {
+            var stopwatch = Stopwatch.StartNew();
+            Assert.True(await new DurableStudyOrchestrationClient(client).StartIfAbsentAsync(input, ct));
+            var done = await client.WaitForInstanceCompletionAsync(input.InstanceId, getInputsAndOutputs: true, ct);
+            var elapsed = stopwatch.Elapsed;
+            Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+            outcome = (done.ReadOutputAs<StudyOutcome>()!, elapsed);
+        }, limit);
+        return outcome;
+    }
+
+    /// <summary>Sidecar and worker (the study orchestration on Azurite's stores, a fake scorer) on a fresh task hub around <paramref name="body"/>.</summary>
+    private async Task<FakeScorer> WithSidecarAsync(string hub, Func<DurableTaskClient, CancellationToken, Task> body, TimeSpan limit)
     {
         using var timeout = new CancellationTokenSource(limit);
         var ct = timeout.Token;
@@ -91,12 +137,8 @@ public sealed class StudyOrchestrationOnAzuriteTests(AzuriteFixture azurite, ITe
         {
             var client = worker.Services.GetRequiredService<DurableTaskClient>();
             scorer.Client = client;
-            var stopwatch = Stopwatch.StartNew();
-            Assert.True(await new DurableStudyOrchestrationClient(client).StartIfAbsentAsync(input, ct));
-            var done = await client.WaitForInstanceCompletionAsync(input.InstanceId, getInputsAndOutputs: true, ct);
-            var elapsed = stopwatch.Elapsed;
-            Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
-            return (done.ReadOutputAs<StudyOutcome>()!, elapsed);
+            await body(client, ct);
+            return scorer;
         }
         finally
         {
