@@ -172,7 +172,7 @@ public sealed partial class ScorerWorker(
         [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Scorer drained ({Completed} chunk(s) handled in this run)")]
         public static partial void Drained(ILogger logger, long completed);
 
-        [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Drain timeout: cancelling {InFlight} in-flight chunk(s); their messages return after the lock expires")]
+        [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Drain timeout: cancelling {InFlight} in-flight chunk(s); each message goes back to the queue as its chunk stops (only if the host stops first, after its lock or visibility timeout)")]
         public static partial void DrainTimedOut(ILogger logger, int inFlight);
     }
 }

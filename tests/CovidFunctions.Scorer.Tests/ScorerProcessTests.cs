@@ -120,7 +120,7 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite, ITestOutputHelper
         output.WriteLine(scorer.Output);
 
         Assert.Equal(0, scorer.ExitCode);
-        Assert.Contains("Drain timeout: cancelling 1 in-flight chunk(s)", scorer.Output, StringComparison.Ordinal);
+        Assert.Contains("Drain timeout: cancelling 1 in-flight chunk(s); each message goes back to the queue as its chunk stops", scorer.Output, StringComparison.Ordinal);
         Assert.Equal(0, await CountAsync(azurite.Storage.Queues.GetQueueClient(results)));
 
         // Visible again now (Peek sees only visible messages), with its delivery not lost.
