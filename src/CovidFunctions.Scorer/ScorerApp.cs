@@ -26,6 +26,7 @@ public static class ScorerApp
         builder.Services.AddSingleton(Options.Create(scorer));
         // The handler's last-delivery shortcut must count the deliveries the consumer counts: one value, Scorer:MaxDeliveryCount.
         var scoring = (builder.Configuration.GetSection(ScoringOptions.SectionName).Get<ScoringOptions>() ?? new ScoringOptions()) with { MaxDeliveryCount = scorer.MaxDeliveryCount };
+        scoring.Validate();
         builder.Services.AddSingleton(Options.Create(scoring));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = scorer.DrainTimeout + TimeSpan.FromSeconds(15));
         builder.Services.AddSingleton<ScorerReadiness>();

@@ -18,6 +18,7 @@ public sealed partial class ScorerWorker(
     IMessageConsumer consumer,
     ScorerReadiness readiness,
     IOptions<ScorerOptions> options,
+    IOptions<ScoringOptions> scoring,
     ILogger<ScorerWorker> logger) : BackgroundService
 {
     private readonly ScorerOptions _options = options.Value;
@@ -25,21 +26,31 @@ public sealed partial class ScorerWorker(
     private readonly Lock _gate = new();
     private TaskCompletionSource _idle = CompletedIdle();
 
-    /// <summary>Loads the models and scores one dummy batch; returns the loaded models.</summary>
-    public static ScreeningModels LoadAndWarmUp(ScorerOptions options, ILogger logger, out double seconds)
+    /// <summary>
+    /// The inference session settings of the scorer: its provider, threads and lung restriction, and the session's
+    /// largest run = <c>Scoring:BatchSize</c>, the batch the handler hands over (without it the session split every
+    /// batch at its own default of 8, so a GPU configured for 32 still ran batches of 8).
+    /// </summary>
+    public static InferenceOptions InferenceOptionsFor(ScorerOptions options, ScoringOptions scoring)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(scoring);
+        return new InferenceOptions
+        {
+            ModelsDirectory = options.ModelDirectory,
+            PreferCuda = options.PreferCuda,
+            IntraOpThreads = options.IntraOpThreads,
+            MaxBatch = scoring.BatchSize,
+            WarmUp = true,
+            RestrictLesionsToLungs = options.RestrictLesionsToLungs,
+        };
+    }
+
+    /// <summary>Loads the models and scores one dummy batch; returns the loaded models.</summary>
+    public static ScreeningModels LoadAndWarmUp(InferenceOptions inference, ILogger logger, out double seconds)
+    {
         var stopwatch = Stopwatch.StartNew();
-        var models = ScreeningModels.Load(
-            new InferenceOptions
-            {
-                ModelsDirectory = options.ModelDirectory,
-                PreferCuda = options.PreferCuda,
-                IntraOpThreads = options.IntraOpThreads,
-                WarmUp = true,
-                RestrictLesionsToLungs = options.RestrictLesionsToLungs,
-            },
-            logger);
+        var models = ScreeningModels.Load(inference, logger);
 
         // One full-size batch through the graph actually used for chunks (both outputs), after the session's own
         // warm-up: allocations and (on CUDA) kernel selection happen here rather than on the first chunk.
@@ -53,7 +64,7 @@ public sealed partial class ScorerWorker(
         _options.Validate();
         Log.WarmingUp(logger, _options.ExecutionProvider, _options.ModelDirectory ?? "(next to the executable)");
         double seconds = 0;
-        var models = await Task.Run(() => LoadAndWarmUp(_options, logger, out seconds), stoppingToken).ConfigureAwait(false);
+        var models = await Task.Run(() => LoadAndWarmUp(InferenceOptionsFor(_options, scoring.Value), logger, out seconds), stoppingToken).ConfigureAwait(false);
         if (_options.PreferCuda && !models.Provider.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
         {
             Log.CudaUnavailable(logger, models.Provider);

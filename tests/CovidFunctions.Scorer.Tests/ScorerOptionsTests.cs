@@ -83,4 +83,39 @@ public sealed class ScorerOptionsTests
         var error = Assert.Throws<InvalidOperationException>(new ScorerOptions().Validate);
         Assert.Contains("Scorer:StorageConnectionString", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void InferenceSession_RunsBatchesOfScoringBatchSize()
+    {
+        // The handler hands the models Scoring:BatchSize slices at a time; the session must not split them again at
+        // its own default of 8 (a GPU set to 32 ran batches of 8 before).
+        var configuration = new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scoring:BatchSize", "32")])
+            .Build();
+        var scorer = configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
+        var scoring = configuration.GetSection(Pipeline.Scoring.ScoringOptions.SectionName).Get<Pipeline.Scoring.ScoringOptions>()!;
+
+        var inference = ScorerWorker.InferenceOptionsFor(scorer, scoring);
+
+        Assert.Equal(32, inference.MaxBatch);
+        Assert.Equal(scorer.IntraOpThreads, inference.IntraOpThreads);
+        Assert.Equal(scorer.RestrictLesionsToLungs, inference.RestrictLesionsToLungs);
+        inference.Validate();
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("2048")]
+    public void ScoringBatchSize_OutOfRange_IsRefusedByName(string value)
+    {
+        var scoring = new ConfigurationBuilder()
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scoring:BatchSize", value)])
+            .Build()
+            .GetSection(Pipeline.Scoring.ScoringOptions.SectionName).Get<Pipeline.Scoring.ScoringOptions>()!;
+
+        var error = Assert.Throws<ArgumentException>(scoring.Validate);
+        Assert.Contains("Scoring:BatchSize", error.Message, StringComparison.Ordinal);
+    }
 }

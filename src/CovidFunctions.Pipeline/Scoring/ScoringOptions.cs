@@ -16,4 +16,19 @@ public sealed record ScoringOptions
     /// only lose that shortcut, a smaller one would fail a chunk the consumer still retries.
     /// </summary>
     public int MaxDeliveryCount { get; init; } = 5;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the setting when a value is out of range (at start-up).</summary>
+    public void Validate()
+    {
+        // The same bound as the inference session's MaxBatch, which the hosts set from BatchSize.
+        if (BatchSize is < 1 or > 1024)
+        {
+            throw new ArgumentException($"{SectionName}:{nameof(BatchSize)} must be in 1..1024 (got {BatchSize}).");
+        }
+
+        if (MaxDeliveryCount < 1)
+        {
+            throw new ArgumentException($"{SectionName}:{nameof(MaxDeliveryCount)} must be at least 1 (got {MaxDeliveryCount}).");
+        }
+    }
 }
