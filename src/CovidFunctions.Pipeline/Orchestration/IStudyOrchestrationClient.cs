@@ -9,7 +9,13 @@ namespace CovidFunctions.Pipeline.Orchestration;
 /// </summary>
 public interface IStudyOrchestrationClient
 {
-    /// <summary>Starts the study orchestration under its deterministic instance id unless an instance with that id exists; true when started.</summary>
+    /// <summary>
+    /// Starts the study orchestration under its deterministic instance id unless an instance with that id exists. The
+    /// backend runs at most one execution per instance id, whoever calls. The answer is a hint for logs only: false
+    /// when an instance was already there (or a racing start was seen to win); true when this call scheduled a start,
+    /// which callers racing on the same study may all answer (each passed the existence check before any instance
+    /// existed; measured on the local sidecar: four racing starts all true, one execution). Decide nothing on it.
+    /// </summary>
     Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken);
 
     /// <summary>Raises a chunk result as the <see cref="PipelineNames.ChunkResultEvent"/> event of its orchestration.</summary>
