@@ -175,6 +175,11 @@ public sealed partial class ScoringHandler(
         var scores = new List<SliceScore>(request.SliceCount);
         for (var first = 0; first < slices.Count; first += _batchSize)
         {
+            // A model run is synchronous and cannot stop half-way, so the host's stop is honoured between batches. A
+            // slice without lesions awaits nothing that looks at the token, and without this check a chunk cancelled at
+            // the scorer's drain timeout ran all its batches (4 runs for 32 slices at batch 8, tens of seconds on CPU)
+            // past the host's shutdown slack, only to throw when storing its results.
+            cancellationToken.ThrowIfCancellationRequested();
             var batchSlices = slices.Skip(first).Take(_batchSize).ToList();
             var batch = LungPreprocessor.ToTensor([.. batchSlices.Select(s => s.Image)]);
             var predictions = models.Predict(batch.Tensor, batch.Count);
