@@ -17,7 +17,7 @@ public static class UsageCommand
 {
     public static Command Create()
     {
-        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant with studies)." };
+        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant with usage records that month)." };
         var month = new Option<string?>("--month") { Description = "The month, yyyy-MM (default: the current UTC month)." };
         var json = new Option<bool>("--json") { Description = "Print JSON (one object with --tenant, else an array)." };
         var dataDir = LocalStorageConnection.DataDirOption();
