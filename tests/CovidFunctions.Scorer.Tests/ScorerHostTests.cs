@@ -161,6 +161,38 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         Assert.Equal(4, scoring.BatchSize);
     }
 
+    [Fact]
+    public async Task ServiceBusTransport_RenewsLikeTheStorageQueue_AndItsClientIsClosedAfterTheDrain()
+    {
+        // Results on Service Bus (chunks from the Storage queue, so no broker is needed): the transport and its client
+        // are made, never connected. The client used to stay open at shutdown, and the lock renewal was capped at
+        // Scorer:MessageLockDuration (5 min) while the Storage queue renews for 30 min.
+        var settings = Settings(UniqueQueues("sb"), TestWaits.FreePort(), maxConcurrentCalls: 1);
+        settings["Scorer:ResultTransport"] = "ServiceBus";
+        settings["ServiceBus:fullyQualifiedNamespace"] = "covidfn-test.servicebus.windows.net";
+        var app = ScorerApp.Build([], c => c.AddInMemoryCollection(settings));
+        var transport = app.Services.GetRequiredService<ServiceBusTransport>();
+        Assert.Equal(SettlementPolicy.MaxLockRenewal, transport.Options.MaxAutoLockRenewalDuration);
+        Assert.Equal(new StorageQueueTransportOptions().MaxVisibilityRenewal, transport.Options.MaxAutoLockRenewalDuration);
+
+        await app.StartAsync();
+        try
+        {
+            var readiness = app.Services.GetRequiredService<ScorerReadiness>();
+            await TestWaits.UntilAsync(() => Task.FromResult(readiness.IsReady), "the scorer to become ready");
+
+            // The drain: the client stays open through it (a result may still be sent while a chunk finishes).
+            await app.StopAsync();
+            Assert.False(transport.Client.IsClosed);
+        }
+        finally
+        {
+            await app.DisposeAsync();
+        }
+
+        Assert.True(transport.Client.IsClosed);
+    }
+
     private static (string Requests, string Results) UniqueQueues(string test)
     {
         var suffix = Guid.NewGuid().ToString("N")[..8];

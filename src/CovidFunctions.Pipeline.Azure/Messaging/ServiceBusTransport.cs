@@ -11,8 +11,13 @@ namespace CovidFunctions.Pipeline.Azure.Messaging;
 /// <summary>Settings of <see cref="ServiceBusTransport"/> beyond <see cref="ConsumerOptions"/>.</summary>
 public sealed record ServiceBusTransportOptions
 {
-    /// <summary>How long the processor keeps renewing a message's lock while its handler runs (scoring a chunk can outlast one lock).</summary>
-    public TimeSpan MaxAutoLockRenewalDuration { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>
+    /// How long the processor keeps renewing a message's lock while its handler runs (scoring a chunk can outlast one
+    /// lock): <see cref="SettlementPolicy.MaxLockRenewal"/>, the bound the Storage-queue transport renews visibility to.
+    /// A handler still running at the bound is logged (it may be delivered again and run twice), and so is a settlement
+    /// refused because the lock was lost.
+    /// </summary>
+    public TimeSpan MaxAutoLockRenewalDuration { get; init; } = SettlementPolicy.MaxLockRenewal;
 
     /// <summary>Messages fetched ahead of the handlers (0: none, so an idle replica holds no locks another could use).</summary>
     public int PrefetchCount { get; init; }
@@ -53,13 +58,29 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     private readonly ILogger _logger;
     private readonly ServiceBusTransportOptions _options;
     private readonly ConcurrentDictionary<string, ServiceBusSender> _senders = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ServiceBusProcessor, byte> _processors = new();
+    private readonly bool _ownsClient;
 
-    public ServiceBusTransport(ServiceBusClient client, ILogger? logger = null, ServiceBusTransportOptions? options = null)
+    /// <param name="client">The connection; disposed with the transport when <paramref name="ownsClient"/>.</param>
+    /// <param name="logger">Settlement and processor errors.</param>
+    /// <param name="options">Lock renewal, prefetch, retry waits.</param>
+    /// <param name="ownsClient">
+    /// The transport made the client for itself (the scorer): <see cref="DisposeAsync"/> closes it last, after the
+    /// processors and senders. Otherwise the caller disposes it.
+    /// </param>
+    public ServiceBusTransport(ServiceBusClient client, ILogger? logger = null, ServiceBusTransportOptions? options = null, bool ownsClient = false)
     {
         _client = client ?? throw new ArgumentNullException(nameof(client));
         _logger = logger ?? NullLogger.Instance;
         _options = options ?? new ServiceBusTransportOptions();
+        _ownsClient = ownsClient;
     }
+
+    /// <summary>The settings in effect (lock renewal bound, retry waits).</summary>
+    public ServiceBusTransportOptions Options => _options;
+
+    /// <summary>The connection (closed by <see cref="DisposeAsync"/> when the transport owns it).</summary>
+    public ServiceBusClient Client => _client;
 
     /// <summary>An identity-based client on <paramref name="fullyQualifiedNamespace"/> (<c>name.servicebus.windows.net</c>); <see cref="DefaultAzureCredential"/> when no credential is given.</summary>
     public static ServiceBusClient CreateClient(string fullyQualifiedNamespace, TokenCredential? credential = null)
@@ -135,33 +156,58 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// A handler stopped by the processor's cancellation abandons the message so another replica takes it at once. A
     /// retry waits <see cref="ServiceBusTransportOptions.RetryBaseDelay"/> (doubled per delivery) before the abandon, cut
     /// short when the processor stops; <paramref name="delay"/> is that wait (<see cref="Task.Delay(TimeSpan, CancellationToken)"/>; tests record it).
+    /// <para>
+    /// The wait holds one of the processor's <c>MaxConcurrentCalls</c> slots, deliberately. With the scorer's 2 slots
+    /// a failing chunk holds one for 1 + 2 + 4 + 8 = 15 s over its 5 deliveries (the 30 s cap is reached only from a
+    /// 6th), about one chunk's scoring time, while the other slot keeps the model busy. Freeing the slot would need the
+    /// message out of the handler unsettled: either its lock runs out (the queue's lockDuration, 2 min, the same for
+    /// every delivery: no back-off, and a longer stall) or a scheduled copy replaces it (same MessageId, so the queue's
+    /// duplicate detection drops the copy inside its window, and the delivery count restarts at 1, so the last-delivery
+    /// answer never comes). The Storage-queue transport frees its slot, because a visibility update is a delayed retry.
+    /// </para>
+    /// <para>
+    /// A handler still running when the lock renewal ends (<see cref="ServiceBusTransportOptions.MaxAutoLockRenewalDuration"/>)
+    /// is logged as a warning: its lock expires and the message can be delivered, and its chunk scored, again. A
+    /// settlement refused because the lock was lost is logged the same way rather than thrown.
+    /// </para>
     /// </summary>
     public static async Task<Settlement> ProcessAsync(
         ProcessMessageEventArgs args,
         Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler,
         int maxDeliveryCount,
         ServiceBusTransportOptions? transport = null,
-        Func<TimeSpan, CancellationToken, Task>? delay = null)
+        Func<TimeSpan, CancellationToken, Task>? delay = null,
+        ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);
         transport ??= new ServiceBusTransportOptions();
+        logger ??= NullLogger.Instance;
         var received = ToReceivedMessage(args.Message);
         Settlement? result = null;
         Exception? error = null;
-        try
+        using (var handlerDone = new CancellationTokenSource())
         {
-            result = await handler(received, args.CancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
-        {
-            var release = new Settlement(SettlementAction.Retry, "consumer stopping");
-            await SettleAsync(args, release, CancellationToken.None).ConfigureAwait(false);
-            return release;
-        }
-        catch (Exception ex)
-        {
-            error = ex;
+            var renewalBound = WarnAtRenewalBoundAsync(received, transport.MaxAutoLockRenewalDuration, logger, handlerDone.Token);
+            try
+            {
+                result = await handler(received, args.CancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
+            {
+                var release = new Settlement(SettlementAction.Retry, "consumer stopping");
+                await SettleOrWarnAsync(args, release, logger).ConfigureAwait(false);
+                return release;
+            }
+            catch (Exception ex)
+            {
+                error = ex;
+            }
+            finally
+            {
+                await handlerDone.CancelAsync().ConfigureAwait(false);
+                await renewalBound.ConfigureAwait(false);
+            }
         }
 
         var settlement = SettlementPolicy.Decide(result, error, received.DeliveryCount, maxDeliveryCount);
@@ -178,8 +224,35 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
             }
         }
 
-        await SettleAsync(args, settlement, CancellationToken.None).ConfigureAwait(false);
+        await SettleOrWarnAsync(args, settlement, logger).ConfigureAwait(false);
         return settlement;
+    }
+
+    private static async Task SettleOrWarnAsync(ProcessMessageEventArgs args, Settlement settlement, ILogger logger)
+    {
+        try
+        {
+            await SettleAsync(args, settlement, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ServiceBusException ex) when (ex.Reason == ServiceBusFailureReason.MessageLockLost)
+        {
+            // The lock expired (the renewal bound passed, or renewal failed): the broker has made the message available
+            // again, and another delivery may run (and score) it a second time. Its outputs are idempotent; say so.
+            LogLockLost(logger, args.Message.MessageId, args.Message.DeliveryCount, settlement.Action);
+        }
+    }
+
+    private static async Task WarnAtRenewalBoundAsync(ReceivedMessage message, TimeSpan bound, ILogger logger, CancellationToken handlerDone)
+    {
+        try
+        {
+            await Task.Delay(bound, handlerDone).ConfigureAwait(false);
+            LogRenewalBoundReached(logger, message.MessageId, message.DeliveryCount, bound.TotalMinutes);
+        }
+        catch (OperationCanceledException)
+        {
+            // The handler finished within the bound.
+        }
     }
 
     public async Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
@@ -195,9 +268,10 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         ArgumentNullException.ThrowIfNull(handler);
         ArgumentNullException.ThrowIfNull(options);
         await using var processor = _client.CreateProcessor(queue, CreateProcessorOptions(options, _options));
+        _processors[processor] = 0;
         processor.ProcessMessageAsync += async args =>
         {
-            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options).ConfigureAwait(false);
+            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger).ConfigureAwait(false);
             if (settlement.Action != SettlementAction.Complete)
             {
                 LogSettled(_logger, queue, args.Message.MessageId, args.Message.DeliveryCount, settlement.Action, settlement.Reason ?? "");
@@ -219,23 +293,47 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
             // Stopping: drain below.
         }
 
+        // Drains: the SDK waits for the running handlers (renewing their locks) before it returns.
         await processor.StopProcessingAsync(CancellationToken.None).ConfigureAwait(false);
+        _processors.TryRemove(processor, out _);
     }
 
+    /// <summary>
+    /// Closes in dependency order: processors still running are stopped (their handlers drain) and disposed, then the
+    /// senders, then the client when the transport owns it. The scorer's host disposes the transport after its
+    /// worker's drain, so by then the processor is stopped already and only the senders and the connection remain.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        foreach (var processor in _processors.Keys)
+        {
+            await processor.StopProcessingAsync(CancellationToken.None).ConfigureAwait(false);
+            await processor.DisposeAsync().ConfigureAwait(false);
+            _processors.TryRemove(processor, out _);
+        }
+
         foreach (var sender in _senders.Values)
         {
             await sender.DisposeAsync().ConfigureAwait(false);
         }
 
         _senders.Clear();
+        if (_ownsClient)
+        {
+            await _client.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Service Bus message {MessageId} on {Queue} (delivery {DeliveryCount}) settled as {Action}: {Reason}")]
     private static partial void LogSettled(ILogger logger, string queue, string messageId, int deliveryCount, SettlementAction action, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Service Bus message {MessageId} (delivery {DeliveryCount}) is still being handled after the lock renewal bound of {Minutes:0.#} min: its lock will expire and the message can be delivered, and its work run, a second time")]
+    private static partial void LogRenewalBoundReached(ILogger logger, string messageId, int deliveryCount, double minutes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Service Bus message {MessageId} (delivery {DeliveryCount}) could not be settled as {Action}: its lock was lost, so it is available again and another delivery may run its work a second time")]
+    private static partial void LogLockLost(ILogger logger, string messageId, int deliveryCount, SettlementAction action);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Service Bus processor on {Queue} reported an error from {Source}: {Error}")]
     private static partial void LogProcessorError(ILogger logger, string queue, string source, string error);

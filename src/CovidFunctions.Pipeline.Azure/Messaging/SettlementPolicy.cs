@@ -9,6 +9,15 @@ namespace CovidFunctions.Pipeline.Azure.Messaging;
 /// </summary>
 public static class SettlementPolicy
 {
+    /// <summary>
+    /// How long both transports keep a message locked (Service Bus lock renewal) or invisible (Storage-queue visibility
+    /// renewal) while its handler runs. One bound for both, so a chunk behaves the same on either transport: a chunk
+    /// scores in seconds to a minute, so a handler still running after 30 minutes is hung rather than slow, and the
+    /// study orchestration re-dispatches a chunk after <c>Pipeline:ChunkTimeout</c> anyway. Past it the message can be
+    /// delivered again; each transport logs that when it happens.
+    /// </summary>
+    public static readonly TimeSpan MaxLockRenewal = TimeSpan.FromMinutes(30);
+
     /// <summary>Decides what happens to a message after its handler ran (or threw <paramref name="handlerError"/>).</summary>
     public static Settlement Decide(Settlement? handlerResult, Exception? handlerError, int deliveryCount, int maxDeliveryCount)
     {

@@ -20,9 +20,10 @@ public sealed record StorageQueueTransportOptions
 
     /// <summary>
     /// While a handler runs, its message's invisibility is extended every half <see cref="ConsumerOptions.VisibilityTimeout"/>
-    /// (like Service Bus lock renewal), for at most this long; after that the message may be redelivered.
+    /// (like Service Bus lock renewal), for at most this long (<see cref="SettlementPolicy.MaxLockRenewal"/>, the Service
+    /// Bus transport's bound too); after that the message may be redelivered, which is logged as a warning.
     /// </summary>
-    public TimeSpan MaxVisibilityRenewal { get; init; } = TimeSpan.FromMinutes(30);
+    public TimeSpan MaxVisibilityRenewal { get; init; } = SettlementPolicy.MaxLockRenewal;
 
     /// <summary>Create the queue (and the dead-letter container) on first use.</summary>
     public bool CreateIfMissing { get; init; } = true;
@@ -235,6 +236,9 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                     LogRenewFailed(_logger, lease.MessageId, ex.Message);
                 }
             }
+
+            // The handler still runs: the message becomes visible after its timeout and another consumer can take it.
+            LogRenewalBoundReached(_logger, lease.MessageId, _options.MaxVisibilityRenewal.TotalMinutes);
         }
         catch (OperationCanceledException)
         {
@@ -336,6 +340,9 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Extending the visibility of message {MessageId} failed: {Error}")]
     private static partial void LogRenewFailed(ILogger logger, string messageId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} is still being handled after the visibility renewal bound of {Minutes:0.#} min: it becomes visible again after its timeout and can be delivered, and its work run, a second time")]
+    private static partial void LogRenewalBoundReached(ILogger logger, string messageId, double minutes);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} on {Queue} was no longer ours to settle ({Code})")]
     private static partial void LogLostLease(ILogger logger, string queue, string messageId, string code);

@@ -1,6 +1,7 @@
 using Azure.Messaging.ServiceBus;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
+using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
 
@@ -152,6 +153,104 @@ public sealed class ServiceBusTransportTests
         Assert.Equal(["abandon"], receiver.Calls);
     }
 
+    [Fact]
+    public void Both_transports_renew_a_running_message_for_the_same_bound()
+    {
+        Assert.Equal(SettlementPolicy.MaxLockRenewal, new ServiceBusTransportOptions().MaxAutoLockRenewalDuration);
+        Assert.Equal(SettlementPolicy.MaxLockRenewal, new StorageQueueTransportOptions().MaxVisibilityRenewal);
+        Assert.Equal(SettlementPolicy.MaxLockRenewal, ServiceBusTransport.CreateProcessorOptions(new ConsumerOptions(), new ServiceBusTransportOptions()).MaxAutoLockRenewalDuration);
+    }
+
+    [Fact]
+    public async Task A_handler_still_running_at_the_lock_renewal_bound_is_warned_about_as_a_possible_second_run()
+    {
+        // Past the bound the processor stops renewing, the lock expires and another replica can take the chunk: the
+        // handler keeps running (it may still finish in time), but the possible second run is logged, not silent.
+        var logger = new RecordingLogger();
+        var receiver = new RecordingReceiver();
+        var settlement = await ServiceBusTransport.ProcessAsync(
+            Args(receiver, deliveryCount: 1),
+            async (_, _) =>
+            {
+                await logger.FirstWarning.Task.WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+                return Settlement.Complete;
+            },
+            maxDeliveryCount: 5,
+            new ServiceBusTransportOptions { MaxAutoLockRenewalDuration = TimeSpan.FromMilliseconds(50) },
+            logger: logger);
+
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        Assert.Equal(["complete"], receiver.Calls);
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("m-1", warning, StringComparison.Ordinal);
+        Assert.Contains("a second time", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_settlement_refused_for_a_lost_lock_is_warned_about_not_thrown()
+    {
+        var logger = new RecordingLogger();
+        var receiver = new RecordingReceiver { LoseLock = true };
+
+        var settlement = await ServiceBusTransport.ProcessAsync(Args(receiver, deliveryCount: 2), (_, _) => Task.FromResult(Settlement.Complete), maxDeliveryCount: 5, logger: logger);
+
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("lock was lost", warning, StringComparison.Ordinal);
+        Assert.Contains("a second time", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Disposing_closes_the_processor_then_the_senders_then_an_owned_client()
+    {
+        var calls = new List<string>();
+        var client = new RecordingClient(calls);
+        var transport = new ServiceBusTransport(client, ownsClient: true);
+        await transport.SendAsync("slice-results", new QueueMessage("r-1", "{}"), CancellationToken.None);
+        using var stopping = new CancellationTokenSource();
+        var run = transport.RunAsync("slice-chunks", (_, _) => Task.FromResult(Settlement.Complete), new ConsumerOptions(), stopping.Token);
+        await client.Processor.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // The host's stop: the worker's consumer stops its processor (the drain) ...
+        await stopping.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.DoesNotContain("client.dispose", calls);
+
+        // ... and the host disposes the transport afterwards.
+        await transport.DisposeAsync();
+        Assert.Equal(["sender.send", "processor.start", "processor.stop", "processor.dispose", "sender.dispose", "client.dispose"], calls);
+    }
+
+    [Fact]
+    public async Task Disposing_while_a_processor_still_runs_stops_it_before_closing_the_senders_and_the_client()
+    {
+        var calls = new List<string>();
+        var client = new RecordingClient(calls);
+        var transport = new ServiceBusTransport(client, ownsClient: true);
+        await transport.SendAsync("slice-results", new QueueMessage("r-1", "{}"), CancellationToken.None);
+        using var stopping = new CancellationTokenSource();
+        var run = transport.RunAsync("slice-chunks", (_, _) => Task.FromResult(Settlement.Complete), new ConsumerOptions(), stopping.Token);
+        await client.Processor.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await transport.DisposeAsync();
+        Assert.Equal(["sender.send", "processor.start", "processor.stop", "processor.dispose", "sender.dispose", "client.dispose"], calls);
+
+        await stopping.CancelAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task A_client_the_transport_does_not_own_is_left_open()
+    {
+        var calls = new List<string>();
+        var transport = new ServiceBusTransport(new RecordingClient(calls));
+        await transport.SendAsync("slice-results", new QueueMessage("r-1", "{}"), CancellationToken.None);
+
+        await transport.DisposeAsync();
+
+        Assert.Equal(["sender.send", "sender.dispose"], calls);
+    }
+
     private static Task NoWait(TimeSpan wait, CancellationToken cancellationToken) => Task.CompletedTask;
 
     private static ServiceBusReceivedMessage Received(string id, string body, int deliveryCount) =>
@@ -167,8 +266,16 @@ public sealed class ServiceBusTransportTests
 
         public string? Description { get; private set; }
 
+        /// <summary>Completing fails as the broker answers a message whose lock expired.</summary>
+        public bool LoseLock { get; init; }
+
         public override Task CompleteMessageAsync(ServiceBusReceivedMessage message, CancellationToken cancellationToken = default)
         {
+            if (LoseLock)
+            {
+                throw new ServiceBusException("The lock supplied is invalid.", ServiceBusFailureReason.MessageLockLost);
+            }
+
             Calls.Add("complete");
             return Task.CompletedTask;
         }
@@ -191,6 +298,98 @@ public sealed class ServiceBusTransportTests
             Calls.Add("deadletter:" + deadLetterReason);
             Description = deadLetterErrorDescription;
             return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>Records warnings (the text as formatted).</summary>
+    private sealed class RecordingLogger : ILogger
+    {
+        public List<string> Warnings { get; } = [];
+
+        public TaskCompletionSource FirstWarning { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel != LogLevel.Warning)
+            {
+                return;
+            }
+
+            lock (Warnings)
+            {
+                Warnings.Add(formatter(state, exception));
+            }
+
+            FirstWarning.TrySetResult();
+        }
+    }
+
+    /// <summary>A client whose processor and senders record their lifetime calls into one list.</summary>
+    private sealed class RecordingClient(List<string> calls) : ServiceBusClient
+    {
+        public RecordingProcessor Processor { get; } = new(calls);
+
+        public override ServiceBusProcessor CreateProcessor(string queueName, ServiceBusProcessorOptions options) => Processor;
+
+        public override ServiceBusSender CreateSender(string queueOrTopicName) => new RecordingSender(calls);
+
+        public override ValueTask DisposeAsync()
+        {
+            Record(calls, "client.dispose");
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private sealed class RecordingProcessor(List<string> calls) : ServiceBusProcessor
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override Task StartProcessingAsync(CancellationToken cancellationToken = default)
+        {
+            Record(calls, "processor.start");
+            Started.TrySetResult();
+            return Task.CompletedTask;
+        }
+
+        public override Task StopProcessingAsync(CancellationToken cancellationToken = default)
+        {
+            Record(calls, "processor.stop");
+            return Task.CompletedTask;
+        }
+
+        // ServiceBusProcessor.DisposeAsync is not virtual; it closes the processor through CloseAsync.
+        public override Task CloseAsync(CancellationToken cancellationToken = default)
+        {
+            Record(calls, "processor.dispose");
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class RecordingSender(List<string> calls) : ServiceBusSender
+    {
+        public override Task SendMessageAsync(ServiceBusMessage message, CancellationToken cancellationToken = default)
+        {
+            Record(calls, "sender.send");
+            return Task.CompletedTask;
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            Record(calls, "sender.dispose");
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private static void Record(List<string> calls, string call)
+    {
+        lock (calls)
+        {
+            calls.Add(call);
         }
     }
 }
