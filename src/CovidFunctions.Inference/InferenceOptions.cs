@@ -28,6 +28,15 @@ public sealed record InferenceOptions
     /// <summary>Largest batch sent to one <c>Run</c>; bigger inputs are split.</summary>
     public int MaxBatch { get; init; } = 8;
 
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena (<c>SessionOptions.EnableCpuMemArena</c>) for the session's host-memory tensors.
+    /// The arena keeps every block it ever grew: on the CPU provider a session that has run several batch sizes holds
+    /// ~0.7 GB more resident for good than without it, and no speed difference showed within the measurement's noise
+    /// (docs/benchmarks.md, "Inference"). Off by default. The CUDA provider's device memory has its own arena, which
+    /// this does not touch.
+    /// </summary>
+    public bool CpuMemArena { get; init; }
+
     /// <summary>Run one dummy batch right after the session is created (CUDA kernels and allocations happen there).</summary>
     public bool WarmUp { get; init; } = true;
 

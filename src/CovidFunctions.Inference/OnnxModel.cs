@@ -62,7 +62,7 @@ public sealed class OnnxModel : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var full = System.IO.Path.GetFullPath(path);
-        var key = $"{full}|{options.IntraOpThreads}|{options.InterOpThreads}|{options.PreferCuda}|{options.CudaDeviceId}|{options.MaxBatch}";
+        var key = $"{full}|{options.IntraOpThreads}|{options.InterOpThreads}|{options.PreferCuda}|{options.CudaDeviceId}|{options.MaxBatch}|arena={options.CpuMemArena}";
         var lazy = Cache.GetOrAdd(key, _ => new Lazy<OnnxModel>(
             () =>
             {
@@ -101,7 +101,7 @@ public sealed class OnnxModel : IDisposable
             InferenceSession? session = null;
             try
             {
-                using var cudaOptions = CreateOptions(options);
+                using var cudaOptions = SessionOptionsFor(options);
                 using var cuda = new OrtCUDAProviderOptions();
                 cuda.UpdateOptions(new Dictionary<string, string>(CudaProviderOptions(options), StringComparer.Ordinal));
                 cudaOptions.AppendExecutionProvider_CUDA(cuda);
@@ -127,7 +127,7 @@ public sealed class OnnxModel : IDisposable
             InferenceSession session;
             try
             {
-                using var cpuOptions = CreateOptions(options);
+                using var cpuOptions = SessionOptionsFor(options);
                 session = new InferenceSession(path, cpuOptions);
             }
             catch (OnnxRuntimeException ex)
@@ -188,14 +188,22 @@ public sealed class OnnxModel : IDisposable
         }
     }
 
-    private static SessionOptions CreateOptions(InferenceOptions options)
+    /// <summary>
+    /// The session settings every session starts from (the CUDA provider is appended to them when preferred); the
+    /// caller disposes them.
+    /// </summary>
+    public static SessionOptions SessionOptionsFor(InferenceOptions options)
     {
+        ArgumentNullException.ThrowIfNull(options);
         var so = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = options.InterOpThreads > 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = options.IntraOpThreads,
             InterOpNumThreads = options.InterOpThreads,
+
+            // Host memory only: the CUDA provider allocates device memory from its own arena either way.
+            EnableCpuMemArena = options.CpuMemArena,
         };
         return so;
     }
