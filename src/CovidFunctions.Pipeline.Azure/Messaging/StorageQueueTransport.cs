@@ -174,7 +174,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             // scorer drains for Scorer:DrainTimeout) must keep it invisible, or another replica takes it meanwhile.
             using (var renewal = new CancellationTokenSource())
             {
-                var renewTask = RenewVisibilityAsync(client, lease, options.VisibilityTimeout, renewal.Token);
+                var renewTask = RenewVisibilityAsync(client, lease, envelope.MessageId, options.VisibilityTimeout, renewal.Token);
                 try
                 {
                     result = await handler(new ReceivedMessage(envelope.MessageId, envelope.Body, deliveryCount), cancellationToken).ConfigureAwait(false);
@@ -217,7 +217,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         }
     }
 
-    private async Task RenewVisibilityAsync(QueueClient client, Lease lease, TimeSpan visibilityTimeout, CancellationToken cancellationToken)
+    private async Task RenewVisibilityAsync(QueueClient client, Lease lease, string messageId, TimeSpan visibilityTimeout, CancellationToken cancellationToken)
     {
         var interval = TimeSpan.FromTicks(Math.Max(visibilityTimeout.Ticks / 2, TimeSpan.FromSeconds(1).Ticks));
         var started = DateTimeOffset.UtcNow;
@@ -238,7 +238,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             }
 
             // The handler still runs: the message becomes visible after its timeout and another consumer can take it.
-            LogRenewalBoundReached(_logger, lease.MessageId, _options.MaxVisibilityRenewal.TotalMinutes);
+            LogRenewalBoundReached(_logger, messageId, _options.MaxVisibilityRenewal.TotalMinutes);
         }
         catch (OperationCanceledException)
         {

@@ -302,7 +302,7 @@ public sealed class ServiceBusTransportTests
     }
 
     /// <summary>Records warnings (the text as formatted).</summary>
-    private sealed class RecordingLogger : ILogger
+    internal sealed class RecordingLogger : ILogger
     {
         public List<string> Warnings { get; } = [];
 

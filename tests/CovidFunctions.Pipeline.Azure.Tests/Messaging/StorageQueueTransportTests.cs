@@ -221,6 +221,29 @@ public sealed class StorageQueueTransportTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_handler_still_running_at_the_visibility_renewal_bound_is_warned_about_as_a_possible_second_run()
+    {
+        // Past the bound the renewal ends and the message becomes visible after its timeout; the handler keeps running
+        // (it may still finish in time), but the possible second run is logged, as the Service Bus transport does.
+        var queue = AzuriteFixture.NewQueue();
+        var logger = new ServiceBusTransportTests.RecordingLogger();
+        var transport = azurite.Storage.CreateQueueTransport(logger, new StorageQueueTransportOptions { MaxVisibilityRenewal = TimeSpan.FromSeconds(1.5) });
+        await transport.SendAsync(queue, new QueueMessage("long-chunk", "{}"), CancellationToken.None);
+        var handled = new TaskCompletionSource();
+
+        await RunUntilAsync(transport, queue, async (_, _) =>
+        {
+            await logger.FirstWarning.Task.WaitAsync(Patience, CancellationToken.None);
+            handled.TrySetResult();
+            return Settlement.Complete;
+        }, Fast() with { VisibilityTimeout = TimeSpan.FromSeconds(2) }, handled.Task);
+
+        var warning = Assert.Single(logger.Warnings);
+        Assert.Contains("long-chunk", warning, StringComparison.Ordinal);
+        Assert.Contains("a second time", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task No_more_handlers_run_at_once_than_the_concurrency_allows()
     {
         var queue = AzuriteFixture.NewQueue();
