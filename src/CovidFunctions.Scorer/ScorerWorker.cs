@@ -40,6 +40,7 @@ public sealed partial class ScorerWorker(
             ModelsDirectory = options.ModelDirectory,
             PreferCuda = options.PreferCuda,
             IntraOpThreads = options.IntraOpThreads,
+            CpuMemArena = options.CpuMemArena,
             MaxBatch = scoring.BatchSize,
             WarmUp = true,
             RestrictLesionsToLungs = options.RestrictLesionsToLungs,

@@ -104,6 +104,22 @@ public sealed class ScorerOptionsTests
         inference.Validate();
     }
 
+    [Fact]
+    public void CpuMemArena_OffByDefault_ReachesTheInferenceSession()
+    {
+        var scoring = new Pipeline.Scoring.ScoringOptions();
+        var sample = SampleSettings().GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
+        var configuration = new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scorer:CpuMemArena", "true")])
+            .Build();
+        var enabled = configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
+
+        Assert.False(sample.CpuMemArena);
+        Assert.False(ScorerWorker.InferenceOptionsFor(sample, scoring).CpuMemArena);
+        Assert.True(ScorerWorker.InferenceOptionsFor(enabled, scoring).CpuMemArena);
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("-3")]
