@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
 using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.TestHelpers;
@@ -9,46 +7,22 @@ namespace CovidFunctions.Inference.Tests;
 public sealed class SeriesScreeningInputTests
 {
     [Fact]
-    public void Screen_FloatVolumeWithNaNVoxels_ThrowsBadInputNamingTheSlice()
+    public void FloatVolumeWithNaNVoxels_IsRefusedAsBadInputBeforeScreening()
     {
+        // Refused when the volume is assembled (the CLI's segment/classify and pipeline ingest both assemble first),
+        // naming the file and the first bad voxel: before, NaN went through the lung window to the model's input check,
+        // which named the slice's place in its batch of 8 and came out as an internal error, not exit 2.
         using var dir = TestData.CreateTempDirectory();
         var chest = NiftiTestVolumes.ChestOnMaskGeometry(TestData.Shared("seg", "mosmed-masks", "masks", "study_0276_mask.nii.gz"), dir.Path);
         var path = Path.Combine(dir.Path, "float_with_nan.nii.gz");
-        WriteAsFloat32WithOneNaNPerSlice(chest, path);
-        using var series = SeriesAssembler.Assemble(path);
-        var models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = Path.Combine(TestData.RepoRoot, "models"), PreferCuda = false });
+        NiftiTestVolumes.WriteAsFloat32WithOneNaNPerSlice(chest, path);
 
-        var ex = Assert.Throws<ImageFormatException>(() => SeriesScreening.Screen(series, models));
+        var ex = Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(path));
 
-        Assert.Contains($"slice 1 of {series.SliceCount} (feet to head) holds 1 non-finite value(s)", ex.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>The int16 NIfTI-1 volume as float32 (datatype 16), with voxel (0, 0) of every slice NaN.</summary>
-    private static void WriteAsFloat32WithOneNaNPerSlice(string int16Path, string floatPath)
-    {
-        byte[] bytes;
-        using (var gz = new GZipStream(File.OpenRead(int16Path), CompressionMode.Decompress))
-        using (var buffer = new MemoryStream())
-        {
-            gz.CopyTo(buffer);
-            bytes = buffer.ToArray();
-        }
-
-        int nx = BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(42)), ny = BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(44));
-        var offset = (int)BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(108));
-        var count = (bytes.Length - offset) / 2;
-        var output = new byte[offset + (count * 4)];
-        bytes.AsSpan(0, offset).CopyTo(output);
-        BinaryPrimitives.WriteInt16LittleEndian(output.AsSpan(70), 16); // datatype FLOAT32
-        BinaryPrimitives.WriteInt16LittleEndian(output.AsSpan(72), 32); // bitpix
-        for (var i = 0; i < count; i++)
-        {
-            var v = (float)BinaryPrimitives.ReadInt16LittleEndian(bytes.AsSpan(offset + (i * 2)));
-            BinaryPrimitives.WriteSingleLittleEndian(output.AsSpan(offset + (i * 4)), i % (nx * ny) == 0 ? float.NaN : v);
-        }
-
-        using var file = File.Create(floatPath);
-        using var zip = new GZipStream(file, CompressionLevel.Fastest);
-        zip.Write(output);
+        Assert.Equal("non-finite", ex.Reason);
+        Assert.Equal(path, ex.FilePath);
+        Assert.StartsWith("NIfTI volume float_with_nan.nii.gz holds ", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(" non-finite voxel(s) (NaN or ±Inf), the first on slice 1 of ", ex.Message, StringComparison.Ordinal);
+        Assert.IsAssignableFrom<ImagingException>(ex);
     }
 }

@@ -245,10 +245,18 @@ public sealed class AssembledSeries : IDisposable
     private static void RequireHounsfieldUnits(AxialVolume volume, string path)
     {
         var voxels = volume.Voxels;
-        long low = 0;
+        long low = 0, nonFinite = 0, firstNonFinite = -1;
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        foreach (var v in voxels)
+        for (var i = 0; i < voxels.Length; i++)
         {
+            var v = voxels[i];
+            if (!float.IsFinite(v))
+            {
+                nonFinite++;
+                firstNonFinite = firstNonFinite < 0 ? i : firstNonFinite;
+                continue;
+            }
+
             if (v <= AirOrLungHu)
             {
                 low++;
@@ -256,6 +264,22 @@ public sealed class AssembledSeries : IDisposable
 
             min = Math.Min(min, v);
             max = Math.Max(max, v);
+        }
+
+        // A float volume can hold NaN or ±Inf (some tools fill outside the field of view with NaN). A CT holds finite HU:
+        // windowing keeps NaN, a cast to int16 tiles turns it into 0 HU (water), so it is refused here, for the CLI and
+        // ingest alike, before anything is screened.
+        if (nonFinite > 0)
+        {
+            var plane = (long)volume.Geometry.Rows * volume.Geometry.Columns;
+            var slice = firstNonFinite / plane;
+            var within = firstNonFinite % plane;
+            throw new SeriesAssemblyException(FormattableString.Invariant(
+                $"NIfTI volume {Path.GetFileName(path)} holds {nonFinite} non-finite voxel(s) (NaN or ±Inf), the first on slice {slice + 1} of {volume.Geometry.Slices} (feet to head), row {within / volume.Geometry.Columns}, column {within % volume.Geometry.Columns}; a CT volume holds finite Hounsfield units"))
+            {
+                FilePath = path,
+                Reason = "non-finite",
+            };
         }
 
         var share = voxels.Length == 0 ? 0 : (double)low / voxels.Length;

@@ -245,6 +245,29 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task Reject_NiftiWithNaNVoxels_QuarantinedAsNonFinite()
+    {
+        // Before, tiling cast NaN to int16 (0 HU, water) and the study was screened on made-up values.
+        using var host = new IngestTestHost();
+        using var temp = TestData.CreateTempDirectory();
+        var chest = NiftiTestVolumes.ChestOnMaskGeometry(TestData.Shared("seg", "mosmed-masks", "masks", "study_0266_mask.nii.gz"), temp.Path);
+        var floatPath = Path.Combine(temp.Path, "float.nii.gz");
+        NiftiTestVolumes.WriteAsFloat32WithOneNaNPerSlice(chest, floatPath);
+        var content = File.ReadAllBytes(floatPath);
+        await host.UploadAsync($"{Tenant}/volume-nan.nii.gz", content);
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        Assert.Equal("non-finite", outcome.Reason);
+        var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/volume-nan.nii.gz", "non-finite", "volume-nan.nii.gz holds ", ("volume-nan.nii.gz", content));
+        Assert.Contains("non-finite voxel(s) (NaN or ±Inf)", reason.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(Path.GetTempPath(), reason.Detail, StringComparison.Ordinal);
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "non-finite");
+        Assert.Empty(await IngestTestHost.ListAsync(host.Slices, string.Empty));
+    }
+
+    [Fact]
     public async Task Reject_HeadCt_QuarantinedAsNoLungs()
     {
         using var host = new IngestTestHost();
