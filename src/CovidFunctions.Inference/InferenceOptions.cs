@@ -31,8 +31,8 @@ public sealed record InferenceOptions
     /// <summary>
     /// ONNX Runtime's CPU memory arena (<c>SessionOptions.EnableCpuMemArena</c>) for the session's host-memory tensors.
     /// The arena keeps every block it ever grew: on the CPU provider a session that has run several batch sizes holds
-    /// ~0.7 GB more resident for good than without it, and no speed difference showed within the measurement's noise
-    /// (docs/benchmarks.md, "Inference"). Off by default. The CUDA provider's device memory has its own arena, which
+    /// ~0.7 GB more resident for good than without it, and per-batch speed was the same within the (heavily loaded)
+    /// measurement's noise (docs/benchmarks.md, "Inference", which also notes an unresolved slower mixed total). Off by default. The CUDA provider's device memory has its own arena, which
     /// this does not touch.
     /// </summary>
     public bool CpuMemArena { get; init; }

@@ -77,8 +77,8 @@ public sealed record ScorerOptions
 
     /// <summary>
     /// ONNX Runtime's CPU memory arena (<see cref="Inference.InferenceOptions.CpuMemArena"/>). Off: a CPU scorer holds
-    /// ~0.7 GB less resident once chunks of several sizes have been scored, with no speed difference measured
-    /// (docs/benchmarks.md). The CUDA provider's device memory has its own arena either way.
+    /// ~0.7 GB less resident once chunks of several sizes have been scored; per-batch speed was the same within the
+    /// (heavily loaded) measurement's noise (docs/benchmarks.md). The CUDA provider's device memory has its own arena either way.
     /// </summary>
     public bool CpuMemArena { get; init; }
 
