@@ -10,8 +10,8 @@ namespace CovidFunctions.Scorer;
 /// The scorer's one hosted service: loads the models and runs a warm-up batch (so the first chunk does not pay the
 /// CUDA start-up), then consumes chunk requests with <see cref="ScoringHandler"/> at bounded concurrency until the
 /// host stops. Stopping drains: receiving stops at once, in-flight chunks get <see cref="ScorerOptions.DrainTimeout"/>
-/// to finish and settle, and only then are they cancelled (their messages return after the lock or visibility
-/// timeout and are scored again; outputs are idempotent).
+/// to finish and settle, and only then are they cancelled at the next model batch (their messages go back to the queue
+/// at once, Storage visibility 0 or Service Bus abandon, and are scored again; outputs are idempotent).
 /// </summary>
 public sealed partial class ScorerWorker(
     IServiceProvider services,

@@ -74,7 +74,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Scorer__PollInterval"] = "Storage-queue consumer only; chunk requests arrive over Service Bus in Azure",
         ["Scorer__DrainTimeout"] = "code default (below terminationGracePeriodSeconds)",
         ["Scorer__IntraOpThreads"] = "CPU only",
-        ["Scorer__CpuMemArena"] = "code default (off; CPU host memory only)",
+        ["Scorer__CpuMemArena"] = "code default (on; CPU host memory only)",
         ["Scorer__RestrictLesionsToLungs"] = "code default",
         ["Scoring__BatchSize"] = "code default",
     };

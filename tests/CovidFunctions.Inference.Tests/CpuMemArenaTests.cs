@@ -12,12 +12,12 @@ public sealed class CpuMemArenaTests
     private static string ModelPath => ModelManifest.Load(Path.Combine(TestData.RepoRoot, "models")).PathOf("dfsn_dtcn");
 
     [Fact]
-    public void Default_IsOff_AndTheSessionOptionsCarryTheSetting()
+    public void Default_IsOn_AndTheSessionOptionsCarryTheSetting()
     {
-        Assert.False(new InferenceOptions().CpuMemArena);
+        Assert.True(new InferenceOptions().CpuMemArena);
 
-        using var off = OnnxModel.SessionOptionsFor(new InferenceOptions());
-        using var on = OnnxModel.SessionOptionsFor(new InferenceOptions { CpuMemArena = true });
+        using var off = OnnxModel.SessionOptionsFor(new InferenceOptions { CpuMemArena = false });
+        using var on = OnnxModel.SessionOptionsFor(new InferenceOptions());
 
         Assert.False(off.EnableCpuMemArena);
         Assert.True(on.EnableCpuMemArena);
@@ -27,7 +27,7 @@ public sealed class CpuMemArenaTests
     public void GetOrCreate_ArenaOnAndOff_AreSeparateSessionsWithTheSameOutputs()
     {
         // Options of their own (IntraOpThreads 1, MaxBatch 2), so no other test's shared session is touched.
-        var off = new InferenceOptions { PreferCuda = false, IntraOpThreads = 1, MaxBatch = 2 };
+        var off = new InferenceOptions { PreferCuda = false, IntraOpThreads = 1, MaxBatch = 2, CpuMemArena = false };
         var on = off with { CpuMemArena = true };
         var root = TestData.Shared("cls", "ucsd-covid-ct");
         var files = File.ReadLines(Path.Combine(root, "splits", "index.csv"))

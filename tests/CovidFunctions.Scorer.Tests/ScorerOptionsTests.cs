@@ -105,19 +105,20 @@ public sealed class ScorerOptionsTests
     }
 
     [Fact]
-    public void CpuMemArena_OffByDefault_ReachesTheInferenceSession()
+    public void CpuMemArena_OnByDefault_ReachesTheInferenceSession()
     {
         var scoring = new Pipeline.Scoring.ScoringOptions();
         var sample = SampleSettings().GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
         var configuration = new ConfigurationBuilder()
             .AddConfiguration(SampleSettings())
-            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scorer:CpuMemArena", "true")])
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scorer:CpuMemArena", "false")])
             .Build();
         var enabled = configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>()!;
 
-        Assert.False(sample.CpuMemArena);
-        Assert.False(ScorerWorker.InferenceOptionsFor(sample, scoring).CpuMemArena);
-        Assert.True(ScorerWorker.InferenceOptionsFor(enabled, scoring).CpuMemArena);
+        Assert.True(sample.CpuMemArena);
+        Assert.True(new ScorerOptions().CpuMemArena);
+        Assert.True(ScorerWorker.InferenceOptionsFor(sample, scoring).CpuMemArena);
+        Assert.False(ScorerWorker.InferenceOptionsFor(enabled, scoring).CpuMemArena);
     }
 
     [Theory]
