@@ -55,21 +55,6 @@ public sealed class ScoringHandlerCancellationTests : IDisposable
         Assert.Empty(sender.Sent);
     }
 
-    private sealed class RecordingSender : IMessageSender
-    {
-        public List<QueueMessage> Sent { get; } = [];
-
-        public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
-        {
-            lock (Sent)
-            {
-                Sent.Add(message);
-            }
-
-            return Task.CompletedTask;
-        }
-    }
-
     private sealed class RecordingSliceResults : ISliceResultStore
     {
         public List<SliceResultRecord> Upserted { get; } = [];

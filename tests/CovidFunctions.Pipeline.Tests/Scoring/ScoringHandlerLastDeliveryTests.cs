@@ -164,31 +164,6 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
         await SeriesTiles.WriteAsync(series, containers.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
     }
 
-    private sealed class RecordingSender : IMessageSender
-    {
-        public bool Fail { get; init; }
-
-        public List<QueueMessage> Attempts { get; } = [];
-
-        public List<QueueMessage> Sent { get; } = [];
-
-        public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
-        {
-            lock (Attempts)
-            {
-                Attempts.Add(message);
-                if (Fail)
-                {
-                    throw new InvalidOperationException("results queue away");
-                }
-
-                Sent.Add(message);
-            }
-
-            return Task.CompletedTask;
-        }
-    }
-
     /// <summary>Containers whose slices reads fail with an I/O fault, or whose chunk-document writes fail with FileNotFoundException.</summary>
     private sealed class FaultyContainers(IBlobContainers inner) : IBlobContainers
     {
