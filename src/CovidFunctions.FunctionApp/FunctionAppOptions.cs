@@ -1,6 +1,6 @@
-using System.Reflection;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Azure.Configuration;
 using CovidFunctions.Pipeline.Notifications;
 using Microsoft.Extensions.Configuration;
 
@@ -20,9 +20,9 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
     public static FunctionAppOptions Load(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        RejectUnknownKeys(configuration.GetSection(PipelineOptions.SectionName), [], typeof(PipelineOptions), typeof(FunctionAppSettings));
-        RejectUnknownKeys(configuration.GetSection(WebhookOptions.SectionName), WebhookKeysReadByName, typeof(WebhookOptions));
-        RejectUnknownKeys(configuration.GetSection(ApiKeyOptions.SectionName), [], typeof(ApiKeyOptions));
+        UnknownSettings.Reject(configuration.GetSection(PipelineOptions.SectionName), [], typeof(PipelineOptions), typeof(FunctionAppSettings));
+        UnknownSettings.Reject(configuration.GetSection(WebhookOptions.SectionName), WebhookKeysReadByName, typeof(WebhookOptions));
+        UnknownSettings.Reject(configuration.GetSection(ApiKeyOptions.SectionName), [], typeof(ApiKeyOptions));
 
         // Get<T> throws naming the key ("Failed to convert configuration value at 'Pipeline:ChunkSize' ...") on a value
         // that does not convert; Validate names the key of a value out of range.
@@ -34,22 +34,5 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         webhooks.Validate();
         apiKeys.Validate();
         return new FunctionAppOptions(pipeline, host, webhooks, apiKeys);
-    }
-
-    private static void RejectUnknownKeys(IConfigurationSection section, IReadOnlyCollection<string> readByName, params Type[] optionTypes)
-    {
-        // Configuration keys are case-insensitive, as the binder matches them.
-        var known = optionTypes
-            .SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance))
-            .Where(p => p.SetMethod is { IsPublic: true })
-            .Select(p => p.Name)
-            .Concat(readByName)
-            .ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var unknown = section.GetChildren().Select(c => c.Key).Where(k => !known.Contains(k)).Order(StringComparer.Ordinal).ToList();
-        if (unknown.Count > 0)
-        {
-            throw new InvalidOperationException(
-                $"Unknown setting {string.Join(", ", unknown.Select(k => $"{section.Path}:{k} ({section.Path}__{k})"))}: no option reads it, so it would change nothing. Known {section.Path} settings: {string.Join(", ", known.Order(StringComparer.Ordinal))}.");
-        }
     }
 }

@@ -1,6 +1,7 @@
 using Azure.Core;
 using Azure.Identity;
 using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Configuration;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
@@ -20,6 +21,9 @@ public static class ScorerApp
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         configure?.Invoke(builder.Configuration);
+        // A misspelt Scorer__/Scoring__ key stops start-up naming it, instead of leaving the default silently.
+        UnknownSettings.Reject(builder.Configuration.GetSection(ScorerOptions.SectionName), [], typeof(ScorerOptions));
+        UnknownSettings.Reject(builder.Configuration.GetSection(ScoringOptions.SectionName), [], typeof(ScoringOptions));
         var scorer = builder.Configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>() ?? new ScorerOptions();
         scorer.Validate();
 

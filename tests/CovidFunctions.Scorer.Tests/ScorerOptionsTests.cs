@@ -135,4 +135,18 @@ public sealed class ScorerOptionsTests
         var error = Assert.Throws<ArgumentException>(scoring.Validate);
         Assert.Contains("Scoring:BatchSize", error.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("Scorer", "DrainTimout")]
+    [InlineData("Scoring", "BatchSise")]
+    public void Startup_RefusesAMisspeltScorerSettingByName(string section, string key)
+    {
+        // A misspelt key would otherwise leave its default silently; the host stops before anything runs.
+        var error = Assert.Throws<InvalidOperationException>(() => ScorerApp.Build([], c => c.AddConfiguration(new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>($"{section}:{key}", "1")])
+            .Build())));
+
+        Assert.Contains($"{section}:{key} ({section}__{key})", error.Message, StringComparison.Ordinal);
+    }
 }
