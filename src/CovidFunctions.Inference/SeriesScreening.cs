@@ -1,4 +1,3 @@
-using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
@@ -62,7 +61,6 @@ public static class SeriesScreening
                 }
 
                 var hu = series.ReadHu(start + n);
-                RequireFinite(hu, series, start + n);
                 images[n] = LungPreprocessor.WindowHu(hu, columns, rows);
                 (lungs[n], regions[n]) = LungRestriction.LungAndRegion(hu, columns, rows, rowSpacing, columnSpacing, models.RestrictLesionsToLungs);
             }
@@ -85,31 +83,6 @@ public static class SeriesScreening
         return new ScreenedSeries(slices, study, rows, columns);
     }
 
-    /// <summary>
-    /// A float volume (NIfTI) can hold NaN or ±Inf voxels; windowing keeps NaN, and the model's input check would then
-    /// name the slice's place in its batch, not in the series. Refused here as bad input naming the file and the slice.
-    /// </summary>
-    private static void RequireFinite(float[] hu, AssembledSeries series, int index)
-    {
-        var bad = 0;
-        var first = -1;
-        for (var i = 0; i < hu.Length; i++)
-        {
-            if (!float.IsFinite(hu[i]))
-            {
-                bad++;
-                first = first < 0 ? i : first;
-            }
-        }
-
-        if (bad > 0)
-        {
-            var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"slice {index + 1} of {series.SliceCount} (feet to head) holds {bad} non-finite value(s) (NaN or ±Inf), the first at row {first / series.Columns}, column {first % series.Columns}; a CT volume holds finite HU");
-
-            // DICOM slices name their file; a NIfTI volume has one source, which its callers name.
-            throw index < series.Slices.Count ? ImageFormatException.For(series.Slices[index].SourceName, reason) : new ImageFormatException(reason);
-        }
-    }
 }
 
 /// <summary>

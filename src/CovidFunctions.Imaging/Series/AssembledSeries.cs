@@ -301,7 +301,11 @@ public sealed class AssembledSeries : IDisposable
         return new AssembledSeries(sources, slices, geometry, report);
     }
 
-    /// <summary>Stored value → HU (padding → air) with the in-plane flips, into <paramref name="hu"/>.</summary>
+    /// <summary>
+    /// Stored value → HU (padding → air) with the in-plane flips, into <paramref name="hu"/>. A Rescale Slope or
+    /// Intercept that is not a finite number (DS text "NaN", "1e400") gives non-finite HU: refused here, where every HU
+    /// of a DICOM series is made (the CLI and ingest tiling alike), as NIfTI volumes are refused when assembled.
+    /// </summary>
     private void Convert(SliceInfo slice, int[] stored, float[] hu)
     {
         var slope = slice.RescaleSlope;
@@ -314,6 +318,7 @@ public sealed class AssembledSeries : IDisposable
             (padLow, padHigh) = (padHigh, padLow);
         }
 
+        var finite = true;
         for (var r = 0; r < Rows; r++)
         {
             var srcRow = _flipRows ? Rows - 1 - r : r;
@@ -321,10 +326,18 @@ public sealed class AssembledSeries : IDisposable
             {
                 var srcCol = _flipColumns ? Columns - 1 - c : c;
                 var value = stored[(srcRow * Columns) + srcCol];
-                hu[(r * Columns) + c] = hasPadding && value >= padLow && value <= padHigh
+                var v = hasPadding && value >= padLow && value <= padHigh
                     ? _paddingHu
                     : (float)((value * slope) + intercept);
+                finite &= float.IsFinite(v);
+                hu[(r * Columns) + c] = v;
             }
+        }
+
+        if (!finite)
+        {
+            throw ImageFormatException.For(slice.SourceName, FormattableString.Invariant(
+                $"Rescale Slope {slice.RescaleSlope} and Intercept {slice.RescaleIntercept} give non-finite values (NaN or ±Inf); a CT slice holds finite Hounsfield units"));
         }
     }
 

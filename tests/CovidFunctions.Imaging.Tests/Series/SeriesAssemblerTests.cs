@@ -253,4 +253,31 @@ public sealed class SeriesAssemblerTests
 
         Assert.Equal("path-traversal", ex.Reason);
     }
+
+    [Theory]
+    [InlineData("NaN")]
+    [InlineData("1e400")]
+    public void ReadHu_NonFiniteRescaleSlope_IsRefusedNamingTheFile(string slope)
+    {
+        // DS text parses to NaN or +Inf; before, the HU came out NaN (tiles cast it to 0 HU, water) without a word.
+        using var temp = TestData.CreateTempDirectory();
+        foreach (var file in Directory.GetFiles(LungDx("A0002-s3-b40f"), "*.dcm"))
+        {
+            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
+        }
+
+        var bad = Path.Combine(temp.Path, "1-01.dcm");
+        var dicom = CovidFunctions.Dicom.DicomFile.Open(bad);
+        dicom.Dataset.SetString(CovidFunctions.Dicom.DicomTags.RescaleSlope, CovidFunctions.Dicom.DicomVR.DS, slope);
+        dicom.Save(bad);
+        using var series = SeriesAssembler.Assemble(temp.Path);
+        var index = series.Slices.ToList().FindIndex(s => s.SourceName.EndsWith("1-01.dcm", StringComparison.Ordinal));
+
+        var ex = Assert.Throws<ImageFormatException>(() => series.ReadHu(index));
+
+        Assert.EndsWith("1-01.dcm", ex.FilePath, StringComparison.Ordinal);
+        Assert.Contains("give non-finite values (NaN or ±Inf)", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ImageFormatException>(() => series.ReadHuInt16(index));
+        Assert.All(series.ReadHu(index == 0 ? 1 : 0), v => Assert.True(float.IsFinite(v)));
+    }
 }
