@@ -96,6 +96,9 @@ def serve(secret: str, count: int) -> int:
                 print(f"ok {payload['type']} {payload['id']}", flush=True)
             self.send_response(401 if problems else 204)
             self.send_header("Content-Length", "0")
+            # One request per connection (handle_request serves one): say so, so the sender never reuses a connection
+            # this server has closed (a clean-clone CI run lost the second delivery that way).
+            self.send_header("Connection", "close")
             self.end_headers()
 
         def log_message(self, format, *args):  # noqa: A002 (http.server's name)
