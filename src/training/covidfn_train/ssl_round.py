@@ -114,7 +114,7 @@ def train_ssl(data: dict, a, device, out: str) -> tuple[dict, dict]:
         step += 1
         t_steps += time.time() - ts
         if step % 100 == 0 or bud.done(step) or step == 1:
-            hist.append({"step": step, "loss": float(loss), "elapsed_s": time.time() - bud.t0})
+            hist.append({"step": step, "loss": float(loss.detach()), "elapsed_s": time.time() - bud.t0})
             log(f"SSL step {step} loss {float(loss):.4f} ({t_steps / step:.3f} s/step)", out)
     state = {k: v.detach() for k, v in net.state_dict().items() if k.startswith("enc.")}
     res = {"steps": step, "batch": a.ssl_bs, "size": a.ssl_size, "temperature": a.temperature, "lr": a.ssl_lr,
