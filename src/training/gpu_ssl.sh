@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Round 5 (prepared; docs/model-card.md "Round 5"): SimCLR on CT from the ImageNet encoder, then the DFSN, then three
+# Round 5 (run in session 11: not shipped, SSL lowered UCSD AUC; docs/model-card.md "Round 5 results"): SimCLR on CT from the ImageNet encoder, then the DFSN, then three
 # DTCN members with round 4's protocol, in one device call (~510 s on an H100: load 30, SSL 120, DFSN 120, members
 # 3 x 80). What the run writes comes back as tars of at most 15 MiB, $OUT/r5.<k>.tar (gpu_bundle).
 #

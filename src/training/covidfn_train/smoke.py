@@ -50,7 +50,7 @@ def main(argv=None):
     r4 = m4["members"][0]
     if r4["train_splits"] != ["train", "val"] or r4["best_weights"] != "raw" or not os.path.isfile(os.path.join(round4, "member_0.npz")):
         raise SystemExit(f"round-4 refit arm: unexpected result {r4['train_splits']} {r4['best_weights']}")
-    # round 5 (prepared, gpu_ssl.sh): SimCLR on the encoder, DFSN from it, one DTCN member
+    # round 5 (gpu_ssl.sh, run once in session 11): SimCLR on the encoder, DFSN from it, one DTCN member
     from . import ssl_round
     m5 = ssl_round.main(["--pack", pack, "--out", os.path.join(a.out, "round5"), "--device", "cpu", "--smoke", "--members", "31:0.5"])
     if m5["dfsn"]["pretrained_encoder"] not in ("imagenet+encoder_init", "encoder_init") or len(m5["members"]) != 1:

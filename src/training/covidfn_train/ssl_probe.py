@@ -6,7 +6,7 @@
   /usr/bin/python3 -m covidfn_train.ssl_probe extract --ssl ../../.carry/round5pilot/ssl/ssl_encoder.npz --out ../../.carry/round5pilot
   /usr/bin/python3 -m covidfn_train.ssl_probe fit --out ../../.carry/round5pilot --json ../../models/training_round5cpu_pilot.json
 
-Why: round 5 (ssl_round.py, the next device call) spends most of a GPU budget on SimCLR -> DFSN -> DTCN. This pilot
+Why: round 5 (ssl_round.py, run in session 11) spends most of a GPU budget on SimCLR -> DFSN -> DTCN. This pilot
 asks the cheapest version of its question on the shared 2-core CPU: after 45 min of SimCLR at 128 px (about half the
 images a 120 s H100 stage would see, at a lower resolution), is a linear read-out of the trunk's layer3 better than
 the same read-out of the ImageNet trunk it started from? Both trunks are the same module (ResNet18Trunk without

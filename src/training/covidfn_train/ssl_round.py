@@ -1,4 +1,4 @@
-"""Round 5 (prepared for the next device call): adapt the ImageNet encoder to CT without labels, then train the DFSN and
+"""Round 5 (run once, session 11; results in docs/model-card.md "Round 5 results"): adapt the ImageNet encoder to CT without labels, then train the DFSN and
 DTCN members on it with round 4's protocol.
 
   /usr/bin/python3 -m covidfn_train.ssl_round --pack .carry/pack --out OUT --device cuda
