@@ -65,23 +65,27 @@ public sealed class ResultsApi(
             return ApiResponse.Error(400, $"pageSize must be 1-{MaxPageSize}");
         }
 
-        var offset = 0;
-        if (query.Continuation is not null && !TryDecodeContinuation(query.Continuation, out offset))
+        ListPosition? after = null;
+        if (query.Continuation is not null && !TryDecodeContinuation(query.Continuation, out after))
         {
             return ApiResponse.Error(400, "continuation token is not valid");
         }
 
-        var items = new List<StudySummary>(pageSize);
-        var seen = 0;
-        var more = false;
-        await foreach (var study in studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, query.To, cancellationToken).ConfigureAwait(false))
+        // Keyset paging: the token is the last item's place in the list order (newest first, then study id), not a
+        // count of items to skip, so a study created or changing status between two pages neither repeats an item
+        // nor hides one. Later pages ask the store only for studies created up to that item (plus a second, in case
+        // the store's time filter is coarser than its stored times); the exact cut is made here.
+        var to = query.To;
+        if (after is not null && (to is null || to > after.CreatedAt.AddSeconds(1)))
         {
-            if (!caller.CanSee(study.Tenant))
-            {
-                continue;
-            }
+            to = after.CreatedAt.AddSeconds(1);
+        }
 
-            if (seen++ < offset)
+        var items = new List<StudySummary>(pageSize);
+        var more = false;
+        await foreach (var study in studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, to, cancellationToken).ConfigureAwait(false))
+        {
+            if (!caller.CanSee(study.Tenant) || (after is not null && !after.Precedes(study)) || (query.To is { } end && study.CreatedAt > end))
             {
                 continue;
             }
@@ -95,7 +99,7 @@ public sealed class ResultsApi(
             items.Add(Summary(study));
         }
 
-        return ApiResponse.Json(new StudyPage(items, more ? EncodeContinuation(offset + items.Count) : null));
+        return ApiResponse.Json(new StudyPage(items, more ? EncodeContinuation(items[^1]) : null));
     }
 
     public async Task<ApiResponse> GetStudyAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
@@ -395,24 +399,41 @@ public sealed class ResultsApi(
         _ => "application/octet-stream",
     };
 
-    private static string EncodeContinuation(int offset) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes("o:" + offset.ToString(CultureInfo.InvariantCulture))).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    private static string EncodeContinuation(StudySummary last) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"k:{last.CreatedAt.UtcTicks}:{last.Study}")))
+            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    private static bool TryDecodeContinuation(string token, out int offset)
+    private static bool TryDecodeContinuation(string token, out ListPosition? after)
     {
-        offset = 0;
+        after = null;
         try
         {
             var padded = token.Replace('-', '+').Replace('_', '/');
             padded += new string('=', (4 - (padded.Length % 4)) % 4);
-            var text = Encoding.UTF8.GetString(Convert.FromBase64String(padded));
-            return text.StartsWith("o:", StringComparison.Ordinal)
-                && int.TryParse(text.AsSpan(2), NumberStyles.None, CultureInfo.InvariantCulture, out offset);
+            var parts = Encoding.UTF8.GetString(Convert.FromBase64String(padded)).Split(':');
+            if (parts is not ["k", var ticksText, var studyId]
+                || !long.TryParse(ticksText, NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)
+                || ticks > DateTimeOffset.MaxValue.UtcTicks
+                || !IsPlausibleStudyId(studyId))
+            {
+                return false;
+            }
+
+            after = new ListPosition(new DateTimeOffset(ticks, TimeSpan.Zero), studyId);
+            return true;
         }
         catch (FormatException)
         {
             return false;
         }
+    }
+
+    /// <summary>The place of the last listed study in the list order (creation time descending, then study id).</summary>
+    private sealed record ListPosition(DateTimeOffset CreatedAt, string StudyId)
+    {
+        /// <summary>Whether <paramref name="study"/> comes after this place in the list.</summary>
+        public bool Precedes(StudyRecord study) =>
+            study.CreatedAt < CreatedAt || (study.CreatedAt == CreatedAt && string.CompareOrdinal(study.StudyId, StudyId) > 0);
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -12,7 +13,7 @@ namespace CovidFunctions.Pipeline.Api;
 /// Register <see cref="ResultsApi"/> and an <see cref="IApiKeyAuthorizer"/> in the container, then call
 /// <see cref="MapResultsApi"/>.
 /// </summary>
-public static class ResultsApiEndpoints
+public static partial class ResultsApiEndpoints
 {
     public static IEndpointRouteBuilder MapResultsApi(this IEndpointRouteBuilder app)
     {
@@ -47,10 +48,21 @@ public static class ResultsApiEndpoints
         ArgumentNullException.ThrowIfNull(query);
         if (!TryDate(query["from"], out var from) || !TryDate(query["to"], out var to))
         {
-            return Task.FromResult(ApiResponse.Error(400, "from/to must be ISO 8601 dates"));
+            return Task.FromResult(ApiResponse.Error(400, "from/to must be ISO 8601 dates or times (2026-11-27, 2026-11-27T08:00:00Z; encode '+' of an offset as %2B)"));
         }
 
-        int? pageSize = int.TryParse(query["pageSize"], NumberStyles.None, CultureInfo.InvariantCulture, out var size) ? size : null;
+        // A pageSize that is not a number is refused like one out of range (it used to give the default page silently).
+        int? pageSize = null;
+        if (QueryValue(query["pageSize"]) is { } sizeText)
+        {
+            if (!int.TryParse(sizeText, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
+            {
+                return Task.FromResult(ApiResponse.Error(400, $"pageSize must be 1-{ResultsApi.MaxPageSize}"));
+            }
+
+            pageSize = size;
+        }
+
         return api.ListStudiesAsync(caller, new StudyListQuery(QueryValue(query["tenant"]), QueryValue(query["status"]), from, to, QueryValue(query["continuation"]), pageSize), cancellationToken);
     }
 
@@ -133,7 +145,9 @@ public static class ResultsApiEndpoints
             return true;
         }
 
-        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+        // ISO 8601 only: the invariant culture would also read "01/02/2026" (as 2 January) or "Friday".
+        if (IsoDateOrTime().IsMatch(text)
+            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
         {
             value = parsed;
             return true;
@@ -141,4 +155,8 @@ public static class ResultsApiEndpoints
 
         return false;
     }
+
+    /// <summary>An ISO 8601 extended date, or date and time with optional seconds, fraction and offset (no offset: UTC).</summary>
+    [GeneratedRegex(@"\A[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,7})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?\z", RegexOptions.CultureInvariant)]
+    private static partial Regex IsoDateOrTime();
 }
