@@ -378,16 +378,41 @@ public sealed class ResultsApi(
         StudyViews.TopSlices(study),
         StudyViews.Links(study, options.PublicBaseUrl));
 
-    /// <summary>The stages a study has passed, with their times (from the row's timestamps and status).</summary>
+    /// <summary>
+    /// The stages a study has passed, with their times (from the row's timestamps and status). A stage is
+    /// <c>pending</c>, <c>running</c>, <c>done</c>, <c>failed</c> or <c>rejected</c>. Ingest marks the row processing
+    /// when it starts, so a processing study without an ingest time is still in ingest (scoring has not begun), and a
+    /// study that failed without one failed in ingest.
+    /// </summary>
     private static IReadOnlyList<StageView> Stages(StudyRecord study)
     {
-        var failed = study.Status is StudyStatus.Failed or StudyStatus.Rejected;
+        var ingested = study.IngestedAt is not null;
+        var ingest = ingested ? "done" : study.Status switch
+        {
+            StudyStatus.Rejected => "rejected",
+            StudyStatus.Failed => "failed",
+            StudyStatus.Processing => "running",
+            _ => "pending",
+        };
+        var scoring = study.Status switch
+        {
+            StudyStatus.Completed => "done",
+            StudyStatus.Processing when ingested => "running",
+            StudyStatus.Failed when ingested => "failed",
+            _ => "pending",
+        };
+        var diagnosis = study.Status switch
+        {
+            StudyStatus.Completed => "done",
+            StudyStatus.Failed or StudyStatus.Rejected => study.Status,
+            _ => "pending",
+        };
         return
         [
             new StageView("queued", "done", study.CreatedAt == default ? null : study.CreatedAt),
-            new StageView("ingest", study.IngestedAt is not null ? "done" : study.Status == StudyStatus.Rejected ? "rejected" : "pending", study.IngestedAt),
-            new StageView("scoring", study.Status == StudyStatus.Completed ? "done" : study.Status == StudyStatus.Processing ? "running" : failed && study.IngestedAt is not null ? "failed" : "pending", null),
-            new StageView("diagnosis", study.Status == StudyStatus.Completed ? "done" : failed ? study.Status : "pending", study.CompletedAt),
+            new StageView("ingest", ingest, study.IngestedAt),
+            new StageView("scoring", scoring, null),
+            new StageView("diagnosis", diagnosis, study.CompletedAt),
         ];
     }
 
