@@ -241,6 +241,11 @@ public sealed class ResultsApi(
     public async Task<ApiResponse> ListWebhooksAsync(ApiCaller caller, string? tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
+        if (tenant is not null && !StudyIds.IsValidTenant(tenant))
+        {
+            return ApiResponse.Error(400, $"tenant '{tenant}' is not valid");
+        }
+
         if (tenant is not null && !caller.CanSee(tenant))
         {
             return ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
