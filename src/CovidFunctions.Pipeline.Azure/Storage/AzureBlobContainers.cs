@@ -89,13 +89,18 @@ public sealed class AzureBlobStore(BlobContainerClient container) : IBlobStore
         }
     }
 
-    /// <summary>Same path rules as the file-system store: relative, '/'-separated, no empty, '.' or '..' segments.</summary>
+    /// <summary>
+    /// The file-system store's path rules (relative, '/'-separated, no '.' or '..' segments) but for empty segments: a blob
+    /// name such as <c>lab/scan//part-2.zip</c> is a name Blob Storage keeps as it is, and uploads arrive under whatever
+    /// names the uploader's tool wrote. Refusing it here made such an upload unreadable, so ingest could neither screen
+    /// it nor move it to quarantine. A leading '/' stays refused ('.' and '..' too: the request URI would address another blob).
+    /// </summary>
     internal static string ValidatePath(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (path.StartsWith('/') || path.Contains('\\', StringComparison.Ordinal) || path.Split('/').Any(s => s is "" or "." or ".."))
+        if (path.StartsWith('/') || path.Contains('\\', StringComparison.Ordinal) || path.Split('/').Any(s => s is "." or ".."))
         {
-            throw new ArgumentException($"Blob path '{path}' must be relative and '/'-separated, without empty, '.' or '..' segments.", nameof(path));
+            throw new ArgumentException($"Blob path '{path}' must be relative and '/'-separated, without '.' or '..' segments.", nameof(path));
         }
 
         return path;

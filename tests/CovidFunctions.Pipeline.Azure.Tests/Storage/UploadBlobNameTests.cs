@@ -1,0 +1,150 @@
+using System.IO.Compression;
+using System.Text;
+using Azure.Storage.Blobs;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
+
+/// <summary>
+/// Upload blob names that Blob Storage keeps as they are but a file system would not (an empty segment, spaces,
+/// non-ASCII letters, '%' and '#'), written with the SDK directly as an uploader's tool would, then planned, ingested
+/// or rejected, and quarantined on a real Azurite.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class UploadBlobNameTests(AzuriteFixture azurite)
+{
+    private static readonly DeidKey Key = DeidKey.Generate();
+
+    private BlobContainerClient RawUploads => ((AzureBlobStore)azurite.Storage.BlobContainers.Get(PipelineNames.UploadsContainer)).Container;
+
+    private IBlobStore Quarantine => azurite.Storage.BlobContainers.Get(PipelineNames.QuarantineContainer);
+
+    [Fact]
+    public async Task A_folder_holding_a_name_with_an_empty_segment_is_ingested_whole()
+    {
+        // "scan//part-2.zip" is a valid blob name (azcopy or a script joining "scan/" and "/part-2.zip" writes it).
+        // Before, the Azure store refused to read it: ingest threw on every attempt, the study failed, and the folder
+        // (good part included) could not be moved to quarantine either, so it stayed in ct-uploads with no reason.json.
+        var tenant = AzuriteFixture.NewTenant();
+        var slices = MidChestSlices(6);
+        await UploadAsync($"{tenant}/scan/part-1.zip", Zip(slices.Take(3)));
+        await UploadAsync($"{tenant}/scan//part-2.zip", Zip(slices.Skip(3)));
+        await UploadAsync($"{tenant}/scan/{PipelineNames.CompleteMarker}", []);
+        var orchestrations = new RecordingOrchestrations();
+
+        var unit = await PlanAsync(tenant);
+        Assert.Equal([$"{tenant}/scan//part-2.zip", $"{tenant}/scan/part-1.zip"], unit.BlobPaths);
+        var outcome = await NewIngest(orchestrations).IngestAsync(unit, CancellationToken.None);
+
+        Assert.Equal((IngestStatus.Ingested, 6), (outcome.Status, outcome.SliceCount));
+        Assert.Single(orchestrations.Started);
+        Assert.Equal(3, await CountAsync(RawUploads, $"{tenant}/"));
+    }
+
+    [Fact]
+    public async Task A_reject_whose_names_have_an_empty_segment_spaces_and_non_ascii_letters_keeps_every_original_in_quarantine()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var notes = Encoding.UTF8.GetBytes("not an image");
+        var other = Encoding.UTF8.GetBytes("not an image either");
+        await UploadAsync($"{tenant}/Müller Hans #2/notes 100%.txt", notes);
+        await UploadAsync($"{tenant}/Müller Hans #2//other.txt", other);
+        await UploadAsync($"{tenant}/Müller Hans #2/{PipelineNames.CompleteMarker}", []);
+
+        var outcome = await NewIngest(new RecordingOrchestrations()).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+
+        Assert.Equal((IngestStatus.Rejected, "no-images"), (outcome.Status, outcome.Reason));
+        Assert.Contains("notes 100%.txt", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("other.txt", outcome.Detail, StringComparison.Ordinal);
+        Assert.Equal(notes, await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/original/notes 100%.txt"));
+        Assert.Equal(other, await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/original/_/other.txt"));
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/reason.json")));
+        Assert.Equal(($"{tenant}/Müller Hans #2/", "no-images"), (reason.UploadPath, reason.Reason));
+        Assert.Equal(0, await CountAsync(RawUploads, $"{tenant}/"));
+    }
+
+    private static List<string> MidChestSlices(int count) =>
+        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
+
+    private async Task UploadAsync(string name, byte[] content) => await RawUploads.GetBlobClient(name).UploadAsync(new BinaryData(content));
+
+    private static async Task<int> CountAsync(BlobContainerClient container, string prefix)
+    {
+        var count = 0;
+        await foreach (var unused in container.GetBlobsAsync(new global::Azure.Storage.Blobs.Models.GetBlobsOptions { Prefix = prefix }))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    private async Task<UploadUnit> PlanAsync(string tenant)
+    {
+        var blobs = new List<UploadBlob>();
+        await foreach (var blob in azurite.Storage.UploadListing.ListAsync(CancellationToken.None))
+        {
+            if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
+            {
+                blobs.Add(blob);
+            }
+        }
+
+        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions(), StudyIdKey.From(Key)));
+    }
+
+    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations) => new(
+        azurite.Storage.BlobContainers,
+        azurite.Storage.Studies,
+        azurite.Storage.Usage,
+        orchestrations,
+        new DeidentificationEngine(Key),
+        Options.Create(new PipelineOptions()),
+        NullLogger<IngestHandler>.Instance,
+        TimeProvider.System);
+
+    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
+    {
+        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer);
+        return buffer.ToArray();
+    }
+
+    private static byte[] Zip(IEnumerable<string> files)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var file in files)
+            {
+                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
+                stream.Write(File.ReadAllBytes(file));
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    private sealed class RecordingOrchestrations : IStudyOrchestrationClient
+    {
+        public List<StudyOrchestrationInput> Started { get; } = [];
+
+        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken)
+        {
+            Started.Add(input);
+            return Task.FromResult(true);
+        }
+
+        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}
