@@ -1,4 +1,6 @@
+using Azure;
 using Azure.Core;
+using Azure.Identity;
 using Azure.Security.KeyVault.Secrets;
 using CovidFunctions.Dicom.Deidentification;
 using Microsoft.Extensions.Configuration;
@@ -10,7 +12,10 @@ namespace CovidFunctions.FunctionApp;
 /// <c>Deidentification:HmacKey</c> (base64; in Azure a Key Vault reference the platform resolves),
 /// <c>Deidentification:KeyFile</c> (a local key file, created on first use),
 /// or <c>KeyVault:VaultUri</c> + <c>Deidentification:SecretName</c> (default <c>deid-hmac-key</c>) read with the
-/// app's identity. No key: start-up fails rather than de-identify with an ad-hoc key (pseudonyms must be stable).
+/// app's identity. <see cref="FunctionAppServices.AddCovidFunctionsApp"/> loads it at start-up: a key that is missing,
+/// malformed, too short, an unreadable file, an unresolved Key Vault reference or a secret the identity cannot read
+/// stops the app with an <see cref="InvalidOperationException"/> naming the setting and the reason (never the value),
+/// instead of failing the first upload's ingest. Pseudonyms must be stable, so there is never an ad-hoc key.
 /// </summary>
 public static class DeidKeyProvider
 {
@@ -45,15 +50,46 @@ public static class DeidKeyProvider
 
         if (configuration["Deidentification:KeyFile"] is { Length: > 0 } file)
         {
-            return DeidKey.LoadOrCreate(file, out _);
+            try
+            {
+                // Created (mode 0600) when it does not exist yet: a local run's first start makes its key.
+                return DeidKey.LoadOrCreate(file, out _);
+            }
+            catch (DeidKeyException e)
+            {
+                throw new InvalidOperationException($"Deidentification:KeyFile: {e.Message}", e);
+            }
         }
 
         // The de-identification vault only: Webhooks:KeyVaultUri (the writable webhook-secrets vault) never holds this key.
         if (configuration[FunctionAppServices.DeidVaultUriSetting] is { Length: > 0 } vault)
         {
             var secretName = configuration["Deidentification:SecretName"] is { Length: > 0 } s ? s : DefaultSecretName;
-            var secret = new SecretClient(new Uri(vault), credential).GetSecret(secretName);
-            return DeidKey.FromBase64(secret.Value.Value);
+            var where = $"{FunctionAppServices.DeidVaultUriSetting} (secret '{secretName}' in {vault})";
+            if (!Uri.TryCreate(vault, UriKind.Absolute, out var vaultUri) || vaultUri.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new InvalidOperationException($"{FunctionAppServices.DeidVaultUriSetting} must be an absolute https URL of a Key Vault.");
+            }
+
+            string value;
+            try
+            {
+                value = new SecretClient(vaultUri, credential).GetSecret(secretName).Value.Value;
+            }
+            catch (Exception e) when (e is RequestFailedException or AuthenticationFailedException)
+            {
+                // 404: the secret is not created yet (infra/scripts/postdeploy.sh); 403 or no credential: the identity.
+                throw new InvalidOperationException($"{where}: the de-identification key cannot be read: {e.Message}", e);
+            }
+
+            try
+            {
+                return DeidKey.FromBase64(value);
+            }
+            catch (DeidKeyException e)
+            {
+                throw new InvalidOperationException($"{where}: {e.Message}", e);
+            }
         }
 
         throw new InvalidOperationException(

@@ -56,7 +56,6 @@ public static class FunctionAppServices
         services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().UploadListing);
         services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(sp.GetRequiredService<ILogger<StorageQueueTransport>>()));
         services.AddSingleton<IMessageSender>(sp => CreateSender(sp, configuration, settings, credential));
-        services.AddSingleton(sp => DeidKeyProvider.Load(configuration, credential));
         services.AddSingleton(sp => new DeidentificationEngine(sp.GetRequiredService<DeidKey>()));
 
         // Study ids are keyed by a key derived from the de-identification key: a study id cannot be checked against
@@ -66,6 +65,11 @@ public static class FunctionAppServices
         AddNotificationsAndApi(services, configuration, credential);
         services.AddSingleton<DeadLetterWriter>();
         services.AddSingleton<ResultRelayHandlerFactory>();
+
+        // Loaded now, not when the first upload is ingested: a missing, malformed or unreadable key stops start-up
+        // naming the setting (before, the app started and every ingest failed on it until the upload was quarantined).
+        // Last, after the settings checks above, because it may create a local key file or read the vault.
+        services.AddSingleton(DeidKeyProvider.Load(configuration, credential));
         return services;
     }
 

@@ -31,6 +31,7 @@ public sealed class ResultTransportSettingTests
         {
             ["AzureWebJobsStorage"] = "UseDevelopmentStorage=true",
             ["Pipeline:ResultTransport"] = "StorageQueue",
+            ["Deidentification:HmacKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
         }).Build();
 
         await using var services = new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();

@@ -57,6 +57,13 @@ public sealed class WebhookSecretStoreWiringTests
     {
         // Storage is only needed by the services not resolved here; a syntactically valid connection keeps start-up honest.
         values.TryAdd("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+
+        // The key is loaded at start-up and HmacKey is its first source: the de-identification vault is not read here.
+        if (string.IsNullOrEmpty(values.GetValueOrDefault("Deidentification:HmacKey")))
+        {
+            values["Deidentification:HmacKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        }
+
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
         return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
     }
