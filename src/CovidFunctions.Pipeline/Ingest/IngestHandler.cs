@@ -119,14 +119,28 @@ public sealed partial class IngestHandler
         {
             // A blob written after the study was ingested is a new upload to the same path, not a re-delivery: it would
             // map to the same (finished) study, so it is kept in quarantine rather than silently deleted.
+            // A re-delivered event for a blob already deleted carries the time of delivery (the Function cannot read the
+            // blob's own): only a blob that exists now is a new upload.
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
-            if (newest > previouslyIngestedAt + ReuploadTolerance)
+            if (newest > previouslyIngestedAt + ReuploadTolerance && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
             {
                 var detail = $"upload {unit.UploadPath} was written again at {newest:O}, after its study was ingested at {previouslyIngestedAt:O}; upload under a new name to screen it";
                 return await RejectAsync(unit, "reupload-after-ingest", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
             }
 
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
+        }
+
+        // A rejected study is settled like a failed one: its originals and reason.json are in quarantine. Blobs written to
+        // its path after the rejection are a new upload, kept apart: ingested or rejected in the study's place, they
+        // would overwrite the first upload's quarantined originals and reason (its evidence) and reopen a settled study.
+        if (existing is { Status: StudyStatus.Rejected, IngestedAt: null } && unit.Blobs.Count > 0
+            && await RejectedAtAsync(unit, cancellationToken).ConfigureAwait(false) is { } rejectedAt
+            && unit.Blobs.Max(b => b.LastModified) is var written && written > rejectedAt + ReuploadTolerance
+            && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+        {
+            var detail = $"upload {unit.UploadPath} was written again at {written:O}, after its study was rejected at {rejectedAt:O} ({existing.Reason}); upload under a new name to screen it";
+            return await RejectAsync(unit, "reupload-after-reject", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{written.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
         }
 
         // An ingest that failed on every attempt (storage away for good, a decoder bug outside the classified errors, a
@@ -387,6 +401,26 @@ public sealed partial class IngestHandler
     /// <summary>The study's row, or a new one for the unit when there is none yet (what an update of a missing row starts from).</summary>
     private static StudyRecord RowOrNew(StudyRecord? row, UploadUnit unit, DateTimeOffset createdAt) =>
         row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = createdAt };
+
+    /// <summary>When the unit's study was rejected: the time in its quarantine <c>reason.json</c> (written before the row says rejected); null when there is none.</summary>
+    private async Task<DateTimeOffset?> RejectedAtAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        Stream stream;
+        try
+        {
+            stream = await _containers.Get(PipelineNames.QuarantineContainer).OpenReadAsync(QuarantinePrefixOf(unit) + "/reason.json", cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+
+        await using (stream.ConfigureAwait(false))
+        {
+            var reason = await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
+            return reason?.At;
+        }
+    }
 
     private async Task<bool> AnyBlobExistsAsync(UploadUnit unit, CancellationToken cancellationToken)
     {

@@ -1,0 +1,76 @@
+using System.Text;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Pipeline.Tests.Ingest;
+
+/// <summary>
+/// A settled study's path written again, and late events for a path whose upload is gone: each upload's originals and
+/// reason stay in quarantine as they were, and no quarantine record is written for an upload that does not exist.
+/// </summary>
+public sealed class IngestReuploadTests
+{
+    private const string Tenant = "lab";
+
+    private static string SharpSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f");
+
+    [Fact]
+    public async Task A_late_event_for_an_ingested_upload_already_deleted_writes_no_quarantine_record()
+    {
+        using var host = new IngestTestHost();
+        var file = Directory.EnumerateFiles(SharpSeries, "*.dcm").Order(StringComparer.Ordinal).Skip(10).First();
+        await host.UploadFileAsync($"{Tenant}/done.dcm", file);
+        var first = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+        Assert.Equal(IngestStatus.Ingested, first.Status);
+
+        // The study completes and its upload is deleted (retention 0), as the AggregateStudy activity does.
+        await host.Studies.UpdateAsync(Tenant, first.StudyId, row => row! with { Status = StudyStatus.Completed, CompletedAt = host.Time.GetUtcNow() }, default);
+        await host.Uploads.DeleteAsync($"{Tenant}/done.dcm", default);
+
+        // An hour later Event Grid delivers the blob-created event again. The Function cannot read the deleted blob's
+        // properties, so the unit carries the delivery time (IngestFunctions.IngestUpload). Before, that time counted as
+        // a re-upload: a reason.json saying "written again" was put in quarantine for an upload that does not exist.
+        host.Time.Now = host.Time.Now.AddHours(1);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob($"{Tenant}/done.dcm", host.Time.GetUtcNow(), 0), host.StudyIdKey)!;
+        var late = await host.Handler.IngestAsync(unit, default);
+
+        Assert.Equal((IngestStatus.AlreadyIngested, false), (late.Status, late.OrchestrationStarted));
+        Assert.Empty(await IngestTestHost.ListAsync(host.Quarantine, string.Empty));
+        Assert.Equal(StudyStatus.Completed, (await host.Studies.GetAsync(Tenant, first.StudyId, default))!.Status);
+    }
+
+    [Fact]
+    public async Task A_path_written_again_after_its_study_was_rejected_is_kept_apart_and_the_first_rejects_originals_stay()
+    {
+        using var host = new IngestTestHost();
+        var firstContent = Encoding.UTF8.GetBytes("first upload, not dicom");
+        await host.UploadAsync($"{Tenant}/x.dcm", firstContent);
+        var first = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+        Assert.Equal((IngestStatus.Rejected, "unreadable"), (first.Status, first.Reason));
+        var firstReason = await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{first.StudyId}/reason.json");
+        var rejectedRow = await host.Studies.GetAsync(Tenant, first.StudyId, default);
+
+        // Ten minutes later the same name is written again. Before, it was ingested in the rejected study's place: its
+        // copy overwrote quarantine/.../original/x.dcm and reason.json, so the first upload's bytes were lost.
+        host.Time.Now = host.Time.Now.AddMinutes(10);
+        var secondContent = Encoding.UTF8.GetBytes("second upload, not dicom either");
+        await host.UploadAsync($"{Tenant}/x.dcm", secondContent);
+        var second = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal((IngestStatus.Rejected, "reupload-after-reject"), (second.Status, second.Reason));
+        Assert.Contains($"{Tenant}/x.dcm", second.Detail, StringComparison.Ordinal);
+        Assert.Equal(firstContent, await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{first.StudyId}/original/x.dcm"));
+        Assert.Equal(firstReason, await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{first.StudyId}/reason.json"));
+        var prefix = $"{Tenant}/{first.StudyId}/reupload-{host.Time.Now.UtcDateTime:yyyyMMddTHHmmssZ}";
+        Assert.Equal(secondContent, await IngestTestHost.ReadAsync(host.Quarantine, $"{prefix}/original/x.dcm"));
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{prefix}/reason.json")));
+        Assert.Equal(("reupload-after-reject", $"{Tenant}/x.dcm"), (reason.Reason, reason.UploadPath));
+        Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
+
+        // The rejected study is left as it was (one rejection, one event); a re-delivery of the first reject still works.
+        Assert.Equal(rejectedRow, await host.Studies.GetAsync(Tenant, first.StudyId, default));
+        Assert.Single(host.Notifier.Events);
+    }
+}
