@@ -11,10 +11,13 @@ public interface IStudyOrchestrationClient
 {
     /// <summary>
     /// Starts the study orchestration under its deterministic instance id unless an instance with that id exists. The
-    /// backend runs at most one execution per instance id, whoever calls. The answer is a hint for logs only: false
-    /// when an instance was already there (or a racing start was seen to win); true when this call scheduled a start,
-    /// which callers racing on the same study may all answer (each passed the existence check before any instance
-    /// existed; measured on the local sidecar: four racing starts all true, one execution). Decide nothing on it.
+    /// backend runs at most one execution per instance id, whoever calls. True when this call's request created the
+    /// instance; false when an instance was already there or a racing call's request created it. Racing callers all
+    /// pass the existence check and all schedule; <see cref="DurableStudyOrchestrationClient"/> tells them apart by a
+    /// per-call instance tag (measured on the local sidecar over Azurite: four racing starts, one true, one execution,
+    /// in 5 of 5 runs; before the tag all four answered true). It is what the caller logs and reports in
+    /// <c>IngestOutcome.OrchestrationStarted</c>; nothing decides on it, and nothing should (see the implementation's
+    /// remarks for the interleavings the backend leaves open).
     /// </summary>
     Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken);
 
