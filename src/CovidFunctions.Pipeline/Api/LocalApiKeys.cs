@@ -95,6 +95,12 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         return null;
     }
 
+    /// <summary>
+    /// The keys in the file. The file may be edited by hand, so every entry is checked: one that is not JSON, or an
+    /// entry without a key or without tenants, or with a tenant that is not valid, stops with
+    /// <see cref="InvalidDataException"/> naming the file, the entry and what is wrong (before, an entry without a key
+    /// made every request fail with a NullReferenceException-style 500, and one without tenants did so for its key).
+    /// </summary>
     private async Task<List<LocalApiKey>> ReadAsync(CancellationToken cancellationToken)
     {
         if (!File.Exists(FilePath))
@@ -102,8 +108,39 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
             return [];
         }
 
-        await using var stream = File.OpenRead(FilePath);
-        return await JsonSerializer.DeserializeAsync<List<LocalApiKey>>(stream, ApiJson.Options, cancellationToken).ConfigureAwait(false) ?? [];
+        List<LocalApiKey?>? entries;
+        try
+        {
+            await using var stream = File.OpenRead(FilePath);
+            entries = await JsonSerializer.DeserializeAsync<List<LocalApiKey?>>(stream, ApiJson.Options, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{FilePath}: not a JSON array of {{\"key\", \"tenants\"}} entries ({ex.Message})", ex);
+        }
+
+        var keys = new List<LocalApiKey>(entries?.Count ?? 0);
+        for (var i = 0; i < (entries?.Count ?? 0); i++)
+        {
+            var entry = entries![i];
+            var problem = entry switch
+            {
+                null => "null instead of an entry",
+                { Key: null or "" } => "no \"key\"",
+                { Tenants: null or [] } => "no \"tenants\" (use [\"*\"] for every tenant)",
+                _ when entry.Tenants.FirstOrDefault(t => t is null || !ApiKeyTenants.IsValid(t)) is { } bad => StudyIds.InvalidTenantMessage(bad),
+                _ when entry.Tenants.Contains(null!) => "a null tenant",
+                _ => null,
+            };
+            if (problem is not null)
+            {
+                throw new InvalidDataException($"{FilePath}: entry {i + 1}: {problem}");
+            }
+
+            keys.Add(entry!);
+        }
+
+        return keys;
     }
 
     private async Task WriteAsync(List<LocalApiKey> keys, CancellationToken cancellationToken)

@@ -112,7 +112,19 @@ public static partial class ResultsApiEndpoints
     private static async Task Run(HttpContext http, ApiHandler handler)
     {
         var authorizer = http.RequestServices.GetRequiredService<IApiKeyAuthorizer>();
-        var caller = await authorizer.AuthorizeAsync(ApiKeyOf(http.Request.Headers), http.RequestAborted).ConfigureAwait(false);
+        ApiCaller? caller;
+        try
+        {
+            caller = await authorizer.AuthorizeAsync(ApiKeyOf(http.Request.Headers), http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (InvalidDataException ex)
+        {
+            // A hand-edited local key file that cannot be read: no request passes (fail closed), and the answer says why
+            // (the local API listens on loopback only, to the operator of the data folder).
+            await WriteAsync(http.Response, ApiResponse.Error(500, "the API keys cannot be read: " + ex.Message)).ConfigureAwait(false);
+            return;
+        }
+
         if (caller is null)
         {
             await WriteAsync(http.Response, ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")).ConfigureAwait(false);

@@ -103,7 +103,7 @@ public sealed class ResultsApiHttpTests
         Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
     }
 
-    private static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
+    internal static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
     {
         using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
         request.Headers.Add(LocalApiKeys.HeaderName, key);
@@ -115,7 +115,7 @@ public sealed class ResultsApiHttpTests
         return await http.SendAsync(request);
     }
 
-    private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ApiTestKit kit, LocalApiKeys keys)
+    internal static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ApiTestKit kit, LocalApiKeys keys)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();

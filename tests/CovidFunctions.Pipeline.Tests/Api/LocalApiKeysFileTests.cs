@@ -1,0 +1,64 @@
+using System.Net;
+using System.Text.Json;
+using CovidFunctions.Pipeline.Api;
+
+namespace CovidFunctions.Pipeline.Tests.Api;
+
+/// <summary>
+/// <c>api-keys.json</c> is documented as a file the operator may edit (an entry <c>{"key", "tenants"}</c> per key).
+/// Before, an entry without <c>"key"</c> made every request of every key fail inside the authorizer (an
+/// ArgumentNullException: 500 with an empty body), an entry without <c>"tenants"</c> did so for its own key and stopped
+/// <c>covidfn up</c> at start with a NullReferenceException, and a file that was not JSON stopped it with a JsonException
+/// naming no file. Now each of them is an <see cref="InvalidDataException"/> naming the file, the entry and the reason,
+/// at start and on every request (no request passes: a JSON 500 with that reason).
+/// </summary>
+public sealed class LocalApiKeysFileTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Theory]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"tenants\":[\"beta\"]}]", "entry 2: no \"key\"")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\"}]", "entry 2: no \"tenants\"")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[]}]", "entry 2: no \"tenants\"")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[\"Beta\"]}]", "entry 2: tenant 'Beta' is not valid")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[null]}]", "entry 2: a null tenant")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},null]", "entry 2: null instead of an entry")]
+    [InlineData("{\"key\":\"cfk_alpha\"", "not a JSON array")]
+    public async Task AMalformedEntry_IsNamed_AtStartAndOnEveryRequest(string content, string reason)
+    {
+        using var kit = new ApiTestKit();
+        await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        await File.WriteAllTextAsync(keys.FilePath, content);
+
+        var atStart = await Assert.ThrowsAsync<InvalidDataException>(() => keys.GetOrCreateOperatorKeyAsync(None));
+        Assert.StartsWith(keys.FilePath + ": ", atStart.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, atStart.Message, StringComparison.Ordinal);
+
+        var (app, baseUrl) = await ResultsApiHttpTests.StartAsync(kit, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        foreach (var key in new[] { "cfk_alpha", "cfk_beta", "cfk_unknown" })
+        {
+            using var response = await ResultsApiHttpTests.Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1", key);
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            Assert.Contains(reason, json.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+            Assert.Equal(500, json.RootElement.GetProperty("status").GetInt32());
+        }
+    }
+
+    [Fact]
+    public async Task AHandWrittenEntry_Works()
+    {
+        using var kit = new ApiTestKit();
+        await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        await File.WriteAllTextAsync(keys.FilePath, "[{\"key\": \"cfk_alpha\", \"tenants\": [\"alpha\"]}]");
+
+        Assert.Equal(ApiCaller.ForTenants("alpha").Tenants, (await keys.AuthorizeAsync("cfk_alpha", None))!.Tenants);
+        Assert.Null(await keys.AuthorizeAsync("cfk_other", None));
+        var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
+        Assert.True((await keys.AuthorizeAsync(operatorKey, None))!.SeesAllTenants);
+    }
+}
