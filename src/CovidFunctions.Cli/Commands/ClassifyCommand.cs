@@ -43,7 +43,7 @@ public static class ClassifyCommand
     }
 
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
-    public static int Run(string input, string jsonPath, string? modelsDir, int threads, TextWriter output, TextWriter error)
+    public static int Run(string input, string jsonPath, string? modelsDir, int? threads, TextWriter output, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(error);
         if (Directory.Exists(jsonPath))

@@ -4,6 +4,7 @@ using System.IO.Compression;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
 
@@ -19,10 +20,10 @@ namespace CovidFunctions.Cli.Commands;
 internal static class DeidCommand
 {
     /// <summary>Environment variable holding the key as base64 (configuration / Key Vault reference in Azure).</summary>
-    public const string KeyEnvironmentVariable = "COVIDFN_DEID_KEY";
+    public const string KeyEnvironmentVariable = DeidKeys.KeyVariable;
 
     /// <summary>Environment variable naming the key file when --key-file is not given.</summary>
-    public const string KeyFileEnvironmentVariable = "COVIDFN_DEID_KEY_FILE";
+    public const string KeyFileEnvironmentVariable = DeidKeys.KeyFileVariable;
 
     /// <summary>Largest zip entry read (uncompressed bytes).</summary>
     internal const long MaxEntryBytes = 1L << 30;
@@ -158,40 +159,13 @@ internal static class DeidCommand
         return ExitCodes.Success;
     }
 
+    /// <summary>The key as <c>covidfn screen</c> resolves it (<see cref="DeidKeys.Resolve"/>); a created key file is told on stderr.</summary>
     private static DeidKey ResolveKey(string? keyFile, TextWriter error)
     {
-        if (!string.IsNullOrWhiteSpace(keyFile))
+        var key = DeidKeys.Resolve(keyFile, out var createdPath);
+        if (createdPath is not null)
         {
-            return LoadOrCreate(keyFile, error);
-        }
-
-        var inline = Environment.GetEnvironmentVariable(KeyEnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(inline))
-        {
-            return DeidKey.FromBase64(inline);
-        }
-
-        var file = Environment.GetEnvironmentVariable(KeyFileEnvironmentVariable);
-        if (string.IsNullOrWhiteSpace(file))
-        {
-            var config = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-            if (string.IsNullOrWhiteSpace(config))
-            {
-                config = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
-            }
-
-            file = Path.Combine(config, "covidfn", "deid.key");
-        }
-
-        return LoadOrCreate(file, error);
-    }
-
-    private static DeidKey LoadOrCreate(string path, TextWriter error)
-    {
-        var key = DeidKey.LoadOrCreate(path, out var created);
-        if (created)
-        {
-            error.WriteLine("deid: created a new key file (mode 0600): " + path);
+            error.WriteLine("deid: created a new key file (mode 0600): " + createdPath);
         }
 
         return key;

@@ -31,7 +31,7 @@ public static class ScreenCommand
         var outDir = new Option<string?>("--out-dir") { Description = "Keep the de-identified tiles, masks, overlays and montage under this folder (default: a temporary folder, deleted)." };
         var keyFile = new Option<string?>("--key-file") { Description = "De-identification key file (as for `covidfn deid`)." };
         var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var threads = ScreeningInputs.ThreadsOption();
         var command = new Command("screen", "Screen one study offline: de-identify, tile, score and aggregate in this process (no storage needed).");
         command.Arguments.Add(input);
         command.Options.Add(json);
@@ -57,7 +57,7 @@ public static class ScreenCommand
         return command;
     }
 
-    public sealed record ScreenArguments(string Input, string? Json, string? Report, string Tenant, string? OutDir, string? KeyFile, string? Models, int Threads);
+    public sealed record ScreenArguments(string Input, string? Json, string? Report, string Tenant, string? OutDir, string? KeyFile, string? Models, int? Threads);
 
     public static async Task<int> RunAsync(ScreenArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
@@ -78,15 +78,17 @@ public static class ScreenCommand
         ScreeningModels models;
         try
         {
+            // Settings and key first: a bad Inference__* setting or key stops the command before anything is read.
+            var inference = InferenceSettings.Load(args.Models, args.Threads);
             key = DeidKeys.Resolve(args.KeyFile, out var createdKey);
             if (createdKey is not null)
             {
                 error.WriteLine("screen: created a new de-identification key file (mode 0600): " + createdKey);
             }
 
-            models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = args.Models, IntraOpThreads = args.Threads });
+            models = ScreeningModels.Load(inference);
         }
-        catch (Exception ex) when (ex is DicomException or InferenceException or ArgumentException or IOException)
+        catch (Exception ex) when (ex is DicomException or InferenceException or ArgumentException or IOException or InvalidOperationException)
         {
             error.WriteLine("screen: " + ex.Message);
             return ExitCodes.BadInput;

@@ -331,9 +331,9 @@ public static class ScreeningInputs
     public static Option<string?> ModelsOption() =>
         new("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
 
-    /// <summary>The <c>--threads</c> option both commands take.</summary>
-    public static Option<int> ThreadsOption() =>
-        new("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+    /// <summary>The <c>--threads</c> option both commands take; not given: <c>Inference__IntraOpThreads</c>, else 0.</summary>
+    public static Option<int?> ThreadsOption() =>
+        new("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core; default: Inference__IntraOpThreads, else 0)." };
 
     /// <summary>The common start of <c>segment</c> and <c>classify</c>: decides between 2-D images and one series
     /// (<see cref="IsSeriesInput"/>), finds the images and loads the models. On failure writes one line prefixed with
@@ -344,7 +344,7 @@ public static class ScreeningInputs
         string commandName,
         string input,
         string? modelsDir,
-        int threads,
+        int? threads,
         IReadOnlyList<string> outputFolders,
         TextWriter error,
         out bool isSeries,
@@ -353,6 +353,19 @@ public static class ScreeningInputs
     {
         models = null;
         string? problem = null;
+        InferenceOptions inference;
+        try
+        {
+            inference = InferenceSettings.Load(modelsDir, threads);
+        }
+        catch (InvalidOperationException ex)
+        {
+            isSeries = false;
+            files = null;
+            error.WriteLine(commandName + ": " + ex.Message);
+            return false;
+        }
+
         isSeries = IsSeriesInput(input);
         files = isSeries ? [] : Find2DImages(input, commandName, error, outputFolders, out problem);
         if (files is null)
@@ -363,7 +376,7 @@ public static class ScreeningInputs
 
         try
         {
-            models = LoadModels(modelsDir, threads);
+            models = ScreeningModels.Load(inference);
             return true;
         }
         catch (Exception ex) when (ex is InferenceException or ArgumentException)
@@ -412,9 +425,6 @@ public static class ScreeningInputs
         }
     }
 
-    /// <summary>Loads the models (one session per graph per process), with optional models folder and thread count.</summary>
-    public static ScreeningModels LoadModels(string? modelsDir, int threads) =>
-        ScreeningModels.Load(new InferenceOptions { ModelsDirectory = modelsDir, IntraOpThreads = threads, MaxBatch = Batch });
 
     /// <summary>Writes an 8-bit greyscale PNG (no filter, zlib); deterministic bytes.</summary>
     public static void WriteGreyPng(string path, ReadOnlySpan<byte> pixels, int width, int height)

@@ -58,11 +58,11 @@ public static class SegmentCommand
     }
 
     /// <summary>Runs the command without the optional outputs; separated from the parser so tests can call it directly.</summary>
-    public static int Run(string input, string outDir, string? modelsDir, int threads, TextWriter output, TextWriter error) =>
+    public static int Run(string input, string outDir, string? modelsDir, int? threads, TextWriter output, TextWriter error) =>
         Run(input, outDir, modelsDir, threads, SegmentExtras.None, output, error);
 
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
-    public static int Run(string input, string outDir, string? modelsDir, int threads, SegmentExtras extras, TextWriter output, TextWriter error)
+    public static int Run(string input, string outDir, string? modelsDir, int? threads, SegmentExtras extras, TextWriter output, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(extras);
         ArgumentNullException.ThrowIfNull(error);

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using CovidFunctions.Cli.LocalHost;
+using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Phantoms;
+using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Storage;
@@ -27,7 +29,7 @@ public static class UpCommand
         var demoSlices = new Option<int>("--demo-slices") { Description = "Slices of the demo phantom.", DefaultValueFactory = _ => 64 };
         var exitWhenDone = new Option<bool>("--exit-when-done") { Description = "Stop once every study submitted while running has finished (for scripts)." };
         var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the scorer (0: one per core).", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int?>("--threads") { Description = "ONNX Runtime intra-op threads for the scorer (0: one per core; default: Inference__IntraOpThreads, else 0)." };
         var storage = new Option<string?>("--storage") { Description = "Storage connection string instead of Azurite (default: COVIDFN_STORAGE).", Hidden = true };
         var apiPort = new Option<int>("--api-port") { Description = "Results API (and webhook links) on 127.0.0.1:PORT; 0 disables it.", DefaultValueFactory = _ => 7071 };
         var allowLoopback = new Option<bool>("--allow-loopback-webhooks") { Description = "Allow http://127.0.0.1 webhook targets (local testing only)." };
@@ -63,7 +65,7 @@ public static class UpCommand
         return command;
     }
 
-    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int Threads, string? Storage, int ChunkSize, int ApiPort = 0, bool AllowLoopbackWebhooks = false);
+    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int? Threads, string? Storage, int ChunkSize, int ApiPort = 0, bool AllowLoopbackWebhooks = false);
 
     public static async Task<int> RunAsync(UpArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
@@ -75,6 +77,26 @@ public static class UpCommand
         }
 
         var dataDir = LocalStorage.ResolveDataDir(args.DataDir);
+
+        // Settings and the key are checked before Azurite, the sidecar or anything else starts: a bad Inference__*
+        // setting or an unusable key file stops here naming it (before, a bad key surfaced only after Azurite and the
+        // storage were up, without the file's name). A missing key file is created now (mode 0600), as on every first start.
+        InferenceOptions inference;
+        try
+        {
+            inference = InferenceSettings.Load(args.Models, args.Threads);
+            _ = DeidKeys.ForDataDir(dataDir, out var keyPath, out var keyCreated);
+            if (keyCreated)
+            {
+                error.WriteLine($"up: created the de-identification key {keyPath} (mode 0600); keep it for as long as this data folder's studies");
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or DeidKeyException)
+        {
+            error.WriteLine("up: " + ex.Message);
+            return ExitCodes.BadInput;
+        }
+
         var connection = args.Storage is { Length: > 0 } ? args.Storage : Environment.GetEnvironmentVariable(LocalStorage.ConnectionVariable);
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -96,8 +118,7 @@ public static class UpCommand
                 ConnectionString = connection,
                 AzuritePorts = new AzuritePorts(args.Port, args.Port + 1, args.Port + 2),
                 Pipeline = new PipelineOptions { ChunkSize = args.ChunkSize },
-                ModelsDirectory = args.Models,
-                InferenceThreads = args.Threads,
+                Inference = inference,
                 ApiPort = args.ApiPort > 0 ? args.ApiPort : null,
                 AllowLoopbackWebhooks = args.AllowLoopbackWebhooks,
             }, loggers, cancellationToken).ConfigureAwait(false);

@@ -40,6 +40,9 @@ public sealed record LocalPipelineOptions
 
     public int InferenceThreads { get; init; }
 
+    /// <summary>The scorer's session settings (<c>covidfn up</c>: Inference__* and its flags); null: <see cref="ModelsDirectory"/> and <see cref="InferenceThreads"/> over the defaults.</summary>
+    public InferenceOptions? Inference { get; init; }
+
     /// <summary>How often the upload watcher lists <c>ct-uploads</c>.</summary>
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -225,7 +228,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
             pipelineOptions, _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, notifier);
         Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, StudyIdKey, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
 
-        var models = ScreeningModels.Load(new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads, MaxBatch = _options.Scoring.BatchSize }, _loggers.CreateLogger<ScreeningModels>());
+        var models = ScreeningModels.Load(_options.Inference ?? new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads, MaxBatch = _options.Scoring.BatchSize }, _loggers.CreateLogger<ScreeningModels>());
         _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>());
         var relay = new ResultRelayHandler(orchestrations, _loggers.CreateLogger<ResultRelayHandler>());
 

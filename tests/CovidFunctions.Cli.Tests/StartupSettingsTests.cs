@@ -1,0 +1,186 @@
+using System.Collections;
+using System.Diagnostics;
+using CovidFunctions.Cli.Commands;
+using CovidFunctions.Inference;
+using CovidFunctions.TestHelpers;
+
+namespace CovidFunctions.Cli.Tests;
+
+/// <summary>
+/// What the commands check when they start, before reading input or starting anything: the <c>Inference__*</c>
+/// settings (bound, validated and refused when misspelt, as the scorer does for <c>Scorer__*</c>; flags win) and the
+/// de-identification key (an unusable one named by where it came from). The process tests run <c>covidfn</c> as a
+/// process with their own environment.
+/// </summary>
+public sealed class StartupSettingsTests
+{
+    /// <summary>
+    /// A storage connection string that <c>up</c> would fail on: it must never be reached when a setting or the key is
+    /// bad (and no Azurite is started by these tests, whatever the outcome).
+    /// </summary>
+    private static readonly (string, string) NoStorage = ("COVIDFN_STORAGE", "not a connection string");
+
+    [Fact]
+    public void InferenceSettings_FromTheEnvironment_AreBound_InAnyCase()
+    {
+        var options = InferenceSettings.Load(
+            Environment(("Inference__IntraOpThreads", "3"), ("inference__cpumemarena", "false"), ("INFERENCE__MaxBatch", "4"), ("Inference__Layout", "Separate"), ("Other__X", "1")),
+            modelsDirectory: null,
+            intraOpThreads: null);
+
+        Assert.Equal((3, false, 4, ModelLayout.Separate), (options.IntraOpThreads, options.CpuMemArena, options.MaxBatch, options.Layout));
+    }
+
+    [Fact]
+    public void InferenceSettings_None_AreTheDefaults()
+    {
+        Assert.Equal(new InferenceOptions(), InferenceSettings.Load(Environment(), null, null));
+    }
+
+    [Fact]
+    public void Flags_WinOverTheEnvironment()
+    {
+        // An out-of-range environment value that the flag replaces is not an error: the flag is what runs.
+        var options = InferenceSettings.Load(
+            Environment(("Inference__IntraOpThreads", "-1"), ("Inference__ModelsDirectory", "/from/env")),
+            modelsDirectory: "/from/flag",
+            intraOpThreads: 2);
+
+        Assert.Equal((2, "/from/flag"), (options.IntraOpThreads, options.ModelsDirectory));
+        Assert.Equal("/from/env", InferenceSettings.Load(Environment(("Inference__ModelsDirectory", "/from/env")), null, null).ModelsDirectory);
+    }
+
+    [Theory]
+    [InlineData("Inference__IntraOpTheads", "2", "Inference:IntraOpTheads (Inference__IntraOpTheads)")]
+    [InlineData("Inference__MaxBatch", "0", "Inference:MaxBatch must be in 1..1024")]
+    [InlineData("Inference__InterOpThreads", "-2", "Inference:InterOpThreads must be >= 0")]
+    [InlineData("Inference__CudaDeviceId", "-1", "Inference:CudaDeviceId must be >= 0")]
+    [InlineData("Inference__PreferCuda", "maybe", "Inference:PreferCuda")]
+    [InlineData("Inference__Layout", "Stacked", "Inference:Layout")]
+    public void BadInferenceSetting_IsRefusedNamingIt(string name, string value, string expected)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => InferenceSettings.Load(Environment((name, value)), null, null));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Inference__IntraOpTheads", "2", "Inference:IntraOpTheads (Inference__IntraOpTheads)")]
+    [InlineData("Inference__MaxBatch", "0", "Inference:MaxBatch must be in 1..1024")]
+    public void Up_BadInferenceSetting_StopsBeforeAnythingStarts(string name, string value, string expected)
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var dataDir = Path.Combine(temp.Path, "data");
+
+        var (rc, stderr) = Covidfn([(name, value), NoStorage], "up", "--data-dir", dataDir, "--api-port", "0", "--exit-when-done");
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot start the local pipeline", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Up_ShortKeyInTheDataFolder_StopsBeforeAnythingStarts_NamingTheFile()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var dataDir = Path.Combine(temp.Path, "data");
+        var keyPath = Path.Combine(dataDir, "keys", "deid.key");
+        Directory.CreateDirectory(Path.GetDirectoryName(keyPath)!);
+        File.WriteAllText(keyPath, "c2hvcnQ=\n");
+
+        var (rc, stderr) = Covidfn([NoStorage], "up", "--data-dir", dataDir, "--api-port", "0", "--exit-when-done");
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains(keyPath, stderr, StringComparison.Ordinal);
+        Assert.Contains("at least 32 bytes; got 5", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot start the local pipeline", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("segment")]
+    [InlineData("classify")]
+    [InlineData("screen")]
+    public void ModelCommands_MisspeltInferenceSetting_AreRefusedNamingIt(string command)
+    {
+        using var temp = TestData.CreateTempDirectory();
+        string[] args = command switch
+        {
+            "segment" => ["segment", temp.Path, "--out-dir", Path.Combine(temp.Path, "masks")],
+            "classify" => ["classify", temp.Path, "--json", Path.Combine(temp.Path, "c.json")],
+            _ => ["screen", temp.Path, "--key-file", Path.Combine(temp.Path, "deid.key")],
+        };
+
+        var (rc, stderr) = Covidfn([("Inference__CpuMemArea", "false")], args);
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains("Inference:CpuMemArea (Inference__CpuMemArea)", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Screen_MalformedKeyInTheEnvironment_IsRefusedNamingTheVariable()
+    {
+        using var temp = TestData.CreateTempDirectory();
+
+        var (rc, stderr) = Covidfn([("COVIDFN_DEID_KEY", "c2hvcnQ=")], "screen", temp.Path);
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains("COVIDFN_DEID_KEY: A de-identification key needs at least 32 bytes; got 5", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("c2hvcnQ=", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Deid_ShortKeyFileFromTheEnvironment_IsRefusedNamingTheVariableAndFile()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var keyPath = Path.Combine(temp.Path, "short.key");
+        File.WriteAllText(keyPath, Convert.ToBase64String(new byte[16]));
+
+        var (rc, stderr) = Covidfn([("COVIDFN_DEID_KEY_FILE", keyPath)], "deid", temp.Path, Path.Combine(temp.Path, "out"));
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains($"COVIDFN_DEID_KEY_FILE: '{keyPath}': A de-identification key needs at least 32 bytes; got 16", stderr, StringComparison.Ordinal);
+    }
+
+    private static Hashtable Environment(params (string Name, string Value)[] variables)
+    {
+        var environment = new Hashtable();
+        foreach (var (name, value) in variables)
+        {
+            environment[name] = value;
+        }
+
+        return environment;
+    }
+
+    /// <summary>Runs covidfn with the key and storage variables of this process removed and <paramref name="variables"/> set; returns the exit code and stderr.</summary>
+    private static (int ExitCode, string Stderr) Covidfn((string Name, string Value)[] variables, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "covidfn.dll"), .. args])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.StartsWith("Inference__", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            psi.Environment.Remove(name);
+        }
+
+        psi.Environment["NO_COLOR"] = "1";
+        foreach (var (name, value) in variables)
+        {
+            psi.Environment[name] = value;
+        }
+
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("covidfn " + string.Join(' ', args) + " did not exit: " + stderr);
+        }
+
+        _ = stdout.Result;
+        return (process.ExitCode, stderr);
+    }
+}
