@@ -121,11 +121,20 @@ public sealed partial class IngestHandler
             // map to the same (finished) study, so it is kept in quarantine rather than silently deleted.
             // A re-delivered event for a blob already deleted carries the time of delivery (the Function cannot read the
             // blob's own): only a blob that exists now is a new upload.
+            // Only the blobs written after ingest are the new upload: in a folder, the others are the study's originals,
+            // which stay (with the marker) until its results are stored or it fails.
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
-            if (newest > previouslyIngestedAt + ReuploadTolerance && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+            var lateBlobs = unit with { Blobs = [.. unit.Blobs.Where(b => b.LastModified > previouslyIngestedAt + ReuploadTolerance)] };
+            if (lateBlobs.Blobs.Count < unit.Blobs.Count)
             {
-                var detail = $"upload {unit.UploadPath} was written again at {newest:O}, after its study was ingested at {previouslyIngestedAt:O}; upload under a new name to screen it";
-                return await RejectAsync(unit, "reupload-after-ingest", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+                lateBlobs = lateBlobs with { MarkerPath = null };
+            }
+
+            if (lateBlobs.Blobs.Count > 0 && await AnyBlobExistsAsync(lateBlobs, cancellationToken).ConfigureAwait(false))
+            {
+                var names = string.Join(", ", lateBlobs.Blobs.Take(5).Select(b => unit.RelativeName(b.Path))) + (lateBlobs.Blobs.Count > 5 ? $" and {lateBlobs.Blobs.Count - 5} more" : string.Empty);
+                var detail = $"upload {unit.UploadPath} was written again at {newest:O} ({names}), after its study was ingested at {previouslyIngestedAt:O}; upload under a new name to screen it";
+                return await RejectAsync(lateBlobs, "reupload-after-ingest", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
             }
 
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);

@@ -73,4 +73,44 @@ public sealed class IngestReuploadTests
         Assert.Equal(rejectedRow, await host.Studies.GetAsync(Tenant, first.StudyId, default));
         Assert.Single(host.Notifier.Events);
     }
+
+    [Fact]
+    public async Task A_file_added_to_an_ingested_folder_is_kept_apart_and_the_studys_originals_stay_until_its_results()
+    {
+        using var host = new IngestTestHost();
+        var slices = Directory.EnumerateFiles(SharpSeries, "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(4).ToList();
+        foreach (var file in slices.Take(3))
+        {
+            await host.UploadFileAsync($"{Tenant}/series/{Path.GetFileName(file)}", file);
+        }
+
+        await host.UploadAsync($"{Tenant}/series/{PipelineNames.CompleteMarker}", []);
+        var ingestedAt = host.Time.GetUtcNow();
+        var first = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+        Assert.Equal((IngestStatus.Ingested, 3), (first.Status, first.SliceCount));
+
+        // Ten minutes later, while the study is being scored, a slow uploader adds one more file to the folder.
+        host.Time.Now = host.Time.Now.AddMinutes(10);
+        var late = $"{Tenant}/series/{Path.GetFileName(slices[3])}";
+        await host.UploadFileAsync(late, slices[3]);
+        var listed = (await IngestTestHost.ListAsync(host.Uploads, string.Empty))
+            .Select(p => new UploadBlob(p, p == late ? host.Time.GetUtcNow() : ingestedAt, 0));
+        var unit = Assert.Single(UploadUnitPlanner.Plan(listed, host.Time.GetUtcNow(), host.Options, host.StudyIdKey));
+        var second = await host.Handler.IngestAsync(unit, default);
+
+        // Before, every blob of the folder and its marker were moved to the re-upload's quarantine folder: the study's
+        // originals left ct-uploads before its results were stored, and a failure after that had nothing to quarantine.
+        Assert.Equal((IngestStatus.Rejected, "reupload-after-ingest"), (second.Status, second.Reason));
+        Assert.Contains($"({Path.GetFileName(slices[3])})", second.Detail, StringComparison.Ordinal);
+        var prefix = $"{Tenant}/{first.StudyId}/reupload-{host.Time.Now.UtcDateTime:yyyyMMddTHHmmssZ}";
+        Assert.Equal([$"{prefix}/original/{Path.GetFileName(slices[3])}", $"{prefix}/reason.json"], (await IngestTestHost.ListAsync(host.Quarantine, string.Empty)).Order(StringComparer.Ordinal));
+        Assert.Equal(
+            [.. slices.Take(3).Select(f => $"{Tenant}/series/{Path.GetFileName(f)}"), $"{Tenant}/series/{PipelineNames.CompleteMarker}"],
+            (await IngestTestHost.ListAsync(host.Uploads, string.Empty)).Order(StringComparer.Ordinal).OrderBy(p => p.EndsWith(PipelineNames.CompleteMarker, StringComparison.Ordinal)));
+
+        // The next look at the folder finds the study's own upload: nothing is redone.
+        var again = await host.Handler.IngestAsync(Assert.Single(UploadUnitPlanner.Plan(listed.Where(b => b.Path != late), host.Time.GetUtcNow(), host.Options, host.StudyIdKey)), default);
+        Assert.Equal(IngestStatus.AlreadyIngested, again.Status);
+        Assert.Single(host.Orchestrations.Started);
+    }
 }
