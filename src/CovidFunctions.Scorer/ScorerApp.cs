@@ -24,6 +24,7 @@ public static class ScorerApp
         // A misspelt Scorer__/Scoring__ key stops start-up naming it, instead of leaving the default silently.
         UnknownSettings.Reject(builder.Configuration.GetSection(ScorerOptions.SectionName), [], typeof(ScorerOptions));
         UnknownSettings.Reject(builder.Configuration.GetSection(ScoringOptions.SectionName), [], typeof(ScoringOptions));
+        RejectInferenceSettings(builder.Configuration);
         var scorer = builder.Configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>() ?? new ScorerOptions();
         scorer.Validate();
 
@@ -44,6 +45,21 @@ public static class ScorerApp
             ? Results.Json(new ReadinessView("ready", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView)
             : Results.Json(new ReadinessView(readiness.IsDraining ? "draining" : "warming-up", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView, statusCode: StatusCodes.Status503ServiceUnavailable));
         return app;
+    }
+
+    /// <summary>
+    /// <c>Inference__*</c> is what covidfn's commands read (<c>up</c>, <c>screen</c>, <c>segment</c>, <c>classify</c>);
+    /// the scorer's session settings are its own <c>Scorer__*</c> and <c>Scoring__BatchSize</c>. An <c>Inference__*</c>
+    /// key here (copied from a local run) would change nothing, so start-up stops naming the scorer's settings instead.
+    /// </summary>
+    internal static void RejectInferenceSettings(IConfiguration configuration)
+    {
+        var keys = configuration.GetSection(Inference.InferenceOptions.SectionName).GetChildren().Select(c => c.Key).Order(StringComparer.Ordinal).ToList();
+        if (keys.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"{string.Join(", ", keys.Select(k => $"{Inference.InferenceOptions.SectionName}:{k} ({Inference.InferenceOptions.SectionName}__{k})"))}: the scorer does not read Inference settings (covidfn's commands do). Its session settings are Scorer__ModelDirectory, Scorer__ExecutionProvider, Scorer__IntraOpThreads, Scorer__CpuMemArena, Scorer__RestrictLesionsToLungs and Scoring__BatchSize.");
+        }
     }
 
     /// <summary>

@@ -149,4 +149,17 @@ public sealed class ScorerOptionsTests
 
         Assert.Contains($"{section}:{key} ({section}__{key})", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Startup_RefusesAnInferenceSetting_NamingTheScorersOwn()
+    {
+        // Inference__* is covidfn's (up, screen, segment, classify); in the scorer it would change nothing silently.
+        var error = Assert.Throws<InvalidOperationException>(() => ScorerApp.Build([], c => c.AddConfiguration(new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Inference:IntraOpThreads", "2")])
+            .Build())));
+
+        Assert.Contains("Inference:IntraOpThreads (Inference__IntraOpThreads)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Scorer__IntraOpThreads", error.Message, StringComparison.Ordinal);
+    }
 }
