@@ -116,7 +116,9 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         }
         catch (JsonException ex)
         {
-            throw new InvalidDataException($"{FilePath}: not a JSON array of {{\"key\", \"tenants\"}} entries ({ex.Message})", ex);
+            // The position, not ex.Message: that names .NET types ("could not be converted to System.Collections…").
+            var where = ex.LineNumber is { } line ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" (line {line + 1}, byte {ex.BytePositionInLine + 1})") : "";
+            throw new InvalidDataException($"{FilePath}: not a JSON array of {{\"key\", \"tenants\"}} entries{where}", ex);
         }
 
         var keys = new List<LocalApiKey>(entries?.Count ?? 0);

@@ -24,6 +24,7 @@ public sealed class LocalApiKeysFileTests
     [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[null]}]", "entry 2: a null tenant")]
     [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},null]", "entry 2: null instead of an entry")]
     [InlineData("{\"key\":\"cfk_alpha\"", "not a JSON array")]
+    [InlineData("{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]}", "not a JSON array of {\"key\", \"tenants\"} entries (line 1, byte ")]
     public async Task AMalformedEntry_IsNamed_AtStartAndOnEveryRequest(string content, string reason)
     {
         using var kit = new ApiTestKit();
@@ -34,6 +35,8 @@ public sealed class LocalApiKeysFileTests
         var atStart = await Assert.ThrowsAsync<InvalidDataException>(() => keys.GetOrCreateOperatorKeyAsync(None));
         Assert.StartsWith(keys.FilePath + ": ", atStart.Message, StringComparison.Ordinal);
         Assert.Contains(reason, atStart.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", atStart.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("CovidFunctions.Pipeline.Api", atStart.Message, StringComparison.Ordinal);
 
         var (app, baseUrl) = await ResultsApiHttpTests.StartAsync(kit, keys);
         await using var server = app;
