@@ -48,16 +48,26 @@ public sealed partial class IngestHandler
     /// <summary>The reason code of an upload whose study the watchdog failed (<see cref="PipelineOptions.StuckStudyAge"/>).</summary>
     public const string StuckReason = "stuck-processing";
 
+    /// <summary>The reason code in the <c>skipped/reason.json</c> of an ingested study: its files not screened, each with why.</summary>
+    public const string NotScreenedReason = "not-screened";
+
     /// <summary>Slices decoded at once while tiling.</summary>
     public const int TilingParallelism = 2;
 
     private const string SlicesFolder = "tiles";
+
+    /// <summary>The quarantine folder (under the study's) of the upload's files that were not screened.</summary>
+    private const string NotScreenedFolder = "skipped";
 
     /// <summary>Skipped-instance notes kept in the Studies row (a table property holds at most 32 K characters).</summary>
     private const int MaxSkippedNotes = 100;
 
     /// <summary>Clock skew allowed between a blob's last-modified time and the ingest host's clock.</summary>
     private static readonly TimeSpan ReuploadTolerance = TimeSpan.FromMinutes(1);
+
+    private static readonly DicomTag StudyInstanceUidTag = new(0x0020, 0x000D);
+    private static readonly DicomTag SeriesInstanceUidTag = new(0x0020, 0x000E);
+    private static readonly DicomReadOptions HeaderOnly = new() { StopAtTag = new DicomTag(0x7FE0, 0x0010) };
 
     private static readonly HashSet<string> ImageExtensions = new([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"], StringComparer.OrdinalIgnoreCase);
 
@@ -232,8 +242,9 @@ public sealed partial class IngestHandler
                 }
             }
 
-            // Instances left out (refused by policy, unreadable) are not lost with the upload: they are kept in quarantine.
-            await KeepSkippedAsync(unit, prepared.SkippedFiles, cancellationToken).ConfigureAwait(false);
+            // Files not screened (refused by policy, unreadable, another series or study of the upload) are not lost when
+            // the upload is deleted with the study's results: they are kept in quarantine, each named with why.
+            await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, cancellationToken).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
@@ -689,7 +700,7 @@ public sealed partial class IngestHandler
         if (accepted > 0)
         {
             skipped.AddRange(volumes.Select(v => $"{v.Name}: NIfTI volume next to DICOM instances (the DICOM series is used)"));
-            return cpu.Measure(() => Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted)) with { SkippedFiles = SkippedFiles(results) };
+            return cpu.Measure(() => Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted, series => NotScreenedDicom(series, candidates, results, volumes, deidFolder)));
         }
 
         if (volumes.Count == 1)
@@ -698,7 +709,7 @@ public sealed partial class IngestHandler
             var volume = Path.Combine(work, volumes[0].Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? "volume.nii.gz" : "volume.nii");
             File.Copy(volumes[0].Path, volume);
             names[Path.GetFileName(volume)] = volumes[0].Name;
-            return cpu.Measure(() => Assemble(unit, volume, "nifti", skipped, names, work, 0)) with { SkippedFiles = SkippedFiles(results) };
+            return cpu.Measure(() => Assemble(unit, volume, "nifti", skipped, names, work, 0, _ => SkippedResults(results)));
         }
 
         if (volumes.Count > 1)
@@ -729,7 +740,7 @@ public sealed partial class IngestHandler
         throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: {results.Length} files, none is a DICOM image: {Summarise(skipped)}");
     }
 
-    private PreparedSeries Assemble(UploadUnit unit, string path, string source, List<string> skipped, Dictionary<string, string> names, string work, int deidentified)
+    private PreparedSeries Assemble(UploadUnit unit, string path, string source, List<string> skipped, Dictionary<string, string> names, string work, int deidentified, Func<AssembledSeries, List<NotScreenedFile>> notScreenedOf)
     {
         string Clean(string message)
         {
@@ -782,7 +793,8 @@ public sealed partial class IngestHandler
         }
 
         var report = series.Report;
-        var keptIn = skipped.Count > 0 ? $"{PipelineNames.QuarantineContainer}/{QuarantinePrefixOf(unit)}/skipped/" : null;
+        var notScreened = notScreenedOf(series);
+        var keptIn = notScreened.Count > 0 ? $"{PipelineNames.QuarantineContainer}/{QuarantinePrefixOf(unit)}/{NotScreenedFolder}/" : null;
         skipped.AddRange(report.SkippedSources.Select(Clean));
         var document = new SeriesDocument(
             source,
@@ -796,9 +808,10 @@ public sealed partial class IngestHandler
             skipped.Count <= MaxSkippedNotes
                 ? [.. skipped.Select(n => UploadNames.Mask(n, unit))]
                 : [.. skipped.Take(MaxSkippedNotes).Select(n => UploadNames.Mask(n, unit)), $"... and {skipped.Count - MaxSkippedNotes} more"],
-            keptIn);
+            keptIn,
+            notScreened.Count);
         var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
-        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, []);
+        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, notScreened);
     }
 
     private InstanceResult DeidentifyInstance(LocalFile input, string output)
@@ -847,7 +860,83 @@ public sealed partial class IngestHandler
         return new InstanceResult(true, true, null, input.Name);
     }
 
-    private static List<LocalFile> SkippedFiles(InstanceResult[] results) => [.. results.Where(r => !r.Accepted && r.File is not null).Select(r => r.File!)];
+    /// <summary>The instances de-identification left out (refused by policy, unreadable), each with its note's reason.</summary>
+    private static List<NotScreenedFile> SkippedResults(InstanceResult[] results) =>
+        [.. results.Where(r => !r.Accepted && r.File is not null).Select(r => new NotScreenedFile(r.File!, WhyOf(r.Note, r.File!.Name)))];
+
+    /// <summary>A note's reason without the file name it starts with ("name: reason").</summary>
+    private static string WhyOf(string note, string name) =>
+        note.StartsWith(name + ": ", StringComparison.Ordinal) ? note[(name.Length + 2)..] : note;
+
+    /// <summary>
+    /// Every file of a DICOM upload that is not a source of the screened series, and why: the instances
+    /// de-identification left out, NIfTI volumes next to the DICOM, the instances of the other series and studies
+    /// (<see cref="AssemblyReport.Others"/>: another study in the same upload, a localizer, a reformat, a series ranked
+    /// lower), slices of the screened series left out at a repeated position, and files the assembler skipped. Each
+    /// other instance's series is read from its de-identified header (the UIDs of <c>otherSeries</c>).
+    /// </summary>
+    private static List<NotScreenedFile> NotScreenedDicom(AssembledSeries series, List<LocalFile> candidates, InstanceResult[] results, List<LocalFile> volumes, string deidFolder)
+    {
+        var kept = SkippedResults(results);
+        kept.AddRange(volumes.Select(v => new NotScreenedFile(v, "a NIfTI volume next to DICOM instances: the DICOM series is screened")));
+        var report = series.Report;
+        var screened = series.Slices.Select(s => Path.GetFileName(s.SourceName)).ToHashSet(StringComparer.Ordinal);
+        for (var i = 0; i < candidates.Count; i++)
+        {
+            var deidName = $"{i:D5}.dcm";
+            if (results[i].Accepted && !screened.Contains(deidName))
+            {
+                kept.Add(new NotScreenedFile(candidates[i], WhyNotScreened(Path.Combine(deidFolder, deidName), report)));
+            }
+        }
+
+        return kept;
+    }
+
+    private static string WhyNotScreened(string deidPath, AssemblyReport report)
+    {
+        // The assembler's own note (no image in it, an unsupported transfer syntax, ...) names the file by its path.
+        if (report.SkippedSources.FirstOrDefault(n => n.StartsWith(deidPath + ": ", StringComparison.Ordinal)) is { } note)
+        {
+            return note[(deidPath.Length + 2)..];
+        }
+
+        string? study;
+        string? seriesUid;
+        try
+        {
+            var header = DicomFile.Open(deidPath, HeaderOnly).Dataset;
+            (study, seriesUid) = (header.GetString(StudyInstanceUidTag), header.GetString(SeriesInstanceUidTag));
+        }
+        catch (DicomException ex)
+        {
+            return $"not readable after de-identification ({ex.GetType().Name})";
+        }
+
+        var selected = report.Selected;
+        if (study == selected.StudyInstanceUid && seriesUid == selected.SeriesInstanceUid)
+        {
+            return "a slice of the screened series at a position already used: left out (duplicate-position)";
+        }
+
+        var other = report.Others.FirstOrDefault(o => o.StudyInstanceUid == study && o.SeriesInstanceUid == seriesUid);
+        var label = other is null ? $"series {seriesUid}" : $"series {SeriesLabel(other)}";
+        if (study != selected.StudyInstanceUid)
+        {
+            return $"another study in the same upload (StudyInstanceUID {study}, {label}{(other?.ExclusionReason is { } why ? $": {why}" : string.Empty)}): one series of one study is screened per upload; upload each study on its own to screen it";
+        }
+
+        return other?.ExclusionReason is { } exclusion
+            ? $"{label} of the same study cannot be screened: {exclusion}"
+            : $"{label} of the same study ranked lower than the screened series ({report.SelectionReason})";
+    }
+
+    private static string SeriesLabel(SeriesSummary s)
+    {
+        var label = s.SeriesNumber is { } n ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : s.SeriesInstanceUid;
+        var extra = string.Join(", ", new[] { s.Description, s.ConvolutionKernel }.Where(x => !string.IsNullOrWhiteSpace(x)));
+        return extra.Length > 0 ? $"{label} ({extra})" : label;
+    }
 
     private static List<LocalFile> ExpandZips(List<LocalFile> files, string folder)
     {
@@ -885,22 +974,36 @@ public sealed partial class IngestHandler
         return expanded;
     }
 
-    private async Task KeepSkippedAsync(UploadUnit unit, IReadOnlyList<LocalFile> skipped, CancellationToken cancellationToken)
+    /// <summary>
+    /// Copies the files not screened to <c>quarantine/{tenant}/{study}/skipped/</c> under their upload names, then writes
+    /// its <c>reason.json</c> (<see cref="NotScreenedReason"/>, each file named with why). Before the row says ingested,
+    /// so before anything can delete the upload; repeated by a retried ingest with the same bytes.
+    /// </summary>
+    private async Task KeepNotScreenedAsync(UploadUnit unit, IReadOnlyList<NotScreenedFile> notScreened, Func<string, string> clean, CancellationToken cancellationToken)
     {
-        if (skipped.Count == 0)
+        if (notScreened.Count == 0)
         {
             return;
         }
 
         var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
-        foreach (var file in skipped)
+        var prefix = $"{QuarantinePrefixOf(unit)}/{NotScreenedFolder}";
+        foreach (var kept in notScreened)
         {
-            var source = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            var source = new FileStream(kept.File.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
             await using (source.ConfigureAwait(false))
             {
-                await quarantine.WriteAsync($"{QuarantinePrefixOf(unit)}/skipped/{SafeRelativePath(file.Name)}", source, cancellationToken).ConfigureAwait(false);
+                await quarantine.WriteAsync($"{prefix}/{SafeRelativePath(kept.File.Name)}", source, cancellationToken).ConfigureAwait(false);
             }
         }
+
+        var detail = $"upload {unit.UploadPath}: {notScreened.Count} file(s) were not screened; each is named in 'files' with why. They are kept here because the upload is deleted once the study's results are stored";
+        var reason = new QuarantineReason(unit.Tenant, unit.StudyId, unit.UploadPath, NotScreenedReason, detail, _time.GetUtcNow())
+        {
+            Files = [.. notScreened.Select(k => new QuarantinedFile(k.File.Name, clean(k.Why)))],
+        };
+        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options));
+        await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
     }
 
     private Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)
@@ -977,7 +1080,10 @@ public sealed partial class IngestHandler
         public static InstanceResult Skipped(string note, LocalFile file, bool readable) => new(false, readable, null, note) { File = file };
     }
 
-    private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean, IReadOnlyList<LocalFile> SkippedFiles);
+    private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean, IReadOnlyList<NotScreenedFile> NotScreened);
+
+    /// <summary>A file of the upload that was not screened (an original: downloaded, or a zip's entry), and why.</summary>
+    private sealed record NotScreenedFile(LocalFile File, string Why);
 
     /// <summary>The Studies row's SeriesJson: what was screened and what was not.</summary>
     private sealed record SeriesDocument(
@@ -989,7 +1095,8 @@ public sealed partial class IngestHandler
         IReadOnlyList<SeriesSummary> OtherSeries,
         int DeidentifiedInstances,
         IReadOnlyList<string> SkippedInstances,
-        string? SkippedKeptIn);
+        string? SkippedKeptIn,
+        int NotScreenedFiles);
 
     private sealed class IngestRejectedException(string code, string detail) : Exception(detail)
     {

@@ -31,5 +31,15 @@ public sealed record IngestOutcome(
     string? Reason = null,
     string? Detail = null);
 
-/// <summary>The <c>reason.json</c> written next to a quarantined upload.</summary>
-public sealed record QuarantineReason(string Tenant, string StudyId, string UploadPath, string Reason, string Detail, DateTimeOffset At);
+/// <summary>
+/// The <c>reason.json</c> written next to a quarantined upload. <see cref="Files"/> names each file kept and why, where
+/// the files of one folder have different reasons (the <c>skipped/</c> folder of an ingested study: files not screened).
+/// </summary>
+public sealed record QuarantineReason(string Tenant, string StudyId, string UploadPath, string Reason, string Detail, DateTimeOffset At)
+{
+    /// <summary>Each file kept in the folder (its name in the upload) and why; null where every file has the one reason.</summary>
+    public IReadOnlyList<QuarantinedFile>? Files { get; init; }
+}
+
+/// <summary>One file in a quarantine folder: its name in the upload and why it is there.</summary>
+public sealed record QuarantinedFile(string Name, string Why);
