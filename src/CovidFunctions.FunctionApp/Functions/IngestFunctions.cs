@@ -105,13 +105,30 @@ public sealed partial class IngestFunctions(
 
         var handler = CreateHandler(durableClient);
         var ingested = 0;
-        foreach (var unit in UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder))
+        var failures = new List<IngestFailedException>();
+        var folders = UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder).ToList();
+        foreach (var unit in folders)
         {
-            var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
-            ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;
+            // One folder failing (storage, a decoder bug) must not hold back the folders after it until it is fixed:
+            // each is tried, and the failures are thrown together at the end, so the invocation still fails.
+            try
+            {
+                var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
+                ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;
+            }
+            catch (IngestFailedException ex)
+            {
+                Log.FolderFailed(logger, UploadNames.LoggableTenant(unit), unit.StudyId, ex.Message);
+                failures.Add(ex);
+            }
         }
 
         Log.FoldersSwept(logger, ingested);
+        if (failures.Count > 0)
+        {
+            // The inner exceptions name each study and mask the upload's names (IngestFailedException).
+            throw new AggregateException($"folder sweep: {failures.Count} of {folders.Count} folder upload(s) failed ingest; the others were swept", failures);
+        }
     }
 
     /// <summary>Deletes raw uploads whose de-identified outputs are stored and whose retention is over.</summary>
@@ -156,5 +173,8 @@ public sealed partial class IngestFunctions(
 
         [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Retention sweep deleted the uploads of {Count} study(ies)")]
         public static partial void RetentionSwept(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 4105, Level = LogLevel.Error, Message = "Folder sweep: the folder upload of study {Tenant}/{StudyId} failed ingest, the sweep goes on with the others: {Error}")]
+        public static partial void FolderFailed(ILogger logger, string tenant, string studyId, string error);
     }
 }
