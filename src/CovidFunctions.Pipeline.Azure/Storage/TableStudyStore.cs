@@ -117,6 +117,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         };
         Put(entity, nameof(StudyRecord.Reason), record.Reason);
         Put(entity, nameof(StudyRecord.UploadPath), record.UploadPath);
+        Put(entity, nameof(StudyRecord.UploadKind), record.UploadKind);
         Put(entity, nameof(StudyRecord.StudyPseudonym), record.StudyPseudonym);
         Put(entity, nameof(StudyRecord.OrchestrationId), record.OrchestrationId);
         Put(entity, nameof(StudyRecord.TilesPrefix), record.TilesPrefix);
@@ -147,6 +148,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         Status = entity.GetString(nameof(StudyRecord.Status)) ?? StudyStatus.Queued,
         Reason = entity.GetString(nameof(StudyRecord.Reason)),
         UploadPath = entity.GetString(nameof(StudyRecord.UploadPath)),
+        UploadKind = entity.GetString(nameof(StudyRecord.UploadKind)),
         StudyPseudonym = entity.GetString(nameof(StudyRecord.StudyPseudonym)),
         OrchestrationId = entity.GetString(nameof(StudyRecord.OrchestrationId)),
         TilesPrefix = entity.GetString(nameof(StudyRecord.TilesPrefix)),

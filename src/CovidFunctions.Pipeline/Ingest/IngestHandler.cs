@@ -51,6 +51,9 @@ public sealed partial class IngestHandler
     /// <summary>The reason code in the <c>skipped/reason.json</c> of an ingested study: its files not screened, each with why.</summary>
     public const string NotScreenedReason = "not-screened";
 
+    /// <summary>The reason code of a blob and a folder of one name (<c>lab/scan</c>, <c>lab/scan/</c>): the second upload is kept apart.</summary>
+    public const string NameCollisionReason = "name-collision";
+
     /// <summary>Slices decoded at once while tiling.</summary>
     public const int TilingParallelism = 2;
 
@@ -125,6 +128,11 @@ public sealed partial class IngestHandler
         }
 
         var existing = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
+        if (CollidingPath(existing, unit) is { } collidingPath)
+        {
+            return await NameCollisionAsync(unit, collidingPath, cancellationToken).ConfigureAwait(false);
+        }
+
         if (existing?.IngestedAt is { } previouslyIngestedAt)
         {
             // A blob written after the study was ingested is a new upload to the same path, not a re-delivery: it would
@@ -198,11 +206,23 @@ public sealed partial class IngestHandler
         var cpuAtStart = Environment.CpuUsage.TotalTime;
         Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.Blobs.Count);
 
-        // This write counts the attempt: if storage is away it fails, and the attempt is neither made nor counted.
-        var attempt = (await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => row is null
-            ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, IngestAttempts = 1 }
-            : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, IngestAttempts = row.IngestAttempts + 1 },
-            cancellationToken).ConfigureAwait(false)).IngestAttempts;
+        // This write counts the attempt: if storage is away it fails, and the attempt is neither made nor counted. It
+        // is conditional: a blob and a folder of one name racing to create the row are told apart here too.
+        int attempt;
+        try
+        {
+            attempt = (await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => CollidingPath(row, unit) is { } path
+                ? throw new NameCollisionException(path)
+                : row is null
+                ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1 }
+                : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = row.IngestAttempts + 1 },
+                cancellationToken).ConfigureAwait(false)).IngestAttempts;
+        }
+        catch (NameCollisionException ex)
+        {
+            return await NameCollisionAsync(unit, ex.OtherPath, cancellationToken).ConfigureAwait(false);
+        }
+
 
         var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
         try
@@ -420,7 +440,46 @@ public sealed partial class IngestHandler
 
     /// <summary>The study's row, or a new one for the unit when there is none yet (what an update of a missing row starts from).</summary>
     private static StudyRecord RowOrNew(StudyRecord? row, UploadUnit unit, DateTimeOffset createdAt) =>
-        row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = createdAt };
+        row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = createdAt, UploadKind = KindOf(unit) };
+
+    /// <summary>The <see cref="StudyRecord.UploadKind"/> of a unit.</summary>
+    private static string KindOf(UploadUnit unit) => unit.Kind == UploadUnitKind.Folder ? "folder" : "blob";
+
+    /// <summary>
+    /// The path of another upload that owns the unit's study row, or null: study ids trim the '/', so a blob
+    /// <c>lab/scan</c> and a folder <c>lab/scan/</c> share one (the ids of studies in flight cannot change). The row's
+    /// path tells them apart while it is kept, its upload kind after that; rows from before the kind was kept cannot.
+    /// </summary>
+    private static string? CollidingPath(StudyRecord? row, UploadUnit unit)
+    {
+        if (row?.UploadPath is { } path && path != unit.UploadPath)
+        {
+            return path;
+        }
+
+        return row?.UploadKind is { } kind && kind != KindOf(unit)
+            ? (unit.Kind == UploadUnitKind.Folder ? unit.UploadPath.TrimEnd('/') : unit.UploadPath + "/")
+            : null;
+    }
+
+    /// <summary>
+    /// A blob and a folder of one name: the second to arrive is quarantined under <c>…/name-collision-{time}/</c> with
+    /// reason <c>name-collision</c>, naming both paths, and never screened in the first one's place (which would answer
+    /// "already ingested" for it, and delete its files with the first study's upload). The first study is left alone.
+    /// A late event for a blob already gone writes nothing.
+    /// </summary>
+    private async Task<IngestOutcome> NameCollisionAsync(UploadUnit unit, string otherPath, CancellationToken cancellationToken)
+    {
+        if (unit.Blobs.Count == 0 || !await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+        {
+            return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Rejected, 0, false, NameCollisionReason, $"upload {unit.UploadPath} has the name of upload {otherPath}; none of its blobs exists now (kept apart already, or a late event)");
+        }
+
+        var written = unit.Blobs.Max(b => b.LastModified);
+        var (kind, otherKind) = unit.Kind == UploadUnitKind.Folder ? ("folder", "blob") : ("blob", "folder");
+        var detail = $"upload {unit.UploadPath} (a {kind}) has the name of the {otherKind} upload {otherPath}, whose study it would share (study ids ignore a trailing '/'); it was not screened: upload it under another name";
+        return await RejectAsync(unit, NameCollisionReason, detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/name-collision-{written.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+    }
 
     /// <summary>When the unit's study was rejected: the time in its quarantine <c>reason.json</c> (written before the row says rejected); null when there is none.</summary>
     private async Task<DateTimeOffset?> RejectedAtAsync(UploadUnit unit, CancellationToken cancellationToken)
@@ -1097,6 +1156,12 @@ public sealed partial class IngestHandler
         IReadOnlyList<string> SkippedInstances,
         string? SkippedKeptIn,
         int NotScreenedFiles);
+
+    /// <summary>Thrown out of the attempt's row update when the row belongs to another upload of the same name.</summary>
+    private sealed class NameCollisionException(string otherPath) : Exception($"the study row belongs to upload {otherPath}")
+    {
+        public string OtherPath { get; } = otherPath;
+    }
 
     private sealed class IngestRejectedException(string code, string detail) : Exception(detail)
     {

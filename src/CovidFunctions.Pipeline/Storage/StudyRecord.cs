@@ -30,6 +30,13 @@ public sealed record StudyRecord
     /// <summary>The upload in <c>ct-uploads</c> (a blob, or a folder prefix ending in '/').</summary>
     public string? UploadPath { get; init; }
 
+    /// <summary>
+    /// <c>blob</c> or <c>folder</c>: how the study's upload arrived, kept after <see cref="UploadPath"/> is forgotten. A blob
+    /// <c>lab/scan</c> and a folder <c>lab/scan/</c> get one study id (ids trim the '/'), so ingest tells their uploads
+    /// apart by it (<c>name-collision</c>). Null on rows written before it existed.
+    /// </summary>
+    public string? UploadKind { get; init; }
+
     /// <summary>The de-identified Study Instance UID.</summary>
     public string? StudyPseudonym { get; init; }
 
