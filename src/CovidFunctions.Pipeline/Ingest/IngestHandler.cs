@@ -141,8 +141,11 @@ public sealed partial class IngestHandler
             // blob's own): only a blob that exists now is a new upload.
             // Only the blobs written after ingest are the new upload: in a folder, the others are the study's originals,
             // which stay (with the marker) until its results are stored or it fails.
+            // A folder's read list says which blobs ingest read: any other is late, whatever its time (no clock-skew
+            // margin). Studies ingested before the list existed fall back to the times.
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
-            var lateBlobs = unit with { Blobs = [.. unit.Blobs.Where(b => b.LastModified > previouslyIngestedAt + ReuploadTolerance)] };
+            var read = await UploadArchive.ReadListAsync(_containers, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
+            var lateBlobs = unit with { Blobs = [.. unit.Blobs.Where(b => read is null ? b.LastModified > previouslyIngestedAt + ReuploadTolerance : !read.Contains(UploadArchive.NameHash(b.Path)))] };
             if (lateBlobs.Blobs.Count < unit.Blobs.Count)
             {
                 lateBlobs = lateBlobs with { MarkerPath = null };
@@ -265,6 +268,10 @@ public sealed partial class IngestHandler
             // Files not screened (refused by policy, unreadable, another series or study of the upload) are not lost when
             // the upload is deleted with the study's results: they are kept in quarantine, each named with why.
             await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, cancellationToken).ConfigureAwait(false);
+
+            // What ingest read is the study's upload: at completion only these blobs are deleted, any other is a late
+            // file (written before the row says ingested, so every ingested folder study has one; a reject has none).
+            await UploadArchive.WriteReadListAsync(_containers, unit, cancellationToken).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;

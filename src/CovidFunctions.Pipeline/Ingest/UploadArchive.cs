@@ -38,10 +38,106 @@ internal static class UploadArchive
         }
 
         var blobs = quarantineWith is null
-            ? await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false)
+            ? await DeleteReadAsync(containers, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false)
             : await QuarantineAsync(containers, quarantineWith, cancellationToken).ConfigureAwait(false);
         await UploadNames.ForgetUploadPathAsync(studies, tenant, studyId, cancellationToken).ConfigureAwait(false);
         return blobs;
+    }
+
+    /// <summary>Where ingest records the blobs it read of a folder upload (in <c>slices</c>, next to the study's tiles).</summary>
+    public static string ReadListPath(string tenant, string studyId) => $"{tenant}/{studyId}/upload-read.json";
+
+    /// <summary>Records the blobs of <paramref name="unit"/> that ingest read (folder units; a single blob is its path).</summary>
+    public static async Task WriteReadListAsync(IBlobContainers containers, UploadUnit unit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(unit);
+        if (unit.Kind != UploadUnitKind.Folder)
+        {
+            return;
+        }
+
+        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new UploadReadList(NameHash(unit.UploadPath), [.. unit.BlobPaths.Select(NameHash)]), PipelineJson.Options));
+        await containers.Get(PipelineNames.SlicesContainer).WriteAsync(ReadListPath(unit.Tenant, unit.StudyId), json, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The blobs ingest read of the study's folder upload, as <see cref="NameHash"/>es; null when none were recorded (a single blob, or a study ingested before the list existed).</summary>
+    public static async Task<HashSet<string>?> ReadListAsync(IBlobContainers containers, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        Stream stream;
+        try
+        {
+            stream = await containers.Get(PipelineNames.SlicesContainer).OpenReadAsync(ReadListPath(tenant, studyId), cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+
+        await using (stream.ConfigureAwait(false))
+        {
+            var list = await JsonSerializer.DeserializeAsync<UploadReadList>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
+            return list is not null && list.UploadPath == NameHash(uploadPath) ? [.. list.Blobs] : null;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the study's upload once its results are stored: of a folder, only the blobs ingest read (its read list)
+    /// and the marker; any other blob under the prefix is a late file, never screened, and goes to
+    /// <c>quarantine/{tenant}/{study}/reupload-{time}/</c> with <c>reason.json</c> (<c>reupload-after-ingest</c>, each
+    /// file named) before anything is deleted. Without a read list, the whole upload is deleted (<see cref="DeleteAsync"/>).
+    /// </summary>
+    public static async Task<int> DeleteReadAsync(IBlobContainers containers, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        var read = uploadPath.EndsWith('/') ? await ReadListAsync(containers, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false) : null;
+        if (read is null)
+        {
+            return await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
+        }
+
+        var uploads = containers.Get(PipelineNames.UploadsContainer);
+        var paths = await ListAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false);
+        var late = paths.Where(p => !IsMarker(uploadPath, p) && !read.Contains(NameHash(p))).ToList();
+        if (late.Count > 0)
+        {
+            var now = DateTimeOffset.UtcNow;
+            var quarantine = containers.Get(PipelineNames.QuarantineContainer);
+            var prefix = $"{tenant}/{studyId}/reupload-{now.UtcDateTime:yyyyMMddTHHmmssZ}";
+            var kept = new List<QuarantinedFile>(late.Count);
+            foreach (var path in late)
+            {
+                Stream source;
+                try
+                {
+                    source = await uploads.OpenReadAsync(path, cancellationToken).ConfigureAwait(false);
+                }
+                catch (FileNotFoundException)
+                {
+                    continue;
+                }
+
+                var name = RelativeName(uploadPath, path);
+                await using (source.ConfigureAwait(false))
+                {
+                    await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(name)}", source, cancellationToken).ConfigureAwait(false);
+                }
+
+                kept.Add(new QuarantinedFile(name, "written to the folder after ingest read it: not screened"));
+            }
+
+            var detail = $"upload {uploadPath}: {kept.Count} file(s) written to it after its study was ingested were not screened ({string.Join(", ", kept.Take(5).Select(k => k.Name))}{(kept.Count > 5 ? $" and {kept.Count - 5} more" : string.Empty)}); upload under a new name to screen them";
+            var reason = new QuarantineReason(tenant, studyId, uploadPath, "reupload-after-ingest", detail, now) { Files = kept };
+            using (var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options)))
+            {
+                await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        // The late files (copied above), the read ones, then the marker last.
+        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
+        return paths.Count;
     }
 
     /// <summary>Deletes the upload's blobs (a folder's <c>.complete</c> marker last, so a half-deleted folder stays one closed unit).</summary>
@@ -154,6 +250,15 @@ internal static class UploadArchive
 
         return paths;
     }
+
+    /// <summary>
+    /// The blobs ingest read of a folder upload (<see cref="ReadListPath"/>), by the SHA-256 of their names: upload names
+    /// can carry patient names, and <c>slices</c> holds de-identified data only.
+    /// </summary>
+    private sealed record UploadReadList(string UploadPath, IReadOnlyList<string> Blobs);
+
+    /// <summary>The SHA-256 (hex) of an upload blob name, as the read list keeps it.</summary>
+    public static string NameHash(string name) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
 
     private static bool IsMarker(string uploadPath, string path) =>
         uploadPath.EndsWith('/') && path.Length == uploadPath.Length + PipelineNames.CompleteMarker.Length && path.EndsWith(PipelineNames.CompleteMarker, StringComparison.Ordinal);
