@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
@@ -12,6 +11,8 @@ using CovidFunctions.TestHelpers;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+
+using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
@@ -108,29 +109,6 @@ public sealed class StuckStudyTests(AzuriteFixture azurite)
 
     private static List<string> MidChestSlices(int count) =>
         [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
-    private static byte[] Zip(IEnumerable<string> files)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in files)
-            {
-                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
-                stream.Write(File.ReadAllBytes(file));
-            }
-        }
-
-        return buffer.ToArray();
-    }
-
-    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
-    {
-        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer);
-        return buffer.ToArray();
-    }
 
     private sealed class RecordingNotifier : IStudyNotifier
     {

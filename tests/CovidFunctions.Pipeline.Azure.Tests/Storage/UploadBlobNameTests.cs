@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using Azure.Storage.Blobs;
 using CovidFunctions.Dicom.Deidentification;
@@ -11,6 +10,8 @@ using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+
+using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
@@ -111,29 +112,6 @@ public sealed class UploadBlobNameTests(AzuriteFixture azurite)
         Options.Create(new PipelineOptions()),
         NullLogger<IngestHandler>.Instance,
         TimeProvider.System);
-
-    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
-    {
-        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer);
-        return buffer.ToArray();
-    }
-
-    private static byte[] Zip(IEnumerable<string> files)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in files)
-            {
-                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
-                stream.Write(File.ReadAllBytes(file));
-            }
-        }
-
-        return buffer.ToArray();
-    }
 
     private sealed class RecordingOrchestrations : IStudyOrchestrationClient
     {

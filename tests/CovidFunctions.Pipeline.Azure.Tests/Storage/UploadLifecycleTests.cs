@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
@@ -12,6 +11,8 @@ using CovidFunctions.TestHelpers;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+
+using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
@@ -180,29 +181,6 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
 
     private static async Task WriteAsync(IBlobStore store, string path, byte[] content) =>
         await store.WriteAsync(path, new MemoryStream(content, writable: false), CancellationToken.None);
-
-    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
-    {
-        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer);
-        return buffer.ToArray();
-    }
-
-    private static byte[] Zip(IEnumerable<string> files)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in files)
-            {
-                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
-                stream.Write(File.ReadAllBytes(file));
-            }
-        }
-
-        return buffer.ToArray();
-    }
 
     /// <summary>Starts each instance id once, like the Durable client; with <c>failStarts</c> the process "dies" on the start.</summary>
     private sealed class RecordingOrchestrations(bool failStarts = false) : IStudyOrchestrationClient

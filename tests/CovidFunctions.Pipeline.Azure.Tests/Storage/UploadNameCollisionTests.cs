@@ -11,6 +11,8 @@ using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
+using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
+
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
 /// <summary>
@@ -136,14 +138,6 @@ public sealed class UploadNameCollisionTests(AzuriteFixture azurite)
         }
 
         return paths;
-    }
-
-    private static async Task<byte[]> ReadAsync(IBlobStore store, string path)
-    {
-        await using var stream = await store.OpenReadAsync(path, CancellationToken.None);
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer);
-        return buffer.ToArray();
     }
 
     private sealed class NoOrchestrations : IStudyOrchestrationClient
