@@ -68,10 +68,6 @@ public sealed partial class IngestHandler
     /// <summary>Clock skew allowed between a blob's last-modified time and the ingest host's clock.</summary>
     private static readonly TimeSpan ReuploadTolerance = TimeSpan.FromMinutes(1);
 
-    private static readonly DicomTag StudyInstanceUidTag = new(0x0020, 0x000D);
-    private static readonly DicomTag SeriesInstanceUidTag = new(0x0020, 0x000E);
-    private static readonly DicomReadOptions HeaderOnly = new() { StopAtTag = new DicomTag(0x7FE0, 0x0010) };
-
     private static readonly HashSet<string> ImageExtensions = new([".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"], StringComparer.OrdinalIgnoreCase);
 
     private readonly IBlobContainers _containers;
@@ -225,7 +221,6 @@ public sealed partial class IngestHandler
         {
             return await NameCollisionAsync(unit, ex.OtherPath, cancellationToken).ConfigureAwait(false);
         }
-
 
         var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
         try
@@ -666,10 +661,7 @@ public sealed partial class IngestHandler
         }
 
         var reason = new QuarantineReason(unit.Tenant, unit.StudyId, unit.UploadPath, code, detail, _time.GetUtcNow());
-        using (var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options)))
-        {
-            await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
-        }
+        await UploadArchive.WriteReasonAsync(_containers, prefix, reason, cancellationToken).ConfigureAwait(false);
 
         await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
 
@@ -971,8 +963,8 @@ public sealed partial class IngestHandler
         string? seriesUid;
         try
         {
-            var header = DicomFile.Open(deidPath, HeaderOnly).Dataset;
-            (study, seriesUid) = (header.GetString(StudyInstanceUidTag), header.GetString(SeriesInstanceUidTag));
+            var header = DicomFile.Open(deidPath, DicomReadOptions.HeaderOnly).Dataset;
+            (study, seriesUid) = (header.GetString(DicomTags.StudyInstanceUID), header.GetString(DicomTags.SeriesInstanceUID));
         }
         catch (DicomException ex)
         {
@@ -1068,8 +1060,7 @@ public sealed partial class IngestHandler
         {
             Files = [.. notScreened.Select(k => new QuarantinedFile(k.File.Name, clean(k.Why)))],
         };
-        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options));
-        await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
+        await UploadArchive.WriteReasonAsync(_containers, prefix, reason, cancellationToken).ConfigureAwait(false);
     }
 
     private Task DeleteUploadAsync(UploadUnit unit, CancellationToken cancellationToken)

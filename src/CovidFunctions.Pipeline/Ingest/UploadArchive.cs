@@ -103,36 +103,11 @@ internal static class UploadArchive
         if (late.Count > 0)
         {
             var now = DateTimeOffset.UtcNow;
-            var quarantine = containers.Get(PipelineNames.QuarantineContainer);
             var prefix = $"{tenant}/{studyId}/reupload-{now.UtcDateTime:yyyyMMddTHHmmssZ}";
-            var kept = new List<QuarantinedFile>(late.Count);
-            foreach (var path in late)
-            {
-                Stream source;
-                try
-                {
-                    source = await uploads.OpenReadAsync(path, cancellationToken).ConfigureAwait(false);
-                }
-                catch (FileNotFoundException)
-                {
-                    continue;
-                }
-
-                var name = RelativeName(uploadPath, path);
-                await using (source.ConfigureAwait(false))
-                {
-                    await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(name)}", source, cancellationToken).ConfigureAwait(false);
-                }
-
-                kept.Add(new QuarantinedFile(name, "written to the folder after ingest read it: not screened"));
-            }
-
+            var copied = await CopyToQuarantineAsync(containers, uploadPath, late, prefix, cancellationToken).ConfigureAwait(false);
+            var kept = copied.Select(path => new QuarantinedFile(RelativeName(uploadPath, path), "written to the folder after ingest read it: not screened")).ToList();
             var detail = $"upload {uploadPath}: {kept.Count} file(s) written to it after its study was ingested were not screened ({string.Join(", ", kept.Take(5).Select(k => k.Name))}{(kept.Count > 5 ? $" and {kept.Count - 5} more" : string.Empty)}); upload under a new name to screen them";
-            var reason = new QuarantineReason(tenant, studyId, uploadPath, "reupload-after-ingest", detail, now) { Files = kept };
-            using (var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options)))
-            {
-                await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
-            }
+            await WriteReasonAsync(containers, prefix, new QuarantineReason(tenant, studyId, uploadPath, "reupload-after-ingest", detail, now) { Files = kept }, cancellationToken).ConfigureAwait(false);
         }
 
         // The late files (copied above), the read ones, then the marker last.
@@ -186,17 +161,30 @@ internal static class UploadArchive
     {
         ArgumentNullException.ThrowIfNull(reason);
         var uploads = containers.Get(PipelineNames.UploadsContainer);
-        var quarantine = containers.Get(PipelineNames.QuarantineContainer);
         var prefix = $"{reason.Tenant}/{reason.StudyId}";
         var paths = await ListAsync(uploads, reason.UploadPath, cancellationToken).ConfigureAwait(false);
-        var moved = new List<string>(paths.Count);
+        var moved = await CopyToQuarantineAsync(containers, reason.UploadPath, paths.Where(p => !IsMarker(reason.UploadPath, p)), prefix, cancellationToken).ConfigureAwait(false);
+        if (paths.Count == 0)
+        {
+            return 0;
+        }
+
+        await WriteReasonAsync(containers, prefix, reason, cancellationToken).ConfigureAwait(false);
+        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
+        return moved.Count;
+    }
+
+    /// <summary>
+    /// Copies upload blobs to <c>quarantine/{prefix}/original/</c> under their names in the upload, skipping a blob
+    /// already gone (moved by a concurrent or earlier settlement of the same study); returns the paths copied.
+    /// </summary>
+    private static async Task<List<string>> CopyToQuarantineAsync(IBlobContainers containers, string uploadPath, IEnumerable<string> paths, string prefix, CancellationToken cancellationToken)
+    {
+        var uploads = containers.Get(PipelineNames.UploadsContainer);
+        var quarantine = containers.Get(PipelineNames.QuarantineContainer);
+        var copied = new List<string>();
         foreach (var path in paths)
         {
-            if (IsMarker(reason.UploadPath, path))
-            {
-                continue;
-            }
-
             Stream source;
             try
             {
@@ -204,29 +192,26 @@ internal static class UploadArchive
             }
             catch (FileNotFoundException)
             {
-                continue; // moved by a concurrent settlement of the same study
+                continue;
             }
 
             await using (source.ConfigureAwait(false))
             {
-                await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(RelativeName(reason.UploadPath, path))}", source, cancellationToken).ConfigureAwait(false);
+                await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(RelativeName(uploadPath, path))}", source, cancellationToken).ConfigureAwait(false);
             }
 
-            moved.Add(path);
+            copied.Add(path);
         }
 
-        if (paths.Count == 0)
-        {
-            return 0;
-        }
+        return copied;
+    }
 
-        using (var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options)))
-        {
-            await quarantine.WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
-        }
-
-        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
-        return moved.Count;
+    /// <summary>Writes <paramref name="reason"/> as <c>quarantine/{prefix}/reason.json</c> (replacing an earlier one: settling is repeatable).</summary>
+    public static async Task WriteReasonAsync(IBlobContainers containers, string prefix, QuarantineReason reason, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(reason, PipelineJson.Options));
+        await containers.Get(PipelineNames.QuarantineContainer).WriteAsync(prefix + "/reason.json", json, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The upload's blobs that exist now: the blob itself, or every blob under the folder prefix with the marker last.</summary>
