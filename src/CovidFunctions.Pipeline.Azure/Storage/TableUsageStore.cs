@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Azure.Storage;
@@ -19,10 +20,26 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// </list>
 /// A writer that dies between the rows leaves nothing a retry cannot finish: the claim alone bills nothing, and the
 /// retry files the record under the claimed month.
+/// <para>Closed months (<see cref="UsageClosing"/>), two more insert-only rows:</para>
+/// <list type="bullet">
+/// <item>the close fence: RowKey <c>_closing</c> in the month's record partition <c>{tenant}|{yyyy-MM}</c>, property
+/// <c>ClosingAt</c>. The month's bill is the records whose service <c>Timestamp</c> is not after the fence's. The fence
+/// shares the records' partition so that both timestamps come from the one server that orders that partition's writes:
+/// a writer that inserts a record and then finds a fence older than its row knows the closer may not have counted it,
+/// and a closer counts exactly the rows older than its fence, so each record is in one bill whichever wins;</item>
+/// <item>the snapshot: PartitionKey <c>{tenant}|closed</c>, RowKey the month, the bill's figures and <c>ClosedAt</c>.</item>
+/// </list>
+/// A record whose billing month is closed (its fence is there before the record, or older than the record's row) is
+/// carried into the first month after it without a fence, with <c>LateFrom</c> = the billing month, together with
+/// copies of the study's earlier records when the closed bills on the way did not bill the study. A writer that dies
+/// after its row landed behind a fence finishes the carry on its retry (the row is found newer than the fence).
 /// </summary>
 public sealed class TableUsageStore(TableClient table) : IUsageStore
 {
     private const string MonthIndexPrefix = "_month|";
+
+    /// <summary>RowKey of a month's close fence in its record partition (study ids never start with '_').</summary>
+    public const string FenceRowKey = "_closing";
 
     public TableClient Table { get; } = table;
 
@@ -39,11 +56,78 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
     /// <summary>The partition that lists the tenants with records in a month.</summary>
     public static string MonthIndexPartitionKeyOf(string month) => MonthIndexPrefix + month;
 
+    /// <summary>The partition of a tenant's closed-month snapshots (one row per month).</summary>
+    public static string ClosedPartitionKeyOf(string tenant) => $"{tenant}|closed";
+
     public async Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken)
     {
         UsageRecord.Validate(record);
         var month = await ClaimBillingMonthAsync(record, cancellationToken).ConfigureAwait(false);
-        await AddIfAbsentAsync(new TableEntity(MonthIndexPartitionKeyOf(month), record.Tenant), cancellationToken).ConfigureAwait(false);
+        return await FileAsync(record, month, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Files the record under <paramref name="month"/>'s bill, or carries it on when that month is closing.</summary>
+    private async Task<bool> FileAsync(UsageRecord record, string month, string? lateFrom, CancellationToken cancellationToken)
+    {
+        var fence = await GetFenceAsync(record.Tenant, month, cancellationToken).ConfigureAwait(false);
+        if (fence is null)
+        {
+            await AddIfAbsentAsync(new TableEntity(MonthIndexPartitionKeyOf(month), record.Tenant), cancellationToken).ConfigureAwait(false);
+            var inserted = await AddIfAbsentAsync(EntityOf(record, month, lateFrom), cancellationToken).ConfigureAwait(false);
+
+            // The month may have begun closing while the row was written: the row is in its bill only if older than the fence.
+            fence = await GetFenceAsync(record.Tenant, month, cancellationToken).ConfigureAwait(false);
+            if (fence is null || await InBillAsync(record.Tenant, month, record.StudyId, record.Stage, fence.Value, cancellationToken).ConfigureAwait(false))
+            {
+                return inserted;
+            }
+        }
+        else if (await InBillAsync(record.Tenant, month, record.StudyId, record.Stage, fence.Value, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        return await CarryAsync(record, month, lateFrom ?? month, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Files a record that missed <paramref name="from"/>'s closed bill under the first month after it without a fence,
+    /// unless a closed bill on the way already holds the stage; with copies of the study's records of those closed
+    /// bills when none of them billed the study (no scoring record), so the study is billed whole, once, there.
+    /// </summary>
+    private async Task<bool> CarryAsync(UsageRecord record, string from, string billingMonth, CancellationToken cancellationToken)
+    {
+        var earlier = new List<UsageRecord>();
+        var to = from;
+        for (var steps = 0; await GetFenceAsync(record.Tenant, to, cancellationToken).ConfigureAwait(false) is { } fence; steps++, to = UsageQueries.Next(to))
+        {
+            if (steps > 1200)
+            {
+                throw new InvalidOperationException($"usage of {record.Tenant}/{record.StudyId}: no open month within 100 years after {from}");
+            }
+
+            var bill = await StudyBillAsync(record.Tenant, to, record.StudyId, fence, cancellationToken).ConfigureAwait(false);
+            if (to != from && bill.Any(r => r.Stage == record.Stage))
+            {
+                return false;
+            }
+
+            earlier.AddRange(bill);
+        }
+
+        if (earlier.All(r => r.Stage != StudyOrchestration.UsageStage))
+        {
+            foreach (var e in earlier.DistinctBy(r => r.Stage).Where(r => r.Stage != record.Stage))
+            {
+                await FileAsync(e, to, billingMonth, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return await FileAsync(record, to, billingMonth, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static TableEntity EntityOf(UsageRecord record, string month, string? lateFrom)
+    {
         var entity = new TableEntity(PartitionKeyOf(record.Tenant, month), RowKeyOf(record.StudyId, record.Stage))
         {
             ["Tenant"] = record.Tenant,
@@ -55,7 +139,43 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
             ["GpuSeconds"] = record.GpuSeconds,
             ["BytesStored"] = record.BytesStored,
         };
-        return await AddIfAbsentAsync(entity, cancellationToken).ConfigureAwait(false);
+        if (lateFrom is not null)
+        {
+            entity["LateFrom"] = lateFrom;
+        }
+
+        return entity;
+    }
+
+    /// <summary>The service time of the month's close fence, or null while the month is open.</summary>
+    private async Task<DateTimeOffset?> GetFenceAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        var fence = await Table.GetEntityIfExistsAsync<TableEntity>(PartitionKeyOf(tenant, month), FenceRowKey, ["Timestamp"], cancellationToken).ConfigureAwait(false);
+        return fence.HasValue ? fence.Value!.Timestamp : null;
+    }
+
+    /// <summary>True when the record row exists and is older than the fence (not newer: equal times count as in).</summary>
+    private async Task<bool> InBillAsync(string tenant, string month, string studyId, string stage, DateTimeOffset fence, CancellationToken cancellationToken)
+    {
+        var row = await Table.GetEntityIfExistsAsync<TableEntity>(PartitionKeyOf(tenant, month), RowKeyOf(studyId, stage), ["Timestamp"], cancellationToken).ConfigureAwait(false);
+        return row.HasValue && row.Value!.Timestamp <= fence;
+    }
+
+    /// <summary>The study's records in a closing month's bill (a RowKey range: <c>{studyId}|</c> up to <c>{studyId}}</c>).</summary>
+    private async Task<List<UsageRecord>> StudyBillAsync(string tenant, string month, string studyId, DateTimeOffset fence, CancellationToken cancellationToken)
+    {
+        var partition = PartitionKeyOf(tenant, month);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {studyId + "|"} and RowKey lt {studyId + "}"}");
+        var bill = new List<UsageRecord>();
+        await foreach (var entity in Table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (entity.Timestamp <= fence)
+            {
+                bill.Add(RecordOf(entity, tenant));
+            }
+        }
+
+        return bill;
     }
 
     public async Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken)
@@ -102,23 +222,104 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
         }
     }
 
-    public async Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        [.. (await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false)).Select(f => f.Record)];
+
+    public async Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken)
     {
         var filter = TableClient.CreateQueryFilter($"PartitionKey eq {PartitionKeyOf(tenant, month)}");
-        var records = new List<UsageRecord>();
+        var rows = new List<TableEntity>();
+        DateTimeOffset? fence = null;
         await foreach (var entity in Table.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
         {
-            records.Add(new UsageRecord(
-                entity.GetString("Tenant") ?? tenant,
-                entity.GetString("StudyId") ?? "",
-                entity.GetString("Stage") ?? "",
-                entity.GetDateTimeOffset("At") ?? default,
-                entity.GetInt32("Slices") ?? 0,
-                entity.GetDouble("CpuSeconds") ?? 0,
-                entity.GetDouble("GpuSeconds") ?? 0,
-                entity.GetInt64("BytesStored") ?? 0));
+            if (entity.RowKey == FenceRowKey)
+            {
+                fence = entity.Timestamp;
+            }
+            else
+            {
+                rows.Add(entity);
+            }
         }
 
-        return records.OrderBy(r => r.At).ThenBy(r => r.StudyId, StringComparer.Ordinal).ToList();
+        // Once the month is closing, rows newer than its fence are not its bill: their writers carry them on.
+        return rows
+            .Where(e => fence is null || e.Timestamp <= fence)
+            .Select(e => new FiledUsage(RecordOf(e, tenant), e.GetString("LateFrom")))
+            .OrderBy(f => f.Record.At).ThenBy(f => f.Record.StudyId, StringComparer.Ordinal)
+            .ToList();
     }
+
+    public Task<DateTimeOffset?> GetClosingAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        GetClosingAtAsync(tenant, month, cancellationToken);
+
+    public async Task<DateTimeOffset> BeginCloseAsync(string tenant, string month, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        StudyIds.RequireTenant(tenant);
+        await AddIfAbsentAsync(new TableEntity(PartitionKeyOf(tenant, month), FenceRowKey) { ["ClosingAt"] = at.ToUniversalTime() }, cancellationToken).ConfigureAwait(false);
+        return await GetClosingAtAsync(tenant, month, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the close fence of {tenant} {month} was written but cannot be read back");
+    }
+
+    public async Task<UsageTotals?> GetClosedAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        var row = await Table.GetEntityIfExistsAsync<TableEntity>(ClosedPartitionKeyOf(tenant), month, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return row.HasValue ? TotalsOf(row.Value!, tenant, month) : null;
+    }
+
+    public async Task<UsageTotals> AddClosedIfAbsentAsync(UsageTotals closed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(closed);
+        StudyIds.RequireTenant(closed.Tenant);
+        var entity = new TableEntity(ClosedPartitionKeyOf(closed.Tenant), closed.Month)
+        {
+            ["Studies"] = closed.Studies,
+            ["SlicesScreened"] = closed.SlicesScreened,
+            ["CpuSeconds"] = closed.CpuSeconds,
+            ["GpuSeconds"] = closed.GpuSeconds,
+            ["BytesStored"] = closed.BytesStored,
+            ["Records"] = closed.Records,
+            ["UnscreenedStudies"] = closed.UnscreenedStudies,
+            ["LateRecords"] = closed.LateRecords,
+            ["ClosedAt"] = closed.ClosedAt?.ToUniversalTime(),
+        };
+        if (await AddIfAbsentAsync(entity, cancellationToken).ConfigureAwait(false))
+        {
+            return closed;
+        }
+
+        // Another closer wrote it first: its snapshot is the month's (computed from the same fence, so the same figures).
+        return await GetClosedAsync(closed.Tenant, closed.Month, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"the snapshot of {closed.Tenant} {closed.Month} exists but cannot be read back");
+    }
+
+    private async Task<DateTimeOffset?> GetClosingAtAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        var fence = await Table.GetEntityIfExistsAsync<TableEntity>(PartitionKeyOf(tenant, month), FenceRowKey, ["ClosingAt"], cancellationToken).ConfigureAwait(false);
+        return fence.HasValue ? fence.Value!.GetDateTimeOffset("ClosingAt") : null;
+    }
+
+    private static UsageRecord RecordOf(TableEntity entity, string tenant) => new(
+        entity.GetString("Tenant") ?? tenant,
+        entity.GetString("StudyId") ?? "",
+        entity.GetString("Stage") ?? "",
+        entity.GetDateTimeOffset("At") ?? default,
+        entity.GetInt32("Slices") ?? 0,
+        entity.GetDouble("CpuSeconds") ?? 0,
+        entity.GetDouble("GpuSeconds") ?? 0,
+        entity.GetInt64("BytesStored") ?? 0);
+
+    private static UsageTotals TotalsOf(TableEntity entity, string tenant, string month) => new(
+        tenant,
+        month,
+        entity.GetInt32("Studies") ?? 0,
+        entity.GetInt64("SlicesScreened") ?? 0,
+        entity.GetDouble("CpuSeconds") ?? 0,
+        entity.GetDouble("GpuSeconds") ?? 0,
+        entity.GetInt64("BytesStored") ?? 0,
+        entity.GetInt32("Records") ?? 0,
+        entity.GetInt32("UnscreenedStudies") ?? 0,
+        Closed: true,
+        ClosedAt: entity.GetDateTimeOffset("ClosedAt"),
+        LateRecords: entity.GetInt32("LateRecords") ?? 0);
 }

@@ -10,6 +10,9 @@ namespace CovidFunctions.Pipeline.Metering;
 /// and bytes of every stage. Each (study, stage) record counts once, however many copies reach the totals. A study with
 /// records but no scoring record (it failed after ingest, or is still running) is not billed: it is counted in
 /// <see cref="UnscreenedStudies"/> only. <see cref="Records"/> counts every distinct record of the month.
+/// <see cref="Closed"/>: the month's bill is final (<see cref="UsageClosing"/>); these figures are its snapshot, written
+/// at <see cref="ClosedAt"/>, and never change. <see cref="LateRecords"/>: records of studies begun in a month closed
+/// before they completed, carried into this month's bill (<see cref="FiledUsage.LateFrom"/>).
 /// </summary>
 public sealed record UsageTotals(
     string Tenant,
@@ -20,7 +23,17 @@ public sealed record UsageTotals(
     double GpuSeconds,
     long BytesStored,
     int Records,
-    int UnscreenedStudies = 0);
+    int UnscreenedStudies = 0,
+    bool Closed = false,
+    DateTimeOffset? ClosedAt = null,
+    int LateRecords = 0);
+
+/// <summary>
+/// A usage record in a month's bill. <see cref="LateFrom"/> is null for a record filed under its study's billing month;
+/// otherwise the record arrived after that month (<c>LateFrom</c>) was closed and was carried into this month, with the
+/// study's earlier records when the closed bill did not bill the study (it was still running when the month closed).
+/// </summary>
+public sealed record FiledUsage(UsageRecord Record, string? LateFrom);
 
 /// <summary>Monthly totals over <see cref="IUsageStore"/> (the billing view of <c>covidfn usage</c> and <c>GET /api/usage</c>).</summary>
 public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
@@ -32,6 +45,17 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
     public static bool IsValidMonth(string? month) =>
         month is { Length: 7 } && DateTime.TryParseExact(month, "yyyy-MM", CultureInfo.InvariantCulture, DateTimeStyles.None, out _);
 
+    /// <summary>The first day of the month after <paramref name="month"/> (<c>yyyy-MM</c>), 00:00 UTC: when the month ends.</summary>
+    public static DateTimeOffset EndOf(string month) =>
+        new DateTimeOffset(DateTime.ParseExact(month, "yyyy-MM", CultureInfo.InvariantCulture, DateTimeStyles.None), TimeSpan.Zero).AddMonths(1);
+
+    /// <summary>The month after <paramref name="month"/>.</summary>
+    public static string Next(string month) => MonthOf(EndOf(month));
+
+    /// <summary>
+    /// The tenant's bill for the month: its snapshot once the month is closed (<see cref="UsageTotals.Closed"/>), else
+    /// the totals of the records filed under it so far.
+    /// </summary>
     public async Task<UsageTotals> MonthlyTotalsAsync(string tenant, string month, CancellationToken cancellationToken)
     {
         StudyIds.RequireTenant(tenant);
@@ -40,8 +64,13 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
             throw new ArgumentException($"month '{month}' is not yyyy-MM", nameof(month));
         }
 
-        var records = await usage.GetMonthAsync(tenant, month, cancellationToken).ConfigureAwait(false);
-        return Total(tenant, month, records);
+        if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is { } closed)
+        {
+            return closed;
+        }
+
+        var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+        return Total(tenant, month, filed);
     }
 
     /// <summary>
@@ -55,14 +84,8 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
             throw new ArgumentException($"month '{month}' is not yyyy-MM", nameof(month));
         }
 
-        var tenants = new SortedSet<string>(await usage.GetTenantsAsync(month, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
-        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
-        {
-            tenants.Add(study.Tenant);
-        }
-
         var totals = new List<UsageTotals>();
-        foreach (var tenant in tenants.Where(StudyIds.IsValidTenant))
+        foreach (var tenant in await TenantsAsync(month, cancellationToken).ConfigureAwait(false))
         {
             var total = await MonthlyTotalsAsync(tenant, month, cancellationToken).ConfigureAwait(false);
             if (total.Records > 0)
@@ -74,15 +97,38 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
         return totals;
     }
 
+    /// <summary>
+    /// The tenants whose bill for the month may hold records: the Usage table's month index, plus the tenants of the
+    /// Studies table for records written before that index existed.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> TenantsAsync(string month, CancellationToken cancellationToken)
+    {
+        var tenants = new SortedSet<string>(await usage.GetTenantsAsync(month, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
+        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            tenants.Add(study.Tenant);
+        }
+
+        return [.. tenants.Where(StudyIds.IsValidTenant)];
+    }
+
     /// <summary>Totals of a set of records (duplicates of one (study, stage) count once; see <see cref="UsageTotals"/>).</summary>
     public static UsageTotals Total(string tenant, string month, IEnumerable<UsageRecord> records)
     {
         ArgumentNullException.ThrowIfNull(records);
-        var distinct = records
-            .Where(r => r.Tenant == tenant)
-            .GroupBy(r => (r.StudyId, r.Stage))
-            .Select(g => g.OrderBy(r => r.At).First())
+        return Total(tenant, month, records.Select(r => new FiledUsage(r, null)));
+    }
+
+    /// <summary>Totals of a month's filed records, counting those carried in from a closed month (<see cref="UsageTotals.LateRecords"/>).</summary>
+    public static UsageTotals Total(string tenant, string month, IEnumerable<FiledUsage> filed)
+    {
+        ArgumentNullException.ThrowIfNull(filed);
+        var distinctFiled = filed
+            .Where(f => f.Record.Tenant == tenant)
+            .GroupBy(f => (f.Record.StudyId, f.Record.Stage))
+            .Select(g => g.OrderBy(f => f.Record.At).First())
             .ToList();
+        var distinct = distinctFiled.Select(f => f.Record).ToList();
         var perStudy = distinct.GroupBy(r => r.StudyId).ToList();
         var screened = perStudy
             .Select(g => (Records: g.ToList(), Scoring: g.FirstOrDefault(r => r.Stage == StudyOrchestration.UsageStage)))
@@ -98,6 +144,7 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
             Math.Round(billed.Sum(r => r.GpuSeconds), 3),
             billed.Sum(r => r.BytesStored),
             distinct.Count,
-            perStudy.Count - screened.Count);
+            perStudy.Count - screened.Count,
+            LateRecords: distinctFiled.Count(f => f.LateFrom is not null));
     }
 }

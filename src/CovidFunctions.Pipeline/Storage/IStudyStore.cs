@@ -1,3 +1,5 @@
+using CovidFunctions.Pipeline.Metering;
+
 namespace CovidFunctions.Pipeline.Storage;
 
 /// <summary>The <c>Studies</c> table.</summary>
@@ -40,10 +42,42 @@ public interface IUsageStore
     /// </summary>
     Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken);
 
-    /// <summary>Records of one tenant filed under one billing month (<c>yyyy-MM</c>).</summary>
+    /// <summary>
+    /// Records of one tenant's bill for one month (<c>yyyy-MM</c>): those filed under it (see <see cref="GetFiledAsync"/>:
+    /// once the month is closing, only those filed before its fence).
+    /// </summary>
     Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken);
 
     /// <summary>The tenants with records filed under a billing month (the all-tenant usage view; no Studies rows needed).</summary>
     Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<string>>([]);
+
+    // Month closing (Metering/UsageClosing.cs, docs/api.md "Metering"). Closing a tenant's month first writes its close
+    // fence (insert-only): from then on the month's bill is the records filed before the fence, and a record filed
+    // after it (a study of that month finishing later, a writer racing the close) is carried into the first month
+    // without a fence, with the study's earlier records when the closed bill did not bill the study. Then the
+    // snapshot of the bill is written, insert-only. A store without closing (a test wrapper) reports every month open.
+
+    /// <summary>
+    /// The records of the month's bill with where each came from: every record filed under the month while it is
+    /// open, only those filed before its close fence once closing began.
+    /// </summary>
+    async Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        [.. (await GetMonthAsync(tenant, month, cancellationToken).ConfigureAwait(false)).Select(r => new FiledUsage(r, null))];
+
+    /// <summary>The time the tenant's month began closing (its fence), or null while it is open.</summary>
+    Task<DateTimeOffset?> GetClosingAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        Task.FromResult<DateTimeOffset?>(null);
+
+    /// <summary>Writes the month's close fence at <paramref name="at"/> unless one exists; returns the stored fence's time.</summary>
+    Task<DateTimeOffset> BeginCloseAsync(string tenant, string month, DateTimeOffset at, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} cannot close months");
+
+    /// <summary>The closed month's snapshot, or null when the month is not closed.</summary>
+    Task<UsageTotals?> GetClosedAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        Task.FromResult<UsageTotals?>(null);
+
+    /// <summary>Inserts the snapshot unless the month has one; returns the stored snapshot (the first one written).</summary>
+    Task<UsageTotals> AddClosedIfAbsentAsync(UsageTotals closed, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} cannot close months");
 }

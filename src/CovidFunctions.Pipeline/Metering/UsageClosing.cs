@@ -1,0 +1,79 @@
+using CovidFunctions.Pipeline.Storage;
+
+namespace CovidFunctions.Pipeline.Metering;
+
+/// <summary>
+/// Closes a tenant's month: its bill becomes final. The store first writes the month's close fence (insert-only; two
+/// closers share the first one), then the bill of the records filed before the fence is computed and written as an
+/// insert-only snapshot with <see cref="UsageTotals.Closed"/> and <see cref="UsageTotals.ClosedAt"/> (the fence's time).
+/// Two closers compute the same figures from the same fence and the first snapshot written stays, so closing again, or
+/// racing, returns one snapshot. A record that reaches the month after its fence is carried into the first open month
+/// (<see cref="FiledUsage.LateFrom"/>, docs/api.md "Metering"), never into the closed bill.
+/// Only a month that is over can be closed: the current and future UTC months are refused.
+/// </summary>
+public sealed class UsageClosing(IUsageStore usage, IStudyStore studies, TimeProvider time)
+{
+    /// <summary>Why the month cannot be closed at <paramref name="now"/> (not <c>yyyy-MM</c>, not over yet), or null.</summary>
+    public static string? WhyNotClosable(string? month, DateTimeOffset now)
+    {
+        if (!UsageQueries.IsValidMonth(month))
+        {
+            return $"month '{month}' is not yyyy-MM";
+        }
+
+        var current = UsageQueries.MonthOf(now);
+        return string.CompareOrdinal(month, current) >= 0
+            ? $"month {month} is not over yet (the current UTC month is {current}): only a past month can be closed"
+            : null;
+    }
+
+    /// <summary>
+    /// Closes the tenant's month and returns its snapshot (the stored one when the month was closed before).
+    /// Throws <see cref="ArgumentException"/> for an invalid tenant or a month <see cref="WhyNotClosable"/> refuses.
+    /// </summary>
+    public async Task<UsageTotals> CloseAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        StudyIds.RequireTenant(tenant);
+        if (WhyNotClosable(month, time.GetUtcNow()) is { } why)
+        {
+            throw new ArgumentException(why, nameof(month));
+        }
+
+        if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is { } closed)
+        {
+            return closed;
+        }
+
+        // After the fence no record enters the month's bill, so what is read now is the whole bill; a closer that died
+        // here left the fence, and the next close (or the timer) writes the same snapshot from it.
+        var closedAt = await usage.BeginCloseAsync(tenant, month, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+        var snapshot = UsageQueries.Total(tenant, month, filed) with { Closed = true, ClosedAt = closedAt };
+        return await usage.AddClosedIfAbsentAsync(snapshot, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Closes the month for every tenant known now (<see cref="UsageQueries.TenantsAsync"/>; a tenant without records
+    /// gets an empty snapshot, so a record dated in the month that reaches it later is carried like any other).
+    /// Returns the snapshots of the tenants with records that month.
+    /// </summary>
+    public async Task<IReadOnlyList<UsageTotals>> CloseAllAsync(string month, CancellationToken cancellationToken)
+    {
+        if (WhyNotClosable(month, time.GetUtcNow()) is { } why)
+        {
+            throw new ArgumentException(why, nameof(month));
+        }
+
+        var snapshots = new List<UsageTotals>();
+        foreach (var tenant in await new UsageQueries(usage, studies).TenantsAsync(month, cancellationToken).ConfigureAwait(false))
+        {
+            var snapshot = await CloseAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+            if (snapshot.Records > 0)
+            {
+                snapshots.Add(snapshot);
+            }
+        }
+
+        return snapshots;
+    }
+}
