@@ -1,4 +1,5 @@
 using System.Text;
+using CovidFunctions.Dicom.IO;
 
 namespace CovidFunctions.Dicom.Deidentification;
 
@@ -43,6 +44,7 @@ public sealed class DeidentificationEngine
     private static readonly DicomTag CodeValue = new(0x0008, 0x0100);
     private static readonly DicomTag CodingSchemeDesignator = new(0x0008, 0x0102);
     private static readonly DicomTag CodeMeaning = new(0x0008, 0x0104);
+    private static readonly DicomTag FileMetaInformationVersionTag = new(0x0002, 0x0001);
     private static readonly DicomTag MediaStorageSopClassUid = new(0x0002, 0x0002);
     private static readonly DicomTag MediaStorageSopInstanceUid = new(0x0002, 0x0003);
     private static readonly DicomTag ImplementationClassUidTag = new(0x0002, 0x0012);
@@ -131,7 +133,7 @@ public sealed class DeidentificationEngine
             Options.PseudonymLength);
         var context = new Context(this, pseudonym, _mappings.DateShiftDays(pseudonym), new DeidAudit());
 
-        Process(dataset, context);
+        Process(dataset, context, depth: 0);
 
         // Always present, always the pseudonym (Type 2 in the CT IOD).
         dataset.SetString(PatientName, DicomVR.PN, pseudonym);
@@ -196,10 +198,10 @@ public sealed class DeidentificationEngine
         {
             switch (element.Tag.Value)
             {
-                case 0x00020001 or 0x00020002 or 0x00020010:
+                case 0x00020010:
                     context.Audit.Kept++;
                     break;
-                case 0x00020003 or 0x00020012 or 0x00020013:
+                case 0x00020001 or 0x00020002 or 0x00020003 or 0x00020012 or 0x00020013:
                     break; // rewritten below
                 default:
                     // Group length (recomputed by the writer), source/sending/receiving AE titles, private information.
@@ -217,6 +219,17 @@ public sealed class DeidentificationEngine
             }
         }
 
+        // Written, not carried over: the version is OB (any bytes could follow 00\01), and the class is the one the
+        // policy accepted (the dataset's, else the meta group's own), never another UID the meta group held.
+        meta.AddOrUpdate(new DicomValueElement(FileMetaInformationVersionTag, DicomVR.OB, new byte[] { 0, 1 }));
+        var sopClass = TrimUid(dataset.TryGetString(SopClassUid, out var c) ? c : null) is { Length: > 0 } datasetClass
+            ? datasetClass
+            : TrimUid(meta.TryGetString(MediaStorageSopClassUid, out var m) ? m : null);
+        if (!string.IsNullOrEmpty(sopClass))
+        {
+            meta.SetString(MediaStorageSopClassUid, DicomVR.UI, sopClass);
+        }
+
         if (dataset.TryGetString(SopInstanceUid, out var sop) && sop.Length > 0)
         {
             meta.SetString(MediaStorageSopInstanceUid, DicomVR.UI, sop);
@@ -231,11 +244,12 @@ public sealed class DeidentificationEngine
         meta.SetString(ImplementationVersionNameTag, DicomVR.SH, ImplementationVersionName);
     }
 
-    private void Process(DicomDataset dataset, Context context)
+    private void Process(DicomDataset dataset, Context context, int depth)
     {
         var safePrivate = Options.RetainSafePrivate ? SafePrivateTags(dataset) : null;
-        foreach (var element in dataset.ToArray())
+        foreach (var read in dataset.ToArray())
         {
+            var element = read;
             var tag = element.Tag;
             var value = tag.Value;
             if (tag.IsPrivate)
@@ -245,7 +259,7 @@ public sealed class DeidentificationEngine
                     // Retain Safe Private (113111): a Table E.3.10-1 element or the creator of its block.
                     if (element is DicomSequence safeSequence)
                     {
-                        ProcessItems(safeSequence, context);
+                        ProcessItems(safeSequence, context, depth);
                     }
 
                     context.Audit.Kept++;
@@ -261,6 +275,41 @@ public sealed class DeidentificationEngine
             {
                 dataset.Remove(tag);
                 context.Audit.GroupLengthsRemoved++;
+                continue;
+            }
+
+            if (element is DicomValueElement { VR.Code: "UN" } unknown && IsSequenceInDictionary(tag))
+            {
+                // A sequence re-encoded as UN by a node that did not know its VR (PS3.5 6.2.2: implicit VR little endian
+                // items). Parsed so its items go through the rules like any sequence's; kept as bytes, it would carry
+                // whatever its items hold. Bytes that are not items cannot be inspected: removed.
+                var parsed = TryReadUNSequence(unknown, depth);
+                if (parsed is null)
+                {
+                    dataset.Remove(tag);
+                    context.Audit.Removed++;
+                    continue;
+                }
+
+                dataset.AddOrUpdate(parsed);
+                element = parsed;
+            }
+
+            if (depth > 0 && tag.Group == 0x7FE0)
+            {
+                // Pixel Data and its offset tables belong to the top level; inside an item (other than the Icon Image
+                // Sequence, removed whole) they are an image nobody inspects.
+                dataset.Remove(tag);
+                context.Audit.Removed++;
+                continue;
+            }
+
+            if (value is 0x00080008 or 0x00089007 && element is DicomValueElement)
+            {
+                // Image Type / Frame Type: values 1-2 are checked by the policy; later values are defined terms that reach
+                // the series report, anything else there (a name) is emptied, its position kept.
+                dataset.SetString(tag, DicomVR.CS, ImageTypeValues.Clean(dataset.GetString(tag) ?? string.Empty));
+                context.Audit.Cleaned++;
                 continue;
             }
 
@@ -287,12 +336,12 @@ public sealed class DeidentificationEngine
                 case DeidAction.Keep:
                     if (element is DicomSequence keptSequence)
                     {
-                        ProcessItems(keptSequence, context);
+                        ProcessItems(keptSequence, context, depth);
                     }
-                    else if (element.VR == DicomVR.UI)
+                    else if (EffectiveVR(element) == DicomVR.UI)
                     {
                         // A kept UID attribute (a class UID): well-known UIDs stay, anything else is remapped.
-                        Remap(dataset, element, context);
+                        Remap(dataset, element, context, depth);
                         break;
                     }
 
@@ -315,13 +364,13 @@ public sealed class DeidentificationEngine
                     context.Audit.Zeroed++;
                     break;
                 case DeidAction.Dummy:
-                    Dummy(dataset, element, context);
+                    Dummy(dataset, element, context, depth);
                     break;
                 case DeidAction.Clean:
-                    Clean(dataset, element, context);
+                    Clean(dataset, element, context, depth);
                     break;
                 case DeidAction.RemapUid:
-                    Remap(dataset, element, context);
+                    Remap(dataset, element, context, depth);
                     break;
             }
         }
@@ -358,12 +407,38 @@ public sealed class DeidentificationEngine
         return kept;
     }
 
-    private void ProcessItems(DicomSequence sequence, Context context)
+    private void ProcessItems(DicomSequence sequence, Context context, int depth)
     {
         foreach (var item in sequence.Items)
         {
             context.Audit.SequenceItems++;
-            Process(item, context);
+            Process(item, context, depth + 1);
+        }
+    }
+
+    private static bool IsSequenceInDictionary(DicomTag tag) =>
+        !tag.IsPrivate && DicomDictionary.Lookup(tag) is { } entry && entry.ValueRepresentations.Contains(DicomVR.SQ);
+
+    /// <summary>
+    /// The items of a UN-encoded sequence, or null when its bytes are not items or would nest deeper than the reader's
+    /// limit counted from the top level (a UN inside a UN item inside ... must not recurse without bound).
+    /// </summary>
+    private static DicomSequence? TryReadUNSequence(DicomValueElement element, int depth)
+    {
+        var remainingDepth = DicomReadOptions.Default.MaxSequenceDepth - depth;
+        if (remainingDepth < 1)
+        {
+            return null;
+        }
+
+        try
+        {
+            return DicomReader.ReadUNValueAsSequence(
+                element.Tag, element.RawValue, DicomReadOptions.Default with { MaxSequenceDepth = remainingDepth }, sourceName: null);
+        }
+        catch (DicomException)
+        {
+            return null;
         }
     }
 
@@ -380,12 +455,12 @@ public sealed class DeidentificationEngine
         }
     }
 
-    private void Dummy(DicomDataset dataset, DicomElement element, Context context)
+    private void Dummy(DicomDataset dataset, DicomElement element, Context context, int depth)
     {
         if (element is DicomSequence sequence)
         {
             // D on a sequence: keep the items' structure, every attribute in them de-identified by its own rule.
-            ProcessItems(sequence, context);
+            ProcessItems(sequence, context, depth);
             context.Audit.Dummied++;
             return;
         }
@@ -393,7 +468,7 @@ public sealed class DeidentificationEngine
         var vr = EffectiveVR(element);
         if (vr == DicomVR.UI)
         {
-            Remap(dataset, element, context);
+            Remap(dataset, element, context, depth);
             return;
         }
 
@@ -417,11 +492,11 @@ public sealed class DeidentificationEngine
         context.Audit.Dummied++;
     }
 
-    private void Clean(DicomDataset dataset, DicomElement element, Context context)
+    private void Clean(DicomDataset dataset, DicomElement element, Context context, int depth)
     {
         if (element is DicomSequence sequence)
         {
-            ProcessItems(sequence, context);
+            ProcessItems(sequence, context, depth);
             context.Audit.Cleaned++;
             return;
         }
@@ -431,7 +506,7 @@ public sealed class DeidentificationEngine
         {
             if (!Options.RetainLongitudinalModifiedDates)
             {
-                Dummy(dataset, element, context);
+                Dummy(dataset, element, context, depth);
                 return;
             }
 
@@ -451,7 +526,7 @@ public sealed class DeidentificationEngine
 
         if (vr == DicomVR.UI)
         {
-            Remap(dataset, element, context);
+            Remap(dataset, element, context, depth);
             return;
         }
 
@@ -463,14 +538,14 @@ public sealed class DeidentificationEngine
             return;
         }
 
-        Dummy(dataset, element, context);
+        Dummy(dataset, element, context, depth);
     }
 
-    private void Remap(DicomDataset dataset, DicomElement element, Context context)
+    private void Remap(DicomDataset dataset, DicomElement element, Context context, int depth)
     {
         if (element is DicomSequence sequence)
         {
-            ProcessItems(sequence, context);
+            ProcessItems(sequence, context, depth);
             context.Audit.UidsRemapped++;
             return;
         }

@@ -43,9 +43,11 @@ public static class DescriptorCleaner
             }
 
             var first = true;
-            foreach (var token in value.Split([' ', '\t', '\r', '\n', '_', ',', ';', ':', '(', ')', '[', ']', '"', '\'', '^', '='], StringSplitOptions.RemoveEmptyEntries))
+            var tokens = value.Split([' ', '\t', '\r', '\n', '_', ',', ';', ':', '(', ')', '[', ']', '"', '\'', '^', '='], StringSplitOptions.RemoveEmptyEntries);
+            for (var t = 0; t < tokens.Length; t++)
             {
-                if (!IsAllowed(token))
+                var token = tokens[t];
+                if (!IsAllowed(token) || InNumberRun(tokens, t))
                 {
                     continue;
                 }
@@ -61,6 +63,27 @@ public static class DescriptorCleaner
         }
 
         return sb.ToString().Trim('\\');
+    }
+
+    /// <summary>
+    /// True when the token is a bare number next to another bare number: an identifier written in groups ("987 654 321",
+    /// "12 03 1965", "555_867_5309") would otherwise survive as small numbers. A lone number ("1.0", "5mm") stays.
+    /// </summary>
+    private static bool InNumberRun(string[] tokens, int index) =>
+        IsBareNumber(tokens[index])
+        && ((index > 0 && IsBareNumber(tokens[index - 1])) || (index + 1 < tokens.Length && IsBareNumber(tokens[index + 1])));
+
+    private static bool IsBareNumber(string token)
+    {
+        foreach (var ch in token)
+        {
+            if (!char.IsAsciiDigit(ch) && ch is not ('.' or '-' or '/' or '+'))
+            {
+                return false;
+            }
+        }
+
+        return token.Any(char.IsAsciiDigit);
     }
 
     /// <summary>True when a token is allowed to survive cleaning.</summary>

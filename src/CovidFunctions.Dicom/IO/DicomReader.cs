@@ -74,6 +74,20 @@ internal sealed class DicomReader
         }
     }
 
+    /// <summary>
+    /// Parses the value of an element that was re-encoded as UN although it is a sequence: per PS3.5 6.2.2 its bytes are
+    /// the items in implicit VR little endian, whatever the file's transfer syntax.
+    /// </summary>
+    /// <exception cref="DicomFormatException">The bytes are not a sequence of items.</exception>
+    public static DicomSequence ReadUNValueAsSequence(DicomTag tag, ReadOnlyMemory<byte> value, DicomReadOptions options, string? sourceName)
+    {
+        using var input = new BufferedDicomStream(new MemoryStream(value.ToArray(), writable: false));
+        var reader = new DicomReader(input, options, sourceName, bulkPath: null, $" (inside the UN value of {tag})");
+        var sequence = reader.ReadSequence(tag, DicomVR.SQ, new Encoding(Explicit: false, BigEndian: false), depth: 0, sequenceEnd: value.Length, start: 0);
+        sequence.UndefinedLength = false;
+        return sequence;
+    }
+
     private static DicomFile ReadFileCore(Stream stream, DicomReadOptions options, string? sourceName, string? bulkPath)
     {
         using var input = new BufferedDicomStream(stream);
