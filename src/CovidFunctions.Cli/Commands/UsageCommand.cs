@@ -6,12 +6,15 @@ using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Cli.Commands;
 
 /// <summary>
 /// <c>covidfn usage [--tenant T] [--month yyyy-MM] [--json]</c>: the month's usage per tenant from the local host's
-/// Usage table (studies, slices screened, CPU/GPU seconds, bytes stored), each study and stage counted once.
+/// Usage table (studies, slices screened, CPU/GPU seconds, bytes stored), each study and stage counted once; a closed
+/// month shows its final snapshot. <c>covidfn usage close --month yyyy-MM [--tenant T] [--json]</c> closes a past month
+/// (<see cref="UsageClosing"/>; docs/api.md "Metering").
 /// </summary>
 public static class UsageCommand
 {
@@ -28,6 +31,7 @@ public static class UsageCommand
         command.Options.Add(json);
         command.Options.Add(dataDir);
         command.Options.Add(storage);
+        command.Subcommands.Add(CreateClose());
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -65,7 +69,7 @@ public static class UsageCommand
                 catch (RequestFailedException ex) when (ex.Status == 404)
                 {
                     // No table yet: nothing has run on this storage, so nothing was used.
-                    totals = t is null ? [] : [UsageQueries.Total(t, m, [])];
+                    totals = t is null ? [] : [UsageQueries.Total(t, m, Array.Empty<UsageRecord>())];
                 }
 
                 if (parseResult.GetValue(json))
@@ -81,9 +85,7 @@ public static class UsageCommand
 
                 foreach (var u in totals)
                 {
-                    output.WriteLine(string.Create(
-                        CultureInfo.InvariantCulture,
-                        $"{u.Tenant} {u.Month}: {u.Studies} studies, {u.SlicesScreened} slices screened, CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, {u.BytesStored} bytes stored{(u.UnscreenedStudies > 0 ? $"; {u.UnscreenedStudies} not screened (failed or running, not billed)" : "")}"));
+                    output.WriteLine(Line(u));
                 }
 
                 return ExitCodes.Success;
@@ -96,4 +98,91 @@ public static class UsageCommand
         });
         return command;
     }
+
+    /// <summary><c>covidfn usage close --month yyyy-MM [--tenant T] [--json]</c>: makes a past month's bill final.</summary>
+    private static Command CreateClose()
+    {
+        var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant known to the storage)." };
+        var month = new Option<string?>("--month") { Description = "The month to close, yyyy-MM (a past UTC month; required)." };
+        var json = new Option<bool>("--json") { Description = "Print the snapshots as JSON (one object with --tenant, else an array)." };
+        var dataDir = LocalStorageConnection.DataDirOption();
+        var storage = LocalStorageConnection.StorageOption();
+        var command = new Command(
+            "close",
+            "Close a past month's bill: its totals are written once as a final snapshot; usage that arrives later for its studies is billed in the first open month.");
+        command.Options.Add(tenant);
+        command.Options.Add(month);
+        command.Options.Add(json);
+        command.Options.Add(dataDir);
+        command.Options.Add(storage);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            var t = parseResult.GetValue(tenant);
+            if (parseResult.GetValue(month) is not { } m)
+            {
+                // Checked here, not as a required option, so that it exits 2 (bad input) like a bad month.
+                error.WriteLine("usage close: --month yyyy-MM is required (the past UTC month to close)");
+                return ExitCodes.BadInput;
+            }
+
+            if (t is not null && !StudyIds.IsValidTenant(t))
+            {
+                error.WriteLine($"usage close: {StudyIds.InvalidTenantMessage(t)}");
+                return ExitCodes.BadInput;
+            }
+
+            if (UsageClosing.WhyNotClosable(m, DateTimeOffset.UtcNow) is { } why)
+            {
+                error.WriteLine($"usage close: {why}");
+                return ExitCodes.BadInput;
+            }
+
+            var store = await LocalStorageConnection.OpenAsync("usage close", parseResult.GetValue(storage), parseResult.GetValue(dataDir), error, cancellationToken).ConfigureAwait(false);
+            if (store is null)
+            {
+                return ExitCodes.InternalError;
+            }
+
+            try
+            {
+                // Closing writes rows: the table may not exist yet on a storage nothing has run on.
+                await store.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
+                var closing = new UsageClosing(store.Usage, store.Studies, TimeProvider.System);
+                IReadOnlyList<UsageTotals> closed = t is null
+                    ? await closing.CloseAllAsync(m, cancellationToken).ConfigureAwait(false)
+                    : [await closing.CloseAsync(t, m, cancellationToken).ConfigureAwait(false)];
+                if (parseResult.GetValue(json))
+                {
+                    output.WriteLine(t is null ? JsonSerializer.Serialize(closed, ApiJson.Options) : JsonSerializer.Serialize(closed[0], ApiJson.Options));
+                    return ExitCodes.Success;
+                }
+
+                if (closed.Count == 0)
+                {
+                    output.WriteLine($"{m} closed; no tenant had usage in it");
+                }
+
+                foreach (var u in closed)
+                {
+                    output.WriteLine(Line(u));
+                }
+
+                return ExitCodes.Success;
+            }
+            catch (RequestFailedException ex)
+            {
+                error.WriteLine($"usage close: storage refused the close: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+                return ExitCodes.InternalError;
+            }
+        });
+        return command;
+    }
+
+    private static string Line(UsageTotals u) =>
+        string.Create(CultureInfo.InvariantCulture, $"{u.Tenant} {u.Month}: {u.Studies} studies, {u.SlicesScreened} slices screened, CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, {u.BytesStored} bytes stored")
+        + (u.UnscreenedStudies > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {u.UnscreenedStudies} not screened (failed or running, not billed)") : "")
+        + (u.LateRecords > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {u.LateRecords} records carried from a closed month") : "")
+        + (u.Closed ? string.Create(CultureInfo.InvariantCulture, $"; closed {u.ClosedAt?.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC (final)") : "; open (may still change until the month is closed)");
 }

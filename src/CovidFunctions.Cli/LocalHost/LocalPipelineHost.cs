@@ -6,6 +6,7 @@ using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Relay;
@@ -51,6 +52,9 @@ public sealed record LocalPipelineOptions
     /// (<see cref="IngestHandler.SweepExpiredUploadsAsync"/>; the Function app's hourly timer). It also runs at start.
     /// </summary>
     public TimeSpan SweepInterval { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>When the previous month's bills close (<see cref="UsageAutoClose"/>, run at start and every <see cref="SweepInterval"/>).</summary>
+    public MeteringOptions Metering { get; init; } = new();
 
     /// <summary>Uploads ingested at once.</summary>
     public int IngestConcurrency { get; init; } = 2;
@@ -236,6 +240,8 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         _loops.Add(Task.Run(() => Watcher.RunAsync(_options.WatchInterval, token), CancellationToken.None));
         _loops.Add(Task.Run(() => _transport.RunAsync(PipelineNames.SliceResultsQueue, relay.HandleAsync, ConsumerFor(4, TimeSpan.FromSeconds(30)), token), CancellationToken.None));
         _loops.Add(Task.Run(() => RunSweepsAsync(ingest, _options.SweepInterval, token), CancellationToken.None));
+        var autoClose = new UsageAutoClose(Storage.Usage, Storage.Studies, _options.Metering, TimeProvider.System, _loggers.CreateLogger<UsageAutoClose>());
+        _loops.Add(Task.Run(() => RunUsageCloseAsync(autoClose, _options.SweepInterval, token), CancellationToken.None));
         if (_webhooks is { } webhooks)
         {
             // The notify activity makes only the first attempt of a delivery; this loop makes the due retries.
@@ -407,8 +413,42 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         }
     }
 
+    // The Function app's hourly CloseUsageMonth timer: without it a local deployment's bills never became final.
+    private async Task RunUsageCloseAsync(UsageAutoClose autoClose, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await autoClose.RunAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                // Storage briefly away: closing is safe to repeat (insert-only fence and snapshot).
+                Log.UsageCloseFailed(_logger, ex.GetType().Name, ex.Message);
+            }
+
+            try
+            {
+                await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+    }
+
     private static partial class Log
     {
+        // Usage holds tenants, study ids and months, no upload names: the message may be logged.
+        [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Usage month close failed ({Type}: {Message}); trying again at the next interval")]
+        public static partial void UsageCloseFailed(ILogger logger, string type, string message);
+
         [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "Upload sweep done: {Swept} upload(s) past retention deleted")]
         public static partial void Swept(ILogger logger, int swept);
 

@@ -50,7 +50,70 @@ public sealed class UsageCommandTests
 
         (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2026-11", "--tenant", "lab-a");
         Assert.True(rc == 0, stderr);
-        Assert.Equal("lab-a 2026-11: 1 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened (failed or running, not billed)", stdout.Trim());
+        Assert.Equal("lab-a 2026-11: 1 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened (failed or running, not billed); open (may still change until the month is closed)", stdout.Trim());
+    }
+
+    [Fact]
+    public async Task UsageClose_MakesAPastMonthFinal_RefusesOthersWithExit2_AndLateUsageGoesToTheNextOpenMonth()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var azurite = await PipelineFixture.StartAzuriteAsync(temp.Path);
+        var storage = PipelineStorage.FromConnectionString(azurite.ConnectionString);
+        await storage.EnsureCreatedAsync(CancellationToken.None);
+        var inMarch = new DateTimeOffset(2025, 3, 31, 23, 0, 0, TimeSpan.Zero);
+        await storage.Usage.TryRecordAsync(new UsageRecord("lab-a", "s1", "ingest", inMarch, 300, 12, 0, 4_000_000), CancellationToken.None);
+        await storage.Usage.TryRecordAsync(new UsageRecord("lab-a", "s1", "scoring", inMarch, 300, 0, 45, 0), CancellationToken.None);
+        await storage.Usage.TryRecordAsync(new UsageRecord("lab-a", "s2", "ingest", inMarch, 120, 5, 0, 1_000_000), CancellationToken.None);
+        await storage.Usage.TryRecordAsync(new UsageRecord("lab-b", "s3", "ingest", inMarch, 64, 2, 0, 500_000), CancellationToken.None);
+        await storage.Usage.TryRecordAsync(new UsageRecord("lab-b", "s3", "scoring", inMarch, 64, 30, 0, 0), CancellationToken.None);
+        var current = DateTimeOffset.UtcNow.ToString("yyyy-MM", System.Globalization.CultureInfo.InvariantCulture);
+
+        foreach (var (args, reason) in new[]
+        {
+            (new[] { "--month", current }, $"usage close: month {current} is not over yet"),
+            (new[] { "--month", "2999-01" }, "usage close: month 2999-01 is not over yet"),
+            (new[] { "--month", "2025-3" }, "usage close: month '2025-3' is not yyyy-MM"),
+            (Array.Empty<string>(), "usage close: --month yyyy-MM is required"),
+            (new[] { "--month", "2025-03", "--tenant", "Lab_A" }, "usage close: tenant 'Lab_A' is not valid"),
+        })
+        {
+            var (refusedRc, _, refusedErr) = await UsageAsync(["close", "--storage", azurite.ConnectionString, .. args]);
+            Assert.Equal(2, refusedRc);
+            Assert.StartsWith(reason, refusedErr, StringComparison.Ordinal);
+        }
+
+        var (_, open, _) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2025-03", "--tenant", "lab-a", "--json");
+        var (rc, stdout, stderr) = await UsageAsync("close", "--storage", azurite.ConnectionString, "--month", "2025-03", "--tenant", "lab-a", "--json");
+        Assert.True(rc == 0, stderr);
+        using (var closed = JsonDocument.Parse(stdout))
+        using (var before = JsonDocument.Parse(open))
+        {
+            Assert.False(before.RootElement.GetProperty("closed").GetBoolean());
+            Assert.True(closed.RootElement.GetProperty("closed").GetBoolean());
+            Assert.True(closed.RootElement.TryGetProperty("closedAt", out _));
+            foreach (var figure in new[] { "studies", "slicesScreened", "cpuSeconds", "gpuSeconds", "bytesStored", "records", "unscreenedStudies" })
+            {
+                Assert.Equal(before.RootElement.GetProperty(figure).GetRawText(), closed.RootElement.GetProperty(figure).GetRawText());
+            }
+        }
+
+        // The study still running at the close completes: March's bill stays, April bills the study whole.
+        Assert.True(await storage.Usage.TryRecordAsync(new UsageRecord("lab-a", "s2", "scoring", inMarch.AddDays(3), 120, 0, 20, 0), CancellationToken.None));
+        (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2025-03", "--tenant", "lab-a");
+        Assert.True(rc == 0, stderr);
+        Assert.Matches(@"^lab-a 2025-03: 1 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened \(failed or running, not billed\); closed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(final\)$", stdout.Trim());
+        (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2025-04", "--tenant", "lab-a");
+        Assert.True(rc == 0, stderr);
+        Assert.Equal("lab-a 2025-04: 1 studies, 120 slices screened, CPU 5 s, GPU 20 s, 1000000 bytes stored; 2 records carried from a closed month; open (may still change until the month is closed)", stdout.Trim());
+
+        // Closing every tenant: lab-a's snapshot is the one written before, lab-b's is new.
+        (rc, stdout, stderr) = await UsageAsync("close", "--storage", azurite.ConnectionString, "--month", "2025-03");
+        Assert.True(rc == 0, stderr);
+        var lines = stdout.Trim().Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("lab-a 2025-03: 1 studies, 300 slices screened", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("lab-b 2025-03: 1 studies, 64 slices screened", lines[1], StringComparison.Ordinal);
+        Assert.All(lines, l => Assert.EndsWith("UTC (final)", l, StringComparison.Ordinal));
     }
 
     private static async Task<(int ExitCode, string Stdout, string Stderr)> UsageAsync(params string[] args)
