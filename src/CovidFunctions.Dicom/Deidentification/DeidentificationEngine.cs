@@ -254,12 +254,19 @@ public sealed class DeidentificationEngine
             var value = tag.Value;
             if (tag.IsPrivate)
             {
-                if (safePrivate is not null && safePrivate.Contains(value))
+                if (safePrivate is not null && safePrivate.TryGetValue(value, out var safeRow))
                 {
                     // Retain Safe Private (113111): a Table E.3.10-1 element or the creator of its block.
                     if (element is DicomSequence safeSequence)
                     {
                         ProcessItems(safeSequence, context, depth);
+                    }
+                    else if (safeRow?.VR == "UI")
+                    {
+                        // A UID is an identifier whatever block holds it (NQHeader's Analyzed Series UID names the series):
+                        // remapped like every other, so it still matches the remapped attribute it refers to.
+                        RemapUidValue(dataset, element, context);
+                        continue;
                     }
 
                     context.Audit.Kept++;
@@ -379,12 +386,13 @@ public sealed class DeidentificationEngine
     /// <summary>
     /// The private tags of <paramref name="dataset"/> (this level only) kept by the Retain Safe Private Option: each data
     /// element whose group, block creator (resolved from (gggg,00xx), padding trimmed, case-sensitive) and element offset
-    /// match a row of Table E.3.10-1, plus the creator elements of those blocks. A row whose VR is SQ is kept only when the
-    /// element was parsed as a sequence (so its items can be de-identified); raw bytes of an unknown sequence are removed.
+    /// match a row of Table E.3.10-1, plus the creator elements of those blocks (mapped to null). A row whose VR is SQ is
+    /// kept only when the element was parsed as a sequence (so its items can be de-identified); raw bytes of an unknown
+    /// sequence are removed, as is a value that is not what its row says (<see cref="SafePrivateAttributes.ValueFits"/>).
     /// </summary>
-    private static HashSet<uint> SafePrivateTags(DicomDataset dataset)
+    private static Dictionary<uint, SafePrivateAttribute?> SafePrivateTags(DicomDataset dataset)
     {
-        var kept = new HashSet<uint>();
+        var kept = new Dictionary<uint, SafePrivateAttribute?>();
         foreach (var element in dataset)
         {
             var tag = element.Tag;
@@ -395,13 +403,15 @@ public sealed class DeidentificationEngine
             }
 
             var row = SafePrivateAttributes.Find(tag.Group, creator, (byte)(tag.Element & 0xFF));
-            if (row is null || (row.VR == "SQ" && element is not DicomSequence))
+            if (row is null
+                || (row.VR == "SQ" && element is not DicomSequence)
+                || (element is DicomValueElement safeValue && !SafePrivateAttributes.ValueFits(row, safeValue.RawValue.Span)))
             {
                 continue;
             }
 
-            kept.Add(tag.Value);
-            kept.Add(creatorTag.Value);
+            kept[tag.Value] = row;
+            kept[creatorTag.Value] = null;
         }
 
         return kept;
@@ -559,7 +569,15 @@ public sealed class DeidentificationEngine
             return;
         }
 
-        var text = dataset.GetString(element.Tag) ?? string.Empty;
+        RemapUidValue(dataset, element, context);
+    }
+
+    /// <summary>Every UID in the value (multi-valued: value by value) replaced by its keyed mapping; written as UI.</summary>
+    private void RemapUidValue(DicomDataset dataset, DicomElement element, Context context)
+    {
+        var text = element is DicomValueElement raw && raw.VR == DicomVR.UN
+            ? Encoding.Latin1.GetString(raw.RawValue.Span).TrimEnd('\0', ' ')
+            : dataset.GetString(element.Tag) ?? string.Empty;
         var parts = text.Split('\\');
         for (var i = 0; i < parts.Length; i++)
         {

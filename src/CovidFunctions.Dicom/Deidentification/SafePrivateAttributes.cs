@@ -42,6 +42,48 @@ public static partial class SafePrivateAttributes
     /// </summary>
     public static bool IsSafe(ushort group, string? creator, byte offset) => Find(group, creator, offset) is not null;
 
+    /// <summary>
+    /// True when <paramref name="value"/> is what <paramref name="row"/> says it holds, so that "safe" is not taken on the
+    /// tag's word: binary numbers (FL FD SL SS UL US) a whole number of values, no more than the row's VM allows; DS, IS,
+    /// CS and UI text only of their VR's characters and lengths, no more values than the VM allows (an empty value fits). Text rows (LO SH LT), OB and SQ are not checked here.
+    /// </summary>
+    public static bool ValueFits(SafePrivateAttribute row, ReadOnlySpan<byte> value)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        var maxVm = MaxValues(row.VM);
+        var unit = row.VR switch { "FL" or "SL" or "UL" => 4, "FD" => 8, "SS" or "US" => 2, _ => 0 };
+        if (unit > 0)
+        {
+            return value.Length % unit == 0 && value.Length / unit <= maxVm;
+        }
+
+        var (maxLength, allowed) = row.VR switch
+        {
+            "DS" => (16, "0123456789+-.eE "),
+            "IS" => (12, "0123456789+- "),
+            "CS" => (16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ "),
+            "UI" => (64, "0123456789."),
+            _ => (0, string.Empty),
+        };
+        if (maxLength == 0)
+        {
+            return true;
+        }
+
+        var text = System.Text.Encoding.Latin1.GetString(value).TrimEnd('\0', ' ');
+        var values = text.Split('\\');
+        return text.Length == 0
+            || (values.Length <= maxVm && values.All(v => v.Length <= maxLength && v.All(c => allowed.Contains(c, StringComparison.Ordinal))));
+    }
+
+    /// <summary>The largest number of values the row's VM allows ("1", "3-4", "1-n").</summary>
+    private static int MaxValues(string vm)
+    {
+        var parts = vm.Split('-');
+        var last = parts[^1];
+        return int.TryParse(last, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var max) ? max : int.MaxValue;
+    }
+
     /// <summary>The row for (group, creator, offset), or null; creator compared as in <see cref="IsSafe"/>.</summary>
     public static SafePrivateAttribute? Find(ushort group, string? creator, byte offset) =>
         creator is not null && Keys.TryGetValue((group, creator.Trim(' ', '\0'), offset), out var row) ? row : null;

@@ -105,6 +105,40 @@ public sealed class SafePrivateTests
         Assert.Equal([new DicomTag(0x2001, 0x0011), new DicomTag(0x2001, 0x1103)], outItem.Where(e => e.Tag.IsPrivate).Select(e => e.Tag).ToArray());
     }
 
+    /// <summary>
+    /// A safe row keeps a value only when it is what the row says: a UID (NQHeader Analyzed Series UID names the series)
+    /// is remapped like every UID, so it still matches the remapped Series Instance UID; a number row holding text, or a
+    /// binary row longer than its VM allows, is removed. Before: kept verbatim whatever it held.
+    /// </summary>
+    [Fact]
+    public void OptionOn_SafeValueThatIsNotWhatItsRowSays_IsRemoved_AndUidsAreRemapped()
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        var series = ds.GetString(DicomTags.SeriesInstanceUID)!;
+        ds.SetString(new DicomTag(0x0099, 0x0010), DicomVR.LO, "NQHeader");
+        ds.SetString(new DicomTag(0x0099, 0x1002), DicomVR.UI, series); // Analyzed Series UID
+        ds.SetString(new DicomTag(0x0099, 0x1020), DicomVR.SH, "mm"); // Units (SH: kept as text)
+        ds.SetString(new DicomTag(0x00E1, 0x0010), DicomVR.LO, "ELSCINT1");
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x00E1, 0x1021), DicomVR.UN, "Doe^John PHIMARK"u8.ToArray())); // DLP (DS)
+        ds.SetString(new DicomTag(0x01E1, 0x0010), DicomVR.LO, "ELSCINT1");
+        ds.SetString(new DicomTag(0x01E1, 0x1026), DicomVR.CS, "Smith, Jane"); // Phantom Type (CS)
+        ds.SetString(new DicomTag(0x2001, 0x0011), DicomVR.LO, "Philips Imaging DD 001");
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x2001, 0x1103), DicomVR.FL, "LONGTEXTPHI1"u8.ToArray())); // FL, VM 1
+        ds.SetString(new DicomTag(0x0019, 0x0010), DicomVR.LO, Gems);
+        ds.SetString(new DicomTag(0x0019, 0x1023), DicomVR.DS, "39.375"); // a real DS stays
+        var engine = new DeidentificationEngine(DeidentificationEngineTests.Key, new DeidentificationOptions { RetainSafePrivate = true });
+
+        engine.Deidentify(ds);
+
+        Assert.Equal(engine.Mappings.MapUid(series), ds.GetString(new DicomTag(0x0099, 0x1002)));
+        Assert.Equal(ds.GetString(DicomTags.SeriesInstanceUID), ds.GetString(new DicomTag(0x0099, 0x1002)));
+        Assert.Equal("mm", ds.GetString(new DicomTag(0x0099, 0x1020)));
+        Assert.False(ds.Contains(new DicomTag(0x00E1, 0x1021)));
+        Assert.False(ds.Contains(new DicomTag(0x01E1, 0x1026)));
+        Assert.False(ds.Contains(new DicomTag(0x2001, 0x1103)));
+        Assert.Equal("39.375", ds.GetString(new DicomTag(0x0019, 0x1023)));
+    }
+
     [Fact]
     public void Generator_Rerun_GivesNoDiff() =>
         TableGenerator.AssertRerunGivesNoDiff("gen_safe_private.py", "SafePrivateAttributes.g.cs");
