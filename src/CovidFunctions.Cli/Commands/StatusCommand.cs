@@ -4,6 +4,7 @@ using System.Text.Json;
 using Azure;
 using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
@@ -107,9 +108,18 @@ public static class StatusCommand
         }
     }
 
-    /// <summary>The study in <paramref name="tenant"/>, else (no tenant given) in the default tenant, else in any tenant.</summary>
+    /// <summary>
+    /// The study in <paramref name="tenant"/>, else (no tenant given) in the default tenant, else in any tenant. An id
+    /// that cannot name a study (<see cref="ResultsApi.IsPlausibleStudyId"/>, the API's rule) is an unknown study
+    /// without asking storage: a '/', '\', '#', '?' or control character in a table key fails the point read.
+    /// </summary>
     public static async Task<StudyRecord?> FindAsync(IStudyStore studies, string studyId, string? tenant, CancellationToken cancellationToken)
     {
+        if (!ResultsApi.IsPlausibleStudyId(studyId))
+        {
+            return null;
+        }
+
         if (tenant is not null)
         {
             return await studies.GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);

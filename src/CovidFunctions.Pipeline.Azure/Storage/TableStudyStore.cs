@@ -19,6 +19,12 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
 
     public async Task<StudyRecord?> GetAsync(string tenant, string studyId, CancellationToken cancellationToken)
     {
+        if (!IsTableKey(tenant) || !IsTableKey(studyId))
+        {
+            // No row can have such a key (its insert fails), so there is none; the point read would fail instead.
+            return null;
+        }
+
         var response = await Table.GetEntityIfExistsAsync<TableEntity>(tenant, studyId, cancellationToken: cancellationToken).ConfigureAwait(false);
         return response.HasValue && response.Value is { } entity ? FromEntity(entity) : null;
     }
@@ -80,6 +86,13 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
             yield return record;
         }
     }
+
+    /// <summary>
+    /// Whether Table Storage accepts <paramref name="key"/> as a PartitionKey or RowKey: not '/', '\', '#', '?' nor a
+    /// control character (U+0000-U+001F, U+007F-U+009F).
+    /// </summary>
+    public static bool IsTableKey(string? key) =>
+        key is not null && !key.Any(c => c is '/' or '\\' or '#' or '?' || char.IsControl(c));
 
     /// <summary>The OData filter of a query (null: all rows); values are escaped by the SDK's formatter.</summary>
     internal static string? BuildFilter(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to)
