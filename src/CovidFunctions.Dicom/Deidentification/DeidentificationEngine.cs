@@ -105,7 +105,9 @@ public sealed class DeidentificationEngine
                 "Image Type is not ORIGINAL\\PRIMARY (derived, secondary, screen or dose capture): quarantined.");
         }
 
-        if (dataset.TryGetString(BurnedInAnnotation, out var burned) && burned.Trim().Equals("YES", StringComparison.OrdinalIgnoreCase))
+        // VM is 1, but a multi-valued element with a YES anywhere is still a YES.
+        if (dataset.TryGetString(BurnedInAnnotation, out var burned)
+            && burned.Split('\\').Any(v => v.Trim().Equals("YES", StringComparison.OrdinalIgnoreCase)))
         {
             return new DeidRejection(DeidRejectReason.BurnedInAnnotation, "Burned In Annotation is YES: quarantined.");
         }

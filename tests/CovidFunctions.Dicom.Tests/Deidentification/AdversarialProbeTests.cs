@@ -156,6 +156,69 @@ public sealed class AdversarialProbeTests
         Assert.Equal(["ORIGINAL", "PRIMARY", "VOLUME"], outFrame.GetStrings(new DicomTag(0x0008, 0x9007)));
     }
 
+    /// <summary>
+    /// PHI in the file's own character set (single-byte, UTF-8, GB18030, ISO 2022 with escape sequences, PN with
+    /// alphabetic=ideographic=phonetic groups), at the top level and in items, one item declaring its own charset. The
+    /// markers are searched for as the bytes the file holds (and as UTF-8, in case a value were transcoded): the scan first
+    /// proves it finds them in the input, so a leak in Latin-1 or JIS bytes cannot be missed by looking for UTF-8 only.
+    /// </summary>
+    [Theory]
+    [InlineData("ISO_IR 100", "Müllerstraße^Jürgen", "Bäckerstraßeklinik")]
+    [InlineData("ISO_IR 192", "Wałęsański^Józef=Валенса^Юзеф", "Klinikażółćgęśląjaźń")]
+    [InlineData("GB18030", "王小明一^二三=王^小明", "北京协和医院放射科")]
+    [InlineData("\\ISO 2022 IR 87", "Yamadayoshi^Tarou=山田義^太郎=やまだ^たろう", "東京第一病院放射線科")]
+    [InlineData("ISO 2022 IR 13\\ISO 2022 IR 87", "Yamadayoshi^Tarou=山田義^太郎=ﾔﾏﾀﾞ^ﾀﾛｳ", "東京第一病院放射線科")]
+    [InlineData("\\ISO 2022 IR 149", "Hongkildong^Gildong=洪吉童^吉童=홍길동^길동", "서울대학교병원영상")]
+    [InlineData("ISO_IR 144", "Иванович^Пётр", "Больницаимени")]
+    [InlineData("ISO_IR 126", "Παπαδόπουλος^Γιώργος", "Νοσοκομείοαθηνών")]
+    [InlineData("ISO_IR 127", "محمدالعربي^علي", "مستشفىالملك")]
+    [InlineData("ISO_IR 138", "כהןשמואל^משה", "ביתחוליםהדסה")]
+    public void PhiInTheFilesCharacterSet_IsAbsentInThatEncoding(string charset, string name, string place)
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        ds.SetValues(new DicomTag(0x0008, 0x0005), DicomVR.CS, charset.Split('\\'));
+        foreach (var (tag, vr, text) in new[]
+        {
+            (new DicomTag(0x0010, 0x0010), DicomVR.PN, name), (new DicomTag(0x0010, 0x1001), DicomVR.PN, name),
+            (new DicomTag(0x0008, 0x0090), DicomVR.PN, name), (new DicomTag(0x0008, 0x0080), DicomVR.LO, place),
+            (new DicomTag(0x0008, 0x1030), DicomVR.LO, "CHEST " + place), (new DicomTag(0x0020, 0x4000), DicomVR.LT, place),
+        })
+        {
+            ds.SetString(tag, vr, text);
+        }
+
+        var item = new DicomDataset();
+        ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008, 0x1110), [item])); // Referenced Study Sequence
+        item.SetString(new DicomTag(0x0008, 0x0080), DicomVR.LO, place);
+        item.SetString(new DicomTag(0x0040, 0xA123), DicomVR.PN, name);
+        var utf8Item = new DicomDataset();
+        ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008, 0x1140), [utf8Item])); // Referenced Image Sequence
+        utf8Item.SetString(new DicomTag(0x0008, 0x0005), DicomVR.CS, "ISO_IR 192");
+        utf8Item.SetString(new DicomTag(0x0008, 0x0080), DicomVR.LO, "Item" + place);
+        var file = new DicomFile(ds);
+        var encoding = CovidFunctions.Dicom.Text.DicomEncoding.FromSpecificCharacterSet(charset.Split('\\'));
+        var markers = new[]
+        {
+            encoding.Encode(name, "PN"), encoding.Encode(place, "LO"), Encoding.UTF8.GetBytes(name), Encoding.UTF8.GetBytes(place),
+        };
+        using (var before = new MemoryStream())
+        {
+            file.Write(before);
+            Assert.True(Contains(before.ToArray(), markers[0]) && Contains(before.ToArray(), markers[1]), "the scan does not see the input's own bytes");
+            Assert.True(Contains(before.ToArray(), Encoding.UTF8.GetBytes("Item" + place)));
+        }
+
+        DeidentifyToBytes(file, out _);
+        using var after = new MemoryStream();
+        file.Write(after);
+        var written = after.ToArray();
+
+        Assert.All(markers, m => Assert.False(Contains(written, m), $"{charset}: a value survives de-identification"));
+        Assert.Equal(charset, file.Dataset.GetString(new DicomTag(0x0008, 0x0005))); // the charset itself is kept
+    }
+
+    private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
+
     /// <summary>A CT instance: explicit VR bytes with the policy's attributes, then <paramref name="more"/>, then pixels.</summary>
     private static DicomFile CtFile(string transferSyntax, Action<DicomBytes> more)
     {

@@ -205,6 +205,8 @@ public sealed class DeidentificationEngineTests
     [InlineData("1.2.840.10008.5.1.4.1.1.2", "DERIVED\\SECONDARY\\SCREEN SAVE", null, DeidRejectReason.NotOriginalPrimary)]
     [InlineData("1.2.840.10008.5.1.4.1.1.2", "ORIGINAL", null, DeidRejectReason.NotOriginalPrimary)]
     [InlineData("1.2.840.10008.5.1.4.1.1.2", "ORIGINAL\\PRIMARY\\AXIAL", "YES", DeidRejectReason.BurnedInAnnotation)]
+    [InlineData("1.2.840.10008.5.1.4.1.1.2", "ORIGINAL\\PRIMARY\\AXIAL", "NO\\YES", DeidRejectReason.BurnedInAnnotation)] // VM 1, but a YES anywhere counts
+    [InlineData("1.2.840.10008.5.1.4.1.1.2", "ORIGINAL\\PRIMARY\\AXIAL", " yes", DeidRejectReason.BurnedInAnnotation)]
     [InlineData("", "ORIGINAL\\PRIMARY", null, DeidRejectReason.MissingSopClass)]
     public void Deidentify_BurnedInTextRisk_IsRejectedUntouched(string sopClass, string imageType, string? burnedIn, DeidRejectReason reason)
     {
