@@ -33,7 +33,8 @@ public static class FunctionAppServices
     {
         ArgumentNullException.ThrowIfNull(configuration);
         // Every option section bound and validated now: a bad or misspelt setting stops start-up, naming it.
-        var settings = FunctionAppOptions.Load(configuration).Host;
+        var options = FunctionAppOptions.Load(configuration);
+        var settings = options.Host;
         if (settings.ResultTransport != MessageTransport.StorageQueue)
         {
             // The relay is a Storage-queue trigger only (no Service Bus trigger in this app): results the scorer sent
@@ -64,6 +65,10 @@ public static class FunctionAppServices
 
         AddNotificationsAndApi(services, configuration, credential);
         services.AddSingleton<DeadLetterWriter>();
+
+        // The hourly month close (MeteringFunctions; docs/api.md "Metering").
+        services.AddSingleton(options.Metering);
+        services.AddSingleton<UsageAutoClose>();
         services.AddSingleton<ResultRelayHandlerFactory>();
 
         // Loaded now, not when the first upload is ingested: a missing, malformed or unreadable key stops start-up

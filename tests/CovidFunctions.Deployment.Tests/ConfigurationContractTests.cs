@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.TestHelpers;
@@ -60,6 +61,8 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Webhooks__TestRequestsPerWindow"] = "code default",
         ["Webhooks__TestRateWindow"] = "code default",
         ["ApiKeys__MaxTenantsPerKey"] = "code default",
+        ["Metering__CloseAfterDays"] = "code default (3 days after the month ends)",
+        ["Metering__CloseMaxWaitDays"] = "code default (10)",
         ["Deidentification__KeyFile"] = "a local key file: never in Azure (HmacKey, a Key Vault reference, wins anyway)",
         ["Deidentification__SecretName"] = "read only without HmacKey, which bicep sets",
     };
@@ -114,6 +117,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         Assert.Contains("Pipeline__StuckStudyAge", FunctionAppSettingsRead);
         Assert.Contains("Webhooks__AllowedPorts", FunctionAppSettingsRead);
         Assert.Contains("ApiKeys__MaxTenantsPerKey", FunctionAppSettingsRead);
+        Assert.Contains("Metering__CloseAfterDays", FunctionAppSettingsRead);
         Assert.Contains("Scorer__MaxDeliveryCount", ScorerSettingsRead);
         Assert.Contains("Scorer__ModelDirectory", ScorerSettingsRead);
         Assert.Contains("Scoring__BatchSize", ScorerSettingsRead);
@@ -307,6 +311,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         names.UnionWith(SourceBindable("src/CovidFunctions.FunctionApp/FunctionAppSettings.cs", PipelineOptions.SectionName));
         names.UnionWith(Bindable(typeof(WebhookOptions), WebhookOptions.SectionName));
         names.UnionWith(Bindable(typeof(ApiKeyOptions), ApiKeyOptions.SectionName));
+        names.UnionWith(Bindable(typeof(MeteringOptions), MeteringOptions.SectionName));
         names.UnionWith(DirectReads.Where(r => r.Host == "func").Select(r => r.Setting));
         return names;
     }

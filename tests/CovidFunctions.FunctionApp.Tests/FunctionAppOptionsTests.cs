@@ -23,6 +23,7 @@ public sealed class FunctionAppOptionsTests
         Assert.Equal(new Uri("http://localhost:7071"), options.Webhooks.PublicBaseUrl);
         Assert.Equal(25, options.ApiKeys.MaxTenantsPerKey);
         Assert.Equal("slice-requests", options.Host.SliceQueueName);
+        Assert.Equal((3, 10), (options.Metering.CloseAfterDays, options.Metering.CloseMaxWaitDays));
     }
 
     [Theory]
@@ -44,6 +45,10 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Webhooks:PublicBaseUrl", "/api", "Webhooks:PublicBaseUrl must be an absolute http(s) URL")]
     [InlineData("Webhooks:PublicBaseUrl", "ftp://example.org", "Webhooks:PublicBaseUrl must be an absolute http(s) URL")]
     [InlineData("ApiKeys:MaxTenantsPerKey", "0", "ApiKeys:MaxTenantsPerKey must be at least 1")]
+    [InlineData("Metering:CloseAfterDays", "-1", "Metering:CloseAfterDays must be 0-27")]
+    [InlineData("Metering:CloseAfterDays", "3d", "Metering:CloseAfterDays")]
+    [InlineData("Metering:CloseMaxWaitDays", "2", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
+    [InlineData("Metering:CloseMaxWaitDays", "31", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
     public void BadValue_AtStartUp_StopsTheAppNamingTheSetting(string key, string value, string expected)
     {
         var values = SampleValues();
@@ -72,6 +77,7 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Pipeline:MaxIngestAttemps", "Pipeline:MaxIngestAttemps (Pipeline__MaxIngestAttemps)")]
     [InlineData("Webhooks:AllowedPort", "Webhooks:AllowedPort (Webhooks__AllowedPort)")]
     [InlineData("ApiKeys:MaxTenants", "ApiKeys:MaxTenants (ApiKeys__MaxTenants)")]
+    [InlineData("Metering:CloseAfter", "Metering:CloseAfter (Metering__CloseAfter)")]
     public void MisspeltKey_AtStartUp_StopsTheAppNamingIt(string key, string expected)
     {
         var values = SampleValues();

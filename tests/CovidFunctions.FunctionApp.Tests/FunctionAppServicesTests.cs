@@ -37,6 +37,7 @@ public sealed class FunctionAppServicesTests(AzuriteFixture azurite)
         Assert.NotNull(ActivatorUtilities.CreateInstance<RelayFunctions>(services));
         Assert.NotNull(ActivatorUtilities.CreateInstance<ApiFunctions>(services));
         Assert.NotNull(ActivatorUtilities.CreateInstance<WebhookFunctions>(services));
+        Assert.NotNull(ActivatorUtilities.CreateInstance<MeteringFunctions>(services));
         foreach (var (name, type) in StudyOrchestration.Activities)
         {
             Assert.True(ActivatorUtilities.CreateInstance(services, type) is not null, name);

@@ -64,6 +64,7 @@ public sealed class FunctionMetadataTests
         var retries = Trigger("RetryWebhookDeliveries");
         Assert.Equal("timerTrigger", (string?)retries["type"]);
         Assert.Equal("*/30 * * * * *", (string?)retries["schedule"]);
+        Assert.Equal("timerTrigger", (string?)Trigger("CloseUsageMonth")["type"]);
     }
 
     /// <summary>The operator's key-management functions: only the host master key may mint, list or revoke API keys.</summary>
