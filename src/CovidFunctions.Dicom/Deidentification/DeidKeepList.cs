@@ -144,12 +144,8 @@ public static class DeidKeepList
         0x00281052, // Rescale Intercept
         0x00281053, // Rescale Slope
         0x00281054, // Rescale Type
-        0x00281101, // Red Palette Color Lookup Table Descriptor
-        0x00281102, // Green Palette Color Lookup Table Descriptor
-        0x00281103, // Blue Palette Color Lookup Table Descriptor
-        0x00281201, // Red Palette Color Lookup Table Data
-        0x00281202, // Green Palette Color Lookup Table Data
-        0x00281203, // Blue Palette Color Lookup Table Data
+        // Palette color lookup tables (0028,1101-1103 / 1201-1203) are NOT kept: CT is monochrome, and a table of any
+        // bytes is a place to hide text.
         0x00282110, // Lossy Image Compression
         0x00282112, // Lossy Image Compression Ratio
         0x00282114, // Lossy Image Compression Method

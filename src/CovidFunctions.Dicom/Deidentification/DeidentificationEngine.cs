@@ -340,6 +340,15 @@ public sealed class DeidentificationEngine
             }
 
             var (action, source) = Rules.Lookup(value);
+            if (action == DeidAction.Keep && element is DicomValueElement characteristic && PatientCharacteristics.IsChecked(value)
+                && !PatientCharacteristics.Fits(value, characteristic, EffectiveVR(element).IsString ? dataset.GetString(tag) : null))
+            {
+                // Kept by 113108 as a characteristic; this value is not one (a name, an ID): emptied.
+                Zero(dataset, element);
+                context.Audit.Cleaned++;
+                continue;
+            }
+
             switch (action)
             {
                 case DeidAction.Keep:

@@ -217,6 +217,55 @@ public sealed class AdversarialProbeTests
         Assert.Equal(charset, file.Dataset.GetString(new DicomTag(0x0008, 0x0005))); // the charset itself is kept
     }
 
+    /// <summary>
+    /// Retain Patient Characteristics (113108, on by default) keeps sex, age, size, weight, smoking status, sex neutered and
+    /// pregnancy status: characteristics, not whatever text a writer put there. A value that is not one (a name in Patient's
+    /// Sex, an MRN in Patient's Age) is emptied; a real one stays. Before: kept verbatim.
+    /// </summary>
+    [Fact]
+    public void PatientCharacteristics_ThatAreNotCharacteristics_AreEmptied()
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        ds.SetString(new DicomTag(0x0010, 0x0040), DicomVR.CS, "SMITHJOHN");
+        ds.SetString(new DicomTag(0x0010, 0x1010), DicomVR.AS, "MRN4455");
+        ds.SetString(new DicomTag(0x0010, 0x1020), DicomVR.DS, "Doe^Jane");
+        ds.SetString(new DicomTag(0x0010, 0x1030), DicomVR.DS, "72.5");
+        ds.SetString(new DicomTag(0x0010, 0x21A0), DicomVR.CS, "CALLDRWHO");
+        ds.SetString(new DicomTag(0x0010, 0x2203), DicomVR.CS, "ALTERED");
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0010, 0x21C0), DicomVR.US, "PREGNANTPHI1"u8.ToArray()));
+        var file = new DicomFile(ds);
+
+        var written = DeidentifyToBytes(file, out var output);
+
+        AssertAbsent(written, "SMITHJOHN", "MRN4455", "Doe^Jane", "CALLDRWHO", "PREGNANTPHI1");
+        Assert.Equal(string.Empty, output.Dataset.GetString(new DicomTag(0x0010, 0x0040)));
+        Assert.Equal(string.Empty, output.Dataset.GetString(new DicomTag(0x0010, 0x1010)));
+        Assert.Equal("72.5", output.Dataset.GetString(new DicomTag(0x0010, 0x1030)));
+        Assert.Equal("ALTERED", output.Dataset.GetString(new DicomTag(0x0010, 0x2203)));
+
+        var real = DeidentificationEngineTests.CtDataset(); // M, 060Y
+        DeidentifyToBytes(new DicomFile(real), out var realOutput);
+        Assert.Equal("M", realOutput.Dataset.GetString(new DicomTag(0x0010, 0x0040)));
+        Assert.Equal("060Y", realOutput.Dataset.GetString(new DicomTag(0x0010, 0x1010)));
+    }
+
+    /// <summary>
+    /// CT is monochrome: palette color lookup tables (any bytes, a place to hide text) have no use and are removed; they were
+    /// on the keep-list.
+    /// </summary>
+    [Fact]
+    public void PaletteLookupTables_AreRemoved()
+    {
+        var ds = DeidentificationEngineTests.CtDataset();
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0028, 0x1201), DicomVR.OW, "PALETTEREDPHI1"u8.ToArray()));
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0028, 0x1101), DicomVR.US, new byte[6]));
+
+        var written = DeidentifyToBytes(new DicomFile(ds), out var output);
+
+        AssertAbsent(written, "PALETTEREDPHI1");
+        Assert.False(output.Dataset.Contains(new DicomTag(0x0028, 0x1101)));
+    }
+
     private static bool Contains(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle) >= 0;
 
     /// <summary>A CT instance: explicit VR bytes with the policy's attributes, then <paramref name="more"/>, then pixels.</summary>

@@ -1,0 +1,56 @@
+using System.Buffers.Binary;
+using System.Collections.Frozen;
+using System.Text.RegularExpressions;
+
+namespace CovidFunctions.Dicom.Deidentification;
+
+/// <summary>
+/// The attributes the Retain Patient Characteristics Option (113108) keeps are characteristics with a closed form: sex,
+/// age, size, weight, smoking status, sex neutered, pregnancy status. The option keeps those, not whatever text a writer
+/// put in their place: a value that does not have the form (a name in Patient's Sex, an MRN in Patient's Age) is emptied.
+/// Ethnic Group (SH, free text by definition) is not checked here.
+/// </summary>
+public static partial class PatientCharacteristics
+{
+    private static readonly FrozenDictionary<uint, Func<string, bool>> TextForms = new Dictionary<uint, Func<string, bool>>
+    {
+        [0x00100040] = v => v is "M" or "F" or "O", // Patient's Sex
+        [0x00101010] = v => AgeString().IsMatch(v), // Patient's Age
+        [0x00101020] = IsDecimal, // Patient's Size (m)
+        [0x00101030] = IsDecimal, // Patient's Weight (kg)
+        [0x001021A0] = v => v is "YES" or "NO" or "UNKNOWN", // Smoking Status
+        [0x00102203] = v => v is "ALTERED" or "UNALTERED", // Patient's Sex Neutered
+    }.ToFrozenDictionary();
+
+    private const uint PregnancyStatus = 0x001021C0;
+
+    /// <summary>True when the tag is one of the characteristics checked here.</summary>
+    public static bool IsChecked(uint tag) => tag == PregnancyStatus || TextForms.ContainsKey(tag);
+
+    /// <summary>
+    /// True when the element's value has the characteristic's form (an empty value does). <paramref name="text"/> is the
+    /// decoded value of a text attribute (padding trimmed); Pregnancy Status is checked on its raw bytes (US, 1-4).
+    /// </summary>
+    public static bool Fits(uint tag, DicomValueElement element, string? text)
+    {
+        ArgumentNullException.ThrowIfNull(element);
+        if (element.Length == 0)
+        {
+            return true;
+        }
+
+        if (tag == PregnancyStatus)
+        {
+            var raw = element.RawValue.Span;
+            return raw.Length == 2 && BinaryPrimitives.ReadUInt16LittleEndian(raw) is >= 1 and <= 4;
+        }
+
+        return text is not null && TextForms.TryGetValue(tag, out var form) && form(text.Trim());
+    }
+
+    private static bool IsDecimal(string value) =>
+        value.Length is > 0 and <= 16 && double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _);
+
+    [GeneratedRegex("^[0-9]{3}[DWMY]$", RegexOptions.CultureInvariant)]
+    private static partial Regex AgeString();
+}
