@@ -193,6 +193,7 @@ public static class StatusCommand
         table.AddRow("upload", Markup.Escape(s.UploadPath is null ? "-" : $"{PipelineNames.UploadsContainer}/{s.UploadPath}"));
         table.AddRow("created", Time(s.CreatedAt));
         table.AddRow("ingested", s.IngestedAt is { } ingested ? Time(ingested) : "-");
+        table.AddRow("scoring", s.ScoringFinishedAt is { } scored ? "finished " + Time(scored) : s.ScoringStartedAt is { } scoring ? "started " + Time(scoring) : "-");
         table.AddRow("completed", s.CompletedAt is { } completed ? Time(completed) : "-");
         if (s.TilesPrefix is not null)
         {

@@ -150,6 +150,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         // Table Storage dates start in 1601: an unset CreatedAt (default) is simply not stored.
         Put(entity, nameof(StudyRecord.CreatedAt), record.CreatedAt == default ? null : record.CreatedAt.ToUniversalTime());
         Put(entity, nameof(StudyRecord.IngestedAt), record.IngestedAt?.ToUniversalTime());
+        Put(entity, nameof(StudyRecord.ScoringStartedAt), record.ScoringStartedAt?.ToUniversalTime());
+        Put(entity, nameof(StudyRecord.ScoringFinishedAt), record.ScoringFinishedAt?.ToUniversalTime());
         Put(entity, nameof(StudyRecord.CompletedAt), record.CompletedAt?.ToUniversalTime());
         return entity;
     }
@@ -180,6 +182,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         IngestError = entity.GetString(nameof(StudyRecord.IngestError)),
         CreatedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default,
         IngestedAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestedAt)),
+        ScoringStartedAt = entity.GetDateTimeOffset(nameof(StudyRecord.ScoringStartedAt)),
+        ScoringFinishedAt = entity.GetDateTimeOffset(nameof(StudyRecord.ScoringFinishedAt)),
         CompletedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CompletedAt)),
         ETag = entity.ETag.ToString(),
     };

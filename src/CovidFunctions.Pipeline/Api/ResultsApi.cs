@@ -387,7 +387,10 @@ public sealed class ResultsApi(
     /// The stages a study has passed, with their times (from the row's timestamps and status). A stage is
     /// <c>pending</c>, <c>running</c>, <c>done</c>, <c>failed</c> or <c>rejected</c>. Ingest marks the row processing
     /// when it starts, so a processing study without an ingest time is still in ingest (scoring has not begun), and a
-    /// study that failed without one failed in ingest.
+    /// study that failed without one failed in ingest. A stage's <c>at</c> is when it reached its state: queued when the
+    /// row was created, ingest when the study was ingested, scoring when it started (running), finished (done) or
+    /// failed with the study, diagnosis when the study completed or failed; null where the row keeps no such time
+    /// (a failed or rejected ingest, a rejected diagnosis, scoring on rows written before its times were kept).
     /// </summary>
     private static IReadOnlyList<StageView> Stages(StudyRecord study)
     {
@@ -416,7 +419,13 @@ public sealed class ResultsApi(
         [
             new StageView("queued", "done", study.CreatedAt == default ? null : study.CreatedAt),
             new StageView("ingest", ingest, study.IngestedAt),
-            new StageView("scoring", scoring, null),
+            new StageView("scoring", scoring, scoring switch
+            {
+                "done" => study.ScoringFinishedAt,
+                "running" => study.ScoringStartedAt,
+                "failed" => study.CompletedAt,
+                _ => null,
+            }),
             new StageView("diagnosis", diagnosis, study.CompletedAt),
         ];
     }

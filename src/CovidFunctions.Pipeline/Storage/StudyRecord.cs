@@ -75,6 +75,18 @@ public sealed record StudyRecord
 
     public DateTimeOffset? IngestedAt { get; init; }
 
+    /// <summary>
+    /// When scoring began: the study's orchestration marked the row processing and dispatched its chunks (the first
+    /// time; a re-run keeps it). Null on rows written before it was kept.
+    /// </summary>
+    public DateTimeOffset? ScoringStartedAt { get; init; }
+
+    /// <summary>
+    /// When scoring finished: the orchestration had every chunk's result (written with the diagnosis, so only on a
+    /// completed study). Null on rows written before it was kept.
+    /// </summary>
+    public DateTimeOffset? ScoringFinishedAt { get; init; }
+
     public DateTimeOffset? CompletedAt { get; init; }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
@@ -35,6 +36,8 @@ public sealed class TableStoreTests(AzuriteFixture azurite)
             MontagePath = $"{tenant}/s1/montage.png",
             CreatedAt = created,
             IngestedAt = created.AddSeconds(5),
+            ScoringStartedAt = created.AddSeconds(6),
+            ScoringFinishedAt = created.AddSeconds(45),
             CompletedAt = created.AddSeconds(50),
         };
 
@@ -46,6 +49,14 @@ public sealed class TableStoreTests(AzuriteFixture azurite)
         Assert.NotNull(stored.ETag);
         Assert.Equal(record with { ETag = stored.ETag }, stored);
         Assert.Null(await azurite.Storage.Studies.GetAsync(tenant, "missing", None));
+
+        // A row written before the scoring times were kept reads with none.
+        var old = TableStudyStore.ToEntity(record with { StudyId = "s-old" });
+        old.Remove(nameof(StudyRecord.ScoringStartedAt));
+        old.Remove(nameof(StudyRecord.ScoringFinishedAt));
+        await ((TableStudyStore)azurite.Storage.Studies).Table.AddEntityAsync(old, None);
+        var oldStored = await azurite.Storage.Studies.GetAsync(tenant, "s-old", None);
+        Assert.Equal((null, null, record.CompletedAt), (oldStored!.ScoringStartedAt, oldStored.ScoringFinishedAt, oldStored.CompletedAt));
     }
 
     [Fact]

@@ -112,6 +112,7 @@ public sealed partial class AggregateStudyActivity(
                 TopSlicesJson = PipelineJson.Serialize(top),
                 MontagePath = montagePath,
                 TimingsJson = MergeTimings(record, input, aggregateSeconds, completedAt),
+                ScoringFinishedAt = new DateTimeOffset(DateTime.SpecifyKind(input.ScoringFinishedAt, DateTimeKind.Utc)),
                 CompletedAt = completedAt,
             };
         }, cancellationToken).ConfigureAwait(false);

@@ -7,7 +7,8 @@ using Microsoft.DurableTask;
 namespace CovidFunctions.Pipeline.Orchestration.Activities;
 
 /// <summary>
-/// Sets the Studies row to processing with the orchestration id, tiles prefix and slice count; true. A row already
+/// Sets the Studies row to processing with the orchestration id, tiles prefix, slice count and (once) the time
+/// scoring started; true. A row already
 /// completed, failed or rejected is left as it is and the answer is false: the study was settled by another path
 /// before this orchestration began (the stuck-study watchdog failing it while a late ingest re-delivery started the
 /// orchestration), and a settled study is never reopened (its upload may be in quarantine, its event sent).
@@ -29,6 +30,7 @@ public sealed class MarkStudyProcessingActivity(IStudyStore studies, TimeProvide
                 OrchestrationId = input.InstanceId,
                 TilesPrefix = input.TilesPrefix,
                 SliceCount = input.SliceCount,
+                ScoringStartedAt = existing?.ScoringStartedAt ?? now,
             }, CancellationToken.None).ConfigureAwait(false);
         return stored.Status == StudyStatus.Processing;
     }
