@@ -63,6 +63,9 @@ public static class FunctionAppServices
         // guessed upload names without it. Local hosts (covidfn up/submit/screen) derive theirs from their own key.
         services.AddSingleton(sp => StudyIdKey.From(sp.GetRequiredService<DeidKey>()));
 
+        // The upload read list's names are keyed the same way (ingest derives it from its engine; AggregateStudy needs it).
+        services.AddSingleton(sp => CovidFunctions.Pipeline.Ingest.UploadReadKey.From(sp.GetRequiredService<DeidKey>()));
+
         AddNotificationsAndApi(services, configuration, credential);
         services.AddSingleton<DeadLetterWriter>();
 

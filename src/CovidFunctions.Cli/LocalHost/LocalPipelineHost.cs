@@ -220,6 +220,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
                 services.AddSingleton(sender);
                 services.AddSingleton(notifier);
                 services.AddSingleton(pipelineOptions);
+                services.AddSingleton(UploadReadKey.From(key));
                 services.AddSingleton(TimeProvider.System);
                 services.AddLogging();
             },

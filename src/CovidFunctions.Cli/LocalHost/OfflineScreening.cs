@@ -89,7 +89,7 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
         }
 
         stages["scoring"] = Lap(stopwatch);
-        var aggregate = new AggregateStudyActivity(containers, studies, pipelineOptions, _loggers.CreateLogger<AggregateStudyActivity>());
+        var aggregate = new AggregateStudyActivity(containers, studies, UploadReadKey.From(key), pipelineOptions, _loggers.CreateLogger<AggregateStudyActivity>());
 
         // The activity ignores its Durable context: called as a class it is the same aggregation the orchestrator runs.
         await aggregate.RunAsync(null!, new AggregateStudyInput(tenant, started.StudyId, started.TilesPrefix, results, orchestrationStartedAt, DateTime.UtcNow)).ConfigureAwait(false);

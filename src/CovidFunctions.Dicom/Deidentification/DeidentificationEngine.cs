@@ -51,6 +51,7 @@ public sealed class DeidentificationEngine
     private static readonly DicomTag ImplementationVersionNameTag = new(0x0002, 0x0013);
 
     private readonly KeyedMappings _mappings;
+    private readonly DeidKey _key;
     private readonly string[] _methodText;
 
     /// <summary>An engine under <paramref name="key"/> with <paramref name="options"/> (defaults when null).</summary>
@@ -61,8 +62,15 @@ public sealed class DeidentificationEngine
         Options.Validate();
         Rules = new DeidRuleSet(Options);
         _mappings = new KeyedMappings(key);
+        _key = key;
         _methodText = BuildMethodText(Options);
     }
+
+    /// <summary>
+    /// A key for another keyed mapping under this engine's key (<see cref="DeidKey.DeriveSubkey"/>), for a holder of the
+    /// engine only (ingest keys its upload read list with it); the key itself stays inside.
+    /// </summary>
+    public byte[] DeriveSubkey(string purpose) => _key.DeriveSubkey(purpose);
 
     /// <summary>The options in force.</summary>
     public DeidentificationOptions Options { get; }

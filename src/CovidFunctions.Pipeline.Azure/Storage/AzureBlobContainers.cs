@@ -89,6 +89,51 @@ public sealed class AzureBlobStore(BlobContainerClient container) : IBlobStore
         }
     }
 
+    /// <remarks>The version is the blob's ETag as the download answered it: the ETag of the content this stream reads.</remarks>
+    public async Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken)
+    {
+        var blob = Container.GetBlobClient(ValidatePath(path));
+        try
+        {
+            var response = await blob.DownloadStreamingAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            return new VersionedStream(response.Value.Content, VersionOf(response.Value.Details.ETag));
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            throw new FileNotFoundException($"Blob '{path}' not found in container '{Container.Name}'.", path, ex);
+        }
+    }
+
+    /// <remarks>
+    /// One Delete Blob with If-Match: the service deletes the blob only while its ETag is the one given (412 otherwise;
+    /// a 412 is told from a missing blob by one existence check).
+    /// </remarks>
+    public async Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(version);
+        var blob = Container.GetBlobClient(ValidatePath(path));
+        try
+        {
+            var deleted = await blob.DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, new BlobRequestConditions { IfMatch = new ETag(version) }, cancellationToken).ConfigureAwait(false);
+            return deleted.Value ? ConditionalDelete.Deleted : ConditionalDelete.Missing;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 412)
+        {
+            // A missing blob fails If-Match too (412 on Azurite): Changed only if there is a blob to keep.
+            return (await blob.ExistsAsync(cancellationToken).ConfigureAwait(false)).Value ? ConditionalDelete.Changed : ConditionalDelete.Missing;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return ConditionalDelete.Missing;
+        }
+    }
+
+    /// <summary>
+    /// A blob's version as this store gives it: its ETag in the quoted header form. A download answers the ETag header
+    /// quoted, a listing the bare value: both are written one way, so a listed blob's version compares with a read one's.
+    /// </summary>
+    public static string VersionOf(ETag etag) => $"\"{etag.ToString().Trim('"')}\"";
+
     /// <summary>
     /// The file-system store's path rules (relative, '/'-separated, no '.' or '..' segments) but for empty segments: a blob
     /// name such as <c>lab/scan//part-2.zip</c> is a name Blob Storage keeps as it is, and uploads arrive under whatever

@@ -15,7 +15,8 @@ public sealed class AzureUploadListing(BlobContainerClient uploads) : IUploadLis
             yield return new UploadBlob(
                 item.Name,
                 item.Properties.LastModified ?? item.Properties.CreatedOn ?? DateTimeOffset.UtcNow,
-                item.Properties.ContentLength ?? 0);
+                item.Properties.ContentLength ?? 0,
+                item.Properties.ETag is { } etag ? AzureBlobStore.VersionOf(etag) : null);
         }
     }
 }

@@ -51,6 +51,12 @@ public sealed partial class IngestHandler
     /// <summary>The reason code in the <c>skipped/reason.json</c> of an ingested study: its files not screened, each with why.</summary>
     public const string NotScreenedReason = "not-screened";
 
+    /// <summary>The reason code of a blob written to an ingested upload after ingest read it: a new name in its folder, or (at the next look, by its version or time) one it read.</summary>
+    public const string ReuploadAfterIngestReason = "reupload-after-ingest";
+
+    /// <summary>The reason code of a blob ingest read that was written again under its name before completion: kept in <c>…/changed-{time}/</c>, never deleted unscreened.</summary>
+    public const string ChangedAfterIngestReason = "changed-after-ingest";
+
     /// <summary>The reason code of a blob and a folder of one name (<c>lab/scan</c>, <c>lab/scan/</c>): the second upload is kept apart.</summary>
     public const string NameCollisionReason = "name-collision";
 
@@ -79,6 +85,7 @@ public sealed partial class IngestHandler
     private readonly ILogger<IngestHandler> _logger;
     private readonly TimeProvider _time;
     private readonly IStudyNotifier? _notifier;
+    private readonly UploadReadKey _uploadReadKey;
 
     public IngestHandler(
         IBlobContainers containers,
@@ -97,6 +104,7 @@ public sealed partial class IngestHandler
         _usage = usage ?? throw new ArgumentNullException(nameof(usage));
         _orchestrations = orchestrations ?? throw new ArgumentNullException(nameof(orchestrations));
         _deidentification = deidentification ?? throw new ArgumentNullException(nameof(deidentification));
+        _uploadReadKey = UploadReadKey.From(deidentification);
         _options = options.Value;
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _time = time ?? throw new ArgumentNullException(nameof(time));
@@ -138,10 +146,12 @@ public sealed partial class IngestHandler
             // Only the blobs written after ingest are the new upload: in a folder, the others are the study's originals,
             // which stay (with the marker) until its results are stored or it fails.
             // A folder's read list says which blobs ingest read: any other is late, whatever its time (no clock-skew
-            // margin). Studies ingested before the list existed fall back to the times.
+            // margin), and so is a read one whose version (when the listing gives one) is not the one ingest read: it
+            // was written again under its name. A single blob keeps the time rule too (a blob event carries no version).
+            // Studies ingested before the list existed fall back to the times.
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
-            var read = await UploadArchive.ReadListAsync(_containers, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
-            var lateBlobs = unit with { Blobs = [.. unit.Blobs.Where(b => read is null ? b.LastModified > previouslyIngestedAt + ReuploadTolerance : !read.Contains(UploadArchive.NameHash(b.Path)))] };
+            var read = await UploadArchive.ReadListAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
+            var lateBlobs = unit with { Blobs = [.. unit.Blobs.Where(b => IsLate(b, read, unit.Kind, previouslyIngestedAt))] };
             if (lateBlobs.Blobs.Count < unit.Blobs.Count)
             {
                 lateBlobs = lateBlobs with { MarkerPath = null };
@@ -151,7 +161,7 @@ public sealed partial class IngestHandler
             {
                 var names = string.Join(", ", lateBlobs.Blobs.Take(5).Select(b => unit.RelativeName(b.Path))) + (lateBlobs.Blobs.Count > 5 ? $" and {lateBlobs.Blobs.Count - 5} more" : string.Empty);
                 var detail = $"upload {unit.UploadPath} was written again at {newest:O} ({names}), after its study was ingested at {previouslyIngestedAt:O}; upload under a new name to screen it";
-                return await RejectAsync(lateBlobs, "reupload-after-ingest", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+                return await RejectAsync(lateBlobs, ReuploadAfterIngestReason, detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
             }
 
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
@@ -225,7 +235,8 @@ public sealed partial class IngestHandler
         var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
         try
         {
-            var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), cancellationToken).ConfigureAwait(false);
+            var versions = new Dictionary<string, string>(StringComparer.Ordinal);
+            var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), versions, cancellationToken).ConfigureAwait(false);
             if (downloaded is null)
             {
                 return await UploadMissingAsync(unit, cancellationToken).ConfigureAwait(false);
@@ -264,9 +275,10 @@ public sealed partial class IngestHandler
             // the upload is deleted with the study's results: they are kept in quarantine, each named with why.
             await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, cancellationToken).ConfigureAwait(false);
 
-            // What ingest read is the study's upload: at completion only these blobs are deleted, any other is a late
-            // file (written before the row says ingested, so every ingested folder study has one; a reject has none).
-            await UploadArchive.WriteReadListAsync(_containers, unit, cancellationToken).ConfigureAwait(false);
+            // What ingest read is the study's upload: at completion only these blobs are deleted, each only as read; any
+            // other is a late file, a changed one was written again (written before the row says ingested, so every
+            // ingested study has one; a reject has none).
+            await UploadArchive.WriteReadListAsync(_containers, _uploadReadKey, unit, versions, cancellationToken).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
@@ -340,7 +352,7 @@ public sealed partial class IngestHandler
                 continue;
             }
 
-            var deleted = await UploadArchive.SettleAsync(_containers, _studies, study.Tenant, study.StudyId, uploadPath, quarantineWith: null, cancellationToken).ConfigureAwait(false);
+            var deleted = await UploadArchive.SettleCompletedAsync(_containers, _studies, _uploadReadKey, study.Tenant, study.StudyId, uploadPath, cancellationToken).ConfigureAwait(false);
             if (deleted > 0)
             {
                 swept++;
@@ -438,6 +450,23 @@ public sealed partial class IngestHandler
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Whether a blob at an ingested upload's path is new to it: not in its read list, or in it with another version
+    /// than ingest read (when the listing gives one); without a list, or for a single blob, written after the ingest
+    /// (beyond the clock-skew margin).
+    /// </summary>
+    private static bool IsLate(UploadBlob blob, UploadReadSet? read, UploadUnitKind kind, DateTimeOffset ingestedAt)
+    {
+        var writtenAfter = blob.LastModified > ingestedAt + ReuploadTolerance;
+        if (read is null)
+        {
+            return writtenAfter;
+        }
+
+        var changed = !read.Contains(blob.Path) || (blob.Version is { } now && read.VersionOf(blob.Path) is { } version && now != version);
+        return changed || (kind == UploadUnitKind.SingleBlob && writtenAfter);
     }
 
     /// <summary>The study's row, or a new one for the unit when there is none yet (what an update of a missing row starts from).</summary>
@@ -571,9 +600,17 @@ public sealed partial class IngestHandler
 
         // The upload outlives ingest until the study is settled; a re-delivery after that settles it as the orchestration
         // would have (the activity may have run before this upload was written back, or crashed before its cleanup).
+        // With a read list, only what ingest read and is unchanged is deleted (a blob written again is kept in quarantine).
         if (study.Status == StudyStatus.Completed && _options.UploadRetention <= TimeSpan.Zero)
         {
-            await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+            if (await UploadArchive.ReadListAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                await UploadArchive.DeleteReadAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+            }
         }
         else if (study.Status == StudyStatus.Failed)
         {
@@ -691,8 +728,11 @@ public sealed partial class IngestHandler
         return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Rejected, 0, false, code, detail);
     }
 
-    /// <summary>Downloads the unit's blobs under <paramref name="folder"/>; null when one of them no longer exists.</summary>
-    private async Task<List<LocalFile>?> DownloadAsync(UploadUnit unit, string folder, CancellationToken cancellationToken)
+    /// <summary>
+    /// Downloads the unit's blobs under <paramref name="folder"/>, recording in <paramref name="versions"/> the version
+    /// each one read (by blob path, for the read list); null when one of them no longer exists.
+    /// </summary>
+    private async Task<List<LocalFile>?> DownloadAsync(UploadUnit unit, string folder, Dictionary<string, string> versions, CancellationToken cancellationToken)
     {
         var uploads = _containers.Get(PipelineNames.UploadsContainer);
         var root = Path.GetFullPath(folder);
@@ -705,15 +745,17 @@ public sealed partial class IngestHandler
             Directory.CreateDirectory(Path.GetDirectoryName(local)!);
             try
             {
-                var source = await uploads.OpenReadAsync(blob.Path, cancellationToken).ConfigureAwait(false);
+                var source = await uploads.OpenReadVersionedAsync(blob.Path, cancellationToken).ConfigureAwait(false);
                 await using (source.ConfigureAwait(false))
                 {
                     var target = new FileStream(local, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
                     await using (target.ConfigureAwait(false))
                     {
-                        await source.CopyToAsync(target, cancellationToken).ConfigureAwait(false);
+                        await source.Content.CopyToAsync(target, cancellationToken).ConfigureAwait(false);
                     }
                 }
+
+                versions[blob.Path] = source.Version;
             }
             catch (FileNotFoundException)
             {
@@ -1193,6 +1235,10 @@ public sealed partial class IngestHandler
         public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
 
         public Task DeleteAsync(string path, CancellationToken cancellationToken) => inner.DeleteAsync(path, cancellationToken);
+
+        public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => inner.OpenReadVersionedAsync(path, cancellationToken);
+
+        public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => inner.DeleteIfVersionAsync(path, version, cancellationToken);
     }
 
     private static partial class Log

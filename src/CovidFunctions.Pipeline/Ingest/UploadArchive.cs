@@ -14,12 +14,11 @@ namespace CovidFunctions.Pipeline.Ingest;
 internal static class UploadArchive
 {
     /// <summary>
-    /// Settles a study's raw upload, then forgets its path: deletes the upload (<paramref name="quarantineWith"/> null:
-    /// the study's results are stored) or moves it to quarantine with that reason (the study failed), and only then
-    /// clears the Studies row's <c>UploadPath</c> (<see cref="UploadNames.ForgetUploadPathAsync"/>), which is how every
-    /// later step finds the upload: forgotten first, a crash in between would leave the upload behind for good. Used by
-    /// the AggregateStudy and FailStudy activities and the retention sweep; safe to repeat. Returns the blobs deleted
-    /// or moved.
+    /// Settles the raw upload of a study that failed, then forgets its path: moves it to quarantine with
+    /// <paramref name="quarantineWith"/> (<see cref="QuarantineAsync"/>), and only then clears the Studies row's
+    /// <c>UploadPath</c> (<see cref="UploadNames.ForgetUploadPathAsync"/>), which is how every later step finds the
+    /// upload: forgotten first, a crash in between would leave the upload behind for good. Used by the FailStudy
+    /// activity; safe to repeat. Returns the blobs moved.
     /// </summary>
     public static async Task<int> SettleAsync(
         IBlobContainers containers,
@@ -27,44 +26,73 @@ internal static class UploadArchive
         string tenant,
         string studyId,
         string uploadPath,
-        QuarantineReason? quarantineWith,
+        QuarantineReason quarantineWith,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(containers);
         ArgumentNullException.ThrowIfNull(studies);
-        if (quarantineWith is not null && (quarantineWith.Tenant != tenant || quarantineWith.StudyId != studyId || quarantineWith.UploadPath != uploadPath))
+        ArgumentNullException.ThrowIfNull(quarantineWith);
+        if (quarantineWith.Tenant != tenant || quarantineWith.StudyId != studyId || quarantineWith.UploadPath != uploadPath)
         {
             throw new ArgumentException("the quarantine reason names another study or upload", nameof(quarantineWith));
         }
 
-        var blobs = quarantineWith is null
-            ? await DeleteReadAsync(containers, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false)
-            : await QuarantineAsync(containers, quarantineWith, cancellationToken).ConfigureAwait(false);
+        var blobs = await QuarantineAsync(containers, quarantineWith, cancellationToken).ConfigureAwait(false);
         await UploadNames.ForgetUploadPathAsync(studies, tenant, studyId, cancellationToken).ConfigureAwait(false);
         return blobs;
     }
 
-    /// <summary>Where ingest records the blobs it read of a folder upload (in <c>slices</c>, next to the study's tiles).</summary>
-    public static string ReadListPath(string tenant, string studyId) => $"{tenant}/{studyId}/upload-read.json";
-
-    /// <summary>Records the blobs of <paramref name="unit"/> that ingest read (folder units; a single blob is its path).</summary>
-    public static async Task WriteReadListAsync(IBlobContainers containers, UploadUnit unit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Settles the raw upload of a study whose results are stored, then forgets its path (as <see cref="SettleAsync"/>):
+    /// deletes what ingest read of it, unchanged, and keeps in quarantine anything else (<see cref="DeleteReadAsync"/>).
+    /// Used by the AggregateStudy activity and the retention sweep; safe to repeat. Returns the blobs deleted or moved.
+    /// </summary>
+    public static async Task<int> SettleCompletedAsync(
+        IBlobContainers containers,
+        IStudyStore studies,
+        UploadReadKey readKey,
+        string tenant,
+        string studyId,
+        string uploadPath,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(containers);
-        ArgumentNullException.ThrowIfNull(unit);
-        if (unit.Kind != UploadUnitKind.Folder)
-        {
-            return;
-        }
+        ArgumentNullException.ThrowIfNull(studies);
+        var blobs = await DeleteReadAsync(containers, readKey, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false);
+        await UploadNames.ForgetUploadPathAsync(studies, tenant, studyId, cancellationToken).ConfigureAwait(false);
+        return blobs;
+    }
 
-        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new UploadReadList(NameHash(unit.UploadPath), [.. unit.BlobPaths.Select(NameHash)]), PipelineJson.Options));
+    /// <summary>Where ingest records the blobs it read of an upload (in <c>slices</c>, next to the study's tiles).</summary>
+    public static string ReadListPath(string tenant, string studyId) => $"{tenant}/{studyId}/upload-read.json";
+
+    /// <summary>
+    /// Records the blobs of <paramref name="unit"/> that ingest read, each with the version it read
+    /// (<paramref name="versions"/>, by blob path; <see cref="IBlobStore.OpenReadVersionedAsync"/>), names keyed with
+    /// <paramref name="readKey"/> (<see cref="UploadReadList"/>).
+    /// </summary>
+    public static async Task WriteReadListAsync(IBlobContainers containers, UploadReadKey readKey, UploadUnit unit, IReadOnlyDictionary<string, string> versions, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(readKey);
+        ArgumentNullException.ThrowIfNull(unit);
+        ArgumentNullException.ThrowIfNull(versions);
+        var list = new UploadReadList(UploadReadList.Keyed, readKey.Mac(UploadReadList.KeyCheckText), readKey.Mac(unit.UploadPath), null, [.. unit.BlobPaths.Select(p => new ReadBlob(readKey.Mac(p), versions[p]))]);
+        using var json = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(list, PipelineJson.Options));
         await containers.Get(PipelineNames.SlicesContainer).WriteAsync(ReadListPath(unit.Tenant, unit.StudyId), json, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The blobs ingest read of the study's folder upload, as <see cref="NameHash"/>es; null when none were recorded (a single blob, or a study ingested before the list existed).</summary>
-    public static async Task<HashSet<string>?> ReadListAsync(IBlobContainers containers, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
+    /// <summary>
+    /// The blobs ingest read of the study's upload; null when none were recorded (a study ingested before the list
+    /// existed, a single blob ingested before it was kept for single blobs too, or the list of another upload of the
+    /// same study id: <c>lab/scan</c> and <c>lab/scan/</c>). Reads both formats: the keyed one, and the first one
+    /// (SHA-256 of the names, no versions) of studies ingested before. A keyed list written under another key is an
+    /// error, not "no list": without it, completion would delete every blob under the folder.
+    /// </summary>
+    public static async Task<UploadReadSet?> ReadListAsync(IBlobContainers containers, UploadReadKey readKey, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(readKey);
         Stream stream;
         try
         {
@@ -75,23 +103,49 @@ internal static class UploadArchive
             return null;
         }
 
+        UploadReadList? list;
         await using (stream.ConfigureAwait(false))
         {
-            var list = await JsonSerializer.DeserializeAsync<UploadReadList>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
-            return list is not null && list.UploadPath == NameHash(uploadPath) ? [.. list.Blobs] : null;
+            list = await JsonSerializer.DeserializeAsync<UploadReadList>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
         }
+
+        if (list is null)
+        {
+            return null;
+        }
+
+        if (list.Format == UploadReadList.Keyed)
+        {
+            if (list.KeyCheck != readKey.Mac(UploadReadList.KeyCheckText))
+            {
+                throw new InvalidOperationException($"{PipelineNames.SlicesContainer}/{ReadListPath(tenant, studyId)} was written under another de-identification key than this host's: the blobs ingest read cannot be told from late files, so nothing of the upload is deleted");
+            }
+
+            return list.UploadPath == readKey.Mac(uploadPath)
+                ? new UploadReadSet(readKey.Mac, (list.Read ?? []).ToDictionary(b => b.Name, b => (string?)b.Version, StringComparer.Ordinal))
+                : null;
+        }
+
+        return list.UploadPath == Sha256Name(uploadPath)
+            ? new UploadReadSet(Sha256Name, (list.Blobs ?? []).Distinct(StringComparer.Ordinal).ToDictionary(b => b, _ => (string?)null, StringComparer.Ordinal))
+            : null;
     }
 
     /// <summary>
-    /// Deletes the study's upload once its results are stored: of a folder, only the blobs ingest read (its read list)
-    /// and the marker; any other blob under the prefix is a late file, never screened, and goes to
-    /// <c>quarantine/{tenant}/{study}/reupload-{time}/</c> with <c>reason.json</c> (<c>reupload-after-ingest</c>, each
-    /// file named) before anything is deleted. Without a read list, the whole upload is deleted (<see cref="DeleteAsync"/>).
+    /// Deletes the study's upload once its results are stored: only the blobs ingest read (its read list), each only
+    /// while it holds the version ingest read (<see cref="IBlobStore.DeleteIfVersionAsync"/>), and the marker last.
+    /// Nothing else is deleted unseen: any other blob under a folder is a late file, never screened, copied first to
+    /// <c>quarantine/{tenant}/{study}/reupload-{time}/</c> (<c>reupload-after-ingest</c>); a read blob written again
+    /// under its name since (its version changed) is not deleted but copied to <c>…/changed-{time}/</c>
+    /// (<c>changed-after-ingest</c>); each with <c>reason.json</c> naming each file and why, and each deleted from the
+    /// upload only while it holds the version copied. A blob written again during that stays where it is (the next look
+    /// at the upload keeps it). Without a read list, the whole upload is deleted (<see cref="DeleteAsync"/>); with a list
+    /// from before versions were kept, read blobs are deleted by name.
     /// </summary>
-    public static async Task<int> DeleteReadAsync(IBlobContainers containers, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
+    public static async Task<int> DeleteReadAsync(IBlobContainers containers, UploadReadKey readKey, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(containers);
-        var read = uploadPath.EndsWith('/') ? await ReadListAsync(containers, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false) : null;
+        var read = await ReadListAsync(containers, readKey, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false);
         if (read is null)
         {
             return await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
@@ -99,20 +153,76 @@ internal static class UploadArchive
 
         var uploads = containers.Get(PipelineNames.UploadsContainer);
         var paths = await ListAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false);
-        var late = paths.Where(p => !IsMarker(uploadPath, p) && !read.Contains(NameHash(p))).ToList();
+        var now = DateTimeOffset.UtcNow;
+        var kept = new List<(string Path, string Version)>();
+        var late = paths.Where(p => !IsMarker(uploadPath, p) && !read.Contains(p)).ToList();
         if (late.Count > 0)
         {
-            var now = DateTimeOffset.UtcNow;
-            var prefix = $"{tenant}/{studyId}/reupload-{now.UtcDateTime:yyyyMMddTHHmmssZ}";
-            var copied = await CopyToQuarantineAsync(containers, uploadPath, late, prefix, cancellationToken).ConfigureAwait(false);
-            var kept = copied.Select(path => new QuarantinedFile(RelativeName(uploadPath, path), "written to the folder after ingest read it: not screened")).ToList();
-            var detail = $"upload {uploadPath}: {kept.Count} file(s) written to it after its study was ingested were not screened ({string.Join(", ", kept.Take(5).Select(k => k.Name))}{(kept.Count > 5 ? $" and {kept.Count - 5} more" : string.Empty)}); upload under a new name to screen them";
-            await WriteReasonAsync(containers, prefix, new QuarantineReason(tenant, studyId, uploadPath, "reupload-after-ingest", detail, now) { Files = kept }, cancellationToken).ConfigureAwait(false);
+            kept.AddRange(await KeepAsync(containers, tenant, studyId, uploadPath, late, $"reupload-{now.UtcDateTime:yyyyMMddTHHmmssZ}", IngestHandler.ReuploadAfterIngestReason, now, cancellationToken).ConfigureAwait(false));
         }
 
-        // The late files (copied above), the read ones, then the marker last.
-        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
+        var changed = new List<string>();
+        foreach (var path in paths.Where(p => !IsMarker(uploadPath, p) && read.Contains(p)))
+        {
+            if (read.VersionOf(path) is not { } version)
+            {
+                await uploads.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
+            }
+            else if (await uploads.DeleteIfVersionAsync(path, version, cancellationToken).ConfigureAwait(false) == ConditionalDelete.Changed)
+            {
+                changed.Add(path);
+            }
+        }
+
+        if (changed.Count > 0)
+        {
+            kept.AddRange(await KeepAsync(containers, tenant, studyId, uploadPath, changed, $"changed-{now.UtcDateTime:yyyyMMddTHHmmssZ}", IngestHandler.ChangedAfterIngestReason, now, cancellationToken).ConfigureAwait(false));
+        }
+
+        // The kept files (copied above), each only as copied, then the marker last.
+        await DeleteCopiedAsync(uploads, kept, cancellationToken).ConfigureAwait(false);
+        await DeleteBlobsAsync(uploads, paths.Where(p => IsMarker(uploadPath, p)), cancellationToken).ConfigureAwait(false);
         return paths.Count;
+    }
+
+    /// <summary>Copies late or changed blobs to <c>quarantine/{tenant}/{study}/{folder}/original/</c> and writes its <c>reason.json</c>; returns what was copied, with the versions.</summary>
+    private static async Task<List<(string Path, string Version)>> KeepAsync(
+        IBlobContainers containers, string tenant, string studyId, string uploadPath, List<string> paths, string folder, string code, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var prefix = $"{tenant}/{studyId}/{folder}";
+        var copied = await CopyToQuarantineAsync(containers, uploadPath, paths, prefix, RelativeName, cancellationToken).ConfigureAwait(false);
+        if (copied.Count == 0)
+        {
+            return copied;
+        }
+
+        var (why, what) = code == IngestHandler.ChangedAfterIngestReason
+            ? ("written again under the same name after ingest read it: this content was not screened", "written again under their names after its study was ingested (the content screened was an earlier one)")
+            : ("written to the folder after ingest read it: not screened", "written to it after its study was ingested");
+        var files = copied.Select(c => new QuarantinedFile(RelativeName(uploadPath, c.Path), why)).ToList();
+        var detail = $"upload {uploadPath}: {files.Count} file(s) {what} were not screened ({string.Join(", ", files.Take(5).Select(k => k.Name))}{(files.Count > 5 ? $" and {files.Count - 5} more" : string.Empty)}); upload under a new name to screen them";
+        await WriteReasonAsync(containers, prefix, new QuarantineReason(tenant, studyId, uploadPath, code, detail, now) { Files = files }, cancellationToken).ConfigureAwait(false);
+        return copied;
+    }
+
+    /// <summary>
+    /// Deletes each copied blob only while it still holds the version copied: a blob written again after its copy keeps
+    /// its new content in the upload (the next look at it keeps it apart). Returns the blobs left so.
+    /// </summary>
+    public static async Task<List<string>> DeleteCopiedAsync(IBlobStore uploads, IEnumerable<(string Path, string Version)> copied, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(uploads);
+        ArgumentNullException.ThrowIfNull(copied);
+        var left = new List<string>();
+        foreach (var (path, version) in copied)
+        {
+            if (await uploads.DeleteIfVersionAsync(path, version, cancellationToken).ConfigureAwait(false) == ConditionalDelete.Changed)
+            {
+                left.Add(path);
+            }
+        }
+
+        return left;
     }
 
     /// <summary>Deletes the upload's blobs (a folder's <c>.complete</c> marker last, so a half-deleted folder stays one closed unit).</summary>
@@ -163,32 +273,39 @@ internal static class UploadArchive
         var uploads = containers.Get(PipelineNames.UploadsContainer);
         var prefix = $"{reason.Tenant}/{reason.StudyId}";
         var paths = await ListAsync(uploads, reason.UploadPath, cancellationToken).ConfigureAwait(false);
-        var moved = await CopyToQuarantineAsync(containers, reason.UploadPath, paths.Where(p => !IsMarker(reason.UploadPath, p)), prefix, cancellationToken).ConfigureAwait(false);
+        var moved = await CopyToQuarantineAsync(containers, reason.UploadPath, paths.Where(p => !IsMarker(reason.UploadPath, p)), prefix, RelativeName, cancellationToken).ConfigureAwait(false);
         if (paths.Count == 0)
         {
             return 0;
         }
 
         await WriteReasonAsync(containers, prefix, reason, cancellationToken).ConfigureAwait(false);
-        await DeleteBlobsAsync(uploads, paths, cancellationToken).ConfigureAwait(false);
+
+        // Each blob only as copied (one written again meanwhile stays, for the next look), the marker last.
+        await DeleteCopiedAsync(uploads, moved, cancellationToken).ConfigureAwait(false);
+        await DeleteBlobsAsync(uploads, paths.Where(p => IsMarker(reason.UploadPath, p)), cancellationToken).ConfigureAwait(false);
         return moved.Count;
     }
 
     /// <summary>
-    /// Copies upload blobs to <c>quarantine/{prefix}/original/</c> under their names in the upload, skipping a blob
-    /// already gone (moved by a concurrent or earlier settlement of the same study); returns the paths copied.
+    /// Copies upload blobs to <c>quarantine/{prefix}/original/</c> under <paramref name="nameOf"/> their path (the name
+    /// inside the upload, made safe), skipping a blob already gone (moved by a concurrent or earlier settlement of the
+    /// same study); returns the paths copied with the version each copy read (for <see cref="DeleteCopiedAsync"/>).
     /// </summary>
-    private static async Task<List<string>> CopyToQuarantineAsync(IBlobContainers containers, string uploadPath, IEnumerable<string> paths, string prefix, CancellationToken cancellationToken)
+    public static async Task<List<(string Path, string Version)>> CopyToQuarantineAsync(IBlobContainers containers, string uploadPath, IEnumerable<string> paths, string prefix, Func<string, string, string> nameOf, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(paths);
+        ArgumentNullException.ThrowIfNull(nameOf);
         var uploads = containers.Get(PipelineNames.UploadsContainer);
         var quarantine = containers.Get(PipelineNames.QuarantineContainer);
-        var copied = new List<string>();
+        var copied = new List<(string Path, string Version)>();
         foreach (var path in paths)
         {
-            Stream source;
+            VersionedStream source;
             try
             {
-                source = await uploads.OpenReadAsync(path, cancellationToken).ConfigureAwait(false);
+                source = await uploads.OpenReadVersionedAsync(path, cancellationToken).ConfigureAwait(false);
             }
             catch (FileNotFoundException)
             {
@@ -197,10 +314,10 @@ internal static class UploadArchive
 
             await using (source.ConfigureAwait(false))
             {
-                await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(RelativeName(uploadPath, path))}", source, cancellationToken).ConfigureAwait(false);
+                await quarantine.WriteAsync($"{prefix}/original/{IngestHandler.SafeRelativePath(nameOf(uploadPath, path))}", source.Content, cancellationToken).ConfigureAwait(false);
             }
 
-            copied.Add(path);
+            copied.Add((path, source.Version));
         }
 
         return copied;
@@ -237,19 +354,31 @@ internal static class UploadArchive
     }
 
     /// <summary>
-    /// The blobs ingest read of a folder upload (<see cref="ReadListPath"/>), by the SHA-256 of their names: upload names
-    /// can carry patient names, and <c>slices</c> holds de-identified data only.
+    /// The blobs ingest read of an upload (<see cref="ReadListPath"/>). Upload names can carry patient names, and
+    /// <c>slices</c> holds de-identified data only: format 2 (<see cref="Keyed"/>) keeps each name as its HMAC-SHA256
+    /// under the <see cref="UploadReadKey"/> with the version ingest read (<see cref="Read"/>), and <see cref="KeyCheck"/>
+    /// (the HMAC of a fixed text) to tell a list of another key from the list of another upload. Format 1 (no
+    /// <see cref="Format"/>; lists written before) kept the plain SHA-256 of each name in <see cref="Blobs"/>, no versions:
+    /// read still, never written.
     /// </summary>
-    private sealed record UploadReadList(string UploadPath, IReadOnlyList<string> Blobs);
+    private sealed record UploadReadList(int Format, string? KeyCheck, string UploadPath, IReadOnlyList<string>? Blobs, IReadOnlyList<ReadBlob>? Read)
+    {
+        public const int Keyed = 2;
 
-    /// <summary>The SHA-256 (hex) of an upload blob name, as the read list keeps it.</summary>
-    public static string NameHash(string name) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
+        public const string KeyCheckText = "covidfn/upload-read/key-check";
+    }
+
+    /// <summary>A blob of the read list: its keyed name and the version ingest read.</summary>
+    private sealed record ReadBlob(string Name, string Version);
+
+    /// <summary>The SHA-256 (hex) of an upload blob name, as the first read-list format kept it (read only).</summary>
+    private static string Sha256Name(string name) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
 
     private static bool IsMarker(string uploadPath, string path) =>
         uploadPath.EndsWith('/') && path.Length == uploadPath.Length + PipelineNames.CompleteMarker.Length && path.EndsWith(PipelineNames.CompleteMarker, StringComparison.Ordinal);
 
     /// <summary>The same name ingest gives a blob in quarantine (<see cref="UploadUnit.RelativeName"/>).</summary>
-    private static string RelativeName(string uploadPath, string path)
+    public static string RelativeName(string uploadPath, string path)
     {
         if (uploadPath.EndsWith('/') && path.StartsWith(uploadPath, StringComparison.Ordinal))
         {
@@ -259,4 +388,22 @@ internal static class UploadArchive
         var slash = path.LastIndexOf('/');
         return slash >= 0 ? path[(slash + 1)..] : path;
     }
+}
+
+/// <summary>
+/// The blobs ingest read of an upload, as its read list holds them (<see cref="UploadArchive.ReadListAsync"/>): asked
+/// by blob path, whatever the list's format.
+/// </summary>
+public sealed class UploadReadSet
+{
+    private readonly Func<string, string> _nameOf;
+    private readonly Dictionary<string, string?> _versions;
+
+    internal UploadReadSet(Func<string, string> nameOf, Dictionary<string, string?> versions) => (_nameOf, _versions) = (nameOf, versions);
+
+    /// <summary>Whether ingest read the blob at <paramref name="path"/>.</summary>
+    public bool Contains(string path) => _versions.ContainsKey(_nameOf(path));
+
+    /// <summary>The version ingest read of the blob at <paramref name="path"/>; null when it read none or the list kept none (the first format).</summary>
+    public string? VersionOf(string path) => _versions.TryGetValue(_nameOf(path), out var version) ? version : null;
 }

@@ -33,7 +33,7 @@ public static class StudyOrchestration
     /// <summary>
     /// Registers <see cref="StudyOrchestrator"/> as <see cref="DurableStudyOrchestrationClient.OrchestratorName"/> and
     /// every activity of <see cref="Activities"/>. The host's services must provide IBlobContainers, IStudyStore,
-    /// IUsageStore, IMessageSender, IStudyNotifier and IOptions&lt;PipelineOptions&gt;.
+    /// IUsageStore, IMessageSender, IStudyNotifier, UploadReadKey and IOptions&lt;PipelineOptions&gt;.
     /// </summary>
     public static DurableTaskRegistry AddStudyOrchestration(this DurableTaskRegistry registry)
     {

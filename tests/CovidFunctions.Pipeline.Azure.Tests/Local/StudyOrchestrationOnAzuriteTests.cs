@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using Azure.Data.Tables;
+using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
@@ -132,6 +134,7 @@ public sealed class StudyOrchestrationOnAzuriteTests(AzuriteFixture azurite, ITe
             services.AddSingleton<IMessageSender>(scorer);
             services.AddSingleton<IStudyNotifier>(new NoNotifier());
             services.AddSingleton(Options.Create(new PipelineOptions { MontageSlices = 4 }));
+            services.AddSingleton(UploadReadKey.From(DeidKey.Generate()));
         });
         await worker.StartAsync(ct);
         try

@@ -107,4 +107,57 @@ public sealed class BlobStoreDeleteContractTests(AzuriteFixture azurite) : IDisp
         await Assert.ThrowsAsync<ArgumentException>(() => store.DeleteAsync("a/../b.dcm", CancellationToken.None));
         await Assert.ThrowsAsync<ArgumentException>(() => store.DeleteAsync("/abs.dcm", CancellationToken.None));
     }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_conditional_delete_keeps_a_blob_written_again_since_the_version_read(string kind)
+    {
+        var store = Store(kind, PipelineNames.UploadsContainer);
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/series/1.dcm";
+        await store.WriteAsync(path, new MemoryStream([1, 1]), CancellationToken.None);
+        string read;
+        await using (var first = await store.OpenReadVersionedAsync(path, CancellationToken.None))
+        {
+            read = first.Version;
+            Assert.Equal([1, 1], await ReadAllAsync(first.Content));
+        }
+
+        // Written again under the same name (same length, as a re-exported slice can be): the version read is stale.
+        await store.WriteAsync(path, new MemoryStream([2, 2]), CancellationToken.None);
+
+        Assert.Equal(ConditionalDelete.Changed, await store.DeleteIfVersionAsync(path, read, CancellationToken.None));
+        await using (var kept = await store.OpenReadVersionedAsync(path, CancellationToken.None))
+        {
+            Assert.Equal([2, 2], await ReadAllAsync(kept.Content));
+            Assert.NotEqual(read, kept.Version);
+            Assert.Equal([path], await store.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync()); // nothing left aside
+            Assert.Equal(ConditionalDelete.Deleted, await store.DeleteIfVersionAsync(path, kept.Version, CancellationToken.None));
+        }
+
+        Assert.False(await store.ExistsAsync(path, CancellationToken.None));
+        Assert.Equal(ConditionalDelete.Missing, await store.DeleteIfVersionAsync(path, read, CancellationToken.None));
+        Assert.Equal(ConditionalDelete.Missing, await store.DeleteIfVersionAsync($"{tenant}/no-such-folder/1.dcm", read, CancellationToken.None));
+        await Assert.ThrowsAsync<FileNotFoundException>(() => store.OpenReadVersionedAsync($"{tenant}/no-such-folder/1.dcm", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task The_upload_listing_gives_the_version_a_read_gives()
+    {
+        var store = Store("azurite", PipelineNames.UploadsContainer);
+        var tenant = AzuriteFixture.NewTenant();
+        await store.WriteAsync($"{tenant}/scan.zip", new MemoryStream([1]), CancellationToken.None);
+        await using var read = await store.OpenReadVersionedAsync($"{tenant}/scan.zip", CancellationToken.None);
+
+        var listed = (await azurite.Storage.UploadListing.ListAsync(CancellationToken.None).ToListAsync()).Single(b => b.Path == $"{tenant}/scan.zip");
+
+        Assert.Equal(read.Version, listed.Version);
+    }
+
+    private static async Task<byte[]> ReadAllAsync(Stream stream)
+    {
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer);
+        return buffer.ToArray();
+    }
 }

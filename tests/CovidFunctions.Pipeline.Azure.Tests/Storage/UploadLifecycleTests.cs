@@ -62,7 +62,7 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
         // Scoring stored its chunk result; the aggregate stores the diagnosis and only then deletes the upload.
         var input = orchestrations.Started[0];
         var chunk = await WriteChunkResultAsync(input, sliceCount: 3);
-        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, Options.Create(new PipelineOptions()), NullLogger<AggregateStudyActivity>.Instance);
+        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, UploadReadKey.From(Key), Options.Create(new PipelineOptions()), NullLogger<AggregateStudyActivity>.Instance);
         var diagnosis = await aggregate.RunAsync(new ActivityContext(StudyOrchestration.AggregateStudy, input.InstanceId), new AggregateStudyInput(tenant, input.StudyId, input.TilesPrefix, [chunk], DateTime.UtcNow, DateTime.UtcNow));
 
         Assert.Equal(3, diagnosis.Slices);
@@ -133,12 +133,75 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
 
         var input = orchestrations.Started[0];
         var chunk = await WriteChunkResultAsync(input, sliceCount: 2);
-        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, Options.Create(new PipelineOptions { UploadRetention = TimeSpan.FromMinutes(5) }), NullLogger<AggregateStudyActivity>.Instance);
+        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, UploadReadKey.From(Key), Options.Create(new PipelineOptions { UploadRetention = TimeSpan.FromMinutes(5) }), NullLogger<AggregateStudyActivity>.Instance);
         await aggregate.RunAsync(new ActivityContext(StudyOrchestration.AggregateStudy, input.InstanceId), new AggregateStudyInput(tenant, input.StudyId, input.TilesPrefix, [chunk], DateTime.UtcNow, DateTime.UtcNow));
         Assert.True(await Uploads.ExistsAsync(uploadPath, CancellationToken.None), "kept for the retention after the results");
 
         Assert.True(await ingest.SweepExpiredUploadsAsync(DateTimeOffset.UtcNow.AddMinutes(6), CancellationToken.None) >= 1);
         Assert.False(await Uploads.ExistsAsync(uploadPath, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_blob_written_again_under_its_name_after_ingest_survives_completion_in_quarantine_the_others_are_deleted()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var slices = MidChestSlices(4);
+        foreach (var file in slices.Take(3))
+        {
+            await WriteAsync(Uploads, $"{tenant}/series/{Path.GetFileName(file)}", File.ReadAllBytes(file));
+        }
+
+        await WriteAsync(Uploads, $"{tenant}/series/{PipelineNames.CompleteMarker}", []);
+        var orchestrations = new RecordingOrchestrations();
+        var outcome = await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+        Assert.Equal((IngestStatus.Ingested, 3), (outcome.Status, outcome.SliceCount));
+
+        // While the study is scored, the uploader writes another slice under the name of one ingest read: a file never
+        // screened. Before, completion deleted "the blobs ingest read" by name, this one with them.
+        var overwritten = $"{tenant}/series/{Path.GetFileName(slices[1])}";
+        var newContent = File.ReadAllBytes(slices[3]);
+        await WriteAsync(Uploads, overwritten, newContent);
+
+        var input = orchestrations.Started[0];
+        var chunk = await WriteChunkResultAsync(input, sliceCount: 3);
+        var aggregate = new AggregateStudyActivity(azurite.Storage.BlobContainers, azurite.Storage.Studies, UploadReadKey.From(Key), Options.Create(new PipelineOptions()), NullLogger<AggregateStudyActivity>.Instance);
+        await aggregate.RunAsync(new ActivityContext(StudyOrchestration.AggregateStudy, input.InstanceId), new AggregateStudyInput(tenant, input.StudyId, input.TilesPrefix, [chunk], DateTime.UtcNow, DateTime.UtcNow));
+
+        Assert.Equal(StudyStatus.Completed, (await azurite.Storage.Studies.GetAsync(tenant, input.StudyId, CancellationToken.None))!.Status);
+        Assert.Empty(await Uploads.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync()); // the untouched ones and the marker deleted
+        var kept = await Quarantine.ListAsync($"{tenant}/{outcome.StudyId}/", CancellationToken.None).ToListAsync();
+        var reasonPath = Assert.Single(kept, p => p.EndsWith("/reason.json", StringComparison.Ordinal));
+        Assert.StartsWith($"{tenant}/{outcome.StudyId}/changed-", reasonPath, StringComparison.Ordinal);
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await ReadAsync(Quarantine, reasonPath)));
+        Assert.Equal((IngestHandler.ChangedAfterIngestReason, $"{tenant}/series/"), (reason.Reason, reason.UploadPath));
+        Assert.Equal(Path.GetFileName(overwritten), Assert.Single(reason.Files!).Name);
+        Assert.Equal(newContent, await ReadAsync(Quarantine, reasonPath[..^"reason.json".Length] + "original/" + Path.GetFileName(overwritten)));
+        Assert.Equal(2, kept.Count);
+    }
+
+    [Fact]
+    public async Task A_blob_written_again_after_ingest_is_late_at_the_next_look_by_its_version()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var slices = MidChestSlices(4);
+        foreach (var file in slices.Take(3))
+        {
+            await WriteAsync(Uploads, $"{tenant}/series/{Path.GetFileName(file)}", File.ReadAllBytes(file));
+        }
+
+        await WriteAsync(Uploads, $"{tenant}/series/{PipelineNames.CompleteMarker}", []);
+        var orchestrations = new RecordingOrchestrations();
+        Assert.Equal(IngestStatus.Ingested, (await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None)).Status);
+        var overwritten = $"{tenant}/series/{Path.GetFileName(slices[1])}";
+        await WriteAsync(Uploads, overwritten, File.ReadAllBytes(slices[3]));
+
+        // The next look lists the folder with ETags: the name is in the read list, its version is not the one read.
+        var second = await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+
+        Assert.Equal((IngestStatus.Rejected, IngestHandler.ReuploadAfterIngestReason), (second.Status, second.Reason));
+        var original = Assert.Single(await Quarantine.ListAsync($"{tenant}/{second.StudyId}/", CancellationToken.None).ToListAsync(), p => p.Contains("/original/", StringComparison.Ordinal));
+        Assert.Equal(File.ReadAllBytes(slices[3]), await ReadAsync(Quarantine, original));
+        Assert.Equal(3, (await Uploads.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync()).Count); // the unchanged ones and the marker stay
     }
 
     private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations, PipelineOptions? options = null) => new(

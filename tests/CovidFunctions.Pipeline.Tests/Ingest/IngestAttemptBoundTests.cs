@@ -311,6 +311,18 @@ public sealed class IngestAttemptBoundTests : IDisposable
             public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
 
             public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
+
+            public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken)
+            {
+                if (container == PipelineNames.UploadsContainer)
+                {
+                    faults.BeforeUploadRead?.Invoke();
+                }
+
+                return store.OpenReadVersionedAsync(path, cancellationToken);
+            }
+
+            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
         }
     }
 }

@@ -24,7 +24,7 @@ public sealed class IngestLateFileTests
 
         // The study completes (AggregateStudy settles its upload). Before, every blob under the folder was deleted,
         // the late file with them, never screened.
-        await UploadArchive.SettleAsync(host.Containers, host.Studies, Tenant, first.StudyId, $"{Tenant}/series/", quarantineWith: null, default);
+        await UploadArchive.SettleCompletedAsync(host.Containers, host.Studies, host.UploadReadKey, Tenant, first.StudyId, $"{Tenant}/series/", default);
 
         Assert.Empty(await IngestTestHost.ListAsync(host.Uploads, string.Empty));
         var kept = await IngestTestHost.ListAsync(host.Quarantine, $"{Tenant}/{first.StudyId}/");

@@ -39,6 +39,9 @@ internal sealed class IngestTestHost : IDisposable
 
     public StudyIdKey StudyIdKey => StudyIdKey.From(DeidKey);
 
+    /// <summary>The read list's key, derived from <see cref="DeidKey"/> (what the AggregateStudy activity is given).</summary>
+    public UploadReadKey UploadReadKey => UploadReadKey.From(DeidKey);
+
     public FileSystemBlobContainers Containers { get; }
 
     public InMemoryStudyStore Studies { get; } = new();

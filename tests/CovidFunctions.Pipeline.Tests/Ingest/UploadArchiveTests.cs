@@ -18,6 +18,8 @@ public sealed class UploadArchiveTests : IDisposable
 {
     private static readonly DateTimeOffset Now = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
 
+    private static readonly UploadReadKey ReadKey = UploadReadKey.From(DeidKey.Generate());
+
     private readonly TempDirectory _temp = TestData.CreateTempDirectory();
 
     public void Dispose() => _temp.Dispose();
@@ -82,7 +84,7 @@ public sealed class UploadArchiveTests : IDisposable
         await studies.TryCreateAsync(new StudyRecord { Tenant = "lab-a", StudyId = "failed", Status = StudyStatus.Failed, CreatedAt = Now, UploadPath = "lab-a/failed/" }, default);
         var reason = new QuarantineReason("lab-a", "failed", "lab-a/failed/", IngestHandler.StudyFailedReason, "chunk 0 could not be scored", Now);
 
-        Assert.Equal(1, await UploadArchive.SettleAsync(containers, studies, "lab-a", "done", "lab-a/done.zip", null, default));
+        Assert.Equal(1, await UploadArchive.SettleCompletedAsync(containers, studies, ReadKey, "lab-a", "done", "lab-a/done.zip", default));
         Assert.Equal(1, await UploadArchive.SettleAsync(containers, studies, "lab-a", "failed", "lab-a/failed/", reason, default));
 
         Assert.Empty(await uploads.ListAsync(string.Empty, default).ToListAsync());
@@ -92,7 +94,7 @@ public sealed class UploadArchiveTests : IDisposable
         Assert.Equal(["lab-a/failed/original/1.dcm", "lab-a/failed/reason.json"], await quarantine.ListAsync("lab-a/", default).ToListAsync());
 
         // A retried activity or sweep: nothing left to move, nothing rewritten, no error.
-        Assert.Equal(0, await UploadArchive.SettleAsync(containers, studies, "lab-a", "done", "lab-a/done.zip", null, default));
+        Assert.Equal(0, await UploadArchive.SettleCompletedAsync(containers, studies, ReadKey, "lab-a", "done", "lab-a/done.zip", default));
         Assert.Equal(0, await UploadArchive.SettleAsync(containers, studies, "lab-a", "failed", "lab-a/failed/", reason, default));
         await Assert.ThrowsAsync<ArgumentException>(() => UploadArchive.SettleAsync(containers, studies, "lab-a", "done", "lab-a/done.zip", reason, default));
     }
@@ -137,6 +139,18 @@ public sealed class UploadArchiveTests : IDisposable
         {
             Record("delete", path);
             return inner.DeleteAsync(path, cancellationToken);
+        }
+
+        public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken)
+        {
+            Record("read", path);
+            return inner.OpenReadVersionedAsync(path, cancellationToken);
+        }
+
+        public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken)
+        {
+            Record("delete", path);
+            return inner.DeleteIfVersionAsync(path, version, cancellationToken);
         }
 
         private void Record(string operation, string path)

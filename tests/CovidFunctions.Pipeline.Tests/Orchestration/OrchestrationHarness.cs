@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
@@ -79,6 +81,7 @@ public sealed class OrchestrationHarness : IAsyncDisposable
                     services.AddSingleton<IMessageSender>(harness.Scorer);
                     services.AddSingleton(wrapNotifier is null ? harness.Notifier : wrapNotifier(harness.Notifier));
                     services.AddSingleton(Options.Create(new PipelineOptions { MontageSlices = montageSlices }));
+                    services.AddSingleton(UploadReadKey.From(DeidKey.Generate()));
                 },
             });
         return harness;

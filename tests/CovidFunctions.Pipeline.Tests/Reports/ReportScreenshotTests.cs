@@ -132,5 +132,9 @@ public sealed class ReportScreenshotTests
         }
 
         public Task DeleteAsync(string path, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => throw new FileNotFoundException(path);
+
+        public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => Task.FromResult(ConditionalDelete.Missing);
     }
 }

@@ -118,6 +118,10 @@ public sealed class ScoringHandlerCancellationTests : IDisposable
             public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, CancellationToken.None);
 
             public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, CancellationToken.None);
+
+            public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => store.OpenReadVersionedAsync(path, CancellationToken.None);
+
+            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, CancellationToken.None);
         }
     }
 

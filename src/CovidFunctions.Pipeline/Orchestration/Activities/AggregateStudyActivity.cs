@@ -25,6 +25,7 @@ namespace CovidFunctions.Pipeline.Orchestration.Activities;
 public sealed partial class AggregateStudyActivity(
     IBlobContainers containers,
     IStudyStore studies,
+    UploadReadKey uploadReadKey,
     IOptions<PipelineOptions> options,
     ILogger<AggregateStudyActivity> logger,
     TimeProvider? timeProvider = null) : TaskActivity<AggregateStudyInput, StudyDiagnosis>
@@ -125,7 +126,7 @@ public sealed partial class AggregateStudyActivity(
         // later). A crash before this line re-runs the activity, which recomputes the same row and deletes it then.
         if (options.Value.UploadRetention <= TimeSpan.Zero && stored.UploadPath is { Length: > 0 } uploadPath)
         {
-            await UploadArchive.SettleAsync(containers, studies, input.Tenant, input.StudyId, uploadPath, quarantineWith: null, cancellationToken).ConfigureAwait(false);
+            await UploadArchive.SettleCompletedAsync(containers, studies, uploadReadKey, input.Tenant, input.StudyId, uploadPath, cancellationToken).ConfigureAwait(false);
         }
 
         Log.Aggregated(logger, input.Tenant, input.StudyId, prediction.Label, burden, slices.Count, top.Count);
