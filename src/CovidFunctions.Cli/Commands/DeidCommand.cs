@@ -127,7 +127,8 @@ internal static class DeidCommand
         var results = new ReportEntry[items.Count];
         // Two workers per core: each instance is a read, a short CPU burst and a write, so I/O waits overlap with work.
         Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 * Environment.ProcessorCount }, i =>
-            results[i] = ProcessOne(items[i], engine, outdir));
+            results[i] = ProcessOne(items[i], engine, StagingPath(outdir, i)));
+        PlaceOutputs(results, outdir);
 
         var accepted = results.Count(r => r.Status == "accepted");
         var rejected = results.Length - accepted;
@@ -171,11 +172,60 @@ internal static class DeidCommand
         return key;
     }
 
-    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outdir)
+    /// <summary>Where input <paramref name="index"/>'s output is written first (hidden), before <see cref="PlaceOutputs"/> names it.</summary>
+    private static string StagingPath(string outdir, int index) =>
+        Path.Combine(outdir, ".covidfn-deid-" + index.ToString(CultureInfo.InvariantCulture) + ".staged");
+
+    /// <summary>
+    /// Gives each staged output its name, <c>&lt;new SOP Instance UID&gt;.dcm</c>. Inputs that share a SOP Instance UID (a probe
+    /// set derived from one file, a copied file) would otherwise overwrite each other, the last writer winning at random
+    /// while the report named one file for all of them: when their outputs are byte-identical they share that one file;
+    /// when they differ, each is named <c>&lt;uid&gt;-&lt;first 12 hex of its SHA-256&gt;.dcm</c>, which depends on nothing
+    /// but the output itself, so names stay deterministic whatever order the workers finish in.
+    /// </summary>
+    private static void PlaceOutputs(ReportEntry[] results, string outdir)
+    {
+        var groups = Enumerable.Range(0, results.Length)
+            .Where(i => results[i].Status == "accepted" && results[i].Output is not null)
+            .GroupBy(i => results[i].Uid!, StringComparer.Ordinal);
+        foreach (var group in groups)
+        {
+            var members = group.ToList();
+            var hashes = members.Count == 1
+                ? [string.Empty]
+                : members.Select(i => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(results[i].Output!)))).ToList();
+            var unique = hashes.Distinct(StringComparer.Ordinal).Count() == 1;
+            var placed = new HashSet<string>(StringComparer.Ordinal);
+            for (var m = 0; m < members.Count; m++)
+            {
+                var i = members[m];
+                var final = Path.Combine(outdir, group.Key + (unique ? string.Empty : "-" + hashes[m][..12]) + ".dcm");
+                try
+                {
+                    if (placed.Add(final))
+                    {
+                        File.Move(results[i].Output!, final, overwrite: true);
+                    }
+                    else
+                    {
+                        File.Delete(results[i].Output!); // byte-identical to the output already placed under this name
+                    }
+
+                    results[i] = results[i] with { Output = final };
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    results[i] = ReportEntry.Refused(results[i].Input, "write-failed", "Writing the output failed (" + ex.GetType().Name + ").");
+                }
+            }
+        }
+    }
+
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath)
     {
         if (item.SourcePath is null)
         {
-            return ProcessOne(item, engine, outdir, null);
+            return ProcessOne(item, engine, outputPath, null);
         }
 
         // A file on disk is opened once: parsed from this stream, and its Pixel Data read back through the same handle.
@@ -191,11 +241,11 @@ internal static class DeidCommand
 
         using (source)
         {
-            return ProcessOne(item, engine, outdir, source);
+            return ProcessOne(item, engine, outputPath, source);
         }
     }
 
-    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outdir, FileStream? source)
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath, FileStream? source)
     {
         if (item.RefusedCode is not null)
         {
@@ -237,7 +287,6 @@ internal static class DeidCommand
             return ReportEntry.Refused(item.RelativePath, "missing-sop-instance-uid", "No SOP Instance UID: the output could not be named.");
         }
 
-        var outputPath = Path.Combine(outdir, uid + ".dcm");
         try
         {
             LoadBulkDataIntoThreadBuffer(file.Dataset, source);
@@ -248,7 +297,7 @@ internal static class DeidCommand
             return ReportEntry.Refused(item.RelativePath, "write-failed", "Writing the output failed (" + ex.GetType().Name + ").");
         }
 
-        return new ReportEntry(item.RelativePath, "accepted", null, null, outputPath, AuditCounts.From(outcome.Audit!));
+        return new ReportEntry(item.RelativePath, "accepted", null, null, outputPath, AuditCounts.From(outcome.Audit!)) { Uid = uid };
     }
 
     [ThreadStatic]
@@ -489,6 +538,10 @@ internal static class DeidCommand
     /// <summary>One input's line in the report: relative input path as given, never a value from the dataset.</summary>
     internal sealed record ReportEntry(string Input, string Status, string? ReasonCode, string? Reason, string? Output, AuditCounts? Audit)
     {
+        /// <summary>The new SOP Instance UID (names the output; not written to the report, the output name carries it).</summary>
+        [JsonIgnore]
+        public string? Uid { get; init; }
+
         public static ReportEntry Refused(string input, string code, string reason) => new(input, "rejected", code, reason, null, null);
     }
 
