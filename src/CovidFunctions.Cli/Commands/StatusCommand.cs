@@ -109,7 +109,7 @@ public static class StatusCommand
     }
 
     /// <summary>
-    /// The study in <paramref name="tenant"/>, else (no tenant given) in the default tenant, else in any tenant. An id
+    /// The study in <paramref name="tenant"/>, else (no tenant given) in whichever tenant holds it. An id
     /// that cannot name a study (<see cref="ResultsApi.IsPlausibleStudyId"/>, the API's rule) is an unknown study
     /// without asking storage: a '/', '\', '#', '?' or control character in a table key fails the point read.
     /// </summary>
@@ -125,20 +125,8 @@ public static class StatusCommand
             return await studies.GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
         }
 
-        if (await studies.GetAsync(PipelineNames.DefaultTenant, studyId, cancellationToken).ConfigureAwait(false) is { } inDefault)
-        {
-            return inDefault;
-        }
-
-        await foreach (var record in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
-        {
-            if (string.Equals(record.StudyId, studyId, StringComparison.Ordinal))
-            {
-                return record;
-            }
-        }
-
-        return null;
+        // Point reads through the Studies table's id index; a study created before the index existed, by a scan.
+        return await StudyRecordLookup.FindInAnyTenantAsync(studies, studyId, cancellationToken).ConfigureAwait(false);
     }
 
     private static IAnsiConsole ConsoleFor(TextWriter output)

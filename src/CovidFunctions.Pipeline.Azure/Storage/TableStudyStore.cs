@@ -9,9 +9,22 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// <see cref="IStudyStore"/> on the <c>Studies</c> table: PartitionKey tenant, RowKey study id, one flat property per
 /// <see cref="StudyRecord"/> member (nulls are not stored). Updates are optimistic: a stale ETag (412) or a racing
 /// insert (409) re-reads the row and re-applies the caller's update.
+/// <para>
+/// Finding a study by its id alone (<see cref="IStudyIdIndex"/>: an all-tenant API key, <c>covidfn status ID</c>) reads
+/// an index row: PartitionKey <see cref="TenantIndexPartition"/>, RowKey the study id, property <c>Tenant</c>. It is
+/// written insert-only before the study's row is first inserted (an index row whose study row never landed names the
+/// one tenant that id can belong to: study ids are keyed hashes of tenant and upload), and never changed. Studies
+/// created before the index existed have none: their lookup falls back to the scan of the whole table, once; the scan
+/// writes the index row it lacked. Queries of all tenants leave the index partition out.
+/// </para>
 /// </summary>
-public sealed class TableStudyStore(TableClient table) : IStudyStore
+public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex
 {
+    /// <summary>The partition of the study id → tenant index rows; no tenant can have it (tenants are <c>[a-z0-9][a-z0-9-]*</c>).</summary>
+    public const string TenantIndexPartition = "~tenant-of";
+
+    private const string TenantIndexProperty = "Tenant";
+
     /// <summary>Re-reads after conflicts before giving up (each conflict means another writer succeeded).</summary>
     private const int MaxUpdateAttempts = 100;
 
@@ -34,6 +47,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         ArgumentNullException.ThrowIfNull(record);
         try
         {
+            await AddTenantIndexAsync(record.Tenant, record.StudyId, cancellationToken).ConfigureAwait(false);
             await Table.AddEntityAsync(ToEntity(record), cancellationToken).ConfigureAwait(false);
             return true;
         }
@@ -58,6 +72,11 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
             var entity = ToEntity(updated);
             try
             {
+                if (current is null)
+                {
+                    await AddTenantIndexAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
+                }
+
                 Response response = current is null
                     ? await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)
                     : await Table.UpdateEntityAsync(entity, new ETag(current.ETag!), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
@@ -69,6 +88,41 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
                 await Task.Delay(Random.Shared.Next(5, 20 + (10 * Math.Min(attempt, 10))), cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// The study of <paramref name="studyId"/> in any tenant: the index row, then the study's row (two point reads);
+    /// without an index row (a study created before the index existed), <see cref="StudyRecordLookup.ScanAsync"/>,
+    /// which then writes the index row so the next lookup is point reads.
+    /// </summary>
+    public async Task<StudyRecord?> FindInAnyTenantAsync(string studyId, CancellationToken cancellationToken)
+    {
+        if (!IsTableKey(studyId))
+        {
+            return null;
+        }
+
+        var index = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, studyId, [TenantIndexProperty], cancellationToken).ConfigureAwait(false);
+        if (index.HasValue && index.Value?.GetString(TenantIndexProperty) is { } tenant
+            && await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false) is { } indexed)
+        {
+            return indexed;
+        }
+
+        var found = await StudyRecordLookup.ScanAsync(this, studyId, cancellationToken).ConfigureAwait(false);
+        if (found is not null && !index.HasValue)
+        {
+            try
+            {
+                await AddTenantIndexAsync(found.Tenant, studyId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RequestFailedException)
+            {
+                // Only a shortcut for the next lookup, which scans again (and retries this write) without it.
+            }
+        }
+
+        return found;
     }
 
     public async IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -94,13 +148,17 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
     public static bool IsTableKey(string? key) =>
         key is not null && !key.Any(c => c is '/' or '\\' or '#' or '?' || char.IsControl(c));
 
-    /// <summary>The OData filter of a query (null: all rows); values are escaped by the SDK's formatter.</summary>
-    internal static string? BuildFilter(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to)
+    /// <summary>The OData filter of a query (all tenants: every partition but the index's); values are escaped by the SDK's formatter.</summary>
+    internal static string BuildFilter(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to)
     {
         var clauses = new List<string>();
         if (tenant is not null)
         {
             clauses.Add(TableClient.CreateQueryFilter($"PartitionKey eq {tenant}"));
+        }
+        else
+        {
+            clauses.Add(TableClient.CreateQueryFilter($"PartitionKey ne {TenantIndexPartition}"));
         }
 
         if (status is not null)
@@ -118,7 +176,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
             clauses.Add(TableClient.CreateQueryFilter($"CreatedAt le {t.ToUniversalTime()}"));
         }
 
-        return clauses.Count == 0 ? null : string.Join(" and ", clauses);
+        return string.Join(" and ", clauses);
     }
 
     internal static TableEntity ToEntity(StudyRecord record)
@@ -187,6 +245,19 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore
         CompletedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CompletedAt)),
         ETag = entity.ETag.ToString(),
     };
+
+    /// <summary>Inserts the index row of <paramref name="studyId"/> unless it exists (insert-only: the first tenant stays).</summary>
+    private async Task AddTenantIndexAsync(string tenant, string studyId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Table.AddEntityAsync(new TableEntity(TenantIndexPartition, studyId) { [TenantIndexProperty] = tenant }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            // Written by an earlier attempt or another writer of this study.
+        }
+    }
 
     private static void Put(TableEntity entity, string name, object? value)
     {

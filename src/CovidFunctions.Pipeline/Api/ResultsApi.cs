@@ -315,21 +315,9 @@ public sealed class ResultsApi(
             return null;
         }
 
-        // An all-tenant caller without a tenant: the default tenant first, then a scan (study ids are tenant-unique hashes).
-        if (await studies.GetAsync(PipelineNames.DefaultTenant, studyId, cancellationToken).ConfigureAwait(false) is { } inDefault)
-        {
-            return inDefault;
-        }
-
-        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
-        {
-            if (study.StudyId == studyId)
-            {
-                return study;
-            }
-        }
-
-        return null;
+        // An all-tenant caller without a tenant: the study of that id in whichever tenant holds it (study ids are
+        // tenant-unique hashes), through the store's id index (point reads) where it has one, else a scan.
+        return await StudyRecordLookup.FindInAnyTenantAsync(studies, studyId, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<WebhookSubscription?> FindWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
@@ -353,7 +341,7 @@ public sealed class ResultsApi(
     /// <summary>
     /// Whether <paramref name="studyId"/> can name a study (1-64 ASCII letters, digits, '-' and '_'; real ids are
     /// <c>s</c> + 24 hex digits). Anything else is answered 404 before the store sees it: a '/' in a table key fails
-    /// the point read (500), and an all-tenant caller's lookup would scan every study for an id that cannot exist.
+    /// the point read (500), and an all-tenant caller's lookup of an id without an index row scans every study.
     /// </summary>
     public static bool IsPlausibleStudyId(string? studyId) =>
         studyId is { Length: > 0 and <= 64 } && studyId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');

@@ -1,0 +1,48 @@
+namespace CovidFunctions.Pipeline.Storage;
+
+/// <summary>A study store that finds a study by its id alone with point reads (an index of study id → tenant).</summary>
+public interface IStudyIdIndex
+{
+    /// <summary>The study of <paramref name="studyId"/> in whichever tenant holds it, or null.</summary>
+    Task<StudyRecord?> FindInAnyTenantAsync(string studyId, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Finding a study by its id alone, for callers that may read every tenant (an all-tenant API key; <c>covidfn status
+/// ID</c> without <c>--tenant</c>). Study ids are tenant-unique (keyed hashes of tenant and upload path).
+/// </summary>
+public static class StudyRecordLookup
+{
+    /// <summary>
+    /// The study of <paramref name="studyId"/> in any tenant: through the store's index when it has one
+    /// (<see cref="IStudyIdIndex"/>), else <see cref="ScanAsync"/>.
+    /// </summary>
+    public static Task<StudyRecord?> FindInAnyTenantAsync(IStudyStore studies, string studyId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(studies);
+        return studies is IStudyIdIndex index ? index.FindInAnyTenantAsync(studyId, cancellationToken) : ScanAsync(studies, studyId, cancellationToken);
+    }
+
+    /// <summary>
+    /// The study in the default tenant, else the first row of that id in a scan of every tenant's studies. The scan
+    /// reads the whole table: its cost grows with the table (what the index avoids).
+    /// </summary>
+    public static async Task<StudyRecord?> ScanAsync(IStudyStore studies, string studyId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(studies);
+        if (await studies.GetAsync(PipelineNames.DefaultTenant, studyId, cancellationToken).ConfigureAwait(false) is { } inDefault)
+        {
+            return inDefault;
+        }
+
+        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            if (string.Equals(study.StudyId, studyId, StringComparison.Ordinal))
+            {
+                return study;
+            }
+        }
+
+        return null;
+    }
+}
