@@ -672,35 +672,28 @@ public sealed partial class IngestHandler
 
     /// <summary>
     /// Quarantine: copy the originals and write reason.json, THEN delete the upload, set the study rejected and notify.
-    /// Safe to repeat (copies of blobs already moved are skipped; the reason is rewritten).
+    /// Safe to repeat (copies of blobs already moved are skipped; the reason is rewritten). Each blob is deleted only
+    /// while it holds the version copied: one written again during the reject stays in <c>ct-uploads</c> for the next
+    /// look (before, it was deleted by name, its new content in no copy).
     /// </summary>
     private async Task<IngestOutcome> RejectAsync(UploadUnit unit, string code, string detail, CancellationToken cancellationToken, string? quarantinePrefix = null, bool updateStudy = true)
     {
-        var uploads = _containers.Get(PipelineNames.UploadsContainer);
-        var quarantine = _containers.Get(PipelineNames.QuarantineContainer);
         var prefix = quarantinePrefix ?? QuarantinePrefixOf(unit);
-        foreach (var blob in unit.Blobs)
-        {
-            Stream source;
-            try
-            {
-                source = await uploads.OpenReadAsync(blob.Path, cancellationToken).ConfigureAwait(false);
-            }
-            catch (FileNotFoundException)
-            {
-                continue; // moved by an earlier delivery of this unit
-            }
 
-            await using (source.ConfigureAwait(false))
-            {
-                await quarantine.WriteAsync($"{prefix}/original/{SafeRelativePath(unit.RelativeName(blob.Path))}", source, cancellationToken).ConfigureAwait(false);
-            }
-        }
+        // Named as ingest names them (UploadUnit.RelativeName): the same names as before this loop was shared.
+        var copied = await UploadArchive.CopyToQuarantineAsync(_containers, unit.UploadPath, unit.BlobPaths, prefix, (_, path) => unit.RelativeName(path), cancellationToken).ConfigureAwait(false);
 
         var reason = new QuarantineReason(unit.Tenant, unit.StudyId, unit.UploadPath, code, detail, _time.GetUtcNow());
         await UploadArchive.WriteReasonAsync(_containers, prefix, reason, cancellationToken).ConfigureAwait(false);
 
-        await DeleteUploadAsync(unit, cancellationToken).ConfigureAwait(false);
+        // The unit's own blobs only as copied (a blob written into the folder after planning is not the unit's), and
+        // the marker last: while it exists the watcher still sees the folder as one closed unit.
+        var uploads = _containers.Get(PipelineNames.UploadsContainer);
+        await UploadArchive.DeleteCopiedAsync(uploads, copied, cancellationToken).ConfigureAwait(false);
+        if (unit.MarkerPath is not null)
+        {
+            await uploads.DeleteAsync(unit.MarkerPath, cancellationToken).ConfigureAwait(false);
+        }
 
         // reason.json keeps the upload's names (the quarantine holds the originals anyway); the log and the Studies row
         // (API, report, status) get them masked: file names can carry patient names (docs/compliance/phi-flow.md).

@@ -56,6 +56,33 @@ public sealed class UploadArchiveTests : IDisposable
     }
 
     [Fact]
+    public async Task A_blob_written_again_while_its_upload_is_rejected_is_not_deleted_with_the_copied_ones()
+    {
+        var inner = new FileSystemBlobContainers(Path.Combine(_temp.Path, "storage"));
+        var uploads = inner.Get(PipelineNames.UploadsContainer);
+        foreach (var name in new[] { "1.dcm", "2.dcm", "3.dcm", PipelineNames.CompleteMarker })
+        {
+            await uploads.WriteAsync($"lab-a/folder/{name}", new MemoryStream(Encoding.UTF8.GetBytes("not dicom")), default);
+        }
+
+        // The uploader writes 2.dcm again just after the reject copied it to quarantine, before the upload is deleted.
+        var rewritten = Encoding.UTF8.GetBytes("the uploader's second file, never screened nor copied");
+        var containers = new WriteAfterCopyContainers(inner, "/original/2.dcm", () => uploads.WriteAsync("lab-a/folder/2.dcm", new MemoryStream(rewritten), default));
+        var unit = UploadUnitPlanner.Plan(
+            [.. (await uploads.ListAsync(string.Empty, default).ToListAsync()).Select(p => new UploadBlob(p, Now, 9))], Now, new PipelineOptions(), TestStudyIdKeys.Fixed).Single();
+        var handler = new IngestHandler(
+            containers, new InMemoryStudyStore(), new InMemoryUsageStore(), new RecordingOrchestrationClient(),
+            new DeidentificationEngine(DeidKey.Generate()), Options.Create(new PipelineOptions()), NullLogger<IngestHandler>.Instance, new ManualTimeProvider(Now));
+
+        Assert.Equal(IngestStatus.Rejected, (await handler.IngestAsync(unit, default)).Status);
+
+        // Before: deleted by name with the others, its new content in no copy. Now it stays for the next look.
+        Assert.Equal(["lab-a/folder/2.dcm"], await uploads.ListAsync(string.Empty, default).ToListAsync());
+        Assert.Equal(rewritten, await IngestTestHost.ReadAsync(uploads, "lab-a/folder/2.dcm"));
+        Assert.Equal(3, (await inner.Get(PipelineNames.QuarantineContainer).ListAsync($"lab-a/{unit.StudyId}/original/", default).ToListAsync()).Count);
+    }
+
+    [Fact]
     public async Task Deleting_an_upload_that_is_gone_or_half_gone_is_not_an_error()
     {
         var containers = new FileSystemBlobContainers(Path.Combine(_temp.Path, "storage"));
@@ -97,6 +124,38 @@ public sealed class UploadArchiveTests : IDisposable
         Assert.Equal(0, await UploadArchive.SettleCompletedAsync(containers, studies, ReadKey, "lab-a", "done", "lab-a/done.zip", default));
         Assert.Equal(0, await UploadArchive.SettleAsync(containers, studies, "lab-a", "failed", "lab-a/failed/", reason, default));
         await Assert.ThrowsAsync<ArgumentException>(() => UploadArchive.SettleAsync(containers, studies, "lab-a", "done", "lab-a/done.zip", reason, default));
+    }
+
+    /// <summary>Runs <c>afterWrite</c> once, right after a quarantine blob whose path ends with <c>suffix</c> is written.</summary>
+    private sealed class WriteAfterCopyContainers(IBlobContainers inner, string suffix, Func<Task> afterWrite) : IBlobContainers
+    {
+        public IBlobStore Get(string container) => container == PipelineNames.QuarantineContainer ? new Store(inner.Get(container), suffix, afterWrite) : inner.Get(container);
+
+        public string LinkTo(string container, string path) => inner.LinkTo(container, path);
+
+        private sealed class Store(IBlobStore store, string suffix, Func<Task> afterWrite) : IBlobStore
+        {
+            public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => store.OpenReadAsync(path, cancellationToken);
+
+            public async Task WriteAsync(string path, Stream content, CancellationToken cancellationToken)
+            {
+                await store.WriteAsync(path, content, cancellationToken);
+                if (path.EndsWith(suffix, StringComparison.Ordinal))
+                {
+                    await afterWrite();
+                }
+            }
+
+            public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
+
+            public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
+
+            public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => store.OpenReadVersionedAsync(path, cancellationToken);
+
+            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
+        }
     }
 
     /// <summary>Counts the calls made to each container (what storage round trips a step costs).</summary>

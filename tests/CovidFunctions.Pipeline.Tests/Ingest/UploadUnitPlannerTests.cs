@@ -95,6 +95,29 @@ public sealed class UploadUnitPlannerTests
     }
 
     [Fact]
+    public void Plan_FolderUnitPaths_AlwaysEndInASlash_AndPrefixTheirBlobs()
+    {
+        // What naming a quarantined blob by UploadArchive.RelativeName (the path below a prefix ending in '/') relies on.
+        var blobs = new[]
+        {
+            "lab/a/1.dcm", "lab/a/deep/er/2.dcm", "/lab/lead/3.dcm", "lab//empty/4.dcm", "lab/b/.complete", "lab/b/x",
+            "lab/c d/ü.dcm", "lab/e./5.dcm", "_bad tenant/f/6.dcm", "lab/g/", "lab/scan.zip", "root.zip",
+        }.Select(p => new UploadBlob(p, Now.AddHours(-1), 1));
+
+        var units = UploadUnitPlanner.Plan(blobs, Now, new PipelineOptions(), TestStudyIdKeys.Fixed);
+
+        var folders = units.Where(u => u.Kind == UploadUnitKind.Folder).ToList();
+        Assert.True(folders.Count >= 7);
+        Assert.All(folders, u =>
+        {
+            Assert.EndsWith("/", u.UploadPath, StringComparison.Ordinal);
+            Assert.All(u.BlobPaths, p => Assert.StartsWith(u.UploadPath, p, StringComparison.Ordinal));
+            Assert.All(u.BlobPaths, p => Assert.Equal(UploadArchive.RelativeName(u.UploadPath, p), u.RelativeName(p)));
+        });
+        Assert.All(units.Where(u => u.Kind == UploadUnitKind.SingleBlob), u => Assert.Equal(UploadArchive.RelativeName(u.UploadPath, u.UploadPath), u.RelativeName(u.UploadPath)));
+    }
+
+    [Fact]
     public void ForSingleBlob_FolderBlob_IsNull()
     {
         Assert.Null(UploadUnitPlanner.ForSingleBlob(Blob("lab/s/1.dcm", 0), Key));
