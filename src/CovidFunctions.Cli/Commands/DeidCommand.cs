@@ -74,9 +74,15 @@ internal static class DeidCommand
         return command;
     }
 
-    /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
+    /// <summary>
+    /// Runs the command; separated from the parser so tests can call it directly. <c>instanceHook</c> is a test seam, null
+    /// in the command: called with a stage (<c>"deidentify"</c> before the engine runs, <c>"written"</c> after the output
+    /// is staged) and the input's relative path, so a test can make one instance fail the way a defect in the engine or
+    /// the writer would.
+    /// </summary>
     internal static int Run(
-        string input, string outdir, string? keyFile, string? reportPath, TextWriter output, TextWriter error, bool retainSafePrivate = false)
+        string input, string outdir, string? keyFile, string? reportPath, TextWriter output, TextWriter error, bool retainSafePrivate = false,
+        Action<string, string>? instanceHook = null)
     {
         if (string.IsNullOrWhiteSpace(input) || string.IsNullOrWhiteSpace(outdir))
         {
@@ -127,7 +133,7 @@ internal static class DeidCommand
         var results = new ReportEntry[items.Count];
         // Two workers per core: each instance is a read, a short CPU burst and a write, so I/O waits overlap with work.
         Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = 2 * Environment.ProcessorCount }, i =>
-            results[i] = ProcessOne(items[i], engine, StagingPath(outdir, i)));
+            results[i] = ProcessOneGuarded(items[i], engine, StagingPath(outdir, i), instanceHook));
         PlaceOutputs(results, outdir);
 
         var accepted = results.Count(r => r.Status == "accepted");
@@ -221,11 +227,47 @@ internal static class DeidCommand
         }
     }
 
-    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath)
+    /// <summary>
+    /// <see cref="ProcessOne(InputItem, DeidentificationEngine, string, Action{string, string}?)"/> with a last line of
+    /// defence: an exception nobody expected (a defect in the reader, the engine or the writer on one hostile file) refuses
+    /// that instance as <c>internal-error</c> instead of ending <see cref="Parallel.For(int, int, Action{int})"/> and with it
+    /// the whole run, whose other outputs and report would then be lost. Its staged output, if any, is deleted: an instance
+    /// whose processing failed half-way is never written. The message names the exception's type only (an exception's
+    /// message may quote values of the file).
+    /// </summary>
+    private static ReportEntry ProcessOneGuarded(InputItem item, DeidentificationEngine engine, string outputPath, Action<string, string>? hook)
+    {
+        try
+        {
+            return ProcessOne(item, engine, outputPath, hook);
+        }
+#pragma warning disable CA1031 // one instance's unexpected failure must not stop the run: it is refused and reported, the others go on
+        catch (Exception ex) when (ex is not (OutOfMemoryException or InsufficientExecutionStackException or ThreadInterruptedException))
+#pragma warning restore CA1031
+        {
+            DeleteStaged(outputPath);
+            return ReportEntry.Refused(item.RelativePath, "internal-error", "Processing failed unexpectedly (" + ex.GetType().Name + "); nothing written for this instance.");
+        }
+    }
+
+    /// <summary>Deletes a refused instance's staged output, if any.</summary>
+    private static void DeleteStaged(string outputPath)
+    {
+        try
+        {
+            File.Delete(outputPath);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Left as a hidden .staged file, never given a .dcm name (PlaceOutputs names accepted instances only).
+        }
+    }
+
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath, Action<string, string>? hook)
     {
         if (item.SourcePath is null)
         {
-            return ProcessOne(item, engine, outputPath, null);
+            return ProcessOne(item, engine, outputPath, null, hook);
         }
 
         // A file on disk is opened once: parsed from this stream, and its Pixel Data read back through the same handle.
@@ -241,11 +283,11 @@ internal static class DeidCommand
 
         using (source)
         {
-            return ProcessOne(item, engine, outputPath, source);
+            return ProcessOne(item, engine, outputPath, source, hook);
         }
     }
 
-    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath, FileStream? source)
+    private static ReportEntry ProcessOne(InputItem item, DeidentificationEngine engine, string outputPath, FileStream? source, Action<string, string>? hook)
     {
         if (item.RefusedCode is not null)
         {
@@ -267,6 +309,7 @@ internal static class DeidCommand
         }
 
         DeidOutcome outcome;
+        hook?.Invoke("deidentify", item.RelativePath);
         try
         {
             outcome = engine.DeidentifyFile(file);
@@ -294,9 +337,11 @@ internal static class DeidCommand
         }
         catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or NotSupportedException)
         {
+            DeleteStaged(outputPath); // a half-written output is not left behind
             return ReportEntry.Refused(item.RelativePath, "write-failed", "Writing the output failed (" + ex.GetType().Name + ").");
         }
 
+        hook?.Invoke("written", item.RelativePath);
         return new ReportEntry(item.RelativePath, "accepted", null, null, outputPath, AuditCounts.From(outcome.Audit!)) { Uid = uid };
     }
 
