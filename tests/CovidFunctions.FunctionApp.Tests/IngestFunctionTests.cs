@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using Azure.Storage.Blobs.Models;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
@@ -74,6 +75,35 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task IngestUpload_BlobWrittenAgainWithinTheSkewMargin_IsRejectedAsAReupload()
+    {
+        // The blob's ETag travels with the event: a second upload under the same name seconds after ingest (inside the
+        // one-minute clock-skew margin, where the times cannot tell it from a re-delivered event) is told apart by its
+        // version and kept in quarantine at once, instead of waiting for the study's completion to notice.
+        await using var durable = await StartDurableAsync();
+        var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
+        await UploadAsync(name, ZipOfSlices());
+        var functions = CreateFunctions();
+        await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
+
+        var second = ZipOfSlices(SliceFiles[..2]);
+        await UploadAsync(name, second);
+        await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
+
+        var studyId = StudyIds.ForUpload(StudyIdKey, Tenant, name);
+        var quarantine = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.QuarantineContainer);
+        var kept = new List<string>();
+        await foreach (var item in quarantine.GetBlobsAsync(new GetBlobsOptions { Prefix = $"{Tenant}/{studyId}/reupload-" }))
+        {
+            kept.Add(item.Name);
+        }
+
+        Assert.Contains(kept, n => n.EndsWith("/reason.json", StringComparison.Ordinal));
+        var copy = Assert.Single(kept, n => !n.EndsWith("/reason.json", StringComparison.Ordinal));
+        Assert.Equal(second, (await quarantine.GetBlobClient(copy).DownloadContentAsync()).Value.Content.ToArray());
+    }
+
+    [Fact]
     public async Task IngestUpload_FolderUpload_WaitsForTheMarkerThenIngestsTheFolder()
     {
         await using var durable = await StartDurableAsync();
@@ -124,12 +154,14 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
 
     private static string Source(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);
 
-    private static byte[] ZipOfSlices()
+    private static byte[] ZipOfSlices() => ZipOfSlices(SliceFiles);
+
+    private static byte[] ZipOfSlices(IEnumerable<string> files)
     {
         using var buffer = new MemoryStream();
         using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
         {
-            foreach (var file in SliceFiles)
+            foreach (var file in files)
             {
                 zip.CreateEntryFromFile(Source(file), "series/" + file);
             }

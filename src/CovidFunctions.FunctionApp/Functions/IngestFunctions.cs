@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Storage.Blobs;
 using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Orchestration;
 using Microsoft.Azure.Functions.Worker;
@@ -45,7 +46,8 @@ public sealed partial class IngestFunctions(
         try
         {
             var properties = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
-            uploaded = new UploadBlob(name, properties.LastModified, properties.ContentLength);
+            // The version (ETag) lets ingest tell a re-delivered event from the blob written again under its name.
+            uploaded = new UploadBlob(name, properties.LastModified, properties.ContentLength, AzureBlobStore.VersionOf(properties.ETag));
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
