@@ -70,7 +70,7 @@ public class DicomFuzzTests
     }
 
     /// <summary>Small corpus files of every kind (each read fine before mutation), in a fixed order.</summary>
-    private static List<(string Name, byte[] Bytes)> LoadSeeds()
+    internal static List<(string Name, byte[] Bytes)> LoadSeeds()
     {
         var seeds = new List<(string, byte[])>();
         foreach (var path in PeerCorpus.Files.Where(f => new FileInfo(f).Length <= MaxSeedBytes))
@@ -265,7 +265,7 @@ public class DicomFuzzTests
         }
     }
 
-    private static string Save(byte[] bytes, int run)
+    internal static string Save(byte[] bytes, int run)
     {
         var dir = Path.Combine(Path.GetTempPath(), "covidfn-fuzz");
         Directory.CreateDirectory(dir);
