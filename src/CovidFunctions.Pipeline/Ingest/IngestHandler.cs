@@ -147,7 +147,8 @@ public sealed partial class IngestHandler
             // which stay (with the marker) until its results are stored or it fails.
             // A folder's read list says which blobs ingest read: any other is late, whatever its time (no clock-skew
             // margin), and so is a read one whose version (when the listing gives one) is not the one ingest read: it
-            // was written again under its name. A single blob keeps the time rule too (a blob event carries no version).
+            // was written again under its name. A single blob keeps the time rule too (not every event carries a version:
+            // one for a blob already deleted does not).
             // Studies ingested before the list existed fall back to the times.
             var newest = unit.Blobs.Count == 0 ? DateTimeOffset.MinValue : unit.Blobs.Max(b => b.LastModified);
             var read = await UploadArchive.ReadListAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
@@ -603,9 +604,9 @@ public sealed partial class IngestHandler
         // With a read list, only what ingest read and is unchanged is deleted (a blob written again is kept in quarantine).
         if (study.Status == StudyStatus.Completed && _options.UploadRetention <= TimeSpan.Zero)
         {
-            if (await UploadArchive.ReadListAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false) is not null)
+            if (await UploadArchive.ReadListAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false) is { } read)
             {
-                await UploadArchive.DeleteReadAsync(_containers, _uploadReadKey, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
+                await UploadArchive.DeleteReadAsync(_containers, read, unit.Tenant, unit.StudyId, unit.UploadPath, cancellationToken).ConfigureAwait(false);
             }
             else
             {

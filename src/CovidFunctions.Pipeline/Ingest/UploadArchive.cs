@@ -44,7 +44,7 @@ internal static class UploadArchive
 
     /// <summary>
     /// Settles the raw upload of a study whose results are stored, then forgets its path (as <see cref="SettleAsync"/>):
-    /// deletes what ingest read of it, unchanged, and keeps in quarantine anything else (<see cref="DeleteReadAsync"/>).
+    /// deletes what ingest read of it, unchanged, and keeps in quarantine anything else (<see cref="DeleteReadAsync(IBlobContainers, UploadReadKey, string, string, string, CancellationToken)"/>).
     /// Used by the AggregateStudy activity and the retention sweep; safe to repeat. Returns the blobs deleted or moved.
     /// </summary>
     public static async Task<int> SettleCompletedAsync(
@@ -146,11 +146,20 @@ internal static class UploadArchive
     {
         ArgumentNullException.ThrowIfNull(containers);
         var read = await ReadListAsync(containers, readKey, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false);
-        if (read is null)
-        {
-            return await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false);
-        }
+        return read is null
+            ? await DeleteAsync(containers, uploadPath, cancellationToken).ConfigureAwait(false)
+            : await DeleteReadAsync(containers, read, tenant, studyId, uploadPath, cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// <see cref="DeleteReadAsync(IBlobContainers, UploadReadKey, string, string, string, CancellationToken)"/> with the
+    /// read list <paramref name="read"/> already in hand (<see cref="ReadListAsync"/>), so a caller that had to read it
+    /// first does not read it again.
+    /// </summary>
+    public static async Task<int> DeleteReadAsync(IBlobContainers containers, UploadReadSet read, string tenant, string studyId, string uploadPath, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(containers);
+        ArgumentNullException.ThrowIfNull(read);
         var uploads = containers.Get(PipelineNames.UploadsContainer);
         var paths = await ListAsync(uploads, uploadPath, cancellationToken).ConfigureAwait(false);
         var now = DateTimeOffset.UtcNow;
