@@ -72,23 +72,7 @@ public static class UsageCommand
                     totals = t is null ? [] : [UsageQueries.Total(t, m, Array.Empty<UsageRecord>())];
                 }
 
-                if (parseResult.GetValue(json))
-                {
-                    output.WriteLine(t is null ? JsonSerializer.Serialize(totals, ApiJson.Options) : JsonSerializer.Serialize(totals[0], ApiJson.Options));
-                    return ExitCodes.Success;
-                }
-
-                if (totals.Count == 0)
-                {
-                    output.WriteLine($"no usage recorded in {m}");
-                }
-
-                foreach (var u in totals)
-                {
-                    output.WriteLine(Line(u));
-                }
-
-                return ExitCodes.Success;
+                return WriteTotals(output, totals, single: t is not null, parseResult.GetValue(json), $"no usage recorded in {m}");
             }
             catch (RequestFailedException ex)
             {
@@ -153,23 +137,7 @@ public static class UsageCommand
                 IReadOnlyList<UsageTotals> closed = t is null
                     ? await closing.CloseAllAsync(m, cancellationToken).ConfigureAwait(false)
                     : [await closing.CloseAsync(t, m, cancellationToken).ConfigureAwait(false)];
-                if (parseResult.GetValue(json))
-                {
-                    output.WriteLine(t is null ? JsonSerializer.Serialize(closed, ApiJson.Options) : JsonSerializer.Serialize(closed[0], ApiJson.Options));
-                    return ExitCodes.Success;
-                }
-
-                if (closed.Count == 0)
-                {
-                    output.WriteLine($"{m} closed; no tenant had usage in it");
-                }
-
-                foreach (var u in closed)
-                {
-                    output.WriteLine(Line(u));
-                }
-
-                return ExitCodes.Success;
+                return WriteTotals(output, closed, single: t is not null, parseResult.GetValue(json), $"{m} closed; no tenant had usage in it");
             }
             catch (RequestFailedException ex)
             {
@@ -178,6 +146,31 @@ public static class UsageCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// Prints usage objects (of <c>usage</c> or <c>usage close</c>): as JSON, one object when <paramref name="single"/>
+    /// (a <c>--tenant</c> was given) else an array; as text, a line each, or <paramref name="none"/> when there are none.
+    /// </summary>
+    private static int WriteTotals(TextWriter output, IReadOnlyList<UsageTotals> totals, bool single, bool json, string none)
+    {
+        if (json)
+        {
+            output.WriteLine(single ? JsonSerializer.Serialize(totals[0], ApiJson.Options) : JsonSerializer.Serialize(totals, ApiJson.Options));
+            return ExitCodes.Success;
+        }
+
+        if (totals.Count == 0)
+        {
+            output.WriteLine(none);
+        }
+
+        foreach (var u in totals)
+        {
+            output.WriteLine(Line(u));
+        }
+
+        return ExitCodes.Success;
     }
 
     private static string Line(UsageTotals u) =>
