@@ -107,9 +107,6 @@ public sealed class StuckStudyTests(AzuriteFixture azurite)
         TimeProvider.System,
         notifier);
 
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
     private sealed class RecordingNotifier : IStudyNotifier
     {
         public List<(string Tenant, string StudyId, string EventType)> Events { get; } = [];

@@ -73,9 +73,6 @@ public sealed class UploadBlobNameTests(AzuriteFixture azurite)
         Assert.Equal(0, await CountAsync(RawUploads, $"{tenant}/"));
     }
 
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
     private async Task UploadAsync(string name, byte[] content) => await RawUploads.GetBlobClient(name).UploadAsync(new BinaryData(content));
 
     private static async Task<int> CountAsync(BlobContainerClient container, string prefix)
@@ -91,16 +88,7 @@ public sealed class UploadBlobNameTests(AzuriteFixture azurite)
 
     private async Task<UploadUnit> PlanAsync(string tenant)
     {
-        var blobs = new List<UploadBlob>();
-        await foreach (var blob in azurite.Storage.UploadListing.ListAsync(CancellationToken.None))
-        {
-            if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-            {
-                blobs.Add(blob);
-            }
-        }
-
-        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions(), StudyIdKey.From(Key)));
+        return Assert.Single(await PlanTenantAsync(azurite.Storage.UploadListing, tenant, Key));
     }
 
     private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations) => new(

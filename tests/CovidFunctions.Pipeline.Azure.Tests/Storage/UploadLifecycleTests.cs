@@ -27,9 +27,6 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
 {
     private static readonly DeidKey Key = DeidKey.Generate();
 
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
     private IBlobStore Uploads => azurite.Storage.BlobContainers.Get(PipelineNames.UploadsContainer);
 
     private IBlobStore Quarantine => azurite.Storage.BlobContainers.Get(PipelineNames.QuarantineContainer);
@@ -216,16 +213,7 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
 
     private async Task<UploadUnit> PlanAsync(string tenant)
     {
-        var blobs = new List<UploadBlob>();
-        await foreach (var blob in azurite.Storage.UploadListing.ListAsync(CancellationToken.None))
-        {
-            if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-            {
-                blobs.Add(blob);
-            }
-        }
-
-        return Assert.Single(UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions(), StudyIdKey.From(Key)));
+        return Assert.Single(await PlanTenantAsync(azurite.Storage.UploadListing, tenant, Key));
     }
 
     /// <summary>The folder unit as a late event would carry it after the upload was moved away (no blobs left to list).</summary>

@@ -100,23 +100,11 @@ public sealed class UploadNameCollisionTests(AzuriteFixture azurite)
         Assert.Equal(($"{tenant}/scan/", "folder", 3), (row!.UploadPath, row.UploadKind, row.SliceCount));
     }
 
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
     private async Task UploadAsync(string name, byte[] content) => await RawUploads.GetBlobClient(name).UploadAsync(new BinaryData(content), overwrite: true);
 
     private async Task<IReadOnlyList<UploadUnit>> PlanAsync(string tenant)
     {
-        var blobs = new List<UploadBlob>();
-        await foreach (var blob in azurite.Storage.UploadListing.ListAsync(CancellationToken.None))
-        {
-            if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-            {
-                blobs.Add(blob);
-            }
-        }
-
-        return UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, new PipelineOptions(), StudyIdKey.From(Key));
+        return await PlanTenantAsync(azurite.Storage.UploadListing, tenant, Key);
     }
 
     private IngestHandler NewIngest() => new(
