@@ -60,6 +60,13 @@ public sealed partial class IngestHandler
     /// <summary>The reason code of a blob and a folder of one name (<c>lab/scan</c>, <c>lab/scan/</c>): the second upload is kept apart.</summary>
     public const string NameCollisionReason = "name-collision";
 
+    /// <summary>
+    /// The reason code of an instance whose reading, de-identification or writing failed with an exception nobody
+    /// expected (a defect on that file, not a refusal by the policy): it is kept in <c>skipped/</c> with this code, as
+    /// <c>covidfn deid</c> reports it; when no instance of the upload could be screened because of it, the study's reject code.
+    /// </summary>
+    public const string InternalErrorReason = "internal-error";
+
     /// <summary>Slices decoded at once while tiling.</summary>
     public const int TilingParallelism = 2;
 
@@ -81,6 +88,7 @@ public sealed partial class IngestHandler
     private readonly IUsageStore _usage;
     private readonly IStudyOrchestrationClient _orchestrations;
     private readonly DeidentificationEngine _deidentification;
+    private readonly Func<DicomFile, DeidOutcome> _deidentifyFile;
     private readonly PipelineOptions _options;
     private readonly ILogger<IngestHandler> _logger;
     private readonly TimeProvider _time;
@@ -97,6 +105,26 @@ public sealed partial class IngestHandler
         ILogger<IngestHandler> logger,
         TimeProvider time,
         IStudyNotifier? notifier = null)
+        : this(containers, studies, usage, orchestrations, deidentification, null, options, logger, time, notifier)
+    {
+    }
+
+    /// <summary>
+    /// As the public constructor, with the call that de-identifies one opened instance in place given:
+    /// <paramref name="deidentifyFile"/> (null: <see cref="DeidentificationEngine.DeidentifyFile"/> of
+    /// <paramref name="deidentification"/>, whose key also keys the upload read list).
+    /// </summary>
+    internal IngestHandler(
+        IBlobContainers containers,
+        IStudyStore studies,
+        IUsageStore usage,
+        IStudyOrchestrationClient orchestrations,
+        DeidentificationEngine deidentification,
+        Func<DicomFile, DeidOutcome>? deidentifyFile,
+        IOptions<PipelineOptions> options,
+        ILogger<IngestHandler> logger,
+        TimeProvider time,
+        IStudyNotifier? notifier = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _containers = containers ?? throw new ArgumentNullException(nameof(containers));
@@ -104,6 +132,7 @@ public sealed partial class IngestHandler
         _usage = usage ?? throw new ArgumentNullException(nameof(usage));
         _orchestrations = orchestrations ?? throw new ArgumentNullException(nameof(orchestrations));
         _deidentification = deidentification ?? throw new ArgumentNullException(nameof(deidentification));
+        _deidentifyFile = deidentifyFile ?? deidentification.DeidentifyFile;
         _uploadReadKey = UploadReadKey.From(deidentification);
         _options = options.Value;
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
@@ -779,7 +808,7 @@ public sealed partial class IngestHandler
         await Parallel.ForAsync(0, candidates.Count, new ParallelOptions { MaxDegreeOfParallelism = TilingParallelism, CancellationToken = cancellationToken }, (i, _) =>
         {
             var index = i;
-            results[index] = cpu.Measure(() => DeidentifyInstance(candidates[index], Path.Combine(deidFolder, $"{index:D5}.dcm")));
+            results[index] = cpu.Measure(() => DeidentifyInstance(unit, candidates[index], Path.Combine(deidFolder, $"{index:D5}.dcm")));
             return ValueTask.CompletedTask;
         }).ConfigureAwait(false);
 
@@ -812,6 +841,15 @@ public sealed partial class IngestHandler
         }
 
         var refused = results.Where(r => r.Refusal is not null).ToList();
+        var internalErrors = results.Count(r => r.InternalError);
+        if (internalErrors > 0 && internalErrors + refused.Count == results.Count(r => r.Readable))
+        {
+            // Nothing could be screened, and at least one instance only because ingest failed on it: said as such (not as
+            // "no images" or a policy refusal), so the upload is known to be worth screening again once the defect is fixed.
+            var alsoRefused = refused.Count > 0 ? $", {refused.Count} refused by the de-identification policy" : string.Empty;
+            throw new IngestRejectedException(InternalErrorReason, $"upload {unit.UploadPath}: no DICOM instance could be screened: {internalErrors} failed unexpectedly in ingest (a defect, not known to be the file's fault){alsoRefused}: {Summarise(skipped)}");
+        }
+
         if (refused.Count > 0 && refused.Count == results.Count(r => r.Readable))
         {
             var code = refused.All(r => r.Refusal == DeidRejectReason.UnsupportedSopClass) ? "not-ct" : "deid-refused";
@@ -908,7 +946,7 @@ public sealed partial class IngestHandler
         return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, notScreened);
     }
 
-    private InstanceResult DeidentifyInstance(LocalFile input, string output)
+    private InstanceResult DeidentifyInstance(UploadUnit unit, LocalFile input, string output)
     {
         // Top-level zips are expanded before this: a zip here came out of one. It is not opened (one level bounds what
         // an upload can expand to), and saying so beats the DICOM reader's complaint about its bytes.
@@ -917,41 +955,80 @@ public sealed partial class IngestHandler
             return InstanceResult.Skipped($"{input.Name}: a zip inside a zip is not opened (upload its files in one zip)", input, readable: false);
         }
 
-        DicomFile file;
+        var stage = "read";
         try
         {
-            file = DicomFile.Open(input.Path);
-        }
-        catch (DicomException ex)
-        {
-            return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", input, readable: false);
-        }
+            DicomFile file;
+            try
+            {
+                file = DicomFile.Open(input.Path);
+            }
+            catch (DicomException ex)
+            {
+                return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", input, readable: false);
+            }
 
-        DeidOutcome outcome;
+            stage = "de-identified";
+            DeidOutcome outcome;
+            try
+            {
+                outcome = _deidentifyFile(file);
+            }
+            catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
+            {
+                return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", input, readable: true);
+            }
+
+            if (!outcome.Accepted)
+            {
+                return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
+            }
+
+            stage = "written";
+            try
+            {
+                file.Save(output);
+            }
+            catch (DicomException ex)
+            {
+                return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", input, readable: true);
+            }
+
+            return new InstanceResult(true, true, null, input.Name);
+        }
+#pragma warning disable CA1031 // one instance's unexpected failure must not fail the study: it is kept with a reason, the others are screened
+        catch (Exception ex) when (IsInstanceFault(ex))
+#pragma warning restore CA1031
+        {
+            // A defect on this file (the reader, the engine or the writer): like covidfn deid, the instance alone is left
+            // out. Retrying would fail it the same way each time and, after the last attempt, fail the whole study. No
+            // de-identified output of it is left for the assembler (Save renames into place, so there is none; deleted
+            // anyway). The type only: an exception's message may quote the file's values.
+            TryDeleteFile(output);
+            Log.InstanceInternalError(_logger, unit.Tenant, unit.StudyId, stage, ex.GetType().Name, ex.StackTrace ?? string.Empty);
+            return InstanceResult.Skipped($"{input.Name}: {InternalErrorReason}: failed unexpectedly while it was {stage} ({ex.GetType().Name}); it was not screened", input, readable: true) with { InternalError = true };
+        }
+    }
+
+    /// <summary>
+    /// Whether an exception while one instance is read, de-identified and written is that instance's own failure. Not:
+    /// the host stopping (cancellation); the local disk (I/O, access: the temporary copies, retried as storage faults
+    /// are); the process itself (memory, stack, an interrupted thread). Those propagate and the attempt is retried.
+    /// </summary>
+    private static bool IsInstanceFault(Exception ex) =>
+        ex is not (OperationCanceledException or IOException or UnauthorizedAccessException
+            or OutOfMemoryException or InsufficientExecutionStackException or ThreadInterruptedException);
+
+    private static void TryDeleteFile(string path)
+    {
         try
         {
-            outcome = _deidentification.DeidentifyFile(file);
+            File.Delete(path);
         }
-        catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", input, readable: true);
+            // DicomFile.Save renames a finished file into place, so a failed one leaves nothing at this name to delete.
         }
-
-        if (!outcome.Accepted)
-        {
-            return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
-        }
-
-        try
-        {
-            file.Save(output);
-        }
-        catch (DicomException ex)
-        {
-            return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", input, readable: true);
-        }
-
-        return new InstanceResult(true, true, null, input.Name);
     }
 
     /// <summary>The instances de-identification left out (refused by policy, unreadable), each with its note's reason.</summary>
@@ -1170,6 +1247,9 @@ public sealed partial class IngestHandler
         /// <summary>The input file of a skipped instance (kept in quarantine when the study is ingested).</summary>
         public LocalFile? File { get; init; }
 
+        /// <summary>Left out because processing it failed unexpectedly (<see cref="InternalErrorReason"/>).</summary>
+        public bool InternalError { get; init; }
+
         public static InstanceResult Skipped(string note, LocalFile file, bool readable) => new(false, readable, null, note) { File = file };
     }
 
@@ -1268,5 +1348,9 @@ public sealed partial class IngestHandler
 
         [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} was stuck processing and is failed now: {Why}")]
         public static partial void StuckFailed(ILogger logger, string tenant, string studyId, string why);
+
+        // The exception's type and stack (method names) for the defect's fix; never its message, which may quote values.
+        [LoggerMessage(EventId = 110, Level = LogLevel.Error, Message = "Ingest of {Tenant}/{StudyId}: an instance failed unexpectedly while it was {Stage} ({Type}); it is left out as internal-error and kept in quarantine. At: {StackTrace}")]
+        public static partial void InstanceInternalError(ILogger logger, string tenant, string studyId, string stage, string type, string stackTrace);
     }
 }

@@ -18,7 +18,7 @@ public enum IngestStatus
 
 /// <summary>
 /// The result of <see cref="IngestHandler.IngestAsync"/>. <see cref="Reason"/> is a short code for rejects
-/// (<c>invalid-tenant</c>, <c>zip-refused</c>, <c>unreadable</c>, <c>no-images</c>, <c>not-ct</c>, <c>deid-refused</c>,
+/// (<c>invalid-tenant</c>, <c>zip-refused</c>, <c>unreadable</c>, <c>no-images</c>, <c>not-ct</c>, <c>deid-refused</c>, <c>internal-error</c>,
 /// the assembler's codes such as <c>no-eligible-series</c> or <c>missing-geometry</c>, ...), <see cref="Detail"/> the
 /// message naming the file.
 /// </summary>

@@ -1,3 +1,4 @@
+using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Ingest;
@@ -16,16 +17,23 @@ internal sealed class IngestTestHost : IDisposable
 {
     private readonly TempDirectory _temp = TestData.CreateTempDirectory();
 
-    public IngestTestHost(PipelineOptions? options = null)
+    /// <param name="options">The pipeline options (defaults when null).</param>
+    /// <param name="deidentifyFile">
+    /// Given the host's engine, the call that de-identifies one instance in ingest (null: the engine's own), to stand in
+    /// for a defect of the engine on one file.
+    /// </param>
+    public IngestTestHost(PipelineOptions? options = null, Func<DeidentificationEngine, Func<DicomFile, DeidOutcome>>? deidentifyFile = null)
     {
         Options = options ?? new PipelineOptions();
         Containers = new FileSystemBlobContainers(Path.Combine(_temp.Path, "storage"));
+        var engine = new DeidentificationEngine(DeidKey);
         Handler = new IngestHandler(
             Containers,
             Studies,
             Usage,
             Orchestrations,
-            new DeidentificationEngine(DeidKey),
+            engine,
+            deidentifyFile?.Invoke(engine),
             Microsoft.Extensions.Options.Options.Create(Options),
             NullLogger<IngestHandler>.Instance,
             Time,
