@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.Inference;
+using CovidFunctions.Pipeline;
 using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests;
@@ -68,6 +69,71 @@ public sealed class StartupSettingsTests
     [InlineData("Inference__IntraOpTheads", "2", "Inference:IntraOpTheads (Inference__IntraOpTheads)")]
     [InlineData("Inference__MaxBatch", "0", "Inference:MaxBatch must be in 1..1024")]
     public void Up_BadInferenceSetting_StopsBeforeAnythingStarts(string name, string value, string expected)
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var dataDir = Path.Combine(temp.Path, "data");
+
+        var (rc, stderr) = Covidfn([(name, value), NoStorage], "up", "--data-dir", dataDir, "--api-port", "0", "--exit-when-done");
+
+        Assert.True(rc == 2, stderr);
+        Assert.Contains(expected, stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("cannot start the local pipeline", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UpHostSettings_FromTheEnvironment_AreBound_InAnyCase()
+    {
+        var settings = LocalHostSettings.Load(
+            Environment(("Metering__CloseAfterDays", "0"), ("metering__closemaxwaitdays", "2"), ("Pipeline__UploadRetention", "1.00:00:00"),
+                ("PIPELINE__StuckStudyAge", "00:30:00"), ("Pipeline__ChunkSize", "16"), ("Pipeline__MaxDeliveryCount", "7"), ("Other__X", "1")),
+            chunkSize: null);
+
+        Assert.Equal((0, 2), (settings.Metering.CloseAfterDays, settings.Metering.CloseMaxWaitDays));
+        Assert.Equal(new PipelineOptions { UploadRetention = TimeSpan.FromDays(1), StuckStudyAge = TimeSpan.FromMinutes(30), ChunkSize = 16, MaxDeliveryCount = 7 }, settings.Pipeline);
+        Assert.Empty(settings.FunctionAppOnly);
+    }
+
+    [Fact]
+    public void UpHostSettings_None_AreTheFunctionAppDefaults()
+    {
+        var settings = LocalHostSettings.Load(Environment(), chunkSize: null);
+
+        Assert.Equal(new PipelineOptions(), settings.Pipeline);
+        Assert.Equal((3, 10), (settings.Metering.CloseAfterDays, settings.Metering.CloseMaxWaitDays));
+    }
+
+    [Fact]
+    public void UpHostSettings_ChunkSizeFlag_WinsOverTheEnvironment_AndFunctionAppOnlyKeysAreNamedNotRefused()
+    {
+        var settings = LocalHostSettings.Load(
+            Environment(("Pipeline__ChunkSize", "0"), ("Pipeline__Transport", "ServiceBus"), ("Pipeline__SliceQueueName", "slice-chunks")),
+            chunkSize: 8);
+
+        Assert.Equal(8, settings.Pipeline.ChunkSize);
+        Assert.Equal(["Pipeline__SliceQueueName", "Pipeline__Transport"], settings.FunctionAppOnly);
+    }
+
+    [Fact]
+    public void Up_PassesTheEnvironmentsPipelineAndMeteringSettings_ToTheLocalHost()
+    {
+        // Before, up built its host with the default Metering options and only --chunk-size of the Pipeline ones, so
+        // README's Metering__CloseAfterDays / Pipeline__* rows ("covidfn up runs the same close") changed nothing locally.
+        var settings = LocalHostSettings.Load(Environment(("Metering__CloseAfterDays", "5"), ("Metering__CloseMaxWaitDays", "6"), ("Pipeline__UploadRetention", "02:00:00")), null);
+        var args = new UpCommand.UpArguments("d", 10000, false, 64, false, null, null, null, null);
+
+        var options = UpCommand.HostOptions(args, "d", null, new InferenceOptions(), settings);
+
+        Assert.Equal((5, 6), (options.Metering.CloseAfterDays, options.Metering.CloseMaxWaitDays));
+        Assert.Equal(TimeSpan.FromHours(2), options.Pipeline.UploadRetention);
+    }
+
+    [Theory]
+    [InlineData("Metering__CloseAfterDays", "28", "Metering:CloseAfterDays must be 0-27")]
+    [InlineData("Metering__CloseAfterDay", "3", "Metering:CloseAfterDay (Metering__CloseAfterDay)")]
+    [InlineData("Pipeline__UploadRetention", "-01:00:00", "Pipeline:UploadRetention must not be negative")]
+    [InlineData("Pipeline__StuckStudyAge", "six hours", "Pipeline:StuckStudyAge")]
+    [InlineData("Pipeline__MaxIngestAttemps", "3", "Pipeline:MaxIngestAttemps (Pipeline__MaxIngestAttemps)")]
+    public void Up_BadPipelineOrMeteringSetting_StopsBeforeAnythingStarts(string name, string value, string expected)
     {
         using var temp = TestData.CreateTempDirectory();
         var dataDir = Path.Combine(temp.Path, "data");
@@ -160,7 +226,8 @@ public sealed class StartupSettingsTests
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.StartsWith("Inference__", StringComparison.OrdinalIgnoreCase)).ToList())
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.StartsWith("Inference__", StringComparison.OrdinalIgnoreCase)
+            || k.StartsWith("Pipeline__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Metering__", StringComparison.OrdinalIgnoreCase)).ToList())
         {
             psi.Environment.Remove(name);
         }

@@ -15,8 +15,6 @@ namespace CovidFunctions.Cli.Commands;
 /// </summary>
 public static class InferenceSettings
 {
-    private const string Prefix = InferenceOptions.SectionName + "__";
-
     /// <summary>
     /// The settings from this process's environment with <paramref name="modelsDirectory"/> (<c>--models</c>) and
     /// <paramref name="intraOpThreads"/> (<c>--threads</c>) applied over them when given.
@@ -30,18 +28,7 @@ public static class InferenceSettings
     {
         ArgumentNullException.ThrowIfNull(environment);
 
-        // What the configuration's environment-variable source does for the other hosts, for this one section: the
-        // name's prefix is case-insensitive (as configuration keys are) and '__' stands for ':'.
-        var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (DictionaryEntry entry in environment)
-        {
-            if (entry.Key is string name && name.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
-            {
-                values[name.Replace("__", ":", StringComparison.Ordinal)] = entry.Value as string;
-            }
-        }
-
-        var section = new ConfigurationBuilder().AddInMemoryCollection(values).Build().GetSection(InferenceOptions.SectionName);
+        var section = EnvironmentSettings.Section(environment, InferenceOptions.SectionName);
         UnknownSettings.Reject(section, [], typeof(InferenceOptions));
 
         // Get<T> throws naming the key ("Failed to convert configuration value at 'Inference:MaxBatch' ...").

@@ -21,6 +21,9 @@ namespace CovidFunctions.Cli.Commands;
 /// </summary>
 public static class UpCommand
 {
+    /// <summary>The console width when not writing to a terminal: wide enough that no progress line wraps.</summary>
+    private const int UnwrappedWidth = 1 << 16;
+
     public static Command Create()
     {
         var dataDir = new Option<string?>("--data-dir") { Description = "Azurite data, keys and logs (default .covidfn/ in the working directory)." };
@@ -33,7 +36,7 @@ public static class UpCommand
         var storage = new Option<string?>("--storage") { Description = "Storage connection string instead of Azurite (default: COVIDFN_STORAGE).", Hidden = true };
         var apiPort = new Option<int>("--api-port") { Description = "Results API (and webhook links) on 127.0.0.1:PORT; 0 disables it.", DefaultValueFactory = _ => 7071 };
         var allowLoopback = new Option<bool>("--allow-loopback-webhooks") { Description = "Allow http://127.0.0.1 webhook targets (local testing only)." };
-        var chunkSize = new Option<int>("--chunk-size") { Description = "Slices per scorer message.", DefaultValueFactory = _ => new PipelineOptions().ChunkSize, Hidden = true };
+        var chunkSize = new Option<int?>("--chunk-size") { Description = "Slices per scorer message (default: Pipeline__ChunkSize, else 32).", Hidden = true };
         var command = new Command("up", "Run the local pipeline (Azurite, Durable orchestrator, upload watcher, scorer, relay) until Ctrl+C.");
         command.Options.Add(dataDir);
         command.Options.Add(port);
@@ -65,12 +68,12 @@ public static class UpCommand
         return command;
     }
 
-    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int? Threads, string? Storage, int ChunkSize, int ApiPort = 0, bool AllowLoopbackWebhooks = false);
+    public sealed record UpArguments(string? DataDir, int Port, bool Demo, int DemoSlices, bool ExitWhenDone, string? Models, int? Threads, string? Storage, int? ChunkSize, int ApiPort = 0, bool AllowLoopbackWebhooks = false);
 
     public static async Task<int> RunAsync(UpArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Port is < 1 or > 65533 || args.ChunkSize < 1 || args.DemoSlices is < 8 or > 1000)
+        if (args.Port is < 1 or > 65533 || args.ChunkSize is < 1 || args.DemoSlices is < 8 or > 1000)
         {
             error.WriteLine("up: --port must be 1-65533, --chunk-size at least 1, --demo-slices 8-1000");
             return ExitCodes.BadInput;
@@ -82,9 +85,16 @@ public static class UpCommand
         // setting or an unusable key file stops here naming it (before, a bad key surfaced only after Azurite and the
         // storage were up, without the file's name). A missing key file is created now (mode 0600), as on every first start.
         InferenceOptions inference;
+        LocalHostSettings settings;
         try
         {
             inference = InferenceSettings.Load(args.Models, args.Threads);
+            settings = LocalHostSettings.Load(args.ChunkSize);
+            foreach (var name in settings.FunctionAppOnly)
+            {
+                error.WriteLine($"up: {name} is read only by the Function app (covidfn up has its own Storage queues); ignored");
+            }
+
             _ = DeidKeys.ForDataDir(dataDir, out var keyPath, out var keyCreated);
             if (keyCreated)
             {
@@ -98,11 +108,7 @@ public static class UpCommand
         }
 
         var connection = args.Storage is { Length: > 0 } ? args.Storage : Environment.GetEnvironmentVariable(LocalStorage.ConnectionVariable);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
-        });
+        var console = ConsoleFor(output);
         var logPath = Path.Combine(dataDir, "logs", "covidfn-up.log");
         using var fileLog = new FileLoggerProvider(logPath);
         using var loggers = LoggerFactory.Create(b => b.AddProvider(fileLog).SetMinimumLevel(LogLevel.Information));
@@ -112,16 +118,7 @@ public static class UpCommand
         LocalPipelineHost host;
         try
         {
-            host = await LocalPipelineHost.StartAsync(new LocalPipelineOptions
-            {
-                DataDirectory = dataDir,
-                ConnectionString = connection,
-                AzuritePorts = new AzuritePorts(args.Port, args.Port + 1, args.Port + 2),
-                Pipeline = new PipelineOptions { ChunkSize = args.ChunkSize },
-                Inference = inference,
-                ApiPort = args.ApiPort > 0 ? args.ApiPort : null,
-                AllowLoopbackWebhooks = args.AllowLoopbackWebhooks,
-            }, loggers, cancellationToken).ConfigureAwait(false);
+            host = await LocalPipelineHost.StartAsync(HostOptions(args, dataDir, connection, inference, settings), loggers, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -169,6 +166,46 @@ public static class UpCommand
         }
 
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The progress console. Redirected to a file or pipe (a script, <c>nohup</c>, a service log), it does not wrap: Spectre
+    /// wraps at 80 columns when it knows no terminal width, which split montage URLs and reasons across lines (a URL
+    /// broken in the middle cannot be copied or grepped). On a terminal, the terminal's width.
+    /// </summary>
+    public static IAnsiConsole ConsoleFor(TextWriter output)
+    {
+        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        if (!terminal)
+        {
+            console.Profile.Width = UnwrappedWidth;
+        }
+
+        return console;
+    }
+
+    /// <summary>What <c>up</c> starts the local host with: its flags, the data folder, the storage and the checked settings.</summary>
+    public static LocalPipelineOptions HostOptions(UpArguments args, string dataDir, string? connection, InferenceOptions inference, LocalHostSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(settings);
+        return new LocalPipelineOptions
+        {
+            DataDirectory = dataDir,
+            ConnectionString = connection,
+            AzuritePorts = new AzuritePorts(args.Port, args.Port + 1, args.Port + 2),
+            Pipeline = settings.Pipeline,
+            Metering = settings.Metering,
+            Inference = inference,
+            ApiPort = args.ApiPort > 0 ? args.ApiPort : null,
+            AllowLoopbackWebhooks = args.AllowLoopbackWebhooks,
+        };
     }
 
     private static async Task<string> SubmitDemoAsync(LocalPipelineHost host, string dataDir, int slices, IAnsiConsole console, CancellationToken cancellationToken)

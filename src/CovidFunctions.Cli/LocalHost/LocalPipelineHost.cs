@@ -175,7 +175,12 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         else
         {
             _azurite = await AzuriteServer.StartAsync(
-                new AzuriteServerOptions { DataDirectory = Path.Combine(DataDirectory, "azurite"), Ports = _options.AzuritePorts },
+                new AzuriteServerOptions
+                {
+                    DataDirectory = Path.Combine(DataDirectory, "azurite"),
+                    Ports = _options.AzuritePorts,
+                    RepoRoot = PinnedAzurite.FindRepoRoot([AppContext.BaseDirectory, Directory.GetCurrentDirectory()], _options.AzuritePorts),
+                },
                 _loggers.CreateLogger<AzuriteServer>(),
                 cancellationToken).ConfigureAwait(false);
             ConnectionString = _azurite.ConnectionString;

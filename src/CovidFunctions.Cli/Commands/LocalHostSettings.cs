@@ -1,0 +1,55 @@
+using System.Collections;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Azure.Configuration;
+using CovidFunctions.Pipeline.Metering;
+using Microsoft.Extensions.Configuration;
+
+namespace CovidFunctions.Cli.Commands;
+
+/// <summary>
+/// The <c>Pipeline__*</c> and <c>Metering__*</c> settings of <c>covidfn up</c>, from the environment, with the same names,
+/// defaults and checks as the Function app's (<c>FunctionAppOptions</c>): a value that does not convert or is out of
+/// range, or a key no option reads (a misspelling that would leave the default silently), stops <c>up</c> before anything
+/// starts with a message naming the setting. Before, <c>up</c> read none of them: README and local.settings.sample.json
+/// name them, but <c>Metering__CloseAfterDays=0</c> or <c>Pipeline__UploadRetention=1.00:00:00</c> changed nothing locally.
+/// </summary>
+/// <param name="Pipeline">Chunking, timeouts, retention, ingest bounds and the stuck-study watchdog.</param>
+/// <param name="Metering">When the previous month's bills close.</param>
+/// <param name="FunctionAppOnly">Settings given that only the Function app reads (<c>up</c> has its own queues and transport): named so that <c>up</c> can say it ignores them.</param>
+public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions Metering, IReadOnlyList<string> FunctionAppOnly)
+{
+    /// <summary>Keys of the <c>Pipeline</c> section that only the Function app reads (its <c>FunctionAppSettings</c>): the queue name and the transports.</summary>
+    public static readonly IReadOnlyList<string> FunctionAppOnlyPipelineKeys = ["SliceQueueName", "Transport", "ResultTransport"];
+
+    /// <summary>The settings from this process's environment, with <paramref name="chunkSize"/> (<c>--chunk-size</c>) over them when given.</summary>
+    /// <exception cref="InvalidOperationException">A setting is unknown, does not convert, or is out of range (named).</exception>
+    public static LocalHostSettings Load(int? chunkSize) => Load(Environment.GetEnvironmentVariables(), chunkSize);
+
+    /// <summary><see cref="Load(int?)"/> over the given environment variables.</summary>
+    public static LocalHostSettings Load(IDictionary environment, int? chunkSize)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        var pipelineSection = EnvironmentSettings.Section(environment, PipelineOptions.SectionName);
+        var meteringSection = EnvironmentSettings.Section(environment, MeteringOptions.SectionName);
+        UnknownSettings.Reject(pipelineSection, [.. FunctionAppOnlyPipelineKeys], typeof(PipelineOptions));
+        UnknownSettings.Reject(meteringSection, [], typeof(MeteringOptions));
+
+        // Get<T> throws naming the key ("Failed to convert configuration value at 'Pipeline:ChunkSize' ...").
+        var pipeline = pipelineSection.Get<PipelineOptions>() ?? new PipelineOptions();
+        var metering = meteringSection.Get<MeteringOptions>() ?? new MeteringOptions();
+        if (chunkSize is { } size)
+        {
+            pipeline = pipeline with { ChunkSize = size };
+        }
+
+        pipeline.Validate();
+        metering.Validate();
+        var functionAppOnly = pipelineSection.GetChildren()
+            .Select(c => c.Key)
+            .Where(k => FunctionAppOnlyPipelineKeys.Contains(k, StringComparer.OrdinalIgnoreCase))
+            .Select(k => $"{PipelineOptions.SectionName}__{k}")
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        return new LocalHostSettings(pipeline, metering, functionAppOnly);
+    }
+}
