@@ -27,7 +27,7 @@ public static class ClassifyCommand
         var json = new Option<string>("--json") { Description = "Output JSON file.", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
-        var command = new Command("classify", "Per-image covid / cap / normal probabilities for 2-D CT images, as JSON.");
+        var command = new Command("classify", "covid / cap / normal probabilities as JSON: per image for 2-D CT images; per slice and for the study for a series.");
         command.Arguments.Add(input);
         command.Options.Add(json);
         command.Options.Add(models);

@@ -32,7 +32,7 @@ public static class SegmentCommand
     public static Command Create()
     {
         var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume or a folder of them, or a DICOM file/folder/zip (one series)." };
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png).", Required = true };
+        var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png for 2-D images; <name>_lesion.nii.gz for a series).", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
         var overlays = new Option<string?>("--overlays") { Description = "Folder for overlay PNGs (one per image or slice with lesion)." };

@@ -69,11 +69,33 @@ public static class WebhooksCommand
             }
             catch (ArgumentException ex)
             {
-                error.WriteLine($"webhooks add: {ex.Message}");
+                error.WriteLine($"webhooks add: {AddRefusal(ex)}");
                 return ExitCodes.BadInput;
             }
         }, cancellationToken));
         return command;
+    }
+
+    /// <summary>
+    /// Why <c>webhooks add</c> refused its input, naming the argument or option as the user typed it: the manager's
+    /// <see cref="ArgumentException"/> ends with its .NET parameter name ("(Parameter 'eventTypes')"), which names
+    /// nothing on the command line.
+    /// </summary>
+    public static string AddRefusal(ArgumentException refusal)
+    {
+        ArgumentNullException.ThrowIfNull(refusal);
+        var reason = refusal.ParamName is { } parameter
+            ? refusal.Message.Replace($" (Parameter '{parameter}')", string.Empty, StringComparison.Ordinal)
+            : refusal.Message;
+        var option = refusal.ParamName switch
+        {
+            "url" => "URL",
+            "eventTypes" => "--events",
+            "secret" => "--secret",
+            "tenant" => "--tenant",
+            _ => null,
+        };
+        return option is null ? reason : $"{option}: {reason}";
     }
 
     private static Command CreateList()
