@@ -12,7 +12,9 @@
 - index.json: items, splits, labels, sources.
 
 Usage: /usr/bin/python3 src/training/pack_for_gpu.py [--shared ../shared/data] [--out .carry/pack]
-(needs `dotnet restore tools/FetchResNet18` once for the encoder weights).
+(needs `dotnet restore tools/FetchResNet18` once for the encoder weights; ~285 s of CPU here).
+`--check` rebuilds nothing: it compares an existing pack with what this builder would put there (items, splits,
+labels, sources, files present, segmentation bytes, encoder verified) and exits 1 naming the first differences.
 """
 from __future__ import annotations
 
@@ -56,6 +58,79 @@ def pack_encoder(out: str) -> dict:
     return res
 
 
+def select_items(a) -> tuple[list[dict], list[dict]]:
+    """The segmentation and classification items a pack holds (paths still pointing into --shared)."""
+    seg = data.seg_index(a.shared)
+    pseudo = [s for s in seg if s["kind"] == "pseudo"][::a.pseudo_every]
+    seg = [s for s in seg if s["kind"] == "doctor"] + pseudo
+    if a.smoke:
+        seg = [s for s in seg if s["split"] == "val"][:2] + [s for s in seg if s["split"] == "train"][:4] + pseudo[:2]
+    cls = data.cls_index(a.shared)
+    if a.smoke:
+        cls = [c for sp in ("train", "val") for lab in ("covid", "cap", "normal")
+               for c in [c for c in cls if c["split"] == sp and c["label"] == lab][:3]]
+    return seg, cls
+
+
+def seg_rel(s: dict, key: str) -> str:
+    return os.path.join("seg", s["id"].split("/")[0], key + "s", os.path.basename(s[key]))
+
+
+def cls_rel(c: dict) -> str:
+    return os.path.join("cls", c["id"].replace("/", "__").rsplit(".", 1)[0] + ".jpg")
+
+
+def check(a) -> int:
+    """Does the pack at a.out hold what main() would write from a.shared? Compares item by item without decoding
+    images (the classification JPEGs are deterministic from the sources: same items, same files); exits 1 with the
+    first differences."""
+    t0 = time.time()
+    problems = []
+    idx_path = os.path.join(a.out, "index.json")
+    if not os.path.exists(idx_path):
+        raise SystemExit(f"{idx_path}: missing (build the pack: /usr/bin/python3 src/training/pack_for_gpu.py)")
+    with open(idx_path) as fh:
+        idx = json.load(fh)
+    seg, cls = select_items(a)
+    fields = ("id", "split", "kind")
+    want = [tuple(s[k] for k in fields) for s in seg]
+    have = [tuple(s.get(k) for k in fields) for s in idx["seg"]]
+    if want != have:
+        problems.append(f"seg items differ: {len(have)} in the pack, {len(want)} from the sources; first "
+                        f"{next((w, h) for w, h in zip(want + [None] * len(have), have + [None] * len(want)) if w != h)}")
+    else:
+        for s, p in zip(seg, idx["seg"]):
+            for key in ("image", "mask"):
+                f = os.path.join(a.out, p[key])
+                if p[key] != seg_rel(s, key) or not os.path.isfile(f) or os.path.getsize(f) != os.path.getsize(s[key]):
+                    problems.append(f"seg {s['id']} {key}: {p[key]} missing or not the source's bytes")
+    fields = ("id", "split", "label", "source", "y")
+    want = [tuple(c[k] for k in fields) for c in cls]
+    have = [tuple(c.get(k) for k in fields) for c in idx["cls"]]
+    if want != have:
+        problems.append(f"cls items differ: {len(have)} in the pack, {len(want)} from the sources; first "
+                        f"{next((w, h) for w, h in zip(want + [None] * len(have), have + [None] * len(want)) if w != h)}")
+    else:
+        for c, p in zip(cls, idx["cls"]):
+            f = os.path.join(a.out, p.get("packed", ""))
+            if p.get("packed") != cls_rel(c) or not os.path.isfile(f) or os.path.getsize(f) == 0:
+                problems.append(f"cls {c['id']}: {p.get('packed')} missing or empty")
+    enc = os.path.join(a.out, "encoder_resnet18.npz")
+    if not a.smoke:
+        ver = os.path.join(a.out, "encoder_verify.json")
+        if not os.path.isfile(enc) or not os.path.isfile(ver) or not json.load(open(ver)).get("ok"):
+            problems.append("encoder_resnet18.npz missing or its mapping not verified (encoder_verify.json)")
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(a.out) for f in fs)
+    for p in problems[:10]:
+        print("MISMATCH:", p, flush=True)
+    state = "does NOT match" if problems else "matches"
+    print(f"{a.out} {state} the sources ({len(idx['seg'])} seg + {len(idx['cls'])} cls items, {total / 2**20:.1f} MiB, "
+          f"{len(problems)} problem(s), checked in {time.time() - t0:.0f} s)", flush=True)
+    if problems:
+        raise SystemExit(1)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=data.default_shared())
@@ -63,7 +138,10 @@ def main(argv=None):
     ap.add_argument("--quality", type=int, default=90)
     ap.add_argument("--pseudo-every", type=int, default=2, help="keep every k-th pseudo-labelled slice (size cap)")
     ap.add_argument("--smoke", action="store_true", help="a handful of items only (CI)")
+    ap.add_argument("--check", action="store_true", help="compare the existing pack at --out with the sources; rebuild nothing")
     a = ap.parse_args(argv)
+    if a.check:
+        return check(a)
     t0 = time.time()
     if os.path.isdir(a.out):
         shutil.rmtree(a.out)
@@ -75,21 +153,13 @@ def main(argv=None):
             raise
         enc = {"skipped": str(e)}  # smoke/CI without the NuGet package: random encoder init
     print(f"encoder mapping verified: {enc}", flush=True)
-    seg = data.seg_index(a.shared)
-    pseudo = [s for s in seg if s["kind"] == "pseudo"][::a.pseudo_every]
-    seg = [s for s in seg if s["kind"] == "doctor"] + pseudo
-    if a.smoke:
-        seg = [s for s in seg if s["split"] == "val"][:2] + [s for s in seg if s["split"] == "train"][:4] + pseudo[:2]
+    seg, cls = select_items(a)
     for s in seg:
         for key in ("image", "mask"):
-            rel = os.path.join("seg", s["id"].split("/")[0], key + "s", os.path.basename(s[key]))
+            rel = seg_rel(s, key)
             os.makedirs(os.path.join(a.out, os.path.dirname(rel)), exist_ok=True)
             shutil.copyfile(s[key], os.path.join(a.out, rel))
             s[key] = rel
-    cls = data.cls_index(a.shared)
-    if a.smoke:
-        cls = [c for sp in ("train", "val") for lab in ("covid", "cap", "normal")
-               for c in [c for c in cls if c["split"] == sp and c["label"] == lab][:3]]
     err = []
     for i, c in enumerate(cls):
         v = load_image(c["path"])
@@ -98,7 +168,7 @@ def main(argv=None):
         r = resize(v, nh, nw)
         u8 = data.quantise(r)
         b = data.jpeg_bytes(u8, a.quality)
-        rel = os.path.join("cls", c["id"].replace("/", "__").rsplit(".", 1)[0] + ".jpg")
+        rel = cls_rel(c)
         os.makedirs(os.path.join(a.out, "cls"), exist_ok=True)
         with open(os.path.join(a.out, rel), "wb") as fh:
             fh.write(b)

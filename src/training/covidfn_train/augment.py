@@ -7,14 +7,23 @@ import torch
 import torch.nn.functional as F
 
 
-def affine_grid(b: int, device, max_rot=15.0, scale=(0.85, 1.15), max_shift=0.06, flip=True):
+def affine_grid(b: int, device, max_rot=15.0, scale=(0.85, 1.15), max_shift=0.06, flip=True, aspect=None):
+    """Random rotation, zoom (scale > 1 zooms in), shift and mirror as 2 x 3 affine matrices (output -> input).
+    aspect=(lo, hi): the zoom is split into sx = sc * sqrt(r), sy = sc / sqrt(r) with r log-uniform in [lo, hi]
+    (torchvision RandomResizedCrop's aspect jitter); None draws nothing, so the default stream is unchanged."""
     ang = (torch.rand(b, device=device) * 2 - 1) * math.radians(max_rot)
     sc = torch.empty(b, device=device).uniform_(scale[0], scale[1])
     tx = (torch.rand(b, device=device) * 2 - 1) * max_shift * 2
     ty = (torch.rand(b, device=device) * 2 - 1) * max_shift * 2
     fx = torch.where(torch.rand(b, device=device) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=device)
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos * fx, -sin, tx], 1), torch.stack([sin * fx, cos, ty], 1)], 1)
+    if aspect is None:
+        sx = sy = sc
+    else:
+        r = torch.exp(torch.empty(b, device=device).uniform_(math.log(aspect[0]), math.log(aspect[1])))
+        sx, sy = sc * r.sqrt(), sc / r.sqrt()
+    # rotation R(ang) applied after the per-axis zoom: [[cos/sx, -sin/sy], [sin/sx, cos/sy]]
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack([torch.stack([cos / sx * fx, -sin / sy, tx], 1), torch.stack([sin / sx * fx, cos / sy, ty], 1)], 1)
     return theta
 
 

@@ -334,27 +334,52 @@ class Ema:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.t = 0
+        self.keys = [k for k, v in self.model.state_dict().items() if v.dtype.is_floating_point]
+        self.other = [k for k, v in self.model.state_dict().items() if not v.dtype.is_floating_point]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module):
+        """v = d*v + (1-d)*w for every float tensor, as one multi-tensor op (round 6 updates it at every step of
+        three concurrent runs; a Python loop over ~300 tensors costs launches)."""
         self.t += 1
         d = min(self.decay, (1 + self.t) / (10 + self.t))
-        src = model.state_dict()
-        for k, v in self.model.state_dict().items():
-            if v.dtype.is_floating_point:
-                v.mul_(d).add_(src[k].detach(), alpha=1 - d)
-            else:
-                v.copy_(src[k])
+        src, dst = model.state_dict(), self.model.state_dict()
+        ema = [dst[k] for k in self.keys]
+        torch._foreach_mul_(ema, d)
+        torch._foreach_add_(ema, [src[k].detach() for k in self.keys], alpha=1 - d)
+        for k in self.other:
+            dst[k].copy_(src[k])
 
 
-def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bool) -> tuple[DTCN, dict]:
+DTCN_GEOMETRIC = {"max_rot": 12.0, "scale": (0.85, 1.15), "max_shift": 0.06}
+
+
+def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bool):
+    """Trains a DTCN head (frozen backbone) or the whole DTCN (finetune). Returns (model, result); with
+    cfg["return_ema"] (and an EMA) returns (model, result, ema_model).
+
+    Optional cfg keys (absent = rounds 1-5's recipe): geometric (augment.geometric kwargs, DTCN_GEOMETRIC),
+    label_smoothing (0.05), mixup_alpha (0: off; else mixup with lambda ~ Beta(a, a) per batch on the augmented
+    classification batch, drawn from its own generator so the data order stays the same as without it),
+    head_init (a head state dict to start from: round 6's LP-FT), select ("best": the checkpoint with the best
+    validation score among the evaluations, raw or EMA, as rounds 1-2; "final": the final raw weights, no choice,
+    the EMA only evaluated and returned)."""
     name = cfg.get("dtcn_name") or ("DTCN-finetune" if finetune else "DTCN-frozen")
     # head_seed fixes the head's initialisation across runs that differ only in their data order (weight averaging
     # of such runs needs one shared initialisation); the run's own seed then drives sampling and augmentation
     set_seed(cfg.get("head_seed", cfg["seed"] + (1 if finetune else 0)))
     backbone = copy.deepcopy(dfsn)
     dtcn = DTCN(backbone).to(device)
+    if cfg.get("head_init") is not None:
+        dtcn.head.load_state_dict(cfg["head_init"])
     set_seed(cfg["seed"] + (1 if finetune else 0))
+    geometric = dict(DTCN_GEOMETRIC, **(cfg.get("geometric") or {}))
+    smoothing = cfg.get("label_smoothing", 0.05)
+    mix_alpha = cfg.get("mixup_alpha", 0.0)
+    mix_rng = np.random.default_rng(cfg["seed"] + 11)
+    select = cfg.get("select", "best")
+    if select not in ("best", "final"):
+        raise ValueError(f"select must be 'best' or 'final', not {select!r}")
     for p in dtcn.dfsn.parameters():
         p.requires_grad_(finetune)
     items = data["cls"]
@@ -378,6 +403,7 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
     ema = Ema(dtcn, cfg["ema_decay"]) if cfg.get("ema_decay") else None
     save_best = cfg.get("save_best", True)
     best, best_state, best_from, hist, step, t_steps = -1.0, None, "raw", [], 0, 0.0
+    ema_rep = ema_prob = None
     next_eval = cfg["eval_every_s"]
     while not bud.done(step):
         ts = time.time()
@@ -388,8 +414,13 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
         xb = take(data["cls_img_t"], idx).unsqueeze(1).to(device, non_blocking=True)
         yb = y_all[idx].to(device)
         with torch.no_grad():
-            xb, _ = augment.geometric(xb, None, max_rot=12.0, scale=(0.85, 1.15), max_shift=0.06)
+            xb, _ = augment.geometric(xb, None, **geometric)
             xb = augment.intensity(xb, strength=1.3, blur_p=0.3)
+            lam, perm = 1.0, None
+            if mix_alpha > 0:
+                lam = float(mix_rng.beta(mix_alpha, mix_alpha))
+                perm = torch.from_numpy(mix_rng.permutation(len(idx))).to(xb.device)
+                xb = lam * xb + (1 - lam) * xb[perm]
         dtcn.train()
         if not finetune:
             dtcn.dfsn.eval()  # frozen backbone: BN statistics fixed, one backbone pass serves both outputs
@@ -401,7 +432,9 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
                     f = dtcn.dfsn.features(xb)
                     prob = torch.sigmoid(f["logit"])
                 logits = dtcn.head(f, prob)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=0.05)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=smoothing)
+            if perm is not None:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits.float(), yb[perm], label_smoothing=smoothing)
             if finetune and cfg["ft_seg_weight"] > 0 and len(seg_tr):
                 si = seg_tr[torch.randint(len(seg_tr), (cfg["ft_seg_bs"],), generator=g).numpy()]
                 sx = take(data["seg_img_t"], si).unsqueeze(1).to(device)
@@ -425,7 +458,7 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
         if elapsed >= next_eval or bud.done(step):
             next_eval = elapsed + cfg["eval_every_s"]
             for kind, model in (("raw", dtcn),) + ((("ema", ema.model),) if ema is not None else ()):
-                rep, _ = eval_cls(model, data, val, device, cfg["amp"])
+                rep, prob = eval_cls(model, data, val, device, cfg["amp"])
                 sc = cls_score(rep)
                 u = rep["ucsd_val_covid_vs_rest"]
                 hist.append({"step": step, "elapsed_s": elapsed, "loss": float(loss), "score": sc, "weights": kind,
@@ -434,23 +467,39 @@ def train_dtcn(data: dict, cfg: dict, dfsn: DFSN, device, out: str, finetune: bo
                 log(f"{name} step {step} {kind} loss {float(loss):.4f} score {sc:.4f} UCSD acc {u.get('accuracy', float('nan')):.3f} "
                     f"F1 {u.get('f1', float('nan')):.3f} AUC {u.get('auc', float('nan')):.3f} bal3 {rep['balanced_accuracy_3class']:.3f} "
                     f"({t_steps / step:.3f} s/step)", out)
-                if sc > best:
+                if kind == "ema" and select == "final":
+                    ema_rep, ema_prob = rep, prob
+                if sc > best and select == "best":
                     best, best_state, best_from = sc, copy.deepcopy(model.state_dict()), kind
                     if save_best and finetune:
                         save_npz(os.path.join(out, "dtcn_finetune.npz"), model)
                     elif save_best:
                         save_npz(os.path.join(out, "dtcn_frozen_head.npz"), model.head)
-    dtcn.load_state_dict(best_state)
+    if select == "best":
+        dtcn.load_state_dict(best_state)
+    else:
+        best_from = "raw-final"  # no choice: the weights the last step left
     rep, prob = eval_cls(dtcn, data, val, device, cfg["amp"])
     res = {"variant": "finetune" if finetune else "frozen", "steps": step, "batch": bs, "best_weights": best_from,
            "ema_decay": cfg.get("ema_decay"), "ucsd_min_share": cfg.get("ucsd_min_share"),
            "seconds_per_step": t_steps / max(step, 1), "history": hist, "val": rep, "score": cls_score(rep),
-           "train_counts": _counts(items, tr), "val_counts": _counts(items, val), "train_splits": list(train_splits)}
+           "train_counts": _counts(items, tr), "val_counts": _counts(items, val), "train_splits": list(train_splits),
+           "recipe": {"geometric": {k: list(v) if isinstance(v, tuple) else v for k, v in geometric.items()},
+                      "label_smoothing": smoothing, "mixup_alpha": mix_alpha, "head_init": cfg.get("head_init") is not None,
+                      "select": select}}
     if finetune:
         segv = np.array([i for i, s in enumerate(data["seg"]) if s["split"] == "val"])
         gts = load_seg_originals(cfg["pack"], [data["seg"][i] for i in segv])
         res["seg_val_after_finetune"] = {k: v for k, v in eval_seg(dtcn.dfsn, data, segv, device, cfg["amp"], gts).items() if k != "per_image"}
-    log(f"{name} best: score {res['score']:.4f} UCSD {rep['ucsd_val_covid_vs_rest']} ", out)
+    log(f"{name} {'best' if select == 'best' else 'final'}: score {res['score']:.4f} UCSD {rep['ucsd_val_covid_vs_rest']} ", out)
+    if cfg.get("return_ema"):
+        # the validation probabilities (numpy; callers pop them before writing JSON) spare a second evaluation
+        res["val_prob"] = prob
+        if ema is not None and select == "final":
+            res["ema_val"], res["ema_val_prob"] = ema_rep, ema_prob
+            if finetune:
+                res["ema_seg_val"] = {k: v for k, v in eval_seg(ema.model.dfsn, data, segv, device, cfg["amp"], gts).items() if k != "per_image"}
+        return dtcn, res, (ema.model if ema is not None else None)
     return dtcn, res
 
 
