@@ -14,8 +14,12 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// an index row: PartitionKey <see cref="TenantIndexPartition"/>, RowKey the study id, property <c>Tenant</c>. It is
 /// written insert-only before the study's row is first inserted (an index row whose study row never landed names the
 /// one tenant that id can belong to: study ids are keyed hashes of tenant and upload), and never changed. Studies
-/// created before the index existed have none: their lookup falls back to the scan of the whole table, once; the scan
-/// writes the index row it lacked. Queries of all tenants leave the index partition out.
+/// created before the index existed have none. The first lookup that finds no index row before the index is complete
+/// backfills it (<see cref="CompleteTenantIndexAsync"/>: one scan of the table writes the index rows it lacks) and then
+/// writes the insert-only marker row <see cref="IndexCompleteRowKey"/>; from then on a missing index row means that no
+/// study has the id, answered with point reads and no scan. Sound because every writer writes a study's index row
+/// before its row: a study created while the backfill runs has its index row before the marker is read as complete,
+/// or does not exist yet. Queries of all tenants leave the index partition (and so the marker) out.
 /// </para>
 /// </summary>
 public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex
@@ -24,6 +28,26 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     public const string TenantIndexPartition = "~tenant-of";
 
     private const string TenantIndexProperty = "Tenant";
+
+    /// <summary>
+    /// RowKey of the marker row in <see cref="TenantIndexPartition"/> written once every study row has its index row
+    /// (no study id can have a '~': <c>ResultsApi.IsPlausibleStudyId</c>). Insert-only and never removed.
+    /// </summary>
+    public const string IndexCompleteRowKey = "~complete";
+
+    /// <summary>Index rows per backfill transaction (the Table service's limit for one entity group transaction).</summary>
+    private const int BackfillBatchSize = 100;
+
+    private readonly Lock _backfillLock = new();
+
+    /// <summary>
+    /// This process's backfill: lookups that miss at once share it (another process's backfill is harmless: every
+    /// write is insert-only). A failed one is started again by the next lookup.
+    /// </summary>
+    private Task<int>? _backfill;
+
+    /// <summary>Set once the marker has been read or written: it is never removed, so it need not be read again.</summary>
+    private volatile bool _indexComplete;
 
     /// <summary>Re-reads after conflicts before giving up (each conflict means another writer succeeded).</summary>
     private const int MaxUpdateAttempts = 100;
@@ -91,9 +115,12 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     }
 
     /// <summary>
-    /// The study of <paramref name="studyId"/> in any tenant: the index row, then the study's row (two point reads);
-    /// without an index row (a study created before the index existed), <see cref="StudyRecordLookup.ScanAsync"/>,
-    /// which then writes the index row so the next lookup is point reads.
+    /// The study of <paramref name="studyId"/> in any tenant: the index row, then the study's row (two point reads).
+    /// Without an index row, or with one whose study row never landed (an interrupted create), there is no such study
+    /// once the index is complete (the marker: one more point read, then remembered). Before that, the index is
+    /// completed first (<see cref="CompleteTenantIndexAsync"/>, a scan once for the whole table, not once per unknown id)
+    /// and read again. A store that cannot write the index (a read-only credential) falls back to
+    /// <see cref="StudyRecordLookup.ScanAsync"/>, as before the index existed.
     /// </summary>
     public async Task<StudyRecord?> FindInAnyTenantAsync(string studyId, CancellationToken cancellationToken)
     {
@@ -102,27 +129,130 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             return null;
         }
 
-        var index = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, studyId, [TenantIndexProperty], cancellationToken).ConfigureAwait(false);
-        if (index.HasValue && index.Value?.GetString(TenantIndexProperty) is { } tenant
-            && await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false) is { } indexed)
+        if (await FindIndexedAsync(studyId, cancellationToken).ConfigureAwait(false) is { } indexed)
         {
             return indexed;
         }
 
-        var found = await StudyRecordLookup.ScanAsync(this, studyId, cancellationToken).ConfigureAwait(false);
-        if (found is not null && !index.HasValue)
+        if (await IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
         {
-            try
+            return null;
+        }
+
+        try
+        {
+            await CompleteTenantIndexAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException)
+        {
+            // The index could not be written (no write permission, storage trouble): find the study the slow way.
+            return await StudyRecordLookup.ScanAsync(this, studyId, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await FindIndexedAsync(studyId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether the index holds every study (its marker row exists).</summary>
+    public async Task<bool> IsTenantIndexCompleteAsync(CancellationToken cancellationToken)
+    {
+        if (!_indexComplete)
+        {
+            var marker = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
+            _indexComplete = marker.HasValue;
+        }
+
+        return _indexComplete;
+    }
+
+    /// <summary>
+    /// Writes the index row of every study that lacks one (studies created before the index existed), then the marker
+    /// that says the index is complete; returns how many index rows it wrote. One scan of the study rows (keys only) and
+    /// one of the index partition; the missing rows are inserted up to 100 per transaction. Safe to run at any time
+    /// and more than once, here or in another process: every write is insert-only, and an index row written meanwhile
+    /// by a study's create (which writes it before the study row) only turns a batch into single inserts. A study row
+    /// inserted after the scan was read came from a writer that wrote its index row first, so the marker never claims
+    /// a study without one, provided no writer older than the index (before 0be263b) still creates studies.
+    /// </summary>
+    /// <remarks>
+    /// The backfill itself is not cancelled with <paramref name="cancellationToken"/> (that only stops the wait): the
+    /// scan it has done is worth finishing for the next lookup.
+    /// </remarks>
+    public Task<int> CompleteTenantIndexAsync(CancellationToken cancellationToken)
+    {
+        Task<int> running;
+        lock (_backfillLock)
+        {
+            if (_backfill is null || _backfill.IsFaulted || _backfill.IsCanceled)
             {
-                await AddTenantIndexAsync(found.Tenant, studyId, cancellationToken).ConfigureAwait(false);
+                _backfill = BackfillAsync(CancellationToken.None);
             }
-            catch (RequestFailedException)
+
+            running = _backfill;
+        }
+
+        return running.WaitAsync(cancellationToken);
+    }
+
+    private async Task<int> BackfillAsync(CancellationToken cancellationToken)
+    {
+        if (await IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return 0;
+        }
+
+        var indexed = new HashSet<string>(StringComparer.Ordinal);
+        var indexFilter = TableClient.CreateQueryFilter($"PartitionKey eq {TenantIndexPartition}");
+        await foreach (var row in Table.QueryAsync<TableEntity>(indexFilter, select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            indexed.Add(row.RowKey);
+        }
+
+        var missing = new List<TableEntity>();
+        await foreach (var row in Table.QueryAsync<TableEntity>(BuildFilter(null, null, null, null), select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            // Keyed study ids are unique across tenants; should two rows share one, the first tenant's index row stays.
+            if (indexed.Add(row.RowKey))
             {
-                // Only a shortcut for the next lookup, which scans again (and retries this write) without it.
+                missing.Add(new TableEntity(TenantIndexPartition, row.RowKey) { [TenantIndexProperty] = row.PartitionKey });
             }
         }
 
-        return found;
+        foreach (var batch in missing.Chunk(BackfillBatchSize))
+        {
+            try
+            {
+                await Table.SubmitTransactionAsync(batch.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e)), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 409)
+            {
+                // An index row of the batch was written meanwhile (a create, another backfill): insert one by one.
+                foreach (var entity in batch)
+                {
+                    await AddTenantIndexAsync(entity.GetString(TenantIndexProperty)!, entity.RowKey, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        try
+        {
+            await Table.AddEntityAsync(new TableEntity(TenantIndexPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = missing.Count }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            // Another backfill finished first.
+        }
+
+        _indexComplete = true;
+        return missing.Count;
+    }
+
+    /// <summary>The study its index row names, or null (no index row, or its study row never landed).</summary>
+    private async Task<StudyRecord?> FindIndexedAsync(string studyId, CancellationToken cancellationToken)
+    {
+        var index = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, studyId, [TenantIndexProperty], cancellationToken).ConfigureAwait(false);
+        return index.HasValue && index.Value?.GetString(TenantIndexProperty) is { } tenant
+            ? await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false)
+            : null;
     }
 
     public async IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, [EnumeratorCancellation] CancellationToken cancellationToken)

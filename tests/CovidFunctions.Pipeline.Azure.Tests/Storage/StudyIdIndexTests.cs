@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Data.Tables;
@@ -12,7 +13,10 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 /// Azurite, with every request the store sends recorded. A study created through the store is found by point reads
 /// (its <c>~tenant-of</c> index row, then its row), with no query of the table; before, every study outside the
 /// default tenant was found by a scan of the whole Studies table. A row written before the index existed is still
-/// found (by the scan, once), and its index row is written then, so the next lookup is point reads too.
+/// found (by the scan, once), and its index row is written then, so the next lookup is point reads too. The first
+/// lookup that misses completes the index for every such row and writes the index's marker row; from then on an
+/// unknown id is answered by point reads, with no scan, also while studies are created during the backfill.
+/// Each test has its own Studies table: the marker is one per table.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class StudyIdIndexTests(AzuriteFixture azurite)
@@ -83,26 +87,148 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
         Assert.False(CovidFunctions.Pipeline.StudyIds.IsValidTenant(TableStudyStore.TenantIndexPartition));
     }
 
+    [Fact]
+    public async Task AfterTheFirstMiss_AnUnknownIdIsAnsweredByPointReads_WithoutAScan()
+    {
+        var (store, requests) = RecordingStore();
+        var preIndex = new[] { ("pa", NewId()), ("pa", NewId()), ("pb", NewId()) };
+        foreach (var (tenant, id) in preIndex)
+        {
+            await store.Table.AddEntityAsync(TableStudyStore.ToEntity(new StudyRecord { Tenant = tenant, StudyId = id, CreatedAt = DateTimeOffset.UtcNow }), None);
+        }
+
+        var created = NewId();
+        Assert.True(await store.TryCreateAsync(new StudyRecord { Tenant = "pc", StudyId = created, CreatedAt = DateTimeOffset.UtcNow }, None));
+
+        // An interrupted create: the index row landed, the study row never did.
+        var interrupted = NewId();
+        await store.Table.AddEntityAsync(new TableEntity(TableStudyStore.TenantIndexPartition, interrupted) { ["Tenant"] = "pc" }, None);
+        Assert.False(await store.IsTenantIndexCompleteAsync(None));
+
+        // The first miss completes the index: one scan, an index row for each pre-index study, then the marker.
+        requests.Clear();
+        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+        Assert.Contains(requests, IsQuery);
+        Assert.True(await store.IsTenantIndexCompleteAsync(None));
+        var marker = await store.Table.GetEntityAsync<TableEntity>(TableStudyStore.TenantIndexPartition, TableStudyStore.IndexCompleteRowKey, cancellationToken: None);
+        Assert.Equal(preIndex.Length, marker.Value.GetInt32("Backfilled"));
+        foreach (var (tenant, id) in preIndex)
+        {
+            Assert.Equal(tenant, (await store.Table.GetEntityAsync<TableEntity>(TableStudyStore.TenantIndexPartition, id, cancellationToken: None)).Value.GetString("Tenant"));
+        }
+
+        // From then on: an unknown id is one point read (the index row; the marker is remembered), never a scan.
+        for (var i = 0; i < 3; i++)
+        {
+            requests.Clear();
+            Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+            Assert.DoesNotContain(requests, IsQuery);
+            Assert.Single(requests);
+        }
+
+        // Another process (a new store on the same table) reads the marker once: two point reads, no scan.
+        var (other, otherRequests) = RecordingStore(store.Table.Name);
+        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(other, NewId(), None));
+        Assert.DoesNotContain(otherRequests, IsQuery);
+        Assert.Equal(2, otherRequests.Count);
+
+        // The interrupted create is not found, and without a scan; every study is found by point reads.
+        otherRequests.Clear();
+        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(other, interrupted, None));
+        foreach (var (tenant, id) in preIndex.Append(("pc", created)))
+        {
+            Assert.Equal((tenant, id), ((await StudyRecordLookup.FindInAnyTenantAsync(other, id, None))?.Tenant, id));
+        }
+
+        Assert.DoesNotContain(otherRequests, IsQuery);
+    }
+
+    [Fact]
+    public async Task StudiesCreatedWhileTheBackfillScans_AreFoundOnceTheIndexIsComplete()
+    {
+        var (store, requests) = RecordingStore();
+        var preIndex = Enumerable.Range(0, 150).Select(i => ($"pre{i % 3}", NewId())).ToList(); // two transactions
+        foreach (var (tenant, id) in preIndex)
+        {
+            await store.Table.AddEntityAsync(TableStudyStore.ToEntity(new StudyRecord { Tenant = tenant, StudyId = id, CreatedAt = DateTimeOffset.UtcNow }), None);
+        }
+
+        // Once the backfill has read the study rows, two studies are created by another writer (through the store's
+        // create and its update-or-create), and another backfill writes one of the missing index rows first, so the
+        // transaction holding it fails (409) and is written row by row.
+        var (writer, _) = RecordingStore(store.Table.Name);
+        var createdDuring = NewId();
+        var upsertedDuring = NewId();
+        var recorder = RecorderOf(store);
+        recorder.AfterScan = () =>
+        {
+            Assert.True(writer.TryCreateAsync(new StudyRecord { Tenant = "during", StudyId = createdDuring, CreatedAt = DateTimeOffset.UtcNow }, None).GetAwaiter().GetResult());
+            writer.UpdateAsync("during", upsertedDuring, r => r ?? new StudyRecord { Tenant = "during", StudyId = upsertedDuring, CreatedAt = DateTimeOffset.UtcNow }, None).GetAwaiter().GetResult();
+            writer.Table.AddEntity(new TableEntity(TableStudyStore.TenantIndexPartition, preIndex[120].Item2) { ["Tenant"] = preIndex[120].Item1 });
+        };
+
+        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+        Assert.True(recorder.ScanSeen);
+        Assert.True(await store.IsTenantIndexCompleteAsync(None));
+
+        requests.Clear();
+        foreach (var (tenant, id) in preIndex.Append(("during", createdDuring)).Append(("during", upsertedDuring)))
+        {
+            Assert.Equal(tenant, (await StudyRecordLookup.FindInAnyTenantAsync(store, id, None))?.Tenant);
+        }
+
+        Assert.DoesNotContain(requests, IsQuery);
+        Assert.Equal(2 * (preIndex.Count + 2), requests.Count);
+    }
+
     private static string NewId() => "s" + Guid.NewGuid().ToString("N")[..24];
 
-    /// <summary>A query of the table (a scan or a filtered list), as opposed to a point read of one row.</summary>
+    /// <summary>A query of a table (a scan or a filtered list), as opposed to a point read of one row.</summary>
     private static bool IsQuery((RequestMethod Method, string Path) request) =>
-        request.Method == RequestMethod.Get && request.Path.EndsWith($"/{PipelineNames.StudiesTable}()", StringComparison.Ordinal);
+        request.Method == RequestMethod.Get && request.Path.EndsWith("()", StringComparison.Ordinal);
 
-    private (TableStudyStore Store, ConcurrentQueue<(RequestMethod Method, string Path)> Requests) RecordingStore()
+    private static readonly ConditionalWeakTable<TableStudyStore, RecordRequestsPolicy> Recorders = new();
+
+    private static RecordRequestsPolicy RecorderOf(TableStudyStore store) => Recorders.TryGetValue(store, out var recorder) ? recorder : throw new InvalidOperationException("not a recording store");
+
+    /// <summary>A store on a Studies table of its own (a new one, or <paramref name="tableName"/>), recording every request.</summary>
+    private (TableStudyStore Store, ConcurrentQueue<(RequestMethod Method, string Path)> Requests) RecordingStore(string? tableName = null)
     {
         var recorder = new RecordRequestsPolicy();
         var options = new TableClientOptions();
         options.AddPolicy(recorder, HttpPipelinePosition.PerCall);
-        return (new TableStudyStore(new TableClient(azurite.Server.ConnectionString, PipelineNames.StudiesTable, options)), recorder.Requests);
+        var table = new TableClient(azurite.Server.ConnectionString, tableName ?? "Studies" + Guid.NewGuid().ToString("N")[..16], options);
+        if (tableName is null)
+        {
+            table.CreateIfNotExists();
+        }
+
+        var store = new TableStudyStore(table);
+        Recorders.Add(store, recorder);
+        recorder.Requests.Clear();
+        return (store, recorder.Requests);
     }
 
-    /// <summary>Records the method and path of every request the client sends.</summary>
+    /// <summary>Records the method and path of every request the client sends; runs <see cref="AfterScan"/> once after the first scan of study rows.</summary>
     private sealed class RecordRequestsPolicy : HttpPipelineSynchronousPolicy
     {
         public ConcurrentQueue<(RequestMethod Method, string Path)> Requests { get; } = new();
 
+        public Action? AfterScan { get; set; }
+
+        public bool ScanSeen { get; private set; }
+
         public override void OnSendingRequest(HttpMessage message) =>
             Requests.Enqueue((message.Request.Method, Uri.UnescapeDataString(message.Request.Uri.Path)));
+
+        public override void OnReceivedResponse(HttpMessage message)
+        {
+            // The backfill's read of the study rows: every partition but the index's.
+            if (!ScanSeen && Uri.UnescapeDataString(message.Request.Uri.Query).Contains($"PartitionKey ne '{TableStudyStore.TenantIndexPartition}'", StringComparison.Ordinal))
+            {
+                ScanSeen = true;
+                AfterScan?.Invoke();
+            }
+        }
     }
 }
