@@ -92,6 +92,16 @@ public sealed class FunctionMetadataTests
     }
 
     [Fact]
+    public void Metadata_ClosingAMonthIsAFunctionKeyPostOnTheUsageRoute()
+    {
+        // The operator's close of a month the timer missed: a Function-key route like the rest of the results API (the
+        // X-Api-Key must then be an all-tenant key), next to the CloseUsageMonth timer.
+        var trigger = Trigger("CloseUsage");
+        Assert.Equal(("httpTrigger", "Function", "usage/{month}/close"), ((string?)trigger["type"], (string?)trigger["authLevel"], (string?)trigger["route"]));
+        Assert.Equal(["post"], trigger["methods"]!.AsArray().Select(m => (string?)m));
+    }
+
+    [Fact]
     public void Metadata_NoRouteClaimsTheHostsReservedAdminOrRuntimePrefix()
     {
         // The host refuses a function whose route starts with "admin" or "runtime" ("The specified route conflicts

@@ -71,6 +71,61 @@ public sealed class UsageCloseFunctionTests(AzuriteFixture azurite)
         Assert.Equal((1, 2, false), ((int)july["studies"]!, (int)july["lateRecords"]!, (bool)july["closed"]!));
     }
 
+    [Fact]
+    public async Task A_month_the_timer_missed_is_closed_through_the_api_with_an_all_tenant_key_only()
+    {
+        // The timer was stopped through May and June: April (this test's month alone) is two months back, and the timer
+        // only ever closes the previous month. Before, only covidfn usage close pointed at the storage could close it.
+        using var temp = TestData.CreateTempDirectory();
+        var clock = new SettableClock(new DateTimeOffset(2029, 6, 10, 9, 0, 0, TimeSpan.Zero));
+        await using var services = Build(temp.Path, clock);
+        var storage = services.GetRequiredService<PipelineStorage>();
+        var api = ActivatorUtilities.CreateInstance<ApiFunctions>(services);
+        var tenant = "ucm-" + Guid.NewGuid().ToString("N")[..10];
+        var admin = services.GetRequiredService<ApiKeyAdmin>();
+        var tenantKey = (await admin.MintAsync([tenant], None)).Key;
+        var operatorKey = (await admin.MintAsync(["*"], None)).Key;
+        var inApril = new DateTimeOffset(2029, 4, 20, 12, 0, 0, TimeSpan.Zero);
+        await storage.Usage.TryRecordAsync(new UsageRecord(tenant, "s-april", "ingest", inApril, 30, 1.5, 0, 2048), None);
+        await storage.Usage.TryRecordAsync(new UsageRecord(tenant, "s-april", StudyOrchestration.UsageStage, inApril, 30, 0, 3.5, 0), None);
+        var open = await UsageAsync(api, tenantKey, "2029-04");
+
+        Assert.Equal(403, (await CloseAsync(api, tenantKey, "2029-04", tenant)).Status);
+        Assert.Equal(409, (await CloseAsync(api, operatorKey, "2029-06", tenant)).Status);
+        Assert.Equal(400, (await CloseAsync(api, operatorKey, "2029-4", tenant)).Status);
+        Assert.Equal(401, (await CloseAsync(api, "cfk_unknown", "2029-04", tenant)).Status);
+        Assert.Null(await storage.Usage.GetClosingAsync(tenant, "2029-04", None));
+
+        var (status, body) = await CloseAsync(api, operatorKey, "2029-04", tenant);
+        Assert.Equal(200, status);
+        var closed = JsonNode.Parse(body)!;
+        Assert.True((bool)closed["closed"]!);
+        Assert.Equal(clock.Now, DateTimeOffset.Parse((string)closed["closedAt"]!, System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var figure in new[] { "studies", "slicesScreened", "cpuSeconds", "gpuSeconds", "bytesStored", "records", "unscreenedStudies" })
+        {
+            Assert.Equal(open[figure]!.ToJsonString(), closed[figure]!.ToJsonString());
+        }
+
+        // Closing again a day later answers the same snapshot; the tenant reads it as its final bill.
+        clock.Now = clock.Now.AddDays(1);
+        Assert.Equal((200, body), await CloseAsync(api, operatorKey, "2029-04", tenant));
+        Assert.Equal(closed.ToJsonString(), (await UsageAsync(api, tenantKey, "2029-04")).ToJsonString());
+    }
+
+    private static async Task<(int Status, string Body)> CloseAsync(ApiFunctions api, string key, string month, string tenant)
+    {
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.QueryString = new QueryString("?tenant=" + tenant);
+        context.Request.Headers[LocalApiKeys.HeaderName] = key;
+        var result = await api.CloseUsage(context.Request, month);
+        var response = new DefaultHttpContext();
+        var buffer = new MemoryStream();
+        response.Response.Body = buffer;
+        await result.ExecuteResultAsync(new ActionContext { HttpContext = response });
+        return (response.Response.StatusCode, Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
     private static async Task<JsonNode> UsageAsync(ApiFunctions api, string key, string month)
     {
         var context = new DefaultHttpContext();

@@ -6,7 +6,7 @@ using Microsoft.Azure.Functions.Worker;
 namespace CovidFunctions.FunctionApp.Functions;
 
 /// <summary>
-/// The results API (study list and detail, report, FHIR, files, usage, webhook subscriptions) as HTTP functions over
+/// The results API (study list and detail, report, FHIR, files, usage and closing a month, webhook subscriptions) as HTTP functions over
 /// the same <see cref="ResultsApi"/> handlers <c>covidfn up</c> serves. The Functions host checks the function key
 /// (authorization level Function); the caller's tenants then come from the <c>X-Api-Key</c> header through the
 /// registered <see cref="IApiKeyAuthorizer"/> (<see cref="StoredApiKeyAuthorizer"/>: tenant-bound keys in the
@@ -37,6 +37,11 @@ public sealed class ApiFunctions(ResultsApi api, IApiKeyAuthorizer authorizer)
     [Function("GetUsage")]
     public Task<IActionResult> GetUsage([HttpTrigger(AuthorizationLevel.Function, "get", Route = "usage")] HttpRequest request) =>
         RunAsync(request, (caller, q, ct) => api.GetUsageAsync(caller, ResultsApiEndpoints.QueryValue(q["tenant"]), ResultsApiEndpoints.QueryValue(q["month"]), ct));
+
+    /// <summary>Closes a past month's bills (all-tenant keys only; <see cref="ResultsApi.CloseUsageMonthAsync"/>).</summary>
+    [Function("CloseUsage")]
+    public Task<IActionResult> CloseUsage([HttpTrigger(AuthorizationLevel.Function, "post", Route = "usage/{month}/close")] HttpRequest request, string month) =>
+        RunAsync(request, (caller, q, ct) => api.CloseUsageMonthAsync(caller, month, ResultsApiEndpoints.QueryValue(q["tenant"]), ct));
 
     [Function("ListWebhooks")]
     public Task<IActionResult> ListWebhooks([HttpTrigger(AuthorizationLevel.Function, "get", Route = "webhooks")] HttpRequest request) =>

@@ -25,7 +25,8 @@ public sealed record CreateWebhookRequest(string? Url, string? Tenant, IReadOnly
 /// <see cref="ApiResponse"/>. <see cref="ResultsApiEndpoints"/> maps them onto ASP.NET Core (covidfn up); the Function
 /// app's HTTP functions call the same methods. A caller sees only its tenants: another tenant's study or
 /// subscription answers 404, exactly like one that does not exist. The webhook test endpoint is rate-limited per tenant
-/// (<c>webhookTests</c>; without one, a per-process limiter with the default limits).
+/// (<c>webhookTests</c>; without one, a per-process limiter with the default limits). <c>time</c> is the clock that
+/// says which month is current (usage defaults, which months may be closed; the system clock without one).
 /// </summary>
 public sealed class ResultsApi(
     IStudyStore studies,
@@ -33,9 +34,12 @@ public sealed class ResultsApi(
     UsageQueries usage,
     WebhookManager webhooks,
     ResultsApiOptions options,
-    WebhookTestRateLimiter? webhookTests = null)
+    WebhookTestRateLimiter? webhookTests = null,
+    TimeProvider? time = null)
 {
     private readonly WebhookTestRateLimiter _webhookTests = webhookTests ?? WebhookTestRateLimiter.InMemory(new WebhookOptions());
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 500;
@@ -166,7 +170,7 @@ public sealed class ResultsApi(
     public async Task<ApiResponse> GetUsageAsync(ApiCaller caller, string? tenant, string? month, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
-        month ??= UsageQueries.MonthOf(DateTimeOffset.UtcNow);
+        month ??= UsageQueries.MonthOf(_time.GetUtcNow());
         if (!UsageQueries.IsValidMonth(month))
         {
             return ApiResponse.Error(400, $"month '{month}' is not yyyy-MM");
@@ -202,6 +206,44 @@ public sealed class ResultsApi(
         return caller.CanSee(tenant)
             ? ApiResponse.Json(await usage.MonthlyTotalsAsync(tenant, month, cancellationToken).ConfigureAwait(false))
             : ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
+    }
+
+    /// <summary>
+    /// <c>POST /api/usage/{month}/close[?tenant=]</c>: closes a past month's bills (<see cref="UsageClosing"/>), the
+    /// operator's way to close a month the hourly timer missed without pointing <c>covidfn usage close</c> at the
+    /// storage account. Only an all-tenant key may (403 otherwise: a tenant does not finalise its own bill). With a
+    /// tenant, that tenant's snapshot; without, every tenant known to the storage is closed and the snapshots of those
+    /// with records that month are answered (an array, as <c>covidfn usage close</c> prints). Idempotent: a closed month
+    /// answers its stored snapshot, 200 each time. 400 for a month that is not <c>yyyy-MM</c> or an invalid tenant;
+    /// 409 for the current or a later UTC month (not over yet), nothing written.
+    /// </summary>
+    public async Task<ApiResponse> CloseUsageMonthAsync(ApiCaller caller, string? month, string? tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        if (!caller.SeesAllTenants)
+        {
+            return ApiResponse.Error(403, "closing a month's bills needs an all-tenant key (tenants [\"*\"])");
+        }
+
+        if (!UsageQueries.IsValidMonth(month))
+        {
+            return ApiResponse.Error(400, $"month '{month}' is not yyyy-MM");
+        }
+
+        if (tenant is not null && !StudyIds.IsValidTenant(tenant))
+        {
+            return ApiResponse.Error(400, $"tenant '{tenant}' is not valid");
+        }
+
+        if (UsageClosing.WhyNotClosable(month, _time.GetUtcNow()) is { } why)
+        {
+            return ApiResponse.Error(409, why);
+        }
+
+        var closing = usage.Closing(_time);
+        return tenant is null
+            ? ApiResponse.Json(await closing.CloseAllAsync(month!, cancellationToken).ConfigureAwait(false))
+            : ApiResponse.Json(await closing.CloseAsync(tenant, month!, cancellationToken).ConfigureAwait(false));
     }
 
     public async Task<ApiResponse> CreateWebhookAsync(ApiCaller caller, CreateWebhookRequest? request, CancellationToken cancellationToken)
@@ -341,7 +383,7 @@ public sealed class ResultsApi(
     /// <summary>
     /// Whether <paramref name="studyId"/> can name a study (1-64 ASCII letters, digits, '-' and '_'; real ids are
     /// <c>s</c> + 24 hex digits). Anything else is answered 404 before the store sees it: a '/' in a table key fails
-    /// the point read (500), and an all-tenant caller's lookup of an id without an index row scans every study.
+    /// the point read (500), and such an id needs no storage call to be unknown.
     /// </summary>
     public static bool IsPlausibleStudyId(string? studyId) =>
         studyId is { Length: > 0 and <= 64 } && studyId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');

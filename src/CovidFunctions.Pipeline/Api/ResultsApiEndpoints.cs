@@ -25,6 +25,7 @@ public static partial class ResultsApiEndpoints
         api.MapGet("/studies/{id}/fhir", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.GetFhirAsync(c, id, QueryValue(q["tenant"]), ct)));
         api.MapGet("/studies/{id}/files/{**path}", (HttpContext http, string id, string path) => Run(http, (a, c, q, ct) => a.GetFileAsync(c, id, path, QueryValue(q["tenant"]), ct)));
         api.MapGet("/usage", Usage);
+        api.MapPost("/usage/{month}/close", (HttpContext http, string month) => Run(http, (a, c, q, ct) => a.CloseUsageMonthAsync(c, month, QueryValue(q["tenant"]), ct)));
         api.MapGet("/webhooks", ListWebhooks);
         api.MapPost("/webhooks", CreateWebhook);
         api.MapDelete("/webhooks/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.DeleteWebhookAsync(c, id, QueryValue(q["tenant"]), ct)));

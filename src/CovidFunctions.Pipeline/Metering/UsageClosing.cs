@@ -45,8 +45,19 @@ public sealed class UsageClosing(IUsageStore usage, IStudyStore studies, TimePro
         }
 
         // After the fence no record enters the month's bill, so what is read now is the whole bill; a closer that died
-        // here left the fence, and the next close (or the timer) writes the same snapshot from it.
+        // here left the fence, and the next close, the timer or the next read of the month writes the same snapshot.
         var closedAt = await usage.BeginCloseAsync(tenant, month, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        return await WriteSnapshotAsync(usage, tenant, month, closedAt, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes the snapshot of a month whose close fence is at <paramref name="closedAt"/>: the bill of the records filed
+    /// before the fence, which no later write can change, so every caller computes the same figures; the first snapshot
+    /// written stays and is returned. Used by <see cref="CloseAsync"/> and by <see cref="UsageQueries"/> when it reads a
+    /// month whose closer died between the fence and the snapshot.
+    /// </summary>
+    internal static async Task<UsageTotals> WriteSnapshotAsync(IUsageStore usage, string tenant, string month, DateTimeOffset closedAt, CancellationToken cancellationToken)
+    {
         var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
         var snapshot = UsageQueries.Total(tenant, month, filed) with { Closed = true, ClosedAt = closedAt };
         return await usage.AddClosedIfAbsentAsync(snapshot, cancellationToken).ConfigureAwait(false);

@@ -38,6 +38,9 @@ public sealed record FiledUsage(UsageRecord Record, string? LateFrom);
 /// <summary>Monthly totals over <see cref="IUsageStore"/> (the billing view of <c>covidfn usage</c> and <c>GET /api/usage</c>).</summary>
 public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
 {
+    /// <summary>Closing months of the same stores (the results API's close endpoint), on the clock <paramref name="time"/>.</summary>
+    public UsageClosing Closing(TimeProvider time) => new(usage, studies, time);
+
     /// <summary>The month of a time, as <c>yyyy-MM</c> (UTC).</summary>
     public static string MonthOf(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM", CultureInfo.InvariantCulture);
 
@@ -54,7 +57,10 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
 
     /// <summary>
     /// The tenant's bill for the month: its snapshot once the month is closed (<see cref="UsageTotals.Closed"/>), else
-    /// the totals of the records filed under it so far.
+    /// the totals of the records filed under it so far. A month whose close fence is written but whose snapshot is not
+    /// (its closer died between the two rows) is closed: its bill was fixed at the fence, so this read writes the
+    /// snapshot the closer would have written (insert-only, the same figures whoever writes it) and answers it. Before,
+    /// such a month read as open, with the fenced figures, until the next close.
     /// </summary>
     public async Task<UsageTotals> MonthlyTotalsAsync(string tenant, string month, CancellationToken cancellationToken)
     {
@@ -67,6 +73,11 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
         if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is { } closed)
         {
             return closed;
+        }
+
+        if (await usage.GetClosingAsync(tenant, month, cancellationToken).ConfigureAwait(false) is { } closingAt)
+        {
+            return await UsageClosing.WriteSnapshotAsync(usage, tenant, month, closingAt, cancellationToken).ConfigureAwait(false);
         }
 
         var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);

@@ -196,6 +196,29 @@ public sealed class UsageClosingTests(AzuriteFixture azurite)
         Assert.Equal(february, await Queries.MonthlyTotalsAsync(tenant, "2031-02", None));
     }
 
+    [Fact]
+    public async Task A_month_whose_closer_died_after_the_fence_reads_closed_and_that_read_writes_its_snapshot()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        await RecordAsync(tenant, "s1", "ingest", InOctober, 80, cpu: 3, bytes: 2_000);
+        await RecordAsync(tenant, "s1", StudyOrchestration.UsageStage, InOctober, 80, gpu: 11);
+        var open = await Queries.MonthlyTotalsAsync(tenant, "2030-10", None);
+
+        // A closer wrote the fence and died before the snapshot; a study of October arrives behind the fence.
+        var fenceAt = new DateTimeOffset(2030, 11, 4, 0, 30, 0, TimeSpan.Zero);
+        Assert.Equal(fenceAt, await Usage.BeginCloseAsync(tenant, "2030-10", fenceAt, None));
+        Assert.Null(await Usage.GetClosedAsync(tenant, "2030-10", None));
+        await RecordAsync(tenant, "s2", "ingest", LastSecondOfOctober, 10, cpu: 1, bytes: 10);
+
+        // October's bill was fixed at the fence: the read answers it closed, and writes the snapshot the closer would have.
+        var read = await Queries.MonthlyTotalsAsync(tenant, "2030-10", None);
+        Assert.Equal(open with { Closed = true, ClosedAt = fenceAt }, read);
+        Assert.Equal(read, await Usage.GetClosedAsync(tenant, "2030-10", None));
+        Assert.Equal(read, Assert.Single(await Queries.MonthlyTotalsForAllAsync("2030-10", None), t => t.Tenant == tenant));
+        Assert.Equal(read, await Closing(InNovember).CloseAsync(tenant, "2030-10", None));
+        Assert.Equal(new UsageTotals(tenant, "2030-11", 0, 0, 0, 0, 0, Records: 1, UnscreenedStudies: 1, LateRecords: 1), await Queries.MonthlyTotalsAsync(tenant, "2030-11", None));
+    }
+
     private Task<bool> RecordAsync(string tenant, string study, string stage, DateTimeOffset at, int slices, double cpu = 0, double gpu = 0, long bytes = 0) =>
         Usage.TryRecordAsync(new UsageRecord(tenant, study, stage, at, slices, cpu, gpu, bytes), None);
 }
