@@ -66,13 +66,19 @@ public sealed class ResultsApi(
         var pageSize = query.PageSize ?? DefaultPageSize;
         if (pageSize is < 1 or > MaxPageSize)
         {
-            return ApiResponse.Error(400, $"pageSize must be 1-{MaxPageSize}");
+            return ApiResponse.Error(400, $"pageSize must be 1-{MaxPageSize} (got {pageSize})");
+        }
+
+        // A range that ends before it starts can hold no study: an empty page would hide the swapped values.
+        if (query.From is { } rangeStart && query.To is { } rangeEnd && rangeStart > rangeEnd)
+        {
+            return ApiResponse.Error(400, $"from ({IsoUtc(rangeStart)}) is after to ({IsoUtc(rangeEnd)})");
         }
 
         ListPosition? after = null;
         if (query.Continuation is not null && !TryDecodeContinuation(query.Continuation, out after))
         {
-            return ApiResponse.Error(400, "continuation token is not valid");
+            return ApiResponse.Error(400, "continuation is not a token this list returned (pass the last page's \"continuation\" back unchanged)");
         }
 
         // Keyset paging: the token is the last item's place in the list order (newest first, then study id), not a
@@ -148,7 +154,7 @@ public sealed class ResultsApi(
         var segments = (path ?? "").Split('/');
         if (segments.Length == 0 || segments.Any(s => s.Length == 0 || s is "." or ".." || s.Contains('\\', StringComparison.Ordinal)))
         {
-            return ApiResponse.Error(400, "file path is not valid");
+            return ApiResponse.Error(400, "file path must be '/'-separated names below the study's folder (no empty, '.' or '..' segment, no '\\')");
         }
 
         var full = $"{study.Tenant}/{study.StudyId}/{path}";
@@ -459,6 +465,9 @@ public sealed class ResultsApi(
             new StageView("diagnosis", diagnosis, study.CompletedAt),
         ];
     }
+
+    /// <summary>A time as ISO 8601 UTC (<c>2026-11-27T08:00:00Z</c>; fractions only where there are any).</summary>
+    private static string IsoUtc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
     private static string ContentTypeOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
     {

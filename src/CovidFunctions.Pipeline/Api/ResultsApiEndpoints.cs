@@ -47,10 +47,17 @@ public static partial class ResultsApiEndpoints
     {
         ArgumentNullException.ThrowIfNull(api);
         ArgumentNullException.ThrowIfNull(query);
-        if (!TryDate(query["from"], out var from) || !TryDate(query["to"], out var to))
+        // Each refusal names the parameter and the value (before: "from/to must be ...", whichever of the two was wrong).
+        foreach (var name in (string[])["from", "to"])
         {
-            return Task.FromResult(ApiResponse.Error(400, "from/to must be ISO 8601 dates or times (2026-11-27, 2026-11-27T08:00:00Z; encode '+' of an offset as %2B)"));
+            if (!TryDate(query[name], out _))
+            {
+                return Task.FromResult(ApiResponse.Error(400, $"{name} '{QueryValue(query[name])}' is not an ISO 8601 date or time (2026-11-27, 2026-11-27T08:00:00Z; encode the '+' of an offset as %2B)"));
+            }
         }
+
+        TryDate(query["from"], out var from);
+        TryDate(query["to"], out var to);
 
         // A pageSize that is not a number is refused like one out of range (it used to give the default page silently).
         int? pageSize = null;
@@ -58,7 +65,7 @@ public static partial class ResultsApiEndpoints
         {
             if (!int.TryParse(sizeText, NumberStyles.None, CultureInfo.InvariantCulture, out var size))
             {
-                return Task.FromResult(ApiResponse.Error(400, $"pageSize must be 1-{ResultsApi.MaxPageSize}"));
+                return Task.FromResult(ApiResponse.Error(400, $"pageSize '{sizeText}' is not a whole number 1-{ResultsApi.MaxPageSize}"));
             }
 
             pageSize = size;
