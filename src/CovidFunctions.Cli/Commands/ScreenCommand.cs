@@ -28,7 +28,7 @@ public static class ScreenCommand
         var json = new Option<string?>("--json") { Description = "Write the study as JSON (the same document as `covidfn status STUDY --json`)." };
         var report = new Option<string?>("--report") { Description = "Write a self-contained HTML report." };
         var tenant = new Option<string>("--tenant") { Description = "Tenant (a-z, 0-9, '-').", DefaultValueFactory = _ => PipelineNames.DefaultTenant };
-        var outDir = new Option<string?>("--out-dir") { Description = "Keep the de-identified tiles, masks, overlays and montage under this folder (default: a temporary folder, deleted)." };
+        var outDir = new Option<string?>("--out-dir") { Description = "Keep the work folder here: de-identified tiles (slices/), masks, overlays and montage (results/), and quarantine/ with the files not screened as given (not de-identified) and their reason.json (default: a temporary folder, deleted)." };
         var keyFile = new Option<string?>("--key-file") { Description = "De-identification key file (as for `covidfn deid`)." };
         var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
         var threads = ScreeningInputs.ThreadsOption();

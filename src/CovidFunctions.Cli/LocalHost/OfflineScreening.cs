@@ -110,7 +110,29 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
         {
             var study = await studies.GetAsync(tenant, submitted.StudyId, cancellationToken).ConfigureAwait(false)
                 ?? throw new InvalidOperationException($"study {submitted.StudyId} has no row");
+
+            // The aggregation deleted the upload's files (a rejection moved them to quarantine), but the file-system
+            // container keeps their folders, named after the input (often the patient's name): with --out-dir they
+            // stayed beside the de-identified results.
+            RemoveEmptyFolders(Path.Combine(workDirectory, PipelineNames.UploadsContainer));
             return new OfflineScreeningResult(study, ingestOutcome, containers, stageSeconds);
+        }
+    }
+
+    /// <summary>Deletes the empty folders below <paramref name="root"/> (deepest first); a folder holding any file stays.</summary>
+    private static void RemoveEmptyFolders(string root)
+    {
+        if (!Directory.Exists(root))
+        {
+            return;
+        }
+
+        foreach (var folder in Directory.GetDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(f => f.Length))
+        {
+            if (!Directory.EnumerateFileSystemEntries(folder).Any())
+            {
+                Directory.Delete(folder);
+            }
         }
     }
 

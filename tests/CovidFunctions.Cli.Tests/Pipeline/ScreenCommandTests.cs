@@ -30,4 +30,24 @@ public sealed class ScreenCommandTests
         Assert.Contains("diagnosis:", output.ToString(), StringComparison.Ordinal);
         Assert.StartsWith("<!DOCTYPE html>", await File.ReadAllTextAsync(report), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Screen_out_dir_keeps_no_folder_named_after_the_upload()
+    {
+        // Before: --out-dir kept ct-uploads/{tenant}/{time}-{input folder name}/ (emptied by ingest, but named after the
+        // input, which is often the patient's name) beside the de-identified results.
+        using var temp = TestData.CreateTempDirectory();
+        var series = PipelineFixture.RealSubset(Path.Combine(temp.Path, "DOE_JOHN", "CT chest"), 2);
+        var outDir = Path.Combine(temp.Path, "out");
+
+        var rc = await ScreenCommand.RunAsync(
+            new ScreenCommand.ScreenArguments(Path.Combine(temp.Path, "DOE_JOHN"), null, null, "lab-s", outDir, Path.Combine(temp.Path, "deid.key"), Path.Combine(TestData.RepoRoot, "models"), 0),
+            new StringWriter(), new StringWriter(), CancellationToken.None);
+
+        Assert.Equal(ExitCodes.Success, rc);
+        Assert.True(File.Exists(Path.Combine(series, Path.GetFileName(Directory.GetFiles(series)[0]))), "the input is left alone");
+        var named = Directory.GetFileSystemEntries(outDir, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(outDir, p)).Where(p => p.Contains("DOE", StringComparison.Ordinal)).ToList();
+        Assert.True(named.Count == 0, "kept under --out-dir: " + string.Join(", ", named));
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(outDir, "results"), "montage.png", SearchOption.AllDirectories));
+    }
 }
