@@ -47,6 +47,7 @@ def save_fp16(path: str, state: dict):
     out = {}
     for k, v in state.items():
         v = v.detach().float().cpu() if v.dtype.is_floating_point else v.detach().cpu()
+        v = v.contiguous()  # a channels-last weight (round 6) is stored in the ordinary layout
         if v.dtype.is_floating_point and v.numel() >= 4096 and float(v.abs().max()) < 6e4:
             out[k] = v.half().numpy()
         else:

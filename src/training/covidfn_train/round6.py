@@ -11,7 +11,8 @@ no classification label or image is used to choose it). Every arm starts from th
 are round 4's recipe on it: the control that separates the new DFSN from the levers.
 
 The arms (ARMS below; each member: head seed 6, UCSD share >= 0.5, batch 32, head lr 1e-3, backbone lr 1e-4,
-0.5 x seg loss, bf16 autocast, a fixed 1,150 steps, cosine, the final weights, one evaluation at the end):
+0.5 x seg loss, bf16 autocast, channels-last tensors, a fixed 1,150 steps, cosine, the final weights, one evaluation
+at the end):
 - C: round 4's recipe; its primary weights are the EMA (decay 0.998) of the run at its last step (Polyak
   averaging; no selection); the raw final weights of the same runs are the control.
 - L: LP-FT (Kumar et al., ICLR 2022): 300 steps training the head alone on the frozen DFSN, then round 4's
@@ -95,6 +96,7 @@ def member_cfgs(arm: dict, a, amp: bool, seed: int, k: int) -> tuple[dict | None
     steps = 2 if a.smoke else a.steps
     base = member_config(a.pack, amp, dtcn_bs=3 if a.smoke else 32, max_steps=steps, budget_s=1e9, eval_every_s=1e9,
                          smoke=a.smoke, head_seed=6, ema_decay=arm.get("ema_decay", 0.0))
+    base["channels_last"] = True  # every arm alike: layout only, the same arithmetic (engine.train_dtcn)
     ft = dict(base, seed=seed, ucsd_min_share=0.5, dtcn_name=f"{a.arm}-member{k}(seed {seed})", select="final",
               return_ema=True, geometric=arm.get("geometric"), mixup_alpha=arm.get("mixup_alpha", 0.0),
               label_smoothing=arm.get("label_smoothing", 0.05))
@@ -121,7 +123,8 @@ def cmd_arm(a) -> dict:
     seeds = [int(s) for s in a.seeds.split(",")]
     metrics = {"env": environment(a.device, a.smoke), "args": vars(a), "arm": a.arm,
                "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in arm.items()},
-               "protocol": f"fixed {a.steps} fine-tuning steps, final weights, one evaluation at the end, no selection",
+               "protocol": f"fixed {a.steps} fine-tuning steps, final weights, one evaluation at the end, no selection; "
+                           "channels-last tensors",
                "members": []}
     write_json(a.out, "metrics.json", metrics)
     log(f"round 6 arm {a.arm} start ({arm['lever']}): {metrics['env']}", a.out)
