@@ -753,7 +753,10 @@ public sealed partial class IngestHandler
 
     /// <summary>
     /// Downloads the unit's blobs under <paramref name="folder"/>, recording in <paramref name="versions"/> the version
-    /// each one read (by blob path, for the read list); null when one of them no longer exists.
+    /// each one read (by blob path, for the read list); null when one of them no longer exists. Each local copy is named
+    /// by its index, never by its blob name: a blob name the local file system cannot hold (a segment over 255 bytes, a
+    /// blob <c>notes</c> next to a blob <c>notes/readme.txt</c>) used to throw an IOException that retried the attempt
+    /// until the study failed, though nothing was wrong with the upload. The upload name stays in <see cref="LocalFile.Name"/>.
     /// </summary>
     private async Task<List<LocalFile>?> DownloadAsync(UploadUnit unit, string folder, Dictionary<string, string> versions, CancellationToken cancellationToken)
     {
@@ -761,11 +764,11 @@ public sealed partial class IngestHandler
         var root = Path.GetFullPath(folder);
         Directory.CreateDirectory(root);
         var files = new List<LocalFile>(unit.Blobs.Count);
-        foreach (var blob in unit.Blobs)
+        for (var i = 0; i < unit.Blobs.Count; i++)
         {
+            var blob = unit.Blobs[i];
             var name = SafeRelativePath(unit.RelativeName(blob.Path));
-            var local = Path.GetFullPath(Path.Combine(root, name.Replace('/', Path.DirectorySeparatorChar)));
-            Directory.CreateDirectory(Path.GetDirectoryName(local)!);
+            var local = Path.Combine(root, i.ToString("D5", System.Globalization.CultureInfo.InvariantCulture));
             try
             {
                 var source = await uploads.OpenReadVersionedAsync(blob.Path, cancellationToken).ConfigureAwait(false);
@@ -1126,10 +1129,22 @@ public sealed partial class IngestHandler
             {
                 using var stream = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
                 using var archive = SafeZipArchive.Open(stream, file.Name);
-                archive.ExtractTo(target);
-                expanded.AddRange(archive.Entries.Select(e => new LocalFile(
-                    Path.Combine(target, e.Name.Replace('/', Path.DirectorySeparatorChar)),
-                    $"{file.Name}/{e.Name}")));
+
+                // Each entry under its index, not its name (as the downloads): an entry name the local file system cannot
+                // hold (a segment over 255 bytes; an entry "a" next to "a/b") threw an IOException, retried to a failed study.
+                Directory.CreateDirectory(target);
+                for (var j = 0; j < archive.Entries.Count; j++)
+                {
+                    var entry = archive.Entries[j];
+                    var local = Path.Combine(target, j.ToString("D5", System.Globalization.CultureInfo.InvariantCulture));
+                    using (var output = new FileStream(local, FileMode.CreateNew, FileAccess.Write))
+                    using (var input = archive.OpenEntry(entry))
+                    {
+                        input.CopyTo(output);
+                    }
+
+                    expanded.Add(new LocalFile(local, $"{file.Name}/{entry.Name}"));
+                }
             }
             catch (ArchiveException ex)
             {

@@ -73,6 +73,56 @@ public sealed class UploadBlobNameTests(AzuriteFixture azurite)
         Assert.Equal(0, await CountAsync(RawUploads, $"{tenant}/"));
     }
 
+    [Fact]
+    public async Task Names_a_local_file_system_cannot_hold_are_screened_or_kept_not_retried_until_the_study_fails()
+    {
+        // A 300-character name (a file system allows 255 bytes per name) and a blob "notes" next to a blob
+        // "notes/readme.txt" (a file and a folder of one name), in the folder and inside a zip. Before, ingest copied each
+        // under its own name to local disk: PathTooLongException / IOException on every attempt, retried until the study
+        // failed (ingest-failed), though every slice could be screened.
+        var tenant = AzuriteFixture.NewTenant();
+        var slices = MidChestSlices(4);
+        var longName = new string('x', 296) + ".dcm";
+        await UploadAsync($"{tenant}/scan/{longName}", await File.ReadAllBytesAsync(slices[0]));
+        await UploadAsync($"{tenant}/scan/{Path.GetFileName(slices[1])}", await File.ReadAllBytesAsync(slices[1]));
+        await UploadAsync($"{tenant}/scan/notes", Encoding.UTF8.GetBytes("scanner notes"));
+        await UploadAsync($"{tenant}/scan/notes/readme.txt", Encoding.UTF8.GetBytes("more notes"));
+        await UploadAsync($"{tenant}/scan/more.zip", ZipEntries(
+            (longName, await File.ReadAllBytesAsync(slices[2])),
+            ("s/" + Path.GetFileName(slices[3]), await File.ReadAllBytesAsync(slices[3])),
+            ("extra", Encoding.UTF8.GetBytes("extra notes")),
+            ("extra/readme.txt", Encoding.UTF8.GetBytes("more extra notes"))));
+        await UploadAsync($"{tenant}/scan/{PipelineNames.CompleteMarker}", []);
+        var orchestrations = new RecordingOrchestrations();
+
+        var outcome = await NewIngest(orchestrations).IngestAsync(await PlanAsync(tenant), CancellationToken.None);
+
+        Assert.True(outcome.Status == IngestStatus.Ingested, $"{outcome.Status}: {outcome.Reason} {outcome.Detail}");
+        Assert.Equal(4, outcome.SliceCount);
+        Assert.Single(orchestrations.Started);
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/skipped/reason.json")));
+        Assert.Equal(
+            ["more.zip/extra", "more.zip/extra/readme.txt", "notes", "notes/readme.txt"],
+            reason.Files!.Select(f => f.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(Encoding.UTF8.GetBytes("more extra notes"), await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/skipped/more.zip/extra/readme.txt"));
+        Assert.Equal(Encoding.UTF8.GetBytes("scanner notes"), await ReadAsync(Quarantine, $"{tenant}/{outcome.StudyId}/skipped/notes"));
+    }
+
+    private static byte[] ZipEntries(params (string Name, byte[] Content)[] entries)
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new System.IO.Compression.ZipArchive(buffer, System.IO.Compression.ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var (name, content) in entries)
+            {
+                using var stream = zip.CreateEntry(name, System.IO.Compression.CompressionLevel.Fastest).Open();
+                stream.Write(content);
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
     private async Task UploadAsync(string name, byte[] content) => await RawUploads.GetBlobClient(name).UploadAsync(new BinaryData(content));
 
     private static async Task<int> CountAsync(BlobContainerClient container, string prefix)
