@@ -64,6 +64,12 @@ public sealed class DicomFile
     /// <summary>True when reading stopped early (StopAtTag / StopAfterPixelData) and the dataset is incomplete.</summary>
     public bool IsPartial { get; internal set; }
 
+    /// <summary>
+    /// The byte offset (in the dataset's byte stream) where bytes after the top-level Pixel Data stopped parsing as elements
+    /// and were ignored (trailing garbage); -1 when the whole input was read.
+    /// </summary>
+    public long TrailingDataOffset { get; internal set; } = -1;
+
     /// <summary>Opens a file. Large values and Pixel Data stay in the file as bulk references.</summary>
     /// <exception cref="DicomFormatException">Malformed content; names the file and the byte offset.</exception>
     public static DicomFile Open(string path, DicomReadOptions? options = null)

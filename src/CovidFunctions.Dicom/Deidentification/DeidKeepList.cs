@@ -149,11 +149,9 @@ public static class DeidKeepList
         0x00282110, // Lossy Image Compression
         0x00282112, // Lossy Image Compression Ratio
         0x00282114, // Lossy Image Compression Method
-        0x00283000, // Modality LUT Sequence
-        0x00283002, // LUT Descriptor
-        0x00283004, // Modality LUT Type
-        0x00283006, // LUT Data
-        0x00283010, // VOI LUT Sequence
+        // Modality / VOI LUT Sequences (0028,3000/3010) and their LUT Descriptor, Type and Data are NOT kept: LUT Data is a
+        // table of any words (a place to hide text, like the palettes), the pipeline rescales and windows from the
+        // attributes above, and neither module belongs to the CT Image IOD's rescale path.
         0x00289110, // Pixel Measures Sequence
         0x00289132, // Frame VOI LUT Sequence
         0x00289145, // Pixel Value Transformation Sequence

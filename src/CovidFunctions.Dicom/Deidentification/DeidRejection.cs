@@ -17,6 +17,13 @@ public enum DeidRejectReason
 
     /// <summary>Burned In Annotation (0028,0301) is YES.</summary>
     BurnedInAnnotation,
+
+    /// <summary>
+    /// Encapsulated Pixel Data that cannot be decoded (no codec, corrupt frames, an unknown transfer syntax): its fragments
+    /// cannot be rewritten as pixels only, and copied as they are they could carry anything. Reported on an accepted
+    /// outcome (<see cref="DeidOutcome.PixelDataNotRewritten"/>) for the caller to refuse; covidfn deid refuses it.
+    /// </summary>
+    PixelDataUnreadable,
 }
 
 /// <summary>A refusal with a message that carries no PHI (only the reason and, where useful, the SOP class UID or image type).</summary>

@@ -8,6 +8,13 @@ public sealed record DeidOutcome(DeidRejection? Rejection, DeidAudit? Audit)
 {
     /// <summary>True when the instance was de-identified (and may be written).</summary>
     public bool Accepted => Rejection is null;
+
+    /// <summary>
+    /// Set on an accepted file whose encapsulated Pixel Data did not decode (<see cref="DeidRejectReason.PixelDataUnreadable"/>):
+    /// its fragments could not be rewritten as pixels and are left as read, so they may carry anything. A caller that writes
+    /// the output must refuse it (covidfn deid does); ingest rejects such an instance when it decodes the series.
+    /// </summary>
+    public DeidRejection? PixelDataNotRewritten { get; init; }
 }
 
 /// <summary>
@@ -160,16 +167,30 @@ public sealed class DeidentificationEngine
     }
 
     /// <summary>
-    /// De-identifies a file in place: dataset, file meta group and preamble (zeroed: vendors have put text there).
-    /// A refused file is left untouched.
+    /// De-identifies a file in place: dataset, file meta group, preamble (zeroed: vendors have put text there) and Pixel
+    /// Data (<see cref="PixelDataRewrite"/>: encapsulated frames decoded and written native, bytes beyond the frames
+    /// dropped; see <see cref="DeidOutcome.PixelDataNotRewritten"/> for frames that do not decode). A refused file is left
+    /// untouched.
     /// </summary>
     public DeidOutcome DeidentifyFile(DicomFile file)
     {
         ArgumentNullException.ThrowIfNull(file);
+        var rejection = CheckPolicy(file.Dataset, file.FileMetaInformation);
+        if (rejection is not null)
+        {
+            return new DeidOutcome(rejection, null);
+        }
+
+        var pixels = PixelDataRewrite.Prepare(file, out var pixelRefusal);
         var outcome = Deidentify(file.Dataset, file.FileMetaInformation);
         if (outcome.Accepted)
         {
             file.Preamble = new byte[128];
+            pixels?.Apply(file);
+            if (pixelRefusal is not null)
+            {
+                outcome = outcome with { PixelDataNotRewritten = pixelRefusal };
+            }
         }
 
         return outcome;
@@ -370,6 +391,16 @@ public sealed class DeidentificationEngine
                         Remap(dataset, element, context, depth);
                         break;
                     }
+                    else if (MeantVR(element) == DicomVR.UI)
+                    {
+                        // The same under another text VR (a VR changed in transit): mapped, and written as the UI it is.
+                        RemapUidValue(dataset, element, context);
+                        break;
+                    }
+                    else if (element is DicomValueElement keptValue && !KeepsItsForm(dataset, keptValue, source, context))
+                    {
+                        break;
+                    }
 
                     context.Audit.Kept++;
                     break;
@@ -548,7 +579,16 @@ public sealed class DeidentificationEngine
 
         if (vr == DicomVR.TM)
         {
-            // A whole-day shift leaves times of day unchanged, so date + time pairs stay consistent.
+            // A whole-day shift leaves times of day unchanged, so date + time pairs stay consistent; a value that is not a
+            // time (a name) is emptied.
+            var time = dataset.GetString(element.Tag) ?? string.Empty;
+            if (!KeptValueForms.IsTimeValue(time))
+            {
+                Zero(dataset, element);
+                context.Audit.Cleaned++;
+                return;
+            }
+
             context.Audit.Kept++;
             return;
         }
@@ -568,6 +608,44 @@ public sealed class DeidentificationEngine
         }
 
         Dummy(dataset, element, context, depth);
+    }
+
+    /// <summary>
+    /// A kept value keeps only its form (<see cref="KeptValueForms"/>): DS/IS/TM of any kept attribute and keep-list text
+    /// are emptied or cleaned when they are not what the attribute holds; a binary number or tag list that is not whole
+    /// values within the VM is removed. False when the element was changed (counted here).
+    /// </summary>
+    private static bool KeepsItsForm(DicomDataset dataset, DicomValueElement element, DeidRuleSource source, Context context)
+    {
+        var vr = MeantVR(element);
+        var tag = element.Tag;
+        if (vr.IsString)
+        {
+            if (source != DeidRuleSource.KeepList && vr != DicomVR.DS && vr != DicomVR.IS && vr != DicomVR.TM)
+            {
+                return true; // an Annex E K (an option's column) keeps its text as written
+            }
+
+            var text = dataset.GetString(tag) ?? string.Empty;
+            var cleaned = KeptValueForms.CleanText(tag.Value, vr, text);
+            if (string.Equals(cleaned, text, StringComparison.Ordinal))
+            {
+                return true;
+            }
+
+            dataset.SetString(tag, vr, cleaned);
+            context.Audit.Cleaned++;
+            return false;
+        }
+
+        if ((vr.IsBinaryNumber || vr == DicomVR.AT) && !element.IsBulkData && !KeptValueForms.BinaryFits(tag, vr, element.RawValue.Span))
+        {
+            dataset.Remove(tag);
+            context.Audit.Removed++;
+            return false;
+        }
+
+        return true;
     }
 
     private void Remap(DicomDataset dataset, DicomElement element, Context context, int depth)
@@ -605,6 +683,18 @@ public sealed class DeidentificationEngine
 
         dataset.SetString(element.Tag, DicomVR.UI, string.Join('\\', parts));
         context.Audit.UidsRemapped++;
+    }
+
+    /// <summary>
+    /// The VR a kept value is judged by: the dictionary's (single, text) VR when the element carries another text VR (a VR
+    /// changed in transit: a SOP Class UID labelled DS is still a UID), else <see cref="EffectiveVR"/>.
+    /// </summary>
+    private static DicomVR MeantVR(DicomElement element)
+    {
+        var vr = EffectiveVR(element);
+        return vr.IsString && DicomDictionary.Lookup(element.Tag) is { ValueRepresentations.Count: 1 } entry && entry.VR.IsString
+            ? entry.VR
+            : vr;
     }
 
     private static DicomVR EffectiveVR(DicomElement element)

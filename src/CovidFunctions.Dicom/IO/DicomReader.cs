@@ -29,6 +29,7 @@ internal sealed class DicomReader
     private byte[] _arena = [];
     private int _arenaUsed;
     private bool _stopped;
+    private long _trailingDataOffset = -1;
 
     private DicomReader(BufferedDicomStream input, DicomReadOptions options, string? source, string? bulkPath, string offsetNote)
     {
@@ -151,6 +152,7 @@ internal sealed class DicomReader
             file.ReadTransferSyntax = enc.Explicit ? declared : TransferSyntax.ImplicitVRLittleEndian;
             innerReader.ReadTopLevel(dataset, enc);
             file.IsPartial = innerReader._stopped;
+            file.TrailingDataOffset = innerReader._trailingDataOffset;
             return file;
         }
 
@@ -178,6 +180,7 @@ internal sealed class DicomReader
 
         reader.ReadTopLevel(dataset, encoding);
         file.IsPartial = reader._stopped;
+        file.TrailingDataOffset = reader._trailingDataOffset;
         return file;
     }
 
@@ -291,7 +294,20 @@ internal sealed class DicomReader
         while (!_stopped && !_in.AtEnd)
         {
             var start = _in.Position;
-            var end = ReadElement(dataset, enc, depth: 0, parentEnd: -1, out _);
+            End end;
+            try
+            {
+                end = ReadElement(dataset, enc, depth: 0, parentEnd: -1, out _);
+            }
+            catch (DicomFormatException) when (dataset.Contains(new DicomTag(PixelDataTag)))
+            {
+                // Bytes after the top-level Pixel Data that do not parse as an element (trailing garbage, a file that a
+                // tool appended text to, a cut-off trailing padding element): the image is complete, so the rest is
+                // ignored, never kept, and the file says where it began (DicomFile.TrailingDataOffset).
+                _trailingDataOffset = start;
+                return;
+            }
+
             if (end is End.ItemDelimiter or End.SequenceDelimiter)
             {
                 // Stray delimiters at the top level (seen as trailing padding): skip them.

@@ -1,0 +1,273 @@
+using System.Collections.Frozen;
+using System.Globalization;
+
+namespace CovidFunctions.Dicom.Deidentification;
+
+/// <summary>
+/// A kept attribute keeps its value only when the value has the attribute's form. The keep-list and the K/C actions say an
+/// attribute is safe to keep because of what it means (a slice thickness, a kernel, a modality), not whatever bytes a writer
+/// put there: a name in Slice Thickness (DS), an MRN in Series Number (IS), a word in a time (TM), a patient name in
+/// Manufacturer or Body Part Examined, ASCII text posing as Rows (US) or as a tag list (AT) would otherwise be copied to the
+/// output. What does not fit is emptied (text, positions of multiple values kept) or removed (binary).
+/// </summary>
+public static class KeptValueForms
+{
+    /// <summary>
+    /// Coded (CS) keep-list attributes with a closed list of terms (PS3.3 defined/enumerated terms, and the PS3.5 E.2.2
+    /// character set terms): a value that is not one of them is emptied, its position kept.
+    /// </summary>
+    private static readonly FrozenDictionary<uint, FrozenSet<string>> Enumerated = new Dictionary<uint, FrozenSet<string>>
+    {
+        [0x00080005] = Terms( // Specific Character Set (PS3.3 C.12.1.1.2)
+            "ISO_IR 6", "ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 127", "ISO_IR 126", "ISO_IR 138",
+            "ISO_IR 148", "ISO_IR 203", "ISO_IR 13", "ISO_IR 166", "ISO 2022 IR 6", "ISO 2022 IR 100", "ISO 2022 IR 101",
+            "ISO 2022 IR 109", "ISO 2022 IR 110", "ISO 2022 IR 144", "ISO 2022 IR 127", "ISO 2022 IR 126", "ISO 2022 IR 138",
+            "ISO 2022 IR 148", "ISO 2022 IR 203", "ISO 2022 IR 13", "ISO 2022 IR 166", "ISO 2022 IR 87", "ISO 2022 IR 159",
+            "ISO 2022 IR 149", "ISO 2022 IR 58", "ISO_IR 192", "GB18030", "GBK"),
+        [0x00080060] = Terms( // Modality (PS3.3 C.7.3.1.1.1, current and retired terms)
+            "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CFM", "CR", "CT", "CTPROTOCOL", "DG", "DMS", "DOC", "DX", "ECG", "EEG", "EMG",
+            "EOG", "EPS", "ES", "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS", "KER", "KO", "LEN", "LS", "MG", "MR", "M3D",
+            "NM", "OAM", "OCT", "OP", "OPM", "OPT", "OPTBSV", "OPTENF", "OPV", "OSS", "OT", "PA", "PLAN", "POS", "PR", "PT", "PX",
+            "REG", "RESP", "RF", "RG", "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN", "RTRAD", "RTRECORD", "RTSEGANN", "RTSTRUCT",
+            "RWV", "SEG", "SM", "SMR", "SR", "SRF", "STAIN", "TEXTUREMAP", "TG", "US", "VA", "XA", "XAPROTOCOL", "XC", "CD", "CF",
+            "CP", "CS", "DD", "DF", "DM", "DS", "EC", "FA", "FS", "LP", "MA", "MS", "OPR", "ST", "VF"),
+        [0x00089205] = Terms("MONOCHROME", "COLOR", "MIXED", "TRUE_COLOR", "COLOR_RANGE", "COLOR_REF"), // Pixel Presentation
+        [0x00089206] = Terms("VOLUME", "SAMPLED", "DISTORTED", "MIXED"), // Volumetric Properties
+        [0x00089207] = Terms("MAX_IP", "MIN_IP", "VOLUME_RENDER", "SURFACE_RENDER", "MPR", "CURVED_MPR", "NONE", "MIXED"),
+        [0x00181140] = Terms("CW", "CC"), // Rotation Direction
+        [0x00185100] = Terms( // Patient Position
+            "HFP", "HFS", "HFDR", "HFDL", "FFDR", "FFDL", "FFP", "FFS", "LFP", "LFS", "RFP", "RFS", "AFDR", "AFDL", "PFDR", "PFDL",
+            "SITTING"),
+        [0x00189004] = Terms("PRODUCT", "RESEARCH", "SERVICE"), // Content Qualification
+        [0x00189302] = Terms("SEQUENCED", "SPIRAL", "CONSTANT_ANGLE", "STATIONARY", "FREE"), // Acquisition Type
+        [0x00189315] = Terms("FILTER_BACK_PROJ", "ITERATIVE"), // Reconstruction Algorithm
+        [0x00189316] = Terms("BRAIN", "SOFT_TISSUE", "LUNG", "BONE", "CONSTANT_ANGLE"), // Convolution Kernel Group
+        [0x00280004] = Terms( // Photometric Interpretation
+            "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
+            "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"),
+        [0x00280301] = Terms("YES", "NO"), // Burned In Annotation
+        [0x00280302] = Terms("YES", "NO"), // Recognizable Visual Features
+        [0x00281040] = Terms("LIN", "LOG", "DISP"), // Pixel Intensity Relationship
+        [0x00282110] = Terms("00", "01"), // Lossy Image Compression
+        [0x00282114] = Terms( // Lossy Image Compression Method
+            "ISO_10918_1", "ISO_14495_1", "ISO_15444_1", "ISO_15444_15", "ISO_13818_2", "ISO_14496_10", "ISO_23008_2", "ISO_18181_1"),
+        [0x00281054] = Terms("HU", "US", "OD", "MGML", "Z_EFF", "ED", "EDW", "HU_MOD", "PCT", "CNR", "NONE"), // Rescale Type
+    }.ToFrozenDictionary();
+
+    /// <summary>
+    /// Keep-list attributes whose text is free in principle and a vendor or protocol vocabulary in practice: each token must
+    /// be a <see cref="DescriptorCleaner"/> token (protocol words, small numbers, kernel codes), a word of this list, or at
+    /// most two letters or digits (Philips kernels B, C, L, YA; filter codes); a value with any other token keeps only
+    /// its allowed tokens.
+    /// </summary>
+    private static readonly FrozenSet<uint> FreeText = new uint[]
+    {
+        0x00080070, // Manufacturer
+        0x00180015, // Body Part Examined
+        0x00180022, // Scan Options
+        0x00181160, // Filter Type
+        0x00181210, // Convolution Kernel
+        0x00189323, // Exposure Modulation Type
+        0x00209056, // Stack ID
+    }.ToFrozenSet();
+
+    private static readonly FrozenSet<string> FreeTextWords = new[]
+    {
+        // Manufacturers and company words.
+        "SIEMENS", "HEALTHINEERS", "GE", "MEDICAL", "SYSTEMS", "SYSTEM", "HEALTHCARE", "PHILIPS", "TOSHIBA", "CANON", "HITACHI",
+        "UIH", "UNITED", "IMAGING", "NEUSOFT", "FUJIFILM", "FUJI", "SAMSUNG", "IMATRON", "PICKER", "INTERNATIONAL", "ELSCINT",
+        "MARCONI", "SHIMADZU", "KONICA", "MINOLTA", "AGFA", "CARESTREAM", "HOLOGIC", "MINFOUND", "SINOVISION", "ANKE",
+        "NANOVISION", "PLANMED", "ANALOGIC", "NEUROLOGICA", "XORAN", "CORPORATION", "CORP", "CORP.", "INC", "INC.", "LLC", "LTD",
+        "LTD.", "CO", "CO.", "AG", "GMBH", "NV", "B.V.", "BV", "KK", "AMERICA", "NEDERLAND", "SOLUTIONS", "TECHNOLOGIES",
+        // Body parts (PS3.16 Annex L codes for the trunk) and scan/filter/modulation words.
+        "CHESTABDOMEN", "CHESTABDPELVIS", "ABDOMENPELVIS", "NECKCHEST", "NECKCHESTABDOMEN", "NECKCHESTABDPELV", "HEADNECK",
+        "WHOLEBODY", "TORSO", "HEART", "SPINE", "TSPINE", "LSPINE", "CSPINE", "CHEST_TO_PELVIS", "ABD", "TRUNK", "MODE", "HELIX",
+        "SPI", "SEQ", "TOP", "CARE", "DOSE4D", "CINE", "GATED", "DUAL", "ENERGY", "FAST", "STEP", "SHOOT", "SCAN", "FILTER",
+        "FLAT", "WEDGE", "BOWTIE", "SHAPED", "TIN", "ALUMINUM", "COPPER", "CARDIAC", "TUBE", "CURRENT", "MODULATION",
+        "ANGULAR", "XYZ", "XY", "Z", "EC", "XYZ_EC", "XY_EC", "Z_EC", "DOSERIGHT", "SMART", "SMARTMA", "AUTOMA", "SUREEXPOSURE",
+        "EXPOSURE", "AEC", "ATCM", "DOM", "D-DOM", "Z-DOM", "ACS", "CHST", "EDGE", "BONEPLUS", "ULTRA", "LUNGENHANCED",
+        "HU", "OD", "US", "FIL", "PANCREAS", "LIVER", "KIDNEY", "SPLEEN", "STOMACH", "BLADDER", "HIP", "KNEE", "SHOULDER",
+        "BRAIN", "SKULL", "ORBIT", "SINUS", "FACE", "JAW", "EXTREMITY", "ARM", "LEG", "FOOT", "HAND", "AORTA", "BREAST",
+        "MEDIASTINUM", "RIB", "STERNUM", "CLAVICLE", "SCAPULA", "COLON", "UPPER", "LOWER", "LEFT", "RIGHT",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    private static readonly char[] TokenSeparators = [' ', '\t', '_', ',', ';', ':', '(', ')', '-', '/', '+', '"', '\'', '^', '='];
+
+    /// <summary>
+    /// The value a kept text attribute may keep: <paramref name="text"/> itself when it has the attribute's form, else the
+    /// cleaned text (empty when nothing fits). DS/IS must be numbers, TM a time, enumerated CS a term, free-text keep-list
+    /// attributes vocabulary tokens; other kept text is returned as it is.
+    /// </summary>
+    public static string CleanText(uint tag, DicomVR vr, string text)
+    {
+        ArgumentNullException.ThrowIfNull(vr);
+        ArgumentNullException.ThrowIfNull(text);
+        if (vr == DicomVR.DS)
+        {
+            return AllValues(text, IsDecimalString) ? text : string.Empty;
+        }
+
+        if (vr == DicomVR.IS)
+        {
+            return AllValues(text, IsIntegerString) ? text : string.Empty;
+        }
+
+        if (vr == DicomVR.TM)
+        {
+            return AllValues(text, IsTime) ? text : string.Empty;
+        }
+
+        if (Enumerated.TryGetValue(tag, out var terms))
+        {
+            var parts = text.Split('\\');
+            for (var i = 0; i < parts.Length; i++)
+            {
+                var term = parts[i].Trim(' ', '\0');
+                parts[i] = term.Length == 0 || terms.Contains(term) ? term : string.Empty;
+            }
+
+            var joined = string.Join('\\', parts).TrimEnd('\\');
+            return joined == text.TrimEnd(' ', '\0') ? text : joined;
+        }
+
+        if (tag == 0x00200020)
+        {
+            // Patient Orientation: direction letters only (A P L R H F, and the quadruped/eye terms' letters are not CT).
+            return text.All(c => c is 'A' or 'P' or 'L' or 'R' or 'H' or 'F' or '\\' or ' ') ? text : string.Empty;
+        }
+
+        if (FreeText.Contains(tag))
+        {
+            return CleanFreeText(text);
+        }
+
+        return text;
+    }
+
+    /// <summary>
+    /// True when a kept binary value has its VR's form: a whole number of values, no more than the dictionary's VM allows,
+    /// and for AT every value a standard attribute of the dictionary (a tag list is where four-byte text hides).
+    /// </summary>
+    public static bool BinaryFits(DicomTag tag, DicomVR vr, ReadOnlySpan<byte> value)
+    {
+        ArgumentNullException.ThrowIfNull(vr);
+        var unit = vr == DicomVR.AT ? 4 : vr.UnitSize; // AT's swap unit is 2, its value a group and element pair
+        if (unit < 1 || value.Length % unit != 0)
+        {
+            return false;
+        }
+
+        var count = value.Length / unit;
+        if (DicomDictionary.Lookup(tag) is { } entry && MaxValues(entry.VM) is { } max && count > max)
+        {
+            return false;
+        }
+
+        if (vr == DicomVR.AT)
+        {
+            for (var i = 0; i < value.Length; i += 4)
+            {
+                // Values are little endian in memory whatever the file's byte order (the reader swaps).
+                var pointed = new DicomTag(
+                    System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(value[i..]),
+                    System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(value[(i + 2)..]));
+                if (pointed.IsPrivate || DicomDictionary.Lookup(pointed) is null)
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// True when every value of a TM text is a time (PS3.5 Table 6.2-1): HH[MM[SS[.F{1,6}]]], a range of two with '-', or the
+    /// ACR-NEMA HH:MM:SS form; empty values fit.
+    /// </summary>
+    public static bool IsTimeValue(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return AllValues(text, IsTime);
+    }
+
+    private static bool IsTime(string value)
+    {
+        var v = value.Trim(' ', '\0');
+        if (v.Length == 0)
+        {
+            return true;
+        }
+
+        var dash = v.IndexOf('-', StringComparison.Ordinal);
+        return dash < 0 ? IsOneTime(v) : (dash == 0 || IsOneTime(v[..dash])) && (dash == v.Length - 1 || IsOneTime(v[(dash + 1)..]));
+    }
+
+    private static bool IsOneTime(string v)
+    {
+        var s = v.Replace(":", string.Empty, StringComparison.Ordinal);
+        var dot = s.IndexOf('.', StringComparison.Ordinal);
+        var whole = dot < 0 ? s : s[..dot];
+        if (whole.Length is not (2 or 4 or 6) || !whole.All(char.IsAsciiDigit))
+        {
+            return false;
+        }
+
+        if (dot >= 0)
+        {
+            var fraction = s[(dot + 1)..];
+            if (whole.Length != 6 || fraction.Length is 0 or > 6 || !fraction.All(char.IsAsciiDigit))
+            {
+                return false;
+            }
+        }
+
+        return int.Parse(whole[..2], CultureInfo.InvariantCulture) < 24
+            && (whole.Length < 4 || int.Parse(whole[2..4], CultureInfo.InvariantCulture) < 60)
+            && (whole.Length < 6 || int.Parse(whole[4..6], CultureInfo.InvariantCulture) < 61);
+    }
+
+    private static bool IsDecimalString(string v) =>
+        v.Length <= 16 && (v.Length == 0 || (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)
+            && v.All(c => char.IsAsciiDigit(c) || c is '+' or '-' or '.' or 'e' or 'E')));
+
+    private static bool IsIntegerString(string v) =>
+        v.Length <= 12 && (v.Length == 0 || (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n)
+            && n is >= int.MinValue and <= int.MaxValue));
+
+    private static bool AllValues(string text, Func<string, bool> fits) =>
+        text.Split('\\').All(v => fits(v.Trim(' ', '\0')));
+
+    private static string CleanFreeText(string text)
+    {
+        var values = text.Split('\\');
+        var changed = false;
+        for (var i = 0; i < values.Length; i++)
+        {
+            var tokens = values[i].Split(TokenSeparators, StringSplitOptions.RemoveEmptyEntries);
+            if (tokens.All(IsFreeTextToken))
+            {
+                continue; // kept as written, separators included
+            }
+
+            values[i] = string.Join(' ', tokens.Where(IsFreeTextToken));
+            changed = true;
+        }
+
+        return changed ? string.Join('\\', values).TrimEnd('\\') : text;
+    }
+
+    private static bool IsFreeTextToken(string token) =>
+        DescriptorCleaner.IsAllowed(token)
+        || FreeTextWords.Contains(token)
+        || (token.Length <= 2 && token.All(char.IsAsciiLetterOrDigit));
+
+    /// <summary>The most values a VM allows (<c>1</c>, <c>3</c>, <c>1-3</c>), or null when unbounded (<c>1-n</c>, <c>2-2n</c>).</summary>
+    private static int? MaxValues(string vm)
+    {
+        var last = vm.Contains('-', StringComparison.Ordinal) ? vm[(vm.LastIndexOf('-') + 1)..] : vm;
+        return int.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out var max) ? max : null;
+    }
+
+    private static FrozenSet<string> Terms(params string[] terms) => terms.ToFrozenSet(StringComparer.Ordinal);
+}
