@@ -324,6 +324,12 @@ internal static class DeidCommand
             return ReportEntry.Refused(item.RelativePath, ReasonCode(outcome.Rejection!.Reason), outcome.Rejection.Message);
         }
 
+        if (outcome.PixelDataNotRewritten is { } pixels)
+        {
+            // Fragments that do not decode cannot be rewritten as pixels; copied, they could carry anything.
+            return ReportEntry.Refused(item.RelativePath, ReasonCode(pixels.Reason), pixels.Message);
+        }
+
         var uid = file.Dataset.GetString(new DicomTag(0x0008, 0x0018));
         if (string.IsNullOrEmpty(uid))
         {
@@ -402,6 +408,7 @@ internal static class DeidCommand
         DeidRejectReason.UnsupportedSopClass => "unsupported-sop-class",
         DeidRejectReason.NotOriginalPrimary => "not-original-primary",
         DeidRejectReason.BurnedInAnnotation => "burned-in-annotation",
+        DeidRejectReason.PixelDataUnreadable => "pixel-data-unreadable",
         _ => "rejected",
     };
 
