@@ -77,4 +77,31 @@ public sealed class UserJourneyTests
         Assert.StartsWith(expected, message, StringComparison.Ordinal);
         Assert.DoesNotContain("(Parameter", message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Submit_FromAFolderNoUpHasUsed_IsRefused_NotGivenAnIdUpWillNeverUse()
+    {
+        // README's second terminal, opened elsewhere: `covidfn submit study.zip` without --data-dir. Before, submit
+        // created a new key in ./.covidfn, uploaded to the running up's Azurite (default ports) and printed an id keyed
+        // with that new key; up ingested the upload under its own key's id, so the printed id stayed "queued" forever.
+        using var temp = TestData.CreateTempDirectory();
+        var input = Path.Combine(temp.Path, "study.zip");
+        await File.WriteAllBytesAsync(input, [0x50, 0x4B, 0x05, 0x06, .. new byte[18]]);
+        var dataDir = Path.Combine(temp.Path, "elsewhere", ".covidfn");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        // Storage on ports nothing listens on: the refusal must come before any storage call.
+        var rc = await SubmitCommand.RunAsync(input, "default", ClosedPortsStorage, dataDir, output, error, CancellationToken.None);
+
+        Assert.True(rc == ExitCodes.BadInput, error.ToString());
+        Assert.Contains(dataDir, error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--data-dir", error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(dataDir, "keys", "deid.key")), "no key is created for a folder no up uses");
+        Assert.Empty(output.ToString());
+    }
+
+    private const string ClosedPortsStorage =
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
+        "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;QueueEndpoint=http://127.0.0.1:2/devstoreaccount1;TableEndpoint=http://127.0.0.1:3/devstoreaccount1;";
 }

@@ -11,8 +11,9 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>covidfn submit INPUT [--tenant T] [--data-dir D]</c>: uploads a file, a zip or a folder (its files, then its
 /// <c>.complete</c> marker) to the local <c>ct-uploads</c> container that <c>covidfn up</c> watches, creates the study's
 /// row (queued) and prints the study id on the last line of stdout. The id is keyed with the data folder's
-/// de-identification key (<c>D/keys/deid.key</c>, the one <c>covidfn up</c> in that folder uses; created when missing), so it
-/// is the id ingest gives the upload. Exit 0; 2 on bad input; 1 when storage is unreachable or the key cannot be read.
+/// de-identification key (<c>D/keys/deid.key</c>, the one <c>covidfn up</c> in that folder uses), so it is the id ingest
+/// gives the upload; a folder without that key is refused (no up uses it). Exit 0; 2 on bad input (also that folder);
+/// 1 when storage is unreachable or the key cannot be read.
 /// </summary>
 public static class SubmitCommand
 {
@@ -52,27 +53,33 @@ public static class SubmitCommand
             return ExitCodes.BadInput;
         }
 
-        var storage = await LocalStorageConnection.OpenAsync("submit", connection, dataDir, error, cancellationToken).ConfigureAwait(false);
-        if (storage is null)
+        // Study ids are keyed: the key of the pipeline that ingests the upload (covidfn up in the same data folder). A
+        // folder without that key is not the data folder of any covidfn up: an id keyed with a new key there would never
+        // be the id up gives the upload (it stayed "queued" forever while up screened the upload under another id).
+        var folder = LocalStorage.ResolveDataDir(dataDir);
+        var keyPath = Path.Combine(folder, "keys", "deid.key");
+        if (!File.Exists(keyPath))
         {
-            return ExitCodes.InternalError;
+            error.WriteLine(
+                $"submit: {folder} is not the data folder of a covidfn up (it has no {Path.Combine("keys", "deid.key")}), so the study id would not be the one up gives the upload. " +
+                $"Pass the running up's --data-dir (or set {LocalStorage.DataDirVariable}), or run submit in the folder where up was started.");
+            return ExitCodes.BadInput;
         }
 
-        // Study ids are keyed: the key of the pipeline that ingests the upload (covidfn up in the same data folder).
         StudyIdKey studyIdKey;
         try
         {
-            var deidKey = DeidKeys.ForDataDir(LocalStorage.ResolveDataDir(dataDir), out var keyPath, out var created);
-            if (created)
-            {
-                error.WriteLine($"submit: created the de-identification key {keyPath}; `covidfn up` with this data folder uses it");
-            }
-
-            studyIdKey = StudyIdKey.From(deidKey);
+            studyIdKey = StudyIdKey.From(DeidKeys.ForDataDir(folder, out _, out _));
         }
         catch (DeidKeyException ex)
         {
             error.WriteLine("submit: " + ex.Message);
+            return ExitCodes.InternalError;
+        }
+
+        var storage = await LocalStorageConnection.OpenAsync("submit", connection, dataDir, error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
             return ExitCodes.InternalError;
         }
 
