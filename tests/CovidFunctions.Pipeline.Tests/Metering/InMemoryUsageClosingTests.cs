@@ -40,4 +40,24 @@ public sealed class InMemoryUsageClosingTests
         Assert.Equal(march, await queries.MonthlyTotalsAsync("t", "2026-03", None));
         Assert.Equal(new UsageTotals("t", "2026-04", 1, 4, 1, 3, 50, 2, LateRecords: 2), await queries.MonthlyTotalsAsync("t", "2026-04", None));
     }
+
+    [Fact]
+    public async Task A_month_with_a_fence_but_no_snapshot_reads_closed_and_the_read_writes_the_snapshot()
+    {
+        var usage = new InMemoryUsageStore();
+        var studies = new InMemoryStudyStore();
+        var queries = new UsageQueries(usage, studies);
+        Assert.True(await usage.TryRecordAsync(new UsageRecord("t", "done", IngestHandler.UsageStage, LastMinuteOfMarch, 8, 2, 0, 100), None));
+        Assert.True(await usage.TryRecordAsync(new UsageRecord("t", "done", StudyOrchestration.UsageStage, LastMinuteOfMarch, 8, 0, 5, 0), None));
+        var open = await queries.MonthlyTotalsAsync("t", "2026-03", None);
+
+        // A closer wrote the fence and died before the snapshot.
+        var fenceAt = new DateTimeOffset(2026, 4, 4, 0, 30, 0, TimeSpan.Zero);
+        await usage.BeginCloseAsync("t", "2026-03", fenceAt, None);
+
+        var read = await queries.MonthlyTotalsAsync("t", "2026-03", None);
+        Assert.Equal(open with { Closed = true, ClosedAt = fenceAt }, read);
+        Assert.Equal(read, await usage.GetClosedAsync("t", "2026-03", None));
+        Assert.Equal(read, await new UsageClosing(usage, studies, new ManualTimeProvider(fenceAt.AddDays(1))).CloseAsync("t", "2026-03", None));
+    }
 }
