@@ -23,8 +23,6 @@ public class DeidFuzzTests
 {
     private const int DefaultCases = 6000;
     private const int DefaultSeed = 20261127;
-    private static readonly TimeSpan CiBudget = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan CaseDeadline = TimeSpan.FromSeconds(10);
     private static readonly DicomTag SopClassUid = new(0x0008, 0x0016);
     private static readonly DicomTag ImageType = new(0x0008, 0x0008);
     private static readonly DicomTag BurnedInAnnotation = new(0x0028, 0x0301);
@@ -35,10 +33,7 @@ public class DeidFuzzTests
     [Fact]
     public async Task Deidentify_MutatedFiles_ThrowsOnlyDicomExceptionsAndOutputsReadBack()
     {
-        var requested = int.TryParse(Environment.GetEnvironmentVariable("COVIDFN_FUZZ_CASES"), out var n) && n > 0 ? n : (int?)null;
-        var seed = int.TryParse(Environment.GetEnvironmentVariable("COVIDFN_FUZZ_SEED"), out var s) ? s : DefaultSeed;
-        var cases = requested ?? DefaultCases;
-        var budget = requested is null ? CiBudget : TimeSpan.MaxValue;
+        var (cases, seed, budget) = FuzzDriver.Settings(DefaultCases, DefaultSeed);
         var seeds = Seeds();
         Assert.NotEmpty(seeds);
 
@@ -55,15 +50,10 @@ public class DeidFuzzTests
             // put hostile values where the rules look (dates, UIDs, characteristics, Image Type, UN bytes).
             var (mutation, bytes) = random.Next(2) == 0 ? DicomFuzzTests.Mutate(original, random) : MutateValues(original, random);
             var safePrivate = run % 2 == 1;
-            var task = Task.Factory.StartNew(() => Exercise(bytes, safePrivate), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            DicomFuzzTests.Outcome outcome;
-            try
+            var outcome = await FuzzDriver.RunCaseAsync(() => Exercise(bytes, safePrivate));
+            if (outcome is null)
             {
-                outcome = await task.WaitAsync(CaseDeadline);
-            }
-            catch (TimeoutException)
-            {
-                failures.Add($"case {run} ({name}, {mutation}): no result within {CaseDeadline.TotalSeconds} s — {DicomFuzzTests.Save(bytes, run)}");
+                failures.Add($"case {run} ({name}, {mutation}): no result within {FuzzDriver.CaseDeadline.TotalSeconds} s — {DicomFuzzTests.Save(bytes, run)}");
                 continue;
             }
 

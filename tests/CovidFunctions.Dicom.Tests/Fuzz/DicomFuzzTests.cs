@@ -20,16 +20,11 @@ public class DicomFuzzTests
     private const int DefaultSeed = 20261126;
     private const long MaxSeedBytes = 200 * 1024;
     private const int MaxSeeds = 60;
-    private static readonly TimeSpan CiBudget = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan CaseDeadline = TimeSpan.FromSeconds(10);
 
     [Fact]
     public async Task Read_MutatedCorpusFiles_ThrowsOnlyDicomFormatExceptionAndFinishes()
     {
-        var requested = int.TryParse(Environment.GetEnvironmentVariable("COVIDFN_FUZZ_CASES"), out var n) && n > 0 ? n : (int?)null;
-        var seed = int.TryParse(Environment.GetEnvironmentVariable("COVIDFN_FUZZ_SEED"), out var s) ? s : DefaultSeed;
-        var cases = requested ?? DefaultCases;
-        var budget = requested is null ? CiBudget : TimeSpan.MaxValue;
+        var (cases, seed, budget) = FuzzDriver.Settings(DefaultCases, DefaultSeed);
         var seeds = LoadSeeds();
         Assert.NotEmpty(seeds);
 
@@ -42,15 +37,10 @@ public class DicomFuzzTests
         {
             var (name, original) = seeds[random.Next(seeds.Count)];
             var (mutation, bytes) = Mutate(original, random);
-            var task = Task.Factory.StartNew(() => Exercise(bytes), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            Outcome outcome;
-            try
+            var outcome = await FuzzDriver.RunCaseAsync(() => Exercise(bytes));
+            if (outcome is null)
             {
-                outcome = await task.WaitAsync(CaseDeadline);
-            }
-            catch (TimeoutException)
-            {
-                failures.Add($"case {run} ({name}, {mutation}): no result within {CaseDeadline.TotalSeconds} s — {Save(bytes, run)}");
+                failures.Add($"case {run} ({name}, {mutation}): no result within {FuzzDriver.CaseDeadline.TotalSeconds} s — {Save(bytes, run)}");
                 continue;
             }
 
