@@ -101,6 +101,31 @@ public sealed class UserJourneyTests
         Assert.Empty(output.ToString());
     }
 
+    [Theory]
+    [InlineData("add", "http://127.0.0.1:18999/hook")]
+    [InlineData("list", null)]
+    public async Task Webhooks_FromAFolderNoUpHasUsed_AreRefused_NoSecretWrittenThere(string subcommand, string? url)
+    {
+        // Before: `webhooks add` from another folder stored the subscription in up's Azurite but its secret in that
+        // folder's webhook-secrets.json, where up never looks to sign deliveries (and it read that folder's loopback
+        // marker, so a local receiver up allows was refused with a hint to restart up).
+        using var temp = TestData.CreateTempDirectory();
+        var dataDir = Path.Combine(temp.Path, "elsewhere", ".covidfn");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var root = new System.CommandLine.RootCommand();
+        root.Subcommands.Add(WebhooksCommand.Create());
+        string[] args = url is null
+            ? ["webhooks", subcommand, "--data-dir", dataDir, "--storage", ClosedPortsStorage]
+            : ["webhooks", subcommand, url, "--data-dir", dataDir, "--storage", ClosedPortsStorage];
+
+        var rc = await root.Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+
+        Assert.True(rc == ExitCodes.BadInput, error.ToString());
+        Assert.Contains($"webhooks {subcommand}: {dataDir} is not the data folder of a covidfn up", error.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dataDir), "nothing is written to a folder no up uses");
+    }
+
     private const string ClosedPortsStorage =
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
         "BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;QueueEndpoint=http://127.0.0.1:2/devstoreaccount1;TableEndpoint=http://127.0.0.1:3/devstoreaccount1;";

@@ -57,12 +57,9 @@ public static class SubmitCommand
         // folder without that key is not the data folder of any covidfn up: an id keyed with a new key there would never
         // be the id up gives the upload (it stayed "queued" forever while up screened the upload under another id).
         var folder = LocalStorage.ResolveDataDir(dataDir);
-        var keyPath = Path.Combine(folder, "keys", "deid.key");
-        if (!File.Exists(keyPath))
+        if (!LocalStorage.IsUpDataDir(folder))
         {
-            error.WriteLine(
-                $"submit: {folder} is not the data folder of a covidfn up (it has no {Path.Combine("keys", "deid.key")}), so the study id would not be the one up gives the upload. " +
-                $"Pass the running up's --data-dir (or set {LocalStorage.DataDirVariable}), or run submit in the folder where up was started.");
+            error.WriteLine(LocalStorage.NotAnUpDataDir("submit", folder, "the study id would not be the one up gives the upload"));
             return ExitCodes.BadInput;
         }
 

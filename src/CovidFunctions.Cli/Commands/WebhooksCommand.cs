@@ -191,13 +191,22 @@ public static class WebhooksCommand
     {
         var output = parseResult.InvocationConfiguration.Output;
         var error = parseResult.InvocationConfiguration.Error;
+
+        // Secrets live in the data folder, where up reads them to sign deliveries: from another folder, add stored the
+        // secret where up never looks (and read that folder's loopback marker, refusing a local receiver up allows).
+        var dataDir = LocalStorage.ResolveDataDir(parseResult.GetValue(common.DataDir));
+        if (!LocalStorage.IsUpDataDir(dataDir))
+        {
+            error.WriteLine(LocalStorage.NotAnUpDataDir(name, dataDir, "its webhook secrets are not the ones up signs deliveries with"));
+            return ExitCodes.BadInput;
+        }
+
         var storage = await LocalStorageConnection.OpenAsync(name, parseResult.GetValue(common.Storage), parseResult.GetValue(common.DataDir), error, cancellationToken).ConfigureAwait(false);
         if (storage is null)
         {
             return ExitCodes.InternalError;
         }
 
-        var dataDir = LocalStorage.ResolveDataDir(parseResult.GetValue(common.DataDir));
         var baseUrl = File.Exists(Path.Combine(dataDir, LocalApiServer.UrlFileName)) && Uri.TryCreate(File.ReadAllText(Path.Combine(dataDir, LocalApiServer.UrlFileName)).Trim(), UriKind.Absolute, out var url) ? url : null;
         using var webhooks = new LocalWebhooks(dataDir, storage.Tables, storage.Studies, LocalWebhooks.LoopbackAllowedIn(dataDir), baseUrl);
         try

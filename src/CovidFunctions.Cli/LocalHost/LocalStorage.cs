@@ -23,6 +23,21 @@ public static class LocalStorage
             : Environment.GetEnvironmentVariable(DataDirVariable) is { Length: > 0 } configured ? configured
             : DefaultDataDir);
 
+    /// <summary>
+    /// Whether <paramref name="dataDir"/> is the data folder of a <c>covidfn up</c>: it holds the de-identification key up
+    /// creates at its first start (<c>keys/deid.key</c>). <c>submit</c> keys study ids with it and <c>webhooks</c> keeps
+    /// subscription secrets beside it, so in any other folder they would give ids and secrets that up never uses.
+    /// </summary>
+    public static bool IsUpDataDir(string dataDir) => File.Exists(UpKeyPath(dataDir));
+
+    /// <summary>The key file of the data folder's <c>covidfn up</c>.</summary>
+    public static string UpKeyPath(string dataDir) => Path.Combine(dataDir, "keys", "deid.key");
+
+    /// <summary>Why <paramref name="command"/> refuses a folder that is not an up data folder (<see cref="IsUpDataDir"/>), and what to do.</summary>
+    public static string NotAnUpDataDir(string command, string dataDir, string consequence) =>
+        $"{command}: {dataDir} is not the data folder of a covidfn up (it has no {Path.Combine("keys", "deid.key")}), so {consequence}. " +
+        $"Pass the running up's --data-dir (or set {DataDirVariable}), or run it in the folder where up was started.";
+
     /// <summary>The file in the data folder where a running <c>covidfn up</c> records its storage connection string.</summary>
     public const string ConnectionFileName = "storage.connection";
 
