@@ -260,7 +260,27 @@ public static class KeptValueForms
     private static bool IsFreeTextToken(string token) =>
         DescriptorCleaner.IsAllowed(token)
         || FreeTextWords.Contains(token)
-        || (token.Length <= 2 && token.All(char.IsAsciiLetterOrDigit));
+        || (token.Length <= 2 && token.All(char.IsAsciiLetterOrDigit))
+        || IsKernelCode(token);
+
+    /// <summary>
+    /// A reconstruction kernel code of any vendor prefix: one or two letters, two digits, an optional letter (Siemens
+    /// <c>Bf37f</c>, <c>Sa36f</c>, <c>Hc44</c>, <c>Qd40</c>; <see cref="DescriptorCleaner"/> knows only the common prefixes).
+    /// </summary>
+    private static bool IsKernelCode(string token)
+    {
+        var letters = 0;
+        while (letters < token.Length && char.IsAsciiLetter(token[letters]))
+        {
+            letters++;
+        }
+
+        var rest = token.AsSpan(letters);
+        return letters is 1 or 2
+            && rest.Length is 2 or 3
+            && char.IsAsciiDigit(rest[0]) && char.IsAsciiDigit(rest[1])
+            && (rest.Length == 2 || char.IsAsciiLetter(rest[2]));
+    }
 
     /// <summary>The most values a VM allows (<c>1</c>, <c>3</c>, <c>1-3</c>), or null when unbounded (<c>1-n</c>, <c>2-2n</c>).</summary>
     private static int? MaxValues(string vm)

@@ -232,6 +232,8 @@ public sealed class AdversarialProbeRound2Tests
     [InlineData(0x0018, 0x1210, "SH", "YA")]
     [InlineData(0x0018, 0x1210, "SH", "FC08-H")]
     [InlineData(0x0018, 0x1210, "SH", "BONEPLUS")]
+    [InlineData(0x0018, 0x1210, "SH", "Bf37f\\3")]
+    [InlineData(0x0018, 0x1210, "SH", "Sa36f")]
     [InlineData(0x0018, 0x1160, "SH", "LARGE BOWTIE FIL")]
     [InlineData(0x0018, 0x0022, "CS", "HELICAL MODE")]
     [InlineData(0x0018, 0x5100, "CS", "HFS")]
