@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Text.RegularExpressions;
 using CovidFunctions.Pipeline.Storage;
 
@@ -20,10 +21,28 @@ public static partial class UploadNames
     private const int MinSegmentLength = 3;
 
     /// <summary>
+    /// The fixed words with a '/' that our own reasons and skip notes use (not-hounsfield, no Rows/Columns, unordered
+    /// slices, not an image, the HTJ2K refusal). The path rule below masks every other token holding a '/', so without
+    /// this list a reason read "... CT stored with an offset but without [name] looks like this" in the Studies row and
+    /// the API. Exact tokens only: "scl_slope/Smith_John" is still a path. A name the unit lists is masked before this
+    /// rule runs, so an upload folder called "Rows" still reads as [name].
+    /// </summary>
+    private static readonly FrozenSet<string> OwnSlashTerms = new[]
+    {
+        "scl_slope/scl_inter",
+        "Rows/Columns",
+        "Study/Series",
+        "PNG/JPEG/TIFF",
+        "ImagePositionPatient/ImageOrientationPatient",
+        "docs/pixel-codecs.md",
+        "uclouvain/openjpeg#1500",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    /// <summary>
     /// <paramref name="text"/> with every name of <paramref name="unit"/> (the upload path, each blob's path and
     /// relative name; each of their path segments of 3 or more characters but a valid tenant, where it stands as a
     /// word of its own) replaced by <see cref="Masked"/>, and then every remaining token that holds a '/' (zip entry
-    /// paths, temporary file paths, which the unit does not list).
+    /// paths, temporary file paths, which the unit does not list) but our own fixed words (<see cref="OwnSlashTerms"/>).
     /// </summary>
     public static string Mask(string text, UploadUnit unit)
     {
@@ -51,7 +70,8 @@ public static partial class UploadNames
             masked = Regex.Replace(masked, $"(?<![A-Za-z0-9_.-])(?:{alternatives})(?![A-Za-z0-9_.-])", Masked, RegexOptions.CultureInvariant);
         }
 
-        return PathToken().Replace(masked, Masked);
+        // A token of our own vocabulary (OwnSlashTerms) is no upload name, wherever it came from: it stays readable.
+        return PathToken().Replace(masked, m => OwnSlashTerms.Contains(m.Value.TrimEnd('.')) ? m.Value : Masked);
 
         void Add(string path)
         {

@@ -242,6 +242,12 @@ public sealed class IngestHandlerTests
         var reason = await AssertQuarantinedAsync(host, Tenant, outcome.StudyId, $"{Tenant}/lesions.nii.gz", "not-hounsfield", "lesions.nii.gz does not hold CT in Hounsfield units", ("lesions.nii.gz", content));
         Assert.DoesNotContain(Path.GetTempPath(), reason.Detail, StringComparison.Ordinal);
         await AssertStudyRejectedAsync(host, outcome.StudyId, "not-hounsfield");
+
+        // The row (API, report, status) masks the upload name but keeps the reason's own words: before, the name masking
+        // took scl_slope/scl_inter for a path and the row read "... without [name] looks like this".
+        var row = (await host.Studies.GetAsync(Tenant, outcome.StudyId, default))!;
+        Assert.Contains("NIfTI volume [name] does not hold CT in Hounsfield units", row.Reason, StringComparison.Ordinal);
+        Assert.Contains("without scl_slope/scl_inter looks like this", row.Reason, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -55,6 +55,41 @@ public sealed class UploadNamesTests
     }
 
     [Fact]
+    public void Mask_OurOwnWordsWithASlash_StayReadable_WhileUploadNamesAroundThemAreMasked()
+    {
+        // Before, the path rule masked every token holding a '/', so the not-hounsfield reason ended "... CT stored with
+        // an offset but without [name] looks like this." in the Studies row and the API.
+        var unit = Assert.Single(UploadUnitPlanner.Plan(
+            [Blob("lab-a/Smith_John/lesions.nii.gz"), Blob("lab-a/Smith_John/.complete")],
+            Now,
+            new PipelineOptions(),
+            TestStudyIdKeys.Fixed));
+
+        Assert.Equal(
+            "NIfTI volume [name] does not hold CT in Hounsfield units: ... or CT stored with an offset but without scl_slope/scl_inter looks like this.",
+            UploadNames.Mask("NIfTI volume lesions.nii.gz does not hold CT in Hounsfield units: ... or CT stored with an offset but without scl_slope/scl_inter looks like this.", unit));
+        Assert.Equal(
+            "[name]: no image (no Rows/Columns); [name]: no Study/Series Instance UID; [name]: neither DICOM nor a PNG/JPEG/TIFF image",
+            UploadNames.Mask("Smith_John/a.dcm: no image (no Rows/Columns); MRN_88/b.dcm: no Study/Series Instance UID; x/notes.txt: neither DICOM nor a PNG/JPEG/TIFF image", unit));
+        Assert.Equal(
+            "[name]: folder [name]: cannot be ordered: ImagePositionPatient/ImageOrientationPatient missing on 3 of 40 slices",
+            UploadNames.Mask("upload/Smith_John: folder Doe/CT: cannot be ordered: ImagePositionPatient/ImageOrientationPatient missing on 3 of 40 slices", unit));
+        Assert.Equal(
+            "not supported (the HT decoder can abort the process on corrupt frames, uclouvain/openjpeg#1500; see docs/pixel-codecs.md).",
+            UploadNames.Mask("not supported (the HT decoder can abort the process on corrupt frames, uclouvain/openjpeg#1500; see docs/pixel-codecs.md).", unit));
+
+        // Only the exact words: a path that begins or ends with one is still a path, and an upload folder named like one
+        // of the words is the unit's name first.
+        Assert.Equal("[name] [name] [name]", UploadNames.Mask("scl_slope/scl_inter/Doe_Jane.dcm Roe/Rows/Columns scl_slope/MRN_88", unit));
+        var rowsUnit = Assert.Single(UploadUnitPlanner.Plan(
+            [Blob("lab-a/Rows/Columns"), Blob("lab-a/Rows/.complete")],
+            Now,
+            new PipelineOptions(),
+            TestStudyIdKeys.Fixed));
+        Assert.Equal("[name]: no image", UploadNames.Mask("Rows/Columns: no image", rowsUnit));
+    }
+
+    [Fact]
     public void InvalidTenant_IsMaskedAndLoggedAsTheInvalidTenantFolder()
     {
         var unit = UploadUnitPlanner.ForSingleBlob(Blob("Smith_John/scan.dcm"), TestStudyIdKeys.Fixed)!;
