@@ -83,10 +83,27 @@ public class DumpCommandTests
         using var temp = TestData.CreateTempDirectory();
         var path = Path.Combine(temp.Path, "missing.dcm");
 
-        var (rc, _, stderr) = Covidfn("dump", path);
+        var (rc, stdout, stderr) = Covidfn("dump", path);
 
+        // Before: "dump: PATH: FileNotFoundException: Could not find file 'PATH'." (the .NET type, the path twice).
         Assert.Equal(2, rc);
-        Assert.Contains(path, stderr, StringComparison.Ordinal);
+        Assert.Empty(stdout);
+        Assert.Equal($"dump: no such file: {path}", stderr.Trim());
+    }
+
+    [Fact]
+    public void Dump_MissingFolderOnThePath_OrAFolder_ExitsTwoSayingSo()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var inMissingFolder = Path.Combine(temp.Path, "no-such-folder", "x.dcm");
+
+        var (rc, _, stderr) = Covidfn("dump", inMissingFolder);
+        Assert.Equal(2, rc);
+        Assert.Equal($"dump: no such file: {inMissingFolder}", stderr.Trim());
+
+        (rc, _, stderr) = Covidfn("dump", temp.Path);
+        Assert.Equal(2, rc);
+        Assert.Equal($"dump: {temp.Path}: a folder, not a file (dump prints one DICOM file)", stderr.Trim());
     }
 
     [Fact]

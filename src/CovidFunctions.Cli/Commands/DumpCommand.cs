@@ -42,11 +42,23 @@ internal static class DumpCommand
     /// <summary>Runs the command; separated from the parser so tests can call it directly.</summary>
     internal static int Run(string path, bool json, TextWriter output, TextWriter error)
     {
+        // Said as other commands say it (screen, submit), not as the .NET exception a missing path throws.
+        if (Directory.Exists(path))
+        {
+            error.WriteLine($"dump: {path}: a folder, not a file (dump prints one DICOM file)");
+            return ExitCodes.BadInput;
+        }
+
         string text;
         try
         {
             var dicom = DicomFile.Open(path, new DicomReadOptions { BulkDataThreshold = BulkDataThreshold });
             text = json ? ToJson(dicom) : ToTree(dicom);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            error.WriteLine($"dump: no such file: {path}");
+            return ExitCodes.BadInput;
         }
         catch (DicomFormatException ex)
         {
