@@ -173,9 +173,14 @@ public static class UsageCommand
         return ExitCodes.Success;
     }
 
-    private static string Line(UsageTotals u) =>
-        string.Create(CultureInfo.InvariantCulture, $"{u.Tenant} {u.Month}: {u.Studies} studies, {u.SlicesScreened} slices screened, CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, {u.BytesStored} bytes stored")
+    internal static string Line(UsageTotals u) =>
+        $"{u.Tenant} {u.Month}: {Count(u.Studies, "study", "studies")}, {Count(u.SlicesScreened, "slice", "slices")} screened, "
+        + string.Create(CultureInfo.InvariantCulture, $"CPU {u.CpuSeconds:0.###} s, GPU {u.GpuSeconds:0.###} s, ") + $"{Count(u.BytesStored, "byte", "bytes")} stored"
         + (u.UnscreenedStudies > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {u.UnscreenedStudies} not screened (failed or running, not billed)") : "")
-        + (u.LateRecords > 0 ? string.Create(CultureInfo.InvariantCulture, $"; {u.LateRecords} records carried from a closed month") : "")
+        + (u.LateRecords > 0 ? $"; {Count(u.LateRecords, "record", "records")} carried from a closed month" : "")
         + (u.Closed ? string.Create(CultureInfo.InvariantCulture, $"; closed {u.ClosedAt?.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC (final)") : "; open (may still change until the month is closed)");
+
+    /// <summary>"1 study", "2 studies", "0 studies": the count with the word it takes.</summary>
+    private static string Count(long n, string one, string many) =>
+        n.ToString(CultureInfo.InvariantCulture) + " " + (n == 1 ? one : many);
 }

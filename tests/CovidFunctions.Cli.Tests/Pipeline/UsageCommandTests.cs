@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 
@@ -50,7 +51,7 @@ public sealed class UsageCommandTests
 
         (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2026-11", "--tenant", "lab-a");
         Assert.True(rc == 0, stderr);
-        Assert.Equal("lab-a 2026-11: 1 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened (failed or running, not billed); open (may still change until the month is closed)", stdout.Trim());
+        Assert.Equal("lab-a 2026-11: 1 study, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened (failed or running, not billed); open (may still change until the month is closed)", stdout.Trim());
     }
 
     [Fact]
@@ -101,19 +102,34 @@ public sealed class UsageCommandTests
         Assert.True(await storage.Usage.TryRecordAsync(new UsageRecord("lab-a", "s2", "scoring", inMarch.AddDays(3), 120, 0, 20, 0), CancellationToken.None));
         (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2025-03", "--tenant", "lab-a");
         Assert.True(rc == 0, stderr);
-        Assert.Matches(@"^lab-a 2025-03: 1 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened \(failed or running, not billed\); closed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(final\)$", stdout.Trim());
+        Assert.Matches(@"^lab-a 2025-03: 1 study, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 1 not screened \(failed or running, not billed\); closed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(final\)$", stdout.Trim());
         (rc, stdout, stderr) = await UsageAsync("--storage", azurite.ConnectionString, "--month", "2025-04", "--tenant", "lab-a");
         Assert.True(rc == 0, stderr);
-        Assert.Equal("lab-a 2025-04: 1 studies, 120 slices screened, CPU 5 s, GPU 20 s, 1000000 bytes stored; 2 records carried from a closed month; open (may still change until the month is closed)", stdout.Trim());
+        Assert.Equal("lab-a 2025-04: 1 study, 120 slices screened, CPU 5 s, GPU 20 s, 1000000 bytes stored; 2 records carried from a closed month; open (may still change until the month is closed)", stdout.Trim());
 
         // Closing every tenant: lab-a's snapshot is the one written before, lab-b's is new.
         (rc, stdout, stderr) = await UsageAsync("close", "--storage", azurite.ConnectionString, "--month", "2025-03");
         Assert.True(rc == 0, stderr);
         var lines = stdout.Trim().Split('\n');
         Assert.Equal(2, lines.Length);
-        Assert.StartsWith("lab-a 2025-03: 1 studies, 300 slices screened", lines[0], StringComparison.Ordinal);
-        Assert.StartsWith("lab-b 2025-03: 1 studies, 64 slices screened", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("lab-a 2025-03: 1 study, 300 slices screened", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("lab-b 2025-03: 1 study, 64 slices screened", lines[1], StringComparison.Ordinal);
         Assert.All(lines, l => Assert.EndsWith("UTC (final)", l, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void UsageLine_SaysOneStudySliceByteAndRecord_AndTheirPluralsOtherwise()
+    {
+        // Before: "1 studies, 1 slices screened, ..., 1 bytes stored; 1 records carried from a closed month".
+        Assert.Equal(
+            "lab-a 2026-11: 1 study, 1 slice screened, CPU 1.5 s, GPU 0 s, 1 byte stored; 1 not screened (failed or running, not billed); 1 record carried from a closed month; open (may still change until the month is closed)",
+            UsageCommand.Line(new UsageTotals("lab-a", "2026-11", 1, 1, 1.5, 0, 1, 2, UnscreenedStudies: 1, LateRecords: 1)));
+        Assert.Equal(
+            "lab-a 2026-11: 0 studies, 0 slices screened, CPU 0 s, GPU 0 s, 0 bytes stored; open (may still change until the month is closed)",
+            UsageCommand.Line(new UsageTotals("lab-a", "2026-11", 0, 0, 0, 0, 0, 0)));
+        Assert.Equal(
+            "lab-a 2026-11: 2 studies, 300 slices screened, CPU 12 s, GPU 45 s, 4000000 bytes stored; 3 records carried from a closed month; open (may still change until the month is closed)",
+            UsageCommand.Line(new UsageTotals("lab-a", "2026-11", 2, 300, 12, 45, 4_000_000, 9, LateRecords: 3)));
     }
 
     private static async Task<(int ExitCode, string Stdout, string Stderr)> UsageAsync(params string[] args)
