@@ -21,7 +21,7 @@ public enum DeidRejectReason
     /// <summary>
     /// Encapsulated Pixel Data that cannot be decoded (no codec, corrupt frames, an unknown transfer syntax): its fragments
     /// cannot be rewritten as pixels only, and copied as they are they could carry anything. Reported on an accepted
-    /// outcome (<see cref="DeidOutcome.PixelDataNotRewritten"/>) for the caller to refuse; covidfn deid refuses it.
+    /// outcome (<see cref="DeidOutcome.PixelDataNotRewritten"/>) for the caller to refuse; covidfn deid and ingest refuse it.
     /// </summary>
     PixelDataUnreadable,
 }

@@ -12,7 +12,7 @@ public sealed record DeidOutcome(DeidRejection? Rejection, DeidAudit? Audit)
     /// <summary>
     /// Set on an accepted file whose encapsulated Pixel Data did not decode (<see cref="DeidRejectReason.PixelDataUnreadable"/>):
     /// its fragments could not be rewritten as pixels and are left as read, so they may carry anything. A caller that writes
-    /// the output must refuse it (covidfn deid does); ingest rejects such an instance when it decodes the series.
+    /// the output must refuse it (covidfn deid and ingest do).
     /// </summary>
     public DeidRejection? PixelDataNotRewritten { get; init; }
 }

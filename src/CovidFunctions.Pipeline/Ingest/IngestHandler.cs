@@ -817,6 +817,16 @@ public sealed partial class IngestHandler
 
         var accepted = results.Count(r => r.Accepted);
         var skipped = results.Where(r => !r.Accepted).Select(r => r.Note).ToList();
+        var undecodable = results.Where(r => r.UndecodableSeries is not null).ToList();
+        if (accepted == 0 && undecodable.Count > 0)
+        {
+            // The DICOM series' pixel data cannot be decoded: unreadable, as before these instances were refused at
+            // de-identification (the series then failed to decode in Assemble), and not screened from a NIfTI next to it.
+            throw new IngestRejectedException("unreadable", undecodable.Count == 1 && results.Length == 1
+                ? undecodable[0].Note
+                : $"upload {unit.UploadPath}: the pixel data of {undecodable.Count} DICOM instance(s) cannot be decoded: {Summarise([.. undecodable.Select(r => r.Note)])}");
+        }
+
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         for (var i = 0; i < candidates.Count; i++)
         {
@@ -826,7 +836,7 @@ public sealed partial class IngestHandler
         if (accepted > 0)
         {
             skipped.AddRange(volumes.Select(v => $"{v.Name}: NIfTI volume next to DICOM instances (the DICOM series is used)"));
-            return cpu.Measure(() => Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted, series => NotScreenedDicom(series, candidates, results, volumes, deidFolder)));
+            return cpu.Measure(() => Assemble(unit, deidFolder, "dicom", skipped, names, work, accepted, series => NotScreenedDicom(series, candidates, results, volumes, deidFolder), undecodable));
         }
 
         if (volumes.Count == 1)
@@ -875,7 +885,7 @@ public sealed partial class IngestHandler
         throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: {results.Length} files, none is a DICOM image: {Summarise(skipped)}");
     }
 
-    private PreparedSeries Assemble(UploadUnit unit, string path, string source, List<string> skipped, Dictionary<string, string> names, string work, int deidentified, Func<AssembledSeries, List<NotScreenedFile>> notScreenedOf)
+    private PreparedSeries Assemble(UploadUnit unit, string path, string source, List<string> skipped, Dictionary<string, string> names, string work, int deidentified, Func<AssembledSeries, List<NotScreenedFile>> notScreenedOf, IReadOnlyList<InstanceResult>? undecodable = null)
     {
         string Clean(string message)
         {
@@ -905,6 +915,16 @@ public sealed partial class IngestHandler
         catch (ImagingException ex)
         {
             throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
+        }
+
+        // A slice of the selected series whose pixel data does not decode was refused at de-identification (never written):
+        // the series is not screened with a hole in it, but rejected as unreadable, as when it failed to decode below.
+        var selected = series.Report.Selected;
+        var holes = (undecodable ?? []).Where(r => r.UndecodableSeries == (selected.StudyInstanceUid, selected.SeriesInstanceUid)).ToList();
+        if (holes.Count > 0)
+        {
+            series.Dispose();
+            throw new IngestRejectedException("unreadable", $"upload {unit.UploadPath}: {holes.Count} instance(s) of the selected series cannot be decoded: {Summarise([.. holes.Select(r => r.Note)])}");
         }
 
         // Screening a study without lungs (a head CT, an abdomen) would give a diagnosis of nothing. Measuring decodes
@@ -985,6 +1005,19 @@ public sealed partial class IngestHandler
             if (!outcome.Accepted)
             {
                 return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
+            }
+
+            if (outcome.PixelDataNotRewritten is { } pixels)
+            {
+                // Encapsulated frames that do not decode could not be rewritten as pixels: saved, the de-identified copy
+                // would carry the fragments as read (they may hold anything). Refused like covidfn deid refuses it, and
+                // never written; its (de-identified) series is kept so a screened series that held it is still rejected
+                // as unreadable, as when the series failed to decode (PrepareAsync, Assemble).
+                return new InstanceResult(false, true, pixels.Reason, $"{input.Name}: pixel data cannot be decoded: {pixels.Message}")
+                {
+                    File = input,
+                    UndecodableSeries = (file.Dataset.GetString(DicomTags.StudyInstanceUID), file.Dataset.GetString(DicomTags.SeriesInstanceUID)),
+                };
             }
 
             stage = "written";
@@ -1264,6 +1297,12 @@ public sealed partial class IngestHandler
 
         /// <summary>Left out because processing it failed unexpectedly (<see cref="InternalErrorReason"/>).</summary>
         public bool InternalError { get; init; }
+
+        /// <summary>
+        /// Refused because its encapsulated Pixel Data does not decode (<see cref="DeidRejectReason.PixelDataUnreadable"/>):
+        /// the de-identified Study and Series Instance UIDs it would have been screened under.
+        /// </summary>
+        public (string? Study, string? Series)? UndecodableSeries { get; init; }
 
         public static InstanceResult Skipped(string note, LocalFile file, bool readable) => new(false, readable, null, note) { File = file };
     }

@@ -361,7 +361,7 @@ public sealed class AdversarialProbeRound2Tests
 
     /// <summary>
     /// Encapsulated Pixel Data that does not decode cannot be rewritten: the outcome says so, for the caller to refuse
-    /// (covidfn deid refuses it as pixel-data-unreadable; ingest rejects it when it decodes the series).
+    /// (covidfn deid and ingest refuse it as pixel-data-unreadable; ingest never writes its de-identified copy).
     /// </summary>
     [Fact]
     public void EncapsulatedPixelData_ThatDoesNotDecode_IsReportedForRefusal()

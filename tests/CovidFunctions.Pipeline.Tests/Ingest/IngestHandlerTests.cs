@@ -87,6 +87,60 @@ public sealed class IngestHandlerTests
     }
 
     [Fact]
+    public async Task Dicom_WhosePixelDataDoesNotDecode_InASeriesNotScreened_IsRefusedAtDeidentification_NotWritten_TheRestIsScreened()
+    {
+        // Before: ingest ignored DeidOutcome.PixelDataNotRewritten, so the instance was saved de-identified with its
+        // fragments as read (counted in deidentifiedInstances) and only decoding could have refused it. Now it is refused
+        // like covidfn deid refuses it (pixel-data-unreadable), never written, and kept as not screened.
+        using var temp = TestData.CreateTempDirectory();
+        using var host = new IngestTestHost();
+        var sharp = MidChestSlices(SharpSeries, 8);
+        var undecodable = WithUndecodablePixelData(FirstSlices(SoftSeries, 1)[0], temp.Path);
+        await host.UploadAsync($"{Tenant}/chest.zip", Zip([.. sharp.Select(f => ($"b70f/{Path.GetFileName(f)}", File.ReadAllBytes(f))), ("b40f/undecodable.dcm", undecodable)]));
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.True(outcome.Status == IngestStatus.Ingested, $"{outcome.Status}: {outcome.Reason} {outcome.Detail}");
+        Assert.Equal(8, outcome.SliceCount);
+        var study = (await host.Studies.GetAsync(Tenant, outcome.StudyId, default))!;
+        using var series = JsonDocument.Parse(study.SeriesJson!);
+        Assert.Equal(8, series.RootElement.GetProperty("deidentifiedInstances").GetInt32());
+        var note = Assert.Single(series.RootElement.GetProperty("skippedInstances").EnumerateArray(), n => n.GetString()!.Contains("pixel data cannot be decoded", StringComparison.Ordinal)).GetString()!;
+        Assert.StartsWith("[name]: pixel data cannot be decoded: Encapsulated Pixel Data (1.2.840.10008.1.2.5) could not be decoded", note, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Dicom_ASliceOfTheScreenedSeriesWhosePixelDataDoesNotDecode_RejectsTheStudyAsUnreadable_NotScreenedWithAHole()
+    {
+        // The slice is refused at de-identification (never written); the series is still rejected as unreadable, as it
+        // was when the slice failed to decode, rather than screened without it.
+        using var temp = TestData.CreateTempDirectory();
+        using var host = new IngestTestHost();
+        var sharp = MidChestSlices(SharpSeries, 8);
+        var entries = sharp.Select(f => ($"b70f/{Path.GetFileName(f)}", File.ReadAllBytes(f))).ToList();
+        entries[3] = (entries[3].Item1, WithUndecodablePixelData(sharp[3], temp.Path));
+        await host.UploadAsync($"{Tenant}/chest.zip", Zip(entries));
+
+        var outcome = await host.Handler.IngestAsync(Assert.Single(await host.PlanAsync()), default);
+
+        Assert.Equal(IngestStatus.Rejected, outcome.Status);
+        Assert.Equal("unreadable", outcome.Reason);
+        Assert.Contains($"1 instance(s) of the selected series cannot be decoded: chest.zip/b70f/{Path.GetFileName(sharp[3])}: pixel data cannot be decoded", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(await IngestTestHost.ListAsync(host.Slices, string.Empty));
+        await AssertStudyRejectedAsync(host, outcome.StudyId, "unreadable");
+    }
+
+    /// <summary>The instance at <paramref name="path"/> with its Pixel Data replaced by an RLE fragment that does not decode.</summary>
+    private static byte[] WithUndecodablePixelData(string path, string folder)
+    {
+        var dataset = DicomFile.Open(path).Dataset;
+        dataset.AddOrUpdate(new DicomFragmentSequence(new DicomTag(0x7FE0, 0x0010), DicomVR.OB, ReadOnlyMemory<byte>.Empty, [new DicomFragment(Encoding.ASCII.GetBytes("not an RLE frame, left as read"))]));
+        var output = Path.Combine(folder, Guid.NewGuid().ToString("N") + ".dcm");
+        new DicomFile(dataset, TransferSyntax.Lookup("1.2.840.10008.1.2.5")).Save(output);
+        return File.ReadAllBytes(output);
+    }
+
+    [Fact]
     public async Task TwoStudiesIngestedAtOnce_EachIsMeteredForItsOwnCpu_TogetherNoMoreThanTheProcessUsed()
     {
         // A process-wide CPU delta would give each study the other's work as well (their sum then exceeds what the
