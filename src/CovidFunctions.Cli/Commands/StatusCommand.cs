@@ -129,23 +129,6 @@ public static class StatusCommand
         return await StudyRecordLookup.FindInAnyTenantAsync(studies, studyId, cancellationToken).ConfigureAwait(false);
     }
 
-    private static IAnsiConsole ConsoleFor(TextWriter output)
-    {
-        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-        });
-        if (!terminal)
-        {
-            console.Profile.Width = 200; // redirected: do not wrap ids and paths at 80 columns
-        }
-
-        return console;
-    }
-
     private static void WriteList(IReadOnlyList<StudyRecord> studies, TextWriter output)
     {
         if (studies.Count == 0)
@@ -168,12 +151,12 @@ public static class StatusCommand
                 s.CompletedAt is { } done && s.CreatedAt != default ? Seconds((done - s.CreatedAt).TotalSeconds) : "-");
         }
 
-        ConsoleFor(output).Write(table);
+        CliConsole.For(output).Write(table);
     }
 
     private static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
     {
-        var console = ConsoleFor(output);
+        var console = CliConsole.For(output);
         var table = new Table().HideHeaders().AddColumns("field", "value");
         table.AddRow("study", Markup.Escape(s.StudyId));
         table.AddRow("tenant", Markup.Escape(s.Tenant));

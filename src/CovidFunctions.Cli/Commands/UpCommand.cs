@@ -21,9 +21,6 @@ namespace CovidFunctions.Cli.Commands;
 /// </summary>
 public static class UpCommand
 {
-    /// <summary>The console width when not writing to a terminal: wide enough that no progress line wraps.</summary>
-    private const int UnwrappedWidth = 1 << 16;
-
     public static Command Create()
     {
         var dataDir = new Option<string?>("--data-dir") { Description = "Azurite data, keys and logs (default .covidfn/ in the working directory)." };
@@ -108,7 +105,7 @@ public static class UpCommand
         }
 
         var connection = args.Storage is { Length: > 0 } ? args.Storage : Environment.GetEnvironmentVariable(LocalStorage.ConnectionVariable);
-        var console = ConsoleFor(output);
+        var console = CliConsole.For(output);
         var logPath = Path.Combine(dataDir, "logs", "covidfn-up.log");
         using var fileLog = new FileLoggerProvider(logPath);
         using var loggers = LoggerFactory.Create(b => b.AddProvider(fileLog).SetMinimumLevel(LogLevel.Information));
@@ -166,28 +163,6 @@ public static class UpCommand
         }
 
         return ExitCodes.Success;
-    }
-
-    /// <summary>
-    /// The progress console. Redirected to a file or pipe (a script, <c>nohup</c>, a service log), it does not wrap: Spectre
-    /// wraps at 80 columns when it knows no terminal width, which split montage URLs and reasons across lines (a URL
-    /// broken in the middle cannot be copied or grepped). On a terminal, the terminal's width.
-    /// </summary>
-    public static IAnsiConsole ConsoleFor(TextWriter output)
-    {
-        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-        });
-        if (!terminal)
-        {
-            console.Profile.Width = UnwrappedWidth;
-        }
-
-        return console;
     }
 
     /// <summary>What <c>up</c> starts the local host with: its flags, the data folder, the storage and the checked settings.</summary>
