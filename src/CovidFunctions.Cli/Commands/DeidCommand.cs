@@ -321,13 +321,9 @@ internal static class DeidCommand
 
         if (!outcome.Accepted)
         {
+            // Policy refusals, and encapsulated frames that do not decode (pixel-data-unreadable: the engine refuses them
+            // rather than accept fragments it could not rewrite as pixels).
             return ReportEntry.Refused(item.RelativePath, ReasonCode(outcome.Rejection!.Reason), outcome.Rejection.Message);
-        }
-
-        if (outcome.PixelDataNotRewritten is { } pixels)
-        {
-            // Fragments that do not decode cannot be rewritten as pixels; copied, they could carry anything.
-            return ReportEntry.Refused(item.RelativePath, ReasonCode(pixels.Reason), pixels.Message);
         }
 
         var uid = file.Dataset.GetString(new DicomTag(0x0008, 0x0018));

@@ -20,8 +20,9 @@ public enum DeidRejectReason
 
     /// <summary>
     /// Encapsulated Pixel Data that cannot be decoded (no codec, corrupt frames, an unknown transfer syntax): its fragments
-    /// cannot be rewritten as pixels only, and copied as they are they could carry anything. Reported on an accepted
-    /// outcome (<see cref="DeidOutcome.PixelDataNotRewritten"/>) for the caller to refuse; covidfn deid and ingest refuse it.
+    /// cannot be rewritten as pixels only, and copied as they are they could carry anything. The engine refuses the file
+    /// like any other rejection (covidfn deid reports pixel-data-unreadable; ingest keeps it as not screened, or rejects
+    /// the study as unreadable when it belongs to the screened series or is all there is).
     /// </summary>
     PixelDataUnreadable,
 }

@@ -6,15 +6,12 @@ namespace CovidFunctions.Dicom.Deidentification;
 /// <summary>The result of de-identifying one instance: refused with a reason, or done with an audit.</summary>
 public sealed record DeidOutcome(DeidRejection? Rejection, DeidAudit? Audit)
 {
-    /// <summary>True when the instance was de-identified (and may be written).</summary>
-    public bool Accepted => Rejection is null;
-
     /// <summary>
-    /// Set on an accepted file whose encapsulated Pixel Data did not decode (<see cref="DeidRejectReason.PixelDataUnreadable"/>):
-    /// its fragments could not be rewritten as pixels and are left as read, so they may carry anything. A caller that writes
-    /// the output must refuse it (covidfn deid and ingest do).
+    /// True when the instance was de-identified (and may be written). An accepted file's Pixel Data is pixels only: an
+    /// encapsulated value whose frames do not decode is refused (<see cref="DeidRejectReason.PixelDataUnreadable"/>), never
+    /// accepted with its fragments as read.
     /// </summary>
-    public DeidRejection? PixelDataNotRewritten { get; init; }
+    public bool Accepted => Rejection is null;
 }
 
 /// <summary>
@@ -134,6 +131,11 @@ public sealed class DeidentificationEngine
     /// De-identifies <paramref name="dataset"/> (and <paramref name="fileMeta"/> when given) in place. A refused instance
     /// is left untouched. Not for concurrent use on the same dataset; one engine may serve many datasets at once.
     /// </summary>
+    /// <remarks>
+    /// Attributes only: a top-level encapsulated Pixel Data is refused (<see cref="DeidRejectReason.PixelDataUnreadable"/>),
+    /// since without the file's transfer syntax its frames cannot be decoded and rewritten as pixels, and its fragments
+    /// kept as they are could carry anything. <see cref="DeidentifyFile"/> rewrites them.
+    /// </remarks>
     public DeidOutcome Deidentify(DicomDataset dataset, DicomDataset? fileMeta = null)
     {
         ArgumentNullException.ThrowIfNull(dataset);
@@ -143,6 +145,21 @@ public sealed class DeidentificationEngine
             return new DeidOutcome(rejection, null);
         }
 
+        if (dataset.TryGet(DicomTags.PixelData, out var pixelData) && pixelData is DicomFragmentSequence)
+        {
+            return new DeidOutcome(
+                new DeidRejection(
+                    DeidRejectReason.PixelDataUnreadable,
+                    "Encapsulated Pixel Data without its file's transfer syntax cannot be decoded and rewritten as pixels; its fragments are not kept."),
+                null);
+        }
+
+        return DeidentifyAttributes(dataset, fileMeta);
+    }
+
+    /// <summary>The attribute rules, the pseudonym and the de-identification record, on a dataset the policy accepted.</summary>
+    private DeidOutcome DeidentifyAttributes(DicomDataset dataset, DicomDataset? fileMeta)
+    {
         var pseudonym = _mappings.Pseudonym(
             dataset.TryGetString(IssuerOfPatientId, out var issuer) ? issuer : null,
             dataset.TryGetString(PatientId, out var pid) ? pid : null,
@@ -169,8 +186,9 @@ public sealed class DeidentificationEngine
     /// <summary>
     /// De-identifies a file in place: dataset, file meta group, preamble (zeroed: vendors have put text there) and Pixel
     /// Data (<see cref="PixelDataRewrite"/>: encapsulated frames decoded and written native, bytes beyond the frames
-    /// dropped; see <see cref="DeidOutcome.PixelDataNotRewritten"/> for frames that do not decode). A refused file is left
-    /// untouched.
+    /// dropped). Encapsulated frames that do not decode cannot be rewritten as pixels, so the file is refused
+    /// (<see cref="DeidRejectReason.PixelDataUnreadable"/>): no accepted outcome carries fragments as read, whatever the
+    /// caller checks. A refused file is left untouched.
     /// </summary>
     public DeidOutcome DeidentifyFile(DicomFile file)
     {
@@ -181,18 +199,16 @@ public sealed class DeidentificationEngine
             return new DeidOutcome(rejection, null);
         }
 
+        // Decoded before anything changes, so a refusal leaves the file as it was read.
         var pixels = PixelDataRewrite.Prepare(file, out var pixelRefusal);
-        var outcome = Deidentify(file.Dataset, file.FileMetaInformation);
-        if (outcome.Accepted)
+        if (pixelRefusal is not null)
         {
-            file.Preamble = new byte[128];
-            pixels?.Apply(file);
-            if (pixelRefusal is not null)
-            {
-                outcome = outcome with { PixelDataNotRewritten = pixelRefusal };
-            }
+            return new DeidOutcome(pixelRefusal, null);
         }
 
+        var outcome = DeidentifyAttributes(file.Dataset, file.FileMetaInformation);
+        file.Preamble = new byte[128];
+        pixels?.Apply(file);
         return outcome;
     }
 

@@ -7,8 +7,8 @@ namespace CovidFunctions.Dicom.Deidentification;
 /// a frame's end-of-image marker, fragments beyond the last frame, JPEG comment and application segments can carry any
 /// text, and copying the fragments copies it. So the frames are decoded (with the codec the pipeline uses anyway) and the
 /// output holds them native in explicit VR little endian; every byte written is then a sample. Native Pixel Data longer
-/// than its frames (trailing bytes) is cut to the frames. An encapsulated value that does not decode is left as read and
-/// reported (<see cref="DeidOutcome.PixelDataNotRewritten"/>) for the caller to refuse.
+/// than its frames (trailing bytes) is cut to the frames. An encapsulated value that does not decode cannot be rewritten:
+/// <see cref="DeidentificationEngine.DeidentifyFile"/> refuses the file (<see cref="DeidRejectReason.PixelDataUnreadable"/>).
 /// </summary>
 internal sealed class PixelDataRewrite
 {
@@ -32,8 +32,7 @@ internal sealed class PixelDataRewrite
 
     /// <summary>
     /// What to write instead of the file's Pixel Data, or null when it is written as it is. Sets <paramref name="rejection"/>
-    /// when encapsulated frames do not decode (the value is then left as read). Nothing in <paramref name="file"/> is
-    /// changed here.
+    /// when encapsulated frames do not decode (the file is then refused). Nothing in <paramref name="file"/> is changed here.
     /// </summary>
     public static PixelDataRewrite? Prepare(DicomFile file, out DeidRejection? rejection)
     {

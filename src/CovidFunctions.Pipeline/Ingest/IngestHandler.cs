@@ -993,31 +993,35 @@ public sealed partial class IngestHandler
 
             stage = "de-identified";
             DeidOutcome outcome;
+            (string? Study, string? Series)? undecodableSeries = null;
             try
             {
                 outcome = _deidentifyFile(file);
+                if (outcome.Rejection?.Reason == DeidRejectReason.PixelDataUnreadable)
+                {
+                    undecodableSeries = DeidentifiedSeriesOf(file);
+                }
             }
             catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
             {
                 return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", input, readable: true);
             }
 
+            if (undecodableSeries is { } series)
+            {
+                // Encapsulated frames that do not decode cannot be rewritten as pixels, so the engine refused the instance
+                // (it is never written). Not a policy refusal: its series is kept so a screened series that held it is
+                // still rejected as unreadable, as when the series failed to decode (PrepareAsync, Assemble).
+                return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: pixel data cannot be decoded: {outcome.Rejection.Message}")
+                {
+                    File = input,
+                    UndecodableSeries = series,
+                };
+            }
+
             if (!outcome.Accepted)
             {
                 return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
-            }
-
-            if (outcome.PixelDataNotRewritten is { } pixels)
-            {
-                // Encapsulated frames that do not decode could not be rewritten as pixels: saved, the de-identified copy
-                // would carry the fragments as read (they may hold anything). Refused like covidfn deid refuses it, and
-                // never written; its (de-identified) series is kept so a screened series that held it is still rejected
-                // as unreadable, as when the series failed to decode (PrepareAsync, Assemble).
-                return new InstanceResult(false, true, pixels.Reason, $"{input.Name}: pixel data cannot be decoded: {pixels.Message}")
-                {
-                    File = input,
-                    UndecodableSeries = (file.Dataset.GetString(DicomTags.StudyInstanceUID), file.Dataset.GetString(DicomTags.SeriesInstanceUID)),
-                };
             }
 
             stage = "written";
@@ -1044,6 +1048,20 @@ public sealed partial class IngestHandler
             Log.InstanceInternalError(_logger, unit.Tenant, unit.StudyId, stage, ex.GetType().Name, ex.StackTrace ?? string.Empty);
             return InstanceResult.Skipped($"{input.Name}: {InternalErrorReason}: failed unexpectedly while it was {stage} ({ex.GetType().Name}); it was not screened", input, readable: true) with { InternalError = true };
         }
+    }
+
+    /// <summary>
+    /// The de-identified Study and Series Instance UIDs of an instance the engine refused for its pixel data (and left as
+    /// read): what the assembler would have read from its de-identified copy, to match it against the selected series.
+    /// The attribute rules are applied to the refused file's own dataset without its Pixel Data (the rules refuse
+    /// fragments they cannot rewrite); the dataset is dropped afterwards and never written.
+    /// </summary>
+    private (string? Study, string? Series) DeidentifiedSeriesOf(DicomFile refused)
+    {
+        var dataset = refused.Dataset;
+        dataset.Remove(DicomTags.PixelData);
+        _deidentification.Deidentify(dataset, refused.FileMetaInformation);
+        return (dataset.GetString(DicomTags.StudyInstanceUID), dataset.GetString(DicomTags.SeriesInstanceUID));
     }
 
     /// <summary>

@@ -360,23 +360,84 @@ public sealed class AdversarialProbeRound2Tests
     }
 
     /// <summary>
-    /// Encapsulated Pixel Data that does not decode cannot be rewritten: the outcome says so, for the caller to refuse
-    /// (covidfn deid and ingest refuse it as pixel-data-unreadable; ingest never writes its de-identified copy).
+    /// Encapsulated Pixel Data that does not decode cannot be rewritten: the engine refuses the file (pixel-data-unreadable)
+    /// and leaves it as read. Before: the file was accepted, de-identified, with its fragments as read and the refusal on
+    /// a side property (DeidOutcome.PixelDataNotRewritten) that each caller had to remember to check.
     /// </summary>
     [Fact]
-    public void EncapsulatedPixelData_ThatDoesNotDecode_IsReportedForRefusal()
+    public void EncapsulatedPixelData_ThatDoesNotDecode_IsRefused_AndTheFileLeftAsRead()
     {
         var ds = CtDataset();
         ds.AddOrUpdate(new DicomFragmentSequence(
             new DicomTag(0x7FE0, 0x0010), DicomVR.OB, ReadOnlyMemory<byte>.Empty, [new DicomFragment(Pad(Ascii(Marker)))]));
         var input = Reencode(new DicomFile(ds, TransferSyntax.Lookup("1.2.840.10008.1.2.5")));
+        var before = Written(input);
 
         var outcome = new DeidentificationEngine(DeidentificationEngineTests.Key).DeidentifyFile(input);
 
-        Assert.True(outcome.Accepted);
-        Assert.Equal(DeidRejectReason.PixelDataUnreadable, outcome.PixelDataNotRewritten!.Reason);
-        Assert.DoesNotContain(Marker, outcome.PixelDataNotRewritten.Message, StringComparison.Ordinal);
-        Assert.True(new DeidentificationEngine(DeidentificationEngineTests.Key).DeidentifyFile(Reencode(new DicomFile(CtDataset()))).PixelDataNotRewritten is null);
+        Assert.False(outcome.Accepted);
+        Assert.Null(outcome.Audit);
+        Assert.Equal(DeidRejectReason.PixelDataUnreadable, outcome.Rejection!.Reason);
+        Assert.StartsWith("Encapsulated Pixel Data (1.2.840.10008.1.2.5) could not be decoded", outcome.Rejection.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Marker, outcome.Rejection.Message, StringComparison.Ordinal);
+        Assert.Equal(before, Written(input));
+        Assert.True(new DeidentificationEngine(DeidentificationEngineTests.Key).DeidentifyFile(Reencode(new DicomFile(CtDataset()))).Accepted);
+    }
+
+    /// <summary>
+    /// The engine's own guarantee, whatever the caller checks: an accepted outcome never leaves encapsulated fragments in
+    /// the file (its Pixel Data is a native value in a native transfer syntax, the marker gone); a refused one leaves the
+    /// file byte for byte as read. Fragments that decode, fragments that do not (RLE, JPEG, JPEG-LS, JPEG 2000 headers
+    /// that are text, a frame that decodes short), through both entry points (DeidentifyFile and the dataset-only
+    /// Deidentify, which has no transfer syntax to decode with). Before: the undecodable cases were accepted with their
+    /// fragments as read.
+    /// </summary>
+    [Theory]
+    [InlineData("1.2.840.10008.1.2.5", "rle-with-text-after-the-frame", true)]
+    [InlineData("1.2.840.10008.1.2.5", "text", false)]
+    [InlineData("1.2.840.10008.1.2.5", "rle-frame-too-short", false)]
+    [InlineData("1.2.840.10008.1.2.4.50", "text", false)]
+    [InlineData("1.2.840.10008.1.2.4.70", "text", false)]
+    [InlineData("1.2.840.10008.1.2.4.80", "text", false)]
+    [InlineData("1.2.840.10008.1.2.4.90", "text", false)]
+    [InlineData("1.2.840.10008.1.2.1.98", "text", true)] // uncompressed: its first 8 bytes are the 2x2 frame's samples
+    public void NoAcceptedOutcome_CarriesEncapsulatedFragmentsThatWereNotRewritten(string transferSyntax, string fragment, bool decodes)
+    {
+        var ds = CtDataset();
+        var rle = RleTestEncoder.Encode(Pixels(), 2, 2, 1, 2);
+        var bytes = fragment switch
+        {
+            "rle-with-text-after-the-frame" => Pad([.. rle, .. Ascii(Marker)]),
+            "rle-frame-too-short" => Pad(RleTestEncoder.Encode(Pixels()[..4], 2, 1, 1, 2)),
+            _ => Pad(Ascii(Marker + " not a frame of this syntax")),
+        };
+        ds.AddOrUpdate(new DicomFragmentSequence(new DicomTag(0x7FE0, 0x0010), DicomVR.OB, ReadOnlyMemory<byte>.Empty, [new DicomFragment(bytes)]));
+        var input = Reencode(new DicomFile(ds, TransferSyntax.Lookup(transferSyntax)));
+        var before = Written(input);
+        var engine = new DeidentificationEngine(DeidentificationEngineTests.Key);
+
+        var outcome = engine.DeidentifyFile(input);
+
+        if (outcome.Accepted)
+        {
+            Assert.IsType<DicomValueElement>(input.Dataset[new DicomTag(0x7FE0, 0x0010)]);
+            Assert.False(input.TransferSyntax.IsEncapsulated);
+            AssertAbsent(Written(input), Marker);
+        }
+        else
+        {
+            Assert.Equal(DeidRejectReason.PixelDataUnreadable, outcome.Rejection!.Reason);
+            Assert.Equal(before, Written(input));
+        }
+
+        Assert.Equal(decodes, outcome.Accepted);
+
+        // The dataset alone: no transfer syntax to decode the fragments with, so never accepted with them.
+        var dataset = Reencode(new DicomFile(ds, TransferSyntax.Lookup(transferSyntax))).Dataset;
+        var attributesOnly = engine.Deidentify(dataset);
+        Assert.Equal(DeidRejectReason.PixelDataUnreadable, attributesOnly.Rejection?.Reason);
+        Assert.IsType<DicomFragmentSequence>(dataset[new DicomTag(0x7FE0, 0x0010)]);
+        Assert.Equal("Doe^John", dataset.GetString(new DicomTag(0x0010, 0x0010)));
     }
 
     /// <summary>Native Pixel Data longer than its frames: the bytes after the frames are not pixels and are cut.</summary>

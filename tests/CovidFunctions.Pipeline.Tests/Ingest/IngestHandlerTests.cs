@@ -89,9 +89,10 @@ public sealed class IngestHandlerTests
     [Fact]
     public async Task Dicom_WhosePixelDataDoesNotDecode_InASeriesNotScreened_IsRefusedAtDeidentification_NotWritten_TheRestIsScreened()
     {
-        // Before: ingest ignored DeidOutcome.PixelDataNotRewritten, so the instance was saved de-identified with its
-        // fragments as read (counted in deidentifiedInstances) and only decoding could have refused it. Now it is refused
-        // like covidfn deid refuses it (pixel-data-unreadable), never written, and kept as not screened.
+        // Before abf9b92: ingest ignored the engine's side flag for undecodable fragments, so the instance was saved
+        // de-identified with its fragments as read (counted in deidentifiedInstances). Now the engine itself refuses it
+        // (DeidRejectReason.PixelDataUnreadable, as covidfn deid reports it), it is never written, and its original is
+        // kept in quarantine as not screened.
         using var temp = TestData.CreateTempDirectory();
         using var host = new IngestTestHost();
         var sharp = MidChestSlices(SharpSeries, 8);
@@ -107,13 +108,15 @@ public sealed class IngestHandlerTests
         Assert.Equal(8, series.RootElement.GetProperty("deidentifiedInstances").GetInt32());
         var note = Assert.Single(series.RootElement.GetProperty("skippedInstances").EnumerateArray(), n => n.GetString()!.Contains("pixel data cannot be decoded", StringComparison.Ordinal)).GetString()!;
         Assert.StartsWith("[name]: pixel data cannot be decoded: Encapsulated Pixel Data (1.2.840.10008.1.2.5) could not be decoded", note, StringComparison.Ordinal);
+        Assert.Equal(undecodable, await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{outcome.StudyId}/skipped/chest.zip/b40f/undecodable.dcm"));
     }
 
     [Fact]
     public async Task Dicom_ASliceOfTheScreenedSeriesWhosePixelDataDoesNotDecode_RejectsTheStudyAsUnreadable_NotScreenedWithAHole()
     {
-        // The slice is refused at de-identification (never written); the series is still rejected as unreadable, as it
-        // was when the slice failed to decode, rather than screened without it.
+        // The engine refuses the slice (PixelDataUnreadable; never written); the series is still rejected as unreadable,
+        // as it was when the slice failed to decode, rather than screened without it: ingest matches the refused slice to
+        // the selected series by the Study/Series UIDs its de-identified copy would have had.
         using var temp = TestData.CreateTempDirectory();
         using var host = new IngestTestHost();
         var sharp = MidChestSlices(SharpSeries, 8);
