@@ -22,4 +22,9 @@ if (parsed.CommandResult.Command.Name == "up")
     invocation.ProcessTerminationTimeout = TimeSpan.FromSeconds(60);
 }
 
-return await parsed.InvokeAsync(invocation).ConfigureAwait(false);
+var exitCode = await parsed.InvokeAsync(invocation).ConfigureAwait(false);
+
+// A parse error (a required option or argument missing, an unknown option, a value of the wrong type) is bad input:
+// System.CommandLine prints it and the help and answers 1, which README and ExitCodes keep for internal errors, so
+// a script could not tell `covidfn segment x` (no --out-dir) from a crash.
+return parsed.Errors.Count > 0 ? ExitCodes.BadInput : exitCode;
