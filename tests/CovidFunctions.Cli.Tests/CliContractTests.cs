@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using CovidFunctions.Cli.Commands;
 using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests;
@@ -34,6 +35,39 @@ public sealed class CliContractTests
     {
         Assert.Equal(ExitCodes.Success, Covidfn("segment", "--help").ExitCode);
         Assert.Equal(ExitCodes.Success, Covidfn("version").ExitCode);
+    }
+
+    [Fact]
+    public async Task Screen_RejectedFile_IsNamedByTheUsersPath_NotTheStagedUploadName()
+    {
+        // Before: "screen: rejected: unreadable: [name]: not readable as DICOM ([name]: ...)" on stderr and
+        // "20261127T160244837-notes.txt: ..." on stdout, the name it was staged under in ct-uploads.
+        using var dir = TestData.CreateTempDirectory();
+        var input = Path.Combine(dir.Path, "my scans", "notes.txt");
+        Directory.CreateDirectory(Path.GetDirectoryName(input)!);
+        await File.WriteAllTextAsync(input, "not a CT");
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var rc = await ScreenCommand.RunAsync(
+            new ScreenCommand.ScreenArguments(input, null, null, "default", null, Path.Combine(dir.Path, "deid.key"), Path.Combine(TestData.RepoRoot, "models"), 0),
+            output, error, CancellationToken.None);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        var line = Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("screen: rejected:", StringComparison.Ordinal));
+        Assert.StartsWith($"screen: rejected: {input}: unreadable: {input}: not readable as DICOM", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("[name]", line, StringComparison.Ordinal);
+        Assert.DoesNotMatch(@"\d{8}T\d{9}-", error.ToString() + output);
+    }
+
+    [Theory]
+    [InlineData("lab-a/20261127T160239703-my_scans/", "my scans/", "upload lab-a/20261127T160239703-my_scans/: no lungs; 20261127T160239703-my_scans/sub/1.dcm: no pixels", "upload my scans/: no lungs; my scans/sub/1.dcm: no pixels")]
+    [InlineData("default/20261127T160244837-x.txt", "/data/x.txt", "20261127T160244837-x.txt: not DICOM", "/data/x.txt: not DICOM")]
+    public void InUserTerms_ReplacesTheStagedNameWithAndWithoutTheTenant(string uploadPath, string input, string text, string expected)
+    {
+        var tenant = uploadPath[..uploadPath.IndexOf('/', StringComparison.Ordinal)];
+
+        Assert.Equal(expected, ScreenCommand.InUserTerms(text, uploadPath, tenant, input));
     }
 
     /// <summary>Runs the built covidfn as a process (the real entry point, exit code included); returns the exit code and stderr.</summary>

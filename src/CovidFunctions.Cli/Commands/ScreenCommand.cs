@@ -116,8 +116,8 @@ public static class ScreenCommand
             return study.Status switch
             {
                 StudyStatus.Completed => ExitCodes.Success,
-                StudyStatus.Rejected => Reject(study, error),
-                _ => Fail(study, error),
+                StudyStatus.Rejected => Reject(args, result, error),
+                _ => Fail(args, result, error),
             };
         }
         catch (ImagingException ex)
@@ -141,16 +141,47 @@ public static class ScreenCommand
         }
     }
 
-    private static int Reject(StudyRecord study, TextWriter error)
+    private static int Reject(ScreenArguments args, OfflineScreeningResult result, TextWriter error)
     {
-        error.WriteLine($"screen: rejected: {study.Reason}");
+        error.WriteLine($"screen: rejected: {args.Input}: {WhyInUserTerms(args, result)}");
         return ExitCodes.BadInput;
     }
 
-    private static int Fail(StudyRecord study, TextWriter error)
+    private static int Fail(ScreenArguments args, OfflineScreeningResult result, TextWriter error)
     {
-        error.WriteLine($"screen: failed: {study.Reason}");
+        error.WriteLine($"screen: failed: {args.Input}: {WhyInUserTerms(args, result)}");
         return ExitCodes.InternalError;
+    }
+
+    /// <summary>Why the study was not screened, naming the user's files: ingest's own reason and detail when ingest
+    /// refused it (the Studies row's reason has the upload names masked as [name], for the API and reports), else the
+    /// row's reason, each with the staged upload name replaced by <see cref="InUserTerms"/>.</summary>
+    private static string WhyInUserTerms(ScreenArguments args, OfflineScreeningResult result)
+    {
+        var why = result.Ingest.Status == IngestStatus.Rejected && result.Ingest.Reason is { } reason
+            ? reason + (result.Ingest.Detail is { } detail ? ": " + detail : string.Empty)
+            : result.Study.Reason ?? result.Study.Status.ToString();
+        return InUserTerms(why, result.UploadPath, args.Tenant, args.Input);
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> with the name the input was staged under in ct-uploads
+    /// (<c>{tenant}/{stamp}-{name}</c>, with or without the tenant; see <see cref="StudySubmitter"/>) replaced by the
+    /// path the user gave, so a file inside a folder reads <c>INPUT/sub/1.dcm</c>. Before, a rejection named
+    /// <c>20261127T160244837-x.txt</c> or <c>default/20261127T160239703-ct/</c>, a file the user never had.
+    /// </summary>
+    public static string InUserTerms(string text, string uploadPath, string tenant, string input)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(uploadPath);
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(input);
+        var staged = uploadPath.TrimEnd('/');
+        var userPath = Path.TrimEndingDirectorySeparator(input);
+        text = text.Replace(staged, userPath, StringComparison.Ordinal);
+        return staged.StartsWith(tenant + "/", StringComparison.Ordinal)
+            ? text.Replace(staged[(tenant.Length + 1)..], userPath, StringComparison.Ordinal)
+            : text;
     }
 
     private static void WriteSummary(string input, OfflineScreeningResult result, bool kept, string provider, TextWriter output)
@@ -160,7 +191,7 @@ public static class ScreenCommand
         output.WriteLine($"screen: {input} -> study {s.StudyId} ({s.Status})");
         if (result.Ingest.Status == IngestStatus.Rejected)
         {
-            output.WriteLine($"  rejected: {result.Ingest.Reason}: {result.Ingest.Detail}");
+            output.WriteLine($"  rejected: {result.Ingest.Reason}: {InUserTerms(result.Ingest.Detail ?? string.Empty, result.UploadPath, s.Tenant, input)}");
         }
 
         if (s.Label is not null)

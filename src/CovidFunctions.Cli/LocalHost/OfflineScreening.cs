@@ -14,12 +14,15 @@ using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.Cli.LocalHost;
 
-/// <summary>What an offline run produced: the final Studies row, the ingest outcome, where the files are and how long each stage took.</summary>
+/// <summary>What an offline run produced: the final Studies row, the ingest outcome, where the files are, how long
+/// each stage took, and the upload path the input was staged under in ct-uploads (<c>{tenant}/{stamp}-{name}</c>, a
+/// folder's with a trailing '/'; ingest's messages name the files by it).</summary>
 public sealed record OfflineScreeningResult(
     StudyRecord Study,
     IngestOutcome Ingest,
     FileSystemBlobContainers Containers,
-    IReadOnlyDictionary<string, double> StageSeconds);
+    IReadOnlyDictionary<string, double> StageSeconds,
+    string UploadPath);
 
 /// <summary>
 /// <c>covidfn screen</c>'s engine: the pipeline's own stages in one process without storage services. The study is
@@ -115,7 +118,7 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
             // container keeps their folders, named after the input (often the patient's name): with --out-dir they
             // stayed beside the de-identified results.
             RemoveEmptyFolders(Path.Combine(workDirectory, PipelineNames.UploadsContainer));
-            return new OfflineScreeningResult(study, ingestOutcome, containers, stageSeconds);
+            return new OfflineScreeningResult(study, ingestOutcome, containers, stageSeconds, submitted.UploadPath);
         }
     }
 
