@@ -119,6 +119,12 @@ public sealed class ScreeningInputVarietyTests
         return [.. jpeg.AsSpan(0, 2), .. app1, .. jpeg.AsSpan(2)];
     }
 
+    private static (int Width, int Height) ReadMaskSize(string path)
+    {
+        var (width, height, _) = ReadMask(path);
+        return (width, height);
+    }
+
     private static (int Width, int Height, byte[] Levels) ReadMask(string path)
     {
         using var bitmap = SKBitmap.Decode(path);
@@ -232,21 +238,27 @@ public sealed class ScreeningInputVarietyTests
     [InlineData("x/scan.png", "y/scan.png")]
     [InlineData("scan.png", "scan.jpg")]
     [InlineData("Scan.png", "sub/scan.PNG")]
-    public void Segment_TwoImagesWithTheSameMaskName_ExitsBadInputNamingBothAndWritesNothing(string first, string second)
+    public void Segment_TwoImagesWithTheSameMaskName_WritesTheOthersFlat_AndBothUnderTheirRelativePath_ExitsBadInputNamingBoth(string first, string second)
     {
+        // Before: exit 2 and nothing written at all, not even other.png; an evaluator handed a folder with one
+        // shared stem got no masks. Now no image gets the flat name over the other, none is lost, and stderr says where each went.
         using var dir = TestData.CreateTempDirectory();
         var input = Path.Combine(dir.Path, "in");
         WritePng(Path.Combine(input, first), 32, 32, 0, 8);
-        WritePng(Path.Combine(input, second), 32, 32, 0, 8);
+        WritePng(Path.Combine(input, second), 48, 40, 0, 8);
+        WritePng(Path.Combine(input, "other.png"), 24, 24, 0, 8);
         var outDir = Path.Combine(dir.Path, "out");
         var error = new StringWriter();
 
         var rc = SegmentCommand.Run(input, outDir, Models, 0, TextWriter.Null, error);
 
         Assert.Equal(ExitCodes.BadInput, rc);
-        var (a, b) = string.CompareOrdinal(first, second) < 0 ? (first, second) : (second, first);
-        Assert.Contains($"{a} and {b} would both be written as", error.ToString(), StringComparison.Ordinal);
-        Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any());
+        var written = Directory.GetFiles(outDir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(outDir, f).Replace('\\', '/')).Order(StringComparer.Ordinal);
+        Assert.Equal(new[] { first + ".png", second + ".png", "other.png" }.Order(StringComparer.Ordinal), written);
+        Assert.Equal((32, 32), ReadMaskSize(Path.Combine(outDir, first + ".png")));
+        Assert.Equal((48, 40), ReadMaskSize(Path.Combine(outDir, second + ".png")));
+        Assert.Contains($"mask written as {first}.png, not {Path.GetFileNameWithoutExtension(first)}.png: {second} has the same name stem", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"mask written as {second}.png, not {Path.GetFileNameWithoutExtension(second)}.png: {first} has the same name stem", error.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -325,9 +337,9 @@ public sealed class ScreeningInputVarietyTests
     }
 
     [Fact]
-    public void Segment_MaskWouldReplaceTheInputImage_ExitsBadInputAndLeavesTheImage()
+    public void Segment_MaskWouldReplaceTheInputImage_WritesItAsItsFileNamePlusPng_ExitsBadInputAndLeavesTheImage()
     {
-        // "covidfn segment scan.png --out-dir ." from the image's folder: the mask is also named scan.png.
+        // "covidfn segment scan.png --out-dir ." from the image's folder: the mask would also be named scan.png.
         using var dir = TestData.CreateTempDirectory();
         var image = Path.Combine(dir.Path, "scan.png");
         WritePng(image, 32, 32, 2, 8);
@@ -337,8 +349,9 @@ public sealed class ScreeningInputVarietyTests
         var rc = SegmentCommand.Run(image, dir.Path, Models, 0, TextWriter.Null, error);
 
         Assert.Equal(ExitCodes.BadInput, rc);
-        Assert.Contains("would replace the input image", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("mask written as scan.png.png, not scan.png: scan.png would replace the input image", error.ToString(), StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllBytes(image));
+        Assert.Equal((32, 32), ReadMaskSize(Path.Combine(dir.Path, "scan.png.png")));
     }
 
     [Fact]

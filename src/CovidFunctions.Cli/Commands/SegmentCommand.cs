@@ -22,9 +22,10 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>--montage F.png</c> (the most affected slices of a series with their lesion percentages), <c>--mask-out F</c>
 /// (a second copy of the mask volume at F). Exit 0 on success; 2 with a message on stderr on bad input (any image
 /// that cannot be read is reported and the others are still written). Masks are flat in D whatever subfolder an image
-/// was in, so two images with the same stem (<c>x/a.png</c> and <c>y/a.png</c>, or <c>a.png</c> and <c>a.jpg</c>) are
-/// refused with exit 2, naming both, before anything is written (<see cref="MaskNames"/>), as is a mask that would
-/// replace an input image. In a folder, files that are
+/// was in; two images with the same stem (<c>x/a.png</c> and <c>y/a.png</c>, or <c>a.png</c> and <c>a.jpg</c>) each get
+/// their path relative to INPUT + <c>.png</c> instead (<c>D/x/a.png.png</c>, <c>D/y/a.png.png</c>), as does an image
+/// whose mask would replace an input image; each is named on stderr and the exit is 2 (<see cref="MaskNames"/>): no
+/// mask is overwritten or left out. In a folder, files that are
 /// not PNG/JPG/TIFF by name, hidden files (.DS_Store, ._x.png) and D itself are skipped with one warning line.
 /// </summary>
 public static class SegmentCommand
@@ -32,7 +33,7 @@ public static class SegmentCommand
     public static Command Create()
     {
         var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume or a folder of them, or a DICOM file/folder/zip (one series)." };
-        var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks (<stem>.png for 2-D images; <name>_lesion.nii.gz for a series).", Required = true };
+        var outDir = new Option<string>("--out-dir") { Description = "Folder for the masks, created when missing: <file name stem>.png (0/255, the image's width and height) for 2-D images, flat whatever subfolder the image is in; images sharing a stem (a/x.png + b/x.png, x.png + x.jpg) get <path relative to INPUT>.png instead (a/x.png.png), named on stderr, exit 2. <name>_lesion.nii.gz for a series.", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
         var overlays = new Option<string?>("--overlays") { Description = "Folder for overlay PNGs (one per image or slice with lesion)." };
@@ -91,43 +92,63 @@ public static class SegmentCommand
     }
 
     /// <summary>
-    /// The mask file name of each 2-D image: its file name stem + <c>.png</c>, flat in the out-dir whatever subfolder
-    /// the image was in. Null when two images would get the same name (the same stem in two folders, or
-    /// <c>x.png</c> and <c>x.jpg</c>; compared ignoring case, as on Windows and macOS file systems), or when a mask (or
-    /// overlay) in <paramref name="outputFolders"/> would replace an input image (<c>segment a.png --out-dir .</c>);
-    /// each case is named on <paramref name="error"/>. Refusing beats silently overwriting a mask or an image.
+    /// Where each 2-D image's mask goes, relative to the out-dir: its file name stem + <c>.png</c>, flat whatever
+    /// subfolder the image was in. When that name cannot be used because two images share it (the same stem in two
+    /// folders, or <c>x.png</c> and <c>x.jpg</c>; compared ignoring case, as on Windows and macOS file systems) or
+    /// because the mask (or overlay) would replace an input image (<c>segment a.png --out-dir .</c>), each such image
+    /// gets its path relative to INPUT + <c>.png</c> instead (<c>x/a.png</c> → <c>x/a.png.png</c>): no image is given
+    /// the flat name over another, no mask replaces another or an input, and none is left out. Each renaming is named
+    /// on <paramref name="error"/> and sets <paramref name="renamed"/> (the command then exits 2). A name that still
+    /// clashes (e.g. <c>a.jpg</c> clashing with <c>a.png</c> while <c>a.jpg.png</c> is itself an input) is null: that
+    /// image is named on <paramref name="error"/> and not segmented.
     /// </summary>
-    public static IReadOnlyList<string>? MaskNames(string input, IReadOnlyList<string> files, IReadOnlyList<string> outputFolders, TextWriter error)
+    public static IReadOnlyList<string?> MaskNames(string input, IReadOnlyList<string> files, IReadOnlyList<string> outputFolders, TextWriter error, out bool renamed)
     {
         ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(outputFolders);
         ArgumentNullException.ThrowIfNull(error);
-        var names = files.Select(f => Path.GetFileNameWithoutExtension(f) + ".png").ToList();
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
         string Relative(string file) => Path.GetRelativePath(root, Path.GetFullPath(file)).Replace('\\', '/');
-        var refused = false;
-        foreach (var clash in files.Zip(names).GroupBy(p => p.Second, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+        var inputs = files.Select(Path.GetFullPath).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        string? ReplacedInput(string name) => outputFolders
+            .Select(folder => Path.GetFullPath(Path.Combine(folder, name)))
+            .FirstOrDefault(inputs.Contains);
+
+        var flat = files.Select(f => Path.GetFileNameWithoutExtension(f) + ".png").ToList();
+        var sharing = flat.GroupBy(n => n, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var names = new string?[files.Count];
+        var why = new string?[files.Count];
+        for (var i = 0; i < files.Count; i++)
         {
-            var sources = string.Join(" and ", clash.Select(p => Relative(p.First)));
-            error.WriteLine($"segment: {input}: {sources} would both be written as {clash.Key} (masks are named <file name stem>.png, flat in the out-dir); rename one or segment the folders separately");
-            refused = true;
+            if (sharing.Contains(flat[i]))
+            {
+                var others = files.Where((f, j) => j != i && string.Equals(flat[j], flat[i], StringComparison.OrdinalIgnoreCase)).Select(Relative);
+                why[i] = $"{string.Join(" and ", others)} has the same name stem";
+            }
+            else if (ReplacedInput(flat[i]) is { } replaced)
+            {
+                why[i] = $"{flat[i]} would replace the input image {replaced}";
+            }
+
+            names[i] = why[i] is null ? flat[i] : Relative(files[i]) + ".png";
         }
 
-        var inputs = files.Select(Path.GetFullPath).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var folder in outputFolders)
+        renamed = why.Any(w => w is not null);
+        var stillClashing = names.GroupBy(n => n!, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < files.Count; i++)
         {
-            foreach (var (file, name) in files.Zip(names))
+            if (stillClashing.Contains(names[i]!) || (why[i] is not null && ReplacedInput(names[i]!) is not null))
             {
-                var target = Path.GetFullPath(Path.Combine(folder, name));
-                if (inputs.Contains(target))
-                {
-                    error.WriteLine($"segment: {file}: writing {name} into {folder} would replace the input image {target}; choose another folder");
-                    refused = true;
-                }
+                error.WriteLine($"segment: {files[i]}: not segmented: its mask name {flat[i]}{(why[i] is null ? string.Empty : $" (and {names[i]})")} is taken by another image or an input image; rename it or segment it separately");
+                names[i] = null;
+            }
+            else if (why[i] is not null)
+            {
+                error.WriteLine($"segment: {files[i]}: mask written as {names[i]}, not {flat[i]}: {why[i]} (masks are <file name stem>.png, flat in the out-dir, unless the name is shared)");
             }
         }
 
-        return refused ? null : names;
+        return names;
     }
 
     private static int RunImages(string input, IReadOnlyList<string> files, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
@@ -146,13 +167,10 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
-        var maskNames = MaskNames(input, files, extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir], error);
-        if (maskNames is null)
-        {
-            return ExitCodes.BadInput;
-        }
-
-        var maskNameOf = files.Zip(maskNames).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
+        var maskNames = MaskNames(input, files, extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir], error, out var renamed);
+        var maskNameOf = files.Zip(maskNames).Where(p => p.Second is not null).ToDictionary(p => p.First, p => p.Second!, StringComparer.Ordinal);
+        var notSegmented = files.Count - maskNameOf.Count;
+        files = [.. files.Where(maskNameOf.ContainsKey)];
         if (extras.OverlaysDir is not null)
         {
             Directory.CreateDirectory(extras.OverlaysDir);
@@ -180,17 +198,19 @@ public static class SegmentCommand
                 var (path, image) = images[n];
                 var mask = LungPreprocessor.MaskToImage(lesion.AsSpan(n * OnnxModel.Plane, OnnxModel.Plane), batch.Boxes[n], image.Height, image.Width, models.LesionThreshold);
                 var name = maskNameOf[path];
-                ScreeningInputs.WriteGreyPng(Path.Combine(outDir, name), mask, image.Width, image.Height);
+                var maskPath = Path.Combine(outDir, name);
+                Directory.CreateDirectory(Path.GetDirectoryName(maskPath)!);
+                ScreeningInputs.WriteGreyPng(maskPath, mask, image.Width, image.Height);
                 written++;
                 if (extras.OverlaysDir is not null && mask.AsSpan().ContainsAnyExcept((byte)0))
                 {
-                    File.WriteAllBytes(Path.Combine(extras.OverlaysDir, name), OverlayRenderer.RenderOverlayPng(image, mask));
+                    ScreeningInputs.WriteFile(Path.Combine(extras.OverlaysDir, name), OverlayRenderer.RenderOverlayPng(image, mask));
                 }
             }
         }
 
         output.WriteLine($"segment: {written} mask(s) written to {outDir} ({models.Provider})");
-        return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
+        return failures.Value == 0 && notSegmented == 0 && !renamed ? ExitCodes.Success : ExitCodes.BadInput;
     }
 
     /// <summary>
