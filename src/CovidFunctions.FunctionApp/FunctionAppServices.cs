@@ -74,6 +74,10 @@ public static class FunctionAppServices
         services.AddSingleton<UsageAutoClose>();
         services.AddSingleton<ResultRelayHandlerFactory>();
 
+        // The study id index's one-time completion (a scan of the Studies table) runs in the background, not in a request.
+        services.AddSingleton<StudyIdIndexCompletion>();
+        services.AddHostedService<StudyIdIndexStartup>();
+
         // Loaded now, not when the first upload is ingested: a missing, malformed or unreadable key stops start-up
         // naming the setting (before, the app started and every ingest failed on it until the upload was quarantined).
         // Last, after the settings checks above, because it may create a local key file or read the vault.

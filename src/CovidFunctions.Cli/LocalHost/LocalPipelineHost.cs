@@ -248,6 +248,10 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         _loops.Add(Task.Run(() => RunSweepsAsync(ingest, _options.SweepInterval, token), CancellationToken.None));
         var autoClose = new UsageAutoClose(Storage.Usage, Storage.Studies, _options.Metering, TimeProvider.System, _loggers.CreateLogger<UsageAutoClose>());
         _loops.Add(Task.Run(() => RunUsageCloseAsync(autoClose, _options.SweepInterval, token), CancellationToken.None));
+
+        // The study id index's one-time completion (a scan of Studies), off the request path as in the Function app.
+        var indexCompletion = new StudyIdIndexCompletion(Storage.Studies, TimeProvider.System, _loggers.CreateLogger<StudyIdIndexCompletion>());
+        _loops.Add(Task.Run(() => indexCompletion.RunAsync(TimeSpan.Zero, token), CancellationToken.None));
         if (_webhooks is { } webhooks)
         {
             // The notify activity makes only the first attempt of a delivery; this loop makes the due retries.

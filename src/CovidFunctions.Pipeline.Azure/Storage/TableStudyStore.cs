@@ -14,12 +14,13 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// an index row: PartitionKey <see cref="TenantIndexPartition"/>, RowKey the study id, property <c>Tenant</c>. It is
 /// written insert-only before the study's row is first inserted (an index row whose study row never landed names the
 /// one tenant that id can belong to: study ids are keyed hashes of tenant and upload), and never changed. Studies
-/// created before the index existed have none. The first lookup that finds no index row before the index is complete
-/// backfills it (<see cref="CompleteTenantIndexAsync"/>: one scan of the table writes the index rows it lacks) and then
-/// writes the insert-only marker row <see cref="IndexCompleteRowKey"/>; from then on a missing index row means that no
-/// study has the id, answered with point reads and no scan. Sound because every writer writes a study's index row
-/// before its row: a study created while the backfill runs has its index row before the marker is read as complete,
-/// or does not exist yet. Queries of all tenants leave the index partition (and so the marker) out.
+/// created before the index existed have none. <see cref="CompleteTenantIndexAsync"/> (one scan of the table, run in
+/// the background at start-up by <see cref="StudyIdIndexCompletion"/>, never inside a lookup) writes the index rows
+/// they lack and then the insert-only marker row <see cref="IndexCompleteRowKey"/>; from then on a missing index row
+/// means that no study has the id, answered with point reads and no scan. Until then a lookup without an index row
+/// reads the id in each tenant (requests bounded by the number of tenants). Sound because every writer writes a study's
+/// index row before its row: a study created while the backfill runs has its index row before the marker is read as
+/// complete, or does not exist yet. Queries of all tenants leave the index partition (and so the marker) out.
 /// </para>
 /// </summary>
 public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex
@@ -115,12 +116,14 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     }
 
     /// <summary>
-    /// The study of <paramref name="studyId"/> in any tenant: the index row, then the study's row (two point reads).
-    /// Without an index row, or with one whose study row never landed (an interrupted create), there is no such study
-    /// once the index is complete (the marker: one more point read, then remembered). Before that, the index is
-    /// completed first (<see cref="CompleteTenantIndexAsync"/>, a scan once for the whole table, not once per unknown id)
-    /// and read again. A store that cannot write the index (a read-only credential) falls back to
-    /// <see cref="StudyRecordLookup.ScanAsync"/>, as before the index existed.
+    /// The study of <paramref name="studyId"/> in any tenant: the index row, then the study's row (two point reads; an
+    /// index row whose study row never landed, an interrupted create, names the only tenant the id can belong to, so
+    /// the answer is null then). Without an index row there is no such study once the index is complete (the marker:
+    /// one more point read, then remembered). Before that (studies created before the index may lack their index row,
+    /// and completing it is a scan of the whole table, which <see cref="StudyIdIndexCompletion"/> runs off the request
+    /// path), the id is looked for in each tenant (<see cref="FindByTenantProbeAsync"/>: about two requests per tenant,
+    /// whatever the number of studies), so an existing study is never answered null. Nothing here writes but the index
+    /// row of a study found so, which a read-only credential may refuse without failing the lookup.
     /// </summary>
     public async Task<StudyRecord?> FindInAnyTenantAsync(string studyId, CancellationToken cancellationToken)
     {
@@ -129,27 +132,87 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             return null;
         }
 
-        if (await FindIndexedAsync(studyId, cancellationToken).ConfigureAwait(false) is { } indexed)
+        var index = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, studyId, [TenantIndexProperty], cancellationToken).ConfigureAwait(false);
+        if (index.HasValue && index.Value?.GetString(TenantIndexProperty) is { } tenant)
         {
-            return indexed;
+            return await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
         }
 
-        if (await IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+        return await IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false)
+            ? null
+            : await FindByTenantProbeAsync(studyId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The lookup while the index may be incomplete: a point read of the id in each tenant (<see cref="ListTenantsAsync"/>),
+    /// stopping at the first hit, whose index row is then written (insert-only) so that its next lookup is two point reads.
+    /// Bounded by the number of tenants (a query of one row and a point read each), never by the number of studies.
+    /// </summary>
+    private async Task<StudyRecord?> FindByTenantProbeAsync(string studyId, CancellationToken cancellationToken)
+    {
+        await foreach (var tenant in ListTenantsAsync(cancellationToken).ConfigureAwait(false))
         {
-            return null;
+            if (await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false) is not { } found)
+            {
+                continue;
+            }
+
+            try
+            {
+                await AddTenantIndexAsync(found.Tenant, studyId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RequestFailedException)
+            {
+                // A read-only credential or a storage fault: the study was found; the completion writes the row later.
+            }
+
+            return found;
         }
 
-        try
-        {
-            await CompleteTenantIndexAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException)
-        {
-            // The index could not be written (no write permission, storage trouble): find the study the slow way.
-            return await StudyRecordLookup.ScanAsync(this, studyId, cancellationToken).ConfigureAwait(false);
-        }
+        return null;
+    }
 
-        return await FindIndexedAsync(studyId, cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// The tenants with study rows, in key order, one query of a single row per tenant: each asks for the first row
+    /// after the previous tenant's partition (<c>PartitionKey gt</c>, <c>$top=1</c>), which the service answers from its
+    /// key order without reading the rows between. The index partition is stepped over as a range (its rows are as many
+    /// as the studies), never read.
+    /// </summary>
+    public async IAsyncEnumerable<string> ListTenantsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // Two key ranges: below the index partition (every valid tenant: [a-z0-9] sort before '~') and above it.
+        foreach (var (lowerExclusive, upperExclusive) in new (string? Lower, string? Upper)[] { (null, TenantIndexPartition), (TenantIndexPartition, null) })
+        {
+            var after = lowerExclusive;
+            while (true)
+            {
+                var clauses = new List<string>();
+                if (after is not null)
+                {
+                    clauses.Add(TableClient.CreateQueryFilter($"PartitionKey gt {after}"));
+                }
+
+                if (upperExclusive is not null)
+                {
+                    clauses.Add(TableClient.CreateQueryFilter($"PartitionKey lt {upperExclusive}"));
+                }
+
+                string? next = null;
+                await foreach (var row in Table.QueryAsync<TableEntity>(string.Join(" and ", clauses), maxPerPage: 1, select: ["PartitionKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+                {
+                    next = row.PartitionKey;
+                    break;
+                }
+
+                if (next is null)
+                {
+                    break;
+                }
+
+                yield return next;
+                after = next;
+            }
+        }
     }
 
     /// <summary>Whether the index holds every study (its marker row exists).</summary>
@@ -175,7 +238,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// </summary>
     /// <remarks>
     /// The backfill itself is not cancelled with <paramref name="cancellationToken"/> (that only stops the wait): the
-    /// scan it has done is worth finishing for the next lookup.
+    /// scan it has done is worth finishing. Calls at once in one process share one backfill. Resumable in effect: a run
+    /// that dies part way leaves only insert-only index rows, and the next run reads them and writes only the rest.
     /// </remarks>
     public Task<int> CompleteTenantIndexAsync(CancellationToken cancellationToken)
     {
@@ -244,15 +308,6 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
 
         _indexComplete = true;
         return missing.Count;
-    }
-
-    /// <summary>The study its index row names, or null (no index row, or its study row never landed).</summary>
-    private async Task<StudyRecord?> FindIndexedAsync(string studyId, CancellationToken cancellationToken)
-    {
-        var index = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, studyId, [TenantIndexProperty], cancellationToken).ConfigureAwait(false);
-        return index.HasValue && index.Value?.GetString(TenantIndexProperty) is { } tenant
-            ? await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false)
-            : null;
     }
 
     public async IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -110,14 +110,15 @@ public sealed class UsageQueries(IUsageStore usage, IStudyStore studies)
 
     /// <summary>
     /// The tenants whose bill for the month may hold records: the Usage table's month index, plus the tenants of the
-    /// Studies table for records written before that index existed.
+    /// Studies table for records written before that index existed (<see cref="IStudyStore.ListTenantsAsync"/>: one row
+    /// read per tenant on the table store; before, every study row was read, whole, on each call).
     /// </summary>
     public async Task<IReadOnlyList<string>> TenantsAsync(string month, CancellationToken cancellationToken)
     {
         var tenants = new SortedSet<string>(await usage.GetTenantsAsync(month, cancellationToken).ConfigureAwait(false), StringComparer.Ordinal);
-        await foreach (var study in studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        await foreach (var tenant in studies.ListTenantsAsync(cancellationToken).ConfigureAwait(false))
         {
-            tenants.Add(study.Tenant);
+            tenants.Add(tenant);
         }
 
         return [.. tenants.Where(StudyIds.IsValidTenant)];

@@ -18,6 +18,24 @@ public interface IStudyStore
 
     /// <summary>Studies of one tenant (or all tenants when null), newest first, filtered by status and creation time.</summary>
     IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The tenants that have studies, each once, in ordinal order. The table store reads one row per tenant (its cost
+    /// grows with the number of tenants, not of studies); this default reads every study.
+    /// </summary>
+    async IAsyncEnumerable<string> ListTenantsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var tenants = new SortedSet<string>(StringComparer.Ordinal);
+        await foreach (var study in QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
+        {
+            tenants.Add(study.Tenant);
+        }
+
+        foreach (var tenant in tenants)
+        {
+            yield return tenant;
+        }
+    }
 }
 
 /// <summary>The <c>SliceResults</c> table.</summary>

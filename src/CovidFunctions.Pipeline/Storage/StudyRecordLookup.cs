@@ -1,10 +1,23 @@
 namespace CovidFunctions.Pipeline.Storage;
 
-/// <summary>A study store that finds a study by its id alone with point reads (an index of study id → tenant).</summary>
+/// <summary>
+/// A study store that finds a study by its id alone with point reads (an index of study id → tenant). Studies written
+/// before the index existed are added to it by <see cref="CompleteTenantIndexAsync"/>, a scan of the whole store that
+/// <see cref="StudyIdIndexCompletion"/> runs in the background; lookups are answered correctly before it has run.
+/// </summary>
 public interface IStudyIdIndex
 {
     /// <summary>The study of <paramref name="studyId"/> in whichever tenant holds it, or null.</summary>
     Task<StudyRecord?> FindInAnyTenantAsync(string studyId, CancellationToken cancellationToken);
+
+    /// <summary>Whether every study has its index entry (the completion has run to its end once).</summary>
+    Task<bool> IsTenantIndexCompleteAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Adds the index entry of every study that lacks one, then records that the index is complete; returns how many
+    /// entries it added. Idempotent, and safe while studies are being created.
+    /// </summary>
+    Task<int> CompleteTenantIndexAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>

@@ -5,18 +5,20 @@ using Azure.Core.Pipeline;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
 /// <summary>
 /// Finding a study by its id alone (an all-tenant API key, <c>covidfn status ID</c> without <c>--tenant</c>) on a real
 /// Azurite, with every request the store sends recorded. A study created through the store is found by point reads
-/// (its <c>~tenant-of</c> index row, then its row), with no query of the table; before, every study outside the
-/// default tenant was found by a scan of the whole Studies table. A row written before the index existed is still
-/// found (by the scan, once), and its index row is written then, so the next lookup is point reads too. The first
-/// lookup that misses completes the index for every such row and writes the index's marker row; from then on an
-/// unknown id is answered by point reads, with no scan, also while studies are created during the backfill.
-/// Each test has its own Studies table: the marker is one per table.
+/// (its <c>~tenant-of</c> index row, then its row), with no query of the table; before 0be263b, every study outside the
+/// default tenant was found by a scan of the whole Studies table. A row written before the index existed is found, before
+/// the index is complete, by reading the id in each tenant (a one-row query and a point read per tenant, never a read of
+/// every study), and its index row is written then, so the next lookup is point reads too. Completing the index (the
+/// scan that writes every missing index row and the marker) runs off the request path (<see cref="StudyIdIndexCompletion"/>);
+/// from then on an unknown id is answered by point reads, with no scan, also while studies are created during the
+/// backfill. Each test has its own Studies table: the marker is one per table.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class StudyIdIndexTests(AzuriteFixture azurite)
@@ -45,7 +47,7 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task ARowWrittenBeforeTheIndex_IsFoundByTheScanOnce_ThenByPointReads()
+    public async Task ARowWrittenBeforeTheIndex_IsFoundByTheTenantProbeOnce_ThenByPointReads()
     {
         var (store, requests) = RecordingStore();
         var tenant = AzuriteFixture.NewTenant();
@@ -59,6 +61,8 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
         Assert.NotNull(first);
         Assert.Equal((tenant, StudyStatus.Completed), (first.Tenant, first.Status));
         Assert.Contains(requests, IsQuery);
+        Assert.All(requests.Where(IsQuery), r => Assert.True(IsOneRowQuery(r), $"not a one-row query: {r.Query}"));
+        Assert.False(await store.IsTenantIndexCompleteAsync(None)); // the lookup did not complete the index
 
         requests.Clear();
         var second = await StudyRecordLookup.FindInAnyTenantAsync(store, id, None);
@@ -88,7 +92,41 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task AfterTheFirstMiss_AnUnknownIdIsAnsweredByPointReads_WithoutAScan()
+    public async Task BeforeTheIndexIsComplete_AMissReadsOneRowPerTenant_NeverEveryStudy_AndCompletesNothing()
+    {
+        var (store, requests) = RecordingStore();
+        var tenants = new[] { "default", "pa", "pb", "pc" };
+        var preIndex = Enumerable.Range(0, 240).Select(i => (tenants[i % tenants.Length], NewId())).ToList();
+        foreach (var batch in preIndex.GroupBy(p => p.Item1))
+        {
+            foreach (var chunk in batch.Chunk(100))
+            {
+                await store.Table.SubmitTransactionAsync(chunk.Select(p => new TableTransactionAction(TableTransactionActionType.Add, TableStudyStore.ToEntity(new StudyRecord { Tenant = p.Item1, StudyId = p.Item2, CreatedAt = DateTimeOffset.UtcNow }))), None);
+            }
+        }
+
+        // The lookup a request makes: an index point read, the marker, then per tenant a one-row query and a point read
+        // of the id, and the final one-row queries that find no further tenant (one per key range). Not a read of the
+        // 240 study rows, and not the backfill: that is StudyIdIndexCompletion's, off the request path.
+        requests.Clear();
+        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+        Assert.All(requests.Where(IsQuery), r => Assert.True(IsOneRowQuery(r), $"not a one-row query: {r.Query}"));
+        Assert.Equal(2 + (2 * tenants.Length) + 2, requests.Count);
+        Assert.False(await store.IsTenantIndexCompleteAsync(None));
+        Assert.False((await store.Table.GetEntityIfExistsAsync<TableEntity>(TableStudyStore.TenantIndexPartition, preIndex[0].Item2, cancellationToken: None)).HasValue);
+
+        // Every pre-index study is still found (never a wrong null): by the probe, which writes its index row.
+        foreach (var (tenant, id) in preIndex.Where((_, i) => i % 37 == 0))
+        {
+            Assert.Equal(tenant, (await StudyRecordLookup.FindInAnyTenantAsync(store, id, None))?.Tenant);
+            requests.Clear();
+            Assert.Equal(tenant, (await StudyRecordLookup.FindInAnyTenantAsync(store, id, None))?.Tenant);
+            Assert.Equal(2, requests.Count);
+        }
+    }
+
+    [Fact]
+    public async Task AfterTheCompletion_AnUnknownIdIsAnsweredByPointReads_WithoutAScan()
     {
         var (store, requests) = RecordingStore();
         var preIndex = new[] { ("pa", NewId()), ("pa", NewId()), ("pb", NewId()) };
@@ -105,9 +143,11 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
         await store.Table.AddEntityAsync(new TableEntity(TableStudyStore.TenantIndexPartition, interrupted) { ["Tenant"] = "pc" }, None);
         Assert.False(await store.IsTenantIndexCompleteAsync(None));
 
-        // The first miss completes the index: one scan, an index row for each pre-index study, then the marker.
+        // The completion (the Function app's start-up, covidfn up): one scan, an index row for each pre-index study,
+        // then the marker. Running it again finds the marker and writes nothing.
+        var completion = new StudyIdIndexCompletion(store, TimeProvider.System, NullLogger<StudyIdIndexCompletion>.Instance);
         requests.Clear();
-        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+        Assert.Equal(preIndex.Length, await completion.RunAsync(TimeSpan.Zero, None));
         Assert.Contains(requests, IsQuery);
         Assert.True(await store.IsTenantIndexCompleteAsync(None));
         var marker = await store.Table.GetEntityAsync<TableEntity>(TableStudyStore.TenantIndexPartition, TableStudyStore.IndexCompleteRowKey, cancellationToken: None);
@@ -116,6 +156,10 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
         {
             Assert.Equal(tenant, (await store.Table.GetEntityAsync<TableEntity>(TableStudyStore.TenantIndexPartition, id, cancellationToken: None)).Value.GetString("Tenant"));
         }
+
+        var (again, againRequests) = RecordingStore(store.Table.Name);
+        Assert.Equal(0, await new StudyIdIndexCompletion(again, TimeProvider.System, NullLogger<StudyIdIndexCompletion>.Instance).RunAsync(TimeSpan.Zero, None));
+        Assert.Single(againRequests); // the marker's point read
 
         // From then on: an unknown id is one point read (the index row; the marker is remembered), never a scan.
         for (var i = 0; i < 3; i++)
@@ -144,6 +188,35 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task ListTenants_ReadsOneRowPerTenant_AndStepsOverTheIndexPartition()
+    {
+        var (store, requests) = RecordingStore();
+        var tenants = new[] { "a-1", "b", "default", "z9" };
+        foreach (var tenant in tenants)
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                Assert.True(await store.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = NewId(), CreatedAt = DateTimeOffset.UtcNow }, None));
+            }
+        }
+
+        // A row under a key no valid tenant has, above the index partition: listed as the table has it.
+        await store.Table.AddEntityAsync(TableStudyStore.ToEntity(new StudyRecord { Tenant = "~zz", StudyId = NewId(), CreatedAt = DateTimeOffset.UtcNow }), None);
+
+        requests.Clear();
+        var listed = await ((IStudyStore)store).ListTenantsAsync(None).ToListAsync();
+        Assert.Equal([.. tenants, "~zz"], listed);
+        Assert.All(requests, r => Assert.True(IsOneRowQuery(r), $"not a one-row query: {r.Query}"));
+        Assert.Equal(listed.Count + 2, requests.Count); // one per tenant, and one per key range that finds no more
+
+        // The usage close and the all-tenant usage view list the tenants so (they read every study row before).
+        requests.Clear();
+        var usageTenants = await new CovidFunctions.Pipeline.Metering.UsageQueries(new CovidFunctions.Pipeline.Storage.InMemoryUsageStore(), store).TenantsAsync("2026-10", None);
+        Assert.Equal(tenants, usageTenants);
+        Assert.All(requests, r => Assert.True(IsOneRowQuery(r), $"not a one-row query: {r.Query}"));
+    }
+
+    [Fact]
     public async Task StudiesCreatedWhileTheBackfillScans_AreFoundOnceTheIndexIsComplete()
     {
         var (store, requests) = RecordingStore();
@@ -167,7 +240,7 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
             writer.Table.AddEntity(new TableEntity(TableStudyStore.TenantIndexPartition, preIndex[120].Item2) { ["Tenant"] = preIndex[120].Item1 });
         };
 
-        Assert.Null(await StudyRecordLookup.FindInAnyTenantAsync(store, NewId(), None));
+        Assert.Equal(preIndex.Count, await store.CompleteTenantIndexAsync(None));
         Assert.True(recorder.ScanSeen);
         Assert.True(await store.IsTenantIndexCompleteAsync(None));
 
@@ -184,15 +257,20 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
     private static string NewId() => "s" + Guid.NewGuid().ToString("N")[..24];
 
     /// <summary>A query of a table (a scan or a filtered list), as opposed to a point read of one row.</summary>
-    private static bool IsQuery((RequestMethod Method, string Path) request) =>
+    private static bool IsQuery((RequestMethod Method, string Path, string Query) request) =>
         request.Method == RequestMethod.Get && request.Path.EndsWith("()", StringComparison.Ordinal);
+
+    /// <summary>A query that asks for one row after a partition key (<c>$top=1</c>, <c>PartitionKey gt</c> or <c>lt</c>): the tenant listing's step.</summary>
+    private static bool IsOneRowQuery((RequestMethod Method, string Path, string Query) request) =>
+        IsQuery(request) && request.Query.Contains("$top=1", StringComparison.Ordinal)
+        && (request.Query.Contains("PartitionKey gt ", StringComparison.Ordinal) || request.Query.Contains("PartitionKey lt ", StringComparison.Ordinal));
 
     private static readonly ConditionalWeakTable<TableStudyStore, RecordRequestsPolicy> Recorders = new();
 
     private static RecordRequestsPolicy RecorderOf(TableStudyStore store) => Recorders.TryGetValue(store, out var recorder) ? recorder : throw new InvalidOperationException("not a recording store");
 
     /// <summary>A store on a Studies table of its own (a new one, or <paramref name="tableName"/>), recording every request.</summary>
-    private (TableStudyStore Store, ConcurrentQueue<(RequestMethod Method, string Path)> Requests) RecordingStore(string? tableName = null)
+    private (TableStudyStore Store, ConcurrentQueue<(RequestMethod Method, string Path, string Query)> Requests) RecordingStore(string? tableName = null)
     {
         var recorder = new RecordRequestsPolicy();
         var options = new TableClientOptions();
@@ -212,14 +290,14 @@ public sealed class StudyIdIndexTests(AzuriteFixture azurite)
     /// <summary>Records the method and path of every request the client sends; runs <see cref="AfterScan"/> once after the first scan of study rows.</summary>
     private sealed class RecordRequestsPolicy : HttpPipelineSynchronousPolicy
     {
-        public ConcurrentQueue<(RequestMethod Method, string Path)> Requests { get; } = new();
+        public ConcurrentQueue<(RequestMethod Method, string Path, string Query)> Requests { get; } = new();
 
         public Action? AfterScan { get; set; }
 
         public bool ScanSeen { get; private set; }
 
         public override void OnSendingRequest(HttpMessage message) =>
-            Requests.Enqueue((message.Request.Method, Uri.UnescapeDataString(message.Request.Uri.Path)));
+            Requests.Enqueue((message.Request.Method, Uri.UnescapeDataString(message.Request.Uri.Path), Uri.UnescapeDataString(message.Request.Uri.Query)));
 
         public override void OnReceivedResponse(HttpMessage message)
         {
