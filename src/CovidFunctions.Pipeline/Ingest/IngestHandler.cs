@@ -212,8 +212,13 @@ public sealed partial class IngestHandler
         // An ingest that failed on every attempt (storage away for good, a decoder bug outside the classified errors, a
         // process that dies) would leave the study processing for ever: the count in the row bounds it, across restarts.
         // Checked before the next attempt too, for attempts that died before they could give up themselves.
-        if (_options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
-            && existing.Status is StudyStatus.Processing or StudyStatus.Failed)
+        // A study ingest failed at once on an input defect (FailOnInputDefectAsync) is settled the same way: its attempts
+        // are not spent, but another one would only fail the same (and reopen the row), so a re-delivery does not make it.
+        var attemptsSpent = _options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
+            && existing.Status is StudyStatus.Processing or StudyStatus.Failed;
+        var failedOnDefect = !attemptsSpent && existing is { IngestedAt: null, Status: StudyStatus.Failed }
+            && await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false) is { Reason: IngestFailedReason };
+        if ((attemptsSpent || failedOnDefect) && existing is not null)
         {
             // Given up and settled (the path is forgotten once the upload is in quarantine): blobs at the path now are a
             // new upload, kept apart so the first one's quarantined originals are not overwritten.
@@ -224,7 +229,9 @@ public sealed partial class IngestHandler
                 return await RejectAsync(unit, "reupload-after-failure", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
             }
 
-            return await GiveUpAsync(unit, existing, cancellationToken).ConfigureAwait(false);
+            return failedOnDefect
+                ? await SettleFailedOnDefectAsync(unit, existing, cancellationToken).ConfigureAwait(false)
+                : await GiveUpAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
         // Ingest copies the upload to local disk: a unit over the limit is refused before that, by its declared size.
@@ -299,6 +306,12 @@ public sealed partial class IngestHandler
                     await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
                     return await RejectAsync(unit, ReasonCode(ex), prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
                 }
+                catch (Exception ex) when (!slicesStore.Failed && IsInputFault(ex))
+                {
+                    // Tiling decodes the slices and writes them: a failure while no write failed is the decoding's, the
+                    // same on every retry. Any failure of the store (whatever its type) leaves this to the retry below.
+                    throw new InputDefectException("the slices were decoded for tiling", prepared.Clean(ex.Message), ex);
+                }
             }
 
             // Files not screened (refused by policy, unreadable, another series or study of the upload) are not lost when
@@ -338,6 +351,10 @@ public sealed partial class IngestHandler
             var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
             Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
             return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
+        }
+        catch (InputDefectException ex)
+        {
+            return await FailOnInputDefectAsync(unit, attempt, ex, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -483,6 +500,30 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>
+    /// A study-level defect a retry cannot change (<see cref="InputDefectException"/>): the study fails on this attempt
+    /// rather than after <see cref="PipelineOptions.MaxIngestAttempts"/> identical ones, the way <see cref="GiveUpAsync"/>
+    /// fails it (partial tiles deleted, row failed, upload to quarantine with <c>reason.json</c> <c>ingest-failed</c>,
+    /// <c>study.failed</c> once), with the upload and the cause in the reason. A storage failure on the way propagates
+    /// and the attempt is retried (the row, failed or not, then decides: see the entry checks in <see cref="IngestAsync"/>).
+    /// </summary>
+    private async Task<IngestOutcome> FailOnInputDefectAsync(UploadUnit unit, int attempt, InputDefectException ex, CancellationToken cancellationToken)
+    {
+        var cause = $"{ex.InnerException!.GetType().Name}: {ex.Message}";
+        var detail = $"upload {unit.UploadPath}: ingest failed while {ex.Stage}, on a defect a retry cannot change (the same upload fails the same way): {cause}; not retried (attempt {attempt} of {_options.MaxIngestAttempts})";
+        var masked = UploadNames.Mask(detail, unit);
+        Log.InputDefect(_logger, unit.Tenant, unit.StudyId, ex.Stage, ex.InnerException.GetType().Name, UploadNames.Mask(ex.Message, unit), ex.InnerException.StackTrace ?? string.Empty);
+        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with { IngestError = UploadNames.Mask(cause, unit) }, cancellationToken).ConfigureAwait(false);
+        await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
+        if (await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, masked, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false)
+            && _notifier is not null)
+        {
+            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
+    }
+
+    /// <summary>
     /// Whether a blob at an ingested upload's path is new to it: not in its read list, or in it with another version
     /// than ingest read (when the listing gives one); without a list, or for a single blob, written after the ingest
     /// (beyond the clock-skew margin).
@@ -540,6 +581,38 @@ public sealed partial class IngestHandler
         var (kind, otherKind) = unit.Kind == UploadUnitKind.Folder ? ("folder", "blob") : ("blob", "folder");
         var detail = $"upload {unit.UploadPath} (a {kind}) has the name of the {otherKind} upload {otherPath}, whose study it would share (study ids ignore a trailing '/'); it was not screened: upload it under another name";
         return await RejectAsync(unit, NameCollisionReason, detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/name-collision-{written.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A re-delivery for a study that failed at once on an input defect: settled again as it was failed (an upload still
+    /// at its path, left by a process that died mid-way, goes to quarantine with the same reason), with no new attempt
+    /// and no second <c>study.failed</c>.
+    /// </summary>
+    private async Task<IngestOutcome> SettleFailedOnDefectAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
+    {
+        var reason = await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false);
+        var detail = reason?.Detail ?? row.Reason ?? "ingest failed on a defect a retry cannot change";
+        await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, row.Reason ?? UploadNames.Mask(detail, unit), IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
+    }
+
+    /// <summary>The unit's quarantine <c>reason.json</c> (the study's own, not a kept-apart upload's); null when there is none.</summary>
+    private async Task<QuarantineReason?> QuarantineReasonAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        Stream stream;
+        try
+        {
+            stream = await _containers.Get(PipelineNames.QuarantineContainer).OpenReadAsync(QuarantinePrefixOf(unit) + "/reason.json", cancellationToken).ConfigureAwait(false);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+
+        await using (stream.ConfigureAwait(false))
+        {
+            return await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>When the unit's study was rejected: the time in its quarantine <c>reason.json</c> (written before the row says rejected); null when there is none.</summary>
@@ -916,6 +989,12 @@ public sealed partial class IngestHandler
         {
             throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
         }
+        catch (Exception ex) when (IsInputFault(ex))
+        {
+            // Local files in, a series out: nothing but this upload and this code decides it, so every retry would throw
+            // the same (storage is not touched here; the local disk, memory and cancellation are not input faults).
+            throw new InputDefectException("the series was assembled", Clean(ex.Message), ex);
+        }
 
         // A slice of the selected series whose pixel data does not decode was refused at de-identification (never written):
         // the series is not screened with a hole in it, but rejected as unreadable, as when it failed to decode below.
@@ -939,6 +1018,11 @@ public sealed partial class IngestHandler
         {
             series.Dispose();
             throw new IngestRejectedException(ReasonCode(ex), Clean(ex.Message));
+        }
+        catch (Exception ex) when (IsInputFault(ex))
+        {
+            series.Dispose();
+            throw new InputDefectException("the chest coverage was measured", Clean(ex.Message), ex);
         }
 
         if (coverage is { ShowsLungs: false })
@@ -1037,7 +1121,7 @@ public sealed partial class IngestHandler
             return new InstanceResult(true, true, null, input.Name);
         }
 #pragma warning disable CA1031 // one instance's unexpected failure must not fail the study: it is kept with a reason, the others are screened
-        catch (Exception ex) when (IsInstanceFault(ex))
+        catch (Exception ex) when (IsInputFault(ex))
 #pragma warning restore CA1031
         {
             // A defect on this file (the reader, the engine or the writer): like covidfn deid, the instance alone is left
@@ -1065,12 +1149,16 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>
-    /// Whether an exception while one instance is read, de-identified and written is that instance's own failure. Not:
-    /// the host stopping (cancellation); the local disk (I/O, access: the temporary copies, retried as storage faults
-    /// are); the process itself (memory, stack, an interrupted thread). Those propagate and the attempt is retried.
+    /// Whether an exception from local work on the upload (an instance read, de-identified and written; the series
+    /// assembled, measured, decoded) is the input's own failure, which a retry of the same input through the same code
+    /// repeats. Not: the host stopping (cancellation); the local disk (I/O, access: the temporary copies, retried as
+    /// storage faults are); the process itself (memory, stack, an interrupted thread: an OutOfMemoryException may be
+    /// another study's load at the same time, so it is retried, bounded by MaxIngestAttempts). Those propagate and the
+    /// attempt is retried. An AggregateException is the input's only when each exception in it is.
     /// </summary>
-    private static bool IsInstanceFault(Exception ex) =>
-        ex is not (OperationCanceledException or IOException or UnauthorizedAccessException
+    private static bool IsInputFault(Exception ex) => ex is AggregateException aggregate
+        ? aggregate.Flatten().InnerExceptions.All(IsInputFault)
+        : ex is not (OperationCanceledException or IOException or UnauthorizedAccessException
             or OutOfMemoryException or InsufficientExecutionStackException or ThreadInterruptedException);
 
     private static void TryDeleteFile(string path)
@@ -1356,35 +1444,86 @@ public sealed partial class IngestHandler
         public string Detail { get; } = detail;
     }
 
-    /// <summary>Counts the bytes written through it (the usage record's bytes stored).</summary>
+    /// <summary>
+    /// A study-level failure of local work on the upload (assembling, measuring, decoding) that is not an
+    /// <see cref="ImagingException"/> and not the environment's (<see cref="IsInputFault"/>): the same upload through the
+    /// same code fails the same way, so the study fails now instead of after every retry. The message is cleaned of the
+    /// temporary paths; the original exception is the inner one.
+    /// </summary>
+    private sealed class InputDefectException(string stage, string message, Exception inner) : Exception(message, inner)
+    {
+        /// <summary>What ingest was doing ("the series was assembled"), for the reason.</summary>
+        public string Stage { get; } = stage;
+    }
+
+    /// <summary>
+    /// Counts the bytes written through it (the usage record's bytes stored), and says whether any call to the store
+    /// failed: tiling decodes and writes in one call, and only a failure of neither kind can be the upload's.
+    /// </summary>
     private sealed class CountingBlobStore(IBlobStore inner) : IBlobStore
     {
         private long _bytesWritten;
+        private volatile bool _failed;
 
         public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
-        public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => inner.OpenReadAsync(path, cancellationToken);
+        /// <summary>True once a call to the store threw (whatever the exception: storage SDKs do not all throw IOException).</summary>
+        public bool Failed => _failed;
+
+        public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => Watch(() => inner.OpenReadAsync(path, cancellationToken));
 
         public async Task WriteAsync(string path, Stream content, CancellationToken cancellationToken)
         {
             ArgumentNullException.ThrowIfNull(content);
             var length = content.CanSeek ? content.Length - content.Position : -1;
-            await inner.WriteAsync(path, content, cancellationToken).ConfigureAwait(false);
+            await Watch(async () =>
+            {
+                await inner.WriteAsync(path, content, cancellationToken).ConfigureAwait(false);
+                return true;
+            }).ConfigureAwait(false);
             if (length >= 0)
             {
                 Interlocked.Add(ref _bytesWritten, length);
             }
         }
 
-        public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => inner.ExistsAsync(path, cancellationToken);
+        public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => Watch(() => inner.ExistsAsync(path, cancellationToken));
 
-        public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
+        public async IAsyncEnumerable<string> ListAsync(string prefix, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            var listing = inner.ListAsync(prefix, cancellationToken).GetAsyncEnumerator(cancellationToken);
+            await using (listing.ConfigureAwait(false))
+            {
+                while (await Watch(() => listing.MoveNextAsync().AsTask()).ConfigureAwait(false))
+                {
+                    yield return listing.Current;
+                }
+            }
+        }
 
-        public Task DeleteAsync(string path, CancellationToken cancellationToken) => inner.DeleteAsync(path, cancellationToken);
+        public Task DeleteAsync(string path, CancellationToken cancellationToken) => Watch(async () =>
+        {
+            await inner.DeleteAsync(path, cancellationToken).ConfigureAwait(false);
+            return true;
+        });
 
-        public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => inner.OpenReadVersionedAsync(path, cancellationToken);
+        public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => Watch(() => inner.OpenReadVersionedAsync(path, cancellationToken));
 
-        public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => inner.DeleteIfVersionAsync(path, version, cancellationToken);
+        public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => Watch(() => inner.DeleteIfVersionAsync(path, version, cancellationToken));
+
+        /// <summary>The store's call, <see cref="Failed"/> set when it throws (synchronously or from its task).</summary>
+        private async Task<T> Watch<T>(Func<Task<T>> call)
+        {
+            try
+            {
+                return await call().ConfigureAwait(false);
+            }
+            catch
+            {
+                _failed = true;
+                throw;
+            }
+        }
     }
 
     private static partial class Log
@@ -1424,5 +1563,8 @@ public sealed partial class IngestHandler
         // The exception's type and stack (method names) for the defect's fix; never its message, which may quote values.
         [LoggerMessage(EventId = 110, Level = LogLevel.Error, Message = "Ingest of {Tenant}/{StudyId}: an instance failed unexpectedly while it was {Stage} ({Type}); it is left out as internal-error and kept in quarantine. At: {StackTrace}")]
         public static partial void InstanceInternalError(ILogger logger, string tenant, string studyId, string stage, string type, string stackTrace);
+
+        [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "Ingest of {Tenant}/{StudyId} failed while {Stage} on a defect a retry cannot change ({Type}: {Error}); the study failed without retries and the upload is in quarantine. At: {StackTrace}")]
+        public static partial void InputDefect(ILogger logger, string tenant, string studyId, string stage, string type, string error, string stackTrace);
     }
 }
