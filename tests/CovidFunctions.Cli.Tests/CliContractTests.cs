@@ -70,6 +70,52 @@ public sealed class CliContractTests
         Assert.Equal(expected, ScreenCommand.InUserTerms(text, uploadPath, tenant, input));
     }
 
+    [Fact]
+    public void Classify_NamesAsTheyAre_AndEveryImageOnce_ScoredOrUnreadable()
+    {
+        // Before: "path": "\u00FCn\u00EF..." for a non-ASCII name (valid JSON, but it no longer read or grepped
+        // like the file), and an image that could not be decoded was only on stderr, absent from the file.
+        using var dir = TestData.CreateTempDirectory();
+        var input = Path.Combine(dir.Path, "in");
+        var slice = TestData.Shared("seg", "covid-semiseg", "train", "images", "0.jpg");
+        var names = new[] { "ünï 影像 (1)+&'%0.jpg", "sub/plain.JPG" };
+        foreach (var name in names)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(input, name))!);
+            File.Copy(slice, Path.Combine(input, name));
+        }
+
+        File.WriteAllText(Path.Combine(input, "sub", "broken.png"), "<html>not found</html>");
+        var json = Path.Combine(dir.Path, "r.json");
+        var error = new StringWriter();
+
+        var rc = ClassifyCommand.Run(input, json, Path.Combine(TestData.RepoRoot, "models"), 0, TextWriter.Null, error);
+
+        Assert.Equal(ExitCodes.BadInput, rc);
+        var text = File.ReadAllText(json);
+        Assert.Contains("\"path\": \"ünï 影像 (1)+&'%0.jpg\"", text, StringComparison.Ordinal);
+        using var doc = System.Text.Json.JsonDocument.Parse(text);
+        var scored = doc.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("path").GetString()).ToList();
+        Assert.Equal(names.Order(StringComparer.Ordinal), scored);
+        var unreadable = Assert.Single(doc.RootElement.GetProperty("unreadable").EnumerateArray());
+        Assert.Equal("sub/broken.png", unreadable.GetProperty("path").GetString());
+        Assert.Contains("not a PNG, JPEG or TIFF image", unreadable.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("broken.png", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Classify_AllReadable_HasNoUnreadableList()
+    {
+        using var dir = TestData.CreateTempDirectory();
+        File.Copy(TestData.Shared("seg", "covid-semiseg", "train", "images", "1.jpg"), Path.Combine(dir.Path, "1.jpg"));
+        var json = Path.Combine(dir.Path, "out", "r.json");
+
+        Assert.Equal(ExitCodes.Success, ClassifyCommand.Run(dir.Path, json, Path.Combine(TestData.RepoRoot, "models"), 0, TextWriter.Null, TextWriter.Null));
+
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(json));
+        Assert.Equal(["items"], doc.RootElement.EnumerateObject().Select(p => p.Name));
+    }
+
     /// <summary>Runs the built covidfn as a process (the real entry point, exit code included); returns the exit code and stderr.</summary>
     private static (int ExitCode, string Stderr) Covidfn(params string[] args)
     {

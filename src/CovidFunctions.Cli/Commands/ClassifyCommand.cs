@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.CompilerServices;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
@@ -17,10 +18,17 @@ namespace CovidFunctions.Cli.Commands;
 /// holds the patient-level probabilities and label of <see cref="StudyAggregator"/>. <c>path</c> is the slice's DICOM
 /// file relative to INPUT (the entry name in a zip; the file name for one file), or the NIfTI file's name. A folder
 /// of NIfTI volumes: see <see cref="RunSeries"/>.
-/// Exit 0 on success; 2 with a message on stderr on bad input.
+/// 2-D images that cannot be decoded are named on stderr and listed in <c>"unreadable"</c> (<c>path</c>, <c>reason</c>;
+/// present only when there are any), so every image found is in the file once; the others are still scored.
+/// Exit 0 on success; 2 with a message on stderr on bad input (an unreadable image included).
 /// </summary>
 public static class ClassifyCommand
 {
+    /// <summary>Indented; names as they are (ü, 影, +, &amp;, ') rather than \u escapes, so a <c>path</c> reads, and
+    /// greps, like the file name; quotes, backslashes and control characters are still escaped. The file is not
+    /// meant for embedding in HTML.</summary>
+    private static readonly JsonWriterOptions JsonOptions = new() { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Command Create()
     {
         var input = new Argument<string>("input") { Description = "A 2-D image (PNG/JPG/TIFF) or a folder of them (recursive), a NIfTI volume or a folder of them, or a DICOM file/folder/zip (one series)." };
@@ -73,12 +81,13 @@ public static class ClassifyCommand
     {
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
         var failures = new StrongBox<int>(0);
+        var unreadable = new List<(string Path, string Reason)>();
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, JsonOptions))
         {
             w.WriteStartObject();
             w.WriteStartArray("items");
-            foreach (var images in ScreeningInputs.LoadInBatches(files, "classify", error, failures))
+            foreach (var images in ScreeningInputs.LoadInBatches(files, "classify", error, failures, unreadable))
             {
                 var batch = LungPreprocessor.ToTensor(images.Select(i => i.Image).ToList());
                 IReadOnlyList<SlicePrediction> predictions;
@@ -95,7 +104,7 @@ public static class ClassifyCommand
                 for (var n = 0; n < images.Count; n++)
                 {
                     w.WriteStartObject();
-                    w.WriteString("path", Path.GetRelativePath(root, Path.GetFullPath(images[n].Path)).Replace('\\', '/'));
+                    w.WriteString("path", ScreeningInputs.RelativeTo(root, images[n].Path));
                     w.WriteStartObject("probabilities");
                     for (var k = 0; k < models.Classes.Count; k++)
                     {
@@ -109,11 +118,26 @@ public static class ClassifyCommand
             }
 
             w.WriteEndArray();
+            if (unreadable.Count > 0)
+            {
+                // Every image found is in the file once: scored in items, or here with why it was not.
+                w.WriteStartArray("unreadable");
+                foreach (var (path, reason) in unreadable)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("path", ScreeningInputs.RelativeTo(root, path));
+                    w.WriteString("reason", reason);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
         }
 
         ScreeningInputs.WriteFile(jsonPath, stream.ToArray());
-        output.WriteLine($"classify: {files.Count - failures.Value} image(s) scored into {jsonPath} ({models.Provider})");
+        output.WriteLine($"classify: {files.Count - failures.Value} image(s) scored into {jsonPath}{(unreadable.Count > 0 ? $", {unreadable.Count} unreadable (listed there)" : string.Empty)} ({models.Provider})");
         return failures.Value == 0 ? ExitCodes.Success : ExitCodes.BadInput;
     }
 
@@ -132,7 +156,7 @@ public static class ClassifyCommand
         var status = ExitCodes.Success;
         var slices = 0;
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, JsonOptions))
         {
             w.WriteStartObject();
             w.WriteStartArray("items");

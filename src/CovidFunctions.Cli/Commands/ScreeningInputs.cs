@@ -388,9 +388,11 @@ public static class ScreeningInputs
     }
 
     /// <summary>Loads the images in batches of <see cref="Batch"/>. An image that cannot be read is reported on
-    /// <paramref name="error"/> as <c>command: path: reason</c>, counted in <paramref name="failures"/> and skipped; empty batches are not returned.</summary>
+    /// <paramref name="error"/> as <c>command: path: reason</c>, counted in <paramref name="failures"/> (and added to
+    /// <paramref name="unreadable"/> when given) and skipped; empty batches are not returned.</summary>
     public static IEnumerable<List<(string Path, GreyImage Image)>> LoadInBatches(
-        IReadOnlyList<string> files, string commandName, TextWriter error, System.Runtime.CompilerServices.StrongBox<int> failures)
+        IReadOnlyList<string> files, string commandName, TextWriter error, System.Runtime.CompilerServices.StrongBox<int> failures,
+        List<(string Path, string Reason)>? unreadable = null)
     {
         foreach (var chunk in files.Chunk(Batch))
         {
@@ -403,6 +405,7 @@ public static class ScreeningInputs
                     {
                         // Said plainly: "unrecognised signature" for a 0-byte file (a failed copy) misleads.
                         error.WriteLine($"{commandName}: {path}: the file is empty (0 bytes)");
+                        unreadable?.Add((path, "the file is empty (0 bytes)"));
                         failures.Value++;
                         continue;
                     }
@@ -414,6 +417,7 @@ public static class ScreeningInputs
                     // ImageFormatException's message already starts with the path; print the path once.
                     var reason = ex is ImageFormatException { Reason: { } r } ? r : ex.Message;
                     error.WriteLine($"{commandName}: {path}: {reason}");
+                    unreadable?.Add((path, reason));
                     failures.Value++;
                 }
             }
