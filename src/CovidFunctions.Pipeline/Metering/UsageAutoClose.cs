@@ -36,29 +36,40 @@ public sealed partial class UsageAutoClose(
         var force = now >= ended.AddDays(options.CloseMaxWaitDays);
         var queries = new UsageQueries(usage, studies);
         var closing = new UsageClosing(usage, studies, time);
-        var closed = new List<string>();
-        var waiting = new List<string>();
-        foreach (var tenant in await queries.TenantsAsync(month, cancellationToken).ConfigureAwait(false))
+        var tenants = await queries.TenantsAsync(month, cancellationToken).ConfigureAwait(false);
+
+        // Up to UsageQueries.TenantConcurrency tenants at once (before, one after another); each tenant's close is its own.
+        var states = await UsageQueries.ForEachTenantAsync(tenants, UsageQueries.TenantConcurrency, async (tenant, token) =>
         {
-            if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
+            if (await usage.GetClosedAsync(tenant, month, token).ConfigureAwait(false) is not null)
             {
-                continue;
+                return TenantState.AlreadyClosed;
             }
 
-            var running = await RunningStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+            var running = await RunningStudiesAsync(tenant, month, token).ConfigureAwait(false);
             if (running > 0 && !force)
             {
                 Log.Waiting(logger, tenant, month, running, ended.AddDays(options.CloseMaxWaitDays));
-                waiting.Add(tenant);
-                continue;
+                return TenantState.Waiting;
             }
 
-            var snapshot = await closing.CloseAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+            var snapshot = await closing.CloseAsync(tenant, month, token).ConfigureAwait(false);
             Log.Closed(logger, tenant, month, snapshot.Studies, running);
-            closed.Add(tenant);
-        }
+            return TenantState.Closed;
+        }, cancellationToken).ConfigureAwait(false);
 
-        return new UsageAutoCloseOutcome(month, true, closed, waiting);
+        return new UsageAutoCloseOutcome(
+            month,
+            true,
+            [.. tenants.Where((_, i) => states[i] == TenantState.Closed)],
+            [.. tenants.Where((_, i) => states[i] == TenantState.Waiting)]);
+    }
+
+    private enum TenantState
+    {
+        AlreadyClosed,
+        Waiting,
+        Closed,
     }
 
     /// <summary>Studies filed under the tenant's month without a scoring record whose Studies row says they may still finish.</summary>
