@@ -91,9 +91,14 @@ public sealed class ResultsApi(
             to = after.CreatedAt.AddSeconds(1);
         }
 
+        // A key bound to several tenants reads each of its tenants' studies, merged in list order; before, it read every
+        // tenant's rows (the whole table) and dropped the ones it may not see.
+        var listed = query.Tenant is null && caller.Tenants is { Count: > 1 } several
+            ? MergeInListOrder([.. several.Order(StringComparer.Ordinal).Select(t => studies.QueryAsync(t, query.Status, query.From, to, cancellationToken))], cancellationToken)
+            : studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, to, cancellationToken);
         var items = new List<StudySummary>(pageSize);
         var more = false;
-        await foreach (var study in studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, to, cancellationToken).ConfigureAwait(false))
+        await foreach (var study in listed.ConfigureAwait(false))
         {
             if (!caller.CanSee(study.Tenant) || (after is not null && !after.Precedes(study)) || (query.To is { } end && study.CreatedAt > end))
             {
@@ -299,7 +304,13 @@ public sealed class ResultsApi(
             return ApiResponse.Error(403, $"this key may not read tenant '{tenant}'");
         }
 
-        var all = await webhooks.ListAsync(tenant ?? SingleTenantOf(caller), cancellationToken).ConfigureAwait(false);
+        // A key bound to several tenants lists each of its tenants (before: every tenant's subscriptions, then filtered).
+        var all = new List<WebhookSubscription>();
+        foreach (var listed in tenant is null && caller.Tenants is { Count: > 1 } several ? several.Order(StringComparer.Ordinal).Select(t => (string?)t) : [tenant ?? SingleTenantOf(caller)])
+        {
+            all.AddRange(await webhooks.ListAsync(listed, cancellationToken).ConfigureAwait(false));
+        }
+
         return ApiResponse.Json(all.Where(s => caller.CanSee(s.Tenant)).Select(WebhookView.Of).ToList());
     }
 
@@ -378,6 +389,55 @@ public sealed class ResultsApi(
 
         var subscription = await webhooks.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
         return subscription is not null && caller.CanSee(subscription.Tenant) ? subscription : null;
+    }
+
+    /// <summary>
+    /// Lists each in the list order (newest first, then study id; <see cref="IStudyStore.QueryAsync"/>'s order) merged
+    /// into one list in that order, reading each only as far as the merged list is read.
+    /// </summary>
+    private static async IAsyncEnumerable<StudyRecord> MergeInListOrder(IReadOnlyList<IAsyncEnumerable<StudyRecord>> lists, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var heads = new List<IAsyncEnumerator<StudyRecord>>();
+        try
+        {
+            foreach (var list in lists)
+            {
+                var head = list.GetAsyncEnumerator(cancellationToken);
+                heads.Add(head);
+                if (!await head.MoveNextAsync().ConfigureAwait(false))
+                {
+                    await head.DisposeAsync().ConfigureAwait(false);
+                    heads.Remove(head);
+                }
+            }
+
+            while (heads.Count > 0)
+            {
+                var first = heads[0];
+                foreach (var head in heads.Skip(1))
+                {
+                    if (head.Current.CreatedAt > first.Current.CreatedAt
+                        || (head.Current.CreatedAt == first.Current.CreatedAt && string.CompareOrdinal(head.Current.StudyId, first.Current.StudyId) < 0))
+                    {
+                        first = head;
+                    }
+                }
+
+                yield return first.Current;
+                if (!await first.MoveNextAsync().ConfigureAwait(false))
+                {
+                    await first.DisposeAsync().ConfigureAwait(false);
+                    heads.Remove(first);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var head in heads)
+            {
+                await head.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>

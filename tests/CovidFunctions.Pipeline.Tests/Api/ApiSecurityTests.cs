@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Tests.Notifications;
@@ -237,6 +238,57 @@ public sealed class ApiSecurityTests
         // An all-tenant key still lists across tenants.
         await api.ListStudiesAsync(ApiCaller.AllTenants, new StudyListQuery(), None);
         Assert.Equal(["alpha", null], studies.QueriedTenants);
+    }
+
+    [Fact]
+    public async Task AKeyBoundToSeveralTenants_ListsEachOfItsTenants_MergedInListOrder_NotEveryTenantsRows()
+    {
+        // Before, a key bound to two or more tenants listed studies and webhooks by reading every tenant's rows (the
+        // whole table, on every page) and dropping the other tenants' in memory.
+        using var kit = new ApiTestKit();
+        var start = new DateTimeOffset(2026, 11, 1, 8, 0, 0, TimeSpan.Zero);
+        var expected = new List<string>();
+        for (var i = 0; i < 12; i++)
+        {
+            // Interleaved creation times across the tenants, some equal (ordered by id then), plus a tenant the key may not see.
+            var tenant = new[] { "alpha", "beta", "gamma" }[i % 3];
+            var id = $"s{i:000}{tenant[0]}0000000000000000000";
+            await kit.Studies.TryCreateAsync(WebhookTestKit.CompletedStudy(tenant, id) with { CreatedAt = start.AddMinutes(i / 2) }, None);
+            if (tenant != "gamma")
+            {
+                expected.Add(id);
+            }
+        }
+
+        await kit.Webhooks.Manager.AddAsync("beta", "http://127.0.0.1:9/beta", null, null, None);
+        await kit.Webhooks.Manager.AddAsync("gamma", "http://127.0.0.1:9/gamma", null, null, None);
+        var studies = new RecordingStudyStore(kit.Studies);
+        var subscriptions = new RecordingSubscriptionStore(kit.Webhooks.Subscriptions);
+        var w = kit.Webhooks;
+        var manager = new WebhookManager(subscriptions, w.Secrets, w.Deliveries, w.Guard, w.Dispatcher, w.Options, TimeProvider.System);
+        var api = new ResultsApi(studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, studies), manager, new ResultsApiOptions());
+        var key = ApiCaller.ForTenants("beta", "alpha");
+
+        // Paged three at a time: every study of alpha and beta once, newest first then by id, gamma's never.
+        var listed = new List<string>();
+        string? continuation = null;
+        do
+        {
+            var page = JsonNode.Parse((await api.ListStudiesAsync(key, new StudyListQuery(PageSize: 3, Continuation: continuation), None)).BodyText)!;
+            listed.AddRange(page["items"]!.AsArray().Select(item => (string)item!["study"]!));
+            continuation = (string?)page["continuation"];
+        }
+        while (continuation is not null);
+
+        var all = JsonNode.Parse((await api.ListStudiesAsync(ApiCaller.AllTenants, new StudyListQuery(PageSize: 500), None)).BodyText)!["items"]!.AsArray().Select(item => (string)item!["study"]!);
+        Assert.Equal(all.Where(expected.Contains), listed);
+        Assert.Equal(expected.Count, listed.Count);
+        Assert.DoesNotContain(null, studies.QueriedTenants.SkipLast(1));
+        Assert.Equal(["alpha", "beta"], studies.QueriedTenants.Distinct().Where(t => t is not null));
+
+        var hooks = JsonNode.Parse((await api.ListWebhooksAsync(key, null, None)).BodyText)!.AsArray();
+        Assert.Equal(["beta"], hooks.Select(h => (string)h!["tenant"]!));
+        Assert.Equal(["alpha", "beta"], subscriptions.ListedTenants);
     }
 
     private static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
