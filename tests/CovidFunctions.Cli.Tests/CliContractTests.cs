@@ -116,6 +116,43 @@ public sealed class CliContractTests
         Assert.Equal(["items"], doc.RootElement.EnumerateObject().Select(p => p.Name));
     }
 
+    [Fact]
+    public void Classify_ProbabilitiesInTheFile_SumToExactlyOne_AndTheLabelIsTheLargest()
+    {
+        // Before: each rounded to 6 decimals on its own, so sums of 0.999999 / 1.000001 (1.jpg here among them).
+        using var dir = TestData.CreateTempDirectory();
+        foreach (var name in new[] { "0", "1", "10", "11", "12", "13", "14", "15" })
+        {
+            File.Copy(TestData.Shared("seg", "covid-semiseg", "train", "images", name + ".jpg"), Path.Combine(dir.Path, name + ".jpg"));
+        }
+
+        var json = Path.Combine(dir.Path, "r.json");
+
+        Assert.Equal(ExitCodes.Success, ClassifyCommand.Run(dir.Path, json, Path.Combine(TestData.RepoRoot, "models"), 0, TextWriter.Null, TextWriter.Null));
+
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(json));
+        Assert.All(doc.RootElement.GetProperty("items").EnumerateArray(), item =>
+        {
+            var probabilities = item.GetProperty("probabilities").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDecimal());
+            Assert.Equal(["covid", "cap", "normal"], probabilities.Keys);
+            Assert.True(probabilities.Values.Sum() == 1m, $"{item.GetProperty("path")}: sum {probabilities.Values.Sum()}");
+            Assert.Equal(probabilities.MaxBy(p => p.Value).Key, item.GetProperty("label").GetString());
+        });
+    }
+
+    [Theory]
+    [InlineData(new[] { 0.1234564f, 0.3765434f, 0.5000002f })]
+    [InlineData(new[] { 0.9999996f, 0.0000003f, 0.0000001f })]
+    [InlineData(new[] { 1f / 3, 1f / 3, 1f / 3 })]
+    public void RoundedToSumOne_SumsToOne_KeepsTheLargest_AndMovesNoValueByMoreThanTwoMillionths(float[] probabilities)
+    {
+        var rounded = ClassifyCommand.RoundedToSumOne(probabilities);
+
+        Assert.Equal(1m, rounded.Sum());
+        Assert.All(rounded.Zip(probabilities), p => Assert.True(Math.Abs((double)p.First - p.Second) <= 2e-6, $"{p.First} from {p.Second}"));
+        Assert.Equal(Array.IndexOf(probabilities, probabilities.Max()), rounded.ToList().IndexOf(rounded.Max()));
+    }
+
     /// <summary>Runs the built covidfn as a process (the real entry point, exit code included); returns the exit code and stderr.</summary>
     private static (int ExitCode, string Stderr) Covidfn(params string[] args)
     {
