@@ -199,12 +199,12 @@ public sealed class ResultsApi(
             }
             else
             {
-                var totals = new List<UsageTotals>();
-                foreach (var t in caller.Tenants!.Order(StringComparer.Ordinal))
-                {
-                    totals.Add(await usage.MonthlyTotalsAsync(t, month, cancellationToken).ConfigureAwait(false));
-                }
-
+                // Each of the key's tenants (at most ApiKeys:MaxTenantsPerKey), up to UsageQueries.TenantConcurrency at once.
+                var totals = await UsageQueries.ForEachTenantAsync(
+                    [.. caller.Tenants!.Order(StringComparer.Ordinal)],
+                    UsageQueries.TenantConcurrency,
+                    (t, token) => usage.MonthlyTotalsAsync(t, month, token),
+                    cancellationToken).ConfigureAwait(false);
                 return ApiResponse.Json(totals);
             }
         }

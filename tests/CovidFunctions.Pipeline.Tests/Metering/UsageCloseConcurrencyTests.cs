@@ -13,7 +13,7 @@ namespace CovidFunctions.Pipeline.Tests.Metering;
 /// Closing every tenant's month (<c>POST /api/usage/{month}/close</c> without a tenant, <c>covidfn usage close</c>, the
 /// hourly <c>CloseUsageMonth</c>) and the all-tenant usage view work on up to <see cref="UsageQueries.TenantConcurrency"/>
 /// tenants at once. Before, one tenant after another: a request closing 50 tenants waited for 50 closes in a row.
-/// Counted, not timed: a store that holds each call for a moment records how many tenants were in it at once. The
+/// A key bound to several tenants reads their usage the same way. Counted, not timed: a store that holds each call for a moment records how many tenants were in it at once. The
 /// answers are those of closing one tenant at a time, in tenant order, and byte for byte the same when closed again.
 /// </summary>
 public sealed class UsageCloseConcurrencyTests
@@ -66,6 +66,27 @@ public sealed class UsageCloseConcurrencyTests
         {
             Assert.Equal(total with { Closed = true, ClosedAt = new DateTimeOffset(2026, 5, 4, 0, 30, 0, TimeSpan.Zero) }, await counting.GetClosedAsync(tenant, "2026-04", None));
         }
+    }
+
+    [Fact]
+    public async Task A_key_bound_to_several_tenants_reads_their_usage_side_by_side_in_tenant_order()
+    {
+        // Before, one tenant after another (up to ApiKeys:MaxTenantsPerKey, 25, in one request).
+        var tenants = Enumerable.Range(0, 20).Select(i => $"k{i:00}").ToList();
+        var (store, counting) = await SeededAsync(tenants);
+        using var kit = new ApiTestKit();
+        var api = new ResultsApi(kit.Studies, kit.Containers, new UsageQueries(counting, kit.Studies), kit.Webhooks.Manager, new ResultsApiOptions());
+
+        var usage = await api.GetUsageAsync(ApiCaller.ForTenants([.. Enumerable.Reverse(tenants)]), null, "2026-04", None);
+        Assert.Equal(200, usage.Status);
+        Assert.Equal(UsageQueries.TenantConcurrency, counting.PeakInGetFiled);
+        var oneByOne = new List<UsageTotals>();
+        foreach (var tenant in tenants)
+        {
+            oneByOne.Add(await new UsageQueries(store, kit.Studies).MonthlyTotalsAsync(tenant, "2026-04", None));
+        }
+
+        Assert.Equal(JsonSerializer.Serialize(oneByOne, ApiJson.Options), usage.BodyText);
     }
 
     private static async Task<(InMemoryUsageStore Store, CountingUsageStore Counting)> SeededAsync(IReadOnlyList<string> tenants)
