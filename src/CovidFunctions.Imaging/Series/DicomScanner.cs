@@ -28,10 +28,15 @@ internal static class DicomScanner
     private static readonly DicomTag PlanePositionSequence = new(0x0020, 0x9113);
     private static readonly DicomTag PlaneOrientationSequence = new(0x0020, 0x9116);
     private static readonly DicomTag SamplesPerPixel = new(0x0028, 0x0002);
+    private static readonly DicomTag PhotometricInterpretation = new(0x0028, 0x0004);
     private static readonly DicomTag NumberOfFrames = new(0x0028, 0x0008);
     private static readonly DicomTag Rows = new(0x0028, 0x0010);
     private static readonly DicomTag Columns = new(0x0028, 0x0011);
     private static readonly DicomTag PixelSpacing = new(0x0028, 0x0030);
+    private static readonly DicomTag BitsAllocated = new(0x0028, 0x0100);
+    private static readonly DicomTag BitsStored = new(0x0028, 0x0101);
+    private static readonly DicomTag HighBit = new(0x0028, 0x0102);
+    private static readonly DicomTag PixelRepresentation = new(0x0028, 0x0103);
     private static readonly DicomTag PixelPaddingValue = new(0x0028, 0x0120);
     private static readonly DicomTag PixelPaddingRangeLimit = new(0x0028, 0x0121);
     private static readonly DicomTag RescaleIntercept = new(0x0028, 0x1052);
@@ -41,8 +46,23 @@ internal static class DicomScanner
     private static readonly DicomTag SharedFunctionalGroups = new(0x5200, 0x9229);
     private static readonly DicomTag PerFrameFunctionalGroups = new(0x5200, 0x9230);
 
-    /// <summary>Header-only read options (stop at Pixel Data; functional groups come before it).</summary>
-    public static DicomReadOptions HeaderOptions { get; } = new() { StopAtTag = PixelData };
+    /// <summary>
+    /// Header read options for the scan: up to and including Pixel Data, whose value stays in the file as a bulk
+    /// reference (its length is checked against Rows × Columns × bytes; a zip entry's is read), nothing after it.
+    /// </summary>
+    public static DicomReadOptions HeaderOptions { get; } = new() { StopAfterPixelData = true };
+
+    /// <summary>Header only, stopping before Pixel Data: to tell a DICOM file whose Pixel Data cannot be read from a file that is not DICOM.</summary>
+    public static DicomReadOptions HeaderBeforePixelDataOptions { get; } = new() { StopAtTag = PixelData };
+
+    /// <summary>The start of the note of an instance left out for its own image attributes (<see cref="ImageDefect"/>, <see cref="SliceInfo.AbsentAttributes"/>).</summary>
+    public const string DefectNote = "defective image attributes, left out of its series";
+
+    /// <summary>Largest |coordinate| (mm) of an ImagePositionPatient that is taken as a position in a patient (100 m).</summary>
+    private const double MaxPositionMm = 100_000;
+
+    private static readonly string[] Greyscale = ["MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"];
+    private static readonly string[] Colour = ["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK"];
 
     /// <summary>The frames of a file as slices, or a reason it holds none (not an image, DICOMDIR, ...).</summary>
     public static IReadOnlyList<SliceInfo> Describe(DicomFile file, string sourceName, int sourceIndex, out string? skipReason)
@@ -70,6 +90,14 @@ internal static class DicomScanner
             return [];
         }
 
+        // One instance's unusable image attributes (present but empty, not a number, zero, out of range, or Pixel Data
+        // shorter than they say) leave that instance out with the reason; the rest of its series is assembled.
+        if (ImageDefect(file) is { } defect)
+        {
+            skipReason = $"{DefectNote}: {defect}";
+            return [];
+        }
+
         var common = new SliceInfo
         {
             SourceName = sourceName,
@@ -84,7 +112,7 @@ internal static class DicomScanner
             ImageType = ds.GetStrings(ImageType),
             ConvolutionKernel = ds.GetStrings(ConvolutionKernel).FirstOrDefault(),
             SliceThickness = ds.TryGetDouble(SliceThickness, out var st) ? st : null,
-            Rows = ds.GetInt32(Rows),
+            Rows = ds.GetInt32(Rows), // checked by ImageDefect
             Columns = ds.GetInt32(Columns),
             SamplesPerPixel = ds.TryGetInt32(SamplesPerPixel, out var spp) ? spp : 1,
             GantryTilt = ds.TryGetDouble(GantryTilt, out var tilt) ? tilt : null,
@@ -122,12 +150,242 @@ internal static class DicomScanner
         };
         if (frames == 1)
         {
-            return [single];
+            // Attributes the decoding or the geometry would otherwise default: one instance without them in a series whose
+            // other instances have them is left out by the assembler (a defaulted intercept is HU off by 1024).
+            string[] absent = [.. SingleFrameAttributes.Where(a => !ds.Contains(a.Tag)).Select(a => a.Name)];
+            return [absent.Length == 0 ? single : single with { AbsentAttributes = absent }];
         }
 
         // Legacy multi-frame without functional groups: every frame shares one position; not orderable as a stack.
         return Enumerable.Range(0, frames).Select(f => single with { FrameIndex = f, Position = null }).ToArray();
     }
+
+    /// <summary>Attributes of a single-frame image that are checked for absence against the rest of its series.</summary>
+    private static readonly (DicomTag Tag, string Name)[] SingleFrameAttributes =
+    [
+        (ImagePositionPatient, Label(ImagePositionPatient, "ImagePositionPatient")),
+        (ImageOrientationPatient, Label(ImageOrientationPatient, "ImageOrientationPatient")),
+        (PixelSpacing, Label(PixelSpacing, "PixelSpacing")),
+        (RescaleSlope, Label(RescaleSlope, "RescaleSlope")),
+        (RescaleIntercept, Label(RescaleIntercept, "RescaleIntercept")),
+        (SamplesPerPixel, Label(SamplesPerPixel, "SamplesPerPixel")),
+        (PhotometricInterpretation, Label(PhotometricInterpretation, "PhotometricInterpretation")),
+        (BitsStored, Label(BitsStored, "BitsStored")),
+        (PixelRepresentation, Label(PixelRepresentation, "PixelRepresentation")),
+    ];
+
+    /// <summary>
+    /// Why this instance's image cannot be used as it says it is, or null: an image attribute present but empty, not a
+    /// number, zero or negative where a count or size is meant, out of range, or inconsistent with the others; Pixel Data
+    /// missing or shorter than Rows × Columns × samples × bytes × frames. Absent attributes the decoding defaults are not
+    /// defects here (see <see cref="SliceInfo.AbsentAttributes"/>), except BitsAllocated, without which nothing decodes.
+    /// </summary>
+    internal static string? ImageDefect(DicomFile file)
+    {
+        var ds = file.Dataset;
+        var rows = PositiveCount(ds, Rows, "Rows", out var why) ?? 0;
+        if (why is not null)
+        {
+            return why;
+        }
+
+        var columns = PositiveCount(ds, Columns, "Columns", out why) ?? 0;
+        if (why is not null)
+        {
+            return why;
+        }
+
+        if (!ds.Contains(BitsAllocated))
+        {
+            return $"{Label(BitsAllocated, "BitsAllocated")} is missing";
+        }
+
+        var bitsAllocated = PositiveCount(ds, BitsAllocated, "BitsAllocated", out why) ?? 0;
+        if (why is not null)
+        {
+            return why;
+        }
+
+        if (bitsAllocated is not (8 or 16 or 32))
+        {
+            return $"{Label(BitsAllocated, "BitsAllocated")} is {bitsAllocated}; a CT image has 8, 16 or 32";
+        }
+
+        var bitsStored = PositiveCount(ds, BitsStored, "BitsStored", out why) ?? bitsAllocated;
+        if (why is not null)
+        {
+            return why;
+        }
+
+        if (bitsStored > bitsAllocated)
+        {
+            return $"{Label(BitsStored, "BitsStored")} {bitsStored} is more than BitsAllocated {bitsAllocated}";
+        }
+
+        if (ds.Contains(HighBit) && (!ds.TryGetInt32(HighBit, out var highBit) || highBit >= bitsAllocated || highBit < bitsStored - 1))
+        {
+            return $"{Label(HighBit, "HighBit")} {Shown(ds, HighBit)} does not fit BitsStored {bitsStored} and BitsAllocated {bitsAllocated}";
+        }
+
+        if (ds.Contains(PixelRepresentation) && (!ds.TryGetInt32(PixelRepresentation, out var representation) || representation is not (0 or 1)))
+        {
+            return $"{Label(PixelRepresentation, "PixelRepresentation")} is {Shown(ds, PixelRepresentation)}; it is 0 (unsigned) or 1 (signed)";
+        }
+
+        var samples = PositiveCount(ds, SamplesPerPixel, "SamplesPerPixel", out why) ?? 1;
+        if (why is not null)
+        {
+            return why;
+        }
+
+        if (samples is not (1 or 3))
+        {
+            return $"{Label(SamplesPerPixel, "SamplesPerPixel")} is {samples}; an image has 1 (greyscale) or 3 (colour)";
+        }
+
+        if (ds.Contains(PhotometricInterpretation))
+        {
+            var photometric = ds.GetStrings(PhotometricInterpretation).FirstOrDefault() ?? string.Empty;
+            if (photometric.Length == 0)
+            {
+                return $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} is empty";
+            }
+
+            var fits = samples == 1 ? Greyscale.Contains(photometric, StringComparer.Ordinal) : Colour.Contains(photometric, StringComparer.Ordinal);
+            if (!fits)
+            {
+                return Greyscale.Contains(photometric, StringComparer.Ordinal) || Colour.Contains(photometric, StringComparer.Ordinal)
+                    ? $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} {photometric} does not fit SamplesPerPixel {samples}"
+                    : $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} is not a photometric interpretation";
+            }
+        }
+
+        if (ds.Contains(PixelSpacing))
+        {
+            var spacing = ds.GetStrings(PixelSpacing);
+            if (spacing.Length != 2 || !spacing.All(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var mm) && double.IsFinite(mm) && mm > 0))
+            {
+                return $"{Label(PixelSpacing, "PixelSpacing")} is {Values(spacing)}; it is two distances in mm, each more than 0";
+            }
+        }
+
+        if (ds.Contains(ImagePositionPatient))
+        {
+            var position = ds.GetStrings(ImagePositionPatient);
+            if (Numbers(position) is not { Length: 3 } p || p.Any(v => Math.Abs(v) > MaxPositionMm))
+            {
+                return $"{Label(ImagePositionPatient, "ImagePositionPatient")} is {Values(position)}; it is three coordinates in mm";
+            }
+        }
+
+        if (ds.Contains(ImageOrientationPatient))
+        {
+            var orientation = ds.GetStrings(ImageOrientationPatient);
+            if (Numbers(orientation) is not { Length: 6 } o || !IsOrientation(new Vec3(o[0], o[1], o[2]), new Vec3(o[3], o[4], o[5])))
+            {
+                return $"{Label(ImageOrientationPatient, "ImageOrientationPatient")} is {Values(orientation)}; it is two perpendicular unit vectors (six numbers)";
+            }
+        }
+
+        var slope = 1.0;
+        if (ds.Contains(RescaleSlope) && (!ds.TryGetDouble(RescaleSlope, out slope) || !double.IsFinite(slope) || slope == 0))
+        {
+            return $"{Label(RescaleSlope, "RescaleSlope")} is {Shown(ds, RescaleSlope)}; it is a finite number other than 0";
+        }
+
+        var intercept = 0.0;
+        if (ds.Contains(RescaleIntercept) && (!ds.TryGetDouble(RescaleIntercept, out intercept) || !double.IsFinite(intercept)))
+        {
+            return $"{Label(RescaleIntercept, "RescaleIntercept")} is {Shown(ds, RescaleIntercept)}; it is a finite number";
+        }
+
+        // Every stored value must map to a finite HU in float32 (AssembledSeries.Convert refuses the slice otherwise).
+        if (!float.IsFinite((float)((Math.Abs(slope) * Math.Pow(2, bitsStored)) + Math.Abs(intercept))))
+        {
+            return FormattableString.Invariant($"RescaleSlope {slope} and RescaleIntercept {intercept} give values beyond any Hounsfield unit for {bitsStored}-bit samples");
+        }
+
+        if (!ds.TryGet(PixelData, out var pixelData))
+        {
+            return $"no Pixel Data {PixelData} although Rows and Columns say it is an image";
+        }
+
+        var frames = ds.TryGetInt32(NumberOfFrames, out var nf) && nf > 0 ? nf : 1;
+        switch (pixelData)
+        {
+            case DicomValueElement native:
+                var needed = (((long)rows * columns * samples * bitsAllocated) + 7) / 8 * frames;
+                if (native.Length < needed)
+                {
+                    return FormattableString.Invariant(
+                        $"Pixel Data {PixelData} holds {native.Length} bytes, fewer than the {needed} that Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {bitsAllocated / 8} byte(s){(frames > 1 ? $" × {frames} frames" : string.Empty)} need");
+                }
+
+                break;
+            case DicomFragmentSequence { Fragments.Count: 0 }:
+                return $"Pixel Data {PixelData} is encapsulated but holds no fragments";
+            case DicomSequence:
+                return $"Pixel Data {PixelData} is a sequence, not pixels";
+        }
+
+        return null;
+    }
+
+    /// <summary>A count or size that must be a whole number above 0: null and no reason when absent; the reason when present but not such a number.</summary>
+    private static int? PositiveCount(DicomDataset ds, DicomTag tag, string name, out string? why)
+    {
+        why = null;
+        if (!ds.Contains(tag))
+        {
+            return null;
+        }
+
+        if (!ds.TryGetInt32(tag, out var value) || value <= 0)
+        {
+            why = $"{Label(tag, name)} is {Shown(ds, tag)}";
+            return null;
+        }
+
+        return value;
+    }
+
+    private static string Label(DicomTag tag, string name) => $"{name} {tag}";
+
+    /// <summary>How a present value reads in a note: empty, a number as parsed, or "not a number" (free text is not quoted).</summary>
+    private static string Shown(DicomDataset ds, DicomTag tag)
+    {
+        if (ds.GetStrings(tag) is not { Length: > 0 } values || values.All(v => v.Length == 0))
+        {
+            return "empty";
+        }
+
+        return ds.TryGetDouble(tag, out var number) ? number.ToString(CultureInfo.InvariantCulture) : "not a number";
+    }
+
+    /// <summary>Several values for a note: empty, their count when any is not a number, or the numbers.</summary>
+    private static string Values(string[] values) =>
+        values.Length == 0 || values.All(v => v.Length == 0) ? "empty"
+        : Numbers(values) is { } numbers ? $"{numbers.Length} value(s) ({string.Join('\\', numbers.Select(n => n.ToString(CultureInfo.InvariantCulture)))})"
+        : $"{values.Length} value(s), not all finite numbers";
+
+    /// <summary>The values as finite numbers, or null when any is not one.</summary>
+    private static double[]? Numbers(string[] values)
+    {
+        var numbers = new double[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (!double.TryParse(values[i], NumberStyles.Float, CultureInfo.InvariantCulture, out numbers[i]) || !double.IsFinite(numbers[i]))
+            {
+                return null;
+            }
+        }
+
+        return numbers;
+    }
+
+    /// <summary>Row and column directions of a usable orientation: each near unit length, near perpendicular (writers round to a few decimals).</summary>
+    private static bool IsOrientation(Vec3 row, Vec3 column) =>
+        Math.Abs(row.Length - 1) <= 0.1 && Math.Abs(column.Length - 1) <= 0.1 && Math.Abs(row.Dot(column)) / (row.Length * column.Length) <= 0.1;
 
     private static SliceInfo ApplyGroups(SliceInfo slice, DicomDataset? group)
     {

@@ -116,6 +116,11 @@ public static class SeriesAssembler
                 {
                     images.Add(i);
                 }
+                else if (HasDicomHeader(sources, i))
+                {
+                    // The header reads, its Pixel Data does not (declared longer than the file, cut off): this instance.
+                    skipped.Add($"{sources.NameOf(i)}: {DicomScanner.DefectNote}: Pixel Data cannot be read ({ex.Message})");
+                }
                 else
                 {
                     skipped.Add($"{sources.NameOf(i)}: neither DICOM nor a PNG/JPEG/TIFF image ({ex.Message})");
@@ -124,7 +129,20 @@ public static class SeriesAssembler
                 continue;
             }
 
-            var described = DicomScanner.Describe(file, sources.NameOf(i), i, out var skipReason);
+            IReadOnlyList<SliceInfo> described;
+            string? skipReason;
+            try
+            {
+                described = DicomScanner.Describe(file, sources.NameOf(i), i, out skipReason);
+            }
+            catch (DicomException ex)
+            {
+                // A value of this instance's header that cannot be read as what it is (a sequence where text is meant):
+                // this instance is left out, not the whole input refused.
+                skipped.Add($"{sources.NameOf(i)}: {DicomScanner.DefectNote}: its header cannot be read ({ex.Message})");
+                continue;
+            }
+
             if (described.Count == 0 && IsImage(sources, i))
             {
                 images.Add(i);
@@ -139,6 +157,7 @@ public static class SeriesAssembler
             slices.AddRange(described);
         }
 
+        slices = LeaveOutWhatTheirSeriesHas(slices, skipped);
         if (slices.Count == 0 && images.Count > 0)
         {
             return AssembleImages(sources, images, skipped, options);
@@ -148,7 +167,12 @@ public static class SeriesAssembler
         skipped.AddRange(images.Select(i => $"{sources.NameOf(i)}: 2-D image not used, the input holds DICOM images"));
         if (slices.Count == 0)
         {
-            throw new SeriesAssemblyException($"{sources.Description}: no DICOM images or 2-D images found ({sources.Count} files examined)")
+            // When instances were left out for their own image attributes, nothing screenable remains because of them: say which and why.
+            var defects = skipped.Where(n => n.Contains(": " + DicomScanner.DefectNote + ": ", StringComparison.Ordinal)).ToList();
+            var why = defects.Count == 0
+                ? string.Empty
+                : $"; {defects.Count} DICOM image(s) left out for defective image attributes: {string.Join("; ", defects.Take(3))}{(defects.Count > 3 ? $"; and {defects.Count - 3} more" : string.Empty)}";
+            throw new SeriesAssemblyException($"{sources.Description}: no DICOM images or 2-D images found ({sources.Count} files examined){why}")
             {
                 FilePath = sources.Description,
                 Reason = "no-images",
@@ -175,6 +199,60 @@ public static class SeriesAssembler
         var reason = SelectionReason(chosen, ranked.Skip(1).FirstOrDefault(), options);
         var others = groups.Where(g => !ReferenceEquals(g, chosen)).Select(g => g.Summary).ToList();
         return Order(chosen, reason, others, skipped, sources, options);
+    }
+
+    /// <summary>
+    /// The single-frame instances that lack an image attribute (<see cref="SliceInfo.AbsentAttributes"/>) which other
+    /// instances of their series have are left out, each with a note naming the file and the attribute: defaulted, it
+    /// would misplace the slice or shift its HU. An attribute no instance of the series has keeps today's series-level
+    /// handling (the default, or <c>missing-geometry</c> for positions).
+    /// </summary>
+    private static List<SliceInfo> LeaveOutWhatTheirSeriesHas(List<SliceInfo> slices, List<string> skipped)
+    {
+        if (slices.TrueForAll(s => s.AbsentAttributes.Count == 0))
+        {
+            return slices;
+        }
+
+        var left = new HashSet<SliceInfo>(ReferenceEqualityComparer.Instance);
+        foreach (var series in slices.GroupBy(s => (s.StudyInstanceUid, s.SeriesInstanceUid)))
+        {
+            var members = series.ToList();
+            foreach (var slice in members.Where(s => s.AbsentAttributes.Count > 0))
+            {
+                var others = members.Count(s => !ReferenceEquals(s, slice) && s.FrameIndex == 0);
+                var missing = slice.AbsentAttributes
+                    .Select(a => (Name: a, Having: members.Count(s => !s.AbsentAttributes.Contains(a))))
+                    .Where(a => a.Having > 0)
+                    .ToList();
+                if (missing.Count > 0)
+                {
+                    left.Add(slice);
+                    var having = missing.Min(a => a.Having);
+                    var which = having == others ? $"the other {others}" : $"{having} of the other {others}";
+                    skipped.Add($"{slice.SourceName}: {DicomScanner.DefectNote}: {string.Join(", ", missing.Select(a => a.Name))} missing, which {which} image(s) of its series have");
+                }
+            }
+        }
+
+        return [.. slices.Where(s => !left.Contains(s))];
+    }
+
+    private static bool HasDicomHeader(SliceSources sources, int index)
+    {
+        try
+        {
+            sources.ReadHeaderBeforePixelData(index);
+            return true;
+        }
+        catch (DicomException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static bool IsImage(SliceSources sources, int index)

@@ -67,6 +67,13 @@ public sealed record SliceInfo
     /// <summary>GantryDetectorTilt (degrees), when present.</summary>
     public double? GantryTilt { get; init; }
 
+    /// <summary>
+    /// Image attributes this single-frame instance lacks that decoding or geometry would default (ImagePositionPatient,
+    /// RescaleIntercept, ...), each as "Name (gggg,eeee)": the assembler leaves the instance out when other instances
+    /// of its series have them. Empty for frames of multi-frame files.
+    /// </summary>
+    public IReadOnlyList<string> AbsentAttributes { get; init; } = [];
+
     public bool IsOriginal => ImageType.Count > 0 && ImageType[0].Equals("ORIGINAL", StringComparison.OrdinalIgnoreCase);
 
     public bool IsLocalizer => ImageType.Any(t => t.Equals("LOCALIZER", StringComparison.OrdinalIgnoreCase));

@@ -72,6 +72,9 @@ internal sealed class SliceSources : IDisposable
 
     public DicomFile ReadHeader(int index) => Read(index, DicomScanner.HeaderOptions);
 
+    /// <summary>The header before Pixel Data (whether the file is DICOM at all when <see cref="ReadHeader"/> failed on its Pixel Data).</summary>
+    public DicomFile ReadHeaderBeforePixelData(int index) => Read(index, DicomScanner.HeaderBeforePixelDataOptions);
+
     public DicomFile ReadFull(int index) => Read(index, null);
 
     public void Dispose() => _zip?.Dispose();
