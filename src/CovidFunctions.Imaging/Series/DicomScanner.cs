@@ -8,6 +8,8 @@ namespace CovidFunctions.Imaging.Series;
 internal static class DicomScanner
 {
     internal static readonly DicomTag PixelData = new(0x7FE0, 0x0010);
+    private static readonly DicomTag FloatPixelData = new(0x7FE0, 0x0008);
+    private static readonly DicomTag DoubleFloatPixelData = new(0x7FE0, 0x0009);
     private static readonly DicomTag MediaStorageSopClass = new(0x0002, 0x0002);
     private static readonly DicomTag SopClassUid = new(0x0008, 0x0016);
     private static readonly DicomTag SopInstanceUid = new(0x0008, 0x0018);
@@ -206,9 +208,11 @@ internal static class DicomScanner
             return why;
         }
 
-        if (bitsAllocated is not (8 or 16 or 32))
+        // The decoder's rule (PixelFormat): 1 or whole bytes. Whether 1-bit or 64-bit images are CT is the series' question
+        // (a segmentation or a parametric map is excluded there by its modality), not a defect of the instance.
+        if (bitsAllocated != 1 && (bitsAllocated % 8 != 0 || bitsAllocated > 64))
         {
-            return $"{Label(BitsAllocated, "BitsAllocated")} is {bitsAllocated}; a CT image has 8, 16 or 32";
+            return $"{Label(BitsAllocated, "BitsAllocated")} is {bitsAllocated}; it is 1 or a multiple of 8 up to 64";
         }
 
         var bitsStored = PositiveCount(ds, BitsStored, "BitsStored", out why) ?? bitsAllocated;
@@ -307,18 +311,24 @@ internal static class DicomScanner
 
         if (!ds.TryGet(PixelData, out var pixelData))
         {
-            return $"no Pixel Data {PixelData} although Rows and Columns say it is an image";
+            // Float and Double Float Pixel Data (parametric maps) are other elements: not checked further here.
+            return ds.Contains(FloatPixelData) || ds.Contains(DoubleFloatPixelData) ? null : $"no Pixel Data {PixelData} although Rows and Columns say it is an image";
         }
 
         var frames = ds.TryGetInt32(NumberOfFrames, out var nf) && nf > 0 ? nf : 1;
+        var subsampled = ds.GetStrings(PhotometricInterpretation).FirstOrDefault() is { } pi && (pi.EndsWith("_422", StringComparison.Ordinal) || pi.EndsWith("_420", StringComparison.Ordinal));
         switch (pixelData)
         {
+            case DicomValueElement when subsampled:
+                break; // YBR 4:2:2 / 4:2:0 store fewer bytes than samples × pixels (colour: excluded by its series anyway)
             case DicomValueElement native:
-                var needed = (((long)rows * columns * samples * bitsAllocated) + 7) / 8 * frames;
+                // 1-bit frames are packed one after another, not byte-aligned: the whole value is rounded up once.
+                var needed = (((long)rows * columns * samples * bitsAllocated * frames) + 7) / 8;
                 if (native.Length < needed)
                 {
+                    var size = bitsAllocated == 1 ? "1 bit" : $"{bitsAllocated / 8} byte(s)";
                     return FormattableString.Invariant(
-                        $"Pixel Data {PixelData} holds {native.Length} bytes, fewer than the {needed} that Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {bitsAllocated / 8} byte(s){(frames > 1 ? $" × {frames} frames" : string.Empty)} need");
+                        $"Pixel Data {PixelData} holds {native.Length} bytes, fewer than the {needed} that Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {size}{(frames > 1 ? $" × {frames} frames" : string.Empty)} need");
                 }
 
                 break;

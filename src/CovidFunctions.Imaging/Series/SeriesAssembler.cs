@@ -242,8 +242,8 @@ public static class SeriesAssembler
     {
         try
         {
-            sources.ReadHeaderBeforePixelData(index);
-            return true;
+            // An image header (Rows present): the lenient reader also "reads" a text or gzip file that stops at once.
+            return sources.ReadHeaderBeforePixelData(index).Dataset.Contains(new DicomTag(0x0028, 0x0010));
         }
         catch (DicomException)
         {

@@ -27,7 +27,7 @@ public sealed class DefectiveInstanceTests : IDisposable
         { "Rows absurd", ds => ds.SetValues(DicomTags.Rows, DicomVR.US, 60000), "Pixel Data (7FE0,0010) holds 8192 bytes, fewer than the 7680000 that Rows 60000 × Columns 64 × 2 byte(s) need" },
         { "BitsAllocated missing", ds => ds.Remove(DicomTags.BitsAllocated), "BitsAllocated (0028,0100) is missing" },
         { "BitsAllocated empty", ds => Empty(ds, DicomTags.BitsAllocated, DicomVR.US), "BitsAllocated (0028,0100) is empty" },
-        { "BitsAllocated 12", ds => ds.SetValues(DicomTags.BitsAllocated, DicomVR.US, 12), "BitsAllocated (0028,0100) is 12; a CT image has 8, 16 or 32" },
+        { "BitsAllocated 12", ds => ds.SetValues(DicomTags.BitsAllocated, DicomVR.US, 12), "BitsAllocated (0028,0100) is 12; it is 1 or a multiple of 8 up to 64" },
         { "BitsStored empty", ds => Empty(ds, DicomTags.BitsStored, DicomVR.US), "BitsStored (0028,0101) is empty" },
         { "BitsStored beyond BitsAllocated", ds => ds.SetValues(DicomTags.BitsStored, DicomVR.US, 20), "BitsStored (0028,0101) 20 is more than BitsAllocated 16" },
         { "HighBit beyond BitsAllocated", ds => ds.SetValues(DicomTags.HighBit, DicomVR.US, 40), "HighBit (0028,0102) 40 does not fit BitsStored 16 and BitsAllocated 16" },
@@ -159,6 +159,20 @@ public sealed class DefectiveInstanceTests : IDisposable
 
         Assert.Equal(Slices - 1, series.SliceCount);
         Assert.Equal($"{zip}!{CtPhantom.FileName(Defective)}: defective image attributes, left out of its series: Rows (0028,0010) is empty", Assert.Single(series.Report.SkippedSources));
+    }
+
+    [Theory]
+    [InlineData("pydicom-data", "data", "liver_nonbyte_aligned.dcm")] // SEG: 1-bit frames packed across bytes
+    [InlineData("pydicom-testfiles", "test_files", "SC_ybr_full_422_uncompressed.dcm")] // YBR 4:2:2: 2 bytes per pixel for 3 samples
+    [InlineData("pydicom-data", "data", "parametric_map_float.dcm")] // Float Pixel Data (7FE0,0008), no (7FE0,0010)
+    public void Valid_images_of_other_kinds_are_not_taken_for_defective_instances(string set, string folder, string file)
+    {
+        // Found by running the checks over every conformance file here: these are valid, only not CT. They stay excluded by
+        // their series (modality, colour), not left out as defective.
+        var refused = Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(TestData.Shared("dicom", "conformance", set, folder, file)));
+
+        Assert.Equal("no-eligible-series", refused.Reason);
+        Assert.DoesNotContain("defective", refused.Message, StringComparison.Ordinal);
     }
 
     private static CtPhantom Phantom(int slices = Slices) =>
