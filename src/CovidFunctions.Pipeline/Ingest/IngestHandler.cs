@@ -616,24 +616,8 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>When the unit's study was rejected: the time in its quarantine <c>reason.json</c> (written before the row says rejected); null when there is none.</summary>
-    private async Task<DateTimeOffset?> RejectedAtAsync(UploadUnit unit, CancellationToken cancellationToken)
-    {
-        Stream stream;
-        try
-        {
-            stream = await _containers.Get(PipelineNames.QuarantineContainer).OpenReadAsync(QuarantinePrefixOf(unit) + "/reason.json", cancellationToken).ConfigureAwait(false);
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-
-        await using (stream.ConfigureAwait(false))
-        {
-            var reason = await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
-            return reason?.At;
-        }
-    }
+    private async Task<DateTimeOffset?> RejectedAtAsync(UploadUnit unit, CancellationToken cancellationToken) =>
+        (await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false))?.At;
 
     private async Task<bool> AnyBlobExistsAsync(UploadUnit unit, CancellationToken cancellationToken)
     {
