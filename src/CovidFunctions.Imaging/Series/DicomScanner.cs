@@ -67,7 +67,16 @@ internal static class DicomScanner
     private static readonly string[] Colour = ["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK"];
 
     /// <summary>The frames of a file as slices, or a reason it holds none (not an image, DICOMDIR, ...).</summary>
-    public static IReadOnlyList<SliceInfo> Describe(DicomFile file, string sourceName, int sourceIndex, out string? skipReason)
+    /// <param name="file">The header as <see cref="SliceSources.ReadHeader"/> read it.</param>
+    /// <param name="sourceName">The source's name, for notes.</param>
+    /// <param name="sourceIndex">The source's index in its <see cref="SliceSources"/>.</param>
+    /// <param name="skipReason">Why the source gives no slice, when it gives none.</param>
+    /// <param name="unreadPixelDataSourceBytes">
+    /// Null when <paramref name="file"/> was read through Pixel Data (<see cref="HeaderOptions"/>); otherwise the header was
+    /// read before Pixel Data (<see cref="HeaderBeforePixelDataOptions"/>: a zip entry, whose Pixel Data would have to be
+    /// inflated to be read) and this is the source's whole size, which must at least hold what Pixel Data needs.
+    /// </param>
+    public static IReadOnlyList<SliceInfo> Describe(DicomFile file, string sourceName, int sourceIndex, out string? skipReason, long? unreadPixelDataSourceBytes = null)
     {
         var ds = file.Dataset;
         skipReason = null;
@@ -94,7 +103,7 @@ internal static class DicomScanner
 
         // One instance's unusable image attributes (present but empty, not a number, zero, out of range, or Pixel Data
         // shorter than they say) leave that instance out with the reason; the rest of its series is assembled.
-        if (ImageDefect(file) is { } defect)
+        if (ImageDefect(file, unreadPixelDataSourceBytes) is { } defect)
         {
             skipReason = $"{DefectNote}: {defect}";
             return [];
@@ -182,7 +191,7 @@ internal static class DicomScanner
     /// missing or shorter than Rows × Columns × samples × bytes × frames. Absent attributes the decoding defaults are not
     /// defects here (see <see cref="SliceInfo.AbsentAttributes"/>), except BitsAllocated, without which nothing decodes.
     /// </summary>
-    internal static string? ImageDefect(DicomFile file)
+    internal static string? ImageDefect(DicomFile file, long? unreadPixelDataSourceBytes = null)
     {
         var ds = file.Dataset;
         var rows = PositiveCount(ds, Rows, "Rows", out var why) ?? 0;
@@ -309,21 +318,37 @@ internal static class DicomScanner
             return FormattableString.Invariant($"RescaleSlope {slope} and RescaleIntercept {intercept} give values beyond any Hounsfield unit for {bitsStored}-bit samples");
         }
 
+        var frames = ds.TryGetInt32(NumberOfFrames, out var nf) && nf > 0 ? nf : 1;
+        var subsampled = ds.GetStrings(PhotometricInterpretation).FirstOrDefault() is { } pi && (pi.EndsWith("_422", StringComparison.Ordinal) || pi.EndsWith("_420", StringComparison.Ordinal));
+
+        // 1-bit frames are packed one after another, not byte-aligned: the whole value is rounded up once.
+        var needed = (((long)rows * columns * samples * bitsAllocated * frames) + 7) / 8;
         if (!ds.TryGet(PixelData, out var pixelData))
         {
             // Float and Double Float Pixel Data (parametric maps) are other elements: not checked further here.
-            return ds.Contains(FloatPixelData) || ds.Contains(DoubleFloatPixelData) ? null : $"no Pixel Data {PixelData} although Rows and Columns say it is an image";
+            if (ds.Contains(FloatPixelData) || ds.Contains(DoubleFloatPixelData))
+            {
+                return null;
+            }
+
+            // Read before Pixel Data (a zip entry: inflating every slice twice made the scan 5-6x slower): a top-level element
+            // at or after Pixel Data exists when the read stopped there; a native, not deflated entry too small for its
+            // pixels is cut off. A Pixel Data short for other reasons is found when the slice is decoded.
+            if (unreadPixelDataSourceBytes is { } sourceBytes && file.IsPartial)
+            {
+                return !subsampled && (file.ReadTransferSyntax ?? file.TransferSyntax) is { IsEncapsulated: false, IsDeflated: false } && sourceBytes < needed
+                    ? FormattableString.Invariant($"the source holds {sourceBytes} bytes, fewer than the {needed} that its Pixel Data {PixelData} needs (Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {bitsAllocated} bits{(frames > 1 ? $" × {frames} frames" : string.Empty)})")
+                    : null;
+            }
+
+            return $"no Pixel Data {PixelData} although Rows and Columns say it is an image";
         }
 
-        var frames = ds.TryGetInt32(NumberOfFrames, out var nf) && nf > 0 ? nf : 1;
-        var subsampled = ds.GetStrings(PhotometricInterpretation).FirstOrDefault() is { } pi && (pi.EndsWith("_422", StringComparison.Ordinal) || pi.EndsWith("_420", StringComparison.Ordinal));
         switch (pixelData)
         {
             case DicomValueElement when subsampled:
                 break; // YBR 4:2:2 / 4:2:0 store fewer bytes than samples × pixels (colour: excluded by its series anyway)
             case DicomValueElement native:
-                // 1-bit frames are packed one after another, not byte-aligned: the whole value is rounded up once.
-                var needed = (((long)rows * columns * samples * bitsAllocated * frames) + 7) / 8;
                 if (native.Length < needed)
                 {
                     var size = bitsAllocated == 1 ? "1 bit" : $"{bitsAllocated / 8} byte(s)";

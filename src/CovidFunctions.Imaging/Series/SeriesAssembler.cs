@@ -133,7 +133,7 @@ public static class SeriesAssembler
             string? skipReason;
             try
             {
-                described = DicomScanner.Describe(file, sources.NameOf(i), i, out skipReason);
+                described = DicomScanner.Describe(file, sources.NameOf(i), i, out skipReason, sources.UnreadPixelDataSourceBytes(i));
             }
             catch (DicomException ex)
             {

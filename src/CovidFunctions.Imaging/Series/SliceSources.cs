@@ -70,7 +70,14 @@ internal sealed class SliceSources : IDisposable
     /// <summary>The whole source (a 2-D image file; zip entries stay within the archive limits).</summary>
     public byte[] ReadAllBytes(int index) => _zip is null ? File.ReadAllBytes(_files[index]) : _zip.ReadAllBytes(_zip.Entries[index]);
 
-    public DicomFile ReadHeader(int index) => Read(index, DicomScanner.HeaderOptions);
+    /// <summary>
+    /// The header for the scan: through Pixel Data for a file (its value stays in the file as a bulk reference); before
+    /// Pixel Data for a zip entry, whose value would have to be inflated (<see cref="UnreadPixelDataSourceBytes"/>).
+    /// </summary>
+    public DicomFile ReadHeader(int index) => Read(index, _zip is null ? DicomScanner.HeaderOptions : DicomScanner.HeaderBeforePixelDataOptions);
+
+    /// <summary>For a source whose <see cref="ReadHeader"/> stops before Pixel Data (a zip entry): its uncompressed size; otherwise null.</summary>
+    public long? UnreadPixelDataSourceBytes(int index) => _zip?.Entries[index].UncompressedSize;
 
     /// <summary>The header before Pixel Data (whether the file is DICOM at all when <see cref="ReadHeader"/> failed on its Pixel Data).</summary>
     public DicomFile ReadHeaderBeforePixelData(int index) => Read(index, DicomScanner.HeaderBeforePixelDataOptions);
