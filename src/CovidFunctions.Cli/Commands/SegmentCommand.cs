@@ -108,7 +108,7 @@ public static class SegmentCommand
         ArgumentNullException.ThrowIfNull(outputFolders);
         ArgumentNullException.ThrowIfNull(error);
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
-        string Relative(string file) => Path.GetRelativePath(root, Path.GetFullPath(file)).Replace('\\', '/');
+        string Relative(string file) => ScreeningInputs.RelativeTo(root, file);
         var inputs = files.Select(Path.GetFullPath).ToHashSet(StringComparer.OrdinalIgnoreCase);
         string? ReplacedInput(string name) => outputFolders
             .Select(folder => Path.GetFullPath(Path.Combine(folder, name)))

@@ -12,13 +12,6 @@ namespace CovidFunctions.Dicom.Deidentification;
 /// </summary>
 internal sealed class PixelDataRewrite
 {
-    private static readonly DicomTag PixelDataTag = new(0x7FE0, 0x0010);
-    private static readonly DicomTag ExtendedOffsetTable = new(0x7FE0, 0x0001);
-    private static readonly DicomTag ExtendedOffsetTableLengths = new(0x7FE0, 0x0002);
-    private static readonly DicomTag PhotometricInterpretation = new(0x0028, 0x0004);
-    private static readonly DicomTag PlanarConfiguration = new(0x0028, 0x0006);
-    private static readonly DicomTag LossyImageCompression = new(0x0028, 0x2110);
-
     private readonly DicomElement _pixelData;
     private readonly TransferSyntax _transferSyntax;
     private readonly DecodedFrame? _firstFrame;
@@ -37,7 +30,7 @@ internal sealed class PixelDataRewrite
     public static PixelDataRewrite? Prepare(DicomFile file, out DeidRejection? rejection)
     {
         rejection = null;
-        if (!file.Dataset.TryGet(PixelDataTag, out var element))
+        if (!file.Dataset.TryGet(DicomTags.PixelData, out var element))
         {
             return null;
         }
@@ -88,21 +81,21 @@ internal sealed class PixelDataRewrite
         dataset.AddOrUpdate(_pixelData);
         if (_firstFrame is not null)
         {
-            dataset.Remove(ExtendedOffsetTable);
-            dataset.Remove(ExtendedOffsetTableLengths);
-            if (dataset.GetString(PhotometricInterpretation)?.Trim() != _firstFrame.PhotometricInterpretation)
+            dataset.Remove(DicomTags.ExtendedOffsetTable);
+            dataset.Remove(DicomTags.ExtendedOffsetTableLengths);
+            if (dataset.GetString(DicomTags.PhotometricInterpretation)?.Trim() != _firstFrame.PhotometricInterpretation)
             {
-                dataset.SetString(PhotometricInterpretation, DicomVR.CS, _firstFrame.PhotometricInterpretation);
+                dataset.SetString(DicomTags.PhotometricInterpretation, DicomVR.CS, _firstFrame.PhotometricInterpretation);
             }
 
-            if (dataset.Contains(PlanarConfiguration) || _firstFrame.PlanarConfiguration != 0)
+            if (dataset.Contains(DicomTags.PlanarConfiguration) || _firstFrame.PlanarConfiguration != 0)
             {
-                dataset.SetValues(PlanarConfiguration, DicomVR.US, _firstFrame.PlanarConfiguration);
+                dataset.SetValues(DicomTags.PlanarConfiguration, DicomVR.US, _firstFrame.PlanarConfiguration);
             }
 
             if (file.TransferSyntax.IsLossy)
             {
-                dataset.SetString(LossyImageCompression, DicomVR.CS, "01"); // the pixels went through lossy compression
+                dataset.SetString(DicomTags.LossyImageCompression, DicomVR.CS, "01"); // the pixels went through lossy compression
             }
         }
 
@@ -129,7 +122,7 @@ internal sealed class PixelDataRewrite
         }
 
         var vr = pixels.Format.BitsAllocated > 8 ? DicomVR.OW : DicomVR.OB;
-        return new PixelDataRewrite(new DicomValueElement(PixelDataTag, vr, buffer), TransferSyntax.ExplicitVRLittleEndian, first);
+        return new PixelDataRewrite(new DicomValueElement(DicomTags.PixelData, vr, buffer), TransferSyntax.ExplicitVRLittleEndian, first);
     }
 
     private static DicomValueElement Trim(DicomValueElement native, long length) =>

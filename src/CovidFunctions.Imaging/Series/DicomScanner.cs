@@ -49,8 +49,9 @@ internal static class DicomScanner
     private static readonly DicomTag PerFrameFunctionalGroups = new(0x5200, 0x9230);
 
     /// <summary>
-    /// Header read options for the scan: up to and including Pixel Data, whose value stays in the file as a bulk
-    /// reference (its length is checked against Rows × Columns × bytes; a zip entry's is read), nothing after it.
+    /// Header read options for the scan of a file: up to and including Pixel Data, whose value stays in the file as a bulk
+    /// reference (its length is checked against Rows × Columns × bytes), nothing after it. A zip entry's header is read
+    /// with <see cref="HeaderBeforePixelDataOptions"/> (<see cref="SliceSources.ReadHeader"/>).
     /// </summary>
     public static DicomReadOptions HeaderOptions { get; } = new() { StopAfterPixelData = true };
 

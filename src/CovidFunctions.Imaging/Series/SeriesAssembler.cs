@@ -243,7 +243,7 @@ public static class SeriesAssembler
         try
         {
             // An image header (Rows present): the lenient reader also "reads" a text or gzip file that stops at once.
-            return sources.ReadHeaderBeforePixelData(index).Dataset.Contains(new DicomTag(0x0028, 0x0010));
+            return sources.ReadHeaderBeforePixelData(index).Dataset.Contains(DicomTags.Rows);
         }
         catch (DicomException)
         {

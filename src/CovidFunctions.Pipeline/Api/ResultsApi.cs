@@ -392,8 +392,9 @@ public sealed class ResultsApi(
     }
 
     /// <summary>
-    /// Lists each in the list order (newest first, then study id; <see cref="IStudyStore.QueryAsync"/>'s order) merged
-    /// into one list in that order, reading each only as far as the merged list is read.
+    /// Lists each in the list order (newest first, then study id; <see cref="IStudyStore.QueryAsync"/>'s order, the one
+    /// <see cref="ListPosition.Precedes"/> pages by) merged into one list in that order, reading each only as far as the
+    /// merged list is read.
     /// </summary>
     private static async IAsyncEnumerable<StudyRecord> MergeInListOrder(IReadOnlyList<IAsyncEnumerable<StudyRecord>> lists, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -416,8 +417,7 @@ public sealed class ResultsApi(
                 var first = heads[0];
                 foreach (var head in heads.Skip(1))
                 {
-                    if (head.Current.CreatedAt > first.Current.CreatedAt
-                        || (head.Current.CreatedAt == first.Current.CreatedAt && string.CompareOrdinal(head.Current.StudyId, first.Current.StudyId) < 0))
+                    if (ListPosition.Of(head.Current).Precedes(first.Current))
                     {
                         first = head;
                     }
@@ -569,6 +569,9 @@ public sealed class ResultsApi(
     /// <summary>The place of the last listed study in the list order (creation time descending, then study id).</summary>
     private sealed record ListPosition(DateTimeOffset CreatedAt, string StudyId)
     {
+        /// <summary>The place of <paramref name="study"/> in the list.</summary>
+        public static ListPosition Of(StudyRecord study) => new(study.CreatedAt, study.StudyId);
+
         /// <summary>Whether <paramref name="study"/> comes after this place in the list.</summary>
         public bool Precedes(StudyRecord study) =>
             study.CreatedAt < CreatedAt || (study.CreatedAt == CreatedAt && string.CompareOrdinal(study.StudyId, StudyId) > 0);

@@ -513,15 +513,28 @@ public sealed partial class IngestHandler
         var masked = UploadNames.Mask(detail, unit);
         Log.InputDefect(_logger, unit.Tenant, unit.StudyId, ex.Stage, ex.InnerException.GetType().Name, UploadNames.Mask(ex.Message, unit), ex.InnerException.StackTrace ?? string.Empty);
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with { IngestError = UploadNames.Mask(cause, unit) }, cancellationToken).ConfigureAwait(false);
-        await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
-        if (await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, masked, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false)
-            && _notifier is not null)
+        if (await FailIngestAsync(unit, masked, detail, cancellationToken).ConfigureAwait(false) && _notifier is not null)
         {
             await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
         }
 
-        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
+        return IngestFailed(unit, detail);
     }
+
+    /// <summary>
+    /// Fails the study for ingest (given up, or a defect a retry cannot change): its partial tiles are deleted, then the
+    /// study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync"/>: the row failed
+    /// with <paramref name="rowReason"/>, the upload to quarantine with <c>reason.json</c> <c>ingest-failed</c> and
+    /// <paramref name="detail"/>, its path forgotten). True when this call failed the row (false: it was failed already).
+    /// </summary>
+    private async Task<bool> FailIngestAsync(UploadUnit unit, string rowReason, string detail, CancellationToken cancellationToken)
+    {
+        await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
+        return await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, rowReason, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static IngestOutcome IngestFailed(UploadUnit unit, string detail) =>
+        new(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
 
     /// <summary>
     /// Whether a blob at an ingested upload's path is new to it: not in its read list, or in it with another version
@@ -584,16 +597,16 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>
-    /// A re-delivery for a study that failed at once on an input defect: settled again as it was failed (an upload still
-    /// at its path, left by a process that died mid-way, goes to quarantine with the same reason), with no new attempt
-    /// and no second <c>study.failed</c>.
+    /// A re-delivery for a study that failed at once on an input defect: settled again as it was failed
+    /// (<see cref="FailIngestAsync"/>, as a re-delivery after giving up is: an upload still at its path, left by a process
+    /// that died mid-way, goes to quarantine with the same reason), with no new attempt and no second <c>study.failed</c>.
     /// </summary>
     private async Task<IngestOutcome> SettleFailedOnDefectAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
     {
         var reason = await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false);
         var detail = reason?.Detail ?? row.Reason ?? "ingest failed on a defect a retry cannot change";
-        await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, row.Reason ?? UploadNames.Mask(detail, unit), IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
-        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
+        await FailIngestAsync(unit, row.Reason ?? UploadNames.Mask(detail, unit), detail, cancellationToken).ConfigureAwait(false);
+        return IngestFailed(unit, detail);
     }
 
     /// <summary>The unit's quarantine <c>reason.json</c> (the study's own, not a kept-apart upload's); null when there is none.</summary>
@@ -660,8 +673,7 @@ public sealed partial class IngestHandler
         var lastError = row.IngestError ?? "none was recorded (the process ended during the attempt, or storage failed with it)";
         var detail = $"ingest failed on each of {row.IngestAttempts} attempt(s) (Pipeline:MaxIngestAttempts {_options.MaxIngestAttempts}); the last error: {lastError}";
         var alreadyFailed = row.Status == StudyStatus.Failed;
-        await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
-        var failed = await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, detail, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
+        var failed = await FailIngestAsync(unit, detail, detail, cancellationToken).ConfigureAwait(false);
         if (failed && !alreadyFailed)
         {
             Log.GaveUp(_logger, unit.Tenant, unit.StudyId, row.IngestAttempts, lastError);
@@ -671,7 +683,7 @@ public sealed partial class IngestHandler
             }
         }
 
-        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
+        return IngestFailed(unit, detail);
     }
 
     private async Task<IngestOutcome> ResumeIngestedAsync(UploadUnit unit, StudyRecord study, CancellationToken cancellationToken)
