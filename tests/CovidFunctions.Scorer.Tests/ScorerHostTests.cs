@@ -36,7 +36,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, SliceFiles.Length, 1);
         await transport.SendAsync(queues.Requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);
 
-        var port = TestWaits.FreePort();
+        var port = TestNetwork.FreePort();
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(Settings(queues, port, maxConcurrentCalls: 2)));
         await app.StartAsync();
         try
@@ -109,7 +109,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         var queues = UniqueQueues("b");
         var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "host-test-b.zip");
         var tilesPrefix = await WriteTilesAsync(studyId);
-        var port = TestWaits.FreePort();
+        var port = TestNetwork.FreePort();
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(Settings(queues, port, maxConcurrentCalls: 1)));
         await app.StartAsync();
         var readiness = app.Services.GetRequiredService<ScorerReadiness>();
@@ -150,7 +150,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
     {
         // The handler answers a failing chunk with an error result on the consumer's last delivery; a Scoring value
         // that disagreed with Scorer:MaxDeliveryCount would fail a chunk early or lose that shortcut, so only one counts.
-        var settings = Settings(UniqueQueues("o"), TestWaits.FreePort(), maxConcurrentCalls: 1);
+        var settings = Settings(UniqueQueues("o"), TestNetwork.FreePort(), maxConcurrentCalls: 1);
         settings["Scorer:MaxDeliveryCount"] = "3";
         settings["Scoring:MaxDeliveryCount"] = "9";
         settings["Scoring:BatchSize"] = "4";
@@ -167,7 +167,7 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
         // Results on Service Bus (chunks from the Storage queue, so no broker is needed): the transport and its client
         // are made, never connected. The client used to stay open at shutdown, and the lock renewal was capped at
         // Scorer:MessageLockDuration (5 min) while the Storage queue renews for 30 min.
-        var settings = Settings(UniqueQueues("sb"), TestWaits.FreePort(), maxConcurrentCalls: 1);
+        var settings = Settings(UniqueQueues("sb"), TestNetwork.FreePort(), maxConcurrentCalls: 1);
         settings["Scorer:ResultTransport"] = "ServiceBus";
         settings["ServiceBus:fullyQualifiedNamespace"] = "covidfn-test.servicebus.windows.net";
         var app = ScorerApp.Build([], c => c.AddInMemoryCollection(settings));

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Reflection;
 using System.Text;
+using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Scorer.Tests;
 
@@ -23,7 +24,7 @@ internal sealed class ScorerProcess : IDisposable
     private ScorerProcess(IReadOnlyDictionary<string, string> environment)
     {
         Assert.True(File.Exists(ScorerDll), ScorerDll);
-        var port = TestWaits.FreePort();
+        var port = TestNetwork.FreePort();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(ScorerDll);
         start.Environment["Scorer__HealthPort"] = port.ToString(CultureInfo.InvariantCulture);

@@ -20,12 +20,4 @@ internal static class TestWaits
             await Task.Delay(200);
         }
     }
-
-    /// <summary>A loopback TCP port free at the time of the call.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -59,7 +59,7 @@ public sealed class PhiFlowEndToEndTests
         using var loggers = PipelineFixture.Loggers(dataDir, out var log);
         using var _ = log;
         using var receiver = new RecordingWebhookReceiver();
-        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with { ApiPort = RecordingWebhookReceiver.FreePort(), AllowLoopbackWebhooks = true };
+        var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with { ApiPort = TestNetwork.FreePort(), AllowLoopbackWebhooks = true };
         await using var host = await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None);
         Assert.True(host.Api is not null, host.ApiProblem);
         await host.Api.Webhooks.Manager.AddAsync(Tenant, receiver.Url, StudyEventTypes.All, secret: null, CancellationToken.None);

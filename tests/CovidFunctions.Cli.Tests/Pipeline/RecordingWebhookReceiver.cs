@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests.Pipeline;
 
@@ -16,7 +17,7 @@ internal sealed class RecordingWebhookReceiver : IDisposable
 
     public RecordingWebhookReceiver()
     {
-        Url = $"http://127.0.0.1:{FreePort()}/hook/";
+        Url = $"http://127.0.0.1:{TestNetwork.FreePort()}/hook/";
         _listener.Prefixes.Add(Url);
         _listener.Start();
         _loop = Task.Run(LoopAsync);
@@ -27,13 +28,6 @@ internal sealed class RecordingWebhookReceiver : IDisposable
     public ConcurrentQueue<ReceivedWebhook> Requests { get; } = new();
 
     /// <summary>A loopback TCP port free at the time of the call.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     public void Dispose()
     {
         _listener.Close();

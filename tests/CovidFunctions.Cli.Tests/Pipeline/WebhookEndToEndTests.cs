@@ -145,7 +145,7 @@ public sealed class WebhookEndToEndTests
                 arranged.Receiver = arranged.Disposes(new RecordingWebhookReceiver());
                 var options = PipelineFixture.Options(dataDir, azurite.ConnectionString, chunkSize: 3) with
                 {
-                    ApiPort = RecordingWebhookReceiver.FreePort(),
+                    ApiPort = TestNetwork.FreePort(),
                     AllowLoopbackWebhooks = true,
                 };
                 arranged.Host = arranged.DisposesAsync(await LocalPipelineHost.StartAsync(options, loggers, CancellationToken.None));

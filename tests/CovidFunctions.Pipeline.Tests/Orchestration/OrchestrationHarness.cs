@@ -73,6 +73,9 @@ public sealed class OrchestrationHarness : IAsyncDisposable
             registry => registry.AddStudyOrchestration(),
             new DurableTaskTestHostOptions
             {
+                // Its default is a random port in 30000-40000, which at times was in use ("address already in use"):
+                // 2 of 6 runs of Pipeline.Tests here failed so.
+                Port = TestNetwork.FreePort(),
                 ConfigureServices = services =>
                 {
                     services.AddSingleton<IBlobContainers>(harness.Containers);
