@@ -71,26 +71,26 @@ internal static class DicomScanner
     /// <param name="file">The header as <see cref="SliceSources.ReadHeader"/> read it.</param>
     /// <param name="sourceName">The source's name, for notes.</param>
     /// <param name="sourceIndex">The source's index in its <see cref="SliceSources"/>.</param>
-    /// <param name="skipReason">Why the source gives no slice, when it gives none.</param>
+    /// <param name="skip">Why the source gives no slice (what kind of source it is and why in words), when it gives none.</param>
     /// <param name="unreadPixelDataSourceBytes">
     /// Null when <paramref name="file"/> was read through Pixel Data (<see cref="HeaderOptions"/>); otherwise the header was
     /// read before Pixel Data (<see cref="HeaderBeforePixelDataOptions"/>: a zip entry, whose Pixel Data would have to be
     /// inflated to be read) and this is the source's whole size, which must at least hold what Pixel Data needs.
     /// </param>
-    public static IReadOnlyList<SliceInfo> Describe(DicomFile file, string sourceName, int sourceIndex, out string? skipReason, long? unreadPixelDataSourceBytes = null)
+    public static IReadOnlyList<SliceInfo> Describe(DicomFile file, string sourceName, int sourceIndex, out SkippedSource? skip, long? unreadPixelDataSourceBytes = null)
     {
         var ds = file.Dataset;
-        skipReason = null;
+        skip = null;
         var sopClass = ds.GetString(SopClassUid) ?? file.FileMetaInformation.GetString(MediaStorageSopClass);
         if (sopClass == "1.2.840.10008.1.3.10")
         {
-            skipReason = "DICOMDIR";
+            skip = new(sourceName, SkipKind.NoImage, "DICOMDIR");
             return [];
         }
 
         if (!ds.Contains(Rows) || !ds.Contains(Columns))
         {
-            skipReason = "no image (no Rows/Columns)";
+            skip = new(sourceName, SkipKind.NoImage, "no image (no Rows/Columns)");
             return [];
         }
 
@@ -98,7 +98,7 @@ internal static class DicomScanner
         var series = ds.GetString(SeriesInstanceUid);
         if (string.IsNullOrEmpty(study) || string.IsNullOrEmpty(series))
         {
-            skipReason = "no Study/Series Instance UID";
+            skip = new(sourceName, SkipKind.NoImage, "no Study/Series Instance UID");
             return [];
         }
 
@@ -106,7 +106,7 @@ internal static class DicomScanner
         // shorter than they say) leave that instance out with the reason; the rest of its series is assembled.
         if (ImageDefect(file, unreadPixelDataSourceBytes) is { } defect)
         {
-            skipReason = $"{DefectNote}: {defect}";
+            skip = new(sourceName, SkipKind.DefectiveImage, $"{DefectNote}: {defect}");
             return [];
         }
 

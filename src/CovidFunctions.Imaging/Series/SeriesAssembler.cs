@@ -100,7 +100,7 @@ public static class SeriesAssembler
     private static AssembledSeries Assemble(SliceSources sources, SeriesAssemblyOptions options)
     {
         var slices = new List<SliceInfo>();
-        var skipped = new List<string>();
+        var skipped = new List<SkippedSource>();
         var images = new List<int>();
         for (var i = 0; i < sources.Count; i++)
         {
@@ -119,27 +119,27 @@ public static class SeriesAssembler
                 else if (HasDicomHeader(sources, i))
                 {
                     // The header reads, its Pixel Data does not (declared longer than the file, cut off): this instance.
-                    skipped.Add($"{sources.NameOf(i)}: {DicomScanner.DefectNote}: Pixel Data cannot be read ({ex.Message})");
+                    skipped.Add(new(sources.NameOf(i), SkipKind.DefectiveImage, $"{DicomScanner.DefectNote}: Pixel Data cannot be read ({ex.Message})"));
                 }
                 else
                 {
-                    skipped.Add($"{sources.NameOf(i)}: neither DICOM nor a PNG/JPEG/TIFF image ({ex.Message})");
+                    skipped.Add(new(sources.NameOf(i), SkipKind.NotAnImage, $"neither DICOM nor a PNG/JPEG/TIFF image ({ex.Message})"));
                 }
 
                 continue;
             }
 
             IReadOnlyList<SliceInfo> described;
-            string? skipReason;
+            SkippedSource? skip;
             try
             {
-                described = DicomScanner.Describe(file, sources.NameOf(i), i, out skipReason, sources.UnreadPixelDataSourceBytes(i));
+                described = DicomScanner.Describe(file, sources.NameOf(i), i, out skip, sources.UnreadPixelDataSourceBytes(i));
             }
             catch (DicomException ex)
             {
                 // A value of this instance's header that cannot be read as what it is (a sequence where text is meant):
                 // this instance is left out, not the whole input refused.
-                skipped.Add($"{sources.NameOf(i)}: {DicomScanner.DefectNote}: its header cannot be read ({ex.Message})");
+                skipped.Add(new(sources.NameOf(i), SkipKind.DefectiveImage, $"{DicomScanner.DefectNote}: its header cannot be read ({ex.Message})"));
                 continue;
             }
 
@@ -149,9 +149,9 @@ public static class SeriesAssembler
                 continue;
             }
 
-            if (skipReason is not null)
+            if (skip is not null)
             {
-                skipped.Add($"{sources.NameOf(i)}: {skipReason}");
+                skipped.Add(skip);
             }
 
             slices.AddRange(described);
@@ -164,14 +164,14 @@ public static class SeriesAssembler
         }
 
         // DICOM wins over 2-D images in the same input: the images are recorded, not stacked with the CT.
-        skipped.AddRange(images.Select(i => $"{sources.NameOf(i)}: 2-D image not used, the input holds DICOM images"));
+        skipped.AddRange(images.Select(i => new SkippedSource(sources.NameOf(i), SkipKind.ImageBesideDicom, "2-D image not used, the input holds DICOM images")));
         if (slices.Count == 0)
         {
             // When instances were left out for their own image attributes, nothing screenable remains because of them: say which and why.
-            var defects = skipped.Where(n => n.Contains(": " + DicomScanner.DefectNote + ": ", StringComparison.Ordinal)).ToList();
+            var defects = skipped.Where(s => s.Kind == SkipKind.DefectiveImage).ToList();
             var why = defects.Count == 0
                 ? string.Empty
-                : $"; {defects.Count} DICOM image(s) left out for defective image attributes: {string.Join("; ", defects.Take(3))}{(defects.Count > 3 ? $"; and {defects.Count - 3} more" : string.Empty)}";
+                : $"; {defects.Count} DICOM image(s) left out for defective image attributes: {string.Join("; ", defects.Take(3).Select(s => s.Note))}{(defects.Count > 3 ? $"; and {defects.Count - 3} more" : string.Empty)}";
             throw new SeriesAssemblyException($"{sources.Description}: no DICOM images or 2-D images found ({sources.Count} files examined){why}")
             {
                 FilePath = sources.Description,
@@ -207,7 +207,7 @@ public static class SeriesAssembler
     /// would misplace the slice or shift its HU. An attribute no instance of the series has keeps today's series-level
     /// handling (the default, or <c>missing-geometry</c> for positions).
     /// </summary>
-    private static List<SliceInfo> LeaveOutWhatTheirSeriesHas(List<SliceInfo> slices, List<string> skipped)
+    private static List<SliceInfo> LeaveOutWhatTheirSeriesHas(List<SliceInfo> slices, List<SkippedSource> skipped)
     {
         if (slices.TrueForAll(s => s.AbsentAttributes.Count == 0))
         {
@@ -230,7 +230,7 @@ public static class SeriesAssembler
                     left.Add(slice);
                     var having = missing.Min(a => a.Having);
                     var which = having == others ? $"the other {others}" : $"{having} of the other {others}";
-                    skipped.Add($"{slice.SourceName}: {DicomScanner.DefectNote}: {string.Join(", ", missing.Select(a => a.Name))} missing, which {which} image(s) of its series have");
+                    skipped.Add(new(slice.SourceName, SkipKind.DefectiveImage, $"{DicomScanner.DefectNote}: {string.Join(", ", missing.Select(a => a.Name))} missing, which {which} image(s) of its series have"));
                 }
             }
         }
@@ -271,7 +271,7 @@ public static class SeriesAssembler
     /// 2-D images as one series: grouped by folder, the folder with the most images chosen (mask/label folders never),
     /// ordered by natural sort of file names, one size per stack (<see cref="SeriesAssemblyOptions.MixedImageSizes"/>).
     /// </summary>
-    private static AssembledSeries AssembleImages(SliceSources sources, List<int> images, List<string> skipped, SeriesAssemblyOptions options)
+    private static AssembledSeries AssembleImages(SliceSources sources, List<int> images, List<SkippedSource> skipped, SeriesAssemblyOptions options)
     {
         var folders = images
             .Select(i => (Index: i, Name: sources.RelativeNameOf(i)))
@@ -307,7 +307,7 @@ public static class SeriesAssembler
             }
             catch (ImageFormatException ex)
             {
-                skipped.Add($"{sources.NameOf(index)}: 2-D image that cannot be read ({ex.Message})");
+                skipped.Add(new(sources.NameOf(index), SkipKind.UnreadableImage, $"2-D image that cannot be read ({ex.Message})"));
             }
         }
 
@@ -333,7 +333,7 @@ public static class SeriesAssembler
             var keep = bySize[0].Key;
             foreach (var other in sized.Where(s => (s.Width, s.Height) != keep))
             {
-                skipped.Add($"{sources.NameOf(other.Index)}: 2-D image of {other.Width}×{other.Height}, not the series size {keep.Width}×{keep.Height}");
+                skipped.Add(new(sources.NameOf(other.Index), SkipKind.OtherImageSize, $"2-D image of {other.Width}×{other.Height}, not the series size {keep.Width}×{keep.Height}"));
             }
 
             issues.Add(new GeometryIssue("mixed-size", $"{sized.Count - bySize[0].Count()} of {sized.Count} images differ from the most common size {keep.Width}×{keep.Height} and were left out ({listing})"));
@@ -387,7 +387,7 @@ public static class SeriesAssembler
 
     private sealed record ImageFolder(string Folder, List<int> Sources, string? MaskSegment);
 
-    private static AssembledSeries Order(Candidate chosen, string reason, List<SeriesSummary> others, List<string> skipped, SliceSources sources, SeriesAssemblyOptions options)
+    private static AssembledSeries Order(Candidate chosen, string reason, List<SeriesSummary> others, List<SkippedSource> skipped, SliceSources sources, SeriesAssemblyOptions options)
     {
         var where = $"{sources.Description}: series {Describe(chosen.Summary)}";
         var slices = chosen.Slices;

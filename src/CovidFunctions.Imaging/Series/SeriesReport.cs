@@ -20,14 +20,46 @@ public sealed record SeriesSummary(
 /// <param name="Message">A sentence for people.</param>
 public sealed record GeometryIssue(string Kind, string Message);
 
-/// <summary>What assembly found: the chosen series and why, the others, and geometry findings.</summary>
+/// <summary>Why a source of the input was not used (<see cref="SkippedSource.Kind"/>): what counts and checks read, never the note's text.</summary>
+public enum SkipKind
+{
+    /// <summary>A DICOM image left out of its series for its own image attributes, or its header or Pixel Data cannot be read.</summary>
+    DefectiveImage,
+
+    /// <summary>DICOM that holds no image: a DICOMDIR, no Rows/Columns, no Study/Series Instance UID.</summary>
+    NoImage,
+
+    /// <summary>Neither DICOM nor a PNG/JPEG/TIFF image.</summary>
+    NotAnImage,
+
+    /// <summary>A 2-D image whose size cannot be read.</summary>
+    UnreadableImage,
+
+    /// <summary>A 2-D image in an input that holds DICOM images (the DICOM is used).</summary>
+    ImageBesideDicom,
+
+    /// <summary>A 2-D image of another size than the stack (<see cref="MixedImageSizePolicy.KeepMostCommonSize"/>).</summary>
+    OtherImageSize,
+}
+
+/// <summary>A source of the input that was not used: its name (as the input's notes name it), why in kind, and why in words.</summary>
+public sealed record SkippedSource(string Source, SkipKind Kind, string Reason)
+{
+    /// <summary>The note for people: <c>SOURCE: REASON</c>.</summary>
+    public string Note => $"{Source}: {Reason}";
+}
+
+/// <summary>What assembly found: the chosen series and why, the others, geometry findings and the sources not used.</summary>
 public sealed record AssemblyReport(
     SeriesSummary Selected,
     string SelectionReason,
     IReadOnlyList<SeriesSummary> Others,
     IReadOnlyList<GeometryIssue> Issues,
-    IReadOnlyList<string> SkippedSources)
+    IReadOnlyList<SkippedSource> Skipped)
 {
+    /// <summary>The notes of <see cref="Skipped"/> (<see cref="SkippedSource.Note"/>), in the same order.</summary>
+    public IReadOnlyList<string> SkippedSources { get; } = [.. Skipped.Select(s => s.Note)];
+
     /// <summary>What the input was: <see cref="AssemblyInputKinds.Dicom"/>, <see cref="AssemblyInputKinds.Nifti"/> or <see cref="AssemblyInputKinds.Images"/>.</summary>
     public string InputKind { get; init; } = AssemblyInputKinds.Dicom;
 

@@ -1055,7 +1055,7 @@ public sealed partial class IngestHandler
         // an upload can expand to), and saying so beats the DICOM reader's complaint about its bytes.
         if (SafeZipArchive.IsZip(input.Path))
         {
-            return InstanceResult.Skipped($"{input.Name}: a zip inside a zip is not opened (upload its files in one zip)", input, readable: false);
+            return InstanceResult.Skipped("a zip inside a zip is not opened (upload its files in one zip)", input, readable: false);
         }
 
         var stage = "read";
@@ -1068,7 +1068,7 @@ public sealed partial class IngestHandler
             }
             catch (DicomException ex)
             {
-                return InstanceResult.Skipped($"{input.Name}: not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", input, readable: false);
+                return InstanceResult.Skipped($"not readable as DICOM ({ex.Message.Replace(input.Path, input.Name, StringComparison.Ordinal)})", input, readable: false);
             }
 
             stage = "de-identified";
@@ -1084,7 +1084,7 @@ public sealed partial class IngestHandler
             }
             catch (Exception ex) when (ex is DicomException or FormatException or ArgumentException)
             {
-                return InstanceResult.Skipped($"{input.Name}: de-identification failed ({ex.GetType().Name})", input, readable: true);
+                return InstanceResult.Skipped($"de-identification failed ({ex.GetType().Name})", input, readable: true);
             }
 
             if (undecodableSeries is { } series)
@@ -1092,7 +1092,7 @@ public sealed partial class IngestHandler
                 // Encapsulated frames that do not decode cannot be rewritten as pixels, so the engine refused the instance
                 // (it is never written). Not a policy refusal: its series is kept so a screened series that held it is
                 // still rejected as unreadable, as when the series failed to decode (PrepareAsync, Assemble).
-                return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: pixel data cannot be decoded: {outcome.Rejection.Message}")
+                return new InstanceResult(false, true, outcome.Rejection!.Reason, input.Name, $"pixel data cannot be decoded: {outcome.Rejection.Message}")
                 {
                     File = input,
                     UndecodableSeries = series,
@@ -1101,7 +1101,7 @@ public sealed partial class IngestHandler
 
             if (!outcome.Accepted)
             {
-                return new InstanceResult(false, true, outcome.Rejection!.Reason, $"{input.Name}: refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
+                return new InstanceResult(false, true, outcome.Rejection!.Reason, input.Name, $"refused by the de-identification policy: {outcome.Rejection.Message}") { File = input };
             }
 
             stage = "written";
@@ -1111,10 +1111,10 @@ public sealed partial class IngestHandler
             }
             catch (DicomException ex)
             {
-                return InstanceResult.Skipped($"{input.Name}: cannot be written after de-identification ({ex.GetType().Name})", input, readable: true);
+                return InstanceResult.Skipped($"cannot be written after de-identification ({ex.GetType().Name})", input, readable: true);
             }
 
-            return new InstanceResult(true, true, null, input.Name);
+            return new InstanceResult(true, true, null, input.Name, string.Empty);
         }
 #pragma warning disable CA1031 // one instance's unexpected failure must not fail the study: it is kept with a reason, the others are screened
         catch (Exception ex) when (IsInputFault(ex))
@@ -1126,7 +1126,7 @@ public sealed partial class IngestHandler
             // anyway). The type only: an exception's message may quote the file's values.
             TryDeleteFile(output);
             Log.InstanceInternalError(_logger, unit.Tenant, unit.StudyId, stage, ex.GetType().Name, ex.StackTrace ?? string.Empty);
-            return InstanceResult.Skipped($"{input.Name}: {InternalErrorReason}: failed unexpectedly while it was {stage} ({ex.GetType().Name}); it was not screened", input, readable: true) with { InternalError = true };
+            return InstanceResult.Skipped($"{InternalErrorReason}: failed unexpectedly while it was {stage} ({ex.GetType().Name}); it was not screened", input, readable: true) with { InternalError = true };
         }
     }
 
@@ -1171,11 +1171,7 @@ public sealed partial class IngestHandler
 
     /// <summary>The instances de-identification left out (refused by policy, unreadable), each with its note's reason.</summary>
     private static List<NotScreenedFile> SkippedResults(InstanceResult[] results) =>
-        [.. results.Where(r => !r.Accepted && r.File is not null).Select(r => new NotScreenedFile(r.File!, WhyOf(r.Note, r.File!.Name)))];
-
-    /// <summary>A note's reason without the file name it starts with ("name: reason").</summary>
-    private static string WhyOf(string note, string name) =>
-        note.StartsWith(name + ": ", StringComparison.Ordinal) ? note[(name.Length + 2)..] : note;
+        [.. results.Where(r => !r.Accepted && r.File is not null).Select(r => new NotScreenedFile(r.File!, r.Why))];
 
     /// <summary>
     /// Every file of a DICOM upload that is not a source of the screened series, and why: the instances
@@ -1204,10 +1200,10 @@ public sealed partial class IngestHandler
 
     private static string WhyNotScreened(string deidPath, AssemblyReport report)
     {
-        // The assembler's own note (no image in it, an unsupported transfer syntax, ...) names the file by its path.
-        if (report.SkippedSources.FirstOrDefault(n => n.StartsWith(deidPath + ": ", StringComparison.Ordinal)) is { } note)
+        // The assembler's own reason (no image in it, defective image attributes, ...), found by the file's path.
+        if (report.Skipped.FirstOrDefault(s => s.Source == deidPath) is { } skipped)
         {
-            return note[(deidPath.Length + 2)..];
+            return skipped.Reason;
         }
 
         string? study;
@@ -1392,8 +1388,17 @@ public sealed partial class IngestHandler
 
     private sealed record LocalFile(string Path, string Name);
 
-    private sealed record InstanceResult(bool Accepted, bool Readable, DeidRejectReason? Refusal, string Note)
+    /// <summary>What de-identification did with one file of the upload.</summary>
+    /// <param name="Accepted">De-identified and written for assembly.</param>
+    /// <param name="Readable">Read as DICOM.</param>
+    /// <param name="Refusal">The de-identifier's reason when it refused the file.</param>
+    /// <param name="Name">The file's name in the upload.</param>
+    /// <param name="Why">Why it was left out (empty when accepted).</param>
+    private sealed record InstanceResult(bool Accepted, bool Readable, DeidRejectReason? Refusal, string Name, string Why)
     {
+        /// <summary>The note for people: <c>NAME: WHY</c>.</summary>
+        public string Note => $"{Name}: {Why}";
+
         /// <summary>The input file of a skipped instance (kept in quarantine when the study is ingested).</summary>
         public LocalFile? File { get; init; }
 
@@ -1406,7 +1411,7 @@ public sealed partial class IngestHandler
         /// </summary>
         public (string? Study, string? Series)? UndecodableSeries { get; init; }
 
-        public static InstanceResult Skipped(string note, LocalFile file, bool readable) => new(false, readable, null, note) { File = file };
+        public static InstanceResult Skipped(string why, LocalFile file, bool readable) => new(false, readable, null, file.Name, why) { File = file };
     }
 
     private sealed record PreparedSeries(AssembledSeries Series, string? StudyPseudonym, string SeriesJson, Func<string, string> Clean, IReadOnlyList<NotScreenedFile> NotScreened);

@@ -77,6 +77,7 @@ public sealed class DefectiveInstanceTests : IDisposable
         Assert.DoesNotContain(series.Slices, s => s.SourceName == paths[Defective]);
         var note = Assert.Single(series.Report.SkippedSources);
         Assert.StartsWith($"{paths[Defective]}: defective image attributes, left out of its series: {expectedReason}", note, StringComparison.Ordinal);
+        Assert.Equal((paths[Defective], SkipKind.DefectiveImage), (series.Report.Skipped[0].Source, series.Report.Skipped[0].Kind));
         Assert.Equal(Slices - 1, series.Report.Selected.SliceCount);
 
         // Every slice kept reads the HU it reads in the intact series (the gap is a gap, not a shifted volume).
@@ -89,6 +90,24 @@ public sealed class DefectiveInstanceTests : IDisposable
 
         Assert.Equal(intact.Geometry.ColumnSpacing, series.Geometry.ColumnSpacing);
         Assert.Contains(series.Report.Issues, i => i.Kind == "gap");
+    }
+
+    [Fact]
+    public void Defective_instances_are_counted_by_the_kind_of_each_note_not_by_its_wording()
+    {
+        // A file's name is the uploader's: a text file named like a defect note is not a defective DICOM image. Before,
+        // the defects were found by looking for the note's wording in every note, so it was counted and listed as one.
+        var folder = Path.Combine(_temp.Path, "upload");
+        var paths = Phantom(slices: 1).WriteFolder(folder);
+        Spoil(paths[0], ds => Empty(ds, DicomTags.Rows, DicomVR.US));
+        File.WriteAllText(Path.Combine(folder, "scan: defective image attributes, left out of its series: see notes.txt"), "referral notes");
+
+        var refused = Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(folder));
+
+        Assert.Equal("no-images", refused.Reason);
+        Assert.Equal(
+            $"{folder}: no DICOM images or 2-D images found (2 files examined); 1 DICOM image(s) left out for defective image attributes: {paths[0]}: defective image attributes, left out of its series: Rows (0028,0010) is empty",
+            refused.Message);
     }
 
     [Fact]
