@@ -1,6 +1,8 @@
 using System.Reflection;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using CovidFunctions.Imaging;
+using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Metering;
@@ -282,6 +284,129 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
             .Order().ToList();
         Assert.True(missing.Count == 0, "README Configuration does not name: " + string.Join(", ", missing));
     }
+
+    [Fact]
+    public void Readme_ConfigurationTable_NamesEveryInferenceSetting()
+    {
+        // covidfn's segment/classify/screen/up read Inference__* (InferenceSettings); neither host does, so the test
+        // above does not cover them.
+        var configuration = ReadmeConfigurationSection();
+        var missing = Bindable(typeof(InferenceOptions), InferenceOptions.SectionName).Where(name => !configuration.Contains(name, StringComparison.Ordinal)).Order().ToList();
+        Assert.True(missing.Count == 0, "README Configuration does not name: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public void Readme_ConfigurationTable_NamesEveryCovidfnVariableAndNoOther()
+    {
+        var read = CovidfnVariablesRead();
+        var documented = CovidfnVariable().Matches(ReadmeConfigurationSection()).Select(m => m.Value).ToHashSet(StringComparer.Ordinal);
+
+        var missing = read.Where(name => !documented.Contains(name) && !InternalVariables.Contains(name)).Order().ToList();
+        Assert.True(missing.Count == 0, "environment variables the code or the tests read that README Configuration does not name: " + string.Join(", ", missing));
+        var unknown = documented.Where(name => !read.Contains(name)).Order().ToList();
+        Assert.True(unknown.Count == 0, "README Configuration names environment variables nothing reads: " + string.Join(", ", unknown));
+    }
+
+    [Fact]
+    public void Docs_SettingNames_AreSettingsTheCodeReads()
+    {
+        // The reverse of the tests above: a name in README or docs/ that no option or direct read has (a typo, or a
+        // setting the code dropped) sends a reader to set something that changes nothing.
+        var known = KnownSettingNames();
+        var problems = DocumentFiles()
+            .SelectMany(file => SettingNamesIn(File.ReadAllText(file)).Where(name => !known.Contains(name)).Select(name => $"{Path.GetRelativePath(TestData.RepoRoot, file)}: {name}"))
+            .Distinct().Order(StringComparer.Ordinal).ToList();
+        Assert.True(problems.Count == 0, "docs name settings no code reads:\n" + string.Join("\n", problems));
+
+        // Guards the scan: the forms it must read, and a planted misspelling it must report.
+        Assert.Equal(new[] { "Pipeline__ChunkSize", "Pipeline__ChunkTimeout", "Scorer__BlobServiceUri", "Scorer__QueueServiceUri", "Webhooks__AllowedPorts" },
+            SettingNamesIn("`Pipeline__ChunkSize`, `__ChunkTimeout`; `Scorer__BlobServiceUri / __QueueServiceUri`\n\n`Webhooks:AllowedPorts`").Order(StringComparer.Ordinal));
+        Assert.DoesNotContain("Webhooks__MaxRetrys", known);
+        Assert.Contains("Webhooks__MaxRetrys", SettingNamesIn("set `Webhooks__MaxRetrys`"));
+    }
+
+    /// <summary>Read by a process covidfn starts, not by a person: covidfn sets it for its Azurite child (infra/azurite/parent-watchdog.cjs).</summary>
+    private static readonly HashSet<string> InternalVariables = new(StringComparer.Ordinal) { "COVIDFN_AZURITE_PARENT_PID" };
+
+    /// <summary>Option sections and connections the docs name settings of; a name of another prefix is not checked.</summary>
+    private static readonly string[] DocumentedSections = ["Pipeline", "Webhooks", "ApiKeys", "Metering", "Scorer", "Scoring", "Inference", "Imaging", "Deidentification", "KeyVault", "ServiceBus", "AzureWebJobsStorage"];
+
+    private static HashSet<string> KnownSettingNames()
+    {
+        var known = FunctionAppSettingsRead.Union(ScorerSettingsRead).Union(FunctionAppPlatformSettings).ToHashSet(StringComparer.Ordinal);
+        known.UnionWith(Bindable(typeof(InferenceOptions), InferenceOptions.SectionName));
+        known.UnionWith(Bindable(typeof(ScoringOptions), ScoringOptions.SectionName)); // MaxDeliveryCount: the property the scorer sets from Scorer__MaxDeliveryCount
+        known.UnionWith(Bindable(typeof(ImagingOptions), ImagingOptions.SectionName)); // the library's binding (docs/imaging.md)
+        known.UnionWith(["AzureWebJobsStorage__accountName", "ServiceBus__credential", "ServiceBus__clientId"]); // the Functions host's identity-based connection forms
+        return known;
+    }
+
+    /// <summary>
+    /// <c>Section__Key</c> and <c>Section:Key</c> of <see cref="DocumentedSections"/>, and a bare <c>__Key</c> after
+    /// one of them in the same paragraph (<c>`Scorer__BlobServiceUri / __QueueServiceUri`</c>), as <c>Section__Key</c>.
+    /// </summary>
+    private static IEnumerable<string> SettingNamesIn(string markdown)
+    {
+        var sections = string.Join("|", DocumentedSections);
+        var pattern = new Regex($@"(?<![\w])(?:({sections})(?:__|:)([A-Za-z]\w*)|__([A-Za-z]\w*))", RegexOptions.CultureInvariant);
+        foreach (var paragraph in markdown.Split("\n\n"))
+        {
+            string? section = null;
+            foreach (Match match in pattern.Matches(paragraph))
+            {
+                if (match.Groups[1].Success)
+                {
+                    section = match.Groups[1].Value;
+                    yield return $"{section}__{match.Groups[2].Value}";
+                }
+                else if (section is not null)
+                {
+                    yield return $"{section}__{match.Groups[3].Value}";
+                }
+            }
+        }
+    }
+
+    /// <summary>README's Configuration section (to the next heading).</summary>
+    private static string ReadmeConfigurationSection()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestData.RepoRoot, "README.md"));
+        var start = readme.IndexOf("## Configuration", StringComparison.Ordinal);
+        Assert.True(start >= 0, "README has no Configuration section");
+        var end = readme.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
+        return readme[start..(end < 0 ? readme.Length : end)];
+    }
+
+    /// <summary>The <c>COVIDFN_*</c> names the C# code, the tests and the benchmarks read (string literals).</summary>
+    private static HashSet<string> CovidfnVariablesRead()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var folder in new[] { "src", "tests", "bench" })
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(TestData.RepoRoot, folder), "*.cs", SearchOption.AllDirectories))
+            {
+                var relative = Path.GetRelativePath(TestData.RepoRoot, file).Replace('\\', '/');
+                if (relative.Contains("/obj/", StringComparison.Ordinal) || relative.Contains("/bin/", StringComparison.Ordinal) || relative.EndsWith("/ConfigurationContractTests.cs", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                names.UnionWith(CovidfnVariableLiteral().Matches(File.ReadAllText(file)).Select(m => m.Groups[1].Value));
+            }
+        }
+
+        return names;
+    }
+
+    private static IEnumerable<string> DocumentFiles() =>
+        new[] { Path.Combine(TestData.RepoRoot, "README.md") }
+            .Concat(Directory.EnumerateFiles(Path.Combine(TestData.RepoRoot, "docs"), "*.md", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
+
+    [GeneratedRegex(@"\bCOVIDFN_[A-Z][A-Z_]*[A-Z]\b", RegexOptions.CultureInvariant)]
+    private static partial Regex CovidfnVariable();
+
+    [GeneratedRegex(@"""(COVIDFN_[A-Z][A-Z_]*[A-Z])""", RegexOptions.CultureInvariant)]
+    private static partial Regex CovidfnVariableLiteral();
 
     private JsonObject FunctionAppBicepSettings() =>
         fixture.Main.Module("functionapp").ResourcesOfType("Microsoft.Web/sites/config").Single()["properties"]!.AsObject();
