@@ -42,9 +42,7 @@ public static class KeptValueForms
         [0x00189302] = Terms("SEQUENCED", "SPIRAL", "CONSTANT_ANGLE", "STATIONARY", "FREE"), // Acquisition Type
         [0x00189315] = Terms("FILTER_BACK_PROJ", "ITERATIVE"), // Reconstruction Algorithm
         [0x00189316] = Terms("BRAIN", "SOFT_TISSUE", "LUNG", "BONE", "CONSTANT_ANGLE"), // Convolution Kernel Group
-        [0x00280004] = Terms( // Photometric Interpretation
-            "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB", "CMYK", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
-            "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"),
+        [0x00280004] = Terms([.. Imaging.PhotometricInterpretations.SamplesPerPixel.Keys]), // Photometric Interpretation
         [0x00280301] = Terms("YES", "NO"), // Burned In Annotation
         [0x00280302] = Terms("YES", "NO"), // Recognizable Visual Features
         [0x00281040] = Terms("LIN", "LOG", "DISP"), // Pixel Intensity Relationship

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CovidFunctions.Dicom;
+using CovidFunctions.Dicom.Imaging;
 using CovidFunctions.Imaging.Volumes;
 
 namespace CovidFunctions.Imaging.Series;
@@ -63,9 +64,6 @@ internal static class DicomScanner
 
     /// <summary>Largest |coordinate| (mm) of an ImagePositionPatient that is taken as a position in a patient (100 m).</summary>
     private const double MaxPositionMm = 100_000;
-
-    private static readonly string[] Greyscale = ["MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"];
-    private static readonly string[] Colour = ["RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK"];
 
     /// <summary>The frames of a file as slices, or a reason it holds none (not an image, DICOMDIR, ...).</summary>
     /// <param name="file">The header as <see cref="SliceSources.ReadHeader"/> read it.</param>
@@ -265,12 +263,14 @@ internal static class DicomScanner
                 return $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} is empty";
             }
 
-            var fits = samples == 1 ? Greyscale.Contains(photometric, StringComparer.Ordinal) : Colour.Contains(photometric, StringComparer.Ordinal);
-            if (!fits)
+            if (!PhotometricInterpretations.SamplesPerPixel.TryGetValue(photometric, out var termSamples))
             {
-                return Greyscale.Contains(photometric, StringComparer.Ordinal) || Colour.Contains(photometric, StringComparer.Ordinal)
-                    ? $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} {photometric} does not fit SamplesPerPixel {samples}"
-                    : $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} is not a photometric interpretation";
+                return $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} is not a photometric interpretation";
+            }
+
+            if (termSamples != samples)
+            {
+                return $"{Label(PhotometricInterpretation, "PhotometricInterpretation")} {photometric} does not fit SamplesPerPixel {samples}";
             }
         }
 
@@ -338,7 +338,7 @@ internal static class DicomScanner
             if (unreadPixelDataSourceBytes is { } sourceBytes && file.IsPartial)
             {
                 return !subsampled && (file.ReadTransferSyntax ?? file.TransferSyntax) is { IsEncapsulated: false, IsDeflated: false } && sourceBytes < needed
-                    ? FormattableString.Invariant($"the source holds {sourceBytes} bytes, fewer than the {needed} that its Pixel Data {PixelData} needs (Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {bitsAllocated} bits{(frames > 1 ? $" × {frames} frames" : string.Empty)})")
+                    ? ShortPixelData("the whole source", sourceBytes, needed, rows, columns, samples, bitsAllocated, frames)
                     : null;
             }
 
@@ -352,9 +352,7 @@ internal static class DicomScanner
             case DicomValueElement native:
                 if (native.Length < needed)
                 {
-                    var size = bitsAllocated == 1 ? "1 bit" : $"{bitsAllocated / 8} byte(s)";
-                    return FormattableString.Invariant(
-                        $"Pixel Data {PixelData} holds {native.Length} bytes, fewer than the {needed} that Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {size}{(frames > 1 ? $" × {frames} frames" : string.Empty)} need");
+                    return ShortPixelData($"Pixel Data {PixelData}", native.Length, needed, rows, columns, samples, bitsAllocated, frames);
                 }
 
                 break;
@@ -366,6 +364,14 @@ internal static class DicomScanner
 
         return null;
     }
+
+    /// <summary>
+    /// The one wording of pixels that do not fit where they are kept: <paramref name="holder"/> (the Pixel Data value, or
+    /// the whole source when its Pixel Data was not read) holds fewer bytes than the image attributes say the pixels need.
+    /// </summary>
+    private static string ShortPixelData(string holder, long held, long needed, int rows, int columns, int samples, int bitsAllocated, int frames) =>
+        FormattableString.Invariant(
+            $"{holder} holds {held} bytes, fewer than the {needed} that Rows {rows} × Columns {columns}{(samples > 1 ? $" × {samples} samples" : string.Empty)} × {(bitsAllocated == 1 ? "1 bit" : $"{bitsAllocated} bits")}{(frames > 1 ? $" × {frames} frames" : string.Empty)} need");
 
     /// <summary>A count or size that must be a whole number above 0: null and no reason when absent; the reason when present but not such a number.</summary>
     private static int? PositiveCount(DicomDataset ds, DicomTag tag, string name, out string? why)

@@ -25,7 +25,7 @@ public sealed class DefectiveInstanceTests : IDisposable
     {
         { "Rows empty (the 9b7f788 case)", ds => Empty(ds, DicomTags.Rows, DicomVR.US), "Rows (0028,0010) is empty" },
         { "Columns zero", ds => ds.SetValues(DicomTags.Columns, DicomVR.US, 0), "Columns (0028,0011) is 0" },
-        { "Rows absurd", ds => ds.SetValues(DicomTags.Rows, DicomVR.US, 60000), "Pixel Data (7FE0,0010) holds 8192 bytes, fewer than the 7680000 that Rows 60000 × Columns 64 × 2 byte(s) need" },
+        { "Rows absurd", ds => ds.SetValues(DicomTags.Rows, DicomVR.US, 60000), "Pixel Data (7FE0,0010) holds 8192 bytes, fewer than the 7680000 that Rows 60000 × Columns 64 × 16 bits need" },
         { "BitsAllocated missing", ds => ds.Remove(DicomTags.BitsAllocated), "BitsAllocated (0028,0100) is missing" },
         { "BitsAllocated empty", ds => Empty(ds, DicomTags.BitsAllocated, DicomVR.US), "BitsAllocated (0028,0100) is empty" },
         { "BitsAllocated 12", ds => ds.SetValues(DicomTags.BitsAllocated, DicomVR.US, 12), "BitsAllocated (0028,0100) is 12; it is 1 or a multiple of 8 up to 64" },
@@ -36,6 +36,7 @@ public sealed class DefectiveInstanceTests : IDisposable
         { "PixelRepresentation missing", ds => ds.Remove(DicomTags.PixelRepresentation), "PixelRepresentation (0028,0103) missing, which the other 7 image(s) of its series have" },
         { "SamplesPerPixel empty", ds => Empty(ds, DicomTags.SamplesPerPixel, DicomVR.US), "SamplesPerPixel (0028,0002) is empty" },
         { "SamplesPerPixel 3 on greyscale", ds => ds.SetValues(DicomTags.SamplesPerPixel, DicomVR.US, 3), "PhotometricInterpretation (0028,0004) MONOCHROME2 does not fit SamplesPerPixel 3" },
+        { "ARGB on 3 samples", ds => SetColour(ds, "ARGB"), "PhotometricInterpretation (0028,0004) ARGB does not fit SamplesPerPixel 3" },
         { "PhotometricInterpretation empty", ds => ds.SetString(DicomTags.PhotometricInterpretation, DicomVR.CS, string.Empty), "PhotometricInterpretation (0028,0004) is empty" },
         { "PhotometricInterpretation absurd", ds => ds.SetString(DicomTags.PhotometricInterpretation, DicomVR.CS, "GREYISH"), "PhotometricInterpretation (0028,0004) is not a photometric interpretation" },
         { "PixelSpacing empty", ds => ds.SetString(DicomTags.PixelSpacing, DicomVR.DS, string.Empty), "PixelSpacing (0028,0030) is empty" },
@@ -55,7 +56,7 @@ public sealed class DefectiveInstanceTests : IDisposable
         { "RescaleSlope absurd", ds => ds.SetString(DicomTags.RescaleSlope, DicomVR.DS, "1e300"), "RescaleSlope 1E+300 and RescaleIntercept -1024 give values beyond any Hounsfield unit for 16-bit samples" },
         { "RescaleIntercept empty", ds => ds.SetString(DicomTags.RescaleIntercept, DicomVR.DS, string.Empty), "RescaleIntercept (0028,1052) is empty; it is a finite number" },
         { "RescaleIntercept missing", ds => ds.Remove(DicomTags.RescaleIntercept), "RescaleIntercept (0028,1052) missing, which the other 7 image(s) of its series have" },
-        { "Pixel Data short", ds => ds.AddOrUpdate(new DicomValueElement(DicomTags.PixelData, DicomVR.OW, new byte[64 * 64])), "Pixel Data (7FE0,0010) holds 4096 bytes, fewer than the 8192 that Rows 64 × Columns 64 × 2 byte(s) need" },
+        { "Pixel Data short", ds => ds.AddOrUpdate(new DicomValueElement(DicomTags.PixelData, DicomVR.OW, new byte[64 * 64])), "Pixel Data (7FE0,0010) holds 4096 bytes, fewer than the 8192 that Rows 64 × Columns 64 × 16 bits need" },
         { "Pixel Data missing", ds => ds.Remove(DicomTags.PixelData), "no Pixel Data (7FE0,0010) although Rows and Columns say it is an image" },
     };
 
@@ -200,8 +201,8 @@ public sealed class DefectiveInstanceTests : IDisposable
         Assert.Equal(Slices - 3, series.SliceCount);
         Assert.Collection(
             series.Report.SkippedSources.Order(StringComparer.Ordinal),
-            note => Assert.Matches($@"^{Regex.Escape($"{zip}!{CtPhantom.FileName(Defective)}: defective image attributes, left out of its series: the source holds ")}\d+ bytes, fewer than the 7680000 that its Pixel Data \(7FE0,0010\) needs \(Rows 60000 × Columns 64 × 16 bits\)$", note),
-            note => Assert.Matches($@"^{Regex.Escape($"{zip}!{CtPhantom.FileName(Defective + 1)}: defective image attributes, left out of its series: the source holds ")}\d+ bytes, fewer than the 8192 that its Pixel Data \(7FE0,0010\) needs \(Rows 64 × Columns 64 × 16 bits\)$", note),
+            note => Assert.Matches($@"^{Regex.Escape($"{zip}!{CtPhantom.FileName(Defective)}: defective image attributes, left out of its series: the whole source holds ")}\d+ bytes, fewer than the 7680000 that Rows 60000 × Columns 64 × 16 bits need$", note),
+            note => Assert.Matches($@"^{Regex.Escape($"{zip}!{CtPhantom.FileName(Defective + 1)}: defective image attributes, left out of its series: the whole source holds ")}\d+ bytes, fewer than the 8192 that Rows 64 × Columns 64 × 16 bits need$", note),
             note => Assert.Equal($"{zip}!{CtPhantom.FileName(Defective + 2)}: defective image attributes, left out of its series: no Pixel Data (7FE0,0010) although Rows and Columns say it is an image", note));
         using var clean = SeriesAssembler.Assemble(folder);
         Assert.Equal(Slices - 3, clean.SliceCount); // the same three left out of the folder, read through Pixel Data
@@ -223,6 +224,13 @@ public sealed class DefectiveInstanceTests : IDisposable
 
     private static CtPhantom Phantom(int slices = Slices) =>
         new(new CtPhantomOptions { Matrix = 64, Slices = slices, SliceSpacing = 5, LesionCount = 0, Finding = PhantomFinding.None, NoiseHu = 0 });
+
+    /// <summary>Three samples per pixel under <paramref name="photometric"/> (ARGB and CMYK are four-sample terms: PS3.3 C.7.6.3.1.2).</summary>
+    private static void SetColour(DicomDataset ds, string photometric)
+    {
+        ds.SetValues(DicomTags.SamplesPerPixel, DicomVR.US, 3);
+        ds.SetString(DicomTags.PhotometricInterpretation, DicomVR.CS, photometric);
+    }
 
     private static void Empty(DicomDataset ds, DicomTag tag, DicomVR vr) => ds.AddOrUpdate(new DicomValueElement(tag, vr, Array.Empty<byte>()));
 
