@@ -9,6 +9,7 @@ using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Configuration;
 
 namespace CovidFunctions.Deployment.Tests;
 
@@ -259,6 +260,40 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         };
         var missing = known.Where(name => !sample.Contains(name) && !notLocal.Contains(name)).Order().ToList();
         Assert.True(missing.Count == 0, "settings the code reads that local.settings.sample.json does not list: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public void LocalSettingsSample_Values_AreTheCodeDefaults()
+    {
+        // README gives each setting's default from the code, and the sample is what a local Functions host runs with:
+        // a value there that is not the default makes the local app differ from what README says, unless it is one of
+        // the deliberately local values below.
+        var localValues = new HashSet<string>(StringComparer.Ordinal)
+        {
+            "Webhooks__AllowLoopbackWebhooks", // local receivers on 127.0.0.1
+            "Webhooks__PublicBaseUrl", // the local Functions host's address
+        };
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Where(p => !localValues.Contains(p.Key))
+            .Select(p => KeyValuePair.Create(p.Key.Replace("__", ":", StringComparison.Ordinal), (string?)p.Value?.GetValue<string>()))
+            .ToList();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+
+        var problems = new List<string>();
+        foreach (var (type, section) in new[] { (typeof(PipelineOptions), PipelineOptions.SectionName), (typeof(WebhookOptions), WebhookOptions.SectionName), (typeof(ApiKeyOptions), ApiKeyOptions.SectionName), (typeof(MeteringOptions), MeteringOptions.SectionName), (typeof(ScoringOptions), ScoringOptions.SectionName) })
+        {
+            var defaults = Activator.CreateInstance(type)!;
+            var sample = configuration.GetSection(section).Get(type) ?? defaults;
+            foreach (var property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.SetMethod is { IsPublic: true }))
+            {
+                if (!Equals(property.GetValue(sample), property.GetValue(defaults)))
+                {
+                    problems.Add($"{section}__{property.Name}: sample {property.GetValue(sample)}, code default {property.GetValue(defaults)}");
+                }
+            }
+        }
+
+        Assert.True(problems.Count == 0, "local.settings.sample.json differs from the code defaults:\n" + string.Join("\n", problems));
     }
 
     [Fact]
