@@ -1,0 +1,163 @@
+// Studies list benchmark: GET /api/studies (ResultsApi.ListStudiesAsync, what the Function app and covidfn up serve) on a
+// pinned Azurite started here, over the real TableStudyStore. Seeds one tenant per size in `sizes` (studies created
+// through the store, a minute apart, so every write path the pipeline uses writes what it writes), then lists, for each
+// tenant, page 1 and page `laterPage` (reached by following the continuation tokens; only that request is measured),
+// with a key bound to the tenant, and the same two pages with an all-tenant key (every tenant's studies). Each
+// measurement is the median of `runs`; rows read counts every entity the Table service returned (a query's `value`
+// array, 1 per point read), requests every HTTP request the store sent. Run from the repository root (Azurite is found
+// in infra/azurite):
+//   dotnet run -c Release --project bench/CovidFunctions.StudyList.Bench -- [sizes=2000,20000] [pageSize=50] [laterPage=10] [runs=5]
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Azure.Core;
+using Azure.Core.Pipeline;
+using Azure.Data.Tables;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Storage;
+
+var sizes = (args.Length > 0 ? args[0] : "2000,20000").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
+var pageSize = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
+var laterPage = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10;
+var runs = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5;
+var none = CancellationToken.None;
+
+var data = Directory.CreateTempSubdirectory("covidfn-list-bench-");
+await using var azurite = await AzuriteServer.StartAsync(new AzuriteServerOptions { DataDirectory = data.FullName, Ports = AzuriteServer.FreePorts() }, null, none);
+var storage = PipelineStorage.FromConnectionString(azurite.ConnectionString);
+await storage.EnsureCreatedAsync(none);
+var counter = new CountingPolicy();
+var options = new TableClientOptions();
+options.AddPolicy(counter, HttpPipelinePosition.PerCall);
+var studies = new TableStudyStore(new TableClient(azurite.ConnectionString, PipelineNames.StudiesTable, options));
+
+var seedWatch = Stopwatch.StartNew();
+var t0 = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+var statuses = new[] { StudyStatus.Completed, StudyStatus.Completed, StudyStatus.Completed, StudyStatus.Failed, StudyStatus.Rejected, StudyStatus.Processing };
+foreach (var size in sizes)
+{
+    var tenant = TenantOf(size);
+    await Parallel.ForEachAsync(Enumerable.Range(0, size), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, token) =>
+    {
+        var status = statuses[i % statuses.Length];
+        await storage.Studies.TryCreateAsync(new StudyRecord
+        {
+            Tenant = tenant,
+            StudyId = "s" + i.ToString("x24", CultureInfo.InvariantCulture),
+            Status = status,
+            CreatedAt = t0.AddMinutes(i),
+            CompletedAt = status == StudyStatus.Completed ? t0.AddMinutes(i + 3) : null,
+            Label = status == StudyStatus.Completed ? "covid" : null,
+            ProbabilityCovid = status == StudyStatus.Completed ? 0.8 : null,
+            ProbabilityCap = status == StudyStatus.Completed ? 0.15 : null,
+            ProbabilityNormal = status == StudyStatus.Completed ? 0.05 : null,
+            SliceCount = 64,
+            UploadPath = $"{tenant}/upload-{i}.zip",
+            TimingsJson = "{\"ingest\":1.25,\"scoring\":7.5,\"total\":9.9}",
+            SeriesJson = "{\"selected\":{\"seriesInstanceUid\":\"2.25.1\",\"slices\":64}}",
+        }, token);
+    });
+}
+
+Console.WriteLine($"seeded {sizes.Sum()} studies ({string.Join(", ", sizes.Select(s => $"{TenantOf(s)}: {s}"))}) in {seedWatch.Elapsed.TotalSeconds:0} s");
+if (studies is IStudyIdIndex index)
+{
+    // What the Function app and covidfn up run in the background at start-up; the list is measured afterwards.
+    await new StudyIdIndexCompletion(studies, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<StudyIdIndexCompletion>.Instance).RunAsync(TimeSpan.Zero, none);
+}
+
+var webhookOptions = new WebhookOptions();
+var guard = new WebhookTargetGuard(webhookOptions);
+var deliveries = new InMemoryWebhookDeliveryLog();
+var dispatcher = new WebhookDispatcher(guard, deliveries, webhookOptions, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookDispatcher>.Instance);
+var manager = new WebhookManager(new InMemoryWebhookSubscriptionStore(), new InMemoryWebhookSecretStore(), deliveries, guard, dispatcher, webhookOptions, TimeProvider.System);
+var api = new ResultsApi(studies, storage.BlobContainers, new UsageQueries(storage.Usage, studies), manager, new ResultsApiOptions());
+
+Console.WriteLine($"{Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}; pageSize {pageSize}, median of {runs}");
+Console.WriteLine("key          tenant studies  page  items  requests  rows read  wall ms");
+foreach (var size in sizes)
+{
+    foreach (var (keyName, caller) in new[] { ("tenant", ApiCaller.ForTenants(TenantOf(size))), ("all-tenant", ApiCaller.AllTenants) })
+    {
+        var query = new StudyListQuery(Tenant: keyName == "all-tenant" ? null : TenantOf(size), PageSize: pageSize);
+        foreach (var page in new[] { 1, laterPage })
+        {
+            var samples = new List<(int Items, int Requests, long Rows, double Ms)>();
+            for (var run = 0; run < runs; run++)
+            {
+                string? continuation = null;
+                for (var p = 1; p < page; p++)
+                {
+                    continuation = Page(await api.ListStudiesAsync(caller, query with { Continuation = continuation }, none)).Continuation
+                        ?? throw new InvalidOperationException($"page {p} of {TenantOf(size)} is the last");
+                }
+
+                counter.Reset();
+                var watch = Stopwatch.StartNew();
+                var response = await api.ListStudiesAsync(caller, query with { Continuation = continuation }, none);
+                var ms = watch.Elapsed.TotalMilliseconds;
+                samples.Add((Page(response).Items, counter.Requests, counter.Rows, ms));
+            }
+
+            var median = samples.OrderBy(s => s.Ms).ElementAt(samples.Count / 2);
+            Console.WriteLine($"{keyName,-10}  {size,14}  {page,4}  {median.Items,5}  {median.Requests,8}  {median.Rows,9}  {median.Ms,7:0.0}");
+        }
+    }
+}
+
+data.Delete(recursive: true);
+
+static string TenantOf(int size) => "bench-" + size.ToString(CultureInfo.InvariantCulture);
+
+static (int Items, string? Continuation) Page(ApiResponse response)
+{
+    if (response.Status != 200)
+    {
+        throw new InvalidOperationException($"list answered {response.Status}: {System.Text.Encoding.UTF8.GetString(response.Body)}");
+    }
+
+    using var json = JsonDocument.Parse(response.Body);
+    return (json.RootElement.GetProperty("items").GetArrayLength(),
+        json.RootElement.TryGetProperty("continuation", out var c) ? c.GetString() : null);
+}
+
+/// <summary>Counts the requests the store sends and the entities the Table service returns (a query's rows, or one per point read).</summary>
+internal sealed class CountingPolicy : HttpPipelineSynchronousPolicy
+{
+    private int _requests;
+    private long _rows;
+
+    public int Requests => _requests;
+
+    public long Rows => Interlocked.Read(ref _rows);
+
+    public void Reset()
+    {
+        _requests = 0;
+        Interlocked.Exchange(ref _rows, 0);
+    }
+
+    public override void OnSendingRequest(HttpMessage message) => Interlocked.Increment(ref _requests);
+
+    public override void OnReceivedResponse(HttpMessage message)
+    {
+        if (message.Request.Method != RequestMethod.Get || message.Response.Status != 200 || message.Response.ContentStream is not { CanSeek: true } body)
+        {
+            return;
+        }
+
+        var start = body.Position;
+        using (var json = JsonDocument.Parse(body))
+        {
+            Interlocked.Add(ref _rows, json.RootElement.TryGetProperty("value", out var rows) ? rows.GetArrayLength() : 1);
+        }
+
+        body.Position = start;
+    }
+}
