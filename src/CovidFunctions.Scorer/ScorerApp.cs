@@ -104,6 +104,14 @@ public static class ScorerApp
         services.AddSingleton(sp => scorer.StorageConnectionString is { Length: > 0 } || scorer.TableServiceUri is not null
             ? sp.GetRequiredService<PipelineStorage>().SliceResults
             : (ISliceResultStore)new SkippedSliceResultStore(sp.GetRequiredService<ILogger<SkippedSliceResultStore>>()));
+
+        // The Studies row lets the scorer complete a chunk of a study that has already ended without scoring it
+        // (ScoringHandler). Only with a connection string: with identity endpoints the scorer's table role is scoped
+        // to the SliceResults table (bicep/modules/storage.bicep), so every read would be refused.
+        if (scorer.StorageConnectionString is { Length: > 0 })
+        {
+            services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().Studies);
+        }
         services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(sp.GetRequiredService<ILogger<Pipeline.Azure.Messaging.StorageQueueTransport>>()));
         ScorerServiceBus.Add(services, serviceBusNamespace, credential, scorer, sliceTransport);
         services.AddSingleton<IMessageSender>(sp => new RoutedMessageSender(

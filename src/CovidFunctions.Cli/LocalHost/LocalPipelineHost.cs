@@ -239,7 +239,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, StudyIdKey, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
 
         var models = ScreeningModels.Load(_options.Inference ?? new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads, MaxBatch = _options.Scoring.BatchSize }, _loggers.CreateLogger<ScreeningModels>());
-        _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>());
+        _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>(), Storage.Studies);
         var relay = new ResultRelayHandler(orchestrations, _loggers.CreateLogger<ResultRelayHandler>());
 
         var token = _stopping.Token;

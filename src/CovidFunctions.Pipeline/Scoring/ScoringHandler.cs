@@ -25,7 +25,8 @@ namespace CovidFunctions.Pipeline.Scoring;
 /// <see cref="ChunkResult.Error"/> so the study fails fast, and completed; any other exception propagates, so the
 /// consumer retries it, except on the last delivery (<see cref="ScoringOptions.MaxDeliveryCount"/>): there the poison
 /// chunk is answered with an error result naming the exception and dead-lettered, so its study fails with the cause
-/// rather than after every re-dispatch timed out. Idempotent: a re-delivered or re-dispatched
+/// rather than after every re-dispatch timed out. Given the Studies store, a chunk of a study already settled (failed,
+/// completed or rejected) is completed without scoring (<see cref="SettledStatusAsync"/>). Idempotent: a re-delivered or re-dispatched
 /// chunk overwrites the same blobs and rows (all named by study, chunk and slice index) with the same values.
 /// </remarks>
 public sealed partial class ScoringHandler(
@@ -34,10 +35,12 @@ public sealed partial class ScoringHandler(
     IMessageSender sender,
     ScreeningModels models,
     IOptions<ScoringOptions> options,
-    ILogger<ScoringHandler> logger)
+    ILogger<ScoringHandler> logger,
+    IStudyStore? studies = null)
 {
     private readonly int _batchSize = Math.Max(1, options.Value.BatchSize);
     private readonly int _maxDeliveryCount = Math.Max(1, options.Value.MaxDeliveryCount);
+    private readonly IStudyStore? _studies = studies;
 
     /// <summary>The result document of a chunk in the results container.</summary>
     public static string ChunkDocumentPath(string tenant, string studyId, int chunkIndex) =>
@@ -80,6 +83,12 @@ public sealed partial class ScoringHandler(
             return new Settlement(SettlementAction.DeadLetter, $"invalid chunk request: {problem}");
         }
 
+        if (await SettledStatusAsync(request, cancellationToken).ConfigureAwait(false) is { } settled)
+        {
+            Log.SkippedSettled(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, settled);
+            return Settlement.Complete;
+        }
+
         var stopwatch = Stopwatch.StartNew();
 
         // One try, so the last-delivery rule (GiveUpAsync) is stated once for scoring and storing. The flag keeps the
@@ -115,6 +124,33 @@ public sealed partial class ScoringHandler(
         catch (Exception ex) when (!IsHostCancellation(ex, cancellationToken) && message.DeliveryCount >= _maxDeliveryCount)
         {
             return await GiveUpAsync(request, message, ex, stopwatch.Elapsed.TotalSeconds, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The study's status when its row says it is settled (failed, completed, rejected), else null. Its orchestration
+    /// has ended, so a result would be read by nobody: a chunk that waited in the queue past its study's failure (the
+    /// chunk timeout ran out while the scorer was busy) or a re-dispatched copy of a chunk whose study completed was
+    /// scored anyway, writing masks, overlays and SliceResults rows for a finished study. Without a Studies store (the
+    /// GPU scorer's identity may write only SliceResults, offline screening has no rows) or when the read fails, the
+    /// chunk is scored: this check saves work, it never decides a study.
+    /// </summary>
+    private async Task<string?> SettledStatusAsync(ChunkRequest request, CancellationToken cancellationToken)
+    {
+        if (_studies is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            var row = await _studies.GetAsync(request.Tenant, request.StudyId, cancellationToken).ConfigureAwait(false);
+            return row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : null;
+        }
+        catch (Exception ex) when (!IsHostCancellation(ex, cancellationToken))
+        {
+            Log.StatusUnread(logger, request.Tenant, request.StudyId, ex.GetType().Name);
+            return null;
         }
     }
 
@@ -250,6 +286,13 @@ public sealed partial class ScoringHandler(
 
         [LoggerMessage(EventId = 2204, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} chunk {Chunk} failed on its last delivery ({Deliveries}): {Type}: {Error}; answered with an error result and dead-lettered")]
         public static partial void GaveUp(ILogger logger, string tenant, string studyId, int chunk, int deliveries, string type, string error);
+
+        [LoggerMessage(EventId = 2205, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}) not scored: the study is already {Status}")]
+        public static partial void SkippedSettled(ILogger logger, string tenant, string studyId, int chunk, int attempt, string status);
+
+        // The exception type only: a storage message could name the account's URLs; the chunk is scored anyway.
+        [LoggerMessage(EventId = 2206, Level = LogLevel.Debug, Message = "Study {Tenant}/{StudyId}: its row could not be read ({Type}); scoring the chunk")]
+        public static partial void StatusUnread(ILogger logger, string tenant, string studyId, string type);
 
         [LoggerMessage(EventId = 2203, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}): {Slices} slices scored in {Seconds:0.00} s on {Device}")]
         public static partial void Scored(ILogger logger, string tenant, string studyId, int chunk, int attempt, int slices, double seconds, string device);
