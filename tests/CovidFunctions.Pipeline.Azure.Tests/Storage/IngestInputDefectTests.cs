@@ -5,11 +5,8 @@ using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
-using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
@@ -76,7 +73,7 @@ public sealed class IngestInputDefectTests(AzuriteFixture azurite) : IDisposable
         var zip = Zip(MidChestSlices(3));
         await Uploads.WriteAsync(uploadPath, new MemoryStream(zip), CancellationToken.None);
         var unit = new UploadUnit(tenant, "s-storage", uploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(uploadPath, DateTimeOffset.UtcNow, zip.Length)], null);
-        var containers = new TilesWritesFail(azurite.Storage.BlobContainers);
+        var containers = new TilesWritesFail(azurite.Storage.BlobContainers, () => new InvalidOperationException("the storage account is being failed over"));
         var notifier = new RecordingNotifier();
 
         var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => NewIngest(containers, notifier).IngestAsync(unit, CancellationToken.None));
@@ -102,57 +99,6 @@ public sealed class IngestInputDefectTests(AzuriteFixture azurite) : IDisposable
         return output;
     }
 
-    private IngestHandler NewIngest(IBlobContainers containers, IStudyNotifier notifier) => new(
-        containers,
-        azurite.Storage.Studies,
-        azurite.Storage.Usage,
-        new StartedOrchestrations(),
-        new DeidentificationEngine(Key),
-        Options.Create(new PipelineOptions()),
-        NullLogger<IngestHandler>.Instance,
-        TimeProvider.System,
-        notifier);
-
-    private sealed class RecordingNotifier : IStudyNotifier
-    {
-        public List<(string Tenant, string StudyId, string EventType)> Events { get; } = [];
-
-        public Task NotifyAsync(string tenant, string studyId, string eventType, CancellationToken cancellationToken)
-        {
-            Events.Add((tenant, studyId, eventType));
-            return Task.CompletedTask;
-        }
-    }
-
-    private sealed class StartedOrchestrations : IStudyOrchestrationClient
-    {
-        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken) => Task.FromResult(true);
-
-        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
-    }
-
-    /// <summary>The real containers, but every write under slices fails as an SDK might report an outage: not an IOException.</summary>
-    private sealed class TilesWritesFail(IBlobContainers inner) : IBlobContainers
-    {
-        public IBlobStore Get(string container) => container == PipelineNames.SlicesContainer ? new FailingWrites(inner.Get(container)) : inner.Get(container);
-
-        public string LinkTo(string container, string path) => inner.LinkTo(container, path);
-
-        private sealed class FailingWrites(IBlobStore store) : IBlobStore
-        {
-            public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => store.OpenReadAsync(path, cancellationToken);
-
-            public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) => throw new InvalidOperationException("the storage account is being failed over");
-
-            public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
-
-            public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
-
-            public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
-
-            public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => store.OpenReadVersionedAsync(path, cancellationToken);
-
-            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
-        }
-    }
+    private IngestHandler NewIngest(IBlobContainers containers, IStudyNotifier notifier) =>
+        IngestOnAzurite.NewHandler(azurite, Key, new StartedOrchestrations(), containers, notifier);
 }

@@ -9,8 +9,6 @@ using CovidFunctions.Pipeline.Orchestration.Activities;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.DurableTask;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
@@ -36,7 +34,7 @@ public sealed class StuckStudyTests(AzuriteFixture azurite)
         var zip = Zip(MidChestSlices(3));
         await Uploads.WriteAsync(uploadPath, new MemoryStream(zip), CancellationToken.None);
         var unit = new UploadUnit(tenant, "s-throws", uploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(uploadPath, DateTimeOffset.UtcNow, zip.Length)], null);
-        var containers = new TilesWritesFail(azurite.Storage.BlobContainers);
+        var containers = new TilesWritesFail(azurite.Storage.BlobContainers, () => new IOException("No space left on device"));
         var notifier = new RecordingNotifier();
 
         for (var attempt = 1; attempt <= 2; attempt++)
@@ -96,27 +94,8 @@ public sealed class StuckStudyTests(AzuriteFixture azurite)
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events.Where(e => e.Tenant == tenant));
     }
 
-    private IngestHandler NewIngest(IBlobContainers containers, IStudyNotifier notifier, IStudyOrchestrationClient? orchestrations = null) => new(
-        containers,
-        azurite.Storage.Studies,
-        azurite.Storage.Usage,
-        orchestrations ?? new EndedOrchestrations(),
-        new DeidentificationEngine(DeidKey.Generate()),
-        Options.Create(new PipelineOptions()),
-        NullLogger<IngestHandler>.Instance,
-        TimeProvider.System,
-        notifier);
-
-    private sealed class RecordingNotifier : IStudyNotifier
-    {
-        public List<(string Tenant, string StudyId, string EventType)> Events { get; } = [];
-
-        public Task NotifyAsync(string tenant, string studyId, string eventType, CancellationToken cancellationToken)
-        {
-            Events.Add((tenant, studyId, eventType));
-            return Task.CompletedTask;
-        }
-    }
+    private IngestHandler NewIngest(IBlobContainers containers, IStudyNotifier notifier, IStudyOrchestrationClient? orchestrations = null) =>
+        IngestOnAzurite.NewHandler(azurite, DeidKey.Generate(), orchestrations ?? new EndedOrchestrations(), containers, notifier);
 
     /// <summary>Starts instances (recorded) and reports each as ended, as Durable does once an orchestration failed.</summary>
     private sealed class EndedOrchestrations : IStudyOrchestrationClient
@@ -138,31 +117,6 @@ public sealed class StuckStudyTests(AzuriteFixture azurite)
         public Task<StudyRecord> UpdateAsync(string tenant, string studyId, Func<StudyRecord?, StudyRecord> update, CancellationToken cancellationToken) => throw new IOException("table away");
 
         public IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken) => throw new IOException("table away");
-    }
-
-    /// <summary>The real containers, but every write under slices fails (the tiles' disk is full).</summary>
-    private sealed class TilesWritesFail(IBlobContainers inner) : IBlobContainers
-    {
-        public IBlobStore Get(string container) => container == PipelineNames.SlicesContainer ? new FailingWrites(inner.Get(container)) : inner.Get(container);
-
-        public string LinkTo(string container, string path) => inner.LinkTo(container, path);
-
-        private sealed class FailingWrites(IBlobStore store) : IBlobStore
-        {
-            public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => store.OpenReadAsync(path, cancellationToken);
-
-            public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) => throw new IOException("No space left on device");
-
-            public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
-
-            public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
-
-            public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
-
-            public Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken) => store.OpenReadVersionedAsync(path, cancellationToken);
-
-            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
-        }
     }
 
     private sealed class ActivityContext : TaskActivityContext

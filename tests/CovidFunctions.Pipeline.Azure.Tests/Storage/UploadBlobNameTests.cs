@@ -8,8 +8,6 @@ using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
@@ -141,26 +139,5 @@ public sealed class UploadBlobNameTests(AzuriteFixture azurite)
         return Assert.Single(await PlanTenantAsync(azurite.Storage.UploadListing, tenant, Key));
     }
 
-    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations) => new(
-        azurite.Storage.BlobContainers,
-        azurite.Storage.Studies,
-        azurite.Storage.Usage,
-        orchestrations,
-        new DeidentificationEngine(Key),
-        Options.Create(new PipelineOptions()),
-        NullLogger<IngestHandler>.Instance,
-        TimeProvider.System);
-
-    private sealed class RecordingOrchestrations : IStudyOrchestrationClient
-    {
-        public List<StudyOrchestrationInput> Started { get; } = [];
-
-        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken)
-        {
-            Started.Add(input);
-            return Task.FromResult(true);
-        }
-
-        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
-    }
+    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations) => IngestOnAzurite.NewHandler(azurite, Key, orchestrations);
 }

@@ -201,15 +201,8 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
         Assert.Equal(3, (await Uploads.ListAsync($"{tenant}/", CancellationToken.None).ToListAsync()).Count); // the unchanged ones and the marker stay
     }
 
-    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations, PipelineOptions? options = null) => new(
-        azurite.Storage.BlobContainers,
-        azurite.Storage.Studies,
-        azurite.Storage.Usage,
-        orchestrations,
-        new DeidentificationEngine(Key),
-        Options.Create(options ?? new PipelineOptions()),
-        NullLogger<IngestHandler>.Instance,
-        TimeProvider.System);
+    private IngestHandler NewIngest(IStudyOrchestrationClient orchestrations, PipelineOptions? options = null) =>
+        IngestOnAzurite.NewHandler(azurite, Key, orchestrations, options: options);
 
     private async Task<UploadUnit> PlanAsync(string tenant)
     {
@@ -232,35 +225,6 @@ public sealed class UploadLifecycleTests(AzuriteFixture azurite)
 
     private static async Task WriteAsync(IBlobStore store, string path, byte[] content) =>
         await store.WriteAsync(path, new MemoryStream(content, writable: false), CancellationToken.None);
-
-    /// <summary>Starts each instance id once, like the Durable client; with <c>failStarts</c> the process "dies" on the start.</summary>
-    private sealed class RecordingOrchestrations(bool failStarts = false) : IStudyOrchestrationClient
-    {
-        private readonly HashSet<string> _ids = [];
-
-        public List<StudyOrchestrationInput> Started { get; } = [];
-
-        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken)
-        {
-            if (failStarts)
-            {
-                throw new IOException("process killed");
-            }
-
-            lock (_ids)
-            {
-                if (!_ids.Add(input.InstanceId))
-                {
-                    return Task.FromResult(false);
-                }
-
-                Started.Add(input);
-                return Task.FromResult(true);
-            }
-        }
-
-        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
-    }
 
     private sealed class ActivityContext(string name, string instanceId) : TaskActivityContext
     {

@@ -5,11 +5,8 @@ using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
-using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
@@ -107,15 +104,7 @@ public sealed class UploadNameCollisionTests(AzuriteFixture azurite)
         return await PlanTenantAsync(azurite.Storage.UploadListing, tenant, Key);
     }
 
-    private IngestHandler NewIngest() => new(
-        azurite.Storage.BlobContainers,
-        azurite.Storage.Studies,
-        azurite.Storage.Usage,
-        new NoOrchestrations(),
-        new DeidentificationEngine(Key),
-        Options.Create(new PipelineOptions()),
-        NullLogger<IngestHandler>.Instance,
-        TimeProvider.System);
+    private IngestHandler NewIngest() => IngestOnAzurite.NewHandler(azurite, Key, new StartedOrchestrations());
 
     private static async Task<List<string>> ListAsync(IBlobStore store, string prefix)
     {
@@ -126,12 +115,5 @@ public sealed class UploadNameCollisionTests(AzuriteFixture azurite)
         }
 
         return paths;
-    }
-
-    private sealed class NoOrchestrations : IStudyOrchestrationClient
-    {
-        public Task<bool> StartIfAbsentAsync(StudyOrchestrationInput input, CancellationToken cancellationToken) => Task.FromResult(true);
-
-        public Task RaiseChunkResultAsync(ChunkResult result, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
