@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.RegularExpressions;
 using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
@@ -87,6 +88,66 @@ public sealed class IngestInputDefectTests(AzuriteFixture azurite) : IDisposable
         // Storage back: the next attempt ingests it.
         var outcome = await NewIngest(azurite.Storage.BlobContainers, notifier).IngestAsync(unit, CancellationToken.None);
         Assert.Equal((IngestStatus.Ingested, 3), (outcome.Status, outcome.SliceCount));
+    }
+
+    [Fact]
+    public async Task Zip_entries_whose_Pixel_Data_is_short_are_left_out_on_the_first_attempt_whether_or_not_the_entry_is_short_too()
+    {
+        // The inputs said to reach the fail-at-once path (session 14: a zip entry whose Pixel Data is short while the entry
+        // is not, which the zip scan of 83ec0c3 does not measure): ingest expands the zip and reads each de-identified
+        // instance through its Pixel Data, so both are one instance's defects, decided on the first attempt. The rest of
+        // the study is ingested, nothing is retried or failed, and both originals are kept in quarantine with why.
+        var tenant = AzuriteFixture.NewTenant();
+        var uploadPath = $"{tenant}/chest.zip";
+        var slices = MidChestSlices(4);
+        var cut = CutInPixelData(slices[1]);
+        var halfValue = WithHalfPixelDataValue(slices[2]);
+        var zip = Zip([slices[0], cut, halfValue, slices[3]]);
+        Assert.True(new FileInfo(halfValue).Length > 512 * 512 * 2, "the entry itself holds more bytes than its Pixel Data needs");
+        await Uploads.WriteAsync(uploadPath, new MemoryStream(zip), CancellationToken.None);
+        var unit = new UploadUnit(tenant, "s-short-pixels", uploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(uploadPath, DateTimeOffset.UtcNow, zip.Length)], null);
+        var notifier = new RecordingNotifier();
+
+        var outcome = await NewIngest(azurite.Storage.BlobContainers, notifier).IngestAsync(unit, CancellationToken.None);
+
+        Assert.True((IngestStatus.Ingested, 2) == (outcome.Status, outcome.SliceCount), $"{outcome.Status} {outcome.SliceCount}: {outcome.Reason} {outcome.Detail}");
+        var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 1, null), (row.Status, row.IngestAttempts, row.IngestError));
+        var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/skipped/reason.json")));
+        var kept = reason.Files!.ToDictionary(f => f.Name, f => f.Why, StringComparer.Ordinal);
+        Assert.Equal(2, kept.Count);
+        var cutName = $"chest.zip/{Path.GetFileName(cut)}";
+        Assert.Matches($@"^not readable as DICOM \({Regex.Escape(cutName)}: \(7FE0,0010\) OW declares 524288 bytes but only \d+ remain at byte \d+\)$", kept[cutName]);
+        Assert.Equal(
+            "defective image attributes, left out of its series: Pixel Data (7FE0,0010) holds 262144 bytes, fewer than the 524288 that Rows 512 × Columns 512 × 16 bits need",
+            kept[$"chest.zip/{Path.GetFileName(halfValue)}"]);
+        Assert.Equal(await File.ReadAllBytesAsync(halfValue), await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/skipped/chest.zip/{Path.GetFileName(halfValue)}"));
+        Assert.Empty(notifier.Events);
+    }
+
+    /// <summary>A copy of a real slice cut off halfway through its Pixel Data (an interrupted copy).</summary>
+    private string CutInPixelData(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var output = Path.Combine(_temp.Path, Path.GetFileName(path));
+        File.WriteAllBytes(output, bytes[..(bytes.Length - (512 * 512))]);
+        return output;
+    }
+
+    /// <summary>
+    /// A copy of a real slice whose Pixel Data value is its first half, followed by Data Set Trailing Padding (FFFC,FFFC)
+    /// as long as the other half: well formed, the file as long as before, the image half missing.
+    /// </summary>
+    private string WithHalfPixelDataValue(string path)
+    {
+        var file = DicomFile.Open(path);
+        Assert.True(file.Dataset.TryGet(DicomTags.PixelData, out var element) && element is DicomValueElement, "native Pixel Data");
+        var pixels = ((DicomValueElement)element).RawValue;
+        file.Dataset.AddOrUpdate(new DicomValueElement(DicomTags.PixelData, DicomVR.OW, pixels[..(pixels.Length / 2)]));
+        file.Dataset.AddOrUpdate(new DicomValueElement(new DicomTag(0xFFFC, 0xFFFC), DicomVR.OB, new byte[pixels.Length / 2]));
+        var output = Path.Combine(_temp.Path, Path.GetFileName(path));
+        file.Save(output);
+        return output;
     }
 
     /// <summary>A copy of the slice at <paramref name="path"/> whose Rows (0028,0010) is present with an empty value.</summary>
