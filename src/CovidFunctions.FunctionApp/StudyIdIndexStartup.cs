@@ -10,7 +10,9 @@ namespace CovidFunctions.FunctionApp;
 /// without an index row read the id in each tenant; afterwards they are point reads. It starts
 /// <see cref="StartDelay"/> after the app, so that instances of an older version still running during a deployment
 /// (before 0be263b, writers of study rows without index rows) have stopped before the index is declared complete.
-/// Once complete it costs one point read per start.
+/// Once complete it costs one point read per start. The same run then completes the studies list index
+/// (<see cref="IStudyListIndex"/>: a second scan; until it has finished, <c>GET /api/studies</c> reads every matching
+/// study, as before the index), behind the same delay for the same reason; two point reads per start once both are done.
 /// </summary>
 public sealed class StudyIdIndexStartup(StudyIdIndexCompletion completion) : BackgroundService
 {

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Hosting;
 namespace CovidFunctions.FunctionApp.Tests;
 
 /// <summary>
-/// The Function app completes the Studies id index in a hosted service at start-up (after
+/// The Function app completes the Studies id index, then the studies list index, in a hosted service at start-up (after
 /// <see cref="StudyIdIndexStartup.StartDelay"/>), on Azurite, wired as in Azure (AddCovidFunctionsApp with the sample
 /// settings). Before, the first all-tenant lookup that missed the index ran the backfill inside that request.
 /// </summary>
@@ -40,6 +40,10 @@ public sealed class StudyIdIndexStartupTests(AzuriteFixture azurite)
         Assert.True(await studies.IsTenantIndexCompleteAsync(None));
         var index = await studies.Table.GetEntityAsync<TableEntity>(TableStudyStore.TenantIndexPartition, preIndex, cancellationToken: None);
         Assert.Equal(tenant, index.Value.GetString("Tenant"));
+
+        // Then the studies list index: the pre-index study is listed by it (its row, and the marker).
+        Assert.True(await studies.IsListIndexCompleteAsync(None));
+        Assert.Equal([preIndex], await studies.ListAsync(new StudyListRequest([tenant]), None).Select(s => s.StudyId).ToListAsync());
     }
 
     private ServiceProvider Build(string keyDirectory, TimeProvider clock)

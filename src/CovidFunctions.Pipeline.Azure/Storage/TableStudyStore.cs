@@ -22,9 +22,45 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// index row before its row: a study created while the backfill runs has its index row before the marker is read as
 /// complete, or does not exist yet. Queries of all tenants leave the index partition (and so the marker) out.
 /// </para>
+/// <para>
+/// The studies list (<see cref="ListAsync"/>, <c>GET /api/studies</c>) reads a time-ordered list index: one row per
+/// study in the tenant's partition <see cref="ListIndexPartition"/> (<c>~list|{tenant}</c>), RowKey
+/// <see cref="ListIndexRowKey"/> (the creation time inverted, 19 digits, then <c>|</c> and the study id), no
+/// properties. The Table service returns a partition in RowKey order, which is the list order (newest first, then
+/// study id), so a page is one query of about a page of keys from the continuation's place on, then a point read of
+/// each listed study (the study row is the one source of its values; an index row is only its place). The row is
+/// written (an upsert of the same key: idempotent) before the study row is first inserted and before a write that
+/// changes the study's creation time (none of the pipeline's writers does); the row of a place the study does not hold
+/// (a create that lost to another with another time, the old place of a moved study) is deleted after the write, and
+/// should that delete not happen, the read skips it: a listed study is shown only when its row holds the index row's
+/// place. Studies created before the list index existed have no row: <see cref="CompleteListIndexAsync"/> (one scan,
+/// streamed, run in the background by <see cref="StudyIdIndexCompletion"/>) writes every study's row, then the marker
+/// <see cref="ListIndexMarkerPartition"/>/<see cref="IndexCompleteRowKey"/>; until the marker exists, a list is read
+/// the slow way (<see cref="StudyListing.ScanAsync"/>: every matching study, sorted), as is a list filtered by status
+/// (the status is not in the index: the index row would have to change with every status change).
+/// </para>
 /// </summary>
-public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex
+public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex, IStudyListIndex
 {
+    /// <summary>The start of every list index partition's key (<c>~list|{tenant}</c>); no tenant can start so.</summary>
+    public const string ListIndexPartitionPrefix = "~list|";
+
+    /// <summary>The first key after every partition that starts with <see cref="ListIndexPartitionPrefix"/> ('}' follows '|').</summary>
+    private const string ListIndexPartitionsEnd = "~list}";
+
+    /// <summary>The partition of the list index's marker row (<see cref="IndexCompleteRowKey"/>): the prefix alone, no tenant's.</summary>
+    public const string ListIndexMarkerPartition = ListIndexPartitionPrefix;
+
+    /// <summary>Studies point-read at once when a list page is read from the list index.</summary>
+    private const int ListReadConcurrency = 16;
+
+    private readonly Lock _listBackfillLock = new();
+
+    private Task<int>? _listBackfill;
+
+    /// <summary>Set once the list index's marker has been read or written (never removed).</summary>
+    private volatile bool _listIndexComplete;
+
     /// <summary>The partition of the study id → tenant index rows; no tenant can have it (tenants are <c>[a-z0-9][a-z0-9-]*</c>).</summary>
     public const string TenantIndexPartition = "~tenant-of";
 
@@ -70,14 +106,24 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     public async Task<bool> TryCreateAsync(StudyRecord record, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(record);
+        var place = StudyListPosition.Of(record);
         try
         {
             await AddTenantIndexAsync(record.Tenant, record.StudyId, cancellationToken).ConfigureAwait(false);
+            await PutListIndexAsync(record.Tenant, place, cancellationToken).ConfigureAwait(false);
             await Table.AddEntityAsync(ToEntity(record), cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (RequestFailedException ex) when (ex.Status == 409)
         {
+            // The study exists: created by another writer (or an earlier delivery of this one). When its place is not
+            // the one just indexed (created at another time), that index row names a place no study holds.
+            var existing = await GetAsync(record.Tenant, record.StudyId, cancellationToken).ConfigureAwait(false);
+            if (existing is null || !StudyListPosition.Of(existing).IsSamePlace(place))
+            {
+                await DropListIndexAsync(record.Tenant, place, cancellationToken).ConfigureAwait(false);
+            }
+
             return false;
         }
     }
@@ -85,6 +131,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     public async Task<StudyRecord> UpdateAsync(string tenant, string studyId, Func<StudyRecord?, StudyRecord> update, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(update);
+        // The list index rows this call wrote: those of places the study does not hold in the end are deleted.
+        var indexed = new List<StudyListPosition>();
         for (var attempt = 1; ; attempt++)
         {
             var current = await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
@@ -95,6 +143,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             }
 
             var entity = ToEntity(updated);
+            var place = StudyListPosition.Of(updated);
+            var moves = current is null || !StudyListPosition.Of(current).IsSamePlace(place);
             try
             {
                 if (current is null)
@@ -102,9 +152,27 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
                     await AddTenantIndexAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
                 }
 
+                // Before the row, so that no study row is ever without its list index row (once the index is complete).
+                if (moves && !indexed.Any(p => p.IsSamePlace(place)))
+                {
+                    await PutListIndexAsync(tenant, place, cancellationToken).ConfigureAwait(false);
+                    indexed.Add(place);
+                }
+
                 Response response = current is null
                     ? await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)
                     : await Table.UpdateEntityAsync(entity, new ETag(current.ETag!), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+                var stale = indexed.Where(p => !p.IsSamePlace(place)).ToList();
+                if (current is not null && moves)
+                {
+                    stale.Add(StudyListPosition.Of(current));
+                }
+
+                foreach (var old in stale)
+                {
+                    await DropListIndexAsync(tenant, old, cancellationToken).ConfigureAwait(false);
+                }
+
                 return updated with { ETag = response.Headers.ETag?.ToString() };
             }
             catch (RequestFailedException ex) when ((ex.Status is 409 or 412) && attempt < MaxUpdateAttempts)
@@ -180,16 +248,27 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// </summary>
     public async IAsyncEnumerable<string> ListTenantsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // Two key ranges: below the index partition (every valid tenant: [a-z0-9] sort before '~') and above it.
-        foreach (var (lowerExclusive, upperExclusive) in new (string? Lower, string? Upper)[] { (null, TenantIndexPartition), (TenantIndexPartition, null) })
+        // Three key ranges around the index partitions: below the list index (every valid tenant: [a-z0-9] sort
+        // before '~'), between it and the id index, and above that. Each list index partition is as large as its
+        // tenant's history, the id index as the whole table: the ranges step over them, never read them.
+        foreach (var (lowerExclusive, upperExclusive) in new (string? Lower, string? Upper)[]
         {
+            (null, ListIndexPartitionPrefix),
+            (ListIndexPartitionsEnd, TenantIndexPartition),
+            (TenantIndexPartition, null),
+        })
+        {
+            var inclusiveLower = lowerExclusive == ListIndexPartitionsEnd;
             var after = lowerExclusive;
             while (true)
             {
                 var clauses = new List<string>();
                 if (after is not null)
                 {
-                    clauses.Add(TableClient.CreateQueryFilter($"PartitionKey gt {after}"));
+                    // "~list}" itself could be a tenant's key were tenants not [a-z0-9-]: ge, so no key is stepped over.
+                    clauses.Add(inclusiveLower && after == lowerExclusive
+                        ? TableClient.CreateQueryFilter($"PartitionKey ge {after}")
+                        : TableClient.CreateQueryFilter($"PartitionKey gt {after}"));
                 }
 
                 if (upperExclusive is not null)
@@ -229,8 +308,9 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
 
     /// <summary>
     /// Writes the index row of every study that lacks one (studies created before the index existed), then the marker
-    /// that says the index is complete; returns how many index rows it wrote. One scan of the study rows (keys only) and
-    /// one of the index partition; the missing rows are inserted up to 100 per transaction. Safe to run at any time
+    /// that says the index is complete; returns how many index rows it wrote. One scan of the study rows (keys only, a
+    /// query per tenant merged in id order) against one of the index partition, streamed (a merge join: memory holds a
+    /// page of keys per tenant, not the table's); the missing rows are inserted up to 100 per transaction. Safe to run at any time
     /// and more than once, here or in another process: every write is insert-only, and an index row written meanwhile
     /// by a study's create (which writes it before the study row) only turns a batch into single inserts. A study row
     /// inserted after the scan was read came from a writer that wrote its index row first, so the marker never claims
@@ -264,42 +344,57 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             return 0;
         }
 
-        var indexed = new HashSet<string>(StringComparer.Ordinal);
-        var indexFilter = TableClient.CreateQueryFilter($"PartitionKey eq {TenantIndexPartition}");
-        await foreach (var row in Table.QueryAsync<TableEntity>(indexFilter, select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        // A merge join, streamed: the study ids of every tenant in one id order (each tenant's partition is in id order;
+        // the tenants' are merged) against the index partition, also in id order. Memory holds a page of keys per
+        // tenant and one batch, never the table's keys (before, every index row's id was read into a set first).
+        var tenants = new List<string>();
+        await foreach (var tenant in ListTenantsAsync(cancellationToken).ConfigureAwait(false))
         {
-            indexed.Add(row.RowKey);
+            tenants.Add(tenant);
         }
 
-        var missing = new List<TableEntity>();
-        await foreach (var row in Table.QueryAsync<TableEntity>(BuildFilter(null, null, null, null), select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        var studyRows = StudyListing.MergeAsync(
+            [.. tenants.Select(t => Table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {t}"), select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))],
+            (a, b) => string.CompareOrdinal(a.RowKey, b.RowKey) < 0,
+            cancellationToken);
+        var indexFilter = TableClient.CreateQueryFilter($"PartitionKey eq {TenantIndexPartition}");
+        await using var indexed = Table.QueryAsync<TableEntity>(indexFilter, select: ["RowKey"], cancellationToken: cancellationToken).GetAsyncEnumerator(cancellationToken);
+        var nextIndexed = await indexed.MoveNextAsync().ConfigureAwait(false) ? indexed.Current.RowKey : null;
+        var missing = 0;
+        string? previous = null;
+        var batch = new List<TableEntity>(BackfillBatchSize);
+        await foreach (var row in studyRows.ConfigureAwait(false))
         {
             // Keyed study ids are unique across tenants; should two rows share one, the first tenant's index row stays.
-            if (indexed.Add(row.RowKey))
+            if (string.Equals(row.RowKey, previous, StringComparison.Ordinal))
             {
-                missing.Add(new TableEntity(TenantIndexPartition, row.RowKey) { [TenantIndexProperty] = row.PartitionKey });
+                continue;
+            }
+
+            previous = row.RowKey;
+            while (nextIndexed is not null && string.CompareOrdinal(nextIndexed, row.RowKey) < 0)
+            {
+                nextIndexed = await indexed.MoveNextAsync().ConfigureAwait(false) ? indexed.Current.RowKey : null;
+            }
+
+            if (string.Equals(nextIndexed, row.RowKey, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            missing++;
+            batch.Add(new TableEntity(TenantIndexPartition, row.RowKey) { [TenantIndexProperty] = row.PartitionKey });
+            if (batch.Count == BackfillBatchSize)
+            {
+                await AddTenantIndexBatchAsync(batch, cancellationToken).ConfigureAwait(false);
             }
         }
 
-        foreach (var batch in missing.Chunk(BackfillBatchSize))
-        {
-            try
-            {
-                await Table.SubmitTransactionAsync(batch.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e)), cancellationToken).ConfigureAwait(false);
-            }
-            catch (RequestFailedException ex) when (ex.Status == 409)
-            {
-                // An index row of the batch was written meanwhile (a create, another backfill): insert one by one.
-                foreach (var entity in batch)
-                {
-                    await AddTenantIndexAsync(entity.GetString(TenantIndexProperty)!, entity.RowKey, cancellationToken).ConfigureAwait(false);
-                }
-            }
-        }
+        await AddTenantIndexBatchAsync(batch, cancellationToken).ConfigureAwait(false);
 
         try
         {
-            await Table.AddEntityAsync(new TableEntity(TenantIndexPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = missing.Count }, cancellationToken).ConfigureAwait(false);
+            await Table.AddEntityAsync(new TableEntity(TenantIndexPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = missing }, cancellationToken).ConfigureAwait(false);
         }
         catch (RequestFailedException ex) when (ex.Status == 409)
         {
@@ -307,7 +402,251 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         }
 
         _indexComplete = true;
-        return missing.Count;
+        return missing;
+    }
+
+    /// <summary>Inserts the batch's index rows in one transaction, or one by one when one of them exists already; empties it.</summary>
+    private async Task AddTenantIndexBatchAsync(List<TableEntity> batch, CancellationToken cancellationToken)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await Table.SubmitTransactionAsync(batch.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e)), cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            // An index row of the batch was written meanwhile (a create, another backfill): insert one by one.
+            foreach (var entity in batch)
+            {
+                await AddTenantIndexAsync(entity.GetString(TenantIndexProperty)!, entity.RowKey, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        batch.Clear();
+    }
+
+    /// <summary>
+    /// One page's worth of the studies list. With the list index complete and no status filter: a query of each listed
+    /// tenant's list index partition from the request's place on (RowKey range; <c>from</c>/<c>to</c> are part of the
+    /// range, exactly: the time is in the key), about <see cref="StudyListRequest.PageSize"/> + 1 keys each, merged in
+    /// list order (every tenant with studies for an all-tenant list: <see cref="ListTenantsAsync"/>, a one-row query per
+    /// tenant), then a point read of each study listed, up to <see cref="ListReadConcurrency"/> at once; an index row
+    /// whose study does not hold that place (see the class remarks) is skipped, and more keys are read when the caller
+    /// reads on. Otherwise <see cref="StudyListing.ScanAsync"/> (every matching study of the tenants, sorted in memory).
+    /// </summary>
+    public async IAsyncEnumerable<StudyRecord> ListAsync(StudyListRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Status is not null || !await IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await foreach (var study in StudyListing.ScanAsync(this, request, cancellationToken).ConfigureAwait(false))
+            {
+                yield return study;
+            }
+
+            yield break;
+        }
+
+        var tenants = new List<string>();
+        if (request.Tenants is { } asked)
+        {
+            tenants.AddRange(asked);
+        }
+        else
+        {
+            await foreach (var tenant in ListTenantsAsync(cancellationToken).ConfigureAwait(false))
+            {
+                tenants.Add(tenant);
+            }
+        }
+
+        var batchSize = Math.Max(1, request.PageSize + 1);
+        var places = StudyListing.MergeInListOrder([.. tenants.Where(IsTableKey).Select(t => ListIndexPlacesAsync(t, request, batchSize, cancellationToken))], p => p.Place, cancellationToken);
+        await using var next = places.GetAsyncEnumerator(cancellationToken);
+        var batch = new List<(string Tenant, StudyListPosition Place)>(batchSize);
+        while (true)
+        {
+            batch.Clear();
+            while (batch.Count < batchSize && await next.MoveNextAsync().ConfigureAwait(false))
+            {
+                batch.Add(next.Current);
+            }
+
+            var read = new StudyRecord?[batch.Count];
+            await Parallel.ForEachAsync(Enumerable.Range(0, batch.Count), new ParallelOptions { MaxDegreeOfParallelism = ListReadConcurrency, CancellationToken = cancellationToken }, async (i, token) =>
+            {
+                var study = await GetAsync(batch[i].Tenant, batch[i].Place.StudyId, token).ConfigureAwait(false);
+                read[i] = study is not null && StudyListPosition.Of(study).IsSamePlace(batch[i].Place) ? study : null;
+            }).ConfigureAwait(false);
+            foreach (var study in read)
+            {
+                if (study is not null)
+                {
+                    yield return study;
+                }
+            }
+
+            if (batch.Count < batchSize)
+            {
+                yield break;
+            }
+        }
+    }
+
+    /// <summary>The places in one tenant's list index partition that the request asks for, in list order.</summary>
+    private async IAsyncEnumerable<(string Tenant, StudyListPosition Place)> ListIndexPlacesAsync(string tenant, StudyListRequest request, int pageSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var clauses = new List<string> { TableClient.CreateQueryFilter($"PartitionKey eq {ListIndexPartition(tenant)}") };
+        if (request.After is { } after)
+        {
+            clauses.Add(TableClient.CreateQueryFilter($"RowKey gt {ListIndexRowKey(after)}"));
+        }
+
+        if (request.To is { } to)
+        {
+            // Every key of a study created at or before `to` starts with an inverted time >= to's.
+            clauses.Add(TableClient.CreateQueryFilter($"RowKey ge {InvertedTicks(to.UtcTicks)}"));
+        }
+
+        if (request.From is { } from)
+        {
+            // ... and of one created at or after `from` with an inverted time <= from's: below the next one up.
+            clauses.Add(TableClient.CreateQueryFilter($"RowKey lt {InvertedTicks(from.UtcTicks - 1)}"));
+        }
+
+        await foreach (var row in Table.QueryAsync<TableEntity>(string.Join(" and ", clauses), maxPerPage: pageSize, select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (TryReadListIndexRowKey(row.RowKey, out var place))
+            {
+                yield return (tenant, place);
+            }
+        }
+    }
+
+    /// <summary>The list index partition of <paramref name="tenant"/>.</summary>
+    public static string ListIndexPartition(string tenant) => ListIndexPartitionPrefix + tenant;
+
+    /// <summary>
+    /// The list index RowKey of a place: its creation time as the ticks left to <see cref="DateTimeOffset.MaxValue"/>
+    /// (19 digits, so newer sorts first), '|', the study id. Ordinal key order is the list order
+    /// (<see cref="StudyListPosition.Precedes(StudyListPosition)"/>): the fixed-width time first, then the id, and
+    /// nothing after the id, so an id that is a prefix of another sorts first, as in an ordinal comparison.
+    /// </summary>
+    public static string ListIndexRowKey(StudyListPosition place)
+    {
+        ArgumentNullException.ThrowIfNull(place);
+        return InvertedTicks(place.CreatedAt.UtcTicks) + "|" + place.StudyId;
+    }
+
+    /// <summary>The place a list index RowKey names; false for a key that is not one.</summary>
+    public static bool TryReadListIndexRowKey(string rowKey, out StudyListPosition place)
+    {
+        place = null!;
+        if (rowKey is not { Length: > 20 } || rowKey[19] != '|'
+            || !long.TryParse(rowKey.AsSpan(0, 19), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var inverted)
+            || inverted > DateTimeOffset.MaxValue.UtcTicks)
+        {
+            return false;
+        }
+
+        place = new StudyListPosition(new DateTimeOffset(DateTimeOffset.MaxValue.UtcTicks - inverted, TimeSpan.Zero), rowKey[20..]);
+        return true;
+    }
+
+    /// <summary>The ticks from <paramref name="utcTicks"/> to the last representable time, 19 digits (ticks -1 gives one more than MaxValue's span: still 19).</summary>
+    private static string InvertedTicks(long utcTicks) =>
+        (DateTimeOffset.MaxValue.UtcTicks - utcTicks).ToString("D19", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Whether the list index holds every study (its marker row exists).</summary>
+    public async Task<bool> IsListIndexCompleteAsync(CancellationToken cancellationToken)
+    {
+        if (!_listIndexComplete)
+        {
+            var marker = await Table.GetEntityIfExistsAsync<TableEntity>(ListIndexMarkerPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
+            _listIndexComplete = marker.HasValue;
+        }
+
+        return _listIndexComplete;
+    }
+
+    /// <summary>
+    /// Writes the list index row of every study, then the marker that says the list index is complete; returns how
+    /// many rows it wrote. One scan of the study rows (keys and creation time only), streamed: the rows are upserted
+    /// up to 100 per transaction (one tenant's partition each) as the scan reads them, so memory holds one batch
+    /// whatever the table's size. Idempotent (a row is its study's place, written again unchanged) and safe at any
+    /// time, here or in another process: a study created during the scan wrote its row before its study row. Calls at
+    /// once in one process share one run; it is not cancelled with <paramref name="cancellationToken"/> (that only
+    /// stops the wait). A study whose creation time changed after the scan read it may get a row of its old place,
+    /// which lists skip (see the class remarks).
+    /// </summary>
+    public Task<int> CompleteListIndexAsync(CancellationToken cancellationToken)
+    {
+        Task<int> running;
+        lock (_listBackfillLock)
+        {
+            if (_listBackfill is null || _listBackfill.IsFaulted || _listBackfill.IsCanceled)
+            {
+                _listBackfill = BackfillListIndexAsync(CancellationToken.None);
+            }
+
+            running = _listBackfill;
+        }
+
+        return running.WaitAsync(cancellationToken);
+    }
+
+    private async Task<int> BackfillListIndexAsync(CancellationToken cancellationToken)
+    {
+        if (await IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return 0;
+        }
+
+        var written = 0;
+        var batch = new List<TableTransactionAction>(BackfillBatchSize);
+        string? batchPartition = null;
+        await foreach (var row in Table.QueryAsync<TableEntity>(BuildFilter(null, null, null, null), select: ["PartitionKey", "RowKey", nameof(StudyRecord.CreatedAt)], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            var partition = ListIndexPartition(row.PartitionKey);
+            if (batch.Count == BackfillBatchSize || (batchPartition is not null && partition != batchPartition))
+            {
+                written += await SubmitAsync().ConfigureAwait(false);
+            }
+
+            batchPartition = partition;
+            var place = new StudyListPosition(row.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default, row.RowKey);
+            batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, ListIndexRowKey(place))));
+        }
+
+        written += await SubmitAsync().ConfigureAwait(false);
+        try
+        {
+            await Table.AddEntityAsync(new TableEntity(ListIndexMarkerPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = written }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            // Another backfill finished first.
+        }
+
+        _listIndexComplete = true;
+        return written;
+
+        async Task<int> SubmitAsync()
+        {
+            if (batch.Count == 0)
+            {
+                return 0;
+            }
+
+            await Table.SubmitTransactionAsync(batch, cancellationToken).ConfigureAwait(false);
+            var count = batch.Count;
+            batch.Clear();
+            return count;
+        }
     }
 
     public async IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -333,7 +672,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     public static bool IsTableKey(string? key) =>
         key is not null && !key.Any(c => c is '/' or '\\' or '#' or '?' || char.IsControl(c));
 
-    /// <summary>The OData filter of a query (all tenants: every partition but the index's); values are escaped by the SDK's formatter.</summary>
+    /// <summary>The OData filter of a query (all tenants: every partition but the indexes'); values are escaped by the SDK's formatter.</summary>
     internal static string BuildFilter(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to)
     {
         var clauses = new List<string>();
@@ -344,6 +683,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         else
         {
             clauses.Add(TableClient.CreateQueryFilter($"PartitionKey ne {TenantIndexPartition}"));
+            clauses.Add("(" + TableClient.CreateQueryFilter($"PartitionKey lt {ListIndexPartitionPrefix}") + " or " + TableClient.CreateQueryFilter($"PartitionKey ge {ListIndexPartitionsEnd}") + ")");
         }
 
         if (status is not null)
@@ -441,6 +781,26 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         catch (RequestFailedException ex) when (ex.Status == 409)
         {
             // Written by an earlier attempt or another writer of this study.
+        }
+    }
+
+    /// <summary>Writes the list index row of a study's place (an upsert of a row without properties: idempotent).</summary>
+    private async Task PutListIndexAsync(string tenant, StudyListPosition place, CancellationToken cancellationToken) =>
+        await Table.UpsertEntityAsync(new TableEntity(ListIndexPartition(tenant), ListIndexRowKey(place)), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Deletes the list index row of a place the study does not hold. Best effort: a row left behind is skipped by every
+    /// list (its study's row holds another place), so a failure here must not fail the write that succeeded.
+    /// </summary>
+    private async Task DropListIndexAsync(string tenant, StudyListPosition place, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Table.DeleteEntityAsync(ListIndexPartition(tenant), ListIndexRowKey(place), ETag.All, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException)
+        {
+            // Gone already (404), or storage refused: lists skip it.
         }
     }
 

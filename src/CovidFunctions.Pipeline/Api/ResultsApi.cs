@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using CovidFunctions.Pipeline.Metering;
@@ -75,32 +76,35 @@ public sealed class ResultsApi(
             return ApiResponse.Error(400, $"from ({IsoUtc(rangeStart)}) is after to ({IsoUtc(rangeEnd)})");
         }
 
-        ListPosition? after = null;
-        if (query.Continuation is not null && !TryDecodeContinuation(query.Continuation, out after))
+        // The tenants listed: the one asked for, else the key's own (in tenant order: among studies at the same place
+        // the merge lists the first tenant's first), else every tenant (an all-tenant key).
+        IReadOnlyList<string>? tenants = query.Tenant is not null ? [query.Tenant]
+            : caller.Tenants is { } bound ? [.. bound.Order(StringComparer.Ordinal)]
+            : null;
+        var scope = tenants is null ? "*" : string.Join(',', tenants);
+        StudyListPosition? after = null;
+        if (query.Continuation is not null)
         {
-            return ApiResponse.Error(400, "continuation is not a token this list returned (pass the last page's \"continuation\" back unchanged)");
+            switch (ReadContinuation(query.Continuation, scope, out after))
+            {
+                case ContinuationRead.NotAToken:
+                    return ApiResponse.Error(400, "continuation is not a token this list returned (pass the last page's \"continuation\" back unchanged)");
+                case ContinuationRead.OtherList:
+                    return ApiResponse.Error(400, "continuation belongs to a list of other tenants (another tenant or key): list again without it");
+            }
         }
 
-        // Keyset paging: the token is the last item's place in the list order (newest first, then study id), not a
-        // count of items to skip, so a study created or changing status between two pages neither repeats an item
-        // nor hides one. Later pages ask the store only for studies created up to that item (plus a second, in case
-        // the store's time filter is coarser than its stored times); the exact cut is made here.
-        var to = query.To;
-        if (after is not null && (to is null || to > after.CreatedAt.AddSeconds(1)))
-        {
-            to = after.CreatedAt.AddSeconds(1);
-        }
-
-        // A key bound to several tenants reads each of its tenants' studies, merged in list order; before, it read every
-        // tenant's rows (the whole table) and dropped the ones it may not see.
-        var listed = query.Tenant is null && caller.Tenants is { Count: > 1 } several
-            ? MergeInListOrder([.. several.Order(StringComparer.Ordinal).Select(t => studies.QueryAsync(t, query.Status, query.From, to, cancellationToken))], cancellationToken)
-            : studies.QueryAsync(query.Tenant ?? SingleTenantOf(caller), query.Status, query.From, to, cancellationToken);
+        // Keyset paging: the token is the last item's place in the list order (StudyListPosition: newest first, then
+        // study id), not a count of items to skip, so a study created or changing status between two pages neither
+        // repeats an item nor hides one. The store reads from that place on (the table store about one page of its
+        // list index; docs/api.md says what each filter costs).
+        var listed = studies.ListAsync(new StudyListRequest(tenants, query.Status, query.From, query.To, after, pageSize), cancellationToken);
         var items = new List<StudySummary>(pageSize);
         var more = false;
         await foreach (var study in listed.ConfigureAwait(false))
         {
-            if (!caller.CanSee(study.Tenant) || (after is not null && !after.Precedes(study)) || (query.To is { } end && study.CreatedAt > end))
+            // The store lists only the tenants asked for; this is the second guard.
+            if (!caller.CanSee(study.Tenant))
             {
                 continue;
             }
@@ -114,7 +118,7 @@ public sealed class ResultsApi(
             items.Add(Summary(study));
         }
 
-        return ApiResponse.Json(new StudyPage(items, more ? EncodeContinuation(items[^1]) : null));
+        return ApiResponse.Json(new StudyPage(items, more ? EncodeContinuation(items[^1], scope) : null));
     }
 
     public async Task<ApiResponse> GetStudyAsync(ApiCaller caller, string studyId, string? tenant, CancellationToken cancellationToken)
@@ -392,55 +396,6 @@ public sealed class ResultsApi(
     }
 
     /// <summary>
-    /// Lists each in the list order (newest first, then study id; <see cref="IStudyStore.QueryAsync"/>'s order, the one
-    /// <see cref="ListPosition.Precedes"/> pages by) merged into one list in that order, reading each only as far as the
-    /// merged list is read.
-    /// </summary>
-    private static async IAsyncEnumerable<StudyRecord> MergeInListOrder(IReadOnlyList<IAsyncEnumerable<StudyRecord>> lists, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        var heads = new List<IAsyncEnumerator<StudyRecord>>();
-        try
-        {
-            foreach (var list in lists)
-            {
-                var head = list.GetAsyncEnumerator(cancellationToken);
-                heads.Add(head);
-                if (!await head.MoveNextAsync().ConfigureAwait(false))
-                {
-                    await head.DisposeAsync().ConfigureAwait(false);
-                    heads.Remove(head);
-                }
-            }
-
-            while (heads.Count > 0)
-            {
-                var first = heads[0];
-                foreach (var head in heads.Skip(1))
-                {
-                    if (ListPosition.Of(head.Current).Precedes(first.Current))
-                    {
-                        first = head;
-                    }
-                }
-
-                yield return first.Current;
-                if (!await first.MoveNextAsync().ConfigureAwait(false))
-                {
-                    await first.DisposeAsync().ConfigureAwait(false);
-                    heads.Remove(first);
-                }
-            }
-        }
-        finally
-        {
-            foreach (var head in heads)
-            {
-                await head.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-    }
-
-    /// <summary>
     /// The one tenant of a key bound to a single tenant (null otherwise): its lists query that tenant's partition only,
     /// so other tenants' rows are never read for it (the <see cref="ApiCaller.CanSee"/> filter stays as the second guard).
     /// </summary>
@@ -537,11 +492,25 @@ public sealed class ResultsApi(
         _ => "application/octet-stream",
     };
 
-    private static string EncodeContinuation(StudySummary last) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"k:{last.CreatedAt.UtcTicks}:{last.Study}")))
+    /// <summary>
+    /// The continuation token after <paramref name="last"/>: its place in the list and a tag of the list's tenants
+    /// (<paramref name="scope"/>), base64url. Opaque to clients; a token of one tenant's list is refused on another's.
+    /// </summary>
+    private static string EncodeContinuation(StudySummary last, string scope) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"l1:{last.CreatedAt.UtcTicks}:{last.Study}:{ScopeTag(scope)}")))
             .TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    private static bool TryDecodeContinuation(string token, out ListPosition? after)
+    /// <summary>A short hash of the listed tenants (<c>*</c>: every tenant), which binds a token to its list.</summary>
+    private static string ScopeTag(string scope) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(scope)))[..16];
+
+    private enum ContinuationRead
+    {
+        Read,
+        NotAToken,
+        OtherList,
+    }
+
+    private static ContinuationRead ReadContinuation(string token, string scope, out StudyListPosition? after)
     {
         after = null;
         try
@@ -549,32 +518,26 @@ public sealed class ResultsApi(
             var padded = token.Replace('-', '+').Replace('_', '/');
             padded += new string('=', (4 - (padded.Length % 4)) % 4);
             var parts = Encoding.UTF8.GetString(Convert.FromBase64String(padded)).Split(':');
-            if (parts is not ["k", var ticksText, var studyId]
+            if (parts is not ["l1", var ticksText, var studyId, var tag]
                 || !long.TryParse(ticksText, NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)
                 || ticks > DateTimeOffset.MaxValue.UtcTicks
                 || !IsPlausibleStudyId(studyId))
             {
-                return false;
+                return ContinuationRead.NotAToken;
             }
 
-            after = new ListPosition(new DateTimeOffset(ticks, TimeSpan.Zero), studyId);
-            return true;
+            if (!string.Equals(tag, ScopeTag(scope), StringComparison.Ordinal))
+            {
+                return ContinuationRead.OtherList;
+            }
+
+            after = new StudyListPosition(new DateTimeOffset(ticks, TimeSpan.Zero), studyId);
+            return ContinuationRead.Read;
         }
         catch (FormatException)
         {
-            return false;
+            return ContinuationRead.NotAToken;
         }
-    }
-
-    /// <summary>The place of the last listed study in the list order (creation time descending, then study id).</summary>
-    private sealed record ListPosition(DateTimeOffset CreatedAt, string StudyId)
-    {
-        /// <summary>The place of <paramref name="study"/> in the list.</summary>
-        public static ListPosition Of(StudyRecord study) => new(study.CreatedAt, study.StudyId);
-
-        /// <summary>Whether <paramref name="study"/> comes after this place in the list.</summary>
-        public bool Precedes(StudyRecord study) =>
-            study.CreatedAt < CreatedAt || (study.CreatedAt == CreatedAt && string.CompareOrdinal(study.StudyId, StudyId) > 0);
     }
 }
 

@@ -20,6 +20,16 @@ public interface IStudyStore
     IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken);
 
     /// <summary>
+    /// One page's worth of the studies list (<c>GET /api/studies</c>): the studies of the request's tenants in list
+    /// order (<see cref="StudyListPosition"/>) after its position, filtered. This default reads it with
+    /// <see cref="QueryAsync"/> (<see cref="StudyListing.ScanAsync"/>: every matching study of the tenants, sorted);
+    /// the table store reads about one page of its time-ordered list index instead (<see cref="IStudyListIndex"/>).
+    /// Whatever the store, the same studies in the same order.
+    /// </summary>
+    IAsyncEnumerable<StudyRecord> ListAsync(StudyListRequest request, CancellationToken cancellationToken) =>
+        StudyListing.ScanAsync(this, request, cancellationToken);
+
+    /// <summary>
     /// The tenants that have studies, each once, in ordinal order. The table store reads one row per tenant (its cost
     /// grows with the number of tenants, not of studies); this default reads every study.
     /// </summary>

@@ -4,7 +4,9 @@ namespace CovidFunctions.Pipeline.Storage;
 
 /// <summary>
 /// Completes the study id index (<see cref="IStudyIdIndex.CompleteTenantIndexAsync"/>: a scan of the whole Studies
-/// table that writes the index entries of studies created before the index existed) in the background, so that no
+/// table that writes the index entries of studies created before the index existed), then the time-ordered list index
+/// (<see cref="IStudyListIndex.CompleteListIndexAsync"/>: a second scan; until it has finished, study lists read
+/// every matching study) in the background, so that no
 /// request waits for it: the Function app starts it at start-up (a hosted service) and <c>covidfn up</c> when it starts.
 /// Until it has finished, a lookup without an index entry reads the id in each tenant (bounded by the number of
 /// tenants, <c>TableStudyStore.FindInAnyTenantAsync</c>); afterwards it is point reads only. A store without an index,
@@ -17,13 +19,15 @@ public sealed partial class StudyIdIndexCompletion(IStudyStore studies, TimeProv
     public static readonly TimeSpan RetryInterval = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// Waits <paramref name="startDelay"/>, then completes the index, retrying failures; returns how many index entries
-    /// it wrote (0 when the index was complete or the store has none, or when <paramref name="cancellationToken"/>
+    /// Waits <paramref name="startDelay"/>, then completes the indexes, retrying failures; returns how many index entries
+    /// it wrote (0 when they were complete or the store has none, or when <paramref name="cancellationToken"/>
     /// stopped it first: it never throws for that).
     /// </summary>
     public async Task<int> RunAsync(TimeSpan startDelay, CancellationToken cancellationToken)
     {
-        if (studies is not IStudyIdIndex index)
+        var index = studies as IStudyIdIndex;
+        var listIndex = studies as IStudyListIndex;
+        if (index is null && listIndex is null)
         {
             return 0;
         }
@@ -39,14 +43,23 @@ public sealed partial class StudyIdIndexCompletion(IStudyStore studies, TimeProv
             {
                 try
                 {
-                    if (await index.IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+                    var written = 0;
+                    if (index is not null && !await index.IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        return 0;
+                        var started = time.GetTimestamp();
+                        var rows = await index.CompleteTenantIndexAsync(cancellationToken).ConfigureAwait(false);
+                        Log.Completed(logger, rows, time.GetElapsedTime(started).TotalSeconds);
+                        written += rows;
                     }
 
-                    var started = time.GetTimestamp();
-                    var written = await index.CompleteTenantIndexAsync(cancellationToken).ConfigureAwait(false);
-                    Log.Completed(logger, written, time.GetElapsedTime(started).TotalSeconds);
+                    if (listIndex is not null && !await listIndex.IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        var started = time.GetTimestamp();
+                        var rows = await listIndex.CompleteListIndexAsync(cancellationToken).ConfigureAwait(false);
+                        Log.ListCompleted(logger, rows, time.GetElapsedTime(started).TotalSeconds);
+                        written += rows;
+                    }
+
                     return written;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -69,7 +82,10 @@ public sealed partial class StudyIdIndexCompletion(IStudyStore studies, TimeProv
         [LoggerMessage(EventId = 7101, Level = LogLevel.Information, Message = "Study id index complete: {Written} index rows written for studies created before the index, in {Seconds:0.0} s; lookups by id alone are point reads from now on")]
         public static partial void Completed(ILogger logger, int written, double seconds);
 
-        [LoggerMessage(EventId = 7102, Level = LogLevel.Warning, Message = "Study id index not completed ({Error}: {Message}); lookups by id alone read each tenant meanwhile; retried in {Minutes} min")]
+        [LoggerMessage(EventId = 7103, Level = LogLevel.Information, Message = "Studies list index complete: {Written} list index rows written, in {Seconds:0.0} s; study lists read about a page of rows from now on")]
+        public static partial void ListCompleted(ILogger logger, int written, double seconds);
+
+        [LoggerMessage(EventId = 7102, Level = LogLevel.Warning, Message = "Study id or list index not completed ({Error}: {Message}); lookups by id alone read each tenant and lists read every matching study meanwhile; retried in {Minutes} min")]
         public static partial void Failed(ILogger logger, string error, string message, double minutes);
     }
 }

@@ -21,6 +21,25 @@ public interface IStudyIdIndex
 }
 
 /// <summary>
+/// A study store with a time-ordered list index (<see cref="IStudyStore.ListAsync"/> reads about one page of rows per
+/// page instead of every matching study). Studies written before the index existed are added to it by
+/// <see cref="CompleteListIndexAsync"/>, a scan of the whole store that <see cref="StudyIdIndexCompletion"/> runs in
+/// the background; until it has finished, lists are read the slow way (every matching study), so they are never
+/// missing a study.
+/// </summary>
+public interface IStudyListIndex
+{
+    /// <summary>Whether every study has its list index entry (the completion has run to its end once).</summary>
+    Task<bool> IsListIndexCompleteAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes the list index entry of every study (idempotent: an entry is its study's place, written again unchanged),
+    /// then records that the index is complete; returns how many entries it wrote. Safe while studies are created.
+    /// </summary>
+    Task<int> CompleteListIndexAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>
 /// Finding a study by its id alone, for callers that may read every tenant (an all-tenant API key; <c>covidfn status
 /// ID</c> without <c>--tenant</c>). Study ids are tenant-unique (keyed hashes of tenant and upload path).
 /// </summary>
