@@ -154,7 +154,16 @@ public static class StatusCommand
         CliConsole.For(output).Write(table);
     }
 
-    private static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
+    /// <summary>
+    /// True when the study's upload was moved to <c>quarantine/{tenant}/{study}/</c> with a reason.json: every reject,
+    /// and a failure (FailStudy after ingest, ingest giving up, the stuck-study watchdog), except <c>upload-missing</c>,
+    /// whose upload was deleted before ingest read it.
+    /// </summary>
+    internal static bool HasQuarantinedUpload(StudyRecord s) =>
+        s.Status == StudyStatus.Rejected
+        || (s.Status == StudyStatus.Failed && !(s.Reason ?? string.Empty).StartsWith("upload-missing", StringComparison.Ordinal));
+
+    internal static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
     {
         var console = CliConsole.For(output);
         var table = new Table().HideHeaders().AddColumns("field", "value");
@@ -165,7 +174,14 @@ public static class StatusCommand
         table.AddRow("created", Time(s.CreatedAt));
         table.AddRow("ingested", s.IngestedAt is { } ingested ? Time(ingested) : "-");
         table.AddRow("scoring", s.ScoringFinishedAt is { } scored ? "finished " + Time(scored) : s.ScoringStartedAt is { } scoring ? "started " + Time(scoring) : "-");
-        table.AddRow("completed", s.CompletedAt is { } completed ? Time(completed) : "-");
+        // CompletedAt is when the study settled, whatever the outcome: a failed study was shown as "completed <time>".
+        var settled = s.Status is StudyStatus.Failed or StudyStatus.Rejected ? s.Status : "completed";
+        table.AddRow(settled, s.CompletedAt is { } completed ? Time(completed) : "-");
+        if (HasQuarantinedUpload(s))
+        {
+            table.AddRow("quarantine", Markup.Escape(containers.LinkTo(PipelineNames.QuarantineContainer, $"{s.Tenant}/{s.StudyId}/")) + " (original and reason.json)");
+        }
+
         if (s.TilesPrefix is not null)
         {
             table.AddRow("tiles", Markup.Escape(containers.LinkTo(PipelineNames.SlicesContainer, s.TilesPrefix.TrimEnd('/') + "/manifest.json")));

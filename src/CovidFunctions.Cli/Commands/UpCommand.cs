@@ -227,7 +227,7 @@ public static class UpCommand
                     continue; // finished before this run: not news
                 }
 
-                console.MarkupLine(Describe(s, host));
+                console.MarkupLine(Describe(s, host.Storage.BlobContainers));
             }
 
             if (exitWhenDone && studies.Any(s => s.CreatedAt >= since) && studies.Where(s => s.CreatedAt >= since).All(s => StudyStatus.IsTerminal(s.Status)))
@@ -239,15 +239,15 @@ public static class UpCommand
         }
     }
 
-    private static string Describe(StudyRecord s, LocalPipelineHost host)
+    internal static string Describe(StudyRecord s, IBlobContainers containers)
     {
         var time = DateTimeOffset.UtcNow.ToString("HH:mm:ss", CultureInfo.InvariantCulture);
         var id = Markup.Escape($"{s.Tenant}/{s.StudyId}");
         return s.Status switch
         {
             StudyStatus.Completed => string.Create(CultureInfo.InvariantCulture,
-                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {s.SliceCount} slices; montage {Markup.Escape(s.MontagePath is null ? "-" : host.Storage.BlobContainers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
-            StudyStatus.Failed => $"{time} {id} [red]failed[/]: {Markup.Escape(s.Reason ?? "?")}",
+                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {s.SliceCount} slices; montage {Markup.Escape(s.MontagePath is null ? "-" : containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
+            StudyStatus.Failed => $"{time} {id} [red]failed[/]: {Markup.Escape(s.Reason ?? "?")}" + (StatusCommand.HasQuarantinedUpload(s) ? " (original and reason.json in quarantine/)" : string.Empty),
             StudyStatus.Rejected => $"{time} {id} [yellow]rejected[/]: {Markup.Escape(s.Reason ?? "?")} (original and reason.json in quarantine/)",
             StudyStatus.Processing when s.IngestedAt is not null => string.Create(CultureInfo.InvariantCulture, $"{time} {id} [blue]processing[/]: de-identified and tiled ({s.SliceCount} slices), scoring"),
             StudyStatus.Processing => $"{time} {id} [blue]processing[/]: ingesting (de-identification, tiles)",
