@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
@@ -10,6 +9,8 @@ using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+
+using static CovidFunctions.Pipeline.Tests.Ingest.IngestTestFiles;
 
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
@@ -47,7 +48,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
     [Fact]
     public async Task An_ingest_throwing_on_every_attempt_fails_the_study_on_the_last_with_the_upload_in_quarantine()
     {
-        var zip = Zip(MidChestSlices(3));
+        var zip = ZipFiles(MidChestSlices(3));
         var unit = await UploadAsync(zip);
         _containers.FailSlicesWrites = true; // the disk under the tiles is full: not an input problem, so no reject
 
@@ -82,7 +83,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
         Assert.Equal(2, (await Quarantine.ListAsync($"{Tenant}/", default).ToListAsync()).Count);
 
         // A new upload written to the same path later is kept apart: the first upload's quarantined original stays as it was.
-        var second = Zip(MidChestSlices(2));
+        var second = ZipFiles(MidChestSlices(2));
         _time.Now = Now.AddHours(2);
         await Uploads.WriteAsync(UploadPath, new MemoryStream(second), default);
         var again = await Handler().IngestAsync(new UploadUnit(Tenant, StudyId, UploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(UploadPath, _time.Now, second.Length)], null), default);
@@ -97,7 +98,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
     [Fact]
     public async Task Attempts_whose_process_died_count_and_the_next_delivery_gives_up_without_ingesting_again()
     {
-        var zip = Zip(MidChestSlices(1));
+        var zip = ZipFiles(MidChestSlices(1));
         var unit = await UploadAsync(zip);
         await _studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = StudyId, Status = StudyStatus.Processing, CreatedAt = Now, UploadPath = UploadPath, IngestAttempts = 3 }, default);
         var uploadReads = 0;
@@ -119,7 +120,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
     [Fact]
     public async Task An_attempt_that_cannot_reach_the_studies_table_or_is_cancelled_is_not_counted()
     {
-        var unit = await UploadAsync(Zip(MidChestSlices(1)));
+        var unit = await UploadAsync(ZipFiles(MidChestSlices(1)));
         var studies = new FailingStudyStore(_studies) { Fail = true };
         await Assert.ThrowsAsync<IOException>(() => Handler(studies).IngestAsync(unit, default));
         Assert.Null(await _studies.GetAsync(Tenant, StudyId, default));
@@ -136,7 +137,7 @@ public sealed class IngestAttemptBoundTests : IDisposable
     public async Task A_cancellation_the_caller_did_not_ask_for_is_a_failed_attempt()
     {
         // An SDK timeout surfaces as TaskCanceledException with the ingest's own token not cancelled: counted, recorded.
-        var unit = await UploadAsync(Zip(MidChestSlices(3)));
+        var unit = await UploadAsync(ZipFiles(MidChestSlices(3)));
         _containers.FailSlicesWrites = true;
         _containers.SlicesWriteFault = () => new TaskCanceledException("The operation was cancelled because it exceeded the configured timeout");
 
@@ -218,24 +219,6 @@ public sealed class IngestAttemptBoundTests : IDisposable
     {
         await Uploads.WriteAsync(UploadPath, new MemoryStream(zip), default);
         return new UploadUnit(Tenant, StudyId, UploadPath, UploadUnitKind.SingleBlob, [new UploadBlob(UploadPath, Now, zip.Length)], null);
-    }
-
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
-
-    private static byte[] Zip(IEnumerable<string> files)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in files)
-            {
-                using var stream = zip.CreateEntry(Path.GetFileName(file), CompressionLevel.Fastest).Open();
-                stream.Write(File.ReadAllBytes(file));
-            }
-        }
-
-        return buffer.ToArray();
     }
 
     private static async Task<byte[]> ReadAsync(IBlobStore store, string path)

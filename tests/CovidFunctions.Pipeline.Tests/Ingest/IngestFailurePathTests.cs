@@ -1,10 +1,11 @@
-using System.IO.Compression;
 using System.Text;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
+
+using static CovidFunctions.Pipeline.Tests.Ingest.IngestTestFiles;
 
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
@@ -16,11 +17,6 @@ namespace CovidFunctions.Pipeline.Tests.Ingest;
 public sealed class IngestFailurePathTests
 {
     private const string Tenant = "lab";
-
-    private static string SharpSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f");
-
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(SharpSeries, "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
 
     [Fact]
     public async Task TruncatedDicom_HeaderOnly_IsRejectedAsUnreadable()
@@ -272,21 +268,6 @@ public sealed class IngestFailurePathTests
 
     private static async Task<QuarantineReason> ReadReasonAsync(IngestTestHost host, string studyId) =>
         PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{studyId}/reason.json")));
-
-    private static byte[] Zip(IEnumerable<(string Name, byte[] Content)> entries)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var (name, content) in entries)
-            {
-                using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
-                stream.Write(content);
-            }
-        }
-
-        return buffer.ToArray();
-    }
 
     /// <summary>The zip with the "encrypted" flag (general purpose bit 0) set on every local and central header.</summary>
     private static byte[] Encrypted(byte[] zip)

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using CovidFunctions.Dicom;
@@ -10,16 +9,13 @@ using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 
+using static CovidFunctions.Pipeline.Tests.Ingest.IngestTestFiles;
+
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
 public sealed class IngestHandlerTests
 {
     private const string Tenant = "lab";
-
-    // A real two-series chest CT study (TCIA Lung-PET-CT-Dx): a sharp B70f and a soft B40f reconstruction.
-    private static string SharpSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f");
-
-    private static string SoftSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f");
 
     private static List<string> FirstSlices(string folder, int count) =>
         [.. Directory.EnumerateFiles(folder, "*.dcm").Order(StringComparer.Ordinal).Take(count)];
@@ -580,21 +576,6 @@ public sealed class IngestHandlerTests
                 Assert.False(text.Contains(value, StringComparison.Ordinal), $"{where} contains the source value '{value}'");
             }
         }
-    }
-
-    private static byte[] Zip(IEnumerable<(string Name, byte[] Content)> entries)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var (name, content) in entries)
-            {
-                using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
-                stream.Write(content);
-            }
-        }
-
-        return buffer.ToArray();
     }
 
     private sealed record StudyOrchestrationInputView(string Tenant, string StudyId, string TilesPrefix, int SliceCount, int ChunkSize)

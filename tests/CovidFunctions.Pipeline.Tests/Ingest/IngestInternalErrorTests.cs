@@ -5,7 +5,8 @@ using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
+
+using static CovidFunctions.Pipeline.Tests.Ingest.IngestTestFiles;
 
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
@@ -22,9 +23,6 @@ public sealed class IngestInternalErrorTests
 
     /// <summary>A value the stand-in defect puts in its exception's message: it must not reach any record.</summary>
     private const string QuotedValue = "Doe^Jane 19700101";
-
-    private static List<string> MidChestSlices(int count) =>
-        [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(count)];
 
     /// <summary>The real engine, except that it throws for the instances whose (original) SOP Instance UID is in <paramref name="failing"/>.</summary>
     private static Func<DeidentificationEngine, Func<DicomFile, DeidOutcome>> FailingOn(IReadOnlySet<string> failing, Func<Exception> exception) =>

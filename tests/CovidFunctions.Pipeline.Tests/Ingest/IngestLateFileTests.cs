@@ -14,7 +14,7 @@ public sealed class IngestLateFileTests
 {
     private const string Tenant = "lab";
 
-    private static List<string> Slices => [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(4)];
+    private static List<string> Slices => IngestTestFiles.MidChestSlices(4);
 
     [Fact]
     public async Task A_file_written_within_the_margin_is_quarantined_when_the_study_completes_not_deleted()

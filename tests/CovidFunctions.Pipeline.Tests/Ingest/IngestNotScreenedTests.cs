@@ -75,7 +75,7 @@ public sealed class IngestNotScreenedTests
     public async Task Skipped_instances_get_a_reason_json_naming_each_file_and_why()
     {
         using var host = new IngestTestHost();
-        var slices = Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(3).ToList();
+        var slices = IngestTestFiles.MidChestSlices(3);
         foreach (var slice in slices)
         {
             await host.UploadFileAsync($"{Tenant}/series/{Path.GetFileName(slice)}", slice);

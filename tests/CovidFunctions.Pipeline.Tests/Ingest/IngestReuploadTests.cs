@@ -2,7 +2,8 @@ using System.Text;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
+
+using static CovidFunctions.Pipeline.Tests.Ingest.IngestTestFiles;
 
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
@@ -13,8 +14,6 @@ namespace CovidFunctions.Pipeline.Tests.Ingest;
 public sealed class IngestReuploadTests
 {
     private const string Tenant = "lab";
-
-    private static string SharpSeries => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f");
 
     [Fact]
     public async Task A_late_event_for_an_ingested_upload_already_deleted_writes_no_quarantine_record()

@@ -19,7 +19,7 @@ public sealed class UploadReadListTests
     /// <summary>An upload named the way uploaders name them: patient name and MRN in the folder.</summary>
     private const string PhiFolder = "Smith_John_MRN123456";
 
-    private static List<string> Slices => [.. Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s2-b70f"), "*.dcm").Order(StringComparer.Ordinal).Skip(10).Take(4)];
+    private static List<string> Slices => IngestTestFiles.MidChestSlices(4);
 
     [Fact]
     public async Task The_read_list_keeps_no_upload_name_nor_its_plain_sha256()
