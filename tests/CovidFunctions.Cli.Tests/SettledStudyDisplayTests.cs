@@ -1,5 +1,6 @@
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 
@@ -90,5 +91,41 @@ public sealed class SettledStudyDisplayTests
 
         Assert.Contains(rows, row => row.StartsWith("completed ", StringComparison.Ordinal) && row.Contains("2026-11-27 19:08:37 UTC", StringComparison.Ordinal));
         Assert.DoesNotContain(rows, row => row.StartsWith("quarantine ", StringComparison.Ordinal));
+    }
+}
+
+/// <summary>
+/// <c>covidfn up</c>'s console for an upload dropped outside a valid tenant folder (<c>ct-uploads/Lab_B/scan.zip</c>,
+/// or a blob at the container's top level). Ingest quarantines it under <c>quarantine/_invalid-tenant/{study}/</c> with
+/// no Studies row (there is no tenant to file it under), and the console, which shows Studies rows, printed nothing:
+/// found by dropping such blobs into the running local pipeline, where they vanished from <c>ct-uploads</c> without a
+/// word on the console (only a Warning in the log file).
+/// </summary>
+public sealed class UntrackedUploadDisplayTests
+{
+    [Fact]
+    public void An_upload_outside_a_tenant_folder_gets_a_console_line_naming_its_quarantine_but_not_the_folder()
+    {
+        var outcome = new IngestOutcome("Jane Doe", "s0000000000000000000000e1", IngestStatus.Rejected, 0, false,
+            UploadUnitPlanner.InvalidTenantReason, "upload Jane Doe/scan.zip: tenant 'Jane Doe' is not valid");
+
+        var line = UpCommand.DescribeUntracked(outcome, new DateTimeOffset(2026, 11, 27, 19, 45, 48, TimeSpan.Zero));
+
+        Assert.NotNull(line);
+        Assert.Contains("19:45:48 _invalid-tenant/s0000000000000000000000e1", line, StringComparison.Ordinal);
+        Assert.Contains("invalid-tenant", line, StringComparison.Ordinal);
+        Assert.Contains("quarantine/_invalid-tenant/s0000000000000000000000e1/", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("Jane", line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(IngestStatus.Rejected, "zip-refused")]
+    [InlineData(IngestStatus.Ingested, null)]
+    [InlineData(IngestStatus.Failed, "upload-missing")]
+    public void Uploads_with_a_studies_row_are_left_to_the_row_view(IngestStatus status, string? reason)
+    {
+        var outcome = new IngestOutcome("lab-a", "s0000000000000000000000e2", status, 0, false, reason);
+
+        Assert.Null(UpCommand.DescribeUntracked(outcome, DateTimeOffset.UtcNow));
     }
 }

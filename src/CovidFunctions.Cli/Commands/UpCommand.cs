@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.CommandLine;
 using System.Globalization;
 using CovidFunctions.Cli.LocalHost;
@@ -6,6 +7,7 @@ using CovidFunctions.Imaging.Phantoms;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Local;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -141,6 +143,17 @@ public static class UpCommand
                 console.MarkupLine($"[yellow]results API not started[/]: {Markup.Escape(problem)}");
             }
 
+            // Uploads that never get a Studies row (outside a tenant folder) are reported from the watcher's outcomes;
+            // queued here and printed by the progress loop, so console lines are written from one thread.
+            var untracked = new ConcurrentQueue<string>();
+            host.Watcher.Ingested += outcome =>
+            {
+                if (DescribeUntracked(outcome, DateTimeOffset.UtcNow) is { } line)
+                {
+                    untracked.Enqueue(line);
+                }
+            };
+
             var startedAt = DateTimeOffset.UtcNow;
             if (args.Demo)
             {
@@ -150,7 +163,7 @@ public static class UpCommand
 
             try
             {
-                await WatchProgressAsync(host, startedAt, args.ExitWhenDone, console, cancellationToken).ConfigureAwait(false);
+                await WatchProgressAsync(host, startedAt, args.ExitWhenDone, untracked, console, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -194,7 +207,7 @@ public static class UpCommand
     }
 
     /// <summary>Prints one line per study state change until cancelled (or, with <paramref name="exitWhenDone"/>, until every new study is terminal).</summary>
-    private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, IAnsiConsole console, CancellationToken cancellationToken)
+    private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, ConcurrentQueue<string> untracked, IAnsiConsole console, CancellationToken cancellationToken)
     {
         var seen = new Dictionary<string, string>(StringComparer.Ordinal);
         while (true)
@@ -210,6 +223,11 @@ public static class UpCommand
             catch (Azure.RequestFailedException)
             {
                 // Storage briefly away; the next round shows it.
+            }
+
+            while (untracked.TryDequeue(out var line))
+            {
+                console.MarkupLine(line);
             }
 
             foreach (var s in studies.OrderBy(s => s.CreatedAt))
@@ -237,6 +255,25 @@ public static class UpCommand
 
             await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The console line of an upload that has no Studies row, so the row view never shows it: one dropped outside a
+    /// valid tenant folder, quarantined under <c>_invalid-tenant</c>. Null for every other outcome. The folder it was
+    /// dropped in is not named: it may be a patient's name (the log masks it too).
+    /// </summary>
+    internal static string? DescribeUntracked(IngestOutcome outcome, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(outcome);
+        if (outcome.Status != IngestStatus.Rejected || outcome.Reason != UploadUnitPlanner.InvalidTenantReason)
+        {
+            return null;
+        }
+
+        var folder = $"{UploadUnitPlanner.InvalidTenantQuarantine}/{outcome.StudyId}";
+        return Markup.Escape(now.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture) + " " + folder) +
+            $" [yellow]rejected[/]: {UploadUnitPlanner.InvalidTenantReason}: not under a tenant folder (ct-uploads/{{tenant}}/…, tenant 1-40 of a-z, 0-9 and '-'); " +
+            Markup.Escape($"original and reason.json in {PipelineNames.QuarantineContainer}/{folder}/");
     }
 
     internal static string Describe(StudyRecord s, IBlobContainers containers)
