@@ -57,8 +57,8 @@ public sealed record AssemblyReport(
     IReadOnlyList<GeometryIssue> Issues,
     IReadOnlyList<SkippedSource> Skipped)
 {
-    /// <summary>The notes of <see cref="Skipped"/> (<see cref="SkippedSource.Note"/>), in the same order.</summary>
-    public IReadOnlyList<string> SkippedSources { get; } = [.. Skipped.Select(s => s.Note)];
+    /// <summary>The notes of <see cref="Skipped"/> (<see cref="SkippedSource.Note"/>), in the same order (read from it each time, so a copy made <c>with</c> another list says its own).</summary>
+    public IReadOnlyList<string> SkippedSources => [.. Skipped.Select(s => s.Note)];
 
     /// <summary>What the input was: <see cref="AssemblyInputKinds.Dicom"/>, <see cref="AssemblyInputKinds.Nifti"/> or <see cref="AssemblyInputKinds.Images"/>.</summary>
     public string InputKind { get; init; } = AssemblyInputKinds.Dicom;

@@ -79,6 +79,7 @@ public sealed class DefectiveInstanceTests : IDisposable
         var note = Assert.Single(series.Report.SkippedSources);
         Assert.StartsWith($"{paths[Defective]}: defective image attributes, left out of its series: {expectedReason}", note, StringComparison.Ordinal);
         Assert.Equal((paths[Defective], SkipKind.DefectiveImage), (series.Report.Skipped[0].Source, series.Report.Skipped[0].Kind));
+        Assert.Empty((series.Report with { Skipped = [] }).SkippedSources);
         Assert.Equal(Slices - 1, series.Report.Selected.SliceCount);
 
         // Every slice kept reads the HU it reads in the intact series (the gap is a gap, not a shifted volume).
