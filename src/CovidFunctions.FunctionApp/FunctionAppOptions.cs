@@ -1,3 +1,6 @@
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Azure.Configuration;
@@ -8,15 +11,19 @@ using Microsoft.Extensions.Configuration;
 namespace CovidFunctions.FunctionApp;
 
 /// <summary>
-/// The Function app's option sections (<c>Pipeline</c>, <c>Webhooks</c>, <c>ApiKeys</c>, <c>Metering</c>), bound and validated once when
+/// The Function app's option sections (<c>Pipeline</c>, <c>Webhooks</c>, <c>ApiKeys</c>, <c>Metering</c>, <c>Imaging</c>, <c>Deidentification</c>), bound and validated once when
 /// the app starts: a value that does not convert, is out of range, or a key no option reads (a typo such as
 /// <c>Pipeline__MaxIngestAttemps</c>, which would otherwise leave the default silently) stops start-up with an
 /// <see cref="InvalidOperationException"/> naming the setting, instead of failing the first study, delivery or mint.
+/// <c>Assembly</c> is the <c>Imaging</c> section: how ingest assembles series and how far it expands zips.
 /// </summary>
-public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSettings Host, WebhookOptions Webhooks, ApiKeyOptions ApiKeys, MeteringOptions Metering)
+public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSettings Host, WebhookOptions Webhooks, ApiKeyOptions ApiKeys, MeteringOptions Metering, SeriesAssemblyOptions Assembly)
 {
     /// <summary>Keys of the <c>Webhooks</c> section read by name rather than bound (<see cref="FunctionAppServices.WebhookVaultUriSetting"/>).</summary>
     private static readonly string[] WebhookKeysReadByName = [FunctionAppServices.WebhookVaultUriSetting.Split(':')[1]];
+
+    /// <summary>Keys of the <c>Deidentification</c> section <see cref="DeidKeyProvider"/> reads: where the key comes from, nothing else.</summary>
+    private static readonly string[] DeidentificationKeysReadByName = ["HmacKey", "KeyFile", "SecretName"];
 
     public static FunctionAppOptions Load(IConfiguration configuration)
     {
@@ -25,6 +32,12 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         UnknownSettings.Reject(configuration.GetSection(WebhookOptions.SectionName), WebhookKeysReadByName, typeof(WebhookOptions));
         UnknownSettings.Reject(configuration.GetSection(ApiKeyOptions.SectionName), [], typeof(ApiKeyOptions));
         UnknownSettings.Reject(configuration.GetSection(MeteringOptions.SectionName), [], typeof(MeteringOptions));
+
+        // Ingest de-identifies with a fixed profile: an option set here would be believed in force and is refused, by name.
+        var deidentification = configuration.GetSection(DeidentificationOptions.SectionName);
+        IngestSettings.RejectDeidentificationOptions(deidentification);
+        UnknownSettings.Reject(deidentification, DeidentificationKeysReadByName);
+        var assembly = IngestSettings.LoadImaging(configuration.GetSection(ImagingOptions.SectionName));
 
         // Get<T> throws naming the key ("Failed to convert configuration value at 'Pipeline:ChunkSize' ...") on a value
         // that does not convert; Validate names the key of a value out of range.
@@ -37,6 +50,6 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         webhooks.Validate();
         apiKeys.Validate();
         metering.Validate();
-        return new FunctionAppOptions(pipeline, host, webhooks, apiKeys, metering);
+        return new FunctionAppOptions(pipeline, host, webhooks, apiKeys, metering, assembly);
     }
 }

@@ -59,6 +59,9 @@ public static class FunctionAppServices
         services.AddSingleton<IMessageSender>(sp => CreateSender(sp, configuration, settings, credential));
         services.AddSingleton(sp => new DeidentificationEngine(sp.GetRequiredService<DeidKey>()));
 
+        // The Imaging section as checked above: IngestFunctions' handlers (ActivatorUtilities) take it for assembly and zips.
+        services.AddSingleton(options.Assembly);
+
         // Study ids are keyed by a key derived from the de-identification key: a study id cannot be checked against
         // guessed upload names without it. Local hosts (covidfn up/submit/screen) derive theirs from their own key.
         services.AddSingleton(sp => StudyIdKey.From(sp.GetRequiredService<DeidKey>()));

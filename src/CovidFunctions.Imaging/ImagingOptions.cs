@@ -16,10 +16,15 @@ public sealed class ImagingOptions
     /// <summary>The configuration section, <c>Imaging</c> (e.g. <c>Imaging__WindowLevel</c> in the environment).</summary>
     public const string SectionName = "Imaging";
 
-    /// <summary>Lung window level in HU (default −600, preprocessing lung2d-v1).</summary>
+    /// <summary>
+    /// Lung window level in HU: −600, fixed. The window is part of the lung2d-v1 preprocessing contract the models were
+    /// trained with (docs/design/preprocessing.md, <see cref="LungPreprocessor"/>): ingest writes it into every tile
+    /// manifest and the scorer windows the model's input with it, so another value would change what the model sees.
+    /// Bindable only so that a setting of it is refused by name (<see cref="ImagingOptionsValidator"/>) rather than ignored.
+    /// </summary>
     public double WindowLevel { get; set; } = WindowSettings.Lung.Level;
 
-    /// <summary>Lung window width in HU (default 1500); must be positive.</summary>
+    /// <summary>Lung window width in HU: 1500, fixed, as <see cref="WindowLevel"/>.</summary>
     public double WindowWidth { get; set; } = WindowSettings.Lung.Width;
 
     /// <summary>See <see cref="SeriesAssemblyOptions.MaxAxialAngleDegrees"/>; (0, 90].</summary>
@@ -108,8 +113,10 @@ public sealed class ImagingOptionsValidator : IValidateOptions<ImagingOptions>
             }
         }
 
-        Require(double.IsFinite(options.WindowLevel), nameof(options.WindowLevel), "must be a finite number of HU");
-        Require(double.IsFinite(options.WindowWidth) && options.WindowWidth > 0, nameof(options.WindowWidth), "must be a positive number of HU");
+        // The window is the model's input contract, not an operator's choice: a different value is refused, not applied.
+        const string contract = "is part of the lung2d-v1 preprocessing contract the models were trained with (docs/design/preprocessing.md): the scorer windows the model's input with it, so another value would change what the model sees. Remove the setting";
+        Require(options.WindowLevel == WindowSettings.Lung.Level, nameof(options.WindowLevel), FormattableString.Invariant($"is fixed at {WindowSettings.Lung.Level} HU: it {contract}"));
+        Require(options.WindowWidth == WindowSettings.Lung.Width, nameof(options.WindowWidth), FormattableString.Invariant($"is fixed at {WindowSettings.Lung.Width} HU: it {contract}"));
         Require(options.MaxAxialAngleDegrees > 0 && options.MaxAxialAngleDegrees <= 90, nameof(options.MaxAxialAngleDegrees), "must be in (0, 90] degrees");
         Require(double.IsFinite(options.TiltReportDegrees) && options.TiltReportDegrees >= 0, nameof(options.TiltReportDegrees), "must be ≥ 0 degrees");
         Require(options.MinSlices >= 1, nameof(options.MinSlices), "must be ≥ 1");

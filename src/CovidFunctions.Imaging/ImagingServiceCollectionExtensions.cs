@@ -7,7 +7,11 @@ using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.Imaging;
 
-/// <summary>Registers the imaging library in a host (the ingest Function, the scorer, the CLI).</summary>
+/// <summary>
+/// Registers the imaging library in a host built on dependency injection. The hosts that ingest (the Function app,
+/// <c>covidfn up</c>) do not call it: they load the <c>Imaging</c> section with <c>IngestSettings.LoadImaging</c>
+/// (CovidFunctions.Pipeline.Azure), which runs the same validator and also refuses keys no option reads.
+/// </summary>
 public static class ImagingServiceCollectionExtensions
 {
     /// <summary>

@@ -49,6 +49,16 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Metering:CloseAfterDays", "3d", "Metering:CloseAfterDays")]
     [InlineData("Metering:CloseMaxWaitDays", "2", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
     [InlineData("Metering:CloseMaxWaitDays", "31", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
+    [InlineData("Imaging:MinSlices", "0", "Imaging:MinSlices must be ≥ 1")]
+    [InlineData("Imaging:MinSlices", "many", "Imaging:MinSlices")]
+    [InlineData("Imaging:MixedImageSizes", "Crop", "Imaging:MixedImageSizes")]
+    [InlineData("Imaging:MaxAxialAngleDegrees", "120", "Imaging:MaxAxialAngleDegrees must be in (0, 90] degrees")]
+    [InlineData("Imaging:Zip:MaxEntries", "0", "Imaging:Zip:MaxEntries must be ≥ 1")]
+    [InlineData("Imaging:WindowLevel", "-500", "Imaging:WindowLevel is fixed at -600 HU: it is part of the lung2d-v1 preprocessing contract")]
+    [InlineData("Imaging:WindowWidth", "1200", "Imaging:WindowWidth is fixed at 1500 HU: it is part of the lung2d-v1 preprocessing contract")]
+    [InlineData("Deidentification:RetainSafePrivate", "true", "Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) is not a setting: ingest de-identifies every upload with the project's fixed profile")]
+    [InlineData("Deidentification:RetainInstitutionIdentity", "false", "Deidentification:RetainInstitutionIdentity (Deidentification__RetainInstitutionIdentity) is not a setting")]
+    [InlineData("Deidentification:PseudonymLength", "24", "Deidentification:PseudonymLength (Deidentification__PseudonymLength) is not a setting")]
     public void BadValue_AtStartUp_StopsTheAppNamingTheSetting(string key, string value, string expected)
     {
         var values = SampleValues();
@@ -78,6 +88,9 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Webhooks:AllowedPort", "Webhooks:AllowedPort (Webhooks__AllowedPort)")]
     [InlineData("ApiKeys:MaxTenants", "ApiKeys:MaxTenants (ApiKeys__MaxTenants)")]
     [InlineData("Metering:CloseAfter", "Metering:CloseAfter (Metering__CloseAfter)")]
+    [InlineData("Imaging:MinSlice", "Imaging:MinSlice (Imaging__MinSlice)")]
+    [InlineData("Imaging:Zip:MaxEntrys", "Imaging:Zip:MaxEntrys (Imaging__Zip__MaxEntrys)")]
+    [InlineData("Deidentification:HmacKy", "Deidentification:HmacKy (Deidentification__HmacKy)")]
     public void MisspeltKey_AtStartUp_StopsTheAppNamingIt(string key, string expected)
     {
         var values = SampleValues();
@@ -99,6 +112,23 @@ public sealed class FunctionAppOptionsTests
         values["Webhooks:KeyVaultUri"] = "https://kv-wh.vault.azure.net/";
 
         Assert.Equal(16, FunctionAppOptions.Load(Configuration(values)).Pipeline.ChunkSize);
+    }
+
+    [Fact]
+    public void ImagingSection_IsBoundIntoTheAssemblyOptions()
+    {
+        var values = SampleValues();
+        values["Imaging:MinSlices"] = "40";
+        values["Imaging:MixedImageSizes"] = "KeepMostCommonSize";
+        values["Imaging:Zip:MaxEntries"] = "100";
+        values["Imaging:WindowLevel"] = "-600"; // the contract's own value is accepted
+
+        var assembly = FunctionAppOptions.Load(Configuration(values)).Assembly;
+
+        Assert.Equal(40, assembly.MinSlices);
+        Assert.Equal(CovidFunctions.Imaging.Series.MixedImageSizePolicy.KeepMostCommonSize, assembly.MixedImageSizes);
+        Assert.Equal(100, assembly.ZipLimits.MaxEntries);
+        Assert.Equal(CovidFunctions.Imaging.Archives.ZipSafetyLimits.Default.MaxTotalUncompressedBytes, assembly.ZipLimits.MaxTotalUncompressedBytes);
     }
 
     private static Dictionary<string, string?> SampleValues() =>

@@ -94,7 +94,12 @@ public sealed partial class IngestHandler
     private readonly TimeProvider _time;
     private readonly IStudyNotifier? _notifier;
     private readonly UploadReadKey _uploadReadKey;
+    private readonly SeriesAssemblyOptions _assembly;
 
+    /// <summary>
+    /// <paramref name="assembly"/>: how uploads are assembled into a series and how far their zips may expand (the
+    /// host's <c>Imaging</c> section, checked at start; null: <see cref="SeriesAssemblyOptions.Default"/>).
+    /// </summary>
     public IngestHandler(
         IBlobContainers containers,
         IStudyStore studies,
@@ -104,8 +109,9 @@ public sealed partial class IngestHandler
         IOptions<PipelineOptions> options,
         ILogger<IngestHandler> logger,
         TimeProvider time,
-        IStudyNotifier? notifier = null)
-        : this(containers, studies, usage, orchestrations, deidentification, null, options, logger, time, notifier)
+        IStudyNotifier? notifier = null,
+        SeriesAssemblyOptions? assembly = null)
+        : this(containers, studies, usage, orchestrations, deidentification, null, options, logger, time, notifier, assembly)
     {
     }
 
@@ -124,7 +130,8 @@ public sealed partial class IngestHandler
         IOptions<PipelineOptions> options,
         ILogger<IngestHandler> logger,
         TimeProvider time,
-        IStudyNotifier? notifier = null)
+        IStudyNotifier? notifier = null,
+        SeriesAssemblyOptions? assembly = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _containers = containers ?? throw new ArgumentNullException(nameof(containers));
@@ -138,6 +145,7 @@ public sealed partial class IngestHandler
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _time = time ?? throw new ArgumentNullException(nameof(time));
         _notifier = notifier;
+        _assembly = assembly ?? SeriesAssemblyOptions.Default;
     }
 
     /// <summary>The tiles prefix of a study in the slices container.</summary>
@@ -866,7 +874,7 @@ public sealed partial class IngestHandler
     /// <summary>Expands zips, de-identifies DICOM instances into a folder and assembles the series (or reads a NIfTI volume).</summary>
     private async Task<PreparedSeries> PrepareAsync(UploadUnit unit, List<LocalFile> downloaded, string work, CpuTimeAccount cpu, CancellationToken cancellationToken)
     {
-        var inputs = cpu.Measure(() => ExpandZips(downloaded, Path.Combine(work, "expanded")));
+        var inputs = cpu.Measure(() => ExpandZips(downloaded, Path.Combine(work, "expanded"), _assembly.ZipLimits));
         if (inputs.Count == 0)
         {
             throw new IngestRejectedException("no-images", $"upload {unit.UploadPath}: no files in it");
@@ -979,7 +987,7 @@ public sealed partial class IngestHandler
         AssembledSeries series;
         try
         {
-            series = SeriesAssembler.Assemble(path);
+            series = SeriesAssembler.Assemble(path, _assembly);
         }
         catch (ImagingException ex)
         {
@@ -1243,7 +1251,7 @@ public sealed partial class IngestHandler
         return extra.Length > 0 ? $"{label} ({extra})" : label;
     }
 
-    private static List<LocalFile> ExpandZips(List<LocalFile> files, string folder)
+    private static List<LocalFile> ExpandZips(List<LocalFile> files, string folder, ZipSafetyLimits limits)
     {
         var expanded = new List<LocalFile>(files.Count);
         for (var i = 0; i < files.Count; i++)
@@ -1259,7 +1267,7 @@ public sealed partial class IngestHandler
             try
             {
                 using var stream = new FileStream(file.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
-                using var archive = SafeZipArchive.Open(stream, file.Name);
+                using var archive = SafeZipArchive.Open(stream, file.Name, limits);
 
                 // Each entry under its index, not its name (as the downloads): an entry name the local file system cannot
                 // hold (a segment over 255 bytes; an entry "a" next to "a/b") threw an IOException, retried to a failed study.

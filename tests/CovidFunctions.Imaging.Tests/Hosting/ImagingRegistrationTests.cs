@@ -33,8 +33,7 @@ public sealed class ImagingRegistrationTests
     {
         using var provider = Build(new()
         {
-            ["Imaging:WindowLevel"] = "-500",
-            ["Imaging:WindowWidth"] = "1200",
+            ["Imaging:WindowLevel"] = "-600",
             ["Imaging:MinSlices"] = "20",
             ["Imaging:MixedImageSizes"] = "KeepMostCommonSize",
             ["Imaging:LungKernelHints:0"] = "B70",
@@ -44,7 +43,7 @@ public sealed class ImagingRegistrationTests
         var options = provider.GetRequiredService<SeriesAssemblyOptions>();
         var imaging = provider.GetRequiredService<IOptions<ImagingOptions>>().Value;
 
-        Assert.Equal(new CovidFunctions.Imaging.Preprocessing.WindowSettings(-500, 1200), imaging.Window);
+        Assert.Equal(CovidFunctions.Imaging.Preprocessing.WindowSettings.Lung, imaging.Window);
         Assert.Equal(20, options.MinSlices);
         Assert.Equal(MixedImageSizePolicy.KeepMostCommonSize, options.MixedImageSizes);
         Assert.Equal(["B70"], options.LungKernelHints);
@@ -59,6 +58,7 @@ public sealed class ImagingRegistrationTests
     {
         using var provider = Build(new()
         {
+            ["Imaging:WindowLevel"] = "-500",
             ["Imaging:WindowWidth"] = "0",
             ["Imaging:MinSlices"] = "0",
             ["Imaging:Zip:MaxCompressionRatio"] = "0.5",
@@ -66,7 +66,9 @@ public sealed class ImagingRegistrationTests
 
         var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<ImagingOptions>>().Value);
 
-        Assert.Contains("Imaging:WindowWidth must be a positive number of HU", ex.Failures);
+        // The lung window is the models' preprocessing contract (lung2d-v1): another value is refused, saying why.
+        Assert.Contains(ex.Failures, f => f.StartsWith("Imaging:WindowLevel is fixed at -600 HU: it is part of the lung2d-v1 preprocessing contract", StringComparison.Ordinal));
+        Assert.Contains(ex.Failures, f => f.StartsWith("Imaging:WindowWidth is fixed at 1500 HU", StringComparison.Ordinal));
         Assert.Contains("Imaging:MinSlices must be ≥ 1", ex.Failures);
         Assert.Contains("Imaging:Zip:MaxCompressionRatio must be ≥ 1", ex.Failures);
     }

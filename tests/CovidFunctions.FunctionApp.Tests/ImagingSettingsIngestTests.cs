@@ -1,0 +1,92 @@
+using System.IO.Compression;
+using System.Text.Json.Nodes;
+using CovidFunctions.FunctionApp.Functions;
+using CovidFunctions.Pipeline;
+using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace CovidFunctions.FunctionApp.Tests;
+
+/// <summary>
+/// The <c>Imaging</c> section reaches ingest in the Function app: the composition root (AddCovidFunctionsApp, as
+/// Program.cs calls it) with <c>Imaging__Zip__MaxEntries</c> and <c>Imaging__MinSlices</c> set, and the ingest function
+/// it resolves, on a real Azurite with real CT slices. Before, no host read the section and ingest used the defaults
+/// (50,000 entries, 1 slice): both uploads below were ingested.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class ImagingSettingsIngestTests(AzuriteFixture azurite)
+{
+    private const string Tenant = "imaging-settings";
+
+    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
+    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
+
+    [Fact]
+    public async Task ZipWithMoreEntriesThanImagingZipMaxEntries_IsRejectedAsZipRefused()
+    {
+        var row = await IngestFourSliceZipAsync(new() { ["Imaging:Zip:MaxEntries"] = "3" });
+
+        Assert.Equal(StudyStatus.Rejected, row.Status);
+        Assert.Equal("zip-refused: [name]: 4 entries exceed the limit of 3", row.Reason?[..52]);
+    }
+
+    [Fact]
+    public async Task SeriesWithFewerSlicesThanImagingMinSlices_IsRejected()
+    {
+        var row = await IngestFourSliceZipAsync(new() { ["Imaging:MinSlices"] = "5" });
+
+        Assert.Equal(StudyStatus.Rejected, row.Status);
+        Assert.Contains("4 slices, fewer than 5", row.Reason, StringComparison.Ordinal);
+    }
+
+    private async Task<StudyRecord> IngestFourSliceZipAsync(Dictionary<string, string?> imaging)
+    {
+        using var keys = TestData.CreateTempDirectory();
+        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
+            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
+            .Where(v => !string.IsNullOrEmpty(v.Value))
+            .ToDictionary();
+        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
+        values["Deidentification:KeyFile"] = Path.Combine(keys.Path, "deid.key");
+        foreach (var (key, value) in imaging)
+        {
+            values[key] = value;
+        }
+
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        await using var services = new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
+        var functions = ActivatorUtilities.CreateInstance<IngestFunctions>(services);
+
+        // A refused upload never reaches an orchestration; the durable client is there because the function takes one.
+        await using var durable = await DurableTaskTestHost.StartAsync(_ => { });
+        var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
+        var blob = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).GetBlobClient(name);
+        await blob.UploadAsync(BinaryData.FromBytes(ZipOfSlices()), overwrite: true);
+
+        await functions.IngestUpload(blob, name, durable.Client, CancellationToken.None);
+
+        var studyId = StudyIds.ForUpload(services.GetRequiredService<StudyIdKey>(), Tenant, name);
+        var row = await azurite.Storage.Studies.GetAsync(Tenant, studyId, CancellationToken.None);
+        Assert.NotNull(row);
+        Assert.False(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ExistsAsync($"{IngestHandler.TilesPrefixOf(Tenant, studyId)}/manifest.json", CancellationToken.None));
+        return row;
+    }
+
+    private static byte[] ZipOfSlices()
+    {
+        using var buffer = new MemoryStream();
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var file in SliceFiles)
+            {
+                zip.CreateEntryFromFile(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file), "series/" + file);
+            }
+        }
+
+        return buffer.ToArray();
+    }
+}
