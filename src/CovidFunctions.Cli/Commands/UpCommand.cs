@@ -72,9 +72,13 @@ public static class UpCommand
     public static async Task<int> RunAsync(UpArguments args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Port is < 1 or > 65533 || args.ChunkSize is < 1 || args.DemoSlices is < 8 or > 1000)
+        if (ArgumentProblems(args) is { Count: > 0 } problems)
         {
-            error.WriteLine("up: --port must be 1-65533, --chunk-size at least 1, --demo-slices 8-1000");
+            foreach (var problem in problems)
+            {
+                error.WriteLine("up: " + problem);
+            }
+
             return ExitCodes.BadInput;
         }
 
@@ -178,6 +182,36 @@ public static class UpCommand
         return ExitCodes.Success;
     }
 
+    /// <summary>
+    /// Each numeric option out of range, named with its value (one line each). <c>--api-port</c> is checked too: out of
+    /// range it used to start everything and then run without the results API, so without webhooks.
+    /// </summary>
+    private static List<string> ArgumentProblems(UpArguments args)
+    {
+        var problems = new List<string>();
+        if (args.Port is < 1 or > 65533)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"--port {args.Port} is out of range: Azurite's blob port, 1-65533 (queue and table use the next two)"));
+        }
+
+        if (args.ApiPort is < 0 or > 65535)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"--api-port {args.ApiPort} is out of range: 1-65535, or 0 for no results API (and no webhooks)"));
+        }
+
+        if (args.DemoSlices is < 8 or > 1000)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"--demo-slices {args.DemoSlices} is out of range: 8-1000"));
+        }
+
+        if (args.ChunkSize is < 1)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"--chunk-size {args.ChunkSize} is out of range: at least 1"));
+        }
+
+        return problems;
+    }
+
     /// <summary>What <c>up</c> starts the local host with: its flags, the data folder, the storage and the checked settings.</summary>
     public static LocalPipelineOptions HostOptions(UpArguments args, string dataDir, string? connection, InferenceOptions inference, LocalHostSettings settings)
     {
@@ -189,6 +223,7 @@ public static class UpCommand
             ConnectionString = connection,
             AzuritePorts = new AzuritePorts(args.Port, args.Port + 1, args.Port + 2),
             Pipeline = settings.Pipeline,
+            Assembly = settings.Assembly,
             Metering = settings.Metering,
             Inference = inference,
             ApiPort = args.ApiPort > 0 ? args.ApiPort : null,
