@@ -30,6 +30,7 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         ArgumentNullException.ThrowIfNull(configuration);
         UnknownSettings.Reject(configuration.GetSection(PipelineOptions.SectionName), [], typeof(PipelineOptions), typeof(FunctionAppSettings));
         UnknownSettings.Reject(configuration.GetSection(WebhookOptions.SectionName), WebhookKeysReadByName, typeof(WebhookOptions));
+        RejectRetryPollInterval(configuration.GetSection(WebhookOptions.SectionName));
         UnknownSettings.Reject(configuration.GetSection(ApiKeyOptions.SectionName), [], typeof(ApiKeyOptions));
         UnknownSettings.Reject(configuration.GetSection(MeteringOptions.SectionName), [], typeof(MeteringOptions));
 
@@ -51,5 +52,19 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         apiKeys.Validate();
         metering.Validate();
         return new FunctionAppOptions(pipeline, host, webhooks, apiKeys, metering, assembly);
+    }
+
+    /// <summary>
+    /// <see cref="WebhookOptions.RetryPollInterval"/> is bound (WebhookOptions is shared with covidfn up) but this app
+    /// never uses it: its retries run on WebhookFunctions' 30 s timer. Before, it was accepted and range-checked, and
+    /// changed nothing.
+    /// </summary>
+    private static void RejectRetryPollInterval(IConfigurationSection webhooks)
+    {
+        if (webhooks.GetChildren().Any(c => c.Key.Equals(nameof(WebhookOptions.RetryPollInterval), StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new InvalidOperationException(
+                $"{webhooks.Path}:{nameof(WebhookOptions.RetryPollInterval)} ({webhooks.Path}__{nameof(WebhookOptions.RetryPollInterval)}) changes nothing in the Function app: it retries due webhook deliveries on its own 30 s timer (WebhookFunctions.RetryWebhookDeliveries). The interval is covidfn up's retry loop's, which polls every 10 s and reads no Webhooks__* setting. Remove the setting.");
+        }
     }
 }

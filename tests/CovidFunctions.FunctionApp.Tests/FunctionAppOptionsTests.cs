@@ -49,6 +49,7 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Metering:CloseAfterDays", "3d", "Metering:CloseAfterDays")]
     [InlineData("Metering:CloseMaxWaitDays", "2", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
     [InlineData("Metering:CloseMaxWaitDays", "31", "Metering:CloseMaxWaitDays must be from CloseAfterDays (3) to 27")]
+    [InlineData("Webhooks:RetryPollInterval", "00:00:10", "Webhooks:RetryPollInterval (Webhooks__RetryPollInterval) changes nothing in the Function app: it retries due webhook deliveries on its own 30 s timer")]
     [InlineData("Imaging:MinSlices", "0", "Imaging:MinSlices must be ≥ 1")]
     [InlineData("Imaging:MinSlices", "many", "Imaging:MinSlices")]
     [InlineData("Imaging:MixedImageSizes", "Crop", "Imaging:MixedImageSizes")]
