@@ -1,4 +1,7 @@
 using System.Collections;
+using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Configuration;
 using CovidFunctions.Pipeline.Metering;
@@ -12,6 +15,8 @@ namespace CovidFunctions.Cli.Commands;
 /// range, or a key no option reads (a misspelling that would leave the default silently), stops <c>up</c> before anything
 /// starts with a message naming the setting. Before, <c>up</c> read none of them: README and local.settings.sample.json
 /// name them, but <c>Metering__CloseAfterDays=0</c> or <c>Pipeline__UploadRetention=1.00:00:00</c> changed nothing locally.
+/// The <c>Imaging__*</c> settings are read and checked the same way (<see cref="Assembly"/>), and de-identification
+/// options under <c>Deidentification__</c> are refused.
 /// </summary>
 /// <param name="Pipeline">Chunking, timeouts, retention, ingest bounds and the stuck-study watchdog.</param>
 /// <param name="Metering">When the previous month's bills close.</param>
@@ -20,6 +25,12 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
 {
     /// <summary>Keys of the <c>Pipeline</c> section that only the Function app reads (its <c>FunctionAppSettings</c>): the queue name and the transports.</summary>
     public static readonly IReadOnlyList<string> FunctionAppOnlyPipelineKeys = ["SliceQueueName", "Transport", "ResultTransport"];
+
+    /// <summary>
+    /// How ingest assembles series and expands zips: the <c>Imaging__*</c> settings, checked as the Function app checks
+    /// them (before, <c>up</c> read none and always used the defaults).
+    /// </summary>
+    public SeriesAssemblyOptions Assembly { get; init; } = SeriesAssemblyOptions.Default;
 
     /// <summary>The settings from this process's environment, with <paramref name="chunkSize"/> (<c>--chunk-size</c>) over them when given.</summary>
     /// <exception cref="InvalidOperationException">A setting is unknown, does not convert, or is out of range (named).</exception>
@@ -44,12 +55,16 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
 
         pipeline.Validate();
         metering.Validate();
+
+        // De-identification options are refused, not ignored (ingest's profile is fixed); the key is up's own key file.
+        IngestSettings.RejectDeidentificationOptions(EnvironmentSettings.Section(environment, DeidentificationOptions.SectionName));
+        var assembly = IngestSettings.LoadImaging(EnvironmentSettings.Section(environment, ImagingOptions.SectionName));
         var functionAppOnly = pipelineSection.GetChildren()
             .Select(c => c.Key)
             .Where(k => FunctionAppOnlyPipelineKeys.Contains(k, StringComparer.OrdinalIgnoreCase))
             .Select(k => $"{PipelineOptions.SectionName}__{k}")
             .Order(StringComparer.Ordinal)
             .ToList();
-        return new LocalHostSettings(pipeline, metering, functionAppOnly);
+        return new LocalHostSettings(pipeline, metering, functionAppOnly) { Assembly = assembly };
     }
 }

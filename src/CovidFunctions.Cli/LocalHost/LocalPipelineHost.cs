@@ -1,4 +1,5 @@
 using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Local;
@@ -34,6 +35,9 @@ public sealed record LocalPipelineOptions
     public AzuritePorts AzuritePorts { get; init; } = AzuritePorts.Default;
 
     public PipelineOptions Pipeline { get; init; } = new();
+
+    /// <summary>How ingest assembles series and expands zips (<c>covidfn up</c>: the checked <c>Imaging__*</c> settings).</summary>
+    public SeriesAssemblyOptions Assembly { get; init; } = SeriesAssemblyOptions.Default;
 
     public ScoringOptions Scoring { get; init; } = new();
 
@@ -235,7 +239,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         var orchestrations = new DurableStudyOrchestrationClient(Durable);
 
         var ingest = new IngestHandler(Storage.BlobContainers, Storage.Studies, Storage.Usage, orchestrations, new DeidentificationEngine(key),
-            pipelineOptions, _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, notifier);
+            pipelineOptions, _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, notifier, _options.Assembly);
         Watcher = new UploadWatcher(Storage.UploadListing, ingest, _options.Pipeline, StudyIdKey, _options.IngestConcurrency, _loggers.CreateLogger<UploadWatcher>());
 
         var models = ScreeningModels.Load(_options.Inference ?? new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads, MaxBatch = _options.Scoring.BatchSize }, _loggers.CreateLogger<ScreeningModels>());
