@@ -50,7 +50,7 @@ internal static class DeidCommand
         var outdir = new Argument<string>("outdir") { Description = "Output folder for the de-identified Part 10 files (<new SOP Instance UID>.dcm)." };
         var keyFile = new Option<string?>("--key-file")
         {
-            Description = "Key file (base64, 32 bytes); created with mode 0600 on first use. Default: $COVIDFN_DEID_KEY, $COVIDFN_DEID_KEY_FILE, or ~/.config/covidfn/deid.key.",
+            Description = "Key file (base64, 32 bytes); created with mode 0600 on first use. Default: $COVIDFN_DEID_KEY, $COVIDFN_DEID_KEY_FILE, or $XDG_CONFIG_HOME/covidfn/deid.key (~/.config/covidfn/deid.key when XDG_CONFIG_HOME is unset).",
         };
         var report = new Option<string?>("--report") { Description = "Write a JSON report (per input: status, reason, output, audit counts; no PHI values)." };
         var retainSafePrivate = new Option<bool>("--retain-safe-private")
