@@ -371,7 +371,8 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         var known = FunctionAppSettingsRead.Union(ScorerSettingsRead).Union(FunctionAppPlatformSettings).ToHashSet(StringComparer.Ordinal);
         known.UnionWith(Bindable(typeof(InferenceOptions), InferenceOptions.SectionName));
         known.UnionWith(Bindable(typeof(ScoringOptions), ScoringOptions.SectionName)); // MaxDeliveryCount: the property the scorer sets from Scorer__MaxDeliveryCount
-        known.UnionWith(Bindable(typeof(ImagingOptions), ImagingOptions.SectionName)); // the library's binding (docs/imaging.md)
+        known.UnionWith(Bindable(typeof(ImagingOptions), ImagingOptions.SectionName)); // ingest's assembly settings (IngestSettings.LoadImaging)
+        known.UnionWith(Bindable(typeof(ZipLimitOptions), ImagingOptions.SectionName + "__Zip")); // and its zip limits (Imaging__Zip__MaxEntries)
         known.UnionWith(["AzureWebJobsStorage__accountName", "ServiceBus__credential", "ServiceBus__clientId"]); // the Functions host's identity-based connection forms
         return known;
     }

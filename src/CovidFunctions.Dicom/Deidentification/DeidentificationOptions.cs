@@ -1,12 +1,14 @@
 namespace CovidFunctions.Dicom.Deidentification;
 
 /// <summary>
-/// Settings of the de-identifier (configuration section <see cref="SectionName"/>). Each supported PS3.15 option is one
-/// switch; the defaults below are the project defaults and are listed in docs/compliance/deid-conformance.md.
+/// Options of the de-identifier. Each supported PS3.15 option is one switch; the defaults below are the project defaults
+/// and are listed in docs/compliance/deid-conformance.md. They are not deployment settings: ingest (the Function app,
+/// <c>covidfn up</c>) always uses the defaults and refuses these names in its <see cref="SectionName"/> section at start
+/// (IngestSettings.RejectDeidentificationOptions), so that no one believes an option in force that is not.
 /// </summary>
 public sealed record DeidentificationOptions
 {
-    /// <summary>The configuration section.</summary>
+    /// <summary>The configuration section whose option names the ingest hosts refuse (it also holds the Function app's key settings).</summary>
     public const string SectionName = "Deidentification";
 
     /// <summary>113107: shift every date of a patient by one keyed offset (intervals and ages stay true). Default on.</summary>
