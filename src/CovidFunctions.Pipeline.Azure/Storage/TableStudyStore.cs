@@ -54,13 +54,6 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// <summary>Studies point-read at once when a list page is read from the list index.</summary>
     private const int ListReadConcurrency = 16;
 
-    private readonly Lock _listBackfillLock = new();
-
-    private Task<int>? _listBackfill;
-
-    /// <summary>Set once the list index's marker has been read or written (never removed).</summary>
-    private volatile bool _listIndexComplete;
-
     /// <summary>The partition of the study id → tenant index rows; no tenant can have it (tenants are <c>[a-z0-9][a-z0-9-]*</c>).</summary>
     public const string TenantIndexPartition = "~tenant-of";
 
@@ -75,16 +68,11 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// <summary>Index rows per backfill transaction (the Table service's limit for one entity group transaction).</summary>
     private const int BackfillBatchSize = 100;
 
-    private readonly Lock _backfillLock = new();
+    /// <summary>The id index's marker and this process's backfill of it.</summary>
+    private readonly IndexCompletion _tenantIndex = new(table, TenantIndexPartition);
 
-    /// <summary>
-    /// This process's backfill: lookups that miss at once share it (another process's backfill is harmless: every
-    /// write is insert-only). A failed one is started again by the next lookup.
-    /// </summary>
-    private Task<int>? _backfill;
-
-    /// <summary>Set once the marker has been read or written: it is never removed, so it need not be read again.</summary>
-    private volatile bool _indexComplete;
+    /// <summary>The list index's marker and this process's backfill of it.</summary>
+    private readonly IndexCompletion _listIndex = new(table, ListIndexMarkerPartition);
 
     /// <summary>Re-reads after conflicts before giving up (each conflict means another writer succeeded).</summary>
     private const int MaxUpdateAttempts = 100;
@@ -295,16 +283,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     }
 
     /// <summary>Whether the index holds every study (its marker row exists).</summary>
-    public async Task<bool> IsTenantIndexCompleteAsync(CancellationToken cancellationToken)
-    {
-        if (!_indexComplete)
-        {
-            var marker = await Table.GetEntityIfExistsAsync<TableEntity>(TenantIndexPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
-            _indexComplete = marker.HasValue;
-        }
-
-        return _indexComplete;
-    }
+    public Task<bool> IsTenantIndexCompleteAsync(CancellationToken cancellationToken) => _tenantIndex.IsCompleteAsync(cancellationToken);
 
     /// <summary>
     /// Writes the index row of every study that lacks one (studies created before the index existed), then the marker
@@ -321,29 +300,11 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// scan it has done is worth finishing. Calls at once in one process share one backfill. Resumable in effect: a run
     /// that dies part way leaves only insert-only index rows, and the next run reads them and writes only the rest.
     /// </remarks>
-    public Task<int> CompleteTenantIndexAsync(CancellationToken cancellationToken)
-    {
-        Task<int> running;
-        lock (_backfillLock)
-        {
-            if (_backfill is null || _backfill.IsFaulted || _backfill.IsCanceled)
-            {
-                _backfill = BackfillAsync(CancellationToken.None);
-            }
+    public Task<int> CompleteTenantIndexAsync(CancellationToken cancellationToken) => _tenantIndex.CompleteAsync(BackfillAsync, cancellationToken);
 
-            running = _backfill;
-        }
-
-        return running.WaitAsync(cancellationToken);
-    }
-
+    /// <summary>Inserts the id index row of every study that lacks one (the marker is <see cref="IndexCompletion"/>'s); returns how many.</summary>
     private async Task<int> BackfillAsync(CancellationToken cancellationToken)
     {
-        if (await IsTenantIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
-        {
-            return 0;
-        }
-
         // A merge join, streamed: the study ids of every tenant in one id order (each tenant's partition is in id order;
         // the tenants' are merged) against the index partition, also in id order. Memory holds a page of keys per
         // tenant and one batch, never the table's keys (before, every index row's id was read into a set first).
@@ -391,17 +352,6 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         }
 
         await AddTenantIndexBatchAsync(batch, cancellationToken).ConfigureAwait(false);
-
-        try
-        {
-            await Table.AddEntityAsync(new TableEntity(TenantIndexPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = missing }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 409)
-        {
-            // Another backfill finished first.
-        }
-
-        _indexComplete = true;
         return missing;
     }
 
@@ -562,16 +512,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         (DateTimeOffset.MaxValue.UtcTicks - utcTicks).ToString("D19", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Whether the list index holds every study (its marker row exists).</summary>
-    public async Task<bool> IsListIndexCompleteAsync(CancellationToken cancellationToken)
-    {
-        if (!_listIndexComplete)
-        {
-            var marker = await Table.GetEntityIfExistsAsync<TableEntity>(ListIndexMarkerPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
-            _listIndexComplete = marker.HasValue;
-        }
-
-        return _listIndexComplete;
-    }
+    public Task<bool> IsListIndexCompleteAsync(CancellationToken cancellationToken) => _listIndex.IsCompleteAsync(cancellationToken);
 
     /// <summary>
     /// Writes the list index row of every study, then the marker that says the list index is complete; returns how
@@ -583,29 +524,11 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// stops the wait). A study whose creation time changed after the scan read it may get a row of its old place,
     /// which lists skip (see the class remarks).
     /// </summary>
-    public Task<int> CompleteListIndexAsync(CancellationToken cancellationToken)
-    {
-        Task<int> running;
-        lock (_listBackfillLock)
-        {
-            if (_listBackfill is null || _listBackfill.IsFaulted || _listBackfill.IsCanceled)
-            {
-                _listBackfill = BackfillListIndexAsync(CancellationToken.None);
-            }
+    public Task<int> CompleteListIndexAsync(CancellationToken cancellationToken) => _listIndex.CompleteAsync(BackfillListIndexAsync, cancellationToken);
 
-            running = _listBackfill;
-        }
-
-        return running.WaitAsync(cancellationToken);
-    }
-
+    /// <summary>Upserts the list index row of every study (the marker is <see cref="IndexCompletion"/>'s); returns how many.</summary>
     private async Task<int> BackfillListIndexAsync(CancellationToken cancellationToken)
     {
-        if (await IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
-        {
-            return 0;
-        }
-
         var written = 0;
         var batch = new List<TableTransactionAction>(BackfillBatchSize);
         string? batchPartition = null;
@@ -623,16 +546,6 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         }
 
         written += await SubmitAsync().ConfigureAwait(false);
-        try
-        {
-            await Table.AddEntityAsync(new TableEntity(ListIndexMarkerPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = written }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 409)
-        {
-            // Another backfill finished first.
-        }
-
-        _listIndexComplete = true;
         return written;
 
         async Task<int> SubmitAsync()
@@ -809,6 +722,69 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         if (value is not null)
         {
             entity[name] = value;
+        }
+    }
+
+    /// <summary>
+    /// One index's completion: its marker row (<see cref="IndexCompleteRowKey"/> in <paramref name="markerPartition"/>,
+    /// insert-only and never removed, so once seen it need not be read again) and this process's backfill, which calls
+    /// at once share (another process's backfill is harmless: each index's writes are idempotent). A failed backfill is
+    /// started again by the next call. The backfill is not cancelled with a caller's token (that only stops the wait):
+    /// the scan it has done is worth finishing.
+    /// </summary>
+    private sealed class IndexCompletion(TableClient table, string markerPartition)
+    {
+        private readonly Lock _lock = new();
+        private Task<int>? _run;
+        private volatile bool _complete;
+
+        public async Task<bool> IsCompleteAsync(CancellationToken cancellationToken)
+        {
+            if (!_complete)
+            {
+                var marker = await table.GetEntityIfExistsAsync<TableEntity>(markerPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
+                _complete = marker.HasValue;
+            }
+
+            return _complete;
+        }
+
+        /// <summary>Runs <paramref name="writeRows"/> (returns the rows it wrote) unless the marker exists, then writes the marker.</summary>
+        public Task<int> CompleteAsync(Func<CancellationToken, Task<int>> writeRows, CancellationToken cancellationToken)
+        {
+            Task<int> running;
+            lock (_lock)
+            {
+                if (_run is null || _run.IsFaulted || _run.IsCanceled)
+                {
+                    _run = RunAsync(writeRows);
+                }
+
+                running = _run;
+            }
+
+            return running.WaitAsync(cancellationToken);
+        }
+
+        private async Task<int> RunAsync(Func<CancellationToken, Task<int>> writeRows)
+        {
+            if (await IsCompleteAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                return 0;
+            }
+
+            var written = await writeRows(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await table.AddEntityAsync(new TableEntity(markerPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = written }, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 409)
+            {
+                // Another backfill finished first.
+            }
+
+            _complete = true;
+            return written;
         }
     }
 }
