@@ -102,6 +102,7 @@ var storageBlobDataReaderRoleId = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageQueueDataMessageSenderRoleId = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageTableDataReaderRoleId = '76199698-9eea-4c19-bc75-cec21354c6b6'
 
 resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
   name: functionIdentityName
@@ -261,10 +262,16 @@ resource resultQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: resultQueueName
 }
 
-// The scorer upserts the per-slice rows of each chunk it scores (SliceResults); no other table.
+// The scorer upserts the per-slice rows of each chunk it scores (SliceResults); the only table it writes.
 resource sliceResultsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' existing = {
   parent: tableService
   name: 'SliceResults'
+}
+
+// The scorer reads a study's row to skip chunks of a study that has already ended (ScoringHandler); read only.
+resource studiesTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' existing = {
+  parent: tableService
+  name: 'Studies'
 }
 
 // Function app: the Functions host (AzureWebJobsStorage) creates its own containers, queues and tables
@@ -305,7 +312,7 @@ resource functionTableContributor 'Microsoft.Authorization/roleAssignments@2022-
   }
 }
 
-// Scorer: reads tiles, writes masks and overlays and its SliceResults rows, posts chunk results. Nothing else in the account.
+// Scorer: reads tiles and its studies' status rows, writes masks and overlays and its SliceResults rows, posts chunk results. Nothing else in the account.
 resource scorerSliceReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(sliceContainer.id, scorerIdentity.id, storageBlobDataReaderRoleId)
   scope: sliceContainer
@@ -345,6 +352,19 @@ resource scorerSliceResultsWriter 'Microsoft.Authorization/roleAssignments@2022-
       'Microsoft.Authorization/roleDefinitions',
       storageTableDataContributorRoleId
     )
+  }
+  dependsOn: [
+    tables
+  ]
+}
+
+resource scorerStudiesReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(studiesTable.id, scorerIdentity.id, storageTableDataReaderRoleId)
+  scope: studiesTable
+  properties: {
+    principalId: scorerIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataReaderRoleId)
   }
   dependsOn: [
     tables

@@ -106,9 +106,9 @@ public static class ScorerApp
             : (ISliceResultStore)new SkippedSliceResultStore(sp.GetRequiredService<ILogger<SkippedSliceResultStore>>()));
 
         // The Studies row lets the scorer complete a chunk of a study that has already ended without scoring it
-        // (ScoringHandler). Only with a connection string: with identity endpoints the scorer's table role is scoped
-        // to the SliceResults table (bicep/modules/storage.bicep), so every read would be refused.
-        if (scorer.StorageConnectionString is { Length: > 0 })
+        // (ScoringHandler). Wherever the scorer has the tables: its identity may read Studies (Storage Table Data
+        // Reader on that table, bicep/modules/storage.bicep); it never writes it.
+        if (scorer.StorageConnectionString is { Length: > 0 } || scorer.TableServiceUri is not null)
         {
             services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().Studies);
         }

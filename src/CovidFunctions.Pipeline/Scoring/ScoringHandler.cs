@@ -131,9 +131,9 @@ public sealed partial class ScoringHandler(
     /// The study's status when its row says it is settled (failed, completed, rejected), else null. Its orchestration
     /// has ended, so a result would be read by nobody: a chunk that waited in the queue past its study's failure (the
     /// chunk timeout ran out while the scorer was busy) or a re-dispatched copy of a chunk whose study completed was
-    /// scored anyway, writing masks, overlays and SliceResults rows for a finished study. Without a Studies store (the
-    /// GPU scorer's identity may write only SliceResults, offline screening has no rows) or when the read fails, the
-    /// chunk is scored: this check saves work, it never decides a study.
+    /// scored anyway, writing masks, overlays and SliceResults rows for a finished study. Without a Studies store (a
+    /// scorer configured without tables, offline screening, which has no rows) or when the read fails, the chunk is
+    /// scored: this check saves work, it never decides a study.
     /// </summary>
     private async Task<string?> SettledStatusAsync(ChunkRequest request, CancellationToken cancellationToken)
     {
