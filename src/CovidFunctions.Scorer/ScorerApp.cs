@@ -25,6 +25,7 @@ public static class ScorerApp
         UnknownSettings.Reject(builder.Configuration.GetSection(ScorerOptions.SectionName), [], typeof(ScorerOptions));
         UnknownSettings.Reject(builder.Configuration.GetSection(ScoringOptions.SectionName), [], typeof(ScoringOptions));
         RejectInferenceSettings(builder.Configuration);
+        RejectScoringDeliveryCount(builder.Configuration);
         var scorer = builder.Configuration.GetSection(ScorerOptions.SectionName).Get<ScorerOptions>() ?? new ScorerOptions();
         scorer.Validate();
 
@@ -45,6 +46,21 @@ public static class ScorerApp
             ? Results.Json(new ReadinessView("ready", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView)
             : Results.Json(new ReadinessView(readiness.IsDraining ? "draining" : "warming-up", readiness.Provider, readiness.WarmUpSeconds, readiness.InFlight), ScorerJsonContext.Default.ReadinessView, statusCode: StatusCodes.Status503ServiceUnavailable));
         return app;
+    }
+
+    /// <summary>
+    /// The scorer counts a chunk's deliveries with <c>Scorer__MaxDeliveryCount</c>, the consumer's count, and gives the
+    /// handler that value: a <c>Scoring__MaxDeliveryCount</c> here would be replaced by it and change nothing, so
+    /// start-up stops naming the setting that does.
+    /// </summary>
+    internal static void RejectScoringDeliveryCount(IConfiguration configuration)
+    {
+        var key = $"{ScoringOptions.SectionName}:{nameof(ScoringOptions.MaxDeliveryCount)}";
+        if (configuration[key] is { } value)
+        {
+            throw new InvalidOperationException(
+                $"{key} ({key.Replace(":", "__", StringComparison.Ordinal)}={value}) changes nothing in the scorer: its deliveries per chunk are {ScorerOptions.SectionName}:{nameof(ScorerOptions.MaxDeliveryCount)} ({ScorerOptions.SectionName}__{nameof(ScorerOptions.MaxDeliveryCount)}, default 5); set that instead.");
+        }
     }
 
     /// <summary>

@@ -149,10 +149,10 @@ public sealed class ScorerHostTests(AzuriteFixture azurite)
     public async Task ScoringHandler_CountsDeliveriesLikeTheConsumer_FromScorerMaxDeliveryCount()
     {
         // The handler answers a failing chunk with an error result on the consumer's last delivery; a Scoring value
-        // that disagreed with Scorer:MaxDeliveryCount would fail a chunk early or lose that shortcut, so only one counts.
+        // that disagreed with Scorer:MaxDeliveryCount would fail a chunk early or lose that shortcut, so only one counts
+        // (a Scoring:MaxDeliveryCount is refused at start: ScorerOptionsTests).
         var settings = Settings(UniqueQueues("o"), TestNetwork.FreePort(), maxConcurrentCalls: 1);
         settings["Scorer:MaxDeliveryCount"] = "3";
-        settings["Scoring:MaxDeliveryCount"] = "9";
         settings["Scoring:BatchSize"] = "4";
         await using var app = ScorerApp.Build([], c => c.AddInMemoryCollection(settings));
 

@@ -162,4 +162,18 @@ public sealed class ScorerOptionsTests
         Assert.Contains("Inference:IntraOpThreads (Inference__IntraOpThreads)", error.Message, StringComparison.Ordinal);
         Assert.Contains("Scorer__IntraOpThreads", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Startup_RefusesScoringMaxDeliveryCount_NamingTheScorersOwn()
+    {
+        // The scorer hands the handler Scorer:MaxDeliveryCount (the consumer's count); Scoring:MaxDeliveryCount was
+        // accepted, then replaced by it: an operator's value changed nothing, silently.
+        var error = Assert.Throws<InvalidOperationException>(() => ScorerApp.Build([], c => c.AddConfiguration(new ConfigurationBuilder()
+            .AddConfiguration(SampleSettings())
+            .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scoring:MaxDeliveryCount", "3")])
+            .Build())));
+
+        Assert.Contains("Scoring:MaxDeliveryCount (Scoring__MaxDeliveryCount=3)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Scorer__MaxDeliveryCount", error.Message, StringComparison.Ordinal);
+    }
 }
