@@ -64,13 +64,17 @@ public static class StatusCommand
         {
             if (string.IsNullOrEmpty(studyId))
             {
-                var studies = new List<StudyRecord>();
-                await foreach (var record in storage.Studies.QueryAsync(tenant, null, null, null, cancellationToken).ConfigureAwait(false))
+                // The results API's list (newest first): on the table store one page of its list index, not every study.
+                var studies = new List<StudyRecord>(ListLimit);
+                await foreach (var record in storage.Studies.ListAsync(new StudyListRequest(tenant is null ? null : [tenant], PageSize: ListLimit), cancellationToken).ConfigureAwait(false))
                 {
                     studies.Add(record);
+                    if (studies.Count == ListLimit)
+                    {
+                        break;
+                    }
                 }
 
-                studies = [.. studies.OrderByDescending(s => s.CreatedAt).Take(ListLimit)];
                 if (json)
                 {
                     output.WriteLine("[" + string.Join(",", studies.Select(StudyStatusJson.Serialize)) + "]");
