@@ -76,11 +76,8 @@ public sealed class ResultsApi(
             return ApiResponse.Error(400, $"from ({IsoUtc(rangeStart)}) is after to ({IsoUtc(rangeEnd)})");
         }
 
-        // The tenants listed: the one asked for, else the key's own (in tenant order: among studies at the same place
-        // the merge lists the first tenant's first), else every tenant (an all-tenant key).
-        IReadOnlyList<string>? tenants = query.Tenant is not null ? [query.Tenant]
-            : caller.Tenants is { } bound ? [.. bound.Order(StringComparer.Ordinal)]
-            : null;
+        // In tenant order: among studies at the same place the merge lists the first tenant's first.
+        var tenants = ListedTenants(caller, query.Tenant);
         var scope = tenants is null ? "*" : string.Join(',', tenants);
         StudyListPosition? after = null;
         if (query.Continuation is not null)
@@ -310,7 +307,7 @@ public sealed class ResultsApi(
 
         // A key bound to several tenants lists each of its tenants (before: every tenant's subscriptions, then filtered).
         var all = new List<WebhookSubscription>();
-        foreach (var listed in tenant is null && caller.Tenants is { Count: > 1 } several ? several.Order(StringComparer.Ordinal).Select(t => (string?)t) : [tenant ?? SingleTenantOf(caller)])
+        foreach (var listed in ListedTenants(caller, tenant) is { } tenants ? tenants.Select(t => (string?)t) : [null])
         {
             all.AddRange(await webhooks.ListAsync(listed, cancellationToken).ConfigureAwait(false));
         }
@@ -396,10 +393,14 @@ public sealed class ResultsApi(
     }
 
     /// <summary>
-    /// The one tenant of a key bound to a single tenant (null otherwise): its lists query that tenant's partition only,
-    /// so other tenants' rows are never read for it (the <see cref="ApiCaller.CanSee"/> filter stays as the second guard).
+    /// The tenants a list reads: the one asked for (already checked visible), else the key's own in ordinal order, else
+    /// null (an all-tenant key: every tenant). A bound key's lists query its tenants' partitions only, so other tenants'
+    /// rows are never read for it (the <see cref="ApiCaller.CanSee"/> filter stays as the second guard).
     /// </summary>
-    private static string? SingleTenantOf(ApiCaller caller) => caller.Tenants is { Count: 1 } only ? only.First() : null;
+    private static IReadOnlyList<string>? ListedTenants(ApiCaller caller, string? tenant) =>
+        tenant is not null ? [tenant]
+        : caller.Tenants is { } bound ? [.. bound.Order(StringComparer.Ordinal)]
+        : null;
 
     /// <summary>
     /// Whether <paramref name="studyId"/> can name a study (1-64 ASCII letters, digits, '-' and '_'; real ids are
