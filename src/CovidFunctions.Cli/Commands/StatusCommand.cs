@@ -5,6 +5,7 @@ using Azure;
 using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
@@ -165,7 +166,7 @@ public static class StatusCommand
     /// </summary>
     internal static bool HasQuarantinedUpload(StudyRecord s) =>
         s.Status == StudyStatus.Rejected
-        || (s.Status == StudyStatus.Failed && !(s.Reason ?? string.Empty).StartsWith("upload-missing", StringComparison.Ordinal));
+        || (s.Status == StudyStatus.Failed && !(s.Reason ?? string.Empty).StartsWith(IngestHandler.UploadMissingReason, StringComparison.Ordinal));
 
     internal static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
     {

@@ -61,6 +61,12 @@ public sealed partial class IngestHandler
     public const string NameCollisionReason = "name-collision";
 
     /// <summary>
+    /// The reason code of a study whose upload was deleted before ingest could read it: failed, with nothing to
+    /// quarantine (the row's reason starts with it).
+    /// </summary>
+    public const string UploadMissingReason = "upload-missing";
+
+    /// <summary>
     /// The reason code of an instance whose reading, de-identification or writing failed with an exception nobody
     /// expected (a defect on that file, not a refusal by the policy): it is kept in <c>skipped/</c> with this code, as
     /// <c>covidfn deid</c> reports it; when no instance of the upload could be screened because of it, the study's reject code.
@@ -765,7 +771,7 @@ public sealed partial class IngestHandler
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => RowOrNew(row, unit, _time.GetUtcNow()) with
         {
             Status = StudyStatus.Failed,
-            Reason = "upload-missing: " + UploadNames.Mask(detail, unit),
+            Reason = UploadMissingReason + ": " + UploadNames.Mask(detail, unit),
             UploadPath = unit.UploadPath,
         }, cancellationToken).ConfigureAwait(false);
         if (_notifier is not null)
@@ -774,7 +780,7 @@ public sealed partial class IngestHandler
         }
 
         Log.UploadMissing(_logger, unit.Tenant, unit.StudyId);
-        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, "upload-missing", detail);
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, UploadMissingReason, detail);
     }
 
     /// <summary>
