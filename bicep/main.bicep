@@ -58,6 +58,24 @@ param resultTransport string = 'StorageQueue'
 @maxValue(365)
 param uploadRetentionDays int = 7
 
+// Tiles are needed only while their study is in flight (at most Pipeline__StuckStudyAge, 6 h, after ingest), and
+// the upload read lists beside them must outlive the uploads they list: the storage module refuses less than
+// uploadRetentionDays. 30 days leaves failed studies' tiles to look into. docs/compliance/phi-flow.md, "Data lifecycle".
+@description('Days after which lifecycle management deletes de-identified tiles, manifests and upload read lists in slices (at least uploadRetentionDays).')
+@minValue(1)
+@maxValue(365)
+param tileRetentionDays int = 30
+
+@description('Days after which lifecycle management deletes rejected, failed and not-screened originals (PHI) in quarantine; 0 keeps them until an operator deletes them.')
+@minValue(0)
+@maxValue(365)
+param quarantineRetentionDays int = 30
+
+@description('Days after which lifecycle management deletes dead-lettered chunk messages in dead-letters.')
+@minValue(1)
+@maxValue(365)
+param deadLetterRetentionDays int = 30
+
 @description('Deliveries of a chunk message before it is dead-lettered (the Service Bus queue and the scorer\'s Scorer__MaxDeliveryCount).')
 @minValue(1)
 @maxValue(100)
@@ -190,6 +208,9 @@ module storage 'modules/storage.bicep' = {
     resultQueueName: resultQueueName
     eventGridDeadLetterContainerName: eventGridDeadLetterContainerName
     uploadRetentionDays: uploadRetentionDays
+    tileRetentionDays: tileRetentionDays
+    quarantineRetentionDays: quarantineRetentionDays
+    deadLetterRetentionDays: deadLetterRetentionDays
     deploymentContainerName: deploymentContainerName
     resultTransport: resultTransport
     functionIdentityName: names.functionIdentity

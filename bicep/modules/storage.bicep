@@ -27,6 +27,24 @@ param skuName string = 'Standard_LRS'
 @maxValue(365)
 param uploadRetentionDays int
 
+// The retention of every other container follows from what reads it (docs/compliance/phi-flow.md, "Data lifecycle").
+// Lifecycle management counts from a blob's last write and runs about once a day, so a blob goes a day or so after
+// its retention at the earliest, never before it.
+@description('Days after which lifecycle management deletes what slices holds: de-identified tiles, series manifests and the upload read lists (upload-read.json). At least uploadRetentionDays.')
+@minValue(1)
+@maxValue(365)
+param tileRetentionDays int
+
+@description('Days after which lifecycle management deletes rejected, failed and not-screened originals in quarantine (PHI, under their upload names) with their reason.json; 0 keeps them until an operator deletes them.')
+@minValue(0)
+@maxValue(365)
+param quarantineRetentionDays int
+
+@description('Days after which lifecycle management deletes the queue messages the pipeline dead-lettered (dead-letters: ids, blob paths by study id and the reason; no PHI).')
+@minValue(1)
+@maxValue(365)
+param deadLetterRetentionDays int
+
 @description('Days deleted blobs stay recoverable (soft delete).')
 @minValue(1)
 @maxValue(365)
@@ -207,7 +225,23 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-
   }
 ]
 
-// Raw uploads carry PHI until de-identified: lifecycle management deletes whatever the pipeline left behind.
+// What each rule deletes, and why its default cannot delete what the pipeline still needs:
+// - ct-uploads: raw uploads (PHI). The pipeline deletes an upload once its study's results are stored (or quarantines
+//   it); this rule deletes whatever it left behind (an upload never ingested, a study that never settled).
+// - eventgrid-deadletter: BlobCreated events Event Grid gave up on after 24 h. Each names an upload (blob URL and
+//   subject: the uploader's names, so PHI) and is of use only while that upload can still be in ct-uploads, so it goes
+//   after uploadRetentionDays too, counted from its own write, which comes after the upload's.
+// - slices: tiles are read only while their study is in flight (the scorer, and AggregateStudy for the montage); the
+//   watchdog fails a study still processing Pipeline__StuckStudyAge (6 h) after ingest, and nothing re-scores a
+//   settled study. upload-read.json next to the tiles is read when the upload is settled: it must outlive every
+//   upload blob it lists, which the ct-uploads rule deletes uploadRetentionDays after the upload was written, before
+//   ingest wrote the list. Hence at least uploadRetentionDays (the deployment fails otherwise); 30 by default.
+// - quarantine: originals kept for an operator (PHI under the upload names). The pipeline never reads skipped/ or
+//   original/ back; it reads a study's reason.json only for a late re-delivery of its upload (Event Grid retries
+//   for 24 h). 0 disables the rule for operators who manage quarantine themselves.
+// - dead-letters: refused chunk messages, read by no code, kept for diagnosis.
+// - results (masks, overlays, montage, chunk documents): no rule. They are what the results API, the HTML report and
+//   the FHIR report read for as long as the study's Studies row exists, and nothing deletes rows.
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2025-06-01' = {
   parent: account
   name: 'default'
@@ -237,6 +271,121 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2025-06
               snapshot: {
                 delete: {
                   daysAfterCreationGreaterThan: uploadRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'delete-eventgrid-dead-letters'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${eventGridDeadLetterContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: uploadRetentionDays
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: uploadRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'delete-tiles'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${sliceContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: tileRetentionDays >= uploadRetentionDays
+                    ? tileRetentionDays
+                    : fail('tileRetentionDays must be at least uploadRetentionDays: the upload read lists in slices must outlive the uploads they list')
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: tileRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'delete-quarantine'
+          // A disabled rule still needs a valid day count: 1 stands in for 0, which turns the rule off.
+          enabled: quarantineRetentionDays > 0
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${quarantineContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: max(quarantineRetentionDays, 1)
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: max(quarantineRetentionDays, 1)
+                }
+              }
+            }
+          }
+        }
+        {
+          name: 'delete-dead-letters'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${deadLetterContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: deadLetterRetentionDays
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: deadLetterRetentionDays
                 }
               }
             }

@@ -53,19 +53,6 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
-    public void LifecyclePolicy_RawUploads_AreDeletedAfterTheRetentionParameter()
-    {
-        var rules = Storage.ResourcesOfType("Microsoft.Storage/storageAccounts/managementPolicies").Single()["properties"]!["policy"]!["rules"]!.AsArray();
-
-        var rule = Assert.Single(rules)!;
-        Assert.True((bool)rule["enabled"]!);
-        var prefixes = rule["definition"]!["filters"]!["prefixMatch"]!.AsArray().Select(p => Storage.Resolve(p)).ToList();
-        Assert.Equal(["ct-uploads/"], prefixes);
-        Assert.Equal("param:uploadRetentionDays", Storage.Resolve(rule["definition"]!["actions"]!["baseBlob"]!["delete"]!["daysAfterModificationGreaterThan"]));
-        Assert.Equal(7, (int)fixture.Main.Root["parameters"]!["uploadRetentionDays"]!["defaultValue"]!);
-    }
-
-    [Fact]
     public void ServiceBus_Namespace_DisablesLocalAuthentication()
     {
         var properties = fixture.Main.Module("servicebus").ResourcesOfType("Microsoft.ServiceBus/namespaces").Single()["properties"]!;
