@@ -388,6 +388,21 @@ public sealed class ResultsApi(
             return null;
         }
 
+        if (tenant is null && caller.Tenants is { } bound)
+        {
+            // A key bound to tenants looks in each of them (a point read each), as a study lookup does: before, it read
+            // every tenant's subscriptions (the whole table, on every guessed id) and dropped the others in memory.
+            foreach (var t in bound.Order(StringComparer.Ordinal))
+            {
+                if (await webhooks.FindAsync(t, id, cancellationToken).ConfigureAwait(false) is { } own)
+                {
+                    return own;
+                }
+            }
+
+            return null;
+        }
+
         var subscription = await webhooks.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
         return subscription is not null && caller.CanSee(subscription.Tenant) ? subscription : null;
     }

@@ -1,0 +1,102 @@
+using System.Net;
+using System.Text.Json;
+using CovidFunctions.Pipeline.Api;
+using CovidFunctions.Pipeline.Notifications;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace CovidFunctions.Pipeline.Tests.Api;
+
+/// <summary>
+/// The webhook routes as a tenant-bound key would attack them: another tenant's subscription by id (DELETE, test),
+///. Over real HTTP (Kestrel on 127.0.0.1, local keys).
+/// </summary>
+public sealed class WebhookTenantIsolationTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Fact]
+    public async Task ATenantBoundKey_FindsASubscriptionById_InItsOwnTenantsOnly_NeverReadingOtherTenantsRows()
+    {
+        // Before, DELETE /api/webhooks/{id} and POST /api/webhooks/{id}/test without ?tenant= read every tenant's
+        // subscriptions (the whole table) for a tenant-bound key and dropped the other tenants' in memory: another
+        // tenant's rows were read for it, and each guessed id cost a scan of the table.
+        using var kit = new ApiTestKit();
+        var w = kit.Webhooks;
+        var own = await w.Manager.AddAsync("alpha", "http://127.0.0.1:9/alpha", null, null, None);
+        var foreign = await w.Manager.AddAsync("beta", "http://127.0.0.1:9/beta", null, null, None);
+        var subscriptions = new SubscriptionReadLog(w.Subscriptions);
+        var manager = new WebhookManager(subscriptions, w.Secrets, w.Deliveries, w.Guard, w.Dispatcher, w.Options, TimeProvider.System);
+        var api = new ResultsApi(kit.Studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, kit.Studies), manager, new ResultsApiOptions());
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha", "gamma"], None);
+        var (app, baseUrl) = await StartAsync(api, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        using var foreignTest = await ResultsApiHttpTests.Send(http, HttpMethod.Post, $"/api/webhooks/{foreign.Subscription.Id}/test", alphaKey);
+        using var foreignDelete = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{foreign.Subscription.Id}", alphaKey);
+        Assert.Equal(HttpStatusCode.NotFound, foreignTest.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, foreignDelete.StatusCode);
+        Assert.NotNull(await w.Subscriptions.GetAsync("beta", foreign.Subscription.Id, None));
+
+        using var ownDelete = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{own.Subscription.Id}", alphaKey);
+        Assert.Equal(HttpStatusCode.NoContent, ownDelete.StatusCode);
+        Assert.Null(await w.Subscriptions.GetAsync("alpha", own.Subscription.Id, None));
+
+        // Point reads in the key's tenants only: no list of every tenant, and nothing of beta's read at all.
+        Assert.Empty(subscriptions.Lists);
+        Assert.DoesNotContain("beta", subscriptions.Reads);
+        Assert.Contains("gamma", subscriptions.Reads);
+    }
+
+    private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ResultsApi api, LocalApiKeys keys)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddSingleton(api);
+        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
+        var app = builder.Build();
+        app.MapResultsApi();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return (app, new Uri(address));
+    }
+
+    /// <summary>Records which tenants' subscriptions are read (point reads and lists) and passes everything through.</summary>
+    private sealed class SubscriptionReadLog(IWebhookSubscriptionStore inner) : IWebhookSubscriptionStore
+    {
+        public List<string> Reads { get; } = [];
+
+        public List<string?> Lists { get; } = [];
+
+        public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
+
+        public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
+        {
+            lock (Reads)
+            {
+                Reads.Add(tenant);
+            }
+
+            return inner.GetAsync(tenant, id, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken)
+        {
+            lock (Lists)
+            {
+                Lists.Add(tenant);
+            }
+
+            return inner.ListAsync(tenant, cancellationToken);
+        }
+
+        public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
+    }
+}
