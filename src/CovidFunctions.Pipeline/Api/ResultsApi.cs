@@ -45,6 +45,14 @@ public sealed class ResultsApi(
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 500;
 
+    /// <summary>
+    /// The most webhook subscriptions one tenant may hold through the API (<c>POST /api/webhooks</c> answers 409 beyond
+    /// it). Each study event of the tenant is sent to every subscription that wants it, each one an outbound request
+    /// made at once by the notify activity, and each subscription keeps a secret in Key Vault: without a bound a tenant
+    /// multiplies both at will. The operator's <c>covidfn webhooks add</c> is not bound by it.
+    /// </summary>
+    public const int MaxWebhooksPerTenant = 25;
+
     public async Task<ApiResponse> ListStudiesAsync(ApiCaller caller, StudyListQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
@@ -275,6 +283,13 @@ public sealed class ResultsApi(
         if (!caller.CanSee(tenant))
         {
             return ApiResponse.Error(403, $"this key may not manage tenant '{tenant}'");
+        }
+
+        // Counted before the insert, so creates racing each other may each see room: the bound is passed by at most
+        // the number of creates running at once for the tenant.
+        if ((await webhooks.ListAsync(tenant, cancellationToken).ConfigureAwait(false)).Count >= MaxWebhooksPerTenant)
+        {
+            return ApiResponse.Error(409, $"tenant '{tenant}' already has {MaxWebhooksPerTenant} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})");
         }
 
         try

@@ -13,7 +13,7 @@ namespace CovidFunctions.Pipeline.Tests.Api;
 
 /// <summary>
 /// The webhook routes as a tenant-bound key would attack them: another tenant's subscription by id (DELETE, test),
-///. Over real HTTP (Kestrel on 127.0.0.1, local keys).
+/// and a tenant filling the table with subscriptions. Over real HTTP (Kestrel on 127.0.0.1, local keys).
 /// </summary>
 public sealed class WebhookTenantIsolationTests
 {
@@ -52,6 +52,44 @@ public sealed class WebhookTenantIsolationTests
         Assert.Empty(subscriptions.Lists);
         Assert.DoesNotContain("beta", subscriptions.Reads);
         Assert.Contains("gamma", subscriptions.Reads);
+    }
+
+    [Fact]
+    public async Task ATenant_MayHoldAtMostMaxSubscriptions_TheNextIs409_AndNothingIsStored()
+    {
+        // Before, a tenant could add subscriptions without end: each study event then fans out to every one of them (one
+        // outbound request each, all at once in the notify activity), and each stores a secret in Key Vault.
+        using var kit = new ApiTestKit();
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
+        var (app, baseUrl) = await StartAsync(kit.Api, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        for (var i = 0; i < ResultsApi.MaxWebhooksPerTenant; i++)
+        {
+            using var created = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = $"http://127.0.0.1:9/hook{i}" });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        using var refused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+        Assert.Equal(
+            $"tenant 'alpha' already has {ResultsApi.MaxWebhooksPerTenant} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})",
+            error.RootElement.GetProperty("error").GetString());
+        Assert.Equal(ResultsApi.MaxWebhooksPerTenant, (await kit.Webhooks.Subscriptions.ListAsync("alpha", None)).Count);
+
+        // The cap is per tenant, whichever key asks; another tenant is not affected, and a removal makes room again.
+        using var operatorRefused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/op", tenant = "alpha" });
+        Assert.Equal(HttpStatusCode.Conflict, operatorRefused.StatusCode);
+        using var beta = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/beta", tenant = "beta" });
+        Assert.Equal(HttpStatusCode.Created, beta.StatusCode);
+        var first = (await kit.Webhooks.Subscriptions.ListAsync("alpha", None))[0];
+        using var removed = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{first.Id}", alphaKey);
+        Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+        using var again = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
+        Assert.Equal(HttpStatusCode.Created, again.StatusCode);
     }
 
     private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ResultsApi api, LocalApiKeys keys)
