@@ -36,8 +36,22 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// place. Studies created before the list index existed have no row: <see cref="CompleteListIndexAsync"/> (one scan,
 /// streamed, run in the background by <see cref="StudyIdIndexCompletion"/>) writes every study's row, then the marker
 /// <see cref="ListIndexMarkerPartition"/>/<see cref="IndexCompleteRowKey"/>; until the marker exists, a list is read
-/// the slow way (<see cref="StudyListing.ScanAsync"/>: every matching study, sorted), as is a list filtered by status
-/// (the status is not in the index: the index row would have to change with every status change).
+/// the slow way (<see cref="StudyListing.ScanAsync"/>: every matching study, sorted).
+/// </para>
+/// <para>
+/// A list filtered by status reads the status index: the same keys in one partition per tenant and status,
+/// <see cref="StatusIndexPartition"/> (<c>~list|{tenant}|{status}</c>, inside the list index's key range, so every
+/// all-tenant query and <see cref="ListTenantsAsync"/> step over it as they step over the list index). A study's row
+/// there moves when its status changes: the new status's row is written (an upsert) before the study row, and the old
+/// status's row deleted after it, conditionally on the version this writer saw (its ETag, read before the study row
+/// was written), so that a row another writer put back meanwhile (the study changed back to that status) stays. So a
+/// study always has the row of the status it holds; a row of a status it left (a writer that died between the two, a
+/// delete that lost its condition) is skipped by the read, which lists a study only when its row holds that status
+/// and place. A status change costs three more requests (the upsert, the read of the old row's version, the delete);
+/// writes that leave the status alone (most of the pipeline's) none. Studies older than the status index get their
+/// rows from <see cref="CompleteStatusIndexAsync"/> (a third scan, streamed, run after the list index's completion),
+/// then the marker <see cref="ListIndexMarkerPartition"/>/<see cref="StatusIndexCompleteRowKey"/>; until then a list
+/// filtered by status is read the slow way.
 /// </para>
 /// </summary>
 public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIndex, IStudyListIndex
@@ -50,6 +64,9 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
 
     /// <summary>The partition of the list index's marker row (<see cref="IndexCompleteRowKey"/>): the prefix alone, no tenant's.</summary>
     public const string ListIndexMarkerPartition = ListIndexPartitionPrefix;
+
+    /// <summary>RowKey of the status index's marker row in <see cref="ListIndexMarkerPartition"/> (insert-only, never removed).</summary>
+    public const string StatusIndexCompleteRowKey = "~status-complete";
 
     /// <summary>Studies point-read at once when a list page is read from the list index.</summary>
     private const int ListReadConcurrency = 16;
@@ -74,6 +91,9 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// <summary>The list index's marker and this process's backfill of it.</summary>
     private readonly IndexCompletion _listIndex = new(table, ListIndexMarkerPartition);
 
+    /// <summary>The status index's marker and this process's backfill of it.</summary>
+    private readonly IndexCompletion _statusIndex = new(table, ListIndexMarkerPartition, StatusIndexCompleteRowKey);
+
     /// <summary>Re-reads after conflicts before giving up (each conflict means another writer succeeded).</summary>
     private const int MaxUpdateAttempts = 100;
 
@@ -95,21 +115,30 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     {
         ArgumentNullException.ThrowIfNull(record);
         var place = StudyListPosition.Of(record);
+        ETag? statusRow = null;
         try
         {
             await AddTenantIndexAsync(record.Tenant, record.StudyId, cancellationToken).ConfigureAwait(false);
             await PutListIndexAsync(record.Tenant, place, cancellationToken).ConfigureAwait(false);
+            statusRow = await PutStatusIndexAsync(record.Tenant, record.Status, place, cancellationToken).ConfigureAwait(false);
             await Table.AddEntityAsync(ToEntity(record), cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (RequestFailedException ex) when (ex.Status == 409)
         {
             // The study exists: created by another writer (or an earlier delivery of this one). When its place is not
-            // the one just indexed (created at another time), that index row names a place no study holds.
+            // the one just indexed (created at another time), that index row names a place no study holds; when its
+            // status or place is not the one just indexed, so does that status row (deleted only in the version
+            // written here: another writer may have put it back for the study since).
             var existing = await GetAsync(record.Tenant, record.StudyId, cancellationToken).ConfigureAwait(false);
             if (existing is null || !StudyListPosition.Of(existing).IsSamePlace(place))
             {
                 await DropListIndexAsync(record.Tenant, place, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (statusRow is { } written && (existing is null || !StudyListPosition.Of(existing).IsSamePlace(place) || !string.Equals(existing.Status, record.Status, StringComparison.Ordinal)))
+            {
+                await DropStatusIndexAsync(record.Tenant, record.Status, ListIndexRowKey(place), written, cancellationToken).ConfigureAwait(false);
             }
 
             return false;
@@ -121,6 +150,9 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         ArgumentNullException.ThrowIfNull(update);
         // The list index rows this call wrote: those of places the study does not hold in the end are deleted.
         var indexed = new List<StudyListPosition>();
+        // The status index rows this call wrote or saw as the study's, with the version seen last: those of a status
+        // or place the study does not hold in the end are deleted in that version only.
+        var statusRows = new Dictionary<(string Status, string RowKey), ETag>();
         for (var attempt = 1; ; attempt++)
         {
             var current = await GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
@@ -133,6 +165,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             var entity = ToEntity(updated);
             var place = StudyListPosition.Of(updated);
             var moves = current is null || !StudyListPosition.Of(current).IsSamePlace(place);
+            var statusMoves = moves || !string.Equals(current!.Status, updated.Status, StringComparison.Ordinal);
             try
             {
                 if (current is null)
@@ -147,6 +180,21 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
                     indexed.Add(place);
                 }
 
+                // The new status's row before the row, every attempt (a row of an earlier attempt may have been deleted
+                // since by a writer that saw it); the version of the old status's row read now, before the row changes.
+                if (statusMoves)
+                {
+                    if (await PutStatusIndexAsync(tenant, updated.Status, place, cancellationToken).ConfigureAwait(false) is { } put)
+                    {
+                        statusRows[(updated.Status, ListIndexRowKey(place))] = put;
+                    }
+
+                    if (current is not null && await ReadStatusIndexVersionAsync(tenant, current.Status, StudyListPosition.Of(current), cancellationToken).ConfigureAwait(false) is { } seen)
+                    {
+                        statusRows[(current.Status, ListIndexRowKey(StudyListPosition.Of(current)))] = seen;
+                    }
+                }
+
                 Response response = current is null
                     ? await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)
                     : await Table.UpdateEntityAsync(entity, new ETag(current.ETag!), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
@@ -159,6 +207,12 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
                 foreach (var old in stale)
                 {
                     await DropListIndexAsync(tenant, old, cancellationToken).ConfigureAwait(false);
+                }
+
+                var held = (updated.Status, ListIndexRowKey(place));
+                foreach (var (row, version) in statusRows.Where(r => r.Key != held))
+                {
+                    await DropStatusIndexAsync(tenant, row.Status, row.RowKey, version, cancellationToken).ConfigureAwait(false);
                 }
 
                 return updated with { ETag = response.Headers.ETag?.ToString() };
@@ -380,18 +434,19 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     }
 
     /// <summary>
-    /// One page's worth of the studies list. With the list index complete and no status filter: a query of each listed
-    /// tenant's list index partition from the request's place on (RowKey range; <c>from</c>/<c>to</c> are part of the
-    /// range, exactly: the time is in the key), about <see cref="StudyListRequest.PageSize"/> + 1 keys each, merged in
-    /// list order (every tenant with studies for an all-tenant list: <see cref="ListTenantsAsync"/>, a one-row query per
-    /// tenant), then a point read of each study listed, up to <see cref="ListReadConcurrency"/> at once; an index row
-    /// whose study does not hold that place (see the class remarks) is skipped, and more keys are read when the caller
-    /// reads on. Otherwise <see cref="StudyListing.ScanAsync"/> (every matching study of the tenants, sorted in memory).
+    /// One page's worth of the studies list. With the list index complete (and, for a status filter, the status
+    /// index): <see cref="ListPlacesAsync"/> (a query of each listed tenant's list index partition, or status index
+    /// partition, from the request's place on: a RowKey range, <c>from</c>/<c>to</c> part of it exactly since the time
+    /// is in the key; about <see cref="StudyListRequest.PageSize"/> + 1 keys each, merged in list order), then a point
+    /// read of each study listed, up to <see cref="ListReadConcurrency"/> at once; an entry whose study does not hold
+    /// that place (and status) is skipped (see the class remarks), and more keys are read when the caller reads on.
+    /// Otherwise <see cref="StudyListing.ScanAsync"/> (every matching study of the tenants, sorted in memory).
     /// </summary>
     public async IAsyncEnumerable<StudyRecord> ListAsync(StudyListRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Status is not null || !await IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+        if (!await IsListIndexCompleteAsync(cancellationToken).ConfigureAwait(false)
+            || (request.Status is not null && !await IsStatusIndexCompleteAsync(cancellationToken).ConfigureAwait(false)))
         {
             await foreach (var study in StudyListing.ScanAsync(this, request, cancellationToken).ConfigureAwait(false))
             {
@@ -401,23 +456,9 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             yield break;
         }
 
-        var tenants = new List<string>();
-        if (request.Tenants is { } asked)
-        {
-            tenants.AddRange(asked);
-        }
-        else
-        {
-            await foreach (var tenant in ListTenantsAsync(cancellationToken).ConfigureAwait(false))
-            {
-                tenants.Add(tenant);
-            }
-        }
-
         var batchSize = Math.Max(1, request.PageSize + 1);
-        var places = StudyListing.MergeInListOrder([.. tenants.Where(IsTableKey).Select(t => ListIndexPlacesAsync(t, request, batchSize, cancellationToken))], p => p.Place, cancellationToken);
-        await using var next = places.GetAsyncEnumerator(cancellationToken);
-        var batch = new List<(string Tenant, StudyListPosition Place)>(batchSize);
+        await using var next = ListPlacesAsync(request, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        var batch = new List<StudyListPlace>(batchSize);
         while (true)
         {
             batch.Clear();
@@ -430,7 +471,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             await Parallel.ForEachAsync(Enumerable.Range(0, batch.Count), new ParallelOptions { MaxDegreeOfParallelism = ListReadConcurrency, CancellationToken = cancellationToken }, async (i, token) =>
             {
                 var study = await GetAsync(batch[i].Tenant, batch[i].Place.StudyId, token).ConfigureAwait(false);
-                read[i] = study is not null && StudyListPosition.Of(study).IsSamePlace(batch[i].Place) ? study : null;
+                read[i] = batch[i].IsHeldBy(study) && (request.Status is null || string.Equals(study!.Status, request.Status, StringComparison.Ordinal)) ? study : null;
             }).ConfigureAwait(false);
             foreach (var study in read)
             {
@@ -447,10 +488,44 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         }
     }
 
-    /// <summary>The places in one tenant's list index partition that the request asks for, in list order.</summary>
-    private async IAsyncEnumerable<(string Tenant, StudyListPosition Place)> ListIndexPlacesAsync(string tenant, StudyListRequest request, int pageSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// The entries of the request's tenants (every tenant with studies when it names none: <see cref="ListTenantsAsync"/>,
+    /// a one-row query per tenant) in the list index, or in the status index for a status filter, after its place and
+    /// within its times, merged in list order; no study is read. Each tenant's partition is read about
+    /// <see cref="StudyListRequest.PageSize"/> + 1 keys at a time, as far as the caller reads. Meaningful once the index
+    /// read is complete (<see cref="IsListIndexCompleteAsync"/>, <see cref="IsStatusIndexCompleteAsync"/>).
+    /// </summary>
+    public async IAsyncEnumerable<StudyListPlace> ListPlacesAsync(StudyListRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var clauses = new List<string> { TableClient.CreateQueryFilter($"PartitionKey eq {ListIndexPartition(tenant)}") };
+        ArgumentNullException.ThrowIfNull(request);
+        var tenants = new List<string>();
+        if (request.Tenants is { } asked)
+        {
+            tenants.AddRange(asked);
+        }
+        else
+        {
+            await foreach (var tenant in ListTenantsAsync(cancellationToken).ConfigureAwait(false))
+            {
+                tenants.Add(tenant);
+            }
+        }
+
+        var keysPerQuery = Math.Max(1, request.PageSize + 1);
+        var partitions = tenants
+            .Select(t => (Tenant: t, Partition: request.Status is { } status ? StatusIndexPartition(t, status) : ListIndexPartition(t)))
+            .Where(p => IsTableKey(p.Tenant) && IsTableKey(p.Partition))
+            .ToList();
+        await foreach (var place in StudyListing.MergeInListOrder([.. partitions.Select(p => ListIndexPlacesAsync(p.Tenant, p.Partition, request, keysPerQuery, cancellationToken))], p => p.Place, cancellationToken).ConfigureAwait(false))
+        {
+            yield return place;
+        }
+    }
+
+    /// <summary>The places in one index partition of a tenant that the request asks for, in list order.</summary>
+    private async IAsyncEnumerable<StudyListPlace> ListIndexPlacesAsync(string tenant, string partition, StudyListRequest request, int pageSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var clauses = new List<string> { TableClient.CreateQueryFilter($"PartitionKey eq {partition}") };
         if (request.After is { } after)
         {
             clauses.Add(TableClient.CreateQueryFilter($"RowKey gt {ListIndexRowKey(after)}"));
@@ -472,13 +547,19 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         {
             if (TryReadListIndexRowKey(row.RowKey, out var place))
             {
-                yield return (tenant, place);
+                yield return new StudyListPlace(tenant, place);
             }
         }
     }
 
     /// <summary>The list index partition of <paramref name="tenant"/>.</summary>
     public static string ListIndexPartition(string tenant) => ListIndexPartitionPrefix + tenant;
+
+    /// <summary>
+    /// The status index partition of <paramref name="tenant"/>'s studies of <paramref name="status"/>: the tenant's
+    /// list index partition, '|', the status (no tenant has a '|', so no tenant's list index partition is one).
+    /// </summary>
+    public static string StatusIndexPartition(string tenant, string status) => ListIndexPartitionPrefix + tenant + "|" + status;
 
     /// <summary>
     /// The list index RowKey of a place: its creation time as the ticks left to <see cref="DateTimeOffset.MaxValue"/>
@@ -549,6 +630,78 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         return written;
 
         async Task<int> SubmitAsync()
+        {
+            if (batch.Count == 0)
+            {
+                return 0;
+            }
+
+            await Table.SubmitTransactionAsync(batch, cancellationToken).ConfigureAwait(false);
+            var count = batch.Count;
+            batch.Clear();
+            return count;
+        }
+    }
+
+    /// <summary>Whether the status index holds every study (its marker row exists).</summary>
+    public Task<bool> IsStatusIndexCompleteAsync(CancellationToken cancellationToken) => _statusIndex.IsCompleteAsync(cancellationToken);
+
+    /// <summary>
+    /// Writes the status index row of every study (its status and place as the scan reads them), then the marker that
+    /// says the status index is complete; returns how many rows it wrote. One scan of the study rows (keys, creation
+    /// time and status), streamed: rows are upserted up to 100 per transaction (one partition each: a tenant and a
+    /// status), so memory holds one batch per status of the tenant being read. Idempotent and safe at any time, here
+    /// or in another process: a study created or changing status during the scan wrote the row of its new status before
+    /// its study row. A study whose status changed after the scan read it may get a row of the status it left, which
+    /// lists skip. Calls at once in one process share one run (see <see cref="CompleteListIndexAsync"/>).
+    /// </summary>
+    public Task<int> CompleteStatusIndexAsync(CancellationToken cancellationToken) => _statusIndex.CompleteAsync(BackfillStatusIndexAsync, cancellationToken);
+
+    /// <summary>Upserts the status index row of every study (the marker is <see cref="IndexCompletion"/>'s); returns how many.</summary>
+    private async Task<int> BackfillStatusIndexAsync(CancellationToken cancellationToken)
+    {
+        var written = 0;
+        var batches = new Dictionary<string, List<TableTransactionAction>>(StringComparer.Ordinal);
+        string? tenant = null;
+        await foreach (var row in Table.QueryAsync<TableEntity>(BuildFilter(null, null, null, null), select: ["PartitionKey", "RowKey", nameof(StudyRecord.CreatedAt), nameof(StudyRecord.Status)], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (tenant is not null && row.PartitionKey != tenant)
+            {
+                foreach (var full in batches.Values)
+                {
+                    written += await SubmitAsync(full).ConfigureAwait(false);
+                }
+            }
+
+            tenant = row.PartitionKey;
+            // A row without a status is read as queued (FromEntity): indexed as what lists show.
+            var partition = StatusIndexPartition(row.PartitionKey, row.GetString(nameof(StudyRecord.Status)) ?? StudyStatus.Queued);
+            if (!IsTableKey(partition))
+            {
+                continue;
+            }
+
+            if (!batches.TryGetValue(partition, out var batch))
+            {
+                batches[partition] = batch = new List<TableTransactionAction>(BackfillBatchSize);
+            }
+
+            var place = new StudyListPosition(row.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default, row.RowKey);
+            batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, ListIndexRowKey(place))));
+            if (batch.Count == BackfillBatchSize)
+            {
+                written += await SubmitAsync(batch).ConfigureAwait(false);
+            }
+        }
+
+        foreach (var rest in batches.Values)
+        {
+            written += await SubmitAsync(rest).ConfigureAwait(false);
+        }
+
+        return written;
+
+        async Task<int> SubmitAsync(List<TableTransactionAction> batch)
         {
             if (batch.Count == 0)
             {
@@ -702,6 +855,46 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         await Table.UpsertEntityAsync(new TableEntity(ListIndexPartition(tenant), ListIndexRowKey(place)), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
+    /// Writes the status index row of a study's status and place (an upsert: idempotent); returns its version (null
+    /// should the service not say it: such a row is never deleted, only skipped by lists once stale).
+    /// </summary>
+    private async Task<ETag?> PutStatusIndexAsync(string tenant, string status, StudyListPosition place, CancellationToken cancellationToken)
+    {
+        var response = await Table.UpsertEntityAsync(new TableEntity(StatusIndexPartition(tenant, status), ListIndexRowKey(place)), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+        return response.Headers.ETag;
+    }
+
+    /// <summary>The version of the status index row of a status and place, or null when there is none (a study older than the index).</summary>
+    private async Task<ETag?> ReadStatusIndexVersionAsync(string tenant, string status, StudyListPosition place, CancellationToken cancellationToken)
+    {
+        var partition = StatusIndexPartition(tenant, status);
+        if (!IsTableKey(partition))
+        {
+            return null;
+        }
+
+        var row = await Table.GetEntityIfExistsAsync<TableEntity>(partition, ListIndexRowKey(place), ["RowKey"], cancellationToken).ConfigureAwait(false);
+        return row.HasValue && row.Value is { } entity ? entity.ETag : null;
+    }
+
+    /// <summary>
+    /// Deletes a status index row of a status or place the study does not hold, only in <paramref name="version"/> (the
+    /// one this writer wrote or saw as the study's): a row another writer put back since, because the study holds that
+    /// status again, stays. Best effort like <see cref="DropListIndexAsync"/>: a row left behind is skipped by lists.
+    /// </summary>
+    private async Task DropStatusIndexAsync(string tenant, string status, string rowKey, ETag version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Table.DeleteEntityAsync(StatusIndexPartition(tenant, status), rowKey, version, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException)
+        {
+            // Gone already (404), put back by another writer (412), or storage refused: lists skip a row left behind.
+        }
+    }
+
+    /// <summary>
     /// Deletes the list index row of a place the study does not hold. Best effort: a row left behind is skipped by every
     /// list (its study's row holds another place), so a failure here must not fail the write that succeeded.
     /// </summary>
@@ -732,7 +925,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// started again by the next call. The backfill is not cancelled with a caller's token (that only stops the wait):
     /// the scan it has done is worth finishing.
     /// </summary>
-    private sealed class IndexCompletion(TableClient table, string markerPartition)
+    private sealed class IndexCompletion(TableClient table, string markerPartition, string markerRowKey = IndexCompleteRowKey)
     {
         private readonly Lock _lock = new();
         private Task<int>? _run;
@@ -742,7 +935,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         {
             if (!_complete)
             {
-                var marker = await table.GetEntityIfExistsAsync<TableEntity>(markerPartition, IndexCompleteRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
+                var marker = await table.GetEntityIfExistsAsync<TableEntity>(markerPartition, markerRowKey, ["RowKey"], cancellationToken).ConfigureAwait(false);
                 _complete = marker.HasValue;
             }
 
@@ -776,7 +969,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             var written = await writeRows(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                await table.AddEntityAsync(new TableEntity(markerPartition, IndexCompleteRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = written }, CancellationToken.None).ConfigureAwait(false);
+                await table.AddEntityAsync(new TableEntity(markerPartition, markerRowKey) { ["CompletedAt"] = DateTimeOffset.UtcNow, ["Backfilled"] = written }, CancellationToken.None).ConfigureAwait(false);
             }
             catch (RequestFailedException ex) when (ex.Status == 409)
             {

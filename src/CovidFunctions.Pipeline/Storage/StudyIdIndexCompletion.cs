@@ -6,7 +6,8 @@ namespace CovidFunctions.Pipeline.Storage;
 /// Completes the study id index (<see cref="IStudyIdIndex.CompleteTenantIndexAsync"/>: a scan of the whole Studies
 /// table that writes the index entries of studies created before the index existed), then the time-ordered list index
 /// (<see cref="IStudyListIndex.CompleteListIndexAsync"/>: a second scan; until it has finished, study lists read
-/// every matching study) in the background, so that no
+/// every matching study), then its status index (<see cref="IStudyListIndex.CompleteStatusIndexAsync"/>: a third scan;
+/// until it has finished, lists filtered by status read every study with that status) in the background, so that no
 /// request waits for it: the Function app starts it at start-up (a hosted service) and <c>covidfn up</c> when it starts.
 /// Until it has finished, a lookup without an index entry reads the id in each tenant (bounded by the number of
 /// tenants, <c>TableStudyStore.FindInAnyTenantAsync</c>); afterwards it is point reads only. A store without an index,
@@ -60,6 +61,14 @@ public sealed partial class StudyIdIndexCompletion(IStudyStore studies, TimeProv
                         written += rows;
                     }
 
+                    if (listIndex is not null && !await listIndex.IsStatusIndexCompleteAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        var started = time.GetTimestamp();
+                        var rows = await listIndex.CompleteStatusIndexAsync(cancellationToken).ConfigureAwait(false);
+                        Log.StatusCompleted(logger, rows, time.GetElapsedTime(started).TotalSeconds);
+                        written += rows;
+                    }
+
                     return written;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -84,6 +93,9 @@ public sealed partial class StudyIdIndexCompletion(IStudyStore studies, TimeProv
 
         [LoggerMessage(EventId = 7103, Level = LogLevel.Information, Message = "Studies list index complete: {Written} list index rows written, in {Seconds:0.0} s; study lists read about a page of rows from now on")]
         public static partial void ListCompleted(ILogger logger, int written, double seconds);
+
+        [LoggerMessage(EventId = 7104, Level = LogLevel.Information, Message = "Studies status index complete: {Written} status index rows written, in {Seconds:0.0} s; study lists filtered by status read about a page of rows from now on")]
+        public static partial void StatusCompleted(ILogger logger, int written, double seconds);
 
         [LoggerMessage(EventId = 7102, Level = LogLevel.Warning, Message = "Study id or list index not completed ({Error}: {Message}); lookups by id alone read each tenant and lists read every matching study meanwhile; retried in {Minutes} min")]
         public static partial void Failed(ILogger logger, string error, string message, double minutes);

@@ -37,6 +37,34 @@ public interface IStudyListIndex
     /// then records that the index is complete; returns how many entries it wrote. Safe while studies are created.
     /// </summary>
     Task<int> CompleteListIndexAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether every study has its status index entry (its place in the list of its tenant's studies of its status),
+    /// so that a list filtered by status reads about a page of entries instead of every study with that status.
+    /// </summary>
+    Task<bool> IsStatusIndexCompleteAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes the status index entry of every study (idempotent), then records that the status index is complete;
+    /// returns how many entries it wrote. Safe while studies are created and change status.
+    /// </summary>
+    Task<int> CompleteStatusIndexAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The places the index holds for <paramref name="request"/> (its status index when it filters by status), in list
+    /// order, without reading the studies: an entry may name a place its study no longer holds (a status it left, a
+    /// create that never landed), so a caller reads the study and checks. Only for a complete index
+    /// (<see cref="IsListIndexCompleteAsync"/>, and <see cref="IsStatusIndexCompleteAsync"/> with a status).
+    /// </summary>
+    IAsyncEnumerable<StudyListPlace> ListPlacesAsync(StudyListRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>A study's place in the list (<see cref="StudyListPosition"/>) with its tenant: a list index entry.</summary>
+public sealed record StudyListPlace(string Tenant, StudyListPosition Place)
+{
+    /// <summary>Whether <paramref name="study"/> is this entry's study at this place.</summary>
+    public bool IsHeldBy(StudyRecord? study) =>
+        study is not null && string.Equals(study.Tenant, Tenant, StringComparison.Ordinal) && StudyListPosition.Of(study).IsSamePlace(Place);
 }
 
 /// <summary>

@@ -19,10 +19,11 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 /// answers the same pages. Before, the table store read every matching study of the tenant and sorted it in memory
 /// for every page (20,000 rows for a page of 50 of a 20,000-study tenant, docs/benchmarks.md "Studies list"); with
 /// the index a page reads about one page of index keys and point-reads the studies listed. Each test has a Studies
-/// table of its own (the list index marker is one per table).
+/// table of its own (the list index marker is one per table). The status filter's tests are in
+/// StudyListIndexTests.Status.cs.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
-public sealed class StudyListIndexTests(AzuriteFixture azurite)
+public sealed partial class StudyListIndexTests(AzuriteFixture azurite)
 {
     private static readonly CancellationToken None = CancellationToken.None;
     private static readonly DateTimeOffset T0 = new(2026, 3, 1, 8, 0, 0, TimeSpan.Zero);
@@ -293,8 +294,9 @@ public sealed class StudyListIndexTests(AzuriteFixture azurite)
         var store = new TableStudyStore(table);
         if (kind == "table")
         {
-            // An empty table: the completion only writes the marker; every study is created through the store.
+            // An empty table: the completions only write the markers; every study is created through the store.
             Assert.Equal(0, await store.CompleteListIndexAsync(None));
+            Assert.Equal(0, await store.CompleteStatusIndexAsync(None));
         }
 
         return (store, recorder);
