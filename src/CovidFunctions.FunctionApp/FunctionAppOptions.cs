@@ -59,12 +59,10 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
     /// never uses it: its retries run on WebhookFunctions' 30 s timer. Before, it was accepted and range-checked, and
     /// changed nothing.
     /// </summary>
-    private static void RejectRetryPollInterval(IConfigurationSection webhooks)
-    {
-        if (webhooks.GetChildren().Any(c => c.Key.Equals(nameof(WebhookOptions.RetryPollInterval), StringComparison.OrdinalIgnoreCase)))
-        {
-            throw new InvalidOperationException(
-                $"{webhooks.Path}:{nameof(WebhookOptions.RetryPollInterval)} ({webhooks.Path}__{nameof(WebhookOptions.RetryPollInterval)}) changes nothing in the Function app: it retries due webhook deliveries on its own 30 s timer (WebhookFunctions.RetryWebhookDeliveries). The interval is covidfn up's retry loop's, which polls every 10 s and reads no Webhooks__* setting. Remove the setting.");
-        }
-    }
+    private static void RejectRetryPollInterval(IConfigurationSection webhooks) =>
+        IgnoredSettings.Reject(
+            webhooks,
+            [nameof(WebhookOptions.RetryPollInterval)],
+            "the Function app",
+            "it retries due webhook deliveries on its own 30 s timer (WebhookFunctions.RetryWebhookDeliveries). The interval is covidfn up's retry loop's, which polls every 10 s and reads no Webhooks__* setting. Remove the setting.");
 }

@@ -53,30 +53,23 @@ public static class ScorerApp
     /// handler that value: a <c>Scoring__MaxDeliveryCount</c> here would be replaced by it and change nothing, so
     /// start-up stops naming the setting that does.
     /// </summary>
-    internal static void RejectScoringDeliveryCount(IConfiguration configuration)
-    {
-        var key = $"{ScoringOptions.SectionName}:{nameof(ScoringOptions.MaxDeliveryCount)}";
-        if (configuration[key] is { } value)
-        {
-            throw new InvalidOperationException(
-                $"{key} ({key.Replace(":", "__", StringComparison.Ordinal)}={value}) changes nothing in the scorer: its deliveries per chunk are {ScorerOptions.SectionName}:{nameof(ScorerOptions.MaxDeliveryCount)} ({ScorerOptions.SectionName}__{nameof(ScorerOptions.MaxDeliveryCount)}, default 5); set that instead.");
-        }
-    }
+    internal static void RejectScoringDeliveryCount(IConfiguration configuration) =>
+        IgnoredSettings.Reject(
+            configuration.GetSection(ScoringOptions.SectionName),
+            [nameof(ScoringOptions.MaxDeliveryCount)],
+            "the scorer",
+            $"its deliveries per chunk are {IgnoredSettings.Name(configuration.GetSection(ScorerOptions.SectionName), nameof(ScorerOptions.MaxDeliveryCount))}, default 5; set that instead.");
 
     /// <summary>
     /// <c>Inference__*</c> is what covidfn's commands read (<c>up</c>, <c>screen</c>, <c>segment</c>, <c>classify</c>);
     /// the scorer's session settings are its own <c>Scorer__*</c> and <c>Scoring__BatchSize</c>. An <c>Inference__*</c>
     /// key here (copied from a local run) would change nothing, so start-up stops naming the scorer's settings instead.
     /// </summary>
-    internal static void RejectInferenceSettings(IConfiguration configuration)
-    {
-        var keys = configuration.GetSection(Inference.InferenceOptions.SectionName).GetChildren().Select(c => c.Key).Order(StringComparer.Ordinal).ToList();
-        if (keys.Count > 0)
-        {
-            throw new InvalidOperationException(
-                $"{string.Join(", ", keys.Select(k => $"{Inference.InferenceOptions.SectionName}:{k} ({Inference.InferenceOptions.SectionName}__{k})"))}: the scorer does not read Inference settings (covidfn's commands do). Its session settings are Scorer__ModelDirectory, Scorer__ExecutionProvider, Scorer__IntraOpThreads, Scorer__CpuMemArena, Scorer__RestrictLesionsToLungs and Scoring__BatchSize.");
-        }
-    }
+    internal static void RejectInferenceSettings(IConfiguration configuration) =>
+        IgnoredSettings.RejectSection(
+            configuration.GetSection(Inference.InferenceOptions.SectionName),
+            "the scorer",
+            "it does not read Inference settings (covidfn's commands do). Its session settings are Scorer__ModelDirectory, Scorer__ExecutionProvider, Scorer__IntraOpThreads, Scorer__CpuMemArena, Scorer__RestrictLesionsToLungs and Scoring__BatchSize.");
 
     /// <summary>
     /// Runs the host until it stops and returns the process exit code: 1 when the scorer's worker failed (models

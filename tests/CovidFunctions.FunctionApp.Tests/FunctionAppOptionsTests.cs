@@ -57,9 +57,9 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Imaging:Zip:MaxEntries", "0", "Imaging:Zip:MaxEntries must be ≥ 1")]
     [InlineData("Imaging:WindowLevel", "-500", "Imaging:WindowLevel is fixed at -600 HU: it is part of the lung2d-v1 preprocessing contract")]
     [InlineData("Imaging:WindowWidth", "1200", "Imaging:WindowWidth is fixed at 1500 HU: it is part of the lung2d-v1 preprocessing contract")]
-    [InlineData("Deidentification:RetainSafePrivate", "true", "Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) is not a setting: ingest de-identifies every upload with the project's fixed profile")]
-    [InlineData("Deidentification:RetainInstitutionIdentity", "false", "Deidentification:RetainInstitutionIdentity (Deidentification__RetainInstitutionIdentity) is not a setting")]
-    [InlineData("Deidentification:PseudonymLength", "24", "Deidentification:PseudonymLength (Deidentification__PseudonymLength) is not a setting")]
+    [InlineData("Deidentification:RetainSafePrivate", "true", "Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) changes nothing in ingest: it de-identifies every upload with the project's fixed profile")]
+    [InlineData("Deidentification:RetainInstitutionIdentity", "false", "Deidentification:RetainInstitutionIdentity (Deidentification__RetainInstitutionIdentity) changes nothing in ingest")]
+    [InlineData("Deidentification:PseudonymLength", "24", "Deidentification:PseudonymLength (Deidentification__PseudonymLength) changes nothing in ingest")]
     public void BadValue_AtStartUp_StopsTheAppNamingTheSetting(string key, string value, string expected)
     {
         var values = SampleValues();

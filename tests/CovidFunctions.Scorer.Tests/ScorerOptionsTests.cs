@@ -159,7 +159,7 @@ public sealed class ScorerOptionsTests
             .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Inference:IntraOpThreads", "2")])
             .Build())));
 
-        Assert.Contains("Inference:IntraOpThreads (Inference__IntraOpThreads)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Inference:IntraOpThreads (Inference__IntraOpThreads) changes nothing in the scorer", error.Message, StringComparison.Ordinal);
         Assert.Contains("Scorer__IntraOpThreads", error.Message, StringComparison.Ordinal);
     }
 
@@ -173,7 +173,7 @@ public sealed class ScorerOptionsTests
             .AddInMemoryCollection([KeyValuePair.Create<string, string?>("Scoring:MaxDeliveryCount", "3")])
             .Build())));
 
-        Assert.Contains("Scoring:MaxDeliveryCount (Scoring__MaxDeliveryCount=3)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Scoring:MaxDeliveryCount (Scoring__MaxDeliveryCount) changes nothing in the scorer", error.Message, StringComparison.Ordinal);
         Assert.Contains("Scorer__MaxDeliveryCount", error.Message, StringComparison.Ordinal);
     }
 }

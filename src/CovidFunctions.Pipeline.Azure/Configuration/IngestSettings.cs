@@ -48,14 +48,12 @@ public static class IngestSettings
         ArgumentNullException.ThrowIfNull(section);
         var options = typeof(DeidentificationOptions).GetProperties()
             .Where(p => p.SetMethod is { IsPublic: true })
-            .Select(p => p.Name)
-            .ToHashSet(StringComparer.OrdinalIgnoreCase);
-        var set = section.GetChildren().Select(c => c.Key).Where(options.Contains).Order(StringComparer.Ordinal).ToList();
-        if (set.Count > 0)
-        {
-            var profile = string.Join(", ", new DeidentificationOptions().EnabledOptions.Select(DeidOptionMeanings.Of));
-            throw new InvalidOperationException(
-                $"De-identification option {string.Join(", ", set.Select(k => $"{section.Path}:{k} ({section.Path}__{k})"))} is not a setting: ingest de-identifies every upload with the project's fixed profile ({profile}; docs/compliance/deid-conformance.md), whatever the configuration says, so the setting would change nothing. Remove it. (Only `covidfn deid --retain-safe-private` chooses an option, per run.)");
-        }
+            .Select(p => p.Name);
+        var profile = string.Join(", ", new DeidentificationOptions().EnabledOptions.Select(DeidOptionMeanings.Of));
+        IgnoredSettings.Reject(
+            section,
+            options,
+            "ingest",
+            $"it de-identifies every upload with the project's fixed profile ({profile}; docs/compliance/deid-conformance.md), whatever the configuration says. Remove it. (Only `covidfn deid --retain-safe-private` chooses an option, per run.)");
     }
 }

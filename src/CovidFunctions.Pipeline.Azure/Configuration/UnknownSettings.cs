@@ -29,9 +29,8 @@ public static class UnknownSettings
         if (unknown.Count > 0)
         {
             // The environment form of a nested section's key (Imaging:Zip:MaxEntrys) is Imaging__Zip__MaxEntrys.
-            var variable = section.Path.Replace(":", "__", StringComparison.Ordinal);
             throw new InvalidOperationException(
-                $"Unknown setting {string.Join(", ", unknown.Select(k => $"{section.Path}:{k} ({variable}__{k})"))}: no option reads it, so it would change nothing. Known {section.Path} settings: {string.Join(", ", known.Order(StringComparer.Ordinal))}.");
+                $"Unknown setting {string.Join(", ", unknown.Select(k => IgnoredSettings.Name(section, k)))}: no option reads it, so it would change nothing. Known {section.Path} settings: {string.Join(", ", known.Order(StringComparer.Ordinal))}.");
         }
     }
 }

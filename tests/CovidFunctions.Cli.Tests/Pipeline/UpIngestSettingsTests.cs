@@ -34,7 +34,7 @@ public sealed class UpIngestSettingsTests
     [InlineData("Imaging__MinSlices", "0", "Imaging:MinSlices must be ≥ 1")]
     [InlineData("Imaging__Zip__MaxEntrys", "3", "Imaging:Zip:MaxEntrys (Imaging__Zip__MaxEntrys)")]
     [InlineData("Imaging__WindowWidth", "1200", "Imaging:WindowWidth is fixed at 1500 HU: it is part of the lung2d-v1 preprocessing contract")]
-    [InlineData("Deidentification__RetainSafePrivate", "true", "Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) is not a setting")]
+    [InlineData("Deidentification__RetainSafePrivate", "true", "Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) changes nothing in ingest")]
     public void BadIngestSetting_IsRefusedNamingIt(string name, string value, string expected)
     {
         var error = Assert.Throws<InvalidOperationException>(() => LocalHostSettings.Load(Environment((name, value)), null));
@@ -67,7 +67,7 @@ public sealed class UpIngestSettingsTests
         await stdout;
 
         Assert.True(process.ExitCode == 2, stderr);
-        Assert.Contains("up: De-identification option Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) is not a setting", stderr, StringComparison.Ordinal);
+        Assert.Contains("up: Deidentification:RetainSafePrivate (Deidentification__RetainSafePrivate) changes nothing in ingest", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("cannot start the local pipeline", stderr, StringComparison.Ordinal);
     }
 
