@@ -261,6 +261,23 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
             return "reserved";
         }
 
+        // The other special-purpose ranges that are no public unicast (RFC 6890 registry): discard-only 100::/64,
+        // benchmarking 2001:2::/48 (as 198.18/15 for IPv4), documentation 3fff::/20 (RFC 9637).
+        if (b[0] == 0x01 && b[1] == 0x00 && b.AsSpan(2, 6).IndexOfAnyExcept((byte)0) < 0)
+        {
+            return "discard-only";
+        }
+
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x02 && b[4] == 0x00 && b[5] == 0x00)
+        {
+            return "benchmarking";
+        }
+
+        if (b[0] == 0x3f && b[1] == 0xff && (b[2] & 0xf0) == 0x00)
+        {
+            return "documentation";
+        }
+
         return null;
     }
 
@@ -280,6 +297,12 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
         (192, 168) => "private",
         (100, >= 64 and <= 127) => "carrier-grade NAT",
         (192, 0) when b[2] == 0 => "IETF protocol assignment",
+
+        // The documentation ranges TEST-NET-1/2/3 and the retired 6to4 relay anycast (RFC 7526): no public unicast.
+        (192, 0) when b[2] == 2 => "documentation",
+        (198, 51) when b[2] == 100 => "documentation",
+        (203, 0) when b[2] == 113 => "documentation",
+        (192, 88) when b[2] == 99 => "reserved",
         (198, 18 or 19) => "benchmarking",
         (>= 224 and <= 239, _) => "multicast",
         (>= 240, _) => "reserved",
