@@ -241,19 +241,19 @@ public static class UpCommand
         return submitted.StudyId;
     }
 
-    /// <summary>Prints one line per study state change until cancelled (or, with <paramref name="exitWhenDone"/>, until every new study is terminal).</summary>
+    /// <summary>
+    /// Prints one line per study state change until cancelled (or, with <paramref name="exitWhenDone"/>, until every new
+    /// study is terminal). Each round reads what can have changed (<see cref="StudyProgressWatch"/>), not every study.
+    /// </summary>
     private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, ConcurrentQueue<string> untracked, IAnsiConsole console, CancellationToken cancellationToken)
     {
-        var seen = new Dictionary<string, string>(StringComparer.Ordinal);
+        var watch = new StudyProgressWatch(host.Storage.Studies, since);
         while (true)
         {
-            var studies = new List<StudyRecord>();
+            StudyProgressRound? round = null;
             try
             {
-                await foreach (var study in host.Storage.Studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
-                {
-                    studies.Add(study);
-                }
+                round = await watch.PollAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Azure.RequestFailedException)
             {
@@ -265,25 +265,12 @@ public static class UpCommand
                 console.MarkupLine(line);
             }
 
-            foreach (var s in studies.OrderBy(s => s.CreatedAt))
+            foreach (var s in round?.Changed ?? [])
             {
-                var state = $"{s.Status}|{s.SliceCount}|{s.IngestedAt}";
-                if (seen.TryGetValue($"{s.Tenant}/{s.StudyId}", out var before) && before == state)
-                {
-                    continue;
-                }
-
-                var first = !seen.ContainsKey($"{s.Tenant}/{s.StudyId}");
-                seen[$"{s.Tenant}/{s.StudyId}"] = state;
-                if (first && StudyStatus.IsTerminal(s.Status) && s.CreatedAt < since)
-                {
-                    continue; // finished before this run: not news
-                }
-
                 console.MarkupLine(Describe(s, host.Storage.BlobContainers));
             }
 
-            if (exitWhenDone && studies.Any(s => s.CreatedAt >= since) && studies.Where(s => s.CreatedAt >= since).All(s => StudyStatus.IsTerminal(s.Status)))
+            if (exitWhenDone && round is { RunSettled: true })
             {
                 return;
             }
