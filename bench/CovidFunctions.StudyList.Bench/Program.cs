@@ -3,11 +3,15 @@
 // through the store, a minute apart, so every write path the pipeline uses writes what it writes), then lists, for each
 // tenant, page 1 and page `laterPage` (reached by following the continuation tokens; only that request is measured),
 // with a key bound to the tenant, the same two pages with an all-tenant key (every tenant's studies), and with the
-// tenant's key and ?status=completed (half of them; a filter the list index cannot serve). Each
+// tenant's key and ?status=completed (half of them), ?status=failed and ?status=processing (a sixth each): each status
+// case twice, through the status index ("status ...") and the way every status filter was read before it ("scan
+// status ...": the same store behind a wrapper without its list, so IStudyStore.ListAsync's default scan). Then
+// covidfn up's progress rounds (StudyProgressWatch) on a Studies table of its own holding `oldSettled` studies settled
+// before the run and a run of 3 studies: the rounds before (every study read, as every round did) and after. Each
 // measurement is the median of `runs`; rows read counts every entity the Table service returned (a query's `value`
 // array, 1 per point read), requests every HTTP request the store sent. Run from the repository root (Azurite is found
 // in infra/azurite):
-//   dotnet run -c Release --project bench/CovidFunctions.StudyList.Bench -- [sizes=2000,20000] [pageSize=50] [laterPage=10] [runs=5]
+//   dotnet run -c Release --project bench/CovidFunctions.StudyList.Bench -- [sizes=2000,20000] [pageSize=50] [laterPage=10] [runs=5] [oldSettled=5000]
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -27,6 +31,7 @@ var sizes = (args.Length > 0 ? args[0] : "2000,20000").Split(',').Select(s => in
 var pageSize = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
 var laterPage = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 10;
 var runs = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 5;
+var oldSettled = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 5000;
 var none = CancellationToken.None;
 
 var data = Directory.CreateTempSubdirectory("covidfn-list-bench-");
@@ -82,15 +87,25 @@ var deliveries = new InMemoryWebhookDeliveryLog();
 var dispatcher = new WebhookDispatcher(guard, deliveries, webhookOptions, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookDispatcher>.Instance);
 var manager = new WebhookManager(new InMemoryWebhookSubscriptionStore(), new InMemoryWebhookSecretStore(), deliveries, guard, dispatcher, webhookOptions, TimeProvider.System);
 var api = new ResultsApi(studies, storage.BlobContainers, new UsageQueries(storage.Usage, studies), manager, new ResultsApiOptions());
+// The same table through a store without its list: ListAsync is IStudyStore's default, the scan every status filter was before.
+var scanApi = new ResultsApi(new ScanOnlyStudyStore(studies), storage.BlobContainers, new UsageQueries(storage.Usage, studies), manager, new ResultsApiOptions());
 
 Console.WriteLine($"{Environment.ProcessorCount} cores, load average {File.ReadAllText("/proc/loadavg").Trim()}; pageSize {pageSize}, median of {runs}");
 Console.WriteLine("key         tenant studies  page  items  requests  rows read  wall ms");
 foreach (var size in sizes)
 {
-    foreach (var (keyName, caller) in new[] { ("tenant", ApiCaller.ForTenants(TenantOf(size))), ("all-tenant", ApiCaller.AllTenants), ("status", ApiCaller.ForTenants(TenantOf(size))) })
+    var cases = new List<(string Name, ApiCaller Caller, string? Status, ResultsApi Api)> { ("tenant", ApiCaller.ForTenants(TenantOf(size)), null, api), ("all-tenant", ApiCaller.AllTenants, null, api) };
+    foreach (var status in new[] { StudyStatus.Completed, StudyStatus.Failed, StudyStatus.Processing })
     {
-        // "status": the tenant's key with ?status=completed (half the studies), a filter the list index cannot serve.
-        var query = new StudyListQuery(Tenant: keyName == "all-tenant" ? null : TenantOf(size), Status: keyName == "status" ? StudyStatus.Completed : null, PageSize: pageSize);
+        // The tenant's key with ?status= (completed: half the studies; failed, processing: a sixth each), through the
+        // status index and through the scan it replaces.
+        cases.Add(("scan " + status, ApiCaller.ForTenants(TenantOf(size)), status, scanApi));
+        cases.Add(("status " + status, ApiCaller.ForTenants(TenantOf(size)), status, api));
+    }
+
+    foreach (var (keyName, caller, status, listApi) in cases)
+    {
+        var query = new StudyListQuery(Tenant: keyName == "all-tenant" ? null : TenantOf(size), Status: status, PageSize: pageSize);
         foreach (var page in new[] { 1, laterPage })
         {
             var samples = new List<(int Items, int Requests, long Rows, double Ms)>();
@@ -99,13 +114,13 @@ foreach (var size in sizes)
                 string? continuation = null;
                 for (var p = 1; p < page; p++)
                 {
-                    continuation = Page(await api.ListStudiesAsync(caller, query with { Continuation = continuation }, none)).Continuation
+                    continuation = Page(await listApi.ListStudiesAsync(caller, query with { Continuation = continuation }, none)).Continuation
                         ?? throw new InvalidOperationException($"page {p} of {TenantOf(size)} is the last");
                 }
 
                 counter.Reset();
                 var watch = Stopwatch.StartNew();
-                var response = await api.ListStudiesAsync(caller, query with { Continuation = continuation }, none);
+                var response = await listApi.ListStudiesAsync(caller, query with { Continuation = continuation }, none);
                 var ms = watch.Elapsed.TotalMilliseconds;
                 samples.Add((Page(response).Items, counter.Requests, counter.Rows, ms));
             }
@@ -114,6 +129,93 @@ foreach (var size in sizes)
             Console.WriteLine($"{keyName,-10}  {size,14}  {page,4}  {median.Items,5}  {median.Requests,8}  {median.Rows,9}  {median.Ms,7:0.0}");
         }
     }
+}
+
+// covidfn up's progress rounds: a Studies table of its own with `oldSettled` studies settled before the run (completed,
+// failed, rejected), then a run: two studies created, one progressing, all settling. Before: every round read every
+// study (Studies.QueryAsync of every tenant, what WatchProgressAsync called every 2 s). After: StudyProgressWatch.
+var pollTable = new TableClient(azurite.ConnectionString, "StudiesPoll", options);
+await pollTable.CreateIfNotExistsAsync(none);
+var pollStudies = new TableStudyStore(pollTable);
+await pollStudies.CompleteListIndexAsync(none);
+await pollStudies.CompleteStatusIndexAsync(none);
+var settled = new[] { StudyStatus.Completed, StudyStatus.Failed, StudyStatus.Rejected };
+seedWatch.Restart();
+await Parallel.ForEachAsync(Enumerable.Range(0, oldSettled), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, token) =>
+    await pollStudies.TryCreateAsync(new StudyRecord { Tenant = "default", StudyId = "s" + i.ToString("x24", CultureInfo.InvariantCulture), Status = settled[i % 3], CreatedAt = t0.AddMinutes(i), SliceCount = 64 }, token));
+Console.WriteLine($"up rounds: {oldSettled} settled studies seeded in {seedWatch.Elapsed.TotalSeconds:0} s");
+Console.WriteLine("round                     requests  rows read  wall ms");
+var runStates = new (int Study, string Status)[][]
+{
+    [(1, StudyStatus.Queued)],
+    [(1, StudyStatus.Processing), (2, StudyStatus.Queued)],
+    [(1, StudyStatus.Completed), (2, StudyStatus.Processing)],
+    [(2, StudyStatus.Failed)],
+    [],
+};
+var before = new List<(int Requests, long Rows, double Ms)>[runStates.Length];
+var after = new List<(int Requests, long Rows, double Ms)>[runStates.Length];
+for (var run = 0; run < runs; run++)
+{
+    // Each run starts a day after the last: the earlier runs' studies are old settled studies to it.
+    var since = t0.AddYears(1).AddDays(run);
+    var watch = new StudyProgressWatch(pollStudies, since);
+    for (var r = 0; r < runStates.Length; r++)
+    {
+        foreach (var (study, status) in runStates[r])
+        {
+            var id = $"run{run}-{study}";
+            await pollStudies.UpdateAsync("default", id, s => (s ?? new StudyRecord { Tenant = "default", StudyId = id, CreatedAt = since.AddMinutes(study) }) with { Status = status }, none);
+        }
+
+        counter.Reset();
+        var full = Stopwatch.StartNew();
+        var all = 0;
+        await foreach (var _ in pollStudies.QueryAsync(null, null, null, null, none))
+        {
+            all++;
+        }
+
+        (before[r] ??= []).Add((counter.Requests, counter.Rows, full.Elapsed.TotalMilliseconds));
+        counter.Reset();
+        var round = Stopwatch.StartNew();
+        await watch.PollAsync(none);
+        (after[r] ??= []).Add((counter.Requests, counter.Rows, round.Elapsed.TotalMilliseconds));
+    }
+
+}
+
+// What a write costs: a status change (read, replace; with the status index also the new row's upsert, the old row's
+// version read and its conditional delete), and an update that leaves the status alone.
+var writes = new List<(string Name, int Requests, double Ms)>();
+for (var run = 0; run < runs; run++)
+{
+    var id = "s" + run.ToString("x24", CultureInfo.InvariantCulture);
+    foreach (var (name, change) in new (string, Func<StudyRecord?, StudyRecord>)[]
+    {
+        ("status change", s => s! with { Status = s.Status == StudyStatus.Completed ? StudyStatus.Processing : StudyStatus.Completed }),
+        ("other update", s => s! with { SliceCount = s.SliceCount + 1 }),
+    })
+    {
+        counter.Reset();
+        var write = Stopwatch.StartNew();
+        await pollStudies.UpdateAsync("default", id, change, none);
+        writes.Add((name, counter.Requests, write.Elapsed.TotalMilliseconds));
+    }
+}
+
+foreach (var group in writes.GroupBy(w => w.Name))
+{
+    var median = group.OrderBy(w => w.Ms).ElementAt(group.Count() / 2);
+    Console.WriteLine($"write: {group.Key,-14} {median.Requests,3} requests  {median.Ms,6:0.0} ms");
+}
+
+for (var r = 0; r < runStates.Length; r++)
+{
+    var b = before[r].OrderBy(s => s.Ms).ElementAt(runs / 2);
+    var a = after[r].OrderBy(s => s.Ms).ElementAt(runs / 2);
+    Console.WriteLine($"{r + 1} before (every study)    {b.Requests,8}  {b.Rows,9}  {b.Ms,7:0.0}");
+    Console.WriteLine($"{r + 1} after (watch)           {a.Requests,8}  {a.Rows,9}  {a.Ms,7:0.0}");
 }
 
 data.Delete(recursive: true);
@@ -130,6 +232,20 @@ static (int Items, string? Continuation) Page(ApiResponse response)
     using var json = JsonDocument.Parse(response.Body);
     return (json.RootElement.GetProperty("items").GetArrayLength(),
         json.RootElement.TryGetProperty("continuation", out var c) ? c.GetString() : null);
+}
+
+/// <summary>The store without its list (and indexes): <see cref="IStudyStore.ListAsync"/> is the interface's scan.</summary>
+internal sealed class ScanOnlyStudyStore(IStudyStore inner) : IStudyStore
+{
+    public Task<StudyRecord?> GetAsync(string tenant, string studyId, CancellationToken cancellationToken) => inner.GetAsync(tenant, studyId, cancellationToken);
+
+    public Task<bool> TryCreateAsync(StudyRecord record, CancellationToken cancellationToken) => inner.TryCreateAsync(record, cancellationToken);
+
+    public Task<StudyRecord> UpdateAsync(string tenant, string studyId, Func<StudyRecord?, StudyRecord> update, CancellationToken cancellationToken) => inner.UpdateAsync(tenant, studyId, update, cancellationToken);
+
+    public IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken) => inner.QueryAsync(tenant, status, from, to, cancellationToken);
+
+    public IAsyncEnumerable<string> ListTenantsAsync(CancellationToken cancellationToken) => inner.ListTenantsAsync(cancellationToken);
 }
 
 /// <summary>Counts the requests the store sends and the entities the Table service returns (a query's rows, or one per point read).</summary>

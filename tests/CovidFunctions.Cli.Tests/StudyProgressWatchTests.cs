@@ -2,7 +2,6 @@ using System.Text.Json;
 using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Data.Tables;
-using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Storage;

@@ -1,6 +1,4 @@
-using CovidFunctions.Pipeline.Storage;
-
-namespace CovidFunctions.Cli.LocalHost;
+namespace CovidFunctions.Pipeline.Storage;
 
 /// <summary>The studies of one round of <see cref="StudyProgressWatch"/>.</summary>
 /// <param name="Changed">The studies to show (new to the view or changed since the last round), oldest first.</param>
