@@ -219,15 +219,15 @@ public sealed class StartupSettingsTests
     }
 
     /// <summary>Runs covidfn with the key and storage variables of this process removed and <paramref name="variables"/> set; returns the exit code and stderr.</summary>
-    private static (int ExitCode, string Stderr) Covidfn((string Name, string Value)[] variables, params string[] args)
+    /// <summary>Runs covidfn with <paramref name="args"/>, with no COVIDFN_* or configuration (Section__Key) variable of this process but <paramref name="variables"/>.</summary>
+    internal static (int ExitCode, string Stderr) Covidfn((string Name, string Value)[] variables, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "covidfn.dll"), .. args])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.StartsWith("Inference__", StringComparison.OrdinalIgnoreCase)
-            || k.StartsWith("Pipeline__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Metering__", StringComparison.OrdinalIgnoreCase)).ToList())
+        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.Contains("__", StringComparison.Ordinal)).ToList())
         {
             psi.Environment.Remove(name);
         }

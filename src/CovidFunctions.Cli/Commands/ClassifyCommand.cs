@@ -35,7 +35,7 @@ public static class ClassifyCommand
         var json = new Option<string>("--json") { Description = "Output JSON file.", Required = true };
         var models = ScreeningInputs.ModelsOption();
         var threads = ScreeningInputs.ThreadsOption();
-        var command = new Command("classify", "covid / cap / normal probabilities as JSON: per image for 2-D CT images; per slice and for the study for a series.");
+        var command = new Command("classify", "covid / cap / normal probabilities as JSON: per image for 2-D CT images; per slice and for the study for a series. A series is assembled with the Imaging__* settings of the environment, as `covidfn up` does (docs/imaging.md).");
         command.Arguments.Add(input);
         command.Options.Add(json);
         command.Options.Add(models);
@@ -60,14 +60,14 @@ public static class ClassifyCommand
             return ExitCodes.BadInput;
         }
 
-        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, [], error, out var isSeries, out var files, out var models))
+        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, [], error, out var isSeries, out var files, out var models, out var assembly))
         {
             return ExitCodes.BadInput;
         }
 
         try
         {
-            return isSeries ? RunSeries(input, jsonPath, models, output, error) : RunImages(input, files, jsonPath, models, output, error);
+            return isSeries ? RunSeries(input, jsonPath, models, assembly, output, error) : RunImages(input, files, jsonPath, models, output, error);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -142,7 +142,7 @@ public static class ClassifyCommand
     /// <c>path</c>), and <c>study</c> as well when there is one volume. A volume that cannot be screened is reported and
     /// left out (exit 2); nothing is written when none can be.
     /// </summary>
-    private static int RunSeries(string input, string jsonPath, ScreeningModels models, TextWriter output, TextWriter error)
+    private static int RunSeries(string input, string jsonPath, ScreeningModels models, SeriesAssemblyOptions assembly, TextWriter output, TextWriter error)
     {
         var volumes = ScreeningInputs.FindVolumes(input, []);
         var root = Directory.Exists(input) ? Path.GetFullPath(input) : Path.GetDirectoryName(Path.GetFullPath(input))!;
@@ -156,7 +156,7 @@ public static class ClassifyCommand
             w.WriteStartArray("items");
             foreach (var source in volumes ?? [input])
             {
-                using var series = ScreeningInputs.TryAssemble("classify", source, error);
+                using var series = ScreeningInputs.TryAssemble("classify", source, assembly, error);
                 if (series is null)
                 {
                     status = ExitCodes.BadInput;

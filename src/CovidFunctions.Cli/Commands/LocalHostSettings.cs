@@ -1,6 +1,4 @@
 using System.Collections;
-using CovidFunctions.Dicom.Deidentification;
-using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Configuration;
@@ -57,8 +55,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
         metering.Validate();
 
         // De-identification options are refused, not ignored (ingest's profile is fixed); the key is up's own key file.
-        IngestSettings.RejectDeidentificationOptions(EnvironmentSettings.Section(environment, DeidentificationOptions.SectionName));
-        var assembly = IngestSettings.LoadImaging(EnvironmentSettings.Section(environment, ImagingOptions.SectionName));
+        var assembly = ImagingSettings.LoadForIngest(environment);
         var functionAppOnly = pipelineSection.GetChildren()
             .Select(c => c.Key)
             .Where(k => FunctionAppOnlyPipelineKeys.Contains(k, StringComparer.OrdinalIgnoreCase))

@@ -248,14 +248,15 @@ public static class ScreeningInputs
     }
 
     /// <summary>
-    /// Assembles a series input; on failure writes one line prefixed with <paramref name="commandName"/> to
-    /// <paramref name="error"/> and returns null.
+    /// Assembles a series input with <paramref name="assembly"/> (the <c>Imaging__*</c> settings, as the pipeline's
+    /// ingest assembles uploads: <see cref="ImagingSettings"/>); on failure writes one line prefixed with
+    /// <paramref name="commandName"/> to <paramref name="error"/> and returns null.
     /// </summary>
-    public static AssembledSeries? TryAssemble(string commandName, string input, TextWriter error)
+    public static AssembledSeries? TryAssemble(string commandName, string input, SeriesAssemblyOptions assembly, TextWriter error)
     {
         try
         {
-            var series = SeriesAssembler.Assemble(input);
+            var series = SeriesAssembler.Assemble(input, assembly);
             if (series.SliceCount == 0)
             {
                 series.Dispose();
@@ -335,9 +336,10 @@ public static class ScreeningInputs
     public static Option<int?> ThreadsOption() =>
         new("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core; default: Inference__IntraOpThreads, else 0)." };
 
-    /// <summary>The common start of <c>segment</c> and <c>classify</c>: decides between 2-D images and one series
-    /// (<see cref="IsSeriesInput"/>), finds the images and loads the models. On failure writes one line prefixed with
-    /// <paramref name="commandName"/> to <paramref name="error"/> and returns false. For a series
+    /// <summary>The common start of <c>segment</c> and <c>classify</c>: reads the <c>Inference__*</c> and
+    /// <c>Imaging__*</c> settings (<paramref name="assembly"/>: how a series input is assembled), decides between 2-D
+    /// images and one series (<see cref="IsSeriesInput"/>), finds the images and loads the models. On failure writes one
+    /// line prefixed with <paramref name="commandName"/> to <paramref name="error"/> and returns false. For a series
     /// <paramref name="files"/> is empty and <paramref name="isSeries"/> true (assemble it with <see cref="TryAssemble"/>).
     /// Files below <paramref name="outputFolders"/> are not inputs (a mask folder inside INPUT on a second run).</summary>
     public static bool TryStart(
@@ -349,14 +351,19 @@ public static class ScreeningInputs
         TextWriter error,
         out bool isSeries,
         [NotNullWhen(true)] out IReadOnlyList<string>? files,
-        [NotNullWhen(true)] out ScreeningModels? models)
+        [NotNullWhen(true)] out ScreeningModels? models,
+        [NotNullWhen(true)] out SeriesAssemblyOptions? assembly)
     {
         models = null;
+        assembly = null;
         string? problem = null;
         InferenceOptions inference;
+        SeriesAssemblyOptions settings;
         try
         {
+            // Both checked before the input is read: a bad setting stops the command naming it.
             inference = InferenceSettings.Load(modelsDir, threads);
+            settings = ImagingSettings.Load();
         }
         catch (InvalidOperationException ex)
         {
@@ -377,6 +384,7 @@ public static class ScreeningInputs
         try
         {
             models = ScreeningModels.Load(inference);
+            assembly = settings;
             return true;
         }
         catch (Exception ex) when (ex is InferenceException or ArgumentException)

@@ -39,7 +39,7 @@ public static class SegmentCommand
         var overlays = new Option<string?>("--overlays") { Description = "Folder for overlay PNGs (one per image or slice with lesion)." };
         var montage = new Option<string?>("--montage") { Description = "Series only: PNG montage of the most affected slices with lesion percentages." };
         var maskOut = new Option<string?>("--mask-out") { Description = "Series only: also write the lesion mask volume (NIfTI, .nii or .nii.gz) here." };
-        var command = new Command("segment", "Lesion masks: 0/255 PNG of input size for 2-D CT images, a NIfTI mask volume for a series.");
+        var command = new Command("segment", "Lesion masks: 0/255 PNG of input size for 2-D CT images, a NIfTI mask volume for a series. A series is assembled with the Imaging__* settings of the environment, as `covidfn up` does (docs/imaging.md).");
         command.Arguments.Add(input);
         command.Options.Add(outDir);
         command.Options.Add(models);
@@ -74,14 +74,14 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
-        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, outputFolders, error, out var isSeries, out var files, out var models))
+        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, outputFolders, error, out var isSeries, out var files, out var models, out var assembly))
         {
             return ExitCodes.BadInput;
         }
 
         try
         {
-            return isSeries ? RunVolumes(input, outDir, models, extras, output, error) : RunImages(input, files, outDir, models, extras, output, error);
+            return isSeries ? RunVolumes(input, outDir, models, assembly, extras, output, error) : RunImages(input, files, outDir, models, extras, output, error);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -218,12 +218,12 @@ public static class SegmentCommand
     /// (<see cref="ScreeningInputs.FindVolumes"/>) in turn: a volume that cannot be screened is reported and the others
     /// are still written (exit 2 then).
     /// </summary>
-    private static int RunVolumes(string input, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    private static int RunVolumes(string input, string outDir, ScreeningModels models, SeriesAssemblyOptions assembly, SegmentExtras extras, TextWriter output, TextWriter error)
     {
         string[] outputFolders = extras.OverlaysDir is null ? [outDir] : [outDir, extras.OverlaysDir];
         if (ScreeningInputs.FindVolumes(input, outputFolders) is not { } volumes)
         {
-            return RunSeries(input, ScreeningInputs.SeriesName(input), outDir, models, extras, output, error);
+            return RunSeries(input, ScreeningInputs.SeriesName(input), outDir, models, assembly, extras, output, error);
         }
 
         if (volumes.Count > 1 && (extras.MontagePath is not null || extras.MaskOutPath is not null))
@@ -240,7 +240,7 @@ public static class SegmentCommand
         var status = ExitCodes.Success;
         foreach (var (volume, name) in volumes.Zip(names))
         {
-            var rc = RunSeries(volume, name, outDir, models, extras, output, error);
+            var rc = RunSeries(volume, name, outDir, models, assembly, extras, output, error);
             if (rc == ExitCodes.InternalError)
             {
                 return rc;
@@ -252,9 +252,9 @@ public static class SegmentCommand
         return status;
     }
 
-    private static int RunSeries(string input, string name, string outDir, ScreeningModels models, SegmentExtras extras, TextWriter output, TextWriter error)
+    private static int RunSeries(string input, string name, string outDir, ScreeningModels models, SeriesAssemblyOptions assembly, SegmentExtras extras, TextWriter output, TextWriter error)
     {
-        using var series = ScreeningInputs.TryAssemble("segment", input, error);
+        using var series = ScreeningInputs.TryAssemble("segment", input, assembly, error);
         if (series is null)
         {
             return ExitCodes.BadInput;

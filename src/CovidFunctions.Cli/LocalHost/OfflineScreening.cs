@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
@@ -30,8 +31,10 @@ public sealed record OfflineScreeningResult(
 /// and ingested by <see cref="IngestHandler"/> (de-identification, tiles); each chunk the orchestrator would dispatch
 /// (<see cref="StudyOrchestrator.PlanChunks"/>) is scored by <see cref="ScoringHandler"/>; the diagnosis comes from
 /// <see cref="AggregateStudyActivity"/> called as a class. Stores are in memory; blobs live under the work folder.
+/// <paramref name="assembly"/>: how ingest assembles the series and expands a zip (<c>covidfn screen</c>: the checked
+/// <c>Imaging__*</c> settings, as <c>covidfn up</c> and the Function app use them; null: the defaults).
 /// </summary>
-public sealed class OfflineScreening(ScreeningModels models, DeidKey key, PipelineOptions? options = null, ILoggerFactory? loggerFactory = null)
+public sealed class OfflineScreening(ScreeningModels models, DeidKey key, PipelineOptions? options = null, ILoggerFactory? loggerFactory = null, SeriesAssemblyOptions? assembly = null)
 {
     private readonly PipelineOptions _options = options ?? new PipelineOptions();
     private readonly ILoggerFactory _loggers = loggerFactory ?? NullLoggerFactory.Instance;
@@ -62,7 +65,7 @@ public sealed class OfflineScreening(ScreeningModels models, DeidKey key, Pipeli
         var unit = UploadUnitPlanner.Plan(blobs, DateTimeOffset.UtcNow, _options, studyIdKey).SingleOrDefault(u => u.StudyId == submitted.StudyId)
             ?? throw new InvalidOperationException($"the upload {submitted.UploadPath} did not form an ingest unit");
         var ingest = new IngestHandler(containers, studies, usage, orchestrations, new DeidentificationEngine(key), pipelineOptions,
-            _loggers.CreateLogger<IngestHandler>(), TimeProvider.System);
+            _loggers.CreateLogger<IngestHandler>(), TimeProvider.System, assembly: assembly);
         var outcome = await ingest.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
         stages["ingest"] = Lap(stopwatch);
         if (outcome.Status != IngestStatus.Ingested && outcome.Status != IngestStatus.AlreadyIngested)
