@@ -53,6 +53,15 @@ public sealed class ResultsApi(
     /// </summary>
     public const int MaxWebhooksPerTenant = 25;
 
+    /// <summary>
+    /// How many subscriptions one tenant may create through the API per window of the webhook test limit
+    /// (<c>Webhooks:TestRateWindow</c>, one minute by default; 429 beyond it). <see cref="MaxWebhooksPerTenant"/> bounds
+    /// what a tenant holds, not how fast it deletes and re-creates: each create and delete writes a secret to the Key
+    /// Vault every tenant's deliveries read theirs from (a vault has one throttling budget), and each create resolves a
+    /// host name the tenant chose.
+    /// </summary>
+    public const int MaxWebhookCreatesPerWindow = 10;
+
     public async Task<ApiResponse> ListStudiesAsync(ApiCaller caller, StudyListQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(caller);
@@ -290,6 +299,14 @@ public sealed class ResultsApi(
         if ((await webhooks.ListAsync(tenant, cancellationToken).ConfigureAwait(false)).Count >= MaxWebhooksPerTenant)
         {
             return ApiResponse.Error(409, $"tenant '{tenant}' already has {MaxWebhooksPerTenant} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})");
+        }
+
+        // Counted per tenant across instances (the test limit's store), whether the create then succeeds or not: a refused
+        // target costs a host lookup too.
+        var decision = await _webhookTests.TryAcquireAsync(tenant, WebhookTestRateLimiter.CreateScope, MaxWebhookCreatesPerWindow, cancellationToken).ConfigureAwait(false);
+        if (!decision.Allowed)
+        {
+            return ApiResponse.Error(429, $"at most {MaxWebhookCreatesPerWindow} webhook subscriptions created per {_webhookTests.Window.TotalSeconds:0} s per tenant; retry after {decision.RetryAfter.TotalSeconds:0} s") with { RetryAfter = decision.RetryAfter };
         }
 
         try

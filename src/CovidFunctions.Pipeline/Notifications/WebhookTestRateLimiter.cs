@@ -28,7 +28,7 @@ public interface IRateWindowStore
     Task<bool> TryReplaceAsync(RateWindow window, CancellationToken cancellationToken);
 }
 
-/// <summary>The answer of <see cref="WebhookTestRateLimiter.TryAcquireAsync"/>: allowed, or refused until <see cref="RetryAfter"/> has passed.</summary>
+/// <summary>The answer of <see cref="WebhookTestRateLimiter.TryAcquireAsync(string, CancellationToken)"/>: allowed, or refused until <see cref="RetryAfter"/> has passed.</summary>
 public sealed record RateLimitDecision(bool Allowed, TimeSpan RetryAfter)
 {
     public static RateLimitDecision Allow { get; } = new(true, TimeSpan.Zero);
@@ -47,6 +47,9 @@ public sealed class WebhookTestRateLimiter
 {
     /// <summary>The counter's scope (the table row's RowKey).</summary>
     public const string Scope = "webhook-test";
+
+    /// <summary>The counter of <c>POST /api/webhooks</c> (subscriptions created), beside the test endpoint's.</summary>
+    public const string CreateScope = "webhook-create";
 
     /// <summary>How many times one call re-reads the counter after losing a conditional write before it refuses.</summary>
     public const int MaxWriteAttempts = 8;
@@ -76,25 +79,35 @@ public sealed class WebhookTestRateLimiter
         new(new InMemoryRateWindowStore(), options, time ?? TimeProvider.System);
 
     /// <summary>Counts one test call of <paramref name="tenant"/>; refused (with the time until the window ends) over the limit.</summary>
-    public async Task<RateLimitDecision> TryAcquireAsync(string tenant, CancellationToken cancellationToken)
+    public Task<RateLimitDecision> TryAcquireAsync(string tenant, CancellationToken cancellationToken) =>
+        TryAcquireAsync(tenant, Scope, PermitLimit, cancellationToken);
+
+    /// <summary>
+    /// Counts one call of another operation (<paramref name="scope"/>, its own counter row) of <paramref name="tenant"/>
+    /// in the same window, allowing <paramref name="permitLimit"/> per window: <c>POST /api/webhooks</c> counts its
+    /// creates so (<see cref="CreateScope"/>).
+    /// </summary>
+    public async Task<RateLimitDecision> TryAcquireAsync(string tenant, string scope, int permitLimit, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(tenant);
+        ArgumentException.ThrowIfNullOrEmpty(scope);
+        ArgumentOutOfRangeException.ThrowIfLessThan(permitLimit, 1);
         for (var attempt = 0; attempt < MaxWriteAttempts; attempt++)
         {
             var now = _time.GetUtcNow();
             var windowStart = WindowStartOf(now);
-            var current = await _store.GetAsync(Scope, tenant, cancellationToken).ConfigureAwait(false);
+            var current = await _store.GetAsync(scope, tenant, cancellationToken).ConfigureAwait(false);
             bool written;
             if (current is null)
             {
-                written = await _store.TryInsertAsync(new RateWindow(Scope, tenant, windowStart, 1), cancellationToken).ConfigureAwait(false);
+                written = await _store.TryInsertAsync(new RateWindow(scope, tenant, windowStart, 1), cancellationToken).ConfigureAwait(false);
             }
             else if (current.WindowStart != windowStart)
             {
                 // An earlier window (or, with clocks that disagree, a later one): this call starts the current one.
                 written = await _store.TryReplaceAsync(current with { WindowStart = windowStart, Count = 1 }, cancellationToken).ConfigureAwait(false);
             }
-            else if (current.Count >= PermitLimit)
+            else if (current.Count >= permitLimit)
             {
                 return new RateLimitDecision(false, RetryAfterAt(now, windowStart));
             }

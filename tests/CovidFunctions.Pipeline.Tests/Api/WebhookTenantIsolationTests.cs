@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.Pipeline.Tests.Notifications;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -66,10 +67,15 @@ public sealed class WebhookTenantIsolationTests
         var (app, baseUrl) = await StartAsync(kit.Api, keys);
         await using var server = app;
         using var http = new HttpClient { BaseAddress = baseUrl };
-        for (var i = 0; i < ResultsApi.MaxWebhooksPerTenant; i++)
+        using (var viaApi = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook0" }))
         {
-            using var created = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = $"http://127.0.0.1:9/hook{i}" });
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Equal(HttpStatusCode.Created, viaApi.StatusCode);
+        }
+
+        // The rest added by the operator's CLI path (the API limits how many are created per minute: the next test).
+        for (var i = 1; i < ResultsApi.MaxWebhooksPerTenant; i++)
+        {
+            await kit.Webhooks.Manager.AddAsync("alpha", $"http://127.0.0.1:9/hook{i}", null, null, None);
         }
 
         using var refused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
@@ -88,6 +94,52 @@ public sealed class WebhookTenantIsolationTests
         var first = (await kit.Webhooks.Subscriptions.ListAsync("alpha", None))[0];
         using var removed = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{first.Id}", alphaKey);
         Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+        using var again = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
+        Assert.Equal(HttpStatusCode.Created, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task Creates_AreLimitedPerTenantAndWindow_429WithRetryAfter_AnotherTenantUnaffected()
+    {
+        // Before, the bound on what a tenant holds (MaxWebhooksPerTenant) did not bound how fast it deletes and re-creates:
+        // each create and delete writes a secret to the one Key Vault every tenant's deliveries read from, and each
+        // create resolves a host name the tenant chose, as often as the key can send requests.
+        using var kit = new ApiTestKit();
+        var clock = new SkippableClock();
+        var api = new ResultsApi(kit.Studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, kit.Studies), kit.Webhooks.Manager, new ResultsApiOptions(), WebhookTestRateLimiter.InMemory(new WebhookOptions(), clock));
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var alphaKey = await keys.AddKeyAsync(["alpha"], None);
+        var betaKey = await keys.AddKeyAsync(["beta"], None);
+        var (app, baseUrl) = await StartAsync(api, keys);
+        await using var server = app;
+        using var http = new HttpClient { BaseAddress = baseUrl };
+
+        // Created and deleted at once: what is counted is the creates, not the subscriptions held.
+        clock.AdvanceTo(new DateTimeOffset(clock.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero));
+        for (var i = 0; i < ResultsApi.MaxWebhookCreatesPerWindow; i++)
+        {
+            using var created = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = $"http://127.0.0.1:9/churn{i}" });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            using var json = JsonDocument.Parse(await created.Content.ReadAsStringAsync());
+            using var deleted = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{json.RootElement.GetProperty("webhook").GetProperty("id").GetString()}", alphaKey);
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        }
+
+        using var refused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        var retryAfter = refused.Headers.RetryAfter!.Delta!.Value;
+        Assert.InRange(retryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
+        using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+        Assert.Equal(
+            $"at most {ResultsApi.MaxWebhookCreatesPerWindow} webhook subscriptions created per 60 s per tenant; retry after {retryAfter.TotalSeconds:0} s",
+            error.RootElement.GetProperty("error").GetString());
+        Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync("alpha", None));
+
+        using var beta = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", betaKey, new { url = "http://127.0.0.1:9/beta" });
+        Assert.Equal(HttpStatusCode.Created, beta.StatusCode);
+
+        // The next window allows creates again.
+        clock.Advance(TimeSpan.FromMinutes(1));
         using var again = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
         Assert.Equal(HttpStatusCode.Created, again.StatusCode);
     }
