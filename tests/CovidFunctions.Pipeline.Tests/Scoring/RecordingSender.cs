@@ -11,6 +11,9 @@ internal sealed class RecordingSender : IMessageSender
 
     public List<QueueMessage> Sent { get; } = [];
 
+    /// <summary>The queue of each message in <see cref="Sent"/>, in the same order.</summary>
+    public List<string> Queues { get; } = [];
+
     public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
     {
         lock (Attempts)
@@ -22,6 +25,7 @@ internal sealed class RecordingSender : IMessageSender
             }
 
             Sent.Add(message);
+            Queues.Add(queue);
         }
 
         return Task.CompletedTask;

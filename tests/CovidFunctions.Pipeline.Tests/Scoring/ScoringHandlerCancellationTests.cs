@@ -17,37 +17,25 @@ namespace CovidFunctions.Pipeline.Tests.Scoring;
 /// </summary>
 public sealed class ScoringHandlerCancellationTests : IDisposable
 {
-    private const string Tenant = "lab-1";
-    private const string StudyId = "s-cancel";
-    private const string TilesPrefix = "lab-1/s-cancel/tiles";
-    private readonly TempDirectory _temp = TestData.CreateTempDirectory();
-    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+    private readonly ScoringTestStudy _study = new("s-cancel");
 
-    public void Dispose()
-    {
-        _timeout.Dispose();
-        _temp.Dispose();
-    }
+    public void Dispose() => _study.Dispose();
 
     [Fact]
     public async Task A_chunk_cancelled_before_its_model_batches_runs_none_and_stores_nothing()
     {
-        var inner = new FileSystemBlobContainers(_temp.Path);
-        using (var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f")))
-        {
-            // Slices 0-3 lie in the first tile chunk: they are read in one go, then scored in 2 batches of 2.
-            await SeriesTiles.WriteAsync(series, inner.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
-        }
+        // Slices 0-3 lie in the first tile chunk: they are read in one go, then scored in 2 batches of 2.
+        await _study.WriteRealTilesAsync();
 
         using var stopping = new CancellationTokenSource();
-        var containers = new CancelAfterTileReadContainers(inner, stopping);
+        var containers = new CancelAfterTileReadContainers(_study.Containers, stopping);
         var sliceResults = new RecordingSliceResults();
         var sender = new RecordingSender();
-        var handler = new ScoringHandler(containers, sliceResults, sender, ScreeningModels.Load(), Options.Create(new ScoringOptions { BatchSize = 2, MaxDeliveryCount = 5 }), NullLogger<ScoringHandler>.Instance);
-        var request = new ChunkRequest(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, ChunkIndex: 0, FirstSlice: 0, SliceCount: 4, Attempt: 1);
+        var handler = ScoringTestStudy.Handler(containers, sliceResults, sender, new ScoringOptions { BatchSize = 2, MaxDeliveryCount = 5 });
+        var request = _study.Request(chunkIndex: 0, firstSlice: 0, sliceCount: 4);
 
         // The host stops as the last tile of the chunk has been read (the drain timeout fired while tiles loaded).
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), stopping.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => handler.HandleAsync(ScoringTestStudy.Message(request), stopping.Token));
 
         Assert.True(containers.TileReads > 0);
         Assert.Empty(containers.ResultWrites);

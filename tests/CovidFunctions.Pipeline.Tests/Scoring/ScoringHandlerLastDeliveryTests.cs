@@ -1,12 +1,7 @@
-using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
-using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.Pipeline.Tests.Scoring;
 
@@ -19,18 +14,10 @@ namespace CovidFunctions.Pipeline.Tests.Scoring;
 /// </summary>
 public sealed class ScoringHandlerLastDeliveryTests : IDisposable
 {
-    private const string Tenant = "lab-1";
-    private const string StudyId = "s-edge";
-    private const string TilesPrefix = "lab-1/s-edge/tiles";
     private const int MaxDeliveries = 3;
-    private readonly TempDirectory _temp = TestData.CreateTempDirectory();
-    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
+    private readonly ScoringTestStudy _study = new("s-edge");
 
-    public void Dispose()
-    {
-        _timeout.Dispose();
-        _temp.Dispose();
-    }
+    public void Dispose() => _study.Dispose();
 
     [Theory]
     [InlineData(1, false)]
@@ -38,19 +25,19 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     public async Task A_fault_while_scoring_is_retried_then_answered_and_dead_lettered_on_the_last_delivery(int delivery, bool last)
     {
         // The tiles cannot be read for a reason that is no "unscorable" one (an I/O fault of the slices store).
-        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { FailSlicesReads = true };
+        var containers = new FaultyContainers(_study.Containers) { FailSlicesReads = true };
         var sender = new RecordingSender();
         var handler = Handler(containers, sender);
         var request = Request(sliceCount: 2);
 
         if (!last)
         {
-            await Assert.ThrowsAsync<IOException>(() => handler.HandleAsync(Message(request, delivery), _timeout.Token));
+            await Assert.ThrowsAsync<IOException>(() => handler.HandleAsync(Message(request, delivery), _study.Timeout));
             Assert.Empty(sender.Sent);
             return;
         }
 
-        var settlement = await handler.HandleAsync(Message(request, delivery), _timeout.Token);
+        var settlement = await handler.HandleAsync(Message(request, delivery), _study.Timeout);
         Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
         var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
         Assert.Equal($"scoring failed on each of {MaxDeliveries} deliveries; the last: IOException: slices store away", result.Error);
@@ -62,21 +49,20 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     [InlineData(MaxDeliveries, true)]
     public async Task A_FileNotFoundException_while_storing_is_a_storage_fault_not_missing_tiles(int delivery, bool last)
     {
-        var inner = new FileSystemBlobContainers(_temp.Path);
-        await WriteRealTilesAsync(inner);
-        var containers = new FaultyContainers(inner) { FailChunkDocumentWrites = true };
+        await _study.WriteRealTilesAsync();
+        var containers = new FaultyContainers(_study.Containers) { FailChunkDocumentWrites = true };
         var sender = new RecordingSender();
         var handler = Handler(containers, sender);
         var request = Request(sliceCount: 2);
 
         if (!last)
         {
-            await Assert.ThrowsAsync<FileNotFoundException>(() => handler.HandleAsync(Message(request, delivery), _timeout.Token));
+            await Assert.ThrowsAsync<FileNotFoundException>(() => handler.HandleAsync(Message(request, delivery), _study.Timeout));
             Assert.Empty(sender.Sent);
             return;
         }
 
-        var settlement = await handler.HandleAsync(Message(request, delivery), _timeout.Token);
+        var settlement = await handler.HandleAsync(Message(request, delivery), _study.Timeout);
         Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
         var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
         Assert.StartsWith($"scoring failed on each of {MaxDeliveries} deliveries; the last: FileNotFoundException:", result.Error, StringComparison.Ordinal);
@@ -90,11 +76,11 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
         // Before: every OperationCanceledException skipped the last-delivery answer, so the consumer dead-lettered the
         // chunk silently and the study waited out each re-dispatch timeout (3 × 10 min) instead of failing with the cause.
         var timeout = new TaskCanceledException("The operation was cancelled because it exceeded the configured timeout of 0:01:40.");
-        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => timeout };
+        var containers = new FaultyContainers(_study.Containers) { SlicesReadFault = () => timeout };
         var sender = new RecordingSender();
         var handler = Handler(containers, sender);
 
-        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token);
+        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _study.Timeout);
 
         Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
         var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(sender.Sent).Body);
@@ -105,11 +91,11 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     public async Task A_huge_exception_message_on_the_last_delivery_is_cut_so_the_answer_fits_a_storage_queue_message()
     {
         var fault = new IOException(new string('x', 100_000));
-        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => fault };
+        var containers = new FaultyContainers(_study.Containers) { SlicesReadFault = () => fault };
         var sender = new RecordingSender();
         var handler = Handler(containers, sender);
 
-        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token);
+        var settlement = await handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _study.Timeout);
 
         var sent = Assert.Single(sender.Sent);
         var result = PipelineJson.Deserialize<ChunkResult>(sent.Body);
@@ -126,7 +112,7 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
     {
         using var stopping = new CancellationTokenSource();
         await stopping.CancelAsync();
-        var containers = new FaultyContainers(new FileSystemBlobContainers(_temp.Path)) { SlicesReadFault = () => new OperationCanceledException(stopping.Token) };
+        var containers = new FaultyContainers(_study.Containers) { SlicesReadFault = () => new OperationCanceledException(stopping.Token) };
         var sender = new RecordingSender();
         var handler = Handler(containers, sender);
 
@@ -141,28 +127,21 @@ public sealed class ScoringHandlerLastDeliveryTests : IDisposable
         // No tiles: unscorable. The results queue refuses the answer: the consumer sees the exception (and dead-letters
         // the message itself); the handler does not try again with a "scoring failed" answer.
         var sender = new RecordingSender { Fail = true };
-        var handler = Handler(new FileSystemBlobContainers(_temp.Path), sender);
+        var handler = Handler(_study.Containers, sender);
 
-        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _timeout.Token));
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => handler.HandleAsync(Message(Request(sliceCount: 2), MaxDeliveries), _study.Timeout));
 
         Assert.Equal("results queue away", thrown.Message);
         var attempted = Assert.Single(sender.Attempts);
         Assert.Equal("tiles not found under slices/lab-1/s-edge/tiles", PipelineJson.Deserialize<ChunkResult>(attempted.Body).Error);
     }
 
-    private static ChunkRequest Request(int sliceCount) =>
-        new(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, ChunkIndex: 0, FirstSlice: 0, SliceCount: sliceCount, Attempt: 1);
+    private ChunkRequest Request(int sliceCount) => _study.Request(chunkIndex: 0, firstSlice: 0, sliceCount);
 
-    private static ReceivedMessage Message(ChunkRequest request, int delivery) => new(request.MessageId, PipelineJson.Serialize(request), delivery);
+    private static ReceivedMessage Message(ChunkRequest request, int delivery) => ScoringTestStudy.Message(request, delivery);
 
     private static ScoringHandler Handler(IBlobContainers containers, IMessageSender sender) =>
-        new(containers, new InMemorySliceResultStore(), sender, ScreeningModels.Load(), Options.Create(new ScoringOptions { BatchSize = 2, MaxDeliveryCount = MaxDeliveries }), NullLogger<ScoringHandler>.Instance);
-
-    private async Task WriteRealTilesAsync(IBlobContainers containers)
-    {
-        using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
-        await SeriesTiles.WriteAsync(series, containers.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
-    }
+        ScoringTestStudy.Handler(containers, new InMemorySliceResultStore(), sender, new ScoringOptions { BatchSize = 2, MaxDeliveryCount = MaxDeliveries });
 
     /// <summary>Containers whose slices reads fail with an I/O fault, or whose chunk-document writes fail with FileNotFoundException.</summary>
     private sealed class FaultyContainers(IBlobContainers inner) : IBlobContainers

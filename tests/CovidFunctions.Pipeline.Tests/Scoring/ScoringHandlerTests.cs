@@ -1,53 +1,36 @@
-using System.Collections.Concurrent;
 using CovidFunctions.Imaging.Preprocessing;
-using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.Pipeline.Tests.Scoring;
 
 /// <summary>The scorer's handler on tiles of a real chest CT series with the committed model.</summary>
 public sealed class ScoringHandlerTests : IDisposable
 {
-    private const string Tenant = "lab-1";
+    private const string Tenant = ScoringTestStudy.Tenant;
     private const string StudyId = "s-real";
-    private const string TilesPrefix = "lab-1/s-real/tiles";
-    private readonly TempDirectory _temp = TestData.CreateTempDirectory();
-    private readonly FileSystemBlobContainers _containers;
+    private readonly ScoringTestStudy _study = new(StudyId);
     private readonly InMemorySliceResultStore _sliceResults = new();
     private readonly RecordingSender _sender = new();
-    private readonly CancellationTokenSource _timeout = new(TimeSpan.FromMinutes(5));
 
-    public ScoringHandlerTests()
-    {
-        _containers = new FileSystemBlobContainers(_temp.Path);
-    }
-
-    public void Dispose()
-    {
-        _timeout.Dispose();
-        _temp.Dispose();
-    }
+    public void Dispose() => _study.Dispose();
 
     [Fact]
     public async Task ScoresAChunkOfARealSeries()
     {
-        var manifest = await WriteRealTilesAsync();
+        var manifest = await _study.WriteRealTilesAsync();
         var models = ScreeningModels.Load();
         var handler = CreateHandler(models);
-        var request = new ChunkRequest(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, ChunkIndex: 3, FirstSlice: 12, SliceCount: 4, Attempt: 1);
+        var request = _study.Request(chunkIndex: 3, firstSlice: 12, sliceCount: 4);
 
-        var settlement = await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token);
+        var settlement = await handler.HandleAsync(ScoringTestStudy.Message(request), _study.Timeout);
 
         Assert.Equal(SettlementAction.Complete, settlement.Action);
-        var (queue, message) = Assert.Single(_sender.Sent);
-        Assert.Equal(PipelineNames.SliceResultsQueue, queue);
+        var message = Assert.Single(_sender.Sent);
+        Assert.Equal(PipelineNames.SliceResultsQueue, Assert.Single(_sender.Queues));
         var result = PipelineJson.Deserialize<ChunkResult>(message.Body);
         Assert.Equal(result.MessageId, message.MessageId);
         Assert.Null(result.Error);
@@ -82,15 +65,15 @@ public sealed class ScoringHandlerTests : IDisposable
             Assert.Equal(slice.LesionPixels, mask.Count(m => m != 0));
         }
 
-        var rows = await _sliceResults.GetAsync(Tenant, StudyId, _timeout.Token);
+        var rows = await _sliceResults.GetAsync(Tenant, StudyId, _study.Timeout);
         Assert.Equal([12, 13, 14, 15], rows.Select(r => r.SliceIndex).Order());
         Assert.All(rows, r => Assert.Equal(3, r.ChunkIndex));
 
         // A re-delivery overwrites the same document and rows with the same values.
         var firstDocument = await ReadTextAsync(result.ResultPath!);
-        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 2), _timeout.Token)).Action);
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(ScoringTestStudy.Message(request, delivery: 2), _study.Timeout)).Action);
         Assert.Equal(firstDocument, await ReadTextAsync(result.ResultPath!));
-        Assert.Equal(4, (await _sliceResults.GetAsync(Tenant, StudyId, _timeout.Token)).Count);
+        Assert.Equal(4, (await _sliceResults.GetAsync(Tenant, StudyId, _study.Timeout)).Count);
         Assert.Equal(2, _sender.Sent.Count);
     }
 
@@ -98,19 +81,19 @@ public sealed class ScoringHandlerTests : IDisposable
     public async Task UnitTilesTakeTheWholeImageAsTheBurdenDenominator()
     {
         const int rows = 40, columns = 56;
-        var writer = new TileSeriesWriter(_containers.Get(PipelineNames.SlicesContainer), "lab-1/s-unit/tiles", new TileManifest { Kind = TileKinds.Unit, Rows = rows, Columns = columns });
+        var writer = new TileSeriesWriter(_study.Containers.Get(PipelineNames.SlicesContainer), "lab-1/s-unit/tiles", new TileManifest { Kind = TileKinds.Unit, Rows = rows, Columns = columns });
         for (var s = 0; s < 2; s++)
         {
-            await writer.AddSliceAsync(Enumerable.Range(0, rows * columns).Select(i => ((i % columns) + (s * 7)) / (float)(columns + 7)).ToArray(), _timeout.Token);
+            await writer.AddSliceAsync(Enumerable.Range(0, rows * columns).Select(i => ((i % columns) + (s * 7)) / (float)(columns + 7)).ToArray(), _study.Timeout);
         }
 
-        await writer.CompleteAsync(_timeout.Token);
+        await writer.CompleteAsync(_study.Timeout);
         var handler = CreateHandler(ScreeningModels.Load());
         var request = new ChunkRequest(Tenant, "s-unit", StudyIds.OrchestrationId(Tenant, "s-unit"), "lab-1/s-unit/tiles", 0, 0, 2, 1);
 
-        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token)).Action);
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(ScoringTestStudy.Message(request), _study.Timeout)).Action);
 
-        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Body);
         var document = PipelineJson.Deserialize<ChunkResultDocument>(await ReadTextAsync(result.ResultPath!));
         Assert.Equal([0, 1], document.Slices.Select(s => s.SliceIndex));
         Assert.All(document.Slices, s => Assert.Equal(rows * columns, s.LungPixels));
@@ -123,10 +106,10 @@ public sealed class ScoringHandlerTests : IDisposable
         var handler = CreateHandler(ScreeningModels.Load());
         var request = new ChunkRequest(Tenant, "s-none", StudyIds.OrchestrationId(Tenant, "s-none"), "lab-1/s-none/tiles", 0, 0, 2, 1);
 
-        var settlement = await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token);
+        var settlement = await handler.HandleAsync(ScoringTestStudy.Message(request), _study.Timeout);
 
         Assert.Equal(SettlementAction.Complete, settlement.Action);
-        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Body);
         Assert.Null(result.ResultPath);
         Assert.Equal("tiles not found under slices/lab-1/s-none/tiles", result.Error);
     }
@@ -134,13 +117,13 @@ public sealed class ScoringHandlerTests : IDisposable
     [Fact]
     public async Task SlicesOutsideTheSeriesAnswerWithAnError()
     {
-        var manifest = await WriteRealTilesAsync();
+        var manifest = await _study.WriteRealTilesAsync();
         var handler = CreateHandler(ScreeningModels.Load());
-        var request = new ChunkRequest(Tenant, StudyId, StudyIds.OrchestrationId(Tenant, StudyId), TilesPrefix, 1, manifest.SliceCount - 1, 2, 1);
+        var request = _study.Request(chunkIndex: 1, firstSlice: manifest.SliceCount - 1, sliceCount: 2);
 
-        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(new ReceivedMessage(request.MessageId, PipelineJson.Serialize(request), 1), _timeout.Token)).Action);
+        Assert.Equal(SettlementAction.Complete, (await handler.HandleAsync(ScoringTestStudy.Message(request), _study.Timeout)).Action);
 
-        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Message.Body);
+        var result = PipelineJson.Deserialize<ChunkResult>(Assert.Single(_sender.Sent).Body);
         Assert.Contains($"outside the series of {manifest.SliceCount} slices", result.Error);
     }
 
@@ -153,7 +136,7 @@ public sealed class ScoringHandlerTests : IDisposable
     {
         var handler = CreateHandler(ScreeningModels.Load());
 
-        var settlement = await handler.HandleAsync(new ReceivedMessage("m1", body, 1), _timeout.Token);
+        var settlement = await handler.HandleAsync(new ReceivedMessage("m1", body, 1), _study.Timeout);
 
         Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
         Assert.False(string.IsNullOrEmpty(settlement.Reason));
@@ -161,28 +144,9 @@ public sealed class ScoringHandlerTests : IDisposable
     }
 
     private ScoringHandler CreateHandler(ScreeningModels models) =>
-        new(_containers, _sliceResults, _sender, models, Options.Create(new ScoringOptions { BatchSize = 3 }), NullLogger<ScoringHandler>.Instance);
+        ScoringTestStudy.Handler(_study.Containers, _sliceResults, _sender, new ScoringOptions { BatchSize = 3 }, models);
 
-    private async Task<TileManifest> WriteRealTilesAsync()
-    {
-        using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
-        return await SeriesTiles.WriteAsync(series, _containers.Get(PipelineNames.SlicesContainer), TilesPrefix, null, 2, _timeout.Token);
-    }
+    private string Link(string resultsPath) => _study.Containers.LinkTo(PipelineNames.ResultsContainer, resultsPath);
 
-    private string Link(string resultsPath) => _containers.LinkTo(PipelineNames.ResultsContainer, resultsPath);
-
-    private Task<string> ReadTextAsync(string resultsPath) => File.ReadAllTextAsync(Link(resultsPath), _timeout.Token);
-
-    private sealed class RecordingSender : IMessageSender
-    {
-        private readonly ConcurrentQueue<(string Queue, QueueMessage Message)> _sent = new();
-
-        public IReadOnlyList<(string Queue, QueueMessage Message)> Sent => [.. _sent];
-
-        public Task SendAsync(string queue, QueueMessage message, CancellationToken cancellationToken)
-        {
-            _sent.Enqueue((queue, message));
-            return Task.CompletedTask;
-        }
-    }
+    private Task<string> ReadTextAsync(string resultsPath) => File.ReadAllTextAsync(Link(resultsPath), _study.Timeout);
 }
