@@ -1,15 +1,10 @@
-using System.Text;
-using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Primitives;
+using static CovidFunctions.FunctionApp.Tests.FunctionHttp;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -74,38 +69,5 @@ public sealed class ApiFunctionsSecurityTests(AzuriteFixture azurite)
         return (ActivatorUtilities.CreateInstance<ApiFunctions>(services), minted.Key, studyId);
     }
 
-    private static HttpRequest Request(string method, string[]? apiKeys = null, string? body = null)
-    {
-        var context = new DefaultHttpContext();
-        context.Request.Method = method;
-        if (apiKeys is not null)
-        {
-            context.Request.Headers[LocalApiKeys.HeaderName] = new StringValues(apiKeys);
-        }
-
-        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
-        context.Response.Body = new MemoryStream();
-        return context.Request;
-    }
-
-    private static async Task<ApiResponse> Run(IActionResult result)
-    {
-        var context = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        context.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
-        return new ApiResponse(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray());
-    }
-
-    private ServiceProvider Build(string keyDirectory)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory) => SampleApp.Build(azurite, keyDirectory);
 }

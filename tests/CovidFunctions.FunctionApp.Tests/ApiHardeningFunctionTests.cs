@@ -5,11 +5,8 @@ using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Primitives;
+using static CovidFunctions.FunctionApp.Tests.FunctionHttp;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -45,9 +42,9 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
         string? retryAfter = null;
         for (var i = 0; i < 5; i++)
         {
-            var (status, headers) = await RunWithHeaders(await Api(i % 2 == 0 ? first : second).TestWebhook(Request("POST", key), id));
-            statuses.Add(status);
-            retryAfter ??= status == 429 ? headers.RetryAfter.ToString() : null;
+            var answer = await Run(await Api(i % 2 == 0 ? first : second).TestWebhook(Request("POST", key), id));
+            statuses.Add(answer.Status);
+            retryAfter ??= answer.Status == 429 ? answer.Headers.RetryAfter.ToString() : null;
         }
 
         // An hour-long window: the count cannot restart between the calls. Per-process counts would allow 3 per instance.
@@ -129,58 +126,5 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private static HttpRequest Request(string method, string? apiKey = null, string? body = null)
-    {
-        var context = new DefaultHttpContext();
-        context.Request.Method = method;
-        if (apiKey is not null)
-        {
-            context.Request.Headers[LocalApiKeys.HeaderName] = new StringValues(apiKey);
-        }
-
-        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
-        return context.Request;
-    }
-
-    private static async Task<ApiResponse> Run(IActionResult result) => (await Execute(result)).Response;
-
-    private static async Task<(int Status, IHeaderDictionary Headers)> RunWithHeaders(IActionResult result)
-    {
-        var (response, headers) = await Execute(result);
-        return (response.Status, headers);
-    }
-
-    private static async Task<(ApiResponse Response, IHeaderDictionary Headers)> Execute(IActionResult result)
-    {
-        var context = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        context.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
-        return (new ApiResponse(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray()), context.Response.Headers);
-    }
-
-    /// <summary>The app's services from local.settings.sample.json on the test's Azurite, with <paramref name="overrides"/> (null removes a setting).</summary>
-    private ServiceProvider Build(string keyDirectory, params (string Key, string? Value)[] overrides)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        foreach (var (key, value) in overrides)
-        {
-            if (value is null)
-            {
-                values.Remove(key);
-            }
-            else
-            {
-                values[key] = value;
-            }
-        }
-
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory, params (string Key, string? Value)[] overrides) => SampleApp.Build(azurite, keyDirectory, overrides);
 }

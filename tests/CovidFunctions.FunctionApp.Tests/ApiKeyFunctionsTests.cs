@@ -1,14 +1,11 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using static CovidFunctions.FunctionApp.Tests.FunctionHttp;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -44,7 +41,7 @@ public sealed class ApiKeyFunctionsTests(AzuriteFixture azurite)
 
         var minted = await Run(await admin.MintApiKey(Request("POST", body: $"{{\"tenants\":[\"{tenant}\"]}}")));
         Assert.Equal(201, minted.Status);
-        var body = JsonNode.Parse(minted.BodyText)!;
+        var body = JsonNode.Parse(minted.Text)!;
         var key = (string)body["key"]!;
         var id = (string)body["id"]!;
 
@@ -56,8 +53,8 @@ public sealed class ApiKeyFunctionsTests(AzuriteFixture azurite)
 
         var listed = await Run(await admin.ListApiKeys(Request("GET")));
         Assert.Equal(200, listed.Status);
-        Assert.Contains(id, listed.BodyText, StringComparison.Ordinal);
-        Assert.DoesNotContain(key, listed.BodyText, StringComparison.Ordinal);
+        Assert.Contains(id, listed.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, listed.Text, StringComparison.Ordinal);
 
         Assert.Equal(204, (await Run(await admin.RevokeApiKey(Request("DELETE"), id))).Status);
         Assert.Equal(401, (await Run(await api.GetStudy(Request("GET", key), own))).Status);
@@ -71,40 +68,5 @@ public sealed class ApiKeyFunctionsTests(AzuriteFixture azurite)
         return studyId;
     }
 
-    private static HttpRequest Request(string method, string? apiKey = null, string? body = null, string query = "")
-    {
-        var context = new DefaultHttpContext();
-        context.Request.Method = method;
-        context.Request.QueryString = new QueryString(query.Length == 0 ? null : query);
-        if (apiKey is not null)
-        {
-            context.Request.Headers[LocalApiKeys.HeaderName] = apiKey;
-        }
-
-        context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body ?? ""));
-        context.Response.Body = new MemoryStream();
-        return context.Request;
-    }
-
-    /// <summary>Writes the function's result to a fresh response, as the host would, and reads status and body back.</summary>
-    private static async Task<ApiResponse> Run(IActionResult result)
-    {
-        var context = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        context.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
-        return new ApiResponse(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray());
-    }
-
-    private ServiceProvider Build(string keyDirectory)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory) => SampleApp.Build(azurite, keyDirectory);
 }

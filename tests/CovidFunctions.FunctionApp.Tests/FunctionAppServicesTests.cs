@@ -1,11 +1,9 @@
-using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CovidFunctions.FunctionApp.Tests;
@@ -23,15 +21,7 @@ public sealed class FunctionAppServicesTests(AzuriteFixture azurite)
     {
         using var keys = TestData.CreateTempDirectory();
         var sliceQueue = "fa-chunks-" + Guid.NewGuid().ToString("N")[..8];
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keys.Path, "deid.key");
-        values["Pipeline:SliceQueueName"] = sliceQueue;
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        await using var services = new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
+        await using var services = SampleApp.Build(azurite, keys.Path, ("Pipeline:SliceQueueName", sliceQueue));
 
         Assert.NotNull(ActivatorUtilities.CreateInstance<IngestFunctions>(services));
         Assert.NotNull(ActivatorUtilities.CreateInstance<RelayFunctions>(services));

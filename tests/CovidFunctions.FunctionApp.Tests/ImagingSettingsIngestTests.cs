@@ -1,12 +1,10 @@
 using System.IO.Compression;
-using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CovidFunctions.FunctionApp.Tests;
@@ -46,19 +44,7 @@ public sealed class ImagingSettingsIngestTests(AzuriteFixture azurite)
     private async Task<StudyRecord> IngestFourSliceZipAsync(Dictionary<string, string?> imaging)
     {
         using var keys = TestData.CreateTempDirectory();
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keys.Path, "deid.key");
-        foreach (var (key, value) in imaging)
-        {
-            values[key] = value;
-        }
-
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        await using var services = new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
+        await using var services = SampleApp.Build(azurite, keys.Path, [.. imaging.Select(s => (s.Key, s.Value))]);
         var functions = ActivatorUtilities.CreateInstance<IngestFunctions>(services);
 
         // A refused upload never reaches an orchestration; the durable client is there because the function takes one.

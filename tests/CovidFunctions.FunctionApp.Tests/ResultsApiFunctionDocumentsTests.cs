@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
@@ -9,7 +8,6 @@ using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CovidFunctions.FunctionApp.Tests;
@@ -125,39 +123,9 @@ public sealed class ResultsApiFunctionDocumentsTests(AzuriteFixture azurite)
         Assert.Equal(403, (await Run(await api.GetUsage(Request(key, "?tenant=" + other + "&month=2026-01")))).Status);
     }
 
-    private static HttpRequest Request(string apiKey, string query = "")
-    {
-        var context = new DefaultHttpContext();
-        context.Request.Method = "GET";
-        context.Request.QueryString = new QueryString(query.Length == 0 ? null : query);
-        context.Request.Headers[LocalApiKeys.HeaderName] = apiKey;
-        context.Response.Body = new MemoryStream();
-        return context.Request;
-    }
+    private static HttpRequest Request(string apiKey, string query = "") => FunctionHttp.Request("GET", apiKey, query: query);
 
-    private sealed record Answer(int Status, string ContentType, byte[] Body, IHeaderDictionary Headers)
-    {
-        public string Text => Encoding.UTF8.GetString(Body);
-    }
+    private static Task<FunctionAnswer> Run(IActionResult result) => FunctionHttp.Run(result);
 
-    private static async Task<Answer> Run(IActionResult result)
-    {
-        var context = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        context.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = context });
-        return new Answer(context.Response.StatusCode, context.Response.ContentType ?? "", buffer.ToArray(), context.Response.Headers);
-    }
-
-    private ServiceProvider Build(string keyDirectory)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory) => SampleApp.Build(azurite, keyDirectory);
 }

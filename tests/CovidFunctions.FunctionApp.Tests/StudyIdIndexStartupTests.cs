@@ -1,9 +1,7 @@
-using System.Text.Json.Nodes;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -46,17 +44,7 @@ public sealed class StudyIdIndexStartupTests(AzuriteFixture azurite)
         Assert.Equal([preIndex], await studies.ListAsync(new StudyListRequest([tenant]), None).Select(s => s.StudyId).ToListAsync());
     }
 
-    private ServiceProvider Build(string keyDirectory, TimeProvider clock)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).AddSingleton(clock).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory, TimeProvider clock) => SampleApp.Build(azurite, keyDirectory, clock);
 
     /// <summary>The system clock whose delays end at once, noting each delay asked for.</summary>
     private sealed class DelaysAsRequestedClock : TimeProvider

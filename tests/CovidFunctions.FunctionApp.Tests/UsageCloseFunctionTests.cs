@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline.Api;
@@ -6,10 +5,7 @@ using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace CovidFunctions.FunctionApp.Tests;
@@ -114,44 +110,18 @@ public sealed class UsageCloseFunctionTests(AzuriteFixture azurite)
 
     private static async Task<(int Status, string Body)> CloseAsync(ApiFunctions api, string key, string month, string tenant)
     {
-        var context = new DefaultHttpContext();
-        context.Request.Method = "POST";
-        context.Request.QueryString = new QueryString("?tenant=" + tenant);
-        context.Request.Headers[LocalApiKeys.HeaderName] = key;
-        var result = await api.CloseUsage(context.Request, month);
-        var response = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        response.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = response });
-        return (response.Response.StatusCode, Encoding.UTF8.GetString(buffer.ToArray()));
+        var answer = await FunctionHttp.Run(await api.CloseUsage(FunctionHttp.Request("POST", key, query: "?tenant=" + tenant), month));
+        return (answer.Status, answer.Text);
     }
 
     private static async Task<JsonNode> UsageAsync(ApiFunctions api, string key, string month)
     {
-        var context = new DefaultHttpContext();
-        context.Request.Method = "GET";
-        context.Request.QueryString = new QueryString("?month=" + month);
-        context.Request.Headers[LocalApiKeys.HeaderName] = key;
-        var result = await api.GetUsage(context.Request);
-        var response = new DefaultHttpContext();
-        var buffer = new MemoryStream();
-        response.Response.Body = buffer;
-        await result.ExecuteResultAsync(new ActionContext { HttpContext = response });
-        Assert.Equal(200, response.Response.StatusCode);
-        return JsonNode.Parse(Encoding.UTF8.GetString(buffer.ToArray()))!;
+        var answer = await FunctionHttp.Run(await api.GetUsage(FunctionHttp.Request("GET", key, query: "?month=" + month)));
+        Assert.Equal(200, answer.Status);
+        return JsonNode.Parse(answer.Text)!;
     }
 
-    private ServiceProvider Build(string keyDirectory, TimeProvider clock)
-    {
-        var values = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "local.settings.sample.json")))!["Values"]!.AsObject()
-            .Select(v => KeyValuePair.Create(v.Key.Replace("__", ":", StringComparison.Ordinal), (string?)v.Value))
-            .Where(v => !string.IsNullOrEmpty(v.Value))
-            .ToDictionary();
-        values["AzureWebJobsStorage"] = azurite.Server.ConnectionString;
-        values["Deidentification:KeyFile"] = Path.Combine(keyDirectory, "deid.key");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        return new ServiceCollection().AddLogging().AddCovidFunctionsApp(configuration).AddSingleton(clock).BuildServiceProvider();
-    }
+    private ServiceProvider Build(string keyDirectory, TimeProvider clock) => SampleApp.Build(azurite, keyDirectory, clock);
 
     private sealed class SettableClock(DateTimeOffset now) : TimeProvider
     {
