@@ -1,17 +1,10 @@
 using System.Net;
-using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Tests.Notifications;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Tests.Api;
 
@@ -29,13 +22,12 @@ public sealed class ApiSecurityTests
         using var kit = new ApiTestKit();
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
 
         // A 1 MiB secret: before the limit this was read whole, accepted (201) and stored in the secret store.
         var body = new { url = "http://127.0.0.1:9/hook", secret = new string('x', 1024 * 1024) };
-        using var response = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, body);
+        using var response = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, body);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync(null, None));
@@ -47,18 +39,17 @@ public sealed class ApiSecurityTests
         using var kit = new ApiTestKit();
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
 
-        using var longSecret = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength + 1) });
+        using var longSecret = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength + 1) });
         Assert.Equal(HttpStatusCode.BadRequest, longSecret.StatusCode);
-        using var longUrl = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/" + new string('a', WebhookManager.MaxUrlLength) });
+        using var longUrl = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/" + new string('a', WebhookManager.MaxUrlLength) });
         Assert.Equal(HttpStatusCode.BadRequest, longUrl.StatusCode);
         Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync(null, None));
 
         // The limits leave ordinary values alone.
-        using var ok = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength) });
+        using var ok = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook", secret = new string('x', WebhookManager.MaxSecretLength) });
         Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
     }
 
@@ -82,11 +73,10 @@ public sealed class ApiSecurityTests
         using var kit = new ApiTestKit();
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
 
-        using var response = await Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new[] { 1, 2 });
+        using var response = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new[] { 1, 2 });
         var text = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
@@ -127,16 +117,15 @@ public sealed class ApiSecurityTests
         await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await StartAsync(kit, keys);
-        await using var server = app;
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
 
         // Two header lines (HttpClient would join the values into one line): before, the first one counted.
         foreach (var pair in new[] { new[] { alphaKey, "cfk_other" }, ["cfk_other", alphaKey], [alphaKey, alphaKey] })
         {
-            Assert.Equal(401, await RawGetStatusAsync(baseUrl, "/api/studies/s0000000000000000000000a1", pair));
+            Assert.Equal(401, await RawGetStatusAsync(server.BaseUrl, "/api/studies/s0000000000000000000000a1", pair));
         }
 
-        Assert.Equal(200, await RawGetStatusAsync(baseUrl, "/api/studies/s0000000000000000000000a1", [alphaKey]));
+        Assert.Equal(200, await RawGetStatusAsync(server.BaseUrl, "/api/studies/s0000000000000000000000a1", [alphaKey]));
     }
 
     /// <summary>A GET written by hand, one <c>X-Api-Key</c> line per value; returns the status code.</summary>
@@ -164,11 +153,10 @@ public sealed class ApiSecurityTests
         await kit.AddCompletedStudyAsync("alpha", "s0000000000000000000000a1");
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
 
-        using var report = await Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1/report", alphaKey);
+        using var report = await ApiHttpServer.Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1/report", alphaKey);
 
         Assert.Equal(HttpStatusCode.OK, report.StatusCode);
         var csp = string.Join(";", report.Headers.GetValues("Content-Security-Policy"));
@@ -289,32 +277,6 @@ public sealed class ApiSecurityTests
         var hooks = JsonNode.Parse((await api.ListWebhooksAsync(key, null, None)).BodyText)!.AsArray();
         Assert.Equal(["beta"], hooks.Select(h => (string)h!["tenant"]!));
         Assert.Equal(["alpha", "beta"], subscriptions.ListedTenants);
-    }
-
-    private static async Task<HttpResponseMessage> Send(HttpClient http, HttpMethod method, string path, string key, object? body = null)
-    {
-        using var request = new HttpRequestMessage(method, new Uri(path, UriKind.Relative));
-        request.Headers.Add(LocalApiKeys.HeaderName, key);
-        if (body is not null)
-        {
-            request.Content = JsonContent.Create(body);
-        }
-
-        return await http.SendAsync(request);
-    }
-
-    private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ApiTestKit kit, LocalApiKeys keys)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddSingleton(kit.Api);
-        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
-        var app = builder.Build();
-        app.MapResultsApi();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return (app, new Uri(address));
     }
 
     /// <summary>Records the tenant of every query and passes everything through.</summary>

@@ -38,12 +38,11 @@ public sealed class LocalApiKeysFileTests
         Assert.DoesNotContain("System.", atStart.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("CovidFunctions.Pipeline.Api", atStart.Message, StringComparison.Ordinal);
 
-        var (app, baseUrl) = await ResultsApiHttpTests.StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
         foreach (var key in new[] { "cfk_alpha", "cfk_beta", "cfk_unknown" })
         {
-            using var response = await ResultsApiHttpTests.Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1", key);
+            using var response = await ApiHttpServer.Send(http, HttpMethod.Get, "/api/studies/s0000000000000000000000a1", key);
             Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
             using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
             Assert.Contains(reason, json.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);

@@ -65,19 +65,18 @@ public sealed class UsageCloseApiTests
         var keys = new LocalApiKeys(kit.Temp.Path);
         var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
-        var (app, baseUrl) = await ResultsApiHttpTests.StartAsync(kit, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
 
-        using var forbidden = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/usage/2020-01/close?tenant=alpha", alphaKey);
+        using var forbidden = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/usage/2020-01/close?tenant=alpha", alphaKey);
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
-        using var future = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/usage/2999-01/close", operatorKey);
+        using var future = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/usage/2999-01/close", operatorKey);
         Assert.Equal(HttpStatusCode.Conflict, future.StatusCode);
-        using var closed = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/usage/2020-01/close?tenant=alpha", operatorKey);
+        using var closed = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/usage/2020-01/close?tenant=alpha", operatorKey);
         Assert.Equal(HttpStatusCode.OK, closed.StatusCode);
         var body = JsonNode.Parse(await closed.Content.ReadAsStringAsync())!;
         Assert.Equal((true, 1), ((bool)body["closed"]!, (int)body["studies"]!));
-        using var get = await ResultsApiHttpTests.Send(http, HttpMethod.Get, "/api/usage?month=2020-01", alphaKey);
+        using var get = await ApiHttpServer.Send(http, HttpMethod.Get, "/api/usage?month=2020-01", alphaKey);
         Assert.Equal(body.ToJsonString(), JsonNode.Parse(await get.Content.ReadAsStringAsync())!.ToJsonString());
     }
 

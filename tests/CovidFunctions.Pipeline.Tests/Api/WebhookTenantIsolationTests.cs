@@ -3,12 +3,6 @@ using System.Text.Json;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Tests.Notifications;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Tests.Api;
 
@@ -35,17 +29,16 @@ public sealed class WebhookTenantIsolationTests
         var api = new ResultsApi(kit.Studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, kit.Studies), manager, new ResultsApiOptions());
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha", "gamma"], None);
-        var (app, baseUrl) = await StartAsync(api, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(api, keys);
+        var http = server.Http;
 
-        using var foreignTest = await ResultsApiHttpTests.Send(http, HttpMethod.Post, $"/api/webhooks/{foreign.Subscription.Id}/test", alphaKey);
-        using var foreignDelete = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{foreign.Subscription.Id}", alphaKey);
+        using var foreignTest = await ApiHttpServer.Send(http, HttpMethod.Post, $"/api/webhooks/{foreign.Subscription.Id}/test", alphaKey);
+        using var foreignDelete = await ApiHttpServer.Send(http, HttpMethod.Delete, $"/api/webhooks/{foreign.Subscription.Id}", alphaKey);
         Assert.Equal(HttpStatusCode.NotFound, foreignTest.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, foreignDelete.StatusCode);
         Assert.NotNull(await w.Subscriptions.GetAsync("beta", foreign.Subscription.Id, None));
 
-        using var ownDelete = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{own.Subscription.Id}", alphaKey);
+        using var ownDelete = await ApiHttpServer.Send(http, HttpMethod.Delete, $"/api/webhooks/{own.Subscription.Id}", alphaKey);
         Assert.Equal(HttpStatusCode.NoContent, ownDelete.StatusCode);
         Assert.Null(await w.Subscriptions.GetAsync("alpha", own.Subscription.Id, None));
 
@@ -64,10 +57,9 @@ public sealed class WebhookTenantIsolationTests
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
         var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
-        var (app, baseUrl) = await StartAsync(kit.Api, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
-        using (var viaApi = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook0" }))
+        await using var server = await ApiHttpServer.StartAsync(kit.Api, keys);
+        var http = server.Http;
+        using (var viaApi = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/hook0" }))
         {
             Assert.Equal(HttpStatusCode.Created, viaApi.StatusCode);
         }
@@ -78,7 +70,7 @@ public sealed class WebhookTenantIsolationTests
             await kit.Webhooks.Manager.AddAsync("alpha", $"http://127.0.0.1:9/hook{i}", null, null, None);
         }
 
-        using var refused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
+        using var refused = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
         using var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
         Assert.Equal(
@@ -87,14 +79,14 @@ public sealed class WebhookTenantIsolationTests
         Assert.Equal(ResultsApi.MaxWebhooksPerTenant, (await kit.Webhooks.Subscriptions.ListAsync("alpha", None)).Count);
 
         // The cap is per tenant, whichever key asks; another tenant is not affected, and a removal makes room again.
-        using var operatorRefused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/op", tenant = "alpha" });
+        using var operatorRefused = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/op", tenant = "alpha" });
         Assert.Equal(HttpStatusCode.Conflict, operatorRefused.StatusCode);
-        using var beta = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/beta", tenant = "beta" });
+        using var beta = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", operatorKey, new { url = "http://127.0.0.1:9/beta", tenant = "beta" });
         Assert.Equal(HttpStatusCode.Created, beta.StatusCode);
         var first = (await kit.Webhooks.Subscriptions.ListAsync("alpha", None))[0];
-        using var removed = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{first.Id}", alphaKey);
+        using var removed = await ApiHttpServer.Send(http, HttpMethod.Delete, $"/api/webhooks/{first.Id}", alphaKey);
         Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
-        using var again = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
+        using var again = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
         Assert.Equal(HttpStatusCode.Created, again.StatusCode);
     }
 
@@ -110,22 +102,21 @@ public sealed class WebhookTenantIsolationTests
         var keys = new LocalApiKeys(kit.Temp.Path);
         var alphaKey = await keys.AddKeyAsync(["alpha"], None);
         var betaKey = await keys.AddKeyAsync(["beta"], None);
-        var (app, baseUrl) = await StartAsync(api, keys);
-        await using var server = app;
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        await using var server = await ApiHttpServer.StartAsync(api, keys);
+        var http = server.Http;
 
         // Created and deleted at once: what is counted is the creates, not the subscriptions held.
         clock.AdvanceTo(new DateTimeOffset(clock.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero));
         for (var i = 0; i < ResultsApi.MaxWebhookCreatesPerWindow; i++)
         {
-            using var created = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = $"http://127.0.0.1:9/churn{i}" });
+            using var created = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = $"http://127.0.0.1:9/churn{i}" });
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
             using var json = JsonDocument.Parse(await created.Content.ReadAsStringAsync());
-            using var deleted = await ResultsApiHttpTests.Send(http, HttpMethod.Delete, $"/api/webhooks/{json.RootElement.GetProperty("webhook").GetProperty("id").GetString()}", alphaKey);
+            using var deleted = await ApiHttpServer.Send(http, HttpMethod.Delete, $"/api/webhooks/{json.RootElement.GetProperty("webhook").GetProperty("id").GetString()}", alphaKey);
             Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
         }
 
-        using var refused = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
+        using var refused = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/one-more" });
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         var retryAfter = refused.Headers.RetryAfter!.Delta!.Value;
         Assert.InRange(retryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
@@ -135,27 +126,13 @@ public sealed class WebhookTenantIsolationTests
             error.RootElement.GetProperty("error").GetString());
         Assert.Empty(await kit.Webhooks.Subscriptions.ListAsync("alpha", None));
 
-        using var beta = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", betaKey, new { url = "http://127.0.0.1:9/beta" });
+        using var beta = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", betaKey, new { url = "http://127.0.0.1:9/beta" });
         Assert.Equal(HttpStatusCode.Created, beta.StatusCode);
 
         // The next window allows creates again.
         clock.Advance(TimeSpan.FromMinutes(1));
-        using var again = await ResultsApiHttpTests.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
+        using var again = await ApiHttpServer.Send(http, HttpMethod.Post, "/api/webhooks", alphaKey, new { url = "http://127.0.0.1:9/again" });
         Assert.Equal(HttpStatusCode.Created, again.StatusCode);
-    }
-
-    private static async Task<(WebApplication App, Uri BaseUrl)> StartAsync(ResultsApi api, LocalApiKeys keys)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddSingleton(api);
-        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
-        var app = builder.Build();
-        app.MapResultsApi();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return (app, new Uri(address));
     }
 
     /// <summary>Records which tenants' subscriptions are read (point reads and lists) and passes everything through.</summary>

@@ -1,12 +1,7 @@
-using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
-using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.Pipeline.Tests.Scoring;
 
