@@ -18,6 +18,15 @@ public sealed record PipelineOptions
     /// <summary>A folder upload without a <c>.complete</c> marker is closed when no blob arrived for this long.</summary>
     public TimeSpan FolderStableAge { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The Function app's minute sweep ingests a single-blob upload (a blob directly under <c>{tenant}/</c>) this long
+    /// after it was written when no ingest has recorded it: its Event Grid event was lost or dead-lettered, or ingest
+    /// never got as far as its Studies row. Well above Event Grid's normal delivery (seconds) and its first retries, so
+    /// the sweep does not race the trigger on every upload. The local watcher ingests every upload at once and does not
+    /// read it.
+    /// </summary>
+    public TimeSpan SingleUploadSweepAge { get; init; } = TimeSpan.FromMinutes(15);
+
     /// <summary>How long a raw upload is kept after its study's results are stored (zero: delete at once). Until then it is
     /// always kept, and a study that fails moves it to quarantine.</summary>
     public TimeSpan UploadRetention { get; init; } = TimeSpan.Zero;
@@ -70,6 +79,7 @@ public sealed record PipelineOptions
         Require(ChunkTimeout > TimeSpan.Zero, nameof(ChunkTimeout), ChunkTimeout, "must be positive");
         Require(MaxChunkAttempts >= 1, nameof(MaxChunkAttempts), MaxChunkAttempts, "must be at least 1");
         Require(FolderStableAge >= TimeSpan.Zero, nameof(FolderStableAge), FolderStableAge, "must not be negative");
+        Require(SingleUploadSweepAge >= TimeSpan.Zero, nameof(SingleUploadSweepAge), SingleUploadSweepAge, "must not be negative");
         Require(UploadRetention >= TimeSpan.Zero, nameof(UploadRetention), UploadRetention, "must not be negative (0: delete at once)");
         Require(MaxUploadBytes >= 0, nameof(MaxUploadBytes), MaxUploadBytes, "must not be negative (0: no limit)");
         Require(MaxDeliveryCount >= 1, nameof(MaxDeliveryCount), MaxDeliveryCount, "must be at least 1");

@@ -48,6 +48,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Pipeline__ChunkTimeout"] = "code default",
         ["Pipeline__MaxChunkAttempts"] = "code default",
         ["Pipeline__FolderStableAge"] = "code default",
+        ["Pipeline__SingleUploadSweepAge"] = "code default (15 min, well after Event Grid's normal delivery)",
         ["Pipeline__UploadRetention"] = "code default (0: the aggregate deletes uploads; the lifecycle rule is the backstop)",
         ["Pipeline__MaxUploadBytes"] = "code default",
         ["Pipeline__MaxIngestAttempts"] = "code default (3, below the blob trigger's 5 tries)",

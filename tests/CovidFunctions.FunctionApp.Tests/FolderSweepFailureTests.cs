@@ -43,7 +43,7 @@ public sealed class FolderSweepFailureTests(AzuriteFixture azurite)
 
         var failure = Assert.IsType<IngestFailedException>(Assert.Single(thrown.InnerExceptions));
         Assert.StartsWith($"ingest of study {tenant}/{failing} failed: System.IO.IOException", failure.Message, StringComparison.Ordinal);
-        Assert.Contains("1 of 2 folder upload(s) failed ingest", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("1 of 2 upload(s) failed ingest", thrown.Message, StringComparison.Ordinal);
         Assert.Equal(StudyStatus.Rejected, (await azurite.Storage.Studies.GetAsync(tenant, second, CancellationToken.None))?.Status);
         Assert.False(await uploads.GetBlobClient($"{tenant}/b-second/notes.txt").ExistsAsync());
         Assert.True(await azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.QuarantineContainer).GetBlobClient($"{tenant}/{second}/original/notes.txt").ExistsAsync());

@@ -92,7 +92,14 @@ public sealed partial class IngestFunctions(
         Log.Ingested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
     }
 
-    /// <summary>Closes folder uploads without a marker once they are stable (the rule the local watcher applies too).</summary>
+    /// <summary>
+    /// Closes folder uploads without a marker once they are stable (the rule the local watcher applies too), and ingests
+    /// the single-blob uploads the Event Grid trigger has not: a blob directly under <c>{tenant}/</c> written at least
+    /// <see cref="PipelineOptions.SingleUploadSweepAge"/> ago whose study ingest never recorded
+    /// (<see cref="IngestHandler.SweepMustIngestAsync"/>: one Studies point read per such blob). Before, the sweep planned
+    /// folders only: a single blob whose event Event Grid gave up on (24 h, then <c>eventgrid-deadletter</c>) was never
+    /// ingested, and the lifecycle rule deleted it after <c>uploadRetentionDays</c> with no row, reject or webhook.
+    /// </summary>
     [Function(SweepFolderUploadsName)]
     public async Task SweepFolderUploads(
         [TimerTrigger("0 * * * * *")] TimerInfo timer,
@@ -107,16 +114,32 @@ public sealed partial class IngestFunctions(
 
         var handler = CreateHandler(durableClient);
         var ingested = 0;
+        var singlesIngested = 0;
         var failures = new List<IngestFailedException>();
-        var folders = UploadUnitPlanner.Plan(blobs, time.GetUtcNow(), options.Value, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder).ToList();
-        foreach (var unit in folders)
+        var now = time.GetUtcNow();
+        var units = UploadUnitPlanner.PlanSweep(blobs, now, options.Value, studyIdKey);
+        foreach (var unit in units)
         {
-            // One folder failing (storage, a decoder bug) must not hold back the folders after it until it is fixed:
+            // One upload failing (storage, a decoder bug) must not hold back the uploads after it until it is fixed:
             // each is tried, and the failures are thrown together at the end, so the invocation still fails.
             try
             {
+                if (unit.Kind == UploadUnitKind.SingleBlob && !await MustIngestAsync(handler, unit, cancellationToken).ConfigureAwait(false))
+                {
+                    continue;
+                }
+
                 var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
-                ingested += outcome.Status == IngestStatus.AlreadyIngested ? 0 : 1;
+                if (outcome.Status != IngestStatus.AlreadyIngested)
+                {
+                    ingested++;
+                    if (unit.Kind == UploadUnitKind.SingleBlob)
+                    {
+                        // Each is an upload its trigger missed: worth a warning, the dead-lettered event names the blob.
+                        singlesIngested++;
+                        Log.SingleUploadSwept(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status, outcome.Reason ?? "-");
+                    }
+                }
             }
             catch (IngestFailedException ex)
             {
@@ -125,11 +148,11 @@ public sealed partial class IngestFunctions(
             }
         }
 
-        Log.FoldersSwept(logger, ingested);
+        Log.FoldersSwept(logger, ingested - singlesIngested, singlesIngested);
         if (failures.Count > 0)
         {
             // The inner exceptions name each study and mask the upload's names (IngestFailedException).
-            throw new AggregateException($"folder sweep: {failures.Count} of {folders.Count} folder upload(s) failed ingest; the others were swept", failures);
+            throw new AggregateException($"upload sweep: {failures.Count} of {units.Count} upload(s) failed ingest; the others were swept", failures);
         }
     }
 
@@ -157,6 +180,19 @@ public sealed partial class IngestFunctions(
         }
     }
 
+    /// <summary>The sweep's Studies check of a single blob; a failure is rethrown as <see cref="IngestFailedException"/> like ingest's.</summary>
+    private static async Task<bool> MustIngestAsync(IngestHandler handler, UploadUnit unit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await handler.SweepMustIngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw IngestFailedException.For(unit, ex);
+        }
+    }
+
     private IngestHandler CreateHandler(DurableTaskClient durableClient) =>
         ActivatorUtilities.CreateInstance<IngestHandler>(services, (IStudyOrchestrationClient)new DurableStudyOrchestrationClient(durableClient));
 
@@ -170,13 +206,16 @@ public sealed partial class IngestFunctions(
         [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} ({Reason})")]
         public static partial void Ingested(ILogger logger, string tenant, string studyId, IngestStatus status, string reason);
 
-        [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Folder sweep ingested {Count} folder upload(s)")]
-        public static partial void FoldersSwept(ILogger logger, int count);
+        [LoggerMessage(EventId = 4103, Level = LogLevel.Information, Message = "Upload sweep ingested {Count} folder upload(s) and {SingleCount} single-blob upload(s) their trigger had not")]
+        public static partial void FoldersSwept(ILogger logger, int count, int singleCount);
 
         [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Retention sweep deleted the uploads of {Count} study(ies)")]
         public static partial void RetentionSwept(ILogger logger, int count);
 
-        [LoggerMessage(EventId = 4105, Level = LogLevel.Error, Message = "Folder sweep: the folder upload of study {Tenant}/{StudyId} failed ingest, the sweep goes on with the others: {Error}")]
+        [LoggerMessage(EventId = 4105, Level = LogLevel.Error, Message = "Upload sweep: the upload of study {Tenant}/{StudyId} failed ingest, the sweep goes on with the others: {Error}")]
         public static partial void FolderFailed(ILogger logger, string tenant, string studyId, string error);
+
+        [LoggerMessage(EventId = 4106, Level = LogLevel.Warning, Message = "Upload sweep: the single-blob upload of study {Tenant}/{StudyId} had not been ingested by its Event Grid trigger (event lost or dead-lettered); ingested now: {Status} ({Reason})")]
+        public static partial void SingleUploadSwept(ILogger logger, string tenant, string studyId, IngestStatus status, string reason);
     }
 }

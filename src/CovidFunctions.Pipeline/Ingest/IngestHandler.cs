@@ -393,6 +393,75 @@ public sealed partial class IngestHandler
     }
 
     /// <summary>
+    /// Whether the Function app's minute sweep must hand a single-blob unit (planned by
+    /// <see cref="UploadUnitPlanner.PlanSweep"/>) to <see cref="IngestAsync"/>: one point read of the Studies row, so the
+    /// uploads ingest has already recorded (kept in <c>ct-uploads</c> until their study settles, or for
+    /// <see cref="PipelineOptions.UploadRetention"/> after it completed) cost one table read per sweep each, not a read
+    /// list, an orchestration query or a download. Folder units and units with a bad tenant are always ingested, as
+    /// before. See <see cref="SweepMustIngest"/> for the rule.
+    /// </summary>
+    public async Task<bool> SweepMustIngestAsync(UploadUnit unit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        if (unit.Kind != UploadUnitKind.SingleBlob || unit.Rejection is not null || unit.Blobs.Count == 0)
+        {
+            return true;
+        }
+
+        var row = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
+        return SweepMustIngest(row, unit, _options);
+    }
+
+    /// <summary>
+    /// The sweep's rule for a single blob still in <c>ct-uploads</c>, from its study's row:
+    /// <list type="bullet">
+    /// <item>no row: no ingest ever recorded it (its event was lost or dead-lettered, or every delivery failed before the
+    /// row): ingest it.</item>
+    /// <item>a row of another upload (a blob and a folder of one name): ingest, which keeps it apart.</item>
+    /// <item>written again after the study was ingested (beyond the clock-skew margin): ingest, which keeps the new upload
+    /// apart (<c>reupload-after-ingest</c>).</item>
+    /// <item><c>processing</c> and ingested: skipped, the orchestration is in flight and bounds itself (the watchdog
+    /// fails it after <see cref="PipelineOptions.StuckStudyAge"/> if it never settles).</item>
+    /// <item><c>processing</c> and not ingested: an attempt is in flight, or died and the trigger retries it. Skipped, so
+    /// the sweep never runs a second ingest of the same upload next to the trigger's (each would count an attempt, and
+    /// the third would give up while the first still ran); the watchdog fails a study whose ingest never finishes. Once
+    /// the attempts are spent (<see cref="PipelineOptions.MaxIngestAttempts"/>) it is ingested: the handler gives up at
+    /// once (quarantine, <c>study.failed</c>) instead of waiting for the watchdog.</item>
+    /// <item><c>completed</c>: skipped while <see cref="PipelineOptions.UploadRetention"/> keeps the upload (the hourly
+    /// retention sweep settles it); with no retention the aggregate deletes it, so one still here is a cleanup cut
+    /// short: ingest settles it.</item>
+    /// <item>any other state (failed, rejected): the upload belongs in quarantine, so a blob still here is a new upload
+    /// or a move cut short: ingest keeps it apart or finishes the move.</item>
+    /// </list>
+    /// Each "ingest" case ends with the blob gone from <c>ct-uploads</c> (or counted towards the bound), so it is not
+    /// met again on every sweep.
+    /// </summary>
+    internal static bool SweepMustIngest(StudyRecord? row, UploadUnit unit, PipelineOptions options)
+    {
+        if (row is null || CollidingPath(row, unit) is not null)
+        {
+            return true;
+        }
+
+        if (row.IngestedAt is { } ingestedAt)
+        {
+            if (unit.Blobs.Max(b => b.LastModified) > ingestedAt + ReuploadTolerance)
+            {
+                return true;
+            }
+
+            return row.Status switch
+            {
+                StudyStatus.Processing => false,
+                StudyStatus.Completed => options.UploadRetention <= TimeSpan.Zero,
+                _ => true,
+            };
+        }
+
+        return row.Status != StudyStatus.Processing || (options.MaxIngestAttempts > 0 && row.IngestAttempts >= options.MaxIngestAttempts);
+    }
+
+    /// <summary>
     /// Deletes the raw uploads of studies completed at least <see cref="PipelineOptions.UploadRetention"/> before
     /// <paramref name="now"/> (never one whose results are not stored yet; a rejected or failed study's upload is already
     /// in quarantine), after failing the stuck studies (<see cref="FailStuckStudiesAsync"/>). Returns how many uploads

@@ -74,6 +74,18 @@ public static class UploadUnitPlanner
     }
 
     /// <summary>
+    /// The units the Function app's minute sweep hands to ingest at <paramref name="now"/>: the folders <see cref="Plan"/>
+    /// closes, and the single blobs written at least <see cref="PipelineOptions.SingleUploadSweepAge"/> before (their
+    /// Event Grid trigger had that long; <see cref="IngestHandler.SweepMustIngestAsync"/> then skips those ingest has
+    /// recorded). The local watcher plans with <see cref="Plan"/> alone: it ingests single blobs at once.
+    /// </summary>
+    public static IReadOnlyList<UploadUnit> PlanSweep(IEnumerable<UploadBlob> blobs, DateTimeOffset now, PipelineOptions options, StudyIdKey studyIdKey)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return [.. Plan(blobs, now, options, studyIdKey).Where(u => u.Kind == UploadUnitKind.Folder || now - u.Blobs.Max(b => b.LastModified) >= options.SingleUploadSweepAge)];
+    }
+
+    /// <summary>
     /// The unit of one blob the caller was told about (the Azure blob trigger): a unit when the blob lies directly under
     /// a tenant (or at the container root), null when it is inside a folder (folders are closed by <see cref="Plan"/>).
     /// </summary>
