@@ -61,6 +61,13 @@ public sealed record PipelineOptions
     public TimeSpan StuckStudyAge { get; init; } = TimeSpan.FromHours(6);
 
     /// <summary>
+    /// A study orchestration's Durable history (the task hub's instance and history rows) is purged by the daily timer
+    /// once the instance completed, failed or was terminated and was created at least this long ago; a running or
+    /// pending instance is never purged. Zero: never purged (the history grows with every study).
+    /// </summary>
+    public TimeSpan OrchestrationHistoryRetention { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>
     /// Throws <see cref="InvalidOperationException"/> naming the setting (<c>Pipeline:Name</c>) when a value is out of
     /// range, so that a bad app setting stops the host at start-up instead of failing studies (a zero chunk size or
     /// timeout, a negative age) once they arrive.
@@ -86,5 +93,6 @@ public sealed record PipelineOptions
         Require(MontageSlices >= 0, nameof(MontageSlices), MontageSlices, "must not be negative");
         Require(MaxIngestAttempts >= 0, nameof(MaxIngestAttempts), MaxIngestAttempts, "must not be negative (0: no bound)");
         Require(StuckStudyAge >= TimeSpan.Zero, nameof(StuckStudyAge), StuckStudyAge, "must not be negative (0: no watchdog)");
+        Require(OrchestrationHistoryRetention >= TimeSpan.Zero, nameof(OrchestrationHistoryRetention), OrchestrationHistoryRetention, "must not be negative (0: never purged)");
     }
 }

@@ -53,6 +53,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Pipeline__MaxUploadBytes"] = "code default",
         ["Pipeline__MaxIngestAttempts"] = "code default (3, below the blob trigger's 5 tries)",
         ["Pipeline__StuckStudyAge"] = "code default",
+        ["Pipeline__OrchestrationHistoryRetention"] = "code default (30 days)",
         ["Pipeline__MontageSlices"] = "code default",
         ["Pipeline__MaxDeliveryCount"] = "the local host's consumer only (covidfn up)",
         ["Webhooks__AllowLoopbackWebhooks"] = "local testing only: must never be set in Azure",
