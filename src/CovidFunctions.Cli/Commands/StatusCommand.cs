@@ -27,20 +27,18 @@ public static class StatusCommand
         var study = new Argument<string?>("study") { Description = "The study id `covidfn submit` printed (omit to list studies).", Arity = ArgumentArity.ZeroOrOne };
         var tenant = new Option<string?>("--tenant") { Description = "Tenant (default: the study's own, searched across tenants; for the list, all tenants)." };
         var json = new Option<bool>("--json") { Description = "Print the study as one JSON document (the status contract)." };
-        var dataDir = LocalStorageConnection.DataDirOption();
-        var storage = LocalStorageConnection.StorageOption();
+        var storage = StorageCommandOptions.Create();
         var command = new Command("status", "Show a study's stages and diagnosis, or list the studies of the local pipeline.");
         command.Arguments.Add(study);
         command.Options.Add(tenant);
         command.Options.Add(json);
-        command.Options.Add(dataDir);
-        command.Options.Add(storage);
+        storage.AddTo(command);
         command.SetAction((parseResult, cancellationToken) => RunAsync(
             parseResult.GetValue(study),
             parseResult.GetValue(tenant),
             parseResult.GetValue(json),
-            parseResult.GetValue(storage),
-            parseResult.GetValue(dataDir),
+            parseResult.GetValue(storage.Storage),
+            parseResult.GetValue(storage.DataDir),
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error,
             cancellationToken));
@@ -49,9 +47,8 @@ public static class StatusCommand
 
     public static async Task<int> RunAsync(string? studyId, string? tenant, bool json, string? connection, string? dataDir, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        if (tenant is not null && !StudyIds.IsValidTenant(tenant))
+        if (!StorageCommandOptions.IsValidTenant("status", tenant, error))
         {
-            error.WriteLine($"status: {StudyIds.InvalidTenantMessage(tenant)}");
             return ExitCodes.BadInput;
         }
 
@@ -108,7 +105,7 @@ public static class StatusCommand
         }
         catch (RequestFailedException ex)
         {
-            error.WriteLine($"status: storage refused the query: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+            error.WriteLine(StorageCommandOptions.Refused("status", "query", ex));
             return ExitCodes.InternalError;
         }
     }

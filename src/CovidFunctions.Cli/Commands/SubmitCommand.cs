@@ -21,18 +21,16 @@ public static class SubmitCommand
     {
         var input = new Argument<string>("input") { Description = "A DICOM file, a .zip, a NIfTI volume or a folder of DICOM instances." };
         var tenant = new Option<string>("--tenant") { Description = "Tenant (a-z, 0-9, '-').", DefaultValueFactory = _ => PipelineNames.DefaultTenant };
-        var dataDir = LocalStorageConnection.DataDirOption();
-        var storage = LocalStorageConnection.StorageOption();
+        var storage = StorageCommandOptions.Create();
         var command = new Command("submit", "Upload a study to the local pipeline started by `covidfn up`; prints the study id last (keyed with the data folder's key: use the data folder of that `covidfn up`).");
         command.Arguments.Add(input);
         command.Options.Add(tenant);
-        command.Options.Add(dataDir);
-        command.Options.Add(storage);
+        storage.AddTo(command);
         command.SetAction((parseResult, cancellationToken) => RunAsync(
             parseResult.GetValue(input) ?? string.Empty,
             parseResult.GetValue(tenant) ?? PipelineNames.DefaultTenant,
-            parseResult.GetValue(storage),
-            parseResult.GetValue(dataDir),
+            parseResult.GetValue(storage.Storage),
+            parseResult.GetValue(storage.DataDir),
             parseResult.InvocationConfiguration.Output,
             parseResult.InvocationConfiguration.Error,
             cancellationToken));
@@ -41,9 +39,8 @@ public static class SubmitCommand
 
     public static async Task<int> RunAsync(string input, string tenant, string? connection, string? dataDir, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        if (!StudyIds.IsValidTenant(tenant))
+        if (!StorageCommandOptions.IsValidTenant("submit", tenant, error))
         {
-            error.WriteLine($"submit: {StudyIds.InvalidTenantMessage(tenant)}");
             return ExitCodes.BadInput;
         }
 
@@ -96,7 +93,7 @@ public static class SubmitCommand
         }
         catch (RequestFailedException ex)
         {
-            error.WriteLine($"submit: storage refused the upload: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+            error.WriteLine(StorageCommandOptions.Refused("submit", "upload", ex));
             return ExitCodes.InternalError;
         }
     }

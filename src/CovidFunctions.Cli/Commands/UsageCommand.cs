@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Azure;
-using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Metering;
@@ -23,14 +22,12 @@ public static class UsageCommand
         var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant with usage records that month)." };
         var month = new Option<string?>("--month") { Description = "The month, yyyy-MM (default: the current UTC month)." };
         var json = new Option<bool>("--json") { Description = "Print JSON (one object with --tenant, else an array)." };
-        var dataDir = LocalStorageConnection.DataDirOption();
-        var storage = LocalStorageConnection.StorageOption();
+        var storage = StorageCommandOptions.Create();
         var command = new Command("usage", "Show the month's metered usage per tenant (slices screened, compute seconds, bytes stored).");
         command.Options.Add(tenant);
         command.Options.Add(month);
         command.Options.Add(json);
-        command.Options.Add(dataDir);
-        command.Options.Add(storage);
+        storage.AddTo(command);
         command.Subcommands.Add(CreateClose());
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -38,9 +35,8 @@ public static class UsageCommand
             var error = parseResult.InvocationConfiguration.Error;
             var t = parseResult.GetValue(tenant);
             var m = parseResult.GetValue(month) ?? UsageQueries.MonthOf(DateTimeOffset.UtcNow);
-            if (t is not null && !StudyIds.IsValidTenant(t))
+            if (!StorageCommandOptions.IsValidTenant("usage", t, error))
             {
-                error.WriteLine($"usage: {StudyIds.InvalidTenantMessage(t)}");
                 return ExitCodes.BadInput;
             }
 
@@ -50,7 +46,7 @@ public static class UsageCommand
                 return ExitCodes.BadInput;
             }
 
-            var store = await LocalStorageConnection.OpenAsync("usage", parseResult.GetValue(storage), parseResult.GetValue(dataDir), error, cancellationToken).ConfigureAwait(false);
+            var store = await storage.OpenAsync("usage", parseResult, error, cancellationToken).ConfigureAwait(false);
             if (store is null)
             {
                 return ExitCodes.InternalError;
@@ -76,7 +72,7 @@ public static class UsageCommand
             }
             catch (RequestFailedException ex)
             {
-                error.WriteLine($"usage: storage refused the query: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+                error.WriteLine(StorageCommandOptions.Refused("usage", "query", ex));
                 return ExitCodes.InternalError;
             }
         });
@@ -89,16 +85,14 @@ public static class UsageCommand
         var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant known to the storage)." };
         var month = new Option<string?>("--month") { Description = "The month to close, yyyy-MM (a past UTC month; required)." };
         var json = new Option<bool>("--json") { Description = "Print the snapshots as JSON (one object with --tenant, else an array)." };
-        var dataDir = LocalStorageConnection.DataDirOption();
-        var storage = LocalStorageConnection.StorageOption();
+        var storage = StorageCommandOptions.Create();
         var command = new Command(
             "close",
             "Close a past month's bill: its totals are written once as a final snapshot; usage that arrives later for its studies is billed in the first open month.");
         command.Options.Add(tenant);
         command.Options.Add(month);
         command.Options.Add(json);
-        command.Options.Add(dataDir);
-        command.Options.Add(storage);
+        storage.AddTo(command);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -111,9 +105,8 @@ public static class UsageCommand
                 return ExitCodes.BadInput;
             }
 
-            if (t is not null && !StudyIds.IsValidTenant(t))
+            if (!StorageCommandOptions.IsValidTenant("usage close", t, error))
             {
-                error.WriteLine($"usage close: {StudyIds.InvalidTenantMessage(t)}");
                 return ExitCodes.BadInput;
             }
 
@@ -123,7 +116,7 @@ public static class UsageCommand
                 return ExitCodes.BadInput;
             }
 
-            var store = await LocalStorageConnection.OpenAsync("usage close", parseResult.GetValue(storage), parseResult.GetValue(dataDir), error, cancellationToken).ConfigureAwait(false);
+            var store = await storage.OpenAsync("usage close", parseResult, error, cancellationToken).ConfigureAwait(false);
             if (store is null)
             {
                 return ExitCodes.InternalError;
@@ -141,7 +134,7 @@ public static class UsageCommand
             }
             catch (RequestFailedException ex)
             {
-                error.WriteLine($"usage close: storage refused the close: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+                error.WriteLine(StorageCommandOptions.Refused("usage close", "close", ex));
                 return ExitCodes.InternalError;
             }
         });

@@ -33,7 +33,7 @@ public static class WebhooksCommand
         var tenant = new Option<string?>("--tenant") { Description = "Tenant (default: default)." };
         var events = new Option<string?>("--events") { Description = "Comma-separated event types (default: all of study.completed,study.failed,study.rejected)." };
         var secret = new Option<string?>("--secret") { Description = "The signing secret (at least 16 characters; default: a generated one, printed once)." };
-        var common = CommonOptions.Create();
+        var common = StorageCommandOptions.Create();
         var command = new Command("add", "Subscribe a URL; prints the subscription id (and the generated secret when none was given).");
         command.Arguments.Add(url);
         command.Options.Add(tenant);
@@ -43,9 +43,8 @@ public static class WebhooksCommand
         command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks add", async (webhooks, output, error, ct) =>
         {
             var t = parseResult.GetValue(tenant) ?? PipelineNames.DefaultTenant;
-            if (!StudyIds.IsValidTenant(t))
+            if (!StorageCommandOptions.IsValidTenant("webhooks add", t, error))
             {
-                error.WriteLine($"webhooks add: {StudyIds.InvalidTenantMessage(t)}");
                 return ExitCodes.BadInput;
             }
 
@@ -102,7 +101,7 @@ public static class WebhooksCommand
     {
         var tenant = new Option<string?>("--tenant") { Description = "Only this tenant's subscriptions." };
         var json = new Option<bool>("--json") { Description = "Print a JSON array." };
-        var common = CommonOptions.Create();
+        var common = StorageCommandOptions.Create();
         var command = new Command("list", "List subscriptions (secrets are never shown).");
         command.Options.Add(tenant);
         command.Options.Add(json);
@@ -135,7 +134,7 @@ public static class WebhooksCommand
     {
         var id = new Argument<string>("id") { Description = "The subscription id `webhooks add` printed." };
         var tenant = new Option<string?>("--tenant") { Description = "The subscription's tenant (default: searched)." };
-        var common = CommonOptions.Create();
+        var common = StorageCommandOptions.Create();
         var command = new Command("remove", "Remove a subscription and its secret.");
         command.Arguments.Add(id);
         command.Options.Add(tenant);
@@ -160,7 +159,7 @@ public static class WebhooksCommand
     {
         var id = new Argument<string>("id") { Description = "The subscription id." };
         var tenant = new Option<string?>("--tenant") { Description = "The subscription's tenant (default: searched)." };
-        var common = CommonOptions.Create();
+        var common = StorageCommandOptions.Create();
         var command = new Command("test", "Send one signed webhook.test delivery (no retries) and print the receiver's answer.");
         command.Arguments.Add(id);
         command.Options.Add(tenant);
@@ -184,7 +183,7 @@ public static class WebhooksCommand
 
     private static async Task<int> RunAsync(
         ParseResult parseResult,
-        CommonOptions common,
+        StorageCommandOptions common,
         string name,
         Func<LocalWebhooks, TextWriter, TextWriter, CancellationToken, Task<int>> body,
         CancellationToken cancellationToken)
@@ -201,7 +200,7 @@ public static class WebhooksCommand
             return ExitCodes.BadInput;
         }
 
-        var storage = await LocalStorageConnection.OpenAsync(name, parseResult.GetValue(common.Storage), parseResult.GetValue(common.DataDir), error, cancellationToken).ConfigureAwait(false);
+        var storage = await common.OpenAsync(name, parseResult, error, cancellationToken).ConfigureAwait(false);
         if (storage is null)
         {
             return ExitCodes.InternalError;
@@ -216,21 +215,8 @@ public static class WebhooksCommand
         }
         catch (RequestFailedException ex)
         {
-            error.WriteLine($"{name}: storage refused the request: {ex.Status} {ex.ErrorCode}: {ex.Message.Split('\n')[0]}");
+            error.WriteLine(StorageCommandOptions.Refused(name, "request", ex));
             return ExitCodes.InternalError;
-        }
-    }
-
-    private sealed record CommonOptions(Option<string?> DataDir, Option<string?> Storage)
-    {
-        public static CommonOptions Create() => new(
-            LocalStorageConnection.DataDirOption(),
-            LocalStorageConnection.StorageOption());
-
-        public void AddTo(Command command)
-        {
-            command.Options.Add(DataDir);
-            command.Options.Add(Storage);
         }
     }
 }
