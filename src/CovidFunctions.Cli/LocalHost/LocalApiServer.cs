@@ -9,6 +9,7 @@ using CovidFunctions.Pipeline.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -140,7 +141,12 @@ public sealed class LocalApiServer : IAsyncDisposable
         await webhooks.Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
         var api = new ResultsApi(storage.Studies, storage.BlobContainers, new UsageQueries(storage.Usage, storage.Studies), webhooks.Manager, new ResultsApiOptions { PublicBaseUrl = baseUrl });
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // The local API takes nothing from the ambient ASP.NET configuration: an ASPNETCORE_ENVIRONMENT=Development in
+        // the operator's shell would turn on the developer exception page (stack traces and request headers, the API
+        // key among them, in a 500's body), and a Kestrel__Endpoints__* variable or an appsettings.json in the working
+        // folder would open a listener beside 127.0.0.1, on any address it names.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton(api);
         builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
