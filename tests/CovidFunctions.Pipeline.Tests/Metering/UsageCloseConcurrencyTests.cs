@@ -101,9 +101,17 @@ public sealed class UsageCloseConcurrencyTests
         return (usage, new CountingUsageStore(usage));
     }
 
-    /// <summary>The in-memory store, holding each month read and close fence for 20 ms and counting the callers in it at once.</summary>
+    /// <summary>
+    /// The in-memory store, counting the callers in each month read and close fence at once. Until a counter first sees
+    /// <see cref="UsageQueries.TenantConcurrency"/> callers inside together, each caller waits there (at most 5 s), so a
+    /// bounded fan-out shows its bound however slowly a loaded machine starts the tasks (a fixed 20 ms hold let the
+    /// first callers leave before the last had entered, and the peak then fell short of the bound); a sequential one
+    /// shows 1 after the wait, an unbounded one more than the bound.
+    /// </summary>
     private sealed class CountingUsageStore(IUsageStore inner) : IUsageStore
     {
+        private readonly TaskCompletionSource _beginCloseAtBound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _getFiledAtBound = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _inBeginClose;
         private int _inGetFiled;
 
@@ -119,7 +127,7 @@ public sealed class UsageCloseConcurrencyTests
 
         public async Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken)
         {
-            await HoldAsync(() => ref _inGetFiled, p => PeakInGetFiled = Math.Max(PeakInGetFiled, p));
+            await HoldAsync(() => ref _inGetFiled, p => PeakInGetFiled = Math.Max(PeakInGetFiled, p), _getFiledAtBound);
             return await inner.GetFiledAsync(tenant, month, cancellationToken);
         }
 
@@ -127,7 +135,7 @@ public sealed class UsageCloseConcurrencyTests
 
         public async Task<DateTimeOffset> BeginCloseAsync(string tenant, string month, DateTimeOffset at, CancellationToken cancellationToken)
         {
-            await HoldAsync(() => ref _inBeginClose, p => PeakInBeginClose = Math.Max(PeakInBeginClose, p));
+            await HoldAsync(() => ref _inBeginClose, p => PeakInBeginClose = Math.Max(PeakInBeginClose, p), _beginCloseAtBound);
             return await inner.BeginCloseAsync(tenant, month, at, cancellationToken);
         }
 
@@ -139,14 +147,19 @@ public sealed class UsageCloseConcurrencyTests
 
         private readonly Lock _gate = new();
 
-        private async Task HoldAsync(Counter counter, Action<int> peak)
+        private async Task HoldAsync(Counter counter, Action<int> peak, TaskCompletionSource atBound)
         {
             lock (_gate)
             {
-                peak(++counter());
+                var inside = ++counter();
+                peak(inside);
+                if (inside >= UsageQueries.TenantConcurrency)
+                {
+                    atBound.TrySetResult();
+                }
             }
 
-            await Task.Delay(20);
+            await Task.WhenAny(atBound.Task, Task.Delay(TimeSpan.FromSeconds(5)));
             lock (_gate)
             {
                 counter()--;
