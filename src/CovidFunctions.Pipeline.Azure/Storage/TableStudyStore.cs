@@ -860,7 +860,14 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// </summary>
     private async Task<ETag?> PutStatusIndexAsync(string tenant, string status, StudyListPosition place, CancellationToken cancellationToken)
     {
-        var response = await Table.UpsertEntityAsync(new TableEntity(StatusIndexPartition(tenant, status), ListIndexRowKey(place)), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+        var partition = StatusIndexPartition(tenant, status);
+        if (!IsTableKey(partition))
+        {
+            // No list can ask for such a status (the API accepts the five statuses only): no row, and the write goes on.
+            return null;
+        }
+
+        var response = await Table.UpsertEntityAsync(new TableEntity(partition, ListIndexRowKey(place)), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
         return response.Headers.ETag;
     }
 
