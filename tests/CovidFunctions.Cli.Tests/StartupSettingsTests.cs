@@ -114,6 +114,19 @@ public sealed class StartupSettingsTests
     }
 
     [Fact]
+    public void UpHostSettings_TheSingleUploadSweepAndHistoryPurgeAges_AreNamedAsFunctionAppOnly()
+    {
+        // Both are Function app timers' settings (46bb245, 2a70270): up accepted them and acted on neither, silently.
+        var settings = LocalHostSettings.Load(
+            Environment(("Pipeline__SingleUploadSweepAge", "00:05:00"), ("Pipeline__OrchestrationHistoryRetention", "7.00:00:00")),
+            chunkSize: null);
+
+        Assert.Equal(["Pipeline__OrchestrationHistoryRetention", "Pipeline__SingleUploadSweepAge"], settings.FunctionAppOnly);
+        Assert.Contains("keeps it", LocalHostSettings.WhyFunctionAppOnly("Pipeline__OrchestrationHistoryRetention"), StringComparison.Ordinal);
+        Assert.Contains("at once", LocalHostSettings.WhyFunctionAppOnly("Pipeline__SingleUploadSweepAge"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Up_PassesTheEnvironmentsPipelineAndMeteringSettings_ToTheLocalHost()
     {
         // Before, up built its host with the default Metering options and only --chunk-size of the Pipeline ones, so

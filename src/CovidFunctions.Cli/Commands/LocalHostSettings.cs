@@ -21,8 +21,18 @@ namespace CovidFunctions.Cli.Commands;
 /// <param name="FunctionAppOnly">Settings given that only the Function app reads (<c>up</c> has its own queues and transport): named so that <c>up</c> can say it ignores them.</param>
 public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions Metering, IReadOnlyList<string> FunctionAppOnly)
 {
-    /// <summary>Keys of the <c>Pipeline</c> section that only the Function app reads (its <c>FunctionAppSettings</c>): the queue name and the transports.</summary>
-    public static readonly IReadOnlyList<string> FunctionAppOnlyPipelineKeys = ["SliceQueueName", "Transport", "ResultTransport"];
+    /// <summary>
+    /// Keys of the <c>Pipeline</c> section that only the Function app reads: the queue name and the transports (its
+    /// <c>FunctionAppSettings</c>), the minute sweep's quiet age for single-blob uploads (<c>up</c>'s watcher ingests
+    /// every upload at once) and the Durable history purge's age (a Function app timer).
+    /// </summary>
+    public static readonly IReadOnlyList<string> FunctionAppOnlyPipelineKeys = ["SliceQueueName", "Transport", "ResultTransport", nameof(PipelineOptions.SingleUploadSweepAge), nameof(PipelineOptions.OrchestrationHistoryRetention)];
+
+    /// <summary>Why <c>up</c> ignores <paramref name="setting"/> (one of <see cref="FunctionAppOnly"/>'s names), for its console line.</summary>
+    public static string WhyFunctionAppOnly(string setting) =>
+        setting.EndsWith(nameof(PipelineOptions.SingleUploadSweepAge), StringComparison.OrdinalIgnoreCase) ? "covidfn up's watcher ingests every upload at once"
+        : setting.EndsWith(nameof(PipelineOptions.OrchestrationHistoryRetention), StringComparison.OrdinalIgnoreCase) ? "its hourly timer purges the Durable history; covidfn up keeps it"
+        : "covidfn up has its own Storage queues";
 
     /// <summary>
     /// How ingest assembles series and expands zips: the <c>Imaging__*</c> settings, checked as the Function app checks

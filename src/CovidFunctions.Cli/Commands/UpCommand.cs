@@ -95,7 +95,7 @@ public static class UpCommand
             settings = LocalHostSettings.Load(args.ChunkSize);
             foreach (var name in settings.FunctionAppOnly)
             {
-                error.WriteLine($"up: {name} is read only by the Function app (covidfn up has its own Storage queues); ignored");
+                error.WriteLine($"up: {name} is read only by the Function app ({LocalHostSettings.WhyFunctionAppOnly(name)}); ignored");
             }
 
             _ = DeidKeys.ForDataDir(dataDir, out var keyPath, out var keyCreated);
