@@ -618,7 +618,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             var partition = ListIndexPartition(row.PartitionKey);
             if (batch.Count == BackfillBatchSize || (batchPartition is not null && partition != batchPartition))
             {
-                written += await SubmitAsync().ConfigureAwait(false);
+                written += await SubmitBatchAsync(batch, cancellationToken).ConfigureAwait(false);
             }
 
             batchPartition = partition;
@@ -626,21 +626,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, ListIndexRowKey(place))));
         }
 
-        written += await SubmitAsync().ConfigureAwait(false);
+        written += await SubmitBatchAsync(batch, cancellationToken).ConfigureAwait(false);
         return written;
-
-        async Task<int> SubmitAsync()
-        {
-            if (batch.Count == 0)
-            {
-                return 0;
-            }
-
-            await Table.SubmitTransactionAsync(batch, cancellationToken).ConfigureAwait(false);
-            var count = batch.Count;
-            batch.Clear();
-            return count;
-        }
     }
 
     /// <summary>Whether the status index holds every study (its marker row exists).</summary>
@@ -669,7 +656,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             {
                 foreach (var full in batches.Values)
                 {
-                    written += await SubmitAsync(full).ConfigureAwait(false);
+                    written += await SubmitBatchAsync(full, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -690,29 +677,30 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
             batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, new TableEntity(partition, ListIndexRowKey(place))));
             if (batch.Count == BackfillBatchSize)
             {
-                written += await SubmitAsync(batch).ConfigureAwait(false);
+                written += await SubmitBatchAsync(batch, cancellationToken).ConfigureAwait(false);
             }
         }
 
         foreach (var rest in batches.Values)
         {
-            written += await SubmitAsync(rest).ConfigureAwait(false);
+            written += await SubmitBatchAsync(rest, cancellationToken).ConfigureAwait(false);
         }
 
         return written;
+    }
 
-        async Task<int> SubmitAsync(List<TableTransactionAction> batch)
+    /// <summary>Writes <paramref name="batch"/> (one partition) as one transaction and empties it; the rows written.</summary>
+    private async Task<int> SubmitBatchAsync(List<TableTransactionAction> batch, CancellationToken cancellationToken)
+    {
+        if (batch.Count == 0)
         {
-            if (batch.Count == 0)
-            {
-                return 0;
-            }
-
-            await Table.SubmitTransactionAsync(batch, cancellationToken).ConfigureAwait(false);
-            var count = batch.Count;
-            batch.Clear();
-            return count;
+            return 0;
         }
+
+        await Table.SubmitTransactionAsync(batch, cancellationToken).ConfigureAwait(false);
+        var count = batch.Count;
+        batch.Clear();
+        return count;
     }
 
     public async IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, [EnumeratorCancellation] CancellationToken cancellationToken)
