@@ -68,9 +68,6 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// <summary>RowKey of the status index's marker row in <see cref="ListIndexMarkerPartition"/> (insert-only, never removed).</summary>
     public const string StatusIndexCompleteRowKey = "~status-complete";
 
-    /// <summary>Studies point-read at once when a list page is read from the list index.</summary>
-    private const int ListReadConcurrency = 16;
-
     /// <summary>The partition of the study id → tenant index rows; no tenant can have it (tenants are <c>[a-z0-9][a-z0-9-]*</c>).</summary>
     public const string TenantIndexPartition = "~tenant-of";
 
@@ -438,7 +435,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
     /// index): <see cref="ListPlacesAsync"/> (a query of each listed tenant's list index partition, or status index
     /// partition, from the request's place on: a RowKey range, <c>from</c>/<c>to</c> part of it exactly since the time
     /// is in the key; about <see cref="StudyListRequest.PageSize"/> + 1 keys each, merged in list order), then a point
-    /// read of each study listed, up to <see cref="ListReadConcurrency"/> at once; an entry whose study does not hold
+    /// read of each study listed, up to <see cref="StudyListing.PointReadConcurrency"/> at once; an entry whose study does not hold
     /// that place (and status) is skipped (see the class remarks), and more keys are read when the caller reads on.
     /// Otherwise <see cref="StudyListing.ScanAsync"/> (every matching study of the tenants, sorted in memory).
     /// </summary>
@@ -467,17 +464,12 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
                 batch.Add(next.Current);
             }
 
-            var read = new StudyRecord?[batch.Count];
-            await Parallel.ForEachAsync(Enumerable.Range(0, batch.Count), new ParallelOptions { MaxDegreeOfParallelism = ListReadConcurrency, CancellationToken = cancellationToken }, async (i, token) =>
+            var read = await StudyListing.ReadStudiesAsync(this, [.. batch.Select(entry => (entry.Tenant, entry.Place.StudyId))], cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < batch.Count; i++)
             {
-                var study = await GetAsync(batch[i].Tenant, batch[i].Place.StudyId, token).ConfigureAwait(false);
-                read[i] = batch[i].IsHeldBy(study) && (request.Status is null || string.Equals(study!.Status, request.Status, StringComparison.Ordinal)) ? study : null;
-            }).ConfigureAwait(false);
-            foreach (var study in read)
-            {
-                if (study is not null)
+                if (batch[i].IsHeldBy(read[i]) && (request.Status is null || string.Equals(read[i]!.Status, request.Status, StringComparison.Ordinal)))
                 {
-                    yield return study;
+                    yield return read[i]!;
                 }
             }
 

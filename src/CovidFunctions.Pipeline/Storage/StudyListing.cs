@@ -44,6 +44,23 @@ public static class StudyListing
         return CutAsync(listed, request, cancellationToken);
     }
 
+    /// <summary>Studies point-read at once by <see cref="ReadStudiesAsync"/>.</summary>
+    public const int PointReadConcurrency = 16;
+
+    /// <summary>
+    /// The studies of <paramref name="keys"/> by point reads, <see cref="PointReadConcurrency"/> at once (the studies an
+    /// index lists, which holds keys only): element i is the study of key i, null where there is none.
+    /// </summary>
+    public static async Task<StudyRecord?[]> ReadStudiesAsync(IStudyStore studies, IReadOnlyList<(string Tenant, string StudyId)> keys, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(studies);
+        ArgumentNullException.ThrowIfNull(keys);
+        var found = new StudyRecord?[keys.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, keys.Count), new ParallelOptions { MaxDegreeOfParallelism = PointReadConcurrency, CancellationToken = cancellationToken }, async (i, token) =>
+            found[i] = await studies.GetAsync(keys[i].Tenant, keys[i].StudyId, token).ConfigureAwait(false)).ConfigureAwait(false);
+        return found;
+    }
+
     /// <summary>
     /// Lists each already in list order merged into one list in that order (among items at the same place, the earlier
     /// list first), reading each only as far as the merged list is read. The first item of every list is asked for at

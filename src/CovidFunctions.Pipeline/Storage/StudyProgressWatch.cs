@@ -27,9 +27,6 @@ public sealed record StudyProgressRound(IReadOnlyList<StudyRecord> Changed, bool
 /// </summary>
 public sealed class StudyProgressWatch(IStudyStore studies, DateTimeOffset since)
 {
-    /// <summary>Studies point-read at once.</summary>
-    private const int ReadConcurrency = 16;
-
     /// <summary>Entries per index query (the Table service's most).</summary>
     private const int KeysPerQuery = 1000;
 
@@ -139,9 +136,7 @@ public sealed class StudyProgressWatch(IStudyStore studies, DateTimeOffset since
         }
 
         var reads = toRead.Values.ToList();
-        var found = new StudyRecord?[reads.Count];
-        await Parallel.ForEachAsync(Enumerable.Range(0, reads.Count), new ParallelOptions { MaxDegreeOfParallelism = ReadConcurrency, CancellationToken = cancellationToken }, async (i, token) =>
-            found[i] = await studies.GetAsync(reads[i].Tenant, reads[i].StudyId, token).ConfigureAwait(false)).ConfigureAwait(false);
+        var found = await StudyListing.ReadStudiesAsync(studies, reads, cancellationToken).ConfigureAwait(false);
         for (var i = 0; i < reads.Count; i++)
         {
             var key = KeyOf(reads[i].Tenant, reads[i].StudyId);
