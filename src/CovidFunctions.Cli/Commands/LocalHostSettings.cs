@@ -22,17 +22,25 @@ namespace CovidFunctions.Cli.Commands;
 public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions Metering, IReadOnlyList<string> FunctionAppOnly)
 {
     /// <summary>
-    /// Keys of the <c>Pipeline</c> section that only the Function app reads: the queue name and the transports (its
-    /// <c>FunctionAppSettings</c>), the minute sweep's quiet age for single-blob uploads (<c>up</c>'s watcher ingests
-    /// every upload at once) and the Durable history purge's age (a Function app timer).
+    /// Keys of the <c>Pipeline</c> section that only the Function app reads, each with why <c>up</c> ignores it: the
+    /// queue name and the transports (its <c>FunctionAppSettings</c>), the minute sweep's quiet age for single-blob
+    /// uploads and the Durable history purge's age (Function app timers).
     /// </summary>
-    public static readonly IReadOnlyList<string> FunctionAppOnlyPipelineKeys = ["SliceQueueName", "Transport", "ResultTransport", nameof(PipelineOptions.SingleUploadSweepAge), nameof(PipelineOptions.OrchestrationHistoryRetention)];
+    private static readonly Dictionary<string, string> FunctionAppOnlyPipelineSettings = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["SliceQueueName"] = "covidfn up has its own Storage queues",
+        ["Transport"] = "covidfn up has its own Storage queues",
+        ["ResultTransport"] = "covidfn up has its own Storage queues",
+        [nameof(PipelineOptions.SingleUploadSweepAge)] = "covidfn up's watcher ingests every upload at once",
+        [nameof(PipelineOptions.OrchestrationHistoryRetention)] = "its hourly timer purges the Durable history; covidfn up keeps it",
+    };
 
-    /// <summary>Why <c>up</c> ignores <paramref name="setting"/> (one of <see cref="FunctionAppOnly"/>'s names), for its console line.</summary>
-    public static string WhyFunctionAppOnly(string setting) =>
-        setting.EndsWith(nameof(PipelineOptions.SingleUploadSweepAge), StringComparison.OrdinalIgnoreCase) ? "covidfn up's watcher ingests every upload at once"
-        : setting.EndsWith(nameof(PipelineOptions.OrchestrationHistoryRetention), StringComparison.OrdinalIgnoreCase) ? "its hourly timer purges the Durable history; covidfn up keeps it"
-        : "covidfn up has its own Storage queues";
+    /// <summary>Why <c>up</c> ignores <paramref name="setting"/> (one of <see cref="FunctionAppOnly"/>'s names, <c>Pipeline__Key</c>), for its console line.</summary>
+    public static string WhyFunctionAppOnly(string setting)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        return FunctionAppOnlyPipelineSettings[setting[(PipelineOptions.SectionName.Length + 2)..]];
+    }
 
     /// <summary>
     /// How ingest assembles series and expands zips: the <c>Imaging__*</c> settings, checked as the Function app checks
@@ -50,7 +58,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
         ArgumentNullException.ThrowIfNull(environment);
         var pipelineSection = EnvironmentSettings.Section(environment, PipelineOptions.SectionName);
         var meteringSection = EnvironmentSettings.Section(environment, MeteringOptions.SectionName);
-        UnknownSettings.Reject(pipelineSection, [.. FunctionAppOnlyPipelineKeys], typeof(PipelineOptions));
+        UnknownSettings.Reject(pipelineSection, [.. FunctionAppOnlyPipelineSettings.Keys], typeof(PipelineOptions));
         UnknownSettings.Reject(meteringSection, [], typeof(MeteringOptions));
 
         // Get<T> throws naming the key ("Failed to convert configuration value at 'Pipeline:ChunkSize' ...").
@@ -68,7 +76,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
         var assembly = ImagingSettings.LoadForIngest(environment);
         var functionAppOnly = pipelineSection.GetChildren()
             .Select(c => c.Key)
-            .Where(k => FunctionAppOnlyPipelineKeys.Contains(k, StringComparer.OrdinalIgnoreCase))
+            .Where(FunctionAppOnlyPipelineSettings.ContainsKey)
             .Select(k => $"{PipelineOptions.SectionName}__{k}")
             .Order(StringComparer.Ordinal)
             .ToList();
