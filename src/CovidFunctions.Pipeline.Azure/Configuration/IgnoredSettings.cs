@@ -26,7 +26,7 @@ public static class IgnoredSettings
         ArgumentNullException.ThrowIfNull(keys);
         var refused = keys.ToHashSet(StringComparer.OrdinalIgnoreCase);
         var set = section.GetChildren()
-            .Select(c => refused.FirstOrDefault(k => k.Equals(c.Key, StringComparison.OrdinalIgnoreCase)))
+            .Select(c => refused.TryGetValue(c.Key, out var key) ? key : null)
             .OfType<string>()
             .Order(StringComparer.Ordinal)
             .ToList();
