@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
@@ -6,9 +5,6 @@ using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -36,7 +32,7 @@ public sealed class FolderSweepFailureTests(AzuriteFixture azurite)
         // The first folder in plan order fails on its Studies write (storage failing for that one row).
         var failing = StudyIds.ForUpload(studyIdKey, tenant, $"{tenant}/a-first/");
         var second = StudyIds.ForUpload(studyIdKey, tenant, $"{tenant}/b-second/");
-        var functions = Functions(new StudiesFailingFor(azurite.Storage.Studies, failing), key, new TenantListing(azurite.Storage.UploadListing, tenant));
+        var functions = IngestFunctionsBuilder.Create(azurite, key, studies: new StudiesFailingFor(azurite.Storage.Studies, failing), onlyTenant: tenant);
 
         // Before, the failure left the loop: the second folder waited for the first to be fixed, on every sweep.
         var thrown = await Assert.ThrowsAsync<AggregateException>(() => functions.SweepFolderUploads(new TimerInfo(), durable.Client, CancellationToken.None));
@@ -48,35 +44,6 @@ public sealed class FolderSweepFailureTests(AzuriteFixture azurite)
         Assert.False(await uploads.GetBlobClient($"{tenant}/b-second/notes.txt").ExistsAsync());
         Assert.True(await azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.QuarantineContainer).GetBlobClient($"{tenant}/{second}/original/notes.txt").ExistsAsync());
         Assert.True(await uploads.GetBlobClient($"{tenant}/a-first/notes.txt").ExistsAsync());
-    }
-
-    private IngestFunctions Functions(IStudyStore studies, DeidKey key, IUploadListing listing)
-    {
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton(azurite.Storage.BlobContainers)
-            .AddSingleton(studies)
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(key))
-            .AddSingleton(Options.Create(new PipelineOptions()))
-            .AddSingleton(TimeProvider.System)
-            .BuildServiceProvider();
-        return new IngestFunctions(services, listing, Options.Create(new PipelineOptions()), StudyIdKey.From(key), TimeProvider.System, NullLogger<IngestFunctions>.Instance);
-    }
-
-    /// <summary>The shared Azurite's uploads of this test's tenant only (other tests' folders are not this sweep's to ingest).</summary>
-    private sealed class TenantListing(IUploadListing inner, string tenant) : IUploadListing
-    {
-        public async IAsyncEnumerable<UploadBlob> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await foreach (var blob in inner.ListAsync(cancellationToken).ConfigureAwait(false))
-            {
-                if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-                {
-                    yield return blob;
-                }
-            }
-        }
     }
 
     /// <summary>A Studies table whose writes fail for one study.</summary>

@@ -6,9 +6,6 @@ using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -33,7 +30,7 @@ public sealed class IngestFailureLoggingTests(AzuriteFixture azurite)
         await blob.UploadAsync(BinaryData.FromString("not looked at: the Studies table fails first"), overwrite: true);
         var key = DeidKey.Generate();
         var studyIdKey = StudyIdKey.From(key);
-        var functions = Functions(new StudiesQuotingTheBlob(azurite.Storage.Studies, $"{PipelineNames.UploadsContainer}/{name}"), key);
+        var functions = IngestFunctionsBuilder.Create(azurite, key, studies: new StudiesQuotingTheBlob(azurite.Storage.Studies, $"{PipelineNames.UploadsContainer}/{name}"));
 
         var thrown = await Assert.ThrowsAsync<IngestFailedException>(() => functions.IngestUpload(blob, name, durable.Client, CancellationToken.None));
 
@@ -54,27 +51,13 @@ public sealed class IngestFailureLoggingTests(AzuriteFixture azurite)
 
         // The same blob through a wrong account key: Azurite answers 403, and the SDK's message quotes the request.
         var forbidden = new BlobClient(real.Uri, new StorageSharedKeyCredential(real.AccountName, Convert.ToBase64String(new byte[64])));
-        var functions = Functions(azurite.Storage.Studies, DeidKey.Generate());
+        var functions = IngestFunctionsBuilder.Create(azurite, DeidKey.Generate());
 
         var thrown = await Assert.ThrowsAsync<IngestFailedException>(() => functions.IngestUpload(forbidden, name, durable.Client, CancellationToken.None));
 
         Assert.StartsWith("ingest could not read an upload's properties: Azure.RequestFailedException: status 403", thrown.Message, StringComparison.Ordinal);
         Assert.Null(thrown.InnerException);
         Assert.DoesNotContain(patient, thrown.ToString(), StringComparison.Ordinal);
-    }
-
-    private IngestFunctions Functions(IStudyStore studies, DeidKey key)
-    {
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton(azurite.Storage.BlobContainers)
-            .AddSingleton(studies)
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(key))
-            .AddSingleton(Options.Create(new PipelineOptions()))
-            .AddSingleton(TimeProvider.System)
-            .BuildServiceProvider();
-        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), StudyIdKey.From(key), TimeProvider.System, NullLogger<IngestFunctions>.Instance);
     }
 
     /// <summary>A Studies table whose writes fail with a message quoting the upload's blob path, as storage errors do.</summary>

@@ -1,18 +1,11 @@
-using System.IO.Compression;
 using Azure.Storage.Blobs.Models;
 using CovidFunctions.Dicom.Deidentification;
-using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
-using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
-using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
+using static CovidFunctions.FunctionApp.Tests.IngestFunctionsBuilder;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -27,9 +20,6 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
 {
     private const string Tenant = "ingest-fn-tests";
 
-    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
-    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
-
     /// <summary>The Function app's de-identification key here; study ids are keyed with the key derived from it.</summary>
     private static readonly DeidKey DeidKey = DeidKey.Generate();
 
@@ -41,7 +31,7 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
         await using var durable = await StartDurableAsync();
         var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
         await UploadAsync(name, ZipOfSlices());
-        var functions = CreateFunctions();
+        var functions = IngestFunctionsBuilder.Create(azurite, DeidKey);
 
         await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
 
@@ -83,7 +73,7 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
         await using var durable = await StartDurableAsync();
         var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
         await UploadAsync(name, ZipOfSlices());
-        var functions = CreateFunctions();
+        var functions = IngestFunctionsBuilder.Create(azurite, DeidKey);
         await functions.IngestUpload(Blob(name), name, durable.Client, CancellationToken.None);
 
         var second = ZipOfSlices(SliceFiles[..2]);
@@ -110,10 +100,10 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
         var folder = $"{Tenant}/folder-{Guid.NewGuid():N}/";
         foreach (var file in SliceFiles)
         {
-            await UploadAsync(folder + file, await File.ReadAllBytesAsync(Source(file)));
+            await UploadAsync(folder + file, await File.ReadAllBytesAsync(SlicePath(file)));
         }
 
-        var functions = CreateFunctions();
+        var functions = IngestFunctionsBuilder.Create(azurite, DeidKey);
         var studyId = StudyIds.ForUpload(StudyIdKey, Tenant, folder);
 
         // A blob of the folder alone does nothing: the folder is not complete yet.
@@ -129,50 +119,9 @@ public sealed class IngestFunctionTests(AzuriteFixture azurite)
         Assert.NotNull(await durable.Client.GetInstanceAsync(StudyIds.OrchestrationId(Tenant, studyId)));
     }
 
-    private static Task<DurableTaskTestHost> StartDurableAsync() =>
-        DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator(DurableStudyOrchestrationClient.OrchestratorName, typeof(StandInStudyOrchestrator)));
-
-    private IngestFunctions CreateFunctions()
-    {
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton(azurite.Storage.BlobContainers)
-            .AddSingleton(azurite.Storage.Studies)
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(DeidKey))
-            .AddSingleton(Options.Create(new PipelineOptions()))
-            .AddSingleton(TimeProvider.System)
-            .BuildServiceProvider();
-        return new IngestFunctions(services, azurite.Storage.UploadListing, Options.Create(new PipelineOptions()), StudyIdKey, TimeProvider.System, NullLogger<IngestFunctions>.Instance);
-    }
-
     private Azure.Storage.Blobs.BlobClient Blob(string name) =>
         azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).GetBlobClient(name);
 
     private async Task UploadAsync(string name, byte[] content) =>
         await Blob(name).UploadAsync(BinaryData.FromBytes(content), overwrite: true);
-
-    private static string Source(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);
-
-    private static byte[] ZipOfSlices() => ZipOfSlices(SliceFiles);
-
-    private static byte[] ZipOfSlices(IEnumerable<string> files)
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in files)
-            {
-                zip.CreateEntryFromFile(Source(file), "series/" + file);
-            }
-        }
-
-        return buffer.ToArray();
-    }
-
-    /// <summary>Answers to the study orchestrator's name: ingest only has to start it with the right input.</summary>
-    private sealed class StandInStudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, int>
-    {
-        public override Task<int> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input) => Task.FromResult(input.SliceCount);
-    }
 }

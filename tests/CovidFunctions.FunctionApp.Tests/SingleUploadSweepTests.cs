@@ -1,5 +1,3 @@
-using System.IO.Compression;
-using System.Runtime.CompilerServices;
 using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Data.Tables;
@@ -10,15 +8,9 @@ using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Ingest;
-using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
 using Microsoft.Azure.Functions.Worker;
-using Microsoft.DurableTask;
-using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
+using static CovidFunctions.FunctionApp.Tests.IngestFunctionsBuilder;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -32,9 +24,6 @@ namespace CovidFunctions.FunctionApp.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class SingleUploadSweepTests(AzuriteFixture azurite)
 {
-    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
-    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
-
     private static readonly DeidKey DeidKey = DeidKey.Generate();
 
     private static readonly StudyIdKey StudyIdKey = StudyIdKey.From(DeidKey);
@@ -100,9 +89,9 @@ public sealed class SingleUploadSweepTests(AzuriteFixture azurite)
         tableOptions.AddPolicy(tableRequests, HttpPipelinePosition.PerCall);
         var blobService = new BlobServiceClient(azurite.Server.ConnectionString, blobOptions);
         var studies = new TableStudyStore(new TableServiceClient(azurite.Server.ConnectionString, tableOptions).GetTableClient(PipelineNames.StudiesTable));
-        var functions = Functions(
-            tenant, options, TimeSpan.FromMinutes(16), studies, new AzureBlobContainers(blobService),
-            new AzureUploadListing(blobService.GetBlobContainerClient(PipelineNames.UploadsContainer)));
+        var functions = IngestFunctionsBuilder.Create(
+            azurite, DeidKey, options, studies, new AzureBlobContainers(blobService),
+            new AzureUploadListing(blobService.GetBlobContainerClient(PipelineNames.UploadsContainer)), onlyTenant: tenant, clockAhead: TimeSpan.FromMinutes(16));
 
         await functions.SweepFolderUploads(new TimerInfo(), durable.Client, CancellationToken.None);
 
@@ -204,26 +193,8 @@ public sealed class SingleUploadSweepTests(AzuriteFixture azurite)
 
     private static string NewTenant() => "sweep1-" + Guid.NewGuid().ToString("N")[..12];
 
-    private static Task<DurableTaskTestHost> StartDurableAsync() =>
-        DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator(DurableStudyOrchestrationClient.OrchestratorName, typeof(StandInStudyOrchestrator)));
-
     private IngestFunctions Functions(string tenant, PipelineOptions options, TimeSpan clockAhead) =>
-        Functions(tenant, options, clockAhead, azurite.Storage.Studies, azurite.Storage.BlobContainers, azurite.Storage.UploadListing);
-
-    private IngestFunctions Functions(string tenant, PipelineOptions options, TimeSpan clockAhead, IStudyStore studies, IBlobContainers containers, IUploadListing listing)
-    {
-        var time = new ClockAhead(clockAhead);
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton(containers)
-            .AddSingleton(studies)
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(DeidKey))
-            .AddSingleton(Options.Create(options))
-            .AddSingleton<TimeProvider>(time)
-            .BuildServiceProvider();
-        return new IngestFunctions(services, new TenantListing(listing, tenant), Options.Create(options), StudyIdKey, time, NullLogger<IngestFunctions>.Instance);
-    }
+        IngestFunctionsBuilder.Create(azurite, DeidKey, options, onlyTenant: tenant, clockAhead: clockAhead);
 
     private async Task<int> CountUploadsAsync(string tenant)
     {
@@ -234,28 +205,6 @@ public sealed class SingleUploadSweepTests(AzuriteFixture azurite)
         }
 
         return count;
-    }
-
-    private static string Source(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);
-
-    private static byte[] ZipOfSlices()
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in SliceFiles)
-            {
-                zip.CreateEntryFromFile(Source(file), "series/" + file);
-            }
-        }
-
-        return buffer.ToArray();
-    }
-
-    /// <summary>The system clock moved ahead (the sweep's "now" and ingest's), so a fresh blob reads as minutes old.</summary>
-    private sealed class ClockAhead(TimeSpan ahead) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + ahead;
     }
 
     /// <summary>Counts the requests a client sends (each try of each call).</summary>
@@ -304,26 +253,5 @@ public sealed class SingleUploadSweepTests(AzuriteFixture azurite)
                 _methods.Add(message.Request.Method.ToString());
             }
         }
-    }
-
-    /// <summary>The shared Azurite's uploads of this test's tenant only (other tests' uploads are not this sweep's).</summary>
-    private sealed class TenantListing(IUploadListing inner, string tenant) : IUploadListing
-    {
-        public async IAsyncEnumerable<UploadBlob> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await foreach (var blob in inner.ListAsync(cancellationToken).ConfigureAwait(false))
-            {
-                if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-                {
-                    yield return blob;
-                }
-            }
-        }
-    }
-
-    /// <summary>Answers to the study orchestrator's name: ingest only has to start it with the right input.</summary>
-    private sealed class StandInStudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, int>
-    {
-        public override Task<int> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input) => Task.FromResult(input.SliceCount);
     }
 }
