@@ -42,7 +42,9 @@ public static class ImageLoader
         return format switch
         {
             ImageFileFormat.Png when Png16Decoder.IsSixteenBit(data) => Png16Decoder.Decode(data, sourceName),
-            ImageFileFormat.Png or ImageFileFormat.Jpeg => DecodeWithSkia(data, sourceName),
+            ImageFileFormat.Png => DecodeWithSkia(data, sourceName),
+            ImageFileFormat.Jpeg when !JpegMarkers.ReachesEndOfImage(data) => throw ImageFormatException.For(sourceName, "the image data is truncated (the JPEG ends before its end-of-image marker)"),
+            ImageFileFormat.Jpeg => DecodeWithSkia(data, sourceName),
             ImageFileFormat.Tiff => TiffDecoder.Decode(data, sourceName),
             _ => throw ImageFormatException.For(sourceName, "not a PNG, JPEG or TIFF image (unrecognised signature)"),
         };

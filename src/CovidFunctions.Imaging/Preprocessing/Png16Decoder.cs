@@ -4,9 +4,14 @@ using System.IO.Compression;
 namespace CovidFunctions.Imaging.Preprocessing;
 
 /// <summary>
-/// A minimal decoder for 16-bit PNG (grey, grey+alpha, RGB, RGBA; not interlaced), because SkiaSharp reduces
-/// 16-bit samples to 8 bits. Grey: <c>g/65535</c>; colour: <c>(0.299R + 0.587G + 0.114B)/65535</c> in float32.
+/// A minimal decoder for 16-bit PNG (grey, grey+alpha, RGB, RGBA; plain or Adam7-interlaced), because SkiaSharp
+/// reduces 16-bit samples to 8 bits. Grey: <c>g/65535</c>; colour: <c>(0.299R + 0.587G + 0.114B)/65535</c> in float32.
 /// </summary>
+/// <remarks>
+/// Interlaced files were refused until session 17 ("interlaced 16-bit PNG is not supported", exit 2 from
+/// <c>covidfn segment</c> / <c>classify</c>) although PIL, which the evaluation and training read images with, opens
+/// them.
+/// </remarks>
 internal static class Png16Decoder
 {
     public static bool IsSixteenBit(ReadOnlySpan<byte> data) =>
@@ -23,9 +28,9 @@ internal static class Png16Decoder
             throw ImageFormatException.For(source, $"PNG size {width}×{height} is outside 1…{ImageLoader.MaxSide}");
         }
 
-        if (interlace != 0)
+        if (interlace > 1)
         {
-            throw ImageFormatException.For(source, "interlaced 16-bit PNG is not supported");
+            throw ImageFormatException.For(source, $"PNG interlace method {interlace} is not valid");
         }
 
         var channels = colourType switch
@@ -61,8 +66,14 @@ internal static class Png16Decoder
         }
 
         var bpp = channels * 2;
-        var stride = width * bpp;
-        var raw = new byte[(long)height * (stride + 1)];
+
+        // The reduced images in file order: the whole image, or Adam7's seven passes (PNG spec 8.2), each filtered on
+        // its own from a zero prior row; a pass with no column or no row has no bytes at all.
+        var passes = (interlace == 0 ? NotInterlaced : Adam7)
+            .Select(p => (p.X0, p.Y0, p.Dx, p.Dy, Width: (width - p.X0 + p.Dx - 1) / p.Dx, Height: (height - p.Y0 + p.Dy - 1) / p.Dy))
+            .Where(p => p.Width > 0 && p.Height > 0)
+            .ToList();
+        var raw = new byte[passes.Sum(p => (long)p.Height * ((p.Width * bpp) + 1))];
         idat.Position = 0;
         using (var z = new ZLibStream(idat, CompressionMode.Decompress))
         {
@@ -89,36 +100,49 @@ internal static class Png16Decoder
         }
 
         var pixels = new float[width * height];
-        var previous = new byte[stride];
-        var current = new byte[stride];
-        for (var y = 0; y < height; y++)
+        var rowStart = 0;
+        foreach (var pass in passes)
         {
-            var rowStart = y * (stride + 1);
-            var filter = raw[rowStart];
-            raw.AsSpan(rowStart + 1, stride).CopyTo(current);
-            Unfilter(filter, current, previous, bpp, source);
-            var outRow = pixels.AsSpan(y * width, width);
-            for (var x = 0; x < width; x++)
+            var stride = pass.Width * bpp;
+            var previous = new byte[stride];
+            var current = new byte[stride];
+            for (var j = 0; j < pass.Height; j++)
             {
-                var o = x * bpp;
-                if (channels <= 2)
+                var filter = raw[rowStart];
+                raw.AsSpan(rowStart + 1, stride).CopyTo(current);
+                rowStart += stride + 1;
+                Unfilter(filter, current, previous, bpp, source);
+                var y = pass.Y0 + (j * pass.Dy);
+                for (var i = 0; i < pass.Width; i++)
                 {
-                    outRow[x] = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o)) / 65535f;
+                    var o = i * bpp;
+                    var x = pass.X0 + (i * pass.Dx);
+                    if (channels <= 2)
+                    {
+                        pixels[(y * width) + x] = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o)) / 65535f;
+                    }
+                    else
+                    {
+                        float r = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o));
+                        float g = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o + 2));
+                        float b = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o + 4));
+                        pixels[(y * width) + x] = ((0.299f * r) + (0.587f * g) + (0.114f * b)) / 65535f;
+                    }
                 }
-                else
-                {
-                    float r = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o));
-                    float g = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o + 2));
-                    float b = BinaryPrimitives.ReadUInt16BigEndian(current.AsSpan(o + 4));
-                    outRow[x] = ((0.299f * r) + (0.587f * g) + (0.114f * b)) / 65535f;
-                }
-            }
 
-            (previous, current) = (current, previous);
+                (previous, current) = (current, previous);
+            }
         }
 
         return new GreyImage(width, height, pixels, source);
     }
+
+    /// <summary>One reduced image: first column and row, column and row step.</summary>
+    private static readonly (int X0, int Y0, int Dx, int Dy)[] NotInterlaced = [(0, 0, 1, 1)];
+
+    /// <summary>Adam7's seven passes (PNG spec 8.2).</summary>
+    private static readonly (int X0, int Y0, int Dx, int Dy)[] Adam7 =
+        [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)];
 
     private static void Unfilter(byte filter, Span<byte> row, ReadOnlySpan<byte> prior, int bpp, string? source)
     {
