@@ -16,13 +16,9 @@
 // by its create; the same rows in the end, without the completion's scans). A later page a list does not reach (a
 // status with fewer studies) is reported as its last page.
 //   dotnet run -c Release --project bench/CovidFunctions.StudyList.Bench -- [sizes=2000,20000] [pageSize=50] [laterPage=10] [runs=5] [oldSettled=5000] [indexes=after]
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Azure.Core;
-using Azure.Core.Pipeline;
-using Azure.Data.Tables;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Azure.Local;
@@ -30,6 +26,7 @@ using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
 
 var sizes = (args.Length > 0 ? args[0] : "2000,20000").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
 var pageSize = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;
@@ -43,10 +40,8 @@ var data = Directory.CreateTempSubdirectory("covidfn-list-bench-");
 await using var azurite = await AzuriteServer.StartAsync(new AzuriteServerOptions { DataDirectory = data.FullName, Ports = AzuriteServer.FreePorts() }, null, none);
 var storage = PipelineStorage.FromConnectionString(azurite.ConnectionString);
 await storage.EnsureCreatedAsync(none);
-var counter = new CountingPolicy();
-var options = new TableClientOptions();
-options.AddPolicy(counter, HttpPipelinePosition.PerCall);
-var studies = new TableStudyStore(new TableClient(azurite.ConnectionString, PipelineNames.StudiesTable, options));
+var counter = new TableRequestCounter();
+var studies = new TableStudyStore(counter.Client(azurite.ConnectionString, PipelineNames.StudiesTable));
 
 if (indexesBefore && studies is IStudyIdIndex)
 {
@@ -151,7 +146,7 @@ foreach (var size in sizes)
 // covidfn up's progress rounds: a Studies table of its own with `oldSettled` studies settled before the run (completed,
 // failed, rejected), then a run: two studies created, one progressing, all settling. Before: every round read every
 // study (Studies.QueryAsync of every tenant, what WatchProgressAsync called every 2 s). After: StudyProgressWatch.
-var pollTable = new TableClient(azurite.ConnectionString, "StudiesPoll", options);
+var pollTable = counter.Client(azurite.ConnectionString, "StudiesPoll");
 await pollTable.CreateIfNotExistsAsync(none);
 var pollStudies = new TableStudyStore(pollTable);
 await pollStudies.CompleteListIndexAsync(none);
@@ -263,39 +258,4 @@ internal sealed class ScanOnlyStudyStore(IStudyStore inner) : IStudyStore
     public IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken) => inner.QueryAsync(tenant, status, from, to, cancellationToken);
 
     public IAsyncEnumerable<string> ListTenantsAsync(CancellationToken cancellationToken) => inner.ListTenantsAsync(cancellationToken);
-}
-
-/// <summary>Counts the requests the store sends and the entities the Table service returns (a query's rows, or one per point read).</summary>
-internal sealed class CountingPolicy : HttpPipelineSynchronousPolicy
-{
-    private int _requests;
-    private long _rows;
-
-    public int Requests => _requests;
-
-    public long Rows => Interlocked.Read(ref _rows);
-
-    public void Reset()
-    {
-        _requests = 0;
-        Interlocked.Exchange(ref _rows, 0);
-    }
-
-    public override void OnSendingRequest(HttpMessage message) => Interlocked.Increment(ref _requests);
-
-    public override void OnReceivedResponse(HttpMessage message)
-    {
-        if (message.Request.Method != RequestMethod.Get || message.Response.Status != 200 || message.Response.ContentStream is not { CanSeek: true } body)
-        {
-            return;
-        }
-
-        var start = body.Position;
-        using (var json = JsonDocument.Parse(body))
-        {
-            Interlocked.Add(ref _rows, json.RootElement.TryGetProperty("value", out var rows) ? rows.GetArrayLength() : 1);
-        }
-
-        body.Position = start;
-    }
 }

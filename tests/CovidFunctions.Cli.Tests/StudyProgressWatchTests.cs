@@ -1,7 +1,3 @@
-using System.Text.Json;
-using Azure.Core;
-using Azure.Core.Pipeline;
-using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Azure.Local;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Storage;
@@ -143,12 +139,10 @@ public sealed class StudyProgressWatchTests : IAsyncLifetime
         new() { Tenant = tenant, StudyId = Id(i), Status = StudyStatus.Queued, CreatedAt = createdAt };
 
     /// <summary>A table store on a Studies table of its own, counting its requests; indexed: its indexes are complete (every study created through it).</summary>
-    private async Task<(TableStudyStore Studies, RequestCounter Counter)> StoreAsync(bool indexed)
+    private async Task<(TableStudyStore Studies, TableRequestCounter Counter)> StoreAsync(bool indexed)
     {
-        var counter = new RequestCounter();
-        var options = new TableClientOptions();
-        options.AddPolicy(counter, HttpPipelinePosition.PerCall);
-        var table = new TableClient(_server!.ConnectionString, "Studies" + Guid.NewGuid().ToString("N")[..16], options);
+        var counter = new TableRequestCounter();
+        var table = counter.Client(_server!.ConnectionString, "Studies" + Guid.NewGuid().ToString("N")[..16]);
         await table.CreateIfNotExistsAsync(None);
         var studies = new TableStudyStore(table);
         if (indexed)
@@ -158,40 +152,5 @@ public sealed class StudyProgressWatchTests : IAsyncLifetime
         }
 
         return (studies, counter);
-    }
-
-    /// <summary>Counts the requests sent and the rows the Table service returns (a query's rows, 1 per point read).</summary>
-    private sealed class RequestCounter : HttpPipelineSynchronousPolicy
-    {
-        private int _requests;
-        private long _rows;
-
-        public int Requests => _requests;
-
-        public long Rows => Interlocked.Read(ref _rows);
-
-        public void Reset()
-        {
-            Interlocked.Exchange(ref _requests, 0);
-            Interlocked.Exchange(ref _rows, 0);
-        }
-
-        public override void OnSendingRequest(HttpMessage message) => Interlocked.Increment(ref _requests);
-
-        public override void OnReceivedResponse(HttpMessage message)
-        {
-            if (message.Request.Method != RequestMethod.Get || message.Response.Status != 200 || message.Response.ContentStream is not { CanSeek: true } body)
-            {
-                return;
-            }
-
-            var start = body.Position;
-            using (var json = JsonDocument.Parse(body))
-            {
-                Interlocked.Add(ref _rows, json.RootElement.TryGetProperty("value", out var rows) ? rows.GetArrayLength() : 1);
-            }
-
-            body.Position = start;
-        }
     }
 }

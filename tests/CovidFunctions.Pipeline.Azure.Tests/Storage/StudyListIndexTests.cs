@@ -1,13 +1,11 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
-using Azure.Core;
-using Azure.Core.Pipeline;
 using Azure.Data.Tables;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
@@ -279,17 +277,15 @@ public sealed partial class StudyListIndexTests(AzuriteFixture azurite)
         !query.Contains("PartitionKey eq '~list|", StringComparison.Ordinal) && query.Contains("$filter", StringComparison.Ordinal) && !query.Contains("$top=1", StringComparison.Ordinal);
 
     /// <summary>A store of the kind on a Studies table of its own, recording the table requests (null for memory).</summary>
-    private async Task<(IStudyStore Studies, RowRecorder? Recorder)> StoreAsync(string kind)
+    private async Task<(IStudyStore Studies, TableRequestCounter? Recorder)> StoreAsync(string kind)
     {
         if (kind == "memory")
         {
             return (new InMemoryStudyStore(), null);
         }
 
-        var recorder = new RowRecorder();
-        var options = new TableClientOptions();
-        options.AddPolicy(recorder, HttpPipelinePosition.PerCall);
-        var table = new TableClient(azurite.Server.ConnectionString, "Studies" + Guid.NewGuid().ToString("N")[..16], options);
+        var recorder = new TableRequestCounter();
+        var table = recorder.Client(azurite.Server.ConnectionString, "Studies" + Guid.NewGuid().ToString("N")[..16]);
         await table.CreateIfNotExistsAsync(None);
         var store = new TableStudyStore(table);
         if (kind == "table")
@@ -336,46 +332,5 @@ public sealed partial class StudyListIndexTests(AzuriteFixture azurite)
 
         Assert.Equal(all.Count, all.Distinct().Count());
         return all;
-    }
-
-    /// <summary>Counts the rows the Table service returns (a query's rows, 1 per point read) and notes each query.</summary>
-    private sealed class RowRecorder : HttpPipelineSynchronousPolicy
-    {
-        private long _rows;
-
-        public ConcurrentQueue<string> Queries { get; } = new();
-
-        public long Rows => Interlocked.Read(ref _rows);
-
-        public void Reset()
-        {
-            Interlocked.Exchange(ref _rows, 0);
-            Queries.Clear();
-        }
-
-        public override void OnSendingRequest(HttpMessage message)
-        {
-            var query = Uri.UnescapeDataString(message.Request.Uri.Query);
-            if (message.Request.Method == RequestMethod.Get && query.Contains("$filter", StringComparison.Ordinal))
-            {
-                Queries.Enqueue(query);
-            }
-        }
-
-        public override void OnReceivedResponse(HttpMessage message)
-        {
-            if (message.Request.Method != RequestMethod.Get || message.Response.Status != 200 || message.Response.ContentStream is not { CanSeek: true } body)
-            {
-                return;
-            }
-
-            var start = body.Position;
-            using (var json = JsonDocument.Parse(body))
-            {
-                Interlocked.Add(ref _rows, json.RootElement.TryGetProperty("value", out var rows) ? rows.GetArrayLength() : 1);
-            }
-
-            body.Position = start;
-        }
     }
 }
