@@ -55,6 +55,10 @@ public sealed class ApiFunctions(ResultsApi api, IApiKeyAuthorizer authorizer)
     public Task<IActionResult> DeleteWebhook([HttpTrigger(AuthorizationLevel.Function, "delete", Route = "webhooks/{id}")] HttpRequest request, string id) =>
         RunAsync(request, (caller, q, ct) => api.DeleteWebhookAsync(caller, id, ResultsApiEndpoints.QueryValue(q["tenant"]), ct));
 
+    [Function("RotateWebhookSecret")]
+    public Task<IActionResult> RotateWebhookSecret([HttpTrigger(AuthorizationLevel.Function, "post", Route = "webhooks/{id}/rotate-secret")] HttpRequest request, string id) =>
+        RunAsync(request, (caller, q, ct) => ResultsApiEndpoints.RotateWebhookSecretAsync(api, caller, id, ResultsApiEndpoints.QueryValue(q["tenant"]), request.Body, ct));
+
     [Function("TestWebhook")]
     public Task<IActionResult> TestWebhook([HttpTrigger(AuthorizationLevel.Function, "post", Route = "webhooks/{id}/test")] HttpRequest request, string id) =>
         RunAsync(request, (caller, q, ct) => api.TestWebhookAsync(caller, id, ResultsApiEndpoints.QueryValue(q["tenant"]), ct));

@@ -7,7 +7,8 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 /// <summary>
 /// <see cref="IWebhookSubscriptionStore"/> on the <c>WebhookSubscriptions</c> table: PartitionKey tenant, RowKey
 /// subscription id; event types as a comma-separated string; only the secret's name (the secret is in Key Vault or the
-/// local secret file).
+/// local secret file), and after a rotation the previous secret's name with the end of its overlap. Rows written before
+/// rotation existed have neither column and read as never rotated.
 /// </summary>
 public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookSubscriptionStore
 {
@@ -16,14 +17,7 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
     public async Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
-        var entity = new TableEntity(subscription.Tenant, subscription.Id)
-        {
-            ["Url"] = subscription.Url.ToString(),
-            ["EventTypes"] = string.Join(',', subscription.EventTypes),
-            ["SecretName"] = subscription.SecretName,
-            ["Active"] = subscription.Active,
-            ["CreatedAt"] = subscription.CreatedAt.ToUniversalTime(),
-        };
+        var entity = ToEntity(subscription);
         try
         {
             await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false);
@@ -60,6 +54,53 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
         return response.Status != 404;
     }
 
+    public async Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        if (subscription.ETag is not { Length: > 0 } etag)
+        {
+            throw new ArgumentException("a subscription is replaced only with the ETag it was read with", nameof(subscription));
+        }
+
+        try
+        {
+            var response = await Table.UpdateEntityAsync(ToEntity(subscription), new ETag(etag), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+            return subscription with { ETag = response.Headers.ETag?.ToString() };
+        }
+        catch (RequestFailedException ex) when (ex.Status is 412 or 404)
+        {
+            return null;
+        }
+    }
+
+    private static TableEntity ToEntity(WebhookSubscription subscription)
+    {
+        var entity = new TableEntity(subscription.Tenant, subscription.Id)
+        {
+            ["Url"] = subscription.Url.ToString(),
+            ["EventTypes"] = string.Join(',', subscription.EventTypes),
+            ["SecretName"] = subscription.SecretName,
+            ["Active"] = subscription.Active,
+            ["CreatedAt"] = subscription.CreatedAt.ToUniversalTime(),
+        };
+        if (subscription.PreviousSecretName is not null)
+        {
+            entity["PreviousSecretName"] = subscription.PreviousSecretName;
+        }
+
+        if (subscription.PreviousSecretExpiresAt is { } expires)
+        {
+            entity["PreviousSecretExpiresAt"] = expires.ToUniversalTime();
+        }
+
+        if (subscription.SecretRotatedAt is { } rotated)
+        {
+            entity["SecretRotatedAt"] = rotated.ToUniversalTime();
+        }
+
+        return entity;
+    }
+
     private static WebhookSubscription FromEntity(TableEntity entity) => new()
     {
         Tenant = entity.PartitionKey,
@@ -69,5 +110,9 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
         SecretName = entity.GetString("SecretName") ?? "",
         Active = entity.GetBoolean("Active") ?? true,
         CreatedAt = entity.GetDateTimeOffset("CreatedAt") ?? default,
+        PreviousSecretName = entity.GetString("PreviousSecretName"),
+        PreviousSecretExpiresAt = entity.GetDateTimeOffset("PreviousSecretExpiresAt"),
+        SecretRotatedAt = entity.GetDateTimeOffset("SecretRotatedAt"),
+        ETag = entity.ETag.ToString(),
     };
 }

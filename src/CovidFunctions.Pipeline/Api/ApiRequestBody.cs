@@ -17,7 +17,15 @@ public static class ApiRequestBody
     /// The body deserialized, or the error to answer instead: 413 when it is larger than <see cref="MaxBytes"/>, 400
     /// when it is not valid JSON of <typeparamref name="T"/> (the message names the position, not .NET types).
     /// </summary>
-    public static async Task<(T? Value, ApiResponse? Error)> ReadJsonAsync<T>(Stream body, CancellationToken cancellationToken)
+    public static Task<(T? Value, ApiResponse? Error)> ReadJsonAsync<T>(Stream body, CancellationToken cancellationToken) =>
+        ReadJsonAsync<T>(body, allowEmpty: false, cancellationToken);
+
+    /// <summary><see cref="ReadJsonAsync{T}(Stream, CancellationToken)"/>, but an empty (or all-whitespace) body reads as null
+    /// instead of a 400: for routes whose body only overrides defaults.</summary>
+    public static Task<(T? Value, ApiResponse? Error)> ReadOptionalJsonAsync<T>(Stream body, CancellationToken cancellationToken) =>
+        ReadJsonAsync<T>(body, allowEmpty: true, cancellationToken);
+
+    private static async Task<(T? Value, ApiResponse? Error)> ReadJsonAsync<T>(Stream body, bool allowEmpty, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
         using var buffer = new MemoryStream();
@@ -33,9 +41,15 @@ public static class ApiRequestBody
             buffer.Write(chunk, 0, read);
         }
 
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        if (allowEmpty && bytes.Trim(" \t\r\n"u8).IsEmpty)
+        {
+            return (default, null);
+        }
+
         try
         {
-            return (JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), ApiJson.Options), null);
+            return (JsonSerializer.Deserialize<T>(bytes, ApiJson.Options), null);
         }
         catch (JsonException ex)
         {

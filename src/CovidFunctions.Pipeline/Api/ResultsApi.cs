@@ -22,6 +22,12 @@ public sealed record StudyListQuery(
 public sealed record CreateWebhookRequest(string? Url, string? Tenant, IReadOnlyList<string>? Events, string? Secret);
 
 /// <summary>
+/// The (optional) body of <c>POST /api/webhooks/{id}/rotate-secret</c>: how many hours the old secret keeps signing
+/// (default <c>Webhooks:SecretRotationOverlap</c>, 24; 0-168) and the new secret (default: generated, shown once).
+/// </summary>
+public sealed record RotateWebhookSecretRequest(double? OverlapHours, string? Secret);
+
+/// <summary>
 /// The results API as framework-neutral handlers: each takes the caller and the request values and returns an
 /// <see cref="ApiResponse"/>. <see cref="ResultsApiEndpoints"/> maps them onto ASP.NET Core (covidfn up); the Function
 /// app's HTTP functions call the same methods. A caller sees only its tenants: another tenant's study or
@@ -61,6 +67,12 @@ public sealed class ResultsApi(
     /// host name the tenant chose.
     /// </summary>
     public const int MaxWebhookCreatesPerWindow = 10;
+
+    /// <summary>
+    /// How many secret rotations one tenant may make through the API per window of the webhook test limit (429 beyond):
+    /// each writes a secret to the Key Vault every tenant's deliveries read theirs from.
+    /// </summary>
+    public const int MaxSecretRotationsPerWindow = 10;
 
     public async Task<ApiResponse> ListStudiesAsync(ApiCaller caller, StudyListQuery query, CancellationToken cancellationToken)
     {
@@ -359,6 +371,57 @@ public sealed class ResultsApi(
         return ApiResponse.NoContent;
     }
 
+    /// <summary>
+    /// <c>POST /api/webhooks/{id}/rotate-secret</c>: a new signing secret for the subscription, the old one still signing
+    /// (beside it) for the overlap asked for (<see cref="WebhookManager.RotateSecretAsync"/>). 200 with the subscription
+    /// and, when generated, the new secret (shown once); 404 for an unknown id or another tenant's; 400 for an overlap
+    /// outside 0-168 hours or a secret of the wrong length; 409 when another request changed the subscription meanwhile;
+    /// 429 over <see cref="MaxSecretRotationsPerWindow"/> rotations of the tenant in the window.
+    /// </summary>
+    public async Task<ApiResponse> RotateWebhookSecretAsync(ApiCaller caller, string id, string? tenant, RotateWebhookSecretRequest? request, CancellationToken cancellationToken)
+    {
+        var subscription = await FindWebhookAsync(caller, id, tenant, cancellationToken).ConfigureAwait(false);
+        if (subscription is null)
+        {
+            return ApiResponse.NotFound($"webhook {id}");
+        }
+
+        TimeSpan? overlap = null;
+        if (request?.OverlapHours is { } hours)
+        {
+            if (!double.IsFinite(hours) || hours < 0 || hours > WebhookOptions.MaxSecretRotationOverlap.TotalHours)
+            {
+                return ApiResponse.Error(400, string.Create(CultureInfo.InvariantCulture, $"overlapHours must be 0-{WebhookOptions.MaxSecretRotationOverlap.TotalHours:0} (got {hours})"));
+            }
+
+            overlap = TimeSpan.FromHours(hours);
+        }
+
+        var decision = await _webhookTests.TryAcquireAsync(subscription.Tenant, WebhookTestRateLimiter.RotateScope, MaxSecretRotationsPerWindow, cancellationToken).ConfigureAwait(false);
+        if (!decision.Allowed)
+        {
+            return ApiResponse.Error(429, $"at most {MaxSecretRotationsPerWindow} webhook secret rotations per {_webhookTests.Window.TotalSeconds:0} s per tenant; retry after {decision.RetryAfter.TotalSeconds:0} s") with { RetryAfter = decision.RetryAfter };
+        }
+
+        try
+        {
+            var rotated = await webhooks.RotateSecretAsync(subscription.Tenant, subscription.Id, request?.Secret, overlap, cancellationToken).ConfigureAwait(false);
+            return ApiResponse.Json(new RotatedWebhookSecretResponse(WebhookView.Of(rotated.Subscription), rotated.SecretGenerated ? rotated.Secret : null, rotated.PreviousSecretExpiresAt));
+        }
+        catch (KeyNotFoundException)
+        {
+            return ApiResponse.NotFound($"webhook {id}");
+        }
+        catch (WebhookConflictException ex)
+        {
+            return ApiResponse.Error(409, ex.Message);
+        }
+        catch (ArgumentException ex)
+        {
+            return ApiResponse.Error(400, ex.ParamName is { } parameter ? ex.Message.Replace($" (Parameter '{parameter}')", "", StringComparison.Ordinal) : ex.Message);
+        }
+    }
+
     public async Task<ApiResponse> TestWebhookAsync(ApiCaller caller, string id, string? tenant, CancellationToken cancellationToken)
     {
         var subscription = await FindWebhookAsync(caller, id, tenant, cancellationToken).ConfigureAwait(false);
@@ -617,14 +680,33 @@ public sealed record StudyDetail(
     IReadOnlyList<TopSliceView> TopSlices,
     StudyLinks Links);
 
+/// <summary>
+/// A subscription as the API and <c>covidfn webhooks list --json</c> show it (never a secret or its name):
+/// <see cref="SecretRotatedAt"/> when the secret was last rotated, <see cref="PreviousSecretExpiresAt"/> until when the
+/// replaced secret signs beside it (both absent when never rotated; a past time: it no longer signs).
+/// </summary>
 public sealed record WebhookView(string Id, string Tenant, string Url, IReadOnlyList<string> Events, bool Active, DateTimeOffset CreatedAt)
 {
+    public DateTimeOffset? SecretRotatedAt { get; init; }
+
+    public DateTimeOffset? PreviousSecretExpiresAt { get; init; }
+
     public static WebhookView Of(WebhookSubscription s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        return new(s.Id, s.Tenant, s.Url.ToString(), s.EventTypes, s.Active, s.CreatedAt);
+        return new(s.Id, s.Tenant, s.Url.ToString(), s.EventTypes, s.Active, s.CreatedAt)
+        {
+            SecretRotatedAt = s.SecretRotatedAt,
+            PreviousSecretExpiresAt = s.PreviousSecretName is null ? null : s.PreviousSecretExpiresAt,
+        };
     }
 }
+
+/// <summary>
+/// The answer to <c>POST /api/webhooks/{id}/rotate-secret</c>: <see cref="Secret"/> only when the server generated it
+/// (shown once); <see cref="PreviousSecretExpiresAt"/> until when the old secret still signs (absent: no overlap).
+/// </summary>
+public sealed record RotatedWebhookSecretResponse(WebhookView Webhook, string? Secret, DateTimeOffset? PreviousSecretExpiresAt);
 
 /// <summary>The answer to <c>POST /api/webhooks</c>: <see cref="Secret"/> only when the server generated it (shown once).</summary>
 public sealed record CreatedWebhookResponse(WebhookView Webhook, string? Secret);

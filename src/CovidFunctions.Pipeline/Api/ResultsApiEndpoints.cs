@@ -29,6 +29,7 @@ public static partial class ResultsApiEndpoints
         api.MapGet("/webhooks", ListWebhooks);
         api.MapPost("/webhooks", CreateWebhook);
         api.MapDelete("/webhooks/{id}", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.DeleteWebhookAsync(c, id, QueryValue(q["tenant"]), ct)));
+        api.MapPost("/webhooks/{id}/rotate-secret", (HttpContext http, string id) => Run(http, (a, c, q, ct) => RotateWebhookSecretAsync(a, c, id, QueryValue(q["tenant"]), http.Request.Body, ct)));
         api.MapPost("/webhooks/{id}/test", (HttpContext http, string id) => Run(http, (a, c, q, ct) => a.TestWebhookAsync(c, id, QueryValue(q["tenant"]), ct)));
         return app;
     }
@@ -82,6 +83,15 @@ public static partial class ResultsApiEndpoints
         ArgumentNullException.ThrowIfNull(api);
         var (body, error) = await ApiRequestBody.ReadJsonAsync<CreateWebhookRequest>(requestBody, cancellationToken).ConfigureAwait(false);
         return error ?? await api.CreateWebhookAsync(caller, body, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Rotates a subscription's secret from an optional JSON body (<see cref="RotateWebhookSecretRequest"/>; an
+    /// empty body takes the defaults). Shared with the Function app's RotateWebhookSecret function.</summary>
+    public static async Task<ApiResponse> RotateWebhookSecretAsync(ResultsApi api, ApiCaller caller, string id, string? tenant, Stream requestBody, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(api);
+        var (body, error) = await ApiRequestBody.ReadOptionalJsonAsync<RotateWebhookSecretRequest>(requestBody, cancellationToken).ConfigureAwait(false);
+        return error ?? await api.RotateWebhookSecretAsync(caller, id, tenant, body, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Writes an <see cref="ApiResponse"/> to an ASP.NET Core response.</summary>

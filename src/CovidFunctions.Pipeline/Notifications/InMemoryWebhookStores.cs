@@ -6,11 +6,12 @@ namespace CovidFunctions.Pipeline.Notifications;
 public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
 {
     private readonly ConcurrentDictionary<(string Tenant, string Id), WebhookSubscription> _rows = new();
+    private long _version;
 
     public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
-        if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription))
+        if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription with { ETag = NextETag() }))
         {
             throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
         }
@@ -27,6 +28,22 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
 
     public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) =>
         Task.FromResult(_rows.TryRemove((tenant, id), out _));
+
+    public Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        var key = (subscription.Tenant, subscription.Id);
+        if (!_rows.TryGetValue(key, out var current) || current.ETag != subscription.ETag)
+        {
+            return Task.FromResult<WebhookSubscription?>(null);
+        }
+
+        // TryUpdate compares with the instance read: a replace that landed in between makes this one lose.
+        var stored = subscription with { ETag = NextETag() };
+        return Task.FromResult(_rows.TryUpdate(key, stored, current) ? stored : null);
+    }
+
+    private string NextETag() => Interlocked.Increment(ref _version).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>In-memory <see cref="IWebhookSecretStore"/>.</summary>

@@ -17,14 +17,39 @@ public sealed record WebhookSubscription
     /// <summary>Subscribed <see cref="StudyEventTypes"/>.</summary>
     public required IReadOnlyList<string> EventTypes { get; init; }
 
-    /// <summary>The secret's name in the secret store (Key Vault secret name in Azure).</summary>
+    /// <summary>The secret's name in the secret store (Key Vault secret name in Azure): the current signing secret.</summary>
     public required string SecretName { get; init; }
+
+    /// <summary>
+    /// The secret that <see cref="SecretName"/> replaced at the last rotation, still used to sign (beside the current
+    /// one) until <see cref="PreviousSecretExpiresAt"/>, so a receiver can switch to the new secret without refusing
+    /// deliveries meanwhile. Null when the subscription was never rotated or the rotation had no overlap.
+    /// </summary>
+    public string? PreviousSecretName { get; init; }
+
+    /// <summary>When <see cref="PreviousSecretName"/> stops signing (the end of the rotation's overlap).</summary>
+    public DateTimeOffset? PreviousSecretExpiresAt { get; init; }
+
+    /// <summary>When the secret was last rotated (null: never).</summary>
+    public DateTimeOffset? SecretRotatedAt { get; init; }
+
+    /// <summary>The row's version (the table's ETag): a rotation replaces the row only if it is unchanged since read.</summary>
+    public string? ETag { get; init; }
 
     public bool Active { get; init; } = true;
 
     public DateTimeOffset CreatedAt { get; init; }
 
     public bool Wants(string eventType) => Active && EventTypes.Contains(eventType, StringComparer.Ordinal);
+
+    /// <summary>
+    /// The names of the secrets a delivery made at <paramref name="now"/> is signed with: the current one first, then
+    /// the previous one while its overlap lasts (strictly before <see cref="PreviousSecretExpiresAt"/>).
+    /// </summary>
+    public IReadOnlyList<string> SigningSecretNames(DateTimeOffset now) =>
+        PreviousSecretName is { Length: > 0 } previous && PreviousSecretExpiresAt is { } expires && now < expires && previous != SecretName
+            ? [SecretName, previous]
+            : [SecretName];
 }
 
 /// <summary>The <c>WebhookSubscriptions</c> table.</summary>
@@ -40,6 +65,12 @@ public interface IWebhookSubscriptionStore
 
     /// <summary>Removes the subscription; false when there was none.</summary>
     Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces a subscription only if its row is unchanged since it was read (its <see cref="WebhookSubscription.ETag"/>):
+    /// the stored subscription with its new ETag, or null when another caller changed or removed it first.
+    /// </summary>
+    Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken);
 }
 
 /// <summary>Webhook signing secrets by name: Key Vault in Azure, a 0600 file under the data dir locally.</summary>

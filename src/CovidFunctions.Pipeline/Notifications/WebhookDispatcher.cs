@@ -45,15 +45,29 @@ public sealed partial class WebhookDispatcher : IDisposable
     /// attempt whatever happened (the subscription test endpoint). Returns the stored record; a pending one whose
     /// conditional write lost (another worker took the delivery over) is returned as computed, not stored.
     /// </summary>
-    public async Task<WebhookDelivery> DeliverAsync(
+    public Task<WebhookDelivery> DeliverAsync(
         WebhookDelivery claim,
         Uri target,
         string secret,
         string body,
         bool retry,
+        CancellationToken cancellationToken) =>
+        DeliverAsync(claim, target, [secret], body, retry, cancellationToken);
+
+    /// <summary>
+    /// <see cref="DeliverAsync(WebhookDelivery, Uri, string, string, bool, CancellationToken)"/> signed with each of
+    /// <paramref name="secrets"/> (current first; the previous one during a rotation's overlap): one <c>v1</c> each.
+    /// </summary>
+    public async Task<WebhookDelivery> DeliverAsync(
+        WebhookDelivery claim,
+        Uri target,
+        IReadOnlyList<string> secrets,
+        string body,
+        bool retry,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(claim);
+        ArgumentNullException.ThrowIfNull(secrets);
         ArgumentNullException.ThrowIfNull(target);
         var attempt = claim.Attempts + 1;
         AttemptResult last;
@@ -63,7 +77,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             // addresses again for the connection it actually opens.
             _guard.CheckForm(target);
             await _guard.ResolveAllowedAsync(target.IdnHost, cancellationToken).ConfigureAwait(false);
-            last = await SendOnceAsync(claim, target, secret, body, attempt, cancellationToken).ConfigureAwait(false);
+            last = await SendOnceAsync(claim, target, secrets, body, attempt, cancellationToken).ConfigureAwait(false);
             await _log.RecordAttemptAsync(
                 new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), last.StatusCode, last.Outcome, last.Error, last.DurationMs),
                 CancellationToken.None).ConfigureAwait(false);
@@ -161,13 +175,13 @@ public sealed partial class WebhookDispatcher : IDisposable
     /// <summary>Whether an HTTP status is worth another attempt: 5xx, 408 Request Timeout, 429 Too Many Requests.</summary>
     public static bool IsRetryable(int statusCode) => statusCode >= 500 || statusCode is 408 or 429;
 
-    private async Task<AttemptResult> SendOnceAsync(WebhookDelivery claim, Uri target, string secret, string body, int attempt, CancellationToken cancellationToken)
+    private async Task<AttemptResult> SendOnceAsync(WebhookDelivery claim, Uri target, IReadOnlyList<string> secrets, string body, int attempt, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, target)
         {
             Content = new StringContent(body, Encoding.UTF8, "application/json"),
         };
-        request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(secret, _time.GetUtcNow(), body));
+        request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(secrets, _time.GetUtcNow(), body));
         request.Headers.Add(WebhookSignature.DeliveryHeader, claim.DeliveryId);
         request.Headers.Add(WebhookSignature.EventHeader, claim.EventType);
         request.Headers.Add("X-CovidFunctions-Attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));

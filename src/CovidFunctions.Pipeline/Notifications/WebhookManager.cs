@@ -1,9 +1,19 @@
+using System.Globalization;
 using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Notifications;
 
 /// <summary>What <see cref="WebhookManager.AddAsync"/> returns: the subscription and, when it generated one, the secret (shown once).</summary>
 public sealed record CreatedWebhook(WebhookSubscription Subscription, string Secret, bool SecretGenerated);
+
+/// <summary>
+/// What <see cref="WebhookManager.RotateSecretAsync"/> returns: the subscription as stored after the rotation, the new
+/// secret (shown once when generated) and until when the previous one still signs (null: it stopped at once).
+/// </summary>
+public sealed record RotatedWebhookSecret(WebhookSubscription Subscription, string Secret, bool SecretGenerated, DateTimeOffset? PreviousSecretExpiresAt);
+
+/// <summary>Another request changed (or removed) the subscription while a rotation ran: nothing was changed; retry.</summary>
+public sealed class WebhookConflictException(string message) : Exception(message);
 
 /// <summary>
 /// Subscription management shared by the HTTP endpoints and <c>covidfn webhooks</c>: validates the target with the
@@ -95,7 +105,84 @@ public sealed class WebhookManager(
 
         var removed = await subscriptions.DeleteAsync(tenant, id, cancellationToken).ConfigureAwait(false);
         await secrets.DeleteAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false);
+        if (subscription.PreviousSecretName is { Length: > 0 } previous && previous != subscription.SecretName)
+        {
+            await secrets.DeleteAsync(previous, cancellationToken).ConfigureAwait(false);
+        }
+
         return removed;
+    }
+
+    /// <summary>
+    /// Issues a new signing secret for a subscription while the current one keeps signing for <paramref name="overlap"/>
+    /// (default <see cref="WebhookOptions.SecretRotationOverlap"/>, at most <see cref="WebhookOptions.MaxSecretRotationOverlap"/>;
+    /// zero stops the old secret at once, e.g. after a leak): until then every delivery carries a <c>v1</c> signature
+    /// with each secret. The new secret is stored under a name never used before, then the row is replaced only if it is
+    /// unchanged since read (ETag), so of two rotations at once one wins and the other throws
+    /// <see cref="WebhookConflictException"/> having deleted its own secret. A rotation during another's overlap ends
+    /// that overlap: the secret before the current one stops signing and is deleted; so is the replaced secret when
+    /// there is no overlap. A replaced secret whose overlap ran out is no longer used to sign and is deleted by the next
+    /// rotation or the removal of the subscription.
+    /// </summary>
+    public async Task<RotatedWebhookSecret> RotateSecretAsync(string tenant, string id, string? secret, TimeSpan? overlap, CancellationToken cancellationToken)
+    {
+        StudyIds.RequireTenant(tenant);
+        var window = overlap ?? options.SecretRotationOverlap;
+        if (window < TimeSpan.Zero || window > WebhookOptions.MaxSecretRotationOverlap)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"the overlap must be 0-{WebhookOptions.MaxSecretRotationOverlap.TotalHours:0} hours (got {window.TotalHours:0.###})"),
+                nameof(overlap));
+        }
+
+        RequireSecretLength(secret);
+        var current = await subscriptions.GetAsync(tenant, id, cancellationToken).ConfigureAwait(false)
+            ?? throw new KeyNotFoundException($"no webhook subscription '{id}' in tenant '{tenant}'");
+        var now = time.GetUtcNow();
+        var generated = secret is null;
+        secret ??= WebhookSignature.NewSecret();
+        var rotated = current with
+        {
+            SecretName = WebhookIds.RotatedSecretName(tenant, id),
+            PreviousSecretName = window > TimeSpan.Zero ? current.SecretName : null,
+            PreviousSecretExpiresAt = window > TimeSpan.Zero ? now + window : null,
+            SecretRotatedAt = now,
+        };
+
+        // The secret first: the row never names a secret that is not there.
+        await secrets.SetAsync(rotated.SecretName, secret, cancellationToken).ConfigureAwait(false);
+        var stored = await subscriptions.TryReplaceAsync(rotated, cancellationToken).ConfigureAwait(false);
+        if (stored is null)
+        {
+            await secrets.DeleteAsync(rotated.SecretName, CancellationToken.None).ConfigureAwait(false);
+            throw new WebhookConflictException($"webhook subscription '{id}' was changed or removed by another request during the rotation; nothing was changed (rotate again)");
+        }
+
+        // Secrets the stored row no longer names: the one before the current (its overlap ends now) and, without an
+        // overlap, the replaced one. A crash before these deletes leaves a secret nothing signs with.
+        foreach (var name in (string?[])[current.PreviousSecretName, window > TimeSpan.Zero ? null : current.SecretName])
+        {
+            if (name is { Length: > 0 } && name != stored.SecretName && name != stored.PreviousSecretName)
+            {
+                await secrets.DeleteAsync(name, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+
+        return new RotatedWebhookSecret(stored, secret, generated, stored.PreviousSecretExpiresAt);
+    }
+
+    /// <summary>A caller-chosen secret must be 16-<see cref="MaxSecretLength"/> characters (null: one is generated).</summary>
+    private static void RequireSecretLength(string? secret)
+    {
+        if (secret is not null && secret.Length > MaxSecretLength)
+        {
+            throw new ArgumentException($"a webhook secret must be at most {MaxSecretLength} characters", nameof(secret));
+        }
+
+        if (secret is not null && secret.Length < 16)
+        {
+            throw new ArgumentException("a webhook secret must be at least 16 characters", nameof(secret));
+        }
     }
 
     /// <summary>
@@ -120,7 +207,7 @@ public sealed class WebhookManager(
             },
             now,
             cancellationToken).ConfigureAwait(false) ?? throw new InvalidOperationException("a fresh test delivery id was already claimed");
-        var secret = await secrets.GetAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false)
+        var signing = await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, now, cancellationToken).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"the subscription's secret '{subscription.SecretName}' is missing");
         var sample = new StudyRecord
         {
@@ -136,7 +223,7 @@ public sealed class WebhookManager(
             CompletedAt = now,
         };
         var body = (WebhookPayload.For(deliveryId, TestEventType, sample, options.PublicBaseUrl, now) with { Test = true }).ToJson();
-        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: false, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: false, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The event type of test deliveries (not a study event; subscriptions need not list it).</summary>

@@ -81,8 +81,8 @@ public sealed partial class WebhookNotifier(
             return null;
         }
 
-        var secret = await secrets.GetAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false);
-        if (secret is null)
+        var signing = await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if (signing is null)
         {
             var missing = claim with
             {
@@ -95,7 +95,7 @@ public sealed partial class WebhookNotifier(
             return missing;
         }
 
-        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: true, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
     private static partial class Log

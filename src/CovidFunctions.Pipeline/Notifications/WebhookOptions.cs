@@ -29,6 +29,20 @@ public sealed record WebhookOptions
     /// </summary>
     public int TestRequestsPerWindow { get; init; } = 5;
 
+    /// <summary>
+    /// How long the previous secret keeps signing after a rotation that names no overlap (<c>POST
+    /// /api/webhooks/{id}/rotate-secret</c>, <c>covidfn webhooks rotate-secret</c>): deliveries carry a signature with
+    /// each secret meanwhile, so the receiver can switch without refusing any. Default 24 h; at most
+    /// <see cref="MaxSecretRotationOverlap"/>.
+    /// </summary>
+    public TimeSpan SecretRotationOverlap { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// The longest overlap a rotation may ask for (7 days): a secret that was replaced, perhaps because it leaked, must
+    /// stop signing within a bounded time whatever the caller asks.
+    /// </summary>
+    public static readonly TimeSpan MaxSecretRotationOverlap = TimeSpan.FromDays(7);
+
     /// <summary>The fixed window <see cref="TestRequestsPerWindow"/> counts in (aligned to the clock: 12:00:00-12:01:00, ...).</summary>
     public TimeSpan TestRateWindow { get; init; } = TimeSpan.FromMinutes(1);
 
@@ -82,6 +96,11 @@ public sealed record WebhookOptions
         Require(RetryPollInterval > TimeSpan.Zero, nameof(RetryPollInterval), RetryPollInterval, "must be positive");
         Require(TestRequestsPerWindow >= 1, nameof(TestRequestsPerWindow), TestRequestsPerWindow, "must be at least 1");
         Require(TestRateWindow > TimeSpan.Zero, nameof(TestRateWindow), TestRateWindow, "must be positive");
+        Require(
+            SecretRotationOverlap >= TimeSpan.Zero && SecretRotationOverlap <= MaxSecretRotationOverlap,
+            nameof(SecretRotationOverlap),
+            SecretRotationOverlap,
+            $"must be between 00:00:00 and {MaxSecretRotationOverlap} (7 days)");
         Require(
             PublicBaseUrl is null || (PublicBaseUrl.IsAbsoluteUri && (PublicBaseUrl.Scheme == Uri.UriSchemeHttps || PublicBaseUrl.Scheme == Uri.UriSchemeHttp)),
             nameof(PublicBaseUrl),

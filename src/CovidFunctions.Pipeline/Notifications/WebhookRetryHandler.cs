@@ -108,18 +108,18 @@ public sealed partial class WebhookRetryHandler(
         }
 
         var subscription = await subscriptions.GetAsync(claim.Tenant, claim.SubscriptionId, cancellationToken).ConfigureAwait(false);
-        var secret = subscription is { Active: true } ? await secrets.GetAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false) : null;
+        var signing = subscription is { Active: true } ? await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) : null;
         var body = claim.Body;
-        if (string.IsNullOrEmpty(body) && _studies is not null && subscription is { Active: true } && secret is not null
+        if (string.IsNullOrEmpty(body) && _studies is not null && subscription is { Active: true } && signing is not null
             && await _studies.GetAsync(claim.Tenant, claim.StudyId, cancellationToken).ConfigureAwait(false) is { } study)
         {
             body = WebhookPayload.For(claim.DeliveryId, claim.EventType, study, options.PublicBaseUrl, time.GetUtcNow()).ToJson();
         }
 
-        if (subscription is not { Active: true } || secret is null || string.IsNullOrEmpty(body))
+        if (subscription is not { Active: true } || signing is null || string.IsNullOrEmpty(body))
         {
             var error = subscription is not { Active: true } ? "the subscription was removed or deactivated before the delivery succeeded"
-                : secret is null ? $"the subscription's secret '{subscription.SecretName}' is missing"
+                : signing is null ? $"the subscription's secret '{subscription.SecretName}' is missing"
                 : "the delivery has no stored body to resend";
             var dead = claim with { Status = WebhookDeliveryStatus.DeadLettered, FinishedAt = time.GetUtcNow(), NextAttemptAt = null, Error = error };
             await deliveries.CompleteAsync(dead, CancellationToken.None).ConfigureAwait(false);
@@ -127,7 +127,7 @@ public sealed partial class WebhookRetryHandler(
             return dead;
         }
 
-        return await dispatcher.DeliverAsync(claim, subscription.Url, secret, body, retry: true, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
     private static partial class Log

@@ -15,12 +15,31 @@ public static class WebhookSignature
     public const string EventHeader = "X-CovidFunctions-Event";
 
     /// <summary>The header value for <paramref name="body"/> signed at <paramref name="timestamp"/>.</summary>
-    public static string Sign(string secret, DateTimeOffset timestamp, string body)
+    public static string Sign(string secret, DateTimeOffset timestamp, string body) => Sign([secret], timestamp, body);
+
+    /// <summary>
+    /// The header value signed with each of <paramref name="secrets"/> (the current secret first, then the previous one
+    /// during a rotation's overlap): <c>t=…,v1=…,v1=…</c>, one <c>v1</c> per secret over the same timestamp. A receiver
+    /// that knows either secret finds its signature among them (docs/webhooks.md, Rotating the secret).
+    /// </summary>
+    public static string Sign(IReadOnlyList<string> secrets, DateTimeOffset timestamp, string body)
     {
-        ArgumentException.ThrowIfNullOrEmpty(secret);
+        ArgumentNullException.ThrowIfNull(secrets);
         ArgumentNullException.ThrowIfNull(body);
+        if (secrets.Count == 0)
+        {
+            throw new ArgumentException("at least one secret is needed to sign", nameof(secrets));
+        }
+
         var t = timestamp.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        return $"t={t},v1={Compute(secret, t, body)}";
+        var header = new StringBuilder("t=").Append(t);
+        foreach (var secret in secrets)
+        {
+            ArgumentException.ThrowIfNullOrEmpty(secret, nameof(secrets));
+            header.Append(",v1=").Append(Compute(secret, t, body));
+        }
+
+        return header.ToString();
     }
 
     /// <summary>
@@ -91,6 +110,13 @@ public static class WebhookIds
 
     /// <summary>The secret's name in the secret store (Key Vault names allow letters, digits and '-').</summary>
     public static string SecretName(string tenant, string subscriptionId) => $"webhook-{tenant}-{subscriptionId}";
+
+    /// <summary>
+    /// The name of a secret issued by a rotation: <c>webhook-{tenant}-{id}-r</c> + 16 random hex digits. Every rotation
+    /// gets a name never used before: Key Vault keeps a deleted secret's name (soft delete) and refuses to set it again.
+    /// </summary>
+    public static string RotatedSecretName(string tenant, string subscriptionId) =>
+        $"webhook-{tenant}-{subscriptionId}-r{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
 
     public static bool IsValidSubscriptionId(string? id) =>
         id is { Length: 22 } && id.StartsWith("wh", StringComparison.Ordinal) && id.AsSpan(2).ContainsAnyExcept("0123456789abcdef") is false;

@@ -51,6 +51,9 @@ public sealed class WebhookTestRateLimiter
     /// <summary>The counter of <c>POST /api/webhooks</c> (subscriptions created), beside the test endpoint's.</summary>
     public const string CreateScope = "webhook-create";
 
+    /// <summary>The counter of <c>POST /api/webhooks/{id}/rotate-secret</c> (each writes a secret to Key Vault).</summary>
+    public const string RotateScope = "webhook-rotate";
+
     /// <summary>How many times one call re-reads the counter after losing a conditional write before it refuses.</summary>
     public const int MaxWriteAttempts = 8;
 

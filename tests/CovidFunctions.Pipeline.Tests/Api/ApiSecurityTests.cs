@@ -314,6 +314,8 @@ public sealed class ApiSecurityTests
         }
 
         public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
+
+        public Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.TryReplaceAsync(subscription, cancellationToken);
     }
 
     /// <summary>An <see cref="IApiKeyStore"/> in memory (the admin handlers need nothing more).</summary>
