@@ -26,8 +26,10 @@ namespace CovidFunctions.Pipeline.Scoring;
 /// consumer retries it, except on the last delivery (<see cref="ScoringOptions.MaxDeliveryCount"/>): there the poison
 /// chunk is answered with an error result naming the exception and dead-lettered, so its study fails with the cause
 /// rather than after every re-dispatch timed out. Given the Studies store, a chunk of a study already settled (failed,
-/// completed or rejected) is completed without scoring (<see cref="SettledStatusAsync"/>). Idempotent: a re-delivered or re-dispatched
-/// chunk overwrites the same blobs and rows (all named by study, chunk and slice index) with the same values.
+/// completed or rejected) is completed without scoring (<see cref="SettledStatusAsync"/>), and a chunk whose study
+/// settles while it is being scored stops at its next model batch, or at the latest before it stores anything
+/// (<see cref="StudyRecheck"/>). Idempotent: a re-delivered or re-dispatched chunk overwrites the same blobs and rows
+/// (all named by study, chunk and slice index) with the same values.
 /// </remarks>
 public sealed partial class ScoringHandler(
     IBlobContainers containers,
@@ -36,11 +38,21 @@ public sealed partial class ScoringHandler(
     ScreeningModels models,
     IOptions<ScoringOptions> options,
     ILogger<ScoringHandler> logger,
-    IStudyStore? studies = null)
+    IStudyStore? studies = null,
+    TimeSpan? studyRecheckInterval = null)
 {
+    /// <summary>
+    /// How long a chunk runs between two reads of its study's row while it is being scored (<see cref="StudyRecheck"/>).
+    /// A model batch takes a fraction of a second on a GPU and a few seconds on CPU, so the check costs one Studies
+    /// point read per chunk on a GPU (besides the reads before scoring and before storing), and on CPU one per 5 s of
+    /// scoring; a study that fails meanwhile wastes at most this long plus one batch of the chunk.
+    /// </summary>
+    public static readonly TimeSpan StudyRecheckInterval = TimeSpan.FromSeconds(5);
+
     private readonly int _batchSize = Math.Max(1, options.Value.BatchSize);
     private readonly int _maxDeliveryCount = Math.Max(1, options.Value.MaxDeliveryCount);
     private readonly IStudyStore? _studies = studies;
+    private readonly TimeSpan _studyRecheckInterval = studyRecheckInterval ?? StudyRecheckInterval;
 
     /// <summary>The result document of a chunk in the results container.</summary>
     public static string ChunkDocumentPath(string tenant, string studyId, int chunkIndex) =>
@@ -90,6 +102,7 @@ public sealed partial class ScoringHandler(
         }
 
         var stopwatch = Stopwatch.StartNew();
+        var recheck = new StudyRecheck(this, request, _studyRecheckInterval);
 
         // One try, so the last-delivery rule (GiveUpAsync) is stated once for scoring and storing. The flag keeps the
         // "unscorable" answer to scoring: a FileNotFoundException or ImagingException while storing the results is a
@@ -99,8 +112,20 @@ public sealed partial class ScoringHandler(
         var scoring = true;
         try
         {
-            var scores = await ScoreAsync(request, cancellationToken).ConfigureAwait(false);
+            var scored = await ScoreAsync(request, recheck, cancellationToken).ConfigureAwait(false);
             scoring = false;
+
+            // The last look before anything of the chunk is stored: a study that failed or completed while the chunk
+            // was scored gets no masks, overlays, chunk document, SliceResults rows or answer from it. Only a study
+            // that settles between this read and the writes below still gets them (read by nobody: its orchestration
+            // has ended and drops the answer).
+            await recheck.ThrowIfSettledAsync(force: true, cancellationToken).ConfigureAwait(false);
+            foreach (var file in scored.Files)
+            {
+                await WriteAsync(file.Path, file.Content, cancellationToken).ConfigureAwait(false);
+            }
+
+            var scores = scored.Scores;
             var documentPath = ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
             var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, ModelVersionOf(models.Manifest), models.Classes, scores);
             await WriteAsync(documentPath, JsonSerializer.SerializeToUtf8Bytes(document, PipelineJson.Options), cancellationToken).ConfigureAwait(false);
@@ -110,6 +135,12 @@ public sealed partial class ScoringHandler(
             var seconds = stopwatch.Elapsed.TotalSeconds;
             await SendResultAsync(request, documentPath, seconds, null, cancellationToken).ConfigureAwait(false);
             Log.Scored(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, scores.Count, seconds, models.Provider);
+            return Settlement.Complete;
+        }
+        catch (StudySettledException ended)
+        {
+            // Not an answer the orchestration waits for (it has ended), and not a fault to retry: the message is done.
+            Log.StoppedSettled(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, ended.Status, ended.BatchesRun, ended.Batches, stopwatch.Elapsed.TotalSeconds);
             return Settlement.Complete;
         }
         catch (Exception ex) when (scoring && ex is FileNotFoundException or DirectoryNotFoundException or ImagingException or UnscorableChunkException)
@@ -185,7 +216,7 @@ public sealed partial class ScoringHandler(
         : r.SliceCount < 1 ? $"sliceCount {r.SliceCount} is not positive"
         : null;
 
-    private async Task<IReadOnlyList<SliceScore>> ScoreAsync(ChunkRequest request, CancellationToken cancellationToken)
+    private async Task<ScoredChunk> ScoreAsync(ChunkRequest request, StudyRecheck recheck, CancellationToken cancellationToken)
     {
         var reader = await TileSeriesReader.OpenAsync(containers.Get(PipelineNames.SlicesContainer), request.TilesPrefix, cancellationToken).ConfigureAwait(false);
         var manifest = reader.Manifest;
@@ -209,6 +240,9 @@ public sealed partial class ScoringHandler(
             manifest.Columns,
             manifest.Rows);
         var scores = new List<SliceScore>(request.SliceCount);
+        var files = new List<ResultFile>();
+        var batches = (slices.Count + _batchSize - 1) / _batchSize;
+        recheck.Batches = batches;
         for (var first = 0; first < slices.Count; first += _batchSize)
         {
             // A model run is synchronous and cannot stop half-way, so the host's stop is honoured between batches. A
@@ -216,19 +250,29 @@ public sealed partial class ScoringHandler(
             // the scorer's drain timeout ran all its batches (4 runs for 32 slices at batch 8, tens of seconds on CPU)
             // past the host's shutdown slack, only to throw when storing its results.
             cancellationToken.ThrowIfCancellationRequested();
+
+            // So is the study's end (failed on another chunk or its timeout, or completed by a copy of this chunk):
+            // without this a chunk whose study failed while it ran still spent every batch on the GPU.
+            recheck.BatchesRun = first / _batchSize;
+            await recheck.ThrowIfSettledAsync(force: false, cancellationToken).ConfigureAwait(false);
             var batchSlices = slices.Skip(first).Take(_batchSize).ToList();
             var batch = LungPreprocessor.ToTensor([.. batchSlices.Select(s => s.Image)]);
             var predictions = models.Predict(batch.Tensor, batch.Count);
             for (var n = 0; n < batchSlices.Count; n++)
             {
-                scores.Add(await ScoreSliceAsync(request, batchSlices[n], predictions[n], batch.Boxes[n], spacing, cancellationToken).ConfigureAwait(false));
+                scores.Add(ScoreSlice(request, batchSlices[n], predictions[n], batch.Boxes[n], spacing, files));
             }
         }
 
-        return scores;
+        recheck.BatchesRun = batches;
+        return new ScoredChunk(scores, files);
     }
 
-    private async Task<SliceScore> ScoreSliceAsync(ChunkRequest request, TileSlice slice, SlicePrediction prediction, LetterboxBox box, (double Row, double Column) spacing, CancellationToken cancellationToken)
+    /// <summary>
+    /// One slice's score; its mask and overlay PNGs (slices with lesions) are added to <paramref name="files"/>, to be
+    /// written once the chunk is scored and its study still running (at most about 13 MB for 32 lesion slices of 512²).
+    /// </summary>
+    private SliceScore ScoreSlice(ChunkRequest request, TileSlice slice, SlicePrediction prediction, LetterboxBox box, (double Row, double Column) spacing, List<ResultFile> files)
     {
         var image = slice.Image;
 
@@ -249,8 +293,8 @@ public sealed partial class ScoringHandler(
         {
             overlayPath = OverlayPath(request.Tenant, request.StudyId, slice.SliceIndex);
             maskPath = MaskPath(request.Tenant, request.StudyId, slice.SliceIndex);
-            await WriteAsync(overlayPath, OverlayRenderer.RenderOverlayPng(image, mask), cancellationToken).ConfigureAwait(false);
-            await WriteAsync(maskPath, MaskPng.Encode(mask, image.Width, image.Height), cancellationToken).ConfigureAwait(false);
+            files.Add(new ResultFile(overlayPath, OverlayRenderer.RenderOverlayPng(image, mask)));
+            files.Add(new ResultFile(maskPath, MaskPng.Encode(mask, image.Width, image.Height)));
         }
 
         return new SliceScore(slice.SliceIndex, summary.LesionMeanProbability, summary.LesionFraction, lesionPixels, lungPixels, [.. prediction.ClassProbabilities], overlayPath, maskPath);
@@ -276,6 +320,53 @@ public sealed partial class ScoringHandler(
     /// <summary>A chunk that no retry can score (its tiles do not fit the request or the models).</summary>
     private sealed class UnscorableChunkException(string message) : Exception(message);
 
+    /// <summary>The chunk's study settled while the chunk was being scored: stop, store nothing, answer nothing.</summary>
+    private sealed class StudySettledException(string status, int batchesRun, int batches)
+        : Exception($"the study is already {status}")
+    {
+        public string Status { get; } = status;
+
+        public int BatchesRun { get; } = batchesRun;
+
+        public int Batches { get; } = batches;
+    }
+
+    /// <summary>A result PNG of a slice, written after the chunk's last check of its study.</summary>
+    private sealed record ResultFile(string Path, byte[] Content);
+
+    private sealed record ScoredChunk(IReadOnlyList<SliceScore> Scores, IReadOnlyList<ResultFile> Files);
+
+    /// <summary>
+    /// Re-reads the study's row while its chunk is scored: before a model batch once
+    /// <see cref="StudyRecheckInterval"/> has passed since the last read, and always before the chunk's results are
+    /// stored. Never per slice. Without a Studies store, or when a read fails, the chunk goes on (as before scoring).
+    /// </summary>
+    private sealed class StudyRecheck(ScoringHandler handler, ChunkRequest request, TimeSpan interval)
+    {
+        // The read before scoring (SettledStatusAsync) has just been made.
+        private readonly Stopwatch _sinceRead = Stopwatch.StartNew();
+
+        /// <summary>The chunk's model batches, and how many have run (for the log line when it stops).</summary>
+        public int Batches { get; set; }
+
+        public int BatchesRun { get; set; }
+
+        public async Task ThrowIfSettledAsync(bool force, CancellationToken cancellationToken)
+        {
+            if (handler._studies is null || (!force && _sinceRead.Elapsed < interval))
+            {
+                return;
+            }
+
+            var status = await handler.SettledStatusAsync(request, cancellationToken).ConfigureAwait(false);
+            _sinceRead.Restart();
+            if (status is not null)
+            {
+                throw new StudySettledException(status, BatchesRun, Batches);
+            }
+        }
+    }
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 2201, Level = LogLevel.Warning, Message = "Chunk request {MessageId} is malformed: {Reason}")]
@@ -289,6 +380,9 @@ public sealed partial class ScoringHandler(
 
         [LoggerMessage(EventId = 2205, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}) not scored: the study is already {Status}")]
         public static partial void SkippedSettled(ILogger logger, string tenant, string studyId, int chunk, int attempt, string status);
+
+        [LoggerMessage(EventId = 2207, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}) stopped after {BatchesRun} of {Batches} model batch(es) ({Seconds:0.00} s): the study is already {Status}; nothing stored or sent")]
+        public static partial void StoppedSettled(ILogger logger, string tenant, string studyId, int chunk, int attempt, string status, int batchesRun, int batches, double seconds);
 
         // The exception type only: a storage message could name the account's URLs; the chunk is scored anyway.
         [LoggerMessage(EventId = 2206, Level = LogLevel.Debug, Message = "Study {Tenant}/{StudyId}: its row could not be read ({Type}); scoring the chunk")]

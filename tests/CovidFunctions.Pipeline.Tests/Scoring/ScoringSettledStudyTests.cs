@@ -51,4 +51,45 @@ public sealed class ScoringSettledStudyTests : IDisposable
         Assert.Null(PipelineJson.Deserialize<ChunkResult>(answer.Body).Error);
         Assert.Equal(2, (await sliceResults.GetAsync(Tenant, StudyId, _study.Timeout)).Count);
     }
+
+    [Fact]
+    public async Task A_running_study_s_row_is_read_before_scoring_before_storing_and_at_most_once_per_interval_between_batches()
+    {
+        // 8 slices in batches of 1: 8 model batches. A read per batch (or per slice) would be 8 more reads; the recheck
+        // reads between batches only once StudyRecheckInterval (5 s) has passed since the last read.
+        await _study.WriteRealTilesAsync();
+        var studies = new CountingStudies(new InMemoryStudyStore());
+        await studies.TryCreateAsync(new StudyRecord { Tenant = Tenant, StudyId = StudyId, Status = StudyStatus.Processing, CreatedAt = DateTimeOffset.UtcNow }, _study.Timeout);
+        var sender = new RecordingSender();
+        var handler = ScoringTestStudy.Handler(_study.Containers, new InMemorySliceResultStore(), sender, new ScoringOptions { BatchSize = 1 }, studies: studies);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        var settlement = await handler.HandleAsync(ScoringTestStudy.Message(_study.Request(chunkIndex: 0, firstSlice: 10, sliceCount: 8)), _study.Timeout);
+
+        var elapsed = started.Elapsed;
+        Assert.Equal(SettlementAction.Complete, settlement.Action);
+        Assert.Single(sender.Sent);
+        Assert.InRange(studies.Reads, 2, 2 + (int)(elapsed / ScoringHandler.StudyRecheckInterval));
+    }
+
+    private sealed class CountingStudies(IStudyStore inner) : IStudyStore
+    {
+        private int _reads;
+
+        public int Reads => Volatile.Read(ref _reads);
+
+        public Task<StudyRecord?> GetAsync(string tenant, string studyId, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _reads);
+            return inner.GetAsync(tenant, studyId, cancellationToken);
+        }
+
+        public Task<bool> TryCreateAsync(StudyRecord record, CancellationToken cancellationToken) => inner.TryCreateAsync(record, cancellationToken);
+
+        public Task<StudyRecord> UpdateAsync(string tenant, string studyId, Func<StudyRecord?, StudyRecord> update, CancellationToken cancellationToken) =>
+            inner.UpdateAsync(tenant, studyId, update, cancellationToken);
+
+        public IAsyncEnumerable<StudyRecord> QueryAsync(string? tenant, string? status, DateTimeOffset? from, DateTimeOffset? to, CancellationToken cancellationToken) =>
+            inner.QueryAsync(tenant, status, from, to, cancellationToken);
+    }
 }
