@@ -18,7 +18,8 @@ namespace CovidFunctions.Cli.Commands;
 /// holds the patient-level probabilities and label of <see cref="StudyAggregator"/>. <c>path</c> is the slice's DICOM
 /// file relative to INPUT (the entry name in a zip; the file name for one file), or the NIfTI file's name. A folder
 /// of NIfTI volumes: see <see cref="RunSeries"/>.
-/// 2-D images that cannot be decoded are named on stderr and listed in <c>"unreadable"</c> (<c>path</c>, <c>reason</c>;
+/// Images below mask or label folders (masks/, labels/, gt/, ...: <see cref="ImagingSettings.ImagesOutsideMaskFolders"/>)
+/// are not scored (one warning line). 2-D images that cannot be decoded are named on stderr and listed in <c>"unreadable"</c> (<c>path</c>, <c>reason</c>;
 /// present only when there are any), so every image found is in the file once; the others are still scored.
 /// Exit 0 on success; 2 with a message on stderr on bad input (an unreadable image included).
 /// </summary>
@@ -60,7 +61,12 @@ public static class ClassifyCommand
             return ExitCodes.BadInput;
         }
 
-        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, [], error, out var isSeries, out var files, out var models, out var assembly))
+        if (!ScreeningInputs.TryStart("classify", input, modelsDir, threads, [], error, out var isSeries, out var found, out var models, out var assembly))
+        {
+            return ExitCodes.BadInput;
+        }
+
+        if ((isSeries ? found : ImagingSettings.ImagesOutsideMaskFolders("classify", input, found, assembly, error)) is not { } files)
         {
             return ExitCodes.BadInput;
         }

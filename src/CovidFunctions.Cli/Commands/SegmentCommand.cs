@@ -26,7 +26,9 @@ namespace CovidFunctions.Cli.Commands;
 /// their path relative to INPUT + <c>.png</c> instead (<c>D/x/a.png.png</c>, <c>D/y/a.png.png</c>), as does an image
 /// whose mask would replace an input image; each is named on stderr and the exit is 2 (<see cref="MaskNames"/>): no
 /// mask is overwritten or left out. In a folder, files that are
-/// not PNG/JPG/TIFF by name, hidden files (.DS_Store, ._x.png) and D itself are skipped with one warning line.
+/// not PNG/JPG/TIFF by name, hidden files (.DS_Store, ._x.png) and D itself are skipped with one warning line, and
+/// images below mask or label folders (masks/, edges/, gt/, ...: <see cref="ImagingSettings.ImagesOutsideMaskFolders"/>)
+/// with another.
 /// </summary>
 public static class SegmentCommand
 {
@@ -74,7 +76,12 @@ public static class SegmentCommand
             return ExitCodes.BadInput;
         }
 
-        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, outputFolders, error, out var isSeries, out var files, out var models, out var assembly))
+        if (!ScreeningInputs.TryStart("segment", input, modelsDir, threads, outputFolders, error, out var isSeries, out var found, out var models, out var assembly))
+        {
+            return ExitCodes.BadInput;
+        }
+
+        if ((isSeries ? found : ImagingSettings.ImagesOutsideMaskFolders("segment", input, found, assembly, error)) is not { } files)
         {
             return ExitCodes.BadInput;
         }
