@@ -33,7 +33,7 @@ public static class ScreenCommand
         var keyFile = new Option<string?>("--key-file") { Description = "De-identification key file (as for `covidfn deid`)." };
         var models = new Option<string?>("--models") { Description = "Models folder (default: COVIDFN_MODELS_DIR or models/ next to covidfn)." };
         var threads = ScreeningInputs.ThreadsOption();
-        var command = new Command("screen", "Screen one study offline: de-identify, tile, score and aggregate in this process (no storage needed). Reads the Inference__* and Imaging__* settings from the environment as `covidfn up` does (docs/imaging.md), so the study is preprocessed as the pipeline would.");
+        var command = new Command("screen", "Screen one study offline: de-identify, tile, score and aggregate in this process (no storage needed). Reads the Inference__*, Imaging__* and Pipeline__* settings from the environment as `covidfn up` does (docs/imaging.md), so the study is preprocessed, chunked and refused as the pipeline would; the Pipeline__* settings an offline run has no use for are named on stderr and ignored.");
         command.Arguments.Add(input);
         command.Options.Add(json);
         command.Options.Add(report);
@@ -78,12 +78,19 @@ public static class ScreenCommand
         DeidKey key;
         ScreeningModels models;
         SeriesAssemblyOptions assembly;
+        OfflinePipelineSettings pipeline;
         try
         {
-            // Settings and key first: a bad Inference__* or Imaging__* setting, a de-identification option (ingest's
-            // profile is fixed, as in up) or a bad key stops the command before anything is read.
+            // Settings and key first: a bad Inference__*, Imaging__* or Pipeline__* setting, a de-identification option
+            // (ingest's profile is fixed, as in up) or a bad key stops the command before anything is read.
             var inference = InferenceSettings.Load(args.Models, args.Threads);
             assembly = ImagingSettings.LoadForIngest(Environment.GetEnvironmentVariables());
+            pipeline = OfflinePipelineSettings.Load(Environment.GetEnvironmentVariables());
+            foreach (var name in pipeline.Ignored)
+            {
+                error.WriteLine($"screen: {name} is not used by covidfn screen ({OfflinePipelineSettings.WhyIgnored(name)}); ignored");
+            }
+
             key = DeidKeys.Resolve(args.KeyFile, out var createdKey);
             if (createdKey is not null)
             {
@@ -103,7 +110,7 @@ public static class ScreenCommand
         try
         {
             Directory.CreateDirectory(work);
-            var result = await new OfflineScreening(models, key, assembly: assembly).RunAsync(args.Input, args.Tenant, work, cancellationToken).ConfigureAwait(false);
+            var result = await new OfflineScreening(models, key, pipeline.Pipeline, assembly: assembly).RunAsync(args.Input, args.Tenant, work, cancellationToken).ConfigureAwait(false);
             var study = result.Study;
             if (args.Json is not null)
             {

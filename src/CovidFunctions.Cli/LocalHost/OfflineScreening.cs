@@ -31,6 +31,8 @@ public sealed record OfflineScreeningResult(
 /// and ingested by <see cref="IngestHandler"/> (de-identification, tiles); each chunk the orchestrator would dispatch
 /// (<see cref="StudyOrchestrator.PlanChunks"/>) is scored by <see cref="ScoringHandler"/>; the diagnosis comes from
 /// <see cref="AggregateStudyActivity"/> called as a class. Stores are in memory; blobs live under the work folder.
+/// <paramref name="options"/>: chunk size, upload size limit and montage slices among them (<c>covidfn screen</c>: the
+/// checked <c>Pipeline__*</c> settings it applies, <c>OfflinePipelineSettings</c>; null: the defaults).
 /// <paramref name="assembly"/>: how ingest assembles the series and expands a zip (<c>covidfn screen</c>: the checked
 /// <c>Imaging__*</c> settings, as <c>covidfn up</c> and the Function app use them; null: the defaults).
 /// </summary>
