@@ -206,14 +206,26 @@ public sealed partial class ScoringHandler(
     private static bool IsHostCancellation(Exception ex, CancellationToken cancellationToken) =>
         ex is OperationCanceledException && cancellationToken.IsCancellationRequested;
 
+    /// <summary>
+    /// What makes a request one the orchestrator never sends, or null. Beyond the fields being there: the study id is
+    /// one path segment, the orchestration id is the study's (the relay refuses a result naming another, so scoring
+    /// it was wasted), and the tiles lie under the study's own folder (<c>{tenant}/{study}/</c>, where ingest writes
+    /// them): a request pointing at another study's or tenant's tiles would score them and store the scores, masks and
+    /// overlays as this study's, served to whoever may read this study. The slice range must not overflow.
+    /// </summary>
     private static string? Problem(ChunkRequest r) =>
         !StudyIds.IsValidTenant(r.Tenant) ? $"tenant '{r.Tenant}' is not valid"
         : string.IsNullOrWhiteSpace(r.StudyId) ? "studyId is missing"
+        : r.StudyId is "." or ".." || r.StudyId.Any(c => c is '/' or '\\' || char.IsControl(c)) ? $"studyId '{r.StudyId}' is not one path segment"
         : string.IsNullOrWhiteSpace(r.OrchestrationId) ? "orchestrationId is missing"
+        : r.OrchestrationId != StudyIds.OrchestrationId(r.Tenant, r.StudyId) ? $"orchestrationId '{r.OrchestrationId}' is not the study's"
         : string.IsNullOrWhiteSpace(r.TilesPrefix) ? "tilesPrefix is missing"
+        : !r.TilesPrefix.StartsWith($"{r.Tenant}/{r.StudyId}/", StringComparison.Ordinal) || r.TilesPrefix.Split('/').Any(s => s is "" or "." or "..")
+            ? $"tilesPrefix '{r.TilesPrefix}' is not under the study's folder '{r.Tenant}/{r.StudyId}/'"
         : r.ChunkIndex < 0 ? $"chunkIndex {r.ChunkIndex} is negative"
         : r.FirstSlice < 0 ? $"firstSlice {r.FirstSlice} is negative"
         : r.SliceCount < 1 ? $"sliceCount {r.SliceCount} is not positive"
+        : (long)r.FirstSlice + r.SliceCount > int.MaxValue ? $"slices {r.FirstSlice} + {r.SliceCount} overflow a slice index"
         : null;
 
     private async Task<ScoredChunk> ScoreAsync(ChunkRequest request, StudyRecheck recheck, CancellationToken cancellationToken)

@@ -132,6 +132,12 @@ public sealed class ScoringHandlerTests : IDisposable
     [InlineData("null")]
     [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"\",\"orchestrationId\":\"x\",\"tilesPrefix\":\"p\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
     [InlineData("{\"tenant\":\"Bad Tenant\",\"studyId\":\"s\",\"orchestrationId\":\"x\",\"tilesPrefix\":\"p\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    // Requests the orchestrator never sends (it sends study-{tenant}-{study} and {tenant}/{study}/tiles): before, each was
+    // scored (or answered "tiles not found" and completed) instead of being refused as malformed.
+    [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"s\",\"orchestrationId\":\"study-lab-1-other\",\"tilesPrefix\":\"lab-1/s/tiles\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"s\",\"orchestrationId\":\"study-lab-1-s\",\"tilesPrefix\":\"lab-2/s/tiles\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"s/../../lab-2/t\",\"orchestrationId\":\"study-lab-1-s/../../lab-2/t\",\"tilesPrefix\":\"lab-1/s/../../lab-2/t/tiles\",\"chunkIndex\":0,\"firstSlice\":0,\"sliceCount\":1,\"attempt\":1}")]
+    [InlineData("{\"tenant\":\"lab-1\",\"studyId\":\"s\",\"orchestrationId\":\"study-lab-1-s\",\"tilesPrefix\":\"lab-1/s/tiles\",\"chunkIndex\":0,\"firstSlice\":2147483647,\"sliceCount\":2,\"attempt\":1}")]
     public async Task MalformedRequestsAreDeadLetteredWithAReason(string body)
     {
         var handler = CreateHandler(ScreeningModels.Load());
@@ -141,6 +147,23 @@ public sealed class ScoringHandlerTests : IDisposable
         Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
         Assert.False(string.IsNullOrEmpty(settlement.Reason));
         Assert.Empty(_sender.Sent);
+    }
+
+    [Fact]
+    public async Task A_request_naming_another_study_s_tiles_is_dead_lettered_and_reads_and_writes_nothing()
+    {
+        // The tiles exist (s-real's); a request for study s-other pointing at them would have scored s-real's slices and
+        // stored them as s-other's results, served to whoever may read s-other.
+        await _study.WriteRealTilesAsync();
+        var handler = CreateHandler(ScreeningModels.Load());
+        var request = new ChunkRequest(Tenant, "s-other", StudyIds.OrchestrationId(Tenant, "s-other"), _study.TilesPrefix, 0, 0, 2, 1);
+
+        var settlement = await handler.HandleAsync(ScoringTestStudy.Message(request), _study.Timeout);
+
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        Assert.Equal($"invalid chunk request: tilesPrefix '{_study.TilesPrefix}' is not under the study's folder 'lab-1/s-other/'", settlement.Reason);
+        Assert.Empty(_sender.Sent);
+        Assert.False(Directory.Exists(Path.Combine(_study.Folder, PipelineNames.ResultsContainer)));
     }
 
     private ScoringHandler CreateHandler(ScreeningModels models) =>

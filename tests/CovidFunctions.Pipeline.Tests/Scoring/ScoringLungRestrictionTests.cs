@@ -34,13 +34,15 @@ public sealed class ScoringLungRestrictionTests(ITestOutputHelper output) : IDis
     {
         const int first = 10, count = 10;
         using var series = SeriesAssembler.Assemble(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"));
-        var manifest = await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/s/tiles", null, 2, _timeout.Token);
+        // Each study's chunk reads its own tiles (the scorer refuses a request for tiles outside its study's folder).
+        var manifest = await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/s-off/tiles", null, 2, _timeout.Token);
+        await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/s-on/tiles", null, 2, _timeout.Token);
         var restricting = ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = true });
-        var off = await ScoreAsync("s-off", "lab-1/s/tiles", first, count, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = false }));
-        var on = await ScoreAsync("s-on", "lab-1/s/tiles", first, count, restricting);
+        var off = await ScoreAsync("s-off", "lab-1/s-off/tiles", first, count, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = false }));
+        var on = await ScoreAsync("s-on", "lab-1/s-on/tiles", first, count, restricting);
         var screened = SeriesScreening.Screen(series, restricting);
 
-        var reader = await TileSeriesReader.OpenAsync(Containers.Get(PipelineNames.SlicesContainer), "lab-1/s/tiles", _timeout.Token);
+        var reader = await TileSeriesReader.OpenAsync(Containers.Get(PipelineNames.SlicesContainer), "lab-1/s-off/tiles", _timeout.Token);
         var tiles = await TileSlices.ReadAsync(reader, Enumerable.Range(first, count), _timeout.Token);
         long before = 0, after = 0, outsideBefore = 0, outsideAfter = 0;
         for (var n = 0; n < count; n++)
@@ -87,11 +89,12 @@ public sealed class ScoringLungRestrictionTests(ITestOutputHelper output) : IDis
         }
 
         using var series = SeriesAssembler.Assemble(images.Path);
-        var manifest = await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/u/tiles", null, 2, _timeout.Token);
+        var manifest = await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/u-off/tiles", null, 2, _timeout.Token);
+        await SeriesTiles.WriteAsync(series, Containers.Get(PipelineNames.SlicesContainer), "lab-1/u-on/tiles", null, 2, _timeout.Token);
         Assert.Equal(TileKinds.Unit, manifest.Kind);
 
-        var off = await ScoreAsync("u-off", "lab-1/u/tiles", 0, 2, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = false }));
-        var on = await ScoreAsync("u-on", "lab-1/u/tiles", 0, 2, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = true }));
+        var off = await ScoreAsync("u-off", "lab-1/u-off/tiles", 0, 2, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = false }));
+        var on = await ScoreAsync("u-on", "lab-1/u-on/tiles", 0, 2, ScreeningModels.Load(new InferenceOptions { RestrictLesionsToLungs = true }));
 
         Assert.Contains(on, s => s.LesionPixels > 0);
         for (var n = 0; n < 2; n++)
