@@ -27,4 +27,20 @@ public static class EnvironmentSettings
 
         return new ConfigurationBuilder().AddInMemoryCollection(values).Build().GetSection(sectionName);
     }
+
+    /// <summary>
+    /// The keys of <paramref name="section"/> that <paramref name="selected"/> picks, by their environment names
+    /// (<c>Section__Key</c>, the key as given), in ordinal order: the settings a command names as ignored.
+    /// </summary>
+    public static List<string> GivenNames(IConfigurationSection section, Func<string, bool> selected)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        ArgumentNullException.ThrowIfNull(selected);
+        return section.GetChildren()
+            .Select(c => c.Key)
+            .Where(selected)
+            .Select(k => $"{section.Path}__{k}")
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
 }

@@ -74,12 +74,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
 
         // De-identification options are refused, not ignored (ingest's profile is fixed); the key is up's own key file.
         var assembly = ImagingSettings.LoadForIngest(environment);
-        var functionAppOnly = pipelineSection.GetChildren()
-            .Select(c => c.Key)
-            .Where(FunctionAppOnlyPipelineSettings.ContainsKey)
-            .Select(k => $"{PipelineOptions.SectionName}__{k}")
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var functionAppOnly = EnvironmentSettings.GivenNames(pipelineSection, FunctionAppOnlyPipelineSettings.ContainsKey);
         return new LocalHostSettings(pipeline, metering, functionAppOnly) { Assembly = assembly };
     }
 }

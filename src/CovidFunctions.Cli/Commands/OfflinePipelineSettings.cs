@@ -76,12 +76,6 @@ public sealed record OfflinePipelineSettings(PipelineOptions Pipeline, IReadOnly
             MaxUploadBytes = given.MaxUploadBytes,
             MontageSlices = given.MontageSlices,
         };
-        var ignored = section.GetChildren()
-            .Select(c => c.Key)
-            .Where(NotUsedOffline.ContainsKey)
-            .Select(k => $"{PipelineOptions.SectionName}__{k}")
-            .Order(StringComparer.Ordinal)
-            .ToList();
-        return new OfflinePipelineSettings(pipeline, ignored);
+        return new OfflinePipelineSettings(pipeline, EnvironmentSettings.GivenNames(section, NotUsedOffline.ContainsKey));
     }
 }
