@@ -9,7 +9,9 @@ namespace CovidFunctions.Cli.LocalHost;
 /// The local stand-in for the blob trigger (Azurite raises no Event Grid events): polls <c>ct-uploads</c>, plans ready
 /// units (<see cref="UploadUnitPlanner"/>: single blobs, folders closed by <c>.complete</c> or the stable age) and runs
 /// <see cref="IngestHandler"/> for each with bounded concurrency. A unit in flight is not started twice; a unit that
-/// failed is retried on a later poll (ingest is idempotent, so a unit seen again after a restart is safe).
+/// failed is retried on a later poll (ingest is idempotent, so a unit seen again after a restart is safe). Across
+/// processes (a restarted <c>up</c> finding the claim of one killed mid-ingest) the study's ingest claim decides: a unit
+/// another attempt holds is looked at again on later polls, and taken over once that claim has expired.
 /// </summary>
 public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler ingest, PipelineOptions options, StudyIdKey studyIdKey, int concurrency, ILogger logger, TimeProvider? timeProvider = null)
 {
@@ -87,6 +89,16 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
             try
             {
                 var outcome = await ingest.IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+
+                // Held by another attempt: a covidfn up killed mid-ingest (its claim runs out within
+                // IngestHandler.IngestClaimLease) or another process on the same storage. Not done: the next poll looks
+                // again and takes the study over once the claim has expired.
+                if (outcome.Status == IngestStatus.InProgress)
+                {
+                    Log.UnitHeldElsewhere(logger, UploadNames.LoggableTenant(unit), outcome.StudyId);
+                    return;
+                }
+
                 _done[unit.UploadPath] = newest;
                 Log.UnitIngested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
                 Ingested?.Invoke(outcome);
@@ -123,5 +135,8 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
 
         [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Ingest of study {Tenant}/{StudyId} failed ({Type}: {Message}); it is retried on a later poll")]
         public static partial void IngestFailed(ILogger logger, string tenant, string studyId, string type, string message);
+
+        [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: another ingest attempt holds it (an earlier covidfn up that stopped mid-ingest, or another process); looked at again on a later poll")]
+        public static partial void UnitHeldElsewhere(ILogger logger, string tenant, string studyId);
     }
 }

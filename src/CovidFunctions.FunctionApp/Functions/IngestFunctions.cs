@@ -18,7 +18,10 @@ namespace CovidFunctions.FunctionApp.Functions;
 /// is ingested when its <c>.complete</c> marker arrives, or by the minute timer once no blob arrived in it for
 /// <see cref="PipelineOptions.FolderStableAge"/>. An hourly timer deletes raw uploads whose retention is over.
 /// Each function plans with <see cref="UploadUnitPlanner"/> and hands the unit to <see cref="IngestHandler"/>, which
-/// is idempotent per unit (re-deliveries start no second orchestration).
+/// is idempotent per unit (re-deliveries start no second orchestration). The trigger and the sweep meet the same
+/// uploads (the sweep plans every closed folder still in <c>ct-uploads</c>, the marker's trigger ingests it too): the
+/// study's ingest claim lets one attempt run at a time across deliveries and instances, and the other answers
+/// <see cref="IngestStatus.InProgress"/> without counting an attempt (docs/design/failure-semantics.md).
 /// </summary>
 public sealed partial class IngestFunctions(
     IServiceProvider services,
@@ -129,8 +132,10 @@ public sealed partial class IngestFunctions(
                     continue;
                 }
 
+                // A study another attempt holds (the marker's trigger, a retry, another instance's sweep) is left to it:
+                // the handler took no attempt and counted none.
                 var outcome = await IngestAsync(handler, unit, cancellationToken).ConfigureAwait(false);
-                if (outcome.Status != IngestStatus.AlreadyIngested)
+                if (outcome.Status is not (IngestStatus.AlreadyIngested or IngestStatus.InProgress))
                 {
                     ingested++;
                     if (unit.Kind == UploadUnitKind.SingleBlob)

@@ -775,6 +775,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         Put(entity, nameof(StudyRecord.MontagePath), record.MontagePath);
         Put(entity, nameof(StudyRecord.IngestAttempts), record.IngestAttempts == 0 ? null : record.IngestAttempts);
         Put(entity, nameof(StudyRecord.IngestError), record.IngestError);
+        Put(entity, nameof(StudyRecord.IngestClaim), record.IngestClaim);
+        Put(entity, nameof(StudyRecord.IngestClaimExpiresAt), record.IngestClaimExpiresAt?.ToUniversalTime());
 
         // Table Storage dates start in 1601: an unset CreatedAt (default) is simply not stored.
         Put(entity, nameof(StudyRecord.CreatedAt), record.CreatedAt == default ? null : record.CreatedAt.ToUniversalTime());
@@ -809,6 +811,8 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         MontagePath = entity.GetString(nameof(StudyRecord.MontagePath)),
         IngestAttempts = entity.GetInt32(nameof(StudyRecord.IngestAttempts)) ?? 0,
         IngestError = entity.GetString(nameof(StudyRecord.IngestError)),
+        IngestClaim = entity.GetString(nameof(StudyRecord.IngestClaim)),
+        IngestClaimExpiresAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestClaimExpiresAt)),
         CreatedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default,
         IngestedAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestedAt)),
         ScoringStartedAt = entity.GetDateTimeOffset(nameof(StudyRecord.ScoringStartedAt)),

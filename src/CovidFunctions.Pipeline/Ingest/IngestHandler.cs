@@ -228,6 +228,15 @@ public sealed partial class IngestHandler
         // Checked before the next attempt too, for attempts that died before they could give up themselves.
         // A study ingest failed at once on an input defect (FailOnInputDefectAsync) is settled the same way: its attempts
         // are not spent, but another one would only fail the same (and reopen the row), so a re-delivery does not make it.
+        // Another attempt holds the study (the trigger's, a retry's, the sweep's, the watcher's; in this process or another):
+        // it is left to that attempt, which records its own outcome and gives up by itself when it is the last allowed one.
+        // Before, a second delivery started an attempt next to it: both counted, and the third gave the study up (upload
+        // to quarantine, study failed) while the first still ran. The counting write below checks it again, atomically.
+        if (LiveClaim(existing, _time.GetUtcNow()) is { } heldUntil)
+        {
+            return ClaimedElsewhere(unit, heldUntil);
+        }
+
         var attemptsSpent = _options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
             && existing.Status is StudyStatus.Processing or StudyStatus.Failed;
         var failedOnDefect = !attemptsSpent && existing is { IngestedAt: null, Status: StudyStatus.Failed }
@@ -266,42 +275,59 @@ public sealed partial class IngestHandler
         var cpuAtStart = Environment.CpuUsage.TotalTime;
         Log.IngestStarted(_logger, unit.Tenant, unit.StudyId, unit.Blobs.Count);
 
-        // This write counts the attempt: if storage is away it fails, and the attempt is neither made nor counted. It
-        // is conditional: a blob and a folder of one name racing to create the row are told apart here too.
+        // This write counts the attempt and takes the study's ingest claim: if storage is away it fails, and the attempt
+        // is neither made nor counted. It is conditional (the row's ETag): a blob and a folder of one name racing to
+        // create the row are told apart here too, and of two deliveries racing to start an attempt one takes the claim,
+        // the other finds it live on its re-read and leaves the study to it.
         int attempt;
+        var claimToken = Guid.NewGuid().ToString("N");
         try
         {
             attempt = (await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => CollidingPath(row, unit) is { } path
                 ? throw new NameCollisionException(path)
+                : LiveClaim(row, _time.GetUtcNow()) is { } until
+                ? throw new ClaimHeldException(until)
+                : row is { IngestedAt: not null }
+                ? throw new IngestedMeanwhileException()
                 : row is null
-                ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1 }
-                : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = row.IngestAttempts + 1 },
+                ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease }
+                : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = row.IngestAttempts + 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease },
                 cancellationToken).ConfigureAwait(false)).IngestAttempts;
         }
         catch (NameCollisionException ex)
         {
             return await NameCollisionAsync(unit, ex.OtherPath, cancellationToken).ConfigureAwait(false);
         }
+        catch (ClaimHeldException ex)
+        {
+            return ClaimedElsewhere(unit, ex.Until);
+        }
+        catch (IngestedMeanwhileException)
+        {
+            // Another attempt finished since the row was read: this delivery is a re-delivery of an ingested upload now.
+            return await IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
 
+        var claim = new ClaimRenewal(this, unit, claimToken, cancellationToken);
         var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
         try
         {
             var versions = new Dictionary<string, string>(StringComparer.Ordinal);
-            var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), versions, cancellationToken).ConfigureAwait(false);
+            var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), versions, claim.Token).ConfigureAwait(false);
             if (downloaded is null)
             {
-                return await UploadMissingAsync(unit, cancellationToken).ConfigureAwait(false);
+                return await UploadMissingAsync(unit, claim.Token).ConfigureAwait(false);
             }
 
             var downloadSeconds = stopwatch.Elapsed.TotalSeconds;
             PreparedSeries prepared;
             try
             {
-                prepared = await PrepareAsync(unit, downloaded, work.FullName, cpu, cancellationToken).ConfigureAwait(false);
+                prepared = await PrepareAsync(unit, downloaded, work.FullName, cpu, claim.Token).ConfigureAwait(false);
             }
             catch (IngestRejectedException ex)
             {
-                return await RejectAsync(unit, ex.Code, ex.Detail, cancellationToken).ConfigureAwait(false);
+                return await RejectAsync(unit, ex.Code, ex.Detail, claim.Token).ConfigureAwait(false);
             }
 
             var deidSeconds = stopwatch.Elapsed.TotalSeconds - downloadSeconds;
@@ -313,12 +339,12 @@ public sealed partial class IngestHandler
                 try
                 {
                     // UIDs are already pseudonymised by de-identification (NIfTI has none), so they are kept as they are.
-                    manifest = await SeriesTiles.WriteAsync(prepared.Series, slicesStore, tilesPrefix, uid => uid, TilingParallelism, cpu, cancellationToken).ConfigureAwait(false);
+                    manifest = await SeriesTiles.WriteAsync(prepared.Series, slicesStore, tilesPrefix, uid => uid, TilingParallelism, cpu, claim.Token).ConfigureAwait(false);
                 }
                 catch (ImagingException ex)
                 {
-                    await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", cancellationToken).ConfigureAwait(false);
-                    return await RejectAsync(unit, ReasonCode(ex), prepared.Clean(ex.Message), cancellationToken).ConfigureAwait(false);
+                    await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), tilesPrefix + "/", claim.Token).ConfigureAwait(false);
+                    return await RejectAsync(unit, ReasonCode(ex), prepared.Clean(ex.Message), claim.Token).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (!slicesStore.Failed && IsInputFault(ex))
                 {
@@ -330,12 +356,12 @@ public sealed partial class IngestHandler
 
             // Files not screened (refused by policy, unreadable, another series or study of the upload) are not lost when
             // the upload is deleted with the study's results: they are kept in quarantine, each named with why.
-            await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, cancellationToken).ConfigureAwait(false);
+            await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, claim.Token).ConfigureAwait(false);
 
             // What ingest read is the study's upload: at completion only these blobs are deleted, each only as read; any
             // other is a late file, a changed one was written again (written before the row says ingested, so every
             // ingested study has one; a reject has none).
-            await UploadArchive.WriteReadListAsync(_containers, _uploadReadKey, unit, versions, cancellationToken).ConfigureAwait(false);
+            await UploadArchive.WriteReadListAsync(_containers, _uploadReadKey, unit, versions, claim.Token).ConfigureAwait(false);
             var totalSeconds = stopwatch.Elapsed.TotalSeconds;
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
@@ -343,11 +369,12 @@ public sealed partial class IngestHandler
             // Usage before the row says "ingested": a re-delivery that finds the row ingested never needs to record it.
             await _usage.TryRecordAsync(
                 new UsageRecord(unit.Tenant, unit.StudyId, UsageStage, started, manifest.SliceCount, cpuSeconds, 0, slicesStore.BytesWritten),
-                cancellationToken).ConfigureAwait(false);
+                claim.Token).ConfigureAwait(false);
 
             var input = new StudyOrchestrationInput(unit.Tenant, unit.StudyId, tilesPrefix, manifest.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
             var ingestedAt = _time.GetUtcNow();
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => RowOrNew(row, unit, started) with
+            // The claim is released with it: from here on the study is ingested, and no attempt needs it.
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => Released(RowOrNew(row, unit, started), claimToken) with
             {
                 Status = row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : StudyStatus.Processing,
                 UploadPath = unit.UploadPath,
@@ -358,13 +385,19 @@ public sealed partial class IngestHandler
                 IngestedAt = ingestedAt,
                 OrchestrationId = input.InstanceId,
                 TimingsJson = MergeTimings(row?.TimingsJson, totalSeconds, downloadSeconds, deidSeconds, tileSeconds, cpuSeconds),
-            }, cancellationToken).ConfigureAwait(false);
+            }, claim.Token).ConfigureAwait(false);
 
             // The upload is kept: tiles are not results, and a study that fails after ingest returns its original to
             // the quarantine (see the class summary).
-            var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, cancellationToken).ConfigureAwait(false);
+            var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, claim.Token).ConfigureAwait(false);
             Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
             return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
+        }
+        catch (Exception) when (claim.Lost)
+        {
+            // This process stalled past the claim's lease and another delivery took the study over: its attempt decides,
+            // so this one records nothing (no error, no count given back) and stops.
+            return ClaimedElsewhere(unit, _time.GetUtcNow());
         }
         catch (InputDefectException ex)
         {
@@ -372,14 +405,15 @@ public sealed partial class IngestHandler
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The host is stopping (a scale-in, a restart): not a failure of this upload, so the attempt is not counted.
-            await UncountAttemptAsync(unit).ConfigureAwait(false);
+            // The host is stopping (a scale-in, a restart): not a failure of this upload, so the attempt is not counted,
+            // and its claim is released so the next start ingests the study at once.
+            await UncountAttemptAsync(unit, claimToken).ConfigureAwait(false);
             throw;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // A cancellation this caller did not ask for (an SDK timeout) is a failed attempt like any other.
-            if (await FailedAttemptAsync(unit, attempt, ex).ConfigureAwait(false) is { } gaveUp)
+            if (await FailedAttemptAsync(unit, attempt, claimToken, ex).ConfigureAwait(false) is { } gaveUp)
             {
                 return gaveUp;
             }
@@ -388,6 +422,7 @@ public sealed partial class IngestHandler
         }
         finally
         {
+            await claim.DisposeAsync().ConfigureAwait(false);
             TryDeleteDirectory(work.FullName);
         }
     }
@@ -409,7 +444,7 @@ public sealed partial class IngestHandler
         }
 
         var row = await _studies.GetAsync(unit.Tenant, unit.StudyId, cancellationToken).ConfigureAwait(false);
-        return SweepMustIngest(row, unit, _options);
+        return SweepMustIngest(row, unit, _options, _time.GetUtcNow());
     }
 
     /// <summary>
@@ -422,11 +457,15 @@ public sealed partial class IngestHandler
     /// apart (<c>reupload-after-ingest</c>).</item>
     /// <item><c>processing</c> and ingested: skipped, the orchestration is in flight and bounds itself (the watchdog
     /// fails it after <see cref="PipelineOptions.StuckStudyAge"/> if it never settles).</item>
-    /// <item><c>processing</c> and not ingested: an attempt is in flight, or died and the trigger retries it. Skipped, so
-    /// the sweep never runs a second ingest of the same upload next to the trigger's (each would count an attempt, and
-    /// the third would give up while the first still ran); the watchdog fails a study whose ingest never finishes. Once
-    /// the attempts are spent (<see cref="PipelineOptions.MaxIngestAttempts"/>) it is ingested: the handler gives up at
-    /// once (quarantine, <c>study.failed</c>) instead of waiting for the watchdog.</item>
+    /// <item><c>processing</c> and not ingested, its ingest claim live (<see cref="StudyRecord.IngestClaim"/>): an attempt is
+    /// running; skipped (ingest would leave it to that attempt anyway, which gives up by itself when it must).</item>
+    /// <item><c>processing</c> and not ingested, its claim expired: the attempt's process died holding it; ingest takes
+    /// the study over (one attempt more, or giving up at once when the attempts are spent) instead of the watchdog
+    /// hours later.</item>
+    /// <item><c>processing</c> and not ingested, no claim: the last attempt failed and released it (its delivery is
+    /// retried by the trigger), or it ran before claims existed. Skipped, as before, until the attempts are spent
+    /// (<see cref="PipelineOptions.MaxIngestAttempts"/>): then ingested, and the handler gives up at once (quarantine,
+    /// <c>study.failed</c>) instead of waiting for the watchdog.</item>
     /// <item><c>completed</c>: skipped while <see cref="PipelineOptions.UploadRetention"/> keeps the upload (the hourly
     /// retention sweep settles it); with no retention the aggregate deletes it, so one still here is a cleanup cut
     /// short: ingest settles it.</item>
@@ -436,7 +475,7 @@ public sealed partial class IngestHandler
     /// Each "ingest" case ends with the blob gone from <c>ct-uploads</c> (or counted towards the bound), so it is not
     /// met again on every sweep.
     /// </summary>
-    internal static bool SweepMustIngest(StudyRecord? row, UploadUnit unit, PipelineOptions options)
+    internal static bool SweepMustIngest(StudyRecord? row, UploadUnit unit, PipelineOptions options, DateTimeOffset now)
     {
         if (row is null || CollidingPath(row, unit) is not null)
         {
@@ -458,7 +497,17 @@ public sealed partial class IngestHandler
             };
         }
 
-        return row.Status != StudyStatus.Processing || (options.MaxIngestAttempts > 0 && row.IngestAttempts >= options.MaxIngestAttempts);
+        if (row.Status != StudyStatus.Processing)
+        {
+            return true;
+        }
+
+        if (row is { IngestClaim: not null, IngestClaimExpiresAt: not null })
+        {
+            return LiveClaim(row, now) is null;
+        }
+
+        return options.MaxIngestAttempts > 0 && row.IngestAttempts >= options.MaxIngestAttempts;
     }
 
     /// <summary>
@@ -558,14 +607,15 @@ public sealed partial class IngestHandler
     /// rethrows so the trigger retries. If storage fails here too, nothing is recorded: the next attempt (or the
     /// watchdog) decides, and the original exception is the one the trigger sees.
     /// </summary>
-    private async Task<IngestOutcome?> FailedAttemptAsync(UploadUnit unit, int attempt, Exception ex)
+    private async Task<IngestOutcome?> FailedAttemptAsync(UploadUnit unit, int attempt, string claimToken, Exception ex)
     {
         // Messages can name the upload's files or their temporary copies: masked like every ingest log line and reason.
         var error = $"{ex.GetType().Name}: {UploadNames.Mask(ex.Message, unit)}";
         Log.AttemptFailed(_logger, unit.Tenant, unit.StudyId, attempt, _options.MaxIngestAttempts, error);
         try
         {
-            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with
+            // The claim is released with the error: the trigger's retry of this delivery must not find the study held.
+            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => Released(RowOrNew(r, unit, _time.GetUtcNow()), claimToken) with
             {
                 IngestError = error,
             }, CancellationToken.None).ConfigureAwait(false);
@@ -729,11 +779,11 @@ public sealed partial class IngestHandler
         return false;
     }
 
-    private async Task UncountAttemptAsync(UploadUnit unit)
+    private async Task UncountAttemptAsync(UploadUnit unit, string claimToken)
     {
         try
         {
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => Released(RowOrNew(r, unit, _time.GetUtcNow()), claimToken) with
             {
                 IngestAttempts = Math.Max(0, (r?.IngestAttempts ?? 0) - 1),
             }, CancellationToken.None).ConfigureAwait(false);
@@ -841,6 +891,8 @@ public sealed partial class IngestHandler
         {
             Status = StudyStatus.Failed,
             Reason = UploadMissingReason + ": " + UploadNames.Mask(detail, unit),
+            IngestClaim = null,
+            IngestClaimExpiresAt = null,
             UploadPath = unit.UploadPath,
         }, cancellationToken).ConfigureAwait(false);
         if (_notifier is not null)
@@ -890,6 +942,8 @@ public sealed partial class IngestHandler
             {
                 Status = StudyStatus.Rejected,
                 Reason = $"{code}: {maskedDetail}",
+                IngestClaim = null,
+                IngestClaimExpiresAt = null,
 
                 // The upload is gone from ct-uploads; its path (a name the uploader chose) lives on in reason.json only.
                 UploadPath = null,
@@ -1612,6 +1666,15 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId}: another attempt holds the study (claim to {Until:O}); left to it")]
+        public static partial void ClaimedElsewhere(ILogger logger, string tenant, string studyId, DateTimeOffset until);
+
+        [LoggerMessage(EventId = 113, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: this attempt's claim was taken over by another (this process stalled past the lease); it stops and records nothing")]
+        public static partial void ClaimLost(ILogger logger, string tenant, string studyId);
+
+        [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the claim could not be renewed ({Type}); tried again at the next renewal")]
+        public static partial void ClaimNotRenewed(ILogger logger, string tenant, string studyId, string type);
+
         // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
         // Insights), so they name the study by its pseudonymous id (a hash of tenant and path) instead.
         [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Ingest {Tenant}/{StudyId}: {BlobCount} upload blob(s)")]

@@ -14,6 +14,12 @@ public enum IngestStatus
 
     /// <summary>The upload vanished before it could be read (and was not quarantined): the study is failed.</summary>
     Failed,
+
+    /// <summary>
+    /// Another ingest attempt holds the study (its claim, <see cref="Storage.StudyRecord.IngestClaim"/>, is live): nothing
+    /// was done or counted; that attempt records the outcome. A later delivery, sweep or poll looks again.
+    /// </summary>
+    InProgress,
 }
 
 /// <summary>

@@ -99,6 +99,17 @@ public sealed record StudyRecord
     /// <summary>The last failed ingest attempt's error (exception type and message, the upload's names masked): the reason given when ingest gives up.</summary>
     public string? IngestError { get; init; }
 
+    /// <summary>
+    /// The ingest attempt that holds a study not yet ingested (a token per attempt), until <see cref="IngestClaimExpiresAt"/>:
+    /// taken by the write that counts the attempt, only when no other attempt holds it, renewed while the attempt runs
+    /// and released when it ends. Another delivery (the blob trigger's, the minute sweep's, the local watcher's) leaves
+    /// the study to the holder; a claim whose holder died expires, and the next delivery takes the study over.
+    /// </summary>
+    public string? IngestClaim { get; init; }
+
+    /// <summary>When <see cref="IngestClaim"/> runs out unless its attempt renews it (the holder's clock).</summary>
+    public DateTimeOffset? IngestClaimExpiresAt { get; init; }
+
     /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
     public string? ETag { get; init; }
 }

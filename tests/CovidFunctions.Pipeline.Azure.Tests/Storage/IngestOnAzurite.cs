@@ -15,7 +15,7 @@ internal static class IngestOnAzurite
 {
     /// <summary>
     /// A fresh ingest handler (a restarted process) on Azurite's Studies and Usage tables and its blob containers, or on
-    /// <paramref name="containers"/> when given (Azurite's behind a failing stand-in).
+    /// <paramref name="containers"/> when given (Azurite's behind a failing stand-in), on <paramref name="time"/>'s clock when given.
     /// </summary>
     public static IngestHandler NewHandler(
         AzuriteFixture azurite,
@@ -23,7 +23,8 @@ internal static class IngestOnAzurite
         IStudyOrchestrationClient orchestrations,
         IBlobContainers? containers = null,
         IStudyNotifier? notifier = null,
-        PipelineOptions? options = null) => new(
+        PipelineOptions? options = null,
+        TimeProvider? time = null) => new(
         containers ?? azurite.Storage.BlobContainers,
         azurite.Storage.Studies,
         azurite.Storage.Usage,
@@ -31,7 +32,7 @@ internal static class IngestOnAzurite
         new DeidentificationEngine(key),
         Options.Create(options ?? new PipelineOptions()),
         NullLogger<IngestHandler>.Instance,
-        TimeProvider.System,
+        time ?? TimeProvider.System,
         notifier);
 }
 

@@ -37,7 +37,7 @@ public sealed class UploadSweepRuleTests
     [Fact]
     public void SweepMustIngest_NoRow_Ingests()
     {
-        Assert.True(IngestHandler.SweepMustIngest(null, Unit("lab/a.zip", 20), Options));
+        Assert.True(IngestHandler.SweepMustIngest(null, Unit("lab/a.zip", 20), Options, Now));
     }
 
     [Theory]
@@ -50,7 +50,7 @@ public sealed class UploadSweepRuleTests
         var unit = Unit("lab/a.zip", 20);
         var row = Row(unit, status) with { IngestedAt = Now.AddMinutes(-19) };
 
-        Assert.Equal(expected, IngestHandler.SweepMustIngest(row, unit, Options with { UploadRetention = TimeSpan.FromDays(retentionDays) }));
+        Assert.Equal(expected, IngestHandler.SweepMustIngest(row, unit, Options with { UploadRetention = TimeSpan.FromDays(retentionDays) }, Now));
     }
 
     [Fact]
@@ -61,9 +61,9 @@ public sealed class UploadSweepRuleTests
         var after = Row(unit, StudyStatus.Completed) with { IngestedAt = Now.AddMinutes(-22) };
         var retained = Options with { UploadRetention = TimeSpan.FromDays(7) };
 
-        Assert.False(IngestHandler.SweepMustIngest(withinMargin, unit, retained));
-        Assert.True(IngestHandler.SweepMustIngest(after, unit, retained));
-        Assert.True(IngestHandler.SweepMustIngest(after with { Status = StudyStatus.Processing }, unit, retained));
+        Assert.False(IngestHandler.SweepMustIngest(withinMargin, unit, retained, Now));
+        Assert.True(IngestHandler.SweepMustIngest(after, unit, retained, Now));
+        Assert.True(IngestHandler.SweepMustIngest(after with { Status = StudyStatus.Processing }, unit, retained, Now));
     }
 
     [Fact]
@@ -72,10 +72,25 @@ public sealed class UploadSweepRuleTests
         var unit = Unit("lab/a.zip", 20);
         var inFlight = Row(unit, StudyStatus.Processing) with { IngestAttempts = 2 };
 
-        // A second ingest next to the trigger's would count an attempt; the third would give up while the first still ran.
-        Assert.False(IngestHandler.SweepMustIngest(inFlight, unit, Options));
-        Assert.True(IngestHandler.SweepMustIngest(inFlight with { IngestAttempts = 3 }, unit, Options));
-        Assert.False(IngestHandler.SweepMustIngest(inFlight with { IngestAttempts = 9 }, unit, Options with { MaxIngestAttempts = 0 }));
+        // No claim: the last attempt failed and released it, and its delivery is retried by the trigger (or it ran before
+        // claims existed). Left to the trigger until the attempts are spent.
+        Assert.False(IngestHandler.SweepMustIngest(inFlight, unit, Options, Now));
+        Assert.True(IngestHandler.SweepMustIngest(inFlight with { IngestAttempts = 3 }, unit, Options, Now));
+        Assert.False(IngestHandler.SweepMustIngest(inFlight with { IngestAttempts = 9 }, unit, Options with { MaxIngestAttempts = 0 }, Now));
+    }
+
+    [Fact]
+    public void SweepMustIngest_AttemptHoldingItsClaim_IsLeftToIt_AndOneWhoseClaimExpired_IsTakenOver()
+    {
+        var unit = Unit("lab/a.zip", 20);
+        var running = Row(unit, StudyStatus.Processing) with { IngestAttempts = 3, IngestClaim = "attempt-3", IngestClaimExpiresAt = Now.AddSeconds(90) };
+
+        // Live: the attempt runs (the last allowed one gives up by itself if it fails), whatever the count.
+        Assert.False(IngestHandler.SweepMustIngest(running, unit, Options, Now));
+
+        // Expired: its process died holding the claim; the sweep takes the study over (here: gives it up at once).
+        Assert.True(IngestHandler.SweepMustIngest(running, unit, Options, Now.AddSeconds(91)));
+        Assert.True(IngestHandler.SweepMustIngest(running with { IngestAttempts = 1 }, unit, Options, Now.AddMinutes(5)));
     }
 
     [Theory]
@@ -85,7 +100,7 @@ public sealed class UploadSweepRuleTests
     {
         var unit = Unit("lab/a.zip", 20);
 
-        Assert.True(IngestHandler.SweepMustIngest(Row(unit, status), unit, Options));
+        Assert.True(IngestHandler.SweepMustIngest(Row(unit, status), unit, Options, Now));
     }
 
     [Fact]
@@ -94,7 +109,7 @@ public sealed class UploadSweepRuleTests
         var unit = Unit("lab/scan", 20);
         var folderRow = Row(unit, StudyStatus.Processing) with { UploadPath = "lab/scan/", UploadKind = "folder", IngestedAt = Now.AddMinutes(-30) };
 
-        Assert.True(IngestHandler.SweepMustIngest(folderRow, unit, Options));
+        Assert.True(IngestHandler.SweepMustIngest(folderRow, unit, Options, Now));
     }
 
     private static UploadBlob Blob(string path, double minutesOld) => new(path, Now.AddMinutes(-minutesOld), 100);
