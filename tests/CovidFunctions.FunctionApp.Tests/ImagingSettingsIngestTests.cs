@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
@@ -19,9 +18,6 @@ namespace CovidFunctions.FunctionApp.Tests;
 public sealed class ImagingSettingsIngestTests(AzuriteFixture azurite)
 {
     private const string Tenant = "imaging-settings";
-
-    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
-    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
 
     [Fact]
     public async Task ZipWithMoreEntriesThanImagingZipMaxEntries_IsRejectedAsZipRefused()
@@ -51,7 +47,7 @@ public sealed class ImagingSettingsIngestTests(AzuriteFixture azurite)
         await using var durable = await DurableTaskTestHost.StartAsync(_ => { });
         var name = $"{Tenant}/study-{Guid.NewGuid():N}.zip";
         var blob = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer).GetBlobClient(name);
-        await blob.UploadAsync(BinaryData.FromBytes(ZipOfSlices()), overwrite: true);
+        await blob.UploadAsync(BinaryData.FromBytes(IngestFunctionsBuilder.ZipOfSlices()), overwrite: true);
 
         await functions.IngestUpload(blob, name, durable.Client, CancellationToken.None);
 
@@ -60,19 +56,5 @@ public sealed class ImagingSettingsIngestTests(AzuriteFixture azurite)
         Assert.NotNull(row);
         Assert.False(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ExistsAsync($"{IngestHandler.TilesPrefixOf(Tenant, studyId)}/manifest.json", CancellationToken.None));
         return row;
-    }
-
-    private static byte[] ZipOfSlices()
-    {
-        using var buffer = new MemoryStream();
-        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Create, leaveOpen: true))
-        {
-            foreach (var file in SliceFiles)
-            {
-                zip.CreateEntryFromFile(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file), "series/" + file);
-            }
-        }
-
-        return buffer.ToArray();
     }
 }
