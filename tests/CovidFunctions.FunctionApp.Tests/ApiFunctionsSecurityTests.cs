@@ -60,6 +60,25 @@ public sealed class ApiFunctionsSecurityTests(AzuriteFixture azurite)
         Assert.Equal(404, (await Run(await api.TestWebhook(Request("POST", [key]), id))).Status);
     }
 
+    [Fact]
+    public async Task ExpiredApiKey_Is401_SayingItExpired_ThroughTheFunction()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        await using var services = Build(temp.Path);
+        var (api, key, studyId) = await TenantWithStudyAsync(services);
+        var store = services.GetRequiredService<IApiKeyStore>();
+        var expiredKey = ApiKeyFormat.NewKey();
+        var hash = ApiKeyFormat.Hash(expiredKey);
+        var tenant = (await store.FindByHashAsync(ApiKeyFormat.Hash(key), CancellationToken.None))!.Tenants;
+        await store.AddAsync(new StoredApiKey(ApiKeyFormat.IdOf(hash), hash, tenant, DateTimeOffset.UtcNow.AddDays(-2), DateTimeOffset.UtcNow.AddDays(-1)), CancellationToken.None);
+
+        var refused = await Run(await api.GetStudy(Request("GET", [expiredKey]), studyId));
+
+        Assert.Equal(401, refused.Status);
+        Assert.Contains($"(key {ApiKeyFormat.IdOf(hash)}) expired at ", System.Text.Encoding.UTF8.GetString(refused.Body), StringComparison.Ordinal);
+        Assert.Equal(200, (await Run(await api.GetStudy(Request("GET", [key]), studyId))).Status);
+    }
+
     private static async Task<(ApiFunctions Api, string Key, string StudyId)> TenantWithStudyAsync(ServiceProvider services)
     {
         var tenant = "fs-" + Guid.NewGuid().ToString("N")[..10];

@@ -67,9 +67,9 @@ public sealed class ApiFunctions(ResultsApi api, IApiKeyAuthorizer authorizer)
     {
         ArgumentNullException.ThrowIfNull(request);
         var cancellationToken = request.HttpContext.RequestAborted;
-        var caller = await authorizer.AuthorizeAsync(ResultsApiEndpoints.ApiKeyOf(request.Headers), cancellationToken).ConfigureAwait(false);
-        var response = caller is null
-            ? ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")
+        var check = await authorizer.CheckAsync(ResultsApiEndpoints.ApiKeyOf(request.Headers), cancellationToken).ConfigureAwait(false);
+        var response = check.Caller is not { } caller
+            ? ResultsApiEndpoints.Unauthorized(check)
             : await handler(caller, request.Query, cancellationToken).ConfigureAwait(false);
         return new ApiResponseResult(response);
     }

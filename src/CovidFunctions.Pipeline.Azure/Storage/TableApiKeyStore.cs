@@ -7,7 +7,8 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// <summary>
 /// <see cref="IApiKeyStore"/> on the <c>ApiKeys</c> table: PartitionKey <see cref="ApiKeyNames.Partition"/>, RowKey the
 /// key's SHA-256 (lower-case hex); properties <c>Id</c> (the hash's first 12 hex digits), <c>Tenants</c>
-/// (comma-separated, <c>*</c>: all) and <c>CreatedAt</c>. The plaintext key is never written. The table is one of
+/// (comma-separated, <c>*</c>: all), <c>CreatedAt</c> and, for a key minted with a lifetime, <c>ExpiresAt</c> (rows
+/// without it, every key minted before expiry existed, never expire). The plaintext key is never written. The table is one of
 /// <see cref="PipelineNames.Tables"/> (bicep creates it in Azure, <see cref="PipelineStorage.EnsureCreatedAsync"/>
 /// locally); should it be missing all the same, lookups find nothing (401: the API fails closed) and a mint fails.
 /// </summary>
@@ -30,6 +31,11 @@ public sealed class TableApiKeyStore : IApiKeyStore
             ["Tenants"] = string.Join(',', key.Tenants),
             ["CreatedAt"] = key.CreatedAt.ToUniversalTime(),
         };
+        if (key.ExpiresAt is { } expiresAt)
+        {
+            entity["ExpiresAt"] = expiresAt.ToUniversalTime();
+        }
+
         try
         {
             await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false);
@@ -97,5 +103,6 @@ public sealed class TableApiKeyStore : IApiKeyStore
         entity.GetString("Id") ?? ApiKeyFormat.IdOf(entity.RowKey),
         entity.RowKey,
         (entity.GetString("Tenants") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-        entity.GetDateTimeOffset("CreatedAt") ?? default);
+        entity.GetDateTimeOffset("CreatedAt") ?? default,
+        entity.GetDateTimeOffset("ExpiresAt"));
 }

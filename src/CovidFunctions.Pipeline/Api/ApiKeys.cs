@@ -49,14 +49,42 @@ public sealed record ApiKeyOptions
     /// </summary>
     public int MaxTenantsPerKey { get; init; } = DefaultMaxTenantsPerKey;
 
-    /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when <see cref="MaxTenantsPerKey"/> is below 1 (at start-up, not at the first mint).</summary>
+    /// <summary>The default of <see cref="MaxLifetimeDays"/>: a year.</summary>
+    public const int DefaultMaxLifetimeDays = 365;
+
+    /// <summary>
+    /// The longest lifetime a minted key may be given (<c>expiresInDays</c> of <c>POST /api/apikeys</c>), in days; default
+    /// 365, at most 3650. A key minted without <c>expiresInDays</c> does not expire (as every key minted before expiry
+    /// existed): the bound is on what a mint may ask, so a key meant to expire cannot be given a practically endless life.
+    /// </summary>
+    public int MaxLifetimeDays { get; init; } = DefaultMaxLifetimeDays;
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when a value is out of range (at start-up, not at the first mint).</summary>
     public void Validate()
     {
         if (MaxTenantsPerKey < 1)
         {
             throw new InvalidOperationException($"{SectionName}:{nameof(MaxTenantsPerKey)} must be at least 1 (got '{MaxTenantsPerKey}').");
         }
+
+        if (MaxLifetimeDays is < 1 or > 3650)
+        {
+            throw new InvalidOperationException($"{SectionName}:{nameof(MaxLifetimeDays)} must be 1-3650 (got '{MaxLifetimeDays}').");
+        }
     }
+}
+
+/// <summary>Expiry of API keys (stored and local): a key with an expiry time is refused from that time on.</summary>
+public static class ApiKeyExpiry
+{
+    /// <summary>Whether a key expiring at <paramref name="expiresAt"/> (null: never) has expired at <paramref name="now"/>.</summary>
+    public static bool IsExpired(DateTimeOffset? expiresAt, DateTimeOffset now) => expiresAt is { } at && now >= at;
+
+    /// <summary>The 401's error for an expired key, naming its non-secret id (or none, for a local key) and when it expired.</summary>
+    public static string Refusal(string? id, DateTimeOffset expiresAt) =>
+        string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"this {LocalApiKeys.HeaderName}{(id is null ? "" : " (key " + id + ")")} expired at {expiresAt.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}; ask the operator for a new key");
 }
 
 /// <summary>
@@ -111,8 +139,11 @@ public static class ApiKeyTenants
     }
 }
 
-/// <summary>A stored API key: never the key itself, only its hash, id, tenants (<c>*</c>: all) and creation time.</summary>
-public sealed record StoredApiKey(string Id, string Hash, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
+/// <summary>
+/// A stored API key: never the key itself, only its hash, id, tenants (<c>*</c>: all), creation time and expiry (null:
+/// never; every key minted before expiry existed).
+/// </summary>
+public sealed record StoredApiKey(string Id, string Hash, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>Where the Function app keeps its API keys (the <c>ApiKeys</c> table in Azure), looked up by hash.</summary>
 public interface IApiKeyStore
@@ -141,30 +172,48 @@ public static class ApiKeyNames
 /// <summary>
 /// The Function app's <see cref="IApiKeyAuthorizer"/>: the presented <c>X-Api-Key</c> is hashed and looked up in the
 /// <see cref="IApiKeyStore"/> (no plaintext is stored, so no comparison of secrets happens here). Missing or unknown
-/// key: null (401); otherwise a caller bound to the key's tenants (<c>*</c>: every tenant).
+/// key: null (401); an expired key (<see cref="StoredApiKey.ExpiresAt"/> reached): null too, and
+/// <see cref="CheckAsync"/> says it expired and when; otherwise a caller bound to the key's tenants (<c>*</c>: every
+/// tenant).
 /// </summary>
-public sealed class StoredApiKeyAuthorizer(IApiKeyStore store) : IApiKeyAuthorizer
+public sealed class StoredApiKeyAuthorizer(IApiKeyStore store, TimeProvider? time = null) : IApiKeyAuthorizer
 {
-    public async Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken)
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public async Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken) =>
+        (await CheckAsync(apiKey, cancellationToken).ConfigureAwait(false)).Caller;
+
+    public async Task<ApiKeyCheck> CheckAsync(string? apiKey, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(apiKey) || !apiKey.StartsWith(ApiKeyFormat.Prefix, StringComparison.Ordinal))
         {
-            return null;
+            return new ApiKeyCheck(null);
         }
 
         var stored = await store.FindByHashAsync(ApiKeyFormat.Hash(apiKey), cancellationToken).ConfigureAwait(false);
-        return stored is null ? null : ApiKeyTenants.CallerFor(stored.Tenants);
+        if (stored is null)
+        {
+            return new ApiKeyCheck(null);
+        }
+
+        // Only the holder of the key itself learns it expired (the lookup is by its hash): no one learns which keys exist.
+        return ApiKeyExpiry.IsExpired(stored.ExpiresAt, _time.GetUtcNow())
+            ? new ApiKeyCheck(null, ApiKeyExpiry.Refusal(stored.Id, stored.ExpiresAt!.Value))
+            : new ApiKeyCheck(ApiKeyTenants.CallerFor(stored.Tenants));
     }
 }
 
-/// <summary>The body of <c>POST /api/apikeys</c>.</summary>
-public sealed record MintApiKeyRequest(IReadOnlyList<string>? Tenants);
+/// <summary>The body of <c>POST /api/apikeys</c>: the tenants and, optionally, the key's lifetime in days (none: no expiry).</summary>
+public sealed record MintApiKeyRequest(IReadOnlyList<string>? Tenants, double? ExpiresInDays = null);
 
-/// <summary>A minted key: the only response that ever shows <see cref="Key"/>.</summary>
-public sealed record MintedApiKey(string Id, string Key, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
+/// <summary>A minted key: the only response that ever shows <see cref="Key"/>; <see cref="ExpiresAt"/> null: no expiry.</summary>
+public sealed record MintedApiKey(string Id, string Key, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt = null);
 
-/// <summary>A listed key: id, tenants and creation time (never the key or its hash).</summary>
-public sealed record ApiKeySummary(string Id, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
+/// <summary>
+/// A listed key: id, tenants, creation time and, for a key with an expiry, when it expires and whether it has (both
+/// absent for a key that never expires, so such a key lists as before); never the key or its hash.
+/// </summary>
+public sealed record ApiKeySummary(string Id, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt = null, bool? Expired = null);
 
 /// <summary>
 /// Minting, listing and revoking the stored API keys: the handlers behind the Function app's operator routes
@@ -176,13 +225,29 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time, ApiKeyOpt
         ? max
         : throw new ArgumentOutOfRangeException(nameof(options), max, "ApiKeys:MaxTenantsPerKey must be at least 1");
 
+    private readonly int _maxLifetimeDays = (options ?? new ApiKeyOptions()).MaxLifetimeDays is var days && days is >= 1 and <= 3650
+        ? days
+        : throw new ArgumentOutOfRangeException(nameof(options), days, "ApiKeys:MaxLifetimeDays must be 1-3650");
+
     /// <summary>
     /// Mints a key bound to <paramref name="tenants"/> (each valid per <see cref="StudyIds.IsValidTenant"/>, or <c>*</c>;
     /// at most <see cref="ApiKeyOptions.MaxTenantsPerKey"/> distinct ones).
     /// </summary>
-    public async Task<MintedApiKey> MintAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
+    public Task<MintedApiKey> MintAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken) =>
+        MintAsync(tenants, null, cancellationToken);
+
+    /// <summary>
+    /// Mints a key as above that expires <paramref name="lifetime"/> after now (null: never; more than zero and at most
+    /// <see cref="ApiKeyOptions.MaxLifetimeDays"/> days, else <see cref="ArgumentException"/>).
+    /// </summary>
+    public async Task<MintedApiKey> MintAsync(IReadOnlyList<string> tenants, TimeSpan? lifetime, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenants);
+        if (LifetimeProblem(lifetime?.TotalDays) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(lifetime));
+        }
+
         if (tenants.Count == 0)
         {
             throw new ArgumentException("a key needs at least one tenant (or \"*\")", nameof(tenants));
@@ -192,10 +257,17 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time, ApiKeyOpt
         ApiKeyTenants.RequireWithinCap(tenants, _maxTenants);
         var key = ApiKeyFormat.NewKey();
         var hash = ApiKeyFormat.Hash(key);
-        var stored = new StoredApiKey(ApiKeyFormat.IdOf(hash), hash, [.. tenants.Distinct(StringComparer.Ordinal)], time.GetUtcNow());
+        var now = time.GetUtcNow();
+        var stored = new StoredApiKey(ApiKeyFormat.IdOf(hash), hash, [.. tenants.Distinct(StringComparer.Ordinal)], now, now + lifetime);
         await store.AddAsync(stored, cancellationToken).ConfigureAwait(false);
-        return new MintedApiKey(stored.Id, key, stored.Tenants, stored.CreatedAt);
+        return new MintedApiKey(stored.Id, key, stored.Tenants, stored.CreatedAt, stored.ExpiresAt);
     }
+
+    /// <summary>What is wrong with a requested lifetime in days (null when none was asked for or it is within the bound).</summary>
+    private string? LifetimeProblem(double? days) =>
+        days is not { } d ? null
+        : double.IsFinite(d) && d > 0 && d <= _maxLifetimeDays ? null
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"expiresInDays must be more than 0 and at most {_maxLifetimeDays} (ApiKeys:MaxLifetimeDays), not {d}; leave it out for a key that does not expire");
 
     /// <summary>
     /// <c>POST</c>: 201 with the new key; 400 on a body that is not <c>{"tenants": [...]}</c>, an invalid tenant or more
@@ -224,14 +296,25 @@ public sealed class ApiKeyAdmin(IApiKeyStore store, TimeProvider time, ApiKeyOpt
             return ApiResponse.Error(400, tooMany);
         }
 
-        return ApiResponse.Json(await MintAsync(tenants, cancellationToken).ConfigureAwait(false), 201);
+        if (LifetimeProblem(body.ExpiresInDays) is { } badLifetime)
+        {
+            return ApiResponse.Error(400, badLifetime);
+        }
+
+        var lifetime = body.ExpiresInDays is { } days ? TimeSpan.FromDays(days) : (TimeSpan?)null;
+        return ApiResponse.Json(await MintAsync(tenants, lifetime, cancellationToken).ConfigureAwait(false), 201);
     }
 
-    /// <summary><c>GET</c>: every key's id, tenants and creation time, oldest first.</summary>
+    /// <summary><c>GET</c>: every key's id, tenants, creation time and expiry (with whether it has expired), oldest first.</summary>
     public async Task<ApiResponse> ListAsync(CancellationToken cancellationToken)
     {
         var keys = await store.ListAsync(cancellationToken).ConfigureAwait(false);
-        return ApiResponse.Json(keys.OrderBy(k => k.CreatedAt).ThenBy(k => k.Id, StringComparer.Ordinal).Select(k => new ApiKeySummary(k.Id, k.Tenants, k.CreatedAt)).ToList());
+        var now = time.GetUtcNow();
+        return ApiResponse.Json(keys
+            .OrderBy(k => k.CreatedAt)
+            .ThenBy(k => k.Id, StringComparer.Ordinal)
+            .Select(k => new ApiKeySummary(k.Id, k.Tenants, k.CreatedAt, k.ExpiresAt, k.ExpiresAt is null ? null : ApiKeyExpiry.IsExpired(k.ExpiresAt, now)))
+            .ToList());
     }
 
     /// <summary><c>DELETE {id}</c>: 204, or 404 when no key has that id.</summary>

@@ -45,8 +45,17 @@ public sealed record ApiCaller(IReadOnlySet<string>? Tenants)
     public bool CanSee(string tenant) => Tenants is null || Tenants.Contains(tenant);
 }
 
-/// <summary>Maps an <c>X-Api-Key</c> value to its caller; null when the key is missing or unknown (401).</summary>
+/// <summary>
+/// What checking an <c>X-Api-Key</c> found: the caller, or (null caller, 401) the reason to tell the client when there
+/// is one to tell (an expired key); null <see cref="Refusal"/> means the generic "a valid X-Api-Key header is required".
+/// </summary>
+public sealed record ApiKeyCheck(ApiCaller? Caller, string? Refusal = null);
+
+/// <summary>Maps an <c>X-Api-Key</c> value to its caller; null when the key is missing, unknown or expired (401).</summary>
 public interface IApiKeyAuthorizer
 {
     Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken);
+
+    /// <summary><see cref="AuthorizeAsync"/> with the reason a known key was refused (it expired), for the 401's error.</summary>
+    Task<ApiKeyCheck> CheckAsync(string? apiKey, CancellationToken cancellationToken);
 }

@@ -4,12 +4,15 @@ using System.Text.Json;
 
 namespace CovidFunctions.Pipeline.Api;
 
-/// <summary>One local API key and the tenants it may see (<c>*</c>: all).</summary>
-public sealed record LocalApiKey(string Key, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt);
+/// <summary>
+/// One local API key, the tenants it may see (<c>*</c>: all) and, optionally, when it expires (<c>"expiresAt"</c> in the
+/// file; absent: never, as in every file written before expiry existed).
+/// </summary>
+public sealed record LocalApiKey(string Key, IReadOnlyList<string> Tenants, DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt = null);
 
 /// <summary>
 /// The API keys of <c>covidfn up</c>: <c>api-keys.json</c> under the data dir (mode 0600), created on first use
-/// with one operator key bound to every tenant. Add a tenant-bound key with <see cref="AddKeyAsync"/>; a key bound
+/// with one operator key bound to every tenant. Add a tenant-bound key with <see cref="AddKeyAsync(IReadOnlyList{string}, TimeSpan?, CancellationToken)"/>; a key bound
 /// to tenants sees only their studies (another tenant's study answers 404).
 /// </summary>
 public sealed class LocalApiKeys : IApiKeyAuthorizer
@@ -19,11 +22,13 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
     public const string HeaderName = "X-Api-Key";
 
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly TimeProvider _time;
 
-    public LocalApiKeys(string dataDirectory)
+    public LocalApiKeys(string dataDirectory, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         FilePath = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
+        _time = time ?? TimeProvider.System;
     }
 
     public string FilePath { get; }
@@ -35,14 +40,15 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         try
         {
             var keys = await ReadAsync(cancellationToken).ConfigureAwait(false);
-            var existing = keys.FirstOrDefault(k => k.Tenants.Contains(AllTenantsMarker));
+            // An operator key that expired (an expiresAt put into the file) is not handed out: a fresh one is added.
+            var existing = keys.FirstOrDefault(k => k.Tenants.Contains(AllTenantsMarker) && !ApiKeyExpiry.IsExpired(k.ExpiresAt, _time.GetUtcNow()));
             if (existing is not null)
             {
                 return existing.Key;
             }
 
             var key = ApiKeyFormat.NewKey();
-            keys.Add(new LocalApiKey(key, [AllTenantsMarker], DateTimeOffset.UtcNow));
+            keys.Add(new LocalApiKey(key, [AllTenantsMarker], _time.GetUtcNow()));
             await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
             return key;
         }
@@ -56,9 +62,21 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
     /// Adds a key bound to <paramref name="tenants"/> (at most <see cref="ApiKeyOptions.DefaultMaxTenantsPerKey"/>
     /// distinct ones, as for stored keys) and returns it.
     /// </summary>
-    public async Task<string> AddKeyAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken)
+    public Task<string> AddKeyAsync(IReadOnlyList<string> tenants, CancellationToken cancellationToken) =>
+        AddKeyAsync(tenants, null, cancellationToken);
+
+    /// <summary>
+    /// Adds a key as above that expires <paramref name="lifetime"/> after now (null: never; more than zero and at most
+    /// <see cref="ApiKeyOptions.DefaultMaxLifetimeDays"/> days, as for stored keys).
+    /// </summary>
+    public async Task<string> AddKeyAsync(IReadOnlyList<string> tenants, TimeSpan? lifetime, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenants);
+        if (lifetime is { } span && (span <= TimeSpan.Zero || span > TimeSpan.FromDays(ApiKeyOptions.DefaultMaxLifetimeDays)))
+        {
+            throw new ArgumentException($"a key's lifetime must be more than 0 and at most {ApiKeyOptions.DefaultMaxLifetimeDays} days", nameof(lifetime));
+        }
+
         ApiKeyTenants.Require(tenants);
         ApiKeyTenants.RequireWithinCap(tenants, ApiKeyOptions.DefaultMaxTenantsPerKey);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -66,7 +84,8 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         {
             var keys = await ReadAsync(cancellationToken).ConfigureAwait(false);
             var key = ApiKeyFormat.NewKey();
-            keys.Add(new LocalApiKey(key, [.. tenants], DateTimeOffset.UtcNow));
+            var now = _time.GetUtcNow();
+            keys.Add(new LocalApiKey(key, [.. tenants], now, now + lifetime));
             await WriteAsync(keys, cancellationToken).ConfigureAwait(false);
             return key;
         }
@@ -76,11 +95,15 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         }
     }
 
-    public async Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken)
+    public async Task<ApiCaller?> AuthorizeAsync(string? apiKey, CancellationToken cancellationToken) =>
+        (await CheckAsync(apiKey, cancellationToken).ConfigureAwait(false)).Caller;
+
+    /// <summary>The caller of a key in the file; an entry whose <c>expiresAt</c> has passed is refused, saying so.</summary>
+    public async Task<ApiKeyCheck> CheckAsync(string? apiKey, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(apiKey))
         {
-            return null;
+            return new ApiKeyCheck(null);
         }
 
         var presented = Encoding.UTF8.GetBytes(apiKey);
@@ -88,11 +111,13 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
         {
             if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(entry.Key)))
             {
-                return ApiKeyTenants.CallerFor(entry.Tenants);
+                return ApiKeyExpiry.IsExpired(entry.ExpiresAt, _time.GetUtcNow())
+                    ? new ApiKeyCheck(null, ApiKeyExpiry.Refusal(null, entry.ExpiresAt!.Value))
+                    : new ApiKeyCheck(ApiKeyTenants.CallerFor(entry.Tenants));
             }
         }
 
-        return null;
+        return new ApiKeyCheck(null);
     }
 
     /// <summary>

@@ -130,10 +130,10 @@ public static partial class ResultsApiEndpoints
     private static async Task Run(HttpContext http, ApiHandler handler)
     {
         var authorizer = http.RequestServices.GetRequiredService<IApiKeyAuthorizer>();
-        ApiCaller? caller;
+        ApiKeyCheck check;
         try
         {
-            caller = await authorizer.AuthorizeAsync(ApiKeyOf(http.Request.Headers), http.RequestAborted).ConfigureAwait(false);
+            check = await authorizer.CheckAsync(ApiKeyOf(http.Request.Headers), http.RequestAborted).ConfigureAwait(false);
         }
         catch (InvalidDataException ex)
         {
@@ -143,15 +143,22 @@ public static partial class ResultsApiEndpoints
             return;
         }
 
-        if (caller is null)
+        if (check.Caller is not { } caller)
         {
-            await WriteAsync(http.Response, ApiResponse.Error(401, $"a valid {LocalApiKeys.HeaderName} header is required")).ConfigureAwait(false);
+            await WriteAsync(http.Response, Unauthorized(check)).ConfigureAwait(false);
             return;
         }
 
         var api = http.RequestServices.GetRequiredService<ResultsApi>();
         var result = await handler(api, caller, http.Request.Query, http.RequestAborted).ConfigureAwait(false);
         await WriteAsync(http.Response, result).ConfigureAwait(false);
+    }
+
+    /// <summary>The 401 for a refused key: the reason when there is one to tell (an expired key), else the generic one.</summary>
+    public static ApiResponse Unauthorized(ApiKeyCheck check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        return ApiResponse.Error(401, check.Refusal ?? $"a valid {LocalApiKeys.HeaderName} header is required");
     }
 
     /// <summary>
