@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using CovidFunctions.Dicom.Deidentification;
@@ -8,13 +7,9 @@ using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
 using Microsoft.Azure.Functions.Worker;
-using Microsoft.DurableTask;
 using Microsoft.DurableTask.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
+using static CovidFunctions.FunctionApp.Tests.IngestFunctionsBuilder;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -28,9 +23,6 @@ namespace CovidFunctions.FunctionApp.Tests;
 [Collection(AzuriteCollection.Name)]
 public sealed class FolderIngestRaceTests(AzuriteFixture azurite)
 {
-    /// <summary>Four consecutive slices of a real chest CT (TCIA Lung-PET-CT-Dx, B40f reconstruction).</summary>
-    private static readonly string[] SliceFiles = ["1-14.dcm", "1-15.dcm", "1-16.dcm", "1-17.dcm"];
-
     private static readonly DeidKey DeidKey = DeidKey.Generate();
 
     private static readonly StudyIdKey StudyIdKey = StudyIdKey.From(DeidKey);
@@ -148,9 +140,6 @@ public sealed class FolderIngestRaceTests(AzuriteFixture azurite)
 
     private BlobClient Marker(string folder) => Uploads.GetBlobClient(folder + PipelineNames.CompleteMarker);
 
-    private static Task<DurableTaskTestHost> StartDurableAsync() =>
-        DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator(DurableStudyOrchestrationClient.OrchestratorName, typeof(StandInStudyOrchestrator)));
-
     private static async Task SweepAsync(IngestFunctions functions, DurableTaskTestHost durable)
     {
         try
@@ -167,7 +156,7 @@ public sealed class FolderIngestRaceTests(AzuriteFixture azurite)
     {
         foreach (var file in SliceFiles)
         {
-            await Uploads.GetBlobClient(folder + file).UploadAsync(Source(file), overwrite: true);
+            await Uploads.GetBlobClient(folder + file).UploadAsync(SlicePath(file), overwrite: true);
         }
 
         await Uploads.GetBlobClient(folder + PipelineNames.CompleteMarker).UploadAsync(BinaryData.FromString("4"), overwrite: true);
@@ -190,23 +179,8 @@ public sealed class FolderIngestRaceTests(AzuriteFixture azurite)
         return count;
     }
 
-    private IngestFunctions Functions(string tenant, ReadGate gate, TimeSpan clockAhead)
-    {
-        var options = new PipelineOptions();
-        var time = new ClockAhead(clockAhead);
-        var services = new ServiceCollection()
-            .AddLogging()
-            .AddSingleton<IBlobContainers>(new GatedUploads(azurite.Storage.BlobContainers, gate))
-            .AddSingleton(azurite.Storage.Studies)
-            .AddSingleton(azurite.Storage.Usage)
-            .AddSingleton(new DeidentificationEngine(DeidKey))
-            .AddSingleton(Options.Create(options))
-            .AddSingleton<TimeProvider>(time)
-            .BuildServiceProvider();
-        return new IngestFunctions(services, new TenantListing(azurite.Storage.UploadListing, tenant), Options.Create(options), StudyIdKey, time, NullLogger<IngestFunctions>.Instance);
-    }
-
-    private static string Source(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);
+    private IngestFunctions Functions(string tenant, ReadGate gate, TimeSpan clockAhead) =>
+        IngestFunctionsBuilder.Create(azurite, DeidKey, containers: new GatedUploads(azurite.Storage.BlobContainers, gate), onlyTenant: tenant, clockAhead: clockAhead);
 
     private enum ReadStep
     {
@@ -286,32 +260,5 @@ public sealed class FolderIngestRaceTests(AzuriteFixture azurite)
 
             public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
         }
-    }
-
-    /// <summary>The system clock moved ahead (the sweep's "now" and ingest's).</summary>
-    private sealed class ClockAhead(TimeSpan ahead) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + ahead;
-    }
-
-    /// <summary>The shared Azurite's uploads of this test's tenant only (other tests' uploads are not this sweep's).</summary>
-    private sealed class TenantListing(IUploadListing inner, string tenant) : IUploadListing
-    {
-        public async IAsyncEnumerable<UploadBlob> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken)
-        {
-            await foreach (var blob in inner.ListAsync(cancellationToken).ConfigureAwait(false))
-            {
-                if (blob.Path.StartsWith(tenant + "/", StringComparison.Ordinal))
-                {
-                    yield return blob;
-                }
-            }
-        }
-    }
-
-    /// <summary>Answers to the study orchestrator's name: ingest only has to start it with the right input.</summary>
-    private sealed class StandInStudyOrchestrator : TaskOrchestrator<StudyOrchestrationInput, int>
-    {
-        public override Task<int> RunAsync(TaskOrchestrationContext context, StudyOrchestrationInput input) => Task.FromResult(input.SliceCount);
     }
 }
