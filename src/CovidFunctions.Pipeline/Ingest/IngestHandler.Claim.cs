@@ -96,10 +96,6 @@ public sealed partial class IngestHandler
                         _ => throw new ClaimEndedException(),
                     }, _stop.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-                {
-                    return;
-                }
                 catch (ClaimEndedException)
                 {
                     // Released by the attempt's own last write (ingested, rejected, failed): nothing left to renew.
@@ -112,8 +108,15 @@ public sealed partial class IngestHandler
                     await _attempt.CancelAsync().ConfigureAwait(false);
                     return;
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
+                catch (Exception) when (_stop.IsCancellationRequested)
                 {
+                    // Stopped (the attempt ended), whatever the interrupted call threw.
+                    return;
+                }
+                catch (Exception ex) when (!_stop.IsCancellationRequested)
+                {
+                    // Storage refused or timed out (an SDK timeout is a cancellation too): tried again next interval; the
+                    // loop never ends on a fault, so stopping it never throws into the attempt's own outcome.
                     Log.ClaimNotRenewed(_handler._logger, _unit.Tenant, _unit.StudyId, ex.GetType().Name);
                 }
             }

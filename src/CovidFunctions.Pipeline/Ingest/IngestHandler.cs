@@ -211,23 +211,45 @@ public sealed partial class IngestHandler
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
-        // A rejected study is settled like a failed one: its originals and reason.json are in quarantine. Blobs written to
-        // its path after the rejection are a new upload, kept apart: ingested or rejected in the study's place, they
-        // would overwrite the first upload's quarantined originals and reason (its evidence) and reopen a settled study.
-        if (existing is { Status: StudyStatus.Rejected, IngestedAt: null } && unit.Blobs.Count > 0
-            && await RejectedAtAsync(unit, cancellationToken).ConfigureAwait(false) is { } rejectedAt
-            && unit.Blobs.Max(b => b.LastModified) is var written && written > rejectedAt + ReuploadTolerance
-            && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+        // A study settled without being screened (rejected, or failed before it was ingested) whose path holds blobs again:
+        // while its quarantine holds the first upload's originals and reason.json (quarantineRetentionDays in Azure), the
+        // new upload is kept apart next to them (ingested or rejected in the study's place, it would overwrite that
+        // evidence and reopen a settled study). Once the lifecycle rule has deleted it, nothing of the first attempt is
+        // left but the row: the new upload is a new attempt of the study, ingested from a fresh row (created now,
+        // attempts from one, no reason), not from the first attempt's state (before, the row was reopened: created
+        // weeks ago, so the watchdog failed the new attempt as stuck at its first fault, its attempts counted on; a
+        // given-up study's path kept every new upload apart for ever). A late event for the first upload (no blob at the
+        // path) changes nothing.
+        var newAttempt = false;
+        if (SettledUnscreened(existing) && unit.Blobs.Count > 0)
         {
-            var detail = $"upload {unit.UploadPath} was written again at {written:O}, after its study was rejected at {rejectedAt:O} ({existing.Reason}); upload under a new name to screen it";
-            return await RejectAsync(unit, "reupload-after-reject", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{written.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+            var quarantined = await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false);
+            var written = unit.Blobs.Max(b => b.LastModified);
+            if (!await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
+            {
+                // A late event (no blob at the path). A rejected study whose quarantine is kept is settled again as it was
+                // below (its reject re-run, so a notification a crash cut short is sent; deliveries are claimed once);
+                // anything else changes nothing.
+                if (existing!.Status != StudyStatus.Rejected || quarantined is null)
+                {
+                    return AlreadySettled(unit, existing);
+                }
+            }
+            else if (quarantined is null)
+            {
+                newAttempt = true;
+                Log.NewAttempt(_logger, unit.Tenant, unit.StudyId, existing!.Status);
+            }
+            else if (existing!.Status == StudyStatus.Failed || written > quarantined.At + ReuploadTolerance)
+            {
+                var (code, what) = existing.Status == StudyStatus.Rejected
+                    ? ("reupload-after-reject", $"after its study was rejected at {quarantined.At:O}")
+                    : ("reupload-after-failure", $"after its study failed at {quarantined.At:O}");
+                var detail = $"upload {unit.UploadPath} was written again at {written:O}, {what} ({existing.Reason}); it was not screened: the study keeps its first outcome while that upload's originals and reason.json are kept in quarantine (quarantineRetentionDays), so upload under a new name to screen it now";
+                return await RejectAsync(unit, code, detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{written.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
+            }
         }
 
-        // An ingest that failed on every attempt (storage away for good, a decoder bug outside the classified errors, a
-        // process that dies) would leave the study processing for ever: the count in the row bounds it, across restarts.
-        // Checked before the next attempt too, for attempts that died before they could give up themselves.
-        // A study ingest failed at once on an input defect (FailOnInputDefectAsync) is settled the same way: its attempts
-        // are not spent, but another one would only fail the same (and reopen the row), so a re-delivery does not make it.
         // Another attempt holds the study (the trigger's, a retry's, the sweep's, the watcher's; in this process or another):
         // it is left to that attempt, which records its own outcome and gives up by itself when it is the last allowed one.
         // Before, a second delivery started an attempt next to it: both counted, and the third gave the study up (upload
@@ -237,21 +259,18 @@ public sealed partial class IngestHandler
             return ClaimedElsewhere(unit, heldUntil);
         }
 
-        var attemptsSpent = _options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
+        // An ingest that failed on every attempt (storage away for good, a decoder bug outside the classified errors, a
+        // process that dies) would leave the study processing for ever: the count in the row bounds it, across restarts.
+        // Checked before the next attempt too, for attempts that died before they could give up themselves.
+        // A study ingest failed at once on an input defect (FailOnInputDefectAsync) is settled the same way: its attempts
+        // are not spent, but another one would only fail the same (and reopen the row), so a re-delivery does not make it.
+        var attemptsSpent = !newAttempt && _options.MaxIngestAttempts > 0 && existing is { IngestedAt: null } && existing.IngestAttempts >= _options.MaxIngestAttempts
             && existing.Status is StudyStatus.Processing or StudyStatus.Failed;
-        var failedOnDefect = !attemptsSpent && existing is { IngestedAt: null, Status: StudyStatus.Failed }
+        var failedOnDefect = !newAttempt && !attemptsSpent && existing is { IngestedAt: null, Status: StudyStatus.Failed }
             && await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false) is { Reason: IngestFailedReason };
         if ((attemptsSpent || failedOnDefect) && existing is not null)
         {
-            // Given up and settled (the path is forgotten once the upload is in quarantine): blobs at the path now are a
-            // new upload, kept apart so the first one's quarantined originals are not overwritten.
-            if (existing is { Status: StudyStatus.Failed, UploadPath: null } && await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
-            {
-                var newest = unit.Blobs.Max(b => b.LastModified);
-                var detail = $"upload {unit.UploadPath} was written again at {newest:O}, after its study failed ({existing.Reason}); upload under a new name to screen it";
-                return await RejectAsync(unit, "reupload-after-failure", detail, cancellationToken, $"{QuarantinePrefixOf(unit)}/reupload-{newest.UtcDateTime:yyyyMMddTHHmmssZ}", updateStudy: false).ConfigureAwait(false);
-            }
-
+            // Given up and settled: a new upload at the path was kept apart (or taken as a new attempt) above.
             return failedOnDefect
                 ? await SettleFailedOnDefectAsync(unit, existing, cancellationToken).ConfigureAwait(false)
                 : await GiveUpAsync(unit, existing, cancellationToken).ConfigureAwait(false);
@@ -289,7 +308,7 @@ public sealed partial class IngestHandler
                 ? throw new ClaimHeldException(until)
                 : row is { IngestedAt: not null }
                 ? throw new IngestedMeanwhileException()
-                : row is null
+                : row is null || (newAttempt && SettledUnscreened(row))
                 ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease }
                 : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = row.IngestAttempts + 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease },
                 cancellationToken).ConfigureAwait(false)).IngestAttempts;
@@ -686,6 +705,21 @@ public sealed partial class IngestHandler
         return changed || (kind == UploadUnitKind.SingleBlob && writtenAfter);
     }
 
+    /// <summary>
+    /// Whether the study was settled without being screened and its upload moved away: rejected, or failed before it was
+    /// ingested with its upload quarantined (path forgotten) or missing (<see cref="UploadMissingReason"/>). A blob at
+    /// its path is then a new upload (<see cref="IngestAsync"/>: kept apart while the quarantine holds the first one's
+    /// evidence, a new attempt after).
+    /// </summary>
+    private static bool SettledUnscreened(StudyRecord? row) => row is { IngestedAt: null }
+        && (row.Status == StudyStatus.Rejected
+            || (row.Status == StudyStatus.Failed && (row.UploadPath is null || row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) == true)));
+
+    /// <summary>A delivery for a study settled without being screened, with no blob at its path now: nothing to do.</summary>
+    private static IngestOutcome AlreadySettled(UploadUnit unit, StudyRecord row) =>
+        new(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? IngestStatus.Rejected : IngestStatus.Failed, 0, false, row.Status,
+            $"study {unit.StudyId} was {row.Status} before ({row.Reason}) and no blob of upload {unit.UploadPath} exists now (a late event)");
+
     /// <summary>The study's row, or a new one for the unit when there is none yet (what an update of a missing row starts from).</summary>
     private static StudyRecord RowOrNew(StudyRecord? row, UploadUnit unit, DateTimeOffset createdAt) =>
         row ?? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, CreatedAt = createdAt, UploadKind = KindOf(unit) };
@@ -760,10 +794,6 @@ public sealed partial class IngestHandler
             return await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
         }
     }
-
-    /// <summary>When the unit's study was rejected: the time in its quarantine <c>reason.json</c> (written before the row says rejected); null when there is none.</summary>
-    private async Task<DateTimeOffset?> RejectedAtAsync(UploadUnit unit, CancellationToken cancellationToken) =>
-        (await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false))?.At;
 
     private async Task<bool> AnyBlobExistsAsync(UploadUnit unit, CancellationToken cancellationToken)
     {
@@ -1666,6 +1696,9 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 115, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId}: the study was {Status} and its quarantine is gone (deleted by its retention); the new upload at its path is a new attempt, from a fresh row")]
+        public static partial void NewAttempt(ILogger logger, string tenant, string studyId, string status);
+
         [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId}: another attempt holds the study (claim to {Until:O}); left to it")]
         public static partial void ClaimedElsewhere(ILogger logger, string tenant, string studyId, DateTimeOffset until);
 
