@@ -90,6 +90,15 @@ public sealed record ScorerOptions
 
     public bool PreferCuda => string.Equals(ExecutionProvider, "Cuda", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>The shortest <see cref="MessageLockDuration"/>: renewed every half, so at least 5 s to renew in.</summary>
+    public static readonly TimeSpan MinMessageLockDuration = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest <see cref="MessageLockDuration"/>: a Storage queue's longest visibility timeout.</summary>
+    public static readonly TimeSpan MaxMessageLockDuration = TimeSpan.FromDays(7);
+
+    /// <summary>The longest <see cref="PollInterval"/>: an idle replica still answers a new chunk within minutes.</summary>
+    public static readonly TimeSpan MaxPollInterval = TimeSpan.FromMinutes(5);
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when one is out of range.</summary>
     public void Validate()
     {
@@ -117,6 +126,21 @@ public sealed record ScorerOptions
         if (MaxDeliveryCount < 1)
         {
             throw Bad(nameof(MaxDeliveryCount), MaxDeliveryCount, "must be at least 1");
+        }
+
+        // The Storage queue service documents a visibility timeout of whole seconds from 1 s to 7 days (the SDK sends the
+        // whole seconds). Another value (0, 00:00:00.5, 8 days) was taken as it came: the service refuses such a receive
+        // (400), and the consumer treats every refusal as an outage to retry each second, while /readyz says ready.
+        // Under 10 s the renewal (every half timeout, at least every second) lands where the message turns visible.
+        if (MessageLockDuration < MinMessageLockDuration || MessageLockDuration > MaxMessageLockDuration)
+        {
+            throw Bad(nameof(MessageLockDuration), MessageLockDuration, $"must be between {MinMessageLockDuration:c} and {MaxMessageLockDuration:c}, the Storage queue's visibility range");
+        }
+
+        // Task.Delay refuses a negative wait: the consumer failed at its first empty poll, after the models had loaded.
+        if (PollInterval <= TimeSpan.Zero || PollInterval > MaxPollInterval)
+        {
+            throw Bad(nameof(PollInterval), PollInterval, $"must be more than 0 and at most {MaxPollInterval:c}");
         }
 
         if (DrainTimeout < TimeSpan.Zero)

@@ -65,6 +65,13 @@ public sealed class ScorerOptionsTests
     [InlineData("MaxConcurrentCalls", "0")]
     [InlineData("MaxDeliveryCount", "0")]
     [InlineData("SliceQueueName", " ")]
+    // Outside the Storage queue's documented visibility range (whole seconds, 1 s to 7 days), or too short to renew in:
+    // before, accepted at start-up; a negative poll interval failed the consumer only after the models had loaded.
+    [InlineData("MessageLockDuration", "00:00:00")]
+    [InlineData("MessageLockDuration", "00:00:00.500")]
+    [InlineData("MessageLockDuration", "8.00:00:00")]
+    [InlineData("PollInterval", "-00:00:01")]
+    [InlineData("PollInterval", "00:00:00")]
     public void Validate_RefusesOutOfRangeSettingsByName(string setting, string value)
     {
         var configuration = new ConfigurationBuilder()
