@@ -28,7 +28,10 @@ public sealed record StorageQueueTransportOptions
     /// <summary>Create the queue (and the dead-letter container) on first use.</summary>
     public bool CreateIfMissing { get; init; } = true;
 
-    /// <summary>How long to wait before polling again after the service failed (Azurite restarting, network).</summary>
+    /// <summary>
+    /// How long to wait before polling again after the service failed (Azurite restarting, network), and before trying
+    /// a failed visibility renewal again (at most half the visibility timeout).
+    /// </summary>
     public TimeSpan ErrorBackoff { get; init; } = TimeSpan.FromSeconds(1);
 }
 
@@ -217,23 +220,40 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         }
     }
 
+    /// <summary>
+    /// Keeps the message invisible while its handler runs: every half visibility timeout, and after a failed renewal
+    /// again after <see cref="StorageQueueTransportOptions.ErrorBackoff"/> (at most half the timeout). Waiting a whole
+    /// interval after a failure put the next try at the very moment the message became visible again, so one more
+    /// failure let another consumer receive it and run its chunk a second time while this one still ran. A renewal
+    /// the service refuses because the message is no longer ours (another consumer received it, or it is gone) ends
+    /// the renewal: no later one can succeed.
+    /// </summary>
     private async Task RenewVisibilityAsync(QueueClient client, Lease lease, string messageId, TimeSpan visibilityTimeout, CancellationToken cancellationToken)
     {
         var interval = TimeSpan.FromTicks(Math.Max(visibilityTimeout.Ticks / 2, TimeSpan.FromSeconds(1).Ticks));
+        var retry = TimeSpan.FromTicks(Math.Clamp(_options.ErrorBackoff.Ticks, TimeSpan.FromMilliseconds(100).Ticks, interval.Ticks));
         var started = DateTimeOffset.UtcNow;
+        var wait = interval;
         try
         {
             while (DateTimeOffset.UtcNow - started < _options.MaxVisibilityRenewal)
             {
-                await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     var response = await client.UpdateMessageAsync(lease.MessageId, lease.PopReceipt, visibilityTimeout: visibilityTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
                     lease.PopReceipt = response.Value.PopReceipt;
+                    wait = interval;
+                }
+                catch (RequestFailedException ex) when (IsLeaseLost(ex))
+                {
+                    LogRenewalLost(_logger, messageId, ex.ErrorCode ?? ex.Status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    return;
                 }
                 catch (Exception ex) when (IsTransient(ex))
                 {
                     LogRenewFailed(_logger, lease.MessageId, ex.Message);
+                    wait = retry;
                 }
             }
 
@@ -245,6 +265,10 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             // The handler finished.
         }
     }
+
+    /// <summary>The service's answer when a pop receipt no longer holds the message: 404 (gone) or 400 PopReceiptMismatch.</summary>
+    private static bool IsLeaseLost(RequestFailedException ex) =>
+        ex.Status == 404 || (ex.Status == 400 && string.Equals(ex.ErrorCode, "PopReceiptMismatch", StringComparison.Ordinal));
 
     private async Task DeleteAsync(QueueClient client, string queue, Lease lease)
     {
@@ -340,6 +364,9 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Extending the visibility of message {MessageId} failed: {Error}")]
     private static partial void LogRenewFailed(ILogger logger, string messageId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Extending the visibility of message {MessageId} was refused ({Code}): another consumer received it or it is gone, so its work may run a second time; renewal stopped")]
+    private static partial void LogRenewalLost(ILogger logger, string messageId, string code);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} is still being handled after the visibility renewal bound of {Minutes:0.#} min: it becomes visible again after its timeout and can be delivered, and its work run, a second time")]
     private static partial void LogRenewalBoundReached(ILogger logger, string messageId, double minutes);

@@ -1,0 +1,156 @@
+using System.Collections.Concurrent;
+using Azure.Core;
+using Azure.Core.Pipeline;
+using Azure.Storage.Queues;
+using CovidFunctions.Pipeline.Azure.Messaging;
+using CovidFunctions.Pipeline.Azure.Storage;
+using CovidFunctions.Pipeline.Messaging;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
+
+/// <summary>
+/// Keeping a long chunk's message invisible on a Storage queue (Azurite) when a visibility renewal fails. The renewal
+/// runs every half visibility timeout; before, a failed renewal waited a whole interval for the next try, which lands at
+/// the very moment the message becomes visible again: one more failure there, and another consumer (here: the same
+/// transport's free slot) received the chunk and scored it a second time while the first delivery still ran.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
+{
+    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(6);
+    private static readonly TimeSpan HandlerTime = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task A_failed_visibility_renewal_is_retried_soon_so_a_running_chunk_is_not_delivered_twice()
+    {
+        // The first two renewals fail (the service unreachable for a moment); the SDK does not retry them here, so the
+        // transport's own schedule is what is tested.
+        var faults = new FailingRenewals(failures: 2);
+        var options = PipelineStorage.CreateQueueOptions(loopback: true);
+        options.Retry.MaxRetries = 0;
+        options.AddPolicy(faults, HttpPipelinePosition.PerRetry);
+        var queues = new QueueServiceClient(azurite.Server.ConnectionString, options);
+        var transport = new StorageQueueTransport(
+            queues,
+            azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.DeadLetterContainer),
+            options: new StorageQueueTransportOptions { ErrorBackoff = TimeSpan.FromSeconds(1) });
+        var queue = AzuriteFixture.NewQueue();
+        await transport.SendAsync(queue, new QueueMessage("chunk-1", "{}"), CancellationToken.None);
+
+        var deliveries = new ConcurrentQueue<int>();
+        var firstDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var consumer = transport.RunAsync(queue, async (message, _) =>
+        {
+            deliveries.Enqueue(message.DeliveryCount);
+            if (message.DeliveryCount == 1)
+            {
+                await Task.Delay(HandlerTime, CancellationToken.None);
+                firstDone.TrySetResult();
+            }
+
+            return Settlement.Complete;
+        }, new ConsumerOptions { MaxConcurrency = 2, PollInterval = TimeSpan.FromMilliseconds(100), VisibilityTimeout = Visibility }, stop.Token);
+
+        await firstDone.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await stop.CancelAsync();
+        await consumer;
+
+        Assert.True(faults.Failed == 2, $"{faults.Failed} renewal(s) failed");
+        Assert.True(deliveries.Count == 1, $"delivered {deliveries.Count} times ({string.Join(", ", deliveries)}) while the first delivery ran");
+        Assert.Equal(0, (await queues.GetQueueClient(queue).GetPropertiesAsync()).Value.ApproximateMessagesCount);
+    }
+
+    [Fact]
+    public async Task Once_the_message_is_no_longer_held_the_renewal_stops_instead_of_retrying_a_stale_receipt()
+    {
+        // Renewals every second (visibility 2 s) fail three times in a row: the message becomes visible, the transport's
+        // second slot receives it and completes it (deletes it). The first delivery, still running, is refused its next
+        // renewal (the message is gone): that is final, so it must not go on asking every second until it ends.
+        var faults = new FailingRenewals(failures: 3);
+        var options = PipelineStorage.CreateQueueOptions(loopback: true);
+        options.Retry.MaxRetries = 0;
+        options.AddPolicy(faults, HttpPipelinePosition.PerRetry);
+        var queues = new QueueServiceClient(azurite.Server.ConnectionString, options);
+        var transport = new StorageQueueTransport(
+            queues,
+            azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.DeadLetterContainer),
+            options: new StorageQueueTransportOptions { ErrorBackoff = TimeSpan.FromSeconds(1) });
+        var queue = AzuriteFixture.NewQueue();
+        await transport.SendAsync(queue, new QueueMessage("chunk-2", "{}"), CancellationToken.None);
+
+        var deliveries = new ConcurrentQueue<int>();
+        var firstDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
+        var consumer = transport.RunAsync(queue, async (message, _) =>
+        {
+            deliveries.Enqueue(message.DeliveryCount);
+            if (message.DeliveryCount == 1)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(9), CancellationToken.None);
+                firstDone.TrySetResult();
+            }
+
+            return Settlement.Complete;
+        }, new ConsumerOptions { MaxConcurrency = 2, PollInterval = TimeSpan.FromMilliseconds(100), VisibilityTimeout = TimeSpan.FromSeconds(2) }, stop.Token);
+
+        await firstDone.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        await stop.CancelAsync();
+        await consumer;
+
+        Assert.Equal([1, 2], deliveries);
+        Assert.True(faults.Refused == 1, $"{faults.Refused} renewal(s) refused by the service after the message was gone");
+    }
+
+    /// <summary>Fails the first <c>failures</c> visibility updates (PUT …/messages/{id}?popreceipt=…) as a dropped connection.</summary>
+    private sealed class FailingRenewals(int failures) : HttpPipelinePolicy
+    {
+        private int _updates;
+        private int _failed;
+        private int _refused;
+
+        public int Failed => Volatile.Read(ref _failed);
+
+        /// <summary>Visibility updates the service answered 400 or 404 (the pop receipt no longer holds the message).</summary>
+        public int Refused => Volatile.Read(ref _refused);
+
+        public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            var update = Fail(message);
+            ProcessNext(message, pipeline);
+            CountRefusal(message, update);
+        }
+
+        public override async ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            var update = Fail(message);
+            await ProcessNextAsync(message, pipeline);
+            CountRefusal(message, update);
+        }
+
+        private bool Fail(HttpMessage message)
+        {
+            if (message.Request.Method != RequestMethod.Put || !message.Request.Uri.Query.Contains("popreceipt=", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            if (Interlocked.Increment(ref _updates) <= failures)
+            {
+                Interlocked.Increment(ref _failed);
+                throw new IOException("injected: the connection was reset during a visibility renewal");
+            }
+
+            return true;
+        }
+
+        private void CountRefusal(HttpMessage message, bool update)
+        {
+            if (update && message.HasResponse && message.Response.Status is 400 or 404)
+            {
+                Interlocked.Increment(ref _refused);
+            }
+        }
+    }
+}
