@@ -255,6 +255,13 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
             return IPv4Reason(b[2..6]);
         }
 
+        // Teredo (2001::/32) tunnels to a client whose IPv4 address (any, private included) sits obfuscated in the
+        // last 32 bits, through a relay the guard does not see: nothing tells where it ends, so no Teredo target passes.
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)
+        {
+            return "Teredo tunnel";
+        }
+
         // Anything else in ::/8 (IPv4-compatible, reserved) or the documentation range 2001:db8::/32.
         if (b[0] == 0x00 || (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8))
         {
