@@ -11,7 +11,7 @@ namespace CovidFunctions.Cli.Commands;
 
 /// <summary>
 /// <c>covidfn webhooks add URL [--tenant T] [--events E,…] [--secret S]</c>, <c>list</c>, <c>remove ID</c>,
-/// <c>test ID</c>: manage the local host's webhook subscriptions (Azurite tables; secrets in the data folder's 0600
+/// <c>test ID</c>, <c>rotate-secret ID [--overlap-hours H] [--secret S]</c>: manage the local host's webhook subscriptions (Azurite tables; secrets in the data folder's 0600
 /// file). <c>add</c> checks the target with the SSRF guard: https only, unless the last <c>covidfn up</c> ran with
 /// <c>--allow-loopback-webhooks</c>, which allows http://127.0.0.1, localhost and [::1].
 /// </summary>
@@ -24,6 +24,7 @@ public static class WebhooksCommand
         command.Subcommands.Add(CreateList());
         command.Subcommands.Add(CreateRemove());
         command.Subcommands.Add(CreateTest());
+        command.Subcommands.Add(CreateRotateSecret());
         return command;
     }
 
@@ -92,6 +93,7 @@ public static class WebhooksCommand
             "eventTypes" => "--events",
             "secret" => "--secret",
             "tenant" => "--tenant",
+            "overlap" => "--overlap-hours",
             _ => null,
         };
         return option is null ? reason : $"{option}: {reason}";
@@ -177,6 +179,66 @@ public static class WebhooksCommand
             var status = delivery.LastStatusCode is { } code ? code.ToString(CultureInfo.InvariantCulture) : "no response";
             output.WriteLine($"{delivery.Status}: HTTP {status}{(delivery.Error is null ? "" : " (" + delivery.Error + ")")} delivery {delivery.DeliveryId}");
             return delivery.Status == WebhookDeliveryStatus.Delivered ? ExitCodes.Success : ExitCodes.InternalError;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command CreateRotateSecret()
+    {
+        var id = new Argument<string>("id") { Description = "The subscription id." };
+        var tenant = new Option<string?>("--tenant") { Description = "The subscription's tenant (default: searched)." };
+        var overlap = new Option<double?>("--overlap-hours")
+        {
+            Description = "Hours the old secret keeps signing beside the new one (0-168; default 24, or Webhooks:SecretRotationOverlap). 0 stops it at once.",
+        };
+        var secret = new Option<string?>("--secret") { Description = "The new signing secret (at least 16 characters; default: a generated one, printed once)." };
+        var common = StorageCommandOptions.Create();
+        var command = new Command("rotate-secret", "Issue a new signing secret; deliveries are signed with the old and the new one until the overlap ends.");
+        command.Arguments.Add(id);
+        command.Options.Add(tenant);
+        command.Options.Add(overlap);
+        command.Options.Add(secret);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks rotate-secret", async (webhooks, output, error, ct) =>
+        {
+            var hours = parseResult.GetValue(overlap);
+            if (hours is { } h && (!double.IsFinite(h) || h < 0 || h > WebhookOptions.MaxSecretRotationOverlap.TotalHours))
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"webhooks rotate-secret: --overlap-hours must be 0-{WebhookOptions.MaxSecretRotationOverlap.TotalHours:0} (got {h})"));
+                return ExitCodes.BadInput;
+            }
+
+            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (found is null)
+            {
+                error.WriteLine($"webhooks rotate-secret: no subscription '{parseResult.GetValue(id)}'");
+                return ExitCodes.InternalError;
+            }
+
+            try
+            {
+                var rotated = await webhooks.Manager.RotateSecretAsync(found.Tenant, found.Id, parseResult.GetValue(secret), hours is { } value ? TimeSpan.FromHours(value) : null, ct).ConfigureAwait(false);
+                if (rotated.SecretGenerated)
+                {
+                    output.WriteLine($"secret: {rotated.Secret}");
+                }
+
+                output.WriteLine(rotated.PreviousSecretExpiresAt is { } until
+                    ? string.Create(CultureInfo.InvariantCulture, $"the previous secret signs too until {until.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}")
+                    : "the previous secret no longer signs");
+                output.WriteLine(rotated.Subscription.Id);
+                return ExitCodes.Success;
+            }
+            catch (ArgumentException ex)
+            {
+                error.WriteLine($"webhooks rotate-secret: {AddRefusal(ex)}");
+                return ExitCodes.BadInput;
+            }
+            catch (Exception ex) when (ex is WebhookConflictException or KeyNotFoundException)
+            {
+                error.WriteLine($"webhooks rotate-secret: {ex.Message}");
+                return ExitCodes.InternalError;
+            }
         }, cancellationToken));
         return command;
     }
