@@ -66,6 +66,8 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Webhooks__TestRequestsPerWindow"] = "code default",
         ["Webhooks__TestRateWindow"] = "code default",
         ["ApiKeys__MaxTenantsPerKey"] = "code default",
+        ["ApiKeys__MaxLifetimeDays"] = "code default (365)",
+        ["Webhooks__SecretRotationOverlap"] = "code default (24 h; a rotation request may give its own overlap)",
         ["Metering__CloseAfterDays"] = "code default (3 days after the month ends)",
         ["Metering__CloseMaxWaitDays"] = "code default (10)",
         ["Deidentification__KeyFile"] = "a local key file: never in Azure (HmacKey, a Key Vault reference, wins anyway)",
