@@ -8,11 +8,61 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 /// <see cref="IWebhookSubscriptionStore"/> on the <c>WebhookSubscriptions</c> table: PartitionKey tenant, RowKey
 /// subscription id; event types as a comma-separated string; only the secret's name (the secret is in Key Vault or the
 /// local secret file), and after a rotation the previous secret's name with the end of its overlap. Rows written before
-/// rotation existed have neither column and read as never rotated.
+/// rotation existed have neither column and read as never rotated. Each tenant's partition also holds one
+/// <see cref="CreateGuardRowKey"/> row, which bounded creates update in the same transaction as their insert; it is no
+/// subscription and is never listed or returned.
 /// </summary>
 public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookSubscriptionStore
 {
+    /// <summary>
+    /// The RowKey of a tenant's create guard (subscription ids are 'wh' and hex, never '~'). A bounded create reads it, counts the
+    /// tenant's subscriptions and then, in one entity-group transaction, replaces it on the ETag it read and inserts the
+    /// subscription: any bounded create that committed after the read changed that ETag, so the transaction fails and
+    /// the count is taken again. Deletes do not touch it (a stale count only over-counts, refusing early).
+    /// </summary>
+    public const string CreateGuardRowKey = "~creates";
+
+    /// <summary>
+    /// How often a bounded create re-counts after losing to a concurrent one before it gives up: each lost round is
+    /// another bounded create committed, so without deletes meanwhile a tenant bound of 25 needs at most 26 rounds.
+    /// </summary>
+    private const int MaxCreateRounds = 64;
+
     public TableClient Table { get; } = table;
+
+    public async Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+        for (var round = 0; round < MaxCreateRounds; round++)
+        {
+            var guard = await Table.GetEntityIfExistsAsync<TableEntity>(subscription.Tenant, CreateGuardRowKey, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if ((await ListAsync(subscription.Tenant, cancellationToken).ConfigureAwait(false)).Count >= maxPerTenant)
+            {
+                return false;
+            }
+
+            var creates = guard.HasValue && guard.Value is { } read ? (read.GetInt64("Creates") ?? 0) : 0;
+            var nextGuard = new TableEntity(subscription.Tenant, CreateGuardRowKey) { ["Creates"] = creates + 1 };
+            TableTransactionAction guardAction = guard.HasValue && guard.Value is { } current
+                ? new(TableTransactionActionType.UpdateReplace, nextGuard, current.ETag)
+                : new(TableTransactionActionType.Add, nextGuard);
+            try
+            {
+                await Table.SubmitTransactionAsync([guardAction, new(TableTransactionActionType.Add, ToEntity(subscription))], cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is 1 && ex.Status == 409)
+            {
+                throw new InvalidOperationException($"webhook subscription {subscription.Id} exists", ex);
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
+            {
+                // Another bounded create of this tenant committed since the guard was read (or created it first): count again.
+            }
+        }
+
+        throw new WebhookConflictException($"tenant '{subscription.Tenant}' had {MaxCreateRounds} webhook subscriptions created concurrently with this one; nothing was created (create again)");
+    }
 
     public async Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {
@@ -30,6 +80,11 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
 
     public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
     {
+        if (IsGuard(id))
+        {
+            return null;
+        }
+
         var response = await Table.GetEntityIfExistsAsync<TableEntity>(tenant, id, cancellationToken: cancellationToken).ConfigureAwait(false);
         return response.HasValue && response.Value is { } entity ? FromEntity(entity) : null;
     }
@@ -42,7 +97,10 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
         var list = new List<WebhookSubscription>();
         await foreach (var entity in query.ConfigureAwait(false))
         {
-            list.Add(FromEntity(entity));
+            if (!IsGuard(entity.RowKey))
+            {
+                list.Add(FromEntity(entity));
+            }
         }
 
         return [.. list.OrderBy(s => s.CreatedAt).ThenBy(s => s.Id, StringComparer.Ordinal)];
@@ -50,6 +108,11 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
 
     public async Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken)
     {
+        if (IsGuard(id))
+        {
+            return false;
+        }
+
         var response = await Table.DeleteEntityAsync(tenant, id, ETag.All, cancellationToken).ConfigureAwait(false);
         return response.Status != 404;
     }
@@ -72,6 +135,8 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
             return null;
         }
     }
+
+    private static bool IsGuard(string rowKey) => rowKey.StartsWith('~');
 
     private static TableEntity ToEntity(WebhookSubscription subscription)
     {

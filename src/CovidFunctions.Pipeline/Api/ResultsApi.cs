@@ -306,8 +306,8 @@ public sealed class ResultsApi(
             return ApiResponse.Error(403, $"this key may not manage tenant '{tenant}'");
         }
 
-        // Counted before the insert, so creates racing each other may each see room: the bound is passed by at most
-        // the number of creates running at once for the tenant.
+        // A cheap first look, before the create spends the rate limit and a host lookup; the bound itself is held by the
+        // insert (AddAsync with maxPerTenant), which creates racing each other cannot pass together.
         if ((await webhooks.ListAsync(tenant, cancellationToken).ConfigureAwait(false)).Count >= MaxWebhooksPerTenant)
         {
             return ApiResponse.Error(409, $"tenant '{tenant}' already has {MaxWebhooksPerTenant} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})");
@@ -323,7 +323,7 @@ public sealed class ResultsApi(
 
         try
         {
-            var created = await webhooks.AddAsync(tenant, url, request.Events, request.Secret, cancellationToken).ConfigureAwait(false);
+            var created = await webhooks.AddAsync(tenant, url, request.Events, request.Secret, MaxWebhooksPerTenant, cancellationToken).ConfigureAwait(false);
             return ApiResponse.Json(new CreatedWebhookResponse(WebhookView.Of(created.Subscription), created.SecretGenerated ? created.Secret : null), 201);
         }
         catch (WebhookTargetRefusedException ex)
@@ -333,6 +333,10 @@ public sealed class ResultsApi(
         catch (ArgumentException ex)
         {
             return ApiResponse.Error(400, ex.Message);
+        }
+        catch (Exception ex) when (ex is WebhookLimitException or WebhookConflictException)
+        {
+            return ApiResponse.Error(409, ex.Message);
         }
     }
 

@@ -6,7 +6,29 @@ namespace CovidFunctions.Pipeline.Notifications;
 public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
 {
     private readonly ConcurrentDictionary<(string Tenant, string Id), WebhookSubscription> _rows = new();
+    private readonly Lock _boundedCreates = new();
     private long _version;
+
+    public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(subscription);
+
+        // Bounded creates take turns, so the count and the insert are one step.
+        lock (_boundedCreates)
+        {
+            if (_rows.Keys.Count(k => k.Tenant == subscription.Tenant) >= maxPerTenant)
+            {
+                return Task.FromResult(false);
+            }
+
+            if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription with { ETag = NextETag() }))
+            {
+                throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
+            }
+
+            return Task.FromResult(true);
+        }
+    }
 
     public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {

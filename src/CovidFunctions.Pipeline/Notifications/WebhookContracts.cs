@@ -58,6 +58,13 @@ public interface IWebhookSubscriptionStore
     /// <summary>Inserts a new subscription; throws <see cref="InvalidOperationException"/> when the id exists.</summary>
     Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Inserts a new subscription only while its tenant holds fewer than <paramref name="maxPerTenant"/>: false, and
+    /// nothing written, when it already holds that many. Creates racing each other cannot pass the bound together (a
+    /// count taken before the insert lets each of them see room).
+    /// </summary>
+    Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken);
+
     Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken);
 
     /// <summary>Subscriptions of one tenant, or of every tenant when null, oldest first.</summary>

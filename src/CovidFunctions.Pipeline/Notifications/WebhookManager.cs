@@ -3,7 +3,7 @@ using CovidFunctions.Pipeline.Storage;
 
 namespace CovidFunctions.Pipeline.Notifications;
 
-/// <summary>What <see cref="WebhookManager.AddAsync"/> returns: the subscription and, when it generated one, the secret (shown once).</summary>
+/// <summary>What <c>WebhookManager.AddAsync</c> returns: the subscription and, when it generated one, the secret (shown once).</summary>
 public sealed record CreatedWebhook(WebhookSubscription Subscription, string Secret, bool SecretGenerated);
 
 /// <summary>
@@ -14,6 +14,9 @@ public sealed record RotatedWebhookSecret(WebhookSubscription Subscription, stri
 
 /// <summary>Another request changed (or removed) the subscription while a rotation ran: nothing was changed; retry.</summary>
 public sealed class WebhookConflictException(string message) : Exception(message);
+
+/// <summary>The tenant already holds the most subscriptions it may: nothing was created.</summary>
+public sealed class WebhookLimitException(string message) : Exception(message);
 
 /// <summary>
 /// Subscription management shared by the HTTP endpoints and <c>covidfn webhooks</c>: validates the target with the
@@ -34,7 +37,16 @@ public sealed class WebhookManager(
     /// <summary>The longest target URL accepted.</summary>
     public const int MaxUrlLength = 2048;
 
-    public async Task<CreatedWebhook> AddAsync(string tenant, string url, IReadOnlyList<string>? eventTypes, string? secret, CancellationToken cancellationToken)
+    /// <summary>Validates and stores a new subscription, unbounded (the operator's <c>covidfn webhooks add</c>).</summary>
+    public Task<CreatedWebhook> AddAsync(string tenant, string url, IReadOnlyList<string>? eventTypes, string? secret, CancellationToken cancellationToken) =>
+        AddAsync(tenant, url, eventTypes, secret, maxPerTenant: null, cancellationToken);
+
+    /// <summary>
+    /// Validates and stores a new subscription. With <paramref name="maxPerTenant"/> (the HTTP API's bound; the
+    /// operator's <c>covidfn webhooks add</c> passes none) the insert is refused with <see cref="WebhookLimitException"/>,
+    /// its secret removed again, when the tenant already holds that many, also against creates racing this one.
+    /// </summary>
+    public async Task<CreatedWebhook> AddAsync(string tenant, string url, IReadOnlyList<string>? eventTypes, string? secret, int? maxPerTenant, CancellationToken cancellationToken)
     {
         StudyIds.RequireTenant(tenant);
         ArgumentNullException.ThrowIfNull(url);
@@ -77,7 +89,16 @@ public sealed class WebhookManager(
 
         // The secret first: a row never points at a secret that is not there.
         await secrets.SetAsync(subscription.SecretName, secret, cancellationToken).ConfigureAwait(false);
-        await subscriptions.CreateAsync(subscription, cancellationToken).ConfigureAwait(false);
+        if (maxPerTenant is not { } max)
+        {
+            await subscriptions.CreateAsync(subscription, cancellationToken).ConfigureAwait(false);
+        }
+        else if (!await subscriptions.TryCreateWithinLimitAsync(subscription, max, cancellationToken).ConfigureAwait(false))
+        {
+            await secrets.DeleteAsync(subscription.SecretName, CancellationToken.None).ConfigureAwait(false);
+            throw new WebhookLimitException($"tenant '{tenant}' already has {max} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})");
+        }
+
         return new CreatedWebhook(subscription, secret, generated);
     }
 

@@ -305,6 +305,9 @@ public sealed class ApiSecurityTests
 
         public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
 
+        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
+            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
+
         public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken) => inner.GetAsync(tenant, id, cancellationToken);
 
         public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken)

@@ -144,6 +144,9 @@ public sealed class WebhookTenantIsolationTests
 
         public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
 
+        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
+            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
+
         public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
         {
             lock (Reads)

@@ -161,6 +161,9 @@ public sealed class WebhookSecretRotationTests
     {
         public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
 
+        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
+            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
+
         public Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken) => Task.FromResult<WebhookSubscription?>(stale);
 
         public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) => inner.ListAsync(tenant, cancellationToken);
