@@ -17,8 +17,11 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
 [Collection(AzuriteCollection.Name)]
 public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
 {
-    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(6);
-    private static readonly TimeSpan HandlerTime = TimeSpan.FromSeconds(10);
+    // Renewals at 6 s, 7 s and 8 s (the first two failing) against a message visible again at 12 s: 4 s of margin for a
+    // loaded CI machine (at 6 s visibility the margin was 1 s, and a whole-suite run on the loaded shared 2-core VM failed).
+    // The old schedule's second try came at 12 s. The handler outlasts the visibility so a second delivery could happen.
+    private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(12);
+    private static readonly TimeSpan HandlerTime = TimeSpan.FromSeconds(16);
 
     [Fact]
     public async Task A_failed_visibility_renewal_is_retried_soon_so_a_running_chunk_is_not_delivered_twice()
@@ -65,10 +68,13 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
     [Fact]
     public async Task Once_the_message_is_no_longer_held_the_renewal_stops_instead_of_retrying_a_stale_receipt()
     {
-        // Renewals every second (visibility 2 s) fail three times in a row: the message becomes visible, the transport's
-        // second slot receives it and completes it (deletes it). The first delivery, still running, is refused its next
-        // renewal (the message is gone): that is final, so it must not go on asking every second until it ends.
-        var faults = new FailingRenewals(failures: 3);
+        // Renewals every second (visibility 2 s) fail until the message has become visible and the transport's second
+        // slot has received it (and completes it, deleting it). The first delivery, still running, is refused its next
+        // renewal (its receipt no longer holds the message): that is final, so it must not go on asking every second until
+        // it ends. Failing until the second delivery, not a fixed number of times, keeps this independent of how fast a
+        // loaded machine polls.
+        var deliveries = new ConcurrentQueue<int>();
+        var faults = new FailingRenewals(failures: int.MaxValue, failWhile: () => deliveries.Count < 2);
         var options = PipelineStorage.CreateQueueOptions(loopback: true);
         options.Retry.MaxRetries = 0;
         options.AddPolicy(faults, HttpPipelinePosition.PerRetry);
@@ -80,7 +86,6 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
         var queue = AzuriteFixture.NewQueue();
         await transport.SendAsync(queue, new QueueMessage("chunk-2", "{}"), CancellationToken.None);
 
-        var deliveries = new ConcurrentQueue<int>();
         var firstDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stop = new CancellationTokenSource();
         var consumer = transport.RunAsync(queue, async (message, _) =>
@@ -103,8 +108,11 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
         Assert.True(faults.Refused == 1, $"{faults.Refused} renewal(s) refused by the service after the message was gone");
     }
 
-    /// <summary>Fails the first <c>failures</c> visibility updates (PUT …/messages/{id}?popreceipt=…) as a dropped connection.</summary>
-    private sealed class FailingRenewals(int failures) : HttpPipelinePolicy
+    /// <summary>
+    /// Fails the first <c>failures</c> visibility updates (PUT …/messages/{id}?popreceipt=…) as a dropped connection, and
+    /// with <c>failWhile</c> only while it holds.
+    /// </summary>
+    private sealed class FailingRenewals(int failures, Func<bool>? failWhile = null) : HttpPipelinePolicy
     {
         private int _updates;
         private int _failed;
@@ -136,7 +144,7 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
                 return false;
             }
 
-            if (Interlocked.Increment(ref _updates) <= failures)
+            if ((failWhile?.Invoke() ?? true) && Interlocked.Increment(ref _updates) <= failures)
             {
                 Interlocked.Increment(ref _failed);
                 throw new IOException("injected: the connection was reset during a visibility renewal");
