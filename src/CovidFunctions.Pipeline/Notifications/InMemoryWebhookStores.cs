@@ -21,11 +21,7 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
                 return Task.FromResult(false);
             }
 
-            if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription with { ETag = NextETag() }))
-            {
-                throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
-            }
-
+            Insert(subscription);
             return Task.FromResult(true);
         }
     }
@@ -33,11 +29,7 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
     public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
-        if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription with { ETag = NextETag() }))
-        {
-            throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
-        }
-
+        Insert(subscription);
         return Task.CompletedTask;
     }
 
@@ -63,6 +55,14 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
         // TryUpdate compares with the instance read: a replace that landed in between makes this one lose.
         var stored = subscription with { ETag = NextETag() };
         return Task.FromResult(_rows.TryUpdate(key, stored, current) ? stored : null);
+    }
+
+    private void Insert(WebhookSubscription subscription)
+    {
+        if (!_rows.TryAdd((subscription.Tenant, subscription.Id), subscription with { ETag = NextETag() }))
+        {
+            throw new InvalidOperationException($"webhook subscription {subscription.Id} exists");
+        }
     }
 
     private string NextETag() => Interlocked.Increment(ref _version).ToString(System.Globalization.CultureInfo.InvariantCulture);
