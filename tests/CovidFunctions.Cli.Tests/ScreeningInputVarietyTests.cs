@@ -56,41 +56,20 @@ public sealed class ScreeningInputVarietyTests
 
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         using var file = File.Create(path);
-        file.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        file.Write(PngChunks.Signature);
         var ihdr = new byte[13];
         BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
         BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
         ihdr[8] = bitDepth;
         ihdr[9] = colourType;
-        WriteChunk(file, "IHDR"u8, ihdr);
+        PngChunks.WriteChunk(file, "IHDR"u8, ihdr);
         if (colourType == 3)
         {
-            WriteChunk(file, "PLTE"u8, Enumerable.Range(0, 256).SelectMany(i => new[] { (byte)i, (byte)i, (byte)i }).ToArray());
+            PngChunks.WriteChunk(file, "PLTE"u8, Enumerable.Range(0, 256).SelectMany(i => new[] { (byte)i, (byte)i, (byte)i }).ToArray());
         }
 
-        WriteChunk(file, "IDAT"u8, raw.ToArray());
-        WriteChunk(file, "IEND"u8, []);
-    }
-
-    private static void WriteChunk(Stream s, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
-    {
-        Span<byte> word = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(word, data.Length);
-        s.Write(word);
-        s.Write(type);
-        s.Write(data);
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in (ReadOnlySpan<byte>)[.. type, .. data])
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++)
-            {
-                crc = (crc & 1) != 0 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-            }
-        }
-
-        BinaryPrimitives.WriteUInt32BigEndian(word, crc ^ 0xFFFFFFFFu);
-        s.Write(word);
+        PngChunks.WriteChunk(file, "IDAT"u8, raw.ToArray());
+        PngChunks.WriteChunk(file, "IEND"u8, []);
     }
 
     /// <summary>An RGB JPEG (Skia), optionally with an EXIF APP1 segment whose orientation tag says "rotate 90°" (6).</summary>

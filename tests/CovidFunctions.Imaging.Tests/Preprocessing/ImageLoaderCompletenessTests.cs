@@ -67,14 +67,14 @@ public sealed class ImageLoaderCompletenessTests
         }
 
         using var png = new MemoryStream();
-        png.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
+        png.Write(PngChunks.Signature);
         var ihdr = new byte[13];
         BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
         BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
         ihdr[8] = 16;
         ihdr[9] = colourType;
         ihdr[12] = (byte)(interlaced ? 1 : 0);
-        WriteChunk(png, "IHDR"u8, ihdr);
+        PngChunks.WriteChunk(png, "IHDR"u8, ihdr);
         using (var compressed = new MemoryStream())
         {
             using (var z = new ZLibStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
@@ -84,33 +84,12 @@ public sealed class ImageLoaderCompletenessTests
 
             // Two IDAT chunks: the stream may be split anywhere.
             var bytes = compressed.ToArray();
-            WriteChunk(png, "IDAT"u8, bytes.AsSpan(0, bytes.Length / 2));
-            WriteChunk(png, "IDAT"u8, bytes.AsSpan(bytes.Length / 2));
+            PngChunks.WriteChunk(png, "IDAT"u8, bytes.AsSpan(0, bytes.Length / 2));
+            PngChunks.WriteChunk(png, "IDAT"u8, bytes.AsSpan(bytes.Length / 2));
         }
 
-        WriteChunk(png, "IEND"u8, []);
+        PngChunks.WriteChunk(png, "IEND"u8, []);
         return png.ToArray();
-    }
-
-    private static void WriteChunk(Stream s, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
-    {
-        Span<byte> word = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(word, data.Length);
-        s.Write(word);
-        s.Write(type);
-        s.Write(data);
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in (ReadOnlySpan<byte>)[.. type, .. data])
-        {
-            crc ^= b;
-            for (var k = 0; k < 8; k++)
-            {
-                crc = (crc & 1) != 0 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-            }
-        }
-
-        BinaryPrimitives.WriteUInt32BigEndian(word, crc ^ 0xFFFFFFFFu);
-        s.Write(word);
     }
 
     [Theory]
