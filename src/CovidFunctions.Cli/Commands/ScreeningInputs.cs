@@ -1,11 +1,10 @@
-using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics.CodeAnalysis;
-using System.IO.Compression;
 using CovidFunctions.Imaging;
 using CovidFunctions.Imaging.Preprocessing;
 using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
+using CovidFunctions.Pipeline.Scoring;
 
 namespace CovidFunctions.Cli.Commands;
 
@@ -437,70 +436,8 @@ public static class ScreeningInputs
         }
     }
 
-
-    /// <summary>Writes an 8-bit greyscale PNG (no filter, zlib); deterministic bytes.</summary>
-    public static void WriteGreyPng(string path, ReadOnlySpan<byte> pixels, int width, int height)
-    {
-        using var raw = new MemoryStream();
-        using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
-        {
-            for (var y = 0; y < height; y++)
-            {
-                z.WriteByte(0);
-                z.Write(pixels.Slice(y * width, width));
-            }
-        }
-
-        using var file = File.Create(path);
-        file.Write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
-        Span<byte> ihdr = stackalloc byte[13];
-        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
-        BinaryPrimitives.WriteInt32BigEndian(ihdr[4..], height);
-        ihdr[8] = 8;  // bit depth
-        ihdr[9] = 0;  // greyscale
-        WriteChunk(file, "IHDR"u8, ihdr);
-        WriteChunk(file, "IDAT"u8, raw.GetBuffer().AsSpan(0, (int)raw.Length));
-        WriteChunk(file, "IEND"u8, []);
-    }
-
-    private static void WriteChunk(Stream s, ReadOnlySpan<byte> type, ReadOnlySpan<byte> data)
-    {
-        Span<byte> len = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(len, data.Length);
-        s.Write(len);
-        s.Write(type);
-        s.Write(data);
-        var crc = Crc32(Crc32(0xFFFFFFFFu, type), data) ^ 0xFFFFFFFFu;
-        BinaryPrimitives.WriteUInt32BigEndian(len, crc);
-        s.Write(len);
-    }
-
-    private static readonly uint[] CrcTable = BuildCrcTable();
-
-    private static uint[] BuildCrcTable()
-    {
-        var t = new uint[256];
-        for (uint n = 0; n < 256; n++)
-        {
-            var c = n;
-            for (var k = 0; k < 8; k++)
-            {
-                c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            }
-
-            t[n] = c;
-        }
-
-        return t;
-    }
-
-    private static uint Crc32(uint crc, ReadOnlySpan<byte> data)
-    {
-        foreach (var b in data)
-        {
-            crc = CrcTable[(crc ^ b) & 0xFF] ^ (crc >> 8);
-        }
-
-        return crc;
-    }
+    /// <summary>Writes an 8-bit greyscale PNG: the encoder the pipeline stores its lesion masks with
+    /// (<see cref="MaskPng"/>), so <c>covidfn segment</c> and the results container write the same kind of file.</summary>
+    public static void WriteGreyPng(string path, ReadOnlySpan<byte> pixels, int width, int height) =>
+        File.WriteAllBytes(path, MaskPng.Encode(pixels, width, height));
 }
