@@ -251,14 +251,17 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
           ]
           probes: [
             {
-              // Model load and the first CUDA inference (cuDNN autotuning) can take tens of seconds.
+              // /readyz answers 200 once the models are loaded and a warm-up batch has run (ScorerReadiness), which
+              // with the first CUDA inference (cuDNN autotuning) can take tens of seconds; /healthz answers as soon as
+              // the host listens, so it would bound nothing. 30 s x 10 = 300 s, then the replica is restarted.
+              // Container Apps accepts a failureThreshold of 1-10 and a periodSeconds of 1-240 (30 x 10, not 10 x 30).
               type: 'Startup'
               httpGet: {
-                path: '/healthz'
+                path: '/readyz'
                 port: healthPort
               }
-              periodSeconds: 10
-              failureThreshold: 30
+              periodSeconds: 30
+              failureThreshold: 10
               timeoutSeconds: 5
             }
             {

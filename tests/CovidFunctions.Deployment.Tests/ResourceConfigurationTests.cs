@@ -150,18 +150,54 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
     }
 
     [Fact]
-    public void Scorer_Probes_MatchTheImageHealthcheckAndAllowSlowGpuWarmup()
+    public void Scorer_Probes_StartupWaitsForReadinessLivenessForTheHostAndMatchTheImageHealthcheck()
     {
         var module = fixture.Main.Module("containerapps");
         var container = module.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]![0]!;
         var probes = container["probes"]!.AsArray();
+        var scorerApp = File.ReadAllText(Path.Combine(CovidFunctions.TestHelpers.TestData.RepoRoot, "src", "CovidFunctions.Scorer", "ScorerApp.cs"));
 
         Assert.Equal(["Startup", "Liveness"], probes.Select(p => (string)p!["type"]!));
-        Assert.All(probes, p => Assert.Equal("/healthz", (string?)p!["httpGet"]!["path"]));
         Assert.All(probes, p => Assert.Equal("8080", module.Resolve(p!["httpGet"]!["port"])));
         var startup = probes[0]!;
+        var liveness = probes[1]!;
+
+        // /healthz answers as soon as the host listens, before the models load; /readyz only after warm-up
+        // (ScorerReadiness). A startup probe on /healthz passed at once and bounded nothing: a replica stuck loading the
+        // models or initialising CUDA was never restarted.
+        Assert.Equal("/readyz", (string?)startup["httpGet"]!["path"]);
+        Assert.Equal("/healthz", (string?)liveness["httpGet"]!["path"]);
+        Assert.Contains("MapGet(\"/readyz\"", scorerApp, StringComparison.Ordinal);
+        Assert.Contains("MapGet(\"/healthz\"", scorerApp, StringComparison.Ordinal);
         Assert.True((int)startup["periodSeconds"]! * (int)startup["failureThreshold"]! >= 120, "startup budget must cover model load and the first CUDA inference");
         Assert.Contains("8080/healthz", File.ReadAllText(Path.Combine(CovidFunctions.TestHelpers.TestData.RepoRoot, "infra", "scorer", "Dockerfile")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Scorer_Probes_AreWithinTheRangesContainerAppsAccepts()
+    {
+        // Microsoft.App ContainerAppProbe: failureThreshold 1-10, periodSeconds 1-240, timeoutSeconds 1-240,
+        // initialDelaySeconds 0-60, successThreshold 1 for liveness and startup. Anything else is refused when the
+        // revision is created, so the whole deployment failed: the startup probe had failureThreshold 30 (10 s x 30).
+        var module = fixture.Main.Module("containerapps");
+        var probes = module.ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!["containers"]!.AsArray()
+            .SelectMany(c => c!["probes"]!.AsArray()).ToList();
+        var ranges = new Dictionary<string, (int Min, int Max)>(StringComparer.Ordinal)
+        {
+            ["failureThreshold"] = (1, 10),
+            ["periodSeconds"] = (1, 240),
+            ["timeoutSeconds"] = (1, 240),
+            ["initialDelaySeconds"] = (0, 60),
+            ["successThreshold"] = (1, 1),
+        };
+
+        Assert.NotEmpty(probes);
+        var problems = (from probe in probes
+                        from range in ranges
+                        let value = probe![range.Key]
+                        where value is not null && ((int)value < range.Value.Min || (int)value > range.Value.Max)
+                        select $"{probe["type"]} probe: {range.Key} {value} outside {range.Value.Min}-{range.Value.Max}").ToList();
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 
     [Fact]
