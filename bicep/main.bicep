@@ -107,6 +107,25 @@ param functionInstanceMemoryMB int = 2048
 @minLength(1)
 param webhookAllowedPorts string = '443'
 
+// What the Function app accepts as Webhooks__AllowedPorts (WebhookOptions.ParseAllowedPorts): comma-separated ports
+// 1-65535 in decimal digits, blanks around them and empty entries ignored, at least one. Checked here so a value the app
+// would refuse at start-up fails the deployment instead (the functionapp module's parameter); SettingChecksTests runs
+// this expression with the Bicep CLI's evaluator against the code. An entry is int() only when it is at most 9 digits:
+// int() of anything else would fail with the template engine's message instead of ours.
+var webhookAllowedPortsValid = length(filter(split(webhookAllowedPorts, ','), entry => !empty(trim(entry)))) > 0 && empty(filter(
+  split(webhookAllowedPorts, ','),
+  entry =>
+    empty(trim(entry))
+      ? false
+      : empty(reduce(
+            ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+            trim(entry),
+            (rest, digit) => replace(rest, digit, '')
+          )) && length(trim(entry)) <= 9
+          ? int(trim(entry)) < 1 || int(trim(entry)) > 65535
+          : true
+))
+
 @description('Name of the Event Grid-sourced blob-triggered ingest function (the webhook targets it).')
 param ingestFunctionName string = 'IngestUpload'
 
@@ -316,7 +335,11 @@ module functionApp 'modules/functionapp.bicep' = {
     webhookVaultName: names.webhookKeyVault
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
-    webhookAllowedPorts: webhookAllowedPorts
+    // The app refuses to start on anything but a list of ports; refused here, the deployment fails before the site is
+    // created or changed, naming the parameter.
+    webhookAllowedPorts: webhookAllowedPortsValid
+      ? webhookAllowedPorts
+      : fail('webhookAllowedPorts (WEBHOOK_ALLOWED_PORTS) must be a comma-separated list of ports 1-65535, as Webhooks__AllowedPorts requires; got \'${webhookAllowedPorts}\'.')
   }
   // The roles first: the host starts with its identity the moment the site exists.
   dependsOn: [

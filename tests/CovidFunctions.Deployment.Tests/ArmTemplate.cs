@@ -175,6 +175,13 @@ internal sealed class ArmTemplate
             return Parent!.ResolveNode(passed["value"]);
         }
 
+        // A conditional module parameter (cond ? a : b) compiles to one expression choosing between
+        // createObject('value', a) and createObject('value', b); read as if(cond, a, b).
+        if (_deployment?["properties"]?["parameters"]?[name] is JsonValue chosen && chosen.TryGetValue<string>(out var expression) && ArmExpressionParser.IsExpression(expression))
+        {
+            return Parent!.Evaluate(UnwrapParameterValue(ArmExpressionParser.Parse(expression)));
+        }
+
         var declared = Root["parameters"]?[name] ?? throw new KeyNotFoundException($"parameter {name} not declared in {Name}");
         if (Parent is null)
         {
@@ -184,6 +191,14 @@ internal sealed class ArmTemplate
 
         return declared["defaultValue"] is { } fallback ? ResolveNode(fallback) : Sym.OfToken($"param:{Name}.{name}");
     }
+
+    private static ArmNode UnwrapParameterValue(ArmNode node) => node switch
+    {
+        ArmCall { Name: "createObject", Arguments: [ArmString { Value: "value" }, var value] } => value,
+        ArmCall { Name: "if", Arguments: [var condition, var whenTrue, var whenFalse] } =>
+            new ArmCall("if", [condition, UnwrapParameterValue(whenTrue), UnwrapParameterValue(whenFalse)]),
+        _ => throw new InvalidDataException("a module parameter expression that is not createObject('value', ...) or if(...) of them"),
+    };
 
     /// <summary>A symbolic value: literal JSON, or a canonical token for a value known only at deployment.</summary>
     internal sealed record Sym(JsonNode? Json, string? Token)
