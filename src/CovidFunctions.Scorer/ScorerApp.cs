@@ -121,7 +121,14 @@ public static class ScorerApp
         {
             services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().Studies);
         }
-        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(sp.GetRequiredService<ILogger<Pipeline.Azure.Messaging.StorageQueueTransport>>()));
+        // Only with a connection string (Azurite) does the transport create a missing queue or container. With the
+        // identity endpoints (Azure) bicep has created them, and the scorer's identity may only add messages to
+        // slice-results (Storage Queue Data Message Sender): creating a queue, even one that exists, is refused (403),
+        // so before every chunk result send failed there.
+        services.AddSingleton(new Pipeline.Azure.Messaging.StorageQueueTransportOptions { CreateIfMissing = scorer.StorageConnectionString is { Length: > 0 } });
+        services.AddSingleton(sp => sp.GetRequiredService<PipelineStorage>().CreateQueueTransport(
+            sp.GetRequiredService<ILogger<Pipeline.Azure.Messaging.StorageQueueTransport>>(),
+            sp.GetRequiredService<Pipeline.Azure.Messaging.StorageQueueTransportOptions>()));
         ScorerServiceBus.Add(services, serviceBusNamespace, credential, scorer, sliceTransport);
         services.AddSingleton<IMessageSender>(sp => new RoutedMessageSender(
             new Dictionary<string, QueueRoute>(StringComparer.Ordinal)
