@@ -13,7 +13,8 @@ public static class StudyEventTypes
 /// <summary>
 /// Tells subscribers that a study reached a terminal state. Called from the orchestrator's notify activity (and by
 /// ingest for rejects); it may run more than once for one study, so implementations deliver at most once per
-/// (subscription, study, event type).
+/// (subscription, study attempt, event type): a study id uploaded again after it was settled unscreened and its
+/// quarantine expired is a new attempt (a fresh Studies row), and its outcome is delivered again.
 /// </summary>
 public interface IStudyNotifier
 {

@@ -5,7 +5,7 @@ namespace CovidFunctions.Pipeline.Notifications;
 
 /// <summary>
 /// <see cref="IStudyNotifier"/> over webhooks: for each active subscription of the study's tenant that wants the
-/// event, claims the delivery <c>(subscription, study, event)</c> insert-if-absent and, only when this call won the
+/// event, claims the delivery <c>(subscription, study attempt, event)</c> insert-if-absent and, only when this call won the
 /// claim, builds the payload from the Studies row (stored with the claim) and makes the FIRST attempt through the
 /// <see cref="WebhookDispatcher"/>. It never waits for a retry: a retryable failure leaves the delivery pending with its
 /// next attempt due, and the <see cref="WebhookRetryHandler"/> (a timer in the Function app, a loop in the local host)
@@ -58,7 +58,13 @@ public sealed partial class WebhookNotifier(
         ArgumentNullException.ThrowIfNull(subscription);
         ArgumentNullException.ThrowIfNull(study);
         var now = time.GetUtcNow();
-        var deliveryId = WebhookIds.DeliveryId(subscription.Tenant, subscription.Id, study.StudyId, eventType);
+        var deliveryId = WebhookIds.DeliveryId(subscription.Tenant, subscription.Id, study.StudyId, eventType, study.CreatedAt);
+        if (await LegacyClaimOfThisAttemptAsync(subscription, study, eventType, cancellationToken).ConfigureAwait(false) is { } legacy)
+        {
+            Log.ClaimedUnderLegacyId(logger, legacy.DeliveryId, subscription.Id, study.StudyId, eventType, legacy.Status);
+            return null;
+        }
+
         var body = WebhookPayload.For(deliveryId, eventType, study, options.PublicBaseUrl, now).ToJson();
         var claim = await deliveries.TryClaimAsync(
             new WebhookDelivery
@@ -98,8 +104,41 @@ public sealed partial class WebhookNotifier(
         return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// How much earlier than the study row's creation a legacy claim may be and still count as a claim of this attempt:
+    /// the row's time is the ingest host's clock, the claim's the notifier host's, and a rejection is claimed within
+    /// seconds of the attempt's start. A later attempt of the same study id starts only after the earlier one's
+    /// quarantine was deleted (days, by the lifecycle rule), so its claims are far older than this.
+    /// </summary>
+    internal static readonly TimeSpan LegacyClaimClockSkew = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The delivery record under the id deliveries had before ids named the study's attempt
+    /// (<see cref="WebhookIds.LegacyDeliveryId"/>) when it was claimed for the attempt the study row is now (claimed
+    /// after that row was created): the outcome was claimed (sent, or being sent and retried) before this version, and
+    /// is not sent again under the new id. A record claimed before the row was created belongs to an earlier attempt of
+    /// the study id (a rejected upload whose quarantine expired, then uploaded again) and does not stop this one's
+    /// delivery. Null when there is none of this attempt.
+    /// </summary>
+    private async Task<WebhookDelivery?> LegacyClaimOfThisAttemptAsync(WebhookSubscription subscription, StudyRecord study, string eventType, CancellationToken cancellationToken)
+    {
+        var legacyId = WebhookIds.LegacyDeliveryId(subscription.Tenant, subscription.Id, study.StudyId, eventType);
+        var legacy = await deliveries.GetAsync(subscription.Tenant, legacyId, cancellationToken).ConfigureAwait(false);
+        if (legacy is null)
+        {
+            return null;
+        }
+
+        // A row without a creation time (written before it was kept) has one attempt only: the record is of it.
+        var thisAttemptFrom = study.CreatedAt - DateTimeOffset.MinValue > LegacyClaimClockSkew ? study.CreatedAt - LegacyClaimClockSkew : DateTimeOffset.MinValue;
+        return legacy.ClaimedAt >= thisAttemptFrom ? legacy : null;
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(EventId = 8113, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId} ({SubscriptionId}, {StudyId}, {EventType}) was claimed under its id from before ids named the study's attempt ({Status}): not sent again")]
+        public static partial void ClaimedUnderLegacyId(ILogger logger, string deliveryId, string subscriptionId, string studyId, string eventType, string status);
+
         [LoggerMessage(EventId = 8111, Level = LogLevel.Warning, Message = "No Studies row for {Tenant}/{StudyId}: {EventType} not delivered")]
         public static partial void StudyMissing(ILogger logger, string tenant, string studyId, string eventType);
 

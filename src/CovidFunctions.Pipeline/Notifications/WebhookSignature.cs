@@ -98,15 +98,26 @@ public static class WebhookIds
     public static string NewSubscriptionId() => "wh" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10));
 
     /// <summary>
-    /// The idempotency id of one event of one study for one subscription: <c>evt_</c> + 32 hex digits of
-    /// SHA-256("{tenant}\n{subscription}\n{study}\n{event}"). The same inputs always give the same id, so receivers
-    /// can de-duplicate on it and the delivery claim keys on it.
+    /// The idempotency id of one event of one ingest attempt of a study for one subscription: <c>evt_</c> + 32 hex
+    /// digits of SHA-256("{tenant}\n{subscription}\n{study}\n{event}\n{attempt}"), where the attempt is the Studies
+    /// row's <see cref="Storage.StudyRecord.CreatedAt"/> in UTC ticks. The same inputs always give the same id, so
+    /// receivers can de-duplicate on it and the delivery claim keys on it. The row's creation time tells attempts of one
+    /// study id apart: a new upload at the path of a study settled unscreened (rejected, or failed before it was
+    /// ingested) is, once its quarantine is gone, a new attempt from a fresh row (created then), whose outcome is a new
+    /// event with a new id, while every notification of one attempt's outcome reads the same row and gets the same id.
     /// </summary>
-    public static string DeliveryId(string tenant, string subscriptionId, string studyId, string eventType)
-    {
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes($"{tenant}\n{subscriptionId}\n{studyId}\n{eventType}"));
-        return "evt_" + Convert.ToHexStringLower(hash)[..32];
-    }
+    public static string DeliveryId(string tenant, string subscriptionId, string studyId, string eventType, DateTimeOffset studyCreatedAt) =>
+        Hash(string.Create(CultureInfo.InvariantCulture, $"{tenant}\n{subscriptionId}\n{studyId}\n{eventType}\n{studyCreatedAt.UtcTicks}"));
+
+    /// <summary>
+    /// The id deliveries had before ids named the study's attempt (SHA-256("{tenant}\n{subscription}\n{study}\n{event}")):
+    /// delivery records written then are keyed by it, and the notifier looks for one before it claims a new id, so an
+    /// outcome already claimed under it is not delivered again (<see cref="WebhookNotifier"/>).
+    /// </summary>
+    public static string LegacyDeliveryId(string tenant, string subscriptionId, string studyId, string eventType) =>
+        Hash($"{tenant}\n{subscriptionId}\n{studyId}\n{eventType}");
+
+    private static string Hash(string text) => "evt_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
 
     /// <summary>The secret's name in the secret store (Key Vault names allow letters, digits and '-').</summary>
     public static string SecretName(string tenant, string subscriptionId) => $"webhook-{tenant}-{subscriptionId}";

@@ -73,7 +73,7 @@ public sealed class WebhookEndToEndTests
 
         // A delivery whose first attempt (the notify activity's) failed and whose retry is due now, as the activity left it.
         var now = DateTimeOffset.UtcNow;
-        var deliveryId = WebhookIds.DeliveryId("lab-r", created.Subscription.Id, "s-retry", StudyEventTypes.Completed);
+        var deliveryId = WebhookIds.DeliveryId("lab-r", created.Subscription.Id, "s-retry", StudyEventTypes.Completed, now);
         var pending = await webhooks.Storage.Deliveries.TryClaimAsync(
             new WebhookDelivery
             {

@@ -219,8 +219,8 @@ public sealed class WebhookDueIndexTests(AzuriteFixture azurite)
         var created = await new WebhookManager(storage.Subscriptions, secrets, storage.Deliveries, guard, dispatcher, options, TimeProvider.System)
             .AddAsync(tenant, receiver.Url, [StudyEventTypes.Completed], null, None);
 
-        // The row as the notifier wrote it before NextAttemptAt and Body existed: its claimer died after attempt 1.
-        var deliveryId = WebhookIds.DeliveryId(tenant, created.Subscription.Id, studyId, StudyEventTypes.Completed);
+        // The row as the notifier wrote it before NextAttemptAt and Body existed (under the id of then): its claimer died after attempt 1.
+        var deliveryId = WebhookIds.LegacyDeliveryId(tenant, created.Subscription.Id, studyId, StudyEventTypes.Completed);
         var leaseEnded = DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeSeconds());
         var table = azurite.Storage.Tables.GetTableClient(PipelineNames.WebhookDeliveriesTable);
         await table.AddEntityAsync(OldShapeRow(tenant, deliveryId, created.Subscription.Id, studyId, leaseEnded), None);

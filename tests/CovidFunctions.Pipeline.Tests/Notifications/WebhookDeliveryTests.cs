@@ -29,7 +29,8 @@ public sealed class WebhookDeliveryTests
         Assert.False(WebhookSignature.Verify("whsec_some_other_secret_value", signature, request.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
         Assert.False(WebhookSignature.Verify(created.Secret, signature, request.Body.Replace("covid", "normal", StringComparison.Ordinal), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)));
 
-        var expectedId = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        var study = (await kit.Studies.GetAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, None))!;
+        var expectedId = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed, study.CreatedAt);
         Assert.Equal(expectedId, request.Headers[WebhookSignature.DeliveryHeader]);
         using var payload = JsonDocument.Parse(request.Body);
         var root = payload.RootElement;
@@ -333,9 +334,9 @@ public sealed class WebhookDeliveryTests
         using var kit = new WebhookTestKit();
         var created = await kit.SubscribeAsync(receiver.Url);
 
-        // As the notifier wrote it before NextAttemptAt and Body existed; its claimer died after attempt 1.
+        // As the notifier wrote it before NextAttemptAt and Body existed (under the id of then); its claimer died after attempt 1.
         var now = kit.Clock.GetUtcNow();
-        var deliveryId = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        var deliveryId = WebhookIds.LegacyDeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
         Assert.NotNull(await kit.Deliveries.TryClaimAsync(
             new WebhookDelivery
             {
@@ -440,7 +441,8 @@ public sealed class WebhookDeliveryTests
         await using var receiver = await WebhookReceiver.StartAsync(_ => new ReceiverReply(200));
         using var kit = new WebhookTestKit();
         var created = await kit.SubscribeAsync(receiver.Url);
-        var id = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed);
+        var study = (await kit.Studies.GetAsync(WebhookTestKit.Tenant, WebhookTestKit.StudyId, None))!;
+        var id = WebhookIds.DeliveryId(WebhookTestKit.Tenant, created.Subscription.Id, WebhookTestKit.StudyId, StudyEventTypes.Completed, study.CreatedAt);
         var past = DateTimeOffset.UtcNow.AddHours(-30);
         await kit.Deliveries.TryClaimAsync(
             new WebhookDelivery { Tenant = WebhookTestKit.Tenant, DeliveryId = id, SubscriptionId = created.Subscription.Id, StudyId = WebhookTestKit.StudyId, EventType = StudyEventTypes.Completed, ClaimedAt = past, LeaseUntil = past.AddHours(1) },
