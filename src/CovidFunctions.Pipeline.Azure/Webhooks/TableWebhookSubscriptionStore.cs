@@ -9,34 +9,53 @@ namespace CovidFunctions.Pipeline.Azure.Webhooks;
 /// subscription id; event types as a comma-separated string; only the secret's name (the secret is in Key Vault or the
 /// local secret file), and after a rotation the previous secret's name with the end of its overlap. Rows written before
 /// rotation existed have neither column and read as never rotated. Each tenant's partition also holds one
-/// <see cref="CreateGuardRowKey"/> row, which bounded creates update in the same transaction as their insert; it is no
-/// subscription and is never listed or returned.
+/// <see cref="CreateGuardRowKey"/> row, which every create (bounded or not) replaces in the same transaction as its
+/// insert; it is no subscription and is never listed or returned.
 /// </summary>
 public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookSubscriptionStore
 {
     /// <summary>
     /// The RowKey of a tenant's create guard (subscription ids are 'wh' and hex, never '~'). A bounded create reads it, counts the
     /// tenant's subscriptions and then, in one entity-group transaction, replaces it on the ETag it read and inserts the
-    /// subscription: any bounded create that committed after the read changed that ETag, so the transaction fails and
-    /// the count is taken again. Deletes do not touch it (a stale count only over-counts, refusing early).
+    /// subscription: any create that committed after the read (bounded, or the operator's unbounded one, which replaces
+    /// the guard the same way) changed that ETag, so the transaction fails and the count is taken again. Deletes do not
+    /// touch it (a stale count only over-counts, refusing early).
     /// </summary>
     public const string CreateGuardRowKey = "~creates";
 
     /// <summary>
-    /// How often a bounded create re-counts after losing to a concurrent one before it gives up: each lost round is
-    /// another bounded create committed, so without deletes meanwhile a tenant bound of 25 needs at most 26 rounds.
+    /// How often a create re-counts after losing to a concurrent one before it gives up: each lost round is another
+    /// create committed, so without deletes and unbounded creates meanwhile a tenant bound of 25 needs at most 26 rounds.
     /// </summary>
     private const int MaxCreateRounds = 64;
 
     public TableClient Table { get; } = table;
 
-    public async Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken)
+    public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
+        InsertGuardedAsync(subscription, maxPerTenant, cancellationToken);
+
+    /// <summary>
+    /// Inserts without a bound (the operator's <c>covidfn webhooks add</c>), but, like a bounded create, in one
+    /// transaction with the replace of the tenant's create guard: a bounded create that counted before this insert
+    /// then fails on the guard's ETag and counts again, this subscription included. Before, this insert left the guard
+    /// alone, so an API create that counted 24 while it ran committed the 26th subscription.
+    /// </summary>
+    public async Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) =>
+        await InsertGuardedAsync(subscription, maxPerTenant: null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Reads the tenant's guard, counts its subscriptions when <paramref name="maxPerTenant"/> bounds them (false, and
+    /// nothing written, at the bound), then replaces the guard on the ETag read and inserts the subscription in one
+    /// entity-group transaction; a create of the tenant committed since the read (bounded or not) changed the ETag:
+    /// read and count again.
+    /// </summary>
+    private async Task<bool> InsertGuardedAsync(WebhookSubscription subscription, int? maxPerTenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
         for (var round = 0; round < MaxCreateRounds; round++)
         {
             var guard = await Table.GetEntityIfExistsAsync<TableEntity>(subscription.Tenant, CreateGuardRowKey, cancellationToken: cancellationToken).ConfigureAwait(false);
-            if ((await ListAsync(subscription.Tenant, cancellationToken).ConfigureAwait(false)).Count >= maxPerTenant)
+            if (maxPerTenant is { } max && (await ListAsync(subscription.Tenant, cancellationToken).ConfigureAwait(false)).Count >= max)
             {
                 return false;
             }
@@ -57,25 +76,11 @@ public sealed class TableWebhookSubscriptionStore(TableClient table) : IWebhookS
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
             {
-                // Another bounded create of this tenant committed since the guard was read (or created it first): count again.
+                // Another create of this tenant committed since the guard was read (or created it first): count again.
             }
         }
 
         throw new WebhookConflictException($"tenant '{subscription.Tenant}' had {MaxCreateRounds} webhook subscriptions created concurrently with this one; nothing was created (create again)");
-    }
-
-    public async Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(subscription);
-        var entity = ToEntity(subscription);
-        try
-        {
-            await Table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 409)
-        {
-            throw new InvalidOperationException($"webhook subscription {subscription.Id} exists", ex);
-        }
     }
 
     public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)

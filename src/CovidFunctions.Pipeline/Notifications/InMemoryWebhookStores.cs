@@ -6,15 +6,15 @@ namespace CovidFunctions.Pipeline.Notifications;
 public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
 {
     private readonly ConcurrentDictionary<(string Tenant, string Id), WebhookSubscription> _rows = new();
-    private readonly Lock _boundedCreates = new();
+    private readonly Lock _creates = new();
     private long _version;
 
     public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
 
-        // Bounded creates take turns, so the count and the insert are one step.
-        lock (_boundedCreates)
+        // Creates take turns (the unbounded ones too), so the count and the insert are one step.
+        lock (_creates)
         {
             if (_rows.Keys.Count(k => k.Tenant == subscription.Tenant) >= maxPerTenant)
             {
@@ -29,7 +29,14 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
     public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(subscription);
-        Insert(subscription);
+
+        // In turn with the bounded creates too: an insert between a bounded create's count and its insert would let
+        // that one pass the bound.
+        lock (_creates)
+        {
+            Insert(subscription);
+        }
+
         return Task.CompletedTask;
     }
 

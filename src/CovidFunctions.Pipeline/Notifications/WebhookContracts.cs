@@ -55,7 +55,11 @@ public sealed record WebhookSubscription
 /// <summary>The <c>WebhookSubscriptions</c> table.</summary>
 public interface IWebhookSubscriptionStore
 {
-    /// <summary>Inserts a new subscription; throws <see cref="InvalidOperationException"/> when the id exists.</summary>
+    /// <summary>
+    /// Inserts a new subscription without a bound (the operator's); throws <see cref="InvalidOperationException"/> when
+    /// the id exists. A bounded create (<see cref="TryCreateWithinLimitAsync"/>) racing it counts it: the two never
+    /// both see the tenant's count from before either insert.
+    /// </summary>
     Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken);
 
     /// <summary>
