@@ -61,7 +61,6 @@ set_secret_from_file() {
 }
 
 secret="deid-hmac-key"
-secret_created=0
 if secret_exists "$secret"; then
     log "secret $secret exists; left unchanged"
 else
@@ -73,8 +72,12 @@ else
         exit 1
     fi
     rm -f "$value_file"
-    secret_created=1
     log "secret $secret created"
+    # The app refuses to start while Deidentification__HmacKey is an unresolved Key Vault reference, and the platform
+    # resolves references again only on a restart (or daily). Restart now, not after step 2: the blobs_extension key
+    # step 2 waits for appears only once the host runs with the worker's functions.
+    log "restarting $AZURE_FUNCTION_APP_NAME so its Key Vault reference resolves"
+    az functionapp restart --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" --output none
 fi
 
 # ---- 2. Event Grid subscription -----------------------------------------------------------------------
@@ -145,11 +148,5 @@ if ! retry put_subscription; then
     exit 1
 fi
 rm -f "$body_file"
-
-# Key Vault references in app settings are resolved at start: restart once so a new secret is picked up.
-if [ "$secret_created" -eq 1 ]; then
-    log "restarting $AZURE_FUNCTION_APP_NAME so its Key Vault references resolve"
-    az functionapp restart --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_FUNCTION_APP_NAME" --output none
-fi
 
 log "done: uploads to $AZURE_STORAGE_ACCOUNT_NAME/$AZURE_UPLOAD_CONTAINER now trigger $INGEST_FUNCTION_NAME"

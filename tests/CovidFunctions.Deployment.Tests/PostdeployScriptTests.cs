@@ -108,6 +108,26 @@ public sealed class PostdeployScriptTests
     }
 
     [Fact]
+    public async Task Run_FreshDeployment_RestartsTheAppBeforeWaitingForItsBlobTriggerKey()
+    {
+        // Until deid-hmac-key exists the app refuses to start (its Key Vault reference is unresolved, DeidKeyProvider),
+        // and the platform resolves the reference again only on a restart. Before, the hook restarted the app last,
+        // after waiting for the blobs_extension key that only a running host with the worker's functions creates: on a
+        // first azd up it could wait out its attempts and fail with the app never restarted.
+        using var dir = TestData.CreateTempDirectory();
+
+        var result = await RunAsync(dir.Path);
+
+        Assert.True(result.ExitCode == 0, result.Combined);
+        var calls = File.ReadAllLines(Path.Combine(dir.Path, "argv.log")).ToList();
+        var secretSet = calls.FindIndex(c => c.StartsWith("keyvault secret set", StringComparison.Ordinal));
+        var restart = calls.FindIndex(c => c.StartsWith("functionapp restart", StringComparison.Ordinal));
+        var keyRead = calls.FindIndex(c => c.StartsWith("functionapp keys list", StringComparison.Ordinal));
+        Assert.True(secretSet >= 0 && restart > secretSet && keyRead > restart, "expected secret set, then restart, then the key read:\n" + string.Join("\n", calls));
+        Assert.Single(calls, c => c.StartsWith("functionapp restart", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Run_SecretsAlreadyExist_LeavesThemAndDoesNotRestart()
     {
         using var dir = TestData.CreateTempDirectory();
