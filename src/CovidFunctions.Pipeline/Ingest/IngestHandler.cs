@@ -1213,7 +1213,21 @@ public sealed partial class IngestHandler
             keptIn,
             notScreened.Count);
         var pseudonym = source == "dicom" && report.Selected.StudyInstanceUid is { Length: > 0 } uid ? uid : null;
-        return new PreparedSeries(series, pseudonym, JsonSerializer.Serialize(document, PipelineJson.Options), Clean, notScreened);
+        string seriesJson;
+        try
+        {
+            seriesJson = JsonSerializer.Serialize(document, PipelineJson.Options);
+        }
+        catch (Exception ex) when (IsInputFault(ex))
+        {
+            // The series as read, written as JSON for the row: a geometry JSON cannot hold (a NIfTI whose sform puts the
+            // origin at infinity gives NaN slice positions and spacing) throws the same on every retry. Before, this throw
+            // was outside the classified sections: retried as a storage fault, MaxIngestAttempts identical attempts.
+            series.Dispose();
+            throw new InputDefectException("the series was described", Clean(ex.Message), ex);
+        }
+
+        return new PreparedSeries(series, pseudonym, seriesJson, Clean, notScreened);
     }
 
     private InstanceResult DeidentifyInstance(UploadUnit unit, LocalFile input, string output)
