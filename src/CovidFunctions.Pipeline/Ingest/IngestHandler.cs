@@ -48,6 +48,9 @@ public sealed partial class IngestHandler
     /// <summary>The reason code of an upload whose study the watchdog failed (<see cref="PipelineOptions.StuckStudyAge"/>).</summary>
     public const string StuckReason = "stuck-processing";
 
+    /// <summary>How the row's reason of a study the watchdog failed begins (it tells that failure's quarantine code, <see cref="StuckReason"/>, when its move is finished later).</summary>
+    private const string StuckReasonPrefix = "the study was still processing ";
+
     /// <summary>The reason code in the <c>skipped/reason.json</c> of an ingested study: its files not screened, each with why.</summary>
     public const string NotScreenedReason = "not-screened";
 
@@ -211,6 +214,17 @@ public sealed partial class IngestHandler
             return await ResumeIngestedAsync(unit, existing, cancellationToken).ConfigureAwait(false);
         }
 
+        // A study failed before it was ingested (by the watchdog, given up, or failed on an input defect) whose upload's move
+        // to quarantine was cut short: the failed row is written first and names the upload until the move is done
+        // (FailStudyActivity.FailAsync), so a process that died in between left the originals in ct-uploads, perhaps without
+        // reason.json. Whoever meets the upload again finishes the move (the minute sweep, a re-delivery, the watcher).
+        // Before, the counting write below reopened the deliberately failed study as a new attempt, and the first
+        // failure's originals never reached quarantine.
+        if (QuarantineMovePending(existing))
+        {
+            return await FinishQuarantineMoveAsync(unit, existing!, cancellationToken).ConfigureAwait(false);
+        }
+
         // A study settled without being screened (rejected, or failed before it was ingested) whose path holds blobs again:
         // while its quarantine holds the first upload's originals and reason.json (quarantineRetentionDays in Azure), the
         // new upload is kept apart next to them (ingested or rejected in the study's place, it would overwrite that
@@ -270,6 +284,15 @@ public sealed partial class IngestHandler
             && await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false) is { Reason: IngestFailedReason };
         if ((attemptsSpent || failedOnDefect) && existing is not null)
         {
+            // The last allowed attempt rejected the upload but died after its reason.json and before the row said rejected
+            // (RejectAsync writes the row last): the reject is finished, not turned into 'ingest failed on each of N
+            // attempt(s)' over the reject's own reason.json (before, giving up overwrote it, and the row said failed).
+            if (attemptsSpent && existing.Status == StudyStatus.Processing
+                && await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false) is { } cutReject && !IsFailureReason(cutReject.Reason))
+            {
+                return await RejectAsync(unit, cutReject.Reason, cutReject.Detail, cancellationToken).ConfigureAwait(false);
+            }
+
             // Given up and settled: a new upload at the path was kept apart (or taken as a new attempt) above.
             return failedOnDefect
                 ? await SettleFailedOnDefectAsync(unit, existing, cancellationToken).ConfigureAwait(false)
@@ -604,7 +627,7 @@ public sealed partial class IngestHandler
         foreach (var (study, why) in stuck)
         {
             var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"the study was still processing {_options.StuckStudyAge.TotalHours:0.##} h after it was {(study.IngestedAt is null ? "created" : "ingested")} (Pipeline:StuckStudyAge): {why}")
+                $"{StuckReasonPrefix}{_options.StuckStudyAge.TotalHours:0.##} h after it was {(study.IngestedAt is null ? "created" : "ingested")} (Pipeline:StuckStudyAge): {why}")
                 + (study.IngestError is { } error ? $"; the last ingest error: {error}" : string.Empty);
             if (await FailStudyActivity.FailAsync(_studies, _containers, study.Tenant, study.StudyId, reason, StuckReason, reason, now, null, cancellationToken).ConfigureAwait(false))
             {
@@ -703,6 +726,46 @@ public sealed partial class IngestHandler
 
         var changed = !read.Contains(blob.Path) || (blob.Version is { } now && read.VersionOf(blob.Path) is { } version && now != version);
         return changed || (kind == UploadUnitKind.SingleBlob && writtenAfter);
+    }
+
+    /// <summary>
+    /// Whether the study failed before it was ingested and its upload's move to quarantine is not done: the row still
+    /// names the upload (<see cref="FailStudyActivity.FailAsync"/> writes the failed row first and forgets the path only
+    /// once the move is done). A study failed because its upload was missing keeps the path with nothing to move.
+    /// </summary>
+    private static bool QuarantineMovePending(StudyRecord? row) => row is { Status: StudyStatus.Failed, IngestedAt: null, UploadPath: not null }
+        && row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) != true;
+
+    /// <summary>Whether a quarantine reason code is a failed study's (given up, failed after ingest, stuck), not a reject's.</summary>
+    private static bool IsFailureReason(string code) => code is StudyFailedReason or IngestFailedReason or StuckReason;
+
+    /// <summary>
+    /// Finishes the move to quarantine of a study that failed before it was ingested (<see cref="QuarantineMovePending"/>)
+    /// and tells its subscribers, as the failure would have: the upload's blobs still in <c>ct-uploads</c> are copied to
+    /// <c>quarantine/{tenant}/{study}/original/</c> with <c>reason.json</c>, deleted each as copied, and the path
+    /// forgotten (<see cref="UploadArchive.SettleAsync"/>). The row's failure is left as it is: no new attempt, no new
+    /// reason. The <c>reason.json</c> the cut move wrote is kept when there is one (its detail names the upload
+    /// unmasked); otherwise it is written from the row: the code from who failed the study (<see cref="StuckReason"/> or
+    /// <see cref="IngestFailedReason"/>), the detail the row's reason (its names masked). <c>study.failed</c> is sent
+    /// again (deliveries are claimed once, and the cut failure may not have sent it). Safe to repeat.
+    /// </summary>
+    private async Task<IngestOutcome> FinishQuarantineMoveAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
+    {
+        var uploadPath = row.UploadPath!;
+        var written = await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false);
+        var reason = written is { } kept && IsFailureReason(kept.Reason) && kept.UploadPath == uploadPath
+            ? kept
+            : new QuarantineReason(unit.Tenant, unit.StudyId, uploadPath,
+                row.Reason?.StartsWith(StuckReasonPrefix, StringComparison.Ordinal) == true ? StuckReason : IngestFailedReason,
+                row.Reason ?? "the study failed before it was ingested", _time.GetUtcNow());
+        var moved = await UploadArchive.SettleAsync(_containers, _studies, unit.Tenant, unit.StudyId, uploadPath, reason, cancellationToken).ConfigureAwait(false);
+        Log.QuarantineMoveFinished(_logger, unit.Tenant, unit.StudyId, reason.Reason, moved);
+        if (_notifier is not null)
+        {
+            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+        }
+
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, reason.Reason, reason.Detail);
     }
 
     /// <summary>
@@ -1710,6 +1773,9 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 116, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the study had failed ({Code}) but its upload's move to quarantine was cut short; finished it ({Moved} blob(s) moved), the study stays failed")]
+        public static partial void QuarantineMoveFinished(ILogger logger, string tenant, string studyId, string code, int moved);
+
         [LoggerMessage(EventId = 115, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId}: the study was {Status} and its quarantine is gone (deleted by its retention); the new upload at its path is a new attempt, from a fresh row")]
         public static partial void NewAttempt(ILogger logger, string tenant, string studyId, string status);
 
