@@ -80,7 +80,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Scorer__SliceTransport"] = "derived: ServiceBus because ServiceBus__fullyQualifiedNamespace is set",
         ["Scorer__StorageConnectionString"] = "a keyed connection string: never in Azure (the service URIs instead)",
         ["Scorer__MaxConcurrentCalls"] = "code default",
-        ["Scorer__MessageLockDuration"] = "code default",
+        ["Scorer__MessageLockDuration"] = "Storage-queue visibility only: on Service Bus the lock is the queue's lockDuration (sliceLockDuration), renewed by the processor",
         ["Scorer__PollInterval"] = "Storage-queue consumer only; chunk requests arrive over Service Bus in Azure",
         ["Scorer__DrainTimeout"] = "code default (below terminationGracePeriodSeconds)",
         ["Scorer__IntraOpThreads"] = "CPU only",
