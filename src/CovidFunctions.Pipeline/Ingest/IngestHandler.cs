@@ -415,8 +415,11 @@ public sealed partial class IngestHandler
 
             var input = new StudyOrchestrationInput(unit.Tenant, unit.StudyId, tilesPrefix, manifest.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
             var ingestedAt = _time.GetUtcNow();
-            // The claim is released with it: from here on the study is ingested, and no attempt needs it.
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => Released(RowOrNew(row, unit, started), claimToken) with
+            // The claim is released with it: from here on the study is ingested, and no attempt needs it. Written only while
+            // the study is still this attempt's (compare-and-swap on the row): an attempt that outlived its claim (a paused
+            // process, renewals failing past the lease) while another delivery took the study over or settled it records
+            // nothing (StillHeldBy).
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => !StillHeldBy(row, claimToken) ? throw new ClaimLostException() : Released(RowOrNew(row, unit, started), claimToken) with
             {
                 Status = row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : StudyStatus.Processing,
                 UploadPath = unit.UploadPath,
@@ -434,6 +437,11 @@ public sealed partial class IngestHandler
             var orchestrationStarted = await _orchestrations.StartIfAbsentAsync(input, claim.Token).ConfigureAwait(false);
             Log.Ingested(_logger, unit.Tenant, unit.StudyId, manifest.SliceCount, totalSeconds, orchestrationStarted);
             return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Ingested, manifest.SliceCount, orchestrationStarted);
+        }
+        catch (ClaimLostException)
+        {
+            // Found at the closing write: the study is another attempt's, or was settled before it was ingested.
+            return await LostAtTheEndAsync(unit).ConfigureAwait(false);
         }
         catch (Exception) when (claim.Lost)
         {
@@ -726,6 +734,37 @@ public sealed partial class IngestHandler
 
         var changed = !read.Contains(blob.Path) || (blob.Version is { } now && read.VersionOf(blob.Path) is { } version && now != version);
         return changed || (kind == UploadUnitKind.SingleBlob && writtenAfter);
+    }
+
+    /// <summary>
+    /// Whether the attempt holding <paramref name="token"/> may still write the study ingested: no other attempt holds
+    /// its claim (one whose claim ran out unrenewed was taken over), and nobody settled it before it was ingested (given
+    /// up by a delivery that found the claim expired and the attempts spent, failed by the watchdog, rejected). Before,
+    /// such an attempt wrote a study failed as <c>ingest-failed</c> (its upload in quarantine) ingested, with its tiles
+    /// and series, and started its orchestration. A claim released since (the other attempt ended) or an ingested row
+    /// (ingest is idempotent) leaves the write to it.
+    /// </summary>
+    private static bool StillHeldBy(StudyRecord? row, string token) => row is null
+        || ((row.IngestClaim is null || row.IngestClaim == token) && !(row.IngestedAt is null && row.Status is StudyStatus.Failed or StudyStatus.Rejected));
+
+    /// <summary>
+    /// An attempt that found at its closing write that the study is no longer its own (<see cref="StillHeldBy"/>):
+    /// nothing is recorded. A study settled before it was ingested loses what this attempt wrote in <c>slices</c> (tiles,
+    /// read list: nothing reads them); the outcome is then the study's; otherwise the other attempt holds it.
+    /// </summary>
+    private async Task<IngestOutcome> LostAtTheEndAsync(UploadUnit unit)
+    {
+        var row = await _studies.GetAsync(unit.Tenant, unit.StudyId, CancellationToken.None).ConfigureAwait(false);
+        if (row is { IngestedAt: null, Status: StudyStatus.Failed or StudyStatus.Rejected })
+        {
+            await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), $"{unit.Tenant}/{unit.StudyId}/", CancellationToken.None).ConfigureAwait(false);
+            Log.SettledUnderAttempt(_logger, unit.Tenant, unit.StudyId, row.Status);
+            return new IngestOutcome(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? IngestStatus.Rejected : IngestStatus.Failed, 0, false, row.Status,
+                $"study {unit.StudyId} was {row.Status} ({row.Reason}) while this ingest attempt ran, after its claim ran out; the attempt recorded nothing");
+        }
+
+        Log.ClaimLost(_logger, unit.Tenant, unit.StudyId);
+        return ClaimedElsewhere(unit, row?.IngestClaimExpiresAt ?? _time.GetUtcNow());
     }
 
     /// <summary>
@@ -1773,6 +1812,9 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 117, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the study was {Status} while this attempt ran, after its claim ran out unrenewed; the attempt recorded nothing")]
+        public static partial void SettledUnderAttempt(ILogger logger, string tenant, string studyId, string status);
+
         [LoggerMessage(EventId = 116, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the study had failed ({Code}) but its upload's move to quarantine was cut short; finished it ({Moved} blob(s) moved), the study stays failed")]
         public static partial void QuarantineMoveFinished(ILogger logger, string tenant, string studyId, string code, int moved);
 

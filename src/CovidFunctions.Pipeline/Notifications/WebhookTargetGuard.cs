@@ -255,6 +255,12 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
             return IPv4Reason(b[2..6]);
         }
 
+        // SRv6 segment identifiers (5f00::/16, RFC 9602): routed only inside an operator's segment-routing domain.
+        if (b[0] == 0x5f && b[1] == 0x00)
+        {
+            return "SRv6 segment identifier";
+        }
+
         // Teredo (2001::/32) tunnels to a client whose IPv4 address (any, private included) sits obfuscated in the
         // last 32 bits, through a relay the guard does not see: nothing tells where it ends, so no Teredo target passes.
         if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)

@@ -42,6 +42,24 @@ public sealed class WebhookSpecialPurposeRangeTests
     }
 
     [Theory]
+    [InlineData("https://[5f00::1]/hook", "SRv6 segment identifier")]
+    [InlineData("https://[5f00:ffff:ffff::1]/hook", "SRv6 segment identifier")]
+    [InlineData("https://[64:ff9b:1::a00:1]/hook", "reserved")]
+    [InlineData("https://[64:ff9b:1:a00:1::]/hook", "reserved")]
+    public async Task Validate_RefusesSrv6SegmentIdentifiers_AndTheNat64LocalUsePrefix(string url, string reason)
+    {
+        // Before, 5f00::/16 (RFC 9602: SRv6 segment identifiers, routed only inside an operator's segment-routing
+        // domain; not globally reachable in the IANA special-purpose registry) passed as public. The NAT64 local-use
+        // prefix 64:ff9b:1::/48 (RFC 8215), whose translator may map it to a private IPv4 address (64:ff9b:1::a00:1 to
+        // 10.0.0.1), was and is refused as part of ::/8: pinned here.
+        var guard = new WebhookTargetGuard(new WebhookOptions(), Names);
+        var ex = await Assert.ThrowsAsync<WebhookTargetRefusedException>(() => guard.ValidateAsync(url, None));
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("5eff:ffff::1")]
+    [InlineData("5f01::1")]
     [InlineData("192.0.3.1")]
     [InlineData("198.51.101.1")]
     [InlineData("203.0.112.1")]
