@@ -143,10 +143,14 @@ public static class WebhooksCommand
         common.AddTo(command);
         command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks remove", async (webhooks, output, error, ct) =>
         {
-            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (!IsSubscriptionTarget("webhooks remove", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error))
+            {
+                return ExitCodes.BadInput;
+            }
+
+            var found = await FindAsync(webhooks, "webhooks remove", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error, ct).ConfigureAwait(false);
             if (found is null)
             {
-                error.WriteLine($"webhooks remove: no subscription '{parseResult.GetValue(id)}'");
                 return ExitCodes.InternalError;
             }
 
@@ -168,10 +172,14 @@ public static class WebhooksCommand
         common.AddTo(command);
         command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks test", async (webhooks, output, error, ct) =>
         {
-            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (!IsSubscriptionTarget("webhooks test", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error))
+            {
+                return ExitCodes.BadInput;
+            }
+
+            var found = await FindAsync(webhooks, "webhooks test", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error, ct).ConfigureAwait(false);
             if (found is null)
             {
-                error.WriteLine($"webhooks test: no subscription '{parseResult.GetValue(id)}'");
                 return ExitCodes.InternalError;
             }
 
@@ -208,10 +216,14 @@ public static class WebhooksCommand
                 return ExitCodes.BadInput;
             }
 
-            var found = await webhooks.Manager.FindAsync(parseResult.GetValue(tenant), parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+            if (!IsSubscriptionTarget("webhooks rotate-secret", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error))
+            {
+                return ExitCodes.BadInput;
+            }
+
+            var found = await FindAsync(webhooks, "webhooks rotate-secret", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error, ct).ConfigureAwait(false);
             if (found is null)
             {
-                error.WriteLine($"webhooks rotate-secret: no subscription '{parseResult.GetValue(id)}'");
                 return ExitCodes.InternalError;
             }
 
@@ -241,6 +253,35 @@ public static class WebhooksCommand
             }
         }, cancellationToken));
         return command;
+    }
+
+    /// <summary>
+    /// Whether the id (and the tenant, when given) can name a subscription at all; else says why, naming the value, for
+    /// exit 2. Before, a mistyped id (a study id, a truncated copy) was searched for in every tenant and answered "no
+    /// subscription" with exit 1, as if it were a well-formed id that does not exist.
+    /// </summary>
+    public static bool IsSubscriptionTarget(string command, string id, string? tenant, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        if (!WebhookIds.IsValidSubscriptionId(id))
+        {
+            error.WriteLine($"{command}: '{id}' is not a subscription id (wh and 20 hex digits, as `webhooks add` printed)");
+            return false;
+        }
+
+        return StorageCommandOptions.IsValidTenant(command, tenant, error);
+    }
+
+    /// <summary>The subscription with a well-formed id, or null after saying it does not exist (in the tenant, when one was given).</summary>
+    private static async Task<WebhookSubscription?> FindAsync(LocalWebhooks webhooks, string command, string id, string? tenant, TextWriter error, CancellationToken cancellationToken)
+    {
+        var found = await webhooks.Manager.FindAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        if (found is null)
+        {
+            error.WriteLine(tenant is null ? $"{command}: no subscription '{id}'" : $"{command}: no subscription '{id}' in tenant '{tenant}'");
+        }
+
+        return found;
     }
 
     private static async Task<int> RunAsync(
