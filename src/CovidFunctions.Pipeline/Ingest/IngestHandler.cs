@@ -351,9 +351,13 @@ public sealed partial class IngestHandler
         }
 
         var claim = new ClaimRenewal(this, unit, claimToken, cancellationToken);
-        var work = Directory.CreateTempSubdirectory("covidfn-ingest-");
+        DirectoryInfo? work = null;
         try
         {
+            // Made inside the attempt: a temp disk that is full, missing or read-only fails the attempt like any other fault
+            // (error recorded, claim released, retried). Before, it threw before this try: nothing recorded, and the claim's
+            // renewal loop, never stopped, kept the study held for the life of the process.
+            work = Directory.CreateTempSubdirectory("covidfn-ingest-");
             var versions = new Dictionary<string, string>(StringComparer.Ordinal);
             var downloaded = await DownloadAsync(unit, Path.Combine(work.FullName, "upload"), versions, claim.Token).ConfigureAwait(false);
             if (downloaded is null)
@@ -473,7 +477,10 @@ public sealed partial class IngestHandler
         finally
         {
             await claim.DisposeAsync().ConfigureAwait(false);
-            TryDeleteDirectory(work.FullName);
+            if (work is not null)
+            {
+                TryDeleteDirectory(work.FullName);
+            }
         }
     }
 
