@@ -81,6 +81,11 @@ public sealed partial class ScorerWorker(
             MaxDeliveryCount = _options.MaxDeliveryCount,
             VisibilityTimeout = _options.MessageLockDuration,
             PollInterval = _options.PollInterval,
+
+            // A chunk whose deliveries all ended with the process gone (a native crash, an out-of-memory kill) is
+            // dead-lettered by the consumer on the next one; this answers its study with an error result then, so the
+            // study fails at once instead of re-dispatching the chunk into the same crash after each chunk timeout.
+            DeadLetterHook = ActivatorUtilities.CreateInstance<ChunkDeadLetterHook>(services, models.Provider),
         };
 
         try

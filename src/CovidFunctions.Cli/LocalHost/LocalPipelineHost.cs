@@ -103,6 +103,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
     private IHost? _worker;
     private StorageQueueTransport? _transport;
     private ScoringHandler? _scoring;
+    private ChunkDeadLetterHook? _scoringDeadLetters;
     private CancellationTokenSource? _scorerStop;
     private Task? _scorerLoop;
     private bool _stopped;
@@ -244,6 +245,9 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         var models = ScreeningModels.Load(_options.Inference ?? new InferenceOptions { ModelsDirectory = _options.ModelsDirectory, IntraOpThreads = _options.InferenceThreads, MaxBatch = _options.Scoring.BatchSize }, _loggers.CreateLogger<ScreeningModels>());
         _scoring = new ScoringHandler(Storage.BlobContainers, Storage.SliceResults, sender, models, Options.Create(_options.Scoring with { MaxDeliveryCount = _options.Pipeline.MaxDeliveryCount }), _loggers.CreateLogger<ScoringHandler>(), Storage.Studies);
+        // As in the scorer container: a chunk the process kept dying on (covidfn up killed on it each time) is answered
+        // with an error result when the consumer dead-letters it, so its study fails then, not after every chunk timeout.
+        _scoringDeadLetters = new ChunkDeadLetterHook(sender, _loggers.CreateLogger<ChunkDeadLetterHook>(), Storage.Studies, models.Provider);
         var relay = new ResultRelayHandler(orchestrations, _loggers.CreateLogger<ResultRelayHandler>());
 
         var token = _stopping.Token;
@@ -293,8 +297,9 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         var token = _scorerStop.Token;
         var scoring = _scoring;
         var transport = _transport;
+        var consumer = ConsumerFor(_options.ScorerConcurrency, _options.ScorerVisibilityTimeout) with { DeadLetterHook = _scoringDeadLetters };
         _scorerLoop = Task.Run(
-            () => transport.RunAsync(PipelineNames.SliceRequestsQueue, scoring.HandleAsync, ConsumerFor(_options.ScorerConcurrency, _options.ScorerVisibilityTimeout), token),
+            () => transport.RunAsync(PipelineNames.SliceRequestsQueue, scoring.HandleAsync, consumer, token),
             CancellationToken.None);
     }
 

@@ -170,6 +170,13 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// is logged as a warning: its lock expires and the message can be delivered, and its chunk scored, again. A
     /// settlement refused because the lock was lost is logged the same way rather than thrown.
     /// </para>
+    /// <para>
+    /// A message delivered more often than <paramref name="maxDeliveryCount"/> (no delivery settled it: the handler's
+    /// process stopped each time) is dead-lettered without running the handler, as the Storage-queue transport does,
+    /// and <paramref name="deadLetterHook"/> is told first; so is a dead-letter decided on the last delivery. The app sees
+    /// such a message only while the queue's own <c>maxDeliveryCount</c> is higher than <paramref name="maxDeliveryCount"/>
+    /// (bicep: one more); at the queue's count the broker dead-letters it itself and nobody is told.
+    /// </para>
     /// </summary>
     public static async Task<Settlement> ProcessAsync(
         ProcessMessageEventArgs args,
@@ -177,13 +184,23 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         int maxDeliveryCount,
         ServiceBusTransportOptions? transport = null,
         Func<TimeSpan, CancellationToken, Task>? delay = null,
-        ILogger? logger = null)
+        ILogger? logger = null,
+        IDeadLetterHook? deadLetterHook = null,
+        string queue = "")
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);
         transport ??= new ServiceBusTransportOptions();
         logger ??= NullLogger.Instance;
         var received = ToReceivedMessage(args.Message);
+        if (SettlementPolicy.IsOverDelivered(received.DeliveryCount, maxDeliveryCount))
+        {
+            var overDelivered = new Settlement(SettlementAction.DeadLetter, $"delivered {received.DeliveryCount} times (max {maxDeliveryCount}) without being settled: its handler kept failing or crashing");
+            await DeadLetterNotification.NotifyAsync(deadLetterHook, new DeadLetteredMessage(queue, received, DeadLetterCause.OverDelivered, overDelivered.Reason!, DeadLetterLocation(queue, received), maxDeliveryCount), logger).ConfigureAwait(false);
+            await SettleOrWarnAsync(args, overDelivered, logger).ConfigureAwait(false);
+            return overDelivered;
+        }
+
         Settlement? result = null;
         Exception? error = null;
         using (var handlerDone = new CancellationTokenSource())
@@ -211,6 +228,13 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         }
 
         var settlement = SettlementPolicy.Decide(result, error, received.DeliveryCount, maxDeliveryCount);
+        if (SettlementPolicy.IsConsumerDeadLetter(result, settlement))
+        {
+            // Told before the dead-letter: once dead-lettered the message is out of the app's reach, and a crash in
+            // between leaves it to the broker's count, which dead-letters it untold.
+            await DeadLetterNotification.NotifyAsync(deadLetterHook, new DeadLetteredMessage(queue, received, DeadLetterCause.FailedOnLastDelivery, settlement.Reason!, DeadLetterLocation(queue, received), maxDeliveryCount), logger).ConfigureAwait(false);
+        }
+
         if (settlement.Action == SettlementAction.Retry)
         {
             var wait = SettlementPolicy.RetryDelay(received.DeliveryCount, transport.RetryBaseDelay, transport.RetryMaxDelay);
@@ -226,6 +250,13 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
 
         await SettleOrWarnAsync(args, settlement, logger).ConfigureAwait(false);
         return settlement;
+    }
+
+    /// <summary>Where a dead-lettered message is read on Service Bus: the queue's dead-letter sub-queue, by message id.</summary>
+    public static string DeadLetterLocation(string queue, ReceivedMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return $"{queue}/$deadletterqueue (Service Bus), message {message.MessageId}, delivery {message.DeliveryCount}";
     }
 
     private static async Task SettleOrWarnAsync(ProcessMessageEventArgs args, Settlement settlement, ILogger logger)
@@ -271,7 +302,7 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         _processors[processor] = 0;
         processor.ProcessMessageAsync += async args =>
         {
-            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger).ConfigureAwait(false);
+            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger, deadLetterHook: options.DeadLetterHook, queue: queue).ConfigureAwait(false);
             if (settlement.Action != SettlementAction.Complete)
             {
                 LogSettled(_logger, queue, args.Message.MessageId, args.Message.DeliveryCount, settlement.Action, settlement.Reason ?? "");

@@ -36,6 +36,17 @@ public static class SettlementPolicy
     }
 
     /// <summary>
+    /// The consumer, not the handler, decided this dead-letter (a retry or an exception on the last allowed delivery
+    /// became one): the consumer's <see cref="IDeadLetterHook"/> is told of it. A dead-letter the handler returned is
+    /// the handler's own answer and is not.
+    /// </summary>
+    public static bool IsConsumerDeadLetter(Settlement? handlerResult, Settlement decided)
+    {
+        ArgumentNullException.ThrowIfNull(decided);
+        return decided.Action == SettlementAction.DeadLetter && handlerResult?.Action != SettlementAction.DeadLetter;
+    }
+
+    /// <summary>
     /// A message delivered more often than allowed (its handler kept crashing the process, so it was never settled)
     /// is dead-lettered before the handler runs again.
     /// </summary>

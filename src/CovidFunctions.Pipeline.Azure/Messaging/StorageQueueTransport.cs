@@ -44,7 +44,9 @@ public sealed record StorageQueueTransportOptions
 /// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended while its handler runs; <c>DequeueCount</c> is the delivery
 /// count, so a message whose handler crashed the process comes back after the timeout with a higher count. Settlement
 /// (<see cref="SettlementPolicy"/>): Complete deletes it; Retry makes it visible again after a backoff; DeadLetter
-/// writes a <see cref="DeadLetterRecord"/> to <c>dead-letters/{queue}/{messageId}-{n}.json</c> and then deletes it.
+/// writes a <see cref="DeadLetterRecord"/> to <c>dead-letters/{queue}/{messageId}-{n}.json</c> and then deletes it; a
+/// dead-letter the consumer decided (over-delivered, or failing on its last delivery) is told to
+/// <see cref="ConsumerOptions.DeadLetterHook"/> between the two.
 /// Storage queues have no duplicate detection: handlers must be idempotent (the pipeline's are).
 /// </para>
 /// <para>
@@ -167,7 +169,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
 
             if (SettlementPolicy.IsOverDelivered(deliveryCount, options.MaxDeliveryCount))
             {
-                await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, $"delivered {deliveryCount} times (max {options.MaxDeliveryCount}) without being settled: its handler kept failing or crashing", envelope.Body).ConfigureAwait(false);
+                await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, $"delivered {deliveryCount} times (max {options.MaxDeliveryCount}) without being settled: its handler kept failing or crashing", envelope.Body, options, DeadLetterCause.OverDelivered).ConfigureAwait(false);
                 return;
             }
 
@@ -209,7 +211,8 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                     await ReleaseAsync(client, queue, lease, SettlementPolicy.RetryDelay(deliveryCount, _options.RetryBaseDelay, _options.RetryMaxDelay)).ConfigureAwait(false);
                     break;
                 default:
-                    await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, settlement.Reason ?? "dead-lettered", envelope.Body).ConfigureAwait(false);
+                    await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, settlement.Reason ?? "dead-lettered", envelope.Body, options,
+                        SettlementPolicy.IsConsumerDeadLetter(result, settlement) ? DeadLetterCause.FailedOnLastDelivery : null).ConfigureAwait(false);
                     break;
             }
         }
@@ -295,7 +298,13 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         }
     }
 
-    private async Task DeadLetterAsync(QueueClient client, string queue, Lease lease, string messageId, int deliveryCount, string reason, string body)
+    /// <summary>
+    /// Writes the <see cref="DeadLetterRecord"/>, tells the consumer's <see cref="ConsumerOptions.DeadLetterHook"/> when the
+    /// consumer decided the dead-letter (<paramref name="cause"/>), then deletes the message. A crash between the steps
+    /// leaves the message to come back and be dead-lettered again (a record under the next delivery count, the hook once
+    /// more), never lost.
+    /// </summary>
+    private async Task DeadLetterAsync(QueueClient client, string queue, Lease lease, string messageId, int deliveryCount, string reason, string body, ConsumerOptions? options = null, DeadLetterCause? cause = null)
     {
         var record = new DeadLetterRecord(queue, messageId, deliveryCount, reason, body, DateTimeOffset.UtcNow);
         var path = DeadLetterRecord.PathOf(queue, messageId, deliveryCount);
@@ -304,9 +313,16 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             await EnsureCreatedAsync("blob:" + _deadLetters.Name, () => _deadLetters.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None), CancellationToken.None).ConfigureAwait(false);
         }
 
-        // Written before the delete: a crash in between leaves the message to be dead-lettered again (same path), never lost.
+        // Written before the delete: a crash in between leaves the message to be dead-lettered again (a record under its
+        // next delivery count), never lost.
         await _deadLetters.GetBlobClient(path).UploadAsync(BinaryData.FromString(PipelineJson.Serialize(record)), overwrite: true, CancellationToken.None).ConfigureAwait(false);
         LogDeadLettered(_logger, queue, messageId, deliveryCount, reason, path);
+        if (cause is { } decided && options?.DeadLetterHook is { } hook)
+        {
+            var deadLettered = new DeadLetteredMessage(queue, new ReceivedMessage(messageId, body, deliveryCount), decided, reason, $"{_deadLetters.Name}/{path}", options.MaxDeliveryCount);
+            await DeadLetterNotification.NotifyAsync(hook, deadLettered, _logger).ConfigureAwait(false);
+        }
+
         await DeleteAsync(client, queue, lease).ConfigureAwait(false);
     }
 

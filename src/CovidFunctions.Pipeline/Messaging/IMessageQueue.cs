@@ -53,4 +53,10 @@ public sealed record ConsumerOptions
 
     /// <summary>Idle wait between empty polls (Storage queue).</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// Told of each message the consumer dead-letters by its own decision (over-delivered, or failing on its last
+    /// delivery); null: nobody is told. The scorer's is <see cref="Scoring.ChunkDeadLetterHook"/>.
+    /// </summary>
+    public IDeadLetterHook? DeadLetterHook { get; init; }
 }

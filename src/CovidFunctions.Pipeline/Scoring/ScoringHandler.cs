@@ -213,7 +213,7 @@ public sealed partial class ScoringHandler(
     /// them): a request pointing at another study's or tenant's tiles would score them and store the scores, masks and
     /// overlays as this study's, served to whoever may read this study. The slice range must not overflow.
     /// </summary>
-    private static string? Problem(ChunkRequest r) =>
+    internal static string? Problem(ChunkRequest r) =>
         !StudyIds.IsValidTenant(r.Tenant) ? $"tenant '{r.Tenant}' is not valid"
         : string.IsNullOrWhiteSpace(r.StudyId) ? "studyId is missing"
         : r.StudyId is "." or ".." || r.StudyId.Any(c => c is '/' or '\\' || char.IsControl(c)) ? $"studyId '{r.StudyId}' is not one path segment"

@@ -140,6 +140,79 @@ public sealed class ServiceBusTransportTests
     }
 
     [Fact]
+    public async Task A_message_over_its_delivery_count_is_dead_lettered_without_running_the_handler_and_its_hook_told_first()
+    {
+        // The scorer process died on each of the 5 allowed deliveries (a native crash, an OOM kill): nothing settled
+        // them. The queue's own maxDeliveryCount is one more (bicep), so the app sees a 6th delivery. Before, it was
+        // scored a 6th time (and at the queue's count the broker dead-lettered it untold): the study waited out every
+        // re-dispatch timeout.
+        var receiver = new RecordingReceiver();
+        var hook = new RecordingHook(receiver.Calls);
+        var handlerRan = false;
+        var settlement = await ServiceBusTransport.ProcessAsync(
+            new ProcessMessageEventArgs(Received("s-c0001-a1", "{\"chunk\":1}", 6), receiver, CancellationToken.None),
+            (_, _) =>
+            {
+                handlerRan = true;
+                return Task.FromResult(Settlement.Complete);
+            },
+            maxDeliveryCount: 5,
+            deadLetterHook: hook,
+            queue: "slice-chunks");
+
+        Assert.False(handlerRan);
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        Assert.Equal(["hook", "deadletter:delivered 6 times (max 5) without being settled: its handler kept failing or crashing"], receiver.Calls);
+        var told = Assert.Single(hook.Told);
+        Assert.Equal(("slice-chunks", "s-c0001-a1", "{\"chunk\":1}", 6, DeadLetterCause.OverDelivered, 5), (told.Queue, told.Message.MessageId, told.Message.Body, told.Message.DeliveryCount, told.Cause, told.MaxDeliveryCount));
+        Assert.Equal("slice-chunks/$deadletterqueue (Service Bus), message s-c0001-a1, delivery 6", told.Location);
+
+        // At or under the count the handler runs as before and nobody is told.
+        var fifth = new RecordingReceiver();
+        var quiet = new RecordingHook(fifth.Calls);
+        await ServiceBusTransport.ProcessAsync(Args(fifth, deliveryCount: 5), (_, _) => Task.FromResult(Settlement.Complete), maxDeliveryCount: 5, deadLetterHook: quiet, queue: "slice-chunks");
+        Assert.Equal(["complete"], fifth.Calls);
+        Assert.Empty(quiet.Told);
+    }
+
+    [Fact]
+    public async Task The_hook_is_told_of_a_last_delivery_that_threw_but_not_of_the_handler_s_own_dead_letter()
+    {
+        var receiver = new RecordingReceiver();
+        var hook = new RecordingHook(receiver.Calls);
+        await ServiceBusTransport.ProcessAsync(Args(receiver, deliveryCount: 5), (_, _) => throw new IOException("results queue away"), maxDeliveryCount: 5, deadLetterHook: hook, queue: "slice-chunks");
+        Assert.Equal("hook", receiver.Calls[0]);
+        Assert.StartsWith("deadletter:gave up after 5 deliveries", receiver.Calls[1], StringComparison.Ordinal);
+        var told = Assert.Single(hook.Told);
+        Assert.Equal(DeadLetterCause.FailedOnLastDelivery, told.Cause);
+        Assert.Equal("gave up after 5 deliveries (max 5): IOException: results queue away", told.Reason);
+
+        var refused = new RecordingReceiver();
+        var notTold = new RecordingHook(refused.Calls);
+        await ServiceBusTransport.ProcessAsync(Args(refused, deliveryCount: 1), (_, _) => Task.FromResult(new Settlement(SettlementAction.DeadLetter, "invalid chunk request: studyId is missing")), maxDeliveryCount: 5, deadLetterHook: notTold);
+        Assert.Equal(["deadletter:invalid chunk request: studyId is missing"], refused.Calls);
+        Assert.Empty(notTold.Told);
+    }
+
+    [Fact]
+    public async Task A_hook_that_fails_is_logged_and_the_message_dead_lettered_all_the_same()
+    {
+        var receiver = new RecordingReceiver();
+        var logger = new RecordingLogger();
+        var settlement = await ServiceBusTransport.ProcessAsync(
+            Args(receiver, deliveryCount: 6),
+            (_, _) => Task.FromResult(Settlement.Complete),
+            maxDeliveryCount: 5,
+            logger: logger,
+            deadLetterHook: new RecordingHook(receiver.Calls) { Fail = true },
+            queue: "slice-chunks");
+
+        Assert.Equal(SettlementAction.DeadLetter, settlement.Action);
+        Assert.Equal(["hook", "deadletter:delivered 6 times (max 5) without being settled: its handler kept failing or crashing"], receiver.Calls);
+        Assert.Contains(logger.Errors, w => w.Contains("telling its waiter failed (IOException: results queue away)", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_handler_stopped_by_shutdown_abandons_its_message_for_another_replica()
     {
         var receiver = new RecordingReceiver();
@@ -259,6 +332,21 @@ public sealed class ServiceBusTransportTests
     private static ProcessMessageEventArgs Args(RecordingReceiver receiver, int deliveryCount) =>
         new(Received("m-" + deliveryCount, "{}", deliveryCount), receiver, CancellationToken.None);
 
+    /// <summary>Records each call into the receiver's call list (so the order against the settlement shows); may fail.</summary>
+    private sealed class RecordingHook(List<string> calls) : IDeadLetterHook
+    {
+        public bool Fail { get; init; }
+
+        public List<DeadLetteredMessage> Told { get; } = [];
+
+        public Task OnDeadLetteredAsync(DeadLetteredMessage deadLettered, CancellationToken cancellationToken)
+        {
+            calls.Add("hook");
+            Told.Add(deadLettered);
+            return Fail ? Task.FromException(new IOException("results queue away")) : Task.CompletedTask;
+        }
+    }
+
     /// <summary>Records what the processor's settlement methods asked of the receiver.</summary>
     private sealed class RecordingReceiver : ServiceBusReceiver
     {
@@ -306,6 +394,8 @@ public sealed class ServiceBusTransportTests
     {
         public List<string> Warnings { get; } = [];
 
+        public List<string> Errors { get; } = [];
+
         public TaskCompletionSource FirstWarning { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public IDisposable? BeginScope<TState>(TState state)
@@ -315,6 +405,14 @@ public sealed class ServiceBusTransportTests
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
+            if (logLevel == LogLevel.Error)
+            {
+                lock (Errors)
+                {
+                    Errors.Add(formatter(state, exception));
+                }
+            }
+
             if (logLevel != LogLevel.Warning)
             {
                 return;

@@ -39,6 +39,21 @@ public sealed class SettlementPolicyTests
     }
 
     [Fact]
+    public void Only_a_dead_letter_the_consumer_decided_is_told_to_its_hook()
+    {
+        // An exception or a retry on the last delivery: the consumer's decision.
+        Assert.True(SettlementPolicy.IsConsumerDeadLetter(null, SettlementPolicy.Decide(null, new IOException("x"), 5, 5)));
+        var retry = new Settlement(SettlementAction.Retry, "again");
+        Assert.True(SettlementPolicy.IsConsumerDeadLetter(retry, SettlementPolicy.Decide(retry, null, 5, 5)));
+
+        // The handler's own dead-letter (a request it refused) is its answer; earlier retries and completions are no dead-letter.
+        var refused = new Settlement(SettlementAction.DeadLetter, "invalid chunk request: studyId is missing");
+        Assert.False(SettlementPolicy.IsConsumerDeadLetter(refused, SettlementPolicy.Decide(refused, null, 5, 5)));
+        Assert.False(SettlementPolicy.IsConsumerDeadLetter(null, SettlementPolicy.Decide(null, new IOException("x"), 4, 5)));
+        Assert.False(SettlementPolicy.IsConsumerDeadLetter(Settlement.Complete, SettlementPolicy.Decide(Settlement.Complete, null, 5, 5)));
+    }
+
+    [Fact]
     public void Retry_delays_double_and_are_capped()
     {
         var delays = Enumerable.Range(1, 7).Select(n => SettlementPolicy.RetryDelay(n, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30)).TotalSeconds);
