@@ -173,6 +173,15 @@ resource appSettings 'Microsoft.Web/sites/config@2025-03-01' = {
     ServiceBus__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
     Pipeline__SliceQueueName: sliceQueueName
     Pipeline__ResultTransport: resultTransport
+    // Time budgets of Azure (docs/deployment.md "Time budgets", measured in docs/benchmarks.md): an upload is ingested
+    // inside one invocation bounded by host.json's functionTimeout (60 min, the grace Flex Consumption gives an
+    // execution at scale-in). JPEG 2000 input ingests at ~1.1 MiB/s of upload on a loaded core, so 2 GiB takes ~31 min;
+    // the code's 4 GiB (~62 min) would outlive the timeout and be retried until the watchdog. TimeBudgetTests.
+    Pipeline__MaxUploadBytes: '2147483648'
+    // The scorer scales from zero: KEDA's poll, a GPU replica, the CUDA image pull and the startup probe's 300 s
+    // window come before the first chunk is scored, so 10 min (the code default) can expire before a cold replica
+    // answers and every chunk of the study would be dispatched again. TimeBudgetTests.
+    Pipeline__ChunkTimeout: '00:20:00'
     KeyVault__VaultUri: vault.properties.vaultUri
     Webhooks__KeyVaultUri: webhookVault.properties.vaultUri
     // Absolute links in webhook payloads and API views; unset, they would be relative (/api/studies/...), which a

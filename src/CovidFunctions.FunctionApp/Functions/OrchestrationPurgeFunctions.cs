@@ -12,13 +12,13 @@ namespace CovidFunctions.FunctionApp.Functions;
 /// completed, failed or terminated and created at least <see cref="PipelineOptions.OrchestrationHistoryRetention"/>
 /// (30 days) ago. Before, nothing purged them and every study's instance and history rows stayed in the task hub's
 /// tables for ever. Hourly rather than daily so a first run over a large backlog, cut at <see cref="PurgeTimeLimit"/>
-/// (under the host's 10-minute function timeout), finishes within hours.
+/// (well under host.json's functionTimeout, 60 minutes), finishes within hours.
 /// </summary>
 public sealed partial class OrchestrationPurgeFunctions(IOptions<PipelineOptions> options, TimeProvider time, ILogger<OrchestrationPurgeFunctions> logger)
 {
     public const string PurgeOrchestrationHistoryName = "PurgeOrchestrationHistory";
 
-    /// <summary>How long one purge call may run (host.json functionTimeout is 10 minutes); the rest waits for the next hour.</summary>
+    /// <summary>How long one purge call may run (well under host.json's functionTimeout, 60 minutes); the rest waits for the next hour.</summary>
     public static readonly TimeSpan PurgeTimeLimit = TimeSpan.FromMinutes(5);
 
     [Function(PurgeOrchestrationHistoryName)]
