@@ -76,7 +76,7 @@ param quarantineRetentionDays int = 30
 @maxValue(365)
 param deadLetterRetentionDays int = 30
 
-@description('Deliveries of a chunk message before it is dead-lettered (the Service Bus queue and the scorer\'s Scorer__MaxDeliveryCount).')
+@description('Deliveries of a chunk message before it is dead-lettered (the scorer\'s Scorer__MaxDeliveryCount; the Service Bus queue\'s maxDeliveryCount is one more).')
 @minValue(1)
 @maxValue(100)
 param sliceMaxDeliveryCount int = 5

@@ -73,7 +73,7 @@ param sliceContainerName string
 @description('Container the scorer writes masks and overlays to.')
 param resultContainerName string
 
-@description('Deliveries of a chunk message before it is dead-lettered: the slice queue\'s maxDeliveryCount, so the scorer answers the last delivery with an error result.')
+@description('Deliveries of a chunk message before the scorer gives up on it (the slice queue allows one more), so the scorer answers the last delivery with an error result.')
 param maxDeliveryCount int
 
 // One serverless GPU replica gets the whole card and this share of the node (Container Apps limits).
@@ -242,9 +242,9 @@ resource scorer 'Microsoft.App/containerApps@2026-01-01' = {
               value: string(healthPort)
             }
             {
-              // Must equal the Service Bus queue's maxDeliveryCount: the scorer turns the last delivery of a failing
-              // chunk into an error result (the study fails at once); with another count that shortcut never fires
-              // or fires before the queue would redeliver.
+              // One less than the Service Bus queue's maxDeliveryCount (servicebus.bicep): the scorer turns the last
+              // delivery of a failing chunk into an error result (the study fails at once), and dead-letters a chunk
+              // it died on at every delivery when the queue hands it over once more, answering its study the same way.
               name: 'Scorer__MaxDeliveryCount'
               value: string(maxDeliveryCount)
             }

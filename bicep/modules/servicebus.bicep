@@ -17,7 +17,7 @@ param sliceQueueName string
 @description('Queue for chunk results when resultTransport is ServiceBus.')
 param resultQueueName string
 
-@description('Deliveries before a chunk message is dead-lettered with reason MaxDeliveryCountExceeded.')
+@description('Deliveries of a chunk message the scorer allows (Scorer__MaxDeliveryCount); the slice queue allows one more, see sliceQueue.')
 @minValue(1)
 @maxValue(100)
 param maxDeliveryCount int
@@ -87,7 +87,10 @@ resource sliceQueue 'Microsoft.ServiceBus/namespaces/queues@2026-01-01' = {
     requiresSession: false
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
-    maxDeliveryCount: maxDeliveryCount
+    // One more than the scorer's Scorer__MaxDeliveryCount (this same parameter): a chunk the scorer process died on at
+    // every allowed delivery reaches the scorer once more, which dead-letters it itself and answers its study with an
+    // error result (ChunkDeadLetterHook). At the scorer's own count the broker would dead-letter it and tell nobody.
+    maxDeliveryCount: maxDeliveryCount + 1
     lockDuration: lockDuration
     deadLetteringOnMessageExpiration: true
     defaultMessageTimeToLive: messageTimeToLive

@@ -202,15 +202,17 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
     }
 
     [Fact]
-    public void Scorer_MaxDeliveryCount_IsTheSliceQueuesMaxDeliveryCount()
+    public void Scorer_MaxDeliveryCount_IsOneLessThanTheSliceQueuesMaxDeliveryCount()
     {
         // The scorer answers a failing chunk's last delivery with an error result so the study fails at once; that
-        // needs the scorer's count to be the queue's, or the shortcut never fires (queue lower) or fires early.
+        // needs the queue to deliver at least that often (queue lower: the shortcut never fires). And a chunk the scorer
+        // process died on at every delivery must reach the scorer once more, to be dead-lettered there and its study
+        // answered (ChunkDeadLetterHook): at the scorer's own count the broker dead-letters it and tells nobody.
         var serviceBus = fixture.Main.Module("servicebus");
         var queue = serviceBus.ResourcesOfType("Microsoft.ServiceBus/namespaces/queues")
             .Single(q => serviceBus.Resolve(q["name"]).EndsWith("/slice-chunks", StringComparison.Ordinal));
 
-        Assert.Equal("param:sliceMaxDeliveryCount", serviceBus.Resolve(queue["properties"]!["maxDeliveryCount"]));
+        Assert.Equal("add(param:sliceMaxDeliveryCount, 1)", serviceBus.Resolve(queue["properties"]!["maxDeliveryCount"]));
         Assert.Equal("string(param:sliceMaxDeliveryCount)", ScorerBicepEnvironment()["Scorer__MaxDeliveryCount"]);
         Assert.Equal(5, (int)fixture.Main.Root["parameters"]!["sliceMaxDeliveryCount"]!["defaultValue"]!);
     }

@@ -70,7 +70,8 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
 
         Assert.True((bool)properties["requiresDuplicateDetection"]!);
         Assert.Equal("param:duplicateDetectionWindow", module.Resolve(properties["duplicateDetectionHistoryTimeWindow"]));
-        Assert.Equal("param:sliceMaxDeliveryCount", module.Resolve(properties["maxDeliveryCount"]));
+        // One more than the scorer's count (ConfigurationContractTests.Scorer_MaxDeliveryCount_IsOneLessThanTheSliceQueuesMaxDeliveryCount).
+        Assert.Equal("add(param:sliceMaxDeliveryCount, 1)", module.Resolve(properties["maxDeliveryCount"]));
         Assert.Equal("param:sliceLockDuration", module.Resolve(properties["lockDuration"]));
         Assert.True((bool)properties["deadLetteringOnMessageExpiration"]!);
         // KEDA's azure-servicebus scaler counts messages, not sessions: a session queue would not scale right.
