@@ -141,6 +141,10 @@ public static class NiftiFile
             throw ImageFormatException.For(source, $"NIfTI datatype {(int)header.DataType} is not supported");
         }
 
+        // A transform that cannot place the volume (NaN/±Inf, a voxel size of 0, singular) is refused here, before the
+        // voxels are read, naming the file: every later step would carry NaN positions and spacing.
+        header.RequireUsableGeometry(source);
+
         var bpv = NiftiHeader.BytesPerVoxel(header.DataType);
         long dataBytes;
         try

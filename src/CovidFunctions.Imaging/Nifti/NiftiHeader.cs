@@ -120,6 +120,132 @@ public sealed class NiftiHeader
         return [PixDim[1], 0, 0, 0, 0, PixDim[2], 0, 0, 0, 0, PixDim[3], 0];
     }
 
+    /// <summary>The reason code of an image refused because its voxel-to-world transform cannot place it.</summary>
+    public const string GeometryReason = "nifti-geometry";
+
+    /// <summary>The transform <see cref="Affine"/> uses, with the code that chose it, as messages name it.</summary>
+    public string TransformDescription =>
+        SformCode > 0 ? FormattableString.Invariant($"sform (sform_code {SformCode})")
+        : QformCode > 0 ? FormattableString.Invariant($"qform (qform_code {QformCode})")
+        : "pixdim (sform_code and qform_code 0)";
+
+    /// <summary>
+    /// Refuses a header whose chosen transform (see <see cref="Affine"/>) cannot place the volume in the world, with
+    /// <see cref="ImageFormatException"/> (<see cref="GeometryReason"/>) naming <paramref name="source"/> and the field.
+    /// Only what the chosen transform uses is looked at (NIfTI-1 rules): the twelve srow values for the sform; the
+    /// quaternion b, c, d, the qoffsets and pixdim[1..3] for the qform; pixdim[1..3] alone otherwise. Files in the wild
+    /// often carry a garbage qform beside a good sform, so an unused transform is not judged. Refused: a value that is
+    /// not a finite number, a voxel size (pixdim, where used) that is not positive, an affine that is singular (a voxel
+    /// axis of length 0, or axes in one plane) or so large that the volume's corners are not finite. Before, such a
+    /// volume was reoriented with NaN slice positions and spacing and passed every later check until a JSON write.
+    /// </summary>
+    public void RequireUsableGeometry(string? source)
+    {
+        if (GeometryProblem() is { } problem)
+        {
+            throw new ImageFormatException(
+                $"{source ?? "<stream>"}: the voxel-to-world transform ({TransformDescription}) cannot place the volume: {problem}; slice positions and spacing need a finite, invertible transform")
+            {
+                FilePath = source,
+                Reason = GeometryReason,
+            };
+        }
+    }
+
+    /// <summary>Why the chosen transform cannot place the volume, or null when it can (see <see cref="RequireUsableGeometry"/>).</summary>
+    public string? GeometryProblem()
+    {
+        var used = new List<(string Name, double Value)>();
+        if (SformCode > 0)
+        {
+            for (var i = 0; i < 12; i++)
+            {
+                used.Add(($"srow_{"xyz"[i / 4]}[{i % 4}]", SRow[i]));
+            }
+        }
+        else
+        {
+            if (QformCode > 0)
+            {
+                used.AddRange([("quatern_b", QuaternB), ("quatern_c", QuaternC), ("quatern_d", QuaternD), ("qoffset_x", QOffsetX), ("qoffset_y", QOffsetY), ("qoffset_z", QOffsetZ)]);
+            }
+
+            used.AddRange([("pixdim[1]", PixDim[1]), ("pixdim[2]", PixDim[2]), ("pixdim[3]", PixDim[3])]);
+        }
+
+        var nonFinite = used.Where(f => !double.IsFinite(f.Value)).Select(f => $"{f.Name} = {Show(f.Value)}").ToList();
+        if (nonFinite.Count > 0)
+        {
+            return string.Join(", ", nonFinite) + (nonFinite.Count == 1 ? " is not a finite number" : " are not finite numbers");
+        }
+
+        if (SformCode <= 0)
+        {
+            // nifti1_io takes a pixdim of 0 or less as 1 in the qform, nibabel refuses a negative one: neither is a voxel size.
+            for (var i = 1; i <= 3; i++)
+            {
+                if (PixDim[i] <= 0)
+                {
+                    return $"pixdim[{i}] = {Show(PixDim[i])} is not a positive voxel size";
+                }
+            }
+        }
+
+        var affine = Affine();
+        if (affine.Any(v => !double.IsFinite(v)))
+        {
+            return "the affine computed from it is not finite";
+        }
+
+        var lengths = new double[3];
+        for (var a = 0; a < 3; a++)
+        {
+            lengths[a] = Math.Sqrt((affine[a] * affine[a]) + (affine[4 + a] * affine[4 + a]) + (affine[8 + a] * affine[8 + a]));
+            if (!double.IsFinite(lengths[a]))
+            {
+                return $"voxel axis {"ijk"[a]} has a length that is not finite";
+            }
+
+            if (lengths[a] == 0)
+            {
+                return $"voxel axis {"ijk"[a]} has length 0 (the affine is singular)";
+            }
+        }
+
+        // The determinant of the unit axes: ±1 for orthogonal axes, 0 when they lie in one plane.
+        double U(int row, int a) => affine[(4 * row) + a] / lengths[a];
+        var det = (U(0, 0) * ((U(1, 1) * U(2, 2)) - (U(1, 2) * U(2, 1))))
+            - (U(0, 1) * ((U(1, 0) * U(2, 2)) - (U(1, 2) * U(2, 0))))
+            + (U(0, 2) * ((U(1, 0) * U(2, 1)) - (U(1, 1) * U(2, 0))));
+        if (!(Math.Abs(det) >= 1e-6))
+        {
+            return FormattableString.Invariant($"the affine is singular (its voxel axes lie in one plane: determinant of the unit axes {det:G3})");
+        }
+
+        long[] last = [Math.Max(0, Width - 1), Math.Max(0, Height - 1), Math.Max(0, Depth - 1)];
+        for (var corner = 0; corner < 8; corner++)
+        {
+            for (var row = 0; row < 3; row++)
+            {
+                var world = affine[(4 * row) + 3];
+                for (var a = 0; a < 3; a++)
+                {
+                    world += affine[(4 * row) + a] * (((corner >> a) & 1) * last[a]);
+                }
+
+                if (!double.IsFinite(world))
+                {
+                    return FormattableString.Invariant($"the corners of the {Width}×{Height}×{Depth} grid are not finite in world coordinates ({"xyz"[row]} = {Show(world)})");
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string Show(double value) =>
+        double.IsNaN(value) ? "NaN" : double.IsPositiveInfinity(value) ? "+Inf" : double.IsNegativeInfinity(value) ? "-Inf" : value.ToString("G7", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The qform affine (NIfTI method 2): quaternion rotation, qfac and voxel sizes.</summary>
     public double[] QformAffine()
     {

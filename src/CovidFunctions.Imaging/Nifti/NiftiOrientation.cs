@@ -33,6 +33,7 @@ public static class NiftiOrientation
     {
         ArgumentNullException.ThrowIfNull(image);
         var h = image.Header;
+        h.RequireUsableGeometry(image.SourcePath);
         var source = h.SformCode > 0 ? "sform" : h.QformCode > 0 ? "qform" : "pixdim";
         var ras = h.Affine();
 
