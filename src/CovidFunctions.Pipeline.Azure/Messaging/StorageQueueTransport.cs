@@ -244,7 +244,12 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 try
                 {
-                    var response = await client.UpdateMessageAsync(lease.MessageId, lease.PopReceipt, visibilityTimeout: visibilityTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    // Not cancelled when the handler finishes: the service may have applied the update already, and
+                    // only its answer carries the new pop receipt the settlement needs. A cancelled update left the old
+                    // receipt, the delete was refused (PopReceiptMismatch) and the finished message came back after its
+                    // timeout, to be handled a second time. The settlement waits for this answer (the SDK's network
+                    // timeout bounds it).
+                    var response = await client.UpdateMessageAsync(lease.MessageId, lease.PopReceipt, visibilityTimeout: visibilityTimeout, cancellationToken: CancellationToken.None).ConfigureAwait(false);
                     lease.PopReceipt = response.Value.PopReceipt;
                     wait = interval;
                 }
