@@ -145,35 +145,10 @@ public sealed class InterruptedQuarantineMoveTests(AzuriteFixture azurite)
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
     }
 
-    [Fact]
-    public async Task A_failure_on_an_input_defect_dying_between_the_failed_row_and_the_move_is_finished_without_a_second_attempt()
-    {
-        var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/chest.nii";
-        var volume = IngestFailAtOnceTests.NonFiniteOriginChestNifti();
-        await Uploads.WriteAsync(path, new MemoryStream(volume), CancellationToken.None);
-        var unit = SingleBlob(path);
-
-        // The first attempt fails at once on the defect (IngestFailAtOnceTests): the row is written failed, then the
-        // process dies before the first copy to quarantine.
-        var dies = new DyingStorage(azurite, (container, blob) => container == PipelineNames.QuarantineContainer && blob.StartsWith(tenant + "/", StringComparison.Ordinal), afterTheWrite: false);
-        var notifier = new RecordingNotifier();
-        await Assert.ThrowsAsync<ProcessKilledException>(() => Handler(dies, notifier).IngestAsync(unit, CancellationToken.None));
-        var failed = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
-        Assert.Equal((StudyStatus.Failed, 1, path), (failed.Status, failed.IngestAttempts, failed.UploadPath));
-
-        var outcome = await Handler(notifier: notifier).IngestAsync(unit, CancellationToken.None);
-
-        // Before, the failed study was reopened for a second attempt (attempt 2 of 3), which failed the same way.
-        Assert.Equal((IngestStatus.Failed, IngestHandler.IngestFailedReason), (outcome.Status, outcome.Reason));
-        var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
-        Assert.Equal((StudyStatus.Failed, failed.Reason, 1, null), (row.Status, row.Reason, row.IngestAttempts, row.UploadPath));
-        Assert.False(await Uploads.ExistsAsync(path, CancellationToken.None));
-        Assert.Equal(volume, await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/original/chest.nii"));
-        var reason = await ReasonAsync(tenant, unit.StudyId);
-        Assert.Equal((IngestHandler.IngestFailedReason, failed.Reason), (reason.Reason, reason.Detail));
-        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
-    }
+    // The fail-at-once failure (an input defect a retry cannot change) writes its failed row and moves the upload the same
+    // way as the give-up above. Its own test here used a NIfTI whose sform origin is +∞, which the NIfTI reader refuses
+    // since dde0782 (a reject: IngestNonFiniteGeometryTests); no known input reaches that path any more, and a failed row
+    // below the attempt bound is covered by the watchdog tests above (before, such a row was reopened).
 
     [Fact]
     public async Task A_reject_on_the_last_attempt_dying_after_its_reason_json_is_finished_as_that_reject_not_given_up()

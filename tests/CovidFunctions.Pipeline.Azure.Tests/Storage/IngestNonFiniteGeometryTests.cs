@@ -13,18 +13,16 @@ using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 
 /// <summary>
-/// The fail-at-once ingest path (a study-level defect a retry cannot change: <c>ingest-failed</c> on the first attempt,
-/// 9b7f788) end to end on Azurite, reached by a real input: a NIfTI chest CT whose sform puts the origin at +∞. Nothing
-/// refuses it on the way: the reader keeps the transform as written, the volume is reoriented (its axes are finite), its
-/// values are Hounsfield units and its lungs are found (areas need the spacing only); but its slice positions and slice
-/// spacing are NaN, which JSON cannot hold, so describing the series for the Studies row (and, after it, the tile
-/// manifest) throws <see cref="ArgumentException"/> on every attempt. Before, that throw was outside the classified
-/// sections and the upload was retried <see cref="PipelineOptions.MaxIngestAttempts"/> times, then given up. A defect of
-/// ours (the reader should refuse such a transform as a reject naming the file); the safety net turns it into one failed
-/// study at the first attempt, with the original kept.
+/// A NIfTI chest CT whose sform puts the origin at +∞, end to end on Azurite. It passes the HU and lung checks, and its
+/// slice positions and spacing would be NaN. Before dde0782 the reader kept such a transform, and only describing the
+/// series for the Studies row threw (JSON cannot hold NaN): the fail-at-once path (5df75e5) made that one failed study at
+/// the first attempt, and before that it was retried <see cref="PipelineOptions.MaxIngestAttempts"/> times and given up.
+/// Now the NIfTI reader refuses a transform that cannot place the volume, so the upload is a reject
+/// (<c>unreadable</c>) naming the file and the field, on its first attempt, with its original in quarantine and one
+/// <c>study.rejected</c>. The fail-at-once path stays as a safety net for our own defects; no known input reaches it.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
-public sealed class IngestFailAtOnceTests(AzuriteFixture azurite)
+public sealed class IngestNonFiniteGeometryTests(AzuriteFixture azurite)
 {
     private readonly DeidKey _key = DeidKey.Generate();
 
@@ -33,7 +31,7 @@ public sealed class IngestFailAtOnceTests(AzuriteFixture azurite)
     private IBlobStore Quarantine => azurite.Storage.BlobContainers.Get(PipelineNames.QuarantineContainer);
 
     [Fact]
-    public async Task A_nifti_chest_CT_with_a_non_finite_origin_fails_on_its_first_attempt_with_its_original_in_quarantine_and_one_event()
+    public async Task A_nifti_chest_CT_with_a_non_finite_origin_is_rejected_on_its_first_attempt_naming_the_file_with_its_original_in_quarantine_and_one_event()
     {
         var tenant = AzuriteFixture.NewTenant();
         var path = $"{tenant}/chest.nii";
@@ -44,31 +42,34 @@ public sealed class IngestFailAtOnceTests(AzuriteFixture azurite)
 
         var outcome = await Handler(notifier).IngestAsync(unit, CancellationToken.None);
 
-        Assert.Equal((IngestStatus.Failed, IngestHandler.IngestFailedReason), (outcome.Status, outcome.Reason));
-        Assert.StartsWith($"upload {path}: ingest failed while the series was described, on a defect a retry cannot change (the same upload fails the same way): ArgumentException: ", outcome.Detail, StringComparison.Ordinal);
-        Assert.EndsWith("; not retried (attempt 1 of 3)", outcome.Detail, StringComparison.Ordinal);
+        Assert.Equal((IngestStatus.Rejected, "unreadable"), (outcome.Status, outcome.Reason));
+        Assert.Contains("chest.nii", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("srow_x[3] = +Inf is not a finite number", outcome.Detail, StringComparison.Ordinal);
         var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
-        Assert.Equal((StudyStatus.Failed, 1, null, null), (row.Status, row.IngestAttempts, row.IngestedAt, row.UploadPath));
-        Assert.StartsWith("ArgumentException: ", row.IngestError, StringComparison.Ordinal);
+        Assert.Equal((StudyStatus.Rejected, null, null), (row.Status, row.IngestedAt, row.UploadPath));
+        Assert.StartsWith("unreadable: ", row.Reason, StringComparison.Ordinal);
         Assert.DoesNotContain(path, row.Reason, StringComparison.Ordinal);
         Assert.False(await Uploads.ExistsAsync(path, CancellationToken.None));
         Assert.Equal(volume, await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/original/chest.nii"));
         var reason = PipelineJson.Deserialize<QuarantineReason>(Encoding.UTF8.GetString(await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/reason.json")));
-        Assert.Equal((IngestHandler.IngestFailedReason, outcome.Detail, path), (reason.Reason, reason.Detail, reason.UploadPath));
+        Assert.Equal(("unreadable", outcome.Detail), (reason.Reason, reason.Detail));
         Assert.Empty(await azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer).ListAsync($"{tenant}/", CancellationToken.None).ToListAsync());
-        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Rejected)], notifier.Events);
 
-        // A re-delivery settles it as it is: no new attempt, no second event.
+        // A re-delivery keeps the reject (its row's status and reason, the quarantine) and asks for study.rejected again,
+        // which the webhook notifier delivers once (its delivery id names the study's attempt, the row's CreatedAt, which
+        // a re-delivery keeps). It also counts one more ingest attempt on the row, as a re-delivery of any reject does.
         var again = await Handler(notifier).IngestAsync(unit, CancellationToken.None);
-        Assert.Equal(IngestStatus.Failed, again.Status);
-        Assert.Equal(row, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
-        Assert.Single(notifier.Events);
+        Assert.Equal(IngestStatus.Rejected, again.Status);
+        var after = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((row.Status, row.Reason, row.UploadPath, row.CreatedAt), (after.Status, after.Reason, after.UploadPath, after.CreatedAt));
+        Assert.All(notifier.Events, e => Assert.Equal((tenant, unit.StudyId, StudyEventTypes.Rejected), e));
     }
 
     /// <summary>
     /// A synthetic NIfTI-1 chest CT phantom (float32 HU, 192 × 192 × 8 at 1.8 × 1.8 × 5 mm: air around a body of soft
     /// tissue holding two lungs of −850 HU, about 90 cm² each) whose sform (code 1) puts the origin's x at +∞: a volume
-    /// that passes every check up to tiling.
+    /// that passes the HU and lung checks and that the NIfTI reader now refuses.
     /// </summary>
     internal static byte[] NonFiniteOriginChestNifti()
     {
