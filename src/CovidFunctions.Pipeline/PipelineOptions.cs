@@ -53,6 +53,19 @@ public sealed record PipelineOptions
     public int MaxIngestAttempts { get; init; } = 3;
 
     /// <summary>
+    /// How long one ingest attempt may run (download, de-identification, tiling, the closing writes). An attempt that
+    /// reaches it is stopped and counted as a failed attempt whose error names the limit and the upload's size, so
+    /// <see cref="MaxIngestAttempts"/> ends such an upload as <c>ingest-failed</c> with that reason. It sits below
+    /// host.json's <c>functionTimeout</c> (60 minutes): when the host cuts an invocation it cancels it like a host stop,
+    /// which is not counted, so before this limit an ingest longer than the Function timeout was cut and repeated until the
+    /// watchdog failed it 6 h on with no word of the timeout. 50 minutes leaves the failed attempt 10 minutes to record
+    /// itself (and give up) inside the invocation, and is 1.6× the slowest ingest measured of the largest upload Azure
+    /// accepts (about 31 min for 2 GiB, docs/deployment.md "Time budgets"). Zero: no limit (the local host has no
+    /// Function timeout; a hung ingest then waits for the watchdog).
+    /// </summary>
+    public TimeSpan IngestTimeLimit { get; init; } = TimeSpan.FromMinutes(50);
+
+    /// <summary>
     /// The hourly sweep fails a study still <c>processing</c> this long after it was created (never ingested) or
     /// ingested, when nothing can finish it any more: its ingest never completed, or its orchestration is not running
     /// (it failed, for example because FailStudy could not write). Well above the longest orchestration
@@ -92,6 +105,7 @@ public sealed record PipelineOptions
         Require(MaxDeliveryCount >= 1, nameof(MaxDeliveryCount), MaxDeliveryCount, "must be at least 1");
         Require(MontageSlices >= 0, nameof(MontageSlices), MontageSlices, "must not be negative");
         Require(MaxIngestAttempts >= 0, nameof(MaxIngestAttempts), MaxIngestAttempts, "must not be negative (0: no bound)");
+        Require(IngestTimeLimit >= TimeSpan.Zero, nameof(IngestTimeLimit), IngestTimeLimit, "must not be negative (0: no limit)");
         Require(StuckStudyAge >= TimeSpan.Zero, nameof(StuckStudyAge), StuckStudyAge, "must not be negative (0: no watchdog)");
         Require(OrchestrationHistoryRetention >= TimeSpan.Zero, nameof(OrchestrationHistoryRetention), OrchestrationHistoryRetention, "must not be negative (0: never purged)");
     }

@@ -19,6 +19,7 @@ public sealed class FunctionAppOptionsTests
 
         Assert.Equal(3, options.Pipeline.MaxIngestAttempts);
         Assert.Equal(TimeSpan.FromHours(6), options.Pipeline.StuckStudyAge);
+        Assert.Equal(TimeSpan.FromMinutes(50), options.Pipeline.IngestTimeLimit);
         Assert.Equal(new HashSet<int> { 443 }, options.Webhooks.ParseAllowedPorts());
         Assert.Equal(new Uri("http://localhost:7071"), options.Webhooks.PublicBaseUrl);
         Assert.Equal(25, options.ApiKeys.MaxTenantsPerKey);
@@ -34,6 +35,7 @@ public sealed class FunctionAppOptionsTests
     [InlineData("Pipeline:UploadRetention", "-1.00:00:00", "Pipeline:UploadRetention must not be negative")]
     [InlineData("Pipeline:MaxUploadBytes", "-1", "Pipeline:MaxUploadBytes must not be negative")]
     [InlineData("Pipeline:MaxIngestAttempts", "-1", "Pipeline:MaxIngestAttempts must not be negative")]
+    [InlineData("Pipeline:IngestTimeLimit", "-00:50:00", "Pipeline:IngestTimeLimit must not be negative")]
     [InlineData("Pipeline:StuckStudyAge", "-06:00:00", "Pipeline:StuckStudyAge must not be negative")]
     [InlineData("Pipeline:StuckStudyAge", "6h", "Pipeline:StuckStudyAge")]
     [InlineData("Pipeline:Transport", "Kafka", "Pipeline:Transport")]

@@ -33,6 +33,7 @@ internal static class IngestFunctionsBuilder
     /// </summary>
     /// <param name="onlyTenant">The sweep lists this tenant's uploads only.</param>
     /// <param name="clockAhead">The system clock moved this far ahead for ingest and the sweep (a fresh blob reads as old).</param>
+    /// <param name="clock">The clock of ingest and the sweep (replaces <paramref name="clockAhead"/>).</param>
     public static IngestFunctions Create(
         AzuriteFixture azurite,
         DeidKey key,
@@ -41,12 +42,13 @@ internal static class IngestFunctionsBuilder
         IBlobContainers? containers = null,
         IUploadListing? listing = null,
         string? onlyTenant = null,
-        TimeSpan clockAhead = default)
+        TimeSpan clockAhead = default,
+        TimeProvider? clock = null)
     {
         ArgumentNullException.ThrowIfNull(azurite);
         options ??= new PipelineOptions();
         listing ??= azurite.Storage.UploadListing;
-        TimeProvider time = clockAhead == TimeSpan.Zero ? TimeProvider.System : new ClockAhead(clockAhead);
+        var time = clock ?? (clockAhead == TimeSpan.Zero ? TimeProvider.System : new ClockAhead(clockAhead));
         var services = new ServiceCollection()
             .AddLogging()
             .AddSingleton(containers ?? azurite.Storage.BlobContainers)

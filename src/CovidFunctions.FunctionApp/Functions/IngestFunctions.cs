@@ -35,6 +35,13 @@ public sealed partial class IngestFunctions(
     public const string SweepFolderUploadsName = "SweepFolderUploads";
     public const string SweepUploadRetentionName = "SweepUploadRetention";
 
+    /// <summary>
+    /// How long one invocation may run: host.json's <c>functionTimeout</c> (SweepBudgetTests keeps the two equal).
+    /// The minute sweep starts a unit only while the time it has spent plus one attempt's limit
+    /// (<see cref="PipelineOptions.IngestTimeLimit"/>) stays within it.
+    /// </summary>
+    public static readonly TimeSpan InvocationBudget = TimeSpan.FromMinutes(60);
+
     [Function(IngestUploadName)]
     public async Task IngestUpload(
         [BlobTrigger(PipelineNames.UploadsContainer + "/{name}", Source = BlobTriggerSource.EventGrid, Connection = FunctionAppSettings.StorageConnection)] BlobClient blob,
@@ -121,8 +128,23 @@ public sealed partial class IngestFunctions(
         var failures = new List<IngestFailedException>();
         var now = time.GetUtcNow();
         var units = UploadUnitPlanner.PlanSweep(blobs, now, options.Value, studyIdKey);
-        foreach (var unit in units)
+        // The units are ingested one after another inside this one invocation: two large folders closed in the same minute
+        // could add up past functionTimeout, and the host's cut is a cancellation, which ingest does not count (the cut
+        // attempt repeated every minute until the watchdog). So a unit is started only while one more attempt at its
+        // limit still ends inside the budget; the rest wait for the next minute's sweep (the first unit always starts).
+        // Without a limit (0) an attempt may take the whole budget: one unit per invocation.
+        var perAttempt = options.Value.IngestTimeLimit > TimeSpan.Zero ? options.Value.IngestTimeLimit : InvocationBudget;
+        var left = 0;
+        for (var i = 0; i < units.Count; i++)
         {
+            var unit = units[i];
+            if (i > 0 && time.GetUtcNow() - now + perAttempt > InvocationBudget)
+            {
+                left = units.Count - i;
+                Log.SweepBudgetSpent(logger, left, time.GetUtcNow() - now, perAttempt, InvocationBudget);
+                break;
+            }
+
             // One upload failing (storage, a decoder bug) must not hold back the uploads after it until it is fixed:
             // each is tried, and the failures are thrown together at the end, so the invocation still fails.
             try
@@ -157,7 +179,7 @@ public sealed partial class IngestFunctions(
         if (failures.Count > 0)
         {
             // The inner exceptions name each study and mask the upload's names (IngestFailedException).
-            throw new AggregateException($"upload sweep: {failures.Count} of {units.Count} upload(s) failed ingest; the others were swept", failures);
+            throw new AggregateException($"upload sweep: {failures.Count} of {units.Count} upload(s) failed ingest; the others were swept" + (left > 0 ? $" ({left} left for the next sweep)" : string.Empty), failures);
         }
     }
 
@@ -222,5 +244,8 @@ public sealed partial class IngestFunctions(
 
         [LoggerMessage(EventId = 4106, Level = LogLevel.Warning, Message = "Upload sweep: the single-blob upload of study {Tenant}/{StudyId} had not been ingested by its Event Grid trigger (event lost or dead-lettered); ingested now: {Status} ({Reason})")]
         public static partial void SingleUploadSwept(ILogger logger, string tenant, string studyId, IngestStatus status, string reason);
+
+        [LoggerMessage(EventId = 4107, Level = LogLevel.Information, Message = "Upload sweep: {Left} upload(s) left for the next sweep: {Spent} spent, and one more attempt may take {PerAttempt} (Pipeline:IngestTimeLimit), past the invocation's {Budget}")]
+        public static partial void SweepBudgetSpent(ILogger logger, int left, TimeSpan spent, TimeSpan perAttempt, TimeSpan budget);
     }
 }

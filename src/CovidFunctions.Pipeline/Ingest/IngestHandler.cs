@@ -350,7 +350,13 @@ public sealed partial class IngestHandler
             return await IngestAsync(unit, cancellationToken).ConfigureAwait(false);
         }
 
-        var claim = new ClaimRenewal(this, unit, claimToken, cancellationToken);
+        // The attempt runs under Pipeline:IngestTimeLimit (below host.json's functionTimeout): an attempt that reaches it is
+        // a failed, counted attempt naming the limit, not the host's cut (a cancellation of the caller's token, which is
+        // not counted), so MaxIngestAttempts ends an ingest that cannot finish in time with a reason that says so.
+        using var timeLimit = _options.IngestTimeLimit > TimeSpan.Zero ? new CancellationTokenSource(_options.IngestTimeLimit, _time) : null;
+        using var attemptToken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeLimit?.Token ?? CancellationToken.None);
+        var stage = "downloading the upload";
+        var claim = new ClaimRenewal(this, unit, claimToken, attemptToken.Token);
         DirectoryInfo? work = null;
         try
         {
@@ -366,6 +372,7 @@ public sealed partial class IngestHandler
             }
 
             var downloadSeconds = stopwatch.Elapsed.TotalSeconds;
+            stage = "de-identifying and assembling the series";
             PreparedSeries prepared;
             try
             {
@@ -379,6 +386,7 @@ public sealed partial class IngestHandler
             var deidSeconds = stopwatch.Elapsed.TotalSeconds - downloadSeconds;
             var tilesPrefix = TilesPrefixOf(unit.Tenant, unit.StudyId);
             var slicesStore = new CountingBlobStore(_containers.Get(PipelineNames.SlicesContainer));
+            stage = "writing the tiles";
             TileManifest manifest;
             using (prepared.Series)
             {
@@ -400,6 +408,7 @@ public sealed partial class IngestHandler
                 }
             }
 
+            stage = "recording the ingested study";
             // Files not screened (refused by policy, unreadable, another series or study of the upload) are not lost when
             // the upload is deleted with the study's results: they are kept in quarantine, each named with why.
             await KeepNotScreenedAsync(unit, prepared.NotScreened, prepared.Clean, claim.Token).ConfigureAwait(false);
@@ -463,6 +472,19 @@ public sealed partial class IngestHandler
             // and its claim is released so the next start ingests the study at once.
             await UncountAttemptAsync(unit, claimToken).ConfigureAwait(false);
             throw;
+        }
+        catch (Exception ex) when (timeLimit is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            // The attempt reached Pipeline:IngestTimeLimit (whatever the interrupted call threw on its cancelled token):
+            // counted and recorded with the limit and the upload's size. Retried like other faults, within MaxIngestAttempts:
+            // an attempt's time is not the upload's alone (a throttled storage account, other ingests on the instance).
+            var timeout = new TimeoutException(TimeLimitReason(_options.IngestTimeLimit, declaredBytes, unit.Blobs.Count, stage), ex);
+            if (await FailedAttemptAsync(unit, attempt, claimToken, timeout).ConfigureAwait(false) is { } gaveUp)
+            {
+                return gaveUp;
+            }
+
+            throw timeout;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -688,6 +710,30 @@ public sealed partial class IngestHandler
 
         return null;
     }
+
+    /// <summary>
+    /// The error of an attempt stopped at <see cref="PipelineOptions.IngestTimeLimit"/>: the limit, the upload's declared
+    /// size and what the attempt was doing (no file names: the row's error and the logs name the study only).
+    /// </summary>
+    internal static string TimeLimitReason(TimeSpan limit, long bytes, int blobs, string stage) => string.Create(
+        System.Globalization.CultureInfo.InvariantCulture,
+        $"ingest did not finish within {Duration(limit)} (Pipeline:IngestTimeLimit; upload {Size(bytes)} in {blobs} blob(s)), stopped while {stage}");
+
+    private static string Duration(TimeSpan span) => span switch
+    {
+        { TotalHours: >= 1 } when span.TotalMinutes % 60 == 0 => FormattableString.Invariant($"{span.TotalHours:0} h"),
+        { TotalMinutes: >= 1 } => FormattableString.Invariant($"{span.TotalMinutes:0.##} min"),
+        { TotalSeconds: >= 1 } => FormattableString.Invariant($"{span.TotalSeconds:0.##} s"),
+        _ => FormattableString.Invariant($"{span.TotalMilliseconds:0.##} ms"),
+    };
+
+    private static string Size(long bytes) => bytes switch
+    {
+        >= 1L << 30 => FormattableString.Invariant($"{bytes / (double)(1L << 30):0.0} GiB"),
+        >= 1L << 20 => FormattableString.Invariant($"{bytes / (double)(1L << 20):0.0} MiB"),
+        >= 1L << 10 => FormattableString.Invariant($"{bytes / 1024.0:0.0} KiB"),
+        _ => FormattableString.Invariant($"{bytes} bytes"),
+    };
 
     /// <summary>
     /// A study-level defect a retry cannot change (<see cref="InputDefectException"/>): the study fails on this attempt
