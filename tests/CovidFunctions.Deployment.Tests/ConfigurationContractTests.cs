@@ -50,6 +50,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Pipeline__SingleUploadSweepAge"] = "code default (15 min, well after Event Grid's normal delivery)",
         ["Pipeline__UploadRetention"] = "code default (0: the aggregate deletes uploads; the lifecycle rule is the backstop)",
         ["Pipeline__MaxIngestAttempts"] = "code default (3, below the blob trigger's 5 tries)",
+        ["Pipeline__IngestTimeLimit"] = "code default (50 min, below host.json's 60-min functionTimeout so a timed-out attempt records itself)",
         ["Pipeline__StuckStudyAge"] = "code default",
         ["Pipeline__OrchestrationHistoryRetention"] = "code default (30 days)",
         ["Pipeline__MontageSlices"] = "code default",
