@@ -64,7 +64,7 @@ public sealed partial class ChunkDeadLetterHook(
             return;
         }
 
-        if (await SettledStatusAsync(request, cancellationToken).ConfigureAwait(false) is { } settled)
+        if (await ScoringHandler.SettledStatusAsync(studies, request, logger, cancellationToken).ConfigureAwait(false) is { } settled)
         {
             Log.AlreadySettled(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, settled);
             return;
@@ -74,25 +74,6 @@ public sealed partial class ChunkDeadLetterHook(
         var result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, null, 0, device, error);
         await sender.SendAsync(PipelineNames.SliceResultsQueue, new QueueMessage(result.MessageId, PipelineJson.Serialize(result)), cancellationToken).ConfigureAwait(false);
         Log.Answered(logger, request.Tenant, request.StudyId, request.ChunkIndex, request.Attempt, error);
-    }
-
-    /// <summary>As <see cref="ScoringHandler"/> reads it: the row's status when settled, else null; an unread row is not settled.</summary>
-    private async Task<string?> SettledStatusAsync(ChunkRequest request, CancellationToken cancellationToken)
-    {
-        if (studies is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            var row = await studies.GetAsync(request.Tenant, request.StudyId, cancellationToken).ConfigureAwait(false);
-            return row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : null;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            return null;
-        }
     }
 
     private static partial class Log

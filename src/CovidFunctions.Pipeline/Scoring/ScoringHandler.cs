@@ -26,7 +26,7 @@ namespace CovidFunctions.Pipeline.Scoring;
 /// consumer retries it, except on the last delivery (<see cref="ScoringOptions.MaxDeliveryCount"/>): there the poison
 /// chunk is answered with an error result naming the exception and dead-lettered, so its study fails with the cause
 /// rather than after every re-dispatch timed out. Given the Studies store, a chunk of a study already settled (failed,
-/// completed or rejected) is completed without scoring (<see cref="SettledStatusAsync"/>), and a chunk whose study
+/// completed or rejected) is completed without scoring (<see cref="SettledStatusAsync(ChunkRequest, CancellationToken)"/>), and a chunk whose study
 /// settles while it is being scored stops at its next model batch, or at the latest before it stores anything
 /// (<see cref="StudyRecheck"/>). Idempotent: a re-delivered or re-dispatched chunk overwrites the same blobs and rows
 /// (all named by study, chunk and slice index) with the same values.
@@ -166,16 +166,21 @@ public sealed partial class ScoringHandler(
     /// scorer configured without tables, offline screening, which has no rows) or when the read fails, the chunk is
     /// scored: this check saves work, it never decides a study.
     /// </summary>
-    private async Task<string?> SettledStatusAsync(ChunkRequest request, CancellationToken cancellationToken)
+    private Task<string?> SettledStatusAsync(ChunkRequest request, CancellationToken cancellationToken) =>
+        SettledStatusAsync(_studies, request, logger, cancellationToken);
+
+    /// <summary>The read behind <see cref="SettledStatusAsync(ChunkRequest, CancellationToken)"/>, shared with
+    /// <see cref="ChunkDeadLetterHook"/>, which answers a dead-lettered chunk only while its study is open.</summary>
+    internal static async Task<string?> SettledStatusAsync(IStudyStore? studies, ChunkRequest request, ILogger logger, CancellationToken cancellationToken)
     {
-        if (_studies is null)
+        if (studies is null)
         {
             return null;
         }
 
         try
         {
-            var row = await _studies.GetAsync(request.Tenant, request.StudyId, cancellationToken).ConfigureAwait(false);
+            var row = await studies.GetAsync(request.Tenant, request.StudyId, cancellationToken).ConfigureAwait(false);
             return row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : null;
         }
         catch (Exception ex) when (!IsHostCancellation(ex, cancellationToken))
@@ -397,7 +402,7 @@ public sealed partial class ScoringHandler(
         public static partial void StoppedSettled(ILogger logger, string tenant, string studyId, int chunk, int attempt, string status, int batchesRun, int batches, double seconds);
 
         // The exception type only: a storage message could name the account's URLs; the chunk is scored anyway.
-        [LoggerMessage(EventId = 2206, Level = LogLevel.Debug, Message = "Study {Tenant}/{StudyId}: its row could not be read ({Type}); scoring the chunk")]
+        [LoggerMessage(EventId = 2206, Level = LogLevel.Debug, Message = "Study {Tenant}/{StudyId}: its row could not be read ({Type}); taken as not settled (the chunk is scored, or its dead-letter answered)")]
         public static partial void StatusUnread(ILogger logger, string tenant, string studyId, string type);
 
         [LoggerMessage(EventId = 2203, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId} chunk {Chunk} (attempt {Attempt}): {Slices} slices scored in {Seconds:0.00} s on {Device}")]
