@@ -22,13 +22,16 @@ public sealed record OfflinePipelineSettings(PipelineOptions Pipeline, IReadOnly
 
     /// <summary>
     /// The <see cref="PipelineOptions"/> that change an offline run: the chunks scored (<c>ChunkSize</c>), ingest's
-    /// <c>too-large</c> refusal (<c>MaxUploadBytes</c>) and the montage's most affected slices (<c>MontageSlices</c>).
+    /// <c>too-large</c> refusal (<c>MaxUploadBytes</c>), the montage's most affected slices (<c>MontageSlices</c>) and
+    /// how long its one ingest attempt may run (<c>IngestTimeLimit</c>: the handler applies it offline too, and <c>0</c>
+    /// lifts it for a very large compressed study on a slow machine).
     /// </summary>
     public static IReadOnlySet<string> Applied { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         nameof(PipelineOptions.ChunkSize),
         nameof(PipelineOptions.MaxUploadBytes),
         nameof(PipelineOptions.MontageSlices),
+        nameof(PipelineOptions.IngestTimeLimit),
     };
 
     /// <summary>The keys of the <c>Pipeline</c> section <c>screen</c> does not use, each with why.</summary>
