@@ -1,12 +1,9 @@
 using System.Collections.Concurrent;
-using CovidFunctions.Imaging.Series;
-using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -31,7 +28,7 @@ public sealed class CrashLoopingChunkTests(AzuriteFixture azurite)
         var tenant = AzuriteFixture.NewTenant();
         const string StudyId = "s-crash";
         var tilesPrefix = $"{tenant}/{StudyId}/tiles";
-        await WriteTilesAsync(tilesPrefix);
+        await ChestCtTiles.WriteAsync(azurite, tilesPrefix);
         var (requests, results) = (AzuriteFixture.NewQueue(), AzuriteFixture.NewQueue());
 
         // No visibility renewal: a delivery whose handler never returns is what the queue sees of a process that died
@@ -189,18 +186,6 @@ public sealed class CrashLoopingChunkTests(AzuriteFixture azurite)
         }
 
         return found;
-    }
-
-    private async Task WriteTilesAsync(string tilesPrefix)
-    {
-        using var temp = TestData.CreateTempDirectory();
-        foreach (var file in Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"), "*.dcm").Order(StringComparer.Ordinal).Skip(20).Take(2))
-        {
-            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
-        }
-
-        using var series = SeriesAssembler.Assemble(temp.Path);
-        await SeriesTiles.WriteAsync(series, azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer), tilesPrefix, null, 2, CancellationToken.None);
     }
 
     /// <summary>Never returns from storing the rows until the consumer stops: the process "died" there.</summary>

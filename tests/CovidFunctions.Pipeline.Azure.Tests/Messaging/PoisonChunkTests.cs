@@ -1,12 +1,9 @@
 using System.Collections.Concurrent;
-using CovidFunctions.Imaging.Series;
-using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -29,7 +26,7 @@ public sealed class PoisonChunkTests(AzuriteFixture azurite)
         var tenant = AzuriteFixture.NewTenant();
         const string StudyId = "s-poison";
         var tilesPrefix = $"{tenant}/{StudyId}/tiles";
-        await WriteTilesAsync(tilesPrefix);
+        await ChestCtTiles.WriteAsync(azurite, tilesPrefix);
         var requests = AzuriteFixture.NewQueue();
         var results = AzuriteFixture.NewQueue();
         var transport = azurite.Storage.CreateQueueTransport(options: new StorageQueueTransportOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(100) });
@@ -87,18 +84,6 @@ public sealed class PoisonChunkTests(AzuriteFixture azurite)
 
         var record = PipelineJson.Deserialize<DeadLetterRecord>((await deadLetters.GetBlobClient(deadLetterPath).DownloadContentAsync()).Value.Content.ToString());
         Assert.Equal(answer.Error, record.Reason);
-    }
-
-    private async Task WriteTilesAsync(string tilesPrefix)
-    {
-        using var temp = TestData.CreateTempDirectory();
-        foreach (var file in Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"), "*.dcm").Order(StringComparer.Ordinal).Skip(20).Take(2))
-        {
-            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
-        }
-
-        using var series = SeriesAssembler.Assemble(temp.Path);
-        await SeriesTiles.WriteAsync(series, azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer), tilesPrefix, null, 2, CancellationToken.None);
     }
 
     private sealed class FailingSliceResults : ISliceResultStore

@@ -1,12 +1,10 @@
 using Azure.Storage.Blobs.Models;
-using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Scoring;
 using CovidFunctions.Pipeline.Storage;
-using CovidFunctions.TestHelpers;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -70,7 +68,7 @@ public sealed class ScoringStudySettledMidChunkTests(AzuriteFixture azurite)
         var tenant = AzuriteFixture.NewTenant();
         const string StudyId = "s-fails-mid-chunk";
         var tilesPrefix = $"{tenant}/{StudyId}/tiles";
-        await WriteTilesAsync(tilesPrefix);
+        await ChestCtTiles.WriteAsync(azurite, tilesPrefix, Slices);
         await azurite.Storage.Studies.TryCreateAsync(
             new StudyRecord { Tenant = tenant, StudyId = StudyId, Status = StudyStatus.Processing, CreatedAt = DateTimeOffset.UtcNow, IngestedAt = DateTimeOffset.UtcNow },
             CancellationToken.None);
@@ -135,18 +133,6 @@ public sealed class ScoringStudySettledMidChunkTests(AzuriteFixture azurite)
         var rows = await azurite.Storage.SliceResults.GetAsync(tenant, StudyId, CancellationToken.None);
         var row = await azurite.Storage.Studies.GetAsync(tenant, StudyId, CancellationToken.None);
         return new ChunkRun(await settled.Task, studies.Reads, requestsLeft, deadLetters, answers, resultBlobs, rows.Count, row!.Status);
-    }
-
-    private async Task WriteTilesAsync(string tilesPrefix)
-    {
-        using var temp = TestData.CreateTempDirectory();
-        foreach (var file in Directory.EnumerateFiles(TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f"), "*.dcm").Order(StringComparer.Ordinal).Skip(20).Take(Slices))
-        {
-            File.Copy(file, Path.Combine(temp.Path, Path.GetFileName(file)));
-        }
-
-        using var series = SeriesAssembler.Assemble(temp.Path);
-        await SeriesTiles.WriteAsync(series, azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer), tilesPrefix, null, 2, CancellationToken.None);
     }
 
     private sealed record ChunkRun(
