@@ -826,7 +826,7 @@ public sealed partial class IngestHandler
     /// once the move is done). A study failed because its upload was missing keeps the path with nothing to move.
     /// </summary>
     private static bool QuarantineMovePending(StudyRecord? row) => row is { Status: StudyStatus.Failed, IngestedAt: null, UploadPath: not null }
-        && row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) != true;
+        && !FailedForAMissingUpload(row);
 
     /// <summary>Whether a quarantine reason code is a failed study's (given up, failed after ingest, stuck), not a reject's.</summary>
     private static bool IsFailureReason(string code) => code is StudyFailedReason or IngestFailedReason or StuckReason;
@@ -868,7 +868,11 @@ public sealed partial class IngestHandler
     /// </summary>
     private static bool SettledUnscreened(StudyRecord? row) => row is { IngestedAt: null }
         && (row.Status == StudyStatus.Rejected
-            || (row.Status == StudyStatus.Failed && (row.UploadPath is null || row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) == true)));
+            || (row.Status == StudyStatus.Failed && (row.UploadPath is null || FailedForAMissingUpload(row))));
+
+    /// <summary>A row failed as <see cref="UploadMissingReason"/> (its reason as <see cref="UploadMissingAsync"/> writes
+    /// it): it keeps its upload path, but there is nothing to move to quarantine.</summary>
+    private static bool FailedForAMissingUpload(StudyRecord row) => row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) == true;
 
     /// <summary>A delivery for a study settled without being screened, with no blob at its path now: nothing to do.</summary>
     private static IngestOutcome AlreadySettled(UploadUnit unit, StudyRecord row) =>
