@@ -23,11 +23,7 @@ public sealed class FolderSweepFailureTests(AzuriteFixture azurite)
         var key = DeidKey.Generate();
         var studyIdKey = StudyIdKey.From(key);
         var uploads = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer);
-        foreach (var folder in new[] { "a-first", "b-second" })
-        {
-            await uploads.GetBlobClient($"{tenant}/{folder}/notes.txt").UploadAsync(BinaryData.FromString("not an image"), overwrite: true);
-            await uploads.GetBlobClient($"{tenant}/{folder}/{PipelineNames.CompleteMarker}").UploadAsync(BinaryData.FromBytes([]), overwrite: true);
-        }
+        await IngestFunctionsBuilder.UploadClosedJunkFoldersAsync(uploads, tenant, "a-first", "b-second");
 
         // The first folder in plan order fails on its Studies write (storage failing for that one row).
         var failing = StudyIds.ForUpload(studyIdKey, tenant, $"{tenant}/a-first/");

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Runtime.CompilerServices;
+using Azure.Storage.Blobs;
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
@@ -65,6 +66,19 @@ internal static class IngestFunctionsBuilder
     /// <summary>The in-process Durable host, with a stand-in under the study orchestrator's name.</summary>
     public static Task<DurableTaskTestHost> StartDurableAsync() =>
         DurableTaskTestHost.StartAsync(registry => registry.AddOrchestrator(DurableStudyOrchestrationClient.OrchestratorName, typeof(StandInStudyOrchestrator)));
+
+    /// <summary>
+    /// Closed folder uploads under <paramref name="tenant"/>: each folder holds one file that is not an image and its
+    /// completion marker, so a sweep ingests each one (and rejects it) quickly.
+    /// </summary>
+    public static async Task UploadClosedJunkFoldersAsync(BlobContainerClient uploads, string tenant, params string[] folders)
+    {
+        foreach (var folder in folders)
+        {
+            await uploads.GetBlobClient($"{tenant}/{folder}/notes.txt").UploadAsync(BinaryData.FromString("not an image"), overwrite: true);
+            await uploads.GetBlobClient($"{tenant}/{folder}/{PipelineNames.CompleteMarker}").UploadAsync(BinaryData.FromBytes([]), overwrite: true);
+        }
+    }
 
     /// <summary>The shared data's copy of one of <see cref="SliceFiles"/>.</summary>
     public static string SlicePath(string file) => TestData.Shared("dicom", "chest-ct", "lung-pet-ct-dx", "A0002-s3-b40f", file);

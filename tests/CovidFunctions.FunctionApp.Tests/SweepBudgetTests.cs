@@ -34,11 +34,7 @@ public sealed class SweepBudgetTests(AzuriteFixture azurite)
         var key = DeidKey.Generate();
         var studyIdKey = StudyIdKey.From(key);
         var uploads = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer);
-        foreach (var folder in new[] { "a-first", "b-second" })
-        {
-            await uploads.GetBlobClient($"{tenant}/{folder}/notes.txt").UploadAsync(BinaryData.FromString("not an image"), overwrite: true);
-            await uploads.GetBlobClient($"{tenant}/{folder}/{PipelineNames.CompleteMarker}").UploadAsync(BinaryData.FromBytes([]), overwrite: true);
-        }
+        await IngestFunctionsBuilder.UploadClosedJunkFoldersAsync(uploads, tenant, "a-first", "b-second");
 
         // The first folder's ingest takes 11 minutes (the clock moves on at its first Studies write): with the default
         // 50-min limit, another attempt started then could end at 61 min, past the 60-min invocation.
@@ -70,11 +66,7 @@ public sealed class SweepBudgetTests(AzuriteFixture azurite)
         var key = DeidKey.Generate();
         var studyIdKey = StudyIdKey.From(key);
         var uploads = azurite.Storage.Blobs.GetBlobContainerClient(PipelineNames.UploadsContainer);
-        foreach (var folder in new[] { "a-first", "b-second" })
-        {
-            await uploads.GetBlobClient($"{tenant}/{folder}/notes.txt").UploadAsync(BinaryData.FromString("not an image"), overwrite: true);
-            await uploads.GetBlobClient($"{tenant}/{folder}/{PipelineNames.CompleteMarker}").UploadAsync(BinaryData.FromBytes([]), overwrite: true);
-        }
+        await IngestFunctionsBuilder.UploadClosedJunkFoldersAsync(uploads, tenant, "a-first", "b-second");
 
         // 9 minutes spent + 50 min limit: still inside the 60-min invocation.
         var first = StudyIds.ForUpload(studyIdKey, tenant, $"{tenant}/a-first/");
