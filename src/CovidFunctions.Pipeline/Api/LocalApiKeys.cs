@@ -77,6 +77,13 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
             throw new ArgumentException($"a key's lifetime must be more than 0 and at most {ApiKeyOptions.DefaultMaxLifetimeDays} days", nameof(lifetime));
         }
 
+        // As a stored key's mint: an entry without tenants is one ReadAsync refuses, so writing it would make every
+        // request of every key (the operator's too) fail until the file is edited by hand.
+        if (tenants.Count == 0)
+        {
+            throw new ArgumentException("a key needs at least one tenant (or \"*\")", nameof(tenants));
+        }
+
         ApiKeyTenants.Require(tenants);
         ApiKeyTenants.RequireWithinCap(tenants, ApiKeyOptions.DefaultMaxTenantsPerKey);
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);

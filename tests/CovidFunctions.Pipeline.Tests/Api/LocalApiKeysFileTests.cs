@@ -63,4 +63,21 @@ public sealed class LocalApiKeysFileTests
         var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
         Assert.True((await keys.AuthorizeAsync(operatorKey, None))!.SeesAllTenants);
     }
+
+    [Fact]
+    public async Task AddingAKeyWithoutTenants_IsRefused_AndTheFileStaysUsable()
+    {
+        // Before, AddKeyAsync([]) wrote {"key": "cfk_…", "tenants": []}: an entry the file's own rule refuses, so from then
+        // on every request of every key (the operator key too) answered 500 until the file was edited by hand.
+        using var kit = new ApiTestKit();
+        var keys = new LocalApiKeys(kit.Temp.Path);
+        var operatorKey = await keys.GetOrCreateOperatorKeyAsync(None);
+        var before = await File.ReadAllTextAsync(keys.FilePath);
+
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => keys.AddKeyAsync([], None));
+        Assert.Contains("at least one tenant", refused.Message, StringComparison.Ordinal);
+
+        Assert.Equal(before, await File.ReadAllTextAsync(keys.FilePath));
+        Assert.True((await keys.AuthorizeAsync(operatorKey, None))!.SeesAllTenants);
+    }
 }
