@@ -90,7 +90,8 @@ public sealed class OfflinePipelineSettingsTests
         var settings = OfflinePipelineSettings.Load(environment);
 
         var defaults = new PipelineOptions();
-        Assert.Equal(defaults with { ChunkSize = 4, MaxUploadBytes = 0, MontageSlices = 3 }, settings.Pipeline);
+        // With uploads of any size accepted, no ingest time limit unless one is set (LocalIngestTimeLimitTests).
+        Assert.Equal(defaults with { ChunkSize = 4, MaxUploadBytes = 0, MontageSlices = 3, IngestTimeLimit = TimeSpan.Zero }, settings.Pipeline);
         Assert.Equal(["Pipeline__MaxIngestAttempts", "Pipeline__SliceQueueName", "Pipeline__UploadRetention"], settings.Ignored);
         Assert.All(settings.Ignored, name => Assert.False(string.IsNullOrWhiteSpace(OfflinePipelineSettings.WhyIgnored(name))));
     }

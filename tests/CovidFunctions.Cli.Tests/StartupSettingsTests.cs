@@ -89,16 +89,19 @@ public sealed class StartupSettingsTests
             chunkSize: null);
 
         Assert.Equal((0, 2), (settings.Metering.CloseAfterDays, settings.Metering.CloseMaxWaitDays));
-        Assert.Equal(new PipelineOptions { UploadRetention = TimeSpan.FromDays(1), StuckStudyAge = TimeSpan.FromMinutes(30), ChunkSize = 16, MaxDeliveryCount = 7 }, settings.Pipeline);
+        Assert.Equal(
+            new PipelineOptions { UploadRetention = TimeSpan.FromDays(1), StuckStudyAge = TimeSpan.FromMinutes(30), ChunkSize = 16, MaxDeliveryCount = 7, IngestTimeLimit = LocalHostSettings.LocalIngestTimeLimit(new PipelineOptions().MaxUploadBytes) },
+            settings.Pipeline);
         Assert.Empty(settings.FunctionAppOnly);
     }
 
     [Fact]
-    public void UpHostSettings_None_AreTheFunctionAppDefaults()
+    public void UpHostSettings_None_AreTheFunctionAppDefaults_ButTheIngestTimeLimit()
     {
         var settings = LocalHostSettings.Load(Environment(), chunkSize: null);
 
-        Assert.Equal(new PipelineOptions(), settings.Pipeline);
+        // IngestTimeLimit is sized to the largest upload accepted: up has no Function timeout (LocalIngestTimeLimitTests).
+        Assert.Equal(new PipelineOptions() with { IngestTimeLimit = TimeSpan.FromMinutes(94) }, settings.Pipeline);
         Assert.Equal((3, 10), (settings.Metering.CloseAfterDays, settings.Metering.CloseMaxWaitDays));
     }
 

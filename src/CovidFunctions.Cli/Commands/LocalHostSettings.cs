@@ -14,7 +14,8 @@ namespace CovidFunctions.Cli.Commands;
 /// starts with a message naming the setting. Before, <c>up</c> read none of them: README and local.settings.sample.json
 /// name them, but <c>Metering__CloseAfterDays=0</c> or <c>Pipeline__UploadRetention=1.00:00:00</c> changed nothing locally.
 /// The <c>Imaging__*</c> settings are read and checked the same way (<see cref="Assembly"/>), and de-identification
-/// options under <c>Deidentification__</c> are refused.
+/// options under <c>Deidentification__</c> are refused. One default differs from the Function app's:
+/// <c>IngestTimeLimit</c>, when not set, is sized to the largest upload accepted (<see cref="LocalIngestTimeLimit"/>).
 /// </summary>
 /// <param name="Pipeline">Chunking, timeouts, retention, ingest bounds and the stuck-study watchdog.</param>
 /// <param name="Metering">When the previous month's bills close.</param>
@@ -34,6 +35,46 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
         [nameof(PipelineOptions.SingleUploadSweepAge)] = "covidfn up's watcher ingests every upload at once",
         [nameof(PipelineOptions.OrchestrationHistoryRetention)] = "its hourly timer purges the Durable history; covidfn up keeps it",
     };
+
+    /// <summary>
+    /// The slowest ingest measured, in MiB of upload per second of wall time: the 300-slice phantom re-encoded JPEG 2000
+    /// lossless through <c>covidfn up</c>, 61.5 MiB in 55.87 s on the shared 2-core dev VM at load 15-18 (docs/benchmarks.md
+    /// "Ingest rate and the Function timeout"; the rate Deployment.Tests' TimeBudgetTests sizes functionTimeout by).
+    /// </summary>
+    public const double SlowestMeasuredIngestMiBPerSecond = 61.5 / 55.87;
+
+    /// <summary>Headroom over <see cref="SlowestMeasuredIngestMiBPerSecond"/> (another machine, another load), as TimeBudgetTests allows.</summary>
+    public const double LocalIngestMargin = 1.5;
+
+    /// <summary>
+    /// <c>Pipeline:IngestTimeLimit</c> for <c>covidfn up</c> and <c>screen</c> when the setting is not given: the time the
+    /// largest upload they accept (<paramref name="maxUploadBytes"/>, <c>Pipeline:MaxUploadBytes</c>) takes at
+    /// <paramref name="slowestMiBPerSecond"/>, times <see cref="LocalIngestMargin"/>, in whole minutes, and never below the
+    /// Function app's 50 min; none (zero) when uploads of any size are accepted. The Function app's 50 min is set by
+    /// host.json's 60-min <c>functionTimeout</c>, which does not exist here; with it, a 4 GiB JPEG 2000 study (about
+    /// 62 min at the measured rate) failed on a slow machine unless the user knew to set the limit to 0. Sized this way the
+    /// default passes every upload accepted at the slowest measured rate (4 GiB: 1 h 34 min) and still ends a hung ingest
+    /// as a counted failure instead of holding its claim until the watchdog. A value set in the environment is used as given.
+    /// </summary>
+    public static TimeSpan LocalIngestTimeLimit(long maxUploadBytes, double slowestMiBPerSecond = SlowestMeasuredIngestMiBPerSecond)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxUploadBytes);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(slowestMiBPerSecond);
+        if (maxUploadBytes == 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var slowest = TimeSpan.FromMinutes(Math.Ceiling(maxUploadBytes / (1024.0 * 1024.0) / slowestMiBPerSecond * LocalIngestMargin / 60));
+        var functionAppDefault = new PipelineOptions().IngestTimeLimit;
+        return slowest > functionAppDefault ? slowest : functionAppDefault;
+    }
+
+    /// <summary><paramref name="pipeline"/> with <see cref="LocalIngestTimeLimit"/> unless <paramref name="section"/> sets <c>IngestTimeLimit</c>.</summary>
+    internal static PipelineOptions WithLocalIngestTimeLimit(IConfiguration section, PipelineOptions pipeline) =>
+        section[nameof(PipelineOptions.IngestTimeLimit)] is null
+            ? pipeline with { IngestTimeLimit = LocalIngestTimeLimit(pipeline.MaxUploadBytes) }
+            : pipeline;
 
     /// <summary>Why <c>up</c> ignores <paramref name="setting"/> (one of <see cref="FunctionAppOnly"/>'s names, <c>Pipeline__Key</c>), for its console line.</summary>
     public static string WhyFunctionAppOnly(string setting)
@@ -71,6 +112,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
 
         pipeline.Validate();
         metering.Validate();
+        pipeline = WithLocalIngestTimeLimit(pipelineSection, pipeline);
 
         // De-identification options are refused, not ignored (ingest's profile is fixed); the key is up's own key file.
         var assembly = ImagingSettings.LoadForIngest(environment);

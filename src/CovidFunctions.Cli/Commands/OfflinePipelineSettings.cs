@@ -23,8 +23,8 @@ public sealed record OfflinePipelineSettings(PipelineOptions Pipeline, IReadOnly
     /// <summary>
     /// The <see cref="PipelineOptions"/> that change an offline run: the chunks scored (<c>ChunkSize</c>), ingest's
     /// <c>too-large</c> refusal (<c>MaxUploadBytes</c>), the montage's most affected slices (<c>MontageSlices</c>) and
-    /// how long its one ingest attempt may run (<c>IngestTimeLimit</c>: the handler applies it offline too, and <c>0</c>
-    /// lifts it for a very large compressed study on a slow machine).
+    /// how long its one ingest attempt may run (<c>IngestTimeLimit</c>: the handler applies it offline too; when not set,
+    /// sized to the largest upload accepted as <c>up</c> sizes it, <see cref="LocalHostSettings.LocalIngestTimeLimit"/>).
     /// </summary>
     public static IReadOnlySet<string> Applied { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
@@ -73,12 +73,15 @@ public sealed record OfflinePipelineSettings(PipelineOptions Pipeline, IReadOnly
         // Get<T> throws naming the key; every value is range-checked, used here or not, as up checks them.
         var given = section.Get<PipelineOptions>() ?? new PipelineOptions();
         given.Validate();
-        var pipeline = new PipelineOptions
+        // Before, IngestTimeLimit was listed as applied but not copied here: Pipeline__IngestTimeLimit=0, the advice for a
+        // very large compressed study, changed nothing, and screen ran every study under the Function app's 50 min.
+        var pipeline = LocalHostSettings.WithLocalIngestTimeLimit(section, new PipelineOptions
         {
             ChunkSize = given.ChunkSize,
             MaxUploadBytes = given.MaxUploadBytes,
             MontageSlices = given.MontageSlices,
-        };
+            IngestTimeLimit = given.IngestTimeLimit,
+        });
         return new OfflinePipelineSettings(pipeline, EnvironmentSettings.GivenNames(section, NotUsedOffline.ContainsKey));
     }
 }

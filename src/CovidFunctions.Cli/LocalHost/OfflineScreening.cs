@@ -38,7 +38,10 @@ public sealed record OfflineScreeningResult(
 /// </summary>
 public sealed class OfflineScreening(ScreeningModels models, DeidKey key, PipelineOptions? options = null, ILoggerFactory? loggerFactory = null, SeriesAssemblyOptions? assembly = null)
 {
-    private readonly PipelineOptions _options = options ?? new PipelineOptions();
+    // Its one ingest attempt is the last (nothing retries it offline): a fault or Pipeline:IngestTimeLimit gives up at
+    // once, as a failed study whose reason names the error, instead of the handler throwing for a retry that never came
+    // (screen then ended on an unhandled exception's stack trace).
+    private readonly PipelineOptions _options = (options ?? new PipelineOptions()) with { MaxIngestAttempts = 1 };
     private readonly ILoggerFactory _loggers = loggerFactory ?? NullLoggerFactory.Instance;
 
     public async Task<OfflineScreeningResult> RunAsync(string input, string tenant, string workDirectory, CancellationToken cancellationToken)
