@@ -129,7 +129,7 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
 
     /// <summary>
     /// The keys in the file. The file may be edited by hand, so every entry is checked: one that is not JSON, or an
-    /// entry without a key or without tenants, or with a tenant that is not valid, stops with
+    /// entry without a key or without tenants, with a tenant that is not valid, or with the key of an earlier entry, stops with
     /// <see cref="InvalidDataException"/> naming the file, the entry and what is wrong (before, an entry without a key
     /// made every request fail with a NullReferenceException-style 500, and one without tenants did so for its key).
     /// </summary>
@@ -164,6 +164,10 @@ public sealed class LocalApiKeys : IApiKeyAuthorizer
                 { Tenants: null or [] } => "no \"tenants\" (use [\"*\"] for every tenant)",
                 _ when entry.Tenants.FirstOrDefault(t => t is null || !ApiKeyTenants.IsValid(t)) is { } bad => StudyIds.InvalidTenantMessage(bad),
                 _ when entry.Tenants.Contains(null!) => "a null tenant",
+                // Only the first entry of a key would count (its tenants), the second ignored without a word: a key copied
+                // into a second entry for another tenant would go on seeing the first one's. The key itself is not named.
+                _ when keys.FindIndex(k => string.Equals(k.Key, entry.Key, StringComparison.Ordinal)) is var first and >= 0 =>
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the same key as entry {first + 1} (one entry per key: list all its tenants there)"),
                 _ => null,
             };
             if (problem is not null)

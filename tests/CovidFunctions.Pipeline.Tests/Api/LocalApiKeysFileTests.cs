@@ -10,7 +10,9 @@ namespace CovidFunctions.Pipeline.Tests.Api;
 /// ArgumentNullException: 500 with an empty body), an entry without <c>"tenants"</c> did so for its own key and stopped
 /// <c>covidfn up</c> at start with a NullReferenceException, and a file that was not JSON stopped it with a JsonException
 /// naming no file. Now each of them is an <see cref="InvalidDataException"/> naming the file, the entry and the reason,
-/// at start and on every request (no request passes: a JSON 500 with that reason).
+/// at start and on every request (no request passes: a JSON 500 with that reason). So is a key written twice: before, the
+/// first entry's tenants applied and the second entry was ignored without a word, so a key copied into a second entry
+/// for another tenant kept seeing the first entry's tenant.
 /// </summary>
 public sealed class LocalApiKeysFileTests
 {
@@ -23,6 +25,7 @@ public sealed class LocalApiKeysFileTests
     [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[\"Beta\"]}]", "entry 2: tenant 'Beta' is not valid")]
     [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_beta\",\"tenants\":[null]}]", "entry 2: a null tenant")]
     [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},null]", "entry 2: null instead of an entry")]
+    [InlineData("[{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]},{\"key\":\"cfk_alpha\",\"tenants\":[\"beta\"]}]", "entry 2: the same key as entry 1")]
     [InlineData("{\"key\":\"cfk_alpha\"", "not a JSON array")]
     [InlineData("{\"key\":\"cfk_alpha\",\"tenants\":[\"alpha\"]}", "not a JSON array of {\"key\", \"tenants\"} entries (line 1, byte ")]
     public async Task AMalformedEntry_IsNamed_AtStartAndOnEveryRequest(string content, string reason)
