@@ -60,8 +60,11 @@ public sealed record PipelineOptions
     /// which is not counted, so before this limit an ingest longer than the Function timeout was cut and repeated until the
     /// watchdog failed it 6 h on with no word of the timeout. 50 minutes leaves the failed attempt 10 minutes to record
     /// itself (and give up) inside the invocation, and is 1.6× the slowest ingest measured of the largest upload Azure
-    /// accepts (about 31 min for 2 GiB, docs/deployment.md "Time budgets"). Zero: no limit (the local host has no
-    /// Function timeout; a hung ingest then waits for the watchdog).
+    /// accepts (about 31 min for 2 GiB, docs/deployment.md "Time budgets"). The Function app refuses at start-up a limit
+    /// that is not below the host's <c>functionTimeout</c>, or zero under a bounded one (FunctionAppOptions). Zero: no
+    /// limit (a hung ingest then waits for the watchdog). <c>covidfn up</c> and <c>screen</c> have no Function timeout:
+    /// when the setting is not given they size the limit to their largest upload (Cli LocalHostSettings.LocalIngestTimeLimit,
+    /// 94 min for 4 GiB), since this 50 minutes is shorter than the slowest measured ingest of 4 GiB (about 62 min).
     /// </summary>
     public TimeSpan IngestTimeLimit { get; init; } = TimeSpan.FromMinutes(50);
 
