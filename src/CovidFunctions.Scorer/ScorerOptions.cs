@@ -60,8 +60,20 @@ public sealed record ScorerOptions
     /// <summary>Deliveries before a failing chunk is dead-lettered (the Service Bus queue's own limit is bicep's sliceMaxDeliveryCount).</summary>
     public int MaxDeliveryCount { get; init; } = 5;
 
-    /// <summary>Visibility timeout per delivery (Storage queue); on Service Bus the lock is renewed up to this long.</summary>
-    public TimeSpan MessageLockDuration { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>
+    /// Storage queue: how long a received chunk stays invisible, renewed every third of it while the replica scoring it
+    /// lives (for up to <see cref="Pipeline.Azure.Messaging.SettlementPolicy.MaxLockRenewal"/>, so it does not bound how
+    /// long a chunk may take). What it bounds is how long a chunk stays hidden after the replica holding it died: a
+    /// chunk that crashes the scorer (a native ONNX Runtime crash, an out-of-memory kill) costs this much per delivery
+    /// before the next replica takes it, and fails its study on the delivery after <see cref="MaxDeliveryCount"/>.
+    /// 30 s: renewed every 10 s, so 20 s of failed renewals (the storage account unreachable) pass without a second
+    /// delivery, and a crash-looping chunk fails its study after about 5 × 30 s plus the restarts. It was 5 min, which
+    /// made that about 25 minutes (docs/benchmarks.md). Not used on Service Bus, whose lock is the queue's lockDuration.
+    /// </summary>
+    public TimeSpan MessageLockDuration { get; init; } = DefaultMessageLockDuration;
+
+    /// <summary>The default <see cref="MessageLockDuration"/>.</summary>
+    public static readonly TimeSpan DefaultMessageLockDuration = TimeSpan.FromSeconds(30);
 
     /// <summary>Idle wait between empty polls of a Storage queue.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
@@ -90,7 +102,7 @@ public sealed record ScorerOptions
 
     public bool PreferCuda => string.Equals(ExecutionProvider, "Cuda", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The shortest <see cref="MessageLockDuration"/>: renewed every half, so at least 5 s to renew in.</summary>
+    /// <summary>The shortest <see cref="MessageLockDuration"/>: renewed every third, so at least about 7 s to renew in.</summary>
     public static readonly TimeSpan MinMessageLockDuration = TimeSpan.FromSeconds(10);
 
     /// <summary>The longest <see cref="MessageLockDuration"/>: a Storage queue's longest visibility timeout.</summary>
@@ -131,7 +143,7 @@ public sealed record ScorerOptions
         // The Storage queue service documents a visibility timeout of whole seconds from 1 s to 7 days (the SDK sends the
         // whole seconds). Another value (0, 00:00:00.5, 8 days) was taken as it came: the service refuses such a receive
         // (400), and the consumer treats every refusal as an outage to retry each second, while /readyz says ready.
-        // Under 10 s the renewal (every half timeout, at least every second) lands where the message turns visible.
+        // Under 10 s the renewal (every third of the timeout, at least every second) has too little room to be retried.
         if (MessageLockDuration < MinMessageLockDuration || MessageLockDuration > MaxMessageLockDuration)
         {
             throw Bad(nameof(MessageLockDuration), MessageLockDuration, $"must be between {MinMessageLockDuration:c} and {MaxMessageLockDuration:c}, the Storage queue's visibility range");

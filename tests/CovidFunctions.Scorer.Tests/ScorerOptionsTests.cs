@@ -27,6 +27,10 @@ public sealed class ScorerOptionsTests
         Assert.Equal(Pipeline.PipelineNames.SliceResultsQueue, options.ResultQueueName);
         Assert.False(options.PreferCuda);
         Assert.True(options.DrainTimeout < TimeSpan.FromSeconds(120), "the drain must end within Container Apps' 120 s grace period");
+
+        // The sample is what a local scorer container is started from: it keeps the short default lock (30 s, renewed
+        // every 10 s), so a replica that dies on a chunk gives it back in seconds, not after the old 5 minutes.
+        Assert.Equal(ScorerOptions.DefaultMessageLockDuration, options.MessageLockDuration);
     }
 
     [Fact]

@@ -13,8 +13,12 @@ namespace CovidFunctions.Scorer.Tests;
 /// </summary>
 internal sealed class ScorerProcess : IDisposable
 {
+    // COVIDFN_SCORER_OUTPUT: another build of the scorer (a copy of an earlier commit's output, to measure before and
+    // after a change with the same tests); else this build's.
     private static readonly string ScorerDll = Path.Combine(
-        typeof(ScorerProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ScorerOutput").Value!,
+        Environment.GetEnvironmentVariable("COVIDFN_SCORER_OUTPUT") is { Length: > 0 } other
+            ? other
+            : typeof(ScorerProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ScorerOutput").Value!,
         "CovidFunctions.Scorer.dll");
 
     private readonly Process _process;
@@ -115,6 +119,33 @@ internal sealed class ScorerProcess : IDisposable
 
         _process.Dispose();
         _http.Dispose();
+    }
+
+    /// <summary>
+    /// The chunks the replica is handling now (<c>/readyz</c>'s <c>inFlight</c>: a received chunk's handler has started);
+    /// null while it is not ready or does not answer.
+    /// </summary>
+    public async Task<int?> InFlightAsync()
+    {
+        try
+        {
+            using var response = await _http.GetAsync(new Uri("/readyz", UriKind.Relative));
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                return null;
+            }
+
+            using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            return body.RootElement.GetProperty("inFlight").GetInt32();
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+        catch (TaskCanceledException)
+        {
+            return null;
+        }
     }
 
     private async Task<bool> IsReadyAsync()

@@ -146,6 +146,105 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite, ITestOutputHelper
     }
 
     [Fact]
+    public async Task A_chunk_that_kills_every_replica_comes_back_about_one_default_lock_after_each_kill_and_fails_its_study_after_the_last()
+    {
+        // A crash loop as a Storage-queue deployment sees it (local covidfn up's scorer container, Azure with Storage
+        // queues): each replica that takes the chunk dies mid-chunk (SIGKILL standing in for a native ONNX Runtime crash
+        // or an out-of-memory kill) and the next one starts at once, as Container Apps restarts a replica. Nothing is set
+        // about the lock: Scorer:MessageLockDuration's default decides how long each dead replica's chunk stays hidden.
+        // Before (default 5 min, renewed every half of it) each kill cost about 5 minutes, so a chunk crashing on its 5
+        // deliveries took about 25 minutes to fail its study; with the short default renewed while a replica lives, it
+        // comes back about one lock after the kill.
+        // Measuring (docs/benchmarks.md): COVIDFN_MEASURE_DELIVERIES sets Scorer__MaxDeliveryCount (default 2 here),
+        // COVIDFN_MEASURE_LOCK sets Scorer__MessageLockDuration (then the return bound below is not asserted).
+        var deliveries = int.TryParse(Environment.GetEnvironmentVariable("COVIDFN_MEASURE_DELIVERIES"), out var d) && d > 0 ? d : 2;
+        var lockSetting = Environment.GetEnvironmentVariable("COVIDFN_MEASURE_LOCK");
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var (requests, results) = ($"req-loop-{suffix}", $"res-loop-{suffix}");
+        var studyId = StudyIds.ForUpload(StudyIdKey.From(CovidFunctions.Dicom.Deidentification.DeidKey.Generate()), Tenant, "loop-test.zip");
+        var (tilesPrefix, sliceCount) = await WriteTilesAsync(studyId);
+        var request = new ChunkRequest(Tenant, studyId, StudyIds.OrchestrationId(Tenant, studyId), tilesPrefix, 0, 0, sliceCount, 1);
+        var requestQueue = azurite.Storage.Queues.GetQueueClient(requests);
+        var resultQueue = azurite.Storage.Queues.GetQueueClient(results);
+        var environment = ScorerEnvironment(requests, results);
+        environment.Remove("Scorer__MessageLockDuration");
+        if (lockSetting is { Length: > 0 })
+        {
+            environment["Scorer__MessageLockDuration"] = lockSetting;
+        }
+
+        environment["Scorer__MaxDeliveryCount"] = deliveries.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await azurite.Storage.CreateQueueTransport().SendAsync(requests, new QueueMessage(request.MessageId, PipelineJson.Serialize(request)), CancellationToken.None);
+
+        var replica = ScorerProcess.Start(environment);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var firstReceived = TimeSpan.Zero;
+        var returns = new List<TimeSpan>();
+        try
+        {
+            for (var delivery = 1; delivery <= deliveries; delivery++)
+            {
+                await UntilInFlightAsync(replica, $"replica {delivery} to take the chunk");
+                var received = clock.Elapsed;
+                if (delivery == 1)
+                {
+                    firstReceived = received;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(1));
+                await replica.KillAsync();
+                var killed = clock.Elapsed;
+                output.WriteLine($"delivery {delivery}: taken at {received.TotalSeconds:0.0} s, replica killed at {killed.TotalSeconds:0.0} s");
+                replica.Dispose();
+
+                // The next replica starts at once; the chunk is back when the queue shows it again or, if that replica
+                // was ready first, when the replica has taken it (after the last allowed delivery: dead-lettered it and
+                // answered, without running the handler).
+                replica = ScorerProcess.Start(environment);
+                var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(7);
+                while (!((await requestQueue.PeekMessagesAsync(1)).Value.Length > 0 || await replica.InFlightAsync() > 0 || await CountAsync(resultQueue) > 0))
+                {
+                    Assert.False(replica.HasExited, "the next replica exited:\n" + replica.Output);
+                    Assert.True(DateTime.UtcNow < deadline, $"delivery {delivery}'s chunk did not come back within 7 minutes of the kill");
+                    await Task.Delay(200);
+                }
+
+                returns.Add(clock.Elapsed - killed);
+                output.WriteLine($"delivery {delivery}: back {returns[^1].TotalSeconds:0.0} s after the kill");
+            }
+
+            ChunkResult? result = null;
+            await TestWaits.UntilAsync(async () =>
+            {
+                var message = (await resultQueue.ExistsAsync()).Value ? (await resultQueue.PeekMessagesAsync(1)).Value.SingleOrDefault() : null;
+                result = message is null ? null : PipelineJson.Deserialize<ChunkResult>(StorageQueueEnvelope.TryParse(message.MessageText)!.Body);
+                return result is not null;
+            }, "the last replica's error result");
+            var answered = clock.Elapsed;
+            output.WriteLine($"{deliveries} deliveries killed: the study's error result {(answered - firstReceived).TotalSeconds:0.0} s after the first delivery was taken (lock {lockSetting ?? "default"})");
+            await replica.TerminateAsync();
+
+            var path = DeadLetterRecord.PathOf(requests, request.MessageId, deliveries + 1);
+            Assert.NotNull(result);
+            Assert.Equal((request.OrchestrationId, 0, 1, (string?)null), (result.OrchestrationId, result.ChunkIndex, result.Attempt, result.ResultPath));
+            Assert.StartsWith($"delivered {(deliveries == 1 ? "once" : $"{deliveries} times")} without the scorer finishing it (at most {deliveries})", result.Error, StringComparison.Ordinal);
+            Assert.EndsWith($"dead-letters/{path}", result.Error, StringComparison.Ordinal);
+            Assert.Equal(0, await CountAsync(requestQueue));
+            Assert.Empty(await azurite.Storage.SliceResults.GetAsync(Tenant, studyId, CancellationToken.None));
+        }
+        finally
+        {
+            replica.Dispose();
+        }
+
+        if (lockSetting is not { Length: > 0 })
+        {
+            // Not a speed bound: it tells the default lock (30 s) from the old one (5 min), with room for a loaded machine.
+            Assert.All(returns, back => Assert.True(back < TimeSpan.FromSeconds(90), $"a killed replica's chunk came back {back.TotalSeconds:0} s after the kill"));
+        }
+    }
+
+    [Fact]
     public async Task Sigterm_MidChunk_PastTheDrainTimeout_ReleasesTheChunkAtOnce_NotAfterItsVisibilityTimeout()
     {
         // The drain ends at once (DrainTimeout 0), so the chunk in flight is cancelled: its message must go straight
@@ -200,6 +299,17 @@ public sealed class ScorerProcessTests(AzuriteFixture azurite, ITestOutputHelper
         var prefix = $"{Tenant}/{studyId}/tiles";
         await SeriesTiles.WriteAsync(series, azurite.Storage.BlobContainers.Get(PipelineNames.SlicesContainer), prefix, mapUid: null, parallelism: 1, CancellationToken.None);
         return (prefix, series.SliceCount);
+    }
+
+    private static async Task UntilInFlightAsync(ScorerProcess replica, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(7);
+        while (await replica.InFlightAsync() is not > 0)
+        {
+            Assert.False(replica.HasExited, $"the replica exited before {what}:\n" + replica.Output);
+            Assert.True(DateTime.UtcNow < deadline, $"gave up waiting for {what}:\n" + replica.Output);
+            await Task.Delay(200);
+        }
     }
 
     private static async Task<int> CountAsync(QueueClient queue) =>

@@ -19,9 +19,10 @@ public sealed record StorageQueueTransportOptions
     public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// While a handler runs, its message's invisibility is extended every half <see cref="ConsumerOptions.VisibilityTimeout"/>
-    /// (like Service Bus lock renewal), for at most this long (<see cref="SettlementPolicy.MaxLockRenewal"/>, the Service
-    /// Bus transport's bound too); after that the message may be redelivered, which is logged as a warning.
+    /// While a handler runs, its message's invisibility is extended every third of <see cref="ConsumerOptions.VisibilityTimeout"/>
+    /// (<see cref="StorageQueueTransport.RenewalInterval"/>; like Service Bus lock renewal), for at most this long
+    /// (<see cref="SettlementPolicy.MaxLockRenewal"/>, the Service Bus transport's bound too); after that the message may
+    /// be redelivered, which is logged as a warning.
     /// </summary>
     public TimeSpan MaxVisibilityRenewal { get; init; } = SettlementPolicy.MaxLockRenewal;
 
@@ -30,7 +31,7 @@ public sealed record StorageQueueTransportOptions
 
     /// <summary>
     /// How long to wait before polling again after the service failed (Azurite restarting, network), and before trying
-    /// a failed visibility renewal again (at most half the visibility timeout).
+    /// a failed visibility renewal again (at most one renewal interval).
     /// </summary>
     public TimeSpan ErrorBackoff { get; init; } = TimeSpan.FromSeconds(1);
 }
@@ -41,8 +42,10 @@ public sealed record StorageQueueTransportOptions
 /// of <see cref="Storage.PipelineStorage"/>).
 /// <para>
 /// Receiving: up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once; each received message is invisible for
-/// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended while its handler runs; <c>DequeueCount</c> is the delivery
-/// count, so a message whose handler crashed the process comes back after the timeout with a higher count. Settlement
+/// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended by that much every third of it while its handler runs (the
+/// handler's heartbeat); <c>DequeueCount</c> is the delivery count, so a message whose handler crashed the process comes
+/// back with a higher count once the last extension runs out: between two thirds of the timeout and the whole of it
+/// after the crash, so the timeout is what a crash costs per delivery, not how long a handler may run. Settlement
 /// (<see cref="SettlementPolicy"/>): Complete deletes it; Retry makes it visible again after a backoff; DeadLetter
 /// writes a <see cref="DeadLetterRecord"/> to <c>dead-letters/{queue}/{messageId}-{n}.json</c> and then deletes it; a
 /// dead-letter the consumer decided (over-delivered, or failing on its last delivery) is told to
@@ -224,16 +227,16 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
     }
 
     /// <summary>
-    /// Keeps the message invisible while its handler runs: every half visibility timeout, and after a failed renewal
-    /// again after <see cref="StorageQueueTransportOptions.ErrorBackoff"/> (at most half the timeout). Waiting a whole
-    /// interval after a failure put the next try at the very moment the message became visible again, so one more
-    /// failure let another consumer receive it and run its chunk a second time while this one still ran. A renewal
-    /// the service refuses because the message is no longer ours (another consumer received it, or it is gone) ends
-    /// the renewal: no later one can succeed.
+    /// Keeps the message invisible while its handler runs: every <see cref="RenewalInterval"/> (a third of the visibility
+    /// timeout), and after a failed renewal again after <see cref="StorageQueueTransportOptions.ErrorBackoff"/> (at most
+    /// one interval). Waiting a whole interval after a failure put the next try at the very moment the message became
+    /// visible again (when the interval was half the timeout), so one more failure let another consumer receive it and
+    /// run its chunk a second time while this one still ran. A renewal the service refuses because the message is no
+    /// longer ours (another consumer received it, or it is gone) ends the renewal: no later one can succeed.
     /// </summary>
     private async Task RenewVisibilityAsync(QueueClient client, Lease lease, string messageId, TimeSpan visibilityTimeout, CancellationToken cancellationToken)
     {
-        var interval = TimeSpan.FromTicks(Math.Max(visibilityTimeout.Ticks / 2, TimeSpan.FromSeconds(1).Ticks));
+        var interval = RenewalInterval(visibilityTimeout);
         var retry = TimeSpan.FromTicks(Math.Clamp(_options.ErrorBackoff.Ticks, TimeSpan.FromMilliseconds(100).Ticks, interval.Ticks));
         var started = DateTimeOffset.UtcNow;
         var wait = interval;
@@ -273,6 +276,17 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             // The handler finished.
         }
     }
+
+    /// <summary>
+    /// How often a running handler's message is made invisible for another <paramref name="visibilityTimeout"/>: a third
+    /// of it (at least a second). A renewal failing from the moment one is due is tried again every
+    /// <see cref="StorageQueueTransportOptions.ErrorBackoff"/> for the two thirds the message still has, so an outage
+    /// shorter than that costs nothing; and a dead consumer's message is back two thirds to the whole of the timeout
+    /// after its last renewal. At a half, as before, an outage of half the timeout let a second consumer in, so a short
+    /// timeout (the scorer's 30 s, chosen so a crashed scorer's chunk comes back soon) kept 15 s of slack instead of 20.
+    /// </summary>
+    public static TimeSpan RenewalInterval(TimeSpan visibilityTimeout) =>
+        TimeSpan.FromTicks(Math.Max(visibilityTimeout.Ticks / 3, TimeSpan.FromSeconds(1).Ticks));
 
     /// <summary>The service's answer when a pop receipt no longer holds the message: 404 (gone) or 400 PopReceiptMismatch.</summary>
     private static bool IsLeaseLost(RequestFailedException ex) =>

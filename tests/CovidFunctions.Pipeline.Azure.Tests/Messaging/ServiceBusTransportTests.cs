@@ -235,6 +235,19 @@ public sealed class ServiceBusTransportTests
     }
 
     [Fact]
+    public void The_scorer_s_short_storage_queue_lock_does_not_reach_the_service_bus_processor()
+    {
+        // The scorer hands Scorer:MessageLockDuration (30 s by default, so a dead Storage-queue replica's chunk comes back
+        // soon) to either consumer as ConsumerOptions.VisibilityTimeout. On Service Bus the lock is the queue's
+        // lockDuration and the processor renews it for the same 30 min whatever that value is: a short one must not cut
+        // a long chunk's renewal short, as the 5-min cap once did.
+        var processor = ServiceBusTransport.CreateProcessorOptions(new ConsumerOptions { VisibilityTimeout = TimeSpan.FromSeconds(30), MaxConcurrency = 2 }, new ServiceBusTransportOptions());
+
+        Assert.Equal(SettlementPolicy.MaxLockRenewal, processor.MaxAutoLockRenewalDuration);
+        Assert.Equal(0, processor.PrefetchCount); // a dying replica holds no locks beyond the chunks it is scoring
+    }
+
+    [Fact]
     public async Task A_handler_still_running_at_the_lock_renewal_bound_is_warned_about_as_a_possible_second_run()
     {
         // Past the bound the processor stops renewing, the lock expires and another replica can take the chunk: the

@@ -20,8 +20,8 @@ public sealed class StorageQueueRenewalRaceTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_renewal_in_flight_when_the_handler_finishes_is_waited_for_so_the_message_is_deleted_not_delivered_again()
     {
-        // Visibility 4 s: the renewal goes out at 2 s; the service applies it, and its answer is held 3 s. The handler
-        // ends at 3 s, while the answer is held.
+        // Visibility 4 s: the renewal goes out at 1.3 s (a third of it); the service applies it, and its answer is held
+        // 3 s. The handler ends at 3 s, while the answer is held.
         var held = new HeldRenewalAnswer(TimeSpan.FromSeconds(3));
         var options = PipelineStorage.CreateQueueOptions(loopback: true);
         options.Retry.MaxRetries = 0;

@@ -17,9 +17,11 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
 [Collection(AzuriteCollection.Name)]
 public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
 {
-    // Renewals at 6 s, 7 s and 8 s (the first two failing) against a message visible again at 12 s: 4 s of margin for a
-    // loaded CI machine (at 6 s visibility the margin was 1 s, and a whole-suite run on the loaded shared 2-core VM failed).
-    // The old schedule's second try came at 12 s. The handler outlasts the visibility so a second delivery could happen.
+    // Renewals at 4 s, 5 s and 6 s (every third of the timeout, then 1 s after a failure; the first two failing) against
+    // a message visible again at 12 s: 6 s of margin for a loaded CI machine (at 6 s visibility the margin was 1 s, and
+    // a whole-suite run on the loaded shared 2-core VM failed). Before the 1 s retry, the try after a failure waited a
+    // whole interval (then half the timeout: 6 s, and 12 s, when the message turns visible). The handler outlasts the
+    // visibility so a second delivery could happen.
     private static readonly TimeSpan Visibility = TimeSpan.FromSeconds(12);
     private static readonly TimeSpan HandlerTime = TimeSpan.FromSeconds(16);
 
@@ -106,6 +108,17 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
 
         Assert.Equal([1, 2], deliveries);
         Assert.True(faults.Refused == 1, $"{faults.Refused} renewal(s) refused by the service after the message was gone");
+    }
+
+    [Theory]
+    [InlineData(30, 10)] // the scorer's default lock: renewed every 10 s, 20 s of failed renewals tolerated
+    [InlineData(12, 4)]
+    [InlineData(2, 1)] // never more often than every second
+    public void A_running_message_is_renewed_every_third_of_its_visibility_timeout(int visibilitySeconds, int intervalSeconds)
+    {
+        // A third, not a half: a renewal failing from the moment one is due has two thirds of the timeout to get through
+        // (at a half, 15 s of a 30 s timeout), while a dead consumer's message still comes back within one timeout.
+        Assert.Equal(TimeSpan.FromSeconds(intervalSeconds), StorageQueueTransport.RenewalInterval(TimeSpan.FromSeconds(visibilitySeconds)));
     }
 
     /// <summary>
