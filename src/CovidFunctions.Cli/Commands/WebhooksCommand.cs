@@ -151,6 +151,14 @@ public static class WebhooksCommand
             var found = await FindAsync(webhooks, "webhooks remove", parseResult.GetValue(id)!, parseResult.GetValue(tenant), error, ct).ConfigureAwait(false);
             if (found is null)
             {
+                // A removal that failed after deleting the row (the secret store unavailable) left its secrets, which
+                // no lookup finds any more: running remove again deletes them.
+                var leftover = await webhooks.Manager.DeleteLeftoverSecretsAsync(parseResult.GetValue(id)!, ct).ConfigureAwait(false);
+                if (leftover > 0)
+                {
+                    error.WriteLine($"webhooks remove: deleted {leftover} secret(s) an earlier removal of '{parseResult.GetValue(id)}' left");
+                }
+
                 return ExitCodes.InternalError;
             }
 

@@ -46,4 +46,24 @@ public sealed class KeyVaultWebhookSecretStore(SecretClient client) : IWebhookSe
             // Already gone.
         }
     }
+
+    /// <summary>
+    /// One pass over the vault's secret list (names and properties, never values; soft-deleted secrets are not in it),
+    /// filtered by <paramref name="prefix"/>: Key Vault has no prefix query. The webhook-secrets vault holds only these
+    /// secrets, and only a removal lists them, so one list request per 25 secrets in the vault is the cost of one removal.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        var names = new List<string>();
+        await foreach (var properties in client.GetPropertiesOfSecretsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (properties.Name is { } name && name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                names.Add(name);
+            }
+        }
+
+        return [.. names.Order(StringComparer.Ordinal)];
+    }
 }

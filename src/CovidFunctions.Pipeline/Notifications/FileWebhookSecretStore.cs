@@ -61,6 +61,13 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
         }
     }
 
+    public async Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
+        return [.. secrets.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+    }
+
     private async Task<Dictionary<string, string>> ReadAsync(CancellationToken cancellationToken)
     {
         if (!File.Exists(FilePath))

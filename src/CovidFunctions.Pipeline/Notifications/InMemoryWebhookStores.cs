@@ -94,6 +94,12 @@ public sealed class InMemoryWebhookSecretStore : IWebhookSecretStore
         _secrets.TryRemove(name, out _);
         return Task.CompletedTask;
     }
+
+    public Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        return Task.FromResult<IReadOnlyList<string>>([.. _secrets.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)]);
+    }
 }
 
 /// <summary>In-memory <see cref="IWebhookDeliveryLog"/> with the same claim semantics as the table.</summary>

@@ -93,6 +93,13 @@ public interface IWebhookSecretStore
     Task<string?> GetAsync(string name, CancellationToken cancellationToken);
 
     Task DeleteAsync(string name, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The names of the stored secrets that start with <paramref name="prefix"/> (ordinal), deleted ones excluded: how a
+    /// removal finds every secret a subscription has, those no row names included (a rotation's new secret, stored
+    /// before the row names it).
+    /// </summary>
+    Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken);
 }
 
 /// <summary>States of a <see cref="WebhookDelivery"/>.</summary>

@@ -116,23 +116,85 @@ public sealed class WebhookManager(
         return (await subscriptions.ListAsync(null, cancellationToken).ConfigureAwait(false)).FirstOrDefault(s => s.Id == id);
     }
 
+    /// <summary>
+    /// Removes the subscription's row, then every secret it has: those the row names and those no row names, found by
+    /// name (<see cref="WebhookIds.TryParseSecretName"/>). The row goes first and the secrets are listed after it, so a
+    /// rotation running meanwhile leaves nothing: its new secret is stored before it replaces the row, so either it was
+    /// stored before the row went (and is listed here) or the rotation's replace finds no row and deletes it. Before,
+    /// only the secrets named by the row as read were deleted: a rotation that replaced the row between that read and
+    /// the delete left its new secret in Key Vault (or the file) for a subscription that no longer existed, as did one
+    /// that died between storing its secret and replacing the row. False when there was no row (secrets of it that a
+    /// failed earlier removal left are deleted all the same).
+    /// </summary>
     public async Task<bool> RemoveAsync(string tenant, string id, CancellationToken cancellationToken)
     {
+        StudyIds.RequireTenant(tenant);
         var subscription = await subscriptions.GetAsync(tenant, id, cancellationToken).ConfigureAwait(false);
-        if (subscription is null)
+        var removed = subscription is not null && await subscriptions.DeleteAsync(tenant, id, cancellationToken).ConfigureAwait(false);
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        if (subscription is not null)
         {
-            return false;
+            // Also the names of rows from before the naming scheme, which the listing would not recognise.
+            names.Add(subscription.SecretName);
+            if (subscription.PreviousSecretName is { Length: > 0 } previous)
+            {
+                names.Add(previous);
+            }
         }
 
-        var removed = await subscriptions.DeleteAsync(tenant, id, cancellationToken).ConfigureAwait(false);
-        await secrets.DeleteAsync(subscription.SecretName, cancellationToken).ConfigureAwait(false);
-        if (subscription.PreviousSecretName is { Length: > 0 } previous && previous != subscription.SecretName)
+        names.UnionWith(await SecretNamesOfAsync(tenant, id, cancellationToken).ConfigureAwait(false));
+        foreach (var name in names.Where(n => n.Length > 0))
         {
-            await secrets.DeleteAsync(previous, cancellationToken).ConfigureAwait(false);
+            await secrets.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
         }
 
         return removed;
     }
+
+    /// <summary>
+    /// Deletes the secrets of subscription <paramref name="id"/> in any tenant that has no row for it: what a removal
+    /// that failed after deleting the row (Key Vault unavailable, the process ended) left behind, which then no
+    /// subscription lookup finds (<c>covidfn webhooks remove ID</c> runs this when the id is not found). A tenant whose
+    /// row still exists keeps its secrets. Returns how many were deleted.
+    /// </summary>
+    public async Task<int> DeleteLeftoverSecretsAsync(string id, CancellationToken cancellationToken)
+    {
+        if (!WebhookIds.IsValidSubscriptionId(id))
+        {
+            throw new ArgumentException($"'{id}' is not a webhook subscription id (wh + 20 hex digits)", nameof(id));
+        }
+
+        var byTenant = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var name in await secrets.ListNamesAsync(WebhookIds.SecretNamePrefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (WebhookIds.TryParseSecretName(name, out var tenant, out var subscriptionId) && subscriptionId == id)
+            {
+                (byTenant.TryGetValue(tenant, out var list) ? list : byTenant[tenant] = []).Add(name);
+            }
+        }
+
+        var deleted = 0;
+        foreach (var (tenant, names) in byTenant)
+        {
+            if (await subscriptions.GetAsync(tenant, id, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                continue;
+            }
+
+            foreach (var name in names)
+            {
+                await secrets.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
+                deleted++;
+            }
+        }
+
+        return deleted;
+    }
+
+    /// <summary>The stored secrets whose names are those of subscription (<paramref name="tenant"/>, <paramref name="id"/>).</summary>
+    private async Task<IEnumerable<string>> SecretNamesOfAsync(string tenant, string id, CancellationToken cancellationToken) =>
+        (await secrets.ListNamesAsync(WebhookIds.SecretName(tenant, id), cancellationToken).ConfigureAwait(false))
+            .Where(n => WebhookIds.TryParseSecretName(n, out var t, out var i) && t == tenant && i == id);
 
     /// <summary>
     /// Issues a new signing secret for a subscription while the current one keeps signing for <paramref name="overlap"/>
@@ -214,6 +276,13 @@ public sealed class WebhookManager(
     {
         ArgumentNullException.ThrowIfNull(subscription);
         var now = time.GetUtcNow();
+        // Resolved before the claim: a refused test (subscription removed, secret missing) leaves no pending record.
+        var signing = await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, now, cancellationToken).ConfigureAwait(false);
+        if (signing.Secrets is not { } signingSecrets)
+        {
+            throw new InvalidOperationException(signing.Refusal);
+        }
+
         var deliveryId = "evt_test_" + Guid.NewGuid().ToString("N");
         var claim = await deliveries.TryClaimAsync(
             new WebhookDelivery
@@ -228,8 +297,6 @@ public sealed class WebhookManager(
             },
             now,
             cancellationToken).ConfigureAwait(false) ?? throw new InvalidOperationException("a fresh test delivery id was already claimed");
-        var signing = await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, now, cancellationToken).ConfigureAwait(false)
-            ?? throw new InvalidOperationException($"the subscription's secret '{subscription.SecretName}' is missing");
         var sample = new StudyRecord
         {
             Tenant = subscription.Tenant,
@@ -244,7 +311,7 @@ public sealed class WebhookManager(
             CompletedAt = now,
         };
         var body = (WebhookPayload.For(deliveryId, TestEventType, sample, options.PublicBaseUrl, now) with { Test = true }).ToJson();
-        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: false, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signingSecrets, body, retry: false, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The event type of test deliveries (not a study event; subscriptions need not list it).</summary>

@@ -88,20 +88,20 @@ public sealed partial class WebhookNotifier(
         }
 
         var signing = await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        if (signing is null)
+        if (signing.Secrets is not { } signingSecrets)
         {
-            var missing = claim with
+            var refused = claim with
             {
                 Status = WebhookDeliveryStatus.DeadLettered,
                 FinishedAt = time.GetUtcNow(),
-                Error = $"the subscription's secret '{subscription.SecretName}' is missing",
+                Error = signing.Refusal,
                 NextAttemptAt = null,
             };
-            await deliveries.CompleteAsync(missing, CancellationToken.None).ConfigureAwait(false);
-            return missing;
+            await deliveries.CompleteAsync(refused, CancellationToken.None).ConfigureAwait(false);
+            return refused;
         }
 
-        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: true, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signingSecrets, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -108,26 +108,26 @@ public sealed partial class WebhookRetryHandler(
         }
 
         var subscription = await subscriptions.GetAsync(claim.Tenant, claim.SubscriptionId, cancellationToken).ConfigureAwait(false);
-        var signing = subscription is { Active: true } ? await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) : null;
+        var signing = subscription is { Active: true }
+            ? await WebhookSigningSecrets.ResolveAsync(subscriptions, secrets, subscription, time.GetUtcNow(), cancellationToken).ConfigureAwait(false)
+            : WebhookSigning.Refuse(WebhookSigningSecrets.RemovedRefusal);
         var body = claim.Body;
-        if (string.IsNullOrEmpty(body) && _studies is not null && subscription is { Active: true } && signing is not null
+        if (string.IsNullOrEmpty(body) && _studies is not null && signing.Secrets is not null
             && await _studies.GetAsync(claim.Tenant, claim.StudyId, cancellationToken).ConfigureAwait(false) is { } study)
         {
             body = WebhookPayload.For(claim.DeliveryId, claim.EventType, study, options.PublicBaseUrl, time.GetUtcNow()).ToJson();
         }
 
-        if (subscription is not { Active: true } || signing is null || string.IsNullOrEmpty(body))
+        if (subscription is null || signing.Secrets is not { } signingSecrets || string.IsNullOrEmpty(body))
         {
-            var error = subscription is not { Active: true } ? "the subscription was removed or deactivated before the delivery succeeded"
-                : signing is null ? $"the subscription's secret '{subscription.SecretName}' is missing"
-                : "the delivery has no stored body to resend";
+            var error = signing.Refusal ?? "the delivery has no stored body to resend";
             var dead = claim with { Status = WebhookDeliveryStatus.DeadLettered, FinishedAt = time.GetUtcNow(), NextAttemptAt = null, Error = error };
             await deliveries.CompleteAsync(dead, CancellationToken.None).ConfigureAwait(false);
             Log.Abandoned(logger, claim.DeliveryId, error);
             return dead;
         }
 
-        return await dispatcher.DeliverAsync(claim, subscription.Url, signing, body, retry: true, cancellationToken).ConfigureAwait(false);
+        return await dispatcher.DeliverAsync(claim, subscription.Url, signingSecrets, body, retry: true, cancellationToken).ConfigureAwait(false);
     }
 
     private static partial class Log

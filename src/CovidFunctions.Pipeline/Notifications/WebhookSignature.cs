@@ -129,6 +129,47 @@ public static class WebhookIds
     public static string RotatedSecretName(string tenant, string subscriptionId) =>
         $"webhook-{tenant}-{subscriptionId}-r{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
 
+    /// <summary>The prefix every secret name of every subscription has (<see cref="SecretName"/>, <see cref="RotatedSecretName"/>).</summary>
+    public const string SecretNamePrefix = "webhook-";
+
+    /// <summary>
+    /// The tenant and subscription id a secret name belongs to: <c>webhook-{tenant}-{id}</c> or a rotated
+    /// <c>webhook-{tenant}-{id}-r</c> + 16 hex digits; false for any other name. Unambiguous: the id is the fixed-length
+    /// <c>wh</c> + 20 hex digits right before the end or the rotation suffix, and a tenant is 1-40 of a-z, 0-9 and '-'.
+    /// </summary>
+    public static bool TryParseSecretName(string? name, out string tenant, out string subscriptionId)
+    {
+        tenant = subscriptionId = "";
+        if (name is null || !name.StartsWith(SecretNamePrefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var rest = name.AsSpan(SecretNamePrefix.Length);
+        if (rest.Length > 18 && rest[^18] == '-' && rest[^17] == 'r' && IsLowerHex(rest[^16..]))
+        {
+            rest = rest[..^18];
+        }
+
+        // "{tenant}-wh" + 20 hex digits.
+        if (rest.Length < 24 || rest[^23] != '-' || !IsValidSubscriptionId(rest[^22..].ToString()))
+        {
+            return false;
+        }
+
+        var parsedTenant = rest[..^23].ToString();
+        if (!StudyIds.IsValidTenant(parsedTenant))
+        {
+            return false;
+        }
+
+        tenant = parsedTenant;
+        subscriptionId = rest[^22..].ToString();
+        return true;
+    }
+
+    private static bool IsLowerHex(ReadOnlySpan<char> text) => !text.ContainsAnyExcept("0123456789abcdef");
+
     public static bool IsValidSubscriptionId(string? id) =>
         id is { Length: 22 } && id.StartsWith("wh", StringComparison.Ordinal) && id.AsSpan(2).ContainsAnyExcept("0123456789abcdef") is false;
 }

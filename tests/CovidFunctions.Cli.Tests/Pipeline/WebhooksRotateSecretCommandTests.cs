@@ -160,6 +160,29 @@ public sealed class WebhooksRotateSecretCommandTests
         await local.AssertUnchangedAsync(stored, oldSecret);
     }
 
+    [Fact]
+    public async Task Remove_run_again_after_a_removal_that_left_the_secrets_deletes_them_and_no_other_subscriptions()
+    {
+        await using var local = await LocalData.StartAsync();
+        var (id, _) = await local.AddAsync("lab-left");
+        var (otherId, otherSecret) = await local.AddAsync("lab-left");
+        Assert.True((await local.CovidfnAsync("rotate-secret", id, "--overlap-hours", "1")).ExitCode == 0);
+        var stored = await local.SubscriptionAsync(id);
+
+        // A removal that deleted the row and then failed (the secret store unavailable): both secrets are left.
+        var left = await local.DeleteRowOnlyAsync(stored);
+        Assert.Equal(2, left.Count(n => n.Contains(id, StringComparison.Ordinal)));
+
+        var again = await local.CovidfnAsync("remove", id);
+
+        Assert.True(again.ExitCode == ExitCodes.InternalError, again.Stderr);
+        Assert.Contains($"webhooks remove: no subscription '{id}'", again.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"webhooks remove: deleted 2 secret(s) an earlier removal of '{id}' left", again.Stderr, StringComparison.Ordinal);
+        var names = await local.SecretNamesAsync();
+        Assert.DoesNotContain(names, n => n.Contains(id, StringComparison.Ordinal));
+        await local.AssertUnchangedAsync(await local.SubscriptionAsync(otherId), otherSecret);
+    }
+
     /// <summary>What a command printed.</summary>
     private sealed record Run(int ExitCode, string Stdout, string Stderr)
     {
@@ -240,6 +263,20 @@ public sealed class WebhooksRotateSecretCommandTests
             var delivery = Receiver.Requests.Last();
             Assert.Single(delivery.Signature!.Split(','), p => p.StartsWith("v1=", StringComparison.Ordinal));
             Assert.True(WebhookSignature.Verify(oldSecret, delivery.Signature, delivery.Body, DateTimeOffset.UtcNow, Tolerance));
+        }
+
+        /// <summary>Deletes the subscription's row and nothing else; returns the names the secret file then holds.</summary>
+        public async Task<IReadOnlyList<string>> DeleteRowOnlyAsync(WebhookSubscription subscription)
+        {
+            using var webhooks = Open();
+            Assert.True(await webhooks.Storage.Subscriptions.DeleteAsync(subscription.Tenant, subscription.Id, CancellationToken.None));
+            return await webhooks.Secrets.ListNamesAsync("", CancellationToken.None);
+        }
+
+        public async Task<IReadOnlyList<string>> SecretNamesAsync()
+        {
+            using var webhooks = Open();
+            return await webhooks.Secrets.ListNamesAsync("", CancellationToken.None);
         }
 
         public async ValueTask DisposeAsync()

@@ -1,0 +1,277 @@
+using Azure;
+using Azure.Data.Tables;
+using Azure.Security.KeyVault.Secrets;
+using CovidFunctions.Pipeline.Azure.Webhooks;
+using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.TestHelpers;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Webhooks;
+
+/// <summary>
+/// A subscription removed while its secret is rotated leaves no secret of it behind: the <c>WebhookSubscriptions</c>
+/// table on a real Azurite, the secrets in the real local store (<see cref="FileWebhookSecretStore"/>, what
+/// <c>covidfn up</c> uses) and in <see cref="KeyVaultWebhookSecretStore"/> over a <see cref="SecretClient"/> seam that
+/// keeps Key Vault's rules (no emulator exists: names listed in pages of 25, a deleted name soft-deleted and refused
+/// when set again, 404 for a missing secret).
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class WebhookRemovalDuringRotationTests(AzuriteFixture azurite)
+{
+    private const string OldSecret = "whsec_old_secret_0123456789abcdef";
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    public static TheoryData<string> Stores => ["file", "key-vault"];
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Remove_ReadingTheRowJustBeforeARotationReplacedIt_LeavesNoSecretOfTheSubscription(string store)
+    {
+        using var data = TestData.CreateTempDirectory();
+        var (secrets, names) = SecretStore(store, data.Path);
+        var tenant = AzuriteFixture.NewTenant();
+        using var rotating = await Stack.CreateAsync(azurite, secrets);
+        var created = await rotating.Manager.AddAsync(tenant, "http://127.0.0.1:9/hook", null, OldSecret, None);
+        var id = created.Subscription.Id;
+        var keep = await rotating.Manager.AddAsync(tenant, "http://127.0.0.1:9/other", null, "whsec_other_secret_0123456789ab", None);
+        RotatedWebhookSecret? rotated = null;
+
+        // Another instance removes: it reads the row, the rotation runs to its end, then it deletes the row.
+        using var removing = await Stack.CreateAsync(
+            azurite,
+            secrets,
+            table => new AfterFirstReadStore(table, async () => rotated = await rotating.Manager.RotateSecretAsync(tenant, id, null, TimeSpan.FromHours(1), None)));
+        Assert.True(await removing.Manager.RemoveAsync(tenant, id, None));
+
+        Assert.NotNull(rotated);
+        Assert.Null(await rotating.Storage.Subscriptions.GetAsync(tenant, id, None));
+        Assert.Empty(await names(tenant, id));
+        Assert.Equal("whsec_other_secret_0123456789ab", await secrets.GetAsync(keep.Subscription.SecretName, None));
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task RemoveAndRotate_AtOnce_OnSeparateInstances_LeaveNoSecretOfTheSubscription(string store)
+    {
+        using var data = TestData.CreateTempDirectory();
+        var (secrets, names) = SecretStore(store, data.Path);
+        var tenant = AzuriteFixture.NewTenant();
+        using var first = await Stack.CreateAsync(azurite, secrets);
+        using var second = await Stack.CreateAsync(azurite, secrets);
+        using var third = await Stack.CreateAsync(azurite, secrets);
+
+        for (var round = 0; round < 6; round++)
+        {
+            var id = (await first.Manager.AddAsync(tenant, "http://127.0.0.1:9/hook", null, OldSecret, None)).Subscription.Id;
+            await first.Manager.RotateSecretAsync(tenant, id, null, TimeSpan.FromHours(1), None);
+
+            // Two rotations and a removal race; a rotation may win, lose (409) or find the row gone (404).
+            await Task.WhenAll(
+                Task.Run(() => RotateIgnoringLossAsync(second.Manager, tenant, id)),
+                Task.Run(() => RotateIgnoringLossAsync(third.Manager, tenant, id)),
+                Task.Run(() => first.Manager.RemoveAsync(tenant, id, None)));
+
+            Assert.Null(await first.Storage.Subscriptions.GetAsync(tenant, id, None));
+            Assert.Empty(await names(tenant, id));
+        }
+    }
+
+    [Fact]
+    public async Task KeyVault_RemoveAfterARotationDiedBeforeReplacingTheRow_DeletesItsSecret_AndListsEveryPage()
+    {
+        var vault = new FakeSecretClient();
+        var secrets = new KeyVaultWebhookSecretStore(vault);
+        var tenant = AzuriteFixture.NewTenant();
+        using var stack = await Stack.CreateAsync(azurite, secrets);
+
+        // 60 other secrets: the vault lists them in 3 pages, the subscription's on the last.
+        for (var i = 0; i < 60; i++)
+        {
+            await secrets.SetAsync($"webhook-{tenant}-{WebhookIds.NewSubscriptionId()}", "whsec_unrelated_0123456789abcdef", None);
+        }
+
+        var created = await stack.Manager.AddAsync(tenant, "http://127.0.0.1:9/hook", null, OldSecret, None);
+        var id = created.Subscription.Id;
+        var died = WebhookIds.RotatedSecretName(tenant, id);
+        await secrets.SetAsync(died, "whsec_pending_rotation_0123456789", None);
+
+        Assert.True(await stack.Manager.RemoveAsync(tenant, id, None));
+
+        Assert.Null(await secrets.GetAsync(created.Subscription.SecretName, None));
+        Assert.Null(await secrets.GetAsync(died, None));
+        Assert.Contains(died, vault.SoftDeleted);
+        Assert.Equal(60, (await secrets.ListNamesAsync(WebhookIds.SecretNamePrefix, None)).Count);
+        Assert.True(vault.PagesListed >= 3);
+    }
+
+    private (IWebhookSecretStore Store, Func<string, string, Task<IReadOnlyList<string>>> Names) SecretStore(string kind, string dataDirectory)
+    {
+        IWebhookSecretStore store = kind == "file" ? new FileWebhookSecretStore(dataDirectory) : new KeyVaultWebhookSecretStore(new FakeSecretClient());
+        return (store, async (tenant, id) => [.. (await store.ListNamesAsync(WebhookIds.SecretNamePrefix, None))
+            .Where(n => WebhookIds.TryParseSecretName(n, out var t, out var i) && t == tenant && i == id)]);
+    }
+
+    private static async Task RotateIgnoringLossAsync(WebhookManager manager, string tenant, string id)
+    {
+        try
+        {
+            await manager.RotateSecretAsync(tenant, id, null, TimeSpan.FromHours(1), None);
+        }
+        catch (WebhookConflictException)
+        {
+            // Lost to the other rotation, or the removal deleted the row after this rotation read it.
+        }
+        catch (KeyNotFoundException)
+        {
+            // The removal came first.
+        }
+    }
+
+    /// <summary>One instance of the app: its own table client, the shared secret store.</summary>
+    private sealed class Stack : IDisposable
+    {
+        private Stack(WebhookStorage storage, WebhookDispatcher dispatcher, WebhookManager manager)
+        {
+            Storage = storage;
+            Dispatcher = dispatcher;
+            Manager = manager;
+        }
+
+        public WebhookStorage Storage { get; }
+
+        public WebhookDispatcher Dispatcher { get; }
+
+        public WebhookManager Manager { get; }
+
+        public static async Task<Stack> CreateAsync(AzuriteFixture azurite, IWebhookSecretStore secrets, Func<IWebhookSubscriptionStore, IWebhookSubscriptionStore>? wrap = null)
+        {
+            var options = new WebhookOptions { AllowLoopbackWebhooks = true };
+            var guard = new WebhookTargetGuard(options);
+            var storage = new WebhookStorage(new TableServiceClient(azurite.Server.ConnectionString));
+            await storage.EnsureCreatedAsync(None);
+            var dispatcher = new WebhookDispatcher(guard, storage.Deliveries, options, TimeProvider.System, NullLogger<WebhookDispatcher>.Instance);
+            var subscriptions = wrap is null ? storage.Subscriptions : wrap(storage.Subscriptions);
+            return new Stack(storage, dispatcher, new WebhookManager(subscriptions, secrets, storage.Deliveries, guard, dispatcher, options, TimeProvider.System));
+        }
+
+        public void Dispose() => Dispatcher.Dispose();
+    }
+
+    /// <summary>Runs <paramref name="meanwhile"/> once, right after the first read of a row returns (another request's turn).</summary>
+    private sealed class AfterFirstReadStore(IWebhookSubscriptionStore inner, Func<Task> meanwhile) : IWebhookSubscriptionStore
+    {
+        private int _reads;
+
+        public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
+
+        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
+            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
+
+        public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
+        {
+            var read = await inner.GetAsync(tenant, id, cancellationToken);
+            if (Interlocked.Increment(ref _reads) == 1)
+            {
+                await meanwhile();
+            }
+
+            return read;
+        }
+
+        public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) => inner.ListAsync(tenant, cancellationToken);
+
+        public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
+
+        public Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.TryReplaceAsync(subscription, cancellationToken);
+    }
+
+    /// <summary>
+    /// The <see cref="SecretClient"/> calls the store makes, with Key Vault's behaviour: a set of a soft-deleted name is
+    /// a 409 (the name stays taken until purged), a get of a missing or deleted one a 404, the list leaves deleted ones
+    /// out and comes in pages of 25.
+    /// </summary>
+    private sealed class FakeSecretClient : SecretClient
+    {
+        private readonly Dictionary<string, string> _secrets = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _deleted = new(StringComparer.Ordinal);
+        private readonly Lock _gate = new();
+        private int _pages;
+
+        public IReadOnlyCollection<string> SoftDeleted
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return [.. _deleted];
+                }
+            }
+        }
+
+        public int PagesListed => _pages;
+
+        public override Uri VaultUri { get; } = new("https://kv-wh-test.vault.azure.net/");
+
+        public override Task<Response<KeyVaultSecret>> SetSecretAsync(KeyVaultSecret secret, CancellationToken cancellationToken = default)
+        {
+            lock (_gate)
+            {
+                if (_deleted.Contains(secret.Name))
+                {
+                    throw new RequestFailedException(409, $"Secret {secret.Name} is currently in a deleted but recoverable state");
+                }
+
+                _secrets[secret.Name] = secret.Value;
+            }
+
+            return Task.FromResult(Response.FromValue(secret, null!));
+        }
+
+        public override Task<Response<KeyVaultSecret>> GetSecretAsync(string name, string? version = null, CancellationToken cancellationToken = default) =>
+            GetSecretAsync(name, version, null, cancellationToken);
+
+        public override Task<Response<KeyVaultSecret>> GetSecretAsync(string name, string? version, SecretContentType? outContentType, CancellationToken cancellationToken = default)
+        {
+            lock (_gate)
+            {
+                return _secrets.TryGetValue(name, out var value)
+                    ? Task.FromResult(Response.FromValue(new KeyVaultSecret(name, value), null!))
+                    : throw new RequestFailedException(404, $"A secret with (name/id) {name} was not found in this key vault");
+            }
+        }
+
+        public override Task<DeleteSecretOperation> StartDeleteSecretAsync(string name, CancellationToken cancellationToken = default)
+        {
+            lock (_gate)
+            {
+                if (!_secrets.Remove(name))
+                {
+                    throw new RequestFailedException(404, $"A secret with (name/id) {name} was not found in this key vault");
+                }
+
+                _deleted.Add(name);
+            }
+
+            return Task.FromResult<DeleteSecretOperation>(new StartedDelete());
+        }
+
+        public override AsyncPageable<SecretProperties> GetPropertiesOfSecretsAsync(CancellationToken cancellationToken = default)
+        {
+            List<string> names;
+            lock (_gate)
+            {
+                names = [.. _secrets.Keys.Order(StringComparer.Ordinal)];
+            }
+
+            var pages = names.Chunk(25).Select(chunk =>
+            {
+                Interlocked.Increment(ref _pages);
+                return Page<SecretProperties>.FromValues([.. chunk.Select(n => new SecretProperties(n))], null, null!);
+            }).ToList();
+            return AsyncPageable<SecretProperties>.FromPages(pages);
+        }
+
+        /// <summary>The delete was accepted (the store does not wait for it).</summary>
+        private sealed class StartedDelete : DeleteSecretOperation;
+    }
+}
