@@ -12,7 +12,8 @@ namespace CovidFunctions.Pipeline.Notifications;
 /// of waiting out a backoff. 5xx, timeouts, connection failures, 408 and 429 are retryable: the delivery stays
 /// pending with its attempt count and the time its next attempt is due (exponential backoff with jitter from
 /// <see cref="WebhookOptions.BaseRetryDelay"/>, a receiver's Retry-After honoured, both capped at
-/// <see cref="WebhookOptions.MaxRetryDelay"/>) until <see cref="WebhookOptions.MaxRetries"/> retries are spent; then,
+/// <see cref="WebhookOptions.MaxRetryDelay"/>) until <see cref="WebhookOptions.MaxRetries"/> retries are spent (a host
+/// that does not resolve at the attempt is retried too); then,
 /// or at once for any other 4xx, a 3xx (redirects are not followed) and a target the SSRF guard refuses, the delivery
 /// is dead-lettered. Every attempt is logged.
 /// </summary>
@@ -82,6 +83,16 @@ public sealed partial class WebhookDispatcher : IDisposable
                 new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), last.StatusCode, last.Outcome, last.Error, last.DurationMs),
                 CancellationToken.None).ConfigureAwait(false);
             Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, last.StatusCode);
+        }
+        catch (WebhookTargetRefusedException ex) when (ex.HostUnresolved)
+        {
+            // A resolver timeout, SERVFAIL or the receiver's zone briefly gone: an outage like a refused connection, so
+            // retried on the schedule. Before, it was refused like a private address and dead-lettered at attempt 1.
+            last = new AttemptResult(null, DnsErrorOutcome, ex.Message, 0, null) { Retryable = true };
+            await _log.RecordAttemptAsync(
+                new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), null, last.Outcome, last.Error, 0),
+                CancellationToken.None).ConfigureAwait(false);
+            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, null);
         }
         catch (WebhookTargetRefusedException ex)
         {
@@ -172,6 +183,9 @@ public sealed partial class WebhookDispatcher : IDisposable
 
     public void Dispose() => _http.Dispose();
 
+    /// <summary>The outcome of an attempt whose target host did not resolve (retried).</summary>
+    public const string DnsErrorOutcome = "dns-error";
+
     /// <summary>Whether an HTTP status is worth another attempt: 5xx, 408 Request Timeout, 429 Too Many Requests.</summary>
     public static bool IsRetryable(int statusCode) => statusCode >= 500 || statusCode is 408 or 429;
 
@@ -210,6 +224,11 @@ public sealed partial class WebhookDispatcher : IDisposable
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return new AttemptResult(null, "timeout", $"no response within {_options.AttemptTimeout.TotalSeconds:0.###} s", stopwatch.Elapsed.TotalMilliseconds, null) { Retryable = true };
+        }
+        catch (HttpRequestException ex) when (FindRefusal(ex) is { HostUnresolved: true } unresolved)
+        {
+            // The connect callback's own resolution failed: retried, as at the check before the attempt.
+            return new AttemptResult(null, DnsErrorOutcome, unresolved.Message, stopwatch.Elapsed.TotalMilliseconds, null) { Retryable = true };
         }
         catch (HttpRequestException ex) when (FindRefusal(ex) is { } refusal)
         {

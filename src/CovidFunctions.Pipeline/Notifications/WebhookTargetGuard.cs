@@ -19,7 +19,14 @@ public sealed class DnsHostAddressResolver : IHostAddressResolver
 }
 
 /// <summary>A webhook target that may not be called: the message says why (it is stored in the delivery log).</summary>
-public sealed class WebhookTargetRefusedException(string message) : Exception(message);
+public sealed class WebhookTargetRefusedException(string message) : Exception(message)
+{
+    /// <summary>
+    /// The host did not resolve (or resolved to nothing) rather than to a refused address: at registration a refusal
+    /// like any other, at delivery an outage the attempt is retried after (<see cref="WebhookDispatcher"/>).
+    /// </summary>
+    public bool HostUnresolved { get; init; }
+}
 
 /// <summary>
 /// The SSRF guard. A webhook target must be an absolute https URL without credentials whose host resolves only to
@@ -125,13 +132,13 @@ public sealed class WebhookTargetGuard(WebhookOptions options, IHostAddressResol
             }
             catch (SocketException ex)
             {
-                throw new WebhookTargetRefusedException($"host '{bare}' does not resolve: {ex.SocketErrorCode}");
+                throw new WebhookTargetRefusedException($"host '{bare}' does not resolve: {ex.SocketErrorCode}") { HostUnresolved = true };
             }
         }
 
         if (addresses.Length == 0)
         {
-            throw new WebhookTargetRefusedException($"host '{bare}' resolves to no address");
+            throw new WebhookTargetRefusedException($"host '{bare}' resolves to no address") { HostUnresolved = true };
         }
 
         foreach (var address in addresses)
