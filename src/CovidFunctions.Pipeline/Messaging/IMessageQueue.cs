@@ -48,7 +48,11 @@ public sealed record ConsumerOptions
     /// <summary>Deliveries before a failing message is dead-lettered.</summary>
     public int MaxDeliveryCount { get; init; } = 5;
 
-    /// <summary>How long a received message stays invisible (Storage queue) or locked (Service Bus) per delivery.</summary>
+    /// <summary>
+    /// Storage queue: how long a received message stays invisible, extended by as much every third of it while its
+    /// handler runs; so, how long a message whose consumer died stays hidden before another takes it. Not used on
+    /// Service Bus, where the lock is the queue's own lockDuration, renewed by the processor.
+    /// </summary>
     public TimeSpan VisibilityTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Idle wait between empty polls (Storage queue).</summary>
