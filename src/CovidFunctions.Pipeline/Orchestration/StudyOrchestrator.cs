@@ -250,6 +250,13 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
                     return ([], $"chunk {Describe([result.ChunkIndex], plan)} could not be scored: {result.Error ?? "the scorer gave no result document"}");
                 }
 
+                if (result.SliceCount > plan[result.ChunkIndex].SliceCount)
+                {
+                    // Billing counts at most the planned slices of the chunk (see BilledSlices): say that the scorer
+                    // claimed more, which is a faulty or tampered scorer, not a reason to fail the study.
+                    Log.MoreSlicesThanPlanned(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt, result.SliceCount, plan[result.ChunkIndex].SliceCount);
+                }
+
                 results[result.ChunkIndex] = result;
                 received++;
             }
@@ -290,13 +297,27 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         string.Join(", ", chunkIndexes.Select(i => string.Create(
             CultureInfo.InvariantCulture, $"{i} (slices {plan[i].FirstSlice}-{plan[i].FirstSlice + plan[i].SliceCount - 1})")));
 
+    /// <summary>
+    /// The slices billed for one accepted chunk result: what the scorer reports, bounded by what this orchestration
+    /// dispatched for that chunk (0 to <paramref name="plannedSlices"/>).
+    /// </summary>
+    /// <remarks>
+    /// The tenant pays for the slices of its study, and the orchestrator knows them (the plan); the count in a chunk
+    /// result is the scorer's word, relayed unchecked. Billed as reported, a faulty or compromised scorer could raise a
+    /// tenant's bill at will (a chunk of 32 slices answered as 32 000), and the study's slice total no longer matched
+    /// its slice count. Each chunk's result is accepted once (CollectChunksAsync ignores duplicates and other studies' results), so with this bound a study is never
+    /// billed more than its planned slices, however many times or however a chunk is answered.
+    /// </remarks>
+    public static int BilledSlices(int reportedSlices, int plannedSlices) => Math.Clamp(reportedSlices, 0, plannedSlices);
+
     private static RecordUsageInput UsageOf(StudyOrchestrationInput input, IReadOnlyList<ChunkResult> results, DateTime at)
     {
+        var plan = PlanChunks(input.SliceCount, input.ChunkSize);
         double cpu = 0, gpu = 0;
         var slices = 0;
         foreach (var r in results)
         {
-            slices += r.SliceCount;
+            slices += BilledSlices(r.SliceCount, plan[r.ChunkIndex].SliceCount);
             if (IsGpu(r.Device))
             {
                 gpu += r.ScoringSeconds;
@@ -335,5 +356,8 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
 
         [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} was settled by another path; this orchestration stops: {Reason}")]
         public static partial void AlreadySettled(ILogger logger, string tenant, string studyId, string reason);
+
+        [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: the result of chunk {Chunk} (attempt {Attempt}) reports {ReportedSlices} slices, {PlannedSlices} were dispatched; only those are billed")]
+        public static partial void MoreSlicesThanPlanned(ILogger logger, string tenant, string studyId, int chunk, int attempt, int reportedSlices, int plannedSlices);
     }
 }

@@ -25,6 +25,12 @@ public enum FakeScorerAction
 
     /// <summary>Raises a result whose document was never written (the aggregate activity cannot read it).</summary>
     AnswerWithoutDocument,
+
+    /// <summary>
+    /// Answers with a real document, then raises the result twice claiming 1000 times the chunk's slices (a faulty or
+    /// compromised scorer trying to raise the bill), the second time as a later attempt.
+    /// </summary>
+    AnswerInflatedTwice,
 }
 
 /// <summary>
@@ -198,11 +204,20 @@ public sealed class OrchestrationHarness : IAsyncDisposable
                 result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, path, 0.5, "CPU", null);
             }
 
+            if (action == FakeScorerAction.AnswerInflatedTwice)
+            {
+                result = result with { SliceCount = request.SliceCount * 1000 };
+            }
+
             var relay = new DurableStudyOrchestrationClient(harness.Client);
             await relay.RaiseChunkResultAsync(result, cancellationToken);
             if (action == FakeScorerAction.AnswerTwice)
             {
                 await relay.RaiseChunkResultAsync(result, cancellationToken);
+            }
+            else if (action == FakeScorerAction.AnswerInflatedTwice)
+            {
+                await relay.RaiseChunkResultAsync(result with { Attempt = request.Attempt + 1 }, cancellationToken);
             }
         }
     }

@@ -104,6 +104,30 @@ public sealed class StudyOrchestratorTests
     }
 
     [Fact]
+    public async Task AScorerReportingMoreSlicesThanDispatchedIsBilledOnlyThePlannedSlices()
+    {
+        // Chunk 1 (slices 2-3) is answered twice, each time claiming 2000 slices: the bill stays at the study's 5.
+        await using var harness = await OrchestrationHarness.StartAsync(r => r.ChunkIndex == 1 ? FakeScorerAction.AnswerInflatedTwice : FakeScorerAction.Answer);
+        var input = await harness.CreateStudyAsync("s-inflated", sliceCount: 5, chunkSize: 2);
+
+        var outcome = await harness.RunAsync(input);
+
+        Assert.Equal(StudyStatus.Completed, outcome.Status);
+        Assert.Equal(5, outcome.Diagnosis!.Slices);
+        var usage = Assert.Single(harness.Usage.Snapshot());
+        Assert.Equal(5, usage.Slices);
+        Assert.Equal(1.5, usage.CpuSeconds, 9);
+    }
+
+    [Theory]
+    [InlineData(2, 2, 2)]
+    [InlineData(2000, 2, 2)]
+    [InlineData(1, 2, 1)]
+    [InlineData(-5, 2, 0)]
+    public void BilledSlicesAreTheReportedOnesBoundedByThePlan(int reported, int planned, int billed) =>
+        Assert.Equal(billed, StudyOrchestrator.BilledSlices(reported, planned));
+
+    [Fact]
     public async Task ALostChunkIsDispatchedAgainAfterTheTimeoutAndTheStudyCompletes()
     {
         await using var harness = await OrchestrationHarness.StartAsync(r => r is { ChunkIndex: 1, Attempt: 1 } ? FakeScorerAction.Drop : FakeScorerAction.Answer);
