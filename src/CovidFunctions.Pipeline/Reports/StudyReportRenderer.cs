@@ -5,6 +5,8 @@ using System.Text.Json;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Reports;
 
@@ -13,7 +15,7 @@ namespace CovidFunctions.Pipeline.Reports;
 /// resources) with the diagnosis, class probabilities, lesion burden, the montage and the overlays of the most
 /// affected slices, the stage timings, a model card summary and the research-use notice.
 /// </summary>
-public static class StudyReportRenderer
+public static partial class StudyReportRenderer
 {
     public const string ResearchNotice = "Research use only — not a medical device";
 
@@ -24,10 +26,19 @@ public static class StudyReportRenderer
     /// Renders the report; <paramref name="results"/> is the results container (overlay and montage PNGs are read from
     /// it; a missing image is noted, not fatal).
     /// </summary>
-    public static async Task<string> RenderAsync(StudyRecord study, IBlobStore results, Uri? apiBaseUrl, CancellationToken cancellationToken)
+    public static Task<string> RenderAsync(StudyRecord study, IBlobStore results, Uri? apiBaseUrl, CancellationToken cancellationToken) =>
+        RenderAsync(study, results, apiBaseUrl, NullLogger.Instance, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="RenderAsync(StudyRecord, IBlobStore, Uri?, CancellationToken)"/>; an image path of the record outside
+    /// the study's own results (see <see cref="OwnImagePath"/>) is not read, the page says the image is not shown, and
+    /// <paramref name="logger"/> is told which path and why.
+    /// </summary>
+    public static async Task<string> RenderAsync(StudyRecord study, IBlobStore results, Uri? apiBaseUrl, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(study);
         ArgumentNullException.ThrowIfNull(results);
+        ArgumentNullException.ThrowIfNull(logger);
         var diagnosis = StudyViews.Diagnosis(study);
         var top = StudyViews.TopSlices(study);
         var links = StudyViews.Links(study, apiBaseUrl);
@@ -78,10 +89,13 @@ public static class StudyReportRenderer
         if (study.MontagePath is not null)
         {
             html.Append("<section id=\"montage\"><h2>Most affected slices</h2>\n");
-            var montage = await ImageAsync(results, study.MontagePath, cancellationToken).ConfigureAwait(false);
-            html.Append(montage is null
-                ? "<p class=\"missing\">The montage image is not available.</p>"
-                : $"<img class=\"montage\" alt=\"montage of the most affected slices\" src=\"{montage}\">");
+            var montagePath = OwnImagePath(study, study.MontagePath, "montage", logger);
+            var montage = montagePath is null ? null : await ImageAsync(results, montagePath, cancellationToken).ConfigureAwait(false);
+            html.Append(montage is not null
+                ? $"<img class=\"montage\" alt=\"montage of the most affected slices\" src=\"{montage}\">"
+                : montagePath is null
+                    ? "<p class=\"missing\">The montage image is not shown: its stored path is outside this study's results.</p>"
+                    : "<p class=\"missing\">The montage image is not available.</p>");
             html.Append("</section>\n");
         }
 
@@ -93,9 +107,10 @@ public static class StudyReportRenderer
             {
                 var caption = string.Create(CultureInfo.InvariantCulture, $"slice {slice.SliceIndex} · lesion {slice.LesionPercent:0.0} % of lung");
                 string? uri = null;
-                if (slice.OverlayPath is not null && embedded < EmbeddedOverlays)
+                var overlayPath = slice.OverlayPath is null ? null : OwnImagePath(study, slice.OverlayPath, $"overlay of slice {slice.SliceIndex}", logger);
+                if (overlayPath is not null && embedded < EmbeddedOverlays)
                 {
-                    uri = await ImageAsync(results, slice.OverlayPath, cancellationToken).ConfigureAwait(false);
+                    uri = await ImageAsync(results, overlayPath, cancellationToken).ConfigureAwait(false);
                 }
 
                 html.Append("<figure>");
@@ -104,9 +119,13 @@ public static class StudyReportRenderer
                     embedded++;
                     html.Append("<img class=\"overlay\" alt=\"").Append(E(caption)).Append("\" src=\"").Append(uri).Append("\">");
                 }
-                else if (StudyViews.StudyRelativePath(study, slice.OverlayPath) is { } relative)
+                else if (overlayPath is not null && StudyViews.StudyRelativePath(study, overlayPath) is { } relative)
                 {
                     html.Append("<a href=\"").Append(E(links.Study + "/files/" + relative)).Append("\">overlay</a>");
+                }
+                else if (slice.OverlayPath is not null && overlayPath is null)
+                {
+                    html.Append("<p class=\"missing\">Overlay not shown: its stored path is outside this study's results.</p>");
                 }
 
                 html.Append("<figcaption>").Append(E(caption)).Append("</figcaption></figure>\n");
@@ -164,6 +183,38 @@ public static class StudyReportRenderer
         "figure{margin:0}figure img{width:240px;height:auto;border:1px solid #ccc;display:block}figcaption{font-size:13px;color:#333}" +
         ".missing{color:#a15c00}footer{margin-top:24px;font-size:13px;color:#b00020;font-weight:700}";
 
+    /// <summary>
+    /// <paramref name="path"/> when it names a blob of this study's own results: under <c>{tenant}/{studyId}/</c> (the
+    /// rule of the report's links, <see cref="StudyViews.StudyRelativePath"/>) with no empty, <c>.</c> or <c>..</c>
+    /// segment and no backslash (the rule of the files endpoint); otherwise null, logged with the reason.
+    /// </summary>
+    /// <remarks>
+    /// The report embeds the bytes it reads, and the results container holds every tenant's studies: a record naming
+    /// another study's image (a corrupted row, a faulty scorer's overlay path copied into the top slices) would put
+    /// that study's pixels into this tenant's report. The links already refused such paths; the embedded images did
+    /// not. A dot segment is refused too: blob clients normalise <c>a/b/../c</c> into <c>a/c</c>, out of the prefix.
+    /// </remarks>
+    internal static string? OwnImagePath(StudyRecord study, string? path, string what, ILogger logger)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            return null;
+        }
+
+        var prefix = $"{study.Tenant}/{study.StudyId}/";
+        var relative = StudyViews.StudyRelativePath(study, path);
+        var reason = relative is null ? $"it is not under {prefix}"
+            : relative.Split('/').Any(s => s.Length == 0 || s is "." or "..") || path.Contains('\\', StringComparison.Ordinal) ? "it has an empty, '.' or '..' segment or a backslash"
+            : null;
+        if (reason is null)
+        {
+            return path;
+        }
+
+        Log.ForeignImageRefused(logger, study.Tenant, study.StudyId, what, path, reason);
+        return null;
+    }
+
     private static string Row(string name, string value) => $"<tr><th>{E(name)}</th><td>{E(value)}</td></tr>";
 
     private static string E(string value) => WebUtility.HtmlEncode(value);
@@ -190,5 +241,11 @@ public static class StudyReportRenderer
         {
             return null;
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2601, Level = LogLevel.Warning, Message = "Report of study {Tenant}/{StudyId}: the {Image} is not shown, its stored path '{Path}' is refused: {Reason}")]
+        public static partial void ForeignImageRefused(ILogger logger, string tenant, string studyId, string image, string path, string reason);
     }
 }
