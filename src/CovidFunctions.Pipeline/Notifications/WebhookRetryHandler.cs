@@ -100,7 +100,10 @@ public sealed partial class WebhookRetryHandler(
         }
 
         // The claim: if this worker dies during the attempt, the delivery is due again once the attempt's lease is over.
-        var claim = await deliveries.TryReplaceAsync(due with { NextAttemptAt = now + options.AttemptLease }, cancellationToken).ConfigureAwait(false);
+        // Leased from the claim, not from the run's start: a delivery reached late in a long run (a batch of slow
+        // receivers) was leased into the past, due again for any other worker while its attempt was still in flight.
+        var claimedAt = time.GetUtcNow();
+        var claim = await deliveries.TryReplaceAsync(due with { NextAttemptAt = (claimedAt > now ? claimedAt : now) + options.AttemptLease }, cancellationToken).ConfigureAwait(false);
         if (claim is null)
         {
             Log.ClaimLost(logger, due.DeliveryId);
