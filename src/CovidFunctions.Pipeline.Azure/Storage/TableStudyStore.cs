@@ -777,6 +777,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         Put(entity, nameof(StudyRecord.IngestError), record.IngestError);
         Put(entity, nameof(StudyRecord.IngestClaim), record.IngestClaim);
         Put(entity, nameof(StudyRecord.IngestClaimExpiresAt), record.IngestClaimExpiresAt?.ToUniversalTime());
+        Put(entity, nameof(StudyRecord.IngestUsageJson), record.IngestUsageJson);
 
         // Table Storage dates start in 1601: an unset CreatedAt (default) is simply not stored.
         Put(entity, nameof(StudyRecord.CreatedAt), record.CreatedAt == default ? null : record.CreatedAt.ToUniversalTime());
@@ -813,6 +814,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         IngestError = entity.GetString(nameof(StudyRecord.IngestError)),
         IngestClaim = entity.GetString(nameof(StudyRecord.IngestClaim)),
         IngestClaimExpiresAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestClaimExpiresAt)),
+        IngestUsageJson = entity.GetString(nameof(StudyRecord.IngestUsageJson)),
         CreatedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default,
         IngestedAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestedAt)),
         ScoringStartedAt = entity.GetDateTimeOffset(nameof(StudyRecord.ScoringStartedAt)),

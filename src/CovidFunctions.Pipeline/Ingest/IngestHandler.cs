@@ -233,7 +233,7 @@ public sealed partial class IngestHandler
         // attempts from one, no reason), not from the first attempt's state (before, the row was reopened: created
         // weeks ago, so the watchdog failed the new attempt as stuck at its first fault, its attempts counted on; a
         // given-up study's path kept every new upload apart for ever). A late event for the first upload (no blob at the
-        // path) changes nothing.
+        // path) changes nothing on the row; it sends the study's outcome again, which the notifier delivers once.
         var newAttempt = false;
         if (SettledUnscreened(existing) && unit.Blobs.Count > 0)
         {
@@ -241,13 +241,9 @@ public sealed partial class IngestHandler
             var written = unit.Blobs.Max(b => b.LastModified);
             if (!await AnyBlobExistsAsync(unit, cancellationToken).ConfigureAwait(false))
             {
-                // A late event (no blob at the path). A rejected study whose quarantine is kept is settled again as it was
-                // below (its reject re-run, so a notification a crash cut short is sent; deliveries are claimed once);
-                // anything else changes nothing.
-                if (existing!.Status != StudyStatus.Rejected || quarantined is null)
-                {
-                    return AlreadySettled(unit, existing);
-                }
+                // A late event (no blob at the path): a re-delivery of the upload that settled the study. The row is left
+                // as it is, and the study's outcome is sent again (NotifySettledAsync).
+                return await NotifySettledAsync(unit, existing!, cancellationToken).ConfigureAwait(false);
             }
             else if (quarantined is null)
             {
@@ -421,10 +417,12 @@ public sealed partial class IngestHandler
             var tileSeconds = totalSeconds - downloadSeconds - deidSeconds;
             var cpuSeconds = CpuTimeAccount.IsSupported ? cpu.Total.TotalSeconds : (Environment.CpuUsage.TotalTime - cpuAtStart).TotalSeconds;
 
-            // Usage before the row says "ingested": a re-delivery that finds the row ingested never needs to record it.
-            await _usage.TryRecordAsync(
-                new UsageRecord(unit.Tenant, unit.StudyId, UsageStage, started, manifest.SliceCount, cpuSeconds, 0, slicesStore.BytesWritten),
-                claim.Token).ConfigureAwait(false);
+            // The usage goes into the row with the fenced write below and is recorded only once that write has landed
+            // (RecordIngestUsageAsync): an attempt whose result is thrown away (another attempt took the study over, or it
+            // was given up or failed by the watchdog while this one stalled) bills nothing. Before, it was recorded ahead
+            // of the fence: a study given up under a stalled attempt was billed an ingest that never landed, and a study
+            // taken over was billed the lost attempt's figures (the store keeps the first record of a study and stage).
+            var usage = new UsageRecord(unit.Tenant, unit.StudyId, UsageStage, started, manifest.SliceCount, cpuSeconds, 0, slicesStore.BytesWritten);
 
             var input = new StudyOrchestrationInput(unit.Tenant, unit.StudyId, tilesPrefix, manifest.SliceCount, _options.ChunkSize, _options.MaxChunkAttempts, _options.ChunkTimeout);
             var ingestedAt = _time.GetUtcNow();
@@ -432,7 +430,7 @@ public sealed partial class IngestHandler
             // the study is still this attempt's (compare-and-swap on the row): an attempt that outlived its claim (a paused
             // process, renewals failing past the lease) while another delivery took the study over or settled it records
             // nothing (StillHeldBy).
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => !StillHeldBy(row, claimToken) ? throw new ClaimLostException() : Released(RowOrNew(row, unit, started), claimToken) with
+            var ingestedRow = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, row => !StillHeldBy(row, claimToken) ? throw new ClaimLostException() : Released(RowOrNew(row, unit, started), claimToken) with
             {
                 Status = row is not null && StudyStatus.IsTerminal(row.Status) ? row.Status : StudyStatus.Processing,
                 UploadPath = unit.UploadPath,
@@ -443,7 +441,11 @@ public sealed partial class IngestHandler
                 IngestedAt = ingestedAt,
                 OrchestrationId = input.InstanceId,
                 TimingsJson = MergeTimings(row?.TimingsJson, totalSeconds, downloadSeconds, deidSeconds, tileSeconds, cpuSeconds),
+
+                // A row another attempt wrote ingested keeps that attempt's usage (it may be recorded already).
+                IngestUsageJson = row is { IngestedAt: not null } ? row.IngestUsageJson : PipelineJson.Serialize(usage),
             }, claim.Token).ConfigureAwait(false);
+            await RecordIngestUsageAsync(ingestedRow, claim.Token).ConfigureAwait(false);
 
             // The upload is kept: tiles are not results, and a study that fails after ingest returns its original to
             // the quarantine (see the class summary).
@@ -666,14 +668,14 @@ public sealed partial class IngestHandler
             var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{StuckReasonPrefix}{_options.StuckStudyAge.TotalHours:0.##} h after it was {(study.IngestedAt is null ? "created" : "ingested")} (Pipeline:StuckStudyAge): {why}")
                 + (study.IngestError is { } error ? $"; the last ingest error: {error}" : string.Empty);
-            if (await FailStudyActivity.FailAsync(_studies, _containers, study.Tenant, study.StudyId, reason, StuckReason, reason, now, null, cancellationToken).ConfigureAwait(false))
+            // study.failed goes out once the row is failed and before the upload's move (NotifyFailed): a watchdog that dies
+            // after it leaves the row naming the upload, still in ct-uploads, and the minute sweep finishes the move and sends
+            // the event. Before, it was sent after the move: a watchdog that died in between left a failed study, its path
+            // forgotten and its upload in quarantine, that nothing would meet again, and no subscriber was ever told.
+            if (await FailStudyActivity.FailAsync(_studies, _containers, study.Tenant, study.StudyId, reason, StuckReason, reason, now, null, NotifyFailed(study.Tenant, study.StudyId, cancellationToken), cancellationToken).ConfigureAwait(false))
             {
                 failed++;
                 Log.StuckFailed(_logger, study.Tenant, study.StudyId, why);
-                if (_notifier is not null)
-                {
-                    await _notifier.NotifyAsync(study.Tenant, study.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-                }
             }
         }
 
@@ -749,25 +751,36 @@ public sealed partial class IngestHandler
         var masked = UploadNames.Mask(detail, unit);
         Log.InputDefect(_logger, unit.Tenant, unit.StudyId, ex.Stage, ex.InnerException.GetType().Name, UploadNames.Mask(ex.Message, unit), ex.InnerException.StackTrace ?? string.Empty);
         await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with { IngestError = UploadNames.Mask(cause, unit) }, cancellationToken).ConfigureAwait(false);
-        if (await FailIngestAsync(unit, masked, detail, cancellationToken).ConfigureAwait(false) && _notifier is not null)
-        {
-            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-        }
-
+        await FailIngestAsync(unit, masked, detail, notify: true, cancellationToken).ConfigureAwait(false);
         return IngestFailed(unit, detail);
     }
 
     /// <summary>
     /// Fails the study for ingest (given up, or a defect a retry cannot change): its partial tiles are deleted, then the
-    /// study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync"/>: the row failed
+    /// study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync(IStudyStore, IBlobContainers, string, string, string, string, string, DateTimeOffset, string?, Func{Task}?, CancellationToken)"/>: the row failed
     /// with <paramref name="rowReason"/>, the upload to quarantine with <c>reason.json</c> <c>ingest-failed</c> and
-    /// <paramref name="detail"/>, its path forgotten). True when this call failed the row (false: it was failed already).
+    /// <paramref name="detail"/>, its path forgotten). With <paramref name="notify"/>, <c>study.failed</c> is sent once the
+    /// row is failed and before the move, while the row still names the upload (<see cref="NotifyFailed"/>). True when the
+    /// row is failed (false: it was completed or rejected, and is left so).
     /// </summary>
-    private async Task<bool> FailIngestAsync(UploadUnit unit, string rowReason, string detail, CancellationToken cancellationToken)
+    private async Task<bool> FailIngestAsync(UploadUnit unit, string rowReason, string detail, bool notify, CancellationToken cancellationToken)
     {
         await UploadArchive.DeletePrefixAsync(_containers.Get(PipelineNames.SlicesContainer), TilesPrefixOf(unit.Tenant, unit.StudyId) + "/", cancellationToken).ConfigureAwait(false);
-        return await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, rowReason, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath, cancellationToken).ConfigureAwait(false);
+        return await FailStudyActivity.FailAsync(_studies, _containers, unit.Tenant, unit.StudyId, rowReason, IngestFailedReason, detail, _time.GetUtcNow(), unit.UploadPath,
+            notify ? NotifyFailed(unit.Tenant, unit.StudyId, cancellationToken) : null, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Sends <c>study.failed</c> for a study failed before it was ingested, run by <see cref="FailStudyActivity.FailAsync(IStudyStore, IBlobContainers, string, string, string, string, string, DateTimeOffset, string?, Func{Task}?, CancellationToken)"/>
+    /// once the row is failed and before the upload's move: a process that dies between the two leaves the row naming the
+    /// upload, still in <c>ct-uploads</c>, and whoever meets it again (the minute sweep, a re-delivery, the watcher)
+    /// finishes the move and sends the event (<see cref="FinishQuarantineMoveAsync"/>; the notifier delivers once).
+    /// Before, the event was sent after the move: a process that died in between left it unsent for good, as nothing
+    /// meets a moved upload again. Null without a notifier.
+    /// </summary>
+    private Func<Task>? NotifyFailed(string tenant, string studyId, CancellationToken cancellationToken) => _notifier is null
+        ? null
+        : () => _notifier.NotifyAsync(tenant, studyId, StudyEventTypes.Failed, cancellationToken);
 
     private static IngestOutcome IngestFailed(UploadUnit unit, string detail) =>
         new(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
@@ -822,7 +835,7 @@ public sealed partial class IngestHandler
 
     /// <summary>
     /// Whether the study failed before it was ingested and its upload's move to quarantine is not done: the row still
-    /// names the upload (<see cref="FailStudyActivity.FailAsync"/> writes the failed row first and forgets the path only
+    /// names the upload (<see cref="FailStudyActivity.FailAsync(IStudyStore, IBlobContainers, string, string, string, string, string, DateTimeOffset, string?, Func{Task}?, CancellationToken)"/> writes the failed row first and forgets the path only
     /// once the move is done). A study failed because its upload was missing keeps the path with nothing to move.
     /// </summary>
     private static bool QuarantineMovePending(StudyRecord? row) => row is { Status: StudyStatus.Failed, IngestedAt: null, UploadPath: not null }
@@ -874,7 +887,27 @@ public sealed partial class IngestHandler
     /// it): it keeps its upload path, but there is nothing to move to quarantine.</summary>
     private static bool FailedForAMissingUpload(StudyRecord row) => row.Reason?.StartsWith(UploadMissingReason + ":", StringComparison.Ordinal) == true;
 
-    /// <summary>A delivery for a study settled without being screened, with no blob at its path now: nothing to do.</summary>
+    /// <summary>
+    /// A delivery for a study settled without being screened (rejected, or failed before it was ingested), with no blob
+    /// at its path now: a re-delivery of the upload that settled it (the trigger retrying a delivery whose process died,
+    /// a duplicate event). Nothing is written to the row. The study's outcome (<c>study.rejected</c>,
+    /// <c>study.failed</c>) is handed to the notifier again: the process that settled it may have died after its last
+    /// write and before the notification (the quarantine move done, the row settled), and the notifier delivers once per
+    /// (subscription, study attempt, event), so when it was sent this sends nothing. Before, a failed study's
+    /// re-delivery sent nothing (the notification was lost), and a rejected one's was re-run as a new attempt: counted
+    /// on the row (<see cref="StudyRecord.IngestAttempts"/>), the row processing until the reject was written again.
+    /// </summary>
+    private async Task<IngestOutcome> NotifySettledAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
+    {
+        if (_notifier is not null)
+        {
+            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? StudyEventTypes.Rejected : StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
+        }
+
+        return AlreadySettled(unit, row);
+    }
+
+    /// <summary>The outcome of a delivery for a study settled without being screened, with no blob at its path now.</summary>
     private static IngestOutcome AlreadySettled(UploadUnit unit, StudyRecord row) =>
         new(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? IngestStatus.Rejected : IngestStatus.Failed, 0, false, row.Status,
             $"study {unit.StudyId} was {row.Status} before ({row.Reason}) and no blob of upload {unit.UploadPath} exists now (a late event)");
@@ -931,7 +964,7 @@ public sealed partial class IngestHandler
     {
         var reason = await QuarantineReasonAsync(unit, cancellationToken).ConfigureAwait(false);
         var detail = reason?.Detail ?? row.Reason ?? "ingest failed on a defect a retry cannot change";
-        await FailIngestAsync(unit, row.Reason ?? UploadNames.Mask(detail, unit), detail, cancellationToken).ConfigureAwait(false);
+        await FailIngestAsync(unit, row.Reason ?? UploadNames.Mask(detail, unit), detail, notify: false, cancellationToken).ConfigureAwait(false);
         return IngestFailed(unit, detail);
     }
 
@@ -968,14 +1001,39 @@ public sealed partial class IngestHandler
         return false;
     }
 
+    /// <summary>
+    /// Records the <c>ingest</c> usage an ingested row carries (<see cref="StudyRecord.IngestUsageJson"/>), insert-if-absent
+    /// on tenant, study and stage: by the attempt whose fenced write landed it, and by any later delivery that finds the
+    /// study ingested (the attempt may have died in between). Rows ingested before the usage was kept in them had it
+    /// recorded before the row: nothing to do.
+    /// </summary>
+    private async Task RecordIngestUsageAsync(StudyRecord row, CancellationToken cancellationToken)
+    {
+        if (row is { IngestedAt: not null, IngestUsageJson: { Length: > 0 } json })
+        {
+            await _usage.TryRecordAsync(PipelineJson.Deserialize<UsageRecord>(json), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Gives back the attempt a host stop interrupted (it was not the upload's failure) and releases its claim, only while
+    /// the row is still that attempt's: its claim, the study not ingested nor settled (compare-and-swap on the row's
+    /// ETag). A row another attempt holds now (this one stalled past its lease and was taken over) or one written since
+    /// (ingested, given up) is left as it is. Before, the count was decremented whoever held the row: a stopped attempt
+    /// gave back the attempt that took the study over, and the study got one attempt more than
+    /// <see cref="PipelineOptions.MaxIngestAttempts"/>.
+    /// </summary>
     private async Task UncountAttemptAsync(UploadUnit unit, string claimToken)
     {
         try
         {
-            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => Released(RowOrNew(r, unit, _time.GetUtcNow()), claimToken) with
-            {
-                IngestAttempts = Math.Max(0, (r?.IngestAttempts ?? 0) - 1),
-            }, CancellationToken.None).ConfigureAwait(false);
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => r is { Status: StudyStatus.Processing, IngestedAt: null } && r.IngestClaim == claimToken
+                ? Released(r, claimToken) with { IngestAttempts = Math.Max(0, r.IngestAttempts - 1) }
+                : throw new ClaimLostException(), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ClaimLostException)
+        {
+            Log.NotGivenBack(_logger, unit.Tenant, unit.StudyId);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -986,7 +1044,7 @@ public sealed partial class IngestHandler
 
     /// <summary>
     /// Ingest failed on each of <see cref="PipelineOptions.MaxIngestAttempts"/> attempts: the partial tiles are
-    /// deleted, and the study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync"/>:
+    /// deleted, and the study fails the way every study failing after ingest does (<see cref="FailStudyActivity.FailAsync(IStudyStore, IBlobContainers, string, string, string, string, string, DateTimeOffset, string?, Func{Task}?, CancellationToken)"/>:
     /// row failed with the reason, the upload to quarantine with the last error in <c>reason.json</c>, its path
     /// forgotten), then <c>study.failed</c> is sent, once: a late re-delivery settles a re-written upload the same way.
     /// </summary>
@@ -995,14 +1053,10 @@ public sealed partial class IngestHandler
         var lastError = row.IngestError ?? "none was recorded (the process ended during the attempt, or storage failed with it)";
         var detail = $"ingest failed on each of {row.IngestAttempts} attempt(s) (Pipeline:MaxIngestAttempts {_options.MaxIngestAttempts}); the last error: {lastError}";
         var alreadyFailed = row.Status == StudyStatus.Failed;
-        var failed = await FailIngestAsync(unit, detail, detail, cancellationToken).ConfigureAwait(false);
+        var failed = await FailIngestAsync(unit, detail, detail, notify: !alreadyFailed, cancellationToken).ConfigureAwait(false);
         if (failed && !alreadyFailed)
         {
             Log.GaveUp(_logger, unit.Tenant, unit.StudyId, row.IngestAttempts, lastError);
-            if (_notifier is not null)
-            {
-                await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-            }
         }
 
         return IngestFailed(unit, detail);
@@ -1010,8 +1064,12 @@ public sealed partial class IngestHandler
 
     private async Task<IngestOutcome> ResumeIngestedAsync(UploadUnit unit, StudyRecord study, CancellationToken cancellationToken)
     {
-        // Tiles and row are written: only the orchestration start and the upload cleanup can be outstanding. A study in
-        // a terminal state is not started again (its instance may have been purged, and it is done).
+        // Tiles and row are written: only the usage, the orchestration start and the upload cleanup can be outstanding.
+        // The usage first, whatever the study's state (its ingest landed): the attempt that wrote the row may have died
+        // before recording it. Insert-if-absent, so a study whose usage is recorded is not billed twice.
+        await RecordIngestUsageAsync(study, cancellationToken).ConfigureAwait(false);
+
+        // A study in a terminal state is not started again (its instance may have been purged, and it is done).
         var started = false;
         if (!StudyStatus.IsTerminal(study.Status) && study.TilesPrefix is { } tilesPrefix)
         {
@@ -1869,6 +1927,9 @@ public sealed partial class IngestHandler
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 118, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId} stopped with the host; its attempt was not given back: another attempt holds the study now, or it was ingested or settled")]
+        public static partial void NotGivenBack(ILogger logger, string tenant, string studyId);
+
         [LoggerMessage(EventId = 117, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the study was {Status} while this attempt ran, after its claim ran out unrenewed; the attempt recorded nothing")]
         public static partial void SettledUnderAttempt(ILogger logger, string tenant, string studyId, string status);
 

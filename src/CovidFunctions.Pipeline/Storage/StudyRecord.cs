@@ -110,6 +110,15 @@ public sealed record StudyRecord
     /// <summary>When <see cref="IngestClaim"/> runs out unless its attempt renews it (the holder's clock).</summary>
     public DateTimeOffset? IngestClaimExpiresAt { get; init; }
 
+    /// <summary>
+    /// JSON: the <c>ingest</c> <see cref="UsageRecord"/> of the attempt that wrote the study ingested, written by that same
+    /// claim-fenced write. Ingest records the usage from it once the row has landed, and a later delivery that finds the
+    /// study ingested records it again (insert-if-absent), so an attempt whose result was thrown away bills nothing and
+    /// one that died between the row and the usage loses nothing. Null on rows not ingested, or ingested before it was
+    /// kept (their usage was recorded before the row).
+    /// </summary>
+    public string? IngestUsageJson { get; init; }
+
     /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
     public string? ETag { get; init; }
 }

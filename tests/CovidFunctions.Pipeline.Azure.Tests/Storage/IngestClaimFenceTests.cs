@@ -1,6 +1,7 @@
 using CovidFunctions.Dicom.Deidentification;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
@@ -60,8 +61,152 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
     }
 
+    [Fact]
+    public async Task An_attempt_whose_study_was_given_up_while_it_stalled_bills_no_ingest_usage()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var from = DateTimeOffset.UtcNow;
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var oneAttempt = new PipelineOptions { MaxIngestAttempts = 1 };
+
+        // The only allowed attempt stalls at its first tile write; the sweep gives the study up meanwhile.
+        var stall = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var stalled = Task.Run(() => Handler(stall, oneAttempt, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None));
+        await stall.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        Assert.Equal(IngestStatus.Failed, (await Handler(azurite.Storage.BlobContainers, oneAttempt, new RecordingOrchestrations(), new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None)).Status);
+
+        // The stalled attempt goes on, tiles the study, and finds at its closing write that the study is not its own.
+        stall.Release();
+        Assert.Equal(IngestStatus.Failed, (await stalled.WaitAsync(TimeSpan.FromMinutes(2))).Status);
+
+        // Before, it recorded the study's ingest usage ahead of that write: the tenant was billed the ingest of a study
+        // that failed as ingest-failed, never ingested.
+        Assert.Null((await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!.IngestedAt);
+        Assert.Empty(await UsageOfAsync(tenant, from));
+    }
+
+    [Fact]
+    public async Task An_ingest_that_died_between_its_ingested_row_and_its_usage_is_billed_once_by_the_redelivery()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var from = DateTimeOffset.UtcNow;
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var orchestrations = new RecordingOrchestrations();
+
+        // The attempt writes the study ingested (the fenced write), then its process dies as it records the usage.
+        var dying = new IngestHandler(
+            azurite.Storage.BlobContainers, azurite.Storage.Studies, new UsageDies(), orchestrations, new DeidentificationEngine(_key),
+            Microsoft.Extensions.Options.Options.Create(new PipelineOptions()), Microsoft.Extensions.Logging.Abstractions.NullLogger<IngestHandler>.Instance, TimeProvider.System);
+        await Assert.ThrowsAsync<IOException>(() => dying.IngestAsync(unit, CancellationToken.None));
+        var ingested = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.NotNull(ingested.IngestedAt);
+        Assert.Empty(await UsageOfAsync(tenant, from));
+        Assert.Empty(orchestrations.Started);
+
+        // The trigger retries the delivery: the usage the landed attempt kept in the row is recorded, then the orchestration starts.
+        var again = await Handler(azurite.Storage.BlobContainers, new PipelineOptions(), orchestrations, new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None);
+        Assert.Equal(IngestStatus.AlreadyIngested, again.Status);
+        var usage = Assert.Single(await UsageOfAsync(tenant, from));
+        Assert.Equal((unit.StudyId, IngestHandler.UsageStage, ingested.SliceCount), (usage.StudyId, usage.Stage, usage.Slices));
+        Assert.True(usage.BytesStored > 0);
+        Assert.Single(orchestrations.Started);
+
+        // Delivered once more: billed once.
+        await Handler(azurite.Storage.BlobContainers, new PipelineOptions(), orchestrations, new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None);
+        Assert.Equal(usage, Assert.Single(await UsageOfAsync(tenant, from)));
+    }
+
+    [Fact]
+    public async Task A_host_stop_of_an_attempt_taken_over_leaves_the_new_holders_attempt_counted()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var options = new PipelineOptions();
+
+        // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
+        using var hostA = new CancellationTokenSource();
+        var stallA = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attemptA = Task.Run(() => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, hostA.Token));
+        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attemptB = Task.Run(() => Handler(stallB, options, new RecordingOrchestrations(), new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None));
+        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 2), (heldByB.Status, heldByB.IngestAttempts));
+        Assert.NotNull(heldByB.IngestClaim);
+
+        // A's host stops (a scale-in): a stop is not the upload's failure, so A gives its attempt back, if it is still A's.
+        await hostA.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => attemptA.WaitAsync(TimeSpan.FromMinutes(2)));
+
+        // Before, A's give-back decremented the row whoever held it: B's attempt was uncounted (1), and the study got one
+        // attempt more than Pipeline:MaxIngestAttempts. The row is B's and untouched.
+        Assert.Equal(heldByB, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
+
+        stallB.Release();
+        Assert.Equal(IngestStatus.Ingested, (await attemptB.WaitAsync(TimeSpan.FromMinutes(2))).Status);
+        Assert.Equal(2, (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!.IngestAttempts);
+    }
+
+    [Fact]
+    public async Task A_host_stop_of_the_holding_attempt_gives_its_attempt_back_and_releases_the_study()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+
+        using var host = new CancellationTokenSource();
+        var stall = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attempt = Task.Run(() => Handler(stall, new PipelineOptions(), new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, host.Token));
+        await stall.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(1, (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!.IngestAttempts);
+
+        await host.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => attempt.WaitAsync(TimeSpan.FromMinutes(2)));
+
+        // Still its own: not counted, and free for the next start at once.
+        var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 0, null, null), (row.Status, row.IngestAttempts, row.IngestClaim, row.IngestClaimExpiresAt));
+    }
+
+    /// <summary>The tenant's usage records filed from the month of <paramref name="from"/> to now's.</summary>
+    private async Task<List<UsageRecord>> UsageOfAsync(string tenant, DateTimeOffset from)
+    {
+        var months = new[] { UsageQueries.MonthOf(from), UsageQueries.MonthOf(DateTimeOffset.UtcNow) }.Distinct();
+        var records = new List<UsageRecord>();
+        foreach (var month in months)
+        {
+            records.AddRange(await azurite.Storage.Usage.GetMonthAsync(tenant, month, CancellationToken.None));
+        }
+
+        return records;
+    }
+
     private IngestHandler Handler(IBlobContainers containers, PipelineOptions options, RecordingOrchestrations orchestrations, RecordingNotifier notifier, TimeProvider time) =>
         IngestOnAzurite.NewHandler(azurite, _key, orchestrations, containers, notifier, options, time);
+
+    /// <summary>The process dying as it records usage (every record refused with an IOException, nothing written).</summary>
+    private sealed class UsageDies : IUsageStore
+    {
+        public Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken) => throw new IOException("the process was killed");
+
+        public Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<UsageRecord>>([]);
+    }
 
     private sealed class AheadClock(TimeSpan ahead) : TimeProvider
     {

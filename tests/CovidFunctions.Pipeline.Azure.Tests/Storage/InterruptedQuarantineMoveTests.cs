@@ -43,9 +43,12 @@ public sealed class InterruptedQuarantineMoveTests(AzuriteFixture azurite)
         var unit = await StuckSingleBlobAsync(path, upload);
 
         // The hourly watchdog fails the study: the row is written failed, then the process dies before the first copy.
+        // study.failed went out between the two (since session 19: before the move, while the row names the upload).
         var dies = new DyingStorage(azurite, (container, blob) => container == PipelineNames.QuarantineContainer && blob.StartsWith(tenant + "/", StringComparison.Ordinal), afterTheWrite: false);
+        var cut = new RecordingNotifier();
+        await Assert.ThrowsAsync<ProcessKilledException>(() => Handler(dies, cut).FailStuckStudiesAsync(WatchdogNow, CancellationToken.None));
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], cut.Events.Where(e => e.Tenant == tenant));
         var notifier = new RecordingNotifier();
-        await Assert.ThrowsAsync<ProcessKilledException>(() => Handler(dies, notifier).FailStuckStudiesAsync(WatchdogNow, CancellationToken.None));
         var failed = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
         Assert.Equal((StudyStatus.Failed, path), (failed.Status, failed.UploadPath));
         Assert.True(await Uploads.ExistsAsync(path, CancellationToken.None));
@@ -65,12 +68,46 @@ public sealed class InterruptedQuarantineMoveTests(AzuriteFixture azurite)
         var reason = await ReasonAsync(tenant, unit.StudyId);
         Assert.Equal((IngestHandler.StuckReason, failed.Reason, path), (reason.Reason, reason.Detail, reason.UploadPath));
 
-        // The cut failure sent nothing; the finished move sends study.failed. A late event changes nothing more.
+        // The finished move asks for study.failed again (the cut failure may have died before sending it; the notifier
+        // delivers it once). A late event changes nothing more on the row; it asks again too (SettledStudyRedeliveryTests).
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
         var late = await Handler(notifier: notifier).IngestAsync(unit, CancellationToken.None);
         Assert.Equal(IngestStatus.Failed, late.Status);
         Assert.Equal(row, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
-        Assert.Single(notifier.Events);
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed), (tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
+    }
+
+    [Fact]
+    public async Task The_watchdog_dying_as_it_sends_study_failed_leaves_the_upload_to_the_sweep_which_sends_it()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/scan.dcm";
+        var upload = "an upload whose ingest never finished"u8.ToArray();
+        var unit = await StuckSingleBlobAsync(path, upload);
+
+        // The hourly watchdog fails the study, and its process dies as it sends study.failed.
+        await Assert.ThrowsAsync<ProcessKilledException>(() => Handler(notifier: new NotifierDiesFor(tenant)).FailStuckStudiesAsync(WatchdogNow, CancellationToken.None));
+        Assert.Equal(StudyStatus.Failed, (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!.Status);
+
+        // The minute sweep hands what it finds in ct-uploads to ingest.
+        var notifier = new RecordingNotifier();
+        foreach (var planned in await PlanTenantAsync(azurite.Storage.UploadListing, tenant, _key))
+        {
+            if (await Handler(notifier: notifier).SweepMustIngestAsync(planned, CancellationToken.None))
+            {
+                await Handler(notifier: notifier).IngestAsync(planned, CancellationToken.None);
+            }
+        }
+
+        // Before, the watchdog sent the event after the upload's move: it died with the upload in quarantine and the path
+        // forgotten, the sweep found nothing of the study, and no subscriber was ever told it failed.
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
+        var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Failed, null, 1), (row.Status, row.UploadPath, row.IngestAttempts));
+        Assert.StartsWith("the study was still processing ", row.Reason, StringComparison.Ordinal);
+        Assert.False(await Uploads.ExistsAsync(path, CancellationToken.None));
+        Assert.Equal(upload, await ReadAsync(Quarantine, $"{tenant}/{unit.StudyId}/original/scan.dcm"));
+        Assert.Equal(IngestHandler.StuckReason, (await ReasonAsync(tenant, unit.StudyId)).Reason);
     }
 
     [Fact]
@@ -131,11 +168,15 @@ public sealed class InterruptedQuarantineMoveTests(AzuriteFixture azurite)
         var failed = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
         Assert.Equal((StudyStatus.Failed, path), (failed.Status, failed.UploadPath));
         Assert.StartsWith("ingest failed on each of 1 attempt(s)", failed.Reason, StringComparison.Ordinal);
-        Assert.Empty(notifier.Events);
+
+        // study.failed went out once the row was failed, before the move (since session 19).
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
+        notifier.Events.Clear();
 
         var outcome = await Handler(notifier: notifier, options: oneAttempt).IngestAsync(unit, CancellationToken.None);
 
         // Before, the move was finished by giving up again, but on a row already failed, so study.failed was never sent.
+        // The finished move asks for it again (delivered once).
         Assert.Equal((IngestStatus.Failed, IngestHandler.IngestFailedReason), (outcome.Status, outcome.Reason));
         var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
         Assert.Equal((StudyStatus.Failed, failed.Reason, 1, null), (row.Status, row.Reason, row.IngestAttempts, row.UploadPath));
@@ -230,6 +271,13 @@ public sealed class InterruptedQuarantineMoveTests(AzuriteFixture azurite)
     private sealed class AheadClock(TimeSpan ahead) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + ahead;
+    }
+
+    /// <summary>The process dying as it notifies a study of <paramref name="tenant"/> (the watchdog fails other tests' stuck studies too: left alone).</summary>
+    private sealed class NotifierDiesFor(string tenant) : IStudyNotifier
+    {
+        public Task NotifyAsync(string tenant1, string studyId, string eventType, CancellationToken cancellationToken) =>
+            tenant1 == tenant ? throw new ProcessKilledException() : Task.CompletedTask;
     }
 
     /// <summary>The process dying: thrown by every storage call from the chosen write on.</summary>

@@ -445,11 +445,14 @@ public sealed class IngestHandlerTests
         await host.UploadAsync($"{Tenant}/y.dcm", content);
         var unit = Assert.Single(await host.PlanAsync());
         await host.Handler.IngestAsync(unit, default);
+        var rejected = await host.Studies.GetAsync(Tenant, unit.StudyId, default);
 
         var again = await host.Handler.IngestAsync(unit, default);
 
-        Assert.Equal(IngestStatus.Rejected, again.Status);
-        Assert.Equal("unreadable", again.Reason);
+        // The re-delivery leaves the rejected row as it is (before, it was run as a second attempt, counted on the row) and
+        // asks the notifier for study.rejected again (delivered once per study attempt and event).
+        Assert.Equal((IngestStatus.Rejected, StudyStatus.Rejected), (again.Status, again.Reason));
+        Assert.Equal(rejected, await host.Studies.GetAsync(Tenant, unit.StudyId, default));
         Assert.Equal(content, await IngestTestHost.ReadAsync(host.Quarantine, $"{Tenant}/{unit.StudyId}/original/y.dcm"));
         Assert.Equal(2, host.Notifier.Events.Count);
     }

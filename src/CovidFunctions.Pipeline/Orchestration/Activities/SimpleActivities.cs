@@ -126,6 +126,27 @@ public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers conta
     /// Used by this activity, by ingest when it gives up (<see cref="PipelineOptions.MaxIngestAttempts"/>) and by the
     /// stuck-study watchdog (<see cref="PipelineOptions.StuckStudyAge"/>); the caller sends <c>study.failed</c>. Safe to repeat.
     /// </summary>
+    public static Task<bool> FailAsync(
+        IStudyStore studies,
+        IBlobContainers containers,
+        string tenant,
+        string studyId,
+        string reason,
+        string code,
+        string detail,
+        DateTimeOffset now,
+        string? uploadPath,
+        CancellationToken cancellationToken) =>
+        FailAsync(studies, containers, tenant, studyId, reason, code, detail, now, uploadPath, null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="FailAsync(IStudyStore, IBlobContainers, string, string, string, string, string, DateTimeOffset, string?, CancellationToken)"/>,
+    /// with <paramref name="whileTheRowNamesTheUpload"/> run once the row is failed and before the upload's move (each
+    /// time the row is, or is already, failed). Ingest and the watchdog send <c>study.failed</c> there: while the row
+    /// still names the upload, whoever meets the upload again finishes the move and sends the event (ingest's
+    /// FinishQuarantineMove), so a process that dies after the move cannot leave the event unsent for ever (no
+    /// orchestration re-runs their notification, as it re-runs this activity's).
+    /// </summary>
     public static async Task<bool> FailAsync(
         IStudyStore studies,
         IBlobContainers containers,
@@ -136,6 +157,7 @@ public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers conta
         string detail,
         DateTimeOffset now,
         string? uploadPath,
+        Func<Task>? whileTheRowNamesTheUpload,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(studies);
@@ -150,6 +172,11 @@ public sealed class FailStudyActivity(IStudyStore studies, IBlobContainers conta
         if (stored.Status != StudyStatus.Failed)
         {
             return false;
+        }
+
+        if (whileTheRowNamesTheUpload is not null)
+        {
+            await whileTheRowNamesTheUpload().ConfigureAwait(false);
         }
 
         if ((stored.UploadPath ?? uploadPath) is { Length: > 0 } upload)
