@@ -139,7 +139,7 @@ public sealed class LocalApiServer : IAsyncDisposable
         var ownsWebhooks = webhooks is null;
         webhooks ??= new LocalWebhooks(dataDir, storage.Tables, storage.Studies, options.AllowLoopbackWebhooks, baseUrl, loggerFactory);
         await webhooks.Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
-        var api = new ResultsApi(storage.Studies, storage.BlobContainers, new UsageQueries(storage.Usage, storage.Studies), webhooks.Manager, new ResultsApiOptions { PublicBaseUrl = baseUrl });
+        var api = new ResultsApi(storage.Studies, storage.BlobContainers, new UsageQueries(storage.Usage, storage.Studies), webhooks.Manager, new ResultsApiOptions { PublicBaseUrl = baseUrl }, logger: (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ResultsApi>());
 
         // The local API takes nothing from the ambient ASP.NET configuration: an ASPNETCORE_ENVIRONMENT=Development in
         // the operator's shell would turn on the developer exception page (stack traces and request headers, the API

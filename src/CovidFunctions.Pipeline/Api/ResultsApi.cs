@@ -6,6 +6,8 @@ using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Reports;
 using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Api;
 
@@ -42,8 +44,13 @@ public sealed class ResultsApi(
     WebhookManager webhooks,
     ResultsApiOptions options,
     WebhookTestRateLimiter? webhookTests = null,
-    TimeProvider? time = null)
+    TimeProvider? time = null,
+    ILogger<ResultsApi>? logger = null)
 {
+    // The report renderer logs an image path it refuses (one outside the study's own results); without a logger that
+    // refusal would only show as a note on the page.
+    private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
+
     private readonly WebhookTestRateLimiter _webhookTests = webhookTests ?? WebhookTestRateLimiter.InMemory(new WebhookOptions());
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -161,7 +168,7 @@ public sealed class ResultsApi(
             return ApiResponse.NotFound($"study {studyId}");
         }
 
-        var html = await StudyReportRenderer.RenderAsync(study, containers.Get(PipelineNames.ResultsContainer), options.PublicBaseUrl, cancellationToken).ConfigureAwait(false);
+        var html = await StudyReportRenderer.RenderAsync(study, containers.Get(PipelineNames.ResultsContainer), options.PublicBaseUrl, _logger, cancellationToken).ConfigureAwait(false);
         return ApiResponse.Text(ApiResponse.HtmlContentType, html);
     }
 

@@ -64,6 +64,27 @@ public sealed class ReportImagePathTests
         Assert.DoesNotContain(foreignBase64, served, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TheApisReport_LogsARefusedImagePath_ThroughItsOwnLogger()
+    {
+        // The production path: ResultsApi renders the report, and its refusal must reach the host's log, not only the
+        // page (before, the API called the logger-less overload, so the reason went nowhere).
+        using var kit = new ApiTestKit();
+        var own = await kit.AddCompletedStudyAsync("alpha", Own);
+        var results = kit.Containers.Get(PipelineNames.ResultsContainer);
+        await results.WriteAsync($"beta/{Foreign}/montage.png", new MemoryStream(ApiTestKit.RealOverlayPng(1)), None);
+        await kit.Studies.UpdateAsync("alpha", Own, _ => own with { MontagePath = $"beta/{Foreign}/montage.png" }, None);
+        var logger = new ListLogger<ResultsApi>();
+        var api = new ResultsApi(kit.Studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, kit.Studies), kit.Webhooks.Manager, new ResultsApiOptions(), logger: logger);
+
+        var served = await api.GetReportAsync(ApiCaller.ForTenants("alpha"), Own, null, None);
+
+        Assert.Equal(200, served.Status);
+        Assert.Contains("The montage image is not shown", served.BodyText, StringComparison.Ordinal);
+        var warning = Assert.Single(logger.Messages, m => m.Level == LogLevel.Warning);
+        Assert.Contains($"'beta/{Foreign}/montage.png'", warning.Text, StringComparison.Ordinal);
+    }
+
     private static int CountOf(string text, string value)
     {
         var count = 0;
@@ -75,7 +96,9 @@ public sealed class ReportImagePathTests
         return count;
     }
 
-    private sealed class ListLogger : ILogger
+    private sealed class ListLogger<T> : ListLogger, ILogger<T>;
+
+    private class ListLogger : ILogger
     {
         public ConcurrentQueue<(LogLevel Level, string Text)> Messages { get; } = new();
 
