@@ -4,6 +4,7 @@ using Azure.Security.KeyVault.Secrets;
 using CovidFunctions.Pipeline.Azure.Webhooks;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.TestHelpers;
+using CovidFunctions.TestShared;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Webhooks;
@@ -40,7 +41,7 @@ public sealed class WebhookRemovalDuringRotationTests(AzuriteFixture azurite)
         using var removing = await Stack.CreateAsync(
             azurite,
             secrets,
-            table => new AfterFirstReadStore(table, async () => rotated = await rotating.Manager.RotateSecretAsync(tenant, id, null, TimeSpan.FromHours(1), None)));
+            table => new SubscriptionStoreAfterFirstRead(table, async () => rotated = await rotating.Manager.RotateSecretAsync(tenant, id, null, TimeSpan.FromHours(1), None)));
         Assert.True(await removing.Manager.RemoveAsync(tenant, id, None));
 
         Assert.NotNull(rotated);
@@ -155,34 +156,6 @@ public sealed class WebhookRemovalDuringRotationTests(AzuriteFixture azurite)
         }
 
         public void Dispose() => Dispatcher.Dispose();
-    }
-
-    /// <summary>Runs <paramref name="meanwhile"/> once, right after the first read of a row returns (another request's turn).</summary>
-    private sealed class AfterFirstReadStore(IWebhookSubscriptionStore inner, Func<Task> meanwhile) : IWebhookSubscriptionStore
-    {
-        private int _reads;
-
-        public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
-
-        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
-            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
-
-        public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
-        {
-            var read = await inner.GetAsync(tenant, id, cancellationToken);
-            if (Interlocked.Increment(ref _reads) == 1)
-            {
-                await meanwhile();
-            }
-
-            return read;
-        }
-
-        public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) => inner.ListAsync(tenant, cancellationToken);
-
-        public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
-
-        public Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.TryReplaceAsync(subscription, cancellationToken);
     }
 
     /// <summary>

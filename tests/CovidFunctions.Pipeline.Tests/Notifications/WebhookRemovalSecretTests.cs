@@ -1,5 +1,6 @@
 using System.Text.Json;
 using CovidFunctions.Pipeline.Notifications;
+using CovidFunctions.TestShared;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Tests.Notifications;
@@ -46,7 +47,7 @@ public sealed class WebhookRemovalSecretTests
 
         // The removal reads the row, then a rotation runs to its end, then the removal deletes the row.
         var removing = new WebhookManager(
-            new AfterReadStore(kit.Subscriptions, async () => rotated = await rotating.RotateSecretAsync("alpha", id, null, TimeSpan.FromHours(1), None)),
+            new SubscriptionStoreAfterFirstRead(kit.Subscriptions, async () => rotated = await rotating.RotateSecretAsync("alpha", id, null, TimeSpan.FromHours(1), None)),
             secrets, kit.Deliveries, kit.Guard, kit.Dispatcher, kit.Options, kit.Clock);
         Assert.True(await removing.RemoveAsync("alpha", id, None));
 
@@ -117,7 +118,7 @@ public sealed class WebhookRemovalSecretTests
         // The retry handler reads the row; the removal deletes it before the handler reads the secret.
         var handler = new WebhookRetryHandler(
             kit.Deliveries,
-            new AfterReadStore(kit.Subscriptions, () => kit.Subscriptions.DeleteAsync(WebhookTestKit.Tenant, created.Subscription.Id, None)),
+            new SubscriptionStoreAfterFirstRead(kit.Subscriptions, () => kit.Subscriptions.DeleteAsync(WebhookTestKit.Tenant, created.Subscription.Id, None)),
             kit.Secrets, kit.Dispatcher, kit.Options, kit.Clock, NullLogger<WebhookRetryHandler>.Instance);
         var due = Assert.Single(await kit.Deliveries.ListAsync(WebhookTestKit.Tenant, null, None));
         kit.Clock.AdvanceTo(due.NextAttemptAt!.Value);
@@ -133,34 +134,6 @@ public sealed class WebhookRemovalSecretTests
         File.Exists(secrets.FilePath)
             ? [.. JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(secrets.FilePath))!.Keys.Order(StringComparer.Ordinal)]
             : [];
-
-    /// <summary>Runs <paramref name="meanwhile"/> once, right after the first read of a row returns (another request's turn).</summary>
-    private sealed class AfterReadStore(IWebhookSubscriptionStore inner, Func<Task> meanwhile) : IWebhookSubscriptionStore
-    {
-        private int _reads;
-
-        public Task CreateAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.CreateAsync(subscription, cancellationToken);
-
-        public Task<bool> TryCreateWithinLimitAsync(WebhookSubscription subscription, int maxPerTenant, CancellationToken cancellationToken) =>
-            inner.TryCreateWithinLimitAsync(subscription, maxPerTenant, cancellationToken);
-
-        public async Task<WebhookSubscription?> GetAsync(string tenant, string id, CancellationToken cancellationToken)
-        {
-            var read = await inner.GetAsync(tenant, id, cancellationToken);
-            if (Interlocked.Increment(ref _reads) == 1)
-            {
-                await meanwhile();
-            }
-
-            return read;
-        }
-
-        public Task<IReadOnlyList<WebhookSubscription>> ListAsync(string? tenant, CancellationToken cancellationToken) => inner.ListAsync(tenant, cancellationToken);
-
-        public Task<bool> DeleteAsync(string tenant, string id, CancellationToken cancellationToken) => inner.DeleteAsync(tenant, id, cancellationToken);
-
-        public Task<WebhookSubscription?> TryReplaceAsync(WebhookSubscription subscription, CancellationToken cancellationToken) => inner.TryReplaceAsync(subscription, cancellationToken);
-    }
 
     /// <summary>A secret store whose next delete fails once (Key Vault unavailable for a moment).</summary>
     private sealed class FailingDeleteStore(IWebhookSecretStore inner) : IWebhookSecretStore
