@@ -354,6 +354,10 @@ public sealed partial class IngestHandler
         var stage = "downloading the upload";
         var claim = new ClaimRenewal(this, unit, claimToken, attemptToken.Token);
         DirectoryInfo? work = null;
+
+        // Set once this attempt's fenced write says the study ingested: a failure after it (the usage, the orchestration
+        // start) is still this attempt's to record, though the claim went with that write (FailedAttemptAsync).
+        var ingestedHere = false;
         try
         {
             // Made inside the attempt: a temp disk that is full, missing or read-only fails the attempt like any other fault
@@ -445,6 +449,7 @@ public sealed partial class IngestHandler
                 // A row another attempt wrote ingested keeps that attempt's usage (it may be recorded already).
                 IngestUsageJson = row is { IngestedAt: not null } ? row.IngestUsageJson : PipelineJson.Serialize(usage),
             }, claim.Token).ConfigureAwait(false);
+            ingestedHere = true;
             await RecordIngestUsageAsync(ingestedRow, claim.Token).ConfigureAwait(false);
 
             // The upload is kept: tiles are not results, and a study that fails after ingest returns its original to
@@ -481,7 +486,7 @@ public sealed partial class IngestHandler
             // counted and recorded with the limit and the upload's size. Retried like other faults, within MaxIngestAttempts:
             // an attempt's time is not the upload's alone (a throttled storage account, other ingests on the instance).
             var timeout = new TimeoutException(TimeLimitReason(_options.IngestTimeLimit, declaredBytes, unit.Blobs.Count, stage), ex);
-            if (await FailedAttemptAsync(unit, attempt, claimToken, timeout).ConfigureAwait(false) is { } gaveUp)
+            if (await FailedAttemptAsync(unit, attempt, claimToken, ingestedHere, timeout).ConfigureAwait(false) is { } gaveUp)
             {
                 return gaveUp;
             }
@@ -491,7 +496,7 @@ public sealed partial class IngestHandler
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // A cancellation this caller did not ask for (an SDK timeout) is a failed attempt like any other.
-            if (await FailedAttemptAsync(unit, attempt, claimToken, ex).ConfigureAwait(false) is { } gaveUp)
+            if (await FailedAttemptAsync(unit, attempt, claimToken, ingestedHere, ex).ConfigureAwait(false) is { } gaveUp)
             {
                 return gaveUp;
             }
@@ -687,8 +692,15 @@ public sealed partial class IngestHandler
     /// leave it to a next attempt that may never come (Azure's blob trigger stops after 5 tries). Null: the caller
     /// rethrows so the trigger retries. If storage fails here too, nothing is recorded: the next attempt (or the
     /// watchdog) decides, and the original exception is the one the trigger sees.
+    /// The write is fenced like the one that says ingested and the host-stop give-back: made only while the row is still
+    /// this attempt's (its claim, the study processing and not ingested, or ingested by this attempt's own write;
+    /// compare-and-swap on the row's ETag). An attempt
+    /// that outlived its claim unnoticed (a paused process: no renewal ran) and fails after another delivery took the
+    /// study over, or settled it, records nothing and gives nothing up (log event 119); the row is the other's. Before,
+    /// its error was written onto the row whoever held it: the new holder's row carried the lost attempt's error (read as
+    /// that study's last error if it was later given up), and a given-up row's error was overwritten.
     /// </summary>
-    private async Task<IngestOutcome?> FailedAttemptAsync(UploadUnit unit, int attempt, string claimToken, Exception ex)
+    private async Task<IngestOutcome?> FailedAttemptAsync(UploadUnit unit, int attempt, string claimToken, bool ingestedHere, Exception ex)
     {
         // Messages can name the upload's files or their temporary copies: masked like every ingest log line and reason.
         var error = $"{ex.GetType().Name}: {UploadNames.Mask(ex.Message, unit)}";
@@ -696,14 +708,19 @@ public sealed partial class IngestHandler
         try
         {
             // The claim is released with the error: the trigger's retry of this delivery must not find the study held.
-            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => Released(RowOrNew(r, unit, _time.GetUtcNow()), claimToken) with
-            {
-                IngestError = error,
-            }, CancellationToken.None).ConfigureAwait(false);
+            // An attempt that wrote the study ingested itself keeps its error on the row (the watchdog quotes it for a study
+            // whose orchestration never started).
+            var row = await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => (r is { Status: StudyStatus.Processing, IngestedAt: null } && r.IngestClaim == claimToken) || (ingestedHere && r is { IngestedAt: not null })
+                ? Released(r, claimToken) with { IngestError = error }
+                : throw new ClaimLostException(), CancellationToken.None).ConfigureAwait(false);
             if (_options.MaxIngestAttempts > 0 && attempt >= _options.MaxIngestAttempts && row.IngestedAt is null && row.Status == StudyStatus.Processing)
             {
                 return await GiveUpAsync(unit, row, CancellationToken.None).ConfigureAwait(false);
             }
+        }
+        catch (ClaimLostException)
+        {
+            Log.FailureNotRecorded(_logger, unit.Tenant, unit.StudyId, attempt);
         }
         catch (Exception recordFailure) when (recordFailure is not OperationCanceledException)
         {
@@ -1929,6 +1946,9 @@ public sealed partial class IngestHandler
     {
         [LoggerMessage(EventId = 118, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId} stopped with the host; its attempt was not given back: another attempt holds the study now, or it was ingested or settled")]
         public static partial void NotGivenBack(ILogger logger, string tenant, string studyId);
+
+        [LoggerMessage(EventId = 119, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: attempt {Attempt} failed after its claim ran out unrenewed; its error was not recorded and nothing given up: another attempt holds the study now, or it was ingested or settled")]
+        public static partial void FailureNotRecorded(ILogger logger, string tenant, string studyId, int attempt);
 
         [LoggerMessage(EventId = 117, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: the study was {Status} while this attempt ran, after its claim ran out unrenewed; the attempt recorded nothing")]
         public static partial void SettledUnderAttempt(ILogger logger, string tenant, string studyId, string status);

@@ -162,6 +162,73 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_failure_of_an_attempt_taken_over_leaves_the_new_holders_row_untouched()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var options = new PipelineOptions();
+
+        // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
+        var stallA = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attemptA = Task.Run(() => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None));
+        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attemptB = Task.Run(() => Handler(stallB, options, new RecordingOrchestrations(), new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None));
+        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 2, null), (heldByB.Status, heldByB.IngestAttempts, heldByB.IngestError));
+
+        // A's stalled write then fails (storage refuses it): a counted failure, thrown for the trigger to retry.
+        stallA.Fail(new IOException("the storage account refused the write"));
+        await Assert.ThrowsAsync<IOException>(() => attemptA.WaitAsync(TimeSpan.FromMinutes(2)));
+
+        // Before, A wrote its error onto the row whoever held it: B's row read "IOException: the storage account refused
+        // the write" while B ingested it. The row is B's and untouched.
+        Assert.Equal(heldByB, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
+
+        stallB.Release();
+        Assert.Equal(IngestStatus.Ingested, (await attemptB.WaitAsync(TimeSpan.FromMinutes(2))).Status);
+        var ingested = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((2, null), (ingested.IngestAttempts, ingested.IngestError));
+    }
+
+    [Fact]
+    public async Task A_failure_of_an_attempt_whose_study_was_given_up_while_it_stalled_leaves_the_failed_row_untouched()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var oneAttempt = new PipelineOptions { MaxIngestAttempts = 1 };
+        var notifier = new RecordingNotifier();
+
+        // The only allowed attempt stalls at its first tile write; the sweep finds its claim expired and the attempts
+        // spent, and gives the study up.
+        var stall = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var stalled = Task.Run(() => Handler(stall, oneAttempt, new RecordingOrchestrations(), notifier, TimeProvider.System).IngestAsync(unit, CancellationToken.None));
+        await stall.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        Assert.Equal(IngestStatus.Failed, (await Handler(azurite.Storage.BlobContainers, oneAttempt, new RecordingOrchestrations(), notifier, later).IngestAsync(unit, CancellationToken.None)).Status);
+        var failed = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+
+        // The stalled write then fails.
+        stall.Fail(new IOException("the storage account refused the write"));
+        await Assert.ThrowsAsync<IOException>(() => stalled.WaitAsync(TimeSpan.FromMinutes(2)));
+
+        // Before, its error was written onto the failed row (IngestError said the write was refused, while the row's
+        // reason said no error was recorded). The failed row is as the give-up left it; one study.failed.
+        Assert.Equal(failed, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
+        Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
+    }
+
+    [Fact]
     public async Task A_host_stop_of_the_holding_attempt_gives_its_attempt_back_and_releases_the_study()
     {
         var tenant = AzuriteFixture.NewTenant();
@@ -223,6 +290,9 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         public Task Reached => _reached.Task;
 
         public void Release() => _released.TrySetResult();
+
+        /// <summary>The stalled write throws <paramref name="fault"/> instead of going on (storage refusing it).</summary>
+        public void Fail(Exception fault) => _released.TrySetException(fault);
 
         public IBlobStore Get(string container) => container == PipelineNames.SlicesContainer ? new Stalling(this, inner.Get(container)) : inner.Get(container);
 
