@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text;
 using CovidFunctions.FunctionApp.Functions;
 using CovidFunctions.Pipeline;
@@ -9,14 +8,9 @@ using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.FunctionApp.Tests;
 
@@ -65,15 +59,9 @@ public sealed class TenantIsolationParityTests(AzuriteFixture azurite)
         var localKey = await localKeys.AddKeyAsync([alpha], None);
 
         // The local server as covidfn up builds it (ResultsApiEndpoints over Kestrel on 127.0.0.1), over the same ResultsApi.
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddSingleton(api);
-        builder.Services.AddSingleton<IApiKeyAuthorizer>(localKeys);
-        await using var app = builder.Build();
-        app.MapResultsApi();
+        await using var app = ResultsApiEndpoints.BuildLoopbackHost(api, localKeys, 0);
         await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()) };
+        using var http = new HttpClient { BaseAddress = ResultsApiEndpoints.ListeningAddress(app) };
 
         var lastMonth = UsageQueries.MonthOf(now.AddMonths(-1));
         Probe[] attacks =

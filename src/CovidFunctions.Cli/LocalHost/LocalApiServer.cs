@@ -141,18 +141,8 @@ public sealed class LocalApiServer : IAsyncDisposable
         await webhooks.Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
         var api = new ResultsApi(storage.Studies, storage.BlobContainers, new UsageQueries(storage.Usage, storage.Studies), webhooks.Manager, new ResultsApiOptions { PublicBaseUrl = baseUrl }, logger: (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ResultsApi>());
 
-        // The local API takes nothing from the ambient ASP.NET configuration: an ASPNETCORE_ENVIRONMENT=Development in
-        // the operator's shell would turn on the developer exception page (stack traces and request headers, the API
-        // key among them, in a 500's body), and a Kestrel__Endpoints__* variable or an appsettings.json in the working
-        // folder would open a listener beside 127.0.0.1, on any address it names.
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
-        builder.Configuration.Sources.Clear();
-        builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(api);
-        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, port));
-        var app = builder.Build();
-        app.MapResultsApi();
+        // Kestrel on 127.0.0.1 only, with nothing taken from the ambient ASP.NET configuration (see BuildLoopbackHost).
+        var app = ResultsApiEndpoints.BuildLoopbackHost(api, keys, port);
         try
         {
             await app.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -1,9 +1,15 @@
 using System.Globalization;
+using System.Net;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Api;
 
@@ -15,6 +21,36 @@ namespace CovidFunctions.Pipeline.Api;
 /// </summary>
 public static partial class ResultsApiEndpoints
 {
+    /// <summary>
+    /// The results API's own HTTP host on 127.0.0.1 at <paramref name="port"/> (0: a free one), as <c>covidfn up</c>
+    /// serves it, built but not started. It takes nothing from the ambient ASP.NET configuration: an
+    /// ASPNETCORE_ENVIRONMENT=Development in the operator's shell would turn on the developer exception page (stack
+    /// traces and request headers, the API key among them, in a 500's body), and a Kestrel__Endpoints__* variable or an
+    /// appsettings.json in the working folder would open a listener beside 127.0.0.1, on any address it names. Tests
+    /// serve the API through this same host, so what they probe is what <c>up</c> listens with.
+    /// </summary>
+    public static WebApplication BuildLoopbackHost(ResultsApi api, IApiKeyAuthorizer keys, int port)
+    {
+        ArgumentNullException.ThrowIfNull(api);
+        ArgumentNullException.ThrowIfNull(keys);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production });
+        builder.Configuration.Sources.Clear();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(api);
+        builder.Services.AddSingleton(keys);
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, port));
+        var app = builder.Build();
+        app.MapResultsApi();
+        return app;
+    }
+
+    /// <summary>The address a started <see cref="BuildLoopbackHost"/> host listens on (its port resolved when 0 was asked for).</summary>
+    public static Uri ListeningAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    }
+
     public static IEndpointRouteBuilder MapResultsApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);

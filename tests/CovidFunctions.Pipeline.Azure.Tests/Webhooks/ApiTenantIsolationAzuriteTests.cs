@@ -6,12 +6,6 @@ using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Azure.Tests.Webhooks;
@@ -54,15 +48,9 @@ public sealed class ApiTenantIsolationAzuriteTests(AzuriteFixture azurite)
         var keys = new LocalApiKeys(temp.Path);
         var alphaKey = await keys.AddKeyAsync([alpha], None);
 
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddSingleton(api);
-        builder.Services.AddSingleton<IApiKeyAuthorizer>(keys);
-        await using var app = builder.Build();
-        app.MapResultsApi();
+        await using var app = ResultsApiEndpoints.BuildLoopbackHost(api, keys, 0);
         await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()) };
+        using var http = new HttpClient { BaseAddress = ResultsApiEndpoints.ListeningAddress(app) };
 
         var (ownStatus, ownBody) = await SendAsync(http, HttpMethod.Get, $"/api/studies/{alphaStudy}/files/montage.png", alphaKey);
         Assert.Equal(HttpStatusCode.OK, ownStatus);

@@ -1,12 +1,6 @@
-using System.Net;
 using System.Net.Http.Json;
 using CovidFunctions.Pipeline.Api;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Tests.Api;
 
@@ -32,16 +26,9 @@ internal sealed class ApiHttpServer : IAsyncDisposable
 
     public static async Task<ApiHttpServer> StartAsync(ResultsApi api, IApiKeyAuthorizer keys)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        builder.Services.AddSingleton(api);
-        builder.Services.AddSingleton(keys);
-        var app = builder.Build();
-        app.MapResultsApi();
+        var app = ResultsApiEndpoints.BuildLoopbackHost(api, keys, 0);
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new ApiHttpServer(app, new Uri(address));
+        return new ApiHttpServer(app, ResultsApiEndpoints.ListeningAddress(app));
     }
 
     /// <summary>Sends <paramref name="method"/> <paramref name="path"/> with one <c>X-Api-Key</c> header and <paramref name="body"/> as JSON when given.</summary>
