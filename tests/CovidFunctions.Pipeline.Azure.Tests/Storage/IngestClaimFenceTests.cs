@@ -26,10 +26,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     public async Task An_attempt_whose_study_was_given_up_while_it_stalled_does_not_write_it_ingested_nor_start_it()
     {
         var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var oneAttempt = new PipelineOptions { MaxIngestAttempts = 1 };
         var orchestrations = new RecordingOrchestrations();
         var notifier = new RecordingNotifier();
@@ -66,10 +63,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     {
         var tenant = AzuriteFixture.NewTenant();
         var from = DateTimeOffset.UtcNow;
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var oneAttempt = new PipelineOptions { MaxIngestAttempts = 1 };
 
         // The only allowed attempt stalls at its first tile write; the sweep gives the study up meanwhile.
@@ -94,10 +88,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     {
         var tenant = AzuriteFixture.NewTenant();
         var from = DateTimeOffset.UtcNow;
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var orchestrations = new RecordingOrchestrations();
 
         // The attempt writes the study ingested (the fenced write), then its process dies as it records the usage.
@@ -127,10 +118,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     public async Task A_host_stop_of_an_attempt_taken_over_leaves_the_new_holders_attempt_counted()
     {
         var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var options = new PipelineOptions();
 
         // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
@@ -165,10 +153,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     public async Task A_failure_of_an_attempt_taken_over_leaves_the_new_holders_row_untouched()
     {
         var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var options = new PipelineOptions();
 
         // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
@@ -202,10 +187,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     public async Task A_failure_of_an_attempt_whose_study_was_given_up_while_it_stalled_leaves_the_failed_row_untouched()
     {
         var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
         var oneAttempt = new PipelineOptions { MaxIngestAttempts = 1 };
         var notifier = new RecordingNotifier();
 
@@ -232,10 +214,7 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     public async Task A_host_stop_of_the_holding_attempt_gives_its_attempt_back_and_releases_the_study()
     {
         var tenant = AzuriteFixture.NewTenant();
-        var path = $"{tenant}/scan.zip";
-        var zip = Zip(MidChestSlices(3));
-        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
-        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var unit = await UploadScanAsync(tenant);
 
         using var host = new CancellationTokenSource();
         var stall = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
@@ -249,6 +228,15 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         // Still its own: not counted, and free for the next start at once.
         var row = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
         Assert.Equal((StudyStatus.Processing, 0, null, null), (row.Status, row.IngestAttempts, row.IngestClaim, row.IngestClaimExpiresAt));
+    }
+
+    /// <summary>Uploads a zip of three real mid-chest CT slices as <c>{tenant}/scan.zip</c> and plans it as one study.</summary>
+    private async Task<UploadUnit> UploadScanAsync(string tenant)
+    {
+        var path = $"{tenant}/scan.zip";
+        var zip = Zip(MidChestSlices(3));
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        return UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
     }
 
     /// <summary>The tenant's usage records filed from the month of <paramref name="from"/> to now's.</summary>
