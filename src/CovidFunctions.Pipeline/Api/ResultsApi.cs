@@ -193,8 +193,7 @@ public sealed class ResultsApi(
             return ApiResponse.NotFound($"study {studyId}");
         }
 
-        var segments = (path ?? "").Split('/');
-        if (segments.Length == 0 || segments.Any(s => s.Length == 0 || s is "." or ".." || s.Contains('\\', StringComparison.Ordinal)))
+        if (!StudyViews.IsPlainRelativePath(path))
         {
             return ApiResponse.Error(400, "file path must be '/'-separated names below the study's folder (no empty, '.' or '..' segment, no '\\')");
         }

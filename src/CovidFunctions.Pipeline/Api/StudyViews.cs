@@ -88,6 +88,15 @@ public static class StudyViews
     }
 
     /// <summary>
+    /// Whether <paramref name="relative"/> is '/'-separated names only: no empty, <c>.</c> or <c>..</c> segment and no
+    /// backslash. A path below the study's folder must be one to stay there: blob clients normalise <c>a/b/../c</c> into
+    /// <c>a/c</c>. The rule of the <c>files/{path}</c> endpoint and of the images the report embeds.
+    /// </summary>
+    public static bool IsPlainRelativePath(string? relative) =>
+        !string.IsNullOrEmpty(relative)
+        && relative.Split('/').All(s => s.Length > 0 && s is not ("." or "..") && !s.Contains('\\', StringComparison.Ordinal));
+
+    /// <summary>
     /// The part of a results-container path below the study's own folder (<c>{tenant}/{studyId}/</c>), which is what
     /// the <c>files/{path}</c> endpoint serves; null for a path outside that folder.
     /// </summary>

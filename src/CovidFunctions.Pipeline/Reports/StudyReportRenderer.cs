@@ -204,7 +204,7 @@ public static partial class StudyReportRenderer
         var prefix = $"{study.Tenant}/{study.StudyId}/";
         var relative = StudyViews.StudyRelativePath(study, path);
         var reason = relative is null ? $"it is not under {prefix}"
-            : relative.Split('/').Any(s => s.Length == 0 || s is "." or "..") || path.Contains('\\', StringComparison.Ordinal) ? "it has an empty, '.' or '..' segment or a backslash"
+            : !StudyViews.IsPlainRelativePath(relative) ? "it has an empty, '.' or '..' segment or a backslash"
             : null;
         if (reason is null)
         {
