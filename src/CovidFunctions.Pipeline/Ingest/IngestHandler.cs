@@ -471,7 +471,7 @@ public sealed partial class IngestHandler
         }
         catch (InputDefectException ex)
         {
-            return await FailOnInputDefectAsync(unit, attempt, ex, cancellationToken).ConfigureAwait(false);
+            return await FailOnInputDefectAsync(unit, attempt, claimToken, ex, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -760,14 +760,33 @@ public sealed partial class IngestHandler
     /// fails it (partial tiles deleted, row failed, upload to quarantine with <c>reason.json</c> <c>ingest-failed</c>,
     /// <c>study.failed</c> once), with the upload and the cause in the reason. A storage failure on the way propagates
     /// and the attempt is retried (the row, failed or not, then decides: see the entry checks in <see cref="IngestAsync"/>).
+    /// Fenced on the attempt's claim like a failed attempt's error (<see cref="FailedAttemptAsync"/>): its error is
+    /// written, and the study failed, only while the row is still this attempt's (its claim, processing, not ingested;
+    /// compare-and-swap on the ETag), and that write renews the claim, so no delivery takes the study over while the
+    /// failure is being recorded. An attempt that outlived its claim unnoticed (a paused process) and meets its defect
+    /// after another delivery took the study over, or settled it, records nothing, fails nothing and sends nothing (log
+    /// event 119); the row and the upload are the other's. Before, it wrote its error onto the new holder's row, deleted
+    /// the tiles under the study's prefix (the holder's too), failed the study, moved the upload the holder was
+    /// ingesting to quarantine and sent <c>study.failed</c>.
     /// </summary>
-    private async Task<IngestOutcome> FailOnInputDefectAsync(UploadUnit unit, int attempt, InputDefectException ex, CancellationToken cancellationToken)
+    private async Task<IngestOutcome> FailOnInputDefectAsync(UploadUnit unit, int attempt, string claimToken, InputDefectException ex, CancellationToken cancellationToken)
     {
         var cause = $"{ex.InnerException!.GetType().Name}: {ex.Message}";
         var detail = $"upload {unit.UploadPath}: ingest failed while {ex.Stage}, on a defect a retry cannot change (the same upload fails the same way): {cause}; not retried (attempt {attempt} of {_options.MaxIngestAttempts})";
         var masked = UploadNames.Mask(detail, unit);
         Log.InputDefect(_logger, unit.Tenant, unit.StudyId, ex.Stage, ex.InnerException.GetType().Name, UploadNames.Mask(ex.Message, unit), ex.InnerException.StackTrace ?? string.Empty);
-        await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => RowOrNew(r, unit, _time.GetUtcNow()) with { IngestError = UploadNames.Mask(cause, unit) }, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _studies.UpdateAsync(unit.Tenant, unit.StudyId, r => r is { Status: StudyStatus.Processing, IngestedAt: null } && r.IngestClaim == claimToken
+                ? r with { IngestError = UploadNames.Mask(cause, unit), IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease }
+                : throw new ClaimLostException(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClaimLostException)
+        {
+            Log.FailureNotRecorded(_logger, unit.Tenant, unit.StudyId, attempt);
+            return await LostAtTheEndAsync(unit).ConfigureAwait(false);
+        }
+
         await FailIngestAsync(unit, masked, detail, notify: true, cancellationToken).ConfigureAwait(false);
         return IngestFailed(unit, detail);
     }

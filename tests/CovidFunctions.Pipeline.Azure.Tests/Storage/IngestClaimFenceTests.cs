@@ -1,10 +1,13 @@
+using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
+using CovidFunctions.Imaging.Series;
 using CovidFunctions.Imaging.Tiles;
 using CovidFunctions.Pipeline.Ingest;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Storage;
+using CovidFunctions.TestHelpers;
 
 using static CovidFunctions.Pipeline.Azure.Tests.Storage.UploadTestFiles;
 
@@ -230,6 +233,76 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         Assert.Equal((StudyStatus.Processing, 0, null, null), (row.Status, row.IngestAttempts, row.IngestClaim, row.IngestClaimExpiresAt));
     }
 
+    [Fact]
+    public async Task An_input_defect_of_an_attempt_taken_over_leaves_the_new_holders_row_and_upload_untouched()
+    {
+        // No known upload reaches the fail-at-once path (IngestNonFiniteGeometryTests): it is the safety net for a defect
+        // of our own. Attempt A stands one in: its process runs with assembly options no start-up would accept
+        // (LungKernelHints null), so assembling this two-series upload throws an ArgumentNullException, an input defect.
+        var tenant = AzuriteFixture.NewTenant();
+        using var temp = TestData.CreateTempDirectory();
+        var path = $"{tenant}/two-series.zip";
+        var zip = Zip([.. MidChestSlices(3), .. AsSecondSeries(MidChestSlices(3), temp.Path)]);
+        await Uploads.WriteAsync(path, new MemoryStream(zip), CancellationToken.None);
+        var unit = UploadUnitPlanner.ForSingleBlob(new UploadBlob(path, DateTimeOffset.UtcNow, zip.Length), StudyIdKey.From(_key))!;
+        var options = new PipelineOptions();
+        var notifier = new RecordingNotifier();
+
+        // Attempt A takes the claim and stalls reading the upload (a paused process); its claim is not renewed.
+        var stallA = new FirstUploadReadStalls(azurite.Storage.BlobContainers);
+        var defective = new SeriesAssemblyOptions { LungKernelHints = null! };
+        var handlerA = new IngestHandler(
+            stallA, azurite.Storage.Studies, azurite.Storage.Usage, new RecordingOrchestrations(), new DeidentificationEngine(_key),
+            Microsoft.Extensions.Options.Options.Create(options), Microsoft.Extensions.Logging.Abstractions.NullLogger<IngestHandler>.Instance, TimeProvider.System, notifier, defective);
+        var attemptA = Task.Run(() => handlerA.IngestAsync(unit, CancellationToken.None));
+        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var orchestrationsB = new RecordingOrchestrations();
+        var attemptB = Task.Run(() => Handler(stallB, options, orchestrationsB, notifier, later).IngestAsync(unit, CancellationToken.None));
+        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 2, null), (heldByB.Status, heldByB.IngestAttempts, heldByB.IngestError));
+
+        // A goes on: it reads the upload and meets its defect while assembling the series.
+        stallA.Release();
+        var outcomeA = await attemptA.WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Before, A wrote its defect onto B's row, failed the study (ingest-failed), moved the upload B was ingesting to
+        // quarantine and sent study.failed. The row is B's and untouched, the upload where it was, nothing sent.
+        Assert.True(outcomeA.Status == IngestStatus.InProgress, $"{outcomeA.Status}: {outcomeA.Reason} {outcomeA.Detail}");
+        Assert.Equal(heldByB, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None));
+        Assert.True(await Uploads.ExistsAsync(path, CancellationToken.None));
+        Assert.Empty(notifier.Events);
+
+        stallB.Release();
+        Assert.Equal(IngestStatus.Ingested, (await attemptB.WaitAsync(TimeSpan.FromMinutes(2))).Status);
+        var ingested = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        Assert.Equal((StudyStatus.Processing, 2, null, 3), (ingested.Status, ingested.IngestAttempts, ingested.IngestError, ingested.SliceCount));
+        Assert.Single(orchestrationsB.Started);
+    }
+
+    /// <summary>Copies of <paramref name="slices"/> as another series of the same study (new series and instance UIDs), in <paramref name="folder"/>.</summary>
+    private static List<string> AsSecondSeries(List<string> slices, string folder)
+    {
+        var series = $"2.25.{Guid.NewGuid().ToByteArray().Aggregate(System.Numerics.BigInteger.Zero, (n, b) => (n * 256) + b)}";
+        var copies = new List<string>();
+        for (var i = 0; i < slices.Count; i++)
+        {
+            var file = DicomFile.Open(slices[i]);
+            file.Dataset.SetString(DicomTags.SeriesInstanceUID, DicomVR.UI, series);
+            file.Dataset.SetString(DicomTags.SOPInstanceUID, DicomVR.UI, $"{series}.{i + 1}");
+            file.Dataset.SetString(DicomTags.SeriesNumber, DicomVR.IS, "99");
+            var output = Path.Combine(folder, $"second-{Path.GetFileName(slices[i])}");
+            file.Save(output);
+            copies.Add(output);
+        }
+
+        return copies;
+    }
+
     /// <summary>Uploads a zip of three real mid-chest CT slices as <c>{tenant}/scan.zip</c> and plans it as one study.</summary>
     private async Task<UploadUnit> UploadScanAsync(string tenant)
     {
@@ -266,6 +339,48 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
     private sealed class AheadClock(TimeSpan ahead) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + ahead;
+    }
+
+    /// <summary>Azurite's containers, but the first read of an upload (in <c>ct-uploads</c>) waits until <see cref="Release"/> (a paused process).</summary>
+    private sealed class FirstUploadReadStalls(IBlobContainers inner) : IBlobContainers
+    {
+        private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _reads;
+
+        public Task Reached => _reached.Task;
+
+        public void Release() => _released.TrySetResult();
+
+        public IBlobStore Get(string container) => container == PipelineNames.UploadsContainer ? new Stalling(this, inner.Get(container)) : inner.Get(container);
+
+        public string LinkTo(string container, string path) => inner.LinkTo(container, path);
+
+        private sealed class Stalling(FirstUploadReadStalls gate, IBlobStore store) : IBlobStore
+        {
+            public Task<Stream> OpenReadAsync(string path, CancellationToken cancellationToken) => store.OpenReadAsync(path, cancellationToken);
+
+            public Task WriteAsync(string path, Stream content, CancellationToken cancellationToken) => store.WriteAsync(path, content, cancellationToken);
+
+            public Task<bool> ExistsAsync(string path, CancellationToken cancellationToken) => store.ExistsAsync(path, cancellationToken);
+
+            public IAsyncEnumerable<string> ListAsync(string prefix, CancellationToken cancellationToken) => store.ListAsync(prefix, cancellationToken);
+
+            public Task DeleteAsync(string path, CancellationToken cancellationToken) => store.DeleteAsync(path, cancellationToken);
+
+            public async Task<VersionedStream> OpenReadVersionedAsync(string path, CancellationToken cancellationToken)
+            {
+                if (Interlocked.Increment(ref gate._reads) == 1)
+                {
+                    gate._reached.TrySetResult();
+                    await gate._released.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                return await store.OpenReadVersionedAsync(path, cancellationToken).ConfigureAwait(false);
+            }
+
+            public Task<ConditionalDelete> DeleteIfVersionAsync(string path, string version, CancellationToken cancellationToken) => store.DeleteIfVersionAsync(path, version, cancellationToken);
+        }
     }
 
     /// <summary>Azurite's containers, but the first write under <c>slices</c> waits until <see cref="Release"/> (a paused process).</summary>
