@@ -164,10 +164,9 @@ public static class DeidKeepList
         // Multi-frame functional groups and pixel data.
         0x52009229, // Shared Functional Groups Sequence
         0x52009230, // Per-frame Functional Groups Sequence
-        0x7FE00001, // Extended Offset Table
-        0x7FE00002, // Extended Offset Table Lengths
-        0x7FE00008, // Float Pixel Data
-        0x7FE00009, // Double Float Pixel Data
+        // Extended Offset Table (Lengths) (7FE0,0001/0002) are NOT kept: they index encapsulated frames, and the output's
+        // Pixel Data is always native (PixelDataRewrite); beside native pixels they are 8-byte words of anything. Float and
+        // Double Float Pixel Data (7FE0,0008/0009) are NOT kept: Parametric Map only, never in a CT, any bytes.
         0x7FE00010, // Pixel Data
     }.ToFrozenSet();
 

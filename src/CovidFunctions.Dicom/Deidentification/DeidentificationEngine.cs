@@ -117,8 +117,9 @@ public sealed class DeidentificationEngine
                 "Image Type is not ORIGINAL\\PRIMARY (derived, secondary, screen or dose capture): quarantined.");
         }
 
-        // VM is 1, but a multi-valued element with a YES anywhere is still a YES.
-        if (dataset.TryGetString(BurnedInAnnotation, out var burned)
+        // VM is 1, but a multi-valued element with a YES anywhere is still a YES. Read as the CS it is whatever its label: an
+        // OB-labelled YES formatted as numbers ("89\69\83") passed, and the keep-list then wrote it back as CS YES.
+        if (AsCodeString(dataset, BurnedInAnnotation) is { } burned
             && burned.Split('\\').Any(v => v.Trim().Equals("YES", StringComparison.OrdinalIgnoreCase)))
         {
             return new DeidRejection(DeidRejectReason.BurnedInAnnotation, "Burned In Annotation is YES: quarantined.");
@@ -213,6 +214,12 @@ public sealed class DeidentificationEngine
     }
 
     private static string? TrimUid(string? uid) => uid?.Trim('\0', ' ');
+
+    /// <summary>A CS value's text; under a binary VR label (OB, OW, ...) its bytes read as the text they are.</summary>
+    private static string? AsCodeString(DicomDataset dataset, DicomTag tag) =>
+        dataset.TryGet(tag, out var element) && element is DicomValueElement { VR.IsString: false, VR.Code: not "UN" } value
+            ? Encoding.Latin1.GetString(value.RawValue.Span).TrimEnd('\0', ' ')
+            : dataset.TryGetString(tag, out var text) ? text : null;
 
     private static string[] BuildMethodText(DeidentificationOptions options) =>
     [
@@ -358,6 +365,15 @@ public sealed class DeidentificationEngine
                 continue;
             }
 
+            if (element is DicomFragmentSequence && (depth > 0 || value != DicomTags.PixelData.Value))
+            {
+                // An OB/OW value of undefined length is read as fragments; only the top-level Pixel Data may be encapsulated
+                // (PS3.5 A.4), and it is decoded and rewritten. Fragments anywhere else are bytes no rule can inspect.
+                dataset.Remove(tag);
+                context.Audit.Removed++;
+                continue;
+            }
+
             if (value is 0x00080008 or 0x00089007 && element is DicomValueElement)
             {
                 // Image Type / Frame Type: values 1-2 are checked by the policy; later values are defined terms that reach
@@ -397,6 +413,7 @@ public sealed class DeidentificationEngine
             switch (action)
             {
                 case DeidAction.Keep:
+                    element = AsAttributeVR(dataset, element);
                     if (element is DicomSequence keptSequence)
                     {
                         ProcessItems(keptSequence, context, depth);
@@ -633,7 +650,7 @@ public sealed class DeidentificationEngine
     /// </summary>
     private static bool KeepsItsForm(DicomDataset dataset, DicomValueElement element, DeidRuleSource source, Context context)
     {
-        var vr = MeantVR(element);
+        var vr = AttributeVR(element) ?? MeantVR(element);
         var tag = element.Tag;
         if (vr.IsString)
         {
@@ -654,7 +671,9 @@ public sealed class DeidentificationEngine
             return false;
         }
 
-        if ((vr.IsBinaryNumber || vr == DicomVR.AT) && !element.IsBulkData && !KeptValueForms.BinaryFits(tag, vr, element.RawValue.Span))
+        // Bulk data (a value over 64 KiB left in the source file) is loaded and checked like any other: a kept number that
+        // large is not one.
+        if ((vr.IsBinaryNumber || vr == DicomVR.AT) && !KeptValueForms.BinaryFits(tag, vr, element.RawValue.Span))
         {
             dataset.Remove(tag);
             context.Audit.Removed++;
@@ -699,6 +718,39 @@ public sealed class DeidentificationEngine
 
         dataset.SetString(element.Tag, DicomVR.UI, string.Join('\\', parts));
         context.Audit.UidsRemapped++;
+    }
+
+    /// <summary>
+    /// The VR of a kept value's attribute when the element carries one the attribute never has (explicit VR: any writer can
+    /// label a value OB, or UN where the dictionary gives two VRs, US or SS); null when its own VR is one of the attribute's,
+    /// for a sequence, for Pixel Data (group 7FE0: the pixel rewrite's) and for an attribute the dictionary does not know.
+    /// Judged as OB or UN, a Manufacturer or Pixel Padding Value was bytes nobody looked at.
+    /// </summary>
+    private static DicomVR? AttributeVR(DicomElement element) =>
+        element is DicomValueElement value
+        && element.Tag.Group != 0x7FE0
+        && DicomDictionary.Lookup(element.Tag) is { } entry
+        && !entry.ValueRepresentations.Contains(value.VR)
+        && !entry.ValueRepresentations.Contains(DicomVR.SQ)
+            ? entry.VR
+            : null;
+
+    /// <summary>
+    /// A kept text value under a VR its attribute never has (<see cref="AttributeVR"/>) is relabelled with the attribute's
+    /// VR, so the checks of its form apply and it is written as what it is; text has no byte order, so the bytes stay. A
+    /// binary number under another label keeps its label and bytes (relabelled, a UN value of a big endian file would be
+    /// swapped on writing) and is checked as its attribute's VR by <see cref="KeepsItsForm"/>.
+    /// </summary>
+    private static DicomElement AsAttributeVR(DicomDataset dataset, DicomElement element)
+    {
+        if (AttributeVR(element) is not { IsString: true } vr)
+        {
+            return element;
+        }
+
+        var relabelled = new DicomValueElement(element.Tag, vr, ((DicomValueElement)element).RawValue);
+        dataset.AddOrUpdate(relabelled);
+        return relabelled;
     }
 
     /// <summary>
