@@ -66,8 +66,12 @@ public sealed record LocalPipelineOptions
     /// <summary>Chunk messages scored at once (one ONNX Runtime session uses every core already).</summary>
     public int ScorerConcurrency { get; init; } = 1;
 
-    /// <summary>How long a received chunk message stays invisible; a killed scorer's chunk comes back after this.</summary>
-    public TimeSpan ScorerVisibilityTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>
+    /// How long a received chunk message stays invisible; a killed scorer's chunk comes back after this. The scorer
+    /// container's 30 s (renewed every third of it while the chunk runs, for up to 30 min, so a long chunk keeps it);
+    /// it was 2 min.
+    /// </summary>
+    public TimeSpan ScorerVisibilityTimeout { get; init; } = SettlementPolicy.CrashRedeliveryLock;
 
     /// <summary>Wraps the message sender every stage uses (tests: deliver every message twice).</summary>
     public Func<IMessageSender, IMessageSender>? SenderDecorator { get; init; }

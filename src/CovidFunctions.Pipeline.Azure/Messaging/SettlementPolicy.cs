@@ -18,6 +18,15 @@ public static class SettlementPolicy
     /// </summary>
     public static readonly TimeSpan MaxLockRenewal = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// How long a scorer's received chunk stays hidden per renewal, so how long a chunk whose replica died waits before
+    /// its next delivery: the scorer's default <c>Scorer:MessageLockDuration</c> (Storage-queue visibility), <c>covidfn
+    /// up</c>'s scorer visibility, and bicep's <c>sliceLockDuration</c> (<c>PT30S</c>, the Service Bus lock). A live
+    /// holder renews it (every third on a Storage queue, 10 s before it ends on Service Bus) for up to
+    /// <see cref="MaxLockRenewal"/>, so it does not bound how long a chunk may run.
+    /// </summary>
+    public static readonly TimeSpan CrashRedeliveryLock = TimeSpan.FromSeconds(30);
+
     /// <summary>Decides what happens to a message after its handler ran (or threw <paramref name="handlerError"/>).</summary>
     public static Settlement Decide(Settlement? handlerResult, Exception? handlerError, int deliveryCount, int maxDeliveryCount)
     {
