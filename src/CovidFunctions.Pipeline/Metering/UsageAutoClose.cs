@@ -1,3 +1,4 @@
+using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.Extensions.Logging;
@@ -5,7 +6,14 @@ using Microsoft.Extensions.Logging;
 namespace CovidFunctions.Pipeline.Metering;
 
 /// <summary>What one run of <see cref="UsageAutoClose"/> did for the previous month.</summary>
-public sealed record UsageAutoCloseOutcome(string Month, bool Due, IReadOnlyList<string> Closed, IReadOnlyList<string> Waiting);
+public sealed record UsageAutoCloseOutcome(string Month, bool Due, IReadOnlyList<string> Closed, IReadOnlyList<string> Waiting)
+{
+    /// <summary>
+    /// The completed studies (<c>{tenant}/{studyId}</c>) whose scoring usage this run recorded from their Studies row,
+    /// their orchestration having failed to record it (the current and the previous month, before any close).
+    /// </summary>
+    public IReadOnlyList<string> Recorded { get; init; } = [];
+}
 
 /// <summary>
 /// Closes the previous UTC month's bills automatically (the Function app's hourly timer <c>CloseUsageMonth</c> and
@@ -16,6 +24,14 @@ public sealed record UsageAutoCloseOutcome(string Month, bool Due, IReadOnlyList
 /// changes nothing. An earlier month left open (the timer stopped for a whole month) is closed with
 /// <c>covidfn usage close</c>.
 /// </summary>
+/// <remarks>
+/// Each run first bills the completed studies of the current and the previous month that have no scoring record
+/// (<see cref="RecordUnbilledCompletedAsync"/>): the orchestration records a study's scoring usage after its diagnosis is
+/// stored, and when that write fails after all its retries nothing re-runs it. The row that says completed carries the
+/// usage (<see cref="StudyRecord.ScoringUsageJson"/>), and it is recorded from there, insert-if-absent, so the study is
+/// billed once whoever records it first (a late retry of the orchestration's write is refused). Before, such a study was
+/// never billed, and held its month's close as "still running" until <see cref="MeteringOptions.CloseMaxWaitDays"/>.
+/// </remarks>
 public sealed partial class UsageAutoClose(
     IUsageStore usage,
     IStudyStore studies,
@@ -28,13 +44,22 @@ public sealed partial class UsageAutoClose(
         var now = time.GetUtcNow();
         var ended = new DateTimeOffset(now.UtcDateTime.Year, now.UtcDateTime.Month, 1, 0, 0, 0, TimeSpan.Zero);
         var month = UsageQueries.MonthOf(ended.AddDays(-1));
+        var queries = new UsageQueries(usage, studies);
+        var recorded = new List<string>();
+        foreach (var open in new[] { month, UsageQueries.MonthOf(now) })
+        {
+            var inMonth = await queries.TenantsAsync(open, cancellationToken).ConfigureAwait(false);
+            var found = await UsageQueries.ForEachTenantAsync(inMonth, UsageQueries.TenantConcurrency, (tenant, token) =>
+                RecordUnbilledCompletedAsync(tenant, open, token), cancellationToken).ConfigureAwait(false);
+            recorded.AddRange(found.SelectMany(f => f));
+        }
+
         if (now < ended.AddDays(options.CloseAfterDays))
         {
-            return new UsageAutoCloseOutcome(month, false, [], []);
+            return new UsageAutoCloseOutcome(month, false, [], []) { Recorded = recorded };
         }
 
         var force = now >= ended.AddDays(options.CloseMaxWaitDays);
-        var queries = new UsageQueries(usage, studies);
         var closing = new UsageClosing(usage, studies, time);
         var tenants = await queries.TenantsAsync(month, cancellationToken).ConfigureAwait(false);
 
@@ -62,7 +87,74 @@ public sealed partial class UsageAutoClose(
             month,
             true,
             [.. tenants.Where((_, i) => states[i] == TenantState.Closed)],
-            [.. tenants.Where((_, i) => states[i] == TenantState.Waiting)]);
+            [.. tenants.Where((_, i) => states[i] == TenantState.Waiting)])
+        {
+            Recorded = recorded,
+        };
+    }
+
+    /// <summary>
+    /// Records the scoring usage of each study filed under the tenant's open month that has no scoring record and whose
+    /// Studies row says completed and carries the usage it is billed (<see cref="StudyRecord.ScoringUsageJson"/>); returns
+    /// the studies recorded now. A closed month is left alone (its bill is final; its studies were counted as running
+    /// until the close waited no longer). The usage store keeps the first record per study and stage, so the record
+    /// the orchestration may still write (a retry racing this run) and this one count once.
+    /// </summary>
+    private async Task<IReadOnlyList<string>> RecordUnbilledCompletedAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return [];
+        }
+
+        var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+        var unscreened = filed.GroupBy(f => f.Record.StudyId, StringComparer.Ordinal)
+            .Where(g => g.All(f => f.Record.Stage != StudyOrchestration.UsageStage))
+            .Select(g => g.Key)
+            .Order(StringComparer.Ordinal);
+        var recorded = new List<string>();
+        foreach (var studyId in unscreened)
+        {
+            var study = await studies.GetAsync(tenant, studyId, cancellationToken).ConfigureAwait(false);
+            if (study is not { Status: StudyStatus.Completed, ScoringUsageJson: { Length: > 0 } json })
+            {
+                continue;
+            }
+
+            UsageRecord? record;
+            try
+            {
+                record = PipelineJson.Deserialize<UsageRecord>(json);
+            }
+            catch (System.Text.Json.JsonException ex)
+            {
+                Log.UnreadableScoringUsage(logger, tenant, studyId, ex.Message);
+                continue;
+            }
+
+            if (record is null || record.Tenant != tenant || record.StudyId != studyId || record.Stage != StudyOrchestration.UsageStage)
+            {
+                Log.UnreadableScoringUsage(logger, tenant, studyId, "the row's usage names another study or stage");
+                continue;
+            }
+
+            try
+            {
+                if (await usage.TryRecordAsync(record, cancellationToken).ConfigureAwait(false))
+                {
+                    Log.RecordedFromRow(logger, tenant, studyId, record.Slices, record.CpuSeconds, record.GpuSeconds);
+                    recorded.Add($"{tenant}/{studyId}");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                // Refused by UsageRecord.Validate: the orchestration's write was refused the same way. Tried again
+                // next run; the other studies are billed meanwhile.
+                Log.UnreadableScoringUsage(logger, tenant, studyId, ex.Message);
+            }
+        }
+
+        return recorded;
     }
 
     private enum TenantState
@@ -100,5 +192,11 @@ public sealed partial class UsageAutoClose(
 
         [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "Usage of {Tenant} for {Month} not closed yet: {Running} studies still running (closed at the latest at {Deadline:u})")]
         public static partial void Waiting(ILogger logger, string tenant, string month, int running, DateTimeOffset deadline);
+
+        [LoggerMessage(EventId = 7003, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} completed without a scoring usage record (its orchestration's write failed): recorded it from the Studies row, {Slices} slices, CPU {CpuSeconds} s, GPU {GpuSeconds} s")]
+        public static partial void RecordedFromRow(ILogger logger, string tenant, string studyId, int slices, double cpuSeconds, double gpuSeconds);
+
+        [LoggerMessage(EventId = 7004, Level = LogLevel.Error, Message = "Study {Tenant}/{StudyId} completed without a scoring usage record, and the usage its row carries cannot be recorded: {Reason}")]
+        public static partial void UnreadableScoringUsage(ILogger logger, string tenant, string studyId, string reason);
     }
 }

@@ -46,14 +46,19 @@ public sealed record StudyDiagnosis(
 /// </summary>
 public sealed record TopSlice(int SliceIndex, double LesionPercent, string? OverlayPath);
 
-/// <summary>Input of the AggregateStudy activity: the accepted chunk results (blob references only) and stage times.</summary>
+/// <summary>
+/// Input of the AggregateStudy activity: the accepted chunk results (blob references only), stage times, and the
+/// scoring usage the study is to be billed (kept on the completed row, <c>StudyRecord.ScoringUsageJson</c>; null from
+/// orchestrations scheduled before it was passed).
+/// </summary>
 public sealed record AggregateStudyInput(
     string Tenant,
     string StudyId,
     string TilesPrefix,
     IReadOnlyList<ChunkResult> Chunks,
     DateTime OrchestrationStartedAt,
-    DateTime ScoringFinishedAt);
+    DateTime ScoringFinishedAt,
+    RecordUsageInput? Usage = null);
 
 /// <summary>Input of the RecordUsage activity (stage <c>scoring</c>).</summary>
 public sealed record RecordUsageInput(

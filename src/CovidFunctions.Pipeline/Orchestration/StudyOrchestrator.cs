@@ -54,6 +54,7 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
         string reason;
         StudyDiagnosis? diagnosis = null;
         IReadOnlyList<ChunkResult> results = [];
+        RecordUsageInput? usage = null;
         try
         {
             if (Validate(input) is { } invalid)
@@ -75,7 +76,10 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
                 reason = collected.Failure ?? string.Empty;
                 if (collected.Failure is null)
                 {
-                    var aggregateInput = new AggregateStudyInput(input.Tenant, input.StudyId, input.TilesPrefix, results, startedAt, context.CurrentUtcDateTime);
+                    // The usage goes with the aggregate, whose completing write keeps it on the row (ScoringUsageJson):
+                    // if RecordUsage fails for good below, the hourly usage sweep records it from there.
+                    usage = UsageOf(input, results, context.CurrentUtcDateTime);
+                    var aggregateInput = new AggregateStudyInput(input.Tenant, input.StudyId, input.TilesPrefix, results, startedAt, context.CurrentUtcDateTime, usage);
                     diagnosis = await context.CallActivityAsync<StudyDiagnosis>(StudyOrchestration.AggregateStudy, aggregateInput, ActivityRetry);
                 }
             }
@@ -95,11 +99,13 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
             // The diagnosis is stored: from here a failing activity (after its retries) fails the orchestration
             // itself, visible in Durable's instance status, and never turns the completed study into a failed one.
             // Usage and the notification are independent: the clinicians are told even when billing failed, and the
-            // orchestration then fails naming what did not happen.
+            // orchestration then fails naming what did not happen. A usage write that failed for good is not lost: the
+            // completed row keeps the usage (AggregateStudy wrote it), and the hourly usage sweep (UsageAutoClose)
+            // records it, insert-if-absent, so the study is billed once.
             var unsettled = new List<string>(2);
             foreach (var (activity, activityInput) in new (string, object)[]
             {
-                (StudyOrchestration.RecordUsage, UsageOf(input, results, context.CurrentUtcDateTime)),
+                (StudyOrchestration.RecordUsage, usage ?? UsageOf(input, results, context.CurrentUtcDateTime)),
                 (StudyOrchestration.NotifyStudy, new NotifyStudyInput(input.Tenant, input.StudyId, StudyEventTypes.Completed)),
             })
             {
@@ -167,6 +173,7 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
     {
         var plan = PlanChunks(input.SliceCount, input.ChunkSize);
         var attempts = new int[plan.Count];
+        var firstDispatchedAt = new DateTime[plan.Count];
         var results = new ChunkResult?[plan.Count];
         var received = 0;
 
@@ -175,6 +182,11 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
             var dispatches = new List<Task>(chunkIndexes.Count);
             foreach (var i in chunkIndexes)
             {
+                if (attempts[i] == 0)
+                {
+                    firstDispatchedAt[i] = context.CurrentUtcDateTime;
+                }
+
                 attempts[i]++;
                 var request = new ChunkRequest(input.Tenant, input.StudyId, input.InstanceId, input.TilesPrefix, i, plan[i].FirstSlice, plan[i].SliceCount, attempts[i]);
                 dispatches.Add(context.CallActivityAsync<bool>(StudyOrchestration.DispatchChunk, request, ActivityRetry));
@@ -257,6 +269,15 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
                     Log.MoreSlicesThanPlanned(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt, result.SliceCount, plan[result.ChunkIndex].SliceCount);
                 }
 
+                // Bounded once, here, so the bill (UsageOf) and the study's scoringCompute timing (AggregateStudy)
+                // both hold the billed seconds (see BilledScoringSeconds).
+                var billedSeconds = BilledScoringSeconds(result.ScoringSeconds, context.CurrentUtcDateTime - firstDispatchedAt[result.ChunkIndex]);
+                if (!billedSeconds.Equals(result.ScoringSeconds))
+                {
+                    Log.ScoringSecondsBounded(logger, input.Tenant, input.StudyId, result.ChunkIndex, result.Attempt, result.ScoringSeconds, billedSeconds);
+                    result = result with { ScoringSeconds = billedSeconds };
+                }
+
                 results[result.ChunkIndex] = result;
                 received++;
             }
@@ -310,6 +331,28 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
     /// </remarks>
     public static int BilledSlices(int reportedSlices, int plannedSlices) => Math.Clamp(reportedSlices, 0, plannedSlices);
 
+    /// <summary>
+    /// The scoring seconds billed for one accepted chunk result: what the scorer reports, bounded by the time the chunk
+    /// was out, from its first dispatch to the acceptance of its result (<paramref name="window"/>, both read from
+    /// <see cref="TaskOrchestrationContext.CurrentUtcDateTime"/>). A negative, NaN or infinite report counts as 0.
+    /// </summary>
+    /// <remarks>
+    /// Like the slice count (<see cref="BilledSlices"/>), the seconds are the scorer's word: billed as reported, a faulty
+    /// or compromised scorer could bill a tenant any time (10^9 s for a chunk), and a negative count lowered the bill
+    /// or, the study's sum below 0, had its usage record refused (the completed study unbilled). NaN and infinity
+    /// cannot cross the JSON transport (the serializers refuse them) but are billed 0 should one ever arrive. The window is the tightest bound the orchestrator knows
+    /// that never under-bills a real chunk: the scorer's stopwatch starts after it received the request, which the
+    /// DispatchChunk activity sent after the first dispatch's orchestration time, and stops before it sends the result,
+    /// which reaches the orchestration before the episode that accepts it begins; a late answer of an earlier attempt
+    /// measured inside the same window, since it was dispatched no earlier than the first. The other bound the
+    /// orchestrator knows, the chunk timeout times the attempts, is looser where it holds (the chunk must be accepted
+    /// before its last round's deadline) and, where it is tighter, would under-bill a real chunk: each round's deadline
+    /// starts only once its dispatch activity has finished, so a chunk can be out a little longer than that product.
+    /// A non-positive window (a clock set back between the two episodes) bills nothing: nothing can be shown to have run.
+    /// </remarks>
+    public static double BilledScoringSeconds(double reportedSeconds, TimeSpan window) =>
+        !double.IsFinite(reportedSeconds) || reportedSeconds <= 0 ? 0 : Math.Min(reportedSeconds, Math.Max(0, window.TotalSeconds));
+
     private static RecordUsageInput UsageOf(StudyOrchestrationInput input, IReadOnlyList<ChunkResult> results, DateTime at)
     {
         var plan = PlanChunks(input.SliceCount, input.ChunkSize);
@@ -359,5 +402,8 @@ public sealed partial class StudyOrchestrator : TaskOrchestrator<StudyOrchestrat
 
         [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: the result of chunk {Chunk} (attempt {Attempt}) reports {ReportedSlices} slices, {PlannedSlices} were dispatched; only those are billed")]
         public static partial void MoreSlicesThanPlanned(ILogger logger, string tenant, string studyId, int chunk, int attempt, int reportedSlices, int plannedSlices);
+
+        [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: the result of chunk {Chunk} (attempt {Attempt}) reports {ReportedSeconds} s of scoring, more than the chunk was out or not a valid time; billed {BilledSeconds} s")]
+        public static partial void ScoringSecondsBounded(ILogger logger, string tenant, string studyId, int chunk, int attempt, double reportedSeconds, double billedSeconds);
     }
 }

@@ -119,6 +119,15 @@ public sealed record StudyRecord
     /// </summary>
     public string? IngestUsageJson { get; init; }
 
+    /// <summary>
+    /// JSON: the <c>scoring</c> <see cref="UsageRecord"/> the study is billed, written by the AggregateStudy write that
+    /// says completed. The orchestration records it after that write; when that write fails for good (the usage table
+    /// away for all of RecordUsage's retries), nothing re-runs the orchestration, and the hourly usage sweep
+    /// (<c>UsageAutoClose</c>) records it from here (insert-if-absent: billed once however often, and whoever records it).
+    /// Null on rows not completed, or completed before it was kept.
+    /// </summary>
+    public string? ScoringUsageJson { get; init; }
+
     /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
     public string? ETag { get; init; }
 }

@@ -48,10 +48,17 @@ public sealed class OrchestrationHarness : IAsyncDisposable
     private readonly TempDirectory _temp = TestData.CreateTempDirectory();
     private DurableTaskTestHost? _host;
 
-    private OrchestrationHarness(Func<ChunkRequest, FakeScorerAction> behaviour)
+    /// <summary>
+    /// How long the fake scorer scores a chunk before it answers, and the scoring seconds it reports by default: a real
+    /// scorer measures its own scoring between receiving the chunk and answering, and the orchestrator bills at most
+    /// that window (StudyOrchestrator.BilledScoringSeconds), so the fake reports no more than it spent.
+    /// </summary>
+    public const double ScoringSeconds = 0.5;
+
+    private OrchestrationHarness(Func<ChunkRequest, FakeScorerAction> behaviour, Func<ChunkRequest, double>? reportedSeconds)
     {
         Containers = new FileSystemBlobContainers(_temp.Path);
-        Scorer = new FakeScorer(this, behaviour);
+        Scorer = new FakeScorer(this, behaviour, reportedSeconds ?? (_ => ScoringSeconds));
     }
 
     public FileSystemBlobContainers Containers { get; }
@@ -68,13 +75,16 @@ public sealed class OrchestrationHarness : IAsyncDisposable
 
     /// <param name="wrapUsage">Puts a store in front of <see cref="Usage"/> (a failing one, to test the settled steps).</param>
     /// <param name="wrapNotifier">Puts a notifier in front of <see cref="Notifier"/>.</param>
+    /// <param name="reportedSeconds">The scoring seconds the fake scorer reports for a chunk answered with a document
+    /// (<see cref="ScoringSeconds"/> unless given: a faulty or compromised scorer's claim).</param>
     public static async Task<OrchestrationHarness> StartAsync(
         Func<ChunkRequest, FakeScorerAction> behaviour,
         int montageSlices = 4,
         Func<IUsageStore, IUsageStore>? wrapUsage = null,
-        Func<IStudyNotifier, IStudyNotifier>? wrapNotifier = null)
+        Func<IStudyNotifier, IStudyNotifier>? wrapNotifier = null,
+        Func<ChunkRequest, double>? reportedSeconds = null)
     {
-        var harness = new OrchestrationHarness(behaviour);
+        var harness = new OrchestrationHarness(behaviour, reportedSeconds);
         harness._host = await DurableTaskTestHost.StartAsync(
             registry => registry.AddStudyOrchestration(),
             new DurableTaskTestHostOptions
@@ -157,7 +167,7 @@ public sealed class OrchestrationHarness : IAsyncDisposable
         return hu;
     }
 
-    public sealed class FakeScorer(OrchestrationHarness harness, Func<ChunkRequest, FakeScorerAction> behaviour) : IMessageSender
+    public sealed class FakeScorer(OrchestrationHarness harness, Func<ChunkRequest, FakeScorerAction> behaviour, Func<ChunkRequest, double> reportedSeconds) : IMessageSender
     {
         public ConcurrentQueue<ChunkRequest> Requests { get; } = new();
 
@@ -173,6 +183,9 @@ public sealed class OrchestrationHarness : IAsyncDisposable
                 return;
             }
 
+            // Scores for the time it reports (see ScoringSeconds), inside the dispatch as the real scorer's answer
+            // comes after the request was sent.
+            await Task.Delay(TimeSpan.FromSeconds(ScoringSeconds), cancellationToken);
             ChunkResult result;
             if (action == FakeScorerAction.Error)
             {
@@ -201,7 +214,7 @@ public sealed class OrchestrationHarness : IAsyncDisposable
                 var path = ScoringHandler.ChunkDocumentPath(request.Tenant, request.StudyId, request.ChunkIndex);
                 var document = new ChunkResultDocument(request.StudyId, request.ChunkIndex, "fake@000000000000", Classes, slices);
                 await results.WriteAsync(path, new MemoryStream(System.Text.Encoding.UTF8.GetBytes(PipelineJson.Serialize(document))), cancellationToken);
-                result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, path, 0.5, "CPU", null);
+                result = new ChunkResult(request.Tenant, request.StudyId, request.OrchestrationId, request.ChunkIndex, request.Attempt, request.SliceCount, path, reportedSeconds(request), "CPU", null);
             }
 
             if (action == FakeScorerAction.AnswerInflatedTwice)

@@ -1,7 +1,10 @@
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Notifications;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Storage;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Tests.Orchestration;
 
@@ -48,6 +51,33 @@ public sealed class SettledStepTests
         Assert.Equal(StudyStatus.Completed, row!.Status);
         Assert.Equal([(OrchestrationHarness.Tenant, "s-usage-refused", StudyEventTypes.Completed)], harness.Notifier.Events);
         Assert.Empty(harness.Usage.Snapshot());
+    }
+
+    [Fact]
+    public async Task AUsageWriteThatFailsForGoodLeavesItsUsageOnTheCompletedRowAndTheHourlySweepBillsItOnce()
+    {
+        // The write fails at once for good (a refusal is not retried), standing for one that failed all its tries.
+        await using var harness = await OrchestrationHarness.StartAsync(
+            _ => FakeScorerAction.Answer,
+            wrapUsage: inner => new FailingUsageStore(inner, failures: int.MaxValue, () => new ArgumentException("the Usage table refused the write")));
+        var input = await harness.CreateStudyAsync("s-usage-lost", sliceCount: 4, chunkSize: 2);
+        Assert.True(await harness.Usage.TryRecordAsync(new UsageRecord(OrchestrationHarness.Tenant, "s-usage-lost", "ingest", DateTimeOffset.UtcNow, 4, 1, 0, 100), CancellationToken.None));
+
+        var metadata = await StartAndWaitAsync(harness, input);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, metadata.RuntimeStatus);
+        Assert.DoesNotContain(harness.Usage.Snapshot(), r => r.Stage == StudyOrchestration.UsageStage);
+        var row = await harness.Studies.GetAsync(OrchestrationHarness.Tenant, "s-usage-lost", CancellationToken.None);
+        Assert.Equal(StudyStatus.Completed, row!.Status);
+        var kept = PipelineJson.Deserialize<UsageRecord>(row.ScoringUsageJson!);
+        Assert.Equal((OrchestrationHarness.Tenant, "s-usage-lost", StudyOrchestration.UsageStage, 4, 2 * OrchestrationHarness.ScoringSeconds, 0.0), (kept.Tenant, kept.StudyId, kept.Stage, kept.Slices, kept.CpuSeconds, kept.GpuSeconds));
+
+        // The hourly usage sweep (the CloseUsageMonth timer, covidfn up's loop) records it from the row, once.
+        var sweep = new UsageAutoClose(harness.Usage, harness.Studies, new MeteringOptions(), TimeProvider.System, NullLogger<UsageAutoClose>.Instance);
+        Assert.Equal([$"{OrchestrationHarness.Tenant}/s-usage-lost"], (await sweep.RunAsync(CancellationToken.None)).Recorded);
+        Assert.Empty((await sweep.RunAsync(CancellationToken.None)).Recorded);
+        Assert.Equal(kept, Assert.Single(harness.Usage.Snapshot(), r => r.Stage == StudyOrchestration.UsageStage));
+        Assert.False(await harness.Usage.TryRecordAsync(kept, CancellationToken.None));
     }
 
     [Fact]

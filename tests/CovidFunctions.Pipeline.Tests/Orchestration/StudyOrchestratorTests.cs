@@ -128,6 +128,62 @@ public sealed class StudyOrchestratorTests
         Assert.Equal(billed, StudyOrchestrator.BilledSlices(reported, planned));
 
     [Fact]
+    public async Task AScorerReportingMoreScoringSecondsThanItsChunkWasOutIsBilledAtMostThatTime()
+    {
+        // Chunk 1 claims 10^9 s (31 years) of scoring: it was out for about a second, and the bill says so.
+        await using var harness = await OrchestrationHarness.StartAsync(
+            _ => FakeScorerAction.Answer, reportedSeconds: r => r.ChunkIndex == 1 ? 1e9 : OrchestrationHarness.ScoringSeconds);
+        var input = await harness.CreateStudyAsync("s-long", sliceCount: 4, chunkSize: 2);
+
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        var outcome = await harness.RunAsync(input);
+        var elapsed = stopwatch.Elapsed.TotalSeconds;
+
+        Assert.Equal(StudyStatus.Completed, outcome.Status);
+        var usage = Assert.Single(harness.Usage.Snapshot());
+        Assert.Equal(4, usage.Slices);
+
+        // The honest chunk is billed its 0.5 s; the other at least the 0.5 s it really scored (never under-billed) and
+        // at most the time between its dispatch and its result, which lies inside this run.
+        Assert.InRange(usage.CpuSeconds, 2 * OrchestrationHarness.ScoringSeconds, OrchestrationHarness.ScoringSeconds + elapsed);
+        var row = await harness.Studies.GetAsync(OrchestrationHarness.Tenant, "s-long", CancellationToken.None);
+        using var timings = JsonDocument.Parse(row!.TimingsJson!);
+        Assert.InRange(timings.RootElement.GetProperty("scoringCompute").GetDouble(), 2 * OrchestrationHarness.ScoringSeconds, OrchestrationHarness.ScoringSeconds + elapsed);
+    }
+
+    [Fact]
+    public async Task NegativeScoringSecondsAreBilledAsNoneAndTheStudyIsStillBilled()
+    {
+        // Relayed unchecked, a negative count lowered the tenant's bill by any amount, or (the sum below 0) had the usage
+        // record refused, leaving the completed study unbilled. NaN and ∞ cannot cross the JSON transport (the relay's
+        // and Durable's serializers refuse them); BilledScoringSeconds bills them as 0 all the same (the theory below).
+        double[] claims = [-5, -1e9, -0.25];
+        await using var harness = await OrchestrationHarness.StartAsync(
+            _ => FakeScorerAction.Answer, reportedSeconds: r => r.ChunkIndex < claims.Length ? claims[r.ChunkIndex] : OrchestrationHarness.ScoringSeconds);
+        var input = await harness.CreateStudyAsync("s-negative", sliceCount: 4, chunkSize: 1);
+
+        var outcome = await harness.RunAsync(input);
+
+        Assert.Equal(StudyStatus.Completed, outcome.Status);
+        var usage = Assert.Single(harness.Usage.Snapshot());
+        Assert.Equal((4, OrchestrationHarness.ScoringSeconds, 0.0), (usage.Slices, usage.CpuSeconds, usage.GpuSeconds));
+        Assert.Equal([(OrchestrationHarness.Tenant, "s-negative", StudyEventTypes.Completed)], harness.Notifier.Events);
+    }
+
+    [Theory]
+    [InlineData(0.5, 10, 0.5)]
+    [InlineData(1e9, 10, 10)]
+    [InlineData(10, 10, 10)]
+    [InlineData(0, 10, 0)]
+    [InlineData(-1, 10, 0)]
+    [InlineData(double.NaN, 10, 0)]
+    [InlineData(double.PositiveInfinity, 10, 0)]
+    [InlineData(double.NegativeInfinity, 10, 0)]
+    [InlineData(3, -2, 0)]
+    public void BilledScoringSecondsAreTheReportedOnesBoundedByTheChunksWindow(double reported, double windowSeconds, double billed) =>
+        Assert.Equal(billed, StudyOrchestrator.BilledScoringSeconds(reported, TimeSpan.FromSeconds(windowSeconds)));
+
+    [Fact]
     public async Task ALostChunkIsDispatchedAgainAfterTheTimeoutAndTheStudyCompletes()
     {
         await using var harness = await OrchestrationHarness.StartAsync(r => r is { ChunkIndex: 1, Attempt: 1 } ? FakeScorerAction.Drop : FakeScorerAction.Answer);

@@ -115,6 +115,10 @@ public sealed partial class AggregateStudyActivity(
                 TimingsJson = MergeTimings(record, input, aggregateSeconds, completedAt),
                 ScoringFinishedAt = new DateTimeOffset(DateTime.SpecifyKind(input.ScoringFinishedAt, DateTimeKind.Utc)),
                 CompletedAt = completedAt,
+
+                // What the study is billed, on the row that says completed, so a usage write that fails for good is
+                // recorded later by the hourly usage sweep (UsageAutoClose) rather than lost.
+                ScoringUsageJson = input.Usage is null ? record.ScoringUsageJson : PipelineJson.Serialize(RecordUsageActivity.ToRecord(input.Usage)),
             };
         }, cancellationToken).ConfigureAwait(false);
         if (stored.Status != StudyStatus.Completed)

@@ -79,7 +79,14 @@ public sealed class RecordUsageActivity(IUsageStore usage) : TaskActivity<Record
     public override Task<bool> RunAsync(TaskActivityContext context, RecordUsageInput input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var record = new UsageRecord(
+        return usage.TryRecordAsync(ToRecord(input), CancellationToken.None);
+    }
+
+    /// <summary>The <c>scoring</c> usage record of the input (also kept on the completed row, StudyRecord.ScoringUsageJson).</summary>
+    public static UsageRecord ToRecord(RecordUsageInput input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new UsageRecord(
             input.Tenant,
             input.StudyId,
             StudyOrchestration.UsageStage,
@@ -88,7 +95,6 @@ public sealed class RecordUsageActivity(IUsageStore usage) : TaskActivity<Record
             input.CpuSeconds,
             input.GpuSeconds,
             BytesStored: 0);
-        return usage.TryRecordAsync(record, CancellationToken.None);
     }
 }
 
