@@ -319,7 +319,7 @@ public sealed class DeidentificationEngine
                     {
                         // A UID is an identifier whatever block holds it (NQHeader's Analyzed Series UID names the series):
                         // remapped like every other, so it still matches the remapped attribute it refers to.
-                        RemapUidValue(dataset, element, context);
+                        RemapUidValue(dataset, element, context, instance: true);
                         continue;
                     }
 
@@ -421,13 +421,13 @@ public sealed class DeidentificationEngine
                     else if (EffectiveVR(element) == DicomVR.UI)
                     {
                         // A kept UID attribute (a class UID): well-known UIDs stay, anything else is remapped.
-                        Remap(dataset, element, context, depth);
+                        Remap(dataset, element, context, depth, instance: source != DeidRuleSource.KeepList);
                         break;
                     }
                     else if (MeantVR(element) == DicomVR.UI)
                     {
                         // The same under another text VR (a VR changed in transit): mapped, and written as the UI it is.
-                        RemapUidValue(dataset, element, context);
+                        RemapUidValue(dataset, element, context, instance: source != DeidRuleSource.KeepList);
                         break;
                     }
                     else if (element is DicomValueElement keptValue && !KeepsItsForm(dataset, keptValue, source, context))
@@ -683,7 +683,11 @@ public sealed class DeidentificationEngine
         return true;
     }
 
-    private void Remap(DicomDataset dataset, DicomElement element, Context context, int depth)
+    /// <summary>
+    /// A UID attribute's value mapped (<see cref="RemapUidValue"/>); a sequence's items de-identified. <paramref name="instance"/>:
+    /// the attribute names an instance (every rule but a keep: Table E.1-1's U rows), not a class.
+    /// </summary>
+    private void Remap(DicomDataset dataset, DicomElement element, Context context, int depth, bool instance = true)
     {
         if (element is DicomSequence sequence)
         {
@@ -701,11 +705,15 @@ public sealed class DeidentificationEngine
             return;
         }
 
-        RemapUidValue(dataset, element, context);
+        RemapUidValue(dataset, element, context, instance);
     }
 
-    /// <summary>Every UID in the value (multi-valued: value by value) replaced by its keyed mapping; written as UI.</summary>
-    private void RemapUidValue(DicomDataset dataset, DicomElement element, Context context)
+    /// <summary>
+    /// Every UID in the value (multi-valued: value by value) replaced by its keyed mapping; written as UI. An instance UID
+    /// under the DICOM root is mapped unless it is a registry's well-known instance (<see cref="KeyedMappings.MapInstanceUid"/>);
+    /// a class UID under the root stays.
+    /// </summary>
+    private void RemapUidValue(DicomDataset dataset, DicomElement element, Context context, bool instance)
     {
         var text = element is DicomValueElement raw && raw.VR == DicomVR.UN
             ? Encoding.Latin1.GetString(raw.RawValue.Span).TrimEnd('\0', ' ')
@@ -713,7 +721,7 @@ public sealed class DeidentificationEngine
         var parts = text.Split('\\');
         for (var i = 0; i < parts.Length; i++)
         {
-            parts[i] = _mappings.MapUid(parts[i].Trim('\0', ' '));
+            parts[i] = instance ? _mappings.MapInstanceUid(parts[i].Trim('\0', ' ')) : _mappings.MapUid(parts[i].Trim('\0', ' '));
         }
 
         dataset.SetString(element.Tag, DicomVR.UI, string.Join('\\', parts));

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Frozen;
 using System.Globalization;
 using System.Numerics;
 using System.Security.Cryptography;
@@ -11,7 +12,7 @@ namespace CovidFunctions.Dicom.Deidentification;
 /// Every value is an HMAC-SHA256 under the key with a distinct domain prefix, so two processes with the same key agree
 /// and nobody without the key can recompute or reverse a mapping. Thread-safe (no state beyond the key).
 /// </summary>
-public sealed class KeyedMappings
+public sealed partial class KeyedMappings
 {
     /// <summary>The DICOM root: UIDs under it (SOP classes, transfer syntaxes, coding schemes, well-known frames of reference) are kept.</summary>
     public const string DicomRoot = "1.2.840.10008.";
@@ -43,11 +44,55 @@ public sealed class KeyedMappings
     {
         ArgumentNullException.ThrowIfNull(uid);
         var trimmed = uid.TrimEnd('\0', ' ');
-        if (IsWellKnownUid(trimmed))
-        {
-            return trimmed;
-        }
+        return IsWellKnownUid(trimmed) ? trimmed : Map(trimmed);
+    }
 
+    /// <summary>
+    /// Maps the UID of an instance, series, study, frame of reference or other identified thing (Table E.1-1's U rows):
+    /// like <see cref="MapUid"/>, but a UID under the DICOM root is kept only when it is a well-known instance or frame of
+    /// reference of the registry (<see cref="IsWellKnownInstanceUid"/>). A device that roots its instance UIDs at
+    /// 1.2.840.10008 (it may not) writes whatever digits it likes after it, an MRN or a birth date; kept as "well-known",
+    /// they survived. Class UIDs (SOP classes, transfer syntaxes) go through <see cref="MapUid"/>.
+    /// </summary>
+    public string MapInstanceUid(string uid)
+    {
+        ArgumentNullException.ThrowIfNull(uid);
+        var trimmed = uid.TrimEnd('\0', ' ');
+        return trimmed.Length == 0 || IsWellKnownInstanceUid(trimmed) ? trimmed : Map(trimmed);
+    }
+
+    /// <summary>
+    /// True for the well-known instance UIDs of PS3.6 Table A-1/A-2 an instance attribute may hold: well-known frames of
+    /// reference (1.2.840.10008.1.4.n.m, n and m of one or two digits, too short to carry an identifier), the synchronization
+    /// frame of reference UTC, and the well-known SOP instances (storage commitment, printer, logging, UPS subscription,
+    /// color palettes). Any other UID under the root, in an instance attribute, is mapped: the cost of a missed well-known
+    /// instance is its well-known meaning, never a value kept.
+    /// </summary>
+    public static bool IsWellKnownInstanceUid(string uid)
+    {
+        ArgumentNullException.ThrowIfNull(uid);
+        return WellKnownInstances.Contains(uid) || WellKnownFrameOfReference().IsMatch(uid);
+    }
+
+    private static readonly FrozenSet<string> WellKnownInstances = new[]
+    {
+        "1.2.840.10008.1.20", // Storage Commitment Push Model SOP Instance
+        "1.2.840.10008.1.40", // Procedural Event Logging SOP Instance
+        "1.2.840.10008.1.42", // Substance Administration Logging SOP Instance
+        "1.2.840.10008.5.1.1.17", // Printer SOP Instance
+        "1.2.840.10008.5.1.1.17.376", // Printer Configuration Retrieval SOP Instance
+        "1.2.840.10008.5.1.4.34.5", // UPS Global Subscription SOP Instance
+        "1.2.840.10008.5.1.4.34.5.1", // UPS Filtered Global Subscription SOP Instance
+        "1.2.840.10008.15.1.1", // Universal Coordinated Time (synchronization frame of reference)
+        "1.2.840.10008.1.5.1", "1.2.840.10008.1.5.2", "1.2.840.10008.1.5.3", "1.2.840.10008.1.5.4", // color palettes
+        "1.2.840.10008.1.5.5", "1.2.840.10008.1.5.6", "1.2.840.10008.1.5.7", "1.2.840.10008.1.5.8",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\A1\.2\.840\.10008\.1\.4\.[1-9]\.[1-9][0-9]?\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex WellKnownFrameOfReference();
+
+    private string Map(string trimmed)
+    {
         Span<byte> mac = stackalloc byte[32];
         Hmac("uid:", trimmed, mac);
         mac[6] = (byte)((mac[6] & 0x0F) | 0x80); // version 8

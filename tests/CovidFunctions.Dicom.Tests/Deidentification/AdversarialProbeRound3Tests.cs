@@ -218,4 +218,52 @@ public sealed class AdversarialProbeRound3Tests
             Assert.Equal("113100", output.Dataset.GetSequence(new DicomTag(0x0012, 0x0064)).Items[0].GetString(new DicomTag(0x0008, 0x0100)));
         }
     }
+
+    /// <summary>
+    /// Instance UIDs (Table E.1-1's U rows: study, series, SOP instance, frame of reference, referenced instances, file-set)
+    /// under the DICOM root 1.2.840.10008 carry whatever digits a misconfigured device put there (an MRN, a birth date).
+    /// Before: every UID under the root was kept as "well-known", so they survived (and named the output file). Now only
+    /// the registry's well-known frames of reference and SOP instances stay; class UIDs (SOP Class, Referenced SOP Class)
+    /// under the root stay as before, and references still match after mapping.
+    /// </summary>
+    [Fact]
+    public void InstanceUids_UnderTheDicomRoot_AreMapped()
+    {
+        var ds = CtDataset();
+        ds.SetString(new DicomTag(0x0008, 0x0018), DicomVR.UI, "1.2.840.10008.99.19310417.1");
+        ds.SetString(new DicomTag(0x0020, 0x000D), DicomVR.UI, "1.2.840.10008.99.555443332");
+        ds.SetString(new DicomTag(0x0020, 0x000E), DicomVR.UI, "1.2.840.10008.99.555443332.2");
+        ds.SetString(new DicomTag(0x0020, 0x0052), DicomVR.UI, "1.2.840.10008.99.666554443");
+        ds.SetString(new DicomTag(0x0088, 0x0140), DicomVR.UI, "1.2.840.10008.99.777665554");
+        var reference = new DicomDataset();
+        reference.SetString(new DicomTag(0x0008, 0x1150), DicomVR.UI, DeidentificationEngine.CtImageStorage);
+        reference.SetString(new DicomTag(0x0008, 0x1155), DicomVR.UI, "1.2.840.10008.99.19310417.1");
+        ds.AddOrUpdate(new DicomSequence(new DicomTag(0x0008, 0x1140), [reference]));
+        var input = Reencode(new DicomFile(ds));
+        AssertPresent(Written(input), ["19310417", "555443332", "666554443", "777665554"]);
+
+        var written = DeidentifyToBytes(input, out var output);
+
+        AssertAbsent(written, "19310417", "555443332", "666554443", "777665554");
+        var sop = output.Dataset.GetString(new DicomTag(0x0008, 0x0018));
+        Assert.StartsWith("2.25.", sop, StringComparison.Ordinal);
+        Assert.Equal(sop, output.Dataset.GetSequence(new DicomTag(0x0008, 0x1140)).Items[0].GetString(new DicomTag(0x0008, 0x1155)));
+        Assert.Equal(sop, output.FileMetaInformation.GetString(new DicomTag(0x0002, 0x0003)));
+        Assert.Equal(DeidentificationEngine.CtImageStorage, output.Dataset.GetString(new DicomTag(0x0008, 0x0016)));
+        Assert.Equal(DeidentificationEngine.CtImageStorage, output.Dataset.GetSequence(new DicomTag(0x0008, 0x1140)).Items[0].GetString(new DicomTag(0x0008, 0x1150)));
+    }
+
+    /// <summary>A well-known frame of reference (Talairach, PS3.6 Table A-2) stays what it is.</summary>
+    [Theory]
+    [InlineData("1.2.840.10008.1.4.1.1")]
+    [InlineData("1.2.840.10008.1.4.2.2")]
+    public void WellKnownFrameOfReference_IsKept(string uid)
+    {
+        var ds = CtDataset();
+        ds.SetString(new DicomTag(0x0020, 0x0052), DicomVR.UI, uid);
+
+        DeidentifyToBytes(Reencode(new DicomFile(ds)), out var output);
+
+        Assert.Equal(uid, output.Dataset.GetString(new DicomTag(0x0020, 0x0052)));
+    }
 }

@@ -63,7 +63,7 @@ public sealed class CorpusLeakScanTests(ITestOutputHelper output)
             {
                 if (element is DicomValueElement { Tag.Value: 0x00020003 or 0x00020016 or 0x00020100 } value)
                 {
-                    AddComponents(value.RawValue.Span, value.VR.Code == "UI", secret);
+                    AddComponents(value.RawValue.Span, value.VR.Code == "UI", value.Tag.Value == 0x00020003, secret);
                 }
             }
 
@@ -139,7 +139,7 @@ public sealed class CorpusLeakScanTests(ITestOutputHelper output)
             };
             if (mustGo && TextVrs.Contains(vr))
             {
-                AddComponents(value.RawValue.Span, vr == "UI", secret);
+                AddComponents(value.RawValue.Span, vr == "UI", action == DeidAction.RemapUid, secret);
             }
             else if (action == DeidAction.Keep || action == DeidAction.Clean)
             {
@@ -166,7 +166,7 @@ public sealed class CorpusLeakScanTests(ITestOutputHelper output)
         }
     }
 
-    private static void AddComponents(ReadOnlySpan<byte> raw, bool uid, HashSet<string> secret)
+    private static void AddComponents(ReadOnlySpan<byte> raw, bool uid, bool instanceUid, HashSet<string> secret)
     {
         foreach (var part in Encoding.Latin1.GetString(raw).Split('\\'))
         {
@@ -176,9 +176,12 @@ public sealed class CorpusLeakScanTests(ITestOutputHelper output)
                 continue; // too short or too uniform ("000000") to be evidence of anything
             }
 
-            if (uid && component.StartsWith("1.2.840.10008.", StringComparison.Ordinal))
+            if (uid && component.StartsWith("1.2.840.10008.", StringComparison.Ordinal)
+                && (!instanceUid || KeyedMappings.IsWellKnownInstanceUid(component)))
             {
-                continue; // a UID defined by the standard (SOP class, transfer syntax, coding scheme) is not PHI
+                // A UID defined by the standard (SOP class, transfer syntax, coding scheme, well-known frame) is not PHI; an
+                // instance UID (U rule) under the root is not the standard's and must be mapped (session 20).
+                continue;
             }
 
             secret.Add(component);
