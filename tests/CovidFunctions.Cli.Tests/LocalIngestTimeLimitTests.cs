@@ -62,6 +62,43 @@ public sealed class LocalIngestTimeLimitTests
     }
 
     [Fact]
+    public void AnUnsetWatchdog_OutlastsIngestsOwnBound_WhateverTheLargestUpload()
+    {
+        // 20 GiB uploads: the sized limit is 466 min, one attempt alone longer than the default 6-h StuckStudyAge. Before,
+        // the watchdog failed as stuck-processing a study whose ingest was running within its limit (from about 14 GiB;
+        // from about 5.3 GiB once its 3 attempts are counted). Now the unset watchdog outlasts 3 × 466 min by an hour.
+        var large = LocalHostSettings.Load(Environment(("Pipeline__MaxUploadBytes", (5 * FourGiB).ToString(System.Globalization.CultureInfo.InvariantCulture))), null).Pipeline;
+        Assert.Equal(TimeSpan.FromMinutes(466), large.IngestTimeLimit);
+        Assert.True(large.StuckStudyAge > large.IngestTimeLimit * large.MaxIngestAttempts, $"StuckStudyAge {large.StuckStudyAge} cuts an ingest allowed {large.MaxIngestAttempts} × {large.IngestTimeLimit}");
+        Assert.Equal(TimeSpan.FromHours(25), large.StuckStudyAge);
+
+        // 8 GiB: 3 × 187 min = 9 h 21 min, so 11 h. A set limit counts the same way (3 × 2 h 30 min, so 9 h).
+        Assert.Equal(TimeSpan.FromHours(11), LocalHostSettings.Load(Environment(("Pipeline__MaxUploadBytes", (2 * FourGiB).ToString(System.Globalization.CultureInfo.InvariantCulture))), null).Pipeline.StuckStudyAge);
+        Assert.Equal(TimeSpan.FromHours(9), LocalHostSettings.Load(Environment(("Pipeline__IngestTimeLimit", "02:30:00")), null).Pipeline.StuckStudyAge);
+
+        // Up to 4 GiB (3 × 94 min) the default 6 h already outlasts it, and without a limit there is nothing to outlast.
+        Assert.Equal(new PipelineOptions().StuckStudyAge, LocalHostSettings.Load(Environment(), null).Pipeline.StuckStudyAge);
+        Assert.Equal(new PipelineOptions().StuckStudyAge, LocalHostSettings.Load(Environment(("Pipeline__IngestTimeLimit", "0"), ("Pipeline__MaxUploadBytes", (5 * FourGiB).ToString(System.Globalization.CultureInfo.InvariantCulture))), null).Pipeline.StuckStudyAge);
+    }
+
+    [Fact]
+    public void ASetWatchdog_ThatWouldCutAnIngestWithinItsLimit_IsRefused_NamingBothSettings_AndZeroStillTurnsItOff()
+    {
+        var twentyGiB = (5 * FourGiB).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        var refused = Assert.Throws<InvalidOperationException>(() => LocalHostSettings.Load(Environment(("Pipeline__MaxUploadBytes", twentyGiB), ("Pipeline__StuckStudyAge", "06:00:00")), null));
+        Assert.Equal(
+            "Pipeline__StuckStudyAge (06:00:00) must be longer than ingest's own bound, Pipeline__MaxIngestAttempts (3) × Pipeline__IngestTimeLimit (466 min, sized to Pipeline__MaxUploadBytes 21474836480) = 23:18:00: the watchdog would fail as stuck a study whose ingest is still within its limit. Set Pipeline__StuckStudyAge above 23:18:00, or leave it unset (up sizes it), or lower Pipeline__IngestTimeLimit or Pipeline__MaxUploadBytes.",
+            refused.Message);
+        var setLimit = Assert.Throws<InvalidOperationException>(() => LocalHostSettings.Load(Environment(("Pipeline__IngestTimeLimit", "03:00:00"), ("Pipeline__StuckStudyAge", "09:00:00")), null));
+        Assert.Contains("Pipeline__MaxIngestAttempts (3) × Pipeline__IngestTimeLimit (03:00:00) = 09:00:00", setLimit.Message, StringComparison.Ordinal);
+
+        // Above the bound, or no watchdog at all: used as given.
+        Assert.Equal(TimeSpan.FromHours(24), LocalHostSettings.Load(Environment(("Pipeline__MaxUploadBytes", twentyGiB), ("Pipeline__StuckStudyAge", "1.00:00:00")), null).Pipeline.StuckStudyAge);
+        Assert.Equal(TimeSpan.Zero, LocalHostSettings.Load(Environment(("Pipeline__MaxUploadBytes", twentyGiB), ("Pipeline__StuckStudyAge", "0")), null).Pipeline.StuckStudyAge);
+    }
+
+    [Fact]
     public void Screen_AppliesASetLimit_ToItsIngest_AndSaysSo()
     {
         // A real study under a limit no ingest can meet: the one attempt is stopped and the study fails naming the

@@ -85,12 +85,12 @@ public sealed class StartupSettingsTests
     {
         var settings = LocalHostSettings.Load(
             Environment(("Metering__CloseAfterDays", "0"), ("metering__closemaxwaitdays", "2"), ("Pipeline__UploadRetention", "1.00:00:00"),
-                ("PIPELINE__StuckStudyAge", "00:30:00"), ("Pipeline__ChunkSize", "16"), ("Pipeline__MaxDeliveryCount", "7"), ("Other__X", "1")),
+                ("PIPELINE__StuckStudyAge", "08:00:00"), ("Pipeline__ChunkSize", "16"), ("Pipeline__MaxDeliveryCount", "7"), ("Other__X", "1")),
             chunkSize: null);
 
         Assert.Equal((0, 2), (settings.Metering.CloseAfterDays, settings.Metering.CloseMaxWaitDays));
         Assert.Equal(
-            new PipelineOptions { UploadRetention = TimeSpan.FromDays(1), StuckStudyAge = TimeSpan.FromMinutes(30), ChunkSize = 16, MaxDeliveryCount = 7, IngestTimeLimit = LocalHostSettings.LocalIngestTimeLimit(new PipelineOptions().MaxUploadBytes) },
+            new PipelineOptions { UploadRetention = TimeSpan.FromDays(1), StuckStudyAge = TimeSpan.FromHours(8), ChunkSize = 16, MaxDeliveryCount = 7, IngestTimeLimit = LocalHostSettings.LocalIngestTimeLimit(new PipelineOptions().MaxUploadBytes) },
             settings.Pipeline);
         Assert.Empty(settings.FunctionAppOnly);
     }
@@ -149,6 +149,7 @@ public sealed class StartupSettingsTests
     [InlineData("Pipeline__UploadRetention", "-01:00:00", "Pipeline:UploadRetention must not be negative")]
     [InlineData("Pipeline__StuckStudyAge", "six hours", "Pipeline:StuckStudyAge")]
     [InlineData("Pipeline__MaxIngestAttemps", "3", "Pipeline:MaxIngestAttemps (Pipeline__MaxIngestAttemps)")]
+    [InlineData("Pipeline__StuckStudyAge", "02:00:00", "Pipeline__StuckStudyAge (02:00:00) must be longer than ingest's own bound, Pipeline__MaxIngestAttempts (3) × Pipeline__IngestTimeLimit (94 min, sized to Pipeline__MaxUploadBytes 4294967296) = 04:42:00")]
     public void Up_BadPipelineOrMeteringSetting_StopsBeforeAnythingStarts(string name, string value, string expected)
     {
         using var temp = TestData.CreateTempDirectory();

@@ -15,7 +15,8 @@ namespace CovidFunctions.Cli.Commands;
 /// name them, but <c>Metering__CloseAfterDays=0</c> or <c>Pipeline__UploadRetention=1.00:00:00</c> changed nothing locally.
 /// The <c>Imaging__*</c> settings are read and checked the same way (<see cref="Assembly"/>), and de-identification
 /// options under <c>Deidentification__</c> are refused. One default differs from the Function app's:
-/// <c>IngestTimeLimit</c>, when not set, is sized to the largest upload accepted (<see cref="LocalIngestTimeLimit"/>).
+/// <c>IngestTimeLimit</c>, when not set, is sized to the largest upload accepted (<see cref="LocalIngestTimeLimit"/>), and
+/// <c>StuckStudyAge</c>, when not set, outlasts the ingest's own bound (<see cref="WithLocalStuckStudyAge"/>).
 /// </summary>
 /// <param name="Pipeline">Chunking, timeouts, retention, ingest bounds and the stuck-study watchdog.</param>
 /// <param name="Metering">When the previous month's bills close.</param>
@@ -76,6 +77,48 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
             ? pipeline with { IngestTimeLimit = LocalIngestTimeLimit(pipeline.MaxUploadBytes) }
             : pipeline;
 
+    /// <summary>
+    /// How long ingest may keep a study processing by its own bounds: <c>MaxIngestAttempts</c> attempts (one when
+    /// unbounded) of <c>IngestTimeLimit</c> each, after which the last attempt gives up by itself; null without a limit.
+    /// </summary>
+    public static TimeSpan? IngestBound(PipelineOptions pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return pipeline.IngestTimeLimit > TimeSpan.Zero ? pipeline.IngestTimeLimit * Math.Max(1, pipeline.MaxIngestAttempts) : null;
+    }
+
+    /// <summary>
+    /// <paramref name="pipeline"/> with a watchdog (<c>StuckStudyAge</c>) that cannot fail a study ingest is still allowed
+    /// to work on. The watchdog fails a study still processing <c>StuckStudyAge</c> after it was created; ingest ends by
+    /// itself after <see cref="IngestBound"/>. Up to 4 GiB uploads (3 × 94 min) the default 6 h outlasts it; above about
+    /// 5.3 GiB the sized <c>IngestTimeLimit</c> (<see cref="LocalIngestTimeLimit"/>) makes the bound longer, and above
+    /// about 14 GiB one attempt alone, so the watchdog failed as <c>stuck-processing</c> a study whose ingest was running
+    /// within its limit. When <c>StuckStudyAge</c> is not set, it is sized to the bound plus an hour (the sweep's period),
+    /// in whole hours: what a user who raised <c>MaxUploadBytes</c> (or set a long limit) expects, the study settled by
+    /// ingest's own give-up naming the limit rather than by the watchdog. When it is set, or the bound is set through
+    /// both <c>IngestTimeLimit</c> and <c>StuckStudyAge</c>, a watchdog at or below the bound is refused, naming both
+    /// settings. <c>0</c> (no watchdog, or no limit) leaves nothing to reconcile.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A set <c>StuckStudyAge</c> at or below the ingest's bound (both named).</exception>
+    internal static PipelineOptions WithLocalStuckStudyAge(IConfiguration section, PipelineOptions pipeline)
+    {
+        if (IngestBound(pipeline) is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
+        {
+            return pipeline;
+        }
+
+        if (section[nameof(PipelineOptions.StuckStudyAge)] is null)
+        {
+            return pipeline with { StuckStudyAge = TimeSpan.FromHours(Math.Ceiling((bound + TimeSpan.FromHours(1)).TotalHours)) };
+        }
+
+        var limit = section[nameof(PipelineOptions.IngestTimeLimit)] is null
+            ? FormattableString.Invariant($"{pipeline.IngestTimeLimit.TotalMinutes:0} min, sized to Pipeline__MaxUploadBytes {pipeline.MaxUploadBytes}")
+            : FormattableString.Invariant($"{pipeline.IngestTimeLimit}");
+        throw new InvalidOperationException(FormattableString.Invariant(
+            $"Pipeline__StuckStudyAge ({pipeline.StuckStudyAge}) must be longer than ingest's own bound, Pipeline__MaxIngestAttempts ({pipeline.MaxIngestAttempts}) × Pipeline__IngestTimeLimit ({limit}) = {bound}: the watchdog would fail as stuck a study whose ingest is still within its limit. Set Pipeline__StuckStudyAge above {bound}, or leave it unset (up sizes it), or lower Pipeline__IngestTimeLimit or Pipeline__MaxUploadBytes."));
+    }
+
     /// <summary>Why <c>up</c> ignores <paramref name="setting"/> (one of <see cref="FunctionAppOnly"/>'s names, <c>Pipeline__Key</c>), for its console line.</summary>
     public static string WhyFunctionAppOnly(string setting)
     {
@@ -113,6 +156,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
         pipeline.Validate();
         metering.Validate();
         pipeline = WithLocalIngestTimeLimit(pipelineSection, pipeline);
+        pipeline = WithLocalStuckStudyAge(pipelineSection, pipeline);
 
         // De-identification options are refused, not ignored (ingest's profile is fixed); the key is up's own key file.
         var assembly = ImagingSettings.LoadForIngest(environment);
