@@ -50,7 +50,8 @@ public sealed class KeyVaultWebhookSecretStore(SecretClient client) : IWebhookSe
     /// <summary>
     /// One pass over the vault's secret list (names and properties, never values; soft-deleted secrets are not in it),
     /// filtered by <paramref name="prefix"/>: Key Vault has no prefix query. The webhook-secrets vault holds only these
-    /// secrets, and only a removal lists them, so one list request per 25 secrets in the vault is the cost of one removal.
+    /// secrets, and only a removal (and the hourly orphan sweep) lists them, so one list request per 25 secrets in the
+    /// vault is the cost of one removal.
     /// </summary>
     public async Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken)
     {
@@ -65,5 +66,24 @@ public sealed class KeyVaultWebhookSecretStore(SecretClient client) : IWebhookSe
         }
 
         return [.. names.Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// The same pass, with each secret's <c>created</c> time (its current version's, set by Key Vault's clock when the
+    /// secret was set; a secret name is set once, rotations use new names). Null when the vault reports none.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        var stored = new List<StoredWebhookSecret>();
+        await foreach (var properties in client.GetPropertiesOfSecretsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (properties.Name is { } name && name.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                stored.Add(new StoredWebhookSecret(name, properties.CreatedOn));
+            }
+        }
+
+        return [.. stored.OrderBy(s => s.Name, StringComparer.Ordinal)];
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace CovidFunctions.Pipeline.Notifications;
@@ -5,18 +6,29 @@ namespace CovidFunctions.Pipeline.Notifications;
 /// <summary>
 /// The local secret store: one JSON file (name → secret) under the data dir, created with mode 0600 so only the user
 /// running <c>covidfn</c> can read it, and replaced atomically on every change. Key Vault replaces it in Azure.
+/// Beside each secret the file holds when it was stored, under <see cref="StoredAtPrefix"/> + its name (a string, so
+/// the file stays a name → string map that earlier versions read and keep): the orphan sweep judges a secret's age by it.
 /// </summary>
 public sealed class FileWebhookSecretStore : IWebhookSecretStore
 {
     /// <summary>The file name under the data dir.</summary>
     public const string FileName = "webhook-secrets.json";
 
+    /// <summary>
+    /// The key prefix of the entries dating the secrets (<c>~stored:{name}</c> → ISO 8601 UTC). '~' starts no secret name
+    /// (Key Vault names are letters, digits and '-'), so these entries are never listed, read or set as secrets.
+    /// </summary>
+    public const string StoredAtPrefix = "~stored:";
+
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
-    public FileWebhookSecretStore(string dataDirectory)
+    private readonly TimeProvider _time;
+
+    public FileWebhookSecretStore(string dataDirectory, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(dataDirectory);
         FilePath = Path.Combine(Path.GetFullPath(dataDirectory), FileName);
+        _time = time ?? TimeProvider.System;
     }
 
     public string FilePath { get; }
@@ -25,11 +37,17 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentException.ThrowIfNullOrEmpty(value);
+        if (IsReserved(name))
+        {
+            throw new ArgumentException($"a secret name must not start with '~' (got '{name}')", nameof(name));
+        }
+
         await Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
             secrets[name] = value;
+            secrets[StoredAtPrefix + name] = _time.GetUtcNow().UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
             await WriteAsync(secrets, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -40,6 +58,11 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
 
     public async Task<string?> GetAsync(string name, CancellationToken cancellationToken)
     {
+        if (IsReserved(name))
+        {
+            return null;
+        }
+
         var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
         return secrets.TryGetValue(name, out var value) ? value : null;
     }
@@ -50,7 +73,7 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
         try
         {
             var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
-            if (secrets.Remove(name))
+            if (!IsReserved(name) && (secrets.Remove(name) | secrets.Remove(StoredAtPrefix + name)))
             {
                 await WriteAsync(secrets, cancellationToken).ConfigureAwait(false);
             }
@@ -65,8 +88,53 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
     {
         ArgumentNullException.ThrowIfNull(prefix);
         var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
-        return [.. secrets.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+        return [.. secrets.Keys.Where(n => !IsReserved(n) && n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
     }
+
+    /// <summary>
+    /// The secrets under <paramref name="prefix"/> with when each was stored. A secret an earlier version stored has no
+    /// date: it is dated now, when first listed, and written so (its age counts from then, so the sweep deletes such
+    /// a secret only a grace period after it first saw it, never at once).
+    /// </summary>
+    public async Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        await Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var secrets = await ReadAsync(cancellationToken).ConfigureAwait(false);
+            var now = _time.GetUtcNow();
+            var listed = new List<StoredWebhookSecret>();
+            var dated = false;
+            foreach (var name in secrets.Keys.Where(n => !IsReserved(n) && n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList())
+            {
+                if (secrets.TryGetValue(StoredAtPrefix + name, out var text)
+                    && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var storedAt))
+                {
+                    listed.Add(new StoredWebhookSecret(name, storedAt));
+                }
+                else
+                {
+                    secrets[StoredAtPrefix + name] = now.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+                    listed.Add(new StoredWebhookSecret(name, now));
+                    dated = true;
+                }
+            }
+
+            if (dated)
+            {
+                await WriteAsync(secrets, cancellationToken).ConfigureAwait(false);
+            }
+
+            return listed;
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    private static bool IsReserved(string name) => name.StartsWith('~');
 
     private async Task<Dictionary<string, string>> ReadAsync(CancellationToken cancellationToken)
     {

@@ -75,19 +75,20 @@ public sealed class InMemoryWebhookSubscriptionStore : IWebhookSubscriptionStore
     private string NextETag() => Interlocked.Increment(ref _version).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
-/// <summary>In-memory <see cref="IWebhookSecretStore"/>.</summary>
-public sealed class InMemoryWebhookSecretStore : IWebhookSecretStore
+/// <summary>In-memory <see cref="IWebhookSecretStore"/>; <paramref name="time"/> dates what it stores (default the system clock).</summary>
+public sealed class InMemoryWebhookSecretStore(TimeProvider? time = null) : IWebhookSecretStore
 {
-    private readonly ConcurrentDictionary<string, string> _secrets = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string Value, DateTimeOffset StoredAt)> _secrets = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     public Task SetAsync(string name, string value, CancellationToken cancellationToken)
     {
-        _secrets[name] = value;
+        _secrets[name] = (value, _time.GetUtcNow());
         return Task.CompletedTask;
     }
 
     public Task<string?> GetAsync(string name, CancellationToken cancellationToken) =>
-        Task.FromResult(_secrets.TryGetValue(name, out var value) ? value : null);
+        Task.FromResult(_secrets.TryGetValue(name, out var secret) ? secret.Value : null);
 
     public Task DeleteAsync(string name, CancellationToken cancellationToken)
     {
@@ -99,6 +100,15 @@ public sealed class InMemoryWebhookSecretStore : IWebhookSecretStore
     {
         ArgumentNullException.ThrowIfNull(prefix);
         return Task.FromResult<IReadOnlyList<string>>([.. _secrets.Keys.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)]);
+    }
+
+    public Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        return Task.FromResult<IReadOnlyList<StoredWebhookSecret>>([.. _secrets
+            .Where(s => s.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(s => new StoredWebhookSecret(s.Key, s.Value.StoredAt))
+            .OrderBy(s => s.Name, StringComparer.Ordinal)]);
     }
 }
 

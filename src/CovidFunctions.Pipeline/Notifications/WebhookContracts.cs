@@ -100,7 +100,21 @@ public interface IWebhookSecretStore
     /// before the row names it).
     /// </summary>
     Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The stored secrets whose names start with <paramref name="prefix"/> (ordinal), deleted ones excluded, each with
+    /// when it was stored: how <see cref="WebhookSecretSweep"/> tells a secret no row names yet (a rotation or create
+    /// between storing it and writing its row) from one no row will ever name (that writer died or lost).
+    /// </summary>
+    Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A stored secret's name and when the store took it (Key Vault's <c>created</c> of the secret's version; the time the
+/// local file store wrote it, or first listed it when an earlier version wrote it); null when the store does not say,
+/// and then the sweep never deletes it. Never the value.
+/// </summary>
+public sealed record StoredWebhookSecret(string Name, DateTimeOffset? StoredAt);
 
 /// <summary>States of a <see cref="WebhookDelivery"/>.</summary>
 public static class WebhookDeliveryStatus

@@ -1,5 +1,7 @@
 using System.Globalization;
 using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace CovidFunctions.Pipeline.Notifications;
 
@@ -20,17 +22,22 @@ public sealed class WebhookLimitException(string message) : Exception(message);
 
 /// <summary>
 /// Subscription management shared by the HTTP endpoints and <c>covidfn webhooks</c>: validates the target with the
-/// SSRF guard at registration, stores the secret in the secret store and only its name in the table.
+/// SSRF guard at registration, stores the secret in the secret store and only its name in the table. A secret it
+/// stored and no row names (it lost the row write, or could not delete the secret after) is deleted by
+/// <see cref="WebhookSecretSweep"/> once <see cref="WebhookOptions.OrphanedSecretGrace"/> old.
 /// </summary>
-public sealed class WebhookManager(
+public sealed partial class WebhookManager(
     IWebhookSubscriptionStore subscriptions,
     IWebhookSecretStore secrets,
     IWebhookDeliveryLog deliveries,
     WebhookTargetGuard guard,
     WebhookDispatcher dispatcher,
     WebhookOptions options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<WebhookManager>? logger = null)
 {
+    private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
+
     /// <summary>The longest secret a caller may choose (generated ones are 70 characters).</summary>
     public const int MaxSecretLength = 256;
 
@@ -88,14 +95,16 @@ public sealed class WebhookManager(
         };
 
         // The secret first: a row never points at a secret that is not there.
+        var storing = time.GetUtcNow();
         await secrets.SetAsync(subscription.SecretName, secret, cancellationToken).ConfigureAwait(false);
+        await RequireRowWriteInTimeAsync(subscription, storing, "created", "create").ConfigureAwait(false);
         if (maxPerTenant is not { } max)
         {
             await subscriptions.CreateAsync(subscription, cancellationToken).ConfigureAwait(false);
         }
         else if (!await subscriptions.TryCreateWithinLimitAsync(subscription, max, cancellationToken).ConfigureAwait(false))
         {
-            await secrets.DeleteAsync(subscription.SecretName, CancellationToken.None).ConfigureAwait(false);
+            await DeleteUnusedSecretAsync(subscription.Tenant, subscription.Id, subscription.SecretName, "the tenant's subscription limit refused the create").ConfigureAwait(false);
             throw new WebhookLimitException($"tenant '{tenant}' already has {max} webhook subscriptions (the most a tenant may have): remove one first (DELETE /api/webhooks/{{id}})");
         }
 
@@ -233,25 +242,67 @@ public sealed class WebhookManager(
         };
 
         // The secret first: the row never names a secret that is not there.
+        var storing = time.GetUtcNow();
         await secrets.SetAsync(rotated.SecretName, secret, cancellationToken).ConfigureAwait(false);
+        await RequireRowWriteInTimeAsync(rotated, storing, "changed", "rotate").ConfigureAwait(false);
         var stored = await subscriptions.TryReplaceAsync(rotated, cancellationToken).ConfigureAwait(false);
         if (stored is null)
         {
-            await secrets.DeleteAsync(rotated.SecretName, CancellationToken.None).ConfigureAwait(false);
+            // Lost the compare-and-swap: no row will ever name this secret. Deleted here; when that fails (the vault
+            // unavailable) the conflict is still what the caller gets, and the sweep deletes the secret later.
+            await DeleteUnusedSecretAsync(tenant, id, rotated.SecretName, "the rotation lost its compare-and-swap on the row").ConfigureAwait(false);
             throw new WebhookConflictException($"webhook subscription '{id}' was changed or removed by another request during the rotation; nothing was changed (rotate again)");
         }
 
         // Secrets the stored row no longer names: the one before the current (its overlap ends now) and, without an
-        // overlap, the replaced one. A crash before these deletes leaves a secret nothing signs with.
+        // overlap, the replaced one. The rotation is done: a failed delete is logged, not thrown (the caller must still
+        // get the new secret, shown once), and the sweep deletes what it left, as it does after a crash here.
         foreach (var name in (string?[])[current.PreviousSecretName, window > TimeSpan.Zero ? null : current.SecretName])
         {
             if (name is { Length: > 0 } && name != stored.SecretName && name != stored.PreviousSecretName)
             {
-                await secrets.DeleteAsync(name, CancellationToken.None).ConfigureAwait(false);
+                await DeleteUnusedSecretAsync(tenant, id, name, "the rotation replaced it").ConfigureAwait(false);
             }
         }
 
         return new RotatedWebhookSecret(stored, secret, generated, stored.PreviousSecretExpiresAt);
+    }
+
+    /// <summary>
+    /// Refuses to write the row naming a secret whose storing began more than <see cref="WebhookOptions.SecretToRowLimit"/>
+    /// ago (a stalled vault or process): the sweep may count such a secret as orphaned, so it is deleted and nothing is
+    /// written (409: try again). Checked right before the row write, which is one Table request.
+    /// </summary>
+    private async Task RequireRowWriteInTimeAsync(WebhookSubscription subscription, DateTimeOffset storing, string changed, string again)
+    {
+        var took = time.GetUtcNow() - storing;
+        if (took <= WebhookOptions.SecretToRowLimit)
+        {
+            return;
+        }
+
+        await DeleteUnusedSecretAsync(subscription.Tenant, subscription.Id, subscription.SecretName, "storing it took longer than the row write may wait").ConfigureAwait(false);
+        throw new WebhookConflictException(string.Create(
+            CultureInfo.InvariantCulture,
+            $"storing the secret of webhook subscription '{subscription.Id}' took {took.TotalMinutes:0.#} min (more than {WebhookOptions.SecretToRowLimit.TotalMinutes:0} min); nothing was {changed} ({again} again)"));
+    }
+
+    /// <summary>
+    /// Deletes a secret no row names (or will name), best effort: a failure is logged, never thrown over the outcome
+    /// the caller is owed (the conflict, the limit, the new secret), and the sweep deletes the secret later.
+    /// </summary>
+    private async Task DeleteUnusedSecretAsync(string tenant, string id, string name, string why)
+    {
+        try
+        {
+            await secrets.DeleteAsync(name, CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // best effort: whatever the store throws, the sweep deletes the secret later
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Log.UnusedSecretNotDeleted(_logger, name, tenant, id, why, ex);
+        }
     }
 
     /// <summary>A caller-chosen secret must be 16-<see cref="MaxSecretLength"/> characters (null: one is generated).</summary>
@@ -316,4 +367,10 @@ public sealed class WebhookManager(
 
     /// <summary>The event type of test deliveries (not a study event; subscriptions need not list it).</summary>
     public const string TestEventType = "webhook.test";
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 8141, Level = LogLevel.Warning, Message = "Webhook secret {SecretName} (tenant {Tenant}, subscription {SubscriptionId}) is named by no row ({Why}) and could not be deleted; the orphaned-secret sweep deletes it once an hour old")]
+        public static partial void UnusedSecretNotDeleted(ILogger logger, string secretName, string tenant, string subscriptionId, string why, Exception exception);
+    }
 }

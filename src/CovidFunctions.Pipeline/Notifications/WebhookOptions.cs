@@ -43,6 +43,28 @@ public sealed record WebhookOptions
     /// </summary>
     public static readonly TimeSpan MaxSecretRotationOverlap = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// How old a secret no subscription row names must be before <see cref="WebhookSecretSweep"/> deletes it (1 h), and
+    /// how long a replaced secret is kept after its overlap ended. A create or rotation stores its secret before it
+    /// writes the row naming it; it writes that row only within <see cref="SecretToRowLimit"/> (15 min) of starting to
+    /// store the secret, so a secret older than the grace that no row names was left by a writer that died, lost its
+    /// compare-and-swap, or failed to delete it, never by one still about to name it: the 45 min between the two bound
+    /// the row write itself (one Table request with the SDK's retries) and the clocks' skew (Key Vault dates the secret).
+    /// A constant, not a setting: the writer (the Function app, <c>covidfn up</c>, <c>covidfn webhooks</c>) and the
+    /// sweeper are different processes, and a grace configured in one would not bound the other.
+    /// </summary>
+    public static readonly TimeSpan OrphanedSecretGrace = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The longest a create or rotation may take from starting to store its secret to writing its row (a quarter of
+    /// <see cref="OrphanedSecretGrace"/>): past it, it deletes its secret and writes nothing (409, try again), since the
+    /// sweep may already count that secret as orphaned.
+    /// </summary>
+    public static readonly TimeSpan SecretToRowLimit = OrphanedSecretGrace / 4;
+
+    /// <summary>How often the sweep of orphaned secrets runs in <c>covidfn up</c> (the Function app's timer: hourly).</summary>
+    public static readonly TimeSpan SecretSweepInterval = TimeSpan.FromHours(1);
+
     /// <summary>The fixed window <see cref="TestRequestsPerWindow"/> counts in (aligned to the clock: 12:00:00-12:01:00, ...).</summary>
     public TimeSpan TestRateWindow { get; init; } = TimeSpan.FromMinutes(1);
 

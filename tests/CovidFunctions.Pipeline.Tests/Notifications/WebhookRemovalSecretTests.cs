@@ -132,7 +132,8 @@ public sealed class WebhookRemovalSecretTests
 
     private static List<string> SecretNames(FileWebhookSecretStore secrets) =>
         File.Exists(secrets.FilePath)
-            ? [.. JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(secrets.FilePath))!.Keys.Order(StringComparer.Ordinal)]
+            ? [.. JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(secrets.FilePath))!.Keys
+                .Where(k => !k.StartsWith(FileWebhookSecretStore.StoredAtPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)]
             : [];
 
     /// <summary>A secret store whose next delete fails once (Key Vault unavailable for a moment).</summary>
@@ -156,5 +157,7 @@ public sealed class WebhookRemovalSecretTests
         }
 
         public Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken) => inner.ListNamesAsync(prefix, cancellationToken);
+
+        public Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken) => inner.ListStoredAsync(prefix, cancellationToken);
     }
 }

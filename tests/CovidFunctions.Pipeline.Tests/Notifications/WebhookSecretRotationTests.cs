@@ -112,7 +112,10 @@ public sealed class WebhookSecretRotationTests
         Assert.Equal([second.Subscription.SecretName, first.Subscription.SecretName], second.Subscription.SigningSecretNames(kit.Clock.GetUtcNow()));
         Assert.Null(await secrets.GetAsync(created.Subscription.SecretName, None));
 
-        var names = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(secrets.FilePath))!.Keys.Order(StringComparer.Ordinal);
+        // Each secret is dated beside it (~stored:{name}, what the orphan sweep judges its age by).
+        var keys = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(secrets.FilePath))!.Keys.ToList();
+        var names = keys.Where(k => !k.StartsWith(FileWebhookSecretStore.StoredAtPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+        Assert.Equal(names.Select(n => FileWebhookSecretStore.StoredAtPrefix + n), keys.Where(k => k.StartsWith(FileWebhookSecretStore.StoredAtPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal));
         Assert.Equal(new[] { first.Subscription.SecretName, second.Subscription.SecretName }.Order(StringComparer.Ordinal), names);
         if (!OperatingSystem.IsWindows())
         {

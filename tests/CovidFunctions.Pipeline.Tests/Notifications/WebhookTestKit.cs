@@ -53,6 +53,7 @@ public sealed class WebhookTestKit : IDisposable
     public WebhookTestKit(WebhookOptions? options = null, IHostAddressResolver? resolver = null)
     {
         Options = options ?? FastOptions();
+        Secrets = new InMemoryWebhookSecretStore(Clock);
         Guard = new WebhookTargetGuard(Options, resolver);
         Dispatcher = new WebhookDispatcher(Guard, Deliveries, Options, Clock, NullLogger<WebhookDispatcher>.Instance);
         Manager = new WebhookManager(Subscriptions, Secrets, Deliveries, Guard, Dispatcher, Options, Clock);
@@ -72,7 +73,8 @@ public sealed class WebhookTestKit : IDisposable
 
     public InMemoryWebhookSubscriptionStore Subscriptions { get; } = new();
 
-    public InMemoryWebhookSecretStore Secrets { get; } = new();
+    /// <summary>Dated by <see cref="Clock"/> (the sweep judges a secret's age by it).</summary>
+    public InMemoryWebhookSecretStore Secrets { get; }
 
     public InMemoryWebhookDeliveryLog Deliveries { get; } = new();
 
