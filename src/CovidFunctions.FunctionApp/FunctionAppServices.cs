@@ -104,12 +104,15 @@ public static class FunctionAppServices
         services.AddSingleton(sp => new WebhookStorage(sp.GetRequiredService<PipelineStorage>().Tables, sp.GetService<ILoggerFactory>()));
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Subscriptions);
         services.AddSingleton(sp => sp.GetRequiredService<WebhookStorage>().Deliveries);
-        services.AddSingleton(_ => CreateWebhookSecretStore(configuration, credential));
+        services.AddSingleton(sp => CreateWebhookSecretStore(configuration, credential, sp.GetService<TimeProvider>()));
         services.AddSingleton(sp => new WebhookTargetGuard(webhookOptions));
         services.AddSingleton<WebhookDispatcher>();
         services.AddSingleton<WebhookManager>();
         services.AddSingleton<IStudyNotifier, WebhookNotifier>();
         services.AddSingleton<WebhookRetryHandler>();
+
+        // The SweepWebhookSecrets timer's: deletes secrets no subscription signs with, once an hour old.
+        services.AddSingleton<WebhookSecretSweep>();
         services.AddSingleton<UsageQueries>();
         services.AddSingleton(new ResultsApiOptions { PublicBaseUrl = webhookOptions.PublicBaseUrl });
 
@@ -131,14 +134,15 @@ public static class FunctionAppServices
     /// Where webhook subscription secrets are kept, first match wins: the vault <c>Webhooks:KeyVaultUri</c> (bicep sets
     /// it to the webhook-secrets vault, the only vault the app identity may write); else <c>KeyVault:VaultUri</c>, as
     /// before the vaults were split (a single vault where the identity must then be Secrets Officer); else process
-    /// memory, for local runs only (secrets are lost on restart).
+    /// memory, for local runs only (secrets are lost on restart), dated by <paramref name="time"/> (the app's clock; the
+    /// orphan sweep judges a secret's age by it, as it does by Key Vault's <c>created</c>).
     /// </summary>
-    public static IWebhookSecretStore CreateWebhookSecretStore(IConfiguration configuration, TokenCredential credential)
+    public static IWebhookSecretStore CreateWebhookSecretStore(IConfiguration configuration, TokenCredential credential, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var vault = configuration[WebhookVaultUriSetting] is { Length: > 0 } webhookVault ? webhookVault : configuration[DeidVaultUriSetting];
         return string.IsNullOrEmpty(vault)
-            ? new InMemoryWebhookSecretStore()
+            ? new InMemoryWebhookSecretStore(time)
             : new KeyVaultWebhookSecretStore(new SecretClient(new Uri(vault), credential));
     }
 
