@@ -268,6 +268,11 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         {
             // The notify activity makes only the first attempt of a delivery; this loop makes the due retries.
             _loops.Add(Task.Run(() => webhooks.Retries.RunAsync(webhooks.Options.RetryPollInterval, token), CancellationToken.None));
+
+            // Secrets no subscription signs with (a rotation that died before its row write or lost it and could not
+            // delete its secret, a replaced secret past its overlap): deleted from webhook-secrets.json once an hour old.
+            var secretSweep = new WebhookSecretSweep(webhooks.Storage.Subscriptions, webhooks.Secrets, TimeProvider.System, _loggers.CreateLogger<WebhookSecretSweep>());
+            _loops.Add(Task.Run(() => secretSweep.RunAsync(WebhookOptions.SecretSweepInterval, token), CancellationToken.None));
         }
 
         StartScorer();
