@@ -266,4 +266,39 @@ public sealed class AdversarialProbeRound3Tests
 
         Assert.Equal(uid, output.Dataset.GetString(new DicomTag(0x0020, 0x0052)));
     }
+
+    /// <summary>
+    /// The output of the round's probes together (values relabelled with their attribute's VR, fragments removed, a number
+    /// under a foreign label kept) parses in dcmtk and pydicom, explicit VR little and big endian.
+    /// </summary>
+    [Theory]
+    [InlineData("1.2.840.10008.1.2.1")]
+    [InlineData("1.2.840.10008.1.2.2")]
+    public void Outputs_ParseInPeers(string transferSyntax)
+    {
+        var ds = CtDataset();
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0008, 0x0070), DicomVR.OB, Ascii("SIEMENS " + Marker + " ")));
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0018, 0x0050), DicomVR.OW, Ascii("1.25")));
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0028, 0x0120), DicomVR.UN, new byte[] { 0x18, 0xFC }));
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x0028, 0x0106), DicomVR.UN, Ascii(Marker + "XY")));
+        ds.AddOrUpdate(new DicomFragmentSequence(new DicomTag(0x0018, 0x1210), DicomVR.OB, ReadOnlyMemory<byte>.Empty, [new DicomFragment(Ascii(Marker + "XY"))]));
+        ds.AddOrUpdate(new DicomValueElement(new DicomTag(0x7FE0, 0x0008), DicomVR.OF, Ascii(Marker + "XY")));
+        var input = Reencode(new DicomFile(ds, TransferSyntax.Lookup(transferSyntax)));
+        Assert.True(new DeidentificationEngine(DeidentificationEngineTests.Key).DeidentifyFile(input).Accepted);
+        var path = Path.Combine(Path.GetTempPath(), "covidfn-probe3-" + Guid.NewGuid().ToString("N") + ".dcm");
+        try
+        {
+            input.Save(path);
+            AssertAbsent(File.ReadAllBytes(path), Marker);
+            var output = DicomFile.Open(path);
+            Assert.Equal("SIEMENS", output.Dataset.GetString(new DicomTag(0x0008, 0x0070)));
+            Assert.Equal(DicomVR.LO, output.Dataset[new DicomTag(0x0008, 0x0070)].VR);
+            Assert.Equal("1.25", output.Dataset.GetString(new DicomTag(0x0018, 0x0050)));
+            RealFileDeidentificationTests.AssertParsesInDcmtkAndPydicom(path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }
