@@ -778,6 +778,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         Put(entity, nameof(StudyRecord.IngestClaim), record.IngestClaim);
         Put(entity, nameof(StudyRecord.IngestClaimExpiresAt), record.IngestClaimExpiresAt?.ToUniversalTime());
         Put(entity, nameof(StudyRecord.IngestUsageJson), record.IngestUsageJson);
+        Put(entity, nameof(StudyRecord.EventOwed), record.EventOwed);
         Put(entity, nameof(StudyRecord.ScoringUsageJson), record.ScoringUsageJson);
 
         // Table Storage dates start in 1601: an unset CreatedAt (default) is simply not stored.
@@ -816,6 +817,7 @@ public sealed class TableStudyStore(TableClient table) : IStudyStore, IStudyIdIn
         IngestClaim = entity.GetString(nameof(StudyRecord.IngestClaim)),
         IngestClaimExpiresAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestClaimExpiresAt)),
         IngestUsageJson = entity.GetString(nameof(StudyRecord.IngestUsageJson)),
+        EventOwed = entity.GetString(nameof(StudyRecord.EventOwed)),
         ScoringUsageJson = entity.GetString(nameof(StudyRecord.ScoringUsageJson)),
         CreatedAt = entity.GetDateTimeOffset(nameof(StudyRecord.CreatedAt)) ?? default,
         IngestedAt = entity.GetDateTimeOffset(nameof(StudyRecord.IngestedAt)),

@@ -599,8 +599,9 @@ public sealed partial class IngestHandler
     /// <summary>
     /// Deletes the raw uploads of studies completed at least <see cref="PipelineOptions.UploadRetention"/> before
     /// <paramref name="now"/> (never one whose results are not stored yet; a rejected or failed study's upload is already
-    /// in quarantine), after failing the stuck studies (<see cref="FailStuckStudiesAsync"/>). Returns how many uploads
-    /// had blobs deleted.
+    /// in quarantine), after failing the stuck studies (<see cref="FailStuckStudiesAsync"/>), and sends the study events
+    /// still owed (<see cref="StudyRecord.EventOwed"/>: a settling write whose process died before its notification).
+    /// Returns how many uploads had blobs deleted.
     /// </summary>
     public async Task<int> SweepExpiredUploadsAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -609,9 +610,16 @@ public sealed partial class IngestHandler
         var cutoff = now - _options.UploadRetention;
         var swept = 0;
 
-        // A study is created before it completes, so CreatedAt <= cutoff bounds the query; CompletedAt decides.
-        await foreach (var study in _studies.QueryAsync(null, null, null, cutoff, cancellationToken).ConfigureAwait(false))
+        // One pass over every study, for the owed events too (a study of any age can owe one). Not bounded by CreatedAt
+        // as it was for retention alone: the Studies table filters that column server-side, reading every row anyway, so
+        // the pass only returns the rows of the last retention period more. CompletedAt decides retention.
+        await foreach (var study in _studies.QueryAsync(null, null, null, null, cancellationToken).ConfigureAwait(false))
         {
+            if (study.EventOwed is { } owed)
+            {
+                await SendOwedEventAsync(study, owed, cancellationToken).ConfigureAwait(false);
+            }
+
             if (study.Status != StudyStatus.Completed || study.CompletedAt is not { } completedAt || completedAt > cutoff || study.UploadPath is not { Length: > 0 } uploadPath)
             {
                 continue;
@@ -673,10 +681,27 @@ public sealed partial class IngestHandler
             var reason = string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{StuckReasonPrefix}{_options.StuckStudyAge.TotalHours:0.##} h after it was {(study.IngestedAt is null ? "created" : "ingested")} (Pipeline:StuckStudyAge): {why}")
                 + (study.IngestError is { } error ? $"; the last ingest error: {error}" : string.Empty);
-            // study.failed goes out once the row is failed and before the upload's move (NotifyFailed): a watchdog that dies
-            // after it leaves the row naming the upload, still in ct-uploads, and the minute sweep finishes the move and sends
-            // the event. Before, it was sent after the move: a watchdog that died in between left a failed study, its path
-            // forgotten and its upload in quarantine, that nothing would meet again, and no subscriber was ever told.
+            // The row is failed with study.failed owed in one write, made only while the study is as the query saw it (still
+            // processing, not ingested since): a watchdog that dies after it, before the notification, leaves the event
+            // owed, and the next sweep sends it (SendOwedEventAsync). Before, a study failed after ingest whose watchdog
+            // died there was never notified: the minute sweep moved its upload to quarantine without the event. A study
+            // that settled or was ingested meanwhile is left to whoever did it.
+            try
+            {
+                await _studies.UpdateAsync(study.Tenant, study.StudyId, r => r is { Status: StudyStatus.Processing } && r.IngestedAt == study.IngestedAt
+                    ? r with { Status = StudyStatus.Failed, Reason = reason, CompletedAt = now, EventOwed = Owed(StudyEventTypes.Failed, r) }
+                    : throw new StudyMovedOnException(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (StudyMovedOnException)
+            {
+                continue;
+            }
+
+            // FailStudy's way for the rest (the same failed row again, then the move): study.failed goes out once the row is
+            // failed and before the upload's move (NotifyFailed), so a watchdog that dies after it leaves the row naming the
+            // upload, still in ct-uploads, and the minute sweep finishes the move and sends the event too. Before, it was
+            // sent after the move: a watchdog that died in between left a failed study, its path forgotten and its upload
+            // in quarantine, that nothing would meet again, and no subscriber was ever told.
             if (await FailStudyActivity.FailAsync(_studies, _containers, study.Tenant, study.StudyId, reason, StuckReason, reason, now, null, NotifyFailed(study.Tenant, study.StudyId, cancellationToken), cancellationToken).ConfigureAwait(false))
             {
                 failed++;
@@ -816,7 +841,60 @@ public sealed partial class IngestHandler
     /// </summary>
     private Func<Task>? NotifyFailed(string tenant, string studyId, CancellationToken cancellationToken) => _notifier is null
         ? null
-        : () => _notifier.NotifyAsync(tenant, studyId, StudyEventTypes.Failed, cancellationToken);
+        : () => NotifyAsync(tenant, studyId, StudyEventTypes.Failed, cancellationToken);
+
+    /// <summary>
+    /// Hands <paramref name="eventType"/> to the notifier, then clears it from the row when the row owes it
+    /// (<see cref="StudyRecord.EventOwed"/>): a process that dies in between leaves it owed, and the sweep sends it again
+    /// (the notifier's delivery ids keep it once). Nothing without a notifier.
+    /// </summary>
+    private async Task NotifyAsync(string tenant, string studyId, string eventType, CancellationToken cancellationToken)
+    {
+        if (_notifier is null)
+        {
+            return;
+        }
+
+        await _notifier.NotifyAsync(tenant, studyId, eventType, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _studies.UpdateAsync(tenant, studyId, r => r is { } row && row.EventOwed == eventType ? row with { EventOwed = null } : throw new NothingOwedException(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (NothingOwedException)
+        {
+            // Nothing owed (a row written before owed events existed, or one another process cleared): no write.
+        }
+    }
+
+    /// <summary>
+    /// What a settling write puts in <see cref="StudyRecord.EventOwed"/>: <paramref name="eventType"/> when this handler
+    /// has a notifier to send it (and clear it), else what the row held.
+    /// </summary>
+    private string? Owed(string eventType, StudyRecord? row) => _notifier is null ? row?.EventOwed : eventType;
+
+    /// <summary>
+    /// The sweep's send of an event a settling write owes (<see cref="StudyRecord.EventOwed"/>) whose process died before
+    /// its notification: a reject or an upload-missing failure (its upload already gone, so no delivery or watcher meets
+    /// it again), a watchdog failure. Sent and cleared as the settling write would have (<see cref="NotifyAsync"/>). A
+    /// failure to send is logged and left owed for the next sweep; the other studies go on.
+    /// </summary>
+    private async Task SendOwedEventAsync(StudyRecord study, string eventType, CancellationToken cancellationToken)
+    {
+        if (_notifier is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await NotifyAsync(study.Tenant, study.StudyId, eventType, cancellationToken).ConfigureAwait(false);
+            Log.OwedEventSent(_logger, study.Tenant, study.StudyId, eventType);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.OwedEventNotSent(_logger, study.Tenant, study.StudyId, eventType, ex.GetType().Name);
+        }
+    }
 
     private static IngestOutcome IngestFailed(UploadUnit unit, string detail) =>
         new(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, IngestFailedReason, detail);
@@ -901,10 +979,7 @@ public sealed partial class IngestHandler
                 row.Reason ?? "the study failed before it was ingested", _time.GetUtcNow());
         var moved = await UploadArchive.SettleAsync(_containers, _studies, unit.Tenant, unit.StudyId, uploadPath, reason, cancellationToken).ConfigureAwait(false);
         Log.QuarantineMoveFinished(_logger, unit.Tenant, unit.StudyId, reason.Reason, moved);
-        if (_notifier is not null)
-        {
-            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-        }
+        await NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
 
         return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, reason.Reason, reason.Detail);
     }
@@ -935,11 +1010,7 @@ public sealed partial class IngestHandler
     /// </summary>
     private async Task<IngestOutcome> NotifySettledAsync(UploadUnit unit, StudyRecord row, CancellationToken cancellationToken)
     {
-        if (_notifier is not null)
-        {
-            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? StudyEventTypes.Rejected : StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-        }
-
+        await NotifyAsync(unit.Tenant, unit.StudyId, row.Status == StudyStatus.Rejected ? StudyEventTypes.Rejected : StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
         return AlreadySettled(unit, row);
     }
 
@@ -1177,11 +1248,12 @@ public sealed partial class IngestHandler
             IngestClaim = null,
             IngestClaimExpiresAt = null,
             UploadPath = unit.UploadPath,
+
+            // Owed until sent: the upload is gone, so a process that dies before the notification is met again only by a
+            // re-delivery of the upload's event (Azure), never by covidfn up's watcher; the sweep sends it.
+            EventOwed = Owed(StudyEventTypes.Failed, row),
         }, cancellationToken).ConfigureAwait(false);
-        if (_notifier is not null)
-        {
-            await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
-        }
+        await NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Failed, cancellationToken).ConfigureAwait(false);
 
         Log.UploadMissing(_logger, unit.Tenant, unit.StudyId);
         return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Failed, 0, false, UploadMissingReason, detail);
@@ -1230,11 +1302,13 @@ public sealed partial class IngestHandler
 
                 // The upload is gone from ct-uploads; its path (a name the uploader chose) lives on in reason.json only.
                 UploadPath = null,
+
+                // Owed until sent: with the upload gone, a process that dies before the notification is met again only by
+                // a re-delivery of the upload's event (Azure's trigger retries), never by covidfn up's watcher, which lists
+                // ct-uploads. The sweep sends what is still owed (SendOwedEventAsync).
+                EventOwed = Owed(StudyEventTypes.Rejected, row),
             }, cancellationToken).ConfigureAwait(false);
-            if (_notifier is not null)
-            {
-                await _notifier.NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Rejected, cancellationToken).ConfigureAwait(false);
-            }
+            await NotifyAsync(unit.Tenant, unit.StudyId, StudyEventTypes.Rejected, cancellationToken).ConfigureAwait(false);
         }
 
         return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.Rejected, 0, false, code, detail);
@@ -1885,6 +1959,12 @@ public sealed partial class IngestHandler
     /// same code fails the same way, so the study fails now instead of after every retry. The message is cleaned of the
     /// temporary paths; the original exception is the inner one.
     /// </summary>
+    /// <summary>Thrown inside a row update that finds nothing to clear (<see cref="NotifyAsync"/>): the row is not written.</summary>
+    private sealed class NothingOwedException() : Exception("the study owes no such event");
+
+    /// <summary>Thrown inside the watchdog's row update when the study settled or was ingested since the query: not written.</summary>
+    private sealed class StudyMovedOnException() : Exception("the study is no longer as the watchdog found it");
+
     private sealed class InputDefectException(string stage, string message, Exception inner) : Exception(message, inner)
     {
         /// <summary>What ingest was doing ("the series was assembled"), for the reason.</summary>
@@ -1965,6 +2045,12 @@ public sealed partial class IngestHandler
     {
         [LoggerMessage(EventId = 118, Level = LogLevel.Information, Message = "Ingest of {Tenant}/{StudyId} stopped with the host; its attempt was not given back: another attempt holds the study now, or it was ingested or settled")]
         public static partial void NotGivenBack(ILogger logger, string tenant, string studyId);
+
+        [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: {EventType} owed by its settling write (its process died before notifying) was sent by the sweep")]
+        public static partial void OwedEventSent(ILogger logger, string tenant, string studyId, string eventType);
+
+        [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: {EventType} is owed and could not be sent ({Type}); the next sweep tries again")]
+        public static partial void OwedEventNotSent(ILogger logger, string tenant, string studyId, string eventType, string type);
 
         [LoggerMessage(EventId = 119, Level = LogLevel.Warning, Message = "Ingest of {Tenant}/{StudyId}: attempt {Attempt} failed after its claim ran out unrenewed; its error was not recorded and nothing given up: another attempt holds the study now, or it was ingested or settled")]
         public static partial void FailureNotRecorded(ILogger logger, string tenant, string studyId, int attempt);

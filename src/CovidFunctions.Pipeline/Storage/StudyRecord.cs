@@ -128,6 +128,16 @@ public sealed record StudyRecord
     /// </summary>
     public string? ScoringUsageJson { get; init; }
 
+    /// <summary>
+    /// The study event (<c>study.rejected</c>, <c>study.failed</c>) the write that settled the study owes its subscribers:
+    /// written with that write (a reject's row, an upload-missing failure's, the watchdog's failure) and cleared once the
+    /// notifier has taken it. Its upload gone (or no longer met), nothing else would send it if the process died in
+    /// between: the upload sweep (<see cref="Ingest.IngestHandler.SweepExpiredUploadsAsync"/>, hourly in Azure, at
+    /// <c>covidfn up</c>'s start and every sweep interval) sends what is still owed, and the notifier's delivery ids keep it
+    /// once. Null when nothing is owed (and on rows written without a notifier).
+    /// </summary>
+    public string? EventOwed { get; init; }
+
     /// <summary>Optimistic-concurrency token of the stored row (null for a new record).</summary>
     public string? ETag { get; init; }
 }

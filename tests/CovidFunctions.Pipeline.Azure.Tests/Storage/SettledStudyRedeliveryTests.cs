@@ -50,15 +50,18 @@ public sealed class SettledStudyRedeliveryTests(AzuriteFixture azurite)
         var outcome = await Handler(notifier).IngestAsync(unit, None);
 
         // Before, the re-delivery was run as a new attempt of the rejected study: its count went to 2 and the row said
-        // processing until the reject was written again. Now the row is not written at all (same ETag).
-        Assert.Equal(rejected, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None));
+        // processing until the reject was written again. Now the row is left as the reject wrote it, but for the event it
+        // owed (StudyRecord.EventOwed), cleared once sent.
+        Assert.Equal(StudyEventTypes.Rejected, rejected.EventOwed);
+        var sent = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None))!;
+        Assert.Equal(rejected with { EventOwed = null, ETag = sent.ETag }, sent);
         Assert.Equal((IngestStatus.Rejected, StudyStatus.Rejected), (outcome.Status, outcome.Reason));
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Rejected)], notifier.Events);
         Assert.Equal("unreadable", (await ReasonAsync(tenant, unit.StudyId)).Reason);
 
-        // Delivered again and again: still no write (a row rewritten each time would be counted each time, before).
+        // Delivered again and again: no write (same ETag; a row rewritten each time would be counted each time, before).
         await Handler(notifier).IngestAsync(unit, None);
-        Assert.Equal(rejected, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None));
+        Assert.Equal(sent, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None));
     }
 
     [Fact]
@@ -114,7 +117,9 @@ public sealed class SettledStudyRedeliveryTests(AzuriteFixture azurite)
         // Before, the re-delivery found the study settled with no blob at its path and sent nothing.
         Assert.Equal([(tenant, unit.StudyId, StudyEventTypes.Failed)], notifier.Events);
         Assert.Equal(IngestStatus.Failed, outcome.Status);
-        Assert.Equal(failed, await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None));
+        Assert.Equal(StudyEventTypes.Failed, failed.EventOwed);
+        var sent = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, None))!;
+        Assert.Equal(failed with { EventOwed = null, ETag = sent.ETag }, sent);
     }
 
     private UploadUnit SingleBlob(string path) =>
