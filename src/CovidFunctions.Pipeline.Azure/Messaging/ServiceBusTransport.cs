@@ -171,6 +171,14 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// settlement refused because the lock was lost is logged the same way rather than thrown.
     /// </para>
     /// <para>
+    /// A message delivered before (delivery count above 1: its last holder may have died of it) runs alone on this
+    /// replica when <paramref name="gate"/> is given (<see cref="RunAsync"/> gives one per processor): its handler starts
+    /// when the handlers started before it have finished, and a message the processor hands over meanwhile waits (its
+    /// lock renewed) until it is done. Unlike the Storage-queue transport, this one cannot stop the processor from
+    /// receiving: a message received while a suspect runs is held unstarted, so a crash during the suspect still costs
+    /// it a delivery (<c>docs/design/failure-semantics.md</c>).
+    /// </para>
+    /// <para>
     /// A message delivered more often than <paramref name="maxDeliveryCount"/> (no delivery settled it: the handler's
     /// process stopped each time) is dead-lettered without running the handler, as the Storage-queue transport does,
     /// and <paramref name="deadLetterHook"/> is told first; so is a dead-letter decided on the last delivery. The app sees
@@ -186,7 +194,8 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         Func<TimeSpan, CancellationToken, Task>? delay = null,
         ILogger? logger = null,
         IDeadLetterHook? deadLetterHook = null,
-        string queue = "")
+        string queue = "",
+        DeliveryGate? gate = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(handler);
@@ -203,11 +212,18 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
 
         Settlement? result = null;
         Exception? error = null;
+        using var admission = gate?.Admit(received.DeliveryCount);
         using (var handlerDone = new CancellationTokenSource())
         {
             var renewalBound = WarnAtRenewalBoundAsync(received, transport.MaxAutoLockRenewalDuration, logger, handlerDone.Token);
             try
             {
+                // The processor renews the lock while the message waits its turn; stopping abandons it unstarted.
+                if (admission is not null)
+                {
+                    await admission.WaitAsync(args.CancellationToken).ConfigureAwait(false);
+                }
+
                 result = await handler(received, args.CancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (args.CancellationToken.IsCancellationRequested)
@@ -300,9 +316,10 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         ArgumentNullException.ThrowIfNull(options);
         await using var processor = _client.CreateProcessor(queue, CreateProcessorOptions(options, _options));
         _processors[processor] = 0;
+        var gate = new DeliveryGate();
         processor.ProcessMessageAsync += async args =>
         {
-            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger, deadLetterHook: options.DeadLetterHook, queue: queue).ConfigureAwait(false);
+            var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger, deadLetterHook: options.DeadLetterHook, queue: queue, gate: gate).ConfigureAwait(false);
             if (settlement.Action != SettlementAction.Complete)
             {
                 LogSettled(_logger, queue, args.Message.MessageId, args.Message.DeliveryCount, settlement.Action, settlement.Reason ?? "");

@@ -41,7 +41,10 @@ public sealed record StorageQueueTransportOptions
 /// possible Azure one). Messages are <see cref="StorageQueueEnvelope"/> JSON (Base64-encoded by the queue client options
 /// of <see cref="Storage.PipelineStorage"/>).
 /// <para>
-/// Receiving: up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once; each received message is invisible for
+/// Receiving: one message per receive, up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once, except that a
+/// message delivered before (<c>DequeueCount</c> above 1: its last holder may have died of it) runs alone: it starts
+/// when the handlers started before it have finished, and nothing more is received until it is done
+/// (<see cref="DeliveryGate"/>); each received message is invisible for
 /// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended by that much every third of it while its handler runs (the
 /// handler's heartbeat); <c>DequeueCount</c> is the delivery count, so a message whose handler crashed the process comes
 /// back with a higher count once the last extension runs out: between two thirds of the timeout and the whole of it
@@ -86,6 +89,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         ArgumentNullException.ThrowIfNull(options);
         var maxConcurrency = Math.Max(1, options.MaxConcurrency);
         using var slots = new SemaphoreSlim(maxConcurrency, maxConcurrency);
+        var gate = new DeliveryGate();
         var running = new ConcurrentDictionary<Task, byte>();
         QueueClient? client = null;
         try
@@ -93,41 +97,40 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             while (!cancellationToken.IsCancellationRequested)
             {
                 await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-                var free = 1;
-                while (free < maxConcurrency && slots.Wait(0, CancellationToken.None))
-                {
-                    free++;
-                }
-
-                StorageMessage[] messages;
+                var taken = false;
                 try
                 {
-                    client ??= await GetQueueAsync(queue, cancellationToken).ConfigureAwait(false);
-                    var response = await client.ReceiveMessagesAsync(Math.Min(free, 32), options.VisibilityTimeout, cancellationToken).ConfigureAwait(false);
-                    messages = response.Value;
-                }
-                catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
-                {
-                    slots.Release(free);
-                    LogReceiveFailed(_logger, queue, ex.Message);
-                    await Task.Delay(_options.ErrorBackoff, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
+                    // A message delivered before waits or runs alone (DeliveryGate): take nothing more until it is done,
+                    // so a process it kills holds no other message. One message per receive for the same reason: a
+                    // batch could hold a second redelivered message behind the first, and a crash during the first
+                    // would cost the second a delivery too.
+                    await gate.WaitUntilNoSuspectAsync(cancellationToken).ConfigureAwait(false);
+                    StorageMessage[] messages;
+                    try
+                    {
+                        client ??= await GetQueueAsync(queue, cancellationToken).ConfigureAwait(false);
+                        var response = await client.ReceiveMessagesAsync(1, options.VisibilityTimeout, cancellationToken).ConfigureAwait(false);
+                        messages = response.Value;
+                    }
+                    catch (Exception ex) when (IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+                    {
+                        LogReceiveFailed(_logger, queue, ex.Message);
+                        await Task.Delay(_options.ErrorBackoff, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
 
-                if (free > messages.Length)
-                {
-                    slots.Release(free - messages.Length);
-                }
+                    if (messages.Length == 0)
+                    {
+                        await Task.Delay(options.PollInterval, cancellationToken).ConfigureAwait(false);
+                        continue;
+                    }
 
-                if (messages.Length == 0)
-                {
-                    await Task.Delay(options.PollInterval, cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
+                    var message = messages[0];
 
-                foreach (var message in messages)
-                {
-                    var task = HandleOneAsync(client!, queue, message, handler, options, cancellationToken);
+                    // Admitted before anything awaits: the next turn of this loop must see a suspect already waiting.
+                    var admission = gate.Admit((int)Math.Min(message.DequeueCount, int.MaxValue));
+                    var task = HandleOneAsync(client!, queue, message, admission, handler, options, cancellationToken);
+                    taken = true;
                     running[task] = 0;
                     _ = task.ContinueWith(
                         t =>
@@ -138,6 +141,13 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                         CancellationToken.None,
                         TaskContinuationOptions.ExecuteSynchronously,
                         TaskScheduler.Default);
+                }
+                finally
+                {
+                    if (!taken)
+                    {
+                        slots.Release();
+                    }
                 }
             }
         }
@@ -155,10 +165,12 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         QueueClient client,
         string queue,
         StorageMessage message,
+        DeliveryGate.Admission admission,
         Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler,
         ConsumerOptions options,
         CancellationToken cancellationToken)
     {
+        using var admitted = admission;
         var lease = new Lease(message.MessageId, message.PopReceipt);
         var deliveryCount = (int)Math.Min(message.DequeueCount, int.MaxValue);
         try
@@ -166,12 +178,14 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
             var envelope = StorageQueueEnvelope.TryParse(message.MessageText);
             if (envelope is null)
             {
+                admission.Dispose(); // settled without running: nobody waits for it
                 await DeadLetterAsync(client, queue, lease, message.MessageId, deliveryCount, "malformed message: not a {messageId, body} envelope", message.MessageText).ConfigureAwait(false);
                 return;
             }
 
             if (SettlementPolicy.IsOverDelivered(deliveryCount, options.MaxDeliveryCount))
             {
+                admission.Dispose();
                 await DeadLetterAsync(client, queue, lease, envelope.MessageId, deliveryCount, $"delivered {deliveryCount} times (max {options.MaxDeliveryCount}) without being settled: its handler kept failing or crashing", envelope.Body, options, DeadLetterCause.OverDelivered).ConfigureAwait(false);
                 return;
             }
@@ -185,6 +199,8 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                 var renewTask = RenewVisibilityAsync(client, lease, envelope.MessageId, options.VisibilityTimeout, renewal.Token);
                 try
                 {
+                    // Kept invisible (renewed) while it waits its turn; released at once if the consumer stops first.
+                    await admission.WaitAsync(cancellationToken).ConfigureAwait(false);
                     result = await handler(new ReceivedMessage(envelope.MessageId, envelope.Body, deliveryCount), cancellationToken).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -34,13 +34,16 @@ public sealed class CrashLoopingChunkTests(AzuriteFixture azurite)
         // No visibility renewal: a delivery whose handler never returns is what the queue sees of a process that died
         // mid-chunk (nobody renews, nobody settles), and the message is visible again after its 5 s. (Not shorter: the
         // fourth delivery's dead-letter path, three storage calls, must end within it on a loaded machine, or a fifth
-        // delivery dead-letters it and answers once more, harmless but not what is counted here.)
+        // delivery dead-letters it and answers once more, harmless but not what is counted here.) Each delivery is taken
+        // by a replica of its own (one RunAsync), stopped from receiving once it "died": a live consumer would hold the
+        // redelivered chunk behind its own hung one, since a redelivered message runs alone (DeliveryGate).
         var transport = azurite.Storage.CreateQueueTransport(options: new StorageQueueTransportOptions { MaxVisibilityRenewal = TimeSpan.Zero });
         var sender = new RedirectingSender(transport, PipelineNames.SliceResultsQueue, results);
         var models = ScreeningModels.Load();
 
         // The scorer "dies" when it stores the chunk's rows, after scoring it: the call never returns.
-        var dying = new DyingSliceResults();
+        using var afterTheTest = new CancellationTokenSource();
+        var dying = new DyingSliceResults(afterTheTest.Token);
         var handler = new ScoringHandler(azurite.Storage.BlobContainers, dying, sender, models,
             Options.Create(new ScoringOptions { MaxDeliveryCount = 3 }), NullLogger<ScoringHandler>.Instance);
         var hook = new ChunkDeadLetterHook(sender, NullLogger<ChunkDeadLetterHook>.Instance, azurite.Storage.Studies, models.Provider);
@@ -49,27 +52,44 @@ public sealed class CrashLoopingChunkTests(AzuriteFixture azurite)
 
         var deliveries = new ConcurrentQueue<int>();
         var answers = azurite.Storage.Queues.GetQueueClient(results);
-        using (var stop = new CancellationTokenSource(Patience))
+        var replicas = new List<(CancellationTokenSource Life, Task Run)>();
+        using (var patience = new CancellationTokenSource(Patience))
         {
-            var consumer = transport.RunAsync(requests, (message, ct) =>
+            try
             {
-                deliveries.Enqueue(message.DeliveryCount);
-                return handler.HandleAsync(message, ct);
-            }, new ConsumerOptions
-            {
-                MaxDeliveryCount = 3,
-                MaxConcurrency = 5, // the three "dead" deliveries keep their slots
-                PollInterval = TimeSpan.FromMilliseconds(100),
-                VisibilityTimeout = TimeSpan.FromSeconds(5),
-                DeadLetterHook = hook,
-            }, stop.Token);
-            while (!stop.IsCancellationRequested && !((await answers.ExistsAsync()).Value && (await answers.PeekMessagesAsync(1)).Value.Length > 0))
-            {
-                await Task.Delay(100);
-            }
+                async Task<bool> AnsweredAsync() => (await answers.ExistsAsync()).Value && (await answers.PeekMessagesAsync(1)).Value.Length > 0;
+                while (!patience.IsCancellationRequested && !await AnsweredAsync())
+                {
+                    var life = new CancellationTokenSource();
+                    var died = dying.Calls;
+                    replicas.Add((life, transport.RunAsync(requests, (message, ct) =>
+                    {
+                        deliveries.Enqueue(message.DeliveryCount);
+                        return handler.HandleAsync(message, ct);
+                    }, new ConsumerOptions
+                    {
+                        MaxDeliveryCount = 3,
+                        PollInterval = TimeSpan.FromMilliseconds(100),
+                        VisibilityTimeout = TimeSpan.FromSeconds(5),
+                        DeadLetterHook = hook,
+                    }, life.Token)));
+                    while (!patience.IsCancellationRequested && dying.Calls == died && !await AnsweredAsync())
+                    {
+                        await Task.Delay(100);
+                    }
 
-            await stop.CancelAsync();
-            await consumer;
+                    await life.CancelAsync(); // died (or answered): it takes nothing more
+                }
+            }
+            finally
+            {
+                await afterTheTest.CancelAsync(); // the dead replicas' handlers end now, as if stopped
+                await Task.WhenAll(replicas.Select(r => r.Run));
+                foreach (var (life, _) in replicas)
+                {
+                    life.Dispose();
+                }
+            }
         }
 
         Assert.Equal([1, 2, 3], deliveries); // the fourth delivery is dead-lettered, not scored again
@@ -188,17 +208,17 @@ public sealed class CrashLoopingChunkTests(AzuriteFixture azurite)
         return found;
     }
 
-    /// <summary>Never returns from storing the rows until the consumer stops: the process "died" there.</summary>
-    private sealed class DyingSliceResults : ISliceResultStore
+    /// <summary>Never returns from storing the rows until the test ends: the process "died" there.</summary>
+    private sealed class DyingSliceResults(CancellationToken afterTheTest) : ISliceResultStore
     {
         private int _calls;
 
-        public int Calls => _calls;
+        public int Calls => Volatile.Read(ref _calls);
 
         public async Task UpsertAsync(IReadOnlyList<SliceResultRecord> records, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _calls);
-            await Task.Delay(Timeout.Infinite, cancellationToken);
+            await Task.Delay(Timeout.Infinite, afterTheTest);
         }
 
         public Task<IReadOnlyList<SliceResultRecord>> GetAsync(string tenant, string studyId, CancellationToken cancellationToken) =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Azure.Messaging.ServiceBus;
 using CovidFunctions.Pipeline.Azure.Messaging;
 using CovidFunctions.Pipeline.Messaging;
@@ -336,6 +337,72 @@ public sealed class ServiceBusTransportTests
 
         Assert.Equal(["sender.send", "sender.dispose"], calls);
     }
+
+    [Fact]
+    public async Task A_redelivered_message_runs_alone_after_the_running_one_and_holds_back_the_next()
+    {
+        // The processor hands the transport a message delivered before (its last holder may have died of it) while a
+        // first delivery runs: it starts once that one has finished, and one handed over meanwhile waits for it.
+        var gate = new DeliveryGate();
+        var started = new ConcurrentQueue<string>();
+        var (releaseFirst, suspectRunning, releaseSuspect) = (NewSignal(), NewSignal(), NewSignal());
+        var first = ServiceBusTransport.ProcessAsync(new ProcessMessageEventArgs(Received("first", "{}", 1), new RecordingReceiver(), CancellationToken.None), async (m, _) =>
+        {
+            started.Enqueue(m.MessageId);
+            await releaseFirst.Task;
+            return Settlement.Complete;
+        }, maxDeliveryCount: 5, gate: gate);
+        var suspect = ServiceBusTransport.ProcessAsync(new ProcessMessageEventArgs(Received("suspect", "{}", 2), new RecordingReceiver(), CancellationToken.None), async (m, _) =>
+        {
+            started.Enqueue(m.MessageId);
+            suspectRunning.TrySetResult();
+            await releaseSuspect.Task;
+            return Settlement.Complete;
+        }, maxDeliveryCount: 5, gate: gate);
+        var later = ServiceBusTransport.ProcessAsync(new ProcessMessageEventArgs(Received("later", "{}", 1), new RecordingReceiver(), CancellationToken.None), (m, _) =>
+        {
+            started.Enqueue(m.MessageId);
+            return Task.FromResult(Settlement.Complete);
+        }, maxDeliveryCount: 5, gate: gate);
+
+        Assert.Equal(["first"], started);
+        releaseFirst.TrySetResult();
+        await first.WaitAsync(TimeSpan.FromSeconds(30));
+        await suspectRunning.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(["first", "suspect"], started); // alone: the later one still waits
+        Assert.False(later.IsCompleted);
+
+        releaseSuspect.TrySetResult();
+        await Task.WhenAll(suspect, later).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(["first", "suspect", "later"], started);
+        Assert.Equal(0, gate.Running);
+    }
+
+    [Fact]
+    public async Task A_redelivered_message_still_waiting_when_the_processor_stops_is_abandoned_unstarted()
+    {
+        var gate = new DeliveryGate();
+        using var running = gate.Admit(1);
+        await running.WaitAsync(CancellationToken.None);
+        var receiver = new RecordingReceiver();
+        using var stopping = new CancellationTokenSource();
+        var ran = false;
+        var waiting = ServiceBusTransport.ProcessAsync(new ProcessMessageEventArgs(Received("suspect", "{}", 2), receiver, stopping.Token), (_, _) =>
+        {
+            ran = true;
+            return Task.FromResult(Settlement.Complete);
+        }, maxDeliveryCount: 5, gate: gate);
+
+        await stopping.CancelAsync();
+        var settlement = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.False(ran);
+        Assert.Equal(SettlementAction.Retry, settlement.Action);
+        Assert.Equal(["abandon"], receiver.Calls);
+        Assert.Equal(1, gate.Running); // only the one still running
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private static Task NoWait(TimeSpan wait, CancellationToken cancellationToken) => Task.CompletedTask;
 

@@ -70,8 +70,8 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
     [Fact]
     public async Task Once_the_message_is_no_longer_held_the_renewal_stops_instead_of_retrying_a_stale_receipt()
     {
-        // Renewals every second (visibility 2 s) fail until the message has become visible and the transport's second
-        // slot has received it (and completes it, deleting it). The first delivery, still running, is refused its next
+        // Renewals every second (visibility 2 s) fail until the message has become visible and the second replica
+        // has received it (and completes it, deleting it). The first delivery, still running, is refused its next
         // renewal (its receipt no longer holds the message): that is final, so it must not go on asking every second until
         // it ends. Failing until the second delivery, not a fixed number of times, keeps this independent of how fast a
         // loaded machine polls.
@@ -90,7 +90,7 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
 
         var firstDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var stop = new CancellationTokenSource();
-        var consumer = transport.RunAsync(queue, async (message, _) =>
+        async Task<Settlement> HandleAsync(ReceivedMessage message, CancellationToken cancellationToken)
         {
             deliveries.Enqueue(message.DeliveryCount);
             if (message.DeliveryCount == 1)
@@ -100,11 +100,20 @@ public sealed class StorageQueueRenewalTests(AzuriteFixture azurite)
             }
 
             return Settlement.Complete;
-        }, new ConsumerOptions { MaxConcurrency = 2, PollInterval = TimeSpan.FromMilliseconds(100), VisibilityTimeout = TimeSpan.FromSeconds(2) }, stop.Token);
+        }
+
+        // Two replicas of one slot each: a redelivered message waits for the other handlers of its own replica
+        // (DeliveryGate), so the second delivery runs beside the first only on the other one.
+        var consumerOptions = new ConsumerOptions { MaxConcurrency = 1, PollInterval = TimeSpan.FromMilliseconds(100), VisibilityTimeout = TimeSpan.FromSeconds(2) };
+        var consumers = new[]
+        {
+            transport.RunAsync(queue, HandleAsync, consumerOptions, stop.Token),
+            transport.RunAsync(queue, HandleAsync, consumerOptions, stop.Token),
+        };
 
         await firstDone.Task.WaitAsync(TimeSpan.FromMinutes(1));
         await stop.CancelAsync();
-        await consumer;
+        await Task.WhenAll(consumers);
 
         Assert.Equal([1, 2], deliveries);
         Assert.True(faults.Refused == 1, $"{faults.Refused} renewal(s) refused by the service after the message was gone");
