@@ -54,7 +54,11 @@ public sealed record ScorerOptions
     /// <summary>Port of /healthz and /readyz (0: any free port, for tests).</summary>
     public int HealthPort { get; init; } = 8080;
 
-    /// <summary>Chunks scored at once (Service Bus MaxConcurrentCalls). One GPU is busiest with 2: one chunk computes while the next reads tiles.</summary>
+    /// <summary>
+    /// Chunks scored at once (Service Bus MaxConcurrentCalls). One GPU is busiest with 2: one chunk computes while the
+    /// next reads tiles. A chunk delivered before (its last replica may have died of it) is scored alone on its replica
+    /// (<see cref="Pipeline.Messaging.DeliveryGate"/>), so a crash during it costs no other chunk a delivery.
+    /// </summary>
     public int MaxConcurrentCalls { get; init; } = 2;
 
     /// <summary>Deliveries before a failing chunk is dead-lettered (the Service Bus queue's own limit is bicep's sliceMaxDeliveryCount).</summary>
@@ -68,12 +72,13 @@ public sealed record ScorerOptions
     /// before the next replica takes it, and fails its study on the delivery after <see cref="MaxDeliveryCount"/>.
     /// 30 s: renewed every 10 s, so 20 s of failed renewals (the storage account unreachable) pass without a second
     /// delivery, and a crash-looping chunk fails its study after about 5 × 30 s plus the restarts. It was 5 min, which
-    /// made that about 25 minutes (docs/benchmarks.md). Not used on Service Bus, whose lock is the queue's lockDuration.
+    /// made that about 25 minutes (docs/benchmarks.md). Not used on Service Bus, whose lock is the queue's lockDuration
+    /// (bicep's sliceLockDuration, the same 30 s, renewed by the processor).
     /// </summary>
     public TimeSpan MessageLockDuration { get; init; } = DefaultMessageLockDuration;
 
     /// <summary>The default <see cref="MessageLockDuration"/>.</summary>
-    public static readonly TimeSpan DefaultMessageLockDuration = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultMessageLockDuration = Pipeline.Azure.Messaging.SettlementPolicy.CrashRedeliveryLock;
 
     /// <summary>Idle wait between empty polls of a Storage queue.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
