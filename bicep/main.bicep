@@ -81,8 +81,8 @@ param deadLetterRetentionDays int = 30
 @maxValue(100)
 param sliceMaxDeliveryCount int = 5
 
-@description('Peek-lock duration of a chunk message (ISO 8601, at most PT5M).')
-param sliceLockDuration string = 'PT2M'
+@description('Peek-lock duration of a chunk message (ISO 8601, 5 s to 5 min): how long a dead scorer replica\'s chunk stays locked before it is delivered again. A live replica renews it while the chunk runs (up to 30 min), so it does not bound a chunk\'s run; 30 s matches the Storage-queue scorer\'s Scorer__MessageLockDuration.')
+param sliceLockDuration string = 'PT30S'
 
 @description('Service Bus duplicate-detection window (ISO 8601).')
 param duplicateDetectionWindow string = 'PT1H'

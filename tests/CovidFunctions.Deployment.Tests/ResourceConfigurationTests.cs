@@ -79,7 +79,10 @@ public sealed class ResourceConfigurationTests(CompiledTemplateFixture fixture)
         var defaults = fixture.Main.Root["parameters"]!;
         Assert.Equal("PT1H", (string?)defaults["duplicateDetectionWindow"]!["defaultValue"]);
         Assert.Equal(5, (int)defaults["sliceMaxDeliveryCount"]!["defaultValue"]!);
-        Assert.Equal("PT2M", (string?)defaults["sliceLockDuration"]!["defaultValue"]);
+        // 30 s, as the Storage queue's Scorer:MessageLockDuration: what a dead replica's chunk waits before its next
+        // delivery. Safe because the processor renews a live replica's lock for up to 30 min
+        // (ServiceBusTransportTests.Both_transports_renew_a_running_message_for_the_same_bound).
+        Assert.Equal("PT30S", (string?)defaults["sliceLockDuration"]!["defaultValue"]);
     }
 
     [Fact]
