@@ -172,24 +172,26 @@ public sealed partial class ScorerWorker(
         return done;
     }
 
+    // 3011-3016: the scorer process also loads CovidFunctions.Inference, whose events are 3000-3002 (3001 is its own
+    // CUDA fallback); one id naming two events would make an operator's query on it match both.
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Scorer warming up: execution provider {Provider} requested, models from {ModelDirectory}")]
+        [LoggerMessage(EventId = 3011, Level = LogLevel.Information, Message = "Scorer warming up: execution provider {Provider} requested, models from {ModelDirectory}")]
         public static partial void WarmingUp(ILogger logger, string provider, string modelDirectory);
 
-        [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "CUDA was requested but the models run on {Provider}: the CUDA provider did not load (driver, CUDA 13 or cuDNN 9 missing)")]
+        [LoggerMessage(EventId = 3012, Level = LogLevel.Warning, Message = "CUDA was requested but the models run on {Provider}: the CUDA provider did not load (driver, CUDA 13 or cuDNN 9 missing)")]
         public static partial void CudaUnavailable(ILogger logger, string provider);
 
-        [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "Scorer ready on {Provider} after {Seconds:0.00} s warm-up; consuming {Queue} with {Concurrency} concurrent chunk(s)")]
+        [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "Scorer ready on {Provider} after {Seconds:0.00} s warm-up; consuming {Queue} with {Concurrency} concurrent chunk(s)")]
         public static partial void Ready(ILogger logger, string provider, double seconds, string queue, int concurrency);
 
-        [LoggerMessage(EventId = 3004, Level = LogLevel.Information, Message = "Scorer stopping: receiving stopped, draining {InFlight} in-flight chunk(s) for up to {Seconds:0} s")]
+        [LoggerMessage(EventId = 3014, Level = LogLevel.Information, Message = "Scorer stopping: receiving stopped, draining {InFlight} in-flight chunk(s) for up to {Seconds:0} s")]
         public static partial void Draining(ILogger logger, int inFlight, double seconds);
 
-        [LoggerMessage(EventId = 3005, Level = LogLevel.Information, Message = "Scorer drained ({Completed} chunk(s) handled in this run)")]
+        [LoggerMessage(EventId = 3015, Level = LogLevel.Information, Message = "Scorer drained ({Completed} chunk(s) handled in this run)")]
         public static partial void Drained(ILogger logger, long completed);
 
-        [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Drain timeout: cancelling {InFlight} in-flight chunk(s); each message goes back to the queue as its chunk stops (only if the host stops first, after its lock or visibility timeout)")]
+        [LoggerMessage(EventId = 3016, Level = LogLevel.Warning, Message = "Drain timeout: cancelling {InFlight} in-flight chunk(s); each message goes back to the queue as its chunk stops (only if the host stops first, after its lock or visibility timeout)")]
         public static partial void DrainTimedOut(ILogger logger, int inFlight);
     }
 }
