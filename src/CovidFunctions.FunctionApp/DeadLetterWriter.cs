@@ -26,7 +26,9 @@ public sealed partial class DeadLetterWriter(IBlobContainers containers, ILogger
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Dead-lettered message {MessageId} from {Queue}: {Reason} ({Path})")]
+        // 4301, not 40xx: the Function app loads CovidFunctions.Imaging, whose events are 4001-4006; within one process
+        // an id must name one event, or a query on it matches both.
+        [LoggerMessage(EventId = 4301, Level = LogLevel.Warning, Message = "Dead-lettered message {MessageId} from {Queue}: {Reason} ({Path})")]
         public static partial void DeadLettered(ILogger logger, string queue, string messageId, string reason, string path);
     }
 }

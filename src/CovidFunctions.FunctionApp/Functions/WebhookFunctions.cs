@@ -23,7 +23,8 @@ public sealed partial class WebhookFunctions(WebhookRetryHandler retries, TimePr
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4201, Level = LogLevel.Information, Message = "Webhook retry timer made {Count} due attempt(s)")]
+        // 4211, beside the secret sweep's 4221: 4201 is the orchestration history purge's (cited in failure-semantics.md).
+        [LoggerMessage(EventId = 4211, Level = LogLevel.Information, Message = "Webhook retry timer made {Count} due attempt(s)")]
         public static partial void Retried(ILogger logger, int count);
     }
 }
