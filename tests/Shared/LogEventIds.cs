@@ -5,9 +5,10 @@ namespace CovidFunctions.Tests.Shared;
 
 /// <summary>
 /// The <c>[LoggerMessage]</c> events one host process can write, read by reflection from the product assemblies it
-/// loads: the host's own and every <c>CovidFunctions.*</c> assembly it references, transitively. Operators (and the
-/// docs) find an event by its id, so within one process an id must name one event: two messages under one id make a
-/// query match both. Linked into the Function app, covidfn (Cli) and scorer test projects, one test per host.
+/// loads: the host's own (covidfn for the Cli) and every <c>CovidFunctions.*</c> assembly it references, transitively.
+/// Operators (and the docs) find an event by its id, so within one process an id must name one event: two messages
+/// under one id make a query match both. Linked into the Function app, covidfn (Cli) and scorer test projects, one
+/// test per host.
 /// </summary>
 internal static class LogEventIds
 {

@@ -471,32 +471,34 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         }
     }
 
+    // 4011-4018, not 4001-4008: covidfn loads CovidFunctions.Imaging, whose events are 4001-4006 (docs/imaging.md);
+    // within one process an id must name one event, or a query on it matches both.
     private static partial class Log
     {
         // Usage holds tenants, study ids and months, no upload names: the message may be logged.
-        [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Usage month close failed ({Type}: {Message}); trying again at the next interval")]
+        [LoggerMessage(EventId = 4018, Level = LogLevel.Warning, Message = "Usage month close failed ({Type}: {Message}); trying again at the next interval")]
         public static partial void UsageCloseFailed(ILogger logger, string type, string message);
 
-        [LoggerMessage(EventId = 4006, Level = LogLevel.Debug, Message = "Upload sweep done: {Swept} upload(s) past retention deleted")]
+        [LoggerMessage(EventId = 4016, Level = LogLevel.Debug, Message = "Upload sweep done: {Swept} upload(s) past retention deleted")]
         public static partial void Swept(ILogger logger, int swept);
 
         // The type only: an exception message of a storage call may name an upload (a patient's name).
-        [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Upload sweep failed ({Type}); trying again at the next interval")]
+        [LoggerMessage(EventId = 4017, Level = LogLevel.Warning, Message = "Upload sweep failed ({Type}); trying again at the next interval")]
         public static partial void SweepFailed(ILogger logger, string type);
 
-        [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Reusing the Azurite that answers on port {BlobPort} (and the two after it)")]
+        [LoggerMessage(EventId = 4011, Level = LogLevel.Information, Message = "Reusing the Azurite that answers on port {BlobPort} (and the two after it)")]
         public static partial void ReusingAzurite(ILogger logger, int blobPort);
 
-        [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Created the de-identification key {Path} (mode 0600)")]
+        [LoggerMessage(EventId = 4012, Level = LogLevel.Information, Message = "Created the de-identification key {Path} (mode 0600)")]
         public static partial void KeyCreated(ILogger logger, string path);
 
-        [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Local pipeline started on {Storage}; Durable sidecar on 127.0.0.1:{Port}")]
+        [LoggerMessage(EventId = 4013, Level = LogLevel.Information, Message = "Local pipeline started on {Storage}; Durable sidecar on 127.0.0.1:{Port}")]
         public static partial void Started(ILogger logger, string storage, int port);
 
-        [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Local pipeline stopped")]
+        [LoggerMessage(EventId = 4014, Level = LogLevel.Information, Message = "Local pipeline stopped")]
         public static partial void Stopped(ILogger logger);
 
-        [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "While stopping: {Type}: {Message}")]
+        [LoggerMessage(EventId = 4015, Level = LogLevel.Warning, Message = "While stopping: {Type}: {Message}")]
         public static partial void StopProblem(ILogger logger, string type, string message);
     }
 }

@@ -123,9 +123,12 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
         }
     }
 
+    // The Function app's ingest events are 4101-4107 (IngestFunctions). 4102 is the same event in both hosts on purpose:
+    // one upload's ingest outcome, so one query finds it wherever the upload was ingested. The watcher's other events
+    // mean something else there, so they take 4111-4114.
     private static partial class Log
     {
-        [LoggerMessage(EventId = 4101, Level = LogLevel.Warning, Message = "Listing ct-uploads failed ({Type}: {Message}); retrying")]
+        [LoggerMessage(EventId = 4111, Level = LogLevel.Warning, Message = "Listing ct-uploads failed ({Type}: {Message}); retrying")]
         public static partial void PollFailed(ILogger logger, string type, string message);
 
         // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
@@ -133,10 +136,10 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
         [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} {Reason}")]
         public static partial void UnitIngested(ILogger logger, string tenant, string studyId, string status, string reason);
 
-        [LoggerMessage(EventId = 4103, Level = LogLevel.Warning, Message = "Ingest of study {Tenant}/{StudyId} failed ({Type}: {Message}); it is retried on a later poll")]
+        [LoggerMessage(EventId = 4113, Level = LogLevel.Warning, Message = "Ingest of study {Tenant}/{StudyId} failed ({Type}: {Message}); it is retried on a later poll")]
         public static partial void IngestFailed(ILogger logger, string tenant, string studyId, string type, string message);
 
-        [LoggerMessage(EventId = 4104, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: another ingest attempt holds it (an earlier covidfn up that stopped mid-ingest, or another process); looked at again on a later poll")]
+        [LoggerMessage(EventId = 4114, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: another ingest attempt holds it (an earlier covidfn up that stopped mid-ingest, or another process); looked at again on a later poll")]
         public static partial void UnitHeldElsewhere(ILogger logger, string tenant, string studyId);
     }
 }

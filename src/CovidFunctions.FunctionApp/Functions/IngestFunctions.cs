@@ -230,6 +230,7 @@ public sealed partial class IngestFunctions(
         [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "A blob of a folder upload arrived: it is ingested with its folder")]
         public static partial void FolderBlobWaiting(ILogger logger);
 
+        // covidfn's UploadWatcher logs the same outcome under the same id on purpose; its other events take 4111-4114.
         [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} ({Reason})")]
         public static partial void Ingested(ILogger logger, string tenant, string studyId, IngestStatus status, string reason);
 
