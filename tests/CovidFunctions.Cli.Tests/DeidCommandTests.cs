@@ -139,8 +139,10 @@ public sealed class DeidCommandTests
         Assert.True(rcSafe == 0, outSafe);
         var (_, plainDump) = Run("dcmdump", "-q", Directory.GetFiles(plainOut).Single());
         var (_, safeDump) = Run("dcmdump", "-q", Directory.GetFiles(safeOut).Single());
-        Assert.DoesNotContain("113111", plainDump, StringComparison.Ordinal);
-        Assert.Contains("113111", safeDump, StringComparison.Ordinal);
+        // The option's code (DCM 113111) as a Code Value: bare digits would also match inside a random 2.25 UID
+        // (a fresh key each run) and fail the first assertion now and then.
+        Assert.DoesNotContain("SH [113111]", plainDump, StringComparison.Ordinal);
+        Assert.Contains("SH [113111]", safeDump, StringComparison.Ordinal);
         Assert.Equal(0, CountPrivateElements(plainDump));
         // The GE source holds many private elements; only those of PS3.15 Table E.3.10-1 (and their creators) remain.
         Assert.InRange(CountPrivateElements(safeDump), 2, 124);

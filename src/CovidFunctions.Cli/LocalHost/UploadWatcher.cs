@@ -77,7 +77,12 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
                 continue;
             }
 
-            _inFlight[unit.UploadPath] = Task.Run(() => IngestOneAsync(unit, newest, gate, cancellationToken), CancellationToken.None);
+            // Recorded before it starts: IngestOneAsync removes its entry when it ends, and one that ended before a
+            // store made after Task.Run (a unit held elsewhere answers after one table read) would leave a finished
+            // task in the map for good, and the unit would never be looked at again in this run.
+            var run = new Task<Task>(() => IngestOneAsync(unit, newest, gate, cancellationToken), CancellationToken.None);
+            _inFlight[unit.UploadPath] = run.Unwrap();
+            run.Start(TaskScheduler.Default);
         }
     }
 
