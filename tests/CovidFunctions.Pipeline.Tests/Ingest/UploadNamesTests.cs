@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using CovidFunctions.Dicom.Deidentification;
@@ -9,7 +8,6 @@ using CovidFunctions.Pipeline.Orchestration.Activities;
 using CovidFunctions.Pipeline.Storage;
 using CovidFunctions.TestHelpers;
 using Microsoft.DurableTask;
-using Microsoft.Extensions.Logging;
 
 namespace CovidFunctions.Pipeline.Tests.Ingest;
 
@@ -106,7 +104,7 @@ public sealed class UploadNamesTests
         using var temp = TestData.CreateTempDirectory();
         var containers = new FileSystemBlobContainers(Path.Combine(temp.Path, "storage"));
         var studies = new InMemoryStudyStore();
-        var logger = new ListLogger<IngestHandler>();
+        var logger = new RecordingLogger<IngestHandler>();
         var handler = new IngestHandler(
             containers,
             studies,
@@ -130,7 +128,7 @@ public sealed class UploadNamesTests
         Assert.Equal(StudyStatus.Rejected, row.Status);
         Assert.StartsWith("unreadable: [name]: not readable as DICOM", row.Reason, StringComparison.Ordinal);
         Assert.Null(row.UploadPath);
-        var line = Assert.Single(logger.Lines, l => l.Contains("quarantine", StringComparison.Ordinal));
+        var line = Assert.Single(logger.Messages.Select(m => m.Text), l => l.Contains("quarantine", StringComparison.Ordinal));
         Assert.Contains(unit.StudyId, line, StringComparison.Ordinal);
         foreach (var text in new[] { row.Reason!, line })
         {
@@ -183,21 +181,5 @@ public sealed class UploadNamesTests
         public override TaskName Name { get; } = new(StudyOrchestration.FailStudy);
 
         public override string InstanceId { get; } = "study-lab-a-s2";
-    }
-
-    private sealed class ListLogger<T> : ILogger<T>
-    {
-        public ConcurrentQueue<string> Lines { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            ArgumentNullException.ThrowIfNull(formatter);
-            Lines.Enqueue(formatter(state, exception));
-        }
     }
 }

@@ -30,7 +30,7 @@ public sealed class WebhookSecretSweepTests
 
         // The losing rotation reads the row, another rotation runs to its end, then the loser stores its secret and
         // loses the compare-and-swap; the store answers its delete with an error (Key Vault unavailable for a moment).
-        var log = new ListLogger<WebhookManager>();
+        var log = new RecordingLogger<WebhookManager>();
         var losing = new WebhookManager(
             new SubscriptionStoreAfterFirstRead(kit.Subscriptions, async () => winner = await winning.RotateSecretAsync("alpha", id, null, TimeSpan.FromHours(1), None)),
             secrets, kit.Deliveries, kit.Guard, kit.Dispatcher, kit.Options, kit.Clock, log);
@@ -43,9 +43,9 @@ public sealed class WebhookSecretSweepTests
         var row = (await kit.Subscriptions.GetAsync("alpha", id, None))!;
         Assert.Equal(winner.Subscription.SecretName, row.SecretName);
         var orphan = Assert.Single(SecretNames(file), n => n != row.SecretName && n != row.PreviousSecretName);
-        var warning = Assert.Single(log.Entries, e => e.Level == LogLevel.Warning);
-        Assert.Contains(orphan, warning.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("whsec_", warning.Message, StringComparison.Ordinal);
+        var warning = Assert.Single(log.Messages, e => e.Level == LogLevel.Warning);
+        Assert.Contains(orphan, warning.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("whsec_", warning.Text, StringComparison.Ordinal);
 
         // Under an hour old it may still be a rotation about to write its row: kept. An hour later it is deleted, the
         // secrets the row names are not.
@@ -190,34 +190,5 @@ public sealed class WebhookSecretSweepTests
         public Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken) => inner.ListNamesAsync(prefix, cancellationToken);
 
         public Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken) => inner.ListStoredAsync(prefix, cancellationToken);
-    }
-
-    private sealed class ListLogger<T> : ILogger<T>
-    {
-        private readonly List<(LogLevel Level, string Message)> _entries = [];
-
-        public IReadOnlyList<(LogLevel Level, string Message)> Entries
-        {
-            get
-            {
-                lock (_entries)
-                {
-                    return [.. _entries];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_entries)
-            {
-                _entries.Add((logLevel, formatter(state, exception)));
-            }
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using CovidFunctions.Pipeline.Api;
 using CovidFunctions.Pipeline.Reports;
 using CovidFunctions.Pipeline.Storage;
@@ -38,7 +37,7 @@ public sealed class ReportImagePathTests
                  {"sliceIndex":31,"lesionPercent":22.5,"overlayPath":"alpha/{{Own}}/overlays/0031.png"}]
                 """,
         };
-        var logger = new ListLogger();
+        var logger = new RecordingLogger();
 
         var html = await StudyReportRenderer.RenderAsync(tampered, results, null, logger, None);
 
@@ -74,7 +73,7 @@ public sealed class ReportImagePathTests
         var results = kit.Containers.Get(PipelineNames.ResultsContainer);
         await results.WriteAsync($"beta/{Foreign}/montage.png", new MemoryStream(ApiTestKit.RealOverlayPng(1)), None);
         await kit.Studies.UpdateAsync("alpha", Own, _ => own with { MontagePath = $"beta/{Foreign}/montage.png" }, None);
-        var logger = new ListLogger<ResultsApi>();
+        var logger = new RecordingLogger<ResultsApi>();
         var api = new ResultsApi(kit.Studies, kit.Containers, new CovidFunctions.Pipeline.Metering.UsageQueries(kit.Usage, kit.Studies), kit.Webhooks.Manager, new ResultsApiOptions(), logger: logger);
 
         var served = await api.GetReportAsync(ApiCaller.ForTenants("alpha"), Own, null, None);
@@ -94,20 +93,5 @@ public sealed class ReportImagePathTests
         }
 
         return count;
-    }
-
-    private sealed class ListLogger<T> : ListLogger, ILogger<T>;
-
-    private class ListLogger : ILogger
-    {
-        public ConcurrentQueue<(LogLevel Level, string Text)> Messages { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Messages.Enqueue((logLevel, formatter(state, exception)));
     }
 }
