@@ -1,5 +1,6 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using Xunit;
 
 namespace CovidFunctions.Tests.Shared;
 
@@ -72,6 +73,26 @@ internal static class LogEventIds
         }
 
         return events;
+    }
+
+    /// <summary>
+    /// Asserts that within <paramref name="host"/>'s process every event id names one event. The walk must reach what every
+    /// host loads (Pipeline, Pipeline.Azure, Imaging, Inference) and find events in the host and in Imaging, the library
+    /// whose 4xxx ids the hosts' ranges sit beside: a missed assembly would let the check pass for nothing.
+    /// </summary>
+    public static void AssertEachIdNamesOneEvent(Assembly host)
+    {
+        var assemblies = ProductAssemblies(host);
+        var names = assemblies.Select(a => a.GetName().Name!).ToHashSet();
+        Assert.Superset(
+            new HashSet<string> { host.GetName().Name!, "CovidFunctions.Pipeline", "CovidFunctions.Pipeline.Azure", "CovidFunctions.Imaging", "CovidFunctions.Inference" },
+            names);
+        var events = Events(assemblies);
+        Assert.Contains(events, e => e.Assembly == host);
+        Assert.Contains(events, e => e.Assembly.GetName().Name == "CovidFunctions.Imaging");
+
+        var clashes = Clashes(events);
+        Assert.True(clashes.Count == 0, "Event ids used by two different messages:\n" + string.Join("\n", clashes));
     }
 
     /// <summary>One line per id that two different messages use, naming both declarations; empty when none does.</summary>
