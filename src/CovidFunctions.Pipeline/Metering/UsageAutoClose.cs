@@ -46,9 +46,14 @@ public sealed partial class UsageAutoClose(
         var month = UsageQueries.MonthOf(ended.AddDays(-1));
         var queries = new UsageQueries(usage, studies);
         var recorded = new List<string>();
-        foreach (var open in new[] { month, UsageQueries.MonthOf(now) })
+
+        // The previous month's tenants serve its close below too: recording a study's scoring usage adds no tenant to
+        // a month (its ingest record filed it there already).
+        var tenants = await queries.TenantsAsync(month, cancellationToken).ConfigureAwait(false);
+        var current = UsageQueries.MonthOf(now);
+        var currentTenants = await queries.TenantsAsync(current, cancellationToken).ConfigureAwait(false);
+        foreach (var (open, inMonth) in new[] { (month, tenants), (current, currentTenants) })
         {
-            var inMonth = await queries.TenantsAsync(open, cancellationToken).ConfigureAwait(false);
             var found = await UsageQueries.ForEachTenantAsync(inMonth, UsageQueries.TenantConcurrency, (tenant, token) =>
                 RecordUnbilledCompletedAsync(tenant, open, token), cancellationToken).ConfigureAwait(false);
             recorded.AddRange(found.SelectMany(f => f));
@@ -61,7 +66,6 @@ public sealed partial class UsageAutoClose(
 
         var force = now >= ended.AddDays(options.CloseMaxWaitDays);
         var closing = new UsageClosing(usage, studies, time);
-        var tenants = await queries.TenantsAsync(month, cancellationToken).ConfigureAwait(false);
 
         // Up to UsageQueries.TenantConcurrency tenants at once (before, one after another); each tenant's close is its own.
         var states = await UsageQueries.ForEachTenantAsync(tenants, UsageQueries.TenantConcurrency, async (tenant, token) =>
