@@ -124,18 +124,11 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         var unit = await UploadScanAsync(tenant);
         var options = new PipelineOptions();
 
-        // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
+        // Attempt A stalls at its first tile write (a paused process); B takes the study over.
         using var hostA = new CancellationTokenSource();
         var stallA = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
-        var attemptA = Task.Run(() => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, hostA.Token));
-        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-
-        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
-        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
-        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
-        var attemptB = Task.Run(() => Handler(stallB, options, new RecordingOrchestrations(), new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None));
-        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        var (attemptA, attemptB, stallB, heldByB) = await TakeOverAsync(
+            unit, () => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, hostA.Token), stallA.Reached, options);
         Assert.Equal((StudyStatus.Processing, 2), (heldByB.Status, heldByB.IngestAttempts));
         Assert.NotNull(heldByB.IngestClaim);
 
@@ -159,17 +152,10 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         var unit = await UploadScanAsync(tenant);
         var options = new PipelineOptions();
 
-        // Attempt A stalls at its first tile write (a paused process); its claim is not renewed.
+        // Attempt A stalls at its first tile write (a paused process); B takes the study over.
         var stallA = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
-        var attemptA = Task.Run(() => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None));
-        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-
-        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
-        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
-        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
-        var attemptB = Task.Run(() => Handler(stallB, options, new RecordingOrchestrations(), new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None));
-        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        var (attemptA, attemptB, stallB, heldByB) = await TakeOverAsync(
+            unit, () => Handler(stallA, options, new RecordingOrchestrations(), new RecordingNotifier(), TimeProvider.System).IngestAsync(unit, CancellationToken.None), stallA.Reached, options);
         Assert.Equal((StudyStatus.Processing, 2, null), (heldByB.Status, heldByB.IngestAttempts, heldByB.IngestError));
 
         // A's stalled write then fails (storage refuses it): a counted failure, thrown for the trigger to retry.
@@ -248,22 +234,14 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
         var options = new PipelineOptions();
         var notifier = new RecordingNotifier();
 
-        // Attempt A takes the claim and stalls reading the upload (a paused process); its claim is not renewed.
+        // Attempt A takes the claim and stalls reading the upload (a paused process); B takes the study over.
         var stallA = new FirstUploadReadStalls(azurite.Storage.BlobContainers);
         var defective = new SeriesAssemblyOptions { LungKernelHints = null! };
         var handlerA = new IngestHandler(
             stallA, azurite.Storage.Studies, azurite.Storage.Usage, new RecordingOrchestrations(), new DeidentificationEngine(_key),
             Microsoft.Extensions.Options.Options.Create(options), Microsoft.Extensions.Logging.Abstractions.NullLogger<IngestHandler>.Instance, TimeProvider.System, notifier, defective);
-        var attemptA = Task.Run(() => handlerA.IngestAsync(unit, CancellationToken.None));
-        await stallA.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-
-        // Three minutes on, another delivery finds A's claim expired and takes the study over: attempt 2, its claim.
-        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
-        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
         var orchestrationsB = new RecordingOrchestrations();
-        var attemptB = Task.Run(() => Handler(stallB, options, orchestrationsB, notifier, later).IngestAsync(unit, CancellationToken.None));
-        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
-        var heldByB = (await azurite.Storage.Studies.GetAsync(tenant, unit.StudyId, CancellationToken.None))!;
+        var (attemptA, attemptB, stallB, heldByB) = await TakeOverAsync(unit, () => handlerA.IngestAsync(unit, CancellationToken.None), stallA.Reached, options, orchestrationsB, notifier);
         Assert.Equal((StudyStatus.Processing, 2, null), (heldByB.Status, heldByB.IngestAttempts, heldByB.IngestError));
 
         // A goes on: it reads the upload and meets its defect while assembling the series.
@@ -327,6 +305,31 @@ public sealed class IngestClaimFenceTests(AzuriteFixture azurite)
 
     private IngestHandler Handler(IBlobContainers containers, PipelineOptions options, RecordingOrchestrations orchestrations, RecordingNotifier notifier, TimeProvider time) =>
         IngestOnAzurite.NewHandler(azurite, _key, orchestrations, containers, notifier, options, time);
+
+    /// <summary>
+    /// Instance A stalls and instance B takes the claim over, as the tests above stage it: <paramref name="startA"/> runs
+    /// attempt A, which takes the study's claim and stalls (a paused process: its claim is not renewed) until its gate
+    /// opens, <paramref name="aStalled"/> saying it got there. Three minutes on, another delivery (attempt B, on
+    /// <paramref name="orchestrationsB"/> and <paramref name="notifierB"/> when given) finds A's claim expired, takes
+    /// the study over (attempt 2, its claim) and stalls at its first tile write. Returns both attempts running, B's gate
+    /// and the row as B holds it.
+    /// </summary>
+    private async Task<TakeOver> TakeOverAsync(
+        UploadUnit unit, Func<Task<IngestOutcome>> startA, Task aStalled, PipelineOptions options, RecordingOrchestrations? orchestrationsB = null, RecordingNotifier? notifierB = null)
+    {
+        var attemptA = Task.Run(startA);
+        await aStalled.WaitAsync(TimeSpan.FromMinutes(2));
+
+        var later = new AheadClock(IngestHandler.IngestClaimLease + TimeSpan.FromMinutes(1));
+        var stallB = new FirstTileWriteStalls(azurite.Storage.BlobContainers);
+        var attemptB = Task.Run(() => Handler(stallB, options, orchestrationsB ?? new RecordingOrchestrations(), notifierB ?? new RecordingNotifier(), later).IngestAsync(unit, CancellationToken.None));
+        await stallB.Reached.WaitAsync(TimeSpan.FromMinutes(2));
+        var heldByB = (await azurite.Storage.Studies.GetAsync(unit.Tenant, unit.StudyId, CancellationToken.None))!;
+        return new TakeOver(attemptA, attemptB, stallB, heldByB);
+    }
+
+    /// <summary>What <see cref="TakeOverAsync"/> leaves: A stalled and no longer holding the study, B stalled holding it.</summary>
+    private sealed record TakeOver(Task<IngestOutcome> AttemptA, Task<IngestOutcome> AttemptB, FirstTileWriteStalls StallB, StudyRecord HeldByB);
 
     /// <summary>The process dying as it records usage (every record refused with an IOException, nothing written).</summary>
     private sealed class UsageDies : IUsageStore
