@@ -108,11 +108,11 @@ public sealed class ImagingRegistrationTests
 
         using var series = provider.GetRequiredService<SeriesAssemblyService>().Assemble(temp.Path);
 
-        Assert.Contains(logs.Entries, e => e.EventId == 4001 && e.Level == LogLevel.Information && e.Message.Contains("assembled 10 slices from dicom input", StringComparison.Ordinal));
-        Assert.Contains(logs.Entries, e => e.EventId == 4003 && e.Message.Contains("4 file(s) left out", StringComparison.Ordinal));
-        Assert.Contains(logs.Entries, e => e.EventId == 4004 && e.Level == LogLevel.Debug && e.Message.Contains("notes.txt", StringComparison.Ordinal));
-        Assert.Contains(logs.Entries, e => e.EventId == 4005 && e.Level == LogLevel.Warning && e.Message.Contains("gantry-tilt", StringComparison.Ordinal));
-        Assert.Equal(nameof(SeriesAssemblyService), logs.Entries.First(e => e.EventId == 4001).Category.Split('.')[^1]);
+        Assert.Contains(logs.Entries, e => e.EventId == 5001 && e.Level == LogLevel.Information && e.Message.Contains("assembled 10 slices from dicom input", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.EventId == 5003 && e.Message.Contains("4 file(s) left out", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.EventId == 5004 && e.Level == LogLevel.Debug && e.Message.Contains("notes.txt", StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e.EventId == 5005 && e.Level == LogLevel.Warning && e.Message.Contains("gantry-tilt", StringComparison.Ordinal));
+        Assert.Equal(nameof(SeriesAssemblyService), logs.Entries.First(e => e.EventId == 5001).Category.Split('.')[^1]);
     }
 
     [Fact]
@@ -125,7 +125,7 @@ public sealed class ImagingRegistrationTests
 
         Assert.Throws<SeriesAssemblyException>(() => SeriesAssembler.Assemble(temp.Path, null, factory.CreateLogger("test")));
 
-        var entry = Assert.Single(logs.Entries, e => e.EventId == 4006);
+        var entry = Assert.Single(logs.Entries, e => e.EventId == 5006);
         Assert.Equal(LogLevel.Warning, entry.Level);
         Assert.Contains("cannot be assembled (no-images)", entry.Message, StringComparison.Ordinal);
     }
