@@ -646,7 +646,8 @@ public sealed class DeidentificationEngine
     /// <summary>
     /// A kept value keeps only its form (<see cref="KeptValueForms"/>): DS/IS/TM of any kept attribute and keep-list text
     /// are emptied or cleaned when they are not what the attribute holds; a binary number or tag list that is not whole
-    /// values within the VM is removed. False when the element was changed (counted here).
+    /// values within the VM, or a binary number whose bytes are text (<see cref="KeptValueForms.ReadsAsNumbers"/>), is
+    /// removed. False when the element was changed (counted here).
     /// </summary>
     private static bool KeepsItsForm(DicomDataset dataset, DicomValueElement element, DeidRuleSource source, Context context)
     {
@@ -674,6 +675,16 @@ public sealed class DeidentificationEngine
         // Bulk data (a value over 64 KiB left in the source file) is loaded and checked like any other: a kept number that
         // large is not one.
         if ((vr.IsBinaryNumber || vr == DicomVR.AT) && !KeptValueForms.BinaryFits(tag, vr, element.RawValue.Span))
+        {
+            dataset.Remove(tag);
+            context.Audit.Removed++;
+            return false;
+        }
+
+        // Whole values within the VM can still be text written as numbers (a name as Dimension Index Values UL, a birth
+        // date as CTDIvol FD): removed like any binary value not of its form. Pixel Data (group 7FE0) is the pixel
+        // rewrite's and holds no kept number.
+        if (tag.Group != 0x7FE0 && !KeptValueForms.ReadsAsNumbers(vr, element.RawValue.Span))
         {
             dataset.Remove(tag);
             context.Audit.Removed++;

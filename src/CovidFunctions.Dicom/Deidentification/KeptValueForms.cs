@@ -91,6 +91,12 @@ public static class KeptValueForms
 
     private static readonly char[] TokenSeparators = [' ', '\t', '_', ',', ';', ':', '(', ')', '-', '/', '+', '"', '\'', '^', '='];
 
+    // The magnitude windows of ReadsAsNumbers: 2^-16 .. 2^16 (4-byte floats), 2^-64 .. 2^40 (8-byte floats).
+    private const double MinFloat = 1.0 / 65536;
+    private const double MaxFloat = 65536;
+    private const double MinDouble = 1.0 / 18446744073709551616.0;
+    private const double MaxDouble = 1099511627776;
+
     /// <summary>
     /// The value a kept text attribute may keep: <paramref name="text"/> itself when it has the attribute's form, else the
     /// cleaned text (empty when nothing fits). DS/IS must be numbers, TM a time, enumerated CS a term, free-text keep-list
@@ -173,6 +179,141 @@ public static class KeptValueForms
                 {
                     return false;
                 }
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// True when a kept binary number's bytes read as numbers rather than as text written into a number's bytes (a name,
+    /// a birth date or an MRN as whole 4- or 8-byte values of Dimension Index Values, CTDIvol or a float triple). The
+    /// count check (<see cref="BinaryFits"/>) cannot see it: text is whole values. Judged by what real values look like:
+    /// <list type="bullet">
+    /// <item>Integers (US SS UL SL UV SV, OL OV): no run of three or more printable ASCII bytes (0x20-0x7E), nor three or
+    /// more UTF-16 characters (a printable byte beside a NUL), in the bytes as held or with each value's bytes reversed
+    /// (as a big endian file writes them). A real count, index, size or pixel value has NUL or 0xFF high bytes: three
+    /// printable bytes need a value of at least 0x202020 (2,105,376), two values in a row with printable high bytes
+    /// or a UTF-16 pair at least 0x200020.</item>
+    /// <item>Floats (FL FD OF OD): bytes cannot tell (38.4 as FD is <c>333333C@</c>; the corpus's Calcium Scoring Mass
+    /// Factor Device is twelve printable bytes), but the exponent can: text puts a character in the top byte, and so
+    /// a magnitude no measurement has. Each value must be zero, a subnormal of at most two non-zero bytes (the bit
+    /// pattern of a small integer, as GE writes integers into FL rows), or finite with a magnitude within
+    /// [2^-16, 2^16] (4-byte floats, whose 8-bit exponent puts most text in any wider window) or [2^-64, 2^40] (8-byte
+    /// floats: only a top character of <c>&lt;=&gt;?@AB</c> lands there).</item>
+    /// </list>
+    /// Other VRs (OB, OW: bytes and words of anything; AT: <see cref="BinaryFits"/>) are not judged here (true).
+    /// </summary>
+    public static bool ReadsAsNumbers(DicomVR vr, ReadOnlySpan<byte> value)
+    {
+        ArgumentNullException.ThrowIfNull(vr);
+        if (vr == DicomVR.FL || vr == DicomVR.OF)
+        {
+            return FloatsFit(value, 4);
+        }
+
+        if (vr == DicomVR.FD || vr == DicomVR.OD)
+        {
+            return FloatsFit(value, 8);
+        }
+
+        if (!vr.IsBinaryNumber && vr != DicomVR.OL && vr != DicomVR.OV)
+        {
+            return true;
+        }
+
+        var unit = vr.UnitSize;
+        return unit < 2 || value.Length % unit != 0 || !HoldsText(value, unit);
+    }
+
+    /// <summary>Three or more printable ASCII characters in a row (either byte order of each value), or in UTF-16.</summary>
+    private static bool HoldsText(ReadOnlySpan<byte> value, int unit)
+    {
+        const int Run = 3;
+        int asIs = 0, swapped = 0, utf16 = 0;
+        for (var i = 0; i < value.Length; i++)
+        {
+            var start = i - (i % unit);
+            var mirrored = value[start + unit - 1 - (i % unit)];
+            asIs = IsPrintable(value[i]) ? asIs + 1 : 0;
+            swapped = IsPrintable(mirrored) ? swapped + 1 : 0;
+            if (asIs >= Run || swapped >= Run)
+            {
+                return true;
+            }
+
+            if (i % 2 == 1)
+            {
+                // A 16-bit unit holding one character and a NUL, in either order (UTF-16LE or BE, or a US value 32-126).
+                var (a, b) = (value[i - 1], value[i]);
+                utf16 = (IsPrintable(a) && b == 0) || (a == 0 && IsPrintable(b)) ? utf16 + 1 : 0;
+                if (utf16 >= Run)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsPrintable(byte b) => b is >= 0x20 and <= 0x7E;
+
+    private static bool FloatsFit(ReadOnlySpan<byte> value, int unit)
+    {
+        if (value.Length % unit != 0)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < value.Length; i += unit)
+        {
+            var bytes = value.Slice(i, unit);
+            double magnitude;
+            bool subnormal;
+            if (unit == 4)
+            {
+                var f = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes);
+                subnormal = float.IsSubnormal(f);
+                magnitude = Math.Abs((double)f);
+            }
+            else
+            {
+                var d = System.Buffers.Binary.BinaryPrimitives.ReadDoubleLittleEndian(bytes);
+                subnormal = double.IsSubnormal(d);
+                magnitude = Math.Abs(d);
+            }
+
+            if (!double.IsFinite(magnitude))
+            {
+                return false;
+            }
+
+            if (magnitude == 0)
+            {
+                continue;
+            }
+
+            if (subnormal)
+            {
+                var nonZero = 0;
+                foreach (var b in bytes)
+                {
+                    nonZero += b == 0 ? 0 : 1;
+                }
+
+                if (nonZero > 2)
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            var (min, max) = unit == 4 ? (MinFloat, MaxFloat) : (MinDouble, MaxDouble);
+            if (magnitude < min || magnitude > max)
+            {
+                return false;
             }
         }
 

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Text.RegularExpressions;
 
 namespace CovidFunctions.Dicom.Deidentification;
 
@@ -44,8 +45,13 @@ public static partial class SafePrivateAttributes
 
     /// <summary>
     /// True when <paramref name="value"/> is what <paramref name="row"/> says it holds, so that "safe" is not taken on the
-    /// tag's word: binary numbers (FL FD SL SS UL US) a whole number of values, no more than the row's VM allows; DS, IS,
-    /// CS and UI text only of their VR's characters and lengths, no more values than the VM allows (an empty value fits). Text rows (LO SH LT), OB and SQ are not checked here.
+    /// tag's word: binary numbers (FL FD SL SS UL US) a whole number of values, no more than the row's VM allows, that
+    /// read as numbers, not text (<see cref="KeptValueForms.ReadsAsNumbers"/>); DS, IS, CS and UI text only of their VR's
+    /// characters and lengths, no more values than the VM allows (an empty value fits); text rows (LO SH LT) the form of
+    /// their row (<see cref="TextForms"/>: a pulse sequence name, a pitch ratio, a version, a unit), and a text row with
+    /// no form that can be stated is never kept; OB rows only the Padding row, as padding (NUL or space bytes): the others
+    /// are vendor payloads (compressed images, acoustic data, application state) no rule can read. A row the standard
+    /// gives no VR, or an SQ row (whose items the engine de-identifies when it was read as a sequence), never fits as a value.
     /// </summary>
     public static bool ValueFits(SafePrivateAttribute row, ReadOnlySpan<byte> value)
     {
@@ -54,7 +60,19 @@ public static partial class SafePrivateAttributes
         var unit = row.VR switch { "FL" or "SL" or "UL" => 4, "FD" => 8, "SS" or "US" => 2, _ => 0 };
         if (unit > 0)
         {
-            return value.Length % unit == 0 && value.Length / unit <= maxVm;
+            return value.Length % unit == 0 && value.Length / unit <= maxVm && KeptValueForms.ReadsAsNumbers(DicomVR.Parse(row.VR), value);
+        }
+
+        switch (row.VR)
+        {
+            case "LO" or "SH" or "LT":
+                var written = System.Text.Encoding.Latin1.GetString(value).TrimEnd('\0', ' ').Trim();
+                return written.Length == 0
+                    || (TextForms.TryGetValue((row.Group, row.Creator, row.Offset), out var form) && form(written));
+            case "OB":
+                return row.Meaning == "Padding" && value.IndexOfAnyExcept((byte)0, (byte)' ') < 0;
+            case "" or "SQ":
+                return false;
         }
 
         var (maxLength, allowed) = row.VR switch
@@ -75,6 +93,87 @@ public static partial class SafePrivateAttributes
         return text.Length == 0
             || (values.Length <= maxVm && values.All(v => v.Length <= maxLength && v.All(c => allowed.Contains(c, StringComparison.Ordinal))));
     }
+
+    /// <summary>Units a quantitative result is given in (NQHeader Units): lengths, volumes, masses, ratios.</summary>
+    private static readonly FrozenSet<string> Units = new[]
+    {
+        "mm", "cm", "m", "mm2", "cm2", "mm3", "cm3", "mm^3", "cm^3", "ml", "cc", "l", "dl", "ul", "g", "mg", "kg", "%", "ratio",
+        "s", "ms", "HU", "1", "none", "voxels", "mm^2", "cm^2",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// GE pulse sequence family names (Internal Pulse Sequence Name holds one, e.g. <c>EFGRE3D</c>, <c>FSE-XL</c>).
+    /// </summary>
+    private static readonly FrozenSet<string> PulseSequenceWords = new[]
+    {
+        "SE", "FSE", "FRFSE", "SSFSE", "XL", "IR", "FSEIR", "FLAIR", "GRE", "FGRE", "EFGRE", "MPGR", "SPGR", "FSPGR", "MFGRE",
+        "EPI", "DWI", "DTI", "FIESTA", "FIESTAC", "BRAVO", "CUBE", "PROPELLER", "LAVA", "VIBRANT", "TOF", "PC", "SWAN", "IDEAL",
+        "TRICKS", "MERGE", "COSMIC", "PLANE", "SCOUT", "CINE", "FASTCINE", "SSFP", "ASL", "PRESS", "STEAM", "MRS",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The form of each text row of Table E.3.10-1 (2017c) that has one, keyed by group, creator and offset; a text row
+    /// not listed has no form that can be stated and is never kept: Hologic Codec Content Type (it types the Codec Content,
+    /// an OB row that is never kept), NQHeader Return Message (a free-text message), SC2000 Acoustic Stream Type and the
+    /// unnamed (0119,xx21) (ultrasound stream labels the standard does not describe).
+    /// </summary>
+    private static readonly FrozenDictionary<(ushort Group, string Creator, byte Offset), Func<string, bool>> TextForms =
+        new Dictionary<(ushort, string, byte), Func<string, bool>>
+        {
+            [(0x0019, "GEMS_ACQU_01", 0x9E)] = IsPulseSequenceName, // Internal Pulse Sequence Name (LO)
+            [(0x0043, "GEMS_PARM_01", 0x27)] = v => PitchRatio().IsMatch(v), // Scan Pitch Ratio "n.nnn:1" (SH; "/1.3:1" in the corpus)
+            [(0x7E01, "HOLOGIC, Inc.", 0x01)] = IsVersion, // Codec Version (LO)
+            [(0x0099, "NQHeader", 0x20)] = v => Units.Contains(v), // Units (SH)
+            [(0x0119, "SIEMENS Ultrasound SC2000", 0x00)] = IsVersion, // Acoustic Meta Information Version (LO)
+        }.ToFrozenDictionary();
+
+    /// <summary>
+    /// A pulse sequence name: one token (at most 16 characters) of family words (<see cref="PulseSequenceWords"/>) joined
+    /// by '-' or '_', with an optional 2D/3D before or after and an optional single digit at the end (EFGRE3D, FSE-XL, EPI2,
+    /// 3-PLANE). A name, a date or an ID is not one.
+    /// </summary>
+    private static bool IsPulseSequenceName(string value)
+    {
+        if (value.Length > 16 || value.Any(c => !char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_')))
+        {
+            return false;
+        }
+
+        var rest = value.ToUpperInvariant();
+        foreach (var prefix in new[] { "2D", "3D", "3-", "2-" })
+        {
+            if (rest.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                rest = rest[prefix.Length..];
+                break;
+            }
+        }
+
+        if (rest.EndsWith("2D", StringComparison.Ordinal) || rest.EndsWith("3D", StringComparison.Ordinal))
+        {
+            rest = rest[..^2];
+        }
+        else if (rest.Length > 0 && char.IsAsciiDigit(rest[^1]))
+        {
+            rest = rest[..^1];
+        }
+
+        var words = rest.Split(['-', '_'], StringSplitOptions.RemoveEmptyEntries);
+        return words.Length > 0 && words.All(PulseSequenceWords.Contains);
+    }
+
+    /// <summary>
+    /// A version: an optional V, one to four dot-separated numbers of at most three digits, an optional letter, and no
+    /// more than five digits in all (<c>1.0</c>, <c>V2.3.1b</c>); a date (<c>1931.04.17</c>, <c>31.04.17</c>) or an ID is not.
+    /// </summary>
+    private static bool IsVersion(string value) =>
+        VersionForm().IsMatch(value) && value.Count(char.IsAsciiDigit) <= 5;
+
+    [GeneratedRegex("^/?[0-9]{1,2}(\\.[0-9]{1,4})?:1$", RegexOptions.CultureInvariant)]
+    private static partial Regex PitchRatio();
+
+    [GeneratedRegex("^[Vv]?[0-9]{1,3}(\\.[0-9]{1,3}){0,3}[A-Za-z]?$", RegexOptions.CultureInvariant)]
+    private static partial Regex VersionForm();
 
     /// <summary>The largest number of values the row's VM allows ("1", "3-4", "1-n").</summary>
     private static int MaxValues(string vm)
