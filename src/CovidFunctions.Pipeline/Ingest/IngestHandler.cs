@@ -327,6 +327,8 @@ public sealed partial class IngestHandler
                 ? throw new ClaimHeldException(until)
                 : row is { IngestedAt: not null }
                 ? throw new IngestedMeanwhileException()
+                : row is { EventOwed: { } owed } && _notifier is not null
+                ? throw new EventStillOwedException(owed)
                 : row is null || (newAttempt && SettledUnscreened(row))
                 ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease }
                 : row with { Status = StudyStatus.Processing, Reason = null, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = row.IngestAttempts + 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease },
@@ -343,6 +345,20 @@ public sealed partial class IngestHandler
         catch (IngestedMeanwhileException)
         {
             // Another attempt finished since the row was read: this delivery is a re-delivery of an ingested upload now.
+            return await IngestAsync(unit, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EventStillOwedException ex)
+        {
+            // The row to be reopened (a new upload at the path of a study settled unscreened) still owes its settling
+            // write's event (StudyRecord.EventOwed: that process died before notifying, and no sweep has sent it yet).
+            // The counting write would replace the row, and the owed event with it: the new attempt's fresh row owes
+            // nothing, and a study.failed or study.rejected sent later would be built from the new attempt's row (its
+            // status, its CreatedAt in the delivery id). Before, it was dropped so, and no subscriber was told of the first
+            // attempt's outcome. It is sent now, from the settled row, and cleared; then the delivery runs again. A send
+            // that fails throws before anything is written (the row still owes it, the upload is still at its path), so
+            // the trigger's retry, the minute sweep or the watcher meets both again.
+            await NotifyAsync(unit.Tenant, unit.StudyId, ex.EventType, cancellationToken).ConfigureAwait(false);
+            Log.OwedEventSentBeforeReopen(_logger, unit.Tenant, unit.StudyId, ex.EventType);
             return await IngestAsync(unit, cancellationToken).ConfigureAwait(false);
         }
 
@@ -1962,6 +1978,12 @@ public sealed partial class IngestHandler
     /// <summary>Thrown inside a row update that finds nothing to clear (<see cref="NotifyAsync"/>): the row is not written.</summary>
     private sealed class NothingOwedException() : Exception("the study owes no such event");
 
+    /// <summary>Thrown inside the counting write when the row it would reopen still owes <see cref="EventType"/>: not written.</summary>
+    private sealed class EventStillOwedException(string eventType) : Exception($"the study still owes {eventType}")
+    {
+        public string EventType { get; } = eventType;
+    }
+
     /// <summary>Thrown inside the watchdog's row update when the study settled or was ingested since the query: not written.</summary>
     private sealed class StudyMovedOnException() : Exception("the study is no longer as the watchdog found it");
 
@@ -2048,6 +2070,9 @@ public sealed partial class IngestHandler
 
         [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: {EventType} owed by its settling write (its process died before notifying) was sent by the sweep")]
         public static partial void OwedEventSent(ILogger logger, string tenant, string studyId, string eventType);
+
+        [LoggerMessage(EventId = 122, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: {EventType} owed by its settling write was sent before a new upload at its path reopened it")]
+        public static partial void OwedEventSentBeforeReopen(ILogger logger, string tenant, string studyId, string eventType);
 
         [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: {EventType} is owed and could not be sent ({Type}); the next sweep tries again")]
         public static partial void OwedEventNotSent(ILogger logger, string tenant, string studyId, string eventType, string type);
