@@ -20,7 +20,8 @@ namespace CovidFunctions.FunctionApp;
 /// <c>Pipeline__MaxIngestAttemps</c>, which would otherwise leave the default silently) stops start-up with an
 /// <see cref="InvalidOperationException"/> naming the setting, instead of failing the first study, delivery or mint.
 /// <c>Assembly</c> is the <c>Imaging</c> section: how ingest assembles series and how far it expands zips.
-/// <c>Pipeline:IngestTimeLimit</c> is also checked against the host's <c>functionTimeout</c> (<see cref="HostFunctionTimeout"/>).
+/// <c>Pipeline:IngestTimeLimit</c> is also checked against the host's <c>functionTimeout</c> (<see cref="HostFunctionTimeout"/>),
+/// and <c>Pipeline:StuckStudyAge</c> against ingest's own bound (<see cref="IngestBound"/>).
 /// </summary>
 public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSettings Host, WebhookOptions Webhooks, ApiKeyOptions ApiKeys, MeteringOptions Metering, SeriesAssemblyOptions Assembly)
 {
@@ -62,6 +63,7 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
         apiKeys.Validate();
         metering.Validate();
         RequireIngestInsideTheInvocation(pipeline, HostFunctionTimeout.Read(configuration, hostJsonPath));
+        RequireWatchdogBeyondIngest(pipeline);
         return new FunctionAppOptions(pipeline, host, webhooks, apiKeys, metering, assembly);
     }
 
@@ -101,6 +103,38 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
             throw new InvalidOperationException(
                 $"The host's functionTimeout {Format(functionTimeout)} ({timeout.Source}) is below the {Format(IngestFunctions.InvocationBudget)} the minute upload sweep plans each invocation for (IngestFunctions.InvocationBudget, host.json's functionTimeout): it would start another upload whose attempt, at Pipeline__IngestTimeLimit {Format(limit)}, the host cuts before it can record itself. Set functionTimeout to at least {Format(IngestFunctions.InvocationBudget)}.");
         }
+    }
+
+    /// <summary>
+    /// How long ingest may keep a study processing by its own bounds: <c>MaxIngestAttempts</c> attempts (one when
+    /// unbounded) of <c>IngestTimeLimit</c> each, after which the last attempt gives the study up itself, naming the
+    /// limit; null without a limit (<c>0</c>, allowed only under an unbounded <c>functionTimeout</c>). The same bound as
+    /// <c>covidfn up</c>'s (LocalHostSettings.IngestBound).
+    /// </summary>
+    public static TimeSpan? IngestBound(PipelineOptions pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        return pipeline.IngestTimeLimit > TimeSpan.Zero ? pipeline.IngestTimeLimit * Math.Max(1, pipeline.MaxIngestAttempts) : null;
+    }
+
+    /// <summary>
+    /// The stuck-study watchdog (<see cref="PipelineOptions.StuckStudyAge"/>, the hourly sweep) fails a study still
+    /// processing that long after it was created, whatever its ingest is doing; ingest ends by itself after
+    /// <see cref="IngestBound"/>. A watchdog at or below that bound fails as <c>stuck-processing</c> a study whose ingest
+    /// is still retrying within its limit (its last error lost behind the watchdog's reason), so start-up refuses it,
+    /// naming both settings and the bound, as <c>covidfn up</c> does (ce46a51). Before, the Function app accepted any
+    /// value: the defaults (3 × 50 min under 6 h) were safe, a lowered StuckStudyAge or a raised limit or attempt count
+    /// was not. <c>0</c> (no watchdog) leaves nothing to reconcile.
+    /// </summary>
+    private static void RequireWatchdogBeyondIngest(PipelineOptions pipeline)
+    {
+        if (IngestBound(pipeline) is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
+        {
+            return;
+        }
+
+        throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+            $"{PipelineOptions.SectionName}:{nameof(PipelineOptions.StuckStudyAge)} (Pipeline__StuckStudyAge) is {Format(pipeline.StuckStudyAge)}, not longer than ingest's own bound, Pipeline__MaxIngestAttempts ({pipeline.MaxIngestAttempts}) × Pipeline__IngestTimeLimit ({Format(pipeline.IngestTimeLimit)}) = {Format(bound)}: the watchdog would fail as stuck-processing a study whose ingest is still retrying within its limit. Set Pipeline__StuckStudyAge above {Format(bound)} (the default is {Format(new PipelineOptions().StuckStudyAge)}; 0 turns the watchdog off), or lower Pipeline__MaxIngestAttempts or Pipeline__IngestTimeLimit."));
     }
 
     private static string Format(TimeSpan value) => value.ToString("c", CultureInfo.InvariantCulture);

@@ -11,7 +11,8 @@ namespace CovidFunctions.FunctionApp.Tests;
 /// (AddCovidFunctionsApp): the timeout is read from <c>AzureFunctionsJobHost__functionTimeout</c>, else from the host.json
 /// next to the app. An attempt must reach its limit (and record itself as a counted failure) before the host cuts the
 /// invocation, whose cut ingest does not count. Before, a limit at or above the timeout, or 0, started and every upload
-/// slower than the timeout was cut and retried until the 6-h watchdog failed it.
+/// slower than the timeout was cut and retried until the 6-h watchdog failed it. <c>Pipeline:StuckStudyAge</c> is checked
+/// at the same start-up against ingest's own bound, which the timeout check makes finite.
 /// </summary>
 public sealed class FunctionTimeoutStartupTests
 {
@@ -116,6 +117,43 @@ public sealed class FunctionTimeoutStartupTests
 
         Assert.Equal(TimeSpan.FromHours(2), HostFunctionTimeout.Read(Configuration(), path).Limit);
         Assert.Equal(TimeSpan.FromMinutes(90), FunctionAppOptions.Load(Configuration(("Pipeline:IngestTimeLimit", "01:30:00")), path).Pipeline.IngestTimeLimit);
+    }
+
+    // Pipeline:StuckStudyAge against ingest's own bound (MaxIngestAttempts x IngestTimeLimit), as covidfn up checks it
+    // (ce46a51): the watchdog fails a study still processing that long after it was created, so one at or below the
+    // bound fails as stuck-processing a study whose ingest is still retrying within its limit. Before, this app accepted
+    // any value.
+    [Theory]
+    [InlineData("02:00:00", "3", "00:50:00", "02:30:00")]
+    [InlineData("02:30:00", "3", "00:50:00", "02:30:00")]
+    [InlineData("06:00:00", "8", "00:50:00", "06:40:00")]
+    [InlineData("03:00:00", "2", "01:30:00", "03:00:00")]
+    public void AWatchdogAtOrBelowIngestsOwnBound_StopsStartUp_NamingBothSettingsAndTheBound(string age, string attempts, string limit, string bound)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => Start(
+            ("AzureFunctionsJobHost:functionTimeout", "02:00:00"), ("Pipeline:StuckStudyAge", age), ("Pipeline:MaxIngestAttempts", attempts), ("Pipeline:IngestTimeLimit", limit)));
+
+        Assert.Contains(
+            $"Pipeline:StuckStudyAge (Pipeline__StuckStudyAge) is {age}, not longer than ingest's own bound, Pipeline__MaxIngestAttempts ({attempts}) × Pipeline__IngestTimeLimit ({limit}) = {bound}",
+            error.Message,
+            StringComparison.Ordinal);
+        Assert.Contains($"Set Pipeline__StuckStudyAge above {bound}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AWatchdogAboveTheBound_NoWatchdog_AndTheDefaults_Start()
+    {
+        // The sample's (and the code's) 6 h over 3 × 50 min; a minute above the bound; 0, no watchdog at all.
+        Assert.Equal(TimeSpan.FromHours(6), Load().Pipeline.StuckStudyAge);
+        Assert.Equal(TimeSpan.Parse("02:31:00", System.Globalization.CultureInfo.InvariantCulture), Load(("Pipeline:StuckStudyAge", "02:31:00")).Pipeline.StuckStudyAge);
+        Assert.Equal(TimeSpan.Zero, Load(("Pipeline:StuckStudyAge", "00:00:00")).Pipeline.StuckStudyAge);
+
+        // No ingest limit (allowed only under an unbounded functionTimeout): ingest has no bound of its own to outlast.
+        Assert.Equal(TimeSpan.FromHours(1), Load(("AzureFunctionsJobHost:functionTimeout", "-1"), ("Pipeline:IngestTimeLimit", "0"), ("Pipeline:StuckStudyAge", "01:00:00")).Pipeline.StuckStudyAge);
+
+        // Unbounded attempts (0) count as one attempt's limit, as covidfn up counts them.
+        Assert.Equal(TimeSpan.FromHours(1), Load(("Pipeline:MaxIngestAttempts", "0"), ("Pipeline:StuckStudyAge", "01:00:00")).Pipeline.StuckStudyAge);
+        Assert.Throws<InvalidOperationException>(() => Load(("Pipeline:MaxIngestAttempts", "0"), ("Pipeline:StuckStudyAge", "00:50:00")));
     }
 
     private static void Start(params (string Key, string Value)[] values) =>
