@@ -1,0 +1,207 @@
+using System.Collections.Concurrent;
+using Azure;
+using CovidFunctions.Pipeline.Azure.Tests.Webhooks;
+using CovidFunctions.Pipeline.Messaging;
+using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Orchestration;
+using CovidFunctions.Pipeline.Orchestration.Activities;
+using CovidFunctions.Pipeline.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
+
+/// <summary>
+/// The hourly usage sweep (<see cref="UsageAutoClose"/>) on real Azurite Usage and Studies tables when part of it fails
+/// (one tenant's recording, another tenant's month read: the Table service answering 503), and with Studies rows
+/// completed before the row kept its scoring usage (b61fec6). Months 2033-04 to 2033-07 are this file's alone (the
+/// sweep closes every tenant's previous month).
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
+{
+    private const string UploadName = "Doe^Jane_chest.zip";
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    [Fact]
+    public async Task A_failing_step_leaves_the_other_steps_and_tenants_to_run_and_the_run_reports_failure_at_the_end()
+    {
+        var (a, b, c) = (AzuriteFixture.NewTenant(), AzuriteFixture.NewTenant(), AzuriteFixture.NewTenant());
+        var studies = azurite.Storage.Studies;
+        foreach (var tenant in new[] { a, b, c })
+        {
+            // Each tenant: an April and a May study completed with their scoring write lost (the row carries it).
+            await CompletedUnbilledAsync(tenant, "s-april", new DateTimeOffset(2033, 4, 20, 9, 0, 0, TimeSpan.Zero));
+            await CompletedUnbilledAsync(tenant, "s-may", new DateTimeOffset(2033, 5, 2, 9, 0, 0, TimeSpan.Zero));
+        }
+
+        // A's April recording fails, and so does the read of C's April records; B has no failure.
+        var failing = new FailingUsageStore(azurite.Storage.Usage)
+        {
+            FailRecord = r => r.Tenant == a && r.StudyId == "s-april",
+            FailFiled = (tenant, month) => tenant == c && month == "2033-04",
+        };
+        var logger = new ListLogger();
+        var clock = new ManualClock(new DateTimeOffset(2033, 5, 4, 0, 30, 0, TimeSpan.Zero));
+        var sweep = new UsageAutoClose(failing, studies, new MeteringOptions { CloseAfterDays = 3, CloseMaxWaitDays = 10 }, clock, logger);
+
+        var ex = await Assert.ThrowsAsync<UsageSweepException>(() => sweep.RunAsync(None));
+        var outcome = ex.Outcome;
+
+        // The rest ran: B's April and every May study billed, B's April closed; A's and C's April not closed this run.
+        Assert.Equal(
+            new[] { $"{a}/s-may", $"{b}/s-april", $"{b}/s-may", $"{c}/s-may" }.Order(StringComparer.Ordinal),
+            outcome.Recorded.Where(s => s.StartsWith(a + "/", StringComparison.Ordinal) || s.StartsWith(b + "/", StringComparison.Ordinal) || s.StartsWith(c + "/", StringComparison.Ordinal)));
+        Assert.Contains(b, outcome.Closed);
+        Assert.DoesNotContain(a, outcome.Closed);
+        Assert.DoesNotContain(c, outcome.Closed);
+        Assert.Null(await azurite.Storage.Usage.GetClosedAsync(a, "2033-04", None));
+        Assert.Null(await azurite.Storage.Usage.GetClosedAsync(c, "2033-04", None));
+        Assert.Equal((true, 1), await ClosedStudiesAsync(b, "2033-04"));
+
+        // The failures, named: tenant, month, study for a study's step, and the reason; the run itself logged as failed.
+        Assert.Equal(2, outcome.Failures.Count);
+        Assert.Contains(outcome.Failures, f => f.Contains(a, StringComparison.Ordinal) && f.Contains("2033-04", StringComparison.Ordinal) && f.Contains("s-april", StringComparison.Ordinal) && f.Contains("503", StringComparison.Ordinal));
+        Assert.Contains(outcome.Failures, f => f.Contains(c, StringComparison.Ordinal) && f.Contains("2033-04", StringComparison.Ordinal) && f.Contains("503", StringComparison.Ordinal));
+        var studyFailure = Assert.Single(logger.Entries, e => e.EventId == 7007);
+        Assert.Contains($"{a}/s-april", studyFailure.Message, StringComparison.Ordinal);
+        Assert.Contains("2033-04", studyFailure.Message, StringComparison.Ordinal);
+        var monthFailure = Assert.Single(logger.Entries, e => e.EventId == 7006);
+        Assert.Contains(c, monthFailure.Message, StringComparison.Ordinal);
+        Assert.Single(logger.Entries, e => e.EventId == 7008);
+        Assert.DoesNotContain(logger.Entries, e => e.Message.Contains("Doe", StringComparison.Ordinal));
+        Assert.Contains("503", ex.Message, StringComparison.Ordinal);
+
+        // Storage back: the next hourly run bills A's and C's April studies once, closes their April, and succeeds.
+        failing.FailRecord = _ => false;
+        failing.FailFiled = (_, _) => false;
+        clock.Now = clock.Now.AddHours(1);
+        var next = await sweep.RunAsync(None);
+        Assert.Equal(
+            new[] { $"{a}/s-april", $"{c}/s-april" }.Order(StringComparer.Ordinal),
+            next.Recorded.Where(s => s.StartsWith(a + "/", StringComparison.Ordinal) || s.StartsWith(b + "/", StringComparison.Ordinal) || s.StartsWith(c + "/", StringComparison.Ordinal)));
+        Assert.Contains(a, next.Closed);
+        Assert.Contains(c, next.Closed);
+        Assert.Empty(next.Failures);
+        foreach (var tenant in new[] { a, b, c })
+        {
+            Assert.Equal((true, 1), await ClosedStudiesAsync(tenant, "2033-04"));
+            Assert.Single(await azurite.Storage.Usage.GetMonthAsync(tenant, "2033-05", None), r => r.Stage == StudyOrchestration.UsageStage);
+        }
+    }
+
+    [Fact]
+    public async Task A_row_completed_before_it_kept_its_usage_is_not_billed_and_does_not_hold_the_close()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var usage = azurite.Storage.Usage;
+        var studies = azurite.Storage.Studies;
+        var at = new DateTimeOffset(2033, 6, 10, 9, 0, 0, TimeSpan.Zero);
+        var scoring = RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, "s-legacy-billed", at.AddMinutes(5).UtcDateTime, 120, 0, 8.5));
+
+        // Completed before b61fec6, no ScoringUsageJson: one whose scoring write failed for good (event 2006 then), one
+        // billed as usual. And one completed since, its scoring record written by its orchestration.
+        foreach (var studyId in new[] { "s-legacy-lost", "s-legacy-billed", "s-billed" })
+        {
+            Assert.True(await usage.TryRecordAsync(new UsageRecord(tenant, studyId, "ingest", at, 120, 3.5, 0, 1_000_000), None));
+        }
+
+        Assert.True(await usage.TryRecordAsync(scoring, None));
+        var billedNow = scoring with { StudyId = "s-billed" };
+        Assert.True(await usage.TryRecordAsync(billedNow, None));
+        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-legacy-lost", Status = StudyStatus.Completed, CreatedAt = at, UploadPath = UploadName }, None);
+        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-legacy-billed", Status = StudyStatus.Completed, CreatedAt = at }, None);
+        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-billed", Status = StudyStatus.Completed, CreatedAt = at, ScoringUsageJson = PipelineJson.Serialize(billedNow) }, None);
+
+        // Due on 4 July (CloseAfterDays 3), well before CloseMaxWaitDays (10): before, the legacy row counted as still
+        // running and June waited until the 11th, then closed with it unbilled anyway.
+        var logger = new ListLogger();
+        var clock = new ManualClock(new DateTimeOffset(2033, 7, 4, 0, 30, 0, TimeSpan.Zero));
+        var sweep = new UsageAutoClose(usage, studies, new MeteringOptions { CloseAfterDays = 3, CloseMaxWaitDays = 10 }, clock, logger);
+        var outcome = await sweep.RunAsync(None);
+
+        Assert.Contains(tenant, outcome.Closed);
+        Assert.DoesNotContain(tenant, outcome.Waiting);
+        Assert.Equal(new[] { $"{tenant}/s-legacy-lost" }, outcome.Unbillable.Where(s => s.StartsWith(tenant + "/", StringComparison.Ordinal)));
+        Assert.DoesNotContain(outcome.Recorded, s => s.StartsWith(tenant + "/", StringComparison.Ordinal));
+        var june = await new UsageQueries(usage, studies).MonthlyTotalsAsync(tenant, "2033-06", None);
+        Assert.Equal((true, 2, 1, 17.0), (june.Closed, june.Studies, june.UnscreenedStudies, june.GpuSeconds));
+        var logged = Assert.Single(logger.Entries, e => e.EventId == 7005 && e.Message.Contains(tenant, StringComparison.Ordinal));
+        Assert.Contains("s-legacy-lost", logged.Message, StringComparison.Ordinal);
+        Assert.Contains("2033-06", logged.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(logger.Entries, e => e.Message.Contains("Doe", StringComparison.Ordinal));
+
+        // Each billed study once (the usage store recognises the billed ones; nothing recorded again).
+        Assert.Equal(2, (await usage.GetMonthAsync(tenant, "2033-06", None)).Count(r => r.Stage == StudyOrchestration.UsageStage));
+        clock.Now = clock.Now.AddHours(1);
+        var again = await sweep.RunAsync(None);
+        Assert.DoesNotContain(again.Recorded, s => s.StartsWith(tenant + "/", StringComparison.Ordinal));
+        Assert.Equal(june, await new UsageQueries(usage, studies).MonthlyTotalsAsync(tenant, "2033-06", None));
+    }
+
+    /// <summary>A study ingested at <paramref name="at"/>, completed ten minutes later with its scoring write lost: the row carries it.</summary>
+    private async Task CompletedUnbilledAsync(string tenant, string studyId, DateTimeOffset at)
+    {
+        Assert.True(await azurite.Storage.Usage.TryRecordAsync(new UsageRecord(tenant, studyId, "ingest", at, 50, 2.5, 0, 500_000), None));
+        var scoring = RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, studyId, at.AddMinutes(10).UtcDateTime, 50, 0, 4.25));
+        await azurite.Storage.Studies.TryCreateAsync(new StudyRecord
+        {
+            Tenant = tenant,
+            StudyId = studyId,
+            Status = StudyStatus.Completed,
+            CreatedAt = at,
+            UploadPath = UploadName,
+            ScoringUsageJson = PipelineJson.Serialize(scoring),
+        }, None);
+    }
+
+    private async Task<(bool Closed, int Studies)> ClosedStudiesAsync(string tenant, string month)
+    {
+        var totals = await new UsageQueries(azurite.Storage.Usage, azurite.Storage.Studies).MonthlyTotalsAsync(tenant, month, None);
+        return (totals.Closed, totals.Studies);
+    }
+
+    /// <summary>The Usage table answering 503 (as the SDK throws it) for the chosen recordings and month reads.</summary>
+    private sealed class FailingUsageStore(IUsageStore inner) : IUsageStore
+    {
+        public Func<UsageRecord, bool> FailRecord { get; set; } = _ => false;
+
+        public Func<string, string, bool> FailFiled { get; set; } = (_, _) => false;
+
+        public Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken) =>
+            FailRecord(record) ? throw Unavailable() : inner.TryRecordAsync(record, cancellationToken);
+
+        public Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken) =>
+            FailFiled(tenant, month) ? throw Unavailable() : inner.GetMonthAsync(tenant, month, cancellationToken);
+
+        public Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken) =>
+            FailFiled(tenant, month) ? throw Unavailable() : inner.GetFiledAsync(tenant, month, cancellationToken);
+
+        public Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken) => inner.GetTenantsAsync(month, cancellationToken);
+
+        public Task<DateTimeOffset?> GetClosingAsync(string tenant, string month, CancellationToken cancellationToken) => inner.GetClosingAsync(tenant, month, cancellationToken);
+
+        public Task<DateTimeOffset> BeginCloseAsync(string tenant, string month, DateTimeOffset at, CancellationToken cancellationToken) => inner.BeginCloseAsync(tenant, month, at, cancellationToken);
+
+        public Task<UsageTotals?> GetClosedAsync(string tenant, string month, CancellationToken cancellationToken) => inner.GetClosedAsync(tenant, month, cancellationToken);
+
+        public Task<UsageTotals> AddClosedIfAbsentAsync(UsageTotals closed, CancellationToken cancellationToken) => inner.AddClosedIfAbsentAsync(closed, cancellationToken);
+
+        private static RequestFailedException Unavailable() => new(503, "Service request failed.\nStatus: 503 (Service Unavailable)\nErrorCode: ServerBusy\n\nHeaders:\nx-ms-request-id: 0f1e2d3c", "ServerBusy", null);
+    }
+
+    /// <summary>The sweep's log entries: event id and formatted message.</summary>
+    private sealed class ListLogger : ILogger<UsageAutoClose>
+    {
+        private readonly ConcurrentQueue<(int EventId, string Message)> _entries = new();
+
+        public IReadOnlyList<(int EventId, string Message)> Entries => [.. _entries];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _entries.Enqueue((eventId.Id, formatter(state, exception)));
+    }
+}
