@@ -178,11 +178,25 @@ internal sealed class DicomReader
                     : TransferSyntax.ImplicitVRLittleEndian;
         }
 
-        reader.ReadTopLevel(dataset, encoding);
+        try
+        {
+            reader.ReadTopLevel(dataset, encoding);
+        }
+        catch (DicomFormatException ex) when (format == DicomFileFormat.DatasetOnly && dataset.Count == 0 && ex.Offset == 0)
+        {
+            // No preamble, no meta and not even one element: a text, XML or CSV file beside the slices, not damaged DICOM.
+            // Without this its reason was what its first bytes happened to parse as ("(694C,6563) UN declares 174420846
+            // bytes"), which dump, ingest's skipped-file notes and classify/segment showed as if the file were DICOM.
+            throw new DicomFormatException(ex.FilePath, ex.Offset, NotDicomReason + ex.Reason + ")", ex);
+        }
+
         file.IsPartial = reader._stopped;
         file.TrailingDataOffset = reader._trailingDataOffset;
         return file;
     }
+
+    /// <summary>The start of the reason for input with no Part 10 header whose first bytes are no data element.</summary>
+    internal const string NotDicomReason = "not a DICOM file (no 'DICM' at byte 128, and byte 0 does not start a data element: ";
 
     private Stream OpenInflater(Stream stream, long datasetStart)
     {

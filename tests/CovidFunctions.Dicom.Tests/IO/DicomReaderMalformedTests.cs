@@ -29,6 +29,38 @@ public class DicomReaderMalformedTests
         Assert.EndsWith($" at byte {bytes.Length - 5}", ex.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A file that is not DICOM at all (the licence, manifest and annotation files a research group's series folder or zip
+    /// carries beside its slices) is said to be one: no 'DICM' marker and no data element at byte 0. Before, the reason was
+    /// only what its first bytes happened to parse as ("(694C,6563) UN declares 174420846 bytes but only 2851 remain"),
+    /// which `covidfn dump`, ingest's skipped-file notes and classify/segment's notes showed as if the file were damaged
+    /// DICOM. Found walking through README's `covidfn submit` of a real TCIA folder (H5, session 21).
+    /// </summary>
+    [Theory]
+    [InlineData("LICENSE.upstream")]
+    [InlineData("metadata.csv")]
+    [InlineData("annotations", "A0002-s2-b70f", "1.3.6.1.4.1.14519.5.2.1.6655.2359.124409970701988247716822562307.xml")]
+    public async Task Read_FileThatIsNotDicom_SaysSo(params string[] relative)
+    {
+        var bytes = File.ReadAllBytes(TestData.Shared(["dicom", "chest-ct", "lung-pet-ct-dx", .. relative]));
+        var ex = await ReadFails(bytes);
+        Assert.StartsWith("not a DICOM file (no 'DICM' at byte 128, and byte 0 does not start a data element: ", ex.Reason, StringComparison.Ordinal);
+        Assert.Equal(0, ex.Offset);
+        Assert.EndsWith(" at byte 0", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Read_BareDatasetDamagedAfterItsFirstElement_IsNotCalledNonDicom()
+    {
+        // A dataset without preamble whose first element reads is DICOM, damaged further on: the reason stays the damage.
+        var bytes = new DicomBytes().Text(0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.2", pad: 0);
+        var elementAt = bytes.Length;
+        bytes.Header(0x0010, 0x0010, "PN", 0xFFF0).Raw("Doe^John"u8.ToArray());
+        var ex = await ReadFails(bytes.ToArray());
+        Assert.Equal(elementAt, ex.Offset);
+        Assert.StartsWith("(0010,0010) PN declares 65520 bytes", ex.Reason, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0xFFFFFFF0u)]
     [InlineData(0x7FFFFFF0u)]
