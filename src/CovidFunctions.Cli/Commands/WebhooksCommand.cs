@@ -11,7 +11,7 @@ namespace CovidFunctions.Cli.Commands;
 
 /// <summary>
 /// <c>covidfn webhooks add URL [--tenant T] [--events E,…] [--secret S]</c>, <c>list</c>, <c>remove ID</c>,
-/// <c>test ID</c>, <c>rotate-secret ID [--overlap-hours H] [--secret S]</c>: manage the local host's webhook subscriptions (Azurite tables; secrets in the data folder's 0600
+/// <c>test ID</c>, <c>rotate-secret ID [--overlap-hours H] [--secret S]</c>, <c>sweep [--dry-run]</c>: manage the local host's webhook subscriptions (Azurite tables; secrets in the data folder's 0600
 /// file). <c>add</c> checks the target with the SSRF guard: https only, unless the last <c>covidfn up</c> ran with
 /// <c>--allow-loopback-webhooks</c>, which allows http://127.0.0.1, localhost and [::1].
 /// </summary>
@@ -25,6 +25,7 @@ public static class WebhooksCommand
         command.Subcommands.Add(CreateRemove());
         command.Subcommands.Add(CreateTest());
         command.Subcommands.Add(CreateRotateSecret());
+        command.Subcommands.Add(CreateSweep());
         return command;
     }
 
@@ -261,6 +262,153 @@ public static class WebhooksCommand
             }
         }, cancellationToken));
         return command;
+    }
+
+    private static Command CreateSweep()
+    {
+        var dryRun = new Option<bool>("--dry-run") { Description = "Say what the sweep would delete, and delete nothing." };
+        var common = StorageCommandOptions.Create();
+        var command = new Command(
+            "sweep",
+            "Run the webhook secret sweep once (up's loop and the Function app's timer run it hourly): delete the secrets no subscription signs with, once an hour old; print each secret's name and why it was deleted or kept (never a value).");
+        command.Options.Add(dryRun);
+        common.AddTo(command);
+        command.SetAction((parseResult, cancellationToken) => RunAsync(parseResult, common, "webhooks sweep", (webhooks, output, error, ct) =>
+            SweepAsync(webhooks, parseResult.GetValue(dryRun), output, error, ct), cancellationToken));
+        return command;
+    }
+
+    /// <summary>
+    /// One pass of <see cref="WebhookSecretSweep"/> over the data folder's secret file, as <c>up</c>'s hourly loop runs it,
+    /// for an operator who wants it now (after fixing what made a rotation or removal fail, before a backup, to see what
+    /// the file holds). The sweep decides; the command only watches its store: the listing it judged and each delete it
+    /// made (with <c>--dry-run</c>, the deletes are recorded and not made). Each secret of the naming scheme is printed
+    /// with its tenant, subscription id and why it went or stayed; never its value. Exit 1 when a delete failed (named
+    /// on stderr; the next sweep tries again), else 0.
+    /// </summary>
+    private static async Task<int> SweepAsync(LocalWebhooks webhooks, bool dryRun, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        // One instant for the sweep and the reasons printed, so "under the grace" means what the sweep judged.
+        var now = TimeProvider.System.GetUtcNow();
+        var store = new WatchedSecretStore(webhooks.Secrets, dryRun);
+        var sweep = new WebhookSecretSweep(webhooks.Storage.Subscriptions, store, new FixedClock(now), Microsoft.Extensions.Logging.Abstractions.NullLogger<WebhookSecretSweep>.Instance);
+        var result = await sweep.SweepAsync(cancellationToken).ConfigureAwait(false);
+
+        // Read after the pass, only to say why: whose current or previous secret a kept one is, and a deleted one's
+        // overlap that ended (the sweep's own read decided).
+        var rows = await webhooks.Storage.Subscriptions.ListAsync(null, cancellationToken).ConfigureAwait(false);
+        var kept = 0;
+        foreach (var secret in store.Listed)
+        {
+            if (!WebhookIds.TryParseSecretName(secret.Name, out var tenant, out var id))
+            {
+                continue;
+            }
+
+            var who = $"{secret.Name}  tenant {tenant}  subscription {id}";
+            if (store.Failed.TryGetValue(secret.Name, out var failure))
+            {
+                error.WriteLine($"webhooks sweep: could not delete {who} ({failure}); the next sweep tries again");
+            }
+            else if (store.Deleted.Contains(secret.Name))
+            {
+                output.WriteLine($"{(dryRun ? "would delete" : "deleted")}  {who}: {DeletedWhy(secret, rows)}");
+            }
+            else
+            {
+                kept++;
+                output.WriteLine($"kept  {who}: {KeptWhy(secret, rows, now)}");
+            }
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{result.Listed} webhook secret(s) listed: {result.Deleted} {(dryRun ? "would be deleted (dry run: nothing deleted)" : "deleted")}, {kept} kept, {result.Failed} failed"));
+        return result.Failed > 0 ? ExitCodes.InternalError : ExitCodes.Success;
+    }
+
+    private static string DeletedWhy(StoredWebhookSecret secret, IReadOnlyList<WebhookSubscription> rows) =>
+        rows.FirstOrDefault(r => r.PreviousSecretName == secret.Name) is { PreviousSecretExpiresAt: { } ended } replaced
+            ? string.Create(CultureInfo.InvariantCulture, $"replaced by a rotation of {replaced.Id}, its overlap ended {Utc(ended)}, over the {Hours(WebhookOptions.OrphanedSecretGrace)} grace ago")
+            : string.Create(CultureInfo.InvariantCulture, $"no subscription names it, stored {Utc(secret.StoredAt!.Value)} (over the {Hours(WebhookOptions.OrphanedSecretGrace)} grace ago)");
+
+    private static string KeptWhy(StoredWebhookSecret secret, IReadOnlyList<WebhookSubscription> rows, DateTimeOffset now)
+    {
+        if (secret.StoredAt is not { } storedAt)
+        {
+            return "its store gives no stored time, so it is never swept";
+        }
+
+        if (now - storedAt < WebhookOptions.OrphanedSecretGrace)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"stored {Utc(storedAt)}, under the {Hours(WebhookOptions.OrphanedSecretGrace)} grace (a create or rotation may be about to name it)");
+        }
+
+        if (rows.FirstOrDefault(r => r.SecretName == secret.Name) is { } current)
+        {
+            return $"the current secret of {current.Id}";
+        }
+
+        return rows.FirstOrDefault(r => r.PreviousSecretName == secret.Name) is { } previous
+            ? previous.PreviousSecretExpiresAt is { } until
+                ? string.Create(CultureInfo.InvariantCulture, $"the previous secret of {previous.Id}, its overlap {(until > now ? "ends" : "ended")} {Utc(until)} (kept until the {Hours(WebhookOptions.OrphanedSecretGrace)} grace after)")
+                : $"the previous secret of {previous.Id}"
+            : "a subscription named it when the sweep read the rows";
+    }
+
+    private static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    private static string Hours(TimeSpan span) => string.Create(CultureInfo.InvariantCulture, $"{span.TotalHours:0.##} h");
+
+    /// <summary>
+    /// The data folder's secret store as the sweep sees it, recording what it listed and each delete (made, failed, or
+    /// with <c>dryRun</c> recorded and not made): how <c>webhooks sweep</c> names what the sweep did, which its result
+    /// only counts. Names only; values pass through untouched and are never kept.
+    /// </summary>
+    private sealed class WatchedSecretStore(IWebhookSecretStore inner, bool dryRun) : IWebhookSecretStore
+    {
+        public IReadOnlyList<StoredWebhookSecret> Listed { get; private set; } = [];
+
+        public HashSet<string> Deleted { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Secret name → the delete's exception type and message (the stores put no value in one).</summary>
+        public Dictionary<string, string> Failed { get; } = new(StringComparer.Ordinal);
+
+        public Task SetAsync(string name, string value, CancellationToken cancellationToken) => inner.SetAsync(name, value, cancellationToken);
+
+        public Task<string?> GetAsync(string name, CancellationToken cancellationToken) => inner.GetAsync(name, cancellationToken);
+
+        public Task<IReadOnlyList<string>> ListNamesAsync(string prefix, CancellationToken cancellationToken) => inner.ListNamesAsync(prefix, cancellationToken);
+
+        public async Task<IReadOnlyList<StoredWebhookSecret>> ListStoredAsync(string prefix, CancellationToken cancellationToken)
+        {
+            Listed = await inner.ListStoredAsync(prefix, cancellationToken).ConfigureAwait(false);
+            return Listed;
+        }
+
+        public async Task DeleteAsync(string name, CancellationToken cancellationToken)
+        {
+            if (!dryRun)
+            {
+                try
+                {
+                    await inner.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Failed[name] = $"{ex.GetType().Name}: {ex.Message}";
+                    throw;
+                }
+            }
+
+            Deleted.Add(name);
+        }
+    }
+
+    /// <summary>A clock stopped at one instant (the sweep reads it once).</summary>
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
     }
 
     /// <summary>

@@ -1,12 +1,7 @@
-using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using CovidFunctions.Cli.Commands;
-using CovidFunctions.Cli.LocalHost;
-using CovidFunctions.Pipeline.Azure.Local;
-using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Notifications;
-using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests.Pipeline;
 
@@ -26,7 +21,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [Fact]
     public async Task Rotate_prints_the_new_secret_once_and_the_old_one_still_signs_beside_it_during_the_overlap()
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-rot");
 
         var before = DateTimeOffset.UtcNow;
@@ -70,7 +65,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [Fact]
     public async Task Rotate_with_a_chosen_secret_and_no_overlap_prints_no_secret_and_the_old_one_stops_signing()
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-rot0");
         const string Chosen = "whsec_chosen_by_the_operator_0123";
 
@@ -96,7 +91,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [InlineData("--tenant", "Not A Tenant", "tenant 'Not A Tenant' is not valid")]
     public async Task Rotate_with_a_bad_option_exits_2_naming_it_and_changes_nothing(string option, string value, string message)
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-bad");
         var stored = await local.SubscriptionAsync(id);
 
@@ -114,7 +109,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [InlineData("WH0123456789ABCDEF0123")]
     public async Task Rotate_of_an_id_that_is_no_subscription_id_exits_2_naming_the_id_and_its_form(string badId)
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-badid");
         var stored = await local.SubscriptionAsync(id);
 
@@ -130,7 +125,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [InlineData("test")]
     public async Task Remove_and_test_refuse_an_id_that_is_no_subscription_id_the_same_way(string subcommand)
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-badid2");
         var stored = await local.SubscriptionAsync(id);
 
@@ -145,7 +140,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [Fact]
     public async Task Rotate_of_an_unknown_id_or_another_tenants_exits_1_as_remove_and_test_do()
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, oldSecret) = await local.AddAsync("lab-own");
         var stored = await local.SubscriptionAsync(id);
         var unknown = WebhookIds.NewSubscriptionId();
@@ -163,7 +158,7 @@ public sealed class WebhooksRotateSecretCommandTests
     [Fact]
     public async Task Remove_run_again_after_a_removal_that_left_the_secrets_deletes_them_and_no_other_subscriptions()
     {
-        await using var local = await LocalData.StartAsync();
+        await using var local = await WebhooksLocalData.StartAsync();
         var (id, _) = await local.AddAsync("lab-left");
         var (otherId, otherSecret) = await local.AddAsync("lab-left");
         Assert.True((await local.CovidfnAsync("rotate-secret", id, "--overlap-hours", "1")).ExitCode == 0);
@@ -181,115 +176,5 @@ public sealed class WebhooksRotateSecretCommandTests
         var names = await local.SecretNamesAsync();
         Assert.DoesNotContain(names, n => n.Contains(id, StringComparison.Ordinal));
         await local.AssertUnchangedAsync(await local.SubscriptionAsync(otherId), otherSecret);
-    }
-
-    /// <summary>What a command printed.</summary>
-    private sealed record Run(int ExitCode, string Stdout, string Stderr)
-    {
-        public List<string> Lines => [.. Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
-    }
-
-    /// <summary>
-    /// A test Azurite, a data folder as <c>covidfn up --allow-loopback-webhooks</c> leaves it (<c>keys/deid.key</c>,
-    /// the loopback marker) and a receiver on 127.0.0.1; every command is run with <c>--data-dir</c> and <c>--storage</c>.
-    /// </summary>
-    private sealed class LocalData : IAsyncDisposable
-    {
-        private readonly TempDirectory _temp;
-        private readonly AzuriteServer _azurite;
-
-        private LocalData(TempDirectory temp, AzuriteServer azurite)
-        {
-            _temp = temp;
-            _azurite = azurite;
-            DataDir = Path.Combine(temp.Path, "data");
-        }
-
-        public string DataDir { get; }
-
-        public RecordingWebhookReceiver Receiver { get; } = new();
-
-        public static async Task<LocalData> StartAsync()
-        {
-            var temp = TestData.CreateTempDirectory();
-            try
-            {
-                var local = new LocalData(temp, await PipelineFixture.StartAzuriteAsync(temp.Path));
-                DeidKeys.ForDataDir(local.DataDir, out _, out _);
-                await File.WriteAllTextAsync(Path.Combine(local.DataDir, LocalWebhooks.AllowLoopbackMarker), "set by covidfn up --allow-loopback-webhooks\n");
-                return local;
-            }
-            catch
-            {
-                temp.Dispose();
-                throw;
-            }
-        }
-
-        /// <summary><c>covidfn webhooks {args} --data-dir D --storage S</c>, parsed and invoked as Program does.</summary>
-        public async Task<Run> CovidfnAsync(params string[] args)
-        {
-            using var output = new StringWriter();
-            using var error = new StringWriter();
-            var root = new RootCommand();
-            root.Subcommands.Add(WebhooksCommand.Create());
-            var parsed = root.Parse(["webhooks", .. args, "--data-dir", DataDir, "--storage", _azurite.ConnectionString]);
-            var rc = await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
-            return new Run(parsed.Errors.Count > 0 ? ExitCodes.BadInput : rc, output.ToString(), error.ToString());
-        }
-
-        /// <summary><c>webhooks add</c> of the receiver for <c>study.completed</c>: the id and the generated secret it printed.</summary>
-        public async Task<(string Id, string Secret)> AddAsync(string tenant)
-        {
-            var add = await CovidfnAsync("add", Receiver.Url, "--tenant", tenant, "--events", StudyEventTypes.Completed);
-            Assert.True(add.ExitCode == 0, add.Stderr);
-            var secret = Assert.Single(add.Lines, l => l.StartsWith("secret: ", StringComparison.Ordinal))["secret: ".Length..];
-            return (add.Lines[^1], secret);
-        }
-
-        public async Task<WebhookSubscription> SubscriptionAsync(string id)
-        {
-            using var webhooks = Open();
-            return (await webhooks.Manager.FindAsync(null, id, CancellationToken.None))!;
-        }
-
-        /// <summary>The subscription's row is as it was, and a delivery still verifies with its old secret only.</summary>
-        public async Task AssertUnchangedAsync(WebhookSubscription stored, string oldSecret)
-        {
-            var now = await SubscriptionAsync(stored.Id);
-            Assert.Equal((stored.SecretName, stored.PreviousSecretName, stored.SecretRotatedAt, stored.ETag), (now.SecretName, now.PreviousSecretName, now.SecretRotatedAt, now.ETag));
-            var test = await CovidfnAsync("test", stored.Id);
-            Assert.True(test.ExitCode == 0, test.Stdout + test.Stderr);
-            var delivery = Receiver.Requests.Last();
-            Assert.Single(delivery.Signature!.Split(','), p => p.StartsWith("v1=", StringComparison.Ordinal));
-            Assert.True(WebhookSignature.Verify(oldSecret, delivery.Signature, delivery.Body, DateTimeOffset.UtcNow, Tolerance));
-        }
-
-        /// <summary>Deletes the subscription's row and nothing else; returns the names the secret file then holds.</summary>
-        public async Task<IReadOnlyList<string>> DeleteRowOnlyAsync(WebhookSubscription subscription)
-        {
-            using var webhooks = Open();
-            Assert.True(await webhooks.Storage.Subscriptions.DeleteAsync(subscription.Tenant, subscription.Id, CancellationToken.None));
-            return await webhooks.Secrets.ListNamesAsync("", CancellationToken.None);
-        }
-
-        public async Task<IReadOnlyList<string>> SecretNamesAsync()
-        {
-            using var webhooks = Open();
-            return await webhooks.Secrets.ListNamesAsync("", CancellationToken.None);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Receiver.Dispose();
-            await _azurite.DisposeAsync();
-            _temp.Dispose();
-        }
-
-        private LocalWebhooks Open()
-        {
-            var storage = PipelineStorage.FromConnectionString(_azurite.ConnectionString);
-            return new(DataDir, storage.Tables, storage.Studies, allowLoopback: true, publicBaseUrl: null);
-        }
     }
 }

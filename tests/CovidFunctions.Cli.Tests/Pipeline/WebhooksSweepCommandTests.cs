@@ -1,0 +1,98 @@
+using CovidFunctions.Cli.Commands;
+using CovidFunctions.Pipeline.Notifications;
+
+namespace CovidFunctions.Cli.Tests.Pipeline;
+
+/// <summary>
+/// <c>covidfn webhooks sweep [--dry-run]</c> as a user runs it: the command line parsed and invoked as <c>Program</c>
+/// does, on a data folder <c>covidfn up --allow-loopback-webhooks</c> made, over a real Azurite and the data folder's
+/// secret file. One pass of the hourly secret sweep (<see cref="WebhookSecretSweep"/>, which <c>up</c>'s loop and the
+/// Function app's timer run): each secret of the naming scheme is printed with its tenant, subscription and why it was
+/// deleted or kept, never its value; <c>--dry-run</c> deletes nothing.
+/// </summary>
+[Collection(PipelineCollection.Name)]
+public sealed class WebhooksSweepCommandTests
+{
+    private static readonly TimeSpan Tolerance = TimeSpan.FromMinutes(5);
+
+    [Fact]
+    public async Task Sweep_deletes_only_the_secrets_no_subscription_signs_with_an_hour_old_naming_each_secret_and_never_a_value()
+    {
+        const string Tenant = "lab-sweep";
+        await using var local = await WebhooksLocalData.StartAsync();
+
+        // A subscription rotated with a 2-h overlap: its new secret and its previous one both sign.
+        var (id, firstSecret) = await local.AddAsync(Tenant);
+        var rotate = await local.CovidfnAsync("rotate-secret", id, "--overlap-hours", "2");
+        Assert.True(rotate.ExitCode == 0, rotate.Stderr);
+        var newSecret = Assert.Single(rotate.Lines, l => l.StartsWith("secret: ", StringComparison.Ordinal))["secret: ".Length..];
+        var rotated = await local.SubscriptionAsync(id);
+
+        // A removal that deleted its row and failed at the secret store: its secret is named by no row.
+        var (goneId, goneSecret) = await local.AddAsync(Tenant);
+        var gone = await local.SubscriptionAsync(goneId);
+        await local.DeleteRowOnlyAsync(gone);
+
+        // A create between storing its secret and writing its row: named by no row yet, and young.
+        var youngId = WebhookIds.NewSubscriptionId();
+        var youngName = WebhookIds.SecretName(Tenant, youngId);
+        const string YoungSecret = "whsec_a_create_about_to_write_its_row";
+        await local.StoreSecretAsync(youngName, YoungSecret);
+
+        // All but the young one were stored two hours ago.
+        await local.AgeSecretsAsync(TimeSpan.FromHours(2), rotated.SecretName, rotated.PreviousSecretName!, gone.SecretName);
+        var file = await File.ReadAllTextAsync(local.SecretFile);
+
+        var dry = await local.CovidfnAsync("sweep", "--dry-run");
+
+        Assert.True(dry.ExitCode == ExitCodes.Success, dry.Stdout + dry.Stderr);
+        Assert.Empty(dry.Stderr);
+        Assert.Contains($"would delete  {gone.SecretName}  tenant {Tenant}  subscription {goneId}: no subscription names it, stored ", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"kept  {rotated.SecretName}  tenant {Tenant}  subscription {id}: the current secret of {id}", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"kept  {rotated.PreviousSecretName}  tenant {Tenant}  subscription {id}: the previous secret of {id}, its overlap ends ", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"kept  {youngName}  tenant {Tenant}  subscription {youngId}: stored ", dry.Stdout, StringComparison.Ordinal);
+        Assert.Contains("under the 1 h grace", dry.Stdout, StringComparison.Ordinal);
+        Assert.Equal("4 webhook secret(s) listed: 1 would be deleted (dry run: nothing deleted), 3 kept, 0 failed", dry.Lines[^1]);
+        Assert.Equal(5, dry.Lines.Count);
+        Assert.Equal(file, await File.ReadAllTextAsync(local.SecretFile));
+
+        var sweep = await local.CovidfnAsync("sweep");
+
+        Assert.True(sweep.ExitCode == ExitCodes.Success, sweep.Stdout + sweep.Stderr);
+        Assert.Empty(sweep.Stderr);
+        Assert.Contains($"deleted  {gone.SecretName}  tenant {Tenant}  subscription {goneId}: no subscription names it", sweep.Stdout, StringComparison.Ordinal);
+        Assert.Equal("4 webhook secret(s) listed: 1 deleted, 3 kept, 0 failed", sweep.Lines[^1]);
+        Assert.Equal(
+            new[] { rotated.SecretName, rotated.PreviousSecretName!, youngName }.Order(StringComparer.Ordinal),
+            await local.SecretNamesAsync());
+
+        // Names only: no value of any secret was printed, by either run.
+        foreach (var value in new[] { firstSecret, newSecret, goneSecret, YoungSecret })
+        {
+            Assert.DoesNotContain(value, dry.Stdout + dry.Stderr + sweep.Stdout + sweep.Stderr, StringComparison.Ordinal);
+        }
+
+        // The rotated subscription still signs with both of its secrets.
+        var test = await local.CovidfnAsync("test", id);
+        Assert.True(test.ExitCode == 0, test.Stdout + test.Stderr);
+        var delivery = Assert.Single(local.Receiver.Requests);
+        Assert.True(WebhookSignature.Verify(newSecret, delivery.Signature, delivery.Body, DateTimeOffset.UtcNow, Tolerance), "the new secret verifies");
+        Assert.True(WebhookSignature.Verify(firstSecret, delivery.Signature, delivery.Body, DateTimeOffset.UtcNow, Tolerance), "the previous secret still verifies");
+
+        // Run again: nothing left to delete.
+        var again = await local.CovidfnAsync("sweep");
+        Assert.True(again.ExitCode == ExitCodes.Success, again.Stderr);
+        Assert.Equal("3 webhook secret(s) listed: 0 deleted, 3 kept, 0 failed", again.Lines[^1]);
+    }
+
+    [Fact]
+    public async Task Sweep_of_an_empty_secret_file_says_so_and_exits_0()
+    {
+        await using var local = await WebhooksLocalData.StartAsync();
+
+        var sweep = await local.CovidfnAsync("sweep");
+
+        Assert.True(sweep.ExitCode == ExitCodes.Success, sweep.Stderr);
+        Assert.Equal(["0 webhook secret(s) listed: 0 deleted, 0 kept, 0 failed"], sweep.Lines);
+    }
+}
