@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using CovidFunctions.Cli.LocalHost;
 using CovidFunctions.Dicom;
 using CovidFunctions.Dicom.Deidentification;
@@ -9,6 +10,7 @@ using CovidFunctions.Imaging.Series;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
 using CovidFunctions.Pipeline.Ingest;
+using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Reports;
 using CovidFunctions.Pipeline.Storage;
 
@@ -223,7 +225,58 @@ public static class ScreenCommand
             output.WriteLine("  results: " + Path.GetDirectoryName(result.Containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath)));
         }
 
+        WriteNotScreened(result, kept, output);
         output.WriteLine("  research use only - not a medical device");
+    }
+
+    /// <summary>Most files of the input named, with why, under the "not screened" line; the rest are counted.</summary>
+    internal const int NotScreenedShown = 10;
+
+    /// <summary>
+    /// The files of the input that a screened study did not use (another study or series, reformats the policy refuses,
+    /// files that are not DICOM), from the <c>skipped/reason.json</c> ingest writes beside them in quarantine: how many,
+    /// the first <see cref="NotScreenedShown"/> with why, and where the reasons are kept (or that <c>--out-dir</c> keeps
+    /// them). Before, the summary said nothing of them: a patient folder with two time points gave one diagnosis and no
+    /// sign that the other study was left out. A rejected study's files are all named by its reason already.
+    /// </summary>
+    private static void WriteNotScreened(OfflineScreeningResult result, bool kept, TextWriter output)
+    {
+        var s = result.Study;
+        if (result.Ingest.Status == IngestStatus.Rejected)
+        {
+            return;
+        }
+
+        // quarantine/{tenant}/{study}/skipped/reason.json: the folder IngestHandler copies the files not screened to.
+        var path = result.Containers.LinkTo(PipelineNames.QuarantineContainer, $"{s.Tenant}/{s.StudyId}/skipped/reason.json");
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        QuarantineReason? reason;
+        try
+        {
+            reason = JsonSerializer.Deserialize<QuarantineReason>(File.ReadAllText(path), PipelineJson.Options);
+        }
+        catch (JsonException)
+        {
+            output.WriteLine($"  not screened: some files of the input, named with why in {path}");
+            return;
+        }
+
+        var files = reason?.Files ?? [];
+        var where = kept ? $"each named with why in {path}" : "not kept: give --out-dir to keep them with a reason.json naming why";
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  not screened: {files.Count} file(s) of the input ({where})"));
+        foreach (var file in files.Take(NotScreenedShown))
+        {
+            output.WriteLine($"    {file.Name}: {file.Why}");
+        }
+
+        if (files.Count > NotScreenedShown)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    ... and {files.Count - NotScreenedShown} more"));
+        }
     }
 
     private static void WriteText(string path, string text)

@@ -50,4 +50,43 @@ public sealed class ScreenCommandTests
         Assert.True(named.Count == 0, "kept under --out-dir: " + string.Join(", ", named));
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(outDir, "results"), "montage.png", SearchOption.AllDirectories));
     }
+
+    /// <summary>
+    /// A real patient folder (COVID-19-NY-SBU A002304: two time points, each an axial slice plus coronal and sagittal
+    /// reformats) screens one series of one study; the console says that the other five files were not screened and why,
+    /// and where their reasons are. Before, the summary said nothing: a user screening a patient folder got one diagnosis
+    /// and had no sign that the other time point was left out (only reason.json under --out-dir named it). Found in H5's
+    /// README walkthrough (session 21).
+    /// </summary>
+    [Fact]
+    public async Task Screen_of_a_folder_with_two_studies_says_which_files_were_not_screened()
+    {
+        using var temp = TestData.CreateTempDirectory();
+        var patient = TestData.Shared("dicom", "chest-ct", "covid19-ny-sbu", "A002304");
+        var outDir = Path.Combine(temp.Path, "out");
+
+        var kept = new StringWriter();
+        var rc = await ScreenCommand.RunAsync(
+            new ScreenCommand.ScreenArguments(patient, null, null, "lab-s", outDir, Path.Combine(temp.Path, "deid.key"), Path.Combine(TestData.RepoRoot, "models"), 0),
+            kept, new StringWriter(), CancellationToken.None);
+
+        Assert.Equal(ExitCodes.Success, rc);
+        var lines = kept.ToString().Split('\n');
+        var notScreened = Assert.Single(lines, l => l.StartsWith("  not screened: ", StringComparison.Ordinal));
+        Assert.StartsWith("  not screened: 5 file(s) of the input", notScreened, StringComparison.Ordinal);
+        var reasons = Directory.GetFiles(Path.Combine(outDir, "quarantine"), "reason.json", SearchOption.AllDirectories);
+        Assert.Contains(Assert.Single(reasons), notScreened, StringComparison.Ordinal);
+        Assert.Contains(lines, l => l.StartsWith("    axial/", StringComparison.Ordinal) && l.Contains(": another study in the same upload", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("    coronal/", StringComparison.Ordinal) && l.Contains("Image Type is not ORIGINAL", StringComparison.Ordinal));
+
+        // Without --out-dir the files are not kept: the line says how to keep them.
+        var temporary = new StringWriter();
+        rc = await ScreenCommand.RunAsync(
+            new ScreenCommand.ScreenArguments(patient, null, null, "lab-s", null, Path.Combine(temp.Path, "deid.key"), Path.Combine(TestData.RepoRoot, "models"), 0),
+            temporary, new StringWriter(), CancellationToken.None);
+
+        Assert.Equal(ExitCodes.Success, rc);
+        Assert.Contains("  not screened: 5 file(s) of the input", temporary.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--out-dir", temporary.ToString(), StringComparison.Ordinal);
+    }
 }
