@@ -57,7 +57,9 @@ public sealed record ScorerOptions
     /// <summary>
     /// Chunks scored at once (Service Bus MaxConcurrentCalls). One GPU is busiest with 2: one chunk computes while the
     /// next reads tiles. A chunk delivered before (its last replica may have died of it) is scored alone on its replica
-    /// (<see cref="Pipeline.Messaging.DeliveryGate"/>), so a crash during it costs no other chunk a delivery.
+    /// (<see cref="Pipeline.Messaging.DeliveryGate"/>), so a crash during it costs no other chunk a delivery. A chunk
+    /// still running after <see cref="Pipeline.Messaging.DeliveryGate.DefaultHungAfter"/> (2 min) counts as hung and no
+    /// longer holds a redelivered chunk back: that one is scored beside it instead of waiting up to the 30-min lock renewal.
     /// </summary>
     public int MaxConcurrentCalls { get; init; } = 2;
 

@@ -5,7 +5,8 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Messaging;
 /// <summary>
 /// The slot rules of <see cref="DeliveryGate"/> on their own (no queue): a redelivered message starts only when nothing
 /// else runs and holds back what came after it, two of them run one after the other without deadlock, nothing starves,
-/// and a consumer stopping withdraws a waiting message.
+/// a consumer stopping withdraws a waiting message, and a handler that has run the gate's bound (HungAfter) holds nothing
+/// back any more. The bound here is short; the transport-level test with the default is HungHandlerTests (Azurite).
 /// </summary>
 public sealed class DeliveryGateTests
 {
@@ -89,5 +90,74 @@ public sealed class DeliveryGateTests
         Assert.True(gate.WaitUntilNoSuspectAsync(CancellationToken.None).IsCompleted);
         a.Dispose();
         b.Dispose();
+    }
+
+    [Fact]
+    public async Task A_redelivered_message_behind_a_hung_handler_starts_beside_it_once_that_handler_has_run_the_bound()
+    {
+        // Before: it waited until the hung handler ended (in production up to the 30-min lock renewal), and the
+        // transport received nothing meanwhile.
+        var gate = new DeliveryGate(TimeSpan.FromMilliseconds(300));
+        var hung = gate.Admit(1);
+        await hung.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        var suspect = gate.Admit(2);
+        var later = gate.Admit(1);
+        var receiving = gate.WaitUntilNoSuspectAsync(CancellationToken.None);
+
+        await suspect.WaitAsync(CancellationToken.None).WaitAsync(Soon); // the hung handler has not finished
+        Assert.Equal(2, gate.Running);
+        Assert.Equal(1, gate.Hung);
+        Assert.False(later.WaitAsync(CancellationToken.None).IsCompleted); // the suspect still runs alone among the live ones
+        Assert.False(receiving.IsCompleted);
+
+        suspect.Dispose();
+        await later.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        await receiving.WaitAsync(Soon);
+        later.Dispose();
+        hung.Dispose(); // it ends at last: counted once
+        Assert.Equal(0, gate.Running);
+        Assert.Equal(0, gate.Hung);
+    }
+
+    [Fact]
+    public async Task A_redelivered_message_that_hangs_stops_holding_back_the_rest_once_it_has_run_the_bound()
+    {
+        // Before: nothing else started and the Storage-queue transport received nothing until the hung suspect ended.
+        var gate = new DeliveryGate(TimeSpan.FromMilliseconds(300));
+        var suspect = gate.Admit(2);
+        await suspect.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        var behind = gate.Admit(1);
+
+        await gate.WaitUntilNoSuspectAsync(CancellationToken.None).WaitAsync(Soon);
+        await behind.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        Assert.Equal(2, gate.Running);
+
+        behind.Dispose();
+        suspect.Dispose();
+        Assert.Equal(0, gate.Running);
+    }
+
+    [Fact]
+    public async Task A_handler_that_finished_within_the_bound_is_not_counted_again_when_its_bound_passes()
+    {
+        var gate = new DeliveryGate(TimeSpan.FromMilliseconds(200));
+        var first = gate.Admit(1);
+        await first.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        first.Dispose();
+        await Task.Delay(TimeSpan.FromMilliseconds(600)); // past its bound: a timer left running must not touch the counts
+        Assert.Equal((0, 0), (gate.Running, gate.Hung));
+
+        var suspect = gate.Admit(2);
+        await suspect.WaitAsync(CancellationToken.None).WaitAsync(Soon);
+        suspect.Dispose();
+        Assert.Equal((0, 0), (gate.Running, gate.Hung));
+    }
+
+    [Fact]
+    public void The_default_bound_is_two_minutes_and_a_bound_must_be_positive_or_infinite()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(2), new DeliveryGate().HungAfter);
+        Assert.Equal(Timeout.InfiniteTimeSpan, new DeliveryGate(Timeout.InfiniteTimeSpan).HungAfter);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DeliveryGate(TimeSpan.Zero));
     }
 }
