@@ -29,6 +29,18 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// and a closer counts exactly the rows older than its fence, so each record is in one bill whichever wins;</item>
 /// <item>the snapshot: PartitionKey <c>{tenant}|closed</c>, RowKey the month, the bill's figures and <c>ClosedAt</c>.</item>
 /// </list>
+/// <para>The hourly usage sweep's index (<see cref="GetOpenStudiesAsync"/>): PartitionKey <c>{tenant}|open|{yyyy-MM}</c>,
+/// RowKey the study id, one row per study filed under the month without a scoring record. Every filing of a record
+/// that is not the scoring one upserts it before the record row (so no filed study lacks it); filing the scoring
+/// record deletes it after the record row. A row left behind (a writer that died in between, a late retry of an
+/// ingest record) is found stale by the read, which checks the scoring record, and deleted there. The sweep deletes
+/// the row of a study it finds failed, rejected or unbillable, only while the row is the version it listed (a
+/// re-ingest upserts it again, with a new version). The partition's insert-only marker row <c>_complete</c> says that
+/// the index holds every study of the month: the first read of a month without it reads the month's records once,
+/// upserts a row for each open study, then writes the marker. Records filed by a writer older than the index after
+/// that backfill (a deployment still swapping instances) would be missing from it: such a study would not hold the
+/// close (it is then carried into the next month, billed whole) and a lost scoring write of it would not be billed
+/// by the sweep. A month that is closing (a fence) is read from its records, fence-aware, as before.</para>
 /// A record whose billing month is closed (its fence is there before the record, or older than the record's row) is
 /// carried into the first month after it without a fence, with <c>LateFrom</c> = the billing month, together with
 /// copies of the study's earlier records when the closed bills on the way did not bill the study. A writer that dies
@@ -40,6 +52,9 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
 
     /// <summary>RowKey of a month's close fence in its record partition (study ids never start with '_').</summary>
     public const string FenceRowKey = "_closing";
+
+    /// <summary>RowKey of the marker that a tenant-month's open-study index is complete (study ids never start with '_').</summary>
+    public const string OpenIndexCompleteRowKey = "_complete";
 
     public TableClient Table { get; } = table;
 
@@ -55,6 +70,9 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
 
     /// <summary>The partition that lists the tenants with records in a month.</summary>
     public static string MonthIndexPartitionKeyOf(string month) => MonthIndexPrefix + month;
+
+    /// <summary>The partition of a tenant-month's open-study index (<see cref="GetOpenStudiesAsync"/>).</summary>
+    public static string OpenPartitionKeyOf(string tenant, string month) => $"{tenant}|open|{month}";
 
     /// <summary>The partition of a tenant's closed-month snapshots (one row per month).</summary>
     public static string ClosedPartitionKeyOf(string tenant) => $"{tenant}|closed";
@@ -73,7 +91,19 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
         if (fence is null)
         {
             await AddIfAbsentAsync(new TableEntity(MonthIndexPartitionKeyOf(month), record.Tenant), cancellationToken).ConfigureAwait(false);
+            var scoring = record.Stage == StudyOrchestration.UsageStage;
+            if (!scoring)
+            {
+                // Before the record, so that no study filed without a scoring record lacks its index row; an upsert, so
+                // that a sweep's conditional delete of a row listed before (the study then failed) misses it.
+                await Table.UpsertEntityAsync(new TableEntity(OpenPartitionKeyOf(record.Tenant, month), record.StudyId), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+            }
+
             var inserted = await AddIfAbsentAsync(EntityOf(record, month, lateFrom), cancellationToken).ConfigureAwait(false);
+            if (scoring)
+            {
+                await DeleteOpenAsync(record.Tenant, month, record.StudyId, ETag.All, cancellationToken).ConfigureAwait(false);
+            }
 
             // The month may have begun closing while the row was written: the row is in its bill only if older than the fence.
             fence = await GetFenceAsync(record.Tenant, month, cancellationToken).ConfigureAwait(false);
@@ -176,6 +206,96 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
         }
 
         return bill;
+    }
+
+    /// <summary>
+    /// The month's studies without a scoring record from the open-study index (one query of the index partition, then
+    /// a point read of each listed study's scoring record, which finds a row left behind and deletes it). A month
+    /// without the index's marker is read from its records once and its index written; a closing month (a fence) is
+    /// read from its records, fence-aware.
+    /// </summary>
+    public async Task<IReadOnlyList<OpenStudy>> GetOpenStudiesAsync(string tenant, string month, CancellationToken cancellationToken)
+    {
+        if (await GetFenceAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return await ((IUsageStore)new RecordsOnly(this)).GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+        }
+
+        var partition = OpenPartitionKeyOf(tenant, month);
+        var listed = new List<TableEntity>();
+        var complete = false;
+        await foreach (var row in Table.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {partition}"), select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (row.RowKey == OpenIndexCompleteRowKey)
+            {
+                complete = true;
+            }
+            else
+            {
+                listed.Add(row);
+            }
+        }
+
+        if (!complete)
+        {
+            // Records filed before the index existed have no row: one read of the month's records writes them.
+            var open = new List<OpenStudy>();
+            foreach (var study in await ((IUsageStore)new RecordsOnly(this)).GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false))
+            {
+                var written = await Table.UpsertEntityAsync(new TableEntity(partition, study.StudyId), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+                open.Add(study with { Version = written.Headers.ETag?.ToString() });
+            }
+
+            await AddIfAbsentAsync(new TableEntity(partition, OpenIndexCompleteRowKey), cancellationToken).ConfigureAwait(false);
+            return open;
+        }
+
+        var studies = new List<OpenStudy>();
+        foreach (var row in listed.OrderBy(r => r.RowKey, StringComparer.Ordinal))
+        {
+            var scoring = await Table.GetEntityIfExistsAsync<TableEntity>(PartitionKeyOf(tenant, month), RowKeyOf(row.RowKey, StudyOrchestration.UsageStage), ["RowKey"], cancellationToken).ConfigureAwait(false);
+            if (scoring.HasValue)
+            {
+                // Left behind by a scoring writer that died before its delete, or by a late retry of an earlier stage.
+                await DeleteOpenAsync(tenant, month, row.RowKey, row.ETag, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            studies.Add(new OpenStudy(row.RowKey, row.ETag.ToString()));
+        }
+
+        return studies;
+    }
+
+    public Task ForgetOpenStudyAsync(string tenant, string month, OpenStudy study, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(study);
+        return study.Version is { Length: > 0 } version
+            ? DeleteOpenAsync(tenant, month, study.StudyId, new ETag(version), cancellationToken)
+            : Task.CompletedTask;
+    }
+
+    /// <summary>Deletes a study's open-index row if it is still <paramref name="version"/> (any version: <see cref="ETag.All"/>); gone or changed: nothing.</summary>
+    private async Task DeleteOpenAsync(string tenant, string month, string studyId, ETag version, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Table.DeleteEntityAsync(OpenPartitionKeyOf(tenant, month), studyId, version, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            // Gone already, or written again since it was listed (the study filed again): it stays.
+        }
+    }
+
+    /// <summary>The store seen through its records only (the interface's default open-study read over <see cref="GetFiledAsync"/>).</summary>
+    private sealed class RecordsOnly(TableUsageStore store) : IUsageStore
+    {
+        public Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken) => store.TryRecordAsync(record, cancellationToken);
+
+        public Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken) => store.GetMonthAsync(tenant, month, cancellationToken);
+
+        public Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken) => store.GetFiledAsync(tenant, month, cancellationToken);
     }
 
     public async Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken)

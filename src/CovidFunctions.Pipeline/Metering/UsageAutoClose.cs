@@ -57,8 +57,10 @@ public sealed class UsageSweepException(UsageAutoCloseOutcome outcome)
 /// it (completed before the row kept it) cannot be billed, and no longer holds its month's close as if running.
 /// </para>
 /// <para>
-/// Steps and tenants are independent: a tenant-month is read once per run (its close state, its filed records, then
-/// one point read of each study filed without a scoring record, shared by the billing and the close); a failing read,
+/// Steps and tenants are independent: a tenant-month is read once per run (its close state, the studies filed without
+/// a scoring record, from the table store's index of them rather than every record of the month, then one point read
+/// of each such study, shared by the billing and the close; a study found failed, rejected or unbillable is dropped
+/// from the index so later runs do not read it again); a failing read,
 /// recording or close is logged (7006 for a tenant-month, 7007 for a study) and the rest of the run goes on; a tenant
 /// with a failed step is not closed in that run (the next run tries again, closing then if due). The run then throws
 /// <see cref="UsageSweepException"/> naming every failed step, so the host records the run as failed.
@@ -163,7 +165,7 @@ public sealed partial class UsageAutoClose(
     /// </summary>
     private async Task<TenantState> SweepAsync(Run run, string tenant, string month, bool close, CancellationToken cancellationToken)
     {
-        List<string> unscreened;
+        IReadOnlyList<OpenStudy> unscreened;
         try
         {
             if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
@@ -171,11 +173,8 @@ public sealed partial class UsageAutoClose(
                 return TenantState.AlreadyClosed;
             }
 
-            var filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
-            unscreened = [.. filed.GroupBy(f => f.Record.StudyId, StringComparer.Ordinal)
-                .Where(g => g.All(f => f.Record.Stage != StudyOrchestration.UsageStage))
-                .Select(g => g.Key)
-                .Order(StringComparer.Ordinal)];
+            // The table store answers from its index of such studies (not every record of the month).
+            unscreened = await usage.GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
         {
@@ -186,9 +185,10 @@ public sealed partial class UsageAutoClose(
         var running = 0;
         var failed = false;
         var unbillable = new List<string>();
-        foreach (var studyId in unscreened)
+        foreach (var open in unscreened)
         {
-            switch (await SettleAsync(run, tenant, month, studyId, cancellationToken).ConfigureAwait(false))
+            var state = await SettleAsync(run, tenant, month, open.StudyId, cancellationToken).ConfigureAwait(false);
+            switch (state)
             {
                 case StudyState.Running:
                     running++;
@@ -197,8 +197,13 @@ public sealed partial class UsageAutoClose(
                     failed = true;
                     break;
                 case StudyState.Unbillable:
-                    unbillable.Add(studyId);
+                    unbillable.Add(open.StudyId);
                     break;
+            }
+
+            if (state is StudyState.Settled or StudyState.Unbillable)
+            {
+                await ForgetAsync(tenant, month, open, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -235,6 +240,22 @@ public sealed partial class UsageAutoClose(
         {
             run.Fail(logger, "close the month", tenant, month, null, ex);
             return TenantState.Failed;
+        }
+    }
+
+    /// <summary>
+    /// Drops a study settled without a bill from the store's index, so later runs do not read it again (a recorded one
+    /// the store drops itself). A failure costs only that: the next run reads it again and retries.
+    /// </summary>
+    private async Task ForgetAsync(string tenant, string month, OpenStudy open, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await usage.ForgetOpenStudyAsync(tenant, month, open, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
+        {
+            Log.ForgetFailed(logger, tenant, open.StudyId, month, ReasonOf(ex));
         }
     }
 
@@ -403,6 +424,9 @@ public sealed partial class UsageAutoClose(
 
         [LoggerMessage(EventId = 7007, Level = LogLevel.Error, Message = "Usage sweep: {Step} failed for study {Tenant}/{StudyId} of {Month}: {Reason}; the other studies and tenants ran, this one is tried again next run (its month is not closed in this run)")]
         public static partial void StudyStepFailed(ILogger logger, string step, string tenant, string studyId, string month, string reason);
+
+        [LoggerMessage(EventId = 7009, Level = LogLevel.Debug, Message = "Usage sweep: study {Tenant}/{StudyId} of {Month} is settled without a bill but could not be dropped from the open-study index ({Reason}); read again next run")]
+        public static partial void ForgetFailed(ILogger logger, string tenant, string studyId, string month, string reason);
 
         [LoggerMessage(EventId = 7008, Level = LogLevel.Error, Message = "Usage sweep of {Month} and {Current}: {Failures} step(s) failed; every other step and tenant ran")]
         public static partial void RunFailed(ILogger logger, int failures, string month, string current);

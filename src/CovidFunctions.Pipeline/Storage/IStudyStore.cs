@@ -1,4 +1,5 @@
 using CovidFunctions.Pipeline.Metering;
+using CovidFunctions.Pipeline.Orchestration;
 
 namespace CovidFunctions.Pipeline.Storage;
 
@@ -108,4 +109,23 @@ public interface IUsageStore
     /// <summary>Inserts the snapshot unless the month has one; returns the stored snapshot (the first one written).</summary>
     Task<UsageTotals> AddClosedIfAbsentAsync(UsageTotals closed, CancellationToken cancellationToken) =>
         throw new NotSupportedException($"{GetType().Name} cannot close months");
+
+    /// <summary>
+    /// The studies filed under the tenant's month (in its bill: before the fence once closing) without a scoring record,
+    /// in study id order: the hourly usage sweep's candidates (<see cref="UsageAutoClose"/>). This default reads every
+    /// record of the month; the table store reads its index of such studies instead, once the month's index is complete.
+    /// </summary>
+    async Task<IReadOnlyList<OpenStudy>> GetOpenStudiesAsync(string tenant, string month, CancellationToken cancellationToken) =>
+        [.. (await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false))
+            .GroupBy(f => f.Record.StudyId, StringComparer.Ordinal)
+            .Where(g => g.All(f => f.Record.Stage != StudyOrchestration.UsageStage))
+            .Select(g => new OpenStudy(g.Key, null))
+            .OrderBy(o => o.StudyId, StringComparer.Ordinal)];
+
+    /// <summary>
+    /// Drops a study the sweep found settled without a bill (failed, rejected, completed with nothing to bill) from the
+    /// month's index of open studies, unless its entry changed since it was listed (the study filed again). A store
+    /// without an index has nothing to drop.
+    /// </summary>
+    Task ForgetOpenStudyAsync(string tenant, string month, OpenStudy study, CancellationToken cancellationToken) => Task.CompletedTask;
 }

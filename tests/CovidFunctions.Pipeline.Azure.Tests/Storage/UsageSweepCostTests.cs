@@ -92,15 +92,36 @@ public sealed class UsageSweepCostTests(ITestOutputHelper output)
 
         Assert.Equal(seeded.ScreenedAfterSweep, billed);
 
-        // Each study the sweep must look at (records, no scoring record: failed or running, in February and March) is
-        // read once per run, not once per step: the due run reads February's and March's. Before, the due run read
-        // February's twice (billing step, then the close's count of running studies).
-        Assert.Equal(seeded.UnscreenedFebruary + seeded.UnscreenedMarch, costs[2].StudiesPointReads);
-        Assert.Equal(seeded.UnscreenedFebruary + seeded.UnscreenedMarch, costs[1].StudiesPointReads);
+        // The first run reads each study it must look at (records, no scoring record: failed, running or unbilled, in
+        // February and March) once, not once per step, and writes the months' open-study index from their records.
+        Assert.Equal(seeded.UnscreenedFebruary + seeded.UnscreenedMarch + seeded.Unbilled, costs[0].StudiesPointReads);
+
+        // Later runs read the index: only the studies still running (the failed ones were dropped from it), and not
+        // the months' records. Before, every run read every record of both months (about two rows per study) and
+        // point-read every failed study again; the due run read February's twice (billing, then the close's count).
+        Assert.Equal(seeded.Running, costs[1].StudiesPointReads);
+        Assert.Equal(seeded.Running, costs[2].StudiesPointReads);
+        // Rows: a few per tenant-month (tenant lists, index marker) and two per running study (its index row and its
+        // Studies row), whatever the number of studies screened or failed.
+        Assert.True(costs[1].RowsRead <= 3 * Tenants * Months.Length + 2 * seeded.Running, $"a run after the index exists read {costs[1].RowsRead} rows");
 
         // The tenants of the Studies table are listed once per run (one $top=1 query per tenant and per index gap),
         // not once per month.
         Assert.Equal(Tenants + 3, costs[1].StudiesQueries);
+
+        // The index names exactly the March studies still running: a new study's ingest adds it, its scoring removes it.
+        var usageOnly = new TableUsageStore(seeding.Tables.GetTableClient(PipelineNames.UsageTable));
+        Assert.Equal(seeded.Running, (await Task.WhenAll(Enumerable.Range(0, Tenants).Select(t => usageOnly.GetOpenStudiesAsync(TenantOf(t), "2032-03", None)))).Sum(o => o.Count));
+        var fresh = new UsageRecord(TenantOf(0), "s-new", "ingest", new DateTimeOffset(2032, 3, 20, 9, 0, 0, TimeSpan.Zero), 10, 1, 0, 100);
+        Assert.True(await usageOnly.TryRecordAsync(fresh, None));
+        Assert.Contains(await usageOnly.GetOpenStudiesAsync(TenantOf(0), "2032-03", None), o => o.StudyId == "s-new");
+        Assert.True(await usageOnly.TryRecordAsync(fresh with { Stage = StudyOrchestration.UsageStage, Slices = 10, CpuSeconds = 0, GpuSeconds = 2, BytesStored = 0 }, None));
+        Assert.DoesNotContain(await usageOnly.GetOpenStudiesAsync(TenantOf(0), "2032-03", None), o => o.StudyId == "s-new");
+
+        // A late retry of its ingest record (refused: already filed) leaves a stale row behind; the read finds the
+        // scoring record, drops the row and does not list it.
+        Assert.False(await usageOnly.TryRecordAsync(fresh, None));
+        Assert.DoesNotContain(await usageOnly.GetOpenStudiesAsync(TenantOf(0), "2032-03", None), o => o.StudyId == "s-new");
     }
 
     private sealed record Seeded(int Screened, int Failed, int Rejected, int Running, int Unbilled, int UnscreenedFebruary, int UnscreenedMarch, int ScreenedAfterSweep);

@@ -13,8 +13,8 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 /// <summary>
 /// The hourly usage sweep (<see cref="UsageAutoClose"/>) on real Azurite Usage and Studies tables when part of it fails
 /// (one tenant's recording, another tenant's month read: the Table service answering 503), and with Studies rows
-/// completed before the row kept its scoring usage (b61fec6). Months 2033-04 to 2033-07 are this file's alone (the
-/// sweep closes every tenant's previous month).
+/// completed before the row kept its scoring usage (b61fec6); and the Usage table's index of open studies the sweep
+/// reads. Months 2033-04 to 2033-09 are this file's alone (the sweep closes every tenant's previous month).
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
@@ -138,6 +138,45 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
         Assert.Equal(june, await new UsageQueries(usage, studies).MonthlyTotalsAsync(tenant, "2033-06", None));
     }
 
+    [Fact]
+    public async Task Once_a_month_is_indexed_the_sweep_finds_new_unbilled_and_reingested_studies_from_the_index()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var usage = azurite.Storage.Usage;
+        var studies = azurite.Storage.Studies;
+        var at = new DateTimeOffset(2033, 8, 5, 9, 0, 0, TimeSpan.Zero);
+        var ingest = new UsageRecord(tenant, "s-failed", "ingest", at, 40, 2, 0, 400);
+        Assert.True(await usage.TryRecordAsync(ingest, None));
+        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-failed", Status = StudyStatus.Failed, CreatedAt = at }, None);
+
+        // The first run indexes August (from its records) and drops the failed study: later runs do not read it.
+        var clock = new ManualClock(at.AddDays(1));
+        var sweep = new UsageAutoClose(usage, studies, new MeteringOptions { CloseAfterDays = 3, CloseMaxWaitDays = 10 }, clock, new ListLogger());
+        await sweep.RunAsync(None);
+        Assert.Empty(await usage.GetOpenStudiesAsync(tenant, "2033-08", None));
+
+        // A study completed since, its scoring write lost: its ingest record put it in the index, and the sweep bills it.
+        await CompletedUnbilledAsync(tenant, "s-lost", at.AddDays(1).AddHours(2));
+        Assert.Equal(new[] { "s-lost" }, (await usage.GetOpenStudiesAsync(tenant, "2033-08", None)).Select(o => o.StudyId));
+        clock.Now = at.AddDays(1).AddHours(3);
+        Assert.Contains($"{tenant}/s-lost", (await sweep.RunAsync(None)).Recorded);
+        Assert.Empty(await usage.GetOpenStudiesAsync(tenant, "2033-08", None));
+
+        // The failed study ingested again (its record filed again, refused as a duplicate): listed again, and running,
+        // it holds August's close. A drop of the entry as listed before a later filing leaves it listed.
+        await studies.UpdateAsync(tenant, "s-failed", row => row! with { Status = StudyStatus.Processing }, None);
+        Assert.False(await usage.TryRecordAsync(ingest with { At = at.AddDays(2) }, None));
+        var listed = Assert.Single(await usage.GetOpenStudiesAsync(tenant, "2033-08", None));
+        Assert.Equal("s-failed", listed.StudyId);
+        Assert.False(await usage.TryRecordAsync(ingest with { At = at.AddDays(2).AddMinutes(1) }, None));
+        await usage.ForgetOpenStudyAsync(tenant, "2033-08", listed, None);
+        Assert.Equal("s-failed", Assert.Single(await usage.GetOpenStudiesAsync(tenant, "2033-08", None)).StudyId);
+        clock.Now = new DateTimeOffset(2033, 9, 4, 0, 30, 0, TimeSpan.Zero);
+        var due = await sweep.RunAsync(None);
+        Assert.Contains(tenant, due.Waiting);
+        Assert.Null(await usage.GetClosedAsync(tenant, "2033-08", None));
+    }
+
     /// <summary>A study ingested at <paramref name="at"/>, completed ten minutes later with its scoring write lost: the row carries it.</summary>
     private async Task CompletedUnbilledAsync(string tenant, string studyId, DateTimeOffset at)
     {
@@ -175,6 +214,11 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
 
         public Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken) =>
             FailFiled(tenant, month) ? throw Unavailable() : inner.GetFiledAsync(tenant, month, cancellationToken);
+
+        public Task<IReadOnlyList<OpenStudy>> GetOpenStudiesAsync(string tenant, string month, CancellationToken cancellationToken) =>
+            FailFiled(tenant, month) ? throw Unavailable() : inner.GetOpenStudiesAsync(tenant, month, cancellationToken);
+
+        public Task ForgetOpenStudyAsync(string tenant, string month, OpenStudy study, CancellationToken cancellationToken) => inner.ForgetOpenStudyAsync(tenant, month, study, cancellationToken);
 
         public Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken) => inner.GetTenantsAsync(month, cancellationToken);
 
