@@ -176,7 +176,9 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// when the handlers started before it have finished, and a message the processor hands over meanwhile waits (its
     /// lock renewed) until it is done. Unlike the Storage-queue transport, this one cannot stop the processor from
     /// receiving: a message received while a suspect runs is held unstarted, so a crash during the suspect still costs
-    /// it a delivery (<c>docs/design/failure-semantics.md</c>).
+    /// it a delivery (<c>docs/design/failure-semantics.md</c>). A handler that has run
+    /// <see cref="DeliveryGate.HungAfter"/> (2 min) is taken as hung and holds nothing back: a suspect waiting behind it
+    /// starts beside it rather than waiting up to the 30-min lock renewal.
     /// </para>
     /// <para>
     /// A message delivered more often than <paramref name="maxDeliveryCount"/> (no delivery settled it: the handler's

@@ -44,7 +44,8 @@ public sealed record StorageQueueTransportOptions
 /// Receiving: one message per receive, up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once, except that a
 /// message delivered before (<c>DequeueCount</c> above 1: its last holder may have died of it) runs alone: it starts
 /// when the handlers started before it have finished, and nothing more is received until it is done
-/// (<see cref="DeliveryGate"/>); each received message is invisible for
+/// (<see cref="DeliveryGate"/>; a handler that has run <see cref="DeliveryGate.HungAfter"/>, 2 min, is taken as hung
+/// and holds nothing back: the suspect starts beside it, and a suspect itself hung stops holding receives); each received message is invisible for
 /// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended by that much every third of it while its handler runs (the
 /// handler's heartbeat); <c>DequeueCount</c> is the delivery count, so a message whose handler crashed the process comes
 /// back with a higher count once the last extension runs out: between two thirds of the timeout and the whole of it
