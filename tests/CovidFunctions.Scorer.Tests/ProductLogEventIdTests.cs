@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Scorer.Tests;
@@ -40,6 +41,27 @@ public sealed class ProductLogEventIdTests
         }
 
         Assert.Contains(assemblies, a => a.GetName().Name == "CovidFunctions.Imaging");
+    }
+
+    [Fact]
+    public void A_shared_id_has_one_message_template_wherever_it_is_declared()
+    {
+        // One query over the workspace finds a shared event from every host; a template that differs between hosts
+        // (4102 said "{Status} ({Reason})" in the Function app and "{Status} {Reason}" in covidfn) splits its messages.
+        var sources = Directory.EnumerateFiles(Path.Combine(TestData.RepoRoot, "src"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .SelectMany(File.ReadLines)
+            .ToArray();
+        foreach (var (id, declaredBy) in LogEventIds.SharedIds)
+        {
+            var templates = sources
+                .Where(line => Regex.IsMatch(line, $@"\bEventId\s*=\s*{id}\b"))
+                .Select(line => Regex.Match(line, "Message\\s*=\\s*\"(?<m>[^\"]*)\"").Groups["m"].Value)
+                .ToArray();
+            Assert.Equal(declaredBy.Length, templates.Length);
+            Assert.All(templates, t => Assert.NotEmpty(t));
+            Assert.Single(templates.Distinct(StringComparer.Ordinal));
+        }
     }
 
     [Fact]

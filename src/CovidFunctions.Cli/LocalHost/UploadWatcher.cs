@@ -105,7 +105,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
                 }
 
                 _done[unit.UploadPath] = newest;
-                Log.UnitIngested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? string.Empty);
+                Log.UnitIngested(logger, UploadNames.LoggableTenant(unit), outcome.StudyId, outcome.Status.ToString(), outcome.Reason ?? "-");
                 Ingested?.Invoke(outcome);
             }
             finally
@@ -138,7 +138,7 @@ public sealed partial class UploadWatcher(IUploadListing listing, IngestHandler 
 
         // Upload paths are chosen by the uploader and may carry patient names; logs leave the tenant (Application
         // Insights), so they name the study by its pseudonymous id (a hash of tenant and path) instead.
-        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} {Reason}")]
+        [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "Upload of study {Tenant}/{StudyId}: {Status} ({Reason})")]
         public static partial void UnitIngested(ILogger logger, string tenant, string studyId, string status, string reason);
 
         [LoggerMessage(EventId = 4113, Level = LogLevel.Warning, Message = "Ingest of study {Tenant}/{StudyId} failed ({Type}: {Message}); it is retried on a later poll")]
