@@ -305,12 +305,15 @@ public static class UpCommand
         return s.Status switch
         {
             StudyStatus.Completed => string.Create(CultureInfo.InvariantCulture,
-                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {s.SliceCount} slices; montage {Markup.Escape(s.MontagePath is null ? "-" : containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
+                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {Slices(s.SliceCount)}; montage {Markup.Escape(s.MontagePath is null ? "-" : containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
             StudyStatus.Failed => $"{time} {id} [red]failed[/]: {Markup.Escape(s.Reason ?? "?")}" + (StatusCommand.HasQuarantinedUpload(s) ? " (original and reason.json in quarantine/)" : string.Empty),
             StudyStatus.Rejected => $"{time} {id} [yellow]rejected[/]: {Markup.Escape(s.Reason ?? "?")} (original and reason.json in quarantine/)",
-            StudyStatus.Processing when s.IngestedAt is not null => string.Create(CultureInfo.InvariantCulture, $"{time} {id} [blue]processing[/]: de-identified and tiled ({s.SliceCount} slices), scoring"),
+            StudyStatus.Processing when s.IngestedAt is not null => string.Create(CultureInfo.InvariantCulture, $"{time} {id} [blue]processing[/]: de-identified and tiled ({Slices(s.SliceCount)}), scoring"),
             StudyStatus.Processing => $"{time} {id} [blue]processing[/]: ingesting (de-identification, tiles)",
             _ => $"{time} {id} {Markup.Escape(s.Status)}",
         };
     }
+
+    /// <summary>"1 slice", "30 slices": a one-slice study (one 2-D image) was shown as "1 slices".</summary>
+    private static string Slices(int n) => n.ToString(CultureInfo.InvariantCulture) + (n == 1 ? " slice" : " slices");
 }
