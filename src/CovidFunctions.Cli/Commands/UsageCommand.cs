@@ -83,7 +83,9 @@ public static class UsageCommand
     private static Command CreateClose()
     {
         var tenant = new Option<string?>("--tenant") { Description = "Only this tenant (default: every tenant known to the storage)." };
-        var month = new Option<string?>("--month") { Description = "The month to close, yyyy-MM (a past UTC month; required)." };
+        // Required in System.CommandLine terms, so --help marks it and a missing one is the standard parse error (exit 2,
+        // as every parse error here: Program maps them to bad input).
+        var month = new Option<string>("--month") { Description = "The month to close, yyyy-MM (a past UTC month).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the snapshots as JSON (one object with --tenant, else an array)." };
         var storage = StorageCommandOptions.Create();
         var command = new Command(
@@ -98,12 +100,7 @@ public static class UsageCommand
             var output = parseResult.InvocationConfiguration.Output;
             var error = parseResult.InvocationConfiguration.Error;
             var t = parseResult.GetValue(tenant);
-            if (parseResult.GetValue(month) is not { } m)
-            {
-                // Checked here, not as a required option, so that it exits 2 (bad input) like a bad month.
-                error.WriteLine("usage close: --month yyyy-MM is required (the past UTC month to close)");
-                return ExitCodes.BadInput;
-            }
+            var m = parseResult.GetRequiredValue(month);
 
             if (!StorageCommandOptions.IsValidTenant("usage close", t, error))
             {
