@@ -172,13 +172,47 @@ public static class StatusCommand
         table.AddRow("study", Markup.Escape(s.StudyId));
         table.AddRow("tenant", Markup.Escape(s.Tenant));
         table.AddRow("status", StatusMarkup(s.Status) + (s.Reason is null ? string.Empty : " — " + Markup.Escape(s.Reason)));
-        table.AddRow("upload", Markup.Escape(s.UploadPath is null ? "-" : $"{PipelineNames.UploadsContainer}/{s.UploadPath}"));
+        // A row with nothing kept is left out ("upload -", "rejected -" read as a lost value): a rejected study may have
+        // neither. A running study keeps "ingested -" / "scoring -" / "completed -", where the dash says "not yet"; a settled one that
+        // never reached a stage leaves it out, the status row saying why.
+        var isSettled = s.Status is StudyStatus.Failed or StudyStatus.Rejected or StudyStatus.Completed;
+        if (s.UploadPath is not null)
+        {
+            table.AddRow("upload", Markup.Escape($"{PipelineNames.UploadsContainer}/{s.UploadPath}"));
+        }
+
         table.AddRow("created", Time(s.CreatedAt));
-        table.AddRow("ingested", s.IngestedAt is { } ingested ? Time(ingested) : "-");
-        table.AddRow("scoring", s.ScoringFinishedAt is { } scored ? "finished " + Time(scored) : s.ScoringStartedAt is { } scoring ? "started " + Time(scoring) : "-");
+        if (s.IngestedAt is { } ingested)
+        {
+            table.AddRow("ingested", Time(ingested));
+        }
+        else if (!isSettled)
+        {
+            table.AddRow("ingested", "-");
+        }
+
+        if (s.ScoringFinishedAt is { } scored)
+        {
+            table.AddRow("scoring", "finished " + Time(scored));
+        }
+        else if (s.ScoringStartedAt is { } scoring)
+        {
+            table.AddRow("scoring", "started " + Time(scoring));
+        }
+        else if (!isSettled)
+        {
+            table.AddRow("scoring", "-");
+        }
+
         // CompletedAt is when the study settled, whatever the outcome: a failed study was shown as "completed <time>".
-        var settled = s.Status is StudyStatus.Failed or StudyStatus.Rejected ? s.Status : "completed";
-        table.AddRow(settled, s.CompletedAt is { } completed ? Time(completed) : "-");
+        if (s.CompletedAt is { } completed)
+        {
+            table.AddRow(s.Status is StudyStatus.Failed or StudyStatus.Rejected ? s.Status : "completed", Time(completed));
+        }
+        else if (!isSettled)
+        {
+            table.AddRow("completed", "-");
+        }
         if (HasQuarantinedUpload(s))
         {
             table.AddRow("quarantine", Markup.Escape(containers.LinkTo(PipelineNames.QuarantineContainer, $"{s.Tenant}/{s.StudyId}/")) + " (original and reason.json)");
