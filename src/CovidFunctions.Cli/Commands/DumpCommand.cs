@@ -62,7 +62,9 @@ internal static class DumpCommand
         }
         catch (DicomFormatException ex)
         {
-            error.WriteLine($"dump: {path}: malformed DICOM: {OneLine(ex.Reason)} at byte {ex.Offset.ToString(CultureInfo.InvariantCulture)}");
+            // A file that is no DICOM at all is not "malformed DICOM", and its reason already says "not a DICOM file".
+            var prefix = ex.Reason.Contains("not a DICOM file", StringComparison.Ordinal) ? string.Empty : "malformed DICOM: ";
+            error.WriteLine($"dump: {path}: {prefix}{OneLine(ex.Reason)} at byte {ex.Offset.ToString(CultureInfo.InvariantCulture)}");
             return ExitCodes.BadInput;
         }
         catch (Exception ex) when (ex is DicomException or IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
