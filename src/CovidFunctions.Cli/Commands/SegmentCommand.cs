@@ -281,7 +281,8 @@ public static class SegmentCommand
             {
                 if (extras.OverlaysDir is not null && slice.Mask.AsSpan().ContainsAnyExcept((byte)0))
                 {
-                    var file = Path.Combine(extras.OverlaysDir, FormattableString.Invariant($"{name}_slice{slice.Index + 1:D4}.png"));
+                    // 0-based like the summary line below, so "slice 28/30" is <name>_slice0028.png.
+                    var file = Path.Combine(extras.OverlaysDir, FormattableString.Invariant($"{name}_slice{slice.Index:D4}.png"));
                     File.WriteAllBytes(file, OverlayRenderer.RenderOverlayPng(image, slice.Mask));
                     overlays++;
                 }
@@ -325,7 +326,8 @@ public static class SegmentCommand
 
         foreach (var slice in result.Slices.Where(s => s.LesionPercent > 0))
         {
-            output.WriteLine(FormattableString.Invariant($"segment: {name}: slice {slice.Index + 1}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
+            // 0-based, feet to head, as screen, status, the API, the report and classify's "slice" number them.
+            output.WriteLine(FormattableString.Invariant($"segment: {name}: slice {slice.Index}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
         }
 
         output.WriteLine(FormattableString.Invariant(
