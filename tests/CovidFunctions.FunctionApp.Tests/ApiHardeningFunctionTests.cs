@@ -24,8 +24,11 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
     public async Task TestWebhook_TheLimitHoldsAcrossInstances_429WithRetryAfter()
     {
         using var temp = TestData.CreateTempDirectory();
-        await using var first = Build(temp.Path, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
-        await using var second = Build(temp.Path, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
+        // Both instances on one clock stopped in the middle of an hour: the windows are aligned to the clock's hours, so on
+        // the wall clock a run across hh:00 restarted the count between the calls (seen once, at 13:59).
+        var clock = new StoppedMidHour();
+        await using var first = SampleApp.Build(azurite, temp.Path, clock, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
+        await using var second = SampleApp.Build(azurite, temp.Path, clock, ("Webhooks:TestRequestsPerWindow", "3"), ("Webhooks:TestRateWindow", "01:00:00"));
         var tenant = "rl-" + Guid.NewGuid().ToString("N")[..10];
         var key = (await first.GetRequiredService<ApiKeyAdmin>().MintAsync([tenant], None)).Key;
 
@@ -47,7 +50,7 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
             retryAfter ??= answer.Status == 429 ? answer.Headers.RetryAfter.ToString() : null;
         }
 
-        // An hour-long window: the count cannot restart between the calls. Per-process counts would allow 3 per instance.
+        // One window (the clock stands still): the count cannot restart between the calls. Per-process counts would allow 3 per instance.
         Assert.Equal([200, 200, 200, 429, 429], statuses);
         Assert.True(int.TryParse(retryAfter, out var seconds) && seconds is >= 1 and <= 3600, $"Retry-After '{retryAfter}'");
         var row = await new CovidFunctions.Pipeline.Azure.Webhooks.TableRateWindowStore(azurite.Storage.Tables).GetAsync(WebhookTestRateLimiter.Scope, tenant, None);
@@ -58,8 +61,9 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
     public async Task TestWebhook_ConcurrentCallsOnTwoInstances_NeverPassTheLimit()
     {
         using var temp = TestData.CreateTempDirectory();
-        await using var first = Build(temp.Path, ("Webhooks:TestRateWindow", "01:00:00"));
-        await using var second = Build(temp.Path, ("Webhooks:TestRateWindow", "01:00:00"));
+        var clock = new StoppedMidHour();
+        await using var first = SampleApp.Build(azurite, temp.Path, clock, ("Webhooks:TestRateWindow", "01:00:00"));
+        await using var second = SampleApp.Build(azurite, temp.Path, clock, ("Webhooks:TestRateWindow", "01:00:00"));
         var tenant = "rc-" + Guid.NewGuid().ToString("N")[..10];
         var limiters = new[] { first.GetRequiredService<WebhookTestRateLimiter>(), second.GetRequiredService<WebhookTestRateLimiter>() };
 
@@ -127,4 +131,18 @@ public sealed class ApiHardeningFunctionTests(AzuriteFixture azurite)
     }
 
     private ServiceProvider Build(string keyDirectory, params (string Key, string? Value)[] overrides) => SampleApp.Build(azurite, keyDirectory, overrides);
+
+    /// <summary>The wall clock's current hour at half past, standing still: every call falls in one hour-long window.</summary>
+    private sealed class StoppedMidHour : TimeProvider
+    {
+        private readonly DateTimeOffset _now;
+
+        public StoppedMidHour()
+        {
+            var wall = System.GetUtcNow();
+            _now = new DateTimeOffset(wall.Year, wall.Month, wall.Day, wall.Hour, 30, 0, TimeSpan.Zero);
+        }
+
+        public override DateTimeOffset GetUtcNow() => _now;
+    }
 }

@@ -41,9 +41,9 @@ internal static class SampleApp
     public static ServiceProvider Build(AzuriteFixture azurite, string keyDirectory, params (string Key, string? Value)[] overrides) =>
         Services(azurite, keyDirectory, overrides).BuildServiceProvider();
 
-    /// <summary>The app's services from the sample settings, with <paramref name="clock"/> as the app's time.</summary>
-    public static ServiceProvider Build(AzuriteFixture azurite, string keyDirectory, TimeProvider clock) =>
-        Services(azurite, keyDirectory, []).AddSingleton(clock).BuildServiceProvider();
+    /// <summary>The app's services from <see cref="Settings"/>, with <paramref name="clock"/> as the app's time.</summary>
+    public static ServiceProvider Build(AzuriteFixture azurite, string keyDirectory, TimeProvider clock, params (string Key, string? Value)[] overrides) =>
+        Services(azurite, keyDirectory, overrides).AddSingleton(clock).BuildServiceProvider();
 
     private static IServiceCollection Services(AzuriteFixture azurite, string keyDirectory, (string Key, string? Value)[] overrides)
     {
