@@ -8,8 +8,8 @@ namespace CovidFunctions.Cli.Tests;
 
 /// <summary>
 /// <c>covidfn segment</c>'s per-slice summary numbers slices from 0, feet to head, like <c>screen</c>, <c>status</c>,
-/// the API, the report and <c>classify</c>'s <c>slice</c>: it printed "slice 29/30" for the last of 30 (walkthrough
-/// audit), so a slice named by segment was the next one in every other view. Checked against the mask it wrote: the
+/// the API, the report and <c>classify</c>'s <c>slice</c>: it printed "slice 29/30" for slice 28 (walkthrough audit),
+/// so a slice named by segment was the next one in every other view. Checked against the mask it wrote: the
 /// slices it names, and its <c>--overlays</c> files (<c>&lt;name&gt;_slice0028.png</c>), are exactly the mask's slices
 /// (0-based, the NIfTI's third axis) with lesion voxels.
 /// </summary>
