@@ -46,6 +46,24 @@ public sealed class StatusRowsWithoutTimeTests
     }
 
     [Fact]
+    public void A_rejected_study_shows_when_it_was_rejected()
+    {
+        // Ingest keeps the rejection's time as CompletedAt since this session; rows written before it have none (above).
+        var rows = Rows(new StudyRecord
+        {
+            Tenant = "lab-a",
+            StudyId = "s0000000000000000000000r3",
+            Status = StudyStatus.Rejected,
+            Reason = "unreadable: [name]: not readable as DICOM",
+            CreatedAt = Created,
+            CompletedAt = Created.AddSeconds(4),
+        });
+
+        Assert.Contains(rows, r => r.Field == "rejected" && r.Value.Contains("2026-11-28", StringComparison.Ordinal));
+        Assert.DoesNotContain(rows, r => r.Value == "-");
+    }
+
+    [Fact]
     public void A_running_study_keeps_its_not_yet_rows()
     {
         var rows = Rows(new StudyRecord

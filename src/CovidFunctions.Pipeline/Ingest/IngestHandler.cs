@@ -1313,6 +1313,10 @@ public sealed partial class IngestHandler
             {
                 Status = StudyStatus.Rejected,
                 Reason = $"{code}: {maskedDetail}",
+
+                // When it settled, as a failed or completed study keeps it: status, the API's completedAt and diagnosis
+                // stage, and a re-sent study.rejected (its time, from this row) then say when, and say it alike.
+                CompletedAt = reason.At,
                 IngestClaim = null,
                 IngestClaimExpiresAt = null,
 

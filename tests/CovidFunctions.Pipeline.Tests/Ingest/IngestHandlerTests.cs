@@ -539,6 +539,8 @@ public sealed class IngestHandlerTests
         Assert.Equal(StudyStatus.Rejected, study.Status);
         Assert.StartsWith(code + ": ", study.Reason, StringComparison.Ordinal);
         Assert.Null(study.IngestedAt);
+        Assert.NotNull(study.CompletedAt);
+        Assert.InRange(study.CompletedAt.Value, study.CreatedAt, DateTimeOffset.UtcNow);
         Assert.Equal([(Tenant, studyId, StudyEventTypes.Rejected)], host.Notifier.Events);
         Assert.Empty(host.Orchestrations.StartCalls);
     }
