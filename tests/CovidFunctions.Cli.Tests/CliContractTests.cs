@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.TestHelpers;
 
@@ -156,22 +155,7 @@ public sealed class CliContractTests
     /// <summary>Runs the built covidfn as a process (the real entry point, exit code included); returns the exit code and stderr.</summary>
     private static (int ExitCode, string Stderr) Covidfn(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "covidfn.dll"), .. args])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        psi.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("covidfn " + string.Join(' ', args) + " did not exit: " + stderr);
-        }
-
-        _ = stdout.Result;
-        return (process.ExitCode, stderr);
+        var (exitCode, _, stderr) = CovidfnProcess.Run(args);
+        return (exitCode, stderr);
     }
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using CovidFunctions.TestHelpers;
 
 namespace CovidFunctions.Cli.Tests;
@@ -52,28 +50,7 @@ public sealed class DumpNotDicomMessageTests
 
     private static (int ExitCode, string Stderr) Covidfn(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "covidfn.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("covidfn " + string.Join(' ', args) + " did not exit: " + stderr);
-        }
-
-        _ = stdout.Result;
-        return (process.ExitCode, stderr);
+        var (exitCode, _, stderr) = CovidfnProcess.Run(args);
+        return (exitCode, stderr);
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Diagnostics;
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.Inference;
 using CovidFunctions.Pipeline;
@@ -235,36 +234,10 @@ public sealed class StartupSettingsTests
         return environment;
     }
 
-    /// <summary>Runs covidfn with the key and storage variables of this process removed and <paramref name="variables"/> set; returns the exit code and stderr.</summary>
     /// <summary>Runs covidfn with <paramref name="args"/>, with no COVIDFN_* or configuration (Section__Key) variable of this process but <paramref name="variables"/>.</summary>
     internal static (int ExitCode, string Stderr) Covidfn((string Name, string Value)[] variables, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "covidfn.dll"), .. args])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var name in psi.Environment.Keys.Where(k => k.StartsWith("COVIDFN_", StringComparison.Ordinal) || k.Contains("__", StringComparison.Ordinal)).ToList())
-        {
-            psi.Environment.Remove(name);
-        }
-
-        psi.Environment["NO_COLOR"] = "1";
-        foreach (var (name, value) in variables)
-        {
-            psi.Environment[name] = value;
-        }
-
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("covidfn " + string.Join(' ', args) + " did not exit: " + stderr);
-        }
-
-        _ = stdout.Result;
-        return (process.ExitCode, stderr);
+        var (exitCode, _, stderr) = CovidfnProcess.Run(variables, args);
+        return (exitCode, stderr);
     }
 }

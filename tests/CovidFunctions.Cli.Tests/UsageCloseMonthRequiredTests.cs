@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 
 namespace CovidFunctions.Cli.Tests;
 
@@ -29,31 +27,5 @@ public sealed class UsageCloseMonthRequiredTests
         Assert.Contains("Option '--month' is required.", stderr, StringComparison.Ordinal);
     }
 
-    private static (int ExitCode, string Stdout, string Stderr) Covidfn(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            StandardOutputEncoding = Encoding.UTF8,
-            StandardErrorEncoding = Encoding.UTF8,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "covidfn.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        psi.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("covidfn " + string.Join(' ', args) + " did not exit: " + stderr);
-        }
-
-        return (process.ExitCode, stdout.Result, stderr);
-    }
+    private static (int ExitCode, string Stdout, string Stderr) Covidfn(params string[] args) => CovidfnProcess.Run(args);
 }
