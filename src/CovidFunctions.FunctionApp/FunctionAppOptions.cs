@@ -21,7 +21,7 @@ namespace CovidFunctions.FunctionApp;
 /// <see cref="InvalidOperationException"/> naming the setting, instead of failing the first study, delivery or mint.
 /// <c>Assembly</c> is the <c>Imaging</c> section: how ingest assembles series and how far it expands zips.
 /// <c>Pipeline:IngestTimeLimit</c> is also checked against the host's <c>functionTimeout</c> (<see cref="HostFunctionTimeout"/>),
-/// and <c>Pipeline:StuckStudyAge</c> against ingest's own bound (<see cref="IngestBound"/>).
+/// and <c>Pipeline:StuckStudyAge</c> against ingest's own bound (<see cref="PipelineOptions.IngestBound"/>).
 /// </summary>
 public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSettings Host, WebhookOptions Webhooks, ApiKeyOptions ApiKeys, MeteringOptions Metering, SeriesAssemblyOptions Assembly)
 {
@@ -106,21 +106,9 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
     }
 
     /// <summary>
-    /// How long ingest may keep a study processing by its own bounds: <c>MaxIngestAttempts</c> attempts (one when
-    /// unbounded) of <c>IngestTimeLimit</c> each, after which the last attempt gives the study up itself, naming the
-    /// limit; null without a limit (<c>0</c>, allowed only under an unbounded <c>functionTimeout</c>). The same bound as
-    /// <c>covidfn up</c>'s (LocalHostSettings.IngestBound).
-    /// </summary>
-    public static TimeSpan? IngestBound(PipelineOptions pipeline)
-    {
-        ArgumentNullException.ThrowIfNull(pipeline);
-        return pipeline.IngestTimeLimit > TimeSpan.Zero ? pipeline.IngestTimeLimit * Math.Max(1, pipeline.MaxIngestAttempts) : null;
-    }
-
-    /// <summary>
     /// The stuck-study watchdog (<see cref="PipelineOptions.StuckStudyAge"/>, the hourly sweep) fails a study still
     /// processing that long after it was created, whatever its ingest is doing; ingest ends by itself after
-    /// <see cref="IngestBound"/>. A watchdog at or below that bound fails as <c>stuck-processing</c> a study whose ingest
+    /// <see cref="PipelineOptions.IngestBound"/>. A watchdog at or below that bound fails as <c>stuck-processing</c> a study whose ingest
     /// is still retrying within its limit (its last error lost behind the watchdog's reason), so start-up refuses it,
     /// naming both settings and the bound, as <c>covidfn up</c> does (ce46a51). Before, the Function app accepted any
     /// value: the defaults (3 × 50 min under 6 h) were safe, a lowered StuckStudyAge or a raised limit or attempt count
@@ -128,7 +116,7 @@ public sealed record FunctionAppOptions(PipelineOptions Pipeline, FunctionAppSet
     /// </summary>
     private static void RequireWatchdogBeyondIngest(PipelineOptions pipeline)
     {
-        if (IngestBound(pipeline) is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
+        if (pipeline.IngestBound() is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
         {
             return;
         }

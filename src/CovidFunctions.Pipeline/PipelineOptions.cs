@@ -77,6 +77,16 @@ public sealed record PipelineOptions
     public TimeSpan StuckStudyAge { get; init; } = TimeSpan.FromHours(6);
 
     /// <summary>
+    /// How long ingest may keep a study processing by its own bounds: <see cref="MaxIngestAttempts"/> attempts (one when
+    /// unbounded) of <see cref="IngestTimeLimit"/> each, after which the last attempt gives the study up itself, naming
+    /// the limit; null without a limit. A <see cref="StuckStudyAge"/> at or below it would fail as stuck a study whose
+    /// ingest is still within its limit: both hosts refuse that at start-up (covidfn up's LocalHostSettings, the Function
+    /// app's FunctionAppOptions). A method, not a property, so configuration binding and serialization never see it.
+    /// </summary>
+    public TimeSpan? IngestBound() =>
+        IngestTimeLimit > TimeSpan.Zero ? IngestTimeLimit * Math.Max(1, MaxIngestAttempts) : null;
+
+    /// <summary>
     /// A study orchestration's Durable history (the task hub's instance and history rows) is purged by the daily timer
     /// once the instance completed, failed or was terminated and was created at least this long ago; a running or
     /// pending instance is never purged. Zero: never purged (the history grows with every study).

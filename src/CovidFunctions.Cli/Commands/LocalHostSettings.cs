@@ -78,19 +78,9 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
             : pipeline;
 
     /// <summary>
-    /// How long ingest may keep a study processing by its own bounds: <c>MaxIngestAttempts</c> attempts (one when
-    /// unbounded) of <c>IngestTimeLimit</c> each, after which the last attempt gives up by itself; null without a limit.
-    /// </summary>
-    public static TimeSpan? IngestBound(PipelineOptions pipeline)
-    {
-        ArgumentNullException.ThrowIfNull(pipeline);
-        return pipeline.IngestTimeLimit > TimeSpan.Zero ? pipeline.IngestTimeLimit * Math.Max(1, pipeline.MaxIngestAttempts) : null;
-    }
-
-    /// <summary>
     /// <paramref name="pipeline"/> with a watchdog (<c>StuckStudyAge</c>) that cannot fail a study ingest is still allowed
     /// to work on. The watchdog fails a study still processing <c>StuckStudyAge</c> after it was created; ingest ends by
-    /// itself after <see cref="IngestBound"/>. Up to 4 GiB uploads (3 × 94 min) the default 6 h outlasts it; above about
+    /// itself after <see cref="PipelineOptions.IngestBound"/>. Up to 4 GiB uploads (3 × 94 min) the default 6 h outlasts it; above about
     /// 5.3 GiB the sized <c>IngestTimeLimit</c> (<see cref="LocalIngestTimeLimit"/>) makes the bound longer, and above
     /// about 14 GiB one attempt alone, so the watchdog failed as <c>stuck-processing</c> a study whose ingest was running
     /// within its limit. When <c>StuckStudyAge</c> is not set, it is sized to the bound plus an hour (the sweep's period),
@@ -102,7 +92,7 @@ public sealed record LocalHostSettings(PipelineOptions Pipeline, MeteringOptions
     /// <exception cref="InvalidOperationException">A set <c>StuckStudyAge</c> at or below the ingest's bound (both named).</exception>
     internal static PipelineOptions WithLocalStuckStudyAge(IConfiguration section, PipelineOptions pipeline)
     {
-        if (IngestBound(pipeline) is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
+        if (pipeline.IngestBound() is not { } bound || pipeline.StuckStudyAge == TimeSpan.Zero || pipeline.StuckStudyAge > bound)
         {
             return pipeline;
         }
