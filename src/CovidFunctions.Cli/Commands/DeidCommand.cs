@@ -14,8 +14,9 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>covidfn deid INPUT OUTDIR [--key-file F] [--report F.json] [--retain-safe-private]</c>: de-identifies DICOM instances per PS3.15 Annex E
 /// (see docs/compliance/deid-conformance.md). INPUT is a file, a directory (recursive) or a .zip. Each accepted instance
 /// is written as <c>OUTDIR/&lt;new SOP Instance UID&gt;.dcm</c> (never the original, possibly identifying, name);
-/// refused instances are listed in the report with their reason and not written. Exit 0 when the run completed (even
-/// with refusals), 2 on unusable arguments, input or key.
+/// refused instances are listed in the report with their reason and not written, and named on stderr. Exit 0 when every
+/// input was de-identified; 2 when any was refused (the others are still written), and on unusable arguments, input or
+/// key; 1 when an instance failed for an internal reason (see <see cref="ReportRefusals"/>).
 /// </summary>
 internal static class DeidCommand
 {
@@ -163,7 +164,43 @@ internal static class DeidCommand
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deid: {accepted} accepted, {rejected} rejected, {items.Count} input(s)."));
         output.Flush();
-        return ExitCodes.Success;
+        return ReportRefusals(results, reportPath, error);
+    }
+
+    /// <summary>Most refused inputs named on stderr; the report (--report) lists every one.</summary>
+    internal const int MaxRefusalsNamed = 10;
+
+    /// <summary>
+    /// The exit code of a completed run, and its refusals on stderr. As <c>segment</c> and <c>classify</c> treat an image
+    /// they could not read: what could be done is written, the rest is named with its reason, and the exit is not 0, so a
+    /// script (<c>covidfn deid in out &amp;&amp; share out</c>) cannot take a partial output for the whole input. Before, a run
+    /// that refused inputs exited 0 and said so only in its counts line and the report. 2 when the input is at fault (a
+    /// policy refusal, a file that is not readable DICOM, an unsafe zip entry); 1 when an instance failed for a reason of
+    /// this program or machine (<c>internal-error</c>, <c>write-failed</c>), whatever else was refused. Input paths are the
+    /// caller's own (the report names them too); reasons never quote a dataset value.
+    /// </summary>
+    private static int ReportRefusals(ReportEntry[] results, string? reportPath, TextWriter error)
+    {
+        var refused = results.Where(r => r.Status != "accepted").ToList();
+        if (refused.Count == 0)
+        {
+            return ExitCodes.Success;
+        }
+
+        error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deid: {refused.Count} input(s) not de-identified, nothing written for them:"));
+        foreach (var r in refused.Take(MaxRefusalsNamed))
+        {
+            error.WriteLine($"deid:   {SanitizeForReport(r.Input)}: {r.ReasonCode}: {r.Reason}");
+        }
+
+        if (refused.Count > MaxRefusalsNamed)
+        {
+            error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"deid:   ... and {refused.Count - MaxRefusalsNamed} more") +
+                (reportPath is null ? " (--report F.json lists every input with its reason)" : $" (listed in {reportPath})"));
+        }
+
+        error.Flush();
+        return refused.Any(r => r.ReasonCode is "internal-error" or "write-failed") ? ExitCodes.InternalError : ExitCodes.BadInput;
     }
 
     /// <summary>The key as <c>covidfn screen</c> resolves it (<see cref="DeidKeys.Resolve"/>); a created key file is told on stderr.</summary>
