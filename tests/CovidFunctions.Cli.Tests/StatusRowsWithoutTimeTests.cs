@@ -13,31 +13,41 @@ namespace CovidFunctions.Cli.Tests;
 /// </summary>
 public sealed class StatusRowsWithoutTimeTests
 {
-    private static readonly DateTimeOffset Created = new(2026, 11, 28, 14, 0, 0, TimeSpan.Zero);
+    internal static readonly DateTimeOffset Created = new(2026, 11, 28, 14, 0, 0, TimeSpan.Zero);
 
     private static List<(string Field, string Value)> Rows(StudyRecord study)
     {
         using var temp = TestData.CreateTempDirectory();
         using var output = new StringWriter();
         StatusCommand.WriteStudy(study, new FileSystemBlobContainers(temp.Path), output);
-        return output.ToString().Split('\n')
+        return Cells(output.ToString());
+    }
+
+    /// <summary>The (field, value) rows of <c>covidfn status STUDY</c>'s table.</summary>
+    internal static List<(string Field, string Value)> Cells(string table)
+    {
+        return table.Split('\n')
             .Select(line => line.Trim('│', ' ', '\r').Split('│'))
             .Where(cells => cells.Length == 2)
             .Select(cells => (cells[0].Trim(), cells[1].Trim()))
             .ToList();
     }
 
+    /// <summary>A rejected study's row as ingest writes it (no upload kept), with or without the rejection's time.</summary>
+    internal static StudyRecord Rejected(string studyId, DateTimeOffset? completedAt = null) => new()
+    {
+        Tenant = "lab-a",
+        StudyId = studyId,
+        Status = StudyStatus.Rejected,
+        Reason = "unreadable: [name]: not readable as DICOM",
+        CreatedAt = Created,
+        CompletedAt = completedAt,
+    };
+
     [Fact]
     public void A_rejected_study_with_no_settle_time_and_no_upload_shows_no_empty_rows()
     {
-        var rows = Rows(new StudyRecord
-        {
-            Tenant = "lab-a",
-            StudyId = "s0000000000000000000000r1",
-            Status = StudyStatus.Rejected,
-            Reason = "unreadable: [name]: not readable as DICOM",
-            CreatedAt = Created,
-        });
+        var rows = Rows(Rejected("s0000000000000000000000r1"));
 
         Assert.DoesNotContain(rows, r => r.Value == "-");
         Assert.DoesNotContain(rows, r => r.Field is "upload" or "rejected" or "ingested" or "scoring");
@@ -48,16 +58,9 @@ public sealed class StatusRowsWithoutTimeTests
     [Fact]
     public void A_rejected_study_shows_when_it_was_rejected()
     {
-        // Ingest keeps the rejection's time as CompletedAt since this session; rows written before it have none (above).
-        var rows = Rows(new StudyRecord
-        {
-            Tenant = "lab-a",
-            StudyId = "s0000000000000000000000r3",
-            Status = StudyStatus.Rejected,
-            Reason = "unreadable: [name]: not readable as DICOM",
-            CreatedAt = Created,
-            CompletedAt = Created.AddSeconds(4),
-        });
+        // Ingest keeps the rejection's time as CompletedAt since fce3ddb; rows written before it have none (above, and
+        // StatusOldRejectedRowTests: the time then comes from the quarantine's reason.json).
+        var rows = Rows(Rejected("s0000000000000000000000r3", Created.AddSeconds(4)));
 
         Assert.Contains(rows, r => r.Field == "rejected" && r.Value.Contains("2026-11-28", StringComparison.Ordinal));
         Assert.DoesNotContain(rows, r => r.Value == "-");

@@ -320,18 +320,24 @@ public static class SegmentCommand
             var tiles = OverlayRenderer.MostAffected(percents, MontageSlices)
                 .Select(i => new MontageTile(series.ReadWindowed(i), result.Slices[i].Mask, i, percents[i]))
                 .ToList();
-            var title = FormattableString.Invariant($"{name}: {result.Study.Label}, lesion {100 * result.Study.LesionFraction:0.0} % of the slice area ({result.Slices.Count} slices)");
+            var title = FormattableString.Invariant($"{name}: {result.Study.Label}, mean lesion fraction {100 * result.Study.LesionFraction:0.0} % of the model input ({result.Slices.Count} slices)");
             ScreeningInputs.WriteFile(extras.MontagePath, OverlayRenderer.RenderMontagePng(tiles, title: title));
         }
 
         foreach (var slice in result.Slices.Where(s => s.LesionPercent > 0))
         {
             // 0-based, feet to head, as screen, status, the API, the report and classify's "slice" number them.
-            output.WriteLine(FormattableString.Invariant($"segment: {name}: slice {slice.Index}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of the lung"));
+            output.WriteLine(FormattableString.Invariant($"segment: {name}: slice {slice.Index}/{result.Slices.Count}: lesion {slice.LesionPercent:0.00} % of its lung estimate"));
         }
 
+        // Two measures, named apart (walkthrough audit: "% of the slice area" here and "lesion burden % of the lung
+        // estimate" in up/status read as one): the study's lesion fraction is the study rule's (StudyAggregator), the mean
+        // over slices of the share of the model's input at or above the lesion threshold, which classify writes as
+        // "lesion_fraction"; up, status, screen and the API report the lesion burden, all slices' lesion pixels over all
+        // slices' lung estimate, which segment does not compute. The per-slice lines are of the slice's lung estimate, as
+        // status's and the report's most affected slices.
         output.WriteLine(FormattableString.Invariant(
-            $"segment: {name}: {result.Slices.Count} slices, {percents.Count(p => p > 0)} with lesion, study {result.Study.Label} (lesion {100 * result.Study.LesionFraction:0.00} % of the slice area); mask {maskPath}{(overlays > 0 ? $", {overlays} overlay(s)" : string.Empty)} ({models.Provider})"));
+            $"segment: {name}: {result.Slices.Count} slices, {percents.Count(p => p > 0)} with lesion, study {result.Study.Label} (lesion fraction {100 * result.Study.LesionFraction:0.00} %: the mean over slices of the model input's share at lesion probability ≥ {models.LesionThreshold:0.##}, classify's lesion_fraction; not the lesion burden of up and status); mask {maskPath}{(overlays > 0 ? $", {overlays} overlay(s)" : string.Empty)} ({models.Provider})"));
         return ExitCodes.Success;
     }
 

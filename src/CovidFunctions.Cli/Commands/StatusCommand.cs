@@ -79,7 +79,16 @@ public static class StatusCommand
                 }
                 else
                 {
-                    WriteList(studies, output);
+                    var settled = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+                    foreach (var s in studies)
+                    {
+                        if (await SettledAtFromQuarantineAsync(s, storage.BlobContainers, cancellationToken).ConfigureAwait(false) is { } at)
+                        {
+                            settled[s.StudyId] = at;
+                        }
+                    }
+
+                    WriteList(studies, output, settled);
                 }
 
                 return ExitCodes.Success;
@@ -98,7 +107,7 @@ public static class StatusCommand
             }
             else
             {
-                WriteStudy(found, storage.BlobContainers, output);
+                WriteStudy(found, storage.BlobContainers, output, await SettledAtFromQuarantineAsync(found, storage.BlobContainers, cancellationToken).ConfigureAwait(false));
             }
 
             return ExitCodes.Success;
@@ -131,7 +140,37 @@ public static class StatusCommand
         return await StudyRecordLookup.FindInAnyTenantAsync(studies, studyId, cancellationToken).ConfigureAwait(false);
     }
 
-    private static void WriteList(IReadOnlyList<StudyRecord> studies, TextWriter output)
+    /// <summary>
+    /// When a settled study whose row keeps no settle time (<see cref="StudyRecord.CompletedAt"/>) settled, from the
+    /// <c>at</c> of its quarantine <c>reason.json</c>; null for every other row (one with a time, a running one, one whose
+    /// upload was not quarantined) and when there is no readable reason.json. A rejected study's row kept no time before
+    /// fce3ddb (ingest now writes the rejection's time as CompletedAt); its reason.json, written by the same reject just
+    /// before the row, says when. The row's own last-write time is not used: a later write to the row (an owed event
+    /// cleared, an upload path forgotten) moves it. Only such old rows cost a read, so the list stays one page of rows.
+    /// </summary>
+    internal static async Task<DateTimeOffset?> SettledAtFromQuarantineAsync(StudyRecord s, IBlobContainers containers, CancellationToken cancellationToken)
+    {
+        if (s.CompletedAt is not null || !StudyStatus.IsTerminal(s.Status) || !HasQuarantinedUpload(s))
+        {
+            return null;
+        }
+
+        try
+        {
+            var stream = await containers.Get(PipelineNames.QuarantineContainer).OpenReadAsync($"{s.Tenant}/{s.StudyId}/reason.json", cancellationToken).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                var reason = await JsonSerializer.DeserializeAsync<QuarantineReason>(stream, PipelineJson.Options, cancellationToken).ConfigureAwait(false);
+                return reason is { At: var at } && at != default ? at : null;
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or JsonException or RequestFailedException)
+        {
+            return null; // deleted by the quarantine's lifecycle rule, or not readable: the row is shown without a time
+        }
+    }
+
+    private static void WriteList(IReadOnlyList<StudyRecord> studies, TextWriter output, IReadOnlyDictionary<string, DateTimeOffset>? settledFromQuarantine = null)
     {
         if (studies.Count == 0)
         {
@@ -139,7 +178,8 @@ public static class StatusCommand
             return;
         }
 
-        var table = new Table().AddColumns("study", "tenant", "status", "label", "lesion burden", "slices", "created (UTC)", "took");
+        // "lesion burden" names its denominator: segment prints another measure, the lesion fraction of the model input.
+        var table = new Table().AddColumns("study", "tenant", "status", "label", "lesion burden (% of lung estimate)", "slices", "created (UTC)", "took");
         foreach (var s in studies)
         {
             table.AddRow(
@@ -150,7 +190,7 @@ public static class StatusCommand
                 s.LesionBurden is { } b ? Percent(b) : "-",
                 s.SliceCount > 0 ? s.SliceCount.ToString(CultureInfo.InvariantCulture) : "-",
                 s.CreatedAt == default ? "-" : s.CreatedAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
-                s.CompletedAt is { } done && s.CreatedAt != default ? Seconds((done - s.CreatedAt).TotalSeconds) : "-");
+                (s.CompletedAt ?? (settledFromQuarantine?.TryGetValue(s.StudyId, out var at) == true ? at : (DateTimeOffset?)null)) is { } done && s.CreatedAt != default ? Seconds((done - s.CreatedAt).TotalSeconds) : "-");
         }
 
         CliConsole.For(output).Write(table);
@@ -165,7 +205,11 @@ public static class StatusCommand
         s.Status == StudyStatus.Rejected
         || (s.Status == StudyStatus.Failed && !(s.Reason ?? string.Empty).StartsWith(IngestHandler.UploadMissingReason, StringComparison.Ordinal));
 
-    internal static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output)
+    /// <summary>
+    /// The study as a table. <paramref name="settledFromQuarantine"/>: when a settled row without a settle time settled,
+    /// from its quarantine reason.json (<see cref="SettledAtFromQuarantineAsync"/>), shown with where it came from.
+    /// </summary>
+    internal static void WriteStudy(StudyRecord s, IBlobContainers containers, TextWriter output, DateTimeOffset? settledFromQuarantine = null)
     {
         var console = CliConsole.For(output);
         var table = new Table().HideHeaders().AddColumns("field", "value");
@@ -209,6 +253,10 @@ public static class StatusCommand
         {
             table.AddRow(s.Status is StudyStatus.Failed or StudyStatus.Rejected ? s.Status : "completed", Time(completed));
         }
+        else if (isSettled && settledFromQuarantine is { } fromReason)
+        {
+            table.AddRow(s.Status, Time(fromReason) + " (from its quarantine reason.json; the row, written before rows kept it, has no time)");
+        }
         else if (!isSettled)
         {
             table.AddRow("completed", "-");
@@ -226,7 +274,7 @@ public static class StatusCommand
         if (s.Label is not null)
         {
             table.AddRow("diagnosis", $"[bold]{Markup.Escape(s.Label)}[/]  covid {Probability(s.ProbabilityCovid)} · cap {Probability(s.ProbabilityCap)} · normal {Probability(s.ProbabilityNormal)}");
-            table.AddRow("lesion burden", s.LesionBurden is { } burden ? Percent(burden) : "-");
+            table.AddRow("lesion burden", s.LesionBurden is { } burden ? Percent(burden) + " of the lung estimate (all slices)" : "-");
             table.AddRow("slices", s.SliceCount.ToString(CultureInfo.InvariantCulture));
             table.AddRow("model", Markup.Escape(s.ModelVersion ?? "-"));
         }
@@ -249,7 +297,7 @@ public static class StatusCommand
         {
             table.AddRow(
                 string.Create(CultureInfo.InvariantCulture, $"slice {top.SliceIndex}"),
-                string.Create(CultureInfo.InvariantCulture, $"{top.LesionPercent:0.0} % lesion  ") + Markup.Escape(top.OverlayPath is null ? string.Empty : containers.LinkTo(PipelineNames.ResultsContainer, top.OverlayPath)));
+                string.Create(CultureInfo.InvariantCulture, $"lesion {top.LesionPercent:0.0} % of its lung estimate  ") + Markup.Escape(top.OverlayPath is null ? string.Empty : containers.LinkTo(PipelineNames.ResultsContainer, top.OverlayPath)));
         }
 
         console.Write(table);

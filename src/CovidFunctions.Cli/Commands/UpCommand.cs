@@ -161,7 +161,7 @@ public static class UpCommand
             var startedAt = DateTimeOffset.UtcNow;
             if (args.Demo)
             {
-                var id = await SubmitDemoAsync(host, dataDir, args.DemoSlices, console, cancellationToken).ConfigureAwait(false);
+                var id = await SubmitDemoAsync(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey, dataDir, args.DemoSlices, console, cancellationToken).ConfigureAwait(false);
                 console.MarkupLine($"demo study submitted: [bold]{Markup.Escape(id)}[/] (follow with `covidfn status {Markup.Escape(id)}`)");
             }
 
@@ -231,13 +231,37 @@ public static class UpCommand
         };
     }
 
-    private static async Task<string> SubmitDemoAsync(LocalPipelineHost host, string dataDir, int slices, IAnsiConsole console, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes the demo phantom to <c>{data-dir}/demo/phantom-{time}/</c>, submits it and deletes that folder. Once submitted,
+    /// the upload in <c>ct-uploads</c> is the study's original, kept until its results are stored (or quarantined with
+    /// the reason if it fails) like any upload; the local folder was only its source. Before, it stayed for good, one
+    /// more per run (64 slices of 512², 33 MB each), synthetic files with planted fake PHI that a PHI review of the data
+    /// folder had to tell from real ones. A folder whose submit failed is kept (the exception stops <c>up</c>, naming it),
+    /// and a delete that fails is said, not fatal.
+    /// </summary>
+    internal static async Task<string> SubmitDemoAsync(IBlobContainers containers, IStudyStore studies, StudyIdKey studyIdKey, string dataDir, int slices, IAnsiConsole console, CancellationToken cancellationToken)
     {
-        var folder = Path.Combine(dataDir, "demo", "phantom-" + DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmss", CultureInfo.InvariantCulture));
+        var demo = Path.Combine(dataDir, "demo");
+        var folder = Path.Combine(demo, "phantom-" + DateTimeOffset.UtcNow.ToString("yyyyMMddTHHmmss", CultureInfo.InvariantCulture));
         var phantom = new CtPhantom(new CtPhantomOptions { Slices = slices, SliceSpacing = Math.Round(160.0 / slices, 2), UidSeed = Guid.NewGuid().ToString("N") });
         console.MarkupLine($"demo: writing a synthetic chest CT ({slices} slices, 512×512, {phantom.LesionCount} ground-glass opacities, planted PHI) to {Markup.Escape(folder)}");
         await Task.Run(() => phantom.WriteFolder(folder), cancellationToken).ConfigureAwait(false);
-        var submitted = await new StudySubmitter(host.Storage.BlobContainers, host.Storage.Studies, host.StudyIdKey).SubmitAsync(folder, PipelineNames.DefaultTenant, cancellationToken).ConfigureAwait(false);
+        var submitted = await new StudySubmitter(containers, studies, studyIdKey).SubmitAsync(folder, PipelineNames.DefaultTenant, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+            if (!Directory.EnumerateFileSystemEntries(demo).Any())
+            {
+                Directory.Delete(demo);
+            }
+
+            console.MarkupLine($"demo: submitted to {Markup.Escape(PipelineNames.UploadsContainer + "/" + submitted.UploadPath)}, local copy deleted (write one to keep with `covidfn phantom DIR`)");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            console.MarkupLine($"[yellow]demo: submitted, but the local copy could not be deleted[/] ({Markup.Escape(ex.Message)}): {Markup.Escape(folder)} holds synthetic data only");
+        }
+
         return submitted.StudyId;
     }
 
@@ -305,7 +329,7 @@ public static class UpCommand
         return s.Status switch
         {
             StudyStatus.Completed => string.Create(CultureInfo.InvariantCulture,
-                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} %, {Slices(s.SliceCount)}; montage {Markup.Escape(s.MontagePath is null ? "-" : containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
+                $"{time} {id} [green]completed[/]: [bold]{Markup.Escape(s.Label ?? "?")}[/] (covid {s.ProbabilityCovid:0.000} · cap {s.ProbabilityCap:0.000} · normal {s.ProbabilityNormal:0.000}), lesion burden {(s.LesionBurden ?? 0) * 100:0.0} % of the lung estimate, {Slices(s.SliceCount)}; montage {Markup.Escape(s.MontagePath is null ? "-" : containers.LinkTo(PipelineNames.ResultsContainer, s.MontagePath))}"),
             StudyStatus.Failed => $"{time} {id} [red]failed[/]: {Markup.Escape(s.Reason ?? "?")}" + (StatusCommand.HasQuarantinedUpload(s) ? " (original and reason.json in quarantine/)" : string.Empty),
             StudyStatus.Rejected => $"{time} {id} [yellow]rejected[/]: {Markup.Escape(s.Reason ?? "?")} (original and reason.json in quarantine/)",
             StudyStatus.Processing when s.IngestedAt is not null => string.Create(CultureInfo.InvariantCulture, $"{time} {id} [blue]processing[/]: de-identified and tiled ({Slices(s.SliceCount)}), scoring"),
