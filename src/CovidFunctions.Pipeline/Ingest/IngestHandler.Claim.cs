@@ -25,6 +25,13 @@ public sealed partial class IngestHandler
     public const string InProgressReason = "ingest-in-progress";
 
     /// <summary>
+    /// The reason code of an <see cref="IngestStatus.InProgress"/> outcome of a handler without a notifier that left a new
+    /// upload in place because its study still owes an event (<see cref="StudyRecord.EventOwed"/>): nothing was done or
+    /// counted; a host that sends webhooks sends the event and then ingests the upload.
+    /// </summary>
+    public const string EventOwedReason = "event-owed";
+
+    /// <summary>
     /// The expiry of the live claim another attempt holds on <paramref name="row"/> at <paramref name="now"/>, or null.
     /// A claim only counts on a study still being ingested (<c>processing</c>, not ingested); a settled or ingested row's
     /// leftover claim holds nothing.

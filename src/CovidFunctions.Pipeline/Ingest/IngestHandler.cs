@@ -327,7 +327,7 @@ public sealed partial class IngestHandler
                 ? throw new ClaimHeldException(until)
                 : row is { IngestedAt: not null }
                 ? throw new IngestedMeanwhileException()
-                : row is { EventOwed: { } owed } && _notifier is not null
+                : row is { EventOwed: { } owed }
                 ? throw new EventStillOwedException(owed)
                 : row is null || (newAttempt && SettledUnscreened(row))
                 ? new StudyRecord { Tenant = unit.Tenant, StudyId = unit.StudyId, Status = StudyStatus.Processing, CreatedAt = started, UploadPath = unit.UploadPath, UploadKind = KindOf(unit), IngestAttempts = 1, IngestClaim = claimToken, IngestClaimExpiresAt = _time.GetUtcNow() + IngestClaimLease }
@@ -357,6 +357,11 @@ public sealed partial class IngestHandler
             // attempt's outcome. It is sent now, from the settled row, and cleared; then the delivery runs again. A send
             // that fails throws before anything is written (the row still owes it, the upload is still at its path), so
             // the trigger's retry, the minute sweep or the watcher meets both again.
+            if (_notifier is null)
+            {
+                return EventOwedElsewhere(unit, ex.EventType);
+            }
+
             await NotifyAsync(unit.Tenant, unit.StudyId, ex.EventType, cancellationToken).ConfigureAwait(false);
             Log.OwedEventSentBeforeReopen(_logger, unit.Tenant, unit.StudyId, ex.EventType);
             return await IngestAsync(unit, cancellationToken).ConfigureAwait(false);
@@ -910,6 +915,22 @@ public sealed partial class IngestHandler
         {
             Log.OwedEventNotSent(_logger, study.Tenant, study.StudyId, eventType, ex.GetType().Name);
         }
+    }
+
+    /// <summary>
+    /// A handler without a notifier (no webhooks: a host built without them) that meets a row still owing its event where
+    /// a new upload would reopen the study. Reopening would replace the row, and the owed event with it, silently: the
+    /// storage may later be served by a host that sends webhooks (<c>covidfn up</c> on the same data folder, the Function
+    /// app on the same account), which would then find nothing owed. Sending it is not this handler's to do, and carrying
+    /// it to the new attempt's row would send it built from that row (its status, its CreatedAt in the delivery id). So
+    /// nothing is written: the row keeps its outcome and owed event, the upload stays at its path, and the outcome says why,
+    /// naming the study; the next host with a notifier that meets the upload (or its sweep) sends the event, then ingests.
+    /// </summary>
+    private IngestOutcome EventOwedElsewhere(UploadUnit unit, string eventType)
+    {
+        Log.EventOwedNotReopened(_logger, unit.Tenant, unit.StudyId, eventType);
+        return new IngestOutcome(unit.Tenant, unit.StudyId, IngestStatus.InProgress, 0, false, EventOwedReason,
+            $"study {unit.StudyId} still owes {eventType} to its webhook subscribers (the process that settled it died before sending it), and this host sends no webhooks: the study was not reopened and upload {unit.UploadPath} was left at its path; a host that sends them (covidfn up, the Function app) sends the event, then ingests the upload");
     }
 
     private static IngestOutcome IngestFailed(UploadUnit unit, string detail) =>
@@ -2077,6 +2098,9 @@ public sealed partial class IngestHandler
 
         [LoggerMessage(EventId = 122, Level = LogLevel.Information, Message = "Study {Tenant}/{StudyId}: {EventType} owed by its settling write was sent before a new upload at its path reopened it")]
         public static partial void OwedEventSentBeforeReopen(ILogger logger, string tenant, string studyId, string eventType);
+
+        [LoggerMessage(EventId = 123, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId} still owes {EventType} and this host has no notifier: a new upload at its path did not reopen it and was left in place for a host that sends webhooks")]
+        public static partial void EventOwedNotReopened(ILogger logger, string tenant, string studyId, string eventType);
 
         [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "Study {Tenant}/{StudyId}: {EventType} is owed and could not be sent ({Type}); the next sweep tries again")]
         public static partial void OwedEventNotSent(ILogger logger, string tenant, string studyId, string eventType, string type);

@@ -17,7 +17,9 @@ public enum IngestStatus
 
     /// <summary>
     /// Another ingest attempt holds the study (its claim, <see cref="Storage.StudyRecord.IngestClaim"/>, is live): nothing
-    /// was done or counted; that attempt records the outcome. A later delivery, sweep or poll looks again.
+    /// was done or counted; that attempt records the outcome. A later delivery, sweep or poll looks again. Also (reason
+    /// <see cref="IngestHandler.EventOwedReason"/>) a handler without a notifier that left the upload to a host with one,
+    /// its study still owing an event that reopening it would drop.
     /// </summary>
     InProgress,
 }
