@@ -34,8 +34,8 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// that is not the scoring one upserts it before the record row (so no filed study lacks it); filing the scoring
 /// record deletes it after the record row. A row left behind (a writer that died in between, a late retry of an
 /// ingest record) is found stale by the read, which checks the scoring record, and deleted there. The sweep deletes
-/// the row of a study it finds failed, rejected or unbillable, only while the row is the version it listed (a
-/// re-ingest upserts it again, with a new version). The partition's insert-only marker row <c>_complete</c> says that
+/// the row of a study it finds failed or rejected, only while the row is the version it listed (a re-ingest upserts it
+/// again, with a new version); an unbillable one (completed, nothing to bill) stays until its month closes. The partition's insert-only marker row <c>_complete</c> says that
 /// the index holds every study of the month: the first read of a month without it reads the month's records once,
 /// upserts a row for each open study, then writes the marker. Records filed by a writer older than the index after
 /// that backfill (a deployment still swapping instances) would be missing from it: such a study would not hold the
@@ -218,7 +218,7 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
     {
         if (await GetFenceAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
         {
-            return await ((IUsageStore)new RecordsOnly(this)).GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+            return OpenStudy.Of(await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false));
         }
 
         var partition = OpenPartitionKeyOf(tenant, month);
@@ -240,7 +240,7 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
         {
             // Records filed before the index existed have no row: one read of the month's records writes them.
             var open = new List<OpenStudy>();
-            foreach (var study in await ((IUsageStore)new RecordsOnly(this)).GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false))
+            foreach (var study in OpenStudy.Of(await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false)))
             {
                 var written = await Table.UpsertEntityAsync(new TableEntity(partition, study.StudyId), TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
                 open.Add(study with { Version = written.Headers.ETag?.ToString() });
@@ -286,16 +286,6 @@ public sealed class TableUsageStore(TableClient table) : IUsageStore
         {
             // Gone already, or written again since it was listed (the study filed again): it stays.
         }
-    }
-
-    /// <summary>The store seen through its records only (the interface's default open-study read over <see cref="GetFiledAsync"/>).</summary>
-    private sealed class RecordsOnly(TableUsageStore store) : IUsageStore
-    {
-        public Task<bool> TryRecordAsync(UsageRecord record, CancellationToken cancellationToken) => store.TryRecordAsync(record, cancellationToken);
-
-        public Task<IReadOnlyList<UsageRecord>> GetMonthAsync(string tenant, string month, CancellationToken cancellationToken) => store.GetMonthAsync(tenant, month, cancellationToken);
-
-        public Task<IReadOnlyList<FiledUsage>> GetFiledAsync(string tenant, string month, CancellationToken cancellationToken) => store.GetFiledAsync(tenant, month, cancellationToken);
     }
 
     public async Task<IReadOnlyList<string>> GetTenantsAsync(string month, CancellationToken cancellationToken)

@@ -59,8 +59,8 @@ public sealed class UsageSweepException(UsageAutoCloseOutcome outcome)
 /// <para>
 /// Steps and tenants are independent: a tenant-month is read once per run (its close state, the studies filed without
 /// a scoring record, from the table store's index of them rather than every record of the month, then one point read
-/// of each such study, shared by the billing and the close; a study found failed, rejected or unbillable is dropped
-/// from the index so later runs do not read it again); a failing read,
+/// of each such study, shared by the billing and the close; a study found failed or rejected is dropped from the index
+/// so later runs do not read it again, an unbillable one stays listed so the close names it); a failing read,
 /// recording or close is logged (7006 for a tenant-month, 7007 for a study) and the rest of the run goes on; a tenant
 /// with a failed step is not closed in that run (the next run tries again, closing then if due). The run then throws
 /// <see cref="UsageSweepException"/> naming every failed step, so the host records the run as failed.
@@ -187,8 +187,7 @@ public sealed partial class UsageAutoClose(
         var unbillable = new List<string>();
         foreach (var open in unscreened)
         {
-            var state = await SettleAsync(run, tenant, month, open.StudyId, cancellationToken).ConfigureAwait(false);
-            switch (state)
+            switch (await SettleAsync(run, tenant, month, open.StudyId, cancellationToken).ConfigureAwait(false))
             {
                 case StudyState.Running:
                     running++;
@@ -197,13 +196,12 @@ public sealed partial class UsageAutoClose(
                     failed = true;
                     break;
                 case StudyState.Unbillable:
+                    // Stays listed, so the run that closes the month names it (7005) whichever run found it first.
                     unbillable.Add(open.StudyId);
                     break;
-            }
-
-            if (state is StudyState.Settled or StudyState.Unbillable)
-            {
-                await ForgetAsync(tenant, month, open, cancellationToken).ConfigureAwait(false);
+                case StudyState.Unbilled:
+                    await ForgetAsync(tenant, month, open, cancellationToken).ConfigureAwait(false);
+                    break;
             }
         }
 
@@ -244,8 +242,9 @@ public sealed partial class UsageAutoClose(
     }
 
     /// <summary>
-    /// Drops a study settled without a bill from the store's index, so later runs do not read it again (a recorded one
-    /// the store drops itself). A failure costs only that: the next run reads it again and retries.
+    /// Drops a study that ended without a bill (failed, rejected, no row) from the store's index, so later runs do not
+    /// read it again (a billed one lost its entry when its scoring record was filed). A failure costs only that: the
+    /// next run reads it again and retries.
     /// </summary>
     private async Task ForgetAsync(string tenant, string month, OpenStudy open, CancellationToken cancellationToken)
     {
@@ -260,8 +259,9 @@ public sealed partial class UsageAutoClose(
     }
 
     /// <summary>
-    /// What a study filed without a scoring record is, read once from its Studies row: settled without a bill (failed,
-    /// rejected, no row), running, completed and now billed from its row, or completed with nothing to bill.
+    /// What a study filed without a scoring record is, read once from its Studies row: ended without a bill (failed,
+    /// rejected, no row), running, completed and billed (now from its row, or first by another writer), or completed
+    /// with nothing that can be billed.
     /// </summary>
     private async Task<StudyState> SettleAsync(Run run, string tenant, string month, string studyId, CancellationToken cancellationToken)
     {
@@ -278,7 +278,7 @@ public sealed partial class UsageAutoClose(
 
         if (study is null || study.Status is StudyStatus.Failed or StudyStatus.Rejected)
         {
-            return StudyState.Settled;
+            return StudyState.Unbilled;
         }
 
         if (study.Status != StudyStatus.Completed)
@@ -286,13 +286,12 @@ public sealed partial class UsageAutoClose(
             return StudyState.Running;
         }
 
+        // Completed before AggregateStudy kept the usage on the row (b61fec6) and its own write failed for good: its
+        // figures are not known, so it is not billed; before, it held the month's close as "still running" until
+        // CloseMaxWaitDays. (An orchestration still running its RecordUsage carries its record late.)
         if (study.ScoringUsageJson is not { Length: > 0 } json)
         {
-            // Completed before AggregateStudy kept the usage on the row (b61fec6) and its own write failed for good:
-            // its figures are not known, so it is not billed; before, it held the month's close as "still running"
-            // until CloseMaxWaitDays. (An orchestration still running its RecordUsage carries its record late.)
-            run.Unbillable.Add($"{tenant}/{studyId}");
-            return StudyState.Unbillable;
+            return Unbillable(null);
         }
 
         UsageRecord? record;
@@ -302,16 +301,12 @@ public sealed partial class UsageAutoClose(
         }
         catch (System.Text.Json.JsonException ex)
         {
-            Log.UnreadableScoringUsage(logger, tenant, studyId, ex.Message);
-            run.Unbillable.Add($"{tenant}/{studyId}");
-            return StudyState.Unbillable;
+            return Unbillable(ex.Message);
         }
 
         if (record is null || record.Tenant != tenant || record.StudyId != studyId || record.Stage != StudyOrchestration.UsageStage)
         {
-            Log.UnreadableScoringUsage(logger, tenant, studyId, "the row's usage names another study or stage");
-            run.Unbillable.Add($"{tenant}/{studyId}");
-            return StudyState.Unbillable;
+            return Unbillable("the row's usage names another study or stage");
         }
 
         try
@@ -323,19 +318,29 @@ public sealed partial class UsageAutoClose(
             }
 
             // Recorded now, or by another writer first: billed either way.
-            return StudyState.Settled;
+            return StudyState.Billed;
         }
         catch (ArgumentException ex)
         {
             // Refused by UsageRecord.Validate, as the orchestration's write was: the same row is refused every run.
-            Log.UnreadableScoringUsage(logger, tenant, studyId, ex.Message);
-            run.Unbillable.Add($"{tenant}/{studyId}");
-            return StudyState.Unbillable;
+            return Unbillable(ex.Message);
         }
         catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
         {
             run.Fail(logger, "record the study's scoring usage", tenant, month, studyId, ex);
             return StudyState.Failed;
+        }
+
+        // No usage on the row (reason null), or one that cannot be recorded (error 7004, every run: the row does not change).
+        StudyState Unbillable(string? reason)
+        {
+            if (reason is not null)
+            {
+                Log.UnreadableScoringUsage(logger, tenant, studyId, reason);
+            }
+
+            run.Unbillable.Add($"{tenant}/{studyId}");
+            return StudyState.Unbillable;
         }
     }
 
@@ -367,9 +372,18 @@ public sealed partial class UsageAutoClose(
 
     private enum StudyState
     {
-        Settled,
+        /// <summary>Ended without a bill (failed, rejected, no row): dropped from the index.</summary>
+        Unbilled,
+
+        /// <summary>Its scoring record is filed (the store dropped it from the index).</summary>
+        Billed,
+
         Running,
+
+        /// <summary>Completed with nothing that can be billed: stays listed until its month closes.</summary>
         Unbillable,
+
+        /// <summary>A step failed: its month is not closed in this run.</summary>
         Failed,
     }
 

@@ -1,5 +1,4 @@
 using CovidFunctions.Pipeline.Metering;
-using CovidFunctions.Pipeline.Orchestration;
 
 namespace CovidFunctions.Pipeline.Storage;
 
@@ -116,16 +115,12 @@ public interface IUsageStore
     /// record of the month; the table store reads its index of such studies instead, once the month's index is complete.
     /// </summary>
     async Task<IReadOnlyList<OpenStudy>> GetOpenStudiesAsync(string tenant, string month, CancellationToken cancellationToken) =>
-        [.. (await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false))
-            .GroupBy(f => f.Record.StudyId, StringComparer.Ordinal)
-            .Where(g => g.All(f => f.Record.Stage != StudyOrchestration.UsageStage))
-            .Select(g => new OpenStudy(g.Key, null))
-            .OrderBy(o => o.StudyId, StringComparer.Ordinal)];
+        OpenStudy.Of(await GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false));
 
     /// <summary>
-    /// Drops a study the sweep found settled without a bill (failed, rejected, completed with nothing to bill) from the
-    /// month's index of open studies, unless its entry changed since it was listed (the study filed again). A store
-    /// without an index has nothing to drop.
+    /// Drops a study the sweep found ended without a bill (failed, rejected, no Studies row) from the month's index of
+    /// open studies, unless its entry changed since it was listed (the study filed again). A store without an index has
+    /// nothing to drop.
     /// </summary>
     Task ForgetOpenStudyAsync(string tenant, string month, OpenStudy study, CancellationToken cancellationToken) => Task.CompletedTask;
 }

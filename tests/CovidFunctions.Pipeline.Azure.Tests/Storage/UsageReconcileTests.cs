@@ -83,12 +83,10 @@ public sealed class UsageReconcileTests(AzuriteFixture azurite)
         var usage = azurite.Storage.Usage;
         var studies = azurite.Storage.Studies;
         var at = new DateTimeOffset(2031, 7, 2, 9, 0, 0, TimeSpan.Zero);
-        var scoring = PipelineJson.Serialize(RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, "s-failed", at.UtcDateTime, 10, 1, 0)));
-        foreach (var (studyId, status, json) in new[] { ("s-failed", StudyStatus.Failed, scoring), ("s-old", StudyStatus.Completed, (string?)null), ("s-running", StudyStatus.Processing, null) })
-        {
-            Assert.True(await usage.TryRecordAsync(new UsageRecord(tenant, studyId, "ingest", at, 10, 1, 0, 100), None));
-            await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = studyId, Status = status, ScoringUsageJson = json }, None);
-        }
+        var scoring = RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, "s-failed", at.UtcDateTime, 10, 1, 0));
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-failed", at, StudyStatus.Failed, scoringOnRow: scoring);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-old", at, StudyStatus.Completed);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-running", at, StudyStatus.Processing);
 
         var timer = new UsageAutoClose(usage, studies, new MeteringOptions(), new ManualClock(at.AddHours(1)), NullLogger<UsageAutoClose>.Instance);
         var outcome = await timer.RunAsync(None);

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using Azure;
 using CovidFunctions.Pipeline.Azure.Tests.Webhooks;
-using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Orchestration.Activities;
@@ -14,12 +13,11 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 /// The hourly usage sweep (<see cref="UsageAutoClose"/>) on real Azurite Usage and Studies tables when part of it fails
 /// (one tenant's recording, another tenant's month read: the Table service answering 503), and with Studies rows
 /// completed before the row kept its scoring usage (b61fec6); and the Usage table's index of open studies the sweep
-/// reads. Months 2033-04 to 2033-09 are this file's alone (the sweep closes every tenant's previous month).
+/// reads. Months 2033-04 to 2033-11 are this file's alone (the sweep closes every tenant's previous month).
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
 {
-    private const string UploadName = "Doe^Jane_chest.zip";
     private static readonly CancellationToken None = CancellationToken.None;
 
     [Fact]
@@ -100,17 +98,12 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
 
         // Completed before b61fec6, no ScoringUsageJson: one whose scoring write failed for good (event 2006 then), one
         // billed as usual. And one completed since, its scoring record written by its orchestration.
-        foreach (var studyId in new[] { "s-legacy-lost", "s-legacy-billed", "s-billed" })
-        {
-            Assert.True(await usage.TryRecordAsync(new UsageRecord(tenant, studyId, "ingest", at, 120, 3.5, 0, 1_000_000), None));
-        }
-
-        Assert.True(await usage.TryRecordAsync(scoring, None));
         var billedNow = scoring with { StudyId = "s-billed" };
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-legacy-lost", at, StudyStatus.Completed);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-legacy-billed", at, StudyStatus.Completed);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-billed", at, StudyStatus.Completed, scoringOnRow: billedNow);
+        Assert.True(await usage.TryRecordAsync(scoring, None));
         Assert.True(await usage.TryRecordAsync(billedNow, None));
-        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-legacy-lost", Status = StudyStatus.Completed, CreatedAt = at, UploadPath = UploadName }, None);
-        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-legacy-billed", Status = StudyStatus.Completed, CreatedAt = at }, None);
-        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-billed", Status = StudyStatus.Completed, CreatedAt = at, ScoringUsageJson = PipelineJson.Serialize(billedNow) }, None);
 
         // Due on 4 July (CloseAfterDays 3), well before CloseMaxWaitDays (10): before, the legacy row counted as still
         // running and June waited until the 11th, then closed with it unbilled anyway.
@@ -139,15 +132,39 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_row_without_its_usage_found_by_an_earlier_run_is_still_named_at_its_months_close()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var usage = azurite.Storage.Usage;
+        var studies = azurite.Storage.Studies;
+        var at = new DateTimeOffset(2033, 10, 5, 9, 0, 0, TimeSpan.Zero);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-legacy-lost", at, StudyStatus.Completed);
+
+        // The hourly runs of October (the current month) already find it unbillable.
+        var logger = new ListLogger();
+        var clock = new ManualClock(at.AddDays(1));
+        var sweep = new UsageAutoClose(usage, studies, new MeteringOptions { CloseAfterDays = 3, CloseMaxWaitDays = 10 }, clock, logger);
+        Assert.Contains($"{tenant}/s-legacy-lost", (await sweep.RunAsync(None)).Unbillable);
+
+        // October's close still names it (7005) and the outcome lists it: before, the index dropped it when first found,
+        // so the run that closed the month never saw it.
+        clock.Now = new DateTimeOffset(2033, 11, 4, 0, 30, 0, TimeSpan.Zero);
+        var due = await sweep.RunAsync(None);
+        Assert.Contains(tenant, due.Closed);
+        Assert.Contains($"{tenant}/s-legacy-lost", due.Unbillable);
+        var logged = Assert.Single(logger.Entries, e => e.EventId == 7005 && e.Message.Contains(tenant, StringComparison.Ordinal));
+        Assert.Contains("s-legacy-lost", logged.Message, StringComparison.Ordinal);
+        Assert.Contains("2033-10", logged.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Once_a_month_is_indexed_the_sweep_finds_new_unbilled_and_reingested_studies_from_the_index()
     {
         var tenant = AzuriteFixture.NewTenant();
         var usage = azurite.Storage.Usage;
         var studies = azurite.Storage.Studies;
         var at = new DateTimeOffset(2033, 8, 5, 9, 0, 0, TimeSpan.Zero);
-        var ingest = new UsageRecord(tenant, "s-failed", "ingest", at, 40, 2, 0, 400);
-        Assert.True(await usage.TryRecordAsync(ingest, None));
-        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = "s-failed", Status = StudyStatus.Failed, CreatedAt = at }, None);
+        var ingest = await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-failed", at, StudyStatus.Failed);
 
         // The first run indexes August (from its records) and drops the failed study: later runs do not read it.
         var clock = new ManualClock(at.AddDays(1));
@@ -178,20 +195,9 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
     }
 
     /// <summary>A study ingested at <paramref name="at"/>, completed ten minutes later with its scoring write lost: the row carries it.</summary>
-    private async Task CompletedUnbilledAsync(string tenant, string studyId, DateTimeOffset at)
-    {
-        Assert.True(await azurite.Storage.Usage.TryRecordAsync(new UsageRecord(tenant, studyId, "ingest", at, 50, 2.5, 0, 500_000), None));
-        var scoring = RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, studyId, at.AddMinutes(10).UtcDateTime, 50, 0, 4.25));
-        await azurite.Storage.Studies.TryCreateAsync(new StudyRecord
-        {
-            Tenant = tenant,
-            StudyId = studyId,
-            Status = StudyStatus.Completed,
-            CreatedAt = at,
-            UploadPath = UploadName,
-            ScoringUsageJson = PipelineJson.Serialize(scoring),
-        }, None);
-    }
+    private Task CompletedUnbilledAsync(string tenant, string studyId, DateTimeOffset at) =>
+        UsageSweepStudies.FileAsync(azurite.Storage, tenant, studyId, at, StudyStatus.Completed,
+            scoringOnRow: RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, studyId, at.AddMinutes(10).UtcDateTime, 50, 0, 4.25)));
 
     private async Task<(bool Closed, int Studies)> ClosedStudiesAsync(string tenant, string month)
     {
