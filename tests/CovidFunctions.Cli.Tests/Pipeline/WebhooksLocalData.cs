@@ -35,6 +35,9 @@ internal sealed class WebhooksLocalData : IAsyncDisposable
 
     public string DataDir { get; }
 
+    /// <summary>The test Azurite's connection string (what <c>--storage</c> gets).</summary>
+    public string ConnectionString => _azurite.ConnectionString;
+
     public RecordingWebhookReceiver Receiver { get; } = new();
 
     public static async Task<WebhooksLocalData> StartAsync()
@@ -61,7 +64,7 @@ internal sealed class WebhooksLocalData : IAsyncDisposable
         using var error = new StringWriter();
         var root = new RootCommand();
         root.Subcommands.Add(WebhooksCommand.Create());
-        var parsed = root.Parse(["webhooks", .. args, "--data-dir", DataDir, "--storage", _azurite.ConnectionString]);
+        var parsed = root.Parse(["webhooks", .. args, "--data-dir", DataDir, "--storage", ConnectionString]);
         var rc = await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return new WebhooksRun(parsed.Errors.Count > 0 ? ExitCodes.BadInput : rc, output.ToString(), error.ToString());
     }

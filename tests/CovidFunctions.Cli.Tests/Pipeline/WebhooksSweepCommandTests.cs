@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
 using CovidFunctions.Cli.Commands;
 using CovidFunctions.Pipeline.Notifications;
 
@@ -86,6 +89,42 @@ public sealed class WebhooksSweepCommandTests
     }
 
     [Fact]
+    public async Task A_delete_the_file_system_refuses_is_named_on_stderr_and_exits_1_and_the_next_sweep_makes_it()
+    {
+        const string Tenant = "lab-sweep-refused";
+        await using var local = await WebhooksLocalData.StartAsync();
+        var (goneId, goneSecret) = await local.AddAsync(Tenant);
+        var gone = await local.SubscriptionAsync(goneId);
+        await local.DeleteRowOnlyAsync(gone);
+        await local.AgeSecretsAsync(TimeSpan.FromHours(2), gone.SecretName);
+
+        // Another secret in the same file, outside the naming scheme (never swept), 12 MiB: the file a delete writes
+        // again is then larger than the process may write (its file size limit, 8 MiB, as a full disk or quota would
+        // refuse it). Tests run as root, so a read-only folder would not stop the write.
+        var secrets = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(local.SecretFile))!;
+        secrets["other-deid-key"] = new string('k', 12 << 20);
+        await File.WriteAllTextAsync(local.SecretFile, JsonSerializer.Serialize(secrets));
+        var file = await File.ReadAllTextAsync(local.SecretFile);
+
+        var refused = RunWithFileSizeLimit(8 << 10, "webhooks", "sweep", "--data-dir", local.DataDir, "--storage", local.ConnectionString);
+
+        Assert.True(refused.ExitCode == ExitCodes.InternalError, $"exit {refused.ExitCode}: {refused.Stdout}{refused.Stderr}");
+        // The reason as .NET reports EFBIG on the file's growth ("Specified file length was too large for the file system").
+        Assert.True(refused.Stderr.StartsWith($"webhooks sweep: could not delete {gone.SecretName}  tenant {Tenant}  subscription {goneId} (", StringComparison.Ordinal), refused.Stderr);
+        Assert.Contains("too large", refused.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith("; the next sweep tries again", refused.Stderr.TrimEnd(), StringComparison.Ordinal);
+        Assert.Equal("1 webhook secret(s) listed: 0 deleted, 0 kept, 1 failed", refused.Stdout.Trim());
+        Assert.Equal(file, await File.ReadAllTextAsync(local.SecretFile));
+
+        // The limit gone, the next sweep deletes it.
+        var next = await local.CovidfnAsync("sweep");
+        Assert.True(next.ExitCode == ExitCodes.Success, next.Stdout + next.Stderr);
+        Assert.Equal("1 webhook secret(s) listed: 1 deleted, 0 kept, 0 failed", next.Lines[^1]);
+        Assert.Equal(["other-deid-key"], await local.SecretNamesAsync());
+        Assert.DoesNotContain(goneSecret, refused.Stdout + refused.Stderr + next.Stdout + next.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sweep_of_an_empty_secret_file_says_so_and_exits_0()
     {
         await using var local = await WebhooksLocalData.StartAsync();
@@ -94,5 +133,33 @@ public sealed class WebhooksSweepCommandTests
 
         Assert.True(sweep.ExitCode == ExitCodes.Success, sweep.Stderr);
         Assert.Equal(["0 webhook secret(s) listed: 0 deleted, 0 kept, 0 failed"], sweep.Lines);
+    }
+
+    /// <summary>
+    /// The built covidfn run as a process whose file size limit (RLIMIT_FSIZE) is <paramref name="kib"/> KiB, SIGXFSZ
+    /// ignored, so a write past it fails with EFBIG (an exception of the write) instead of killing the process. The
+    /// runtime's W^X double mapping sizes a memory file under the same limit, so it is off for this run.
+    /// </summary>
+    private static (int ExitCode, string Stdout, string Stderr) RunWithFileSizeLimit(int kib, params string[] args)
+    {
+        var psi = new ProcessStartInfo("bash", ["-c", $"trap '' XFSZ; ulimit -f {kib}; exec dotnet \"$@\"", "covidfn", Path.Combine(AppContext.BaseDirectory, "covidfn.dll"), .. args])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["DOTNET_EnableWriteXorExecute"] = "0";
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("covidfn did not exit: " + stderr);
+        }
+
+        return (process.ExitCode, stdout.Result, stderr);
     }
 }
