@@ -58,10 +58,22 @@ public sealed record ScorerOptions
     /// Chunks scored at once (Service Bus MaxConcurrentCalls). One GPU is busiest with 2: one chunk computes while the
     /// next reads tiles. A chunk delivered before (its last replica may have died of it) is scored alone on its replica
     /// (<see cref="Pipeline.Messaging.DeliveryGate"/>), so a crash during it costs no other chunk a delivery. A chunk
-    /// still running after <see cref="Pipeline.Messaging.DeliveryGate.DefaultHungAfter"/> (2 min) counts as hung and no
-    /// longer holds a redelivered chunk back: that one is scored beside it instead of waiting up to the 30-min lock renewal.
+    /// still running after <see cref="HungChunkAfter"/> (2 min) counts as hung and no longer holds a redelivered chunk
+    /// back: that one is scored beside it instead of waiting up to the 30-min lock renewal.
     /// </summary>
     public int MaxConcurrentCalls { get; init; } = 2;
+
+    /// <summary>
+    /// How long a chunk is scored before its replica takes it as hung (<see cref="Pipeline.Messaging.DeliveryGate"/>,
+    /// logged as event 2401): from then on it holds nothing back, so a redelivered chunk waiting for it is scored beside
+    /// it, and a redelivered chunk that has itself run this long lets the replica take other chunks again. The chunk
+    /// keeps running and keeps its message. 2 min: a healthy chunk scores in about a second on a GPU and about 9 s on a
+    /// 2-core CPU (docs/benchmarks.md), and it is a fifth of the orchestrator's <c>Pipeline:ChunkTimeout</c> (10 min;
+    /// 20 in Azure), so a chunk held back for it is still scored before its chunk is dispatched again. Keep it well
+    /// below that timeout (the scorer cannot see it); bounded here by <see cref="MinHungChunkAfter"/> and
+    /// <see cref="MaxHungChunkAfter"/>.
+    /// </summary>
+    public TimeSpan HungChunkAfter { get; init; } = Pipeline.Messaging.DeliveryGate.DefaultHungAfter;
 
     /// <summary>Deliveries before a failing chunk is dead-lettered (the Service Bus queue's own limit is bicep's sliceMaxDeliveryCount).</summary>
     public int MaxDeliveryCount { get; init; } = 5;
@@ -118,6 +130,21 @@ public sealed record ScorerOptions
     /// <summary>The longest <see cref="PollInterval"/>: an idle replica still answers a new chunk within minutes.</summary>
     public static readonly TimeSpan MaxPollInterval = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// The shortest <see cref="HungChunkAfter"/>: above the time a healthy chunk takes (32 slices at 0.27 s on a 2-core
+    /// CPU, about 9 s; docs/benchmarks.md) with room for a slow one, or healthy chunks would be taken as hung and run
+    /// beside a redelivered one that may crash the replica.
+    /// </summary>
+    public static readonly TimeSpan MinHungChunkAfter = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The longest <see cref="HungChunkAfter"/>: half the 30 min a received chunk's lock or visibility is renewed for
+    /// (<see cref="Pipeline.Azure.Messaging.SettlementPolicy.MaxLockRenewal"/>, counted from its receipt, waiting
+    /// included), so a redelivered chunk held back that long still has 15 min of renewal to be scored in. Nearer the
+    /// renewal, its lock would run out while it is scored and it would be delivered, and scored, a second time.
+    /// </summary>
+    public static readonly TimeSpan MaxHungChunkAfter = Pipeline.Azure.Messaging.SettlementPolicy.MaxLockRenewal / 2;
+
     /// <summary>Throws <see cref="InvalidOperationException"/> naming the setting when one is out of range.</summary>
     public void Validate()
     {
@@ -160,6 +187,12 @@ public sealed record ScorerOptions
         if (PollInterval <= TimeSpan.Zero || PollInterval > MaxPollInterval)
         {
             throw Bad(nameof(PollInterval), PollInterval, $"must be more than 0 and at most {MaxPollInterval:c}");
+        }
+
+        // Past the time a healthy chunk takes, and well short of the lock renewal a held-back chunk waits and runs under.
+        if (HungChunkAfter < MinHungChunkAfter || HungChunkAfter > MaxHungChunkAfter)
+        {
+            throw Bad(nameof(HungChunkAfter), HungChunkAfter, $"must be between {MinHungChunkAfter:c} (past a healthy chunk's scoring time, about 9 s on a 2-core CPU) and {MaxHungChunkAfter:c} (half the 30-min lock renewal a chunk held back by it waits and is scored under); keep it well below Pipeline:ChunkTimeout");
         }
 
         if (DrainTimeout < TimeSpan.Zero)

@@ -47,6 +47,25 @@ public sealed partial class ScorerWorker(
         };
     }
 
+    /// <summary>
+    /// How the scorer consumes chunk requests: its concurrency, deliveries, Storage-queue visibility and poll interval,
+    /// the hung-chunk bound of the consumer's <see cref="DeliveryGate"/> (<see cref="ScorerOptions.HungChunkAfter"/>)
+    /// and <paramref name="deadLetterHook"/>, told of each chunk the consumer dead-letters.
+    /// </summary>
+    public static ConsumerOptions ConsumerOptionsFor(ScorerOptions options, IDeadLetterHook? deadLetterHook)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new ConsumerOptions
+        {
+            MaxConcurrency = options.MaxConcurrentCalls,
+            MaxDeliveryCount = options.MaxDeliveryCount,
+            VisibilityTimeout = options.MessageLockDuration,
+            PollInterval = options.PollInterval,
+            HungAfter = options.HungChunkAfter,
+            DeadLetterHook = deadLetterHook,
+        };
+    }
+
     /// <summary>Loads the models and scores one dummy batch; returns the loaded models.</summary>
     public static ScreeningModels LoadAndWarmUp(InferenceOptions inference, ILogger logger, out double seconds)
     {
@@ -75,18 +94,10 @@ public sealed partial class ScorerWorker(
         readiness.MarkReady(models.Provider, seconds);
         Log.Ready(logger, models.Provider, seconds, _options.SliceQueueName, _options.MaxConcurrentCalls);
 
-        var consumerOptions = new ConsumerOptions
-        {
-            MaxConcurrency = _options.MaxConcurrentCalls,
-            MaxDeliveryCount = _options.MaxDeliveryCount,
-            VisibilityTimeout = _options.MessageLockDuration,
-            PollInterval = _options.PollInterval,
-
-            // A chunk whose deliveries all ended with the process gone (a native crash, an out-of-memory kill) is
-            // dead-lettered by the consumer on the next one; this answers its study with an error result then, so the
-            // study fails at once instead of re-dispatching the chunk into the same crash after each chunk timeout.
-            DeadLetterHook = ActivatorUtilities.CreateInstance<ChunkDeadLetterHook>(services, models.Provider),
-        };
+        // A chunk whose deliveries all ended with the process gone (a native crash, an out-of-memory kill) is
+        // dead-lettered by the consumer on the next one; the hook answers its study with an error result then, so the
+        // study fails at once instead of re-dispatching the chunk into the same crash after each chunk timeout.
+        var consumerOptions = ConsumerOptionsFor(_options, ActivatorUtilities.CreateInstance<ChunkDeadLetterHook>(services, models.Provider));
 
         try
         {

@@ -79,6 +79,7 @@ public sealed partial class ConfigurationContractTests(CompiledTemplateFixture f
         ["Scorer__SliceTransport"] = "derived: ServiceBus because ServiceBus__fullyQualifiedNamespace is set",
         ["Scorer__StorageConnectionString"] = "a keyed connection string: never in Azure (the service URIs instead)",
         ["Scorer__MaxConcurrentCalls"] = "code default",
+        ["Scorer__HungChunkAfter"] = "code default (2 min, a fifth of Pipeline__ChunkTimeout's 10 min; Azure's is 20)",
         ["Scorer__MessageLockDuration"] = "Storage-queue visibility only: on Service Bus the lock is the queue's lockDuration (sliceLockDuration), renewed by the processor",
         ["Scorer__PollInterval"] = "Storage-queue consumer only; chunk requests arrive over Service Bus in Azure",
         ["Scorer__DrainTimeout"] = "code default (below terminationGracePeriodSeconds)",

@@ -177,8 +177,9 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// lock renewed) until it is done. Unlike the Storage-queue transport, this one cannot stop the processor from
     /// receiving: a message received while a suspect runs is held unstarted, so a crash during the suspect still costs
     /// it a delivery (<c>docs/design/failure-semantics.md</c>). A handler that has run
-    /// <see cref="DeliveryGate.HungAfter"/> (2 min) is taken as hung and holds nothing back: a suspect waiting behind it
-    /// starts beside it rather than waiting up to the 30-min lock renewal.
+    /// <see cref="DeliveryGate.HungAfter"/> (<see cref="ConsumerOptions.HungAfter"/>, 2 min by default) is taken as hung,
+    /// logged, and holds nothing back: a suspect waiting behind it starts beside it rather than waiting up to the 30-min
+    /// lock renewal.
     /// </para>
     /// <para>
     /// A message delivered more often than <paramref name="maxDeliveryCount"/> (no delivery settled it: the handler's
@@ -214,7 +215,7 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
 
         Settlement? result = null;
         Exception? error = null;
-        using var admission = gate?.Admit(received.DeliveryCount);
+        using var admission = gate?.Admit(received.DeliveryCount, received.MessageId);
         using (var handlerDone = new CancellationTokenSource())
         {
             var renewalBound = WarnAtRenewalBoundAsync(received, transport.MaxAutoLockRenewalDuration, logger, handlerDone.Token);
@@ -318,7 +319,7 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
         ArgumentNullException.ThrowIfNull(options);
         await using var processor = _client.CreateProcessor(queue, CreateProcessorOptions(options, _options));
         _processors[processor] = 0;
-        var gate = new DeliveryGate();
+        var gate = new DeliveryGate(options.HungAfter, logger: _logger);
         processor.ProcessMessageAsync += async args =>
         {
             var settlement = await ProcessAsync(args, handler, options.MaxDeliveryCount, _options, logger: _logger, deadLetterHook: options.DeadLetterHook, queue: queue, gate: gate).ConfigureAwait(false);

@@ -44,8 +44,9 @@ public sealed record StorageQueueTransportOptions
 /// Receiving: one message per receive, up to <see cref="ConsumerOptions.MaxConcurrency"/> handlers at once, except that a
 /// message delivered before (<c>DequeueCount</c> above 1: its last holder may have died of it) runs alone: it starts
 /// when the handlers started before it have finished, and nothing more is received until it is done
-/// (<see cref="DeliveryGate"/>; a handler that has run <see cref="DeliveryGate.HungAfter"/>, 2 min, is taken as hung
-/// and holds nothing back: the suspect starts beside it, and a suspect itself hung stops holding receives); each received message is invisible for
+/// (<see cref="DeliveryGate"/>; a handler that has run <see cref="ConsumerOptions.HungAfter"/>, 2 min by default, is taken
+/// as hung, logged, and holds nothing back: the suspect starts beside it, and a suspect itself hung stops holding
+/// receives); each received message is invisible for
 /// <see cref="ConsumerOptions.VisibilityTimeout"/>, extended by that much every third of it while its handler runs (the
 /// handler's heartbeat); <c>DequeueCount</c> is the delivery count, so a message whose handler crashed the process comes
 /// back with a higher count once the last extension runs out: between two thirds of the timeout and the whole of it
@@ -90,7 +91,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         ArgumentNullException.ThrowIfNull(options);
         var maxConcurrency = Math.Max(1, options.MaxConcurrency);
         using var slots = new SemaphoreSlim(maxConcurrency, maxConcurrency);
-        var gate = new DeliveryGate();
+        var gate = new DeliveryGate(options.HungAfter, logger: _logger);
         var running = new ConcurrentDictionary<Task, byte>();
         QueueClient? client = null;
         try
@@ -129,8 +130,10 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                     var message = messages[0];
 
                     // Admitted before anything awaits: the next turn of this loop must see a suspect already waiting.
-                    var admission = gate.Admit((int)Math.Min(message.DequeueCount, int.MaxValue));
-                    var task = HandleOneAsync(client!, queue, message, admission, handler, options, cancellationToken);
+                    // Named by its own id (the study and chunk) in the gate's hung warning; a malformed one by the queue's.
+                    var envelope = StorageQueueEnvelope.TryParse(message.MessageText);
+                    var admission = gate.Admit((int)Math.Min(message.DequeueCount, int.MaxValue), envelope?.MessageId ?? message.MessageId);
+                    var task = HandleOneAsync(client!, queue, message, envelope, admission, handler, options, cancellationToken);
                     taken = true;
                     running[task] = 0;
                     _ = task.ContinueWith(
@@ -166,6 +169,7 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         QueueClient client,
         string queue,
         StorageMessage message,
+        StorageQueueEnvelope? envelope,
         DeliveryGate.Admission admission,
         Func<ReceivedMessage, CancellationToken, Task<Settlement>> handler,
         ConsumerOptions options,
@@ -176,7 +180,6 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
         var deliveryCount = (int)Math.Min(message.DequeueCount, int.MaxValue);
         try
         {
-            var envelope = StorageQueueEnvelope.TryParse(message.MessageText);
             if (envelope is null)
             {
                 admission.Dispose(); // settled without running: nobody waits for it

@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace CovidFunctions.Pipeline.Messaging;
 
 /// <summary>
@@ -14,18 +17,24 @@ namespace CovidFunctions.Pipeline.Messaging;
 /// deadlock. How many messages a replica holds at once stays the transport's own count (its concurrency slots).
 /// </para>
 /// <para>
-/// A handler that has run <see cref="HungAfter"/> (<see cref="DefaultHungAfter"/>, 2 min) is taken as hung and holds
-/// nothing back any more: a suspect waiting for it starts beside it, and a suspect that has run that long lets the
-/// others start and the transport receive again. Without the bound a suspect behind a hung handler waited until that
-/// handler ended, up to the 30-min lock renewal, holding its own message (and, on a Storage queue, the replica's
-/// receiving) all that while, and past the orchestrator's chunk timeout. Running it anyway, not giving it back, is the
-/// choice that costs nothing: giving it back counts one more delivery toward dead-lettering every time, and the suspect
-/// is likely to land behind the same hung handler again; run beside it, the suspect keeps its delivery count, and only
-/// if it kills the process does the hung handler's message pay one delivery (docs/design/failure-semantics.md, "A
-/// redelivered chunk runs alone").
+/// A handler that has run <see cref="HungAfter"/> (<see cref="DefaultHungAfter"/>, 2 min, unless the consumer's
+/// <see cref="ConsumerOptions.HungAfter"/> says otherwise) is taken as hung, logged (event 2401), and holds nothing back
+/// any more: a suspect waiting for it starts beside it, and a suspect that has run that long lets the others start and
+/// the transport receive again. Without the bound a suspect behind a hung handler waited until that handler ended, up
+/// to the 30-min lock renewal, holding its own message (and, on a Storage queue, the replica's receiving) all that
+/// while, and past the orchestrator's chunk timeout. Running it anyway, not giving it back, is the choice that costs
+/// nothing: giving it back counts one more delivery toward dead-lettering every time, and the suspect is likely to
+/// land behind the same hung handler again; run beside it, the suspect keeps its delivery count, and only if it kills
+/// the process does the hung handler's message pay one delivery (docs/design/failure-semantics.md, "A redelivered
+/// chunk runs alone").
+/// </para>
+/// <para>
+/// State: each admission not yet left, in arrival order, with where it stands (waiting, running, hung). Every rule
+/// reads it directly (how many run, whether a suspect waits or runs); a replica holds a handful of messages, so there
+/// is no count kept beside the list to drift from it.
 /// </para>
 /// </summary>
-public sealed class DeliveryGate
+public sealed partial class DeliveryGate
 {
     /// <summary>
     /// How long a handler runs before the gate takes it as hung. A chunk scores in about a second on a GPU and about 9 s
@@ -33,22 +42,17 @@ public sealed class DeliveryGate
     /// fifth of the orchestrator's default <c>Pipeline:ChunkTimeout</c> (10 min; 20 min in Azure), so a suspect held
     /// behind a hung handler is still scored before its chunk is dispatched again, even after a few crash redeliveries
     /// (20-30 s each). Far below <c>SettlementPolicy.MaxLockRenewal</c> (30 min): the waiting suspect's own lock never
-    /// runs out while it waits.
+    /// runs out while it waits. The scorer's <c>Scorer:HungChunkAfter</c> sets it.
     /// </summary>
     public static readonly TimeSpan DefaultHungAfter = TimeSpan.FromMinutes(2);
 
     private readonly Lock _lock = new();
-    private readonly LinkedList<Admission> _waiting = new();
+
+    // Admitted and not yet left, in arrival order: waiting ones are the FIFO, running and hung ones what they wait for.
+    private readonly List<Admission> _admitted = [];
     private readonly List<TaskCompletionSource> _clearWaiters = [];
     private readonly TimeProvider _time;
-    private int _running;
-
-    // Started, not finished and not yet hung: what a waiting suspect waits for.
-    private int _holding;
-    private int _suspectsWaiting;
-
-    // Suspects started, not finished and not yet hung: while one is, nothing else starts and the transport receives nothing.
-    private int _suspectsHolding;
+    private readonly ILogger _logger;
 
     /// <summary>A gate whose handlers count as hung after <see cref="DefaultHungAfter"/>.</summary>
     public DeliveryGate()
@@ -58,9 +62,10 @@ public sealed class DeliveryGate
 
     /// <summary>
     /// A gate whose handlers count as hung after <paramref name="hungAfter"/> (<see cref="Timeout.InfiniteTimeSpan"/>:
-    /// never; a suspect then waits as long as the handlers before it run).
+    /// never; a suspect then waits as long as the handlers before it run). <paramref name="logger"/> is told of each
+    /// handler taken as hung.
     /// </summary>
-    public DeliveryGate(TimeSpan hungAfter, TimeProvider? time = null)
+    public DeliveryGate(TimeSpan hungAfter, TimeProvider? time = null, ILogger? logger = null)
     {
         if (hungAfter <= TimeSpan.Zero && hungAfter != Timeout.InfiniteTimeSpan)
         {
@@ -69,6 +74,22 @@ public sealed class DeliveryGate
 
         HungAfter = hungAfter;
         _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    internal enum Turn
+    {
+        /// <summary>Admitted, not started: in the FIFO.</summary>
+        Waiting,
+
+        /// <summary>Started, not finished, short of the bound: a waiting suspect waits for it; a suspect here runs alone.</summary>
+        Running,
+
+        /// <summary>Started, not finished, past the bound: holds nothing back.</summary>
+        Hung,
+
+        /// <summary>Disposed: finished, or withdrawn before it started.</summary>
+        Left,
     }
 
     /// <summary>How long a handler runs before it holds nothing back (see the class summary).</summary>
@@ -84,7 +105,7 @@ public sealed class DeliveryGate
         {
             lock (_lock)
             {
-                return _running;
+                return _admitted.Count(a => a.Turn is Turn.Running or Turn.Hung);
             }
         }
     }
@@ -96,7 +117,7 @@ public sealed class DeliveryGate
         {
             lock (_lock)
             {
-                return _running - _holding;
+                return _admitted.Count(a => a.Turn == Turn.Hung);
             }
         }
     }
@@ -105,19 +126,15 @@ public sealed class DeliveryGate
     /// Registers a message just received, in arrival order. Call it at once, before anything awaits (the transport's
     /// receive loop asks <see cref="WaitUntilNoSuspectAsync"/> next); then <see cref="Admission.WaitAsync"/> before its
     /// handler starts, and dispose the admission when the handler has finished (or when the message is settled
-    /// without running it).
+    /// without running it). <paramref name="messageId"/> names it in the hung-handler warning (a deterministic id: the
+    /// study and chunk, never a patient's name).
     /// </summary>
-    public Admission Admit(int deliveryCount)
+    public Admission Admit(int deliveryCount, string? messageId = null)
     {
-        var admission = new Admission(this, IsSuspect(deliveryCount));
+        var admission = new Admission(this, IsSuspect(deliveryCount), deliveryCount, messageId);
         lock (_lock)
         {
-            admission.Node = _waiting.AddLast(admission);
-            if (admission.Suspect)
-            {
-                _suspectsWaiting++;
-            }
-
+            _admitted.Add(admission);
             Pump();
         }
 
@@ -133,7 +150,7 @@ public sealed class DeliveryGate
         TaskCompletionSource waiter;
         lock (_lock)
         {
-            if (_suspectsWaiting == 0 && _suspectsHolding == 0)
+            if (!SuspectWaitingOrRunning())
             {
                 return Task.CompletedTask;
             }
@@ -152,27 +169,8 @@ public sealed class DeliveryGate
         {
             timer = admission.HungTimer;
             admission.HungTimer = null;
-            if (admission.Node is { } node)
-            {
-                // Withdrawn before it started (cancelled, or settled without running).
-                _waiting.Remove(node);
-                admission.Node = null;
-                if (admission.Suspect)
-                {
-                    _suspectsWaiting--;
-                }
-            }
-            else if (admission.Started)
-            {
-                _running--;
-                if (!admission.Hung)
-                {
-                    Release(admission);
-                }
-
-                admission.Finished = true;
-            }
-
+            admission.Turn = Turn.Left;
+            _admitted.Remove(admission);
             Pump();
         }
 
@@ -182,60 +180,55 @@ public sealed class DeliveryGate
     /// <summary>The handler has run <see cref="HungAfter"/> and still runs: it holds nothing back from now on.</summary>
     private void OnHung(Admission admission)
     {
+        TimeSpan ran;
+        int waiting;
         lock (_lock)
         {
-            if (!admission.Started || admission.Finished || admission.Hung)
+            // Finished (or withdrawn) just as its timer fired: nothing to release.
+            if (admission.Turn != Turn.Running)
             {
                 return;
             }
 
-            admission.Hung = true;
-            Release(admission);
+            admission.Turn = Turn.Hung;
+            ran = _time.GetElapsedTime(admission.StartedAt);
+            waiting = _admitted.Count(a => a.Turn == Turn.Waiting);
             Pump();
         }
-    }
 
-    /// <summary>A running admission stops holding anything back (finished, or hung). Under the lock.</summary>
-    private void Release(Admission admission)
-    {
-        _holding--;
-        if (admission.Suspect)
-        {
-            _suspectsHolding--;
-        }
+        // Outside the lock: a logging provider may take its time.
+        Log.TakenAsHung(_logger, admission.MessageId ?? "(no id)", admission.DeliveryCount, ran.TotalSeconds, HungAfter.TotalSeconds, waiting);
     }
 
     /// <summary>Starts whoever may start now, in order; then tells the receive loop when the suspects are done. Under the lock.</summary>
     private void Pump()
     {
-        while (_suspectsHolding == 0 && _waiting.First is { } first)
+        // The list changes only in Admit and Leave, not here: a turn is a field of its admission.
+        foreach (var next in _admitted)
         {
-            var next = first.Value;
-            if (next.Suspect && _holding > 0)
+            if (next.Turn != Turn.Waiting)
+            {
+                continue;
+            }
+
+            // The first one waiting: nothing starts beside a running suspect, and a suspect starts only once nothing
+            // runs (hung ones aside). Whatever waits behind it waits for it: FIFO, so nothing starves.
+            if (AnyRunning(suspectsOnly: true) || (next.Suspect && AnyRunning(suspectsOnly: false)))
             {
                 break;
             }
 
-            _waiting.RemoveFirst();
-            next.Node = null;
-            next.Started = true;
-            _running++;
-            _holding++;
-            if (next.Suspect)
-            {
-                _suspectsWaiting--;
-                _suspectsHolding++;
-            }
-
+            next.Turn = Turn.Running;
+            next.StartedAt = _time.GetTimestamp();
             if (HungAfter != Timeout.InfiniteTimeSpan)
             {
                 next.HungTimer = _time.CreateTimer(static state => ((Admission)state!).OnHung(), next, HungAfter, Timeout.InfiniteTimeSpan);
             }
 
-            next.Turn.TrySetResult();
+            next.Started.TrySetResult();
         }
 
-        if (_suspectsWaiting == 0 && _suspectsHolding == 0 && _clearWaiters.Count > 0)
+        if (_clearWaiters.Count > 0 && !SuspectWaitingOrRunning())
         {
             foreach (var waiter in _clearWaiters)
             {
@@ -246,38 +239,47 @@ public sealed class DeliveryGate
         }
     }
 
+    /// <summary>Started, not finished and not hung (of suspects only, when asked). Under the lock.</summary>
+    private bool AnyRunning(bool suspectsOnly) => _admitted.Exists(a => a.Turn == Turn.Running && (a.Suspect || !suspectsOnly));
+
+    /// <summary>A suspect waits, or runs short of the bound: the transport takes nothing more. Under the lock.</summary>
+    private bool SuspectWaitingOrRunning() => _admitted.Exists(a => a.Suspect && a.Turn is Turn.Waiting or Turn.Running);
+
     /// <summary>One received message's place in the gate.</summary>
     public sealed class Admission : IDisposable
     {
         private readonly DeliveryGate _gate;
         private int _disposed;
 
-        internal Admission(DeliveryGate gate, bool suspect)
+        internal Admission(DeliveryGate gate, bool suspect, int deliveryCount, string? messageId)
         {
             _gate = gate;
             Suspect = suspect;
+            DeliveryCount = deliveryCount;
+            MessageId = messageId;
         }
 
         /// <summary>This message runs alone (<see cref="IsSuspect"/>).</summary>
         public bool Suspect { get; }
 
-        internal LinkedListNode<Admission>? Node { get; set; }
+        internal int DeliveryCount { get; }
 
-        internal bool Started { get; set; }
+        internal string? MessageId { get; }
 
-        internal bool Finished { get; set; }
+        /// <summary>Where it stands; read and written under the gate's lock.</summary>
+        internal Turn Turn { get; set; }
 
-        /// <summary>Ran <see cref="HungAfter"/> without finishing: no longer holds anything back.</summary>
-        internal bool Hung { get; set; }
+        /// <summary>When it started (<see cref="TimeProvider.GetTimestamp"/>): the hung warning says how long it ran.</summary>
+        internal long StartedAt { get; set; }
 
         internal ITimer? HungTimer { get; set; }
 
-        internal TaskCompletionSource Turn { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        internal TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         internal void OnHung() => _gate.OnHung(this);
 
         /// <summary>Completes when this message may start; cancelled by <paramref name="cancellationToken"/> (dispose it then).</summary>
-        public Task WaitAsync(CancellationToken cancellationToken) => Turn.Task.WaitAsync(cancellationToken);
+        public Task WaitAsync(CancellationToken cancellationToken) => Started.Task.WaitAsync(cancellationToken);
 
         /// <summary>Finished, or withdrawn before it started: the next in line may start.</summary>
         public void Dispose()
@@ -287,5 +289,12 @@ public sealed class DeliveryGate
                 _gate.Leave(this);
             }
         }
+    }
+
+    private static partial class Log
+    {
+        // 24xx: the domain's messaging (the other Pipeline blocks are orchestration 20-21, scoring 22, relay 23, reports 26).
+        [LoggerMessage(EventId = 2401, Level = LogLevel.Warning, Message = "Message {MessageId} (delivery {DeliveryCount}) has run {Seconds:0} s, past the hung-handler bound of {BoundSeconds:0} s: taken as hung, it no longer holds other messages back ({Waiting} waiting), so one that could kill the process may now run beside it; it keeps running and keeps its message")]
+        public static partial void TakenAsHung(ILogger logger, string messageId, int deliveryCount, double seconds, double boundSeconds, int waiting);
     }
 }

@@ -59,6 +59,14 @@ public sealed record ConsumerOptions
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
+    /// How long a handler runs before the consumer's <see cref="DeliveryGate"/> takes it as hung (logged, event 2401):
+    /// from then on it holds nothing back, so a redelivered message waiting for it starts beside it. Both transports
+    /// build their gate with it; <see cref="Timeout.InfiniteTimeSpan"/>: never. The scorer sets it from
+    /// <c>Scorer:HungChunkAfter</c>.
+    /// </summary>
+    public TimeSpan HungAfter { get; init; } = DeliveryGate.DefaultHungAfter;
+
+    /// <summary>
     /// Told of each message the consumer dead-letters by its own decision (over-delivered, or failing on its last
     /// delivery); null: nobody is told. The scorer's is <see cref="Scoring.ChunkDeadLetterHook"/>.
     /// </summary>
