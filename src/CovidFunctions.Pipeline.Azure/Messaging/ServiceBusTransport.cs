@@ -179,7 +179,7 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
     /// it a delivery (<c>docs/design/failure-semantics.md</c>). A handler that has run
     /// <see cref="DeliveryGate.HungAfter"/> (<see cref="ConsumerOptions.HungAfter"/>, 2 min by default) is taken as hung,
     /// logged, and holds nothing back: a suspect waiting behind it starts beside it rather than waiting up to the 30-min
-    /// lock renewal.
+    /// lock renewal. The message leaves the gate when its handler has finished, before a retry's wait.
     /// </para>
     /// <para>
     /// A message delivered more often than <paramref name="maxDeliveryCount"/> (no delivery settled it: the handler's
@@ -241,6 +241,10 @@ public sealed partial class ServiceBusTransport : IMessageSender, IMessageConsum
             }
             finally
             {
+                // The handler has finished: the next in line may start now. The retry wait below holds this message's
+                // processor slot on purpose, but runs nothing that could kill the process; held in the gate too, a
+                // redelivered message waiting it out kept the replica's other slot idle (up to the 30-s cap).
+                admission?.Dispose();
                 await handlerDone.CancelAsync().ConfigureAwait(false);
                 await renewalBound.ConfigureAwait(false);
             }

@@ -219,6 +219,8 @@ public sealed partial class StorageQueueTransport : IMessageSender, IMessageCons
                     error = ex;
                 }
 
+                // The handler has finished: the next in line may start while this one settles (as on Service Bus).
+                admission.Dispose();
                 await renewal.CancelAsync().ConfigureAwait(false);
                 await renewTask.ConfigureAwait(false);
             }

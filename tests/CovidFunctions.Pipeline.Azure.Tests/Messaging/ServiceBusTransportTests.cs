@@ -402,6 +402,43 @@ public sealed class ServiceBusTransportTests
         Assert.Equal(1, gate.Running); // only the one still running
     }
 
+    [Fact]
+    public async Task A_redelivered_message_waiting_out_its_retry_delay_holds_no_other_message_back()
+    {
+        // Its handler failed (a retry): the wait before the abandon holds its processor slot on purpose, so that the
+        // other slot keeps the model busy, but it no longer runs anything that could kill the process. Before, the gate
+        // let it go only after the wait and the abandon, so a message handed over meanwhile waited too (up to the 30-s
+        // cap), and the replica's other slot idled.
+        var gate = new DeliveryGate();
+        var (waitingOut, endWait) = (NewSignal(), NewSignal());
+        var suspectReceiver = new RecordingReceiver();
+        var suspect = ServiceBusTransport.ProcessAsync(
+            new ProcessMessageEventArgs(Received("suspect", "{}", 2), suspectReceiver, CancellationToken.None),
+            (_, _) => throw new IOException("tiles unreachable"),
+            maxDeliveryCount: 5,
+            delay: async (_, _) =>
+            {
+                waitingOut.TrySetResult();
+                await endWait.Task;
+            },
+            gate: gate);
+        await waitingOut.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var next = await ServiceBusTransport.ProcessAsync(
+            new ProcessMessageEventArgs(Received("next", "{}", 1), new RecordingReceiver(), CancellationToken.None),
+            (_, _) => Task.FromResult(Settlement.Complete),
+            maxDeliveryCount: 5,
+            gate: gate).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(SettlementAction.Complete, next.Action);
+        Assert.False(suspect.IsCompleted); // still waiting out its delay, its slot held
+        Assert.Empty(suspectReceiver.Calls);
+        endWait.TrySetResult();
+        Assert.Equal(SettlementAction.Retry, (await suspect.WaitAsync(TimeSpan.FromSeconds(30))).Action);
+        Assert.Equal(["abandon"], suspectReceiver.Calls);
+        Assert.Equal(0, gate.Running);
+    }
+
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private static Task NoWait(TimeSpan wait, CancellationToken cancellationToken) => Task.CompletedTask;
