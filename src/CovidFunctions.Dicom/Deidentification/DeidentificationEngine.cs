@@ -166,7 +166,8 @@ public sealed class DeidentificationEngine
             dataset.TryGetString(PatientId, out var pid) ? pid : null,
             dataset.TryGetString(PatientName, out var pname) ? pname : null,
             Options.PseudonymLength);
-        var context = new Context(this, pseudonym, _mappings.DateShiftDays(pseudonym), new DeidAudit());
+        var (frames, dimensions) = KeptValueForms.FrameShape(dataset);
+        var context = new Context(this, pseudonym, _mappings.DateShiftDays(pseudonym), new DeidAudit(), frames, dimensions);
 
         Process(dataset, context, depth: 0);
 
@@ -691,6 +692,15 @@ public sealed class DeidentificationEngine
             return false;
         }
 
+        // Dimension Index Values are indices of this instance's frames, one per dimension (round 5): a name one character
+        // per value (72\66\81) reads as numbers, not as indices of a one- or two-frame instance.
+        if (tag.Value == 0x00209157 && !KeptValueForms.DimensionIndexValuesFit(element.RawValue.Span, context.Frames, context.Dimensions))
+        {
+            dataset.Remove(tag);
+            context.Audit.Removed++;
+            return false;
+        }
+
         return true;
     }
 
@@ -809,5 +819,12 @@ public sealed class DeidentificationEngine
         _ => "ANONYMIZED",
     };
 
-    private sealed record Context(DeidentificationEngine Engine, string Pseudonym, int DateShiftDays, DeidAudit Audit);
+    /// <summary>One de-identification run's state.</summary>
+    /// <param name="Engine">The engine.</param>
+    /// <param name="Pseudonym">The patient's pseudonym.</param>
+    /// <param name="DateShiftDays">The patient's date shift.</param>
+    /// <param name="Audit">What was done, counted.</param>
+    /// <param name="Frames">The instance's frames (<see cref="KeptValueForms.FrameShape"/>), read before anything changed.</param>
+    /// <param name="Dimensions">The items of its Dimension Index Sequence, or null.</param>
+    private sealed record Context(DeidentificationEngine Engine, string Pseudonym, int DateShiftDays, DeidAudit Audit, int Frames, int? Dimensions);
 }

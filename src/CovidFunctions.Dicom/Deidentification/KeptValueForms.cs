@@ -108,7 +108,9 @@ public static class KeptValueForms
         ArgumentNullException.ThrowIfNull(text);
         if (vr == DicomVR.DS)
         {
-            return AllValues(text, IsDecimalString) ? text : string.Empty;
+            // Image Orientation (Patient), at the top level or in a Plane Orientation item, is six direction cosines: a
+            // value beyond +-1 is not one, and a character code (72\66\81, round 5) is at least 32.
+            return AllValues(text, IsDecimalString) && (tag != 0x00200037 || AllValues(text, IsCosine)) ? text : string.Empty;
         }
 
         if (vr == DicomVR.IS)
@@ -200,7 +202,10 @@ public static class KeptValueForms
     /// a magnitude no measurement has. Each value must be zero, a subnormal of at most two non-zero bytes (the bit
     /// pattern of a small integer, as GE writes integers into FL rows), or finite with a magnitude within
     /// [2^-16, 2^16] (4-byte floats, whose 8-bit exponent puts most text in any wider window) or [2^-64, 2^40] (8-byte
-    /// floats: only a top character of <c>&lt;=&gt;?@AB</c> lands there).</item>
+    /// floats: only a top character of <c>&lt;=&gt;?@AB</c> lands there). A value whose mantissa bytes (the low three of
+    /// a 4-byte float, the low six of an 8-byte one) hold text must also be the nearest float to a decimal of at most 6
+    /// (4-byte, or a 4-byte float widened) or 12 (8-byte) significant digits (round 5): text shaped to the window fills
+    /// the mantissa.</item>
     /// </list>
     /// Other VRs (OB, OW: bytes and words of anything; AT: <see cref="BinaryFits"/>) are not judged here (true).
     /// </summary>
@@ -315,6 +320,98 @@ public static class KeptValueForms
             {
                 return false;
             }
+
+            // Text shaped to the window (round 5): the top byte a character that lands in it, the bytes below a name.
+            // Printable bytes alone do not tell (38.4 is 333333C@), the digits do: a measured value is the nearest float to
+            // a decimal of a few significant digits, text fills the mantissa. So a value whose mantissa bytes (the low three
+            // of a 4-byte float, the low six of an 8-byte one; the bytes above hold the sign and exponent, printable for
+            // most magnitudes: 9.7 is ..d#@) hold text, a run of three printable bytes or UTF-16 as for integers, must
+            // also be such a decimal.
+            if (HoldsText(bytes[..(unit == 4 ? 3 : 6)], unit == 4 ? 3 : 6) && !IsShortDecimal(magnitude, unit))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>The most significant digits of a measured value's shortest decimal: 4-byte floats (or an 8-byte float that is a 4-byte one widened), 8-byte floats.</summary>
+    private const int FloatDigits = 6;
+    private const int DoubleDigits = 12;
+
+    /// <summary>
+    /// True when <paramref name="magnitude"/> is the nearest float of its width to a decimal of at most
+    /// <see cref="FloatDigits"/> (4-byte) or <see cref="DoubleDigits"/> (8-byte) significant digits. An 8-byte value that is
+    /// a 4-byte float widened (0.35f is 0.3499999940395355) is judged as the 4-byte float it was. The shortest round-trip
+    /// decimal of text in a mantissa needs 8 or 9 digits (4-byte) and 15 to 17 (8-byte); the corpus's values need at most
+    /// 11 (Siemens 129.60000193).
+    /// </summary>
+    private static bool IsShortDecimal(double magnitude, int unit)
+    {
+        var asFloat = (float)magnitude;
+        return unit == 4 || (double)asFloat == magnitude
+            ? SignificantDigits(asFloat.ToString("R", CultureInfo.InvariantCulture)) <= FloatDigits
+            : SignificantDigits(magnitude.ToString("R", CultureInfo.InvariantCulture)) <= DoubleDigits;
+    }
+
+    /// <summary>Significant digits of a shortest round-trip decimal ("0.000123" 3, "250" 2, "6.1E-17" 2).</summary>
+    private static int SignificantDigits(string shortest)
+    {
+        var e = shortest.IndexOfAny(['E', 'e']);
+        var digits = (e < 0 ? shortest : shortest[..e]).Where(char.IsAsciiDigit).ToArray();
+        var text = new string(digits).TrimStart('0').TrimEnd('0');
+        return Math.Max(text.Length, 1);
+    }
+
+    /// <summary>
+    /// What the instance says of its frames and dimensions, read before anything changes: the frames are the larger of
+    /// Number of Frames (an integer string) and the Per-frame Functional Groups items (a file may lack the former:
+    /// liver_1frame.dcm in the corpus), at least 1; the dimensions the top level's Dimension Index Sequence items, or null
+    /// without one. Dimension Index Values are judged against them (<see cref="DimensionIndexValuesFit"/>).
+    /// </summary>
+    public static (int Frames, int? Dimensions) FrameShape(DicomDataset dataset)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        var frames = 1;
+        if (dataset.TryGetString(new DicomTag(0x0028, 0x0008), out var declared)
+            && int.TryParse(declared.Trim(' ', '\0'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n))
+        {
+            frames = Math.Max(frames, n);
+        }
+
+        if (dataset.TryGet(new DicomTag(0x5200, 0x9230), out var perFrame) && perFrame is DicomSequence items)
+        {
+            frames = Math.Max(frames, items.Items.Count);
+        }
+
+        int? dimensions = dataset.TryGet(new DicomTag(0x0020, 0x9222), out var index) && index is DicomSequence dimensionItems
+            ? dimensionItems.Items.Count
+            : null;
+        return (frames, dimensions);
+    }
+
+    /// <summary>
+    /// True when Dimension Index Values (UL, little endian in memory) are indices of this instance: as many values as the
+    /// top level's Dimension Index Sequence has items (<paramref name="dimensions"/>; none without that sequence: there is
+    /// nothing to index), each within [1, <paramref name="frames"/>]. PS3.3 C.7.6.17.1: the values are the positions, starting
+    /// at 1, of the frame's value along each dimension, and a dimension has at most as many distinct values as there are
+    /// frames. A name one character per value (72\66\81) is neither in a one- or two-frame instance.
+    /// </summary>
+    public static bool DimensionIndexValuesFit(ReadOnlySpan<byte> value, int frames, int? dimensions)
+    {
+        if (dimensions is not { } count || value.Length != count * 4)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < value.Length; i += 4)
+        {
+            var index = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(value[i..]);
+            if (index < 1 || index > (uint)Math.Max(frames, 1))
+            {
+                return false;
+            }
         }
 
         return true;
@@ -370,6 +467,10 @@ public static class KeptValueForms
         v.Length <= 16 && (v.Length == 0 || (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d)
             && v.All(c => char.IsAsciiDigit(c) || c is '+' or '-' or '.' or 'e' or 'E')));
 
+    /// <summary>A direction cosine: within [-1, 1], with 0.01 for a writer's rounding (an empty value fits).</summary>
+    private static bool IsCosine(string v) =>
+        v.Length == 0 || (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && Math.Abs(d) <= 1.01);
+
     private static bool IsIntegerString(string v) =>
         v.Length <= 12 && (v.Length == 0 || (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n)
             && n is >= int.MinValue and <= int.MaxValue));
@@ -396,11 +497,29 @@ public static class KeptValueForms
         return changed ? string.Join('\\', values).TrimEnd('\\') : text;
     }
 
+    /// <summary>
+    /// A free-text token: a <see cref="DescriptorCleaner"/> token, a word of <see cref="FreeTextWords"/>, a kernel code, one
+    /// letter or digit (Philips kernels B, C, D; an initial carries one character), or a listed two-character code
+    /// (<see cref="TwoCharacterCodes"/>). Until session 22 any two letters passed, and with them the two-letter surnames
+    /// (Li, Wu, Ng, Xu, Yu, Ho, Le, Lu, Ma: 30 in the Faker locales' surname lists).
+    /// </summary>
     private static bool IsFreeTextToken(string token) =>
         DescriptorCleaner.IsAllowed(token)
         || FreeTextWords.Contains(token)
-        || (token.Length <= 2 && token.All(char.IsAsciiLetterOrDigit))
+        || (token.Length == 1 && char.IsAsciiLetterOrDigit(token[0]))
+        || TwoCharacterCodes.Contains(token)
         || IsKernelCode(token);
+
+    /// <summary>
+    /// Two-character codes of the free-text attributes: the MR Scan Options defined terms of two letters (PS3.3 C.8.3.1:
+    /// FC flow compensation, SP spatial presaturation, FS fat saturation, RG respiratory and CG cardiac gating; the corpus
+    /// has FC, SP, FS), Philips CT kernels (YA-YD, EA-EC, UA-UC beside the one-letter A-E, L), filter materials (Cu, Al,
+    /// Sn). Vendor abbreviations (GE, AG, CO, NV, BV, KK) and modulation codes (XY, EC) are in <see cref="FreeTextWords"/>.
+    /// </summary>
+    private static readonly FrozenSet<string> TwoCharacterCodes = new[]
+    {
+        "FC", "SP", "FS", "RG", "CG", "YA", "YB", "YC", "YD", "EA", "EB", "EC", "UA", "UB", "UC", "CU", "AL", "SN", "MR",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
     /// A reconstruction kernel code of any vendor prefix: one or two letters, two digits, an optional letter (Siemens

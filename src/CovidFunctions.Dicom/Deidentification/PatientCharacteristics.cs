@@ -42,6 +42,17 @@ public static partial class PatientCharacteristics
         "VIETNAMESE", "MELANESIAN", "POLYNESIAN", "MAORI", "AA", "AI", "AN", "PI", "NH", "NHW", "NHB", "API", "NA", "N/A",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Words of <see cref="EthnicGroupWords"/> that name no group by themselves: directions and connectives (West Indian,
+    /// South Asian, Middle Eastern, Non Hispanic, Asian or Pacific Islander). A value made only of them (West, North,
+    /// South West) is not a group; alone, several are surnames (West is in the Faker locales' surname lists).
+    /// </summary>
+    private static readonly FrozenSet<string> EthnicGroupModifiers = new[]
+    {
+        "NORTH", "SOUTH", "EAST", "WEST", "SOUTHEAST", "CENTRAL", "MIDDLE", "NON", "NOT", "OR", "AND", "RACE", "RACES",
+        "ETHNICITY",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
     private static readonly char[] EthnicGroupSeparators = [' ', ',', ';', '/', '-', '_', '(', ')', '.'];
 
     private const uint PregnancyStatus = 0x001021C0;
@@ -72,8 +83,9 @@ public static partial class PatientCharacteristics
 
     /// <summary>
     /// True when an Ethnic Group value (SH, VM 1) is a single letter (the one-letter codes W, B, A, H, O, U, ...) or every
-    /// word of it (split at spaces, commas, slashes, hyphens, ...) is a group term of <see cref="EthnicGroupWords"/>. A
-    /// name, a date or an ID is not; initials written as two letters are not either.
+    /// word of it (split at spaces, commas, slashes, hyphens, ...) is a group term of <see cref="EthnicGroupWords"/>, not
+    /// all of them directions or connectives (<see cref="EthnicGroupModifiers"/>: West alone is a surname, not a group).
+    /// A name, a date or an ID is not; initials written as two letters are not either.
     /// </summary>
     public static bool IsEthnicGroup(string value)
     {
@@ -81,10 +93,13 @@ public static partial class PatientCharacteristics
         return value.Split('\\').All(one =>
         {
             var text = one.Trim(' ', '\0');
-            return text.Length == 0
-                || (text.Length == 1 && char.IsAsciiLetter(text[0]))
-                || EthnicGroupWords.Contains(text)
-                || text.Split(EthnicGroupSeparators, StringSplitOptions.RemoveEmptyEntries).All(EthnicGroupWords.Contains);
+            if (text.Length == 0 || (text.Length == 1 && char.IsAsciiLetter(text[0])))
+            {
+                return true;
+            }
+
+            string[] words = EthnicGroupWords.Contains(text) ? [text] : text.Split(EthnicGroupSeparators, StringSplitOptions.RemoveEmptyEntries);
+            return words.All(EthnicGroupWords.Contains) && !words.All(EthnicGroupModifiers.Contains);
         });
     }
 

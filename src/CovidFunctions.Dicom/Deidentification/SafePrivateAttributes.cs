@@ -46,8 +46,9 @@ public static partial class SafePrivateAttributes
     /// <summary>
     /// True when <paramref name="value"/> is what <paramref name="row"/> says it holds, so that "safe" is not taken on the
     /// tag's word: binary numbers (FL FD SL SS UL US) a whole number of values, no more than the row's VM allows, that
-    /// read as numbers, not text (<see cref="KeptValueForms.ReadsAsNumbers"/>); DS, IS, CS and UI text only of their VR's
-    /// characters and lengths, no more values than the VM allows (an empty value fits); text rows (LO SH LT) the form of
+    /// read as numbers, not text (<see cref="KeptValueForms.ReadsAsNumbers"/>); DS, IS and UI text only of their VR's
+    /// characters and lengths, no more values than the VM allows (an empty value fits); CS rows only their terms
+    /// (<see cref="CsTerms"/>; a CS row without terms is never kept); text rows (LO SH LT) the form of
     /// their row (<see cref="TextForms"/>: a pulse sequence name, a pitch ratio, a version, a unit), and a text row with
     /// no form that can be stated is never kept; OB rows only the Padding row, as padding (NUL or space bytes): the others
     /// are vendor payloads (compressed images, acoustic data, application state) no rule can read. A row the standard
@@ -73,13 +74,20 @@ public static partial class SafePrivateAttributes
                 return row.Meaning == "Padding" && value.IndexOfAnyExcept((byte)0, (byte)' ') < 0;
             case "" or "SQ":
                 return false;
+            case "CS":
+                // Held to CS characters only until session 22, so an upper-case name passed: now each CS row keeps only
+                // its terms (CsTerms), and a row without terms that can be stated is never kept.
+                var coded = System.Text.Encoding.Latin1.GetString(value).TrimEnd('\0', ' ');
+                var codes = coded.Split('\\');
+                return coded.Length == 0
+                    || (CsTerms.TryGetValue((row.Group, row.Creator, row.Offset), out var terms) && codes.Length <= maxVm
+                        && codes.All(c => c.Trim(' ') is var t && (t.Length == 0 || terms.Contains(t))));
         }
 
         var (maxLength, allowed) = row.VR switch
         {
             "DS" => (16, "0123456789+-.eE "),
             "IS" => (12, "0123456789+- "),
-            "CS" => (16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ "),
             "UI" => (64, "0123456789."),
             _ => (0, string.Empty),
         };
@@ -93,6 +101,29 @@ public static partial class SafePrivateAttributes
         return text.Length == 0
             || (values.Length <= maxVm && values.All(v => v.Length <= maxLength && v.All(c => allowed.Contains(c, StringComparison.Ordinal))));
     }
+
+    /// <summary>
+    /// The terms of each CS row of Table E.3.10-1 (2017c) that has them, keyed by group, creator and offset. Not listed,
+    /// so never kept: SC2000 (0129,xx30) Raw Data Object Type (ultrasound raw data labels the standard does not describe,
+    /// as the other SC2000 text rows).
+    /// </summary>
+    private static readonly FrozenDictionary<(ushort Group, string Creator, byte Offset), FrozenSet<string>> CsTerms =
+        new Dictionary<(ushort, string, byte), FrozenSet<string>>
+        {
+            // ELSCINT1 Acquisition Type: the corpus's SLICES, the standard's Acquisition Type (0018,9302) terms and the
+            // CT acquisition kinds (spiral, axial, scanogram/surview, dynamic, cine, volume).
+            [(0x01F1, "ELSCINT1", 0x01)] = Codes(
+                "SLICES", "SPIRAL", "HELICAL", "AXIAL", "SEQUENCED", "CONSTANT_ANGLE", "STATIONARY", "FREE", "SCANOGRAM",
+                "SURVIEW", "DYNAMIC", "CINE", "VOLUME"),
+            // ELSCINT1 Phantom Type: the CTDI dosimetry phantoms (PS3.16 CID 4052: IEC head, IEC body), or none.
+            [(0x01E1, "ELSCINT1", 0x26)] = Codes("HEAD", "BODY", "NONE"),
+            // Philips Diffusion Direction: one direction letter (I isotropic, O oblique, R/L, A/P, F/H, S).
+            [(0x2001, "Philips Imaging DD 001", 0x04)] = Codes("I", "O", "R", "L", "A", "P", "F", "H", "S"),
+            // SIEMENS MR HEADER Diffusion Directionality: the terms of the standard's (0018,9075).
+            [(0x0019, "SIEMENS MR HEADER", 0x0D)] = Codes("DIRECTIONAL", "BMATRIX", "ISOTROPIC", "NONE"),
+        }.ToFrozenDictionary();
+
+    private static FrozenSet<string> Codes(params string[] codes) => codes.ToFrozenSet(StringComparer.Ordinal);
 
     /// <summary>Units a quantitative result is given in (NQHeader Units): lengths, volumes, masses, ratios.</summary>
     private static readonly FrozenSet<string> Units = new[]
