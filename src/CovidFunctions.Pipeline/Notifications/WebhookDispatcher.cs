@@ -82,7 +82,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             await _log.RecordAttemptAsync(
                 new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), last.StatusCode, last.Outcome, last.Error, last.DurationMs),
                 CancellationToken.None).ConfigureAwait(false);
-            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, last.StatusCode);
+            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, HttpAnswer(last.StatusCode));
         }
         catch (WebhookTargetRefusedException ex) when (ex.HostUnresolved)
         {
@@ -92,7 +92,7 @@ public sealed partial class WebhookDispatcher : IDisposable
             await _log.RecordAttemptAsync(
                 new WebhookDeliveryAttempt(claim.Tenant, claim.DeliveryId, claim.SubscriptionId, attempt, _time.GetUtcNow(), null, last.Outcome, last.Error, 0),
                 CancellationToken.None).ConfigureAwait(false);
-            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, null);
+            Log.Attempt(_logger, claim.DeliveryId, attempt, last.Outcome, HttpAnswer(null));
         }
         catch (WebhookTargetRefusedException ex)
         {
@@ -141,7 +141,7 @@ public sealed partial class WebhookDispatcher : IDisposable
         await _log.CompleteAsync(final, CancellationToken.None).ConfigureAwait(false);
         if (!delivered)
         {
-            Log.DeadLettered(_logger, claim.DeliveryId, attempt, final.Error ?? "");
+            Log.DeadLettered(_logger, claim.DeliveryId, claim.Tenant, claim.StudyId, claim.SubscriptionId, attempt, final.Error ?? "");
         }
 
         return final;
@@ -270,6 +270,12 @@ public sealed partial class WebhookDispatcher : IDisposable
         return null;
     }
 
+    /// <summary>
+    /// An attempt's answer for the log: "HTTP 500", or "no HTTP answer" for a connection error, a timeout or a host that
+    /// did not resolve (the log said "HTTP (null)" then).
+    /// </summary>
+    private static string HttpAnswer(int? statusCode) => statusCode is { } status ? $"HTTP {status}" : "no HTTP answer";
+
     /// <summary>What one attempt produced (no response object: nothing else of it is needed).</summary>
     private sealed record AttemptResult(int? StatusCode, string Outcome, string? Error, double DurationMs, TimeSpan? RetryAfter)
     {
@@ -278,11 +284,13 @@ public sealed partial class WebhookDispatcher : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 8101, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId} attempt {Attempt}: {Outcome} (HTTP {StatusCode})")]
-        public static partial void Attempt(ILogger logger, string deliveryId, int attempt, string outcome, int? statusCode);
+        [LoggerMessage(EventId = 8101, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId} attempt {Attempt}: {Outcome} ({Answer})")]
+        public static partial void Attempt(ILogger logger, string deliveryId, int attempt, string outcome, string answer);
 
-        [LoggerMessage(EventId = 8102, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} dead-lettered after {Attempts} attempt(s): {Error}")]
-        public static partial void DeadLettered(ILogger logger, string deliveryId, int attempts, string error);
+        // A dead-lettered event is never sent again and its id is a hash: the line names whose event it was, so the
+        // operator can tell the receiver's owner which study it missed (docs/operations.md). Study ids are keyed hashes.
+        [LoggerMessage(EventId = 8102, Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} of study {Tenant}/{StudyId} to subscription {SubscriptionId} dead-lettered after {Attempts} attempt(s): {Error}")]
+        public static partial void DeadLettered(ILogger logger, string deliveryId, string tenant, string studyId, string subscriptionId, int attempts, string error);
 
         [LoggerMessage(EventId = 8104, Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId}: attempt {Attempt} failed, next in {DelaySeconds:0.###} s")]
         public static partial void RetryScheduled(ILogger logger, string deliveryId, int attempt, double delaySeconds);
