@@ -38,9 +38,9 @@ namespace CovidFunctions.Pipeline.Azure.Storage;
 /// again, with a new version); an unbillable one (completed, nothing to bill) stays until its month closes. The partition's insert-only marker row <c>_complete</c> says that
 /// the index holds every study of the month: the first read of a month without it reads the month's records once,
 /// upserts a row for each open study, then writes the marker. Records filed by a writer older than the index after
-/// that backfill (a deployment still swapping instances) would be missing from it: such a study would not hold the
-/// close (it is then carried into the next month, billed whole) and a lost scoring write of it would not be billed
-/// by the sweep. A month that is closing (a fence) is read from its records, fence-aware, as before.</para>
+/// that backfill (a deployment still swapping instances) are missing from it: the hourly runs do not see such a study,
+/// and the run that closes the month finds it in the month's records, which it reads before the close
+/// (<see cref="UsageAutoClose"/>). A month that is closing (a fence) is read from its records, fence-aware.</para>
 /// A record whose billing month is closed (its fence is there before the record, or older than the record's row) is
 /// carried into the first month after it without a fence, with <c>LateFrom</c> = the billing month, together with
 /// copies of the study's earlier records when the closed bills on the way did not bill the study. A writer that dies

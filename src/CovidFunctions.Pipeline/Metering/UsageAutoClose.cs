@@ -60,7 +60,9 @@ public sealed class UsageSweepException(UsageAutoCloseOutcome outcome)
 /// Steps and tenants are independent: a tenant-month is read once per run (its close state, the studies filed without
 /// a scoring record, from the table store's index of them rather than every record of the month, then one point read
 /// of each such study, shared by the billing and the close; a study found failed or rejected is dropped from the index
-/// so later runs do not read it again, an unbillable one stays listed so the close names it); a failing read,
+/// so later runs do not read it again, an unbillable one stays listed so the close names it). The run that closes a
+/// month also reads its records once, before the close, and settles the studies the index did not list (filed by a
+/// writer older than the index), so no study filed under the month depends on the index to be billed; a failing read,
 /// recording or close is logged (7006 for a tenant-month, 7007 for a study) and the rest of the run goes on; a tenant
 /// with a failed step is not closed in that run (the next run tries again, closing then if due). The run then throws
 /// <see cref="UsageSweepException"/> naming every failed step, so the host records the run as failed.
@@ -165,7 +167,7 @@ public sealed partial class UsageAutoClose(
     /// </summary>
     private async Task<TenantState> SweepAsync(Run run, string tenant, string month, bool close, CancellationToken cancellationToken)
     {
-        IReadOnlyList<OpenStudy> unscreened;
+        IReadOnlyList<OpenStudy> listed;
         try
         {
             if (await usage.GetClosedAsync(tenant, month, cancellationToken).ConfigureAwait(false) is not null)
@@ -174,7 +176,7 @@ public sealed partial class UsageAutoClose(
             }
 
             // The table store answers from its index of such studies (not every record of the month).
-            unscreened = await usage.GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+            listed = await usage.GetOpenStudiesAsync(tenant, month, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
         {
@@ -182,62 +184,98 @@ public sealed partial class UsageAutoClose(
             return TenantState.Failed;
         }
 
-        var running = 0;
-        var failed = false;
-        var unbillable = new List<string>();
-        foreach (var open in unscreened)
-        {
-            switch (await SettleAsync(run, tenant, month, open.StudyId, cancellationToken).ConfigureAwait(false))
-            {
-                case StudyState.Running:
-                    running++;
-                    break;
-                case StudyState.Failed:
-                    failed = true;
-                    break;
-                case StudyState.Unbillable:
-                    // Stays listed, so the run that closes the month names it (7005) whichever run found it first.
-                    unbillable.Add(open.StudyId);
-                    break;
-                case StudyState.Unbilled:
-                    await ForgetAsync(tenant, month, open, cancellationToken).ConfigureAwait(false);
-                    break;
-            }
-        }
-
+        var found = new Found();
+        await SettleAllAsync(run, tenant, month, listed, found, cancellationToken).ConfigureAwait(false);
         if (!close)
         {
             return TenantState.Open;
         }
 
-        if (failed)
+        if (Hold() is { } held)
         {
-            // A study that could not be read or recorded may be one to bill or still running: closing now could leave
-            // it out of the bill for good (closed months are not swept). The next run tries again.
+            return held;
+        }
+
+        // About to close: the close rests on the month's records, not on the index alone. A record filed after the
+        // month was indexed by a writer older than the index (a deployment's old instances still writing) has no entry
+        // there; the records, read once here, name every study filed under the month, and those the index did not list
+        // are settled first (billed when their row carries the usage, or holding the close while running).
+        IReadOnlyList<FiledUsage> filed;
+        try
+        {
+            filed = await usage.GetFiledAsync(tenant, month, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
+        {
+            run.Fail(logger, "read the month's usage", tenant, month, null, ex);
             return TenantState.Failed;
         }
 
-        if (running > 0 && !run.Force)
+        var ids = listed.Select(o => o.StudyId).ToHashSet(StringComparer.Ordinal);
+        await SettleAllAsync(run, tenant, month, [.. OpenStudy.Of(filed).Where(o => !ids.Contains(o.StudyId))], found, cancellationToken).ConfigureAwait(false);
+        if (Hold() is { } heldByUnlisted)
         {
-            Log.Waiting(logger, tenant, month, running, run.Deadline);
-            return TenantState.Waiting;
+            return heldByUnlisted;
         }
 
         try
         {
             var snapshot = await new UsageClosing(usage, studies, time).CloseAsync(tenant, month, cancellationToken).ConfigureAwait(false);
-            foreach (var studyId in unbillable)
+            foreach (var studyId in found.Unbillable)
             {
                 Log.ClosedWithoutUsage(logger, tenant, studyId, month);
             }
 
-            Log.Closed(logger, tenant, month, snapshot.Studies, running);
+            Log.Closed(logger, tenant, month, snapshot.Studies, found.Running);
             return TenantState.Closed;
         }
         catch (Exception ex) when (IsStepFailure(ex, cancellationToken))
         {
             run.Fail(logger, "close the month", tenant, month, null, ex);
             return TenantState.Failed;
+        }
+
+        // Why the month cannot close in this run, or null.
+        TenantState? Hold()
+        {
+            if (found.Failed)
+            {
+                // A study that could not be read or recorded may be one to bill or still running: closing now could
+                // leave it out of the bill for good (closed months are not swept). The next run tries again.
+                return TenantState.Failed;
+            }
+
+            if (found.Running > 0 && !run.Force)
+            {
+                Log.Waiting(logger, tenant, month, found.Running, run.Deadline);
+                return TenantState.Waiting;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Settles each study (<see cref="SettleAsync"/>) into <paramref name="found"/>; drops those that ended without a bill from the index.</summary>
+    private async Task SettleAllAsync(Run run, string tenant, string month, IReadOnlyList<OpenStudy> open, Found found, CancellationToken cancellationToken)
+    {
+        foreach (var study in open)
+        {
+            switch (await SettleAsync(run, tenant, month, study.StudyId, cancellationToken).ConfigureAwait(false))
+            {
+                case StudyState.Running:
+                    found.Running++;
+                    break;
+                case StudyState.Failed:
+                    found.Failed = true;
+                    break;
+                case StudyState.Unbillable:
+                    // Stays listed, so the run that closes the month names it (7005) whichever run found it first.
+                    found.Unbillable.Add(study.StudyId);
+                    break;
+                case StudyState.Unbilled:
+                    await ForgetAsync(tenant, month, study, cancellationToken).ConfigureAwait(false);
+                    break;
+            }
         }
     }
 
@@ -385,6 +423,16 @@ public sealed partial class UsageAutoClose(
 
         /// <summary>A step failed: its month is not closed in this run.</summary>
         Failed,
+    }
+
+    /// <summary>What one tenant-month's studies were found to be in this run (one tenant's sweep: not shared).</summary>
+    private sealed class Found
+    {
+        public int Running { get; set; }
+
+        public bool Failed { get; set; }
+
+        public List<string> Unbillable { get; } = [];
     }
 
     /// <summary>One run's shared state: when it closes, and what it recorded, found unbillable and failed (thread-safe).</summary>

@@ -100,7 +100,11 @@ public sealed class UsageSweepCostTests(ITestOutputHelper output)
         // the months' records. Before, every run read every record of both months (about two rows per study) and
         // point-read every failed study again; the due run read February's twice (billing, then the close's count).
         Assert.Equal(seeded.Running, costs[1].StudiesPointReads);
-        Assert.Equal(seeded.Running, costs[2].StudiesPointReads);
+
+        // The run that closes February also reads its records once before the close, and settles the studies the
+        // index no longer lists (February's failed ones, read once more) so the close does not rest on the index alone.
+        Assert.Equal(seeded.Running + seeded.UnscreenedFebruary, costs[2].StudiesPointReads);
+        Assert.Equal(seeded.Running, costs[3].StudiesPointReads);
         // Rows: a few per tenant-month (tenant lists, index marker) and two per running study (its index row and its
         // Studies row), whatever the number of studies screened or failed.
         Assert.True(costs[1].RowsRead <= 3 * Tenants * Months.Length + 2 * seeded.Running, $"a run after the index exists read {costs[1].RowsRead} rows");

@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using Azure;
+using Azure.Data.Tables;
+using CovidFunctions.Pipeline.Azure.Storage;
 using CovidFunctions.Pipeline.Azure.Tests.Webhooks;
+using CovidFunctions.Pipeline.Messaging;
 using CovidFunctions.Pipeline.Metering;
 using CovidFunctions.Pipeline.Orchestration;
 using CovidFunctions.Pipeline.Orchestration.Activities;
@@ -13,7 +16,7 @@ namespace CovidFunctions.Pipeline.Azure.Tests.Storage;
 /// The hourly usage sweep (<see cref="UsageAutoClose"/>) on real Azurite Usage and Studies tables when part of it fails
 /// (one tenant's recording, another tenant's month read: the Table service answering 503), and with Studies rows
 /// completed before the row kept its scoring usage (b61fec6); and the Usage table's index of open studies the sweep
-/// reads. Months 2033-04 to 2033-11 are this file's alone (the sweep closes every tenant's previous month).
+/// reads. Months 2033-04 to 2034-01 are this file's alone (the sweep closes every tenant's previous month).
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
@@ -155,6 +158,45 @@ public sealed class UsageSweepFailureTests(AzuriteFixture azurite)
         var logged = Assert.Single(logger.Entries, e => e.EventId == 7005 && e.Message.Contains(tenant, StringComparison.Ordinal));
         Assert.Contains("s-legacy-lost", logged.Message, StringComparison.Ordinal);
         Assert.Contains("2033-10", logged.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_study_filed_by_a_writer_older_than_the_index_is_billed_before_its_month_closes()
+    {
+        var tenant = AzuriteFixture.NewTenant();
+        var usage = azurite.Storage.Usage;
+        var studies = azurite.Storage.Studies;
+        var at = new DateTimeOffset(2033, 12, 5, 9, 0, 0, TimeSpan.Zero);
+        await UsageSweepStudies.FileAsync(azurite.Storage, tenant, "s-failed", at, StudyStatus.Failed);
+
+        // An hourly run indexes December (its marker written) and drops the failed study.
+        var clock = new ManualClock(at.AddDays(1));
+        var sweep = new UsageAutoClose(usage, studies, new MeteringOptions { CloseAfterDays = 3, CloseMaxWaitDays = 10 }, clock, new ListLogger());
+        await sweep.RunAsync(None);
+
+        // Then a writer older than the index (a deployment's old instance) files a study's ingest record as it did:
+        // claim, month index, record, and no index entry. The study completes, its scoring write lost (the row has it).
+        var oldWriter = new UsageRecord(tenant, "s-old-writer", "ingest", at.AddDays(1).AddHours(1), 50, 2.5, 0, 500_000);
+        var table = azurite.Storage.Tables.GetTableClient(PipelineNames.UsageTable);
+        await table.AddEntityAsync(new TableEntity(TableUsageStore.ClaimPartitionKeyOf(tenant), oldWriter.StudyId) { ["Month"] = "2033-12", ["Stage"] = oldWriter.Stage, ["At"] = oldWriter.At }, None);
+        await table.UpsertEntityAsync(new TableEntity(TableUsageStore.MonthIndexPartitionKeyOf("2033-12"), tenant), cancellationToken: None);
+        await table.AddEntityAsync(new TableEntity(TableUsageStore.PartitionKeyOf(tenant, "2033-12"), TableUsageStore.RowKeyOf(oldWriter.StudyId, oldWriter.Stage))
+        {
+            ["Tenant"] = tenant, ["StudyId"] = oldWriter.StudyId, ["Stage"] = oldWriter.Stage, ["At"] = oldWriter.At,
+            ["Slices"] = oldWriter.Slices, ["CpuSeconds"] = oldWriter.CpuSeconds, ["GpuSeconds"] = oldWriter.GpuSeconds, ["BytesStored"] = oldWriter.BytesStored,
+        }, None);
+        var scoring = RecordUsageActivity.ToRecord(new RecordUsageInput(tenant, oldWriter.StudyId, at.AddDays(1).AddHours(2).UtcDateTime, 50, 0, 6.75));
+        await studies.TryCreateAsync(new StudyRecord { Tenant = tenant, StudyId = oldWriter.StudyId, Status = StudyStatus.Completed, CreatedAt = oldWriter.At, ScoringUsageJson = PipelineJson.Serialize(scoring) }, None);
+        Assert.Empty(await usage.GetOpenStudiesAsync(tenant, "2033-12", None));
+
+        // The run that closes December reads its records first: the study is billed in December, then the month closes.
+        // Before, the close rested on the index alone: December closed without it, never to be billed.
+        clock.Now = new DateTimeOffset(2034, 1, 4, 0, 30, 0, TimeSpan.Zero);
+        var due = await sweep.RunAsync(None);
+        Assert.Contains($"{tenant}/s-old-writer", due.Recorded);
+        Assert.Contains(tenant, due.Closed);
+        var december = await new UsageQueries(usage, studies).MonthlyTotalsAsync(tenant, "2033-12", None);
+        Assert.Equal((true, 1, 1, 6.75), (december.Closed, december.Studies, december.UnscreenedStudies, december.GpuSeconds));
     }
 
     [Fact]
