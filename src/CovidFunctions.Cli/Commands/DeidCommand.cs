@@ -14,9 +14,9 @@ namespace CovidFunctions.Cli.Commands;
 /// <c>covidfn deid INPUT OUTDIR [--key-file F] [--report F.json] [--retain-safe-private]</c>: de-identifies DICOM instances per PS3.15 Annex E
 /// (see docs/compliance/deid-conformance.md). INPUT is a file, a directory (recursive) or a .zip. Each accepted instance
 /// is written as <c>OUTDIR/&lt;new SOP Instance UID&gt;.dcm</c> (never the original, possibly identifying, name);
-/// refused instances are listed in the report with their reason and not written, and named on stderr. Exit 0 when every
-/// input was de-identified; 2 when any was refused (the others are still written), and on unusable arguments, input or
-/// key; 1 when an instance failed for an internal reason (see <see cref="ReportRefusals"/>).
+/// refused instances are listed in the report with their reason and not written, and named on stderr. Exit 0 when the
+/// run completed, even with refusals (the contract of issue #3, which an independent evaluation calls); 2 on unusable
+/// arguments, input or key (see <see cref="ReportRefusals"/>).
 /// </summary>
 internal static class DeidCommand
 {
@@ -171,13 +171,11 @@ internal static class DeidCommand
     internal const int MaxRefusalsNamed = 10;
 
     /// <summary>
-    /// The exit code of a completed run, and its refusals on stderr. As <c>segment</c> and <c>classify</c> treat an image
-    /// they could not read: what could be done is written, the rest is named with its reason, and the exit is not 0, so a
-    /// script (<c>covidfn deid in out &amp;&amp; share out</c>) cannot take a partial output for the whole input. Before, a run
-    /// that refused inputs exited 0 and said so only in its counts line and the report. 2 when the input is at fault (a
-    /// policy refusal, a file that is not readable DICOM, an unsafe zip entry); 1 when an instance failed for a reason of
-    /// this program or machine (<c>internal-error</c>, <c>write-failed</c>), whatever else was refused. Input paths are the
-    /// caller's own (the report names them too); reasons never quote a dataset value.
+    /// Names a completed run's refusals on stderr, so a person or script sees them without opening the report: the
+    /// accepted instances are written, each refused input is named with its reason code and reason. The exit stays 0
+    /// (issue #3's contract: "Exit 0 when the run completed (even with rejects)"); a script checks the counts line, the
+    /// stderr lines or the report's <c>rejected</c>. Input paths are the caller's own (the report names them too);
+    /// reasons never quote a dataset value.
     /// </summary>
     private static int ReportRefusals(ReportEntry[] results, string? reportPath, TextWriter error)
     {
@@ -200,7 +198,7 @@ internal static class DeidCommand
         }
 
         error.Flush();
-        return refused.Any(r => r.ReasonCode is "internal-error" or "write-failed") ? ExitCodes.InternalError : ExitCodes.BadInput;
+        return ExitCodes.Success;
     }
 
     /// <summary>The key as <c>covidfn screen</c> resolves it (<see cref="DeidKeys.Resolve"/>); a created key file is told on stderr.</summary>
