@@ -12,8 +12,9 @@ namespace CovidFunctions.Pipeline.Reports;
 
 /// <summary>
 /// The study's HTML report: one self-contained page (images embedded as <c>data:</c> URIs, no scripts, no external
-/// resources) with the diagnosis, class probabilities, lesion burden, the montage and the overlays of the most
-/// affected slices, the stage timings, a model card summary and the research-use notice.
+/// resources) with the diagnosis, class probabilities, the slices screened and how many set the label, how far the
+/// probabilities can be trusted, the lesion burden, the montage and the overlays of the most affected slices, the stage
+/// timings, a model card summary and the research-use notice; times in UTC.
 /// </summary>
 public static partial class StudyReportRenderer
 {
@@ -54,8 +55,9 @@ public static partial class StudyReportRenderer
             .Append(Row("Study pseudonym", study.StudyPseudonym ?? "—"))
             .Append(Row("Tenant", study.Tenant))
             .Append(Row("Status", study.Status))
-            .Append(Row("Completed", study.CompletedAt?.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture) ?? "—"))
-            .Append(Row("Model", study.ModelVersion ?? "—"))
+            .Append(Row("Received", Utc(study.CreatedAt)))
+            .Append(Row("Completed", study.CompletedAt is { } completed ? Utc(completed) : "—"))
+            .Append(Row("Model", study.ModelVersion is null ? "—" : study.ModelVersion + ModelVersionNote))
             .Append("</table>\n");
 
         html.Append("<section id=\"diagnosis\"><h2>Diagnosis</h2>\n");
@@ -79,9 +81,21 @@ public static partial class StudyReportRenderer
                     .Append((Math.Clamp(p, 0, 1) * 200).ToString("0", CultureInfo.InvariantCulture)).Append("px\"></div></td></tr>");
             }
 
-            html.Append("</table>\n<p id=\"lesion-burden\">Lesion burden: <b>")
+            // What the model saw and what set the label: the aggregator's k slices, ranked by mean lesion probability. The
+            // montage and overlays are ranked by lesion share of the lung estimate instead, so they are not the same slices
+            // by construction; before, the page did not say so, and a reader took the pictured slices for the evidence.
+            var slices = diagnosis.Slices.ToString(CultureInfo.InvariantCulture);
+            var used = LabelSlices(diagnosis.Slices).ToString(CultureInfo.InvariantCulture);
+            html.Append("</table>\n<p id=\"slices\">Slices screened: <b>").Append(slices).Append("</b> (the selected axial series). The label is set by the ")
+                .Append(used).Append(" of ").Append(slices).Append(" slices with the highest mean lesion probability: the most probable class of the mean of their class probabilities.")
+                .Append(top.Count > 0 || study.MontagePath is not null
+                    ? " The montage and overlays below show the slices with the largest lesion share of their lung estimate, a different ranking: not necessarily the slices that set the label."
+                    : string.Empty)
+                .Append("</p>\n<p id=\"calibration\">How far to trust the probabilities: they are the model's scores, used as they are (no fitted threshold); on the UCSD validation slices their calibration error is ECE ")
+                .Append(E(ModelCardEce)).Append(" (docs/model-card.md). They describe images like the model's training sources, not the chance that this patient has the disease; see the known limitation below.</p>\n")
+                .Append("<p id=\"lesion-burden\">Lesion burden: <b>")
                 .Append(diagnosis.LesionBurden is { } burden ? (burden * 100).ToString("0.0", CultureInfo.InvariantCulture) + " %" : "—")
-                .Append("</b> of the estimated lung volume, over ").Append(diagnosis.Slices.ToString(CultureInfo.InvariantCulture)).Append(" slices.</p>\n");
+                .Append("</b> of the lung estimate (lesion pixels / lung-estimate pixels, summed over the ").Append(slices).Append(" slices).</p>\n");
         }
 
         html.Append("</section>\n");
@@ -105,7 +119,7 @@ public static partial class StudyReportRenderer
             var embedded = 0;
             foreach (var slice in top)
             {
-                var caption = string.Create(CultureInfo.InvariantCulture, $"slice {slice.SliceIndex} · lesion {slice.LesionPercent:0.0} % of lung");
+                var caption = string.Create(CultureInfo.InvariantCulture, $"slice {slice.SliceIndex} · lesion {slice.LesionPercent:0.0} % of its lung estimate");
                 string? uri = null;
                 var overlayPath = slice.OverlayPath is null ? null : OwnImagePath(study, slice.OverlayPath, $"overlay of slice {slice.SliceIndex}", logger);
                 if (overlayPath is not null && embedded < EmbeddedOverlays)
@@ -154,6 +168,12 @@ public static partial class StudyReportRenderer
         return html.ToString();
     }
 
+    /// <summary>
+    /// How many slices set the label: the k of <see cref="CovidFunctions.Inference.StudyAggregator"/>'s rule, max(3, ⌈10 % of slices⌉), all slices
+    /// when fewer (the study row keeps the slice count, not k; ConsumerOutputTests ties this to the aggregator).
+    /// </summary>
+    public static int LabelSlices(int slices) => Math.Min(slices, Math.Max(3, (int)Math.Ceiling(0.1 * slices)));
+
     public static string DisplayLabel(string label) => label switch
     {
         "covid" => "COVID-19 pneumonia pattern",
@@ -161,6 +181,12 @@ public static partial class StudyReportRenderer
         "normal" => "No pneumonia pattern",
         _ => label,
     };
+
+    /// <summary>The shipped graph's slice-level expected calibration error (docs/model-card.md; ConsumerOutputTests ties it).</summary>
+    private const string ModelCardEce = "0.050";
+
+    /// <summary>What the model version is (ScoringHandler.ModelVersionOf).</summary>
+    private const string ModelVersionNote = " (graph name @ the first 12 hex digits of the sha256 of the graph file in models/manifest.json)";
 
     // The shipped graph's figures (models/manifest.json "validation", docs/model-card.md). Text, not read from the
     // manifest at render time: the Function app that renders reports has no models folder. ReportModelCardTests ties
@@ -214,6 +240,8 @@ public static partial class StudyReportRenderer
         Log.ForeignImageRefused(logger, study.Tenant, study.StudyId, what, path, reason);
         return null;
     }
+
+    private static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
 
     private static string Row(string name, string value) => $"<tr><th>{E(name)}</th><td>{E(value)}</td></tr>";
 

@@ -72,7 +72,8 @@ public sealed partial class ReportAndFhirTests
         Assert.Equal("s0000000000000000000000a1", report.Id);
         Assert.Equal(DiagnosticReport.DiagnosticReportStatus.Final, report.Status);
         Assert.Equal("24627-2", report.Code.Coding[0].Code);
-        Assert.Equal("840539006", report.ConclusionCode[0].Coding[0].Code);
+        Assert.Equal(FhirDiagnosticReportBuilder.LabelSystem, report.ConclusionCode[0].Coding[0].System);
+        Assert.Equal("covid", report.ConclusionCode[0].Coding[0].Code);
         Assert.Equal(4, report.Contained.Count);
         Assert.Equal(4, report.Result.Count);
         var observations = report.Contained.OfType<Observation>().ToDictionary(o => o.Id!, o => Assert.IsType<Quantity>(o.Value));
