@@ -80,6 +80,31 @@ public sealed class TimeBudgetTests(CompiledTemplateFixture fixture)
             $"MaxChunkAttempts x ChunkTimeout ({longestOrchestration}) is not well under StuckStudyAge ({new PipelineOptions().StuckStudyAge}): the watchdog could fail running studies");
     }
 
+    /// <summary>
+    /// A healthy chunk's scoring time with room: 32 slices at 0.27 s on the 2-core CPU is about 9 s (docs/benchmarks.md);
+    /// on the GPU it is well under a second. The CPU figure, the slower.
+    /// </summary>
+    private static readonly TimeSpan HealthyChunkScoring = TimeSpan.FromSeconds(9);
+
+    [Fact]
+    public void ChunkTimeout_OutlastsAChunkHeldBackByAHungOneAndThenScored()
+    {
+        // A redelivered chunk waits on its replica while another chunk runs, at most until that one is taken as hung
+        // (Scorer__HungChunkAfter; DeliveryGate.DefaultHungAfter when bicep sets nothing), then is scored. The
+        // orchestrator's round deadline (ChunkTimeout, from dispatch) must outlast both, or the chunk held back is
+        // dispatched a second time while it is still waiting (a second attempt counted, the chunk scored twice).
+        var chunkTimeout = TimeSpan.Parse(FunctionAppSetting("Pipeline__ChunkTimeout") ?? new PipelineOptions().ChunkTimeout.ToString("c"), CultureInfo.InvariantCulture);
+        var scorer = fixture.Main.Module("containerapps").ResourcesOfType("Microsoft.App/containerApps").Single()["properties"]!["template"]!;
+        var hungSetting = scorer["containers"]!.AsArray().SelectMany(c => c!["env"]!.AsArray()).SingleOrDefault(e => (string?)e!["name"] == "Scorer__HungChunkAfter");
+        var hungAfter = hungSetting is null
+            ? CovidFunctions.Pipeline.Messaging.DeliveryGate.DefaultHungAfter
+            : TimeSpan.Parse((string)hungSetting["value"]!, CultureInfo.InvariantCulture);
+
+        var heldBack = hungAfter + HealthyChunkScoring;
+        Assert.True(chunkTimeout >= heldBack * Margin,
+            $"Pipeline__ChunkTimeout {chunkTimeout} is shorter than {Margin} x a chunk held back until another is taken as hung (Scorer__HungChunkAfter {hungAfter}) and then scored ({HealthyChunkScoring}): the chunk held back is dispatched again while it waits");
+    }
+
     private static TimeSpan FunctionTimeout()
     {
         var host = JsonNode.Parse(File.ReadAllText(Path.Combine(TestData.RepoRoot, "src", "CovidFunctions.FunctionApp", "host.json")))!;
