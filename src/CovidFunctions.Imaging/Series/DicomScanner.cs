@@ -22,6 +22,11 @@ internal static class DicomScanner
     private static readonly DicomTag GantryTilt = new(0x0018, 0x1120);
     private static readonly DicomTag ConvolutionKernel = new(0x0018, 0x1210);
     private static readonly DicomTag CtImageFrameTypeSequence = new(0x0018, 0x9329);
+    private static readonly DicomTag PatientName = new(0x0010, 0x0010);
+    private static readonly DicomTag PatientId = new(0x0010, 0x0020);
+    private static readonly DicomTag IssuerOfPatientId = new(0x0010, 0x0021);
+    private static readonly DicomTag PatientBirthDate = new(0x0010, 0x0030);
+    private static readonly DicomTag PatientSex = new(0x0010, 0x0040);
     private static readonly DicomTag StudyInstanceUid = new(0x0020, 0x000D);
     private static readonly DicomTag SeriesInstanceUid = new(0x0020, 0x000E);
     private static readonly DicomTag SeriesNumber = new(0x0020, 0x0011);
@@ -128,6 +133,7 @@ internal static class DicomScanner
             GantryTilt = ds.TryGetDouble(GantryTilt, out var tilt) ? tilt : null,
             PaddingValue = ds.TryGetInt32(PixelPaddingValue, out var pad) ? pad : null,
             PaddingRangeLimit = ds.TryGetInt32(PixelPaddingRangeLimit, out var padLimit) ? padLimit : null,
+            Patient = PatientOf(ds),
         };
 
         var frames = ds.TryGetInt32(NumberOfFrames, out var nf) && nf > 0 ? nf : 1;
@@ -168,6 +174,20 @@ internal static class DicomScanner
 
         // Legacy multi-frame without functional groups: every frame shares one position; not orderable as a stack.
         return Enumerable.Range(0, frames).Select(f => single with { FrameIndex = f, Position = null }).ToArray();
+    }
+
+    /// <summary>
+    /// The instance's patient, keyed as the de-identification keys the pseudonym (PatientID with IssuerOfPatientID, or
+    /// PatientName when there is no ID; trimmed), so that raw and de-identified instances of one upload split alike. A
+    /// value that is a sequence (malformed) reads as absent, as it does for the pseudonym.
+    /// </summary>
+    private static PatientIdentity PatientOf(DicomDataset ds)
+    {
+        var id = Text(PatientId);
+        var key = id is not null ? $"id:{Text(IssuerOfPatientId) ?? string.Empty}|{id}" : $"name:{Text(PatientName) ?? string.Empty}";
+        return new PatientIdentity(key, Text(PatientBirthDate), Text(PatientSex));
+
+        string? Text(DicomTag tag) => ds.TryGetString(tag, out var value) && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
     }
 
     /// <summary>Attributes of a single-frame image that are checked for absence against the rest of its series.</summary>

@@ -158,6 +158,7 @@ public static class SeriesAssembler
         }
 
         slices = LeaveOutWhatTheirSeriesHas(slices, skipped);
+        slices = LeaveOutOtherPatients(slices, skipped, sources);
         if (slices.Count == 0 && images.Count > 0)
         {
             return AssembleImages(sources, images, skipped, options);
@@ -236,6 +237,76 @@ public static class SeriesAssembler
         }
 
         return [.. slices.Where(s => !left.Contains(s))];
+    }
+
+    /// <summary>The patient attributes compared within a series, in order, each with how a note names it.</summary>
+    private static readonly (string Name, Func<PatientIdentity, string?> Value)[] PatientChecks =
+    [
+        ("patient identity (PatientID and its issuer, or PatientName where there is no PatientID)", p => p.Key),
+        ("Patient's Birth Date", p => p.BirthDate),
+        ("Patient's Sex", p => p.Sex),
+    ];
+
+    /// <summary>
+    /// The instances of a series (one Study and Series Instance UID) whose patient is not the patient of more than half
+    /// of its instances are left out, each with a note naming the file and "another patient" (never the identities): a
+    /// slice of another patient screened with the rest would put that patient's lungs into this patient's diagnosis.
+    /// Compared in turn: the identity the pseudonym is keyed on (after de-identification, the pseudonym itself), then
+    /// Patient's Birth Date and Sex among the instances that have one (de-identification empties the birth date, and the
+    /// sex unless patient characteristics are retained: then they are not compared). A series in which no patient has
+    /// more than half of the instances (half and half) is refused (<c>mixed-patients</c>): which patient the series is
+    /// of cannot be told, and a diagnosis over two patients is wrong. Instances, not frames, are counted.
+    /// </summary>
+    private static List<SliceInfo> LeaveOutOtherPatients(List<SliceInfo> slices, List<SkippedSource> skipped, SliceSources sources)
+    {
+        var left = new HashSet<int>();
+        foreach (var series in slices.GroupBy(s => (s.StudyInstanceUid, s.SeriesInstanceUid)))
+        {
+            var instances = series.GroupBy(s => s.SourceIndex).Select(g => g.First()).ToList();
+            var kept = instances;
+            foreach (var (name, value) in PatientChecks)
+            {
+                var known = kept.Where(i => value(i.Patient) is not null).ToList();
+                var patients = known.GroupBy(i => value(i.Patient)!, StringComparer.Ordinal).OrderByDescending(g => g.Count()).ToList();
+                if (patients.Count < 2)
+                {
+                    continue;
+                }
+
+                var most = patients[0].Count();
+                if (most * 2 <= known.Count)
+                {
+                    throw new SeriesAssemblyException(
+                        $"{sources.Description}: series {Describe(instances[0])}: its {known.Count} instances are of {patients.Count} patients by {name}, and no patient has more than half of them (at most {most}): one patient's series is screened, never several patients' together; upload each patient's images on their own")
+                    {
+                        FilePath = sources.Description,
+                        Reason = "mixed-patients",
+                    };
+                }
+
+                var others = kept.Count - 1;
+                var which = most == others ? $"the other {others}" : $"{most} of the other {others}";
+                foreach (var patient in patients.Skip(1))
+                {
+                    foreach (var instance in patient)
+                    {
+                        left.Add(instance.SourceIndex);
+                        skipped.Add(new(instance.SourceName, SkipKind.AnotherPatient, $"another patient: its {name} differs from that of {which} instance(s) of its series; not screened with them, since a diagnosis is of one patient"));
+                    }
+                }
+
+                kept = [.. kept.Where(i => !left.Contains(i.SourceIndex))];
+            }
+        }
+
+        return left.Count == 0 ? slices : [.. slices.Where(s => !left.Contains(s.SourceIndex))];
+    }
+
+    private static string Describe(SliceInfo s)
+    {
+        var label = s.SeriesNumber is { } n ? n.ToString(CultureInfo.InvariantCulture) : s.SeriesInstanceUid;
+        var extra = string.Join(", ", new[] { s.SeriesDescription, s.ConvolutionKernel }.Where(x => !string.IsNullOrWhiteSpace(x)));
+        return extra.Length > 0 ? $"{label} ({extra})" : label;
     }
 
     private static bool HasDicomHeader(SliceSources sources, int index)

@@ -40,6 +40,12 @@ public enum SkipKind
 
     /// <summary>A 2-D image of another size than the stack (<see cref="MixedImageSizePolicy.KeepMostCommonSize"/>).</summary>
     OtherImageSize,
+
+    /// <summary>
+    /// A DICOM image whose patient (PatientID with its issuer, or PatientName where there is no ID; Patient's Birth Date
+    /// and Sex where both have one) is not the patient of most instances of its series: not screened with them.
+    /// </summary>
+    AnotherPatient,
 }
 
 /// <summary>A source of the input that was not used: its name (as the input's notes name it), why in kind, and why in words.</summary>

@@ -74,9 +74,29 @@ public sealed record SliceInfo
     /// </summary>
     public IReadOnlyList<string> AbsentAttributes { get; init; } = [];
 
+    /// <summary>
+    /// Who the instance's patient is, to compare with the other instances of its series (never shown: internal, and its
+    /// text is not the values).
+    /// </summary>
+    internal PatientIdentity Patient { get; init; } = PatientIdentity.Unknown;
+
     public bool IsOriginal => ImageType.Count > 0 && ImageType[0].Equals("ORIGINAL", StringComparison.OrdinalIgnoreCase);
 
     public bool IsLocalizer => ImageType.Any(t => t.Equals("LOCALIZER", StringComparison.OrdinalIgnoreCase));
 
     public Vec3? Normal => RowDirection is { } r && ColumnDirection is { } c ? r.Cross(c).Normalized() : null;
+}
+
+/// <summary>
+/// The patient of an instance as the de-identification keys its pseudonym (<c>KeyedMappings.Pseudonym</c>): PatientID with
+/// IssuerOfPatientID when there is an ID, otherwise PatientName; with Patient's Birth Date and Sex when present. The same
+/// partition before de-identification (the values) and after (the pseudonym, keyed on the same values), so offline
+/// assembly of raw DICOM and ingest of de-identified DICOM set aside the same instances. Its text never holds the values.
+/// </summary>
+internal sealed record PatientIdentity(string Key, string? BirthDate, string? Sex)
+{
+    /// <summary>No patient attributes at all (the key the pseudonym gets from an empty name).</summary>
+    public static PatientIdentity Unknown { get; } = new("name:", null, null);
+
+    public override string ToString() => "(patient identity, not shown)";
 }
