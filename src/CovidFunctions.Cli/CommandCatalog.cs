@@ -19,5 +19,6 @@ internal static class CommandCatalog
         yield return Commands.PhantomCommand.Create();
         yield return Commands.WebhooksCommand.Create();
         yield return Commands.UsageCommand.Create();
+        yield return Commands.QuarantineCommand.Create();
     }
 }
