@@ -84,6 +84,18 @@ public static class UpCommand
 
         var dataDir = LocalStorage.ResolveDataDir(args.DataDir);
 
+        // One up per data folder: a second one started a second Azurite over the same azurite/ files (drill). Taken
+        // before anything in the folder is touched; the kernel drops it however this process ends.
+        using var folderLock = UpDataDirLock.TryAcquire(dataDir);
+        if (folderLock is null)
+        {
+            var other = UpDataDirLock.ReadRecord(dataDir);
+            error.WriteLine(other is null
+                ? $"up: another covidfn up is running on {dataDir} (it holds {Path.Combine(dataDir, UpDataDirLock.LockFileName)}); stop it first, or give this one another --data-dir"
+                : string.Create(CultureInfo.InvariantCulture, $"up: another covidfn up (pid {other.Pid}, started {other.StartedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC) is running on {dataDir}; stop it first (kill -TERM {other.Pid}), or give this one another --data-dir"));
+            return ExitCodes.BadInput;
+        }
+
         // Settings and the key are checked before Azurite, the sidecar or anything else starts: a bad Inference__*
         // setting or an unusable key file stops here naming it (before, a bad key surfaced only after Azurite and the
         // storage were up, without the file's name). A missing key file is created now (mode 0600), as on every first start.
@@ -116,6 +128,8 @@ public static class UpCommand
         using var fileLog = new FileLoggerProvider(logPath);
         using var loggers = LoggerFactory.Create(b => b.AddProvider(fileLog).SetMinimumLevel(LogLevel.Information));
 
+        // What a restart must repeat, for the client commands' "not running" message (B of the drill's gaps).
+        folderLock.Record(new UpRecord(Environment.ProcessId, DateTimeOffset.UtcNow, connection is { Length: > 0 } ? null : args.Port, args.ApiPort, args.AllowLoopbackWebhooks));
         console.MarkupLine($"[bold]covidfn up[/] — data in [blue]{Markup.Escape(dataDir)}[/], log in {Markup.Escape(logPath)}");
         console.MarkupLine("starting Azurite (or reusing one), the Durable sidecar and worker, the watcher, scorer and relay…");
         LocalPipelineHost host;
@@ -158,6 +172,9 @@ public static class UpCommand
                 }
             };
 
+            var notices = new ConcurrentQueue<string>();
+            host.AzuriteRestarted += line => notices.Enqueue(Markup.Escape(DateTimeOffset.UtcNow.UtcDateTime.ToString("HH:mm:ss", CultureInfo.InvariantCulture) + " storage: " + line));
+
             var startedAt = DateTimeOffset.UtcNow;
             if (args.Demo)
             {
@@ -167,11 +184,23 @@ public static class UpCommand
 
             try
             {
-                await WatchProgressAsync(host, startedAt, args.ExitWhenDone, untracked, console, cancellationToken).ConfigureAwait(false);
+                await WatchProgressAsync(host, startedAt, args.ExitWhenDone, untracked, notices, console, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 // Ctrl+C.
+            }
+
+            if (host.StorageLost.IsCompleted)
+            {
+                // Storage is gone for good: the stop is bounded, since the worker and sidecar would otherwise wait on it
+                // (the drill's stop hung until Azurite came back, then ended with a stack trace and no "stopped" line).
+                var reason = await host.StorageLost.ConfigureAwait(false);
+                error.WriteLine($"up: stopping: {reason}. Nothing committed to storage is lost; start covidfn up again as it ran (`covidfn status --data-dir {dataDir}` prints the command) once Azurite can run.");
+                using var bound = new CancellationTokenSource(StopBoundWithoutStorage);
+                await Task.WhenAny(host.StopAsync(bound.Token), Task.Delay(StopBoundWithoutStorage + TimeSpan.FromSeconds(10), CancellationToken.None)).ConfigureAwait(false);
+                error.WriteLine("up: stopped without its storage; unfinished studies resume on the next covidfn up");
+                return ExitCodes.InternalError;
             }
 
             console.MarkupLine("stopping: watcher, scorer and relay, then the Durable worker, the sidecar" + (host.StartedAzurite ? " and Azurite" : string.Empty) + "…");
@@ -181,6 +210,9 @@ public static class UpCommand
 
         return ExitCodes.Success;
     }
+
+    /// <summary>How long the stop may wait for the worker and sidecar when storage is gone for good.</summary>
+    private static readonly TimeSpan StopBoundWithoutStorage = TimeSpan.FromSeconds(20);
 
     /// <summary>
     /// Each numeric option out of range, named with its value (one line each). <c>--api-port</c> is checked too: out of
@@ -269,19 +301,25 @@ public static class UpCommand
     /// Prints one line per study state change until cancelled (or, with <paramref name="exitWhenDone"/>, until every new
     /// study is terminal). Each round reads what can have changed (<see cref="StudyProgressWatch"/>), not every study.
     /// </summary>
-    private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, ConcurrentQueue<string> untracked, IAnsiConsole console, CancellationToken cancellationToken)
+    private static async Task WatchProgressAsync(LocalPipelineHost host, DateTimeOffset since, bool exitWhenDone, ConcurrentQueue<string> untracked, ConcurrentQueue<string> notices, IAnsiConsole console, CancellationToken cancellationToken)
     {
         var watch = new StudyProgressWatch(host.Storage.Studies, since);
-        while (true)
+        while (!host.StorageLost.IsCompleted)
         {
             StudyProgressRound? round = null;
             try
             {
                 round = await watch.PollAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Azure.RequestFailedException)
+            catch (Exception ex) when (IsStorageAway(ex, cancellationToken))
             {
-                // Storage briefly away; the next round shows it.
+                // Storage briefly away (an Azurite restarting answers Connection refused, which the SDK throws as an
+                // AggregateException after its retries): the next round shows it. Before, that exception ended up.
+            }
+
+            while (notices.TryDequeue(out var line))
+            {
+                console.MarkupLine(line);
             }
 
             while (untracked.TryDequeue(out var line))
@@ -299,9 +337,19 @@ public static class UpCommand
                 return;
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(false);
+            await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(2), cancellationToken), host.StorageLost).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
         }
     }
+
+    /// <summary>An exception of a storage call that the next round may not meet: the service answered an error, or did not answer.</summary>
+    internal static bool IsStorageAway(Exception ex, CancellationToken cancellationToken) => ex switch
+    {
+        Azure.RequestFailedException or HttpRequestException or IOException or TimeoutException => true,
+        OperationCanceledException => !cancellationToken.IsCancellationRequested,
+        AggregateException aggregate => aggregate.InnerExceptions.Count > 0 && aggregate.InnerExceptions.All(inner => IsStorageAway(inner, cancellationToken)),
+        _ => false,
+    };
 
     /// <summary>
     /// The console line of an upload that has no Studies row, so the row view never shows it: one dropped outside a

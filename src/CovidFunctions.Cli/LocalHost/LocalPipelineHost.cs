@@ -113,6 +113,7 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
     private bool _stopped;
     private LocalWebhooks? _webhooks;
     private LocalApiServer? _api;
+    private readonly TaskCompletionSource<string> _storageLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private LocalPipelineHost(LocalPipelineOptions options, ILoggerFactory loggers)
     {
@@ -151,6 +152,23 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
     /// <summary>Why the results API did not start (null when it runs or was not asked for).</summary>
     public string? ApiProblem { get; private set; }
+
+    /// <summary>
+    /// Completes, with the reason, when the Azurite this host started has exited and could not be started again (or
+    /// keeps exiting): the pipeline cannot go on, and <c>up</c> stops saying so. Never completes otherwise.
+    /// </summary>
+    public Task<string> StorageLost => _storageLost.Task;
+
+    /// <summary>Raised (from a background loop) with a line for the console when the Azurite this host started exited and was started again.</summary>
+    public event Action<string>? AzuriteRestarted;
+
+    /// <summary>How often the Azurite this host started is checked for having exited.</summary>
+    internal static TimeSpan AzuriteCheckInterval { get; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Restarts of Azurite within <see cref="RestartWindow"/> after which the host gives up (it keeps dying: its log says why).</summary>
+    internal const int MaxRestartsInWindow = 3;
+
+    internal static TimeSpan RestartWindow { get; } = TimeSpan.FromMinutes(10);
 
     public static async Task<LocalPipelineHost> StartAsync(LocalPipelineOptions options, ILoggerFactory loggers, CancellationToken cancellationToken)
     {
@@ -273,6 +291,11 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
             // delete its secret, a replaced secret past its overlap): deleted from webhook-secrets.json once an hour old.
             var secretSweep = new WebhookSecretSweep(webhooks.Storage.Subscriptions, webhooks.Secrets, TimeProvider.System, _loggers.CreateLogger<WebhookSecretSweep>());
             _loops.Add(Task.Run(() => secretSweep.RunAsync(WebhookOptions.SecretSweepInterval, token), CancellationToken.None));
+        }
+
+        if (_azurite is { } azurite)
+        {
+            _loops.Add(Task.Run(() => WatchAzuriteAsync(azurite, token), CancellationToken.None));
         }
 
         StartScorer();
@@ -409,6 +432,71 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Watches the Azurite this host started and starts it again on the same folder and ports when it exits (killed,
+    /// crashed): its data is on disk under the data folder, as when <c>up</c> itself is restarted, and every part of the
+    /// pipeline retries its storage calls, so it carries on. Before, a dead Azurite made <c>up</c> shut down and the
+    /// shutdown hang until Azurite came back (drill, docs/operations.md entry 3). When it cannot be started again, or has
+    /// exited more than <see cref="MaxRestartsInWindow"/> times in <see cref="RestartWindow"/>, <see cref="StorageLost"/>
+    /// completes with the reason and <c>up</c> stops.
+    /// </summary>
+    private async Task WatchAzuriteAsync(AzuriteServer azurite, CancellationToken cancellationToken)
+    {
+        var restarts = new Queue<DateTimeOffset>();
+        var pid = azurite.ProcessId;
+        var where = $"127.0.0.1:{azurite.Ports.Blob}-{azurite.Ports.Table} with its data in {azurite.DataDirectory}";
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(AzuriteCheckInterval, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            if (azurite.ProcessId is not null)
+            {
+                continue;
+            }
+
+            var now = DateTimeOffset.UtcNow;
+            while (restarts.Count > 0 && now - restarts.Peek() > RestartWindow)
+            {
+                restarts.Dequeue();
+            }
+
+            if (restarts.Count >= MaxRestartsInWindow)
+            {
+                _storageLost.TrySetResult(
+                    $"the Azurite it started (pid {pid}) on {where} exited again: {restarts.Count + 1} times in {RestartWindow.TotalMinutes:0} minutes, so it is not started once more; its log is {azurite.LogPath}");
+                return;
+            }
+
+            Log.AzuriteExited(_logger, pid ?? 0, azurite.Ports.Blob);
+            try
+            {
+                await azurite.RestartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                _storageLost.TrySetResult($"the Azurite it started (pid {pid}) on {where} exited and could not be started again: {ex.Message}");
+                return;
+            }
+
+            restarts.Enqueue(now);
+            var newPid = azurite.ProcessId;
+            Log.AzuriteRestarted(_logger, newPid ?? 0, azurite.Ports.Blob);
+            AzuriteRestarted?.Invoke($"Azurite (pid {pid}) exited; started it again (pid {newPid}) on {where}");
+            pid = newPid;
+        }
+    }
+
     // Without this loop `covidfn up` kept every upload when Pipeline:UploadRetention is above zero and never failed a
     // study stuck in processing (a FailStudy that failed for good): the Function app runs the same sweep hourly.
     private async Task RunSweepsAsync(IngestHandler ingest, TimeSpan interval, CancellationToken cancellationToken)
@@ -500,6 +588,12 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         [LoggerMessage(EventId = 4015, Level = LogLevel.Warning, Message = "While stopping: {Type}: {Message}")]
         public static partial void StopProblem(ILogger logger, string type, string message);
+
+        [LoggerMessage(EventId = 4019, Level = LogLevel.Warning, Message = "The Azurite this host started (pid {Pid}, blob port {BlobPort}) has exited; starting it again on the same ports and data")]
+        public static partial void AzuriteExited(ILogger logger, int pid, int blobPort);
+
+        [LoggerMessage(EventId = 4020, Level = LogLevel.Information, Message = "Azurite started again (pid {Pid}, blob port {BlobPort})")]
+        public static partial void AzuriteRestarted(ILogger logger, int pid, int blobPort);
     }
 }
 

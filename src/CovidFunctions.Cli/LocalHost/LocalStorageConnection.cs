@@ -56,13 +56,49 @@ public static class LocalStorageConnection
         var at = $"127.0.0.1:{ports.Blob}/{ports.Queue}/{ports.Table}";
         return source switch
         {
+            StorageSource.Recorded when UpDataDirLock.IsHeld(dataDir) =>
+                $"{command}: the covidfn up of {dataDir} is running{PidOf(UpDataDirLock.ReadRecord(dataDir))} but its storage does not answer at {at}, the storage it recorded in {LocalStorage.ConnectionFileName}: " +
+                $"the Azurite it uses has stopped or is being restarted. Try again in a few seconds; up restarts an Azurite it started, or stops saying why (its console, {Path.Combine(dataDir, "logs", "covidfn-up.log")}).",
             StorageSource.Recorded =>
                 $"{command}: the covidfn up of {dataDir} is not running: nothing answers at {at}, the storage it recorded in {LocalStorage.ConnectionFileName}; " +
-                $"start it again with `covidfn up --data-dir {dataDir}` (or set {LocalStorage.ConnectionVariable}).",
+                $"start it again as it ran: `{RestartCommand(dataDir, ports)}` (or set {LocalStorage.ConnectionVariable}).",
             StorageSource.Default =>
                 $"{command}: no local storage answers at {at}, and {dataDir} is not the data folder of a covidfn up (no {LocalStorage.ConnectionFileName}); " +
                 $"run this in the folder where `covidfn up` runs or give its --data-dir (or set {LocalStorage.DataDirVariable}), or start the pipeline with `covidfn up` first (or set {LocalStorage.ConnectionVariable}).",
             _ => $"{command}: no local storage answers at {at}; start the pipeline with `covidfn up` first (or set {LocalStorage.ConnectionVariable}).",
         };
+    }
+
+    private static string PidOf(UpRecord? record) =>
+        record is null ? string.Empty : string.Create(System.Globalization.CultureInfo.InvariantCulture, $" (pid {record.Pid}, started {record.StartedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC)");
+
+    /// <summary>
+    /// The restart command with the options the last <c>up</c> ran with, from its <c>up.json</c>. A folder an older
+    /// <c>up</c> left without one: the ports recorded in <c>storage.connection</c> and <c>api.url</c>, and
+    /// <c>--allow-loopback-webhooks</c> when its marker was left (that <c>up</c> did not record the flag otherwise).
+    /// </summary>
+    internal static string RestartCommand(string dataDir, AzuritePorts ports)
+    {
+        if (UpDataDirLock.ReadRecord(dataDir) is { } record)
+        {
+            return record.RestartCommand(dataDir);
+        }
+
+        var apiPort = 7071;
+        try
+        {
+            var url = File.ReadAllText(Path.Combine(dataDir, LocalApiServer.UrlFileName)).Trim();
+            if (Uri.TryCreate(url, UriKind.Absolute, out var uri))
+            {
+                apiPort = uri.Port;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // No API recorded: the default.
+        }
+
+        var loopback = File.Exists(Path.Combine(dataDir, LocalWebhooks.AllowLoopbackMarker));
+        return new UpRecord(0, default, ports.Blob, apiPort, loopback).RestartCommand(dataDir);
     }
 }
