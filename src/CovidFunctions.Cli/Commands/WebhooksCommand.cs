@@ -477,5 +477,12 @@ public static class WebhooksCommand
             error.WriteLine(StorageCommandOptions.Refused(name, "request", ex));
             return ExitCodes.InternalError;
         }
+        catch (WebhookSecretFileCorruptException ex)
+        {
+            // One line naming the file and where it stops reading (never a value); the store read before any write, so
+            // the file is as it was. Before, System.CommandLine printed the unhandled exception and its stack.
+            error.WriteLine($"{name}: {ex.Message}");
+            return ExitCodes.InternalError;
+        }
     }
 }

@@ -20,6 +20,11 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
     /// </summary>
     public const string StoredAtPrefix = "~stored:";
 
+    /// <summary>A temp file at least this old is no write in flight but one a killed process left.</summary>
+    private static readonly TimeSpan StaleTempAge = TimeSpan.FromMinutes(10);
+
+    private const string TempSuffix = ".tmp";
+
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
     private readonly TimeProvider _time;
@@ -144,14 +149,25 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
         }
 
         await using var stream = File.OpenRead(FilePath);
-        return await JsonSerializer.DeserializeAsync<Dictionary<string, string>>(stream, cancellationToken: cancellationToken).ConfigureAwait(false)
-            ?? new(StringComparer.Ordinal);
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<Dictionary<string, string>>(stream, cancellationToken: cancellationToken).ConfigureAwait(false)
+                ?? new(StringComparer.Ordinal);
+        }
+        catch (JsonException ex)
+        {
+            // Every change reads the file first, so a file that does not read is never written over: the secrets it
+            // still holds stay for whoever repairs it. JsonException's message can quote a character of the file (a
+            // value's), so the reason is composed from its position only.
+            throw new WebhookSecretFileCorruptException(FilePath, ex);
+        }
     }
 
     private async Task WriteAsync(Dictionary<string, string> secrets, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-        var temp = FilePath + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        var directory = Path.GetDirectoryName(FilePath)!;
+        Directory.CreateDirectory(directory);
+        var temp = FilePath + "." + Guid.NewGuid().ToString("N") + TempSuffix;
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
@@ -159,11 +175,81 @@ public sealed class FileWebhookSecretStore : IWebhookSecretStore
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
-        await using (var stream = new FileStream(temp, options))
+        try
         {
-            await JsonSerializer.SerializeAsync(stream, secrets, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await using (var stream = new FileStream(temp, options))
+            {
+                await JsonSerializer.SerializeAsync(stream, secrets, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+
+            File.Move(temp, FilePath, overwrite: true);
+        }
+        catch
+        {
+            // The temp file holds every secret (a full disk or quota, the target not a file, a cancel): it must not stay
+            // beside the store, for a backup or a later reader to find.
+            TryDelete(temp);
+            throw;
         }
 
-        File.Move(temp, FilePath, overwrite: true);
+        DeleteStaleTempFiles(directory);
+    }
+
+    /// <summary>
+    /// Deletes the temp files a process killed mid-write left (each a copy of the secrets of its time, which would
+    /// otherwise stay for ever). Only those older than <see cref="StaleTempAge"/>: a younger one may be another
+    /// process's write in flight (<c>up</c> and a <c>covidfn webhooks</c> command share the file; the gate is per process).
+    /// </summary>
+    private static void DeleteStaleTempFiles(string directory)
+    {
+        var prefix = FileName + ".";
+        foreach (var path in Directory.EnumerateFiles(directory, prefix + "*" + TempSuffix))
+        {
+            // The pattern is loose (its '*' matches any run, even an empty one): only names of WriteAsync's shape go.
+            var name = Path.GetFileName(path);
+            if (name.Length == prefix.Length + 32 + TempSuffix.Length
+                && Guid.TryParseExact(name.AsSpan(prefix.Length, 32), "N", out _)
+                && DateTime.UtcNow - File.GetLastWriteTimeUtc(path) > StaleTempAge)
+            {
+                TryDelete(path);
+            }
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: the write's own outcome (or the next write's clean-up) is what counts.
+        }
+    }
+}
+
+/// <summary>
+/// The local secret file (<see cref="FileWebhookSecretStore.FilePath"/>) is not a JSON object of names to strings:
+/// truncated, or edited by hand. The message names the file and where it stops reading, never a value from it; the file
+/// is left as it is.
+/// </summary>
+public sealed class WebhookSecretFileCorruptException : IOException
+{
+    public WebhookSecretFileCorruptException(string filePath, JsonException inner)
+        : base(Describe(filePath, inner), inner)
+    {
+        FilePath = filePath;
+    }
+
+    public string FilePath { get; }
+
+    private static string Describe(string filePath, JsonException inner)
+    {
+        var at = inner.LineNumber is { } line
+            ? string.Create(CultureInfo.InvariantCulture, $" at line {line + 1}, byte {(inner.BytePositionInLine ?? 0) + 1}")
+            : "";
+        var path = string.IsNullOrEmpty(inner.Path) || inner.Path == "$" ? "" : $" ({inner.Path})";
+        return $"the webhook secret file {filePath} does not read as a JSON object of secret names to strings{at}{path}: truncated or edited? It was left as it is; restore it from a backup or repair it";
     }
 }

@@ -115,6 +115,8 @@ public sealed class WebhooksSweepCommandTests
         Assert.EndsWith("; the next sweep tries again", refused.Stderr.TrimEnd(), StringComparison.Ordinal);
         Assert.Equal("1 webhook secret(s) listed: 0 deleted, 0 kept, 1 failed", refused.Stdout.Trim());
         Assert.Equal(file, await File.ReadAllTextAsync(local.SecretFile));
+        // The refused write's temp file (8 MiB of the secrets, 0600) is not left in the data folder.
+        Assert.Empty(Directory.GetFiles(local.DataDir, "*.tmp").Select(Path.GetFileName));
 
         // The limit gone, the next sweep deletes it.
         var next = await local.CovidfnAsync("sweep");
@@ -122,6 +124,41 @@ public sealed class WebhooksSweepCommandTests
         Assert.Equal("1 webhook secret(s) listed: 1 deleted, 0 kept, 0 failed", next.Lines[^1]);
         Assert.Equal(["other-deid-key"], await local.SecretNamesAsync());
         Assert.DoesNotContain(goneSecret, refused.Stdout + refused.Stderr + next.Stdout + next.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_truncated_secret_file_is_named_on_one_line_with_exit_1_and_left_as_it_is_by_every_webhooks_command()
+    {
+        const string Tenant = "lab-sweep-corrupt";
+        await using var local = await WebhooksLocalData.StartAsync();
+        var (id, secret) = await local.AddAsync(Tenant);
+
+        // The file cut inside the secret's value (a copy or restore that stopped short, a disk that filled up under an
+        // editor): the first characters of the value are in it.
+        var full = await File.ReadAllTextAsync(local.SecretFile);
+        var truncated = full[..(full.IndexOf(secret, StringComparison.Ordinal) + 12)];
+        await File.WriteAllTextAsync(local.SecretFile, truncated);
+
+        foreach (var (name, args) in new (string, string[])[]
+        {
+            ("webhooks sweep", ["sweep"]),
+            ("webhooks sweep", ["sweep", "--dry-run"]),
+            ("webhooks add", ["add", local.Receiver.Url, "--tenant", Tenant, "--events", StudyEventTypes.Completed]),
+            ("webhooks test", ["test", id]),
+            ("webhooks rotate-secret", ["rotate-secret", id]),
+        })
+        {
+            var run = await local.CovidfnAsync(args);
+
+            Assert.True(run.ExitCode == ExitCodes.InternalError, $"{string.Join(' ', args)}: exit {run.ExitCode}: {run.Stdout}{run.Stderr}");
+            var line = Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            Assert.StartsWith($"{name}: the webhook secret file {local.SecretFile} does not read as a JSON object of secret names to strings at line 1, byte ", line, StringComparison.Ordinal);
+            Assert.Contains("left as it is", line, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret[..12], run.Stdout + run.Stderr, StringComparison.Ordinal);
+            Assert.Equal(truncated, await File.ReadAllTextAsync(local.SecretFile));
+        }
+
+        Assert.Single(Directory.GetFiles(local.DataDir, FileWebhookSecretStore.FileName + "*"));
     }
 
     [Fact]
