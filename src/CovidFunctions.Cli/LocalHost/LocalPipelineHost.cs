@@ -490,6 +490,23 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
             }
 
             restarts.Enqueue(now);
+
+            // Azurite saves its metadata every 5 s: a kill -9 can lose what was created just before it (a table
+            // created at start: 404 TableNotFound after the restart, seen in the test). The pipeline's own containers,
+            // queues and tables are created again if so (idempotent); the Durable hub's are made by its own retries.
+            try
+            {
+                await Storage.EnsureCreatedAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                Log.SweepFailed(_logger, ex.GetType().Name);
+            }
+
             var newPid = azurite.ProcessId;
             Log.AzuriteRestarted(_logger, newPid ?? 0, azurite.Ports.Blob);
             AzuriteRestarted?.Invoke($"Azurite (pid {pid}) exited; started it again (pid {newPid}) on {where}");

@@ -39,6 +39,10 @@ public sealed class UpAzuriteExitTests
             Assert.True(secondRc == ExitCodes.BadInput, $"second up exit {secondRc}: {secondErr}");
             Assert.Contains($"another covidfn up (pid {up.Process.Id}", secondErr, StringComparison.Ordinal);
 
+            // Azurite dies under an up that has run a while (the drill's case): what up created at start is saved by
+            // then. Azurite saves its table metadata every 5 s, so a kill -9 right after ready could lose the Durable
+            // hub's tables, which no restart of Azurite (or of up) brings back mid-run.
+            await PipelineFixture.WaitUntilAsync(() => Task.FromResult(Saved(dataDir, PipelineNames.StudiesTable, PipelineNames.TaskHubName + "Instances")), "Azurite has saved the tables up created");
             var azuritePid = await up.AzuritePidAsync();
             Kill9(azuritePid);
             await PipelineFixture.WaitUntilAsync(() => Task.FromResult(up.Output.Contains("started it again", StringComparison.Ordinal) || up.Process.HasExited), "up restarted its Azurite");
@@ -123,6 +127,19 @@ public sealed class UpAzuriteExitTests
             squatter?.Stop();
             await up.KillIfRunningAsync();
         }
+    }
+
+    private static bool Saved(string dataDir, params string[] tables)
+    {
+        var path = Path.Combine(dataDir, "azurite", "__azurite_db_table__.json");
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var text = new StreamReader(stream).ReadToEnd();
+        return tables.All(t => text.Contains(t, StringComparison.Ordinal));
     }
 
     private static string Tail(string path)
