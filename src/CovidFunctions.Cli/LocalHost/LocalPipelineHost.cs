@@ -504,7 +504,8 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                Log.SweepFailed(_logger, ex.GetType().Name);
+                // The parts retry their own calls; a table still missing shows in their errors.
+                Log.RecreateFailed(_logger, ex.GetType().Name);
             }
 
             var newPid = azurite.ProcessId;
@@ -611,6 +612,10 @@ public sealed partial class LocalPipelineHost : IAsyncDisposable
 
         [LoggerMessage(EventId = 4020, Level = LogLevel.Information, Message = "Azurite started again (pid {Pid}, blob port {BlobPort})")]
         public static partial void AzuriteRestarted(ILogger logger, int pid, int blobPort);
+
+        // The type only, as for the sweep: a storage exception's message may name a blob.
+        [LoggerMessage(EventId = 4021, Level = LogLevel.Warning, Message = "Creating the pipeline's containers, queues and tables again after the Azurite restart failed ({Type})")]
+        public static partial void RecreateFailed(ILogger logger, string type);
     }
 }
 
