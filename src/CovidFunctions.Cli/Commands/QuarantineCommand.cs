@@ -97,20 +97,8 @@ public static class QuarantineCommand
             return ExitCodes.BadInput;
         }
 
-        var storage = await LocalHost.LocalStorageConnection.OpenAsync("quarantine", connection, dataDir, error, cancellationToken).ConfigureAwait(false);
-        if (storage is null)
+        if (await OpenAndReadAsync("quarantine", connection, dataDir, tenant, study: null, error, cancellationToken).ConfigureAwait(false) is not { } entries)
         {
-            return ExitCodes.InternalError;
-        }
-
-        IReadOnlyList<Entry> entries;
-        try
-        {
-            entries = await ReadAsync(storage.BlobContainers.Get(PipelineNames.QuarantineContainer), tenant is null ? string.Empty : tenant + "/", study: null, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException ex)
-        {
-            error.WriteLine(StorageCommandOptions.Refused("quarantine", "listing", ex));
             return ExitCodes.InternalError;
         }
 
@@ -144,6 +132,29 @@ public static class QuarantineCommand
         return ExitCodes.Success;
     }
 
+    /// <summary>
+    /// The quarantine entries of <paramref name="tenant"/> (every tenant when null), of one study or all, through the data
+    /// folder's storage; null, with the reason on stderr, when no storage answers or the listing is refused.
+    /// </summary>
+    private static async Task<IReadOnlyList<Entry>?> OpenAndReadAsync(string command, string? connection, string? dataDir, string? tenant, string? study, TextWriter error, CancellationToken cancellationToken)
+    {
+        var storage = await LocalHost.LocalStorageConnection.OpenAsync(command, connection, dataDir, error, cancellationToken).ConfigureAwait(false);
+        if (storage is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return await ReadAsync(storage.BlobContainers.Get(PipelineNames.QuarantineContainer), tenant is null ? string.Empty : tenant + "/", study, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex)
+        {
+            error.WriteLine(StorageCommandOptions.Refused(command, "listing", ex));
+            return null;
+        }
+    }
+
     public static async Task<int> RunShowAsync(string studyId, string? tenant, bool json, string? connection, string? dataDir, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         if (!StorageCommandOptions.IsValidTenant("quarantine show", tenant, error))
@@ -158,20 +169,8 @@ public static class QuarantineCommand
             return ExitCodes.InternalError;
         }
 
-        var storage = await LocalHost.LocalStorageConnection.OpenAsync("quarantine show", connection, dataDir, error, cancellationToken).ConfigureAwait(false);
-        if (storage is null)
+        if (await OpenAndReadAsync("quarantine show", connection, dataDir, tenant, studyId, error, cancellationToken).ConfigureAwait(false) is not { } entries)
         {
-            return ExitCodes.InternalError;
-        }
-
-        IReadOnlyList<Entry> entries;
-        try
-        {
-            entries = await ReadAsync(storage.BlobContainers.Get(PipelineNames.QuarantineContainer), tenant is null ? string.Empty : tenant + "/", studyId, cancellationToken).ConfigureAwait(false);
-        }
-        catch (RequestFailedException ex)
-        {
-            error.WriteLine(StorageCommandOptions.Refused("quarantine show", "listing", ex));
             return ExitCodes.InternalError;
         }
 
